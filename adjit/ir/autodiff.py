@@ -1,0 +1,144 @@
+"""Graph transforms for derivatives: vjp_graph (reverse mode) and jvp_graph (forward mode).
+
+Both re-run the graph's equations through `bind` on abstract values inside a fresh trace and
+then apply each primitive's derivative rule, which is written with primitives too. The result is
+ordinary IR: it prints, parses, verifies, optimises, compiles, and can be differentiated again.
+"""
+from __future__ import annotations
+
+from .core import Lit, Node, new_trace
+from .graph import Graph, extract
+from . import ops
+from .types import FLOATS
+
+
+def _abstract(v, trace):
+    return Node(None, v.type, None, trace)
+
+
+def _replay(g: Graph, ins, cs):
+    env = {}
+    for v, n in zip(g.invars, ins):
+        env[v] = n
+    for v, n in zip(g.constvars, cs):
+        env[v] = n
+    from .core import bind
+    for e in g.eqns:
+        args = [x.value if type(x) is Lit else env[x] for x in e.inputs]
+        out = bind(e.prim, *args, **e.params)
+        if e.outvars:
+            env[e.outvars[0]] = out
+    return env
+
+
+def _differentiable(v):
+    return not isinstance(v, Lit) and v.type.dtype in FLOATS
+
+
+def _active_vars(g: Graph, seeds):
+    """Vars through which a derivative of `seeds` can flow."""
+    active = set(seeds)
+    for e in g.eqns:
+        if e.outvars and e.prim.vjp is not None and _differentiable(e.outvars[0]) and any(
+                (not isinstance(x, Lit)) and x in active for x in e.inputs):
+            active.add(e.outvars[0])
+    return active
+
+
+def _accumulate(cts, v, c):
+    cts[v] = c if v not in cts else ops.add(cts[v], c)
+
+
+def backward_pass(g: Graph, env, out_cts, wrt_vars, extra=()):
+    """Cotangents of `wrt_vars` (and of the intermediate vars `extra`) given cotangents of
+    outputs, running each equation's vjp rule in reverse order."""
+    active = _active_vars(g, wrt_vars)
+    cts = {}
+    for v, c in out_cts.items():
+        if v in active:
+            _accumulate(cts, v, c)
+    for e in reversed(g.eqns):
+        if not e.outvars:
+            continue
+        out = e.outvars[0]
+        if out not in cts:
+            continue
+        ct = cts.pop(out) if out not in extra else cts[out]
+        prims = [x.value if type(x) is Lit else env[x] for x in e.inputs]
+        in_cts = e.prim.vjp(ct, *prims, out=env[out], **e.params)
+        for x, c in zip(e.inputs, in_cts):
+            if c is None or isinstance(x, Lit) or x not in active:
+                continue
+            _accumulate(cts, x, c)
+    return cts
+
+
+def vjp_graph(g: Graph, wrt=None, extra=(), name=None) -> Graph:
+    """(invars..., cts for each output) -> (outputs..., d/d invars[wrt]..., d/d extra...).
+
+    The forward equations come first, so one graph computes the value and every gradient.
+    `g`'s constvars stay constvars of the result, in the same order (same binding)."""
+    wrt = list(range(len(g.invars))) if wrt is None else list(wrt)
+    with new_trace("vjp") as tr:
+        ins = [_abstract(v, tr) for v in g.invars]
+        cs = [_abstract(v, tr) for v in g.constvars]
+        env = _replay(g, ins, cs)
+        ct_nodes = [_abstract(v, tr) for v in g.outvars]
+        outs = [env[v] if not isinstance(v, Lit) else v.value for v in g.outvars]
+        wrt_vars = [g.invars[i] for i in wrt]
+        cts = backward_pass(g, env, dict(zip(g.outvars, ct_nodes)), wrt_vars, extra)
+        grads = []
+        for v in wrt_vars + list(extra):
+            c = cts.get(v)
+            if c is None:
+                c = ops.zeros(v.type.shape, v.type.dtype)
+            grads.append(_own(c, tr, v))
+        outs = [_own(x, tr, v) for x, v in zip(outs, g.outvars)]
+        res = extract(outs + grads, tr, inputs=ins + ct_nodes, const_inputs=cs,
+                      name=name or f"{g.name}_vjp")
+    res.consts = list(g.consts) + res.consts[len(g.consts):]
+    return res
+
+
+def jvp_graph(g: Graph, name=None) -> Graph:
+    """(invars..., tangents of invars...) -> (outputs..., tangents of outputs...)."""
+    with new_trace("jvp") as tr:
+        ins = [_abstract(v, tr) for v in g.invars]
+        tans = [_abstract(v, tr) for v in g.invars]
+        cs = [_abstract(v, tr) for v in g.constvars]
+        env = dict(zip(g.invars, ins))
+        env.update(zip(g.constvars, cs))
+        tenv = {v: t for v, t in zip(g.invars, tans) if _differentiable(v)}
+        from .core import bind
+        for e in g.eqns:
+            args = [x.value if type(x) is Lit else env[x] for x in e.inputs]
+            out = bind(e.prim, *args, **e.params)
+            if not e.outvars:
+                continue
+            env[e.outvars[0]] = out
+            ts = [None if type(x) is Lit else tenv.get(x) for x in e.inputs]
+            if any(t is not None for t in ts) and e.prim.jvp is not None and \
+                    _differentiable(e.outvars[0]):
+                t = e.prim.jvp(ts, *args, out=out, **e.params)
+                if t is not None:
+                    tenv[e.outvars[0]] = t
+        outs, touts = [], []
+        for v in g.outvars:
+            outs.append(_own(env[v], tr, v))
+            t = tenv.get(v)
+            touts.append(_own(ops.zeros(v.type.shape, v.type.dtype) if t is None else t, tr, v))
+        res = extract(outs + touts, tr, inputs=ins + tans, const_inputs=cs,
+                      name=name or f"{g.name}_jvp")
+    res.consts = list(g.consts) + res.consts[len(g.consts):]
+    return res
+
+
+def _own(x, tr, v):
+    """A graph output must be a Node: inputs and recorded values are; a NumPy constant becomes a
+    captured constant, a Python scalar an equation `full`."""
+    if type(x) is Node:
+        return x
+    if hasattr(x, "shape"):
+        from .core import const_node
+        return const_node(x)
+    return ops.full(v.type.shape, x, v.type.dtype)

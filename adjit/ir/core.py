@@ -1,0 +1,296 @@
+"""The recorder: primitives, `bind`, recorded values (Node) and trace levels.
+
+Eager execution *is* tracing. `bind(prim, *args)` computes the value at once with the
+primitive's NumPy implementation and, when some argument is a recorded value of an active
+trace, records one equation (`Rec`) that the output Node points at. There is no global graph:
+a graph is whatever is reachable from a root (see `graph.extract`).
+
+Levels keep nested transforms apart: each transform opens a `Trace` with a level one deeper than
+the enclosing one; an operation is recorded at the deepest level among its arguments, and values
+of shallower levels are, from the deeper trace's point of view, captured inputs.
+Level 0 is the eager tape of `adjit.Tensor`: it records only when an argument requires grad.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import threading
+
+import numpy as np
+
+from .types import AType, DTYPES, dtype_name
+
+_ADJIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_seq = itertools.count()
+
+
+class WeakType(AType):
+    """The type of a scalar literal: fits any shape of the other operand (weak typing)."""
+    __slots__ = ()
+    weak = True
+
+
+class Lit:
+    """A Python scalar operand of an equation; takes the other operand's dtype."""
+    __slots__ = ("value", "dtype")
+
+    def __init__(self, value, dtype):
+        self.value = value
+        self.dtype = dtype
+
+    @property
+    def type(self):
+        return WeakType((), self.dtype)
+
+    def array(self):
+        return np.asarray(self.value, DTYPES[self.dtype])
+
+
+class Rec:
+    """One recorded equation: the primitive, its inputs (Node | Lit), params, source location."""
+    __slots__ = ("prim", "inputs", "params", "loc", "seq", "vers", "freed", "__weakref__")
+
+    def __init__(self, prim, inputs, params, loc):
+        self.prim = prim
+        self.inputs = inputs
+        self.params = params
+        self.loc = loc
+        self.seq = next(_seq)
+        self.vers = None
+        self.freed = False
+
+
+class Node:
+    """A recorded value: its array (None while building a graph abstractly), type, producer."""
+    __slots__ = ("val", "type", "rec", "trace", "rg", "ver", "grad", "retain", "tag",
+                 "__weakref__")
+
+    def __init__(self, val, typ, rec, trace, rg=False, ver=None):
+        self.val = val
+        self.type = typ
+        self.rec = rec
+        self.trace = trace
+        self.rg = rg
+        self.ver = ver if ver is not None else [0]
+        self.grad = None
+        self.retain = False
+        self.tag = None
+
+    @property
+    def shape(self):
+        return self.type.shape
+
+    @property
+    def dtype(self):
+        return self.type.dtype
+
+    def __repr__(self):
+        return f"Node({self.type}, level={self.trace.level})"
+
+
+class Trace:
+    """A recording level. Level 0 (EAGER) is the Tensor tape; transforms open deeper ones."""
+    __slots__ = ("level", "active", "guards", "kind")
+
+    def __init__(self, level, kind="trace"):
+        self.level = level
+        self.active = True
+        self.guards = []
+        self.kind = kind
+
+
+EAGER = Trace(0, "eager")
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.stack = [EAGER]
+        self.grad_enabled = True
+
+
+STATE = _State()
+
+
+class new_trace:
+    """Context manager opening a trace one level deeper than the current innermost one."""
+    __slots__ = ("trace", "kind")
+
+    def __init__(self, kind="trace"):
+        self.kind = kind
+
+    def __enter__(self):
+        self.trace = Trace(len(STATE.stack), self.kind)
+        STATE.stack.append(self.trace)
+        return self.trace
+
+    def __exit__(self, *exc):
+        self.trace.active = False
+        STATE.stack.remove(self.trace)
+        return False
+
+
+# ---------------------------------------------------------------------------------- primitives
+
+class Primitive:
+    """One record per primitive: everything about it but its lowering (codegen's table).
+
+    shape_rule(*types, **params) -> AType     types of inputs (Lit operands give AType((), dt))
+    impl(*arrays, **params) -> np.ndarray     the NumPy reference implementation
+    vjp(ct, *primals, out=out, **params) -> one cotangent (or None) per input, built with ops
+    jvp(tangents, *primals, out=out, **params) -> tangent of the output (tangents may be None)
+    batch: filled by the vmap transform (None until then)
+    samples(dtype, rng) -> list of (args, params): inputs for the registry sweep tests
+    """
+    __slots__ = ("name", "shape_rule", "impl", "vjp", "jvp", "batch", "samples", "saves",
+                 "smooth", "dtypes", "torch_name", "doc")
+
+    def __init__(self, name, shape_rule, impl, vjp=None, jvp=None, samples=None, saves=True,
+                 smooth=True, dtypes=("f32", "f64"), doc=""):
+        self.name = name
+        self.shape_rule = shape_rule
+        self.impl = impl
+        self.vjp = vjp
+        self.jvp = jvp
+        self.batch = None
+        self.samples = samples
+        self.saves = saves
+        self.smooth = smooth
+        self.dtypes = dtypes
+        self.doc = doc
+
+    def __repr__(self):
+        return f"<primitive {self.name}>"
+
+    def __call__(self, *args, **params):
+        return bind(self, *args, **params)
+
+
+REGISTRY: dict[str, Primitive] = {}
+
+
+def register(prim: Primitive) -> Primitive:
+    if prim.name in REGISTRY:
+        raise ValueError(f"primitive {prim.name} registered twice")
+    REGISTRY[prim.name] = prim
+    return prim
+
+
+# ---------------------------------------------------------------------------------- bind
+
+def user_location(depth=2):
+    """(filename, lineno) of the innermost frame outside the adjit package."""
+    f = sys._getframe(depth)
+    while f is not None and f.f_code.co_filename.startswith(_ADJIT_DIR):
+        f = f.f_back
+    if f is None:
+        return None
+    return (f.f_code.co_filename, f.f_lineno)
+
+
+class GuardFailed(Exception):
+    """A recorded guard does not hold for new inputs: the caller must retrace."""
+
+
+def _lit_dtype(args):
+    # the last array operand decides (select's predicate comes first and is bool)
+    for a in reversed(args):
+        if type(a) is Node:
+            return a.type.dtype
+        if isinstance(a, np.ndarray):
+            return dtype_name(a.dtype)
+        if isinstance(a, np.generic):
+            return dtype_name(a.dtype)
+    return None
+
+
+def _as_array(a, litdt):
+    t = type(a)
+    if t is np.ndarray:
+        return a
+    if t is Node:
+        return a.val
+    if isinstance(a, (bool, int, float, np.generic)):
+        return np.asarray(a, DTYPES[litdt] if litdt else None)
+    return a
+
+
+def bind(prim: Primitive, *args, **params):
+    """Apply a primitive: compute its value and record it at the deepest active level."""
+    trace = None
+    rg = False
+    for a in args:
+        if type(a) is Node:
+            t = a.trace
+            if not t.active:
+                continue
+            if trace is None or t.level > trace.level:
+                trace = t
+            if a.rg:
+                rg = True
+    litdt = _lit_dtype(args)
+    if not args and len(STATE.stack) > 1:
+        trace = STATE.stack[-1]  # a constant-maker (full, iota) inside a trace is recorded
+    if trace is None or (trace is EAGER and not (rg and STATE.grad_enabled)):
+        # Nothing to record: a plain NumPy computation.
+        vals = [_as_array(a, litdt) for a in args]
+        out = prim.impl(*vals, **params)
+        if type(out) is not np.ndarray and out is not None:
+            out = np.asarray(out)
+        if trace is None and all(type(a) is not Node for a in args):
+            return out
+        return Node(out, AType(np.shape(out), out.dtype), None, EAGER)
+    return _record(prim, trace, args, params, litdt)
+
+
+def _record(prim, trace, args, params, litdt):
+    inputs = []
+    types = []
+    vals = []
+    abstract = False
+    for a in args:
+        if type(a) is Node:
+            if a.trace is not trace and a.trace.level > trace.level:
+                raise AssertionError("value of an inner trace escaped")  # pragma: no cover
+            inputs.append(a)
+            types.append(a.type)
+            if a.val is None:
+                abstract = True
+            vals.append(a.val)
+        elif isinstance(a, np.ndarray) or (isinstance(a, np.generic) and litdt is None):
+            arr = np.asarray(a)
+            n = Node(arr, AType(arr.shape, arr.dtype), None, EAGER)
+            inputs.append(n)
+            types.append(n.type)
+            vals.append(arr)
+        elif isinstance(a, (bool, int, float, np.generic)):
+            lit = Lit(a.item() if isinstance(a, np.generic) else a, litdt)
+            inputs.append(lit)
+            types.append(lit.type)
+            vals.append(lit.array())
+        else:
+            raise TypeError(f"{prim.name}: unsupported operand of type {type(a).__name__}")
+    typ = prim.shape_rule(*types, **params)
+    if abstract:
+        out = None
+    else:
+        out = prim.impl(*vals, **params)
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+    rec = Rec(prim, inputs, params, user_location(3))
+    if trace is EAGER:
+        rec.vers = tuple(n.ver[0] if type(n) is Node else 0 for n in inputs)
+    if prim.name == "guard":
+        trace.guards.append(rec)
+        return out
+    node = Node(out, typ, rec, trace, rg=True)
+    if not STATE.grad_enabled and trace is not EAGER:
+        # no_grad inside a transform: keep the value on the trace (so guards computed from it can
+        # be re-checked when replayed) but let no derivative through.
+        return bind(REGISTRY["stop_gradient"], node)
+    return node
+
+
+def const_node(arr) -> Node:
+    arr = np.asarray(arr)
+    return Node(arr, AType(arr.shape, arr.dtype), None, EAGER)

@@ -1,0 +1,145 @@
+"""Typed SSA graphs: Var, Eqn, Graph; extraction from recorded Nodes; the interpreter.
+
+A Graph is a function: `invars` (arguments), `constvars` (arrays the runtime binds, printed as
+`const #i`, never by value), `eqns` in order, `outvars` (Var or Lit). Guards are equations with
+no outputs (`guard[expect=True] c`). Every Eqn keeps the user's source location.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .core import Lit, Node, REGISTRY, bind
+from .types import AType
+
+
+class Var:
+    __slots__ = ("type", "name")
+
+    def __init__(self, typ: AType, name: str | None = None):
+        self.type = typ
+        self.name = name
+
+    def __repr__(self):
+        return f"Var({self.name or '?'}: {self.type})"
+
+
+class Eqn:
+    __slots__ = ("prim", "inputs", "params", "outvars", "loc")
+
+    def __init__(self, prim, inputs, params, outvars, loc=None):
+        self.prim = prim
+        self.inputs = inputs
+        self.params = params
+        self.outvars = outvars
+        self.loc = loc
+
+
+class Graph:
+    __slots__ = ("invars", "constvars", "eqns", "outvars", "consts", "name")
+
+    def __init__(self, invars, constvars, eqns, outvars, consts=None, name="f"):
+        self.invars = list(invars)
+        self.constvars = list(constvars)
+        self.eqns = list(eqns)
+        self.outvars = list(outvars)
+        self.consts = list(consts) if consts is not None else [None] * len(self.constvars)
+        self.name = name
+
+    def __str__(self):
+        from .printer import print_graph
+        return print_graph(self)
+
+    def _repr_pretty_(self, p, cycle):  # IPython
+        p.text(str(self))
+
+    def structure_key(self) -> str:
+        """A text key that identifies the graph up to renaming (literals included)."""
+        from .printer import print_graph
+        return print_graph(self, locations=False)
+
+    @property
+    def in_types(self):
+        return [v.type for v in self.invars]
+
+    @property
+    def out_types(self):
+        return [v.type for v in self.outvars]
+
+
+def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=()):
+    """The graph of `trace`'s equations reachable from `outputs` (Nodes or other values).
+
+    `inputs` become invars in order; any other value the equations read that is not recorded at
+    `trace` (a leaf, a constant array, a value of an enclosing trace) becomes a constvar whose
+    binding (`consts`) is that Node. Guards of the trace are included where they were recorded.
+    """
+    env = {}
+    invars = []
+    for n in inputs:
+        v = Var(n.type)
+        env[id(n)] = v
+        invars.append(v)
+    constvars, consts = [], []
+    for n in const_inputs:
+        v = Var(n.type)
+        env[id(n)] = v
+        constvars.append(v)
+        consts.append(n)
+    recs = {}
+    stack = [o for o in outputs if type(o) is Node]
+    for g in (guards if guards is not None else trace.guards):
+        recs[g.seq] = (g, None)
+        stack.extend(i for i in g.inputs if type(i) is Node)
+    # iterative DFS: collect the equations of this trace that the roots depend on
+    seen = set(env)
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n.rec is None or n.trace is not trace:
+            v = Var(n.type)
+            env[id(n)] = v
+            constvars.append(v)
+            consts.append(n)
+            continue
+        recs[n.rec.seq] = (n.rec, n)
+        stack.extend(i for i in n.rec.inputs if type(i) is Node)
+    eqns = []
+    for seq in sorted(recs):
+        rec, node = recs[seq]
+        ins = [i if type(i) is Lit else env[id(i)] for i in rec.inputs]
+        outs = []
+        if node is not None:
+            v = Var(node.type)
+            env[id(node)] = v
+            outs = [v]
+        eqns.append(Eqn(rec.prim, ins, rec.params, outs, rec.loc))
+    outvars = []
+    for o in outputs:
+        if type(o) is Node:
+            outvars.append(env[id(o)])
+        else:
+            raise TypeError(f"graph output must be a recorded value, got {type(o).__name__}")
+    return Graph(invars, constvars, eqns, outvars, consts, name)
+
+
+def eval_graph(g: Graph, args, consts=None):
+    """Run a graph through `bind`: NumPy arrays in give arrays out; recorded values in are
+    recorded again (this is how transforms compose and how a graph is inlined)."""
+    env = {}
+    for v, a in zip(g.invars, args):
+        env[v] = a
+    cs = g.consts if consts is None else consts
+    for v, c in zip(g.constvars, cs):
+        env[v] = c.val if type(c) is Node and c.rec is None and not c.rg else c
+    for e in g.eqns:
+        ins = [x.value if type(x) is Lit else env[x] for x in e.inputs]
+        out = bind(e.prim, *ins, **e.params) if e.inputs else e.prim.impl(**e.params)
+        if e.outvars:
+            env[e.outvars[0]] = out
+    return [o.value if type(o) is Lit else env[o] for o in g.outvars]
+
+
+def prim(name):
+    return REGISTRY[name]

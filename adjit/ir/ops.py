@@ -1,0 +1,130 @@
+"""Thin wrappers over `bind`, used by derivative rules, composites and the two front ends.
+
+Everything here works on recorded Nodes, NumPy arrays and Python scalars alike, so a vjp rule
+written with these functions is ordinary IR when recorded and plain NumPy when not.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .core import Node, REGISTRY, bind
+from .types import AType, dtype_name
+
+
+def shape(x):
+    if type(x) is Node:
+        return x.type.shape
+    return np.shape(x)
+
+
+def dtype(x):
+    if type(x) is Node:
+        return x.type.dtype
+    if isinstance(x, (np.ndarray, np.generic)):
+        return dtype_name(x.dtype)
+    return None  # a Python scalar: weakly typed
+
+
+def _b(name):
+    p = REGISTRY[name]
+    return lambda *args, **params: bind(p, *args, **params)
+
+
+def __getattr__(name):
+    # ops.exp(x), ops.mul(x, y), ... for every registered primitive
+    if name in REGISTRY:
+        return _b(name)
+    raise AttributeError(name)
+
+
+def add(x, y):
+    return bind(REGISTRY["add"], x, y)
+
+
+def sub(x, y):
+    return bind(REGISTRY["sub"], x, y)
+
+
+def mul(x, y):
+    return bind(REGISTRY["mul"], x, y)
+
+
+def div(x, y):
+    return bind(REGISTRY["div"], x, y)
+
+
+def neg(x):
+    return bind(REGISTRY["neg"], x)
+
+
+def select(p, x, y):
+    return bind(REGISTRY["select"], p, x, y)
+
+
+def convert(x, dt):
+    dt = dtype_name(dt)
+    if dtype(x) == dt:
+        return x
+    return bind(REGISTRY["convert_element_type"], x, new_dtype=dt)
+
+
+def full(shp, value, dt):
+    return bind(REGISTRY["full"], shape=tuple(shp), value=value, dtype=dtype_name(dt))
+
+
+def zeros(shp, dt):
+    return full(shp, 0.0 if dtype_name(dt) in ("f32", "f64") else 0, dt)
+
+
+def reshape(x, shp):
+    shp = tuple(shp)
+    if shape(x) == shp:
+        return x
+    return bind(REGISTRY["reshape"], x, shape=shp)
+
+
+def transpose(x, perm):
+    perm = tuple(perm)
+    if perm == tuple(range(len(perm))):
+        return x
+    return bind(REGISTRY["transpose"], x, perm=perm)
+
+
+def reduce_sum(x, axes):
+    axes = tuple(sorted(a % max(len(shape(x)), 1) for a in axes))
+    if not axes:
+        return x
+    return bind(REGISTRY["reduce_sum"], x, axes=axes)
+
+
+def broadcast_to(x, shp):
+    """NumPy-style broadcast (align trailing dims) as an explicit broadcast_in_dim."""
+    shp = tuple(shp)
+    xs = shape(x)
+    if xs == shp:
+        return x
+    if not isinstance(x, (Node, np.ndarray)):
+        return full(shp, x, dtype(x) or "f64")
+    nd = len(shp) - len(xs)
+    if nd < 0 or any(d not in (1, s) for d, s in zip(xs, shp[nd:])):
+        raise ValueError(f"cannot broadcast shape {xs} to {shp}")
+    return bind(REGISTRY["broadcast_in_dim"], x, shape=shp, dims=tuple(range(nd, len(shp))))
+
+
+def unbroadcast(ct, shp):
+    """Sum a cotangent of a broadcast result back to the operand's shape (`shp`)."""
+    shp = tuple(shp)
+    cs = shape(ct)
+    if cs == shp:
+        return ct
+    nd = len(cs) - len(shp)
+    axes = tuple(range(nd)) + tuple(nd + i for i, d in enumerate(shp) if d == 1 and cs[nd + i] != 1)
+    return reshape(reduce_sum(ct, axes), shp)
+
+
+def is_zero_literal(x):
+    return isinstance(x, (int, float)) and x == 0
+
+
+def atype(x) -> AType:
+    return AType(shape(x), dtype(x))

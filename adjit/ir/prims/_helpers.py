@@ -1,0 +1,95 @@
+"""Helpers that make the common primitive one line: unary and binary elementwise, samples."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import Primitive, register
+from ..types import AType
+
+FLOATS = ("f32", "f64")
+NUMERIC = ("f32", "f64", "i32", "i64")
+ALL = ("f32", "f64", "i32", "i64", "bool")
+
+# Sample domains for the registry sweep: where a primitive is defined and smooth.
+DOMAINS = {
+    "any": lambda rng, shp: rng.uniform(-2.0, 2.0, shp),
+    "positive": lambda rng, shp: rng.uniform(0.5, 2.5, shp),
+    "nonzero": lambda rng, shp: rng.choice([-1.0, 1.0], shp) * rng.uniform(0.5, 2.0, shp),
+    "gt_minus_one": lambda rng, shp: rng.uniform(-0.5, 2.0, shp),
+    "small": lambda rng, shp: rng.uniform(-1.0, 1.0, shp),
+    "int": lambda rng, shp: rng.integers(-5, 6, shp),
+}
+
+
+def sample_array(rng, shp, dtype, domain="any"):
+    arr = DOMAINS[domain](rng, shp)
+    return np.asarray(arr, dtype={"f32": np.float32, "f64": np.float64, "i32": np.int32,
+                                  "i64": np.int64, "bool": np.bool_}[dtype])
+
+
+def unary_rule(x, **_):
+    return x
+
+
+def binary_rule(name, out_dtype=None):
+    def rule(x, y, **_):
+        if x.weak:
+            x = AType(y.shape, x.dtype)
+        if y.weak:
+            y = AType(x.shape, y.dtype)
+        if x.shape != y.shape:
+            raise ValueError(f"{name}: operand shapes {x.shape} and {y.shape} differ "
+                             "(broadcasting is explicit in the IR)")
+        if x.dtype != y.dtype:
+            raise TypeError(f"{name}: operand dtypes {x.dtype} and {y.dtype} differ")
+        return AType(x.shape, out_dtype or x.dtype)
+    return rule
+
+
+def elementwise_jvp(vjp):
+    """An elementwise primitive's Jacobian is diagonal, so its jvp is its vjp applied to the
+    tangents and summed: one rule serves both directions."""
+    def jvp(tangents, *primals, out, **params):
+        total = None
+        for i, t in enumerate(tangents):
+            if t is None:
+                continue
+            cts = vjp(t, *primals, out=out, **params)
+            c = cts[i]
+            if c is None:
+                continue
+            total = c if total is None else _add(total, c)
+        return total
+    return jvp
+
+
+def _add(a, b):
+    from .. import ops
+    return ops.add(a, b)
+
+
+def unary(name, impl, vjp, domain="any", dtypes=FLOATS, smooth=True, saves=True, doc=""):
+    """Register a float unary elementwise primitive; vjp(ct, x, out) -> ct_x."""
+    def samples(dt, rng):
+        return [([sample_array(rng, (3, 4), dt, domain)], {}),
+                ([sample_array(rng, (), dt, domain)], {})]
+    rule = None if vjp is None else (lambda ct, x, out, **p: [vjp(ct, x, out)])
+    return register(Primitive(name, unary_rule, impl, rule,
+                              None if rule is None else elementwise_jvp(rule), samples,
+                              saves=saves, smooth=smooth, dtypes=dtypes, doc=doc))
+
+
+def binary(name, impl, vjp, domain=("any", "any"), dtypes=FLOATS, out_dtype=None, smooth=True,
+           saves=True, doc=""):
+    """Register a binary elementwise primitive; vjp(ct, x, y, out) -> [ct_x, ct_y]."""
+    def samples(dt, rng):
+        d0, d1 = domain
+        return [([sample_array(rng, (3, 4), dt, d0), sample_array(rng, (3, 4), dt, d1)], {}),
+                ([sample_array(rng, (5,), dt, d0), float(sample_array(rng, (), "f64", d1))], {})]
+    rule = None
+    if vjp is not None:
+        def rule(ct, x, y, out, **p):
+            return vjp(ct, x, y, out)
+    return register(Primitive(name, binary_rule(name, out_dtype), impl, rule,
+                              None if rule is None else elementwise_jvp(rule), samples,
+                              saves=saves, smooth=smooth, dtypes=dtypes, doc=doc))

@@ -1,0 +1,135 @@
+"""Elementwise primitives. Each is one line of registration; derivatives are written with ops,
+so they are IR themselves and can be differentiated again."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops as o
+from ..core import Primitive, register
+from ..types import AType
+from ._helpers import ALL, FLOATS, NUMERIC, binary, sample_array, unary
+
+
+def _npfn(f):
+    # keep the operand's dtype (NumPy would promote an int32 array op a python int to int64 etc.)
+    def impl(*args, **_):
+        out = f(*args)
+        return out.astype(args[0].dtype, copy=False) if out.dtype != args[0].dtype else out
+    return impl
+
+
+# --- binary arithmetic -------------------------------------------------------------------
+binary("add", _npfn(np.add), lambda ct, x, y, out: [ct, ct], dtypes=NUMERIC, saves=False)
+binary("sub", _npfn(np.subtract), lambda ct, x, y, out: [ct, o.neg(ct)], dtypes=NUMERIC,
+       saves=False)
+binary("mul", _npfn(np.multiply), lambda ct, x, y, out: [o.mul(ct, y), o.mul(ct, x)],
+       dtypes=NUMERIC)
+binary("div", _npfn(np.divide),
+       lambda ct, x, y, out: [o.div(ct, y), o.neg(o.div(o.mul(ct, out), y))],
+       domain=("any", "nonzero"))
+
+
+def _pow_vjp(ct, x, y, out):
+    # d/dx x**y = y * x**(y-1); d/dy = log(x) * x**y, taken as 0 where x == 0 (as JAX does)
+    cx = o.mul(ct, o.mul(y, o.pow(x, o.sub(y, 1.0) if not isinstance(y, (int, float))
+                                   else float(y) - 1.0)))
+    if isinstance(y, (int, float)):
+        return [cx, None]
+    safe = o.select(o.eq(x, 0.0), o.full(o.shape(x), 1.0, o.dtype(x)), x)
+    cy = o.mul(ct, o.mul(o.log(safe), out))
+    return [cx, cy]
+
+
+binary("pow", _npfn(np.power), _pow_vjp, domain=("positive", "any"))
+
+
+def _maxmin_vjp(cmp):
+    # ties split the gradient evenly between the two operands (PyTorch and JAX both do)
+    def vjp(ct, x, y, out):
+        wx = o.add(o.convert(cmp(x, y), o.dtype(ct)),
+                   o.mul(o.convert(o.eq(x, y), o.dtype(ct)), 0.5))
+        cx = o.mul(ct, wx)
+        return [cx, o.sub(ct, cx)]
+    return vjp
+
+
+binary("maximum", _npfn(np.maximum), _maxmin_vjp(lambda a, b: o.gt(a, b)), dtypes=NUMERIC, smooth=False)
+binary("minimum", _npfn(np.minimum), _maxmin_vjp(lambda a, b: o.lt(a, b)), dtypes=NUMERIC, smooth=False)
+
+# --- comparisons: bool results, no derivative -----------------------------------------------
+for _name, _f in (("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
+                  ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)):
+    binary(_name, (lambda f: lambda x, y, **_: f(x, y))(_f), None, dtypes=ALL, out_dtype="bool",
+           smooth=False, saves=False)
+
+binary("and", lambda x, y, **_: np.logical_and(x, y), None, dtypes=("bool",), saves=False,
+       smooth=False)
+binary("or", lambda x, y, **_: np.logical_or(x, y), None, dtypes=("bool",), saves=False,
+       smooth=False)
+
+# --- unary math ---------------------------------------------------------------------------
+unary("neg", _npfn(np.negative), lambda ct, x, out: o.neg(ct), dtypes=NUMERIC, saves=False)
+unary("exp", _npfn(np.exp), lambda ct, x, out: o.mul(ct, out))
+unary("log", _npfn(np.log), lambda ct, x, out: o.div(ct, x), domain="positive")
+unary("log1p", _npfn(np.log1p), lambda ct, x, out: o.div(ct, o.add(x, 1.0)),
+      domain="gt_minus_one")
+unary("expm1", _npfn(np.expm1), lambda ct, x, out: o.mul(ct, o.add(out, 1.0)))
+unary("sin", _npfn(np.sin), lambda ct, x, out: o.mul(ct, o.cos(x)))
+unary("cos", _npfn(np.cos), lambda ct, x, out: o.neg(o.mul(ct, o.sin(x))))
+unary("tan", _npfn(np.tan), lambda ct, x, out: o.mul(ct, o.add(o.mul(out, out), 1.0)),
+      domain="small")
+unary("tanh", _npfn(np.tanh), lambda ct, x, out: o.mul(ct, o.sub(1.0, o.mul(out, out))))
+unary("logistic", lambda x, **_: _logistic(x),
+      lambda ct, x, out: o.mul(ct, o.mul(out, o.sub(1.0, out))))
+unary("sqrt", _npfn(np.sqrt), lambda ct, x, out: o.div(o.mul(ct, 0.5), out), domain="positive")
+unary("rsqrt", lambda x, **_: (1.0 / np.sqrt(x)).astype(x.dtype, copy=False),
+      lambda ct, x, out: o.mul(o.mul(ct, -0.5), o.div(out, x)), domain="positive")
+unary("abs", _npfn(np.abs), lambda ct, x, out: o.mul(ct, o.sign(x)), dtypes=NUMERIC,
+      domain="nonzero", smooth=False)
+unary("sign", _npfn(np.sign), lambda ct, x, out: o.zeros(o.shape(ct), o.dtype(ct)), dtypes=NUMERIC,
+      domain="nonzero", smooth=False, saves=False)
+
+
+def _logistic(x):
+    # overflow-free: exp of a non-positive number only
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+unary("not", lambda x, **_: np.logical_not(x), None, dtypes=("bool",), smooth=False,
+      saves=False)
+
+
+# --- select (where) -----------------------------------------------------------------------
+def _select_rule(p, x, y, **_):
+    x = AType(p.shape, x.dtype) if x.weak else x
+    y = AType(p.shape, y.dtype) if y.weak else y
+    if p.dtype != "bool":
+        raise TypeError(f"select: predicate must be bool, got {p.dtype}")
+    if not (p.shape == x.shape == y.shape):
+        raise ValueError(f"select: shapes {p.shape}, {x.shape}, {y.shape} differ")
+    if x.dtype != y.dtype:
+        raise TypeError(f"select: branch dtypes {x.dtype} and {y.dtype} differ")
+    return AType(x.shape, x.dtype)
+
+
+def _select_vjp(ct, p, x, y, out, **_):
+    z = o.zeros(o.shape(ct), o.dtype(ct))
+    return [None, o.select(p, ct, z), o.select(p, z, ct)]
+
+
+def _select_jvp(tangents, p, x, y, out, **_):
+    _, tx, ty = tangents
+    if tx is None and ty is None:
+        return None
+    z = o.zeros(o.shape(out), o.dtype(out))
+    return o.select(p, z if tx is None else tx, z if ty is None else ty)
+
+
+def _select_samples(dt, rng):
+    p = rng.uniform(size=(3, 4)) > 0.5
+    return [([p, sample_array(rng, (3, 4), dt), sample_array(rng, (3, 4), dt)], {})]
+
+
+register(Primitive("select", _select_rule, lambda p, x, y, **_: np.where(p, x, y),
+                   _select_vjp, _select_jvp, _select_samples, smooth=False, dtypes=ALL))

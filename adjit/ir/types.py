@@ -1,0 +1,86 @@
+"""IR types: a dtype name and a shape. `f32[3,4]`, `i64[]`, `bool[5]`."""
+from __future__ import annotations
+
+import numpy as np
+
+# IR dtype name <-> NumPy dtype. The IR speaks these five names only.
+DTYPES = {
+    "f32": np.dtype(np.float32),
+    "f64": np.dtype(np.float64),
+    "i32": np.dtype(np.int32),
+    "i64": np.dtype(np.int64),
+    "bool": np.dtype(np.bool_),
+}
+NAME_OF = {v: k for k, v in DTYPES.items()}
+FLOATS = ("f32", "f64")
+INTS = ("i32", "i64")
+
+
+def dtype_name(dt) -> str:
+    """The IR name of a NumPy dtype (or of an IR name), or a TypeError naming it."""
+    if isinstance(dt, str) and dt in DTYPES:
+        return dt
+    try:
+        return NAME_OF[np.dtype(dt)]
+    except (KeyError, TypeError):
+        raise TypeError(f"adjit supports float32, float64, int32, int64 and bool arrays, "
+                        f"not {dt!r}") from None
+
+
+def is_float(name: str) -> bool:
+    return name in FLOATS
+
+
+class AType:
+    """The type of an IR value: shape (tuple of ints) and dtype name."""
+    __slots__ = ("shape", "dtype")
+    weak = False
+
+    def __init__(self, shape, dtype):
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = dtype_name(dtype)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def np_dtype(self):
+        return DTYPES[self.dtype]
+
+    def __eq__(self, other):
+        return (isinstance(other, AType) and self.shape == other.shape
+                and self.dtype == other.dtype)
+
+    def __hash__(self):
+        return hash((self.shape, self.dtype))
+
+    def __str__(self):
+        return f"{self.dtype}[{','.join(map(str, self.shape))}]"
+
+    __repr__ = __str__
+
+
+def parse_type(text: str) -> AType:
+    """`f32[3,4]` -> AType((3, 4), 'f32'). Raises ValueError on a malformed string."""
+    text = text.strip()
+    if not text.endswith("]") or "[" not in text:
+        raise ValueError(f"not a type: {text!r} (expected e.g. f32[3,4])")
+    name, dims = text[:-1].split("[", 1)
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r} in {text!r} (one of {', '.join(DTYPES)})")
+    dims = dims.strip()
+    try:
+        shape = tuple(int(d) for d in dims.split(",")) if dims else ()
+    except ValueError:
+        raise ValueError(f"bad shape in {text!r}") from None
+    if any(d < 0 for d in shape):
+        raise ValueError(f"negative dimension in {text!r}")
+    return AType(shape, name)

@@ -1,0 +1,48 @@
+"""The verifier: SSA form and every equation's types agree with its primitive's shape rule."""
+from __future__ import annotations
+
+from .core import Lit
+from .graph import Graph
+
+
+class VerifyError(ValueError):
+    def __init__(self, problems):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def verify(g: Graph) -> Graph:
+    """Check `g`; return it unchanged, or raise VerifyError listing every problem."""
+    problems = []
+    defined = set()
+    for v in list(g.invars) + list(g.constvars):
+        if v in defined:
+            problems.append(f"{v} defined twice")
+        defined.add(v)
+    for i, e in enumerate(g.eqns):
+        where = f"equation {i + 1} ({e.prim.name})"
+        for x in e.inputs:
+            if not isinstance(x, Lit) and x not in defined:
+                problems.append(f"{where}: operand used before it is defined")
+        for v in e.outvars:
+            if v in defined:
+                problems.append(f"{where}: output defined twice (SSA)")
+            defined.add(v)
+        if problems:
+            continue
+        try:
+            want = e.prim.shape_rule(*[x.type for x in e.inputs], **e.params)
+        except Exception as exc:  # the rule rejects the operands: that is the finding
+            problems.append(f"{where}: {exc}")
+            continue
+        if e.prim.name == "guard":
+            continue
+        got = e.outvars[0].type
+        if want != got:
+            problems.append(f"{where}: declared {got} but the shape rule gives {want}")
+    for v in g.outvars:
+        if not isinstance(v, Lit) and v not in defined:
+            problems.append("return of an undefined value")
+    if problems:
+        raise VerifyError(problems)
+    return g

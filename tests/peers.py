@@ -1,0 +1,43 @@
+"""Optional peer libraries (torch, jax, ...) that tests compare adjit against.
+
+``require(name)`` imports a peer or skips the calling test module when it is missing.  Setting
+``ADJIT_REQUIRE_PEERS=1`` turns a missing peer into a failure, so CI that installs the peers
+cannot silently skip every comparison.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+
+def peers_required() -> bool:
+    return os.environ.get("ADJIT_REQUIRE_PEERS", "") == "1"
+
+
+def require(name: str, minversion: str | None = None) -> ModuleType:
+    """Import and return peer module ``name``; skip (or fail, see module doc) if unavailable.
+
+    Meant to be called at module level of a test file: ``torch = require("torch")``.
+    """
+    if peers_required():
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            pytest.fail(
+                f"peer {name!r} is required (ADJIT_REQUIRE_PEERS=1) but cannot be imported: "
+                f"{exc}",
+                pytrace=False,
+            )
+        if minversion is not None:
+            # importorskip does the version comparison; with the module importable it can only
+            # skip for a too-old version, which we also want to be a failure here.
+            try:
+                pytest.importorskip(name, minversion=minversion)
+            except pytest.skip.Exception as exc:
+                pytest.fail(f"peer {name!r}: {exc}", pytrace=False)
+        return module
+    return pytest.importorskip(name, minversion=minversion)
