@@ -1,0 +1,33 @@
+"""adjit: differentiate and compile numerical Python.
+
+Eager, PyTorch-style tensors::
+
+    >>> import adjit as torch
+    >>> x = torch.tensor([1., 2., 3.], requires_grad=True)
+    >>> ((x * 2 + 3) ** 2).mean().backward()
+    >>> x.grad
+    tensor([ 6.6667,  9.3333, 12.0000])
+"""
+from .ir import prims as _prims  # noqa: F401  (registers the primitives)
+from .tracer.tensor import (Tensor, Size, dtype, float32, float64, int32, int64, bool_, float,
+                            double, long, int)
+from .tracer.tensor import bool_ as bool  # noqa: A001  (adjit.bool, as torch.bool)
+from .tracer import methods as _methods
+from .tracer.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
+from .tracer.factory import (tensor, as_tensor, from_numpy, zeros, ones, full, empty, zeros_like,
+                             ones_like, full_like, randn, rand, randint, randn_like, arange,
+                             linspace, eye, is_tensor, numel, cat, concat, stack, where,
+                             manual_seed, FUNCTIONS as _FUNCTIONS)
+from .tracer.dot import make_dot
+
+_methods.install()
+Tensor.__module__ = "adjit"
+globals().update(_FUNCTIONS)
+
+try:  # the JAX-style transforms (adjit/transforms.py)
+    from .api_transforms import *  # noqa: F401,F403
+    from .api_transforms import __all__ as _tr_all
+except ImportError:  # pragma: no cover - during development of the transforms
+    _tr_all = []
+
+__version__ = "0.1.0"

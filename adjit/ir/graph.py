@@ -66,7 +66,7 @@ class Graph:
         return [v.type for v in self.outvars]
 
 
-def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=()):
+def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), return_env=False):
     """The graph of `trace`'s equations reachable from `outputs` (Nodes or other values).
 
     `inputs` become invars in order; any other value the equations read that is not recorded at
@@ -121,7 +121,8 @@ def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=()):
             outvars.append(env[id(o)])
         else:
             raise TypeError(f"graph output must be a recorded value, got {type(o).__name__}")
-    return Graph(invars, constvars, eqns, outvars, consts, name)
+    g = Graph(invars, constvars, eqns, outvars, consts, name)
+    return (g, env) if return_env else g
 
 
 def eval_graph(g: Graph, args, consts=None):

@@ -25,7 +25,7 @@ def _split_types(text):
     text = text.strip()
     if text.startswith("(") and text.endswith(")"):
         text = text[1:-1]
-    return [t.strip() + "]" for t in text.split("]") if t.strip(", ")]
+    return [t.strip(" ,") + "]" for t in text.split("]") if t.strip(" ,")]
 
 
 def _parse_params(text, lineno, col):

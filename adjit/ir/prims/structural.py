@@ -72,7 +72,7 @@ def _transpose_rule(x, *, perm):
 
 
 prim("transpose", _transpose_rule, lambda x, *, perm: np.transpose(x, perm),
-     lambda ct, x, out, *, perm: [o.transpose(ct, tuple(np.argsort(perm)))],
+     lambda ct, x, out, *, perm: [o.transpose(ct, tuple(int(i) for i in np.argsort(perm)))],
      linear_jvp("transpose"),
      lambda dt, rng: [([_s(rng, (2, 3, 4), dt)], {"perm": (2, 0, 1)})], dtypes=ALL, saves=False)
 

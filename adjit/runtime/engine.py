@@ -1,0 +1,156 @@
+"""The one process-wide LLVM engine: host target machine, optimiser, object emission, JIT linking.
+
+Everything here runs under one lock: llvmlite objects (the target machine, the LLJIT instance)
+are not safe to use from several threads at once, and compiling is rare next to calling.
+
+Native code reaches the process through LLJIT as *object code*: `optimize` turns LLVM IR text
+into an optimised module, `emit_object` into bytes (what the disk cache stores), and `load`
+links those bytes into a fresh JIT library, binding the external symbols (BLAS entry points)
+to addresses of *this* process at link time, so no address is ever baked into object code.
+"""
+from __future__ import annotations
+
+import ctypes
+import itertools
+import threading
+
+LOCK = threading.RLock()
+_ENGINE = None
+_lib_ids = itertools.count()
+
+
+class CompileError(RuntimeError):
+    """Native compilation failed; says what was being compiled and why. Callers may fall back
+    to the interpreter."""
+
+    def __init__(self, what: str, reason: str):
+        super().__init__(f"adjit could not compile {what}: {reason}")
+        self.what = what
+        self.reason = reason
+
+
+class _Engine:
+    def __init__(self):
+        import llvmlite
+        import llvmlite.binding as llvm
+        # llvm.initialize() raises since llvmlite 0.45: only the native target is needed.
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        self.llvm = llvm
+        self.triple = llvm.get_process_triple()
+        self.cpu = llvm.get_host_cpu_name()
+        self.features = llvm.get_host_cpu_features().flatten()
+        target = llvm.Target.from_triple(self.triple)
+        self.tm = target.create_target_machine(cpu=self.cpu, features=self.features, opt=3,
+                                               reloc="static", codemodel="jitdefault", jit=True)
+        self.data_layout = str(self.tm.target_data)
+        self.versions = (f"llvm={'.'.join(map(str, llvm.llvm_version_info))} "
+                         f"llvmlite={llvmlite.__version__}")
+        self.jit = llvm.create_lljit_compiler(self.tm)
+
+    def pass_builder(self):
+        pto = self.llvm.create_pipeline_tuning_options(speed_level=3)
+        pto.slp_vectorization = True  # off by default; loop vectorisation is on
+        return self.llvm.create_pass_builder(self.tm, pto)
+
+
+def engine() -> _Engine:
+    """The process-wide engine, created on first use (importing adjit does not start LLVM)."""
+    global _ENGINE
+    if _ENGINE is None:
+        with LOCK:
+            if _ENGINE is None:
+                _ENGINE = _Engine()
+    return _ENGINE
+
+
+def host_signature() -> str:
+    """Triple, CPU name, CPU features and LLVM/llvmlite versions: part of every cache key, since
+    object code built for one of these may be wrong (or illegal instructions) on another."""
+    e = engine()
+    return f"{e.triple}|{e.cpu}|{e.features}|{e.versions}"
+
+
+def optimize(ir_text: str, what: str):
+    """Parse LLVM IR text, verify it and run the -O3 pipeline (with SLP vectorisation)."""
+    e = engine()
+    with LOCK:
+        try:
+            mod = e.llvm.parse_assembly(ir_text)
+            mod.triple = e.triple
+            mod.data_layout = e.data_layout
+            mod.verify()
+            pb = e.pass_builder()
+            pb.getModulePassManager().run(mod, pb)
+            return mod
+        except Exception as exc:  # llvmlite raises RuntimeError with LLVM's message
+            raise CompileError(what, _first_lines(exc)) from None
+
+
+def emit_object(mod, what: str) -> bytes:
+    e = engine()
+    with LOCK:
+        try:
+            return bytes(e.tm.emit_object(mod))
+        except Exception as exc:
+            raise CompileError(what, _first_lines(exc)) from None
+
+
+def emit_assembly(mod) -> str:
+    e = engine()
+    with LOCK:
+        return e.tm.emit_assembly(mod)
+
+
+class Loaded:
+    """A linked JIT library: keeps it alive (the tracker) and holds the entry's address."""
+    __slots__ = ("tracker", "address")
+
+    def __init__(self, tracker, address):
+        self.tracker = tracker
+        self.address = address
+
+
+def load(obj: bytes, symbol: str, imports: dict, what: str) -> Loaded:
+    """Link object code into a new JIT library; `imports` maps external names to addresses."""
+    e = engine()
+    with LOCK:
+        try:
+            b = e.llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
+            for name, addr in imports.items():
+                b.import_symbol(name, addr)
+            tracker = b.export_symbol(symbol).link(e.jit, f"adjit_lib_{next(_lib_ids)}")
+            addr = tracker[symbol]
+        except Exception as exc:
+            raise CompileError(what, "linking failed: " + _first_lines(exc)) from None
+    if not addr:
+        raise CompileError(what, f"symbol {symbol} not found after linking")
+    return Loaded(tracker, addr)
+
+
+def _first_lines(exc, n=6):
+    text = str(exc).strip() or type(exc).__name__
+    lines = text.splitlines()
+    return "\n".join(lines[:n]) + ("\n..." if len(lines) > n else "")
+
+
+# ---------------------------------------------------------------------------------- BLAS
+
+_BLAS = {}
+
+
+def blas_address(name: str) -> int:
+    """Address of SciPy's Fortran-ABI BLAS routine `name` (sgemm, dgemm, ...), via the capsule
+    in scipy.linalg.cython_blas (the route Numba takes; no C compiler needed)."""
+    addr = _BLAS.get(name)
+    if addr is None:
+        from scipy.linalg import cython_blas
+        cap = cython_blas.__pyx_capi__[name]
+        api = ctypes.pythonapi
+        api.PyCapsule_GetName.restype = ctypes.c_char_p
+        api.PyCapsule_GetName.argtypes = [ctypes.py_object]
+        api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+        api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+        addr = api.PyCapsule_GetPointer(cap, api.PyCapsule_GetName(cap))
+        _BLAS[name] = addr
+    return addr

@@ -1,0 +1,122 @@
+"""PyTorch-level composite operations built from primitives (relu, norm, softmax, ...)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import ops
+from .autograd import tag, no_grad
+from .tensor import Tensor
+from . import tensor_ops as T
+
+
+def relu(n):
+    # relu'(0) = 0: select keeps the zero branch at the tie
+    return ops.select(ops.gt(n, 0), n, ops.zeros(ops.shape(n), ops.dtype(n)))
+
+
+def _wrap(out, name, x):
+    return Tensor._wrap(tag(out, name, [x._n]))
+
+
+def norm(x, p="fro", dim=None, keepdim=False):
+    x = T._float(x)
+    n = x._n
+    axes = T._axes(dim, n.type.ndim)
+    if p in ("fro", 2, 2.0, None):
+        out = ops.sqrt(ops.reduce_sum(ops.mul(n, n), axes))
+    elif p == 1:
+        out = ops.reduce_sum(ops.abs(n), axes)
+    elif p in (float("inf"), "inf"):
+        out = ops.reduce_max(ops.abs(n), axes=axes)
+    else:
+        out = ops.pow(ops.reduce_sum(ops.pow(ops.abs(n), float(p)), axes), 1.0 / float(p))
+    return _wrap(T._keep(out, n.type.shape, axes, keepdim), "LinalgVectorNormBackward0", x)
+
+
+def var(x, dim=None, unbiased=True, keepdim=False, correction=None):
+    n = x._n
+    axes = T._axes(dim, n.type.ndim)
+    cnt = int(np.prod([n.type.shape[a] for a in axes])) if axes else 1
+    ddof = (1 if unbiased else 0) if correction is None else correction
+    m = ops.div(ops.reduce_sum(n, axes), float(cnt))
+    kept = tuple(i for i in range(n.type.ndim) if i not in axes)
+    d = ops.sub(n, ops.broadcast_in_dim(m, shape=n.type.shape, dims=kept) if axes else m)
+    out = ops.div(ops.reduce_sum(ops.mul(d, d), axes), float(max(cnt - ddof, 0)))
+    return _wrap(T._keep(out, n.type.shape, axes, keepdim), "VarBackward0", x)
+
+
+def std(x, dim=None, unbiased=True, keepdim=False, correction=None):
+    v = var(x, dim, unbiased, keepdim, correction)
+    return _wrap(ops.sqrt(v._n), "StdBackward0", x)
+
+
+def prod(x, dim=None, keepdim=False):
+    # product as exp(sum(log|x|)) loses signs and zeros; use a cumulative product by repeated mul
+    n = x._n
+    axes = T._axes(dim, n.type.ndim)
+    if not axes:
+        return x
+    moved = ops.transpose(n, tuple(axes) + tuple(i for i in range(n.type.ndim) if i not in axes))
+    k = int(np.prod([n.type.shape[a] for a in axes]))
+    rest = tuple(d for i, d in enumerate(n.type.shape) if i not in axes)
+    flat = ops.reshape(moved, (k,) + rest)
+    out = None
+    for i in range(k):
+        row = ops.reshape(ops.slice(flat, start=(i,) + (0,) * len(rest),
+                                    limit=(i + 1,) + rest, strides=(1,) * (len(rest) + 1)),
+                          rest)
+        out = row if out is None else ops.mul(out, row)
+    return _wrap(T._keep(out, n.type.shape, axes, keepdim),
+                 "ProdBackward0" if dim is None else "ProdBackward1", x)
+
+
+def _softmax_node(n, axis, log):
+    kept = tuple(i for i in range(n.type.ndim) if i != axis)
+    with no_grad():
+        m = ops.reduce_max(ops.stop_gradient(n), axes=(axis,))
+    shifted = ops.sub(n, ops.broadcast_in_dim(m, shape=n.type.shape, dims=kept))
+    e = ops.exp(shifted)
+    s = ops.reduce_sum(e, (axis,))
+    sb = ops.broadcast_in_dim(s, shape=n.type.shape, dims=kept)
+    if log:
+        return ops.sub(shifted, ops.log(sb))
+    return ops.div(e, sb)
+
+
+def softmax(x, dim=None, dtype=None):
+    x = T._float(x)
+    axis = T._axes(-1 if dim is None else dim, x._n.type.ndim)[0]
+    return _wrap(_softmax_node(x._n, axis, False), "SoftmaxBackward0", x)
+
+
+def log_softmax(x, dim=None, dtype=None):
+    x = T._float(x)
+    axis = T._axes(-1 if dim is None else dim, x._n.type.ndim)[0]
+    return _wrap(_softmax_node(x._n, axis, True), "LogSoftmaxBackward0", x)
+
+
+def clamp(x, min=None, max=None):
+    n = x._n
+    out = n
+    if min is not None:
+        out = ops.maximum(out, min) if not isinstance(min, Tensor) else ops.maximum(out, min._n)
+    if max is not None:
+        out = ops.minimum(out, max) if not isinstance(max, Tensor) else ops.minimum(out, max._n)
+    return _wrap(out, "ClampBackward1", x)
+
+
+def cumsum(x, dim, dtype=None):
+    n = x._n
+    axis = T._axes(dim, n.type.ndim)[0]
+    return _wrap(ops.cumsum(n, axis=axis, reverse=False), "CumsumBackward0", x)
+
+
+def targ(x, dim, keepdim, is_max):
+    v = x._n.val
+    f = np.argmax if is_max else np.argmin
+    if dim is None:
+        return Tensor._from_array(np.asarray(f(v), np.int64))
+    r = np.asarray(f(v, axis=dim), np.int64)
+    if keepdim:
+        r = np.expand_dims(r, dim)
+    return Tensor._from_array(r)

@@ -1,0 +1,256 @@
+"""Tensor factories and module-level functions (`adjit.tensor`, `adjit.ones`, `adjit.cat`...)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..ir import ops
+from ..ir.core import STATE
+from .autograd import tag
+from .tensor import Tensor, to_np_dtype, from_np_dtype
+from . import tensor_ops as T
+from . import composites as C
+
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed):
+    global _rng
+    _rng = np.random.default_rng(int(seed))
+    return _rng
+
+
+def _infer_kind(data, depth=0, shape=None):
+    """The widest kind in nested data ('b' < 'i' < 'f'), checking types and raggedness."""
+    if isinstance(data, Tensor):
+        return data._n.val.dtype.kind
+    if isinstance(data, (bool, np.bool_)):
+        return "b"
+    if isinstance(data, (numbers.Integral,)):
+        return "i"
+    if isinstance(data, numbers.Real):
+        return "f"
+    if isinstance(data, np.ndarray):
+        return data.dtype.kind
+    if isinstance(data, (list, tuple)):
+        kinds = [_infer_kind(d, depth + 1) for d in data]
+        order = {"b": 0, "u": 1, "i": 1, "f": 2}
+        return max(kinds, key=lambda k: order.get(k, 0)) if kinds else "f"
+    raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+
+
+def _check_ragged(data, dim=0):
+    if isinstance(data, (list, tuple)) and data and isinstance(data[0], (list, tuple, Tensor)):
+        n = len(data[0])
+        for d in data:
+            if not isinstance(d, (list, tuple, Tensor)) or len(d) != n:
+                got = len(d) if isinstance(d, (list, tuple, Tensor)) else "a scalar"
+                raise ValueError(f"expected sequence of length {n} at dim {dim + 1} (got {got})")
+        for d in data:
+            _check_ragged(d, dim + 1)
+
+
+def _unwrap(data):
+    if isinstance(data, Tensor):
+        return data._n.val
+    if isinstance(data, (list, tuple)):
+        return [_unwrap(d) for d in data]
+    return data
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
+    """`adjit.tensor([1., 2.], requires_grad=True)`: a new leaf tensor (a copy of `data`)."""
+    kind = _infer_kind(data)
+    _check_ragged(data)
+    if dtype is not None:
+        dt = to_np_dtype(dtype)
+    elif isinstance(data, np.ndarray):
+        dt = data.dtype if data.dtype in (np.float32, np.float64, np.int32, np.int64,
+                                          np.bool_) else None
+        if dt is None:
+            raise TypeError(f"can't convert np.ndarray of type {data.dtype}. The only "
+                            "supported types are: float64, float32, int64, int32, and bool.")
+    elif isinstance(data, Tensor):
+        dt = data._n.val.dtype
+    else:
+        dt = {"b": np.bool_, "i": np.int64, "u": np.int64, "f": np.float32}[kind]
+    arr = np.array(_unwrap(data), dtype=dt)
+    if requires_grad and arr.dtype.kind != "f":
+        raise RuntimeError("Only Tensors of floating point and complex dtype can require "
+                           "gradients")
+    return Tensor._from_array(arr, requires_grad=requires_grad)
+
+
+def as_tensor(data, dtype=None):
+    if isinstance(data, Tensor) and dtype is None:
+        return data
+    return tensor(data, dtype=dtype)
+
+
+def from_numpy(arr):
+    return Tensor._from_array(arr)
+
+
+def _size(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = size[0]
+    return tuple(int(s) for s in size)
+
+
+def _make(arr, requires_grad):
+    if requires_grad and arr.dtype.kind != "f":
+        raise RuntimeError("Only Tensors of floating point and complex dtype can require "
+                           "gradients")
+    return Tensor._from_array(arr, requires_grad=requires_grad)
+
+
+def _dt(dtype, default=np.float32):
+    return to_np_dtype(dtype) if dtype is not None else np.dtype(default)
+
+
+def zeros(*size, dtype=None, requires_grad=False, device=None):
+    return _make(np.zeros(_size(size), _dt(dtype)), requires_grad)
+
+
+def ones(*size, dtype=None, requires_grad=False, device=None):
+    return _make(np.ones(_size(size), _dt(dtype)), requires_grad)
+
+
+def full(size, fill_value, dtype=None, requires_grad=False, device=None):
+    default = np.float32 if isinstance(fill_value, float) else np.int64 if isinstance(
+        fill_value, int) and not isinstance(fill_value, bool) else np.bool_
+    return _make(np.full(_size((size,)), fill_value, _dt(dtype, default)), requires_grad)
+
+
+def empty(*size, dtype=None, requires_grad=False, device=None):
+    return zeros(*size, dtype=dtype, requires_grad=requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    return _make(np.zeros(t._n.val.shape, _dt(dtype, t._n.val.dtype)), requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return _make(np.ones(t._n.val.shape, _dt(dtype, t._n.val.dtype)), requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False):
+    return _make(np.full(t._n.val.shape, fill_value, _dt(dtype, t._n.val.dtype)), requires_grad)
+
+
+def randn(*size, dtype=None, requires_grad=False, generator=None, device=None):
+    return _make(_rng.standard_normal(_size(size)).astype(_dt(dtype)), requires_grad)
+
+
+def rand(*size, dtype=None, requires_grad=False, generator=None, device=None):
+    return _make(_rng.random(_size(size)).astype(_dt(dtype)), requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=None, requires_grad=False):
+    if high is None:
+        low, high = 0, low
+    return _make(_rng.integers(low, high, _size((size,))).astype(_dt(dtype, np.int64)),
+                 requires_grad)
+
+
+def randn_like(t, dtype=None, requires_grad=False):
+    return randn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
+    if end is None:
+        start, end = 0, start
+    isfloat = any(isinstance(v, float) for v in (start, end, step))
+    arr = np.arange(start, end, step, dtype=_dt(dtype, np.float32 if isfloat else np.int64))
+    return _make(arr, requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
+    return _make(np.linspace(start, end, int(steps)).astype(_dt(dtype)), requires_grad)
+
+
+def eye(n, m=None, dtype=None, requires_grad=False):
+    return _make(np.eye(n, m, dtype=_dt(dtype)), requires_grad)
+
+
+def is_tensor(x):
+    return isinstance(x, Tensor)
+
+
+def numel(x):
+    return x.numel()
+
+
+def cat(tensors, dim=0):
+    tensors = [t if isinstance(t, Tensor) else tensor(t) for t in tensors]
+    dt = T.result_dtype(*tensors)
+    nd = tensors[0]._n.type.ndim
+    axis = T._axes(dim, nd)[0]
+    nodes = [ops.convert(t._n, dt) for t in tensors]
+    for t in nodes[1:]:
+        s0, s = ops.shape(nodes[0]), ops.shape(t)
+        if len(s) != len(s0):
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {len(s0)} "
+                               f"and {len(s)}")
+        for i, (a, b) in enumerate(zip(s0, s)):
+            if i != axis and a != b:
+                raise RuntimeError(f"Sizes of tensors must match except in dimension {axis}. "
+                                   f"Expected size {a} but got size {b} for tensor number "
+                                   f"{nodes.index(t)} in the list.")
+    out = ops.concatenate(*nodes, axis=axis)
+    return Tensor._wrap(tag(out, "CatBackward0", [t._n for t in tensors]))
+
+
+concat = cat
+
+
+def stack(tensors, dim=0):
+    tensors = [t if isinstance(t, Tensor) else tensor(t) for t in tensors]
+    shp = tensors[0]._n.type.shape
+    for i, t in enumerate(tensors):
+        if t._n.type.shape != shp:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got "
+                               f"{list(shp)} at entry 0 and {list(t._n.type.shape)} at entry {i}")
+    d = dim % (len(shp) + 1)
+    new = shp[:d] + (1,) + shp[d:]
+    dt = T.result_dtype(*tensors)
+    nodes = [ops.reshape(ops.convert(t._n, dt), new) for t in tensors]
+    out = ops.concatenate(*nodes, axis=d)
+    return Tensor._wrap(tag(out, "StackBackward0", [t._n for t in tensors]))
+
+
+def where(cond, x=None, y=None):
+    c = cond._n.val if isinstance(cond, Tensor) else np.asarray(cond)
+    if x is None:
+        return tuple(Tensor._from_array(i.astype(np.int64)) for i in np.nonzero(c))
+    x, y = T.as_tensor_like(x), T.as_tensor_like(y)
+    dt = T.result_dtype(x, y)
+    shp = T.broadcast_shapes(c.shape, T.broadcast_shapes(
+        x.shape if isinstance(x, Tensor) else (), y.shape if isinstance(y, Tensor) else ()))
+
+    def prep(v):
+        if isinstance(v, Tensor):
+            return ops.broadcast_to(ops.convert(v._n, dt), shp)
+        return ops.full(shp, v, dt) if not STATE.grad_enabled or True else None
+    cn = ops.broadcast_to(cond._n if isinstance(cond, Tensor) else c, shp)
+    out = ops.select(cn, prep(x), prep(y))
+    return Tensor._wrap(tag(out, "WhereBackward0", [None if not isinstance(v, Tensor) else v._n
+                                                    for v in (x, y)]))
+
+
+def _fn(method):
+    def f(x, *args, **kwargs):
+        if not isinstance(x, Tensor):
+            x = tensor(x)
+        return getattr(x, method)(*args, **kwargs)
+    f.__name__ = method
+    return f
+
+
+FUNCTIONS = {name: _fn(name) for name in (
+    "exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "rsqrt", "log1p", "expm1", "abs",
+    "sigmoid", "relu", "sign", "neg", "sum", "mean", "max", "min", "argmax", "argmin", "norm",
+    "var", "std", "prod", "softmax", "log_softmax", "matmul", "mm", "dot", "reshape",
+    "transpose", "permute", "squeeze", "unsqueeze", "flatten", "t", "clamp", "clip", "cumsum",
+    "pow", "add", "sub", "mul", "div", "clone", "detach")}

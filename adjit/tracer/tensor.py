@@ -1,0 +1,307 @@
+"""`adjit.Tensor`: PyTorch's eager semantics on top of the recorder.
+
+A Tensor is a handle on a Node (its value and the equation that made it). Operations compute at
+once and, when some input requires grad, record one typed equation per primitive; the final
+node of each PyTorch-level operation carries a grad_fn named as PyTorch names it.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..ir.core import EAGER, STATE, Node
+from ..ir.types import AType
+from . import autograd
+from .printing import format_tensor
+
+
+class dtype:
+    """`adjit.float32` etc.: PyTorch-style dtype objects backed by a NumPy dtype."""
+    __slots__ = ("name", "np", "is_floating_point", "itemsize")
+
+    def __init__(self, name, np_dtype):
+        self.name = name
+        self.np = np.dtype(np_dtype)
+        self.is_floating_point = self.np.kind == "f"
+        self.itemsize = self.np.itemsize
+
+    def __repr__(self):
+        return f"adjit.{self.name}"
+
+    def __reduce__(self):
+        return (_dtype_by_name, (self.name,))
+
+
+float32 = dtype("float32", np.float32)
+float64 = dtype("float64", np.float64)
+int32 = dtype("int32", np.int32)
+int64 = dtype("int64", np.int64)
+bool_ = dtype("bool", np.bool_)
+float = float32  # noqa: A001  (torch.float)
+double = float64
+long = int64
+int = int32  # noqa: A001  (torch.int)
+_DTYPES = {d.np: d for d in (float32, float64, int32, int64, bool_)}
+
+
+def _dtype_by_name(name):
+    return {"float32": float32, "float64": float64, "int32": int32, "int64": int64,
+            "bool": bool_}[name]
+
+
+def to_np_dtype(dt):
+    if dt is None:
+        return None
+    if isinstance(dt, dtype):
+        return dt.np
+    d = np.dtype(dt)
+    if d not in _DTYPES:
+        raise TypeError(f"adjit supports float32, float64, int32, int64 and bool, not {dt}")
+    return d
+
+
+def from_np_dtype(d):
+    return _DTYPES[np.dtype(d)]
+
+
+class Size(tuple):
+    """`torch.Size([2, 3])`."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return f"adjit.Size([{', '.join(str(d) for d in self)}])"
+
+    def numel(self):
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+
+class Tensor:
+    __slots__ = ("_n", "__weakref__")
+    __array_priority__ = 1000
+
+    # ----------------------------------------------------------------------- construction
+    @classmethod
+    def _wrap(cls, node):
+        t = object.__new__(cls)
+        t._n = node
+        return t
+
+    @classmethod
+    def _from_array(cls, arr, requires_grad=False):
+        arr = np.asarray(arr)
+        return cls._wrap(Node(arr, AType(arr.shape, arr.dtype), None, EAGER, rg=requires_grad))
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("create tensors with adjit.tensor(data), adjit.ones(...), ...")
+
+    # ----------------------------------------------------------------------- properties
+    @property
+    def data(self):
+        n = self._n
+        return Tensor._wrap(Node(n.val, n.type, None, EAGER, rg=False, ver=[0]))
+
+    @data.setter
+    def data(self, other):
+        arr = np.asarray(other._n.val if isinstance(other, Tensor) else other)
+        self._n.val = arr
+        self._n.type = AType(arr.shape, arr.dtype)
+
+    @property
+    def shape(self):
+        return Size(self._n.val.shape)
+
+    def size(self, dim=None):
+        s = self._n.val.shape
+        return Size(s) if dim is None else s[dim]
+
+    @property
+    def dtype(self):
+        return from_np_dtype(self._n.val.dtype)
+
+    @property
+    def ndim(self):
+        return self._n.val.ndim
+
+    def dim(self):
+        return self._n.val.ndim
+
+    def numel(self):
+        return int(self._n.val.size)
+
+    @property
+    def device(self):
+        return "cpu"
+
+    @property
+    def requires_grad(self):
+        return self._n.rg
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, requires_grad=True):
+        n = self._n
+        if n.rec is not None and n.rg and not requires_grad:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
+                               "you want to use a computed variable in a subgraph that doesn't "
+                               "require differentiation use var_no_grad = var.detach().")
+        if requires_grad and n.val.dtype.kind != "f":
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        n.rg = bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self):
+        return self._n.rec is None or not self._n.rg
+
+    @property
+    def grad_fn(self):
+        n = self._n
+        return n.tag if (n.rec is not None and n.rg) else None
+
+    @property
+    def grad(self):
+        n = self._n
+        if not self.is_leaf and not n.retain:
+            autograd.warn_nonleaf_grad()
+        return n.grad
+
+    @grad.setter
+    def grad(self, value):
+        self._n.grad = value
+
+    @property
+    def retains_grad(self):
+        return self._n.retain and not self.is_leaf
+
+    def retain_grad(self):
+        if self._n.rec is None and not self._n.rg:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if not self.is_leaf:
+            self._n.retain = True
+
+    def detach(self):
+        n = self._n
+        return Tensor._wrap(Node(n.val, n.type, None, EAGER, rg=False, ver=n.ver))
+
+    def detach_(self):
+        self._n = self.detach()._n
+        return self
+
+    # ----------------------------------------------------------------------- conversions
+    def numpy(self, force=False):
+        if self._n.rg and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        return self._n.val
+
+    def item(self):
+        v = self._n.val
+        if v.size != 1:
+            raise RuntimeError(f"a Tensor with {v.size} elements cannot be converted to Scalar")
+        return v.reshape(()).item()
+
+    def tolist(self):
+        return self._n.val.tolist()
+
+    def __float__(self):
+        return builtins_float(self.item())
+
+    def __int__(self):
+        return builtins_int(self.item())
+
+    def __index__(self):
+        if self._n.val.dtype.kind not in "iub" or self._n.val.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an "
+                            "index")
+        return builtins_int(self.item())
+
+    def __bool__(self):
+        v = self._n.val
+        if v.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(v.reshape(()).item())
+
+    def __len__(self):
+        if self._n.val.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._n.val.shape[0]
+
+    def __iter__(self):
+        if self._n.val.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._n.val.shape[0]))
+
+    def __format__(self, spec):
+        if self._n.val.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def __array__(self, dtype=None, copy=None):
+        if self._n.rg:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        return self._n.val if dtype is None else self._n.val.astype(dtype)
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        n = self._n
+        suffixes = []
+        d = n.val.dtype
+        name = None
+        if d not in (np.float32, np.int64, np.bool_):
+            name = repr(from_np_dtype(d))
+        if n.rec is not None and n.rg and n.tag is not None:
+            suffixes.append(f"grad_fn=<{n.tag.name()}>")
+        elif n.rg:
+            suffixes.append("requires_grad=True")
+        return format_tensor(n.val, suffixes=suffixes, dtype_name=name)
+
+    __str__ = __repr__
+
+    # ----------------------------------------------------------------------- backward
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        n = self._n
+        if not n.rg or (n.rec is None and not n.rg):
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+                               "grad_fn")
+        if gradient is None:
+            if n.val.size != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            ct = np.ones(n.val.shape, n.val.dtype)
+        else:
+            ct = np.asarray(gradient._n.val if isinstance(gradient, Tensor) else gradient,
+                            dtype=n.val.dtype)
+            if ct.shape != n.val.shape:
+                raise RuntimeError(
+                    f"Mismatch in shape: grad_output[0] has a shape of {Size(ct.shape)!r} "
+                    f"and output[0] has a shape of {Size(n.val.shape)!r}."
+                    .replace("adjit.Size", "torch.Size"))
+        if n.rec is None:  # a leaf: its gradient is the seed itself
+            autograd.accumulate(n, ct)
+            return
+        autograd.run_backward(n, ct, retain_graph=bool(retain_graph))
+
+    def zero_(self):
+        with autograd.no_grad():
+            self._inplace_check()
+            self._n.val[...] = 0
+            self._n.ver[0] += 1
+        return self
+
+    def _inplace_check(self):
+        n = self._n
+        if n.rec is None and n.rg and STATE.grad_enabled:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                               "operation.")
+
+
+builtins_float = __builtins__["float"] if isinstance(__builtins__, dict) else __builtins__.float
+builtins_int = __builtins__["int"] if isinstance(__builtins__, dict) else __builtins__.int
