@@ -6,7 +6,7 @@ ordinary IR: it prints, parses, verifies, optimises, compiles, and can be differ
 """
 from __future__ import annotations
 
-from .core import Lit, Node, new_trace
+from .core import Lit, Node, STATE, new_trace
 from .graph import Graph, extract
 from . import ops
 from .types import FLOATS
@@ -22,12 +22,17 @@ def _replay(g: Graph, ins, cs):
         env[v] = n
     for v, n in zip(g.constvars, cs):
         env[v] = n
-    from .core import bind
-    for e in g.eqns:
-        args = [x.value if type(x) is Lit else env[x] for x in e.inputs]
-        out = bind(e.prim, *args, **e.params)
-        if e.outvars:
-            env[e.outvars[0]] = out
+    from .core import bind, STATE
+    prev = STATE.loc
+    try:
+        for e in g.eqns:
+            STATE.loc = e.loc
+            args = [x.value if type(x) is Lit else env[x] for x in e.inputs]
+            out = bind(e.prim, *args, **e.params)
+            if e.outvars:
+                env[e.outvars[0]] = out
+    finally:
+        STATE.loc = prev
     return env
 
 
@@ -65,7 +70,11 @@ def backward_pass(g: Graph, env, out_cts, wrt_vars, extra=()):
             continue
         ct = cts.pop(out) if out not in extra else cts[out]
         prims = [x.value if type(x) is Lit else env[x] for x in e.inputs]
-        in_cts = e.prim.vjp(ct, *prims, out=env[out], **e.params)
+        prev, STATE.loc = STATE.loc, e.loc
+        try:
+            in_cts = e.prim.vjp(ct, *prims, out=env[out], **e.params)
+        finally:
+            STATE.loc = prev
         for x, c in zip(e.inputs, in_cts):
             if c is None or isinstance(x, Lit) or x not in active:
                 continue
@@ -112,14 +121,22 @@ def jvp_graph(g: Graph, name=None) -> Graph:
         from .core import bind
         for e in g.eqns:
             args = [x.value if type(x) is Lit else env[x] for x in e.inputs]
-            out = bind(e.prim, *args, **e.params)
+            prev, STATE.loc = STATE.loc, e.loc
+            try:
+                out = bind(e.prim, *args, **e.params)
+            finally:
+                STATE.loc = prev
             if not e.outvars:
                 continue
             env[e.outvars[0]] = out
             ts = [None if type(x) is Lit else tenv.get(x) for x in e.inputs]
             if any(t is not None for t in ts) and e.prim.jvp is not None and \
                     _differentiable(e.outvars[0]):
-                t = e.prim.jvp(ts, *args, out=out, **e.params)
+                prev, STATE.loc = STATE.loc, e.loc
+                try:
+                    t = e.prim.jvp(ts, *args, out=out, **e.params)
+                finally:
+                    STATE.loc = prev
                 if t is not None:
                     tenv[e.outvars[0]] = t
         outs, touts = [], []

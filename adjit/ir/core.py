@@ -107,6 +107,7 @@ class _State(threading.local):
     def __init__(self):
         self.stack = [EAGER]
         self.grad_enabled = True
+        self.loc = None  # set by graph transforms: derived equations keep the source location
 
 
 STATE = _State()
@@ -178,14 +179,22 @@ def register(prim: Primitive) -> Primitive:
 
 # ---------------------------------------------------------------------------------- bind
 
+_INTERNAL = {}  # code object -> is it adjit's own code (cached: this runs on every equation)
+
+
 def user_location(depth=2):
     """(filename, lineno) of the innermost frame outside the adjit package."""
     f = sys._getframe(depth)
-    while f is not None and f.f_code.co_filename.startswith(_ADJIT_DIR):
+    while f is not None:
+        c = f.f_code
+        inside = _INTERNAL.get(c)
+        if inside is None:
+            inside = _INTERNAL[c] = c.co_filename.startswith(_ADJIT_DIR) and \
+                "/tests/" not in c.co_filename
+        if not inside:
+            return (c.co_filename, f.f_lineno)
         f = f.f_back
-    if f is None:
-        return None
-    return (f.f_code.co_filename, f.f_lineno)
+    return None
 
 
 class GuardFailed(Exception):
@@ -277,7 +286,7 @@ def _record(prim, trace, args, params, litdt):
         out = prim.impl(*vals, **params)
         if type(out) is not np.ndarray:
             out = np.asarray(out)
-    rec = Rec(prim, inputs, params, user_location(3))
+    rec = Rec(prim, inputs, params, STATE.loc or user_location(3))
     if trace is EAGER:
         rec.vers = tuple(n.ver[0] if type(n) is Node else 0 for n in inputs)
     if prim.name == "guard":

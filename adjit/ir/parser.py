@@ -31,9 +31,19 @@ def _split_types(text):
 def _parse_params(text, lineno, col):
     try:
         call = ast.parse(f"f({text})", mode="eval").body
-        return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+        return {kw.arg: _param_value(kw.value) for kw in call.keywords}
     except (SyntaxError, ValueError) as exc:
         raise ParseError(f"bad parameters [{text}]: {exc}", lineno, col) from None
+
+
+def _param_value(node):
+    """literal_eval plus the float names the printer writes for non-finite values."""
+    if isinstance(node, ast.Name) and node.id in ("inf", "nan"):
+        return float(node.id)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and \
+            isinstance(node.operand, ast.Name) and node.operand.id == "inf":
+        return float("-inf")
+    return ast.literal_eval(node)
 
 
 def _literal(tok):
@@ -112,9 +122,10 @@ def parse_graph(text: str) -> Graph:
             end = _match_bracket(rest, lineno)
             params = _parse_params(rest[1:end], lineno, ln.find(rest) + 1)
             rest = rest[end + 1:]
-        toks = rest.split()
-        lit_dt = next((env[t].type.dtype for t in reversed(toks) if t in env), typ.dtype)
-        ins = [_operand(t, env, lineno, ln.find(t) + 1, lit_dt) for t in toks]
+        base = len(ln.rstrip()) - len(rest)
+        toks = [(m.group(), base + m.start() + 1) for m in re.finditer(r"\S+", rest)]
+        lit_dt = next((env[t].type.dtype for t, _ in reversed(toks) if t in env), typ.dtype)
+        ins = [_operand(t, env, lineno, c, lit_dt) for t, c in toks]
         v = Var(typ, name)
         env[name] = v
         eqns.append(Eqn(REGISTRY[pname], ins, params, [v], loc))

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from .graph import Graph, Var
 from .core import Lit
@@ -39,10 +40,16 @@ def format_literal(v) -> str:
     return repr(v)
 
 
+def _param(v) -> str:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return format_literal(v)  # inf / -inf / nan: the parser reads these names back
+    return repr(v)
+
+
 def format_params(params) -> str:
     if not params:
         return ""
-    return "[" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + "]"
+    return "[" + ", ".join(f"{k}={_param(v)}" for k, v in params.items()) + "]"
 
 
 def format_loc(loc) -> str:
@@ -68,7 +75,10 @@ def print_graph(g: Graph, locations=False) -> str:
     args = ", ".join(f"{define(v)}: {v.type}" for v in g.invars)
     outs = [str(v.type) for v in g.outvars]
     ret = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"
-    lines = [f"def {g.name}({args}) -> {ret}:"]
+    fname = re.sub(r"\W", "_", g.name) or "f"
+    if not (fname[0].isalpha() or fname[0] == "_"):
+        fname = "f_" + fname
+    lines = [f"def {fname}({args}) -> {ret}:"]
     for i, v in enumerate(g.constvars):
         lines.append(f"  {define(v)}: {v.type} = const #{i}")
     for e in g.eqns:
@@ -83,5 +93,5 @@ def print_graph(g: Graph, locations=False) -> str:
         if ins:
             rhs += " " + ins
         lines.append(f"  {define(out)}: {out.type} = {rhs}{loc}")
-    lines.append("  return " + ", ".join(name(v) for v in g.outvars))
+    lines.append(("  return " + ", ".join(name(v) for v in g.outvars)).rstrip())
     return "\n".join(lines) + "\n"

@@ -28,7 +28,11 @@ def _s(rng, shp, dt="f64", dom="any"):
 
 # --- broadcast_in_dim, reshape, transpose ---------------------------------------------------
 def _bcast_rule(x, *, shape, dims):
-    if len(dims) != x.ndim or any(x.shape[i] not in (1, shape[d]) for i, d in enumerate(dims)):
+    # dims must be strictly increasing (as in XLA): the impl places axes by reshape, which
+    # would silently scramble a permuted mapping instead of transposing it
+    if len(dims) != x.ndim or list(dims) != sorted(set(dims)) or \
+            any(not 0 <= d < len(shape) for d in dims) or \
+            any(x.shape[i] not in (1, shape[d]) for i, d in enumerate(dims)):
         raise ValueError(f"broadcast_in_dim: cannot broadcast {x.shape} to {shape} along {dims}")
     return AType(shape, x.dtype)
 

@@ -1,0 +1,438 @@
+"""Composite operations built from primitives, shared by the NumPy front and the Tensor front.
+
+Every function takes recorded Nodes (or NumPy arrays, or Python scalars where noted) and calls
+`adjit.ir.ops`, so under a trace it records primitives and outside one it computes with NumPy.
+Operands of a binary composite must already have one dtype (each front applies its own type
+promotion first); broadcasting is done here, explicitly. Axes may be negative; `axis=None`
+means every axis.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from . import ops
+from .core import Node
+from .types import FLOATS
+
+
+def shape(x):
+    return ops.shape(x)
+
+
+def ndim(x):
+    return len(ops.shape(x))
+
+
+def norm_axes(axis, nd):
+    """A sorted tuple of non-negative axes for `axis` (None, an int or a sequence)."""
+    if axis is None:
+        return tuple(range(nd))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -nd <= a < builtins.max(nd, 1):
+            raise ValueError(f"axis {a} is out of bounds for an array of dimension {nd}")
+        out.append(a % builtins.max(nd, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+def _keep(r, xshape, axes, keepdims):
+    if not keepdims:
+        return r
+    return ops.reshape(r, tuple(1 if i in axes else d for i, d in enumerate(xshape)))
+
+
+def broadcast_arrays(*xs):
+    """Broadcast every array operand to the common shape (Python scalars stay as they are)."""
+    shp = np.broadcast_shapes(*[ops.shape(x) for x in xs if not _is_scalar(x)])
+    return [x if _is_scalar(x) else ops.broadcast_to(x, shp) for x in xs]
+
+
+def _is_scalar(x):
+    return isinstance(x, (bool, int, float))
+
+
+# --- reductions ------------------------------------------------------------------------------
+def sum(x, axis=None, keepdims=False):  # noqa: A001
+    axes = norm_axes(axis, ndim(x))
+    return _keep(ops.reduce_sum(x, axes), shape(x), axes, keepdims)
+
+
+def count(x, axis=None):
+    axes = norm_axes(axis, ndim(x))
+    n = 1
+    for a in axes:
+        n *= shape(x)[a]
+    return n
+
+
+def mean(x, axis=None, keepdims=False):
+    n = count(x, axis)
+    return ops.div(sum(x, axis, keepdims), float(n) if n else float("nan"))
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    axes = norm_axes(axis, ndim(x))
+    return _keep(ops.reduce_max(x, axes=axes) if axes else x, shape(x), axes, keepdims)
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001
+    axes = norm_axes(axis, ndim(x))
+    return _keep(ops.reduce_min(x, axes=axes) if axes else x, shape(x), axes, keepdims)
+
+
+def var(x, axis=None, ddof=0, keepdims=False):
+    n = count(x, axis)
+    d = ops.sub(x, ops.broadcast_to(mean(x, axis, keepdims=True), shape(x)))
+    return ops.div(sum(ops.mul(d, d), axis, keepdims), float(n - ddof) if n > ddof else 0.0)
+
+
+def std(x, axis=None, ddof=0, keepdims=False):
+    return ops.sqrt(var(x, axis, ddof, keepdims))
+
+
+def prod(x, axis=None, keepdims=False):
+    """Product by a pairwise tree of multiplications: exact, zero-safe, log(n) deep."""
+    xs = shape(x)
+    axes = norm_axes(axis, len(xs))
+    rest = [i for i in range(len(xs)) if i not in axes]
+    n = count(x, axis)
+    y = ops.reshape(ops.transpose(x, tuple(rest + list(axes))),
+                    tuple(xs[i] for i in rest) + (n,))
+    lead = tuple(xs[i] for i in rest)
+    nd = len(lead)
+    if n == 0:
+        return _keep(ops.full(lead, 1, ops.dtype(x)), xs, axes, keepdims)
+    while n > 1:
+        if n % 2:
+            y = ops.concatenate(y, ops.full(lead + (1,), 1, ops.dtype(x)), axis=nd)
+            n += 1
+        h = n // 2
+        a = ops.slice(y, start=(0,) * nd + (0,), limit=lead + (h,), strides=(1,) * (nd + 1))
+        b = ops.slice(y, start=(0,) * nd + (h,), limit=lead + (n,), strides=(1,) * (nd + 1))
+        y, n = ops.mul(a, b), h
+    return _keep(ops.reshape(y, lead), xs, axes, keepdims)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    m = ops.stop_gradient(max(x, axis, keepdims=True))
+    m = ops.select(isfinite(m), m, ops.zeros(shape(m), ops.dtype(m)))
+    s = sum(ops.exp(ops.sub(x, ops.broadcast_to(m, shape(x)))), axis, keepdims=True)
+    r = ops.add(ops.log(s), m)
+    axes = norm_axes(axis, ndim(x))
+    return r if keepdims else ops.reshape(r, tuple(d for i, d in enumerate(shape(x))
+                                                   if i not in axes))
+
+
+def softmax(x, axis=-1):
+    m = ops.stop_gradient(max(x, axis, keepdims=True))
+    e = ops.exp(ops.sub(x, ops.broadcast_to(m, shape(x))))
+    return ops.div(e, ops.broadcast_to(sum(e, axis, keepdims=True), shape(x)))
+
+
+def log_softmax(x, axis=-1):
+    return ops.sub(x, ops.broadcast_to(logsumexp(x, axis, keepdims=True), shape(x)))
+
+
+def cumsum(x, axis=None):
+    if axis is None:
+        x, axis = ops.reshape(x, (count(x),)), 0
+    return ops.cumsum(x, axis=norm_axes(axis, ndim(x))[0], reverse=False)
+
+
+def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
+    nd = ndim(x)
+    axes = norm_axes(axis, nd)
+    ax = abs_(x)
+    if ord is None or (ord == "fro" and len(axes) == 2) or (ord == 2 and len(axes) == 1):
+        return ops.sqrt(sum(ops.mul(x, x), axes, keepdims))
+    if len(axes) == 1:
+        if ord == np.inf:
+            return max(ax, axes, keepdims)
+        if ord == -np.inf:
+            return min(ax, axes, keepdims)
+        if ord == 0:
+            return sum(ops.convert(ops.ne(x, 0.0), ops.dtype(x)), axes, keepdims)
+        if ord == 1:
+            return sum(ax, axes, keepdims)
+        p = float(ord)
+        return ops.pow(sum(ops.pow(ax, p), axes, keepdims), 1.0 / p)
+    if len(axes) == 2 and ord in (1, -1, np.inf, -np.inf):
+        inner = axes[0] if ord in (1, -1) else axes[1]
+        s = sum(ax, inner, keepdims=True)
+        r = (max if ord > 0 else min)(s, axes[1] if ord in (1, -1) else axes[0], keepdims=True)
+        return _keep(ops.reshape(r, tuple(d for i, d in enumerate(shape(x)) if i not in axes)),
+                     shape(x), axes, keepdims)
+    raise NotImplementedError(f"norm with ord={ord!r} over axes {axes}")
+
+
+# --- elementwise composites ----------------------------------------------------------------
+def abs_(x):
+    return ops.abs(x)
+
+
+def square(x):
+    return ops.mul(x, x)
+
+
+def isnan(x):
+    return ops.ne(x, x)
+
+
+def isinf(x):
+    return ops.eq(ops.abs(x), float("inf"))
+
+
+def isfinite(x):
+    return ops.__getattr__("not")(ops.__getattr__("or")(isnan(x), isinf(x)))
+
+
+def sinh(x):
+    return ops.mul(ops.sub(ops.exp(x), ops.exp(ops.neg(x))), 0.5)
+
+
+def cosh(x):
+    return ops.mul(ops.add(ops.exp(x), ops.exp(ops.neg(x))), 0.5)
+
+
+def sigmoid(x):
+    return ops.logistic(x)
+
+
+def relu(x):
+    return ops.maximum(x, 0.0)
+
+
+def softplus(x):
+    """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))."""
+    return ops.add(ops.maximum(x, 0.0), ops.log1p(ops.exp(ops.neg(ops.abs(x)))))
+
+
+def logaddexp(a, b):
+    a, b = broadcast_arrays(a, b)
+    m = ops.maximum(a, b)
+    d = ops.neg(ops.abs(ops.sub(a, b)))
+    return ops.add(m, ops.log1p(ops.exp(d)))
+
+
+def clip(x, lo=None, hi=None):
+    if lo is not None:
+        x = ops.maximum(*broadcast_arrays(x, lo))
+    if hi is not None:
+        x = ops.minimum(*broadcast_arrays(x, hi))
+    return x
+
+
+def where(c, x, y):
+    c, x, y = broadcast_arrays(c, x, y)
+    shp = shape(c)
+    if _is_scalar(x) and _is_scalar(y):
+        raise TypeError("where: at least one branch must be an array")
+    dt = ops.dtype(x) if not _is_scalar(x) else ops.dtype(y)
+    x = ops.full(shp, x, dt) if _is_scalar(x) and not shp == () else x
+    y = ops.full(shp, y, dt) if _is_scalar(y) and not shp == () else y
+    return ops.select(c, x, y)
+
+
+def all_(x, axis=None, keepdims=False):
+    bad = ops.convert(ops.__getattr__("not")(ops.convert(x, "bool")), "i64")
+    return ops.eq(sum(bad, axis, keepdims), 0)
+
+
+def any_(x, axis=None, keepdims=False):
+    return ops.gt(sum(ops.convert(ops.convert(x, "bool"), "i64"), axis, keepdims), 0)
+
+
+# --- shape helpers -------------------------------------------------------------------------
+def expand_dims(x, axis):
+    xs = list(shape(x))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    nd = len(xs) + len(axes)
+    for a in sorted(int(a) % nd for a in axes):
+        xs.insert(a, 1)
+    return ops.reshape(x, tuple(xs))
+
+
+def squeeze(x, axis=None):
+    xs = shape(x)
+    if axis is None:
+        axes = tuple(i for i, d in enumerate(xs) if d == 1)
+    else:
+        axes = norm_axes(axis, len(xs))
+        for a in axes:
+            if xs[a] != 1:
+                raise ValueError(f"cannot squeeze axis {a} of size {xs[a]} (shape {xs})")
+    return ops.reshape(x, tuple(d for i, d in enumerate(xs) if i not in axes))
+
+
+def moveaxis(x, src, dst):
+    nd = ndim(x)
+    src = [int(a) % nd for a in ((src,) if isinstance(src, (int, np.integer)) else src)]
+    dst = [int(a) % nd for a in ((dst,) if isinstance(dst, (int, np.integer)) else dst)]
+    order = [i for i in range(nd) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return ops.transpose(x, tuple(order))
+
+
+def swapaxes(x, a, b):
+    nd = ndim(x)
+    perm = list(range(nd))
+    a, b = a % nd, b % nd
+    perm[a], perm[b] = perm[b], perm[a]
+    return ops.transpose(x, tuple(perm))
+
+
+def flip(x, axis=None):
+    for a in norm_axes(axis, ndim(x)):
+        n = shape(x)[a]
+        x = ops.gather(x, np.arange(n - 1, -1, -1, dtype=np.int64), axis=a)
+    return x
+
+
+# --- products ------------------------------------------------------------------------------
+def _dot(a, b, contract, batch=((), ())):
+    return ops.dot_general(a, b, contract=(tuple(contract[0]), tuple(contract[1])),
+                           batch=(tuple(batch[0]), tuple(batch[1])))
+
+
+def matmul(a, b):
+    """NumPy's matmul: 1-D operands are promoted and squeezed, batch dims broadcast."""
+    sa, sb = shape(a), shape(b)
+    if not sa or not sb:
+        raise ValueError("matmul: operands must not be scalars (use *)")
+    if len(sa) == 1:
+        a = ops.reshape(a, (1,) + sa)
+    if len(sb) == 1:
+        b = ops.reshape(b, sb + (1,))
+    xa, xb = shape(a), shape(b)
+    if xa[-1] != xb[-2]:
+        raise ValueError(f"matmul: shapes {sa} and {sb} do not match "
+                         f"(contracting {xa[-1]} with {xb[-2]})")
+    if len(xb) == 2:
+        r = _dot(a, b, ((len(xa) - 1,), (0,)))
+    else:
+        bs = tuple(np.broadcast_shapes(xa[:-2], xb[:-2]))
+        a = ops.broadcast_to(a, bs + xa[-2:])
+        b = ops.broadcast_to(b, bs + xb[-2:])
+        nb = len(bs)
+        r = _dot(a, b, ((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
+    rs = shape(r)
+    if len(sa) == 1:
+        rs = rs[:-2] + rs[-1:]
+    if len(sb) == 1:
+        rs = rs[:-1]
+    return ops.reshape(r, rs)
+
+
+def dot(a, b):
+    """NumPy's dot: last axis of a with the second-to-last of b (the only one if b is 1-D)."""
+    sa, sb = shape(a), shape(b)
+    if not sa or not sb:
+        return ops.mul(*broadcast_arrays(a, b))
+    kb = 0 if len(sb) == 1 else len(sb) - 2
+    if sa[-1] != sb[kb]:
+        raise ValueError(f"dot: shapes {sa} and {sb} not aligned: {sa[-1]} (dim {len(sa) - 1})"
+                         f" != {sb[kb]} (dim {kb})")
+    return _dot(a, b, ((len(sa) - 1,), (kb,)))
+
+
+def tensordot(a, b, axes=2):
+    sa, sb = shape(a), shape(b)
+    if isinstance(axes, (int, np.integer)):
+        ca, cb = tuple(range(len(sa) - axes, len(sa))), tuple(range(axes))
+    else:
+        ca, cb = axes
+        ca = (ca,) if isinstance(ca, (int, np.integer)) else tuple(ca)
+        cb = (cb,) if isinstance(cb, (int, np.integer)) else tuple(cb)
+        ca = tuple(int(c) % len(sa) for c in ca)
+        cb = tuple(int(c) % len(sb) for c in cb)
+    if [sa[i] for i in ca] != [sb[i] for i in cb]:
+        raise ValueError(f"tensordot: shape mismatch for sum: {sa} axes {ca} vs {sb} axes {cb}")
+    return _dot(a, b, (ca, cb))
+
+
+def outer(a, b):
+    a = ops.reshape(a, (count(a),))
+    b = ops.reshape(b, (count(b),))
+    n, m = shape(a)[0], shape(b)[0]
+    return ops.mul(ops.broadcast_in_dim(a, shape=(n, m), dims=(0,)),
+                   ops.broadcast_in_dim(b, shape=(n, m), dims=(1,)))
+
+
+def inner(a, b):
+    if not shape(a) or not shape(b):
+        return ops.mul(*broadcast_arrays(a, b))
+    return _dot(a, b, ((ndim(a) - 1,), (ndim(b) - 1,)))
+
+
+def _diagonal(x, s):
+    """Take the diagonal of the first repeated letter of `s` (einsum's 'ii')."""
+    for c in s:
+        if s.count(c) > 1:
+            p = s.index(c)
+            q = s.index(c, p + 1)
+            order = [i for i in range(len(s)) if i not in (p, q)] + [p, q]
+            n = shape(x)[p]
+            y = ops.transpose(x, tuple(order))
+            lead = shape(y)[:-2]
+            y = ops.reshape(y, lead + (n * n,))
+            y = ops.gather(y, np.arange(n, dtype=np.int64) * (n + 1), axis=len(lead))
+            return y, "".join(s[i] for i in order[:-2]) + c
+    return x, s
+
+
+def _drop_unneeded(x, s, keep):
+    while len(set(s)) != len(s):
+        x, s = _diagonal(x, s)
+    axes = [i for i, c in enumerate(s) if c not in keep]
+    if axes:
+        x = ops.reduce_sum(x, tuple(axes))
+        s = "".join(c for c in s if c in keep)
+    return x, s
+
+
+def einsum(spec, *xs):
+    """einsum over explicit letters (no ellipsis): pairwise dot_general, reductions, diagonals."""
+    spec = spec.replace(" ", "")
+    if "." in spec:
+        raise NotImplementedError("einsum with '...' is not supported; write out the axes")
+    if "->" in spec:
+        ins, out = spec.split("->")
+    else:
+        ins = spec
+        letters = ins.replace(",", "")
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    specs = ins.split(",")
+    if len(specs) != len(xs):
+        raise ValueError(f"einsum: {len(specs)} operand specs but {len(xs)} operands")
+    for s, x in zip(specs, xs):
+        if len(s) != ndim(x):
+            raise ValueError(f"einsum: operand spec {s!r} does not match shape {shape(x)}")
+    later = [set("".join(specs[i + 1:])) for i in range(len(specs))]
+    cur, cs = _drop_unneeded(xs[0], specs[0], set(out) | later[0])
+    for i in range(1, len(xs)):
+        keep = set(out) | later[i]
+        x, s = _drop_unneeded(xs[i], specs[i], keep | set(cs))
+        shared = [c for c in cs if c in s]
+        batch = [c for c in shared if c in keep]
+        contract = [c for c in shared if c not in keep]
+        cur = _dot(cur, x, ([cs.index(c) for c in contract], [s.index(c) for c in contract]),
+                   ([cs.index(c) for c in batch], [s.index(c) for c in batch]))
+        cs = "".join(batch) + "".join(c for c in cs if c not in shared) + \
+            "".join(c for c in s if c not in shared)
+    cur, cs = _drop_unneeded(cur, cs, set(out))
+    return ops.transpose(cur, tuple(cs.index(c) for c in out))
+
+
+def is_float(x):
+    return ops.dtype(x) in FLOATS
+
+
+def is_node(x):
+    return type(x) is Node

@@ -1,0 +1,260 @@
+"""IR passes, each Graph -> Graph: dce, cse, fold_constants, simplify, and `optimize` (all of
+them to a fixed point).
+
+A pass never mutates its input: it builds new equations (sharing the Var objects) and returns a
+new Graph. Invars, constvars and their bindings (`consts`) are kept exactly as they are, all of
+them, even unused ones: compiled callers pass consts by position, so dropping one would shift the
+rest. A `const #i` value is bound at run time and is never folded into the code.
+
+    >>> from adjit.ir import parse_graph, print_graph
+    >>> g = parse_graph("def f(a: f64[3]) -> f64[3]:\\n  b: f64[3] = mul a 1.0\\n"
+    ...                 "  c: f64[3] = neg b\\n  d: f64[3] = neg c\\n  return d\\n")
+    >>> print(print_graph(optimize(g)), end="")
+    def f(a: f64[3]) -> f64[3]:
+      return a
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .core import Lit, REGISTRY
+from .graph import Eqn, Graph, Var
+from .types import AType
+
+# Folding runs the NumPy impl on materialised constants: above this many elements a constant
+# stays as code (a `full` of a large shape costs nothing until it is computed).
+FOLD_LIMIT = 1 << 12
+
+
+def _rebuild(g: Graph, rewrite) -> Graph:
+    """Walk `g`'s equations in order with their inputs renamed so far; `rewrite(e, ins, defs)`
+    returns None (keep e), a list of equations to emit instead (possibly empty), or a Var that
+    replaces e's output everywhere after it. `defs` maps each emitted Var to its equation."""
+    sub, defs, eqns = {}, {}, []
+
+    def look(x):
+        return x if isinstance(x, Lit) else sub.get(x, x)
+
+    for e in g.eqns:
+        ins = [look(x) for x in e.inputs]
+        r = rewrite(e, ins, defs)
+        if isinstance(r, Var):
+            # a Lit never replaces a Var: graph outputs and every operand slot need a full type
+            assert r.type == e.outvars[0].type, (e.prim.name, r.type, e.outvars[0].type)
+            sub[e.outvars[0]] = r
+            continue
+        for n in ([Eqn(e.prim, ins, e.params, e.outvars, e.loc)] if r is None else r):
+            eqns.append(n)
+            for v in n.outvars:
+                defs[v] = n
+    return Graph(g.invars, g.constvars, eqns, [look(v) for v in g.outvars], g.consts, g.name)
+
+
+# ----------------------------------------------------------------------------------- DCE
+
+def dce(g: Graph) -> Graph:
+    """Drop equations whose results nothing uses. Guards are effects: they always stay, and so
+    does everything they read."""
+    live = {v for v in g.outvars if isinstance(v, Var)}
+    keep = []
+    for e in reversed(g.eqns):
+        if e.prim.name == "guard" or any(v in live for v in e.outvars):
+            keep.append(e)
+            live.update(x for x in e.inputs if isinstance(x, Var))
+    keep.reverse()
+    return Graph(g.invars, g.constvars, keep, g.outvars, g.consts, g.name)
+
+
+# ----------------------------------------------------------------------------------- CSE
+
+def _operand_key(x):
+    # repr, not ==: 0.0 == -0.0 and 1 == 1.0 == True, but they are different literals
+    if isinstance(x, Lit):
+        return ("lit", x.dtype, type(x.value).__name__, repr(x.value))
+    return ("var", id(x))
+
+
+def _key(prim, ins, params):
+    return (prim.name, repr(sorted(params.items())), tuple(_operand_key(x) for x in ins))
+
+
+def cse(g: Graph) -> Graph:
+    """Merge equations with the same primitive, params and inputs; a repeated guard (same
+    predicate, same expectation) is dropped since the first one already checked it."""
+    seen = {}
+
+    def rewrite(e, ins, defs):
+        k = _key(e.prim, ins, e.params)
+        if k in seen:
+            return [] if e.prim.name == "guard" else seen[k]
+        seen[k] = e.outvars[0] if e.outvars else None
+        return None
+
+    return _rebuild(g, rewrite)
+
+
+# ---------------------------------------------------------------------- constant folding
+
+def _as_full(r: np.ndarray, out: Var, loc):
+    """`full` for a uniform, finite array, else None (a non-uniform constant has no IR form
+    but its equations; non-finite values stay computed so nan/inf are never params)."""
+    if r.size and not (np.all(r == r.flat[0]) and np.all(np.isfinite(r))):
+        return None
+    value = (r.flat[0] if r.size else r.dtype.type(0)).item()
+    return Eqn(REGISTRY["full"], [], {"shape": out.type.shape, "value": value,
+                                      "dtype": out.type.dtype}, [out], loc)
+
+
+def _lit_fits(e, ins, k) -> bool:
+    """May the literal ins[k] stand in that slot? The text form gives a literal the dtype of the
+    last variable operand (as `bind` does), and the shape rule must still give the same type."""
+    if e.prim.name == "guard":
+        return False
+    vars_ = [x for x in ins if isinstance(x, Var)]
+    if not vars_ or vars_[-1].type.dtype != ins[k].dtype:
+        return False
+    try:
+        return e.prim.shape_rule(*[x.type for x in ins], **e.params) == e.outvars[0].type
+    except Exception:
+        return False
+
+
+def fold_constants(g: Graph) -> Graph:
+    """Evaluate equations whose inputs are all literals or `full` values with the primitive's
+    impl; a uniform result becomes a `full`, a scalar one a literal wherever a slot allows."""
+    known = {}  # Var -> its value, for `full` results (never constvars: bound at run time)
+
+    def rewrite(e, ins, defs):
+        if not e.outvars:
+            return None  # a guard: folding it would check it now instead of at run time
+        out = e.outvars[0]
+        if e.prim.name == "full":
+            if out.type.size <= FOLD_LIMIT:
+                known[out] = e.prim.impl(**e.params)
+            return None
+        vals = [x.array() if isinstance(x, Lit) else known.get(x) for x in ins]
+        if ins and all(v is not None for v in vals) and out.type.size <= FOLD_LIMIT:
+            try:
+                with np.errstate(all="ignore"):  # a nan or inf result is not folded anyway
+                    r = np.asarray(e.prim.impl(*vals, **e.params))
+            except Exception:  # let it fail at run time, where the error has context
+                r = None
+            if r is not None and AType(r.shape, r.dtype) == out.type:
+                f = _as_full(r, out, e.loc)
+                if f is not None:
+                    known[out] = r
+                    return [f]
+        new = list(ins)
+        for k, x in enumerate(ins):
+            if isinstance(x, Var) and x.type.shape == () and x in known:
+                trial = new[:k] + [Lit(known[x].item(), x.type.dtype)] + new[k + 1:]
+                if _lit_fits(e, trial, k):
+                    new = trial
+        return [Eqn(e.prim, new, e.params, e.outvars, e.loc)]
+
+    return _rebuild(g, rewrite)
+
+
+# ------------------------------------------------------------------ algebraic simplification
+
+def _value(x, defs):
+    """The scalar an operand is known to hold everywhere (a literal or a `full`), else None."""
+    if isinstance(x, Lit):
+        return None if isinstance(x.value, bool) else x.value
+    e = defs.get(x)
+    if e is not None and e.prim.name == "full" and not isinstance(e.params["value"], bool):
+        return e.params["value"]
+    return None
+
+
+def _producer(x, defs, name):
+    """The `name` equation that defines x, if it reads a variable (a literal operand of a shape
+    op has no dtype of its own in the text, so such an equation is left alone)."""
+    e = defs.get(x) if isinstance(x, Var) else None
+    if e is None or e.prim.name != name or not isinstance(e.inputs[0], Var):
+        return None
+    return e
+
+
+def _same(x, out):
+    """x itself may replace out: a Var of exactly out's type."""
+    return x if isinstance(x, Var) and x.type == out.type else None
+
+
+def _simplify_eqn(e, ins, defs):
+    name, p = e.prim.name, e.params
+    if not e.outvars:
+        return None
+    out = e.outvars[0]
+    val = [_value(x, defs) for x in ins]
+    if name == "mul":  # x*0 stays: it is nan for x = nan or inf
+        return (_same(ins[0], out) if val[1] == 1 else None) or \
+            (_same(ins[1], out) if val[0] == 1 else None)
+    if name == "add":
+        return (_same(ins[0], out) if val[1] == 0 else None) or \
+            (_same(ins[1], out) if val[0] == 0 else None)
+    if name == "sub":
+        return _same(ins[0], out) if val[1] == 0 else None
+    if name == "div":
+        return _same(ins[0], out) if val[1] == 1 else None
+    if name == "pow":
+        if val[1] == 1:
+            return _same(ins[0], out)
+        if val[1] == 2 and isinstance(ins[0], Var):
+            return [Eqn(REGISTRY["mul"], [ins[0], ins[0]], {}, [out], e.loc)]
+        return None
+    if name == "neg":
+        inner = _producer(ins[0], defs, "neg")
+        return _same(inner.inputs[0], out) if inner else None
+    if name == "convert_element_type":
+        return _same(ins[0], out)
+    if name == "reshape":
+        inner = _producer(ins[0], defs, "reshape")
+        if inner:
+            x = inner.inputs[0]
+            return _same(x, out) or [Eqn(e.prim, [x], p, [out], e.loc)]
+        return _same(ins[0], out)
+    if name == "transpose":
+        inner = _producer(ins[0], defs, "transpose")
+        if inner:
+            perm = tuple(inner.params["perm"][j] for j in p["perm"])
+            x = inner.inputs[0]
+            if perm == tuple(range(len(perm))):
+                return _same(x, out)
+            return [Eqn(e.prim, [x], {"perm": perm}, [out], e.loc)]
+        return None
+    if name == "broadcast_in_dim":
+        if tuple(p["dims"]) == tuple(range(len(p["shape"]))) and _same(ins[0], out):
+            return ins[0]  # same shape, axes in place: the identity
+        inner = _producer(ins[0], defs, "broadcast_in_dim")
+        if inner:
+            dims = tuple(p["dims"][d] for d in inner.params["dims"])
+            return [Eqn(e.prim, [inner.inputs[0]], {"shape": p["shape"], "dims": dims}, [out],
+                        e.loc)]
+    return None
+
+
+def simplify(g: Graph) -> Graph:
+    """Algebraic identities: x*1, 1*x, x+0, 0+x, x-0, x/1 -> x; neg(neg x) -> x; pow x 1 -> x;
+    pow x 2 -> mul x x; reshape/broadcast_in_dim/convert_element_type to the same type -> x;
+    reshape of reshape, broadcast of broadcast, transpose of transpose -> one (or none)."""
+    return _rebuild(g, _simplify_eqn)
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+PASSES = (simplify, fold_constants, cse, dce)
+
+
+def optimize(g: Graph, max_rounds=20) -> Graph:
+    """Run every pass until the graph stops changing (each round strictly shrinks or
+    canonicalises it; `max_rounds` only guards against a pass that oscillates)."""
+    key = g.structure_key()
+    for _ in range(max_rounds):
+        for p in PASSES:
+            g = p(g)
+        new = g.structure_key()
+        if new == key:
+            break
+        key = new
+    return g

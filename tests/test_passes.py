@@ -1,0 +1,374 @@
+"""IR passes: each pass on hand-written graphs (expected text), the verifier after every pass,
+and a property test: optimize(g) computes what g computes, on random programs and their vjps."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adjit.ir import DTYPES, REGISTRY, AType, bind, eval_graph, extract, new_trace, parse_graph
+from adjit.ir import print_graph, verify
+from adjit.ir import ops as o
+from adjit.ir.autodiff import vjp_graph
+from adjit.ir.core import Node
+from adjit.ir.passes import PASSES, cse, dce, fold_constants, optimize, simplify
+
+
+def body(text):
+    """A graph from its equations: header `def f(a: f64[3]) -> f64[3]:` unless given."""
+    if not text.startswith("def "):
+        text = "def f(a: f64[3]) -> f64[3]:\n" + text
+    return parse_graph(text)
+
+
+def run(p, text):
+    """Apply pass `p` to the graph in `text`; both must verify. Returns the printed result."""
+    g = verify(body(text))
+    before = print_graph(g)
+    out = verify(p(g))
+    assert print_graph(g) == before, "a pass must not mutate its input"
+    text = print_graph(out, locations=True)
+    assert print_graph(parse_graph(text), locations=True) == text
+    return print_graph(out)
+
+
+def expect(text):
+    return text if text.startswith("def ") else "def f(a: f64[3]) -> f64[3]:\n" + text
+
+
+# ------------------------------------------------------------------------------------ DCE
+
+def test_dce_drops_unused_and_keeps_guards_and_consts():
+    src = ("def f(a: f64[3]) -> f64[3]:\n"
+           "  b: f64[3] = const #0\n"
+           "  c: f64[3] = exp a\n"
+           "  d: f64[] = reduce_sum[axes=(0,)] c\n"
+           "  e: bool[] = gt d 0.0\n"
+           "  guard e == true\n"
+           "  f: f64[3] = sin a\n"
+           "  g: f64[3] = neg a\n"
+           "  return g\n")
+    # the guard keeps c, d, e alive; `const #0` stays though unused (consts go by position)
+    assert run(dce, src) == src.replace("  f: f64[3] = sin a\n", "") \
+        .replace("  g: f64[3] = neg a\n  return g\n", "  f: f64[3] = neg a\n  return f\n")
+
+
+# ------------------------------------------------------------------------------------ CSE
+
+def test_cse_merges_same_prim_params_inputs():
+    assert run(cse, "  b: f64[3] = exp a\n  c: f64[3] = exp a\n  d: f64[3] = add b c\n"
+                    "  return d\n") == \
+        expect("  b: f64[3] = exp a\n  c: f64[3] = add b b\n  return c\n")
+
+
+def test_cse_keeps_different_params_and_literals():
+    src = ("def f(a: f64[3]) -> f64[3]:\n"
+           "  b: f64[3] = cumsum[axis=0, reverse=False] a\n"
+           "  c: f64[3] = cumsum[axis=0, reverse=True] a\n"
+           "  d: f64[3] = mul a 0.0\n"
+           "  e: f64[3] = mul a -0.0\n"  # 0.0 == -0.0 in Python, not as a literal
+           "  f: f64[3] = add b c\n"
+           "  g: f64[3] = add d e\n"
+           "  h: f64[3] = add f g\n"
+           "  return h\n")
+    assert run(cse, src) == src
+
+
+def test_cse_dedupes_guards():
+    src = ("def f(a: f64[]) -> f64[]:\n"
+           "  b: bool[] = gt a 0.0\n"
+           "  guard b == true\n"
+           "  c: bool[] = gt a 0.0\n"
+           "  guard c == true\n"
+           "  guard c == false\n"
+           "  return a\n")
+    assert run(cse, src) == ("def f(a: f64[]) -> f64[]:\n"
+                             "  b: bool[] = gt a 0.0\n"
+                             "  guard b == true\n"
+                             "  guard b == false\n"
+                             "  return a\n")
+
+
+# ------------------------------------------------------------------------ constant folding
+
+def test_fold_no_literal_where_the_text_would_give_it_another_dtype():
+    # an index (i64 among f64 operands) and a select predicate keep their `full`
+    src = ("def f(a: f64[3], b: f64[]) -> f64[]:\n"
+           "  c: i64[] = full[shape=(), value=1, dtype='i64']\n"
+           "  d: f64[] = gather[axis=0] a c\n"
+           "  e: bool[] = full[shape=(), value=True, dtype='bool']\n"
+           "  f: f64[] = select e d b\n"
+           "  g: f64[] = full[shape=(), value=2.0, dtype='f64']\n"
+           "  h: bool[] = gt b g\n"
+           "  i: f64[] = reduce_max[axes=(0,)] a\n"
+           "  j: f64[] = select h i g\n"
+           "  k: f64[] = add f j\n"
+           "  return k\n")
+    assert run(fold_constants, src) == src.replace("gt b g", "gt b 2.0") \
+        .replace("select h i g", "select h i 2.0")
+
+
+def test_fold_full_arithmetic_to_full_and_scalars_to_literals():
+    src = ("  b: f64[3] = full[shape=(3,), value=2.0, dtype='f64']\n"
+           "  c: f64[3] = mul b 3.0\n"
+           "  d: f64[] = full[shape=(), value=0.5, dtype='f64']\n"
+           "  e: f64[] = add d d\n"
+           "  f: f64[3] = broadcast_in_dim[shape=(3,), dims=()] e\n"
+           "  g: f64[3] = mul a c\n"
+           "  h: f64[3] = add g f\n"
+           "  return h\n")
+    out = run(lambda g: dce(fold_constants(g)), src)
+    assert out == expect("  b: f64[3] = full[shape=(3,), value=6.0, dtype='f64']\n"
+                         "  c: f64[3] = full[shape=(3,), value=1.0, dtype='f64']\n"
+                         "  d: f64[3] = mul a b\n"
+                         "  e: f64[3] = add d c\n"
+                         "  return e\n")
+
+
+def test_fold_scalar_becomes_literal_only_where_the_slot_allows():
+    src = ("def f(a: f64[], i: i64[]) -> f64[]:\n"
+           "  b: f64[] = full[shape=(), value=2.0, dtype='f64']\n"
+           "  c: f64[] = mul a b\n"
+           "  d: f32[] = full[shape=(), value=3.0, dtype='f32']\n"
+           "  e: f64[] = convert_element_type[new_dtype='f64'] d\n"
+           "  f: f64[] = add c e\n"
+           "  return f\n")
+    out = run(lambda g: dce(fold_constants(g)), src)
+    assert out == ("def f(a: f64[], b: i64[]) -> f64[]:\n"
+                   "  c: f64[] = mul a 2.0\n"
+                   "  d: f64[] = add c 3.0\n"
+                   "  return d\n")
+
+
+def test_fold_never_touches_consts_and_keeps_what_it_cannot_express():
+    src = ("def f(a: f64[3]) -> f64[3]:\n"
+           "  b: f64[3] = const #0\n"
+           "  c: f64[3] = full[shape=(3,), value=1.0, dtype='f64']\n"
+           "  d: f64[3] = add b c\n"                     # reads a runtime-bound const
+           "  e: f64[3] = cumsum[axis=0, reverse=False] c\n"  # 1, 2, 3: not uniform
+           "  f: f64[3] = full[shape=(3,), value=0.0, dtype='f64']\n"
+           "  g: f64[3] = log f\n"                       # -inf: never a param
+           "  h: f64[3] = add d e\n"
+           "  i: f64[3] = add h g\n"
+           "  j: f64[3] = mul i a\n"
+           "  return j\n")
+    assert run(fold_constants, src) == src
+
+
+def test_fold_keeps_an_equation_whose_impl_raises():
+    src = ("def f(a: f64[3]) -> f64[2]:\n"
+           "  b: f64[3] = full[shape=(3,), value=1.0, dtype='f64']\n"
+           "  c: i64[2] = full[shape=(2,), value=7, dtype='i64']\n"
+           "  d: f64[2] = gather[axis=0] b c\n"  # out of range: fails at run time, not here
+           "  return d\n")
+    assert run(fold_constants, src) == src
+
+
+# ------------------------------------------------------------------ algebraic simplification
+
+@pytest.mark.parametrize("rhs", ["mul a 1.0", "mul 1.0 a", "add a 0.0", "add 0.0 a",
+                                 "sub a 0.0", "div a 1.0", "pow a 1.0", "reshape[shape=(3,)] a",
+                                 "broadcast_in_dim[shape=(3,), dims=(0,)] a",
+                                 "convert_element_type[new_dtype='f64'] a"])
+def test_simplify_identities(rhs):
+    assert run(simplify, f"  b: f64[3] = {rhs}\n  return b\n") == expect("  return a\n")
+
+
+def test_simplify_identity_with_a_full_operand():
+    src = ("  b: f64[3] = full[shape=(3,), value=1.0, dtype='f64']\n"
+           "  c: f64[3] = mul b a\n  return c\n")
+    assert run(lambda g: dce(simplify(g)), src) == expect("  return a\n")
+
+
+@pytest.mark.parametrize("rhs", ["mul a 0.0", "sub 0.0 a", "div 1.0 a", "pow a 3.0",
+                                 "mul a 1.5", "broadcast_in_dim[shape=(3,), dims=(0,)] a"])
+def test_simplify_leaves_non_identities(rhs):
+    # x*0 in particular: it is nan, not 0, for x = nan or inf
+    if rhs.startswith("broadcast"):  # broadcasting a [1] to [3] is not the identity
+        src = "def f(a: f64[1]) -> f64[3]:\n  b: f64[3] = " + rhs + "\n  return b\n"
+    else:
+        src = f"  b: f64[3] = {rhs}\n  return b\n"
+    assert run(simplify, src) == expect(src)
+
+
+def test_simplify_pow_two_is_a_product():
+    assert run(simplify, "  b: f64[3] = pow a 2.0\n  return b\n") == \
+        expect("  b: f64[3] = mul a a\n  return b\n")
+
+
+def test_simplify_double_negation_and_chains():
+    assert run(lambda g: dce(simplify(g)),
+               "  b: f64[3] = neg a\n  c: f64[3] = neg b\n  d: f64[3] = neg c\n"
+               "  return d\n") == expect("  b: f64[3] = neg a\n  return b\n")
+
+
+def test_simplify_reshape_transpose_broadcast_compositions():
+    src = ("def f(a: f64[2,3], b: f64[3]) -> (f64[2,3], f64[6,1], f64[3,2], f64[4,2,3]):\n"
+           "  c: f64[3,2] = transpose[perm=(1, 0)] a\n"
+           "  d: f64[2,3] = transpose[perm=(1, 0)] c\n"
+           "  e: f64[6] = reshape[shape=(6,)] a\n"
+           "  f: f64[6,1] = reshape[shape=(6, 1)] e\n"
+           "  g: f64[3,2] = reshape[shape=(3, 2)] e\n"
+           "  h: f64[2,3] = broadcast_in_dim[shape=(2, 3), dims=(1,)] b\n"
+           "  i: f64[4,2,3] = broadcast_in_dim[shape=(4, 2, 3), dims=(1, 2)] h\n"
+           "  return d, f, g, i\n")
+    assert run(lambda g: dce(simplify(g)), src) == (
+        "def f(a: f64[2,3], b: f64[3]) -> (f64[2,3], f64[6,1], f64[3,2], f64[4,2,3]):\n"
+        "  c: f64[6,1] = reshape[shape=(6, 1)] a\n"
+        "  d: f64[3,2] = reshape[shape=(3, 2)] a\n"
+        "  e: f64[4,2,3] = broadcast_in_dim[shape=(4, 2, 3), dims=(2,)] b\n"
+        "  return a, c, d, e\n")
+
+
+def test_simplify_transpose_of_transpose_composes():
+    src = ("def f(a: f64[2,3,4]) -> f64[3,2,4]:\n"
+           "  b: f64[4,2,3] = transpose[perm=(2, 0, 1)] a\n"
+           "  c: f64[3,2,4] = transpose[perm=(2, 1, 0)] b\n"
+           "  return c\n")
+    out = run(lambda g: dce(simplify(g)), src)
+    assert out == ("def f(a: f64[2,3,4]) -> f64[3,2,4]:\n"
+                   "  b: f64[3,2,4] = transpose[perm=(1, 0, 2)] a\n"
+                   "  return b\n")
+    x = np.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_array_equal(eval_graph(body(out), [x])[0], x.transpose(2, 0, 1)
+                                  .transpose(2, 1, 0))
+
+
+def test_convert_to_another_dtype_stays():
+    src = "def f(a: f64[3]) -> f32[3]:\n  b: f32[3] = convert_element_type[new_dtype='f32'] a\n" \
+          "  return b\n"
+    assert run(simplify, src) == src
+
+
+# ------------------------------------------------------------------------------- optimize
+
+def test_optimize_reaches_a_fixed_point_and_keeps_consts():
+    src = ("def f(a: f64[3]) -> f64[3]:\n"
+           "  b: f64[3] = const #0\n"
+           "  c: f64[] = full[shape=(), value=1.0, dtype='f64']\n"
+           "  d: f64[] = mul c 1.0\n"
+           "  e: f64[3] = broadcast_in_dim[shape=(3,), dims=()] d\n"
+           "  f: f64[3] = mul a e\n"
+           "  g: f64[3] = add f b\n"
+           "  h: f64[3] = add a b\n"
+           "  i: f64[3] = add g h\n"
+           "  return i\n")
+    g = body(src)
+    out = optimize(g)
+    assert print_graph(out) == ("def f(a: f64[3]) -> f64[3]:\n"
+                                "  b: f64[3] = const #0\n"
+                                "  c: f64[3] = add a b\n"
+                                "  d: f64[3] = add c c\n"
+                                "  return d\n")
+    assert out.consts is g.consts or out.consts == g.consts
+    assert print_graph(optimize(out)) == print_graph(out)
+
+
+# -------------------------------------------------------------- property: same values out
+
+_LITS = (0.0, 1.0, 2.0, -1.0, 0.5)
+_CONST = {s: np.linspace(-1.0, 1.0, int(np.prod(s))).reshape(s) for s in [(), (3,), (2, 3)]}
+
+
+def _step(op, i, j, vals, dt):
+    """One random instruction on recorded values; returns the new value or None."""
+    x = vals[i % len(vals)]
+    same = [v for v in vals if v.type.shape == x.type.shape]
+    y = same[j % len(same)]
+    c = _LITS[j % len(_LITS)]
+    shp = x.type.shape
+    r = REGISTRY
+    table = [
+        lambda: o.neg(x), lambda: o.tanh(x), lambda: o.sin(x),
+        lambda: o.mul(x, c), lambda: o.mul(c, x), lambda: o.add(x, c), lambda: o.add(c, x),
+        lambda: o.sub(x, c), lambda: o.div(x, c or 2.0), lambda: o.pow(x, c + 1.0),
+        lambda: o.mul(x, y), lambda: o.add(x, y), lambda: o.sub(x, y), lambda: o.maximum(x, y),
+        lambda: o.mul(o.full(shp, c, dt), x), lambda: o.add(o.full(shp, c, dt), o.full(shp, 1, dt)),
+        lambda: bind(r["reshape"], x, shape=shp),
+        lambda: o.reshape(o.reshape(x, (x.type.size,)), shp),
+        lambda: o.transpose(o.transpose(x, (1, 0)), (1, 0)) if len(shp) == 2 else None,
+        lambda: bind(r["broadcast_in_dim"], x, shape=shp, dims=tuple(range(len(shp)))),
+        lambda: o.broadcast_to(o.broadcast_to(x, (2,) + shp), (4, 2) + shp),
+        lambda: o.broadcast_to(o.reduce_sum(x, tuple(range(len(shp)))), shp),
+        lambda: bind(r["convert_element_type"], x, new_dtype=dt),
+        lambda: o.convert(o.convert(x, "f32" if dt == "f64" else "f64"), dt),
+        lambda: o.add(x, _CONST[shp].astype(DTYPES[dt])) if shp in _CONST else None,
+        # a guard that holds for any value, nan included (`ne` is true for nan)
+        lambda: (bind(r["guard"], o.ne(o.reduce_sum(x, tuple(range(len(shp)))), 0.123456789),
+                      expect=True), x)[1],
+        lambda: o.neg(o.neg(x)), lambda: o.exp(o.tanh(x)), lambda: o.sub(c, x),
+        lambda: o.select(o.gt(x, c), x, y), lambda: o.add(o.tanh(x), o.tanh(x)),
+        lambda: o.mul(x, o.broadcast_to(o.mul(o.full((), c, dt), o.full((), 2.0, dt)), shp)),
+        lambda: o.sub(x, o.broadcast_to(o.full((), c, dt), shp)),
+    ]
+    return table[op % len(table)]()
+
+
+
+
+def _program(instrs, shape, dt, n_in):
+    with new_trace() as tr:
+        ins = [Node(None, AType(shape, dt), None, tr) for _ in range(n_in)]
+        vals = list(ins)
+        for op, i, j in instrs:
+            v = _step(op, i, j, vals, dt)
+            if v is not None and v.type.dtype == dt:
+                vals.append(v)
+        # most values are outputs, so a wrong rewrite shows; every third is left dead for DCE
+        outs = [v for k, v in enumerate(vals[n_in:-1]) if k % 3 != 1] + [vals[-1]]
+        return extract(outs, tr, inputs=ins, name="prog")
+
+
+def _check_same(g, args):
+    opt = optimize(g)
+    for p in PASSES:  # the verifier after every pass, on the way to the fixed point
+        verify(p(g))
+    verify(opt)
+    assert print_graph(optimize(opt)) == print_graph(opt)
+    assert len(opt.eqns) <= len(g.eqns)
+    assert len(opt.constvars) == len(g.constvars)
+    with np.errstate(all="ignore"):  # random programs make nan and inf; both sides must agree
+        want, got = eval_graph(g, args), eval_graph(opt, args)
+    for w, h in zip(want, got):
+        assert np.asarray(h).dtype == np.asarray(w).dtype and np.shape(h) == np.shape(w)
+        np.testing.assert_allclose(h, w, rtol=1e-6 if w.dtype == np.float32 else 1e-12,
+                                   atol=1e-12, equal_nan=True)
+
+
+programs = st.tuples(
+    st.lists(st.tuples(st.integers(0, 99), st.integers(0, 50), st.integers(0, 50)),
+             min_size=1, max_size=12),
+    st.sampled_from([(), (3,), (2, 3)]), st.sampled_from(["f64", "f32"]), st.integers(1, 2))
+
+SETTINGS = settings(max_examples=300, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(programs)
+def test_optimize_preserves_values(prog):
+    instrs, shape, dt, n_in = prog
+    g = _program(instrs, shape, dt, n_in)
+    rng = np.random.default_rng(len(instrs))
+    _check_same(g, [rng.uniform(-2, 2, shape).astype(DTYPES[dt]) for _ in range(n_in)])
+
+
+@SETTINGS
+@given(programs)
+def test_optimize_preserves_values_of_vjp_graphs(prog):
+    instrs, shape, dt, n_in = prog
+    vg = vjp_graph(_program(instrs, shape, dt, n_in))
+    rng = np.random.default_rng(len(instrs))
+    _check_same(vg, [rng.uniform(-2, 2, v.type.shape).astype(DTYPES[dt]) for v in vg.invars])
+
+
+def test_optimize_shrinks_the_vjp_of_pow():
+    # the vjp rule of `pow x 2.0` records `pow x 1.0` and a scale: both simplify away
+    with new_trace() as tr:
+        x = Node(None, AType((3,), "f64"), None, tr)
+        g = extract([o.reduce_sum(o.pow(x, 2.0), (0,))], tr, inputs=[x])
+    vg = optimize(vjp_graph(g))
+    assert "pow" not in print_graph(vg)
+    np.testing.assert_allclose(eval_graph(vg, [np.arange(3.0), np.array(1.0)])[1],
+                               [0.0, 2.0, 4.0])
