@@ -228,14 +228,15 @@ def clip(x, lo=None, hi=None):
     return x
 
 
-def where(c, x, y):
+def where(c, x, y, dtype=None):
+    """select with NumPy broadcasting; scalar branches take `dtype` (or the other's)."""
     c, x, y = broadcast_arrays(c, x, y)
     shp = shape(c)
-    if _is_scalar(x) and _is_scalar(y):
-        raise TypeError("where: at least one branch must be an array")
-    dt = ops.dtype(x) if not _is_scalar(x) else ops.dtype(y)
-    x = ops.full(shp, x, dt) if _is_scalar(x) and not shp == () else x
-    y = ops.full(shp, y, dt) if _is_scalar(y) and not shp == () else y
+    dt = dtype or (ops.dtype(x) if not _is_scalar(x) else ops.dtype(y))
+    if dt is None:
+        raise TypeError("where: give a dtype when both branches are Python scalars")
+    x = ops.full(shp, x, dt) if _is_scalar(x) else x
+    y = ops.full(shp, y, dt) if _is_scalar(y) else y
     return ops.select(c, x, y)
 
 

@@ -293,7 +293,7 @@ def _record(prim, trace, args, params, litdt):
         trace.guards.append(rec)
         return out
     node = Node(out, typ, rec, trace, rg=True)
-    if not STATE.grad_enabled and trace is not EAGER:
+    if not STATE.grad_enabled and trace is not EAGER and prim.name != "stop_gradient":
         # no_grad inside a transform: keep the value on the trace (so guards computed from it can
         # be re-checked when replayed) but let no derivative through.
         return bind(REGISTRY["stop_gradient"], node)

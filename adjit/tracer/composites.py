@@ -83,26 +83,46 @@ def _softmax_node(n, axis, log):
     return ops.div(e, sb)
 
 
+def _float_only(x, dim, what):
+    d = x._n.val.dtype
+    if d.kind != "f":
+        last = T._axes(dim, x._n.type.ndim)[0] == x._n.type.ndim - 1 or x._n.type.ndim == 0
+        kernel = f"{what}_lastdim_kernel_impl" if last else f"{what}_kernel_impl"
+        name = {"int64": "Long", "int32": "Int", "bool": "Bool"}[d.name]
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{name}\'')
+
+
 def softmax(x, dim=None, dtype=None):
-    x = T._float(x)
+    _float_only(x, -1 if dim is None else dim, "softmax")
     axis = T._axes(-1 if dim is None else dim, x._n.type.ndim)[0]
     return _wrap(_softmax_node(x._n, axis, False), "SoftmaxBackward0", x)
 
 
 def log_softmax(x, dim=None, dtype=None):
-    x = T._float(x)
+    _float_only(x, -1 if dim is None else dim, "log_softmax")
     axis = T._axes(-1 if dim is None else dim, x._n.type.ndim)[0]
     return _wrap(_softmax_node(x._n, axis, True), "LogSoftmaxBackward0", x)
 
 
 def clamp(x, min=None, max=None):
+    """PyTorch's clamp: the gradient passes where min <= x <= max (both ends included), unlike
+    maximum/minimum whose ties split it."""
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     n = x._n
     out = n
-    if min is not None:
-        out = ops.maximum(out, min) if not isinstance(min, Tensor) else ops.maximum(out, min._n)
-    if max is not None:
-        out = ops.minimum(out, max) if not isinstance(max, Tensor) else ops.minimum(out, max._n)
-    return _wrap(out, "ClampBackward1", x)
+    for bound, cmp in ((min, ops.lt), (max, ops.gt)):
+        if bound is None:
+            continue
+        b = bound._n if isinstance(bound, Tensor) else bound
+        bb = ops.broadcast_to(ops.convert(b, n.type.dtype), n.type.shape) if isinstance(
+            bound, Tensor) else ops.full(n.type.shape, bound, n.type.dtype)
+        out = ops.select(cmp(out, bb), bb, out)
+    inputs = [x._n] + [b._n if isinstance(b, Tensor) else None for b in (min, max)
+                       if isinstance(b, Tensor)]
+    name = "ClampBackward0" if isinstance(min, Tensor) or isinstance(max, Tensor) else \
+        "ClampBackward1"
+    return Tensor._wrap(tag(out, name, inputs))
 
 
 def cumsum(x, dim, dtype=None):

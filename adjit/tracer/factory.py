@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
 from ..ir import ops
 from ..ir.core import STATE
 from .autograd import tag
-from .tensor import Tensor, to_np_dtype, from_np_dtype
+from .tensor import Tensor, shape_error, to_np_dtype, from_np_dtype
 from . import tensor_ops as T
 from . import composites as C
 
@@ -21,34 +22,54 @@ def manual_seed(seed):
     return _rng
 
 
-def _infer_kind(data, depth=0, shape=None):
-    """The widest kind in nested data ('b' < 'i' < 'f'), checking types and raggedness."""
+def _infer_kind(data):
+    """The widest kind in nested data ('b' < 'i' < 'f'); PyTorch's errors for other types."""
     if isinstance(data, Tensor):
         return data._n.val.dtype.kind
     if isinstance(data, (bool, np.bool_)):
         return "b"
-    if isinstance(data, (numbers.Integral,)):
+    if isinstance(data, numbers.Integral):
         return "i"
     if isinstance(data, numbers.Real):
         return "f"
     if isinstance(data, np.ndarray):
         return data.dtype.kind
     if isinstance(data, (list, tuple)):
-        kinds = [_infer_kind(d, depth + 1) for d in data]
+        kinds = [_infer_kind(d) for d in data]
         order = {"b": 0, "u": 1, "i": 1, "f": 2}
         return max(kinds, key=lambda k: order.get(k, 0)) if kinds else "f"
-    raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    if isinstance(data, str):
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    raise RuntimeError(f"Could not infer dtype of {type(data).__name__}")
 
 
-def _check_ragged(data, dim=0):
-    if isinstance(data, (list, tuple)) and data and isinstance(data[0], (list, tuple, Tensor)):
-        n = len(data[0])
-        for d in data:
-            if not isinstance(d, (list, tuple, Tensor)) or len(d) != n:
-                got = len(d) if isinstance(d, (list, tuple, Tensor)) else "a scalar"
-                raise ValueError(f"expected sequence of length {n} at dim {dim + 1} (got {got})")
-        for d in data:
-            _check_ragged(d, dim + 1)
+def _sizes(data):
+    """The shape PyTorch reads from the first element at each depth (a str there would nest
+    forever: PyTorch gives up with 'too many dimensions')."""
+    shape = []
+    while isinstance(data, (list, tuple, str, Tensor, np.ndarray)):
+        if isinstance(data, (Tensor, np.ndarray)):
+            return shape + list(np.shape(data._n.val if isinstance(data, Tensor) else data))
+        if isinstance(data, str):
+            raise ValueError(f"too many dimensions '{type(data).__name__}'")
+        shape.append(len(data))
+        if not data:
+            break
+        data = data[0]
+    return shape
+
+
+def _check_ragged(data, shape, dim=0):
+    if dim >= len(shape) or not isinstance(data, (list, tuple)):
+        return
+    for d in data:
+        if dim + 1 < len(shape):
+            if not isinstance(d, (list, tuple, Tensor, np.ndarray)):
+                raise TypeError("not a sequence")
+            if len(d) != shape[dim + 1]:
+                raise ValueError(f"expected sequence of length {shape[dim + 1]} at dim "
+                                 f"{dim + 1} (got {len(d)})")
+            _check_ragged(d, shape, dim + 1)
 
 
 def _unwrap(data):
@@ -61,8 +82,16 @@ def _unwrap(data):
 
 def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
     """`adjit.tensor([1., 2.], requires_grad=True)`: a new leaf tensor (a copy of `data`)."""
+    if isinstance(data, Tensor):
+        warnings.warn("To copy construct from a tensor, it is recommended to use "
+                      "sourceTensor.detach().clone() or "
+                      "sourceTensor.detach().clone().requires_grad_(True), rather than "
+                      "torch.tensor(sourceTensor).", UserWarning, stacklevel=2)
+    if isinstance(data, str):
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    shape = _sizes(data)
     kind = _infer_kind(data)
-    _check_ragged(data)
+    _check_ragged(data, shape)
     if dtype is not None:
         dt = to_np_dtype(dtype)
     elif isinstance(data, np.ndarray):
@@ -92,10 +121,22 @@ def from_numpy(arr):
     return Tensor._from_array(arr)
 
 
-def _size(size):
+def _size(size, fn="zeros"):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = size[0]
-    return tuple(int(s) for s in size)
+    out = []
+    for k, d in enumerate(size):
+        if isinstance(d, Tensor):
+            d = d.item()
+        if not isinstance(d, numbers.Integral) or isinstance(d, bool):
+            raise TypeError(f"{fn}(): argument 'size' failed to unpack the object at pos {k + 1} "
+                            f"with error \"type must be tuple of ints,but got "
+                            f"{type(d).__name__}\"")
+        out.append(int(d))
+    if any(d < 0 for d in out):
+        bad = next(d for d in out if d < 0)
+        raise RuntimeError(f"Trying to create tensor with negative dimension {bad}: {out}")
+    return tuple(out)
 
 
 def _make(arr, requires_grad):
@@ -110,11 +151,11 @@ def _dt(dtype, default=np.float32):
 
 
 def zeros(*size, dtype=None, requires_grad=False, device=None):
-    return _make(np.zeros(_size(size), _dt(dtype)), requires_grad)
+    return _make(np.zeros(_size(size, "zeros"), _dt(dtype)), requires_grad)
 
 
 def ones(*size, dtype=None, requires_grad=False, device=None):
-    return _make(np.ones(_size(size), _dt(dtype)), requires_grad)
+    return _make(np.ones(_size(size, "ones"), _dt(dtype)), requires_grad)
 
 
 def full(size, fill_value, dtype=None, requires_grad=False, device=None):
@@ -191,11 +232,11 @@ def cat(tensors, dim=0):
     for t in nodes[1:]:
         s0, s = ops.shape(nodes[0]), ops.shape(t)
         if len(s) != len(s0):
-            raise RuntimeError(f"Tensors must have same number of dimensions: got {len(s0)} "
+            raise shape_error(f"Tensors must have same number of dimensions: got {len(s0)} "
                                f"and {len(s)}")
         for i, (a, b) in enumerate(zip(s0, s)):
             if i != axis and a != b:
-                raise RuntimeError(f"Sizes of tensors must match except in dimension {axis}. "
+                raise shape_error(f"Sizes of tensors must match except in dimension {axis}. "
                                    f"Expected size {a} but got size {b} for tensor number "
                                    f"{nodes.index(t)} in the list.")
     out = ops.concatenate(*nodes, axis=axis)
@@ -210,7 +251,7 @@ def stack(tensors, dim=0):
     shp = tensors[0]._n.type.shape
     for i, t in enumerate(tensors):
         if t._n.type.shape != shp:
-            raise RuntimeError(f"stack expects each tensor to be equal size, but got "
+            raise shape_error(f"stack expects each tensor to be equal size, but got "
                                f"{list(shp)} at entry 0 and {list(t._n.type.shape)} at entry {i}")
     d = dim % (len(shp) + 1)
     new = shp[:d] + (1,) + shp[d:]
@@ -253,4 +294,6 @@ FUNCTIONS = {name: _fn(name) for name in (
     "sigmoid", "relu", "sign", "neg", "sum", "mean", "max", "min", "argmax", "argmin", "norm",
     "var", "std", "prod", "softmax", "log_softmax", "matmul", "mm", "dot", "reshape",
     "transpose", "permute", "squeeze", "unsqueeze", "flatten", "t", "clamp", "clip", "cumsum",
-    "pow", "add", "sub", "mul", "div", "clone", "detach")}
+    "pow", "add", "sub", "mul", "div", "clone", "detach", "eq", "ne", "lt", "le", "gt", "ge",
+    "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "unbind", "flatten", "expand",
+    "view_as", "numel")}

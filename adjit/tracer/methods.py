@@ -4,11 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import ops
-from ..ir.core import STATE
-from .autograd import no_grad, tag
-from .tensor import Tensor, to_np_dtype, float32, float64, int64, int32, bool_
+from ..ir.core import EAGER, STATE, Node
+from .autograd import inplace_result, no_grad, tag, warn_once
+from .tensor import Tensor, shape_error, to_np_dtype, float32, float64, int64, int32, bool_
 from . import tensor_ops as T
 from . import composites as C
+from . import linalg as L
+from . import tensor_index as I
 
 
 def _r(prim, name):
@@ -40,6 +42,11 @@ def _pow(self, other):
 
 
 def _rpow(self, other):
+    if not isinstance(other, Tensor):
+        # the base as an array of the exponent's shape: pow's vjp for the exponent computes
+        # log(base) * out, which needs an operand of the output's shape (a literal has none)
+        dt = T.result_dtype(self, other)
+        other = Tensor._from_array(np.full(self._n.val.shape, other, dt))
     return T.binary("pow", other, self, "PowBackward2", listed=[self._n])
 
 
@@ -54,113 +61,182 @@ def _cmp(prim):
     return f
 
 
+_TORCH_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
+                "bool": "Bool"}
+
+
+def _bitwise(fn, name):
+    """&, |, ^ on bool and integer tensors (no gradient: PyTorch defines none)."""
+    def f(self, other, reverse=False):
+        dt = T.result_dtype(self, other)
+        if dt.kind == "f":
+            raise RuntimeError(f'"{name}_cpu" not implemented for '
+                               f"'{_TORCH_NAMES[dt.name]}'")
+        a = self._n.val
+        b = other._n.val if isinstance(other, Tensor) else other
+        out = fn(b, a) if reverse else fn(a, b)
+        return Tensor._from_array(np.asarray(out).astype(dt, copy=False))
+    return f
+
+
+def _invert(self):
+    v = self._n.val
+    if v.dtype.kind == "f":
+        raise RuntimeError(f"\"bitwise_not_cpu\" not implemented for "
+                           f"'{_TORCH_NAMES[v.dtype.name]}'")
+    return Tensor._from_array(np.invert(v))
+
+
+def _scaled(other, alpha):
+    """`alpha * other` for add/sub(alpha=): folded into the op (no MulBackward0 node)."""
+    if alpha == 1:
+        return other
+    if isinstance(other, Tensor):
+        return Tensor._wrap(ops.mul(other._n, alpha))
+    return other * alpha
+
+
+def _alpha_op(prim, name):
+    def f(self, other, alpha=1):
+        listed = None if alpha == 1 else T._fn_inputs(self, other)
+        return T.binary(prim, self, _scaled(other, alpha), name, listed=listed)
+    return f
+
+
 def _inplace(prim, name, true_div=False):
-    def f(self, other):
+    def f(self, other, alpha=1):
+        listed = None if alpha == 1 else [None, other._n if isinstance(other, Tensor) else None]
+        other = _scaled(other, alpha)
         n = self._n
         self._inplace_check()
-        res = T.binary(prim, self, other, name, true_div=true_div)
+        src = self
+        if n.rec is None and not n.rg and STATE.grad_enabled and isinstance(other, Tensor) \
+                and other._n.rg:
+            # the op records the old value of a tensor without history: give it a copy, since
+            # the storage is about to hold the result
+            src = Tensor._wrap(Node(n.val.copy(), n.type, None, EAGER))
+        if listed is not None:
+            listed[0] = src._n
+        res = T.binary(prim, src, other, name, true_div=true_div, listed=listed)
         rv = res._n.val
         if rv.dtype != n.val.dtype and not np.can_cast(rv.dtype, n.val.dtype, "same_kind"):
-            raise RuntimeError(f"result type {T._tname(res).replace('Long', 'Long')} can't be "
-                               f"cast to the desired output type {T._tname(self)}")
+            raise RuntimeError(f"result type {T._tname(res)} can't be cast to the desired "
+                               f"output type {T._tname(self)}")
         if rv.shape != n.val.shape:
-            raise RuntimeError(f"output with shape {list(n.val.shape)} doesn't match the "
+            raise shape_error(f"output with shape {list(n.val.shape)} doesn't match the "
                                f"broadcast shape {list(rv.shape)}")
-        _write(n, rv)
+        T.write(n, rv)
         if res._n.rec is not None:
             # the tensor now is the op's result (new grad_fn), sharing the mutated storage
             res._n.val, res._n.ver = n.val, n.ver
+            inplace_result(res._n, n)
             self._n = res._n
         return self
     return f
 
 
-def _write(n, value):
-    if not n.val.flags.writeable:
-        n.val = n.val.copy()
-    np.copyto(n.val, value, casting="unsafe")
-    n.ver[0] += 1
+def _viewable(arr, shape):
+    """Whether NumPy (and so PyTorch, same stride rules) can reshape `arr` without a copy."""
+    if arr.flags.c_contiguous:
+        return True
+    v = arr.view()
+    try:
+        v.shape = shape
+    except AttributeError:
+        return False
+    return True
 
 
-def _setitem(self, idx, value):
-    n = self._n
-    if n.rec is None and n.rg and STATE.grad_enabled:
-        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
-                           "in-place operation.")
-    if isinstance(idx, Tensor):
-        idx = idx._n.val
-    elif isinstance(idx, tuple):
-        idx = tuple(i._n.val if isinstance(i, Tensor) else i for i in idx)
-    value_rg = isinstance(value, Tensor) and value._n.rg
-    if not STATE.grad_enabled or not (n.rg or value_rg):
-        v = value._n.val if isinstance(value, Tensor) else value
-        if not n.val.flags.writeable:
-            n.val = n.val.copy()
-        n.val[idx] = v
-        n.ver[0] += 1
-        return
-    # differentiable assignment: positions are concrete, so it is a select + scatter
-    size = n.val.size
-    pos = np.arange(size).reshape(n.val.shape)[idx]
-    keep = np.ones(size, bool)
-    keep[pos.ravel()] = False
-    v = value if isinstance(value, Tensor) else Tensor._from_array(
-        np.asarray(value, n.val.dtype))
-    vb = ops.broadcast_to(ops.convert(v._n, n.type.dtype), pos.shape)
-    flat = ops.reshape(n, (size,))
-    base = ops.select(keep, flat, ops.zeros((size,), n.type.dtype))
-    new = ops.scatter_add(base, pos.ravel().astype(np.int64), ops.reshape(vb, (pos.size,)),
-                          axis=0)
-    out = tag(ops.reshape(new, n.type.shape), "CopySlices", [n, v._n])
-    _write(n, out.val)
-    out.val, out.ver = n.val, n.ver
-    self._n = out
-
-
-def _view(self, *shape):
+def _shape_arg(self, shape):
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    shape = list(shape)
+    shape = [int(d) for d in shape]
     size = self._n.val.size
     if shape.count(-1) > 1:
-        raise RuntimeError("only one dimension can be inferred")
+        raise shape_error("only one dimension can be inferred")
     if -1 in shape:
         known = int(np.prod([d for d in shape if d != -1]))
         if known == 0 or size % known:
-            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {size}")
+            raise shape_error(f"shape '{list(shape)}' is invalid for input of size {size}")
         shape[shape.index(-1)] = size // known
     if int(np.prod(shape)) != size:
-        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {size}")
-    return Tensor._wrap(tag(ops.reshape(self._n, tuple(shape)), "ViewBackward0", [self._n]))
+        raise shape_error(f"shape '{list(shape)}' is invalid for input of size {size}")
+    return tuple(shape)
+
+
+def _view(self, *shape):
+    shape = _shape_arg(self, shape)
+    if not _viewable(self._n.val, shape):
+        raise shape_error("view size is not compatible with input tensor's size and stride (at "
+                           "least one dimension spans across two contiguous subspaces). Use "
+                           ".reshape(...) instead.")
+    return T.view(ops.reshape(self._n, shape), self._n, "ViewBackward0")
+
+
+def _reshape(self, *shape):
+    shape = _shape_arg(self, shape)
+    if _viewable(self._n.val, shape):
+        return T.view(ops.reshape(self._n, shape), self._n, "ViewBackward0")
+    # PyTorch copies (clone) and views the copy (_unsafe_view)
+    c = _clone(self)
+    return Tensor._wrap(tag(ops.reshape(c._n, shape), "UnsafeViewBackward0", [c._n]))
+
+
+def _flatten(self, start_dim=0, end_dim=-1):
+    nd = self._n.type.ndim
+    if nd == 0:
+        return _reshape(self, 1)
+    s, e = start_dim % nd, end_dim % nd
+    if s == e:
+        return self
+    shp = self._n.type.shape
+    return _reshape(self, shp[:s] + (int(np.prod(shp[s:e + 1])),) + shp[e + 1:])
+
+
+def _dim(self, d):
+    nd = max(self._n.type.ndim, 1)
+    if not -nd <= d < nd:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, "
+                         f"{nd - 1}], but got {d})")
+    return d % nd
 
 
 def _transpose(self, d0, d1):
     nd = self._n.type.ndim
     perm = list(range(nd))
-    d0, d1 = d0 % max(nd, 1), d1 % max(nd, 1)
-    perm[d0], perm[d1] = perm[d1], perm[d0]
-    return Tensor._wrap(tag(ops.transpose(self._n, tuple(perm)), "TransposeBackward0",
-                            [self._n]))
+    if nd:
+        d0, d1 = _dim(self, d0), _dim(self, d1)
+        perm[d0], perm[d1] = perm[d1], perm[d0]
+    return T.view(ops.transpose(self._n, tuple(perm)), self._n, "TransposeBackward0")
 
 
 def _T(self):
     nd = self._n.type.ndim
-    return Tensor._wrap(tag(ops.transpose(self._n, tuple(reversed(range(nd)))),
-                            "PermuteBackward0", [self._n]))
+    if nd != 2:
+        warn_once("T", "The use of `x.T` on tensors of dimension other than 2 to reverse their "
+                  "shape is deprecated and it will throw an error in a future release. Consider "
+                  "`x.mT` to transpose batches of matrices or "
+                  "`x.permute(*torch.arange(x.ndim - 1, -1, -1))` to reverse the dimensions of "
+                  "a tensor.")
+    return T.view(ops.transpose(self._n, tuple(reversed(range(nd)))), self._n,
+                  "PermuteBackward0")
 
 
 def _t(self):
-    if self._n.type.ndim > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
-                           f"{self._n.type.ndim}D")
     nd = self._n.type.ndim
-    return Tensor._wrap(tag(ops.transpose(self._n, tuple(reversed(range(nd)))), "TBackward0",
-                            [self._n]))
+    if nd > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
+    return T.view(ops.transpose(self._n, tuple(reversed(range(nd)))), self._n, "TBackward0")
 
 
 def _permute(self, *dims):
     dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-    return Tensor._wrap(tag(ops.transpose(self._n, tuple(d % self._n.type.ndim for d in dims)),
-                            "PermuteBackward0", [self._n]))
+    nd = self._n.type.ndim
+    if len(dims) != nd:
+        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does "
+                           f"not match the length of the desired ordering of dimensions i.e. "
+                           f"input.dim() = {nd} is not equal to len(dims) = {len(dims)}")
+    perm = tuple(_dim(self, d) for d in dims)
+    return T.view(ops.transpose(self._n, perm), self._n, "PermuteBackward0")
 
 
 def _to(self, *args, **kwargs):
@@ -177,32 +253,65 @@ def _to(self, *args, **kwargs):
 def _squeeze(self, dim=None):
     shp = self._n.type.shape
     if dim is None:
-        new = tuple(d for d in shp if d != 1)
+        new, name = tuple(d for d in shp if d != 1), "SqueezeBackward0"
     else:
-        dim %= max(len(shp), 1)
-        new = tuple(d for i, d in enumerate(shp) if not (i == dim and d == 1))
-    return Tensor._wrap(tag(ops.reshape(self._n, new), "SqueezeBackward0", [self._n]))
+        dims = {_dim(self, d) for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
+        new = tuple(d for i, d in enumerate(shp) if not (i in dims and d == 1))
+        name = "SqueezeBackward2" if isinstance(dim, (tuple, list)) else "SqueezeBackward1"
+    return T.view(ops.reshape(self._n, new), self._n, name)
 
 
 def _unsqueeze(self, dim):
     shp = list(self._n.type.shape)
-    dim = dim if dim >= 0 else dim + len(shp) + 1
-    shp.insert(dim, 1)
-    return Tensor._wrap(tag(ops.reshape(self._n, tuple(shp)), "UnsqueezeBackward0", [self._n]))
+    nd = len(shp) + 1
+    if not -nd <= dim < nd:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, "
+                         f"{nd - 1}], but got {dim})")
+    shp.insert(dim % nd, 1)
+    return T.view(ops.reshape(self._n, tuple(shp)), self._n, "UnsqueezeBackward0")
 
 
 def _expand(self, *sizes):
     sizes = sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
     shp = self._n.type.shape
     nd = len(sizes) - len(shp)
+    if nd < 0:
+        raise shape_error(f"expand(torch.FloatTensor{{{list(shp)}}}, size={list(sizes)}): the "
+                           "number of sizes provided ({len(sizes)}) must be greater or equal to "
+                           f"the number of dimensions in the tensor ({len(shp)})")
     target = tuple(s if s != -1 else shp[i - nd] for i, s in enumerate(sizes))
-    return Tensor._wrap(tag(ops.broadcast_to(self._n, target), "ExpandBackward0", [self._n]))
+    for i, (have, want) in enumerate(zip(shp, target[nd:])):
+        if have != want and have != 1:
+            raise shape_error(f"The expanded size of the tensor ({want}) must match the "
+                               f"existing size ({have}) at non-singleton dimension {i + nd}.  "
+                               f"Target sizes: {list(sizes)}.  Tensor sizes: {list(shp)}")
+    return T.view(ops.broadcast_to(self._n, target), self._n, "ExpandBackward0")
 
 
 def _clone(self):
-    return Tensor._wrap(tag(ops.reshape(ops.add(self._n, 0) if False else self._n,
-                                        self._n.type.shape), "CloneBackward0", [self._n])
-                        ) if self._n.rg else Tensor._from_array(self._n.val.copy())
+    n = self._n
+    out = T.fresh(n, n) if n.rg and STATE.grad_enabled else Node(n.val, n.type, None, EAGER)
+    out.val = n.val.copy()  # a clone owns its storage
+    out.ver = [0]
+    return Tensor._wrap(tag(out, "CloneBackward0", [n]))
+
+
+def _mm(self, other):
+    if self.dim() != 2:
+        raise RuntimeError("self must be a matrix")
+    if other.dim() != 2:
+        raise RuntimeError("mat2 must be a matrix")
+    return L.matmul(self, other)
+
+
+def _dot(self, other):
+    if self.dim() != 1 or other.dim() != 1:
+        raise RuntimeError(f"1D tensors expected, but got {self.dim()}D and {other.dim()}D "
+                           "tensors")
+    return L.matmul(self, other)
+
+
+_GRAD_FN = {"log1p": "Log1P"}  # PyTorch's spelling where it is not name.capitalize()
 
 
 def install():
@@ -217,8 +326,10 @@ def install():
     t.__rtruediv__ = _rdiv
     t.__pow__ = _pow
     t.__rpow__ = _rpow
-    t.__matmul__ = lambda s, o: T.matmul(s, o)
-    t.__rmatmul__ = lambda s, o: T.matmul(o, s)
+    t.__matmul__ = lambda s, o: L.matmul(s, o)
+    t.__rmatmul__ = lambda s, o: L.matmul(o, s)
+    t.__floordiv__ = lambda s, o: T.floordiv(s, o)
+    t.__rfloordiv__ = lambda s, o: T.floordiv(s, o, reverse=True)
     t.__neg__ = lambda s: T.unary(ops.neg, s, "NegBackward0")
     t.__pos__ = lambda s: s
     t.__abs__ = lambda s: T.unary(ops.abs, s, "AbsBackward0")
@@ -230,27 +341,36 @@ def install():
     t.__isub__ = _inplace("sub", "SubBackward0")
     t.__imul__ = _inplace("mul", "MulBackward0")
     t.__itruediv__ = _inplace("div", "DivBackward0", true_div=True)
-    t.add_ = lambda s, o, alpha=1: t.__iadd__(s, o if alpha == 1 else o * alpha)
-    t.sub_ = lambda s, o, alpha=1: t.__isub__(s, o if alpha == 1 else o * alpha)
+    t.add_ = t.__iadd__
+    t.sub_ = t.__isub__
     t.mul_ = t.__imul__
     t.div_ = t.__itruediv__
-    t.__getitem__ = T.getitem
-    t.__setitem__ = _setitem
+    for name, fn in (("and", np.bitwise_and), ("or", np.bitwise_or), ("xor", np.bitwise_xor)):
+        op = _bitwise(fn, f"bitwise_{name}")
+        setattr(t, f"__{name}__", op)
+        setattr(t, f"__r{name}__", (lambda o: lambda s, x: o(s, x, reverse=True))(op))
+        setattr(t, f"bitwise_{name}", op)
+    t.__invert__ = _invert
+    t.logical_not = lambda s: Tensor._from_array(np.logical_not(s._n.val))
+    t.unbind = I.unbind
+    t.__getitem__ = I.getitem
+    t.__setitem__ = I.setitem
     for name in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "log1p", "expm1", "rsqrt"):
         prim = name
         setattr(t, name, (lambda p, nm: lambda s: T.unary(getattr(ops, p), T._float(s), nm))(
-            prim, name.capitalize() + "Backward0"))
+            prim, _GRAD_FN.get(name, name.capitalize()) + "Backward0"))
     t.abs = t.__abs__
     t.neg = t.__neg__
     t.sigmoid = lambda s: T.unary(ops.logistic, T._float(s), "SigmoidBackward0")
     t.relu = lambda s: Tensor._wrap(tag(C.relu(s._n), "ReluBackward0", [s._n]))
     t.sign = lambda s: T.unary(ops.sign, s, "SignBackward0")
     t.pow = _pow
-    t.add, t.sub, t.mul = t.__add__, t.__sub__, t.__mul__
+    t.add, t.sub, t.mul = _alpha_op("add", "AddBackward0"), _alpha_op("sub", "SubBackward0"), \
+        t.__mul__
     t.div = t.__truediv__
     t.matmul = t.__matmul__
-    t.mm = lambda s, o: T.matmul(s, o)
-    t.dot = lambda s, o: T.matmul(s, o)
+    t.mm = _mm
+    t.dot = _dot
     t.sum = T.tsum
     t.mean = T.mean
     t.max = lambda s, dim=None, keepdim=False: T.extremum(s, dim, keepdim, True)
@@ -264,9 +384,9 @@ def install():
     t.softmax = C.softmax
     t.log_softmax = C.log_softmax
     t.view = _view
-    t.reshape = _view
+    t.reshape = _reshape
     t.view_as = lambda s, o: _view(s, o.shape)
-    t.flatten = lambda s: _view(s, -1)
+    t.flatten = _flatten
     t.T = property(_T)
     t.mT = property(lambda s: _transpose(s, -2, -1))
     t.t = _t

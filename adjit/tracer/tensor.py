@@ -6,11 +6,11 @@ node of each PyTorch-level operation carries a grad_fn named as PyTorch names it
 """
 from __future__ import annotations
 
-import numbers
+import weakref
 
 import numpy as np
 
-from ..ir.core import EAGER, STATE, Node
+from ..ir.core import EAGER, STATE, Node, user_location
 from ..ir.types import AType
 from . import autograd
 from .printing import format_tensor
@@ -65,6 +65,18 @@ def from_np_dtype(d):
     return _DTYPES[np.dtype(d)]
 
 
+def shape_error(message):
+    """PyTorch's RuntimeError, with the user's source line attached (as `.adjit_location` and as
+    a note that tracebacks print) but kept out of the message, which stays PyTorch's."""
+    exc = RuntimeError(message)
+    loc = user_location(1)
+    if loc is not None:
+        exc.adjit_location = loc
+        if hasattr(exc, "add_note"):  # Python 3.11+
+            exc.add_note(f"at {loc[0]}:{loc[1]}")
+    return exc
+
+
 class Size(tuple):
     """`torch.Size([2, 3])`."""
     __slots__ = ()
@@ -93,7 +105,10 @@ class Tensor:
     @classmethod
     def _from_array(cls, arr, requires_grad=False):
         arr = np.asarray(arr)
-        return cls._wrap(Node(arr, AType(arr.shape, arr.dtype), None, EAGER, rg=requires_grad))
+        t = cls._wrap(Node(arr, AType(arr.shape, arr.dtype), None, EAGER, rg=requires_grad))
+        if requires_grad:
+            autograd.LEAF_TENSORS[t._n] = weakref.ref(t)
+        return t
 
     def __init__(self, *args, **kwargs):
         raise TypeError("create tensors with adjit.tensor(data), adjit.ones(...), ...")
@@ -130,7 +145,7 @@ class Tensor:
         return self._n.val.ndim
 
     def numel(self):
-        return int(self._n.val.size)
+        return builtins_int(self._n.val.size)
 
     @property
     def device(self):
@@ -153,6 +168,8 @@ class Tensor:
         if requires_grad and n.val.dtype.kind != "f":
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         n.rg = bool(requires_grad)
+        if n.rg and n.rec is None:
+            autograd.LEAF_TENSORS[n] = weakref.ref(self)
         return self
 
     @property
@@ -209,11 +226,20 @@ class Tensor:
     def tolist(self):
         return self._n.val.tolist()
 
+    def _scalar(self):
+        if self._n.val.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return self.item()
+
     def __float__(self):
-        return builtins_float(self.item())
+        if self._n.rg:
+            autograd.warn_scalar_conversion()
+        return builtins_float(self._scalar())
 
     def __int__(self):
-        return builtins_int(self.item())
+        if self._n.rg:
+            autograd.warn_scalar_conversion()
+        return builtins_int(self._scalar())
 
     def __index__(self):
         if self._n.val.dtype.kind not in "iub" or self._n.val.size != 1:
@@ -233,9 +259,8 @@ class Tensor:
         return self._n.val.shape[0]
 
     def __iter__(self):
-        if self._n.val.ndim == 0:
-            raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self._n.val.shape[0]))
+        from .tensor_index import unbind
+        return iter(unbind(self))
 
     def __format__(self, spec):
         if self._n.val.ndim == 0:
@@ -280,20 +305,25 @@ class Tensor:
             ct = np.asarray(gradient._n.val if isinstance(gradient, Tensor) else gradient,
                             dtype=n.val.dtype)
             if ct.shape != n.val.shape:
-                raise RuntimeError(
+                raise shape_error(
                     f"Mismatch in shape: grad_output[0] has a shape of {Size(ct.shape)!r} "
                     f"and output[0] has a shape of {Size(n.val.shape)!r}."
                     .replace("adjit.Size", "torch.Size"))
         if n.rec is None:  # a leaf: its gradient is the seed itself
             autograd.accumulate(n, ct)
             return
-        autograd.run_backward(n, ct, retain_graph=bool(retain_graph))
+        if inputs is not None:
+            inputs = {id(t._n) for t in (inputs if isinstance(inputs, (list, tuple)) else
+                                          (inputs,))}
+        autograd.run_backward(n, ct, retain_graph=bool(retain_graph), inputs=inputs)
 
     def zero_(self):
-        with autograd.no_grad():
-            self._inplace_check()
-            self._n.val[...] = 0
-            self._n.ver[0] += 1
+        self._inplace_check()
+        n = self._n
+        if not n.val.flags.writeable:
+            n.val = n.val.copy()
+        n.val[...] = 0
+        n.ver[0] += 1
         return self
 
     def _inplace_check(self):

@@ -7,15 +7,13 @@ PyTorch lists in `next_functions` (None for a Python number).
 from __future__ import annotations
 
 import builtins
-import collections
 
 import numpy as np
 
 from ..ir import ops
-from ..ir.core import STATE, Node
-from ..ir.indexing import index as _index
+from ..ir.core import EAGER, REGISTRY, STATE, Node, bind
 from .autograd import tag, no_grad
-from .tensor import Tensor, to_np_dtype, float32, int64
+from .tensor import Tensor, shape_error, to_np_dtype
 
 _CAT = {"b": 0, "i": 1, "u": 1, "f": 2}
 _DEFAULT = {0: np.dtype(np.bool_), 1: np.dtype(np.int64), 2: np.dtype(np.float32)}
@@ -33,19 +31,33 @@ def as_tensor_like(x):
     return x
 
 
+def promote_types(a, b):
+    """PyTorch's promote_types: a higher category wins whatever its size (f32 with i64 is
+    f32, unlike NumPy's f64); within a category the wider dtype wins."""
+    ca, cb = _CAT[a.kind], _CAT[b.kind]
+    if ca != cb:
+        return a if ca > cb else b
+    return a if a.itemsize >= b.itemsize else b
+
+
+def _promote_all(dts):
+    res = None
+    for d in dts:
+        res = d if res is None else promote_types(res, d)
+    return res
+
+
 def result_dtype(*xs):
     """PyTorch's promotion: dimensioned tensors, then 0-d tensors, then Python numbers; a later
     group only counts if it is of a higher category (bool < int < float)."""
-    dimmed = [x._n.val.dtype for x in xs if isinstance(x, Tensor) and x._n.val.ndim > 0]
-    zerod = [x._n.val.dtype for x in xs if isinstance(x, Tensor) and x._n.val.ndim == 0]
-    scal = [x for x in xs if not isinstance(x, Tensor)]
-    res = np.result_type(*dimmed) if dimmed else None
-    for group in (zerod,):
-        if group:
-            g = np.result_type(*group)
-            if res is None or _CAT[g.kind] > _CAT[res.kind]:
-                res = g
-    for s in scal:
+    res = _promote_all(x._n.val.dtype for x in xs if isinstance(x, Tensor) and x._n.val.ndim)
+    zerod = _promote_all(x._n.val.dtype for x in xs if isinstance(x, Tensor) and
+                         not x._n.val.ndim)
+    if zerod is not None and (res is None or _CAT[zerod.kind] > _CAT[res.kind]):
+        res = zerod
+    for s in xs:
+        if isinstance(s, Tensor):
+            continue
         c = 0 if isinstance(s, (bool, np.bool_)) else 2 if isinstance(s, (float, np.floating)) \
             else 1
         if res is None or c > _CAT[res.kind]:
@@ -55,15 +67,16 @@ def result_dtype(*xs):
 
 def broadcast_shapes(a, b):
     a, b = tuple(a), tuple(b)
+    if a == b:
+        return a
     n = builtins.max(len(a), len(b))
     pa, pb = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
-    out = []
-    for i, (x, y) in enumerate(zip(pa, pb)):
+    for i in reversed(range(n)):  # PyTorch reports the last mismatching dimension
+        x, y = pa[i], pb[i]
         if x != y and x != 1 and y != 1:
-            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b ({y})"
-                               f" at non-singleton dimension {i}")
-        out.append(y if x == 1 else x)
-    return tuple(out)
+            raise shape_error(f"The size of tensor a ({x}) must match the size of tensor b "
+                              f"({y}) at non-singleton dimension {i}")
+    return tuple(y if x == 1 else x for x, y in zip(pa, pb))
 
 
 def _prep(a, b, dt):
@@ -159,10 +172,6 @@ def _tname(x):
     return {"f": "Float", "i": "Long", "b": "Bool"}[x._n.val.dtype.kind]
 
 
-MaxResult = collections.namedtuple("max", ["values", "indices"])
-MinResult = collections.namedtuple("min", ["values", "indices"])
-
-
 def extremum(x, dim=None, keepdim=False, is_max=True):
     red, arg = ("reduce_max", "argmax") if is_max else ("reduce_min", "argmin")
     n = x._n
@@ -193,67 +202,64 @@ def extremum(x, dim=None, keepdim=False, is_max=True):
     return res(Tensor._wrap(tag(vals, name + "0", [n])), Tensor._from_array(ind))
 
 
-def matmul(a, b):
+_RESHAPE = REGISTRY["reshape"]
+
+
+def fresh(out, n):
+    """`out` as a node of its own. ops.reshape & co return their input for an identity, but
+    PyTorch records a new grad_fn (and a view is a new tensor sharing the storage)."""
+    if out is not n or type(n) is not Node:
+        return out
+    if n.rg and STATE.grad_enabled:
+        return bind(_RESHAPE, n, shape=n.type.shape)
+    return Node(n.val, n.type, None, EAGER, ver=n.ver)
+
+
+def view(out, x, name):
+    """Wrap the result of a view op (reshape, slice, transpose...): a new tensor tagged `name`
+    that shares the version counter when it shares the storage, as PyTorch's views do."""
+    out = fresh(out, x)
+    if type(out) is Node and type(x) is Node and out.ver is not x.ver and \
+            np.may_share_memory(out.val, x.val):
+        out.ver = x.ver
+    return Tensor._wrap(tag(out, name, [x]))
+
+
+class _ReturnType(tuple):
+    """`torch.return_types.max(values=..., indices=...)`: a named pair printed as PyTorch."""
+    __slots__ = ()
+    values = property(lambda self: self[0])
+    indices = property(lambda self: self[1])
+
+    def __new__(cls, values, indices):
+        return tuple.__new__(cls, (values, indices))
+
+    def __repr__(self):
+        return (f"adjit.return_types.{type(self).__name__}(\nvalues={self[0]!r},\n"
+                f"indices={self[1]!r})")
+
+
+MaxResult = type("max", (_ReturnType,), {"__slots__": ()})
+MinResult = type("min", (_ReturnType,), {"__slots__": ()})
+
+
+def floordiv(a, b, reverse=False):
+    """`a // b` (no gradient in PyTorch: floor_divide is not differentiable)."""
     a, b = as_tensor_like(a), as_tensor_like(b)
-    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
-        raise TypeError("matmul(): argument must be a Tensor")
+    if reverse:
+        a, b = b, a
     dt = result_dtype(a, b)
-    if a._n.val.dtype != b._n.val.dtype:
-        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
-                           f"{a._n.val.dtype} != {b._n.val.dtype}")
-    x, y = a._n, b._n
-    sa, sb = x.type.shape, y.type.shape
-    if len(sa) == 0 or len(sb) == 0:
-        raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
-                           f"{len(sa)}D and {len(sb)}D")
-    if len(sa) == 1 and len(sb) == 1:
-        if sa != sb:
-            raise RuntimeError(f"inconsistent tensor size, expected tensor [{sa[0]}] and src "
-                               f"[{sb[0]}] to have the same number of elements, but got {sa[0]} "
-                               f"and {sb[0]} elements respectively")
-        out = ops.dot_general(x, y, contract=((0,), (0,)), batch=((), ()))
-        return Tensor._wrap(tag(out, "DotBackward0", [x, y]))
-    if len(sa) <= 2 and len(sb) <= 2:
-        ka, kb = sa[-1], sb[0]
-        if ka != kb:
-            if len(sa) == 2 and len(sb) == 2:
-                raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({sa[0]}x{sa[1]} "
-                                   f"and {sb[0]}x{sb[1]})")
-            raise RuntimeError(f"size mismatch, got input ({sa[0]}), mat ({ka}x{kb})" if
-                               len(sa) == 1 else f"size mismatch, got input ({sa[0]}x{sa[1]}), "
-                               f"vec ({sb[0]})")
-        out = ops.dot_general(x, y, contract=((len(sa) - 1,), (0,)), batch=((), ()))
-        name = "MmBackward0" if len(sa) == 2 and len(sb) == 2 else \
-            "MvBackward0" if len(sa) == 2 else "SqueezeBackward4"
-        return Tensor._wrap(tag(out, name, [x, y]))
-    # batched: broadcast the batch dims, then one batched dot_general
-    if len(sa) == 1:
-        x = ops.reshape(x, (1,) + sa)
-    if len(sb) == 1:
-        y = ops.reshape(y, sb + (1,))
-    xa, ya = ops.shape(x), ops.shape(y)
-    if xa[-1] != ya[-2]:
-        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
-                           f"[{xa[-1]}] but got: [{ya[-2]}].")
-    bshape = broadcast_shapes(xa[:-2], ya[:-2])
-    x = ops.broadcast_to(x, bshape + xa[-2:])
-    y = ops.broadcast_to(y, bshape + ya[-2:])
-    nb = len(bshape)
-    out = ops.dot_general(x, y, contract=((nb + 1,), (nb,)),
-                          batch=(tuple(range(nb)), tuple(range(nb))))
-    final = bshape + (() if len(sa) == 1 else (xa[-2],)) + (() if len(sb) == 1 else (ya[-1],))
-    out = ops.reshape(out, final)
-    return Tensor._wrap(tag(out, "BmmBackward0" if nb else "MmBackward0", [a._n, b._n]))
+    x = a._n.val if isinstance(a, Tensor) else a
+    y = b._n.val if isinstance(b, Tensor) else b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.floor_divide(x, y)
+    return Tensor._from_array(np.asarray(out).astype(dt, copy=False))
 
 
-def getitem(x, idx):
-    if isinstance(idx, Tensor):
-        idx = idx._n.val
-    elif isinstance(idx, tuple):
-        idx = tuple(i._n.val if isinstance(i, Tensor) else i for i in idx)
-    out, kind = _index(x._n, idx)
-    if out is x._n:  # x[:] or x[...]: a view of the same value
-        return Tensor._wrap(out)
-    name = {"select": "SelectBackward0", "slice": "SliceBackward0", "index": "IndexBackward0",
-            "unsqueeze": "UnsqueezeBackward0"}[kind]
-    return Tensor._wrap(tag(out, name, [x._n]))
+# ---------------------------------------------------------------------------- in-place support
+def write(n, value):
+    """Store `value` into n's storage (shared with views, detach() and numpy())."""
+    if not n.val.flags.writeable:
+        n.val = n.val.copy()
+    np.copyto(n.val, value, casting="unsafe")
+    n.ver[0] += 1

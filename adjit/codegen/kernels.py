@@ -1,0 +1,294 @@
+"""Kernels: primitives that write their whole output (reductions, argmax/argmin, cumsum,
+concatenate, gather, scatter_add, dot_general) and guards. Operands marked 'once' in the
+lowering table are read through `c.value`, so elementwise producers fuse into these loops.
+"""
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from .emit import FLOATS, I8, I32, I64, PTR, REDUCE_FLAGS, REG, SCALAR, Ix, const, i64
+
+STATUS_GUARD, STATUS_INDEX = 1, 2
+
+
+def _prod(xs):
+    n = 1
+    for d in xs:
+        n *= d
+    return n
+
+
+# --- reductions -------------------------------------------------------------------------------
+def _combiner(c, name, dt):
+    b = c.b
+    if name == "reduce_sum":
+        if dt in FLOATS:
+            return lambda a, v: b.fadd(a, v, flags=REDUCE_FLAGS)
+        return b.add
+    op = ">" if name == "reduce_max" else "<"
+    if dt in FLOATS:  # NaN wins (NumPy's max/min propagate NaN)
+        return lambda a, v: b.select(b.or_(b.fcmp_ordered(op, v, a),
+                                           b.fcmp_unordered("uno", v, v)), v, a)
+    return lambda a, v: b.select(b.icmp_signed(op, v, a), v, a)
+
+
+def _identity(name, dt):
+    if name == "reduce_sum":
+        return const(dt, -0.0 if dt in FLOATS else 0)  # -0.0 + x == x for every x
+    big = name == "reduce_min"
+    if dt in FLOATS:
+        return const(dt, math.inf if big else -math.inf)
+    bits = 31 if dt == "i32" else 63
+    return const(dt, (1 << bits) - 1 if big else -(1 << bits))
+
+
+def reduce(c, e, out):
+    """Loops over the operand in memory order. Trailing reduced axes accumulate in a register
+    (a vectorisable reduction); other reduced axes accumulate into the output buffer, so the
+    innermost loop still walks contiguous memory."""
+    b = c.b
+    x = e.inputs[0]
+    axes = set(e.params["axes"])
+    shp, dt, name = x.type.shape, x.type.dtype, e.prim.name
+    n = len(shp)
+    k = 0
+    while k < n and (n - 1 - k) in axes:
+        k += 1
+    outer, inner = shp[:n - k], shp[n - k:]
+    kept = [i for i in range(n) if i not in axes]
+    combine = _combiner(c, name, dt)
+    in_memory = any(a < n - k for a in axes)
+    if in_memory:
+        c.loops.nest(out.type.shape, lambda ix, cr: out.store(b, ix, _identity(name, dt)),
+                     flat=True)
+
+    def outer_body(oix, _):
+        od = oix.get_dims(b, outer)
+        if k:
+            def inner_body(iix, carry):
+                v = c.value(x, Ix(od + iix.get_dims(b, inner)))
+                return [combine(carry[0], v)]
+            acc = c.loops.nest(inner, inner_body, carry=[_identity(name, dt)])[0]
+        else:
+            acc = c.value(x, oix)
+        oi = Ix([od[i] for i in kept])
+        out.store(b, oi, combine(out.load(b, oi), acc) if in_memory else acc)
+    c.loops.nest(outer, outer_body)
+
+
+def argext(c, e, out):
+    """argmax/argmin: the first index of the extremum; the first NaN wins (as NumPy)."""
+    b = c.b
+    x = e.inputs[0]
+    axis = e.params["axis"]
+    shp, dt = x.type.shape, x.type.dtype
+    op = ">" if e.prim.name == "argmax" else "<"
+    start = _identity("reduce_max" if op == ">" else "reduce_min", dt)
+
+    def body(oix, _):
+        od = oix.get_dims(b, out.type.shape)
+
+        def step(i, carry):
+            best, bi = carry
+            v = c.value(x, Ix(od[:axis] + [i] + od[axis:]))
+            if dt in FLOATS:
+                better = b.or_(b.fcmp_ordered(op, v, best),
+                               b.and_(b.fcmp_unordered("uno", v, v),
+                                      b.fcmp_ordered("ord", best, best)))
+            else:
+                better = b.icmp_signed(op, v, best)
+            return [b.select(better, v, best), b.select(better, i, bi)]
+        _, bi = c.loops.for_range(shp[axis], step, carry=[start, i64(0)])
+        out.store(b, oix, bi)
+    c.loops.nest(out.type.shape, body)
+
+
+def cumsum(c, e, out):
+    # sequential along the axis (no reassociation), so results match NumPy bit for bit
+    b = c.b
+    x = e.inputs[0]
+    axis, rev = e.params["axis"], e.params.get("reverse", False)
+    shp, dt = x.type.shape, x.type.dtype
+    other = shp[:axis] + shp[axis + 1:]
+    add = b.fadd if dt in FLOATS else b.add
+
+    def body(oix, _):
+        od = oix.get_dims(b, other)
+
+        def step(i, carry):
+            ix = Ix(od[:axis] + [i] + od[axis:])
+            acc = add(carry[0], c.value(x, ix))
+            out.store(b, ix, acc)
+            return [acc]
+        c.loops.for_range(shp[axis], step, carry=[const(dt, 0)], reverse=rev)
+    c.loops.nest(other, body)
+
+
+def concatenate(c, e, out):
+    b = c.b
+    axis = e.params["axis"]
+    off = 0
+    for x in e.inputs:
+        def body(ix, _, x=x, off=off):
+            d = list(ix.get_dims(b, x.type.shape))
+            if off:
+                d[axis] = b.add(d[axis], i64(off))
+            out.store(b, Ix(d), c.value(x, ix))
+        c.loops.nest(x.type.shape, body)
+        off += x.type.shape[axis]
+
+
+# --- indexing ---------------------------------------------------------------------------------
+def _index(c, idx, ix_dims, n):
+    """Read an index, wrap a negative one (as np.take does), fail with status 2 outside."""
+    b = c.b
+    j = c.value(idx, Ix(ix_dims))
+    if idx.type.dtype == "i32":
+        j = b.sext(j, I64)
+    j = b.select(b.icmp_signed("<", j, i64(0)), b.add(j, i64(n)), j)
+    ok = b.and_(b.icmp_signed(">=", j, i64(0)), b.icmp_signed("<", j, i64(n)))
+    c.fail_unless(ok, STATUS_INDEX)
+    return j
+
+
+def gather(c, e, out):
+    b = c.b
+    x, idx = e.inputs
+    axis, m = e.params["axis"], idx.type.ndim
+    xb = c.buffer(x)
+
+    def body(ix, _):
+        d = ix.get_dims(b, out.type.shape)
+        j = _index(c, idx, d[axis:axis + m], x.type.shape[axis])
+        out.store(b, ix, xb.load(b, Ix(d[:axis] + [j] + d[axis + m:])))
+    c.loops.nest(out.type.shape, body)
+
+
+def scatter_add(c, e, out):
+    # sequential in update order, as np.add.at: repeated indices accumulate
+    b = c.b
+    x, idx, upd = e.inputs
+    axis, m, dt = e.params["axis"], idx.type.ndim, x.type.dtype
+    c.loops.nest(out.type.shape, lambda ix, _: out.store(b, ix, c.value(x, ix)), flat=True)
+    add = b.fadd if dt in FLOATS else b.add
+
+    def body(ix, _):
+        d = ix.get_dims(b, upd.type.shape)
+        j = _index(c, idx, d[axis:axis + m], x.type.shape[axis])
+        oi = Ix(d[:axis] + [j] + d[axis + m:])
+        out.store(b, oi, add(out.load(b, oi), c.value(upd, ix)))
+    c.loops.nest(upd.type.shape, body)
+
+
+def guard(c, e, _):
+    v = c.value(e.inputs[0], SCALAR, "bool")
+    ok = v if e.params.get("expect", True) else c.b.not_(v)
+    c.fail_unless(ok, STATUS_GUARD)
+
+
+# --- dot_general ------------------------------------------------------------------------------
+def _free(ndim, contract, batch):
+    return [d for d in range(ndim) if d not in contract and d not in batch]
+
+
+def _gemm_layout(x, y, lc, rc, lb, rb):
+    """('N'|'T', 'N'|'T') when x and y are (batches of) row-major matrices that GEMM can use
+    as they are (a transpose flag, no copy); None otherwise."""
+    nb = len(lb)
+    if tuple(lb) != tuple(range(nb)) or tuple(rb) != tuple(range(nb)):
+        return None
+    pairs = sorted(zip(lc, rc))
+    lcs, rcs = [p[0] for p in pairs], [p[1] for p in pairs]
+    if rcs != sorted(rcs):
+        return None
+    xr, yr = list(range(nb, x.type.ndim)), list(range(nb, y.type.ndim))
+    nxf, nyf = len(xr) - len(lcs), len(yr) - len(rcs)
+    xl = "N" if lcs == xr[nxf:] else "T" if lcs == xr[:len(lcs)] else None
+    yl = "N" if rcs == yr[:len(rcs)] else "T" if rcs == yr[nyf:] else None
+    return None if xl is None or yl is None else (xl, yl)
+
+
+def dot_general(c, e, out):
+    x, y = e.inputs
+    (lc, rc), (lb, rb) = e.params["contract"], e.params["batch"]
+    dt = x.type.dtype
+    lay = _gemm_layout(x, y, lc, rc, lb, rb) if dt in FLOATS else None
+    if lay is not None and max(x.type.size, y.type.size, out.type.size) >= 2 ** 31:
+        lay = None  # BLAS takes 32-bit sizes
+    if lay is None:
+        _dot_loops(c, x, y, lc, rc, lb, rb, out)
+    else:
+        _dot_gemm(c, x, y, lc, lb, rc, lay, out)
+
+
+def _dot_loops(c, x, y, lc, rc, lb, rb, out):
+    b = c.b
+    xb, yb = c.buffer(x), c.buffer(y)
+    dt = x.type.dtype
+    xf, yf = _free(x.type.ndim, lc, lb), _free(y.type.ndim, rc, rb)
+    kshape = [x.type.shape[a] for a in lc]
+    nb, nxf = len(lb), len(xf)
+
+    def body(oix, _):
+        od = oix.get_dims(b, out.type.shape)
+
+        def inner(kix, carry):
+            kd = kix.get_dims(b, kshape)
+            xd, yd = [None] * x.type.ndim, [None] * y.type.ndim
+            for i in range(nb):
+                xd[lb[i]], yd[rb[i]] = od[i], od[i]
+            for i, a in enumerate(xf):
+                xd[a] = od[nb + i]
+            for i, a in enumerate(yf):
+                yd[a] = od[nb + nxf + i]
+            for i in range(len(lc)):
+                xd[lc[i]], yd[rc[i]] = kd[i], kd[i]
+            xv, yv = xb.load(b, Ix(xd)), yb.load(b, Ix(yd))
+            if dt in FLOATS:
+                return [b.fadd(carry[0], b.fmul(xv, yv, flags=REDUCE_FLAGS), flags=REDUCE_FLAGS)]
+            return [b.add(carry[0], b.mul(xv, yv))]
+        acc = c.loops.nest(kshape, inner, carry=[const(dt, 0)])[0]
+        out.store(b, oix, acc)
+    c.loops.nest(out.type.shape, body)
+
+
+def _dot_gemm(c, x, y, lc, lb, rc, lay, out):
+    """Row-major C = op(X) @ op(Y) is column-major C^T = op(Y)^T op(X)^T: one ?gemm call per
+    batch with Y as BLAS's A and X as its B."""
+    b = c.b
+    dt = x.type.dtype
+    nb = len(lb)
+    nbatch = _prod(x.type.shape[:nb])
+    K = _prod(x.type.shape[a] for a in lc)
+    M = _prod(x.type.shape[a] for a in _free(x.type.ndim, lc, lb))
+    N = _prod(y.type.shape[a] for a in _free(y.type.ndim, rc, range(nb)))
+    if M * N * nbatch == 0:
+        return
+    if K == 0:
+        c.loops.nest(out.type.shape, lambda ix, _: out.store(b, ix, const(dt, 0.0)), flat=True)
+        return
+    xl, yl = lay
+    name = "sgemm" if dt == "f32" else "dgemm"
+    fn = c.module.globals.get(f"adjit_{name}")
+    if fn is None:
+        fn = ir.Function(c.module, ir.FunctionType(ir.VoidType(), [PTR] * 13), f"adjit_{name}")
+    c.imports.add(name)
+    t = REG[dt]
+    slots = {}
+    for key, typ, val in (("ta", I8, ord(yl)), ("tb", I8, ord(xl)), ("m", I32, N),
+                          ("n", I32, M), ("k", I32, K), ("lda", I32, N if yl == "N" else K),
+                          ("ldb", I32, K if xl == "N" else M), ("ldc", I32, N),
+                          ("alpha", t, 1.0), ("beta", t, 0.0)):
+        slots[key] = c.alloca(typ)
+        b.store(ir.Constant(typ, val), slots[key])
+    xb, yb = c.buffer(x), c.buffer(y)
+
+    def call(i, _):
+        def at(buf, per):
+            return buf.addr(b, b.mul(i, i64(per)))
+        b.call(fn, [slots["ta"], slots["tb"], slots["m"], slots["n"], slots["k"],
+                    slots["alpha"], at(yb, K * N), slots["lda"], at(xb, M * K), slots["ldb"],
+                    slots["beta"], at(out, M * N), slots["ldc"]])
+    c.loops.for_range(nbatch, call)

@@ -1,0 +1,343 @@
+"""Vectorisable transcendental functions written as LLVM IR: range reduction + polynomial.
+
+Why not `llvm.exp` & co.: the loop vectoriser turns a vector `llvm.exp` into one libm call per
+lane (there is no SVML here), so a fused loop containing exp would not vectorise. Everything
+below is branch-free (selects, not branches) so the vectoriser can widen it.
+
+All functions compute in f64. An f32 argument is widened, evaluated with shorter polynomials
+(enough for single precision) and rounded once at the end: simpler than a second set of f32
+kernels and within 1 ulp of single precision. Polynomials are truncated Taylor series (their
+coefficients are exact fractions, so nothing hand-fitted can be mistyped); reduction keeps the
+argument small enough that the truncation error is below half an ulp. NaN and inf propagate as
+NumPy's libm results do; -0.0 is kept where NumPy keeps it. Accuracy: see docs/codegen.md and
+tests/test_mathlib.py (they state the ulp bound per function).
+"""
+from __future__ import annotations
+
+import math
+import struct
+
+from llvmlite import ir
+
+F32, F64, I1, I64 = ir.FloatType(), ir.DoubleType(), ir.IntType(1), ir.IntType(64)
+
+LN2_HI = 6.93147180369123816490e-01  # 32 significant bits: n * LN2_HI is exact for |n| < 2^21
+LN2_LO = 1.90821492927058770002e-10
+LOG2E = 1.4426950408889634
+# pi/2 in 33-bit pieces (fdlibm's pio2_1, pio2_2, pio2_3, pio2_3t): n * piece is exact for
+# |n| < 2^20, so the reduction is accurate for |x| up to about 1.6e6.
+PIO2 = (1.57079632673412561417e+00, 6.07710050630396597660e-11,
+        2.02226624871116645580e-21, 8.47842766036889956997e-32)
+TWO_OVER_PI = 0.63661977236758134308
+
+
+def _taylor(first, last, step=1, sign=1):
+    """1/k! for k = first, first+step, ..., last; signs alternate if `sign` is -1 or 1 (the
+    first term's sign), all positive if `sign` is 0."""
+    out = []
+    for j, k in enumerate(range(first, last + 1, step)):
+        s = 1.0 if not sign else sign * (-1.0) ** j
+        out.append(s / math.factorial(k))
+    return out
+
+
+# Terms per precision: the first dropped term is < 2^-55 (f64) or < 2^-29 (f32) relative.
+EXP = {"f64": _taylor(0, 13, sign=0), "f32": _taylor(0, 7, sign=0)}           # |r| <= ln2/2
+EXPM1 = {"f64": _taylor(2, 14, sign=0), "f32": _taylor(2, 8, sign=0)}         # expm1(r) = r + r^2 * P(r)
+LOGS = {"f64": [1.0 / k for k in range(3, 23, 2)],            # atanh series in s^2 <= 0.0295
+        "f32": [1.0 / k for k in range(3, 15, 2)]}
+SIN = {"f64": _taylor(3, 17, 2, -1), "f32": _taylor(3, 11, 2, -1)}  # |r| <= pi/4
+COS = {"f64": _taylor(4, 18, 2, 1), "f32": _taylor(4, 12, 2, 1)}
+
+
+def _bits(v):
+    return struct.unpack("<q", struct.pack("<d", v))[0]
+
+
+class Math:
+    """Builds math code with one IRBuilder; `prec` ('f32'/'f64') picks polynomial lengths."""
+
+    def __init__(self, builder):
+        self.b = builder
+
+    # --- small helpers --------------------------------------------------------------------
+    def k(self, v):
+        return ir.Constant(F64, v)
+
+    def intr(self, name, *args, ret=F64):
+        mod = self.b.module
+        fn = mod.globals.get(name)
+        if fn is None:
+            fn = ir.Function(mod, ir.FunctionType(ret, [a.type for a in args]), name)
+        return self.b.call(fn, list(args))
+
+    def fma(self, a, b, c):
+        # fmuladd: fused where the CPU has FMA; every use below is accurate either way
+        return self.intr("llvm.fmuladd.f64", a, b, c)
+
+    def poly(self, x, coeffs):
+        acc = self.k(coeffs[-1])
+        for c in reversed(coeffs[:-1]):
+            acc = self.fma(acc, x, self.k(c))
+        return acc
+
+    def sel(self, c, a, b):
+        return self.b.select(c, a, b)
+
+    def cmp(self, op, a, b):
+        return self.b.fcmp_ordered(op, a, b if isinstance(b, ir.Value) else self.k(b))
+
+    def isnan(self, x):
+        return self.b.fcmp_unordered("uno", x, x)
+
+    def fabs(self, x):
+        return self.intr("llvm.fabs.f64", x)
+
+    def rint(self, x):
+        return self.intr("llvm.rint.f64", x)
+
+    def copysign(self, a, b):
+        return self.intr("llvm.copysign.f64", a, b)
+
+    def clamp(self, x, lo, hi):
+        # NaN is replaced by 0 so integer conversions below never see it (fptosi of NaN is
+        # poison); every caller re-selects NaN at the end.
+        b = self.b
+        x = self.sel(self.isnan(x), self.k(0.0), x)
+        x = self.sel(self.cmp("<", x, lo), self.k(lo), x)
+        return self.sel(self.cmp(">", x, hi), self.k(hi), x)
+
+    def pow2(self, n_int):
+        """2^n as a double for an i64 n in [-1022, 1023]."""
+        b = self.b
+        e = b.shl(b.add(n_int, ir.Constant(I64, 1023)), ir.Constant(I64, 52))
+        return b.bitcast(e, F64)
+
+    def ldexp(self, x, n):
+        """x * 2^n for an integral double n with |n| <= 2100, in two exact steps so results in
+        the subnormal range are rounded once and 2^1024 * 0.5 does not overflow."""
+        b = self.b
+        ni = b.fptosi(n, I64)
+        h = b.ashr(ni, ir.Constant(I64, 1))
+        return b.fmul(b.fmul(x, self.pow2(h)), self.pow2(b.sub(ni, h)))
+
+    # --- exp family -----------------------------------------------------------------------
+    def _reduce_ln2(self, x, lo=-746.0, hi=710.0):
+        """n, r with x = n*ln2 + r, |r| <= ln2/2 (x clamped to where exp is finite/nonzero)."""
+        xc = self.clamp(x, lo, hi)
+        n = self.rint(self.b.fmul(xc, self.k(LOG2E)))
+        nn = self.b.fneg(n)
+        r = self.fma(nn, self.k(LN2_HI), xc)
+        r = self.fma(nn, self.k(LN2_LO), r)
+        return n, r
+
+    def exp(self, x, prec="f64"):
+        n, r = self._reduce_ln2(x)
+        p = self.poly(r, EXP[prec])
+        return self.sel(self.isnan(x), x, self.ldexp(p, n))
+
+    def _expm1_poly(self, r, prec):
+        b = self.b
+        return self.fma(b.fmul(r, r), self.poly(r, EXPM1[prec]), r)
+
+    def expm1(self, x, prec="f64"):
+        # expm1(n*ln2 + r) = 2^n * expm1(r) + (2^n - 1): no cancellation for small |x| (n = 0)
+        b = self.b
+        n, r = self._reduce_ln2(x, -80.0, 710.0)
+        p = self._expm1_poly(r, prec)
+        big = self.cmp(">", x, 700.0)  # 2^n itself would overflow: expm1 = exp there
+        one = self.k(1.0)
+        res = self.sel(big, b.fsub(self.ldexp(b.fadd(p, one), n), one),
+                       b.fadd(self.ldexp(p, n), b.fsub(self.ldexp(one, n), one)))
+        res = self.sel(self.cmp("==", x, 0.0), x, res)  # keeps -0.0
+        return self.sel(self.isnan(x), x, res)
+
+    def tanh(self, x, prec="f64"):
+        # tanh|x| = -e / (2 + e) with e = expm1(-2|x|) in (-1, 0]: never overflows
+        b = self.b
+        e = self.expm1(b.fmul(self.fabs(x), self.k(-2.0)), prec)
+        t = b.fdiv(b.fneg(e), b.fadd(e, self.k(2.0)))
+        return self.copysign(t, x)
+
+    def logistic(self, x, prec="f64"):
+        # as the reference: exp of a non-positive number only, so nothing overflows
+        b = self.b
+        e = self.exp(b.fneg(self.fabs(x)), prec)
+        d = b.fadd(e, self.k(1.0))
+        return self.sel(self.cmp(">=", x, 0.0), b.fdiv(self.k(1.0), d), b.fdiv(e, d))
+
+    # --- log family -----------------------------------------------------------------------
+    def _log_parts(self, x, prec):
+        """x = 2^e * (1 + f) with 1 + f in [sqrt(1/2), sqrt(2)); s = f / (2 + f);
+        log(1 + f) = 2s + 2s*R(s^2). Returns (e, f, s, R) as doubles."""
+        b = self.b
+        tiny = self.cmp("<", x, 2.2250738585072014e-308)  # subnormal (or <= 0): scale up
+        xs = self.sel(tiny, b.fmul(x, self.k(2.0 ** 54)), x)
+        bits = b.bitcast(xs, I64)
+        e = b.sub(b.and_(b.lshr(bits, ir.Constant(I64, 52)), ir.Constant(I64, 0x7FF)),
+                  ir.Constant(I64, 1023))
+        m = b.bitcast(b.or_(b.and_(bits, ir.Constant(I64, (1 << 52) - 1)),
+                            ir.Constant(I64, _bits(1.0))), F64)
+        big = self.cmp(">", m, math.sqrt(2.0))  # |s| <= 0.1716, s^2 <= 0.0295
+        m = self.sel(big, b.fmul(m, self.k(0.5)), m)
+        ef = b.sitofp(e, F64)
+        ef = b.fadd(ef, self.sel(big, self.k(1.0), self.k(0.0)))
+        ef = b.fadd(ef, self.sel(tiny, self.k(-54.0), self.k(0.0)))
+        f = b.fsub(m, self.k(1.0))  # exact
+        s = b.fdiv(f, b.fadd(f, self.k(2.0)))
+        s2 = b.fmul(s, s)
+        return ef, f, s, b.fmul(s2, self.poly(s2, LOGS[prec]))
+
+    def _log_special(self, x, res):
+        b = self.b
+        inf = self.k(math.inf)
+        res = self.sel(self.cmp("==", x, 0.0), b.fneg(inf), res)
+        res = self.sel(self.cmp("==", x, math.inf), inf, res)
+        res = self.sel(self.cmp("<", x, 0.0), self.k(math.nan), res)
+        return self.sel(self.isnan(x), x, res)
+
+    def log(self, x, prec="f64"):
+        b = self.b
+        ef, f, s, rr = self._log_parts(x, prec)
+        # log(1+f) = f - s*(f - 2R): f is exact, the error of s is damped by s*f
+        lm = b.fsub(f, b.fmul(s, b.fsub(f, b.fmul(rr, self.k(2.0)))))
+        res = self.fma(ef, self.k(LN2_HI), self.fma(ef, self.k(LN2_LO), lm))
+        return self._log_special(x, res)
+
+    def log_dd(self, x):
+        """log(x) as an unevaluated sum hi + lo, good to ~2^-62 relative (for pow, whose
+        result is exp(y*log x): the error of log x is multiplied by |y log x|)."""
+        b = self.b
+        ef, f, s, rr = self._log_parts(x, "f64")
+        d = b.fadd(f, self.k(2.0))
+        d_lo = b.fadd(b.fsub(self.k(2.0), d), f)          # 2 + f = d + d_lo exactly
+        res = self.fma(b.fneg(s), d, f)                   # f - s*d, exact
+        s_lo = b.fdiv(b.fsub(res, b.fmul(s, d_lo)), d)    # s + s_lo = f / (2 + f)
+        two_s = b.fmul(s, self.k(2.0))
+        tail = b.fadd(b.fmul(two_s, rr), b.fmul(s_lo, self.k(2.0)))
+        e_hi = b.fmul(ef, self.k(LN2_HI))                 # exact: 32-bit constant
+        hi = b.fadd(e_hi, two_s)
+        lo = b.fadd(b.fsub(e_hi, hi), two_s)              # Fast2Sum (|e_hi| >= |2s| or e = 0)
+        lo = b.fadd(lo, self.fma(ef, self.k(LN2_LO), tail))
+        hi2 = b.fadd(hi, lo)
+        lo2 = b.fsub(lo, b.fsub(hi2, hi))
+        hi2 = self._log_special(x, hi2)
+        finite = self.cmp("<", self.fabs(hi2), math.inf)
+        return hi2, self.sel(finite, lo2, self.k(0.0))
+
+    def log1p(self, x, prec="f64"):
+        # Kahan: log1p(x) = log(u) * x / (u - 1) with u = 1 + x, which cancels u's rounding
+        b = self.b
+        u = b.fadd(x, self.k(1.0))
+        d = b.fsub(u, self.k(1.0))
+        res = b.fmul(self.log(u, prec), b.fdiv(x, d))
+        res = self.sel(self.cmp("==", d, 0.0), x, res)
+        return self.sel(self.cmp("==", x, math.inf), x, res)
+
+    # --- trigonometry ---------------------------------------------------------------------
+    def _reduce_pio2(self, x):
+        """q (i64, quadrant mod 4), r with x = n*pi/2 + r, |r| <= pi/4 (r is NaN for inf)."""
+        b = self.b
+        n = self.rint(b.fmul(x, self.k(TWO_OVER_PI)))
+        nn = b.fneg(n)
+        r = x
+        for piece in PIO2:
+            r = self.fma(nn, self.k(piece), r)
+        # Beyond |x| = 2^43 this reduction loses every bit (that needs Payne-Hanek, which is
+        # not implemented): keep the result bounded there rather than let the polynomial
+        # explode. NaN and inf still give NaN. `ok` is also false for NaN/inf, so fptosi
+        # stays defined.
+        ok = self.cmp("<", self.fabs(x), 2.0 ** 43)
+        q = b.fptosi(self.sel(ok, n, self.k(0.0)), I64)
+        r = self.sel(b.or_(ok, self.cmp("==", self.fabs(x), math.inf)), r, self.k(0.0))
+        r = self.sel(self.isnan(x), x, r)
+        return b.and_(q, ir.Constant(I64, 3)), r
+
+    def _sincos_r(self, r, prec):
+        b = self.b
+        r2 = b.fmul(r, r)
+        s = self.fma(b.fmul(r2, r), self.poly(r2, SIN[prec]), r)
+        c = self.fma(r2, self.fma(r2, self.poly(r2, COS[prec]), self.k(-0.5)), self.k(1.0))
+        return s, c
+
+    def _quadrant(self, q, m):
+        return self.b.icmp_unsigned("!=", self.b.and_(q, ir.Constant(I64, m)),
+                                    ir.Constant(I64, 0))
+
+    def sin(self, x, prec="f64"):
+        b = self.b
+        q, r = self._reduce_pio2(x)
+        s, c = self._sincos_r(r, prec)
+        v = self.sel(self._quadrant(q, 1), c, s)
+        v = self.sel(self._quadrant(q, 2), b.fneg(v), v)
+        return self.sel(self.cmp("==", x, 0.0), x, v)
+
+    def cos(self, x, prec="f64"):
+        b = self.b
+        q, r = self._reduce_pio2(x)
+        s, c = self._sincos_r(r, prec)
+        v = self.sel(self._quadrant(q, 1), b.fneg(s), c)
+        return self.sel(self._quadrant(q, 2), b.fneg(v), v)
+
+    def tan(self, x, prec="f64"):
+        b = self.b
+        q, r = self._reduce_pio2(x)
+        s, c = self._sincos_r(r, prec)
+        odd = self._quadrant(q, 1)
+        v = b.fdiv(self.sel(odd, b.fneg(c), s), self.sel(odd, s, c))
+        return self.sel(self.cmp("==", x, 0.0), x, v)
+
+    # --- roots and powers -----------------------------------------------------------------
+    def sqrt(self, x, prec="f64"):
+        return self.intr("llvm.sqrt.f64", x)
+
+    def rsqrt(self, x, prec="f64"):
+        return self.b.fdiv(self.k(1.0), self.sqrt(x))
+
+    def pow(self, x, y, prec="f64"):
+        """C99/NumPy pow: exp(y * log|x|) with log in double-double (so the error does not
+        grow with |y log x|), then the sign and the special cases fixed up."""
+        b = self.b
+        ax = self.fabs(x)
+        lh, ll = self.log_dd(ax)
+        t = b.fmul(y, lh)
+        ay = self.fabs(y)
+        # |x| == 1 with y = +-inf gives 0*inf = NaN in the formula; C says 1
+        t = self.sel(b.and_(self.cmp("==", ax, 1.0), self.cmp("==", ay, math.inf)),
+                     self.k(0.0), t)
+        t_lo = b.fadd(self.fma(y, lh, b.fneg(t)), b.fmul(y, ll))
+        ok = b.and_(self.cmp("<", self.fabs(t), 746.0), self.cmp("<", self.fabs(t_lo), 1.0))
+        t_lo = self.sel(ok, t_lo, self.k(0.0))  # NaN/inf tails (0*inf) carry nothing
+        n, r = self._reduce_ln2(t)
+        mag = self.ldexp(self.poly(b.fadd(r, t_lo), EXP[prec]), n)
+        mag = self.sel(self.isnan(t), t, mag)
+        is_int = self.cmp("==", self.rint(y), y)
+        half = b.fmul(y, self.k(0.5))
+        odd = b.and_(is_int, self.cmp("!=", self.rint(half), half))
+        neg = self.cmp("<", x, 0.0)
+        neg0 = b.and_(self.cmp("==", x, 0.0),
+                      b.icmp_signed("<", b.bitcast(x, I64), ir.Constant(I64, 0)))
+        res = self.sel(b.and_(b.or_(neg, neg0), odd), b.fneg(mag), mag)
+        finite_neg = b.and_(neg, self.cmp("!=", ax, math.inf))  # pow(-inf, 0.5) is inf
+        res = self.sel(b.and_(finite_neg, b.not_(is_int)), self.k(math.nan), res)
+        res = self.sel(self.isnan(x), x, res)
+        res = self.sel(self.isnan(y), y, res)
+        one = self.k(1.0)
+        res = self.sel(self.cmp("==", x, 1.0), one, res)   # pow(1, anything) = 1
+        return self.sel(self.cmp("==", y, 0.0), one, res)  # pow(anything, 0) = 1
+
+
+UNARY = ("exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "logistic", "sqrt",
+         "rsqrt")
+
+
+def call(builder, name, dt, *args):
+    """Apply math function `name` to scalar values of IR dtype `dt` (f32 or f64)."""
+    m = Math(builder)
+    if dt == "f32":
+        wide = [builder.fpext(a, F64) for a in args]
+        if name in ("sqrt", "rsqrt"):  # single precision directly, as NumPy rounds
+            r = m.intr("llvm.sqrt.f32", *args, ret=F32)
+            return r if name == "sqrt" else builder.fdiv(ir.Constant(F32, 1.0), r)
+        return builder.fptrunc(getattr(m, name)(*wide, prec="f32"), F32)
+    return getattr(m, name)(*args, prec="f64")

@@ -1,0 +1,38 @@
+"""Native execution: the LLVM engine, the call path and the compiled-code caches.
+
+    >>> import numpy as np
+    >>> from adjit.ir import parse_graph
+    >>> g = parse_graph("def f(a: f64[2]) -> f64[2]:\\n  b: f64[2] = add a 1.0\\n  return b\\n")
+    >>> compile_and_run(g, [np.array([1.0, 2.0])])
+    [array([2., 3.])]
+"""
+from __future__ import annotations
+
+import os
+
+from .engine import CompileError  # noqa: F401
+from .cache import cache_clear, cache_info  # noqa: F401
+
+
+def jit_enabled() -> bool:
+    """False when ADJIT_DISABLE_JIT=1: nothing is compiled, graphs run in the interpreter."""
+    return os.environ.get("ADJIT_DISABLE_JIT", "") in ("", "0")
+
+
+def get_compiled(g):
+    """The native code for graph `g` (cached in memory and on disk), or None when JIT is
+    disabled. Raises CompileError when `g` cannot be compiled."""
+    if not jit_enabled():
+        return None
+    from .cache import get_compiled as _get
+    return _get(g)
+
+
+def compile_and_run(g, args, consts=None):
+    """Run graph `g` on NumPy arrays (`consts` binds its constvars, default g.consts): native
+    code when it can be compiled, else the reference interpreter. Outputs are fresh arrays."""
+    cg = get_compiled(g)
+    if cg is None:
+        from ..ir.graph import eval_graph
+        return eval_graph(g, args, consts)
+    return cg(args, consts)

@@ -1,0 +1,221 @@
+"""NumPy indexing of a TracedArray, recorded as slice / gather / reshape / transpose.
+
+Basic indices (ints, slices, None, Ellipsis) become one `slice` (plus a `gather` per negative
+step) and a `reshape`. Advanced indices (integer arrays, traced integer arrays, boolean masks)
+follow NumPy's rules: they broadcast together, ints among them count as 0-d arrays, and the
+result dims go where the advanced indices were if they are adjacent, else first. All advanced
+dims are merged into one axis and read with a single `gather` of the linear index. A traced
+boolean mask records a guard on how many elements it selects (the result's shape) and computes
+the selected positions in the IR, so a replay with a different mask of the same count is right.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import ops
+from ..ir.core import Node, REGISTRY, bind
+from .ndarray import TracedArray, const_leaf, where_str
+
+
+def _is_int(k):
+    return isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))
+
+
+def _classify(x, key):
+    """[(kind, value, ndims consumed)] with Ellipsis expanded."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    items = []
+    for k in key:
+        if isinstance(k, list):
+            k = np.asarray(k)
+            if k.dtype == object:
+                raise IndexError("ragged or traced lists cannot index a traced array; "
+                                 "use np.stack first")
+        if k is None:
+            items.append(["none", None, 0])
+        elif k is Ellipsis:
+            items.append(["ellipsis", None, 0])
+        elif isinstance(k, slice):
+            items.append(["slice", k, 1])
+        elif _is_int(k):
+            items.append(["int", int(k), 1])
+        elif isinstance(k, (TracedArray, np.ndarray, np.generic)):
+            dt = np.dtype(k.dtype)
+            if dt == np.bool_:
+                items.append(["mask", k, max(np.ndim(k) if not isinstance(k, TracedArray)
+                                             else k.ndim, 1)])
+                if (k.ndim if isinstance(k, TracedArray) else np.ndim(k)) == 0:
+                    raise IndexError("0-d boolean indices are not supported on traced arrays")
+            elif dt.kind in "iu":
+                items.append(["array", k, 1])
+            else:
+                raise IndexError(f"arrays used as indices must be of integer (or boolean) "
+                                 f"type, not {dt}{where_str()}")
+        else:
+            raise IndexError(f"unsupported index {k!r} of type {type(k).__name__}{where_str()}")
+    used = sum(it[2] for it in items)
+    nd = len(x.shape)
+    if used > nd:
+        raise IndexError(f"too many indices for array: array is {nd}-dimensional, but {used} "
+                         f"were indexed{where_str()}")
+    ell = [i for i, it in enumerate(items) if it[0] == "ellipsis"]
+    if len(ell) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    fill = [["slice", slice(None), 1] for _ in range(nd - used)]
+    if ell:
+        items[ell[0]:ell[0] + 1] = fill
+    else:
+        items += fill
+    return items
+
+
+def _mask_indices(mask, trace):
+    """Flat positions of True in `mask` (traced): guard on the count, then compute them."""
+    m = mask._n
+    flat = ops.reshape(m, (mask.size,))
+    cnt_i = ops.convert(flat, "i64")
+    n = int(np.count_nonzero(np.asarray(m.val)))
+    total = ops.reduce_sum(cnt_i, (0,))
+    bind(REGISTRY["guard"], ops.eq(total, n), expect=True)
+    c = ops.cumsum(cnt_i, axis=0, reverse=False)
+    slots = ops.select(flat, ops.sub(c, 1), ops.full((mask.size,), n, "i64"))
+    pos = const_leaf(np.arange(mask.size, dtype=np.int64), trace)
+    out = ops.scatter_add(ops.zeros((n + 1,), "i64"), slots, pos, axis=0)
+    return ops.slice(out, start=(0,), limit=(n,), strides=(1,))
+
+
+def _index_operand(k, d, trace):
+    """An integer index array (ndarray or traced) made non-negative; a Node or ndarray."""
+    if isinstance(k, TracedArray):
+        i = ops.convert(k._n, "i64")
+        return ops.select(ops.lt(i, 0), ops.add(i, d), i)
+    a = np.asarray(k, dtype=np.int64)
+    if a.size and (a.max() >= d or a.min() < -d):
+        bad = a.max() if a.max() >= d else a.min()
+        raise IndexError(f"index {bad} is out of bounds for axis with size {d}{where_str()}")
+    return np.where(a < 0, a + d, a)
+
+
+def getitem(x: TracedArray, key):
+    trace = x._n.trace if x._n.trace.active else None
+    items = _classify(x, key)
+    adv = any(it[0] in ("array", "mask") for it in items)
+    node = x._n
+    shp = list(x.shape)
+    # 1. basic slicing over every dim (ints read one element; advanced dims stay whole)
+    start, limit, strides, flips = [], [], [], []
+    dim = 0
+    for kind, k, m in items:
+        if kind == "slice":
+            s, e, st = k.indices(shp[dim])
+            if st < 0:
+                n = len(range(s, e, st))
+                flips.append((dim, n))
+                s, e, st = (s + (n - 1) * st, s + 1, -st) if n else (0, 0, 1)
+            start.append(s)
+            limit.append(max(s, e))
+            strides.append(st)
+        elif kind == "int" and not adv:
+            i = k + shp[dim] if k < 0 else k
+            if not 0 <= i < shp[dim]:
+                raise IndexError(f"index {k} is out of bounds for axis {dim} with size "
+                                 f"{shp[dim]}{where_str()}")
+            start.append(i)
+            limit.append(i + 1)
+            strides.append(1)
+        else:
+            start += [0] * m
+            limit += shp[dim:dim + m]
+            strides += [1] * m
+        dim += m
+    if any(s != 0 for s in start) or any(st != 1 for st in strides) or limit != shp:
+        node = ops.slice(node, start=tuple(start), limit=tuple(limit), strides=tuple(strides))
+    for d, n in flips:
+        node = ops.gather(node, np.arange(n - 1, -1, -1, dtype=np.int64), axis=d)
+    cur = list(ops.shape(node))
+    # 2. advanced indices: merge their dims into one axis and gather the linear index
+    symbols = []  # the result's dims in order: ("d", size) | ("N",) | ("S",)
+    if adv:
+        advs, dim, positions, last = [], 0, [], None
+        for j, (kind, k, m) in enumerate(items):
+            if kind in ("array", "mask", "int"):
+                positions.append(j)
+                dims = list(range(dim, dim + m))
+                if kind == "int":
+                    k = np.asarray(k)
+                if kind == "mask":
+                    advs.append((dims, _mask_nodes(k, trace, [cur[d] for d in dims])))
+                else:
+                    advs.append((dims, _index_operand(k, cur[dim], trace)))
+            dim += m
+        adjacent = positions == list(range(positions[0], positions[-1] + 1))
+        adv_dims = [d for dims, _ in advs for d in dims]
+        rest = [d for d in range(len(cur)) if d not in adv_dims]
+        p = sum(1 for d in rest if d < adv_dims[0]) if adjacent else 0
+        order = rest[:p] + adv_dims + rest[p:]
+        node = ops.transpose(node, tuple(order))
+        sizes = [cur[d] for d in adv_dims]
+        total = int(np.prod(sizes, dtype=np.int64))
+        node = ops.reshape(node, tuple(cur[d] for d in rest[:p]) + (total,) +
+                           tuple(cur[d] for d in rest[p:]))
+        lin = _linear_index(advs, cur)
+        node = ops.gather(node, lin, axis=p)
+        s_nd = len(ops.shape(lin))
+        for j, (kind, k, m) in enumerate(items):
+            if kind == "none":
+                symbols.append(("N",))
+            elif j == positions[0] and adjacent:
+                symbols.append(("S",))
+            elif kind == "slice":
+                symbols.append(("d",))
+        if not adjacent:
+            symbols.insert(0, ("S",))
+        final = []
+        it = iter(ops.shape(node))
+        for sym in symbols:
+            if sym[0] == "N":
+                final.append(1)
+            elif sym[0] == "S":
+                final += [next(it) for _ in range(s_nd)]
+            else:
+                final.append(next(it))
+        return ops.reshape(node, tuple(final))
+    final, dim = [], 0
+    for kind, k, m in items:
+        if kind == "none":
+            final.append(1)
+        elif kind == "slice":
+            final.append(cur[dim])
+        dim += m
+    return ops.reshape(node, tuple(final))
+
+
+def _mask_nodes(k, trace, dims_sizes):
+    shape = tuple(k.shape)
+    if shape != tuple(dims_sizes):
+        raise IndexError(f"boolean index of shape {shape} does not match the indexed dims "
+                         f"{tuple(dims_sizes)}{where_str()}")
+    if isinstance(k, TracedArray):
+        return _mask_indices(k, trace)
+    return np.flatnonzero(np.asarray(k)).astype(np.int64)
+
+
+def _linear_index(advs, cur):
+    """Broadcast the advanced index arrays together and combine them into one flat index."""
+    shapes = [ops.shape(i) for _, i in advs]
+    try:
+        S = tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together "
+                         f"with shapes {' '.join(map(str, shapes))}{where_str()}") from None
+    lin, stride = None, 1
+    for dims, idx in reversed(advs):
+        idx = ops.broadcast_to(idx, S) if ops.shape(idx) != S else idx
+        term = idx if stride == 1 else ops.mul(idx, stride)
+        lin = term if lin is None else ops.add(lin, term)
+        for d in dims:
+            stride *= cur[d]
+    if type(lin) is not Node:
+        lin = np.asarray(lin, dtype=np.int64)
+    return lin

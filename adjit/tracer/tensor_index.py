@@ -1,0 +1,291 @@
+"""`x[idx]` and `x[idx] = v` with PyTorch's semantics and grad_fn chains.
+
+PyTorch applies the basic part of an index one item at a time (an int is a `select`, a slice a
+`slice`, None an `unsqueeze`), each a node of its own, and then the tensor indices in one
+`index` (IndexBackward0). Unlike NumPy, an int next to an index array is a select, not an
+advanced index: `A[0, :, [0, 1]]` has shape (3, 2) for A of shape (2, 3, 4), not (2, 3).
+The advanced step itself goes through the shared `adjit.ir.indexing.index`.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..ir import ops
+from ..ir.core import EAGER, STATE, Node
+from ..ir.indexing import index as _index
+from .autograd import inplace_result, tag, tag_outputs
+from .tensor import Tensor, shape_error
+from . import tensor_ops as T
+
+
+def _as_index_array(i):
+    """A tensor/array/list index as a NumPy array (None when `i` is not one)."""
+    if isinstance(i, Tensor):
+        return i._n.val
+    if isinstance(i, np.ndarray):
+        return i
+    if isinstance(i, list):
+        try:
+            arr = np.asarray([j._n.val if isinstance(j, Tensor) else j for j in i])
+        except ValueError:
+            raise IndexError("too many indices") from None
+        return arr if arr.size else arr.astype(np.int64)
+    return None
+
+
+def _treat_as_tuple(idx):
+    # PyTorch (like old NumPy) reads a list holding slices, lists, tensors, None or ... as a tuple
+    return isinstance(idx, list) and len(idx) < 32 and any(
+        isinstance(i, (slice, list, tuple, Tensor, np.ndarray)) or i is None or i is Ellipsis
+        for i in idx)
+
+
+def _is_int(i):
+    if isinstance(i, (bool, np.bool_)):
+        return False
+    if isinstance(i, numbers.Integral):
+        return True
+    return isinstance(i, Tensor) and i._n.val.ndim == 0 and i._n.val.dtype.kind in "iu"
+
+
+def _select(n, dim, k, name="SelectBackward0", real_dim=None):
+    size = n.type.shape[dim]
+    k = int(k)
+    if not -size <= k < size:
+        raise IndexError(f"index {k} is out of bounds for dimension "
+                         f"{dim if real_dim is None else real_dim} with size {size}")
+    k %= size
+    shp = n.type.shape
+    start = tuple(k if d == dim else 0 for d in range(len(shp)))
+    limit = tuple(k + 1 if d == dim else s for d, s in enumerate(shp))
+    out = ops.slice(n, start=start, limit=limit, strides=(1,) * len(shp))
+    out = ops.reshape(out, shp[:dim] + shp[dim + 1:])
+    if name is None:  # unbind tags all its outputs with one node
+        return T.fresh(out, n)
+    return T.view(out, n, name)._n
+
+
+def _slice(n, dim, sl, force):
+    if sl.step is not None and sl.step <= 0:
+        raise ValueError("step must be greater than zero")
+    shp = n.type.shape
+    s, e, st = sl.indices(shp[dim])
+    e = max(e, s)
+    if (s, e, st) == (0, shp[dim], 1) and not force:
+        return n  # PyTorch skips full slices inside a tuple index
+    start = tuple(s if d == dim else 0 for d in range(len(shp)))
+    limit = tuple(e if d == dim else x for d, x in enumerate(shp))
+    strides = tuple(st if d == dim else 1 for d in range(len(shp)))
+    out = ops.slice(n, start=start, limit=limit, strides=strides) if (s, e, st) != (
+        0, shp[dim], 1) else n
+    return T.view(out, n, "SliceBackward0")._n
+
+
+def _unsqueeze(n, dim):
+    shp = n.type.shape
+    return T.view(ops.reshape(n, shp[:dim] + (1,) + shp[dim:]), n, "UnsqueezeBackward0")._n
+
+
+def _specified(idx):
+    count = 0
+    for i in idx:
+        if i is None or i is Ellipsis or isinstance(i, (bool, np.bool_)):
+            continue
+        a = None if _is_int(i) or isinstance(i, slice) else _as_index_array(i)
+        count += a.ndim if a is not None and a.dtype == np.bool_ else 1
+    return count
+
+
+def _basic(n, idx):
+    """Apply the basic items one by one; return the result and {dim: index array}."""
+    ndim = n.type.ndim
+    specified = _specified(idx)
+    if specified > ndim:
+        raise IndexError(f"too many indices for tensor of dimension {ndim}")
+    adv = {}
+    dim = selected = 0  # dim in the result so far; selected: ints applied (for messages)
+    for i in idx:
+        if i is None:
+            n = _unsqueeze(n, dim)
+            dim += 1
+        elif i is Ellipsis:
+            dim += ndim - specified
+        elif isinstance(i, slice):
+            n = _slice(n, dim, i, force=False)
+            dim += 1
+        elif isinstance(i, (bool, np.bool_)):
+            n = _unsqueeze(n, dim)
+            adv[dim] = np.array([0] if i else [], np.int64)
+            dim += 1
+        elif _is_int(i):
+            n = _select(n, dim, i, real_dim=dim + selected)
+            selected += 1
+        else:
+            a = _as_index_array(i)
+            if a is None:
+                raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long "
+                                 "or byte Variables are valid indices (got "
+                                 f"{type(i).__name__})")
+            if a.dtype.kind not in "iub":
+                raise IndexError("tensors used as indices must be long, int, byte or bool "
+                                 "tensors")
+            adv[dim] = a
+            dim += a.ndim if a.dtype == np.bool_ else 1
+    return n, adv
+
+
+def _advanced(n, adv):
+    shp = n.type.shape
+    items, d = [], 0
+    while d < len(shp):
+        a = adv.get(d)
+        if a is None:
+            items.append(slice(None))
+            d += 1
+            continue
+        if a.dtype != np.bool_:
+            bad = (a >= shp[d]) | (a < -shp[d])
+            if bad.any():
+                raise IndexError(f"index {int(a[bad].flat[0])} is out of bounds for dimension "
+                                 f"{d} with size {shp[d]}")
+        items.append(a)
+        d += max(a.ndim, 1) if a.dtype == np.bool_ else 1
+    out, _ = _index(n, tuple(items))
+    return Tensor._wrap(tag(T.fresh(out, n), "IndexBackward0", [n]))
+
+
+def getitem(x, idx):
+    n = x._n
+    if isinstance(idx, slice):  # a lone slice is always recorded (x[:] is a new view)
+        if n.type.ndim == 0:
+            raise IndexError("slice() cannot be applied to a 0-dim tensor.")
+        return Tensor._wrap(_slice(n, 0, idx, force=True))
+    if not isinstance(idx, tuple):
+        idx = tuple(idx) if _treat_as_tuple(idx) else (idx,)
+    out, adv = _basic(n, idx)
+    if adv:
+        return _advanced(out, adv)
+    if out is n:  # x[...]: a new tensor aliasing x
+        return T.view(n, n, "AliasBackward0")
+    return Tensor._wrap(out)
+
+
+def unbind(x, dim=0):
+    """`x.unbind(dim)` (and iteration): the slices along `dim`, all outputs of one
+    UnbindBackward0 node as in PyTorch."""
+    n = x._n
+    if n.type.ndim == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    dim = dim % n.type.ndim
+    outs = [_select(n, dim, k, name=None) for k in range(n.type.shape[dim])]
+    for o in outs:
+        if type(o) is Node and o.rec is None:
+            o.ver = n.ver  # untracked slices are views of x
+    tag_outputs(outs, "UnbindBackward0", [n])
+    return tuple(Tensor._wrap(o) for o in outs)
+
+
+# ----------------------------------------------------------------------------------- setitem
+def _positions(shape, idx):
+    """Flat positions that x[idx] selects, with PyTorch's index semantics."""
+    size = int(np.prod(shape))
+    pos = Tensor._from_array(np.arange(size, dtype=np.int64).reshape(shape))
+    return getitem(pos, idx)._n.val
+
+
+def _simple(idx):
+    # indices whose meaning is the same in NumPy: no array next to another item
+    items = idx if isinstance(idx, tuple) else (idx,)
+    arrays = sum(1 for i in items if _as_index_array(i) is not None and not _is_int(i))
+    return arrays == 0 or len(items) == 1
+
+
+def setitem(self, idx, value):
+    n = self._n
+    if n.rec is None and n.rg and STATE.grad_enabled:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
+                           "in-place operation.")
+    value_rg = isinstance(value, Tensor) and value._n.rg
+    if not STATE.grad_enabled or not (n.rg or value_rg):
+        v = value._n.val if isinstance(value, Tensor) else value
+        if not n.val.flags.writeable:
+            n.val = n.val.copy()
+        if isinstance(idx, Tensor) and idx._n.val.ndim == 0 and idx._n.val.dtype.kind in "iu":
+            idx = int(idx)
+        if isinstance(value, Tensor):
+            _check_value_shape(v.shape, _target_shape(n, idx))
+        if _simple(idx):
+            key = idx._n.val if isinstance(idx, Tensor) else tuple(
+                i._n.val if isinstance(i, Tensor) else i for i in idx) if isinstance(
+                idx, tuple) else idx
+            _check_steps(key)
+            n.val[key] = v
+        else:
+            n.val[np.unravel_index(_positions(n.val.shape, idx), n.val.shape)] = v
+        n.ver[0] += 1
+        return
+    _setitem_grad(self, idx, value)
+
+
+def _target_shape(n, idx):
+    # index an untracked alias of the storage: nothing is recorded
+    return getitem(Tensor._wrap(Node(n.val, n.type, None, EAGER)), idx)._n.val.shape
+
+
+def _check_value_shape(vshape, target):
+    """PyTorch copies the value with expand(): the same rules and message."""
+    vshape, target = tuple(vshape), tuple(target)
+    if vshape == target:
+        return
+    while len(vshape) > len(target) and vshape[0] == 1:
+        vshape = vshape[1:]  # leading ones of the value are dropped first
+    if len(vshape) > len(target):
+        raise shape_error(f"expand(torch.FloatTensor{{{list(vshape)}}}, size={list(target)}): the "
+                          f"number of sizes provided ({len(target)}) must be greater or equal to "
+                          f"the number of dimensions in the tensor ({len(vshape)})")
+    nd = len(target) - len(vshape)
+    for i, (have, want) in enumerate(zip(vshape, target[nd:])):
+        if have != want and have != 1:
+            raise shape_error(f"The expanded size of the tensor ({want}) must match the existing "
+                              f"size ({have}) at non-singleton dimension {i + nd}.  Target sizes: "
+                              f"{list(target)}.  Tensor sizes: {list(vshape)}")
+
+
+def _check_steps(key):
+    for i in key if isinstance(key, tuple) else (key,):
+        if isinstance(i, slice) and i.step is not None and i.step <= 0:
+            raise ValueError("step must be greater than zero")
+
+
+def _setitem_grad(self, idx, value):
+    """Differentiable assignment (CopySlices): keep the other elements, scatter the value."""
+    n = self._n
+    size = n.val.size
+    pos = _positions(n.val.shape, idx)
+    flatpos = pos.reshape(-1)
+    v = value if isinstance(value, Tensor) else Tensor._from_array(
+        np.asarray(value, n.val.dtype))
+    _check_value_shape(v._n.val.shape, pos.shape)
+    vshape = v._n.type.shape
+    while len(vshape) > pos.ndim and vshape[0] == 1:
+        vshape = vshape[1:]
+    vb = ops.broadcast_to(ops.reshape(ops.convert(v._n, n.type.dtype), vshape), pos.shape)
+    vflat = ops.reshape(vb, (pos.size,))
+    if len(np.unique(flatpos)) != flatpos.size:
+        # a position written twice keeps the last write
+        rev = flatpos[::-1]
+        uniq, first = np.unique(rev, return_index=True)
+        vflat = ops.gather(vflat, (flatpos.size - 1 - first).astype(np.int64), axis=0)
+        flatpos = uniq
+    keep = np.ones(size, bool)
+    keep[flatpos] = False
+    flat = ops.reshape(n, (size,))
+    base = ops.select(keep, flat, ops.zeros((size,), n.type.dtype))
+    new = ops.scatter_add(base, flatpos.astype(np.int64), vflat, axis=0)
+    out = tag(T.fresh(ops.reshape(new, n.type.shape), n), "CopySlices", [n, v._n])
+    T.write(n, out.val)
+    out.val, out.ver = n.val, n.ver
+    inplace_result(out, n)
+    self._n = out

@@ -1,0 +1,449 @@
+"""JAX-style transforms over NumPy (or Tensor) code: grad, value_and_grad, vjp, jvp, jacrev,
+jacfwd, hessian, vmap, stop_gradient, make_ir. (jit: transforms_jit; custom rules:
+transforms_custom.)
+
+Eager execution is tracing: a transform wraps the arguments it acts on as Nodes of a fresh
+trace level inside TracedArrays (or Tensors, when Tensors are passed), runs the user's function
+once (recording a graph), extracts the Graph, derives the graph it needs (vjp_graph, jvp_graph,
+batch_graph; cached by structure, so a repeated call re-runs the Python but not the
+derivation) and evaluates it with `run_graph` on the caller's values. When those values are
+Nodes of an enclosing trace, evaluation records into that trace: that is how transforms
+compose and how nested levels stay apart.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+
+import numpy as np
+
+from .ir import ops
+from .ir.autodiff import jvp_graph, vjp_graph
+from .ir.batching import batch_graph
+from .ir.core import EAGER, GuardFailed, Node, const_node, new_trace, user_location
+from .ir.graph import eval_graph, extract
+from .ir.types import AType, FLOATS, dtype_name
+from .tracer import pytree
+from .tracer.ndarray import _CONSTS, TracedArray
+
+# --- running graphs --------------------------------------------------------------------------
+
+
+def _live(x):
+    """Is x a value some enclosing recorder must see (a Node of a trace, or on the tape)?"""
+    return type(x) is Node and x.trace.active and (x.trace is not EAGER or x.rg)
+
+
+def run_graph(g, args, consts=None):
+    """Evaluate graph `g`: the one place transforms run graphs. Values of enclosing traces (or
+    of the Tensor tape) among the arguments are recorded there (inlined through `bind`);
+    otherwise the graph runs on concrete arrays (the hook for compiled code)."""
+    consts = g.consts if consts is None else consts
+    args = [a if type(a) is Node else np.asarray(a, v.type.np_dtype)
+            for v, a in zip(g.invars, args)]
+    if any(_live(a) for a in args) or any(_live(c) for c in consts):
+        return eval_graph(g, args, consts)
+    args = [a.val if type(a) is Node else a for a in args]
+    consts = [c.val if type(c) is Node else c for c in consts]
+    return [o.val if type(o) is Node else o for o in eval_graph(g, args, consts)]
+
+
+_CACHE: "collections.OrderedDict" = collections.OrderedDict()
+CACHE_STATS = {"builds": 0, "hits": 0}
+
+
+def derived(kind, g, build, *extra):
+    """A graph derived from `g` (vjp, jvp, batched...), cached by g's structure (text)."""
+    key = (kind, extra, g.structure_key())
+    d = _CACHE.get(key)
+    if d is None:
+        CACHE_STATS["builds"] += 1
+        d = _CACHE[key] = build()
+        if len(_CACHE) > 512:
+            _CACHE.popitem(last=False)
+    else:
+        CACHE_STATS["hits"] += 1
+        _CACHE.move_to_end(key)
+    return d
+
+
+def consts_for(d, g):
+    """Bindings for a derived graph: g's (this call's) constants, then its own."""
+    return list(g.consts) + list(d.consts[len(g.consts):])
+
+
+# --- arguments: leaves, tracing ---------------------------------------------------------------
+def tensor_cls():
+    try:  # the Tensor front; transforms rely only on Tensor._n and Tensor._wrap
+        from .tracer.tensor import Tensor
+        return Tensor
+    except ImportError:  # pragma: no cover - adapter while the front is absent
+        return None
+
+
+class Leaf:
+    """One array-like leaf of the arguments: its kind, value for run_graph, type, weakness."""
+    __slots__ = ("kind", "outer", "type", "weak", "orig")
+
+    def __init__(self, kind, outer, typ, weak, orig):
+        self.kind, self.outer, self.type, self.weak, self.orig = kind, outer, typ, weak, orig
+
+
+def leaf_info(x):
+    if isinstance(x, TracedArray):
+        if x._n.trace.active:
+            return Leaf("traced", x._n, x._n.type, x.weak, x)
+        x = x._n.val
+    T = tensor_cls()
+    if T is not None and isinstance(x, T):
+        return Leaf("tensor", x._n, x._n.type, False, x)
+    if isinstance(x, (bool, np.bool_)) and not isinstance(x, np.generic):
+        return Leaf("py", np.asarray(x), AType((), "bool"), True, x)
+    if isinstance(x, int):
+        return Leaf("py", np.asarray(x, np.int64), AType((), "i64"), True, x)
+    if isinstance(x, float):
+        return Leaf("py", np.asarray(x, np.float64), AType((), "f64"), True, x)
+    if isinstance(x, (np.ndarray, np.generic)):
+        a = np.asarray(x)
+        return Leaf("np", a, AType(a.shape, dtype_name(a.dtype)), False, x)
+    return None
+
+
+def make_input(leaf, tr):
+    val = leaf.outer.val if type(leaf.outer) is Node else leaf.outer
+    node = Node(val, leaf.type, None, tr, rg=True)
+    if leaf.kind == "tensor":
+        return node, tensor_cls()._wrap(node)
+    return node, TracedArray(node, leaf.weak)
+
+
+@contextlib.contextmanager
+def tracing(kind):
+    with new_trace(kind) as tr:
+        _CONSTS[id(tr)] = {}
+        try:
+            yield tr
+        finally:
+            _CONSTS.pop(id(tr), None)
+
+
+class Traced:
+    """The record of one run of a user function under a transform."""
+    __slots__ = ("trace", "inputs", "leaves", "groups", "out")
+
+
+def trace_call(f, args, kwargs, select, kind):
+    """Run f with the selected array leaves of `args` as inputs of a new trace.
+
+    `select(argpos, leaf) -> bool`. `groups[argpos] = (treedef, [leaf index or None])`.
+    """
+    t = Traced()
+    t.inputs, t.leaves, t.groups = [], [], {}
+    with tracing(kind) as tr:
+        new_args = []
+        for i, a in enumerate(args):
+            leaves, td = pytree.flatten(a)
+            idx, nl = [], []
+            for lf in leaves:
+                info = leaf_info(lf)
+                if info is not None and select(i, info):
+                    node, w = make_input(info, tr)
+                    idx.append(len(t.inputs))
+                    t.inputs.append(node)
+                    t.leaves.append(info)
+                    nl.append(w)
+                else:
+                    idx.append(None)
+                    nl.append(lf)
+            t.groups[i] = (td, idx)
+            new_args.append(pytree.unflatten(td, nl))
+        t.trace = tr
+        t.out = f(*new_args, **kwargs)
+    return t
+
+
+def out_nodes(out, what):
+    """(Nodes, kinds, treedef) of a function's output pytree."""
+    leaves, td = pytree.flatten(out)
+    nodes, kinds = [], []
+    T = tensor_cls()
+    for lf in leaves:
+        if isinstance(lf, TracedArray):
+            nodes.append(lf._n)
+            kinds.append("weak" if lf.weak else "np")
+        elif T is not None and isinstance(lf, T):
+            nodes.append(lf._n)
+            kinds.append("tensor")
+        elif isinstance(lf, (bool, int, float, np.ndarray, np.generic)):
+            a = np.asarray(lf)
+            dtype_name(a.dtype)
+            nodes.append(const_node(a))
+            kinds.append("py" if isinstance(lf, (bool, int, float)) else "np")
+        else:
+            raise TypeError(f"{what} must return arrays (or tuples/lists/dicts of them), got "
+                            f"{type(lf).__name__}{_at()}")
+    return nodes, kinds, td
+
+
+def _at():
+    loc = user_location(1)
+    return f" (at {loc[0]}:{loc[1]})" if loc else ""
+
+
+def fname(f):
+    code = getattr(f, "__code__", None)
+    name = getattr(f, "__name__", type(f).__name__)
+    return f"{name} ({code.co_filename}:{code.co_firstlineno})" if code else name
+
+
+# --- results back to the user -----------------------------------------------------------------
+def to_user(x, kind):
+    """A function output: traced in an enclosing transform, else NumPy (0-d -> scalar)."""
+    if type(x) is Node:
+        if _live(x):
+            return tensor_cls()._wrap(x) if kind == "tensor" else TracedArray(x, kind == "weak")
+        x = x.val
+    if kind == "tensor":
+        return tensor_cls()._wrap(const_node(np.asarray(x)))
+    a = np.asarray(x)
+    return a[()] if a.ndim == 0 else a
+
+
+def to_user_like(x, leaf):
+    """A gradient / tangent with its argument's type: float -> float, ndarray -> same shape and
+    dtype (0-d stays 0-d), Tensor -> Tensor; traced inside an enclosing transform."""
+    if type(x) is Node:
+        if _live(x):
+            if leaf.kind == "tensor":
+                return tensor_cls()._wrap(x)
+            return TracedArray(x, leaf.weak)
+        x = x.val
+    a = np.asarray(x, leaf.type.np_dtype).reshape(leaf.type.shape)
+    if leaf.kind == "tensor":
+        return tensor_cls()._wrap(const_node(a))
+    if leaf.kind == "py":
+        return type(leaf.orig)(a)
+    if isinstance(leaf.orig, np.generic):
+        return a[()]
+    return a
+
+
+def _regroup(t, argnums, values, single):
+    """Per-argnum pytrees of per-leaf values (values indexed like t.inputs)."""
+    res = []
+    for i in argnums:
+        td, idx = t.groups[i]
+        res.append(pytree.unflatten(td, [values[j] if j is not None else None for j in idx]))
+    return res[0] if single else tuple(res)
+
+
+# --- grad / value_and_grad ------------------------------------------------------------------
+def _argnums(argnums, nargs, f):
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    for a in nums:
+        if not isinstance(a, int) or not -nargs <= a < nargs:
+            raise ValueError(f"argnums={argnums!r} is out of range: {fname(f)} was called with "
+                             f"{nargs} positional argument(s){_at()}")
+    return tuple(a % nargs for a in nums), single
+
+
+def _diff_select(nums, what):
+    def select(i, info):
+        if i not in nums:
+            return False
+        if info.type.dtype not in FLOATS:
+            raise TypeError(f"{what} w.r.t. argument {i}, which has dtype "
+                            f"{info.type.np_dtype} (an int/bool value has no derivative): "
+                            f"pass a float (2.0, not 2) or x.astype(float){_at()}")
+        return True
+    return select
+
+
+def _check_floats(t, nums, args, what):
+    for i in nums:
+        leaves = pytree.flatten(args[i])[0]
+        for lf in leaves:
+            if leaf_info(lf) is None:
+                raise TypeError(f"{what} w.r.t. argument {i}: {type(lf).__name__} is not an "
+                                f"array or a number{_at()}")
+
+
+def _scalar_out(out, f, what):
+    nodes, kinds, _ = out_nodes(out, f"{what}: {fname(f)}") if out is not None else (0, 0, 0)
+    if out is None or len(nodes) != 1 or isinstance(out, (tuple, list, dict)):
+        raise TypeError(f"{what} needs {fname(f)} to return a scalar array, got "
+                        f"{'None' if out is None else type(out).__name__}{_at()}")
+    n = nodes[0]
+    if n.type.shape != ():
+        raise ValueError(f"{what} needs a scalar output but {fname(f)} returned shape "
+                         f"{n.type.shape}{_at()}; use jacrev or vjp for non-scalar outputs")
+    if n.type.dtype not in FLOATS:
+        raise TypeError(f"{what} needs a float output but {fname(f)} returned dtype "
+                        f"{n.type.np_dtype}{_at()}")
+    return n, kinds[0]
+
+
+def _split_aux(out, has_aux, f):
+    if not has_aux:
+        return out, None
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TypeError(f"has_aux=True needs {fname(f)} to return a pair (output, aux), got "
+                        f"{type(out).__name__}{_at()}")
+    return out[0], out[1]
+
+
+def realize(t, tree_out, what="aux"):
+    """Values of the trace (an output pytree) expressed for the caller: NumPy values at the
+    outermost level, recorded values of the enclosing trace inside one."""
+    nodes, kinds, td = out_nodes(tree_out, what)
+    g = extract(nodes, t.trace, inputs=t.inputs)
+    vals = run_graph(g, [lf.outer for lf in t.leaves], g.consts)
+    return pytree.unflatten(td, [to_user(v, k) for v, k in zip(vals, kinds)])
+
+
+def value_and_grad(f, argnums=0, has_aux=False):
+    """f's value and its gradient w.r.t. argnums (an int or a tuple of ints)."""
+    @functools.wraps(f)
+    def vg(*args, **kwargs):
+        nums, single = _argnums(argnums, len(args), f)
+        _check_floats(None, nums, args, "grad")
+        t = trace_call(f, args, kwargs, _diff_select(nums, "grad"), "grad")
+        out, aux = _split_aux(t.out, has_aux, f)
+        n, kind = _scalar_out(out, f, "grad")
+        g = extract([n], t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
+        d = derived("vjp", g, lambda: vjp_graph(g))
+        ct = np.ones((), n.type.np_dtype)
+        res = run_graph(d, [lf.outer for lf in t.leaves] + [ct], consts_for(d, g))
+        grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
+        value = to_user(res[0], kind)
+        gr = _regroup(t, nums, grads, single)
+        if has_aux:
+            return (value, realize(t, aux)), gr
+        return value, gr
+    return vg
+
+
+def grad(f, argnums=0, has_aux=False):
+    """The gradient of scalar-valued f w.r.t. argnums; with has_aux, (gradient, aux)."""
+    vg = value_and_grad(f, argnums, has_aux)
+
+    @functools.wraps(f)
+    def g(*args, **kwargs):
+        value, gr = vg(*args, **kwargs)
+        return (gr, value[1]) if has_aux else gr
+    return g
+
+
+# --- vjp / jvp ----------------------------------------------------------------------------
+def _float_select(i, info):
+    return info.type.dtype in FLOATS
+
+
+def vjp(f, *primals, has_aux=False):
+    """(f(*primals), pullback): pullback(cotangent) -> one cotangent per primal."""
+    t = trace_call(f, primals, {}, _float_select, "vjp")
+    out, aux = _split_aux(t.out, has_aux, f)
+    nodes, kinds, otd = out_nodes(out, f"vjp: {fname(f)}")
+    g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
+    outer = [lf.outer for lf in t.leaves]
+    value = pytree.unflatten(otd, [to_user(v, k) for v, k in
+                                   zip(run_graph(g, outer, g.consts), kinds)])
+
+    def pullback(ct):
+        cts, ctd = pytree.flatten(ct)
+        if ctd != otd:
+            raise ValueError(f"vjp: cotangent structure {ctd} does not match the output's {otd}")
+        cn = []
+        for c, n in zip(cts, nodes):
+            info = leaf_info(c)
+            if info is None or info.type.shape != n.type.shape:
+                raise ValueError(f"vjp: cotangent of shape {getattr(c, 'shape', ())} for an "
+                                 f"output of shape {n.type.shape}{_at()}")
+            cn.append(info.outer if type(info.outer) is Node else
+                      np.asarray(info.outer, n.type.np_dtype))
+        d = derived("vjp", g, lambda: vjp_graph(g))
+        res = run_graph(d, outer + cn, consts_for(d, g))
+        grads = [to_user_like(x, lf) for x, lf in zip(res[len(nodes):], t.leaves)]
+        return _regroup_all(t, primals, grads)
+
+    return (value, pullback, realize(t, aux)) if has_aux else (value, pullback)
+
+
+def _regroup_all(t, args, values):
+    res = []
+    for i, a in enumerate(args):
+        td, idx = t.groups[i]
+        leaves = pytree.flatten(a)[0]
+        res.append(pytree.unflatten(td, [values[j] if j is not None else _zero_like(lf)
+                                         for j, lf in zip(idx, leaves)]))
+    return tuple(res)
+
+
+def _zero_like(x):
+    info = leaf_info(x)
+    return None if info is None else np.zeros(info.type.shape, info.type.np_dtype)
+
+
+def jvp(f, primals, tangents, has_aux=False):
+    """(f(*primals), the directional derivative along tangents)."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    t = trace_call(f, primals, {}, _float_select, "jvp")
+    out, aux = _split_aux(t.out, has_aux, f)
+    nodes, kinds, otd = out_nodes(out, f"jvp: {fname(f)}")
+    g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
+    tans = []
+    for i, tv in enumerate(tangents):
+        td, idx = t.groups[i]
+        tl, ttd = pytree.flatten(tv)
+        if ttd != td:
+            raise ValueError(f"jvp: tangent {i} has structure {ttd}, its primal {td}")
+        for j, x in zip(idx, tl):
+            if j is None:
+                continue
+            info, lf = leaf_info(x), t.leaves[j]
+            if info is None or info.type.shape != lf.type.shape:
+                raise ValueError(f"jvp: tangent of shape {getattr(x, 'shape', ())} for a "
+                                 f"primal of shape {lf.type.shape}{_at()}")
+            tans.append(info.outer if type(info.outer) is Node else
+                        np.asarray(info.outer, lf.type.np_dtype))
+    d = derived("jvp", g, lambda: jvp_graph(g))
+    res = run_graph(d, [lf.outer for lf in t.leaves] + tans, consts_for(d, g))
+    n = len(nodes)
+    value = pytree.unflatten(otd, [to_user(v, k) for v, k in zip(res[:n], kinds)])
+    tout = pytree.unflatten(otd, [to_user(v, k) for v, k in zip(res[n:], kinds)])
+    return (value, tout, realize(t, aux)) if has_aux else (value, tout)
+
+
+def stop_gradient(x):
+    """x with no derivative flowing through it (values unchanged)."""
+    T = tensor_cls()
+
+    def one(v):
+        if isinstance(v, TracedArray):
+            return TracedArray(ops.stop_gradient(v._n), v.weak) if v._n.trace.active else v
+        if T is not None and isinstance(v, T):
+            return T._wrap(ops.stop_gradient(v._n))
+        return v
+    return pytree.tree_map(one, x)
+
+
+def make_ir(f, static_argnums=()):
+    """make_ir(f)(*args) -> the Graph f records (guards included), e.g. make_ir(grad(f))(x)."""
+    static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+
+    @functools.wraps(f)
+    def mk(*args, **kwargs):
+        t = trace_call(f, args, kwargs, lambda i, info: i not in static, "jit")
+        nodes, _, _ = out_nodes(t.out, f"make_ir: {fname(f)}")
+        return extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
+    return mk
+
+
+from .transforms_vmap import hessian, jacfwd, jacrev, vmap  # noqa: E402,F401
+
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap",
+           "stop_gradient", "make_ir", "run_graph", "GuardFailed"]

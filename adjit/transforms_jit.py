@@ -1,0 +1,135 @@
+"""adjit.jit: trace once per argument signature, replay the graph after that.
+
+The cache is keyed by (argument structure, shapes and dtypes, static arguments). Below each key
+is the list of traced branches: a call replays a branch with `run_graph`; the graph's guards
+(recorded where Python looked at a traced value: if/while on a comparison, float(), int(), the
+size of a boolean mask) re-check the new values. A failed guard (GuardFailed) moves on to the
+next branch, and when none fits the function is traced again and the new branch added - never
+a silently wrong answer. Arrays the function reads from closures or globals are constants of
+the trace, bound by reference (the graph's consts are those very arrays).
+
+Called on traced values of an enclosing transform (or inside one), jit inlines: the function
+simply runs on the traced values, so the enclosing trace records it.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .ir.core import STATE, GuardFailed, Node
+from .ir.graph import extract
+from .tracer import pytree
+from .transforms import _live, fname, leaf_info, out_nodes, run_graph, to_user, trace_call
+
+MAX_BRANCHES = 32
+
+
+class _Branch:
+    __slots__ = ("graph", "kinds", "otd", "pyvals")
+
+    def __init__(self, graph, kinds, otd, pyvals):
+        self.graph, self.kinds, self.otd, self.pyvals = graph, kinds, otd, pyvals
+
+
+class Jitted:
+    """The callable jit(f) returns. `traces` counts how often f was traced."""
+
+    def __init__(self, f, static_argnums=(), static_argnames=()):
+        functools.update_wrapper(self, f)
+        self.f = f
+        self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
+                               else tuple(static_argnums))
+        self.static_argnames = ((static_argnames,) if isinstance(static_argnames, str)
+                                else tuple(static_argnames))
+        self.cache = {}
+        self.traces = 0
+
+    def __get__(self, obj, objtype=None):  # jit on methods
+        return self if obj is None else functools.partial(self, obj)
+
+    def _inline(self, args, kwargs):
+        if len(STATE.stack) > 1:
+            return True
+        return any(type(getattr(lf, "_n", None)) is Node and lf._n.trace.active and
+                   lf._n.trace.level > 0 for lf in pytree.leaves((args, kwargs)))
+
+    def __call__(self, *args, **kwargs):
+        if self._inline(args, kwargs):
+            return self.f(*args, **kwargs)
+        n = len(args)
+        static = {i % n for i in self.static_argnums if -n <= i < n}
+        skw = {k: v for k, v in kwargs.items() if k in self.static_argnames}
+        dkw = sorted(k for k in kwargs if k not in self.static_argnames)
+        dyn = [a for i, a in enumerate(args) if i not in static] + [kwargs[k] for k in dkw]
+        leaves, td = pytree.flatten(dyn)
+        spec, vals = [], []
+        for lf in leaves:
+            info = leaf_info(lf)
+            if info is None:
+                spec.append(("static", _hashable(lf, "a non-array argument")))
+            else:
+                spec.append((info.kind, type(lf) if info.kind == "py" else None,
+                             info.type.shape, info.type.dtype))
+                vals.append(info.outer)
+        key = (td, tuple(spec), tuple(sorted(static)), tuple(dkw),
+               tuple(_hashable(args[i], f"static argument {i}") for i in sorted(static)),
+               tuple(sorted((k, _hashable(v, f"static argument {k!r}"))
+                            for k, v in skw.items())))
+        branches = self.cache.setdefault(key, [])
+        for k, br in enumerate(branches):
+            try:
+                outs = run_graph(br.graph, vals, br.graph.consts)
+            except GuardFailed:
+                continue
+            if k:
+                branches.insert(0, branches.pop(k))
+            return _assemble(br, outs)
+        return self._trace(args, kwargs, static, dkw, skw, branches)
+
+    def _trace(self, args, kwargs, static, dkw, skw, branches):
+        self.traces += 1
+        n = len(args)
+        f = self.f
+
+        def flat(*a):
+            pos = list(a[:n])
+            return f(*pos, **dict(zip(dkw, a[n:])), **skw)
+
+        t = trace_call(flat, tuple(args) + tuple(kwargs[k] for k in dkw), {},
+                       lambda i, info: i not in static, "jit")
+        nodes, kinds, otd = out_nodes(t.out, f"jit: {fname(f)}")
+        pyvals = [lf if isinstance(lf, (bool, int, float)) else None
+                  for lf in pytree.leaves(t.out)]
+        g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
+        br = _Branch(g, kinds, otd, pyvals)
+        branches.insert(0, br)
+        del branches[MAX_BRANCHES:]
+        outer = [lf.outer for lf in t.leaves]
+        if any(_live(v) for v in outer):  # e.g. Tensors on the tape: record the call there
+            return _assemble(br, run_graph(g, outer, g.consts))
+        return _assemble(br, [n.val for n in nodes])
+
+
+def _assemble(br, outs):
+    leaves = [pv if pv is not None else to_user(v, k)
+              for v, k, pv in zip(outs, br.kinds, br.pyvals)]
+    return pytree.unflatten(br.otd, leaves)
+
+
+def _hashable(v, what):
+    if isinstance(v, np.ndarray):
+        raise TypeError(f"jit: {what} is an ndarray; static arguments must be hashable "
+                        "(pass it as a regular argument)")
+    try:
+        hash(v)
+    except TypeError:
+        raise TypeError(f"jit: {what} of type {type(v).__name__} is not hashable") from None
+    return v
+
+
+def jit(f=None, *, static_argnums=(), static_argnames=()):
+    """Compile-by-tracing: see the module doc. Usable as @jit or @jit(static_argnums=...)."""
+    if f is None:
+        return lambda g: Jitted(g, static_argnums, static_argnames)
+    return Jitted(f, static_argnums, static_argnames)
