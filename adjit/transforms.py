@@ -13,26 +13,21 @@ compose and how nested levels stay apart.
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
 
 import numpy as np
 
 from .ir import ops
 from .ir.autodiff import jvp_graph, vjp_graph
-from .ir.batching import batch_graph
-from .ir.core import EAGER, GuardFailed, Node, const_node, new_trace, user_location
+from .ir.core import GuardFailed, Node
 from .ir.graph import eval_graph, extract
-from .ir.types import AType, FLOATS, dtype_name
+from .ir.types import FLOATS
 from .tracer import pytree
-from .tracer.ndarray import _CONSTS, TracedArray
+from .tracer.ndarray import TracedArray
+from .tracer.trace_args import (_at, _live, _regroup, fname, leaf_info, out_nodes, tensor_cls,
+                                to_user, to_user_like, trace_call)
 
 # --- running graphs --------------------------------------------------------------------------
-
-
-def _live(x):
-    """Is x a value some enclosing recorder must see (a Node of a trace, or on the tape)?"""
-    return type(x) is Node and x.trace.active and (x.trace is not EAGER or x.rg)
 
 
 def run_graph(g, args, consts=None):
@@ -60,6 +55,10 @@ def derived(kind, g, build, *extra):
     if d is None:
         CACHE_STATS["builds"] += 1
         d = _CACHE[key] = build()
+        # the leading consts are g's (this call's values): callers bind their own (consts_for),
+        # so the cache must not keep them alive
+        dg = d[0] if isinstance(d, tuple) else d
+        dg.consts[:len(g.consts)] = [None] * len(g.consts)
         if len(_CACHE) > 512:
             _CACHE.popitem(last=False)
     else:
@@ -71,171 +70,6 @@ def derived(kind, g, build, *extra):
 def consts_for(d, g):
     """Bindings for a derived graph: g's (this call's) constants, then its own."""
     return list(g.consts) + list(d.consts[len(g.consts):])
-
-
-# --- arguments: leaves, tracing ---------------------------------------------------------------
-def tensor_cls():
-    try:  # the Tensor front; transforms rely only on Tensor._n and Tensor._wrap
-        from .tracer.tensor import Tensor
-        return Tensor
-    except ImportError:  # pragma: no cover - adapter while the front is absent
-        return None
-
-
-class Leaf:
-    """One array-like leaf of the arguments: its kind, value for run_graph, type, weakness."""
-    __slots__ = ("kind", "outer", "type", "weak", "orig")
-
-    def __init__(self, kind, outer, typ, weak, orig):
-        self.kind, self.outer, self.type, self.weak, self.orig = kind, outer, typ, weak, orig
-
-
-def leaf_info(x):
-    if isinstance(x, TracedArray):
-        if x._n.trace.active:
-            return Leaf("traced", x._n, x._n.type, x.weak, x)
-        x = x._n.val
-    T = tensor_cls()
-    if T is not None and isinstance(x, T):
-        return Leaf("tensor", x._n, x._n.type, False, x)
-    if isinstance(x, (bool, np.bool_)) and not isinstance(x, np.generic):
-        return Leaf("py", np.asarray(x), AType((), "bool"), True, x)
-    if isinstance(x, int):
-        return Leaf("py", np.asarray(x, np.int64), AType((), "i64"), True, x)
-    if isinstance(x, float):
-        return Leaf("py", np.asarray(x, np.float64), AType((), "f64"), True, x)
-    if isinstance(x, (np.ndarray, np.generic)):
-        a = np.asarray(x)
-        return Leaf("np", a, AType(a.shape, dtype_name(a.dtype)), False, x)
-    return None
-
-
-def make_input(leaf, tr):
-    val = leaf.outer.val if type(leaf.outer) is Node else leaf.outer
-    node = Node(val, leaf.type, None, tr, rg=True)
-    if leaf.kind == "tensor":
-        return node, tensor_cls()._wrap(node)
-    return node, TracedArray(node, leaf.weak)
-
-
-@contextlib.contextmanager
-def tracing(kind):
-    with new_trace(kind) as tr:
-        _CONSTS[id(tr)] = {}
-        try:
-            yield tr
-        finally:
-            _CONSTS.pop(id(tr), None)
-
-
-class Traced:
-    """The record of one run of a user function under a transform."""
-    __slots__ = ("trace", "inputs", "leaves", "groups", "out")
-
-
-def trace_call(f, args, kwargs, select, kind):
-    """Run f with the selected array leaves of `args` as inputs of a new trace.
-
-    `select(argpos, leaf) -> bool`. `groups[argpos] = (treedef, [leaf index or None])`.
-    """
-    t = Traced()
-    t.inputs, t.leaves, t.groups = [], [], {}
-    with tracing(kind) as tr:
-        new_args = []
-        for i, a in enumerate(args):
-            leaves, td = pytree.flatten(a)
-            idx, nl = [], []
-            for lf in leaves:
-                info = leaf_info(lf)
-                if info is not None and select(i, info):
-                    node, w = make_input(info, tr)
-                    idx.append(len(t.inputs))
-                    t.inputs.append(node)
-                    t.leaves.append(info)
-                    nl.append(w)
-                else:
-                    idx.append(None)
-                    nl.append(lf)
-            t.groups[i] = (td, idx)
-            new_args.append(pytree.unflatten(td, nl))
-        t.trace = tr
-        t.out = f(*new_args, **kwargs)
-    return t
-
-
-def out_nodes(out, what):
-    """(Nodes, kinds, treedef) of a function's output pytree."""
-    leaves, td = pytree.flatten(out)
-    nodes, kinds = [], []
-    T = tensor_cls()
-    for lf in leaves:
-        if isinstance(lf, TracedArray):
-            nodes.append(lf._n)
-            kinds.append("weak" if lf.weak else "np")
-        elif T is not None and isinstance(lf, T):
-            nodes.append(lf._n)
-            kinds.append("tensor")
-        elif isinstance(lf, (bool, int, float, np.ndarray, np.generic)):
-            a = np.asarray(lf)
-            dtype_name(a.dtype)
-            nodes.append(const_node(a))
-            kinds.append("py" if isinstance(lf, (bool, int, float)) else "np")
-        else:
-            raise TypeError(f"{what} must return arrays (or tuples/lists/dicts of them), got "
-                            f"{type(lf).__name__}{_at()}")
-    return nodes, kinds, td
-
-
-def _at():
-    loc = user_location(1)
-    return f" (at {loc[0]}:{loc[1]})" if loc else ""
-
-
-def fname(f):
-    code = getattr(f, "__code__", None)
-    name = getattr(f, "__name__", type(f).__name__)
-    return f"{name} ({code.co_filename}:{code.co_firstlineno})" if code else name
-
-
-# --- results back to the user -----------------------------------------------------------------
-def to_user(x, kind):
-    """A function output: traced in an enclosing transform, else NumPy (0-d -> scalar)."""
-    if type(x) is Node:
-        if _live(x):
-            return tensor_cls()._wrap(x) if kind == "tensor" else TracedArray(x, kind == "weak")
-        x = x.val
-    if kind == "tensor":
-        return tensor_cls()._wrap(const_node(np.asarray(x)))
-    a = np.asarray(x)
-    return a[()] if a.ndim == 0 else a
-
-
-def to_user_like(x, leaf):
-    """A gradient / tangent with its argument's type: float -> float, ndarray -> same shape and
-    dtype (0-d stays 0-d), Tensor -> Tensor; traced inside an enclosing transform."""
-    if type(x) is Node:
-        if _live(x):
-            if leaf.kind == "tensor":
-                return tensor_cls()._wrap(x)
-            return TracedArray(x, leaf.weak)
-        x = x.val
-    a = np.asarray(x, leaf.type.np_dtype).reshape(leaf.type.shape)
-    if leaf.kind == "tensor":
-        return tensor_cls()._wrap(const_node(a))
-    if leaf.kind == "py":
-        return type(leaf.orig)(a)
-    if isinstance(leaf.orig, np.generic):
-        return a[()]
-    return a
-
-
-def _regroup(t, argnums, values, single):
-    """Per-argnum pytrees of per-leaf values (values indexed like t.inputs)."""
-    res = []
-    for i in argnums:
-        td, idx = t.groups[i]
-        res.append(pytree.unflatten(td, [values[j] if j is not None else None for j in idx]))
-    return res[0] if single else tuple(res)
 
 
 # --- grad / value_and_grad ------------------------------------------------------------------

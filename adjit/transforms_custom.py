@@ -30,7 +30,7 @@ from .ir.core import Node, const_node
 from .ir.graph import extract
 from .ir.prims.custom import bind_jvp, bind_vjp, close
 from .tracer import pytree
-from .transforms import _at, _live, fname, leaf_info, out_nodes, to_user, trace_call
+from .tracer.trace_args import _at, _live, fname, leaf_info, out_nodes, to_user, trace_call
 
 
 def _is_live_arg(x):
@@ -53,8 +53,8 @@ class _Custom:
             self.busy -= 1
 
     def _live(self, args):
-        return not self.busy and any(_is_live_arg(lf) for i, a in enumerate(args) if i not in self.nondiff
-                   for lf in pytree.leaves(a))
+        return not self.busy and any(_is_live_arg(lf) for i, a in enumerate(args)
+                                     if i not in self.nondiff for lf in pytree.leaves(a))
 
     def _trace(self, fn, args, what):
         """(closed graph, its operands, output kinds) of fn over the array leaves of args."""

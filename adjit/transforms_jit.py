@@ -20,7 +20,8 @@ import numpy as np
 from .ir.core import STATE, GuardFailed, Node
 from .ir.graph import extract
 from .tracer import pytree
-from .transforms import _live, fname, leaf_info, out_nodes, run_graph, to_user, trace_call
+from .tracer.trace_args import _live, fname, leaf_info, out_nodes, to_user, trace_call
+from .transforms import run_graph
 
 MAX_BRANCHES = 32
 

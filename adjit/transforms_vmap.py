@@ -21,9 +21,10 @@ from .ir.graph import extract
 from .ir.types import FLOATS
 from .tracer import pytree
 from .tracer.ndarray import TracedArray
-from .transforms import (_argnums, _at, _diff_select, _live, _regroup, _split_aux, consts_for,
-                         derived, fname, leaf_info, out_nodes, realize, run_graph, tensor_cls,
-                         to_user, trace_call)
+from .tracer.trace_args import (_at, _live, _regroup, fname, leaf_info, out_nodes, tensor_cls,
+                                to_user, trace_call)
+from .transforms import (_argnums, _diff_select, _split_aux, consts_for, derived, realize,
+                         run_graph)
 
 
 def _moveaxis(x, src, dst):
@@ -46,9 +47,13 @@ def _example(info, axis, size):
     return np.asarray(ex)
 
 
-def vmap(f, in_axes=0, out_axes=0):
+def vmap(f, in_axes=0, out_axes=0, *, in_dims=None, out_dims=None):
     """Map f over an axis of its arguments (in_axes: int, None, or a pytree prefix of the
-    arguments), stacking results along out_axes. Keyword arguments are not mapped."""
+    arguments), stacking results along out_axes. Keyword arguments are not mapped. in_dims /
+    out_dims are accepted as torch.vmap spells them."""
+    in_axes = in_axes if in_dims is None else in_dims
+    out_axes = out_axes if out_dims is None else out_dims
+
     @functools.wraps(f)
     def vf(*args, **kwargs):
         ia = tuple(in_axes) if isinstance(in_axes, list) else in_axes

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from adjit.ir import eval_graph, parse_graph
-from adjit.runtime import cache, cache_clear, cache_info, compile_and_run, get_compiled
+from adjit.runtime import cache, cache_clear, cache_info, compile_and_run, engine, get_compiled
 
 G1 = "def f(a: f64[3]) -> f64[3]:\n  b: f64[3] = mul a 3.0\n  c: f64[3] = exp b\n  return c\n"
 G2 = ("def f(a: f64[3]) -> f64[]:\n  b: f64[3] = sin a\n  c: f64[] = reduce_sum[axes=(0,)] b\n"
@@ -148,16 +148,18 @@ def test_four_threads_with_different_shapes(cache_dir):
                            f"  c: {t} = mul a b\n  d: {t} = tanh c\n"
                            f"  e: {red} = reduce_sum[axes=(0,)] d\n  return d, e\n")
 
+    shared = get_compiled(graph((50, 20)))
+
     def work(k):
         try:
             rng = np.random.default_rng(k)
-            shape = shapes[k]
-            cg = get_compiled(graph(shape))
-            for _ in range(200):
-                a, b = rng.standard_normal(shape), rng.standard_normal(shape)
-                d, e = cg([a, b])
-                np.testing.assert_allclose(d, np.tanh(a * b), rtol=1e-14, atol=1e-15)
-                np.testing.assert_allclose(e, np.tanh(a * b).sum(0), rtol=1e-12, atol=1e-13)
+            for shape, cg in ((shapes[k], get_compiled(graph(shapes[k]))), ((50, 20), shared)):
+                for _ in range(100):
+                    a, b = rng.standard_normal(shape), rng.standard_normal(shape)
+                    d, e = cg([a, b])
+                    np.testing.assert_allclose(d, np.tanh(a * b), rtol=1e-14, atol=1e-15)
+                    np.testing.assert_allclose(e, np.tanh(a * b).sum(0), rtol=1e-12,
+                                               atol=1e-13)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -175,3 +177,23 @@ def test_cache_key_changes_with_the_lowering_version(monkeypatch):
     k1 = cache.disk_key("x")
     monkeypatch.setattr(lower, "LOWERING_VERSION", "test")
     assert cache.disk_key("x") != k1
+
+
+def test_compile_errors_fall_back_to_the_interpreter_once(cache_dir, monkeypatch):
+    import importlib
+    lower = importlib.import_module("adjit.codegen.lower")
+    calls = []
+
+    def broken(g):
+        calls.append(g)
+        raise engine.CompileError(f"graph {g.name}", "test failure")
+    monkeypatch.setattr(lower, "compile_object", broken)
+    g = parse_graph(G2)
+    x = np.array([0.1, 0.2, 0.3])
+    with pytest.warns(RuntimeWarning, match="test failure"):
+        out = compile_and_run(g, [x])
+    np.testing.assert_allclose(out[0], np.sin(x).sum())
+    compile_and_run(g, [x])
+    assert len(calls) == 1
+    with pytest.raises(engine.CompileError):
+        get_compiled(g)

@@ -176,3 +176,19 @@ def test_outputs_that_are_inputs_literals_or_repeated():
     outs = compile_graph(g)([x])
     assert_same(outs, eval_graph(g, [x]))
     assert outs[0] is not x
+
+
+def test_custom_call_with_captured_constant_is_inlined():
+    from adjit.ir.core import const_node
+    from adjit.ir.prims.custom import GraphParam, bind_vjp
+    fun = parse_graph("def fun(x: f64[3]) -> f64[3]:\n  c: f64[3] = const #0\n"
+                      "  d: f64[3] = mul x c\n  e: f64[3] = sin d\n  return e\n")
+    fun.consts = [const_node(np.array([1.0, 2.0, 3.0]))]
+    with new_trace("t") as tr:
+        x = Node(None, AType((3,), "f64"), None, tr)
+        y = bind_vjp([x], fun, fun, fun, (0, 0, 0), "f")
+        g = extract([y], tr, inputs=[x])
+    assert isinstance(g.eqns[0].params["fun"], GraphParam)
+    a = np.array([0.5, -1.0, 2.0])
+    np.testing.assert_allclose(compile_graph(g)([a])[0], np.sin(a * [1.0, 2.0, 3.0]),
+                               rtol=1e-15)

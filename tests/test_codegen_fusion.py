@@ -15,7 +15,8 @@ from adjit.codegen.lower import LOWERINGS
 from adjit.ir import AType, eval_graph, extract, new_trace, ops, parse_graph
 from adjit.ir.core import Node
 
-KINDS = ("unary", "binary", "literal", "bcast", "reduce", "transpose", "select", "slice")
+KINDS = ("unary", "binary", "literal", "bcast", "reduce", "transpose", "select", "slice", "dot",
+         "reshape")
 UNARY = ("tanh", "sin", "neg", "abs", "exp", "logistic", "cos", "expm1")
 BINARY = ("add", "sub", "mul", "div", "maximum", "minimum")
 LAYOUTS = ("c", "fortran", "reversed", "broadcast", "strided")
@@ -69,6 +70,19 @@ def _step(pool, kind, a, b):
         start = tuple(min(1, d) if (b >> i) & 1 else 0 for i, d in enumerate(shp))
         strides = tuple(1 + ((b >> (i + 4)) & 1) for i in range(len(shp)))
         return ops.slice(x, start=start, limit=shp, strides=strides)
+    if kind == "reshape":
+        size = int(np.prod(shp, dtype=np.int64))
+        return ops.reshape(x, (size,) if b % 2 else tuple(reversed(shp)))
+    if kind == "dot":
+        if len(shp) not in (1, 2, 3):
+            return None
+        k = a % len(shp)
+        batch = ((0,), (0,)) if len(shp) >= 2 and b % 2 and k != 0 else ((), ())
+        out = ops.dot_general(x, y, contract=((k,), (k,)), batch=batch)
+        if b % 3 == 0 and len(ops.shape(out)) >= 2:  # often folded into the product
+            perm = tuple(range(len(ops.shape(out))))
+            out = ops.transpose(out, perm[:-2] + perm[-2:][::-1])
+        return out
     raise AssertionError(kind)
 
 
@@ -89,7 +103,8 @@ def _layout(arr, how, rng):
     return arr
 
 
-@settings(max_examples=int(os.environ.get("ADJIT_FUSION_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("ADJIT_FUSION_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(programs())
 def test_random_fused_programs(prog):
     shape, n_in, steps, layouts, dt, n_out = prog
@@ -141,3 +156,51 @@ def test_expensive_value_under_an_expanding_broadcast_is_materialised():
                        "  c: f64[100,4] = broadcast_in_dim[shape=(100, 4), dims=(1,)] b\n"
                        "  return c\n")
     assert len(temps) == 1 and ws == 64
+
+
+def test_transposed_product_is_written_by_gemm_directly():
+    src = ("def f(a: f64[5,3], b: f64[5,4]) -> f64[4,3]:\n"
+           "  c: f64[3,4] = dot_general[contract=((0,), (0,)), batch=((), ())] a b\n"
+           "  d: f64[4,3] = transpose[perm=(1, 0)] c\n  return d\n")
+    temps, ws = _temps(src)
+    assert not temps and ws == 0
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((5, 3)), rng.standard_normal((5, 4))
+    np.testing.assert_allclose(compile_graph(parse_graph(src))([a, b])[0], (a.T @ b).T,
+                               rtol=1e-13)
+    batched = ("def f(a: f64[2,5,3], b: f64[2,3,4]) -> f64[2,4,5]:\n"
+               "  c: f64[2,5,4] = dot_general[contract=((2,), (1,)), batch=((0,), (0,))] a b\n"
+               "  d: f64[2,4,5] = transpose[perm=(0, 2, 1)] c\n  return d\n")
+    a, b = rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 3, 4))
+    np.testing.assert_allclose(compile_graph(parse_graph(batched))([a, b])[0],
+                               np.swapaxes(a @ b, 1, 2), rtol=1e-13)
+
+
+def test_values_read_at_two_indices_are_materialised_not_recomputed():
+    # a stencil chain: each step reads the previous one shifted and unshifted; inlining both
+    # reads would double the work at every step (2^30 here)
+    with new_trace("stencil") as tr:
+        x = Node(None, AType((16,), "f64"), None, tr)
+        v = x
+        for _ in range(30):
+            shifted = ops.pad(ops.slice(v, start=(1,), limit=(16,), strides=(1,)),
+                              low=(0,), high=(1,), interior=(0,))
+            v = ops.add(ops.mul(ops.tanh(shifted), 0.5), v)
+        g = extract([v], tr, inputs=[x])
+    fb = FnBuilder(g, LOWERINGS, "t")
+    assert len(fb.build()) < 400_000
+    a = np.linspace(-1, 1, 16)
+    np.testing.assert_allclose(compile_graph(g)([a])[0], eval_graph(g, [a])[0], rtol=1e-12)
+
+
+def test_reshape_of_a_buffer_is_an_alias():
+    src = ("def f(a: f64[2,3,4], b: f64[4,5]) -> f64[2,3,5]:\n"
+           "  c: f64[2,3,4] = exp a\n  d: f64[6,4] = reshape[shape=(6, 4)] c\n"
+           "  e: f64[6,5] = dot_general[contract=((1,), (0,)), batch=((), ())] d b\n"
+           "  g: f64[2,3,5] = reshape[shape=(2, 3, 5)] e\n  return g\n")
+    temps, ws = _temps(src)
+    assert ws == 192 + 256  # c and e only (64-byte aligned slices); d is c
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5))
+    np.testing.assert_allclose(compile_graph(parse_graph(src))([a, b])[0], np.exp(a) @ b,
+                               rtol=1e-13)

@@ -178,7 +178,15 @@ def no_grad_and_enable_grad(t):
     @t.no_grad()
     def f(v):
         return v * 4
-    return [y, z, w, f(x), t.is_grad_enabled(), y.requires_grad, y.is_leaf]
+
+    @t.set_grad_enabled(False)
+    def g(v):
+        return v * 5
+
+    t.set_grad_enabled(False)
+    off = x * 6
+    t.set_grad_enabled(True)
+    return [y, z, w, f(x), g(x), x * 7, off, t.is_grad_enabled(), y.requires_grad, y.is_leaf]
 
 
 @case
@@ -217,6 +225,103 @@ def zero_grad_none_and_set(t):
     x.grad = t.zeros(2)
     (x * 2).sum().backward()
     return [g, x.grad]
+
+
+@case
+def float64_int32_and_empty_reprs(t):
+    x = leaf(t, [1., 2.], dtype=t.float64)
+    y = (x * x).sum()
+    y.backward()
+    i32 = t.tensor([1, 2], dtype=t.int32)
+    e = t.tensor([])
+    return [x, y, x.grad, i32, i32 * 2, i32 + 1.5, e, t.zeros(0, 3), t.tensor([], dtype=t.int64),
+            t.zeros(2, 0, dtype=t.float64), e.sum(), x.shape == (2,), x.shape[0], x.size()[-1]]
+
+
+@case
+def data_setter_and_detach_(t):
+    x = leaf(t, [1., 2.])
+    x.data = t.tensor([5., 6.])
+    y = x * 3
+    y.backward(t.ones(2))
+    x.grad.data.zero_()
+    z = t.tensor([1., 2.])
+    z.data[0] = 9
+    w = x * 2
+    w2 = w.detach_()
+    return [x, x.grad, z, x.data, y.data, y.data.requires_grad, w2 is w, w.is_leaf, w]
+
+
+@case
+def graph_survives_requires_grad_false(t):
+    x = t.tensor(3., requires_grad=True)
+    y = 3 * x ** 2 + 4 * x + 2
+    return [y, x.requires_grad_(False), x, x.detach(), y.item(), y.grad_fn.name()]
+
+
+@case
+def retain_grad_on_a_view(t):
+    x = leaf(t, [1., 2., 3.])
+    y = x[1:]
+    y.retain_grad()
+    z = (y * y).sum()
+    z.backward()
+    return [y.grad, x.grad, y.retains_grad, z.retains_grad, y.grad_fn]
+
+
+@case
+def special_values(t):
+    x = leaf(t, [0., 1., 4.])
+    y = x.sqrt()
+    y.backward(t.ones(3))
+    z = leaf(t, [-1., 0., 1.])
+    w = z.log()
+    w.sum().backward()
+    return [y, x.grad, w, z.grad, t.tensor([0.]) / 0, t.tensor([1.]) / 0, t.tensor([1]) / 0,
+            t.tensor([-1.]).sqrt(), t.tensor([1., float("nan")]), t.tensor([float("inf"), -1.]),
+            t.tensor([1e20, 1.]), t.tensor([123456789.]), t.tensor(1.5e-5),
+            t.tensor([0.001, 1000.]), t.arange(10.).reshape(2, 5) / 3]
+
+
+@case
+def new_factories(t):
+    x = t.tensor([1., 2.], dtype=t.float64)
+    return [x.new_tensor([1, 2]), x.new_zeros(2, 3), x.new_ones((2,)), x.new_full((2,), 7),
+            x.new_zeros(2, dtype=t.int64)]
+
+
+@case
+def inplace_through_views(t):
+    x = leaf(t, [1., 2., 3.])
+    y = x * 2
+    v = y[0:2]
+    v += 1                      # y becomes CopySlices, v is regenerated from it
+    w = y[1:]                   # a sibling view, made before the next write
+    y[2:].mul_(3)
+    (y * y).sum().backward()
+    g1 = x.grad.clone()
+    x.grad = None
+    h = x * 1
+    h[1:] += 1                  # getitem, in-place add on the view, setitem
+    (h * h).sum().backward()
+    g2 = x.grad.clone()
+    x.grad = None
+    z = (x * 1).view(3, 1)
+    z[0][0] = 5                 # setitem on a view of a view
+    (z * z).sum().backward()
+    return [y, v, w, g1, h, g2, z, x.grad]
+
+
+@case
+def inplace_view_errors(t):
+    x = leaf(t, [[1., 2.], [3., 4.]])
+    a, b = x * 1
+
+    def view_of_leaf():
+        v = x[0]
+        v += 1
+
+    return [err(lambda: b.mul_(3)), err(view_of_leaf), err(lambda: x[0].mul_(2)), b]
 
 
 @pytest.mark.parametrize("fn", CASES, ids=[c.__name__ for c in CASES])

@@ -115,7 +115,8 @@ def shape_errors(t):
             err(lambda: t.stack([t.ones(2), t.ones(3)])),
             err(lambda: t.cat([t.ones(2), t.ones(2, 2)])), err(lambda: t.ones(2, 3).sum(2)),
             err(lambda: t.ones(2).unsqueeze(3)), err(lambda: t.ones(2, 3).t().t().permute(0)),
-            err(lambda: t.ones(3, 2, 2).t()), err(lambda: t.ones(2, 3).transpose(0, 2))]
+            err(lambda: t.ones(3, 2, 2).t()), err(lambda: t.ones(2, 3).transpose(0, 2)),
+            err(lambda: t.tensor([]).max()), err(lambda: t.tensor([]).min())]
 
 
 @case

@@ -205,9 +205,6 @@ def floor_div_and_bitwise(t):
             b | False, ~b, i & 3, b ^ b]
 
 
-@pytest.mark.xfail(reason="reduce_max/min's vjp multiplies by a 0/1 mask, giving -0. where "
-                   "PyTorch's gradient is 0. (adjit/ir/prims/structural.py _extremum_vjp)",
-                   strict=False)
 def test_max_gradient_has_no_negative_zero():
     import adjit
     x = adjit.tensor([1., 3., 0.], requires_grad=True)

@@ -225,8 +225,13 @@ def jax():
     return require("jax")
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", CASES, ids=NAMES)
+# every case in float64; some in float32 too (JAX runs op by op: keep the suite quick). Every
+# case's float32 gradient is also checked against adjit's float64 one above.
+JAX_PARAMS = [pytest.param(c, np.float64, id=f"{c[0]}-f64") for c in CASES] + \
+    [pytest.param(c, np.float32, id=f"{c[0]}-f32") for c in CASES[::5]]
+
+
+@pytest.mark.parametrize("case,dtype", JAX_PARAMS)
 def test_grad_vs_jax(jax, case, dtype):
     import jax.numpy as jnp
     args = make_args(case, dtype)
@@ -305,7 +310,7 @@ def test_random_programs_vs_finite_differences(prog, seed):
     np.testing.assert_allclose(gy, wy, rtol=1e-4, atol=1e-5)
 
 
-@settings(max_examples=15, deadline=None, derandomize=True)
+@settings(max_examples=10, deadline=None, derandomize=True)
 @given(programs(), st.integers(0, 1000))
 def test_random_programs_vs_jax(jax, prog, seed):
     import jax.numpy as jnp

@@ -12,12 +12,14 @@ parameters are `noalias`, so the optimiser knows outputs and temporaries do not 
 """
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 
 from ..ir.core import Lit
 from . import mathlib
-from .emit import I32, I64, I8, PTR, SCALAR, Buf, Ix, Loops, const, i64
+from .emit import I32, I8, MEM, PTR, Buf, Loops, const, i64
 from .fusion import plan
+from .inline import fold_transposed_dots, inline_calls
 
 STATUS_OK, STATUS_GUARD, STATUS_INDEX = 0, 1, 2
 ALIGN = 64
@@ -27,6 +29,8 @@ PY_ABI = (tuple.__basicsize__, object.__basicsize__)
 
 class FnBuilder:
     def __init__(self, g, lowerings, symbol):
+        g, self.embedded = inline_calls(g)
+        g = fold_transposed_dots(g)  # the dot, now unused, is dropped as dead code
         self.g = g
         self.low = lowerings
         self.symbol = symbol
@@ -34,6 +38,7 @@ class FnBuilder:
         self.module = ir.Module(name=symbol)
         self.imports = set()          # external symbols the runtime binds at link time
         self.ws_bytes = 0
+        self._free = []               # released workspace slices (offset, size)
         self.bufs = {}
         self._flat = {}
 
@@ -59,27 +64,40 @@ class FnBuilder:
         vs = list(g.invars) + list(g.constvars)
         for v, a in zip(vs, args):
             self.bufs.setdefault(v, Buf(a, v.type))
+        for i, (v, arr) in enumerate(self.embedded.items()):
+            self.bufs[v] = Buf(self._global(f"embedded{i}", v.type.dtype, arr), v.type)
         outs = args[len(vs):len(vs) + len(g.outvars)]
         self.ws = args[-1]
         for v, slot in self.plan.out_slot.items():
             if v in self.plan.producer:
                 self.bufs[v] = Buf(outs[slot], v.type)
-        for e in g.eqns:
-            if e in self.plan.dead:
-                continue
+        roots = [e for e in g.eqns if e not in self.plan.dead and
+                 (not e.outvars or e.outvars[0] in self.plan.materialised)]
+        # a reshape of a value that has a buffer is that buffer (C order): no copy
+        alias = {e.outvars[0]: e.inputs[0] for e in roots if e.prim.name == "reshape" and
+                 e.outvars[0] not in self.plan.out_slot and not isinstance(e.inputs[0], Lit)
+                 and (e.inputs[0] in self.plan.materialised or
+                      e.inputs[0] not in self.plan.producer)}
+        last = self._last_uses(roots, alias)
+        temps = {}
+        for i, e in enumerate(roots):
             if not e.outvars:
                 self.low[e.prim.name].fn(self, e, None)
-                continue
-            v = e.outvars[0]
-            if v not in self.plan.materialised:
-                continue
-            if v not in self.bufs:
-                self.bufs[v] = Buf(self.temp(v.type.size * _itemsize(v)), v.type)
-            self.emit_eqn(e, self.bufs[v])
+            elif e.outvars[0] in alias:
+                v = e.outvars[0]
+                self.bufs[v] = Buf(self.bufs[alias[v]].ptr, v.type)
+            else:
+                v = e.outvars[0]
+                if v not in self.bufs:
+                    temps[v] = self.temp(v.type.size * _itemsize(v))
+                    self.bufs[v] = Buf(temps[v][0], v.type)
+                self.emit_eqn(e, self.bufs[v])
+            for v in [v for v in temps if last.get(v, i) <= i]:
+                self.release(*temps.pop(v)[1:])  # its space serves later temporaries
         for i, v in enumerate(g.outvars):
             if isinstance(v, Lit) or self.bufs[v].ptr is not outs[i]:
                 # an input, a constant, a literal or a value returned twice: copy it
-                self.copy_into(v, Buf(outs[i], _out_type(g, i)))
+                self.copy_into(v, Buf(outs[i], out_type(v)))
         self.b.ret(ir.Constant(I32, STATUS_OK))
         ir.IRBuilder(self.alloca_bb).branch(start)
         self._entry(body, n_args)
@@ -108,10 +126,65 @@ class FnBuilder:
                                typ=PTR))
         b.ret(b.call(body, ptrs))
 
+    def _global(self, name, dt, arr):
+        flat = np.asarray(arr).reshape(-1)
+        mem = MEM[dt]
+        vals = [ir.Constant(I8, int(x)) if dt == "bool" else const(dt, x) for x in flat]
+        init = ir.Constant(ir.ArrayType(mem, len(vals)), vals or [ir.Constant(mem, 0)])
+        gv = ir.GlobalVariable(self.module, init.type, name=name)
+        gv.global_constant = True
+        gv.linkage = "internal"
+        gv.initializer = init
+        return gv
+
+    def _last_uses(self, roots, alias):
+        """Var -> index of the last root whose loops read its buffer (len(roots): outputs);
+        a buffer lives as long as the reshapes that alias it."""
+        cone = {}
+
+        def reads(x):
+            if isinstance(x, Lit):
+                return set()
+            if x in self.plan.materialised or x not in self.plan.producer:
+                return {x}
+            if x not in cone:
+                cone[x] = set().union(*[reads(i) for i in self.plan.producer[x].inputs])
+            return cone[x]
+        last = {}
+        for i, e in enumerate(roots):
+            for x in e.inputs:
+                for v in reads(x):
+                    last[v] = i
+        for v in self.g.outvars:
+            if not isinstance(v, Lit):
+                last[v] = len(roots)
+        for v, x in reversed(list(alias.items())):
+            last[x] = max(last.get(x, 0), last.get(v, 0))
+        return last
+
     def temp(self, nbytes):
-        off = self.ws_bytes
-        self.ws_bytes += -(-max(nbytes, 1) // ALIGN) * ALIGN
-        return self.b.gep(self.ws, [i64(off)], inbounds=True, source_etype=I8)
+        """(pointer, offset, size) of a workspace slice: first fit among released slices,
+        else appended to the workspace."""
+        size = -(-max(nbytes, 1) // ALIGN) * ALIGN
+        for k, (off, n) in enumerate(self._free):
+            if n >= size:
+                self._free[k:k + 1] = [(off + size, n - size)] if n > size else []
+                break
+        else:
+            off = self.ws_bytes
+            self.ws_bytes += size
+        return self.b.gep(self.ws, [i64(off)], inbounds=True, source_etype=I8), off, size
+
+    def release(self, off, size):
+        blocks = sorted(self._free + [(off, size)])
+        merged = [blocks[0]]
+        for o, n in blocks[1:]:
+            po, pn = merged[-1]
+            if po + pn == o:
+                merged[-1] = (po, pn + n)
+            else:
+                merged.append((o, n))
+        self._free = merged
 
     def alloca(self, typ, count=None):
         b = ir.IRBuilder(self.alloca_bb)
@@ -133,7 +206,7 @@ class FnBuilder:
         """The scalar value of `x` at index `ix` (x's own shape): a load from its buffer or, for
         an inlined value, its producer's code. Shared within one loop body per (x, ix)."""
         if isinstance(x, Lit):
-            return const(dt or x.dtype, x.value)
+            return const(dt or out_type(x).dtype, x.value)
         memo = self.loops.memo
         key = (x, id(ix))
         hit = memo.get(key)
@@ -200,9 +273,11 @@ def _itemsize(v):
     return v.type.np_dtype.itemsize
 
 
-def _out_type(g, i):
+def out_type(v):
+    """The type of an output: a Var's, or a literal's (its dtype, else its Python type's)."""
     from ..ir.types import AType
-    v = g.outvars[i]
     if isinstance(v, Lit):
-        return AType((), v.dtype)
+        dt = v.dtype or ("bool" if isinstance(v.value, bool) else
+                         "i64" if isinstance(v.value, int) else "f64")
+        return AType((), dt)
     return v.type

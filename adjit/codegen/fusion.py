@@ -12,8 +12,10 @@ A candidate is *materialised* (given a buffer) instead when
 - a consumer needs a real buffer (BLAS operands, gather's table);
 - it is not cheap and would be recomputed many times: read through an expanding broadcast, or
   by a kernel that reads each element several times ('repeat' operands);
-- it is not cheap and its consumers sit in different loop nests (recomputing it in each would
-  multiply its cost; within one nest, uses at the same index are shared, see builder.value).
+- it is not cheap and is read at two different indices (in different loop nests, or through
+  different index maps in one): it would be computed twice per element, and a chain of such
+  values would double the work at every step. Uses at the same index share one computation
+  (see builder.value).
 "Cheap" = only index maps, conversions and constants over values that already have buffers.
 """
 from __future__ import annotations
@@ -46,6 +48,17 @@ def _policy(consumer, pos, lowerings):
     return "once"
 
 
+def _use_sig(c, pos, sig, lowerings, materialised):
+    """Which index an operand is read at, as a comparable token: elementwise consumers pass
+    their own index through; index maps and kernels read at indices of their own."""
+    kind = lowerings[c.prim.name].kind
+    if kind == "ew":
+        return ("root", id(c)) if c.outvars[0] in materialised else sig[c.outvars[0]]
+    if kind == "index":
+        return ("map", id(c))
+    return ("operand", id(c), pos)
+
+
 def plan(g, lowerings) -> Plan:
     p = Plan()
     for i, v in enumerate(g.outvars):
@@ -61,7 +74,10 @@ def plan(g, lowerings) -> Plan:
         for pos, x in enumerate(e.inputs):
             if not isinstance(x, Lit):
                 consumers.setdefault(x, []).append((e, pos))
-    group = {}   # Var -> the materialised Var (or guard Eqn) whose loop nest computes it
+    # sig[v]: the index v is evaluated at inside its loop nest. A value used at two different
+    # indices would be computed twice per element, and chains of such values would double the
+    # work at every step, so only cheap values may be inlined with differing uses.
+    sig = {}
     live = set(p.out_slot)
     for e in reversed(g.eqns):
         if not e.outvars:                   # a guard: always kept, its own root
@@ -74,17 +90,14 @@ def plan(g, lowerings) -> Plan:
         live.update(x for x in e.inputs if not isinstance(x, Lit))
         kind = lowerings[e.prim.name].kind
         uses = [(c, pos) for c, pos in consumers.get(v, ()) if c not in p.dead]
-        roots = set()
-        for c, pos in uses:
-            roots.add(id(c) if not c.outvars else group[c.outvars[0]])
+        sigs = {_use_sig(c, pos, sig, lowerings, p.materialised) for c, pos in uses}
         if kind == "kernel" or v in p.out_slot:
             mat = True
         else:
             pols = {_policy(c, pos, lowerings) for c, pos in uses}
-            mat = "buffer" in pols or (not p.cheap[v] and ("repeat" in pols or len(roots) > 1))
+            mat = "buffer" in pols or (not p.cheap[v] and ("repeat" in pols or len(sigs) > 1))
         if mat:
             p.materialised.add(v)
-            group[v] = v
         else:
-            group[v] = roots.pop() if len(roots) == 1 else None
+            sig[v] = sigs.pop() if len(sigs) == 1 else ("several",)
     return p

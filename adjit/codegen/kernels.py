@@ -28,9 +28,11 @@ def _combiner(c, name, dt):
             return lambda a, v: b.fadd(a, v, flags=REDUCE_FLAGS)
         return b.add
     op = ">" if name == "reduce_max" else "<"
-    if dt in FLOATS:  # NaN wins (NumPy's max/min propagate NaN)
-        return lambda a, v: b.select(b.or_(b.fcmp_ordered(op, v, a),
-                                           b.fcmp_unordered("uno", v, v)), v, a)
+    if dt in FLOATS:
+        # llvm.maximum/minimum propagate NaN (as NumPy's max/min) and, unlike a compare and
+        # select, are recognised by the vectoriser as a reduction
+        fn = f"llvm.{'maximum' if op == '>' else 'minimum'}.{dt}"
+        return lambda a, v: c.math.intr(fn, a, v, ret=REG[dt])
     return lambda a, v: b.select(b.icmp_signed(op, v, a), v, a)
 
 

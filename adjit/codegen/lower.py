@@ -10,6 +10,7 @@ Entry kinds (see builder.py for how they are used):
                                             inlined), 'repeat' (inlined only if cheap),
                                             'buffer' (needs a buffer)
   "guard"  like a kernel, without an output
+  "inline" replaced by the equations of a graph in its params before lowering (inline.py)
 `dtypes` lists what the entry supports; tests/test_codegen.py checks it covers the primitive's.
 """
 from __future__ import annotations
@@ -235,6 +236,9 @@ LOWERINGS = {
     "scatter_add": Lowering("kernel", kernels.scatter_add, NUMERIC, ("once", "repeat", "once")),
     "dot_general": Lowering("kernel", kernels.dot_general, NUMERIC, ("buffer", "buffer")),
     "guard": Lowering("guard", kernels.guard, ("bool",)),
+    # inlined before lowering (inline.py): their `fun` graph's equations take their place
+    "custom_vjp_call": Lowering("inline", None, FLOATS),
+    "custom_jvp_call": Lowering("inline", None, FLOATS),
 }
 
 

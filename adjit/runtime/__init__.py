@@ -9,9 +9,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 from .engine import CompileError  # noqa: F401
 from .cache import cache_clear, cache_info  # noqa: F401
+
+_WARNED = set()
 
 
 def jit_enabled() -> bool:
@@ -30,8 +33,17 @@ def get_compiled(g):
 
 def compile_and_run(g, args, consts=None):
     """Run graph `g` on NumPy arrays (`consts` binds its constvars, default g.consts): native
-    code when it can be compiled, else the reference interpreter. Outputs are fresh arrays."""
-    cg = get_compiled(g)
+    code when it can be compiled, else (with one warning per graph structure) the reference
+    interpreter. Outputs are fresh arrays."""
+    try:
+        cg = get_compiled(g)
+    except CompileError as exc:
+        key = g.structure_key()
+        if key not in _WARNED:
+            _WARNED.add(key)
+            warnings.warn(f"{exc}; running it in the interpreter", RuntimeWarning,
+                          stacklevel=2)
+        cg = None
     if cg is None:
         from ..ir.graph import eval_graph
         return eval_graph(g, args, consts)

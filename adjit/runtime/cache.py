@@ -28,6 +28,7 @@ MAGIC = b"ADJIT-OBJECT 1\n"
 MEMORY_ENTRIES = 2048
 _LOCK = threading.Lock()
 _MEM: OrderedDict = OrderedDict()
+_FAILED: dict = {}
 STATS = {"hits": 0, "misses": 0, "disk_hits": 0, "disk_misses": 0, "disk_rejected": 0,
          "compiles": 0}
 _VERSION = None
@@ -140,8 +141,15 @@ def get_compiled(g):
             _MEM.move_to_end(skey)
             STATS["hits"] += 1
     if cg is None:
+        failed = _FAILED.get(skey)
+        if failed is not None:
+            raise failed
         STATS["misses"] += 1
-        cg = _build(g, skey)
+        try:
+            cg = _build(g, skey)
+        except engine.CompileError as exc:
+            _FAILED[skey] = exc  # do not retry on every call
+            raise
         with _LOCK:
             _MEM[skey] = cg
             while len(_MEM) > MEMORY_ENTRIES:
@@ -169,6 +177,7 @@ def cache_clear(disk=False):
     """Forget compiled graphs in memory (and delete the disk cache's entries if `disk`)."""
     with _LOCK:
         _MEM.clear()
+        _FAILED.clear()
     if disk and os.path.isdir(cache_dir()):
         for root, _, files in os.walk(cache_dir()):
             for f in files:

@@ -13,7 +13,8 @@ import ctypes
 
 import numpy as np
 
-from ..ir.core import GuardFailed, Lit, Node
+from ..ir.core import GuardFailed, Node
+from ..codegen.builder import out_type
 from ..ir.types import AType, DTYPES
 from . import engine
 
@@ -72,7 +73,7 @@ class CompiledGraph:
         self._fn = (_FN if _PY_ABI_OK else _FN_PTRS)(self._lib.address)
         self.in_specs = [_Spec(v.type, f"argument {i}") for i, v in enumerate(g.invars)]
         self.const_specs = [_Spec(v.type, f"constant #{i}") for i, v in enumerate(g.constvars)]
-        outs = [AType((), v.dtype) if isinstance(v, Lit) else v.type for v in g.outvars]
+        outs = [out_type(v) for v in g.outvars]
         self.out_specs = [(t.shape, DTYPES[t.dtype]) for t in outs]
         self.ws_bytes = meta["workspace"]
         self._fast = None
@@ -111,6 +112,9 @@ class CompiledGraph:
                 a = np.asarray(a)
             except Exception:
                 raise TypeError(f"{self.name}: {s.name} is a {type(a).__name__}, not an array")
+        if a.dtype != s.dtype and a.dtype.kind == s.dtype.kind and \
+                a.dtype.itemsize == s.dtype.itemsize and not a.dtype.isnative:
+            a = a.astype(s.dtype)  # the same numbers in the other byte order
         if a.dtype != s.dtype:
             raise TypeError(f"{self.name}: {s.name} has dtype {a.dtype}, expected {s.dtype} "
                             "(adjit supports float32, float64, int32, int64 and bool arrays)")
@@ -145,9 +149,10 @@ class CompiledGraph:
         env = {"nd": _ndarray, "empty": _empty, "EMPTY": _EMPTY, "u8": np.dtype(np.uint8),
                "fn": self._fn, "self": self, "slow": self._call, "err": _status_error}
         a = [f"a{i}" for i in range(n_in)]
+        # constants: the prepared defaults (set by the first slow call), else the slow path
+        need_c = " or self._default_consts is None" if n_c else ""
         lines = ["def fast(args, consts=None):",
-                 f"    if consts is not None or len(args) != {n_in} or "
-                 "self._default_consts is None:",
+                 f"    if consts is not None or len(args) != {n_in}{need_c}:",
                  "        return slow(args, consts)"]
         if n_in:
             lines.append(f"    {', '.join(a)}, = args")

@@ -1,4 +1,4 @@
-"""The eager tape's backward: grad_fn objects, grad mode, and `run_backward`.
+"""The eager tape's backward: grad_fn objects, saved-tensor checks and `run_backward`.
 
 `backward()` does not walk closures: it extracts the recorded subgraph reachable from the root
 as a Graph, applies the grad transform (`vjp_graph`, cached by the graph's structure so a training
@@ -16,51 +16,7 @@ import numpy as np
 from ..ir.core import EAGER, REGISTRY, STATE, Node, bind
 from ..ir.graph import extract
 from ..ir.autodiff import vjp_graph
-
-
-# ------------------------------------------------------------------------------- grad mode
-class _GradMode:
-    """Base of no_grad / enable_grad: a context manager and a decorator."""
-    mode = True
-
-    def __enter__(self):
-        self._prev = STATE.grad_enabled
-        STATE.grad_enabled = self.mode
-        return self
-
-    def __exit__(self, *exc):
-        STATE.grad_enabled = self._prev
-        return False
-
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with type(self)():
-                return fn(*args, **kwargs)
-        return wrapper
-
-
-class no_grad(_GradMode):
-    """Disable recording for the tape: `with adjit.no_grad(): w -= lr * w.grad`."""
-    mode = False
-
-
-class enable_grad(_GradMode):
-    mode = True
-
-
-class set_grad_enabled(_GradMode):
-    def __init__(self, mode):
-        self.mode = bool(mode)
-        self._prev = STATE.grad_enabled
-        STATE.grad_enabled = self.mode
-
-    def __enter__(self):
-        return self
-
-
-def is_grad_enabled():
-    return STATE.grad_enabled
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 
 
 # ------------------------------------------------------------------------------- grad_fn
@@ -89,11 +45,17 @@ class Function:
 
 
 class AccumulateGrad(Function):
-    __slots__ = ("variable_node",)
+    # a weak reference: the leaf node holds this object as its tag, and must not be kept alive
+    # (in a reference cycle) by it
+    __slots__ = ("_node_ref",)
 
     def __init__(self, node):
         super().__init__(())
-        self.variable_node = node
+        self._node_ref = weakref.ref(node)
+
+    @property
+    def variable_node(self):
+        return self._node_ref()
 
     @property
     def variable(self):
@@ -118,14 +80,14 @@ def function_class(name):
 
 def function_of(n):
     """The grad_fn (or AccumulateGrad for a leaf that requires grad) feeding from node `n`."""
-    if n is None or type(n) is not Node or not n.rg:
+    if n is None or type(n) is not Node:
         return None
     if n.rec is None:
-        acc = n.tag
-        if acc is None:
+        acc = n.tag  # made when an op first used the leaf: it outlives requires_grad_(False)
+        if acc is None and n.rg:
             acc = n.tag = AccumulateGrad(n)
         return acc
-    return n.tag
+    return n.tag if n.rg else None
 
 
 # What PyTorch's backward nodes save (tools/autograd/derivatives.yaml), which decides when an
@@ -139,7 +101,7 @@ _SAVES_NOTHING = frozenset((
     "TransposeBackward0", "TBackward0", "ExpandBackward0", "AliasBackward0", "CloneBackward0",
     "CatBackward0", "StackBackward0", "ToCopyBackward0", "CumsumBackward0", "CopySlices",
     "UnbindBackward0", "IndexBackward0", "WhereBackward0", "MaxBackward0", "MinBackward0",
-    "SignBackward0"))
+    "SignBackward0", "AsStridedBackward0"))
 _RESULT_ONLY = frozenset((
     "ExpBackward0", "Expm1Backward0", "TanhBackward0", "SigmoidBackward0", "SqrtBackward0",
     "RsqrtBackward0", "ReluBackward0", "SoftmaxBackward0", "LogSoftmaxBackward0",
@@ -189,6 +151,9 @@ def tag(node, name, inputs):
             return node
         node = bind(_RESHAPE, node, shape=node.type.shape)
     inputs = tuple(inputs)
+    for i in inputs:
+        if type(i) is Node and i.rec is None and i.rg and i.tag is None:
+            i.tag = AccumulateGrad(i)  # PyTorch's graph holds it from now on
     node.tag = function_class(name)(inputs, _saved(name, inputs, node))
     return node
 
@@ -272,16 +237,18 @@ def _check(nodes):
         for i, v in fn._saved:
             m = n if i < 0 else fn._inputs[i]
             if type(m) is Node and m.ver[0] != v:
-                raise RuntimeError(_modified_message(m, v))
+                raise RuntimeError(_modified_message(m, v, result=i < 0))
 
 
-def _modified_message(m, v):
+def _modified_message(m, v, result):
     what = f"[torch.{_TENSOR_TYPE[m.val.dtype.name]}Tensor {list(m.type.shape)}]"
-    while m in _SUCCESSOR and _SUCCESSOR[m]() is not None:
+    # a saved input is named by the op that last wrote it; a saved result by its own op
+    while not result and m in _SUCCESSOR and _SUCCESSOR[m]() is not None:
         m = _SUCCESSOR[m]()
     if m.rec is not None and m.tag is not None:
         name = type(m.tag).__name__
-        what += f", which is output 0 of {name[:name.index('Backward')] if 'Backward' in name else name},"
+        op = name[:name.index("Backward")] if "Backward" in name else name
+        what += f", which is output 0 of {op},"
     return ("one of the variables needed for gradient computation has been modified by an "
             f"inplace operation: {what} is at version {m.ver[0]}; expected version {v} instead. "
             "Hint: enable anomaly detection to find the operation that failed to compute its "
@@ -294,12 +261,8 @@ def _lit_key(x):
 
 
 def _params_key(params):
-    try:
-        key = tuple(sorted(params.items()))
-        hash(key)
-        return key
-    except TypeError:  # an unhashable parameter: its text stands for it
-        return repr(sorted(params.items()))
+    # kwargs keep their call-site order; a different order only costs a cache miss
+    return tuple(params.items()) if params else ()
 
 
 def structure_key(nodes, leaves, consts, retained):
@@ -330,7 +293,11 @@ _VJP_CACHE_SIZE = 256  # graphs whose structure changes every step must not grow
 
 def _vjp_for(root, nodes, leaves, consts, retained):
     key = structure_key(nodes, leaves, consts, retained)
-    hit = _VJP_CACHE.get(key)
+    try:
+        hit = _VJP_CACHE.get(key)
+    except TypeError:  # an unhashable parameter value: its text stands for it
+        key = repr(key)
+        hit = _VJP_CACHE.get(key)
     if hit is not None:
         _VJP_CACHE.move_to_end(key)
         return hit

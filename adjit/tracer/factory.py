@@ -9,9 +9,8 @@ import numpy as np
 from ..ir import ops
 from ..ir.core import STATE
 from .autograd import tag
-from .tensor import Tensor, shape_error, to_np_dtype, from_np_dtype
+from .tensor import Tensor, shape_error, to_np_dtype
 from . import tensor_ops as T
-from . import composites as C
 
 _rng = np.random.default_rng()
 

@@ -82,8 +82,11 @@ def matmul(a, b):
 
 
 def _mismatch(sa, sb):
+    batch = broadcast_shapes(sa[:max(len(sa) - 2, 0)], sb[:max(len(sb) - 2, 0)])
+    nb = int(np.prod(batch))
+    m2 = sb[-2] if len(sb) > 1 else sb[0]
     return shape_error(f"Expected size for first two dimensions of batch2 tensor to be: "
-                        f"[{sa[-1]}] but got: [{sb[-2] if len(sb) > 1 else sb[0]}].")
+                       f"[{nb}, {sa[-1]}] but got: [{nb}, {m2}].")
 
 
 def _fold(x, y):

@@ -5,12 +5,14 @@ import numpy as np
 
 from ..ir import ops
 from ..ir.core import EAGER, STATE, Node
-from .autograd import inplace_result, no_grad, tag, warn_once
-from .tensor import Tensor, shape_error, to_np_dtype, float32, float64, int64, int32, bool_
+from .autograd import inplace_result, no_grad, tag
+from .tensor import Tensor, shape_error, float32, float64, int64, int32, bool_
 from . import tensor_ops as T
 from . import composites as C
 from . import linalg as L
+from . import shape_ops as S
 from . import tensor_index as I
+from . import views
 
 
 def _r(prim, name):
@@ -131,169 +133,9 @@ def _inplace(prim, name, true_div=False):
             res._n.val, res._n.ver = n.val, n.ver
             inplace_result(res._n, n)
             self._n = res._n
+            views.rebase(self)
         return self
     return f
-
-
-def _viewable(arr, shape):
-    """Whether NumPy (and so PyTorch, same stride rules) can reshape `arr` without a copy."""
-    if arr.flags.c_contiguous:
-        return True
-    v = arr.view()
-    try:
-        v.shape = shape
-    except AttributeError:
-        return False
-    return True
-
-
-def _shape_arg(self, shape):
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    shape = [int(d) for d in shape]
-    size = self._n.val.size
-    if shape.count(-1) > 1:
-        raise shape_error("only one dimension can be inferred")
-    if -1 in shape:
-        known = int(np.prod([d for d in shape if d != -1]))
-        if known == 0 or size % known:
-            raise shape_error(f"shape '{list(shape)}' is invalid for input of size {size}")
-        shape[shape.index(-1)] = size // known
-    if int(np.prod(shape)) != size:
-        raise shape_error(f"shape '{list(shape)}' is invalid for input of size {size}")
-    return tuple(shape)
-
-
-def _view(self, *shape):
-    shape = _shape_arg(self, shape)
-    if not _viewable(self._n.val, shape):
-        raise shape_error("view size is not compatible with input tensor's size and stride (at "
-                           "least one dimension spans across two contiguous subspaces). Use "
-                           ".reshape(...) instead.")
-    return T.view(ops.reshape(self._n, shape), self._n, "ViewBackward0")
-
-
-def _reshape(self, *shape):
-    shape = _shape_arg(self, shape)
-    if _viewable(self._n.val, shape):
-        return T.view(ops.reshape(self._n, shape), self._n, "ViewBackward0")
-    # PyTorch copies (clone) and views the copy (_unsafe_view)
-    c = _clone(self)
-    return Tensor._wrap(tag(ops.reshape(c._n, shape), "UnsafeViewBackward0", [c._n]))
-
-
-def _flatten(self, start_dim=0, end_dim=-1):
-    nd = self._n.type.ndim
-    if nd == 0:
-        return _reshape(self, 1)
-    s, e = start_dim % nd, end_dim % nd
-    if s == e:
-        return self
-    shp = self._n.type.shape
-    return _reshape(self, shp[:s] + (int(np.prod(shp[s:e + 1])),) + shp[e + 1:])
-
-
-def _dim(self, d):
-    nd = max(self._n.type.ndim, 1)
-    if not -nd <= d < nd:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, "
-                         f"{nd - 1}], but got {d})")
-    return d % nd
-
-
-def _transpose(self, d0, d1):
-    nd = self._n.type.ndim
-    perm = list(range(nd))
-    if nd:
-        d0, d1 = _dim(self, d0), _dim(self, d1)
-        perm[d0], perm[d1] = perm[d1], perm[d0]
-    return T.view(ops.transpose(self._n, tuple(perm)), self._n, "TransposeBackward0")
-
-
-def _T(self):
-    nd = self._n.type.ndim
-    if nd != 2:
-        warn_once("T", "The use of `x.T` on tensors of dimension other than 2 to reverse their "
-                  "shape is deprecated and it will throw an error in a future release. Consider "
-                  "`x.mT` to transpose batches of matrices or "
-                  "`x.permute(*torch.arange(x.ndim - 1, -1, -1))` to reverse the dimensions of "
-                  "a tensor.")
-    return T.view(ops.transpose(self._n, tuple(reversed(range(nd)))), self._n,
-                  "PermuteBackward0")
-
-
-def _t(self):
-    nd = self._n.type.ndim
-    if nd > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
-    return T.view(ops.transpose(self._n, tuple(reversed(range(nd)))), self._n, "TBackward0")
-
-
-def _permute(self, *dims):
-    dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-    nd = self._n.type.ndim
-    if len(dims) != nd:
-        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does "
-                           f"not match the length of the desired ordering of dimensions i.e. "
-                           f"input.dim() = {nd} is not equal to len(dims) = {len(dims)}")
-    perm = tuple(_dim(self, d) for d in dims)
-    return T.view(ops.transpose(self._n, perm), self._n, "PermuteBackward0")
-
-
-def _to(self, *args, **kwargs):
-    dt = kwargs.get("dtype")
-    for a in args:
-        if not isinstance(a, str):
-            dt = a
-    if dt is None or to_np_dtype(dt) == self._n.val.dtype:
-        return self
-    return Tensor._wrap(tag(ops.convert(self._n, to_np_dtype(dt)), "ToCopyBackward0",
-                            [self._n]))
-
-
-def _squeeze(self, dim=None):
-    shp = self._n.type.shape
-    if dim is None:
-        new, name = tuple(d for d in shp if d != 1), "SqueezeBackward0"
-    else:
-        dims = {_dim(self, d) for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
-        new = tuple(d for i, d in enumerate(shp) if not (i in dims and d == 1))
-        name = "SqueezeBackward2" if isinstance(dim, (tuple, list)) else "SqueezeBackward1"
-    return T.view(ops.reshape(self._n, new), self._n, name)
-
-
-def _unsqueeze(self, dim):
-    shp = list(self._n.type.shape)
-    nd = len(shp) + 1
-    if not -nd <= dim < nd:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, "
-                         f"{nd - 1}], but got {dim})")
-    shp.insert(dim % nd, 1)
-    return T.view(ops.reshape(self._n, tuple(shp)), self._n, "UnsqueezeBackward0")
-
-
-def _expand(self, *sizes):
-    sizes = sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
-    shp = self._n.type.shape
-    nd = len(sizes) - len(shp)
-    if nd < 0:
-        raise shape_error(f"expand(torch.FloatTensor{{{list(shp)}}}, size={list(sizes)}): the "
-                           "number of sizes provided ({len(sizes)}) must be greater or equal to "
-                           f"the number of dimensions in the tensor ({len(shp)})")
-    target = tuple(s if s != -1 else shp[i - nd] for i, s in enumerate(sizes))
-    for i, (have, want) in enumerate(zip(shp, target[nd:])):
-        if have != want and have != 1:
-            raise shape_error(f"The expanded size of the tensor ({want}) must match the "
-                               f"existing size ({have}) at non-singleton dimension {i + nd}.  "
-                               f"Target sizes: {list(sizes)}.  Tensor sizes: {list(shp)}")
-    return T.view(ops.broadcast_to(self._n, target), self._n, "ExpandBackward0")
-
-
-def _clone(self):
-    n = self._n
-    out = T.fresh(n, n) if n.rg and STATE.grad_enabled else Node(n.val, n.type, None, EAGER)
-    out.val = n.val.copy()  # a clone owns its storage
-    out.ver = [0]
-    return Tensor._wrap(tag(out, "CloneBackward0", [n]))
 
 
 def _mm(self, other):
@@ -312,6 +154,15 @@ def _dot(self, other):
 
 
 _GRAD_FN = {"log1p": "Log1P"}  # PyTorch's spelling where it is not name.capitalize()
+
+
+def _new(make):
+    """x.new_zeros(...) & co: a new tensor with x's dtype unless one is given."""
+    def f(self, *args, dtype=None, requires_grad=False, **kwargs):
+        from . import factory
+        return getattr(factory, make)(*args, dtype=dtype or self.dtype,
+                                      requires_grad=requires_grad, **kwargs)
+    return f
 
 
 def install():
@@ -353,6 +204,8 @@ def install():
     t.__invert__ = _invert
     t.logical_not = lambda s: Tensor._from_array(np.logical_not(s._n.val))
     t.unbind = I.unbind
+    t.new_tensor, t.new_zeros, t.new_ones = _new("tensor"), _new("zeros"), _new("ones")
+    t.new_full, t.new_empty = _new("full"), _new("empty")
     t.__getitem__ = I.getitem
     t.__setitem__ = I.setitem
     for name in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "log1p", "expm1", "rsqrt"):
@@ -383,27 +236,27 @@ def install():
     t.prod = C.prod
     t.softmax = C.softmax
     t.log_softmax = C.log_softmax
-    t.view = _view
-    t.reshape = _reshape
-    t.view_as = lambda s, o: _view(s, o.shape)
-    t.flatten = _flatten
-    t.T = property(_T)
-    t.mT = property(lambda s: _transpose(s, -2, -1))
-    t.t = _t
-    t.transpose = _transpose
-    t.permute = _permute
-    t.squeeze = _squeeze
-    t.unsqueeze = _unsqueeze
-    t.expand = _expand
-    t.clone = _clone
-    t.to = _to
-    t.type = lambda s, dt=None: _to(s, dt) if dt is not None else \
+    t.view = S.view
+    t.reshape = S.reshape
+    t.view_as = lambda s, o: S.view(s, o.shape)
+    t.flatten = S.flatten
+    t.T = property(S.reverse_dims)
+    t.mT = property(lambda s: S.transpose(s, -2, -1))
+    t.t = S.matrix_t
+    t.transpose = S.transpose
+    t.permute = S.permute
+    t.squeeze = S.squeeze
+    t.unsqueeze = S.unsqueeze
+    t.expand = S.expand
+    t.clone = S.clone
+    t.to = S.to
+    t.type = lambda s, dt=None: S.to(s, dt) if dt is not None else \
         f"torch.{T._tname(s)}Tensor"
-    t.float = lambda s: _to(s, float32)
-    t.double = lambda s: _to(s, float64)
-    t.long = lambda s: _to(s, int64)
-    t.int = lambda s: _to(s, int32)
-    t.bool = lambda s: _to(s, bool_)
+    t.float = lambda s: S.to(s, float32)
+    t.double = lambda s: S.to(s, float64)
+    t.long = lambda s: S.to(s, int64)
+    t.int = lambda s: S.to(s, int32)
+    t.bool = lambda s: S.to(s, bool_)
     t.is_floating_point = lambda s: s._n.val.dtype.kind == "f"
     t.contiguous = lambda s: s
     t.cpu = lambda s: s

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..ir import ops
 from ..ir import composites as C
-from ..ir.core import GuardFailed, Node, REGISTRY, bind, user_location
-from ..ir.types import AType, DTYPES, FLOATS, dtype_name
+from ..ir.core import Node, REGISTRY, bind, user_location
+from ..ir.types import DTYPES, FLOATS, dtype_name
 
 # kinds of trace whose values carry a derivative (float() of them would drop it)
 DERIVATIVE_KINDS = ("grad", "vjp", "jvp", "jacobian", "custom")
@@ -80,10 +80,12 @@ class TracedArray:
     def _concrete(self, what):
         n = self._n
         tr = n.trace
-        if tr.active and tr.kind in DERIVATIVE_KINDS and n.type.dtype in FLOATS:
+        carrier = carries_derivative(n)
+        if carrier is not None:
             raise TypeError(
                 f"{what} of a traced value that carries the derivative of an enclosing "
-                f"{tr.kind} transform{where_str()}: the Python number would drop its gradient. "
+                f"{carrier.kind} transform{where_str()}: the Python number would drop its "
+                "gradient. "
                 "Keep the computation in arrays (np.where instead of if/else on a value, "
                 "np.stack instead of filling an ndarray), or call adjit.stop_gradient(x) "
                 "first if no gradient should flow.")
@@ -252,6 +254,24 @@ class TracedArray:
         return _np().array_function(func, args, kwargs)
 
 
+def carries_derivative(n):
+    """The trace of a transform whose derivative flows into Node n (through float values not
+    cut by stop_gradient), or None: float() of such a value would drop a gradient."""
+    seen, stack = set(), [n]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen or not m.trace.active or m.type.dtype not in FLOATS:
+            continue
+        seen.add(id(m))
+        if m.rec is None:
+            if m.rg and m.trace.kind in DERIVATIVE_KINDS:
+                return m.trace
+            continue
+        if m.rec.prim.name != "stop_gradient":
+            stack.extend(i for i in m.rec.inputs if type(i) is Node)
+    return None
+
+
 class TracedNDArray(TracedArray):
     """A TracedArray of at least one dimension: subscriptable, iterable, has len()."""
     __slots__ = ()
@@ -272,165 +292,5 @@ def _np():
     return np_dispatch
 
 
-# --- wrapping, constants, promotion -------------------------------------------------------------
-def wrap(x, weak=False):
-    """A TracedArray for a Node of an active trace; other results as NumPy values."""
-    if type(x) is Node:
-        if x.trace.active:
-            return TracedArray(x, weak)
-        x = x.val
-    return x if weak and isinstance(x, (bool, int, float)) else np.asarray(x)
-
-
-_CONSTS: dict = {}   # id(trace) -> {id(array): (array, leaf Node)}, filled by open transforms
-
-
-def const_leaf(arr, trace):
-    """An ndarray read by traced code: a leaf of `trace`, so everything computed from it is
-    recorded and the graph binds the very array (by reference) as a constant."""
-    table = _CONSTS.get(id(trace))
-    if table is not None and id(arr) in table:
-        return table[id(arr)][1]
-    a = np.asarray(arr)
-    dtype_name(a.dtype)
-    n = Node(a, AType(a.shape, a.dtype), None, trace)
-    if table is not None:
-        table[id(arr)] = (arr, n)
-    return n
-
-
-def deepest(*xs):
-    tr = None
-    for x in xs:
-        if isinstance(x, TracedArray) and x._n.trace.active:
-            t = x._n.trace
-            if tr is None or t.level > tr.level:
-                tr = t
-    return tr
-
-
-def as_operand(x, trace):
-    """A TracedArray, ndarray or Python scalar as an operand for ops (Node or scalar)."""
-    if isinstance(x, TracedArray):
-        return x._n
-    if isinstance(x, (bool, int, float)):
-        return x
-    if isinstance(x, (np.ndarray, np.generic)):
-        return const_leaf(x, trace) if trace is not None else np.asarray(x)
-    if isinstance(x, (list, tuple)):
-        return as_operand(np.asarray(x), trace)
-    t = _tensor_node(x)
-    if t is not None:
-        return t
-    raise TypeError(f"unsupported operand of type {type(x).__name__} for a traced array")
-
-
-def _tensor_node(x):
-    n = getattr(x, "_n", None)
-    return n if type(n) is Node else None
-
-
-def is_weak(x):
-    return isinstance(x, (bool, int, float)) or (isinstance(x, TracedArray) and x.weak)
-
-
-def _example(x):
-    if isinstance(x, TracedArray):
-        if x.weak:
-            return {"f": 0.0, "i": 0, "b": False}[x.dtype.kind]
-        return x.dtype
-    if isinstance(x, (bool, int, float)):
-        return x
-    if type(x) is Node:
-        return DTYPES[x.type.dtype]
-    return np.asarray(x).dtype
-
-
-def result_dtype(*xs):
-    """NumPy 2's promotion of the operands (Python scalars and weak arrays weakly)."""
-    return dtype_name(np.result_type(*[_example(x) for x in xs]))
-
-
-def promote(xs, label, to_float=False):
-    """Operands converted to one dtype and broadcast to one shape (scalars stay scalars).
-    Returns (operands, dtype name, weak)."""
-    trace = deepest(*xs)
-    dt = result_dtype(*xs)
-    if to_float and dt not in FLOATS:
-        dt = "f64"
-    weak = all(is_weak(x) for x in xs)
-    ops_ = []
-    for x in xs:
-        o = as_operand(x, trace)
-        if isinstance(o, (bool, int, float)):
-            o = float(o) if dt in FLOATS else (bool(o) if dt == "bool" else int(o))
-        else:
-            o = ops.convert(o, dt)
-        ops_.append(o)
-    shapes = [ops.shape(o) for o in ops_ if not isinstance(o, (bool, int, float))]
-    try:
-        shp = np.broadcast_shapes(*shapes)
-    except ValueError:
-        raise ValueError(f"operands could not be broadcast together with shapes "
-                         f"{' '.join(str(tuple(s)) for s in shapes)} in {label}"
-                         f"{where_str()}") from None
-    ops_ = [o if isinstance(o, (bool, int, float)) else ops.broadcast_to(o, shp) for o in ops_]
-    return ops_, dt, weak
-
-
-_LABEL = {"add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.divide",
-          "pow": "np.power", "lt": "np.less", "le": "np.less_equal", "gt": "np.greater",
-          "ge": "np.greater_equal", "eq": "np.equal", "ne": "np.not_equal",
-          "and": "np.logical_and", "or": "np.logical_or", "maximum": "np.maximum",
-          "minimum": "np.minimum"}
-
-
-def binary(name, a, b, sym=None):
-    label = f"`{sym}` ({_LABEL.get(name, name)})" if sym else _LABEL.get(name, name)
-    if name in ("and", "or"):
-        a = a if _is_bool(a) else _np().call("not_equal", a, 0)
-        b = b if _is_bool(b) else _np().call("not_equal", b, 0)
-    (x, y), dt, weak = promote([a, b], label, to_float=name == "div")
-    if name == "pow" and isinstance(x, (int, float)):
-        x = ops.full(ops.shape(y), x, dt)
-    out = bind(REGISTRY[name], x, y)
-    return wrap(out, weak and name not in ("lt", "le", "gt", "ge", "eq", "ne"))
-
-
-def _is_bool(x):
-    return isinstance(x, bool) or (hasattr(x, "dtype") and np.dtype(x.dtype) == np.bool_)
-
-
-def unary(name, a, to_float=False):
-    (x,), dt, weak = promote([a], _LABEL.get(name, name), to_float)
-    return wrap(bind(REGISTRY[name], x), weak and name in ("neg", "abs"))
-
-
-def matmul(a, b):
-    (x, y), dt, _ = promote_nobroadcast([a, b])
-    return wrap(_shape_errors(C.matmul, "np.matmul (@)", x, y))
-
-
-def promote_nobroadcast(xs, to_float=False):
-    trace = deepest(*xs)
-    dt = result_dtype(*xs)
-    if to_float and dt not in FLOATS:
-        dt = "f64"
-    out = []
-    for x in xs:
-        o = as_operand(x, trace)
-        out.append(ops.full((), o, dt) if isinstance(o, (bool, int, float)) else
-                   ops.convert(o, dt))
-    return out, dt, all(is_weak(x) for x in xs)
-
-
-def _shape_errors(fn, label, *args, **kw):
-    try:
-        return fn(*args, **kw)
-    except ValueError as e:
-        if "(at " in str(e):
-            raise
-        raise ValueError(f"{e} in {label}{where_str()}") from None
-
-
-__all__ = ["TracedArray", "wrap", "binary", "unary", "promote", "GuardFailed"]
+from .promote import (_CONSTS, as_operand, binary, const_leaf, deepest, is_weak,  # noqa: E402,F401
+                      matmul, promote, promote_nobroadcast, result_dtype, unary, wrap)

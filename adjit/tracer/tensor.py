@@ -92,7 +92,9 @@ class Size(tuple):
 
 
 class Tensor:
-    __slots__ = ("_n", "__weakref__")
+    # _view_base: the tensor a view was taken from (PyTorch's `_base`), set by view ops only
+    # _views: live views of this tensor, when it requires grad (refreshed after a write via one)
+    __slots__ = ("_n", "_view_base", "_views", "__weakref__")
     __array_priority__ = 1000
 
     # ----------------------------------------------------------------------- construction
@@ -124,6 +126,13 @@ class Tensor:
         arr = np.asarray(other._n.val if isinstance(other, Tensor) else other)
         self._n.val = arr
         self._n.type = AType(arr.shape, arr.dtype)
+
+    def _is_view(self):
+        return getattr(self, "_view_base", None) is not None
+
+    @property
+    def _base(self):
+        return getattr(self, "_view_base", None)
 
     @property
     def shape(self):
@@ -328,9 +337,23 @@ class Tensor:
 
     def _inplace_check(self):
         n = self._n
-        if n.rec is None and n.rg and STATE.grad_enabled:
+        if not STATE.grad_enabled:
+            return
+        if n.rec is None and n.rg:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                                "operation.")
+        base = getattr(self, "_view_base", None)
+        if base is not None and base._n.rec is None and base._n.rg:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
+                               "in-place operation.")
+        if n.tag is not None and type(n.tag).__name__ == "UnbindBackward0":
+            # unbind's outputs are reshape(slice(x)): the slice start is the output's index
+            k = max(n.rec.inputs[0].rec.params["start"], default=0)
+            raise RuntimeError(f"Output {k} of Unbind is a view and is being modified inplace. "
+                               "This view is the output of a function that returns multiple "
+                               "views. Such functions do not allow the output views to be "
+                               "modified inplace. You should replace the inplace operation by "
+                               "an out-of-place one.")
 
 
 builtins_float = __builtins__["float"] if isinstance(__builtins__, dict) else __builtins__.float

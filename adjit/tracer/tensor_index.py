@@ -9,6 +9,7 @@ The advanced step itself goes through the shared `adjit.ir.indexing.index`.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from ..ir.indexing import index as _index
 from .autograd import inplace_result, tag, tag_outputs
 from .tensor import Tensor, shape_error
 from . import tensor_ops as T
+from . import views
 
 
 def _as_index_array(i):
@@ -36,10 +38,18 @@ def _as_index_array(i):
 
 
 def _treat_as_tuple(idx):
-    # PyTorch (like old NumPy) reads a list holding slices, lists, tensors, None or ... as a tuple
-    return isinstance(idx, list) and len(idx) < 32 and any(
-        isinstance(i, (slice, list, tuple, Tensor, np.ndarray)) or i is None or i is Ellipsis
-        for i in idx)
+    # PyTorch (like old NumPy) reads a list holding slices, lists, tensors, None or ... as a
+    # tuple, and a str as a sequence of strs; both with a deprecation warning
+    if isinstance(idx, str) or (isinstance(idx, list) and len(idx) < 32 and any(
+            isinstance(i, (slice, list, tuple, Tensor, np.ndarray, str)) or i is None or
+            i is Ellipsis for i in idx)):
+        warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated "
+                      "and will be changed in pytorch 2.9; use x[tuple(seq)] instead of x[seq]. "
+                      "In pytorch 2.9 this will be interpreted as tensor index, "
+                      "x[torch.tensor(seq)], which will result either in an error or a "
+                      "different result", UserWarning, stacklevel=4)
+        return True
+    return False
 
 
 def _is_int(i):
@@ -68,8 +78,7 @@ def _select(n, dim, k, name="SelectBackward0", real_dim=None):
 
 
 def _slice(n, dim, sl, force):
-    if sl.step is not None and sl.step <= 0:
-        raise ValueError("step must be greater than zero")
+    _check_step(sl)
     shp = n.type.shape
     s, e, st = sl.indices(shp[dim])
     e = max(e, s)
@@ -124,6 +133,8 @@ def _basic(n, idx):
             selected += 1
         else:
             a = _as_index_array(i)
+            if isinstance(i, str):  # PyTorch tries to make an index tensor of it
+                raise TypeError("new(): invalid data type 'str'")
             if a is None:
                 raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long "
                                  "or byte Variables are valid indices (got "
@@ -145,6 +156,10 @@ def _advanced(n, adv):
             items.append(slice(None))
             d += 1
             continue
+        if a.dtype == np.bool_ and a.shape != tuple(shp[d:d + a.ndim]):
+            raise IndexError(f"The shape of the mask {list(a.shape)} at index {d} does not match "
+                             f"the shape of the indexed tensor {list(shp[d:d + a.ndim])} at "
+                             f"index {d}")
         if a.dtype != np.bool_:
             bad = (a >= shp[d]) | (a < -shp[d])
             if bad.any():
@@ -161,15 +176,18 @@ def getitem(x, idx):
     if isinstance(idx, slice):  # a lone slice is always recorded (x[:] is a new view)
         if n.type.ndim == 0:
             raise IndexError("slice() cannot be applied to a 0-dim tensor.")
-        return Tensor._wrap(_slice(n, 0, idx, force=True))
+        return views.set_base(Tensor._wrap(_slice(n, 0, idx, force=True)), x)
     if not isinstance(idx, tuple):
+        if n.type.ndim == 0 and _is_int(idx):
+            raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
+                             "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
         idx = tuple(idx) if _treat_as_tuple(idx) else (idx,)
     out, adv = _basic(n, idx)
     if adv:
         return _advanced(out, adv)
     if out is n:  # x[...]: a new tensor aliasing x
-        return T.view(n, n, "AliasBackward0")
-    return Tensor._wrap(out)
+        return T.view(n, n, "AliasBackward0", base=x)
+    return views.set_base(Tensor._wrap(out), x)
 
 
 def unbind(x, dim=0):
@@ -184,7 +202,7 @@ def unbind(x, dim=0):
         if type(o) is Node and o.rec is None:
             o.ver = n.ver  # untracked slices are views of x
     tag_outputs(outs, "UnbindBackward0", [n])
-    return tuple(Tensor._wrap(o) for o in outs)
+    return tuple(views.set_base(Tensor._wrap(o), x) for o in outs)
 
 
 # ----------------------------------------------------------------------------------- setitem
@@ -204,7 +222,9 @@ def _simple(idx):
 
 def setitem(self, idx, value):
     n = self._n
-    if n.rec is None and n.rg and STATE.grad_enabled:
+    base = getattr(self, "_view_base", None)
+    if STATE.grad_enabled and ((n.rec is None and n.rg) or (
+            base is not None and base._n.rec is None and base._n.rg)):
         raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
                            "in-place operation.")
     value_rg = isinstance(value, Tensor) and value._n.rg
@@ -214,8 +234,9 @@ def setitem(self, idx, value):
             n.val = n.val.copy()
         if isinstance(idx, Tensor) and idx._n.val.ndim == 0 and idx._n.val.dtype.kind in "iu":
             idx = int(idx)
+        target = _target_shape(n, idx)  # PyTorch's index errors before NumPy's
         if isinstance(value, Tensor):
-            _check_value_shape(v.shape, _target_shape(n, idx))
+            _check_value_shape(v.shape, target)
         if _simple(idx):
             key = idx._n.val if isinstance(idx, Tensor) else tuple(
                 i._n.val if isinstance(i, Tensor) else i for i in idx) if isinstance(
@@ -227,6 +248,7 @@ def setitem(self, idx, value):
         n.ver[0] += 1
         return
     _setitem_grad(self, idx, value)
+    views.rebase(self)
 
 
 def _target_shape(n, idx):
@@ -255,16 +277,20 @@ def _check_value_shape(vshape, target):
 
 def _check_steps(key):
     for i in key if isinstance(key, tuple) else (key,):
-        if isinstance(i, slice) and i.step is not None and i.step <= 0:
-            raise ValueError("step must be greater than zero")
+        if isinstance(i, slice):
+            _check_step(i)
+
+
+def _check_step(sl):
+    if sl.step is not None and sl.step <= 0:
+        raise ValueError("slice step cannot be zero" if sl.step == 0 else
+                         "step must be greater than zero")
 
 
 def _setitem_grad(self, idx, value):
     """Differentiable assignment (CopySlices): keep the other elements, scatter the value."""
     n = self._n
-    size = n.val.size
     pos = _positions(n.val.shape, idx)
-    flatpos = pos.reshape(-1)
     v = value if isinstance(value, Tensor) else Tensor._from_array(
         np.asarray(value, n.val.dtype))
     _check_value_shape(v._n.val.shape, pos.shape)
@@ -272,19 +298,7 @@ def _setitem_grad(self, idx, value):
     while len(vshape) > pos.ndim and vshape[0] == 1:
         vshape = vshape[1:]
     vb = ops.broadcast_to(ops.reshape(ops.convert(v._n, n.type.dtype), vshape), pos.shape)
-    vflat = ops.reshape(vb, (pos.size,))
-    if len(np.unique(flatpos)) != flatpos.size:
-        # a position written twice keeps the last write
-        rev = flatpos[::-1]
-        uniq, first = np.unique(rev, return_index=True)
-        vflat = ops.gather(vflat, (flatpos.size - 1 - first).astype(np.int64), axis=0)
-        flatpos = uniq
-    keep = np.ones(size, bool)
-    keep[flatpos] = False
-    flat = ops.reshape(n, (size,))
-    base = ops.select(keep, flat, ops.zeros((size,), n.type.dtype))
-    new = ops.scatter_add(base, flatpos.astype(np.int64), vflat, axis=0)
-    out = tag(T.fresh(ops.reshape(new, n.type.shape), n), "CopySlices", [n, v._n])
+    out = tag(T.fresh(views.copy_slices(n, pos, vb), n), "CopySlices", [n, v._n])
     T.write(n, out.val)
     out.val, out.ver = n.val, n.ver
     inplace_result(out, n)

@@ -7,13 +7,15 @@ PyTorch lists in `next_functions` (None for a Python number).
 from __future__ import annotations
 
 import builtins
+import math
 
 import numpy as np
 
 from ..ir import ops
 from ..ir.core import EAGER, REGISTRY, STATE, Node, bind
-from .autograd import tag, no_grad
+from .autograd import tag
 from .tensor import Tensor, shape_error, to_np_dtype
+from . import views
 
 _CAT = {"b": 0, "i": 1, "u": 1, "f": 2}
 _DEFAULT = {0: np.dtype(np.bool_), 1: np.dtype(np.int64), 2: np.dtype(np.float32)}
@@ -40,28 +42,27 @@ def promote_types(a, b):
     return a if a.itemsize >= b.itemsize else b
 
 
-def _promote_all(dts):
-    res = None
-    for d in dts:
-        res = d if res is None else promote_types(res, d)
-    return res
-
-
 def result_dtype(*xs):
     """PyTorch's promotion: dimensioned tensors, then 0-d tensors, then Python numbers; a later
     group only counts if it is of a higher category (bool < int < float)."""
-    res = _promote_all(x._n.val.dtype for x in xs if isinstance(x, Tensor) and x._n.val.ndim)
-    zerod = _promote_all(x._n.val.dtype for x in xs if isinstance(x, Tensor) and
-                         not x._n.val.ndim)
+    dimmed = zerod = None
+    scalar_cat = -1
+    for x in xs:
+        if isinstance(x, Tensor):
+            d = x._n.val.dtype
+            if x._n.val.ndim:
+                dimmed = d if dimmed is None or dimmed == d else promote_types(dimmed, d)
+            else:
+                zerod = d if zerod is None or zerod == d else promote_types(zerod, d)
+        else:
+            c = 0 if isinstance(x, (bool, np.bool_)) else 2 if isinstance(
+                x, (float, np.floating)) else 1
+            scalar_cat = c if c > scalar_cat else scalar_cat
+    res = dimmed
     if zerod is not None and (res is None or _CAT[zerod.kind] > _CAT[res.kind]):
         res = zerod
-    for s in xs:
-        if isinstance(s, Tensor):
-            continue
-        c = 0 if isinstance(s, (bool, np.bool_)) else 2 if isinstance(s, (float, np.floating)) \
-            else 1
-        if res is None or c > _CAT[res.kind]:
-            res = _DEFAULT[c]
+    if scalar_cat >= 0 and (res is None or scalar_cat > _CAT[res.kind]):
+        res = _DEFAULT[scalar_cat]
     return res
 
 
@@ -162,7 +163,7 @@ def mean(x, dim=None, keepdim=False, dtype=None):
                            f"floating point or complex dtype. Got: {_tname(x)}")
     n = x._n
     axes = _axes(dim, n.type.ndim)
-    cnt = int(np.prod([n.type.shape[a] for a in axes])) if axes else 1
+    cnt = math.prod([n.type.shape[a] for a in axes])
     out = ops.div(ops.reduce_sum(n, axes), float(cnt))
     out = _keep(out, n.type.shape, axes, keepdim)
     return Tensor._wrap(tag(out, "MeanBackward0" if dim is None else "MeanBackward1", [x._n]))
@@ -178,8 +179,9 @@ def extremum(x, dim=None, keepdim=False, is_max=True):
     name = "MaxBackward" if is_max else "MinBackward"
     if dim is None:
         if n.val.size == 0:
-            raise RuntimeError("max(): Expected reduction dim to be specified for input.numel() "
-                               "== 0. Specify the reduction dim with the 'dim' argument.")
+            raise RuntimeError(f"{'max' if is_max else 'min'}(): Expected reduction dim to be "
+                               "specified for input.numel() == 0. Specify the reduction dim "
+                               "with the 'dim' argument.")
         out = getattr(ops, red)(n, axes=tuple(range(n.type.ndim))) if n.type.ndim else n
         return Tensor._wrap(tag(out, name + "1", [n]))
     axis = _axes(dim, n.type.ndim)[0] if n.type.ndim else 0
@@ -215,14 +217,18 @@ def fresh(out, n):
     return Node(n.val, n.type, None, EAGER, ver=n.ver)
 
 
-def view(out, x, name):
+def view(out, x, name, base=None):
     """Wrap the result of a view op (reshape, slice, transpose...): a new tensor tagged `name`
-    that shares the version counter when it shares the storage, as PyTorch's views do."""
+    that shares the version counter when it shares the storage, as PyTorch's views do.
+    `base` is the Tensor viewed (its own base if it is a view), shown by make_dot."""
     out = fresh(out, x)
     if type(out) is Node and type(x) is Node and out.ver is not x.ver and \
             np.may_share_memory(out.val, x.val):
         out.ver = x.ver
-    return Tensor._wrap(tag(out, name, [x]))
+    t = Tensor._wrap(tag(out, name, [x]))
+    if base is not None:
+        views.set_base(t, base)
+    return t
 
 
 class _ReturnType(tuple):

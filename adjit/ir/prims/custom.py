@@ -26,27 +26,34 @@ from ._helpers import FLOATS, sample_array
 
 
 class GraphParam:
-    """A graph as a primitive parameter: compared, hashed and printed by its structure (and the
-    values of the few constants a batching rule may have put in it)."""
-    __slots__ = ("graph", "key", "digest", "cache")
+    """A graph as a primitive parameter. It prints as its text (a string literal, so an
+    equation holding it prints and parses back); it compares and hashes by that text and the
+    values of the few constants a batching rule may have put in it. Rules also accept the text
+    itself (what the parser produces): see `graph_param`."""
+    __slots__ = ("graph", "text", "key", "cache")
 
-    def __init__(self, g: Graph):
+    def __init__(self, g: Graph, text=None):
         import numpy as np
-        parts = [g.structure_key()]
+        from ..printer import print_graph
+        self.text = text if text is not None else print_graph(g)
+        parts = []
         for c in g.consts:
-            arr = np.ascontiguousarray(c.val if type(c) is Node else c)
             if type(c) is Node and (c.rec is not None or c.rg):
                 raise ValueError("GraphParam: a graph parameter cannot capture traced values")
+            arr = np.ascontiguousarray(c.val if type(c) is Node else c)
             parts.append(f"{arr.dtype}{arr.shape}{hashlib.sha1(arr.tobytes()).hexdigest()}")
+        if parts and text is None:
+            self.text += f"# consts {hashlib.sha1('|'.join(parts).encode()).hexdigest()[:16]}\n"
         self.graph = g
-        self.key = "|".join(parts)
-        self.digest = hashlib.sha1(self.key.encode()).hexdigest()[:10]
+        self.key = self.text
         self.cache = {}
 
     def __repr__(self):
-        return f"<graph {self.graph.name} {self.digest}>"
+        return repr(self.text)
 
     def __eq__(self, other):
+        if isinstance(other, str):
+            return self.text == other
         return isinstance(other, GraphParam) and self.key == other.key
 
     def __hash__(self):
@@ -57,6 +64,35 @@ class GraphParam:
         if d is None:
             d = self.cache[kind] = build(self.graph)
         return d
+
+
+_FROM_TEXT: dict = {}
+
+
+def graph_param(p) -> GraphParam:
+    """A GraphParam, or one read from its printed text (a parsed custom_*_call equation)."""
+    if isinstance(p, GraphParam):
+        return p
+    if isinstance(p, str):
+        gp = _FROM_TEXT.get(p)
+        if gp is None:
+            from ..parser import parse_graph
+            gp = _FROM_TEXT[p] = GraphParam(parse_graph(p), text=p)
+        return gp
+    raise TypeError(f"expected a graph parameter, got {type(p).__name__}")
+
+
+def _graphs(fn):
+    """Let a rule take its graph params as GraphParams or as their text."""
+    import functools
+
+    @functools.wraps(fn)
+    def rule(*args, **params):
+        for k in ("fun", "fwd", "bwd", "jvp"):
+            if k in params:
+                params[k] = graph_param(params[k])
+        return fn(*args, **params)
+    return rule
 
 
 def close(g: Graph) -> Graph:
@@ -86,17 +122,20 @@ def _check(types, g, what):
 
 
 # --- custom_vjp_call ---------------------------------------------------------------------------
+@_graphs
 def _vjp_rule(*types, fun, fwd, bwd, nconsts, name="f"):
     a = nconsts[0]
     _check(types[:a] + types[sum(nconsts):], fun.graph, "custom_vjp_call")
     return fun.graph.out_types[0]
 
 
+@_graphs
 def _vjp_impl(*ops, fun, fwd, bwd, nconsts, name="f"):
     a, b, c = nconsts
     return eval_graph(fun.graph, list(ops[:a]) + list(ops[a + b + c:]))[0]
 
 
+@_graphs
 def _vjp_vjp(ct, *ops, out, fun, fwd, bwd, nconsts, name="f"):
     a, b, c = nconsts
     args = list(ops[a + b + c:])
@@ -105,6 +144,7 @@ def _vjp_vjp(ct, *ops, out, fun, fwd, bwd, nconsts, name="f"):
     return [None] * (a + b + c) + list(cts)
 
 
+@_graphs
 def _vjp_jvp(tangents, *ops, out, fun, fwd, bwd, nconsts, name="f"):
     from ..autodiff import jvp_graph
     a, b, c = nconsts
@@ -115,6 +155,7 @@ def _vjp_jvp(tangents, *ops, out, fun, fwd, bwd, nconsts, name="f"):
     return eval_graph(jg, prim + tans)[1]
 
 
+@_graphs
 def _vjp_batch(args, bd, *, fun, fwd, bwd, nconsts, name="f"):
     from ..batching import _all_batched, batch_graph, _size
     n = _size(args, bd)
@@ -155,17 +196,20 @@ p_vjp.batch = _vjp_batch
 
 
 # --- custom_jvp_call ---------------------------------------------------------------------------
+@_graphs
 def _jvp_rule(*types, fun, jvp, nconsts, name="f"):
     a = nconsts[0]
     _check(types[:a] + types[sum(nconsts):], fun.graph, "custom_jvp_call")
     return fun.graph.out_types[0]
 
 
+@_graphs
 def _jvp_impl(*ops, fun, jvp, nconsts, name="f"):
     a, b = nconsts
     return eval_graph(fun.graph, list(ops[:a]) + list(ops[a + b:]))[0]
 
 
+@_graphs
 def _jvp_jvp(tangents, *ops, out, fun, jvp, nconsts, name="f"):
     a, b = nconsts
     args = list(ops[a + b:])
@@ -173,6 +217,7 @@ def _jvp_jvp(tangents, *ops, out, fun, jvp, nconsts, name="f"):
     return eval_graph(jvp.graph, list(ops[a:a + b]) + args + tans)[1]
 
 
+@_graphs
 def _jvp_vjp(ct, *ops, out, fun, jvp, nconsts, name="f"):
     from ..autodiff import vjp_graph
     a, b = nconsts
@@ -186,6 +231,7 @@ def _jvp_vjp(ct, *ops, out, fun, jvp, nconsts, name="f"):
     return [None] * (a + b) + [c if o.dtype(x) in FLOATS else None for c, x in zip(cts, args)]
 
 
+@_graphs
 def _jvp_batch(args, bd, *, fun, jvp, nconsts, name="f"):
     from ..batching import _all_batched, batch_graph, _size
     n = _size(args, bd)

@@ -2,6 +2,8 @@
 so they are IR themselves and can be differentiated again."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import ops as o
@@ -31,6 +33,9 @@ binary("div", _npfn(np.divide),
 
 def _pow_vjp(ct, x, y, out):
     # d/dx x**y = y * x**(y-1); d/dy = log(x) * x**y, taken as 0 where x == 0 (as JAX does)
+    if isinstance(x, (int, float)):  # a literal base: only the exponent has a derivative
+        return [None, o.mul(ct, o.mul(out, math.log(x) if x > 0 else float("nan")))
+                if x != 0 else o.zeros(o.shape(ct), o.dtype(ct))]
     cx = o.mul(ct, o.mul(y, o.pow(x, o.sub(y, 1.0) if not isinstance(y, (int, float))
                                    else float(y) - 1.0)))
     if isinstance(y, (int, float)):
@@ -44,12 +49,12 @@ binary("pow", _npfn(np.power), _pow_vjp, domain=("positive", "any"))
 
 
 def _maxmin_vjp(cmp):
-    # ties split the gradient evenly between the two operands (PyTorch and JAX both do)
+    # ties split the gradient evenly between the two operands (PyTorch and JAX both do); select,
+    # not a multiply by a 0/1 mask, so a lost operand gets +0 rather than -0
     def vjp(ct, x, y, out):
-        wx = o.add(o.convert(cmp(x, y), o.dtype(ct)),
-                   o.mul(o.convert(o.eq(x, y), o.dtype(ct)), 0.5))
-        cx = o.mul(ct, wx)
-        return [cx, o.sub(ct, cx)]
+        z = o.zeros(o.shape(ct), o.dtype(ct))
+        half = o.select(o.eq(x, y), o.mul(ct, 0.5), z)
+        return [o.select(cmp(x, y), ct, half), o.select(cmp(y, x), ct, half)]
     return vjp
 
 

@@ -108,9 +108,9 @@ def _extremum_vjp(ct, x, out, *, axes):
     # ties share the gradient evenly (as PyTorch's and JAX's max/min reductions do)
     xs = o.shape(x)
     mask = o.eq(x, _expand(out, xs, axes))
-    w = o.convert(mask, o.dtype(ct))
-    cnt = o.reduce_sum(w, axes)
-    return [o.mul(w, _expand(o.div(ct, cnt), xs, axes))]
+    cnt = o.reduce_sum(o.convert(mask, o.dtype(ct)), axes)
+    share = _expand(o.div(ct, cnt), xs, axes)
+    return [o.select(mask, share, o.zeros(xs, o.dtype(ct)))]  # +0 (not -0) off the extremum
 
 
 def _extremum_jvp(tangents, x, out, *, axes):

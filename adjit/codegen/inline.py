@@ -1,0 +1,94 @@
+"""Graph rewrites before lowering: inlining of call-like primitives (custom_vjp_call,
+custom_jvp_call) and transposed matrix products.
+
+Their value is their `fun` graph applied to (fun's captured operands, args); the derivative
+graphs in their params matter only to transforms. Inlining `fun` lets its equations fuse with
+the caller's like any others. A constant captured inside such a graph (a batching rule may put
+one there) is embedded in the code: its value is part of the parameter's printed digest and so
+of every cache key.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.core import Lit, Node
+from ..ir.graph import Eqn, Graph, Var
+
+INLINE = ("custom_vjp_call", "custom_jvp_call")
+
+
+def _fun_operands(e):
+    a = e.params["nconsts"][0]
+    skip = sum(e.params["nconsts"])
+    return list(e.inputs[:a]) + list(e.inputs[skip:])
+
+
+def inline_calls(g: Graph):
+    """(graph without call primitives, {Var: array} of embedded constants)."""
+    if not any(e.prim.name in INLINE for e in g.eqns):
+        return g, {}
+    embedded = {}
+    sub = {}   # Var of g -> replacement (Var or Lit)
+
+    def get(x):
+        return x if isinstance(x, Lit) else sub.get(x, x)
+
+    eqns = []
+    for e in g.eqns:
+        ins = [get(x) for x in e.inputs]
+        if e.prim.name not in INLINE:
+            eqns.append(Eqn(e.prim, ins, e.params, e.outvars, e.loc))
+            continue
+        inner, emb = inline_calls(e.params["fun"].graph)
+        embedded.update(emb)
+        env = dict(zip(inner.invars, _fun_operands(Eqn(e.prim, ins, e.params, []))))
+        for v, c in zip(inner.constvars, inner.consts):
+            w = Var(v.type)
+            embedded[w] = np.ascontiguousarray(c.val if type(c) is Node else c)
+            env[v] = w
+        for ie in inner.eqns:
+            outs = [Var(v.type) for v in ie.outvars]
+            env.update(zip(ie.outvars, outs))
+            eqns.append(Eqn(ie.prim, [x if isinstance(x, Lit) else env[x] for x in ie.inputs],
+                            ie.params, outs, ie.loc or e.loc))
+        res = inner.outvars[0]
+        sub[e.outvars[0]] = res if isinstance(res, Lit) else env[res]
+    out = Graph(g.invars, list(g.constvars), eqns, [get(v) for v in g.outvars], g.consts,
+                g.name)
+    return out, embedded
+
+
+def fold_transposed_dots(g: Graph) -> Graph:
+    """transpose(dot_general(x, y)) that only swaps the two free blocks is dot_general(y, x):
+    GEMM then writes the transposed product directly (reverse mode makes these for every
+    weight gradient) instead of a temporary and a transpose pass."""
+    uses = {}
+    for e in g.eqns:
+        for x in e.inputs:
+            if not isinstance(x, Lit):
+                uses[x] = uses.get(x, 0) + 1
+    for v in g.outvars:
+        if not isinstance(v, Lit):
+            uses[v] = uses.get(v, 0) + 2
+    producer = {e.outvars[0]: e for e in g.eqns if e.outvars}
+    eqns, changed = [], False
+    for e in g.eqns:
+        d = e.inputs[0] if e.prim.name == "transpose" else None
+        de = producer.get(d) if d is not None else None
+        if de is not None and de.prim.name == "dot_general" and uses.get(d) == 1:
+            x, y = de.inputs
+            (lc, rc), (lb, rb) = de.params["contract"], de.params["batch"]
+            nb = len(lb)
+            nxf = x.type.ndim - len(lc) - nb
+            nyf = y.type.ndim - len(rc) - nb
+            swap = tuple(range(nb)) + tuple(range(nb + nxf, nb + nxf + nyf)) + \
+                tuple(range(nb, nb + nxf))
+            if tuple(e.params["perm"]) == swap:
+                params = dict(de.params, contract=(rc, lc), batch=(rb, lb))
+                eqns.append(Eqn(de.prim, [y, x], params, e.outvars, e.loc))
+                changed = True
+                continue
+        eqns.append(e)
+    if not changed:
+        return g
+    return Graph(g.invars, g.constvars, eqns, g.outvars, g.consts, g.name)

@@ -1,0 +1,184 @@
+"""NumPy 2 type promotion and broadcasting for TracedArray operations, and wrapping results.
+
+`promote` converts operands to NumPy's result dtype (Python scalars and weak arrays weakly: a
+float32 array with a Python float stays float32, an int array with a Python float becomes
+float64) and broadcasts them to one shape, recording convert_element_type and broadcast_in_dim.
+ndarrays read by traced code become leaves of the trace (`const_leaf`): graph constants bound
+by reference.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import composites as C
+from ..ir import ops
+from ..ir.core import Node, REGISTRY, bind
+from ..ir.types import AType, DTYPES, FLOATS, dtype_name
+from . import ndarray as _nd
+
+
+def where_str():
+    return _nd.where_str()
+
+
+# --- wrapping, constants, promotion -------------------------------------------------------------
+def wrap(x, weak=False):
+    """A TracedArray for a Node of an active trace; other results as NumPy values."""
+    if type(x) is Node:
+        if x.trace.active:
+            return _nd.TracedArray(x, weak)
+        x = x.val
+    return x if weak and isinstance(x, (bool, int, float)) else np.asarray(x)
+
+
+_CONSTS: dict = {}   # id(trace) -> {id(array): (array, leaf Node)}, filled by open transforms
+
+
+def const_leaf(arr, trace):
+    """An ndarray read by traced code: a leaf of `trace`, so everything computed from it is
+    recorded and the graph binds the very array (by reference) as a constant."""
+    table = _CONSTS.get(id(trace))
+    if table is not None and id(arr) in table:
+        return table[id(arr)][1]
+    a = np.asarray(arr)
+    dtype_name(a.dtype)
+    n = Node(a, AType(a.shape, a.dtype), None, trace)
+    if table is not None:
+        table[id(arr)] = (arr, n)
+    return n
+
+
+def deepest(*xs):
+    tr = None
+    for x in xs:
+        if isinstance(x, _nd.TracedArray) and x._n.trace.active:
+            t = x._n.trace
+            if tr is None or t.level > tr.level:
+                tr = t
+    return tr
+
+
+def as_operand(x, trace):
+    """A TracedArray, ndarray or Python scalar as an operand for ops (Node or scalar)."""
+    if isinstance(x, _nd.TracedArray):
+        return x._n
+    if isinstance(x, (bool, int, float)):
+        return x
+    if isinstance(x, (np.ndarray, np.generic)):
+        return const_leaf(x, trace) if trace is not None else np.asarray(x)
+    if isinstance(x, (list, tuple)):
+        return as_operand(np.asarray(x), trace)
+    t = _tensor_node(x)
+    if t is not None:
+        return t
+    raise TypeError(f"unsupported operand of type {type(x).__name__} for a traced array")
+
+
+def _tensor_node(x):
+    n = getattr(x, "_n", None)
+    return n if type(n) is Node else None
+
+
+def is_weak(x):
+    return isinstance(x, (bool, int, float)) or (isinstance(x, _nd.TracedArray) and x.weak)
+
+
+def _example(x):
+    if isinstance(x, _nd.TracedArray):
+        if x.weak:
+            return {"f": 0.0, "i": 0, "b": False}[x.dtype.kind]
+        return x.dtype
+    if isinstance(x, (bool, int, float)):
+        return x
+    if type(x) is Node:
+        return DTYPES[x.type.dtype]
+    return np.asarray(x).dtype
+
+
+def result_dtype(*xs):
+    """NumPy 2's promotion of the operands (Python scalars and weak arrays weakly)."""
+    return dtype_name(np.result_type(*[_example(x) for x in xs]))
+
+
+def promote(xs, label, to_float=False):
+    """Operands converted to one dtype and broadcast to one shape (scalars stay scalars).
+    Returns (operands, dtype name, weak)."""
+    trace = deepest(*xs)
+    dt = result_dtype(*xs)
+    if to_float and dt not in FLOATS:
+        dt = "f64"
+    weak = all(is_weak(x) for x in xs)
+    ops_ = []
+    for x in xs:
+        o = as_operand(x, trace)
+        if isinstance(o, (bool, int, float)):
+            o = float(o) if dt in FLOATS else (bool(o) if dt == "bool" else int(o))
+        else:
+            o = ops.convert(o, dt)
+        ops_.append(o)
+    shapes = [ops.shape(o) for o in ops_ if not isinstance(o, (bool, int, float))]
+    try:
+        shp = np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"operands could not be broadcast together with shapes "
+                         f"{' '.join(str(tuple(s)) for s in shapes)} in {label}"
+                         f"{where_str()}") from None
+    ops_ = [o if isinstance(o, (bool, int, float)) else ops.broadcast_to(o, shp) for o in ops_]
+    return ops_, dt, weak
+
+
+_LABEL = {"add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.divide",
+          "pow": "np.power", "lt": "np.less", "le": "np.less_equal", "gt": "np.greater",
+          "ge": "np.greater_equal", "eq": "np.equal", "ne": "np.not_equal",
+          "and": "np.logical_and", "or": "np.logical_or", "maximum": "np.maximum",
+          "minimum": "np.minimum"}
+
+
+def binary(name, a, b, sym=None):
+    label = f"`{sym}` ({_LABEL.get(name, name)})" if sym else _LABEL.get(name, name)
+    if name in ("and", "or"):
+        a = a if _is_bool(a) else _nd._np().call("not_equal", a, 0)
+        b = b if _is_bool(b) else _nd._np().call("not_equal", b, 0)
+    (x, y), dt, weak = promote([a, b], label, to_float=name == "div")
+    if name == "pow" and isinstance(x, (int, float)):
+        x = ops.full(ops.shape(y), x, dt)
+    out = bind(REGISTRY[name], x, y)
+    return wrap(out, weak and name not in ("lt", "le", "gt", "ge", "eq", "ne"))
+
+
+def _is_bool(x):
+    return isinstance(x, bool) or (hasattr(x, "dtype") and np.dtype(x.dtype) == np.bool_)
+
+
+def unary(name, a, to_float=False):
+    (x,), dt, weak = promote([a], _LABEL.get(name, name), to_float)
+    return wrap(bind(REGISTRY[name], x), weak and name in ("neg", "abs"))
+
+
+def matmul(a, b):
+    (x, y), dt, _ = promote_nobroadcast([a, b])
+    return wrap(_shape_errors(C.matmul, "np.matmul (@)", x, y))
+
+
+def promote_nobroadcast(xs, to_float=False):
+    trace = deepest(*xs)
+    dt = result_dtype(*xs)
+    if to_float and dt not in FLOATS:
+        dt = "f64"
+    out = []
+    for x in xs:
+        o = as_operand(x, trace)
+        out.append(ops.full((), o, dt) if isinstance(o, (bool, int, float)) else
+                   ops.convert(o, dt))
+    return out, dt, all(is_weak(x) for x in xs)
+
+
+def _shape_errors(fn, label, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except ValueError as e:
+        if "(at " in str(e):
+            raise
+        raise ValueError(f"{e} in {label}{where_str()}") from None
+
+

@@ -1,0 +1,222 @@
+"""First call in a fresh process, and peak memory: what `adjit bench` cannot measure in-process.
+
+    python benchmarks/cold_start.py [W2 W3 ...] [--impls adjit,jax] [--repeat 3] [--cold-cache]
+                                    [--calls 10] [--json OUT]
+
+For every workload and implementation it starts `--repeat` + 1 fresh Python processes (the first
+one only warms the disk caches: adjit's ADJIT_CACHE_DIR, the OS page cache of every library;
+torch.compile gets one persistent Inductor folder for the run, so its later processes see a
+warm Inductor cache too). Each process imports the workload, makes the inputs, sets up the
+implementation, calls it once (the *first call*), then `--calls` more times. It reports:
+
+- `import`: `import adjit` (every implementation pays it: the workloads import adjit.bench);
+- `setup`: the peer's own import and setup (torch, jax, ...);
+- `first`: the first call (adjit: trace + compile or disk-cache load + run);
+- `next`: the median of the following calls;
+- `total`: the process's wall time, start to exit, measured by the parent;
+- `peak`: the process's peak RSS (os.wait4's rusage, as /usr/bin/time -v reports it);
+- `base`: RSS right before the first call; `extra1`: the peak during the first call above
+  `base`; `extra`: the peak during the following calls above `base` (Linux: the high-water
+  mark is reset through /proc/self/clear_refs before each phase).
+
+`--cold-cache` gives every adjit process an empty ADJIT_CACHE_DIR (a cold disk cache).
+Times are medians over the repeats; RSS in MB. Thread variables are set as `adjit bench` sets
+them (2 threads).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ------------------------------------------------------------------------------ the child
+
+def _rss_mb():
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return None
+
+
+def _hwm_reset():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak RSS (VmHWM) to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+def _hwm_mb():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def child(name, impl, calls):
+    t0 = time.perf_counter()
+    import adjit  # noqa: F401
+    from adjit import bench
+    t_import = time.perf_counter() - t0
+    sys.path.insert(0, ROOT)
+    w = bench.discover()[name]
+    setup = w.impls.get(impl)
+    if setup is None:
+        print(json.dumps({"status": "missing"}))
+        return
+    inp = w.inputs(0)
+    t0 = time.perf_counter()
+    run = setup(inp)
+    t_setup = time.perf_counter() - t0
+    base = _rss_mb()
+    can_reset = _hwm_reset()
+    t0 = time.perf_counter()
+    run()
+    t_first = time.perf_counter() - t0
+    hwm1 = _hwm_mb()
+    _hwm_reset()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    hwm = _hwm_mb()
+    out = {"status": "ok", "import": t_import, "setup": t_setup, "first": t_first,
+           "next": statistics.median(times) if times else None, "base": base}
+    if can_reset and base is not None:
+        out["extra1"] = max(0.0, hwm1 - base)
+        out["extra"] = max(0.0, hwm - base)
+    print(json.dumps(out))
+
+
+# ------------------------------------------------------------------------------ the parent
+
+def run_child(name, impl, calls, env):
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", name, impl, str(calls)]
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                         cwd=ROOT, text=True)
+    # wait4 returns this child's own rusage (ru_maxrss: its peak RSS, KiB on Linux)
+    _, status, ru = os.wait4(p.pid, 0)
+    total = time.perf_counter() - t0
+    out, err = p.stdout.read(), p.stderr.read()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        d = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        lines = err.strip().splitlines() or ["no output"]
+        return {"status": "error", "message": lines[-1][:200]}
+    d["total"] = total
+    d["peak"] = ru.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+    return d
+
+
+def measure(name, impl, repeat, calls, cold_cache, inductor_dir):
+    from adjit import bench
+    env = dict(os.environ, **bench.limit_threads())
+    env["ADJIT_BENCH_INDUCTOR_CACHE"] = inductor_dir
+    runs = []
+    for k in range(repeat + 1):
+        tmp = None
+        if cold_cache:
+            tmp = env["ADJIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="adjit-cold-")
+        try:
+            d = run_child(name, impl, calls, env)
+        finally:
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if d["status"] != "ok":
+            return d
+        if k or cold_cache:  # the first process only warms the caches
+            runs.append(d)
+    keys = ("import", "setup", "first", "next", "total", "peak", "base", "extra1", "extra")
+    res = {"status": "ok", "workload": name, "impl": impl, "repeat": len(runs)}
+    for key in keys:
+        vals = [r[key] for r in runs if r.get(key) is not None]
+        res[key] = statistics.median(vals) if vals else None
+    return res
+
+
+def _t(s):
+    if s is None:
+        return "-"
+    return f"{s * 1e3:.1f} ms" if s >= 1e-3 else f"{s * 1e6:.0f} us"
+
+
+def _mb(x):
+    return "-" if x is None else f"{x:.0f} MB" if x >= 10 else f"{x:.1f} MB"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", help="workloads (default: all)")
+    ap.add_argument("--impls", default="adjit,numpy,torch,torch.func,torch.compile,jax,autograd")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--calls", type=int, default=10)
+    ap.add_argument("--cold-cache", action="store_true",
+                    help="an empty ADJIT_CACHE_DIR for every process")
+    ap.add_argument("--json")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ns = ap.parse_args(argv)
+    if ns.child:
+        child(ns.child[0], ns.child[1], int(ns.child[2]))
+        return 0
+    sys.path.insert(0, ROOT)
+    from adjit import bench
+    found = bench.discover()
+    names = ns.names or list(found)
+    impls = [i.strip() for i in ns.impls.split(",") if i.strip()]
+    results = []
+    inductor_dir = tempfile.mkdtemp(prefix="adjit-cold-inductor-")
+    header = ("workload", "impl", "import", "setup", "first call", "next", "process",
+              "peak RSS", "base", "extra 1st", "extra")
+    rows = [header]
+    try:
+        for name in names:
+            for impl in impls:
+                if found[name].impls.get(impl) is None:
+                    continue
+                print(f"{name} {impl} ...", file=sys.stderr, flush=True)
+                r = measure(name, impl, ns.repeat, ns.calls, ns.cold_cache, inductor_dir)
+                r.setdefault("workload", name)
+                r.setdefault("impl", impl)
+                results.append(r)
+                if r["status"] != "ok":
+                    rows.append((name, impl, r["status"], r.get("message", ""), "", "", "", "",
+                                 "", "", ""))
+                    continue
+                rows.append((name, impl, _t(r["import"]), _t(r["setup"]), _t(r["first"]),
+                             _t(r["next"]), _t(r["total"]), _mb(r["peak"]), _mb(r["base"]),
+                             _mb(r["extra1"]), _mb(r["extra"])))
+    finally:
+        shutil.rmtree(inductor_dir, ignore_errors=True)
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
+    for k, r in enumerate(rows):
+        print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+    if ns.json:
+        with open(ns.json, "w") as f:
+            json.dump({"cold_cache": ns.cold_cache, "repeat": ns.repeat, "calls": ns.calls,
+                       "results": results}, f, indent=1)
+        print(f"wrote {ns.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
