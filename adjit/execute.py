@@ -1,19 +1,48 @@
-"""One way to run a Graph: native code when it can be compiled, else the reference interpreter.
+"""One way to run a Graph on arrays: native code when it compiles, else the interpreter.
 
-Every user of graphs (Tensor.backward, grad, jit) calls `run_graph`, so switching the backend
-(ADJIT_DISABLE_JIT=1 for debugging) happens in one place.
+Every user of graphs (Tensor.backward, grad, jit, vmap) ends here for concrete values, so the
+backend switch lives in one place. The compiled code is kept on the Graph object itself
+(`g.native`): callers that reuse a graph (jit branches, cached derivative graphs, the eager
+backward cache) pay one attribute read, not a cache lookup by structure.
+
+`ADJIT_DISABLE_JIT=1` (read when a graph first runs) keeps everything in the interpreter.
 """
 from __future__ import annotations
 
 import os
+import warnings
 
 from .ir.graph import eval_graph
+
+_WARNED = set()
+_OFF = object()
 
 
 def jit_enabled() -> bool:
     return os.environ.get("ADJIT_DISABLE_JIT", "") in ("", "0")
 
 
+def _native(g):
+    from .runtime import CompileError, get_compiled
+    if not jit_enabled():
+        return _OFF
+    try:
+        cg = get_compiled(g)
+    except CompileError as exc:
+        key = g.name
+        if key not in _WARNED:
+            _WARNED.add(key)
+            warnings.warn(f"{exc}; running it in the interpreter", RuntimeWarning, stacklevel=3)
+        return _OFF
+    return _OFF if cg is None else cg.for_graph(g)
+
+
 def run_graph(g, args, consts=None):
-    """Evaluate `g` on NumPy arrays (inputs by position, then the constvars' bindings)."""
-    return eval_graph(g, args, consts)
+    """Evaluate `g` on NumPy arrays: `args` by position, `consts` binds the constvars (None:
+    the graph's own bindings). Returns a list of fresh arrays."""
+    cg = g.native
+    if cg is None:
+        cg = g.native = _native(g)
+    if cg is _OFF:
+        return eval_graph(g, args, g.consts if consts is None else consts)
+    return cg(args, None if consts is g.consts else consts)

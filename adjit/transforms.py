@@ -22,6 +22,7 @@ from .ir.autodiff import jvp_graph, vjp_graph
 from .ir.core import GuardFailed, Node
 from .ir.graph import eval_graph, extract
 from .ir.types import FLOATS
+from .execute import run_graph as _run_concrete
 from .tracer import pytree
 from .tracer.ndarray import TracedArray
 from .tracer.trace_args import (_at, _live, _regroup, fname, leaf_info, out_nodes, tensor_cls,
@@ -40,8 +41,9 @@ def run_graph(g, args, consts=None):
     if any(_live(a) for a in args) or any(_live(c) for c in consts):
         return eval_graph(g, args, consts)
     args = [a.val if type(a) is Node else a for a in args]
-    consts = [c.val if type(c) is Node else c for c in consts]
-    return [o.val if type(o) is Node else o for o in eval_graph(g, args, consts)]
+    if consts is not g.consts:
+        consts = [c.val if type(c) is Node else c for c in consts]
+    return _run_concrete(g, args, consts)
 
 
 _CACHE: "collections.OrderedDict" = collections.OrderedDict()

@@ -22,15 +22,30 @@ from .ir.graph import extract
 from .tracer import pytree
 from .tracer.trace_args import _live, fname, leaf_info, out_nodes, to_user, trace_call
 from .transforms import run_graph
+from .execute import run_graph as _run_concrete
 
 MAX_BRANCHES = 32
 
 
 class _Branch:
-    __slots__ = ("graph", "kinds", "otd", "pyvals")
+    __slots__ = ("graph", "kinds", "otd", "pyvals", "single")
 
     def __init__(self, graph, kinds, otd, pyvals):
         self.graph, self.kinds, self.otd, self.pyvals = graph, kinds, otd, pyvals
+        # one array result (the common case): skip the pytree rebuild on the hot path
+        self.single = None
+        if len(kinds) == 1 and pyvals[0] is None and otd.kind == "leaf" and \
+                kinds[0] not in ("tensor", "weak"):
+            self.single = _single
+
+
+def _single(outs):
+    a = outs[0]
+    return a[()] if a.ndim == 0 else a
+
+
+_MISS = object()
+_nd = np.ndarray
 
 
 class Jitted:
@@ -44,6 +59,7 @@ class Jitted:
         self.static_argnames = ((static_argnames,) if isinstance(static_argnames, str)
                                 else tuple(static_argnames))
         self.cache = {}
+        self.fast = {}
         self.traces = 0
 
     def __get__(self, obj, objtype=None):  # jit on methods
@@ -56,6 +72,20 @@ class Jitted:
                    lf._n.trace.level > 0 for lf in pytree.leaves((args, kwargs)))
 
     def __call__(self, *args, **kwargs):
+        # Hot path: plain ndarray arguments, no keywords, nothing being traced. The key is the
+        # arguments' shapes and dtypes; it maps to the same branch list as the general key.
+        if not kwargs and len(STATE.stack) == 1:
+            fkey = tuple([(a.shape, a.dtype) if type(a) is _nd else _MISS for a in args])
+            branches = self.fast.get(fkey)
+            if branches is not None:
+                for k, br in enumerate(branches):
+                    try:
+                        outs = _run_concrete(br.graph, args, br.graph.consts)
+                    except GuardFailed:
+                        continue
+                    if k:
+                        branches.insert(0, branches.pop(k))
+                    return br.single(outs) if br.single else _assemble(br, outs)
         if self._inline(args, kwargs):
             return self.f(*args, **kwargs)
         n = len(args)
@@ -78,6 +108,8 @@ class Jitted:
                tuple(sorted((k, _hashable(v, f"static argument {k!r}"))
                             for k, v in skw.items())))
         branches = self.cache.setdefault(key, [])
+        if not kwargs and not static and all(type(a) is _nd for a in args):
+            self.fast[tuple((a.shape, a.dtype) for a in args)] = branches
         for k, br in enumerate(branches):
             try:
                 outs = run_graph(br.graph, vals, br.graph.consts)

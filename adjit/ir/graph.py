@@ -35,7 +35,7 @@ class Eqn:
 
 
 class Graph:
-    __slots__ = ("invars", "constvars", "eqns", "outvars", "consts", "name")
+    __slots__ = ("invars", "constvars", "eqns", "outvars", "consts", "name", "native")
 
     def __init__(self, invars, constvars, eqns, outvars, consts=None, name="f"):
         self.invars = list(invars)
@@ -44,6 +44,7 @@ class Graph:
         self.outvars = list(outvars)
         self.consts = list(consts) if consts is not None else [None] * len(self.constvars)
         self.name = name
+        self.native = None  # the compiled code, set by adjit.execute on first concrete run
 
     def __str__(self):
         from .printer import print_graph
