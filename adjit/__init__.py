@@ -30,4 +30,6 @@ try:  # the JAX-style transforms (adjit/transforms.py)
 except ImportError:  # pragma: no cover - during development of the transforms
     _tr_all = []
 
+from .runtime.cache import cache_info, cache_clear  # noqa: E402
+
 __version__ = "0.1.0"

@@ -10,6 +10,7 @@ backward cache) pay one attribute read, not a cache lookup by structure.
 from __future__ import annotations
 
 import os
+import time
 import warnings
 
 from .ir.graph import eval_graph
@@ -26,6 +27,7 @@ def _native(g):
     from .runtime import CompileError, get_compiled
     if not jit_enabled():
         return _OFF
+    t0 = time.perf_counter()
     try:
         cg = get_compiled(g)
     except CompileError as exc:
@@ -34,7 +36,11 @@ def _native(g):
             _WARNED.add(key)
             warnings.warn(f"{exc}; running it in the interpreter", RuntimeWarning, stacklevel=3)
         return _OFF
-    return _OFF if cg is None else cg.for_graph(g)
+    if cg is None:
+        return _OFF
+    cg = cg.for_graph(g)
+    cg.compile_seconds = time.perf_counter() - t0  # incl. a disk or memory cache hit
+    return cg
 
 
 def run_graph(g, args, consts=None):

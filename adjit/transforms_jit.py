@@ -14,6 +14,8 @@ simply runs on the traced values, so the enclosing trace records it.
 from __future__ import annotations
 
 import functools
+import os
+import warnings
 
 import numpy as np
 
@@ -25,6 +27,7 @@ from .transforms import run_graph
 from .execute import run_graph as _run_concrete
 
 MAX_BRANCHES = 32
+RETRACE_WARN = 8  # warn (once per function) when it has been traced this many times
 
 
 class _Branch:
@@ -61,6 +64,10 @@ class Jitted:
         self.cache = {}
         self.fast = {}
         self.traces = 0
+        self.hits = 0
+        self.retraces = 0
+        self._last_spec = None
+        self._warned = False
 
     def __get__(self, obj, objtype=None):  # jit on methods
         return self if obj is None else functools.partial(self, obj)
@@ -85,6 +92,7 @@ class Jitted:
                         continue
                     if k:
                         branches.insert(0, branches.pop(k))
+                    self.hits += 1
                     return br.single(outs) if br.single else _assemble(br, outs)
         if self._inline(args, kwargs):
             return self.f(*args, **kwargs)
@@ -117,8 +125,46 @@ class Jitted:
                 continue
             if k:
                 branches.insert(0, branches.pop(k))
+            self.hits += 1
             return _assemble(br, outs)
+        self._note_retrace(branches, spec)
         return self._trace(args, kwargs, static, dkw, skw, branches)
+
+    def _note_retrace(self, branches, spec):
+        """Why this call traces again; warn once when a function keeps retracing (as PyTorch
+        warns about recompiles), naming the guard or the argument that changed."""
+        reason = None
+        if branches:
+            locs = sorted({f"{os.path.basename(e.loc[0])}:{e.loc[1]}" for br in branches
+                           for e in br.graph.eqns if e.prim.name == "guard" and e.loc})
+            reason = "a guard failed (recorded at " + (", ".join(locs) or "?") + ")"
+        elif self._last_spec is not None:
+            for i, (a, b) in enumerate(zip(self._last_spec, spec)):
+                if a != b:
+                    reason = f"argument {i} changed from {_spec_str(a)} to {_spec_str(b)}"
+                    break
+            else:
+                reason = "the arguments' structure changed"
+        self._last_spec = spec
+        if reason is None:
+            return
+        self.retraces += 1
+        if self.traces >= RETRACE_WARN and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"adjit.jit: {fname(self.f)} has been traced {self.traces + 1} times; this "
+                f"time because {reason}. Every new shape, dtype or failed guard traces and "
+                "compiles a new variant: pass such values as static arguments, or keep shapes "
+                "fixed.", RuntimeWarning, stacklevel=3)
+
+    def stats(self):
+        """Calls served by a cached variant (hits), traces (misses), retraces and the seconds
+        spent compiling this function's variants."""
+        secs = sum(getattr(br.graph.native, "compile_seconds", 0.0) or 0.0
+                   for brs in self.cache.values() for br in brs)
+        return {"hits": self.hits, "misses": self.traces, "retraces": self.retraces,
+                "variants": sum(len(b) for b in self.cache.values()),
+                "compile_seconds": secs}
 
     def _trace(self, args, kwargs, static, dkw, skw, branches):
         self.traces += 1
@@ -142,6 +188,12 @@ class Jitted:
         if any(_live(v) for v in outer):  # e.g. Tensors on the tape: record the call there
             return _assemble(br, run_graph(g, outer, g.consts))
         return _assemble(br, [n.val for n in nodes])
+
+
+def _spec_str(s):
+    if s[0] == "static":
+        return repr(s[1])
+    return f"{s[3]}[{','.join(map(str, s[2]))}]"
 
 
 def _assemble(br, outs):
