@@ -1,11 +1,21 @@
 """The public names of the JAX-style transforms (re-exported by adjit/__init__.py)."""
 from .ir.core import GuardFailed
 from .tracer.ndarray import TracedArray
-from .transforms import (grad, value_and_grad, vjp, jvp, jacrev, jacfwd, hessian, vmap,
-                         stop_gradient, make_ir)
+from . import transforms as _t
+from ._traceback import transform_boundary
+from .transforms import stop_gradient, make_ir
 from .transforms_custom import custom_jvp, custom_vjp
 from .transforms_jit import jit
 
+# the callables these return hide adjit's frames from the user's traceback
+grad = transform_boundary(_t.grad)
+value_and_grad = transform_boundary(_t.value_and_grad)
+jacrev = transform_boundary(_t.jacrev)
+jacfwd = transform_boundary(_t.jacfwd)
+hessian = transform_boundary(_t.hessian)
+vmap = transform_boundary(_t.vmap)
+vjp = _t.vjp
+jvp = _t.jvp
 jacobian = jacrev
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian",

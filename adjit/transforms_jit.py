@@ -25,6 +25,7 @@ from .tracer import pytree
 from .tracer.trace_args import _live, fname, leaf_info, out_nodes, to_user, trace_call
 from .transforms import run_graph
 from .execute import run_graph as _run_concrete
+from ._traceback import filter_traceback
 
 MAX_BRANCHES = 32
 RETRACE_WARN = 8  # warn (once per function) when it has been traced this many times
@@ -94,6 +95,14 @@ class Jitted:
                         branches.insert(0, branches.pop(k))
                     self.hits += 1
                     return br.single(outs) if br.single else _assemble(br, outs)
+        try:
+            return self._call(args, kwargs)
+        except Exception as exc:
+            if os.environ.get("ADJIT_TRACEBACK") == "full":
+                raise
+            raise exc.with_traceback(filter_traceback(exc.__traceback__))
+
+    def _call(self, args, kwargs):
         if self._inline(args, kwargs):
             return self.f(*args, **kwargs)
         n = len(args)

@@ -49,3 +49,22 @@ def test_retrace_warning_names_the_guard():
     msgs = [str(w.message) for w in caught if "traced" in str(w.message)]
     assert len(msgs) == 1, msgs
     assert "a guard failed (recorded at test_jit_stats.py:" in msgs[0]
+
+
+def test_tracebacks_end_at_the_users_line_without_adjit_frames():
+    import traceback
+
+    def f(x):
+        return np.sum(x @ np.ones((4, 2)))   # the bad line
+
+    for fn in (adjit.grad(f), adjit.jit(f), adjit.value_and_grad(f)):
+        try:
+            fn(np.ones((3, 3)))
+        except ValueError as exc:
+            frames = traceback.extract_tb(exc.__traceback__)
+            inner = [fr for fr in frames if "/adjit/" in fr.filename.replace("\\", "/")]
+            assert frames[-1].line.endswith("# the bad line")
+            assert len(inner) <= 1, inner  # at most the boundary that re-raised
+            assert "(3, 3)" in str(exc) and "(4, 2)" in str(exc)
+        else:
+            raise AssertionError("no error")

@@ -1,0 +1,56 @@
+"""Hide adjit's own frames from the tail of a user's traceback (as JAX filters its frames).
+
+An error raised while adjit traces the user's function (a shape mismatch in their `x @ w`, an
+unsupported NumPy call) should end at the user's line, not in twenty frames of adjit's
+dispatch. `api_boundary` wraps the callables the public transforms return; on an exception it
+relinks the traceback to skip frames whose code lives in the adjit package. Set
+ADJIT_TRACEBACK=full to keep every frame (when debugging adjit itself).
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+_ADJIT_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _internal(tb):
+    return tb.tb_frame.f_code.co_filename.startswith(_ADJIT_DIR)
+
+
+def filter_traceback(tb):
+    keep = []
+    while tb is not None:
+        if not _internal(tb):
+            keep.append(tb)
+        tb = tb.tb_next
+    for a, b in zip(keep, keep[1:]):
+        a.tb_next = b
+    if keep:
+        keep[-1].tb_next = None
+        return keep[0]
+    return None
+
+
+def api_boundary(fn):
+    """Wrap a user-facing callable so its exceptions carry a filtered traceback."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if os.environ.get("ADJIT_TRACEBACK") == "full":
+                raise
+            tb = filter_traceback(exc.__traceback__)
+            raise exc.with_traceback(tb) from exc.__cause__ if exc.__cause__ else None
+    wrapped.__wrapped_transform__ = fn
+    return wrapped
+
+
+def transform_boundary(transform):
+    """`transform(f, ...)` returns a callable: wrap that callable (decorator use included)."""
+    @functools.wraps(transform)
+    def make(*args, **kwargs):
+        out = transform(*args, **kwargs)
+        return api_boundary(out) if callable(out) else out
+    return make
