@@ -27,9 +27,12 @@ def _native(g):
     from .runtime import CompileError, get_compiled
     if not jit_enabled():
         return _OFF
+    from .ir.passes import optimize
     t0 = time.perf_counter()
     try:
-        cg = get_compiled(g)
+        # adjit's own passes first (DCE, CSE, folding, x*1, pow x 1.0, ...): smaller code and
+        # a cache key that ignores what they remove. Constvars and their bindings are kept.
+        cg = get_compiled(optimize(g))
     except CompileError as exc:
         key = g.name
         if key not in _WARNED:

@@ -19,9 +19,9 @@ import numpy as np
 
 from .ir import ops
 from .ir.autodiff import jvp_graph, vjp_graph
-from .ir.core import GuardFailed, Node
+from .ir.core import STATE, GuardFailed, Node
 from .ir.graph import eval_graph, extract
-from .ir.types import FLOATS
+from .ir.types import DTYPES, FLOATS
 from .execute import run_graph as _run_concrete
 from .tracer import pytree
 from .tracer.ndarray import TracedArray
@@ -139,6 +139,15 @@ def realize(t, tree_out, what="aux"):
     return pytree.unflatten(td, [to_user(v, k) for v, k in zip(vals, kinds)])
 
 
+def _seed(dtype):
+    """The cotangent 1.0 that starts reverse mode. Inside an enclosing trace (jit, another
+    grad) it is an equation `full`, so what depends only on it stays code instead of being
+    folded at trace time into dense constant arrays (8 MB each for W4's million elements)."""
+    if len(STATE.stack) > 1:
+        return ops.full((), 1.0, dtype)
+    return np.ones((), DTYPES[dtype])
+
+
 def value_and_grad(f, argnums=0, has_aux=False):
     """f's value and its gradient w.r.t. argnums (an int or a tuple of ints)."""
     @functools.wraps(f)
@@ -150,7 +159,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
         n, kind = _scalar_out(out, f, "grad")
         g = extract([n], t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
         d = derived("vjp", g, lambda: vjp_graph(g))
-        ct = np.ones((), n.type.np_dtype)
+        ct = _seed(n.type.dtype)
         res = run_graph(d, [lf.outer for lf in t.leaves] + [ct], consts_for(d, g))
         grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
         value = to_user(res[0], kind)
