@@ -32,10 +32,11 @@ RETRACE_WARN = 8  # warn (once per function) when it has been traced this many t
 
 
 class _Branch:
-    __slots__ = ("graph", "kinds", "otd", "pyvals", "single")
+    __slots__ = ("graph", "kinds", "otd", "pyvals", "single", "direct")
 
     def __init__(self, graph, kinds, otd, pyvals):
         self.graph, self.kinds, self.otd, self.pyvals = graph, kinds, otd, pyvals
+        self.direct = None  # the compiled code's generated entry, once it exists
         # one array result (the common case): skip the pytree rebuild on the hot path
         self.single = None
         if len(kinds) == 1 and pyvals[0] is None and otd.kind == "leaf" and \
@@ -86,6 +87,17 @@ class Jitted:
             fkey = tuple([(a.shape, a.dtype) if type(a) is _nd else _MISS for a in args])
             branches = self.fast.get(fkey)
             if branches is not None:
+                direct = branches[0].direct if branches else None
+                if direct is not None:
+                    # the most recent branch's generated entry: checks, one foreign call
+                    try:
+                        outs = direct(args, None)
+                    except GuardFailed:
+                        pass
+                    else:
+                        self.hits += 1
+                        br = branches[0]
+                        return br.single(outs) if br.single else _assemble(br, outs)
                 for k, br in enumerate(branches):
                     try:
                         outs = _run_concrete(br.graph, args, br.graph.consts)
@@ -94,6 +106,7 @@ class Jitted:
                     if k:
                         branches.insert(0, branches.pop(k))
                     self.hits += 1
+                    br.direct = getattr(br.graph.native, "_fast", None)
                     return br.single(outs) if br.single else _assemble(br, outs)
         try:
             return self._call(args, kwargs)
