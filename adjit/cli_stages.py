@@ -137,16 +137,19 @@ class Pipeline:
         body = lines[1 + len(g.constvars):-1]  # one line per equation, as printed
         out = [f"# {len(groups)} loop nest(s) for {lines[0][4:-1]}"]
         for k, grp in enumerate(groups):
-            root = g.eqns[grp[-1]]
-            if root.outvars:
-                v = root.outvars[0]
-                where = (f"output {p.out_slot[v]}" if v in p.out_slot else "workspace buffer")
-                out.append(f"nest {k}: writes {body[grp[-1]].split('=')[0].strip()} "
-                           f"({where})")
-            else:
-                out.append(f"nest {k}: guard")
+            roots = [i for i in grp if not g.eqns[i].outvars or
+                     g.eqns[i].outvars[0] in p.materialised]
+            writes = []
+            for i in roots:
+                if g.eqns[i].outvars:
+                    v = g.eqns[i].outvars[0]
+                    where = (f"output {p.out_slot[v]}" if v in p.out_slot
+                             else "workspace buffer")
+                    writes.append(f"{body[i].split('=')[0].strip()} ({where})")
+            out.append(f"nest {k}: writes {', '.join(writes)}" if writes else
+                       f"nest {k}: guard")
             for i in grp:
-                tag = "" if i == grp[-1] else "    # inlined"
+                tag = "" if i in roots else "    # inlined"
                 out.append(f"  {body[i].strip()}{tag}")
         if shared:
             out.append("recomputed in several nests (cheap):")
@@ -229,14 +232,19 @@ def nests(g, p):
                     else root_of[j]
         if i not in root_of:
             root_of[i] = uses
-    groups, shared = {}, []
+    # roots that share one loop nest (codegen's sibling fusion: plan.loop) form one group
+    loop = getattr(p, "loop", None) or {}
+    nest_of = {r: loop.get(g.eqns[r], ("root", r)) for r in root_of if r in root_of[r]}
+    groups, first, shared = {}, {}, []
     for i in sorted(root_of):
-        roots = root_of[i]
-        if len(roots) == 1:
-            groups.setdefault(next(iter(roots)), []).append(i)
-        elif roots:
+        ids = {nest_of[r] for r in root_of[i]}
+        if len(ids) == 1:
+            lid = next(iter(ids))
+            first.setdefault(lid, i)
+            groups.setdefault(lid, []).append(i)
+        elif ids:
             shared.append(i)
-    return [sorted(groups[r]) for r in sorted(groups)], shared
+    return [sorted(groups[k]) for k in sorted(groups, key=first.get)], shared
 
 
 def _with_user_locations(g, files):

@@ -16,21 +16,22 @@ import numpy as np
 from llvmlite import ir
 
 from ..ir.core import Lit
-from . import mathlib
-from .emit import I32, I8, MEM, PTR, Buf, Loops, const, i64
-from .fusion import plan
-from .inline import fold_transposed_dots, inline_calls
+from . import kernels, mathlib, parallel
+from .emit import I32, I64, I8, MEM, PTR, Buf, Ix, Loops, const, i64
+from .abi import PY_ABI, out_type
+from .fusion import MEMORY_SIBLINGS_MIN, REDUCE, VEC_MIN, plan
+from .inline import fold_transposed_dots, fold_transposed_operands, inline_calls
 
 STATUS_OK, STATUS_GUARD, STATUS_INDEX = 0, 1, 2
+GIL_WORK = 1 << 16            # work from which the fastcall entry releases the GIL
 ALIGN = 64
-# byte offsets of a tuple's first item and of an ndarray's data pointer in this interpreter
-PY_ABI = (tuple.__basicsize__, object.__basicsize__)
 
 
 class FnBuilder:
     def __init__(self, g, lowerings, symbol):
         g, self.embedded = inline_calls(g)
         g = fold_transposed_dots(g)  # the dot, now unused, is dropped as dead code
+        g = fold_transposed_operands(g)  # likewise transposes only a product read
         self.g = g
         self.low = lowerings
         self.symbol = symbol
@@ -41,6 +42,9 @@ class FnBuilder:
         self._free = []               # released workspace slices (offset, size)
         self.bufs = {}
         self._flat = {}
+        self._start = None
+        self.n_chunks = 0             # chunk functions of split loop nests (parallel.py)
+        self.work = 0                 # elements written or reduced, multiply-adds (rough)
 
     # --- function skeleton ------------------------------------------------------------------
     def build(self) -> str:
@@ -49,13 +53,13 @@ class FnBuilder:
         body_ty = ir.FunctionType(I32, [PTR] * n_args)
         body = ir.Function(self.module, body_ty, f"{self.symbol}_body")
         body.linkage = "internal"
-        body.attributes.add("alwaysinline")
+        body.attributes.add("noinline")  # one copy, shared by both entries
         body.attributes.add("nounwind")
         for a in body.args:
             a.add_attribute("noalias")
         self.fn = body
         self.alloca_bb = body.append_basic_block("allocas")
-        start = body.append_basic_block("start")
+        start = self._start = body.append_basic_block("start")
         self.b = ir.IRBuilder(start)
         self.loops = Loops(self.b)
         self.math = mathlib.Math(self.b)
@@ -78,20 +82,37 @@ class FnBuilder:
                  e.outvars[0] not in self.plan.out_slot and not isinstance(e.inputs[0], Lit)
                  and (e.inputs[0] in self.plan.materialised or
                       e.inputs[0] not in self.plan.producer)}
-        last = self._last_uses(roots, alias)
+        # one unit per loop nest, at the place of its first root (see fusion.plan)
+        units, seen = [], set()
+        for e in roots:
+            lid = self.plan.loop[e]
+            if lid not in seen:
+                seen.add(lid)
+                units.append((lid, self.plan.loops[lid]))
+        last = self._last_uses([u for _, u in units], alias)
         temps = {}
-        for i, e in enumerate(roots):
-            if not e.outvars:
-                self.low[e.prim.name].fn(self, e, None)
-            elif e.outvars[0] in alias:
+        for i, (lid, unit) in enumerate(units):
+            for e in unit:
+                if not e.outvars:
+                    continue
                 v = e.outvars[0]
-                self.bufs[v] = Buf(self.bufs[alias[v]].ptr, v.type)
-            else:
-                v = e.outvars[0]
-                if v not in self.bufs:
+                if v in alias:
+                    self.bufs[v] = Buf(self.bufs[alias[v]].ptr, v.type)
+                elif v not in self.bufs:
                     temps[v] = self.temp(v.type.size * _itemsize(v))
                     self.bufs[v] = Buf(temps[v][0], v.type)
-                self.emit_eqn(e, self.bufs[v])
+            dom = self.plan.domain[lid]
+            split = None
+            if dom is not None and not (len(unit) == 1 and unit[0].outvars[0] in alias):
+                split = parallel.plan_split(self, unit, dom)
+            if split is not None or (len(unit) > 1 and self.vectorises(unit, dom)):
+                self.emit_loop(unit, dom, split)
+            else:  # each root its own nest (in program order: they read each other's buffers)
+                for e in unit:
+                    if not e.outvars:
+                        self.low[e.prim.name].fn(self, e, None)
+                    elif e.outvars[0] not in alias:
+                        self.emit_eqn(e, self.bufs[e.outvars[0]])
             for v in [v for v in temps if last.get(v, i) <= i]:
                 self.release(*temps.pop(v)[1:])  # its space serves later temporaries
         for i, v in enumerate(g.outvars):
@@ -125,6 +146,41 @@ class FnBuilder:
             ptrs.append(b.load(b.gep(obj, [i64(data)], inbounds=True, source_etype=I8),
                                typ=PTR))
         b.ret(b.call(body, ptrs))
+        # <symbol>_fc(self, PyObject *const *args, nargs): a METH_FASTCALL builtin (runtime/
+        # call.py wraps it with PyCFunction_NewEx): called like a Python function, without
+        # ctypes (~0.3 us less per call) and without packing a tuple. `self` is a tuple of
+        # three objects returned for status 0, 1, 2 (their reference count is ours to raise:
+        # the GIL is held there). Graphs with enough work release the GIL around the body.
+        fn = ir.Function(self.module, ir.FunctionType(PTR, [PTR, PTR, I64]),
+                         self.symbol + "_fc")
+        fn.attributes.add("nounwind")
+        b = ir.IRBuilder(fn.append_basic_block())
+        ptrs = []
+        for i in range(n_args):
+            obj = b.load(b.gep(fn.args[1], [i64(8 * i)], inbounds=True, source_etype=I8),
+                         typ=PTR)
+            ptrs.append(b.load(b.gep(obj, [i64(data)], inbounds=True, source_etype=I8),
+                               typ=PTR))
+        if self.releases_gil():
+            save = ir.Function(self.module, ir.FunctionType(PTR, []), "adjit_PyEval_SaveThread")
+            restore = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR]),
+                                  "adjit_PyEval_RestoreThread")
+            self.imports.update(("PyEval_SaveThread", "PyEval_RestoreThread"))
+            ts = b.call(save, [])
+            st = b.call(body, ptrs)
+            b.call(restore, [ts])
+        else:
+            st = b.call(body, ptrs)
+        res = b.load(b.gep(fn.args[0], [b.add(i64(items), b.mul(b.zext(st, I64), i64(8)))],
+                           inbounds=True, source_etype=I8), typ=PTR)
+        b.store(b.add(b.load(res, typ=I64), i64(1)), res)   # Py_INCREF
+        b.ret(res)
+
+    def releases_gil(self):
+        """Whether the fastcall entry lets other Python threads run during the call: when the
+        graph's work (elements its nests write or reduce, multiply-adds) makes the ~0.1 us of
+        PyEval_SaveThread/RestoreThread negligible, or it may start threads."""
+        return self.n_chunks > 0 or self.work >= GIL_WORK
 
     def _global(self, name, dt, arr):
         flat = np.asarray(arr).reshape(-1)
@@ -137,9 +193,9 @@ class FnBuilder:
         gv.initializer = init
         return gv
 
-    def _last_uses(self, roots, alias):
-        """Var -> index of the last root whose loops read its buffer (len(roots): outputs);
-        a buffer lives as long as the reshapes that alias it."""
+    def _last_uses(self, units, alias):
+        """Var -> index of the last unit (loop nest) whose code reads its buffer (len(units):
+        outputs); a buffer lives as long as the reshapes that alias it."""
         cone = {}
 
         def reads(x):
@@ -151,13 +207,14 @@ class FnBuilder:
                 cone[x] = set().union(*[reads(i) for i in self.plan.producer[x].inputs])
             return cone[x]
         last = {}
-        for i, e in enumerate(roots):
-            for x in e.inputs:
-                for v in reads(x):
-                    last[v] = i
+        for i, unit in enumerate(units):
+            for e in unit:
+                for x in e.inputs:
+                    for v in reads(x):
+                        last[v] = i
         for v in self.g.outvars:
             if not isinstance(v, Lit):
-                last[v] = len(roots)
+                last[v] = len(units)
         for v, x in reversed(list(alias.items())):
             last[x] = max(last.get(x, 0), last.get(v, 0))
         return last
@@ -242,6 +299,8 @@ class FnBuilder:
 
     def emit_eqn(self, e, out: Buf):
         low = self.low[e.prim.name]
+        self.work += max((x.type.size for x in e.inputs if not isinstance(x, Lit)),
+                         default=0) + out.type.size
         if low.kind == "kernel":
             low.fn(self, e, out)
             return
@@ -250,6 +309,139 @@ class FnBuilder:
         def body(ix, c):
             out.store(self.b, ix, self.eqn_value(e, ix))
         self.loops.nest(out.type.shape, body, flat=flat)
+
+    def emit_loop(self, unit, domain, split=None):
+        """One loop nest for the roots of `unit` (several: sibling fusion, see fusion.plan),
+        split in two halves run on two threads when `split` says so (see parallel.py)."""
+        if split is None:
+            self.loop_unit(unit, domain)
+        else:
+            parallel.emit_split(self, unit, domain, split)
+
+    def enter_function(self, fn):
+        """Build code into another function `fn` (a chunk of a split nest); returns what
+        leave_function restores."""
+        saved = (self.fn, self.b, self.loops, self.math, self.alloca_bb, self.bufs,
+                 self._fail_bbs, self._start)
+        self.fn = fn
+        self.alloca_bb = fn.append_basic_block("allocas")
+        self._start = fn.append_basic_block("start")
+        self.b = ir.IRBuilder(self._start)
+        self.loops = Loops(self.b)
+        self.math = mathlib.Math(self.b)
+        self._fail_bbs = {}
+        return saved
+
+    def leave_function(self, saved):
+        ir.IRBuilder(self.alloca_bb).branch(self._start)
+        (self.fn, self.b, self.loops, self.math, self.alloca_bb, self.bufs, self._fail_bbs,
+         self._start) = saved
+
+    def flat_unit(self, unit):
+        """True when the nest of `unit` needs no per-axis index (one flat loop)."""
+        return all(self.flat_ok(x) for e in unit for x in e.inputs) and all(
+            self.low[e.prim.name].kind == "ew" or e.prim.name in REDUCE for e in unit)
+
+    def vectorises(self, unit, domain):
+        """Whether a shared nest keeps a vectorisable innermost loop: flat, or a long enough
+        last axis (fusion.plan sees to it for reductions). Otherwise elementwise roots that
+        would each have had a flat loop run in their own nests (a few values are computed
+        twice, but vectorised)."""
+        shape, _ = domain
+        if len(shape) <= 1 or any(e.prim.name in REDUCE for e in unit) or self.flat_unit(unit):
+            return True
+        size = 1
+        for d in shape:
+            size *= d
+        # a small nested nest is unrolled and vectorised across rows by LLVM (badly, with
+        # gathers); separate nests are cheaper there, and there is little memory to save
+        return size >= MEMORY_SIBLINGS_MIN and shape[-1] >= VEC_MIN
+
+    def reduce_info(self, unit, domain):
+        shape, t = domain
+        n = len(shape)
+        reds = [e for e in unit if e.prim.name in REDUCE]
+        k = t if reds else 0
+        info = {}
+        for e in reds:
+            axes = set(e.params["axes"])
+            dt = e.inputs[0].type.dtype
+            kept = [i for i in range(n) if i not in axes]
+            in_memory = any(a < n - k for a in axes)
+            info[e] = (kernels._combiner(self, e.prim.name, dt), kept, in_memory,
+                       self.bufs[e.outvars[0]])
+        return reds, k, info
+
+    def init_reductions(self, unit, domain):
+        """Reductions that accumulate in their output start from the identity."""
+        b = self.b
+        reds, _, info = self.reduce_info(unit, domain)
+        for e in reds:
+            _, _, in_memory, out = info[e]
+            if in_memory:
+                ident = kernels._identity(e.prim.name, e.inputs[0].type.dtype)
+                self.loops.nest(out.type.shape, lambda ix, c, out=out, ident=ident:
+                                out.store(b, ix, ident), flat=True)
+
+    def loop_unit(self, unit, domain, span=None, partial=None, init=True):
+        """Every root of `unit` is computed at the loop's index: elementwise and index-map
+        roots store, reductions accumulate (in a register over the trailing reduced axes, which
+        all of them share, else into their output). A value read by several roots at that
+        index is computed once. `span` (lo, hi) restricts the outermost loop (a thread's
+        share); `partial`: a pointer where full reductions leave their accumulators (one
+        8-byte slot each) instead of writing their outputs."""
+        b = self.b
+        shape, _ = domain
+        n = len(shape)
+        size = 1
+        for d in shape:
+            size *= d
+        self.work += size * len(unit)
+        reds, k, info = self.reduce_info(unit, domain)
+        outer, inner = shape[:n - k], shape[n - k:]
+        flat = self.flat_unit(unit)
+        if init:
+            self.init_reductions(unit, domain)
+
+        def members(ix, carry):
+            new = []
+            for e in unit:
+                if e.prim.name in REDUCE:
+                    combine, kept, in_memory, out = info[e]
+                    val = self.value(e.inputs[0], ix)
+                    if k:
+                        new.append(combine(carry[len(new)], val))
+                        continue
+                    oi = Ix([ix.get_dims(b, shape)[i] for i in kept])
+                    out.store(b, oi, combine(out.load(b, oi), val) if in_memory else val)
+                    continue
+                v = e.outvars[0]
+                val = self.eqn_value(e, ix)
+                self.bufs[v].store(b, ix, val)
+                self.loops.memo[(v, id(ix))] = (ix, val)  # later roots read it here
+            return new
+
+        if not k:  # reductions (if any) accumulate in memory at per-axis indices
+            self.loops.nest(shape, members, flat=flat and not reds, span=span)
+            return
+
+        def outer_body(oix, _):
+            od = oix.get_dims(b, outer)
+            ids = [kernels._identity(e.prim.name, e.inputs[0].type.dtype) for e in reds]
+
+            def inner_body(iix, carry):
+                return members(Ix(od + iix.get_dims(b, inner)) if od else iix, carry)
+            accs = self.loops.nest(inner, inner_body, carry=ids, flat=flat and not od,
+                                   span=None if outer else span)
+            for j, (e, acc) in enumerate(zip(reds, accs)):
+                combine, kept, in_memory, out = info[e]
+                if partial is not None:
+                    b.store(acc, b.gep(partial, [i64(8 * j)], inbounds=True,
+                                       source_etype=I8))
+                    continue
+                oi = Ix([od[i] for i in kept])
+                out.store(b, oi, combine(out.load(b, oi), acc) if in_memory else acc)
+        self.loops.nest(outer, outer_body, span=span if outer else None)
 
     def copy_into(self, x, out: Buf):
         def body(ix, c):
@@ -271,13 +463,3 @@ def operand_dtypes(e):
 
 def _itemsize(v):
     return v.type.np_dtype.itemsize
-
-
-def out_type(v):
-    """The type of an output: a Var's, or a literal's (its dtype, else its Python type's)."""
-    from ..ir.types import AType
-    if isinstance(v, Lit):
-        dt = v.dtype or ("bool" if isinstance(v.value, bool) else
-                         "i64" if isinstance(v.value, int) else "f64")
-        return AType((), dt)
-    return v.type

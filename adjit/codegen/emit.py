@@ -16,10 +16,7 @@ REG = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I1}
 MEM = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I8}
 ITEMSIZE = {"f32": 4, "f64": 8, "i32": 4, "i64": 8, "bool": 1}
 FLOATS = ("f32", "f64")
-# Fast-math flags only where the order of operations is ours to choose (reduction accumulators,
-# contractions); elementwise code keeps NumPy's rounding exactly. Never nnan/ninf: NaN and inf
-# must propagate as NumPy's do.
-REDUCE_FLAGS = ("reassoc", "contract", "nsz")
+from .abi import REDUCE_FLAGS  # noqa: F401 (see abi.py)
 
 
 def const(dt, value):
@@ -114,14 +111,16 @@ class Loops:
         self.b = builder
         self.memo = {}
 
-    def for_range(self, n, body, carry=(), reverse=False):
-        """for i in range(n) (or reversed): carry = body(i, carry). Returns the final carry."""
+    def for_range(self, n, body, carry=(), reverse=False, span=None):
+        """for i in range(n) (or reversed): carry = body(i, carry). Returns the final carry.
+        `span` = (lo, hi), i64 values: for i in range(lo, hi) instead (a thread's share)."""
         b = self.b
         carry = list(carry)
-        if n == 0:
-            return carry
-        if n == 1:
-            return self._scoped(body, i64(0), carry)
+        if span is None:
+            if n == 0:
+                return carry
+            if n == 1:
+                return self._scoped(body, i64(0), carry)
         pre = b.block
         head = b.append_basic_block("loop")
         body_bb = b.append_basic_block("body")
@@ -129,13 +128,14 @@ class Loops:
         b.branch(head)
         b.position_at_end(head)
         k = b.phi(I64, name="k")
-        k.add_incoming(i64(0), pre)
+        k.add_incoming(i64(0) if span is None else span[0], pre)
         phis = []
         for c in carry:
             p = b.phi(c.type)
             p.add_incoming(c, pre)
             phis.append(p)
-        b.cbranch(b.icmp_signed("<", k, i64(n)), body_bb, exit_bb)
+        b.cbranch(b.icmp_signed("<", k, i64(n) if span is None else span[1]), body_bb,
+                  exit_bb)
         b.position_at_end(body_bb)
         i = b.sub(i64(n - 1), k, flags=("nuw", "nsw")) if reverse else k
         new = self._scoped(body, i, phis)
@@ -156,15 +156,16 @@ class Loops:
             self.memo = saved
         return list(out) if out is not None else []
 
-    def nest(self, shape, body, carry=(), flat=False):
+    def nest(self, shape, body, carry=(), flat=False, span=None):
         """Loops over every index of `shape` in C order: carry = body(ix, carry). With `flat`,
-        one loop over the linear index (for code that never needs per-axis indices)."""
+        one loop over the linear index (for code that never needs per-axis indices). `span`
+        (lo, hi) restricts the outermost loop: the linear index when flat, else axis 0."""
         shape = tuple(shape)
         if flat or len(shape) <= 1:
             n = int(np.prod(shape, dtype=np.int64))
             if len(shape) == 1:
-                return self.for_range(n, lambda i, c: body(Ix([i], i), c), carry)
-            return self.for_range(n, lambda i, c: body(Ix(None, i), c), carry)
+                return self.for_range(n, lambda i, c: body(Ix([i], i), c), carry, span=span)
+            return self.for_range(n, lambda i, c: body(Ix(None, i), c), carry, span=span)
         b = self.b
 
         def rec(k, dims, lin, c):
@@ -175,7 +176,7 @@ class Loops:
                 lin2 = b.add(b.mul(lin, i64(shape[k]), flags=("nuw", "nsw")), i,
                              flags=("nuw", "nsw")) if k else i
                 return rec(k + 1, dims + [i], lin2, c2)
-            return self.for_range(shape[k], inner, c)
+            return self.for_range(shape[k], inner, c, span=span if k == 0 else None)
         return rec(0, [], i64(0), list(carry))
 
     def cond(self, pred, then, otherwise=None):

@@ -92,3 +92,49 @@ def fold_transposed_dots(g: Graph) -> Graph:
     if not changed:
         return g
     return Graph(g.invars, g.constvars, eqns, g.outvars, g.consts, g.name)
+
+
+def fold_transposed_operands(g: Graph) -> Graph:
+    """dot_general(transpose(a), b) reads `a` with its contracting and batch axes renamed, when
+    that keeps the order of the free axes (so the product's layout is unchanged) and the result
+    is a GEMM with transpose flags: no transposed copy of `a` (x.T @ y, y @ w.T in reverse
+    mode). The transpose itself stays only if something else reads it."""
+    from .kernels import _gemm_layout, _squeeze
+    producer = {e.outvars[0]: e for e in g.eqns if e.outvars}
+    eqns, changed = [], False
+    for e in g.eqns:
+        if e.prim.name != "dot_general":
+            eqns.append(e)
+            continue
+        ins = list(e.inputs)
+        (lc, rc), (lb, rb) = e.params["contract"], e.params["batch"]
+        dims = [[list(lc), list(lb)], [list(rc), list(rb)]]
+        for k in (0, 1):
+            t = producer.get(ins[k]) if not isinstance(ins[k], Lit) else None
+            if t is None or t.prim.name != "transpose" or isinstance(t.inputs[0], Lit):
+                continue
+            perm = t.params["perm"]
+            c, bt = dims[k]
+            free = [j for j in range(len(perm)) if j not in c and j not in bt]
+            if [perm[j] for j in free] != sorted(perm[j] for j in free):
+                continue
+            trial = [list(d) for d in dims]
+            trial[k] = [[perm[j] for j in c], [perm[j] for j in bt]]
+            shapes = [x.type.shape for x in ins]
+            shapes[k] = t.inputs[0].type.shape
+            sq = _squeeze(shapes[0], shapes[1], trial[0][0], trial[1][0], trial[0][1],
+                          trial[1][1])
+            if _gemm_layout(len(sq[0]), len(sq[1]), *sq[2:]) is None:
+                continue
+            dims = trial
+            ins[k] = t.inputs[0]
+        if ins != list(e.inputs):
+            params = dict(e.params, contract=(tuple(dims[0][0]), tuple(dims[1][0])),
+                          batch=(tuple(dims[0][1]), tuple(dims[1][1])))
+            eqns.append(Eqn(e.prim, ins, params, e.outvars, e.loc))
+            changed = True
+        else:
+            eqns.append(e)
+    if not changed:
+        return g
+    return Graph(g.invars, g.constvars, eqns, g.outvars, g.consts, g.name)

@@ -8,7 +8,7 @@ import math
 
 from llvmlite import ir
 
-from .emit import FLOATS, I8, I32, I64, PTR, REDUCE_FLAGS, REG, SCALAR, Ix, const, i64
+from .emit import FLOATS, I8, I32, I64, MEM, PTR, REDUCE_FLAGS, REG, SCALAR, Ix, const, i64
 
 STATUS_GUARD, STATUS_INDEX = 1, 2
 
@@ -195,9 +195,9 @@ def _free(ndim, contract, batch):
     return [d for d in range(ndim) if d not in contract and d not in batch]
 
 
-def _gemm_layout(x, y, lc, rc, lb, rb):
-    """('N'|'T', 'N'|'T') when x and y are (batches of) row-major matrices that GEMM can use
-    as they are (a transpose flag, no copy); None otherwise."""
+def _gemm_layout(xnd, ynd, lc, rc, lb, rb):
+    """('N'|'T', 'N'|'T') when operands of ndim xnd and ynd are (batches of) row-major
+    matrices that GEMM can use as they are (a transpose flag, no copy); None otherwise."""
     nb = len(lb)
     if tuple(lb) != tuple(range(nb)) or tuple(rb) != tuple(range(nb)):
         return None
@@ -205,24 +205,110 @@ def _gemm_layout(x, y, lc, rc, lb, rb):
     lcs, rcs = [p[0] for p in pairs], [p[1] for p in pairs]
     if rcs != sorted(rcs):
         return None
-    xr, yr = list(range(nb, x.type.ndim)), list(range(nb, y.type.ndim))
+    xr, yr = list(range(nb, xnd)), list(range(nb, ynd))
     nxf, nyf = len(xr) - len(lcs), len(yr) - len(rcs)
     xl = "N" if lcs == xr[nxf:] else "T" if lcs == xr[:len(lcs)] else None
     yl = "N" if rcs == yr[:len(rcs)] else "T" if rcs == yr[nyf:] else None
     return None if xl is None or yl is None else (xl, yl)
 
 
+def _squeeze(xs, ys, lc, rc, lb, rb):
+    """The product with its axes of extent 1 dropped (they change no memory layout, but hide
+    matrix layouts from _gemm_layout): (xs, ys, lc, rc, lb, rb) of the squeezed operands."""
+    dx = {a for a in range(len(xs)) if xs[a] == 1}
+    dy = {a for a in range(len(ys)) if ys[a] == 1}
+    for a, b_ in list(zip(lc, rc)) + list(zip(lb, rb)):
+        if (a in dx) != (b_ in dy):   # paired axes have one extent: both or neither
+            dx.discard(a)
+            dy.discard(b_)
+    kx = [a for a in range(len(xs)) if a not in dx]
+    ky = [a for a in range(len(ys)) if a not in dy]
+    mx, my = {a: i for i, a in enumerate(kx)}, {a: i for i, a in enumerate(ky)}
+    pc = [(mx[a], my[b_]) for a, b_ in zip(lc, rc) if a in mx]
+    pb = [(mx[a], my[b_]) for a, b_ in zip(lb, rb) if a in mx]
+    return ([xs[a] for a in kx], [ys[a] for a in ky], [p[0] for p in pc], [p[1] for p in pc],
+            [p[0] for p in pb], [p[1] for p in pb])
+
+
+# floating-point products of at most this many multiply-adds run as inline loops (a BLAS call
+# costs ~0.1-0.3 us; OpenBLAS's kernels win from ~16x16x16 on, even for tiny shapes)
+SMALL_GEMM = 2048
+
+
 def dot_general(c, e, out):
     x, y = e.inputs
     (lc, rc), (lb, rb) = e.params["contract"], e.params["batch"]
     dt = x.type.dtype
-    lay = _gemm_layout(x, y, lc, rc, lb, rb) if dt in FLOATS else None
+    sq = _squeeze(x.type.shape, y.type.shape, lc, rc, lb, rb)
+    xs, ys, slc, src, slb, srb = sq
+    lay = _gemm_layout(len(xs), len(ys), slc, src, slb, srb)
     if lay is not None and max(x.type.size, y.type.size, out.type.size) >= 2 ** 31:
         lay = None  # BLAS takes 32-bit sizes
     if lay is None:
         _dot_loops(c, x, y, lc, rc, lb, rb, out)
+        return
+    nb = len(slb)
+    dims = (_prod(xs[:nb]), _prod(xs[a] for a in _free(len(xs), slc, slb)),
+            _prod(ys[a] for a in _free(len(ys), src, srb)), _prod(xs[a] for a in slc))
+    if dt not in FLOATS or dims[0] * dims[1] * dims[2] * dims[3] <= SMALL_GEMM:
+        _dot_small(c, x, y, dims, lay, out)
     else:
-        _dot_gemm(c, x, y, lc, lb, rc, lay, out)
+        _dot_gemm(c, x, y, dims, lay, out)
+
+
+def _dot_small(c, x, y, dims, lay, out):
+    """C[b,i,j] = sum_k op(X)[b,i,k] op(Y)[b,k,j] as loops ordered for contiguous, vectorised
+    inner loops: with Y not transposed, rows of C accumulate rows of Y (inner loop over j);
+    otherwise dot products over k."""
+    b = c.b
+    nbatch, M, N, K = dims
+    xl, yl = lay
+    dt = x.type.dtype
+    xb, yb = c.buffer(x), c.buffer(y)
+    fl = REDUCE_FLAGS if dt in FLOATS else ()
+    mul = (lambda p, q: b.fmul(p, q, flags=fl)) if dt in FLOATS else b.mul
+    add = (lambda p, q: b.fadd(p, q, flags=fl)) if dt in FLOATS else b.add
+
+    def lin(*terms):
+        acc = i64(0)
+        for v, s in terms:
+            if isinstance(v, int):
+                v = i64(v)
+            acc = b.add(acc, b.mul(v, i64(s)) if s != 1 else v)
+        return acc
+
+    def xv(bi, i, k):
+        return b.load(xb.addr(b, lin((bi, M * K), (i, K), (k, 1)) if xl == "N" else
+                              lin((bi, M * K), (k, M), (i, 1))), typ=MEM[dt])
+
+    def yv(bi, k, j):
+        return b.load(yb.addr(b, lin((bi, K * N), (k, N), (j, 1)) if yl == "N" else
+                              lin((bi, K * N), (j, K), (k, 1))), typ=MEM[dt])
+
+    def caddr(bi, i, j):
+        return out.addr(b, lin((bi, M * N), (i, N), (j, 1)))
+
+    def batch(bi, _):
+        def row(i, _):
+            if yl == "N":
+                c.loops.for_range(N, lambda j, _: [b.store(const(dt, 0), caddr(bi, i, j))][:0])
+
+                def kstep(k, _):
+                    xk = xv(bi, i, k)
+
+                    def col(j, _):
+                        p = caddr(bi, i, j)
+                        b.store(add(b.load(p, typ=MEM[dt]), mul(xk, yv(bi, k, j))), p)
+                    c.loops.for_range(N, col)
+                c.loops.for_range(K, kstep)
+            else:
+                def col(j, _):
+                    acc = c.loops.for_range(K, lambda k, cr: [add(cr[0], mul(
+                        xv(bi, i, k), yv(bi, k, j)))], carry=[const(dt, 0)])[0]
+                    b.store(acc, caddr(bi, i, j))
+                c.loops.for_range(N, col)
+        c.loops.for_range(M, row)
+    c.loops.for_range(nbatch, batch)
 
 
 def _dot_loops(c, x, y, lc, rc, lb, rb, out):
@@ -256,16 +342,12 @@ def _dot_loops(c, x, y, lc, rc, lb, rb, out):
     c.loops.nest(out.type.shape, body)
 
 
-def _dot_gemm(c, x, y, lc, lb, rc, lay, out):
+def _dot_gemm(c, x, y, dims, lay, out):
     """Row-major C = op(X) @ op(Y) is column-major C^T = op(Y)^T op(X)^T: one ?gemm call per
     batch with Y as BLAS's A and X as its B."""
     b = c.b
     dt = x.type.dtype
-    nb = len(lb)
-    nbatch = _prod(x.type.shape[:nb])
-    K = _prod(x.type.shape[a] for a in lc)
-    M = _prod(x.type.shape[a] for a in _free(x.type.ndim, lc, lb))
-    N = _prod(y.type.shape[a] for a in _free(y.type.ndim, rc, range(nb)))
+    nbatch, M, N, K = dims
     if M * N * nbatch == 0:
         return
     if K == 0:
@@ -277,6 +359,7 @@ def _dot_gemm(c, x, y, lc, lb, rc, lay, out):
     if fn is None:
         fn = ir.Function(c.module, ir.FunctionType(ir.VoidType(), [PTR] * 13), f"adjit_{name}")
     c.imports.add(name)
+    c.work += nbatch * M * N * K
     t = REG[dt]
     slots = {}
     for key, typ, val in (("ta", I8, ord(yl)), ("tb", I8, ord(xl)), ("m", I32, N),

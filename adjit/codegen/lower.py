@@ -21,11 +21,9 @@ from ..ir.core import Lit
 from ..runtime import engine
 from . import kernels, mathlib
 from .builder import FnBuilder
-from .emit import FLOATS, I1, REDUCE_FLAGS, REG, Ix, const, i64
+from .emit import FLOATS, I1, REG, Ix, const, i64
 
-LOWERING_VERSION = "1"
-# what the generated code is allowed to do with floating point (part of the disk-cache key)
-MATH_FLAGS = f"reduce={','.join(REDUCE_FLAGS)};elementwise=exact;mathlib=taylor-f64"
+from .abi import LOWERING_VERSION, MATH_FLAGS  # noqa: F401 (part of the disk-cache key)
 ALL = ("f32", "f64", "i32", "i64", "bool")
 NUMERIC = ("f32", "f64", "i32", "i64")
 
@@ -85,6 +83,8 @@ def _pow(c, e, dt, v):
             return c.b.fmul(x, x)
         if ev == 1.0:
             return x
+        if ev == 0.0:  # C99 and NumPy: x**0 == 1 for every x, NaN included
+            return const(dt, 1.0)
         if ev == 0.5:
             return mathlib.call(c.b, "sqrt", dt, x)
         if ev == -1.0:
@@ -276,7 +276,8 @@ def lower(g):
         raise
     except Exception as exc:  # a bug in a lowering: say where, not a raw traceback
         raise engine.CompileError(f"graph {g.name}", f"lowering failed: {exc!r}") from exc
-    return text, {"symbol": SYMBOL, "workspace": fb.ws_bytes, "imports": sorted(fb.imports)}
+    return text, {"symbol": SYMBOL, "workspace": fb.ws_bytes, "imports": sorted(fb.imports),
+                  "fastcall": SYMBOL + "_fc"}
 
 
 def compile_object(g):

@@ -49,9 +49,9 @@ class Lit:
 
 class Rec:
     """One recorded equation: the primitive, its inputs (Node | Lit), params, source location."""
-    __slots__ = ("prim", "inputs", "params", "loc", "seq", "vers", "freed", "__weakref__")
+    __slots__ = ("prim", "inputs", "params", "loc", "seq", "vers", "freed", "sig", "__weakref__")
 
-    def __init__(self, prim, inputs, params, loc):
+    def __init__(self, prim, inputs, params, loc, sig=None):
         self.prim = prim
         self.inputs = inputs
         self.params = params
@@ -59,6 +59,9 @@ class Rec:
         self.seq = next(_seq)
         self.vers = None
         self.freed = False
+        # (prim, shape rule, operand shapes and dtypes, literals, params): one shared tuple per
+        # distinct signature (None when a parameter is unhashable); the backward's structure key uses it
+        self.sig = sig
 
 
 class Node:
@@ -179,7 +182,10 @@ def register(prim: Primitive) -> Primitive:
 
 # ---------------------------------------------------------------------------------- bind
 
-_INTERNAL = {}  # code object -> is it adjit's own code (cached: this runs on every equation)
+# Both keyed by id(code): hashing a code object hashes its constants and bytecode every time.
+# The entries hold their code object, so an id is never reused while its entry exists.
+_INTERNAL = {}  # id(code) -> (code, is it adjit's own code): this runs on every equation
+_LINES = {}     # (id(code), f_lasti) -> (code, (filename, lineno)): f_lineno decodes a table
 
 
 def user_location(depth=2):
@@ -187,12 +193,18 @@ def user_location(depth=2):
     f = sys._getframe(depth)
     while f is not None:
         c = f.f_code
-        inside = _INTERNAL.get(c)
-        if inside is None:
-            inside = _INTERNAL[c] = c.co_filename.startswith(_ADJIT_DIR) and \
-                "/tests/" not in c.co_filename
-        if not inside:
-            return (c.co_filename, f.f_lineno)
+        e = _INTERNAL.get(id(c))
+        if e is None:
+            e = _INTERNAL[id(c)] = (c, c.co_filename.startswith(_ADJIT_DIR) and
+                                    "/tests/" not in c.co_filename)
+        if not e[1]:
+            key = (id(c), f.f_lasti)
+            e = _LINES.get(key)
+            if e is None:
+                if len(_LINES) >= 4096:
+                    _LINES.clear()
+                e = _LINES[key] = (c, (c.co_filename, f.f_lineno))
+            return e[1]
         f = f.f_back
     return None
 
@@ -224,6 +236,31 @@ def _as_array(a, litdt):
     return a
 
 
+# (shape, NumPy dtype) -> AType: the types of unrecorded results, shared (types are immutable)
+_ATYPES: dict = {}
+
+
+def atype_of(arr) -> AType:
+    """The AType of an ndarray, one shared object per (shape, dtype)."""
+    key = (arr.shape, arr.dtype)
+    t = _ATYPES.get(key)
+    if t is None:
+        t = AType(arr.shape, arr.dtype)
+        if len(_ATYPES) >= 4096:
+            _ATYPES.clear()
+        _ATYPES[key] = t
+    return t
+
+
+# signature (prim, shape_rule, operand shapes and dtypes (None and (dtype, type, value) for a
+# literal), params) -> (output AType, the signature). A shape rule is a pure function of its input types
+# and parameters, and every equation of a training loop asks the same question every step: the
+# answer is one shared (immutable) AType, and the signature one shared tuple (Rec.sig).
+_RULES: dict = {}
+_LITS: dict = {}  # literal signature -> (Lit, read-only array of its value)
+_UNSET = object()
+
+
 def bind(prim: Primitive, *args, **params):
     """Apply a primitive: compute its value and record it at the deepest active level."""
     trace = None
@@ -237,63 +274,112 @@ def bind(prim: Primitive, *args, **params):
                 trace = t
             if a.rg:
                 rg = True
-    litdt = _lit_dtype(args)
-    if not args and len(STATE.stack) > 1:
+    if trace is EAGER:
+        if rg and STATE.grad_enabled:
+            return _record(prim, trace, args, params)
+    elif trace is None and not args and len(STATE.stack) > 1:
         trace = STATE.stack[-1]  # a constant-maker (full, iota) inside a trace is recorded
-    if trace is None or (trace is EAGER and not (rg and STATE.grad_enabled)):
+    if trace is None or trace is EAGER:
         # Nothing to record: a plain NumPy computation.
+        litdt = _lit_dtype(args)
         vals = [_as_array(a, litdt) for a in args]
         out = prim.impl(*vals, **params)
         if type(out) is not np.ndarray and out is not None:
             out = np.asarray(out)
-        if trace is None and all(type(a) is not Node for a in args):
-            return out
-        return Node(out, AType(np.shape(out), out.dtype), None, EAGER)
-    return _record(prim, trace, args, params, litdt)
+        if trace is None:
+            for a in args:
+                if type(a) is Node:
+                    break
+            else:
+                return out
+        return Node(out, atype_of(out), None, EAGER)
+    return _record(prim, trace, args, params)
 
 
-def _record(prim, trace, args, params, litdt):
+def _record(prim, trace, args, params):
     inputs = []
-    types = []
     vals = []
+    key = [prim, prim.shape_rule]
     abstract = False
+    litdt = _UNSET
     for a in args:
-        if type(a) is Node:
+        ta = type(a)
+        if ta is Node:
             if a.trace is not trace and a.trace.level > trace.level:
                 raise AssertionError("value of an inner trace escaped")  # pragma: no cover
             inputs.append(a)
-            types.append(a.type)
-            if a.val is None:
+            t = a.type
+            key.append(t.shape)
+            key.append(t.dtype)
+            v = a.val
+            if v is None:
                 abstract = True
-            vals.append(a.val)
+            vals.append(v)
+            continue
+        if litdt is _UNSET:
+            litdt = _lit_dtype(args)
+        if ta is float or ta is int or ta is bool:
+            v = a
         elif isinstance(a, np.ndarray) or (isinstance(a, np.generic) and litdt is None):
             arr = np.asarray(a)
-            n = Node(arr, AType(arr.shape, arr.dtype), None, EAGER)
+            n = Node(arr, atype_of(arr), None, EAGER)
             inputs.append(n)
-            types.append(n.type)
+            key.append(n.type.shape)
+            key.append(n.type.dtype)
             vals.append(arr)
+            continue
         elif isinstance(a, (bool, int, float, np.generic)):
-            lit = Lit(a.item() if isinstance(a, np.generic) else a, litdt)
-            inputs.append(lit)
-            types.append(lit.type)
-            vals.append(lit.array())
+            v = a.item() if isinstance(a, np.generic) else a
         else:
             raise TypeError(f"{prim.name}: unsupported operand of type {type(a).__name__}")
-    typ = prim.shape_rule(*types, **params)
+        # a literal: its value is part of the signature (-0.0 and nan by their bits; 1, 1.0
+        # and True apart), and one Lit and one read-only array serve every equal literal
+        tv = type(v)
+        lk = (litdt, tv, v if tv is not float or (v == v and v) else v.hex())
+        hit = _LITS.get(lk)
+        if hit is None:
+            arr = np.asarray(v, DTYPES[litdt]) if litdt else np.asarray(v)
+            arr.flags.writeable = False
+            hit = (Lit(v, litdt), arr)
+            if len(_LITS) >= 1024:
+                _LITS.clear()
+            _LITS[lk] = hit
+        inputs.append(hit[0])
+        vals.append(hit[1])
+        key.append(None)
+        key.append(lk)
+    if params:
+        key.append(tuple(params.items()))
+    try:
+        key = tuple(key)
+        hit = _RULES.get(key)
+    except TypeError:  # an unhashable parameter value: no caching
+        key = hit = None
+    if hit is None:
+        typ = prim.shape_rule(*[i.type for i in inputs], **params)
+        if key is not None and type(typ) is AType:
+            if len(_RULES) >= 8192:
+                _RULES.clear()
+            _RULES[key] = (typ, key)
+    else:
+        typ, key = hit
     if abstract:
         out = None
     else:
         out = prim.impl(*vals, **params)
         if type(out) is not np.ndarray:
             out = np.asarray(out)
-    rec = Rec(prim, inputs, params, STATE.loc or user_location(3))
+    rec = Rec(prim, inputs, params, STATE.loc or user_location(3), key)
     if trace is EAGER:
-        rec.vers = tuple(n.ver[0] if type(n) is Node else 0 for n in inputs)
+        if prim.name == "guard":
+            trace.guards.append(rec)
+            return out
+        return Node(out, typ, rec, trace, True)
     if prim.name == "guard":
         trace.guards.append(rec)
         return out
     node = Node(out, typ, rec, trace, rg=True)
-    if not STATE.grad_enabled and trace is not EAGER and prim.name != "stop_gradient":
+    if not STATE.grad_enabled and prim.name != "stop_gradient":
         # no_grad inside a transform: keep the value on the trace (so guards computed from it can
         # be re-checked when replayed) but let no derivative through.
         return bind(REGISTRY["stop_gradient"], node)
@@ -302,4 +388,4 @@ def _record(prim, trace, args, params, litdt):
 
 def const_node(arr) -> Node:
     arr = np.asarray(arr)
-    return Node(arr, AType(arr.shape, arr.dtype), None, EAGER)
+    return Node(arr, atype_of(arr), None, EAGER)

@@ -42,18 +42,23 @@ def cache_dir() -> str:
 def _adjit_version():
     global _VERSION
     if _VERSION is None:
-        try:
-            from importlib.metadata import version
-            _VERSION = version("adjit")
-        except Exception:  # running from a source tree that is not installed
-            _VERSION = "unknown"
+        from .. import __version__  # importlib.metadata costs ~20 ms of a cold start
+        _VERSION = __version__
     return _VERSION
 
 
+def _lowering_version():
+    # codegen.lower re-exports abi's value (a test may patch it there); a cache hit does not
+    # import the lowering at all
+    import sys
+    from ..codegen import abi
+    lower = sys.modules.get("adjit.codegen.lower")
+    return getattr(lower, "LOWERING_VERSION", abi.LOWERING_VERSION)
+
+
 def disk_key(skey: str) -> str:
-    from ..codegen.builder import PY_ABI
-    from ..codegen.lower import LOWERING_VERSION, MATH_FLAGS
-    parts = [skey, f"lowering={LOWERING_VERSION}", engine.host_signature(),
+    from ..codegen.abi import MATH_FLAGS, PY_ABI
+    parts = [skey, f"lowering={_lowering_version()}", engine.host_signature(),
              f"adjit={_adjit_version()}", f"math={MATH_FLAGS}", f"pyabi={PY_ABI}"]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
@@ -111,7 +116,6 @@ def write_entry(key, obj: bytes, meta: dict):
 
 
 def _build(g, skey):
-    from ..codegen.lower import compile_object
     from .call import CompiledGraph
     key = disk_key(skey)
     hit = read_entry(key)
@@ -125,6 +129,7 @@ def _build(g, skey):
             warnings.warn(f"adjit: discarding cache entry {_path(key)}: {exc}", RuntimeWarning)
     STATS["disk_misses"] += 1
     STATS["compiles"] += 1
+    from ..codegen.lower import compile_object  # a hit does not need the lowering
     obj, meta = compile_object(g)
     cg = CompiledGraph(g, obj, meta)
     write_entry(key, obj, meta)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import sys
 
 import numpy as np
 
 from ..ir.core import GuardFailed, Node
-from ..codegen.builder import out_type
+from ..codegen.abi import out_type
 from ..ir.types import AType, DTYPES
 from . import engine
 
@@ -23,11 +24,12 @@ _empty = np.empty
 _EMPTY = np.empty(0, np.uint8)
 _FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.py_object)
 _FN_PTRS = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
+WS_POOL = 4               # idle workspaces kept per graph (one per concurrently running call)
 
 
 def _probe_py_abi():
     """True when the compiled `_py` wrapper may read tuples and ndarrays directly."""
-    from ..codegen.builder import PY_ABI
+    from ..codegen.abi import PY_ABI
     a = np.arange(3.0)
     t = (a,)
     try:
@@ -38,6 +40,35 @@ def _probe_py_abi():
 
 
 _PY_ABI_OK = None
+# the fastcall entry raises reference counts itself: only where they are plain counters
+_FASTCALL_OK = sys.implementation.name == "cpython" and getattr(
+    sys, "_is_gil_enabled", lambda: True)()
+METH_FASTCALL = 0x0080
+# what the fastcall entry returns for status 0, 1, 2 (ordinary, mortal objects)
+_ST_OK, _ST_GUARD, _ST_INDEX = object(), object(), object()
+_STATUS = (_ST_OK, _ST_GUARD, _ST_INDEX)
+
+
+class _MethodDef(ctypes.Structure):
+    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p),
+                ("ml_flags", ctypes.c_int), ("ml_doc", ctypes.c_char_p)]
+
+
+_new_cfunction = None
+
+
+def _fastcall(address, name):
+    """A builtin function object calling the compiled `_fc` entry (METH_FASTCALL): the
+    method definition it points to is kept alive by the function's `self` tuple."""
+    global _new_cfunction
+    if _new_cfunction is None:
+        f = ctypes.pythonapi.PyCFunction_NewEx
+        f.restype = ctypes.py_object
+        f.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
+        _new_cfunction = f
+    mdef = _MethodDef(f"adjit_{name}".encode(), address, METH_FASTCALL, None)
+    # self: the three status objects, then the definition (alive as long as the function)
+    return _new_cfunction(ctypes.addressof(mdef), (*_STATUS, mdef), None)
 
 
 class _Spec:
@@ -67,15 +98,18 @@ class CompiledGraph:
         self.object = obj
         self.meta = meta
         what = f"graph {g.name}"
-        imports = {f"adjit_{n}": engine.blas_address(n) for n in meta["imports"]}
+        imports = {f"adjit_{n}": engine.import_address(n) for n in meta["imports"]}
         sym = meta["symbol"] + ("_py" if _PY_ABI_OK else "")
-        self._lib = engine.load(obj, sym, imports, what)
-        self._fn = (_FN if _PY_ABI_OK else _FN_PTRS)(self._lib.address)
+        fc = meta.get("fastcall") if _PY_ABI_OK and _FASTCALL_OK else None
+        self._lib = engine.load_many(obj, [sym] + ([fc] if fc else []), imports, what)
+        self._fn = (_FN if _PY_ABI_OK else _FN_PTRS)(self._lib.addresses[sym])
+        self._fc = _fastcall(self._lib.addresses[fc], g.name) if fc else None
         self.in_specs = [_Spec(v.type, f"argument {i}") for i, v in enumerate(g.invars)]
         self.const_specs = [_Spec(v.type, f"constant #{i}") for i, v in enumerate(g.constvars)]
         outs = [out_type(v) for v in g.outvars]
         self.out_specs = [(t.shape, DTYPES[t.dtype]) for t in outs]
         self.ws_bytes = meta["workspace"]
+        self._ws_pool = []  # workspaces not in use (shared by copies made by for_graph)
         self._fast = None
         self._default_consts = None
         self._graph_consts = list(g.consts)
@@ -149,11 +183,9 @@ class CompiledGraph:
         env = {"nd": _ndarray, "empty": _empty, "EMPTY": _EMPTY, "u8": np.dtype(np.uint8),
                "fn": self._fn, "self": self, "slow": self._call, "err": _status_error}
         a = [f"a{i}" for i in range(n_in)]
-        # constants: the prepared defaults (set by the first slow call), else the slow path
-        need_c = " or self._default_consts is None" if n_c else ""
+        cn = [f"c{i}" for i in range(n_c)]
         lines = ["def fast(args, consts=None):",
-                 f"    if consts is not None or len(args) != {n_in}{need_c}:",
-                 "        return slow(args, consts)"]
+                 f"    if len(args) != {n_in}:", "        return slow(args, consts)"]
         if n_in:
             lines.append(f"    {', '.join(a)}, = args")
         for i, sp in enumerate(self.in_specs):
@@ -161,14 +193,47 @@ class CompiledGraph:
             lines += [f"    if type(a{i}) is not nd or a{i}.dtype is not d{i} or "
                       f"a{i}.shape != s{i} or a{i}.strides != t{i}:",
                       "        return slow(args, consts)"]
+        # constants: the prepared defaults (set by the first slow call), or explicit ones
+        # checked like arguments (the eager backward passes its graph's constants every time)
+        if n_c:
+            lines += ["    if consts is None:", "        cs = self._default_consts",
+                      "        if cs is None:", "            return slow(args, consts)",
+                      f"        {', '.join(cn)}, = cs", "    else:",
+                      f"        if len(consts) != {n_c}:",
+                      "            return slow(args, consts)",
+                      f"        {', '.join(cn)}, = consts"]
+            for i, sp in enumerate(self.const_specs):
+                env.update({f"cd{i}": sp.dtype, f"cs{i}": sp.shape, f"ct{i}": sp.strides})
+                lines += [f"        if type(c{i}) is not nd or c{i}.dtype is not cd{i} or "
+                          f"c{i}.shape != cs{i} or c{i}.strides != ct{i}:",
+                          "            return slow(args, consts)"]
+        else:
+            lines += ["    if consts is not None and len(consts):",
+                      "        return slow(args, consts)"]
         for i, (shp, dt) in enumerate(self.out_specs):
             env.update({f"os{i}": shp, f"od{i}": dt})
             lines.append(f"    o{i} = empty(os{i}, od{i})")
-        ws = f"empty({self.ws_bytes}, u8)" if self.ws_bytes else "EMPTY"
+        if self.ws_bytes:  # scratch kept between calls: a pool, one buffer per running call
+            env["pool"] = self._ws_pool
+            lines += ["    try:", "        ws = pool.pop()", "    except IndexError:",
+                      f"        ws = empty({self.ws_bytes}, u8)"]
+        else:
+            lines.append("    ws = EMPTY")
         outs = [f"o{i}" for i in range(n_out)]
-        bufs = ", ".join(a + (["*self._default_consts"] if n_c else []) + outs + [ws])
-        lines += [f"    st = fn(({bufs},))", "    if st:",
-                  f"        raise err({self.name!r}, st)", f"    return [{', '.join(outs)}]"]
+        bufs = ", ".join(a + cn + outs + ["ws"])
+        if self._fc is not None:
+            env.update(fc=self._fc, OK=_ST_OK, GUARD=_ST_GUARD)
+            lines += [f"    st = fc({bufs})"]
+        else:
+            lines += [f"    st = fn(({bufs},))"]
+        if self.ws_bytes:
+            lines += [f"    if len(pool) < {WS_POOL}:", "        pool.append(ws)"]
+        if self._fc is not None:
+            lines += ["    if st is not OK:",
+                      f"        raise err({self.name!r}, 1 if st is GUARD else 2)"]
+        else:
+            lines += ["    if st:", f"        raise err({self.name!r}, st)"]
+        lines += [f"    return [{', '.join(outs)}]"]
         if not _PY_ABI_OK:  # pragma: no cover
             return self._call
         exec("\n".join(lines), env)
@@ -180,12 +245,19 @@ class CompiledGraph:
         cs = self.consts_default() if consts is None else \
             self._prepare(self.const_specs, consts, "constants")
         outs = [_empty(shape, dt) for shape, dt in self.out_specs]
-        ws = _empty(self.ws_bytes, np.uint8) if self.ws_bytes else _EMPTY
+        ws = _EMPTY
+        if self.ws_bytes:
+            try:
+                ws = self._ws_pool.pop()
+            except IndexError:
+                ws = _empty(self.ws_bytes, np.uint8)
         bufs = (*ins, *cs, *outs, ws)
         if _PY_ABI_OK:
             status = self._fn(bufs)
         else:  # pragma: no cover - only on interpreters whose object layout we do not know
             status = self._fn((ctypes.c_void_p * len(bufs))(*[a.ctypes.data for a in bufs]))
+        if self.ws_bytes and len(self._ws_pool) < WS_POOL:
+            self._ws_pool.append(ws)
         if status:
             raise _status_error(self.name, status)
         return outs
@@ -199,7 +271,7 @@ class CompiledGraph:
         ws = np.empty(self.ws_bytes, np.uint8) if self.ws_bytes else _EMPTY
         bufs = (*ins, *cs, *outs, ws)
         lib = engine.load(self.object, self.meta["symbol"], {
-            f"adjit_{n}": engine.blas_address(n) for n in self.meta["imports"]}, self.name)
+            f"adjit_{n}": engine.import_address(n) for n in self.meta["imports"]}, self.name)
         ptrs = (ctypes.c_void_p * len(bufs))(*[a.ctypes.data for a in bufs])
         status = _FN_PTRS(lib.address)(ptrs)
         if status:

@@ -51,6 +51,10 @@ class _Engine:
     def pass_builder(self):
         pto = self.llvm.create_pipeline_tuning_options(speed_level=3)
         pto.slp_vectorization = True  # off by default; loop vectorisation is on
+        # No loop unrolling (vectorised loops are still interleaved): it halved optimisation
+        # and code generation time of the MLP step (W2: 280+220 ms -> 140+60 ms) and made
+        # no measurable difference to run time (docs/codegen.md, Performance).
+        pto.loop_unrolling = False
         return self.llvm.create_pass_builder(self.tm, pto)
 
 
@@ -104,7 +108,7 @@ def emit_assembly(mod) -> str:
 
 class Loaded:
     """A linked JIT library: keeps it alive (the tracker) and holds the entry's address."""
-    __slots__ = ("tracker", "address")
+    __slots__ = ("tracker", "address", "addresses")
 
     def __init__(self, tracker, address):
         self.tracker = tracker
@@ -126,6 +130,38 @@ def load(obj: bytes, symbol: str, imports: dict, what: str) -> Loaded:
     if not addr:
         raise CompileError(what, f"symbol {symbol} not found after linking")
     return Loaded(tracker, addr)
+
+
+def load_many(obj: bytes, symbols, imports: dict, what: str):
+    """Like `load`, exporting several symbols: `.addresses` maps each to its address."""
+    e = engine()
+    with LOCK:
+        try:
+            b = e.llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
+            for name, addr in imports.items():
+                b.import_symbol(name, addr)
+            for s in symbols:
+                b.export_symbol(s)
+            tracker = b.link(e.jit, f"adjit_lib_{next(_lib_ids)}")
+            addrs = {s: tracker[s] for s in symbols}
+        except Exception as exc:
+            raise CompileError(what, "linking failed: " + _first_lines(exc)) from None
+    if not all(addrs.values()):
+        raise CompileError(what, "symbols missing after linking")
+    lib = Loaded(tracker, addrs[symbols[0]])
+    lib.addresses = addrs
+    return lib
+
+
+def import_address(name: str) -> int:
+    """Address bound to the external symbol adjit_<name> of compiled code: a runtime helper
+    (native.py) or a BLAS routine."""
+    from . import native
+    if name in native.HELPERS:
+        return native.address(name)
+    if name.startswith("Py"):  # the C API of this interpreter (the fastcall entry)
+        return ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value
+    return blas_address(name)
 
 
 def _first_lines(exc, n=6):

@@ -7,7 +7,6 @@ loop builds it once), and evaluates the adjoint with every leaf value as a runti
 from __future__ import annotations
 
 import collections
-import functools
 import weakref
 import warnings
 
@@ -73,9 +72,14 @@ class AccumulateGrad(Function):
 LEAF_TENSORS = weakref.WeakKeyDictionary()
 
 
-@functools.lru_cache(maxsize=None)
+_FUNCTION_CLASSES: dict = {}
+
+
 def function_class(name):
-    return type(name, (Function,), {"__slots__": ()})
+    cls = _FUNCTION_CLASSES.get(name)
+    if cls is None:
+        cls = _FUNCTION_CLASSES[name] = type(name, (Function,), {"__slots__": ()})
+    return cls
 
 
 def function_of(n):
@@ -122,20 +126,37 @@ def _rg(n):
     return type(n) is Node and n.rg
 
 
+def _kind(name):
+    k = (0 if name in _SAVES_NOTHING else 1 if name in _RESULT_ONLY else 2 if name in _CROSS
+         else 3 if name == "DivBackward0" else 5 if name in _INPUTS_AND_RESULT else 4)
+    _KINDS[name] = k
+    return k
+
+
+_KINDS: dict = {}  # grad_fn name -> what it saves (a _kind number)
+
+
 def _saved(name, inputs, node):
-    if name in _SAVES_NOTHING:
+    k = _KINDS.get(name)
+    if k is None:
+        k = _kind(name)
+    if k == 0:
         return ()
-    if name in _RESULT_ONLY:
+    if k == 1:
         return ((-1, node.ver[0]),)
-    if name in _CROSS and len(inputs) == 2:
+    if k == 2 and len(inputs) == 2:
         a, b = inputs
-        return tuple((i, _ver(x)) for i, x in ((0, a), (1, b)) if _rg(b if i == 0 else a))
-    if name == "DivBackward0" and len(inputs) == 2:
+        if type(b) is Node and b.rg:
+            if type(a) is Node and a.rg:
+                return ((0, _ver(a)), (1, b.ver[0]))
+            return ((0, _ver(a)),)
+        return ((1, _ver(b)),) if type(a) is Node and a.rg else ()
+    if k == 3 and len(inputs) == 2:
         a, b = inputs
         return tuple((i, _ver(x)) for i, x, need in ((0, a, _rg(b)), (1, b, _rg(a) or _rg(b)))
                      if need)
     saved = tuple((i, _ver(x)) for i, x in enumerate(inputs))
-    if name in _INPUTS_AND_RESULT:
+    if k == 5:
         saved += ((-1, node.ver[0]),)
     return saved
 
@@ -154,7 +175,8 @@ def tag(node, name, inputs):
     for i in inputs:
         if type(i) is Node and i.rec is None and i.rg and i.tag is None:
             i.tag = AccumulateGrad(i)  # PyTorch's graph holds it from now on
-    node.tag = function_class(name)(inputs, _saved(name, inputs, node))
+    cls = _FUNCTION_CLASSES.get(name) or function_class(name)
+    node.tag = cls(inputs, _saved(name, inputs, node))
     return node
 
 
@@ -256,43 +278,85 @@ def _modified_message(m, v, result):
 
 
 def _lit_key(x):
-    v = x.value
-    return ("lit", v.hex() if type(v) is float else v, type(v).__name__, x.dtype)
+    if type(x) is Node:
+        return None
+    v = x.value  # -0.0 and nan by their bits, 1 and 1.0 and True apart
+    return v.hex() if type(v) is float else (v, type(v))
 
 
-def _params_key(params):
-    # kwargs keep their call-site order; a different order only costs a cache miss
-    return tuple(params.items()) if params else ()
+def _scan(root):
+    """The one pass `backward()` makes over the recorded graph under `root`.
 
-
-def structure_key(nodes, leaves, consts, retained):
-    """What identifies the backward graph, up to the values of leaves and consts: each
-    equation's primitive, parameters, operands (by position) and literals, and the types.
-    Cheaper than printing the extracted Graph, and computed without building it."""
-    slot = {}
-    parts = [len(leaves), len(consts)]
-    for k, n in enumerate(leaves):
-        slot[id(n)] = k
-        parts.append(n.type)
-    for k, n in enumerate(consts, len(leaves)):
-        slot[id(n)] = k
-        parts.append(n.type)
-    base = len(leaves) + len(consts)
-    for k, n in enumerate(nodes, base):
-        slot[id(n)] = k
+    Returns (key, nodes, leaves, consts, retained, saved, ok). `key` identifies the backward
+    graph up to the values of leaves and consts: for each equation its signature (Rec.sig:
+    primitive, parameters, operand types), its operands by slot and its literals; the types of
+    the leaves and consts. It lists them in the order of a depth-first walk from the root, which
+    that structure itself determines (a node gets its slot when first reached), so equal keys
+    mean the same graph. `nodes` are the recorded nodes in walk order, `saved` the grad_fns
+    that save values; `ok`: none of those was freed or has a saved value modified since (else
+    `_check` raises PyTorch's error, for the first such node in recording order).
+    """
+    slot = {id(root): 0}
+    stack = [root]
+    parts = []
+    nodes, leaves, consts, retained, saved = [], [], [], [], []
+    push, add, get = stack.append, parts.append, slot.get
+    ok = True
+    while stack:
+        n = stack.pop()
         r = n.rec
-        parts.append((r.prim.name, _params_key(r.params), n.type,
-                      tuple(slot[id(i)] if type(i) is Node else _lit_key(i) for i in r.inputs)))
-    parts.append(tuple(slot[id(n)] for n in retained))
-    return tuple(parts)
+        if r is None or n.trace is not EAGER:
+            t = n.type
+            if n.rg and r is None:
+                leaves.append(n)
+                add((True, t.shape, t.dtype))
+            else:
+                consts.append(n)
+                add((False, t.shape, t.dtype))
+            continue
+        nodes.append(n)
+        fn = n.tag
+        if fn is not None and fn._saved:
+            saved.append(fn)
+            if ok:
+                if fn._freed:
+                    ok = False
+                else:
+                    ins = fn._inputs
+                    for i, v in fn._saved:
+                        m = n if i < 0 else ins[i]
+                        if type(m) is Node and m.ver[0] != v:
+                            ok = False
+        refs = []
+        for i in r.inputs:
+            if type(i) is Node:
+                k = get(id(i))
+                if k is None:
+                    k = slot[id(i)] = len(slot)
+                    push(i)
+                refs.append(k)
+        sig = r.sig  # literals are part of it
+        if sig is None:
+            p = r.params
+            sig = (r.prim, n.type.shape, n.type.dtype, tuple(p.items()) if p else None,
+                   tuple(_lit_key(i) for i in r.inputs))
+        if n.retain and n is not root:
+            retained.append(n)
+            add((sig, tuple(refs), True))
+        else:
+            add((sig, tuple(refs)))
+    return tuple(parts), nodes, leaves, consts, retained, saved, ok
 
 
 _VJP_CACHE = collections.OrderedDict()
 _VJP_CACHE_SIZE = 256  # graphs whose structure changes every step must not grow it forever
+_LAST = [None, None]   # the last (key, entry): a training loop asks for the same graph each step
 
 
-def _vjp_for(root, nodes, leaves, consts, retained):
-    key = structure_key(nodes, leaves, consts, retained)
+def _vjp_for(root, key, leaves, consts, retained):
+    last = _LAST
+    if key == last[0]:
+        return last[1]
     try:
         hit = _VJP_CACHE.get(key)
     except TypeError:  # an unhashable parameter value: its text stands for it
@@ -300,48 +364,75 @@ def _vjp_for(root, nodes, leaves, consts, retained):
         hit = _VJP_CACHE.get(key)
     if hit is not None:
         _VJP_CACHE.move_to_end(key)
-        return hit
-    g, env = extract([root], EAGER, inputs=leaves, const_inputs=consts, return_env=True,
-                     name="backward")
-    vg = vjp_graph(g, extra=[env[id(n)] for n in retained])
-    # constants the transform added are bound here once; the graph's own are passed per call,
-    # so the cache keeps no reference to this step's tensors
-    extra_consts = [c.val if type(c) is Node else c for c in vg.consts[len(consts):]]
-    vg.consts = [None] * len(consts) + extra_consts
-    hit = _VJP_CACHE[key] = (vg, extra_consts)
-    if len(_VJP_CACHE) > _VJP_CACHE_SIZE:
-        _VJP_CACHE.popitem(last=False)
+    else:
+        # the unrecorded inputs (consts) are arguments too, with no gradient asked: the cache
+        # keeps no reference to this step's tensors, and the graph binds only the constants
+        # the transform itself made
+        g, env = extract([root], EAGER, inputs=leaves + consts, return_env=True,
+                         name="backward")
+        vg = vjp_graph(g, wrt=range(len(leaves)), extra=[env[id(n)] for n in retained])
+        vg.consts = [c.val if type(c) is Node else c for c in vg.consts]
+        hit = _VJP_CACHE[key] = vg
+        if len(_VJP_CACHE) > _VJP_CACHE_SIZE:
+            _VJP_CACHE.popitem(last=False)
+    if type(key) is tuple:
+        last[0], last[1] = key, hit
     return hit
 
 
+_RUN_GRAPH = [None]  # adjit.execute.run_graph (imported when first needed: it imports codegen)
+
+
 def accumulate(n, gval):
-    from .tensor import Tensor
-    gval = np.asarray(gval, dtype=n.val.dtype)
-    if gval.shape != n.val.shape:
-        gval = np.broadcast_to(gval, n.val.shape)
-    if n.grad is None:
+    v = n.val
+    if type(gval) is not np.ndarray or gval.dtype != v.dtype:
+        gval = np.asarray(gval, dtype=v.dtype)
+    if gval.shape != v.shape:
+        gval = np.broadcast_to(gval, v.shape)
+    g = n.grad
+    if g is None:
+        from .tensor import Tensor
         n.grad = Tensor._from_array(np.array(gval, copy=True))
     else:
-        gn = n.grad._n
+        gn = g._n
         np.add(gn.val, gval, out=gn.val, casting="unsafe")
         gn.ver[0] += 1
 
 
 def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
-    nodes, leaves, consts, retained = _walk(root)
-    _check(nodes)
-    vg, extra_consts = _vjp_for(root, nodes, leaves, consts, retained)
-    from ..execute import run_graph
-    outs = run_graph(vg, [n.val for n in leaves] + [ct],
-                     [c.val for c in consts] + extra_consts)
-    for n, gval in zip(leaves + retained, outs[1:]):
-        if inputs is None or id(n) in inputs:
+    key, nodes, leaves, consts, retained, saved, ok = _scan(root)
+    if not ok:
+        nodes.sort(key=_seq)
+        _check(nodes)
+    vg = _vjp_for(root, key, leaves, consts, retained)
+    run_graph = _RUN_GRAPH[0]
+    if run_graph is None:
+        from ..execute import run_graph
+        _RUN_GRAPH[0] = run_graph
+    args = [n.val for n in leaves]
+    for c in consts:
+        args.append(c.val)
+    args.append(ct)
+    outs = run_graph(vg, args)
+    k = 1
+    for n in (leaves + retained if retained else leaves):
+        gval = outs[k]
+        k += 1
+        if inputs is not None and id(n) not in inputs:
+            continue
+        g = n.grad
+        v = n.val
+        if g is not None and type(gval) is np.ndarray and gval.dtype is v.dtype and \
+                gval.shape == v.shape:
+            # the common case: add into the existing .grad in place
+            gn = g._n
+            np.add(gn.val, gval, out=gn.val)
+            gn.ver[0] += 1
+        else:
             accumulate(n, gval)
     if not retain_graph:
-        for n in nodes:
-            fn = n.tag
-            if fn is not None and fn._saved:
-                fn._freed = True
+        for fn in saved:
+            fn._freed = True
 
 
 def warn_nonleaf_grad():

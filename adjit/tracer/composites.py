@@ -4,14 +4,31 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import ops
+from ..ir.core import REGISTRY, bind
 from .autograd import tag, no_grad
 from .tensor import Tensor
 from . import tensor_ops as T
 
 
+_ZERO = {"f32": 0.0, "f64": 0.0, "bool": False}
+
+
 def relu(n):
-    # relu'(0) = 0: select keeps the zero branch at the tie
-    return ops.select(ops.gt(n, 0), n, ops.zeros(ops.shape(n), ops.dtype(n)))
+    # relu'(0) = 0: select keeps the zero branch at the tie (a literal zero: no array to make)
+    return bind(_SELECT, bind(_GT, n, 0), n, _ZERO.get(n.type.dtype, 0))
+
+
+_SELECT, _GT = REGISTRY["select"], REGISTRY["gt"]
+
+
+def relu_tensor(x):
+    """`x.relu()` / `adjit.relu(x)` (calls bind itself: see tensor_ops.make_binop)."""
+    if not isinstance(x, Tensor):
+        from .factory import tensor
+        x = tensor(x)
+    n = x._n
+    return Tensor._wrap(tag(bind(_SELECT, bind(_GT, n, 0), n, _ZERO.get(n.type.dtype, 0)),
+                            "ReluBackward0", (n,)))
 
 
 def _wrap(out, name, x):

@@ -288,6 +288,11 @@ def _fn(method):
     return f
 
 
+def _relu_fn():
+    from .composites import relu_tensor
+    return relu_tensor
+
+
 FUNCTIONS = {name: _fn(name) for name in (
     "exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "rsqrt", "log1p", "expm1", "abs",
     "sigmoid", "relu", "sign", "neg", "sum", "mean", "max", "min", "argmax", "argmin", "norm",
@@ -296,3 +301,4 @@ FUNCTIONS = {name: _fn(name) for name in (
     "pow", "add", "sub", "mul", "div", "clone", "detach", "eq", "ne", "lt", "le", "gt", "ge",
     "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "unbind", "flatten", "expand",
     "view_as", "numel")}
+FUNCTIONS["relu"] = _relu_fn()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import ops
+from ..ir.core import REGISTRY, bind
 from .autograd import tag
 from .tensor import Tensor, shape_error
 from .tensor_ops import as_tensor_like, broadcast_shapes, fresh
@@ -37,7 +38,17 @@ def _check_dtypes(a, b):
                            f"{names[da.name]} != {names[db.name]}")
 
 
+_DOT = REGISTRY["dot_general"]
+_MM_PARAMS = {"contract": ((1,), (0,)), "batch": ((), ())}
+
+
 def matmul(a, b):
+    if type(a) is Tensor and type(b) is Tensor:
+        x, y = a._n, b._n
+        sa, sb = x.type.shape, y.type.shape
+        if len(sa) == 2 and len(sb) == 2 and sa[1] == sb[0] and x.type.dtype == y.type.dtype:
+            # the common case (a matrix product, nothing to check or reshape): one equation
+            return Tensor._wrap(tag(bind(_DOT, x, y, **_MM_PARAMS), "MmBackward0", (x, y)))
     a, b = as_tensor_like(a), as_tensor_like(b)
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError(f"matmul(): argument 'other' (position 1) must be Tensor, not "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import ops
-from ..ir.core import EAGER, STATE, Node
+from ..ir.core import EAGER, REGISTRY, STATE, Node, bind
 from .autograd import inplace_result, no_grad, tag
 from .tensor import Tensor, shape_error, float32, float64, int64, int32, bool_
 from . import tensor_ops as T
@@ -33,7 +33,15 @@ def _rdiv(self, other):
     return T.binary("mul", r, other, "MulBackward0")
 
 
+_POW = REGISTRY["pow"]
+
+
 def _pow(self, other):
+    to = type(other)
+    if to is float or to is int:
+        n = self._n
+        if n.type.dtype in T._FLOAT_NAMES:  # nothing to promote
+            return Tensor._wrap(tag(bind(_POW, n, other), "PowBackward0", (n,)))
     if isinstance(other, Tensor):
         return T.binary("pow", self, other, "PowBackward1")
     dt = T.result_dtype(self, other)
@@ -105,8 +113,30 @@ def _alpha_op(prim, name):
     return f
 
 
+_UFUNC = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
+
+
 def _inplace(prim, name, true_div=False):
+    ufunc = _UFUNC[prim]
+
     def f(self, other, alpha=1):
+        if alpha == 1 and not STATE.grad_enabled and type(self) is Tensor:
+            # under no_grad nothing is recorded: compute into the storage (an SGD update)
+            n = self._n
+            v = n.val
+            to = type(other)
+            if to is Tensor:
+                w = other._n.val
+                ok = w.dtype == v.dtype and w.shape == v.shape
+            else:
+                ok = (to is float or to is int) and v.dtype.kind == "f"
+                w = np.asarray(other, v.dtype) if ok else None
+            if ok and v.dtype.kind == "f":
+                if not v.flags.writeable:
+                    n.val = v = v.copy()
+                ufunc(v, w, out=v)
+                n.ver[0] += 1
+                return self
         listed = None if alpha == 1 else [None, other._n if isinstance(other, Tensor) else None]
         other = _scaled(other, alpha)
         n = self._n
@@ -167,17 +197,17 @@ def _new(make):
 
 def install():
     t = Tensor
-    t.__add__ = lambda s, o: T.binary("add", s, o, "AddBackward0")
-    t.__radd__ = _r("add", "AddBackward0")
-    t.__sub__ = lambda s, o: T.binary("sub", s, o, "SubBackward0")
+    t.__add__ = T.make_binop("add", "AddBackward0")
+    t.__radd__ = T.make_rbinop("add", "AddBackward0")
+    t.__sub__ = T.make_binop("sub", "SubBackward0")
     t.__rsub__ = _rsub
-    t.__mul__ = lambda s, o: T.binary("mul", s, o, "MulBackward0")
-    t.__rmul__ = _r("mul", "MulBackward0")
-    t.__truediv__ = lambda s, o: T.binary("div", s, o, "DivBackward0", true_div=True)
+    t.__mul__ = T.make_binop("mul", "MulBackward0")
+    t.__rmul__ = T.make_rbinop("mul", "MulBackward0")
+    t.__truediv__ = T.make_binop("div", "DivBackward0", true_div=True)
     t.__rtruediv__ = _rdiv
     t.__pow__ = _pow
     t.__rpow__ = _rpow
-    t.__matmul__ = lambda s, o: L.matmul(s, o)
+    t.__matmul__ = L.matmul
     t.__rmatmul__ = lambda s, o: L.matmul(o, s)
     t.__floordiv__ = lambda s, o: T.floordiv(s, o)
     t.__rfloordiv__ = lambda s, o: T.floordiv(s, o, reverse=True)
@@ -215,7 +245,7 @@ def install():
     t.abs = t.__abs__
     t.neg = t.__neg__
     t.sigmoid = lambda s: T.unary(ops.logistic, T._float(s), "SigmoidBackward0")
-    t.relu = lambda s: Tensor._wrap(tag(C.relu(s._n), "ReluBackward0", [s._n]))
+    t.relu = C.relu_tensor
     t.sign = lambda s: T.unary(ops.sign, s, "SignBackward0")
     t.pow = _pow
     t.add, t.sub, t.mul = _alpha_op("add", "AddBackward0"), _alpha_op("sub", "SubBackward0"), \

@@ -69,7 +69,10 @@ def flatten(tree, is_leaf=None):
         leaves.append(x)
         return LEAF
 
-    td = rec(tree)
+    try:
+        td = rec(tree)
+    finally:
+        rec = None  # a nested function naming itself is a cycle that would hold the leaves
     return leaves, td
 
 
@@ -91,7 +94,10 @@ def unflatten(td: TreeDef, leaves):
             return dict(zip(d.meta, kids))
         return d.meta(*kids)
 
-    out = rec(td)
+    try:
+        out = rec(td)
+    finally:
+        rec = None  # break the self-reference: it kept every leaf (result arrays) alive
     return out
 
 

@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from ..ir.core import EAGER, STATE, Node, user_location
+from ..ir.core import EAGER, STATE, Node, atype_of, user_location
 from ..ir.types import AType
 from . import autograd
 from .printing import format_tensor
@@ -107,7 +107,7 @@ class Tensor:
     @classmethod
     def _from_array(cls, arr, requires_grad=False):
         arr = np.asarray(arr)
-        t = cls._wrap(Node(arr, AType(arr.shape, arr.dtype), None, EAGER, rg=requires_grad))
+        t = cls._wrap(Node(arr, atype_of(arr), None, EAGER, rg=requires_grad))
         if requires_grad:
             autograd.LEAF_TENSORS[t._n] = weakref.ref(t)
         return t
@@ -309,7 +309,7 @@ class Tensor:
         if gradient is None:
             if n.val.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            ct = np.ones(n.val.shape, n.val.dtype)
+            ct = _ones(n.val)
         else:
             ct = np.asarray(gradient._n.val if isinstance(gradient, Tensor) else gradient,
                             dtype=n.val.dtype)
@@ -354,6 +354,22 @@ class Tensor:
                                "views. Such functions do not allow the output views to be "
                                "modified inplace. You should replace the inplace operation by "
                                "an out-of-place one.")
+
+
+_ONES = {}
+
+
+def _ones(v):
+    """The implicit seed of backward(): a shared read-only array of ones (backward only reads
+    it, and copies what it keeps)."""
+    key = (v.shape, v.dtype)
+    ct = _ONES.get(key)
+    if ct is None:
+        ct = np.ones(v.shape, v.dtype)
+        ct.flags.writeable = False
+        if len(_ONES) < 64:
+            _ONES[key] = ct
+    return ct
 
 
 builtins_float = __builtins__["float"] if isinstance(__builtins__, dict) else __builtins__.float
