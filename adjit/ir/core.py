@@ -22,6 +22,7 @@ import numpy as np
 from .types import AType, DTYPES, dtype_name
 
 _ADJIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_getframe = sys._getframe
 _seq = itertools.count()
 
 
@@ -49,7 +50,7 @@ class Lit:
 
 class Rec:
     """One recorded equation: the primitive, its inputs (Node | Lit), params, source location."""
-    __slots__ = ("prim", "inputs", "params", "loc", "seq", "vers", "freed", "sig", "__weakref__")
+    __slots__ = ("prim", "inputs", "params", "loc", "seq", "sig", "__weakref__")
 
     def __init__(self, prim, inputs, params, loc, sig=None):
         self.prim = prim
@@ -57,8 +58,6 @@ class Rec:
         self.params = params
         self.loc = loc
         self.seq = next(_seq)
-        self.vers = None
-        self.freed = False
         # (prim, shape rule, operand shapes and dtypes, literals, params): one shared tuple per
         # distinct signature (None when a parameter is unhashable); the backward's structure key uses it
         self.sig = sig
@@ -366,10 +365,29 @@ def _record(prim, trace, args, params):
     if abstract:
         out = None
     else:
-        out = prim.impl(*vals, **params)
+        out = prim.impl(*vals, **params) if params else prim.impl(*vals)
         if type(out) is not np.ndarray:
             out = np.asarray(out)
-    rec = Rec(prim, inputs, params, STATE.loc or user_location(3), key)
+    loc = STATE.loc
+    if loc is None:  # user_location(3), inlined: this runs for every equation
+        f = _getframe(2)
+        while f is not None:
+            c = f.f_code
+            e = _INTERNAL.get(id(c))
+            if e is None:
+                e = _INTERNAL[id(c)] = (c, c.co_filename.startswith(_ADJIT_DIR) and
+                                        "/tests/" not in c.co_filename)
+            if not e[1]:
+                lk = (id(c), f.f_lasti)
+                e = _LINES.get(lk)
+                if e is None:
+                    if len(_LINES) >= 4096:
+                        _LINES.clear()
+                    e = _LINES[lk] = (c, (c.co_filename, f.f_lineno))
+                loc = e[1]
+                break
+            f = f.f_back
+    rec = Rec(prim, inputs, params, loc, key)
     if trace is EAGER:
         if prim.name == "guard":
             trace.guards.append(rec)

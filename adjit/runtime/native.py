@@ -5,32 +5,39 @@ the BLAS library are decided here, at run time.
 
 Threads
     `adjit_parallel_for(fn, ctx, n)` runs `fn(ctx, i)` for i in [0, n): the blocks of a large
-    loop nest (codegen/parallel.py). With more than one thread allowed it starts one helper
-    thread (pthread_create, detached); both threads take blocks from a shared atomic counter
-    until none is left, and the caller waits (sched_yield) until every block is done. Taking
-    blocks dynamically keeps a loaded machine from hurting: if the helper is not scheduled,
-    the caller simply does all blocks itself and never waits for the helper to start. The job
-    record is heap-allocated and reference-counted, so a helper that wakes up late touches
-    nothing of the finished call. Blocks are fixed at compile time (shape only) and each
-    writes its own outputs or partial results, so results never depend on the thread count.
+    loop nest or product (codegen/parallel.py, the GEMM halves below). With more than one
+    thread allowed, the call posts the job to the helper thread (one per process, started on
+    first use, pinned to the CPUs other than the caller's at that moment) and both take blocks
+    from a shared atomic counter until none is left; the caller then waits (sched_yield) for the
+    blocks in flight. Taking blocks dynamically keeps a busy machine from hurting: if the
+    helper is not scheduled, the caller simply does every block itself. The helper spins
+    (sched_yield) for ~3 ms after a job, so that back-to-back nests find it running - waking an
+    idle vCPU here took milliseconds, which lost the whole gain - then sleeps on a futex. The
+    job record is heap-allocated and reference-counted, so a helper that takes it late touches
+    nothing of a finished call. One call at a time owns the helper; a concurrent call runs its
+    blocks itself. In a fork child (os.register_at_fork) the next parallel nest starts a new
+    helper. Blocks are fixed at compile time (shape only) and each writes its own outputs or
+    partial results, so results never depend on the thread count or the scheduling.
     `adjit_set_threads(n)` / `adjit_get_threads()`: the setting (ADJIT_NUM_THREADS, default
     2 when the process may run on two CPUs or more).
 
 BLAS
-    `adjit_sgemm` / `adjit_dgemm` (the Fortran ABI, 13 pointer arguments) call SciPy's BLAS
-    (`scipy.linalg.cython_blas`). Products of at most 2^18 multiply-adds run as they are (the
-    BLAS is single-threaded for those anyway). Larger ones run with the BLAS's own thread pool
-    set to one thread, and from 2^22 multiply-adds on as two halves (the BLAS `n` dimension:
-    row blocks of the row-major product) through adjit_parallel_for. Reason: OpenBLAS's pool
-    spin-waits, so on a busy 2-core machine its 2-thread GEMMs were 3-5x slower than one thread
-    (the same halves on adjit's threads degrade to the one-thread time instead), and SciPy's
-    and NumPy's OpenBLAS are two separate pools that would otherwise contend with each other
-    and with adjit's loops. The pool size is changed only while such a product runs (a process-
-    wide counter under a spinlock restores it when the last one ends); a concurrent SciPy call
-    in another thread may then see one BLAS thread. Found for scipy-openblas and OpenBLAS
-    builds (`*openblas_set_num_threads`); with another BLAS (MKL, ...) the products are called
-    unchanged and never split. The split into halves depends on the shapes and on whether the
-    pool can be controlled, never on the thread setting.
+    `adjit_sgemm` / `adjit_dgemm` (the Fortran ABI, 13 pointer arguments, 32-bit integers) call
+    NumPy's own OpenBLAS (ILP64 `scipy_sgemm_64_`: the integers are widened), found among the
+    libraries the process has mapped: nothing to import, one thread pool shared with NumPy's
+    `@`. Fallback: SciPy's `cython_blas` (`ADJIT_BLAS=scipy` forces it). Products of at most
+    2^18 multiply-adds run as they are (OpenBLAS runs those on one thread anyway). Larger ones
+    run with the BLAS pool set to one thread, and from 2^22 multiply-adds on as two halves (the
+    BLAS `n` dimension: row blocks of the row-major product) through adjit_parallel_for.
+    Reason: OpenBLAS's workers spin-wait, so on a busy 2-core machine its 2-thread GEMMs were
+    3-5x slower than one thread (the same halves on adjit's threads degrade to the one-thread
+    time instead), and SciPy's and NumPy's OpenBLAS are two separate pools that would
+    otherwise contend with each other and with adjit's loops. The pool size is changed only
+    while such a product runs (a process-wide counter under a spinlock restores it when the
+    last one ends); a concurrent NumPy call in another thread may then see one BLAS thread.
+    `ADJIT_BLAS_THREADS=keep` leaves the pool alone (products are then never split). The
+    split depends on the shapes and on whether the pool can be controlled, never on the thread
+    setting.
 """
 from __future__ import annotations
 
@@ -41,18 +48,30 @@ import threading
 from . import engine
 
 HELPERS = ("parallel_for", "sgemm", "dgemm")   # imported by compiled code as adjit_<name>
+HELPER_SPIN = 5000          # sched_yield rounds the helper spins after a job (~3 ms)
 BLAS_SMALL = 1 << 18        # m*n*k up to this: OpenBLAS runs single-threaded by itself
 BLAS_SPLIT = 1 << 22        # m*n*k from this: two halves on adjit's threads
 BLAS_SPLIT_MIN_N = 64       # and at least this many rows to split
 
 _THREADS = r"""
 @threads = internal global i32 1
+@pool_alive = internal global i32 0     ; 1 once the helper thread runs (0 again in a fork child)
+@pool_lock = internal global i32 0      ; held by the call that owns the helper for a job
+@pool_job = internal global ptr null    ; the job posted to the helper
+@pool_seq = internal global i32 0       ; bumped for every posted job (the futex word)
+@pool_sleeping = internal global i32 0  ; 1 while the helper sleeps in futex_wait
 
 declare ptr @malloc(i64) nounwind
 declare void @free(ptr) nounwind
 declare i32 @pthread_create(ptr, ptr, ptr, ptr) nounwind
 declare i32 @pthread_detach(i64) nounwind
 declare i32 @sched_yield() nounwind
+declare i64 @syscall(i64, ...) nounwind
+declare i32 @sched_getcpu() nounwind
+declare i32 @sched_getaffinity(i32, i64, ptr) nounwind
+declare i32 @pthread_attr_init(ptr) nounwind
+declare i32 @pthread_attr_destroy(ptr) nounwind
+declare i32 @pthread_attr_setaffinity_np(ptr, i64, ptr) nounwind
 
 define void @adjit_set_threads(i32 %n) nounwind {
   store atomic i32 %n, ptr @threads seq_cst, align 4
@@ -100,22 +119,162 @@ keep:
   ret void
 }
 
-define internal ptr @worker(ptr %job) nounwind {
+; The helper: waits for posted jobs, spinning (sched_yield) for a while after each job so that
+; back-to-back parallel nests find it running (waking an idle vCPU can take milliseconds), then
+; sleeping on the futex until the next job is posted.
+define internal ptr @helper(ptr %unused) nounwind {
+entry:
+  %seen0 = load atomic i32, ptr @pool_seq seq_cst, align 4
+  br label %wait
+wait:
+  %seen = phi i32 [ %seen0, %entry ], [ %s, %got ], [ %s, %run ], [ %seen, %slept ]
+  br label %spin
+spin:
+  %k = phi i32 [ 0, %wait ], [ %k1, %yield ]
+  %s = load atomic i32, ptr @pool_seq seq_cst, align 4
+  %new = icmp ne i32 %s, %seen
+  br i1 %new, label %got, label %idle
+idle:
+  %k1 = add i32 %k, 1
+  %tired = icmp sge i32 %k1, HELPER_SPIN_ROUNDS
+  br i1 %tired, label %sleep, label %yield
+yield:
+  %y = call i32 @sched_yield()
+  br label %spin
+sleep:
+  store atomic i32 1, ptr @pool_sleeping seq_cst, align 4
+  %s2 = load atomic i32, ptr @pool_seq seq_cst, align 4
+  %same = icmp eq i32 %s2, %seen
+  br i1 %same, label %futex, label %slept
+futex:
+  ; futex(&pool_seq, FUTEX_WAIT_PRIVATE, seen, NULL)
+  %fw = call i64 (i64, ...) @syscall(i64 202, ptr @pool_seq, i32 128, i32 %seen, ptr null)
+  br label %slept
+slept:
+  store atomic i32 0, ptr @pool_sleeping seq_cst, align 4
+  br label %wait
+got:
+  %job = atomicrmw xchg ptr @pool_job, ptr null seq_cst
+  %has = icmp ne ptr %job, null
+  br i1 %has, label %run, label %wait
+run:
   call void @run_blocks(ptr %job)
   call void @release_job(ptr %job)
+  br label %wait
+}
+
+; in a fork child the helper thread does not exist: the next parallel nest starts one (called
+; through os.register_at_fork; without it a child runs every block in the calling thread)
+define void @adjit_pool_reset() nounwind {
+  store atomic i32 0, ptr @pool_alive seq_cst, align 4
+  store atomic i32 0, ptr @pool_lock seq_cst, align 4
+  store atomic ptr null, ptr @pool_job seq_cst, align 8
+  store atomic i32 0, ptr @pool_sleeping seq_cst, align 4
+  ret void
+}
+
+; Thread attributes for the helper: CPU affinity = the CPUs this process may use minus the one
+; the caller runs on (null: default attributes, when that leaves nothing). Created unpinned,
+; the helper was often queued on the caller's busy CPU while the other one ran an OpenBLAS
+; worker, and stayed there: the caller then did every block alone.
+define internal ptr @helper_attr(ptr %attr, ptr %set) nounwind {
+entry:
+  %cpu = call i32 @sched_getcpu()
+  %badcpu = icmp slt i32 %cpu, 0
+  %big = icmp sge i32 %cpu, 1024
+  %skip0 = or i1 %badcpu, %big
+  br i1 %skip0, label %none, label %mask
+mask:
+  %r = call i32 @sched_getaffinity(i32 0, i64 128, ptr %set)
+  %rfail = icmp ne i32 %r, 0
+  br i1 %rfail, label %none, label %clear
+clear:
+  %byte = sdiv i32 %cpu, 8
+  %bit = srem i32 %cpu, 8
+  %b64 = sext i32 %byte to i64
+  %pb = getelementptr inbounds i8, ptr %set, i64 %b64
+  %v = load i8, ptr %pb, align 1
+  %bit8 = trunc i32 %bit to i8
+  %one = shl i8 1, %bit8
+  %inv = xor i8 %one, -1
+  %v2 = and i8 %v, %inv
+  store i8 %v2, ptr %pb, align 1
+  br label %scan
+scan:
+  %i = phi i64 [ 0, %clear ], [ %i1, %scan ]
+  %acc = phi i64 [ 0, %clear ], [ %acc1, %scan ]
+  %pw = getelementptr inbounds i64, ptr %set, i64 %i
+  %w = load i64, ptr %pw, align 8
+  %acc1 = or i64 %acc, %w
+  %i1 = add i64 %i, 1
+  %more = icmp slt i64 %i1, 16
+  br i1 %more, label %scan, label %scanned
+scanned:
+  %empty = icmp eq i64 %acc1, 0
+  br i1 %empty, label %none, label %init
+init:
+  %ai = call i32 @pthread_attr_init(ptr %attr)
+  %aifail = icmp ne i32 %ai, 0
+  br i1 %aifail, label %none, label %setaff
+setaff:
+  %as = call i32 @pthread_attr_setaffinity_np(ptr %attr, i64 128, ptr %set)
+  ret ptr %attr
+none:
   ret ptr null
+}
+
+; 1 when the helper runs (starting it the first time), else 0
+define internal i32 @ensure_helper() nounwind {
+entry:
+  %tid = alloca i64, align 8
+  %attrbuf = alloca [128 x i8], align 16
+  %cpuset = alloca [128 x i8], align 16
+  %alive = load atomic i32, ptr @pool_alive seq_cst, align 4
+  %yes = icmp ne i32 %alive, 0
+  br i1 %yes, label %ok, label %start
+start:
+  %attr = call ptr @helper_attr(ptr %attrbuf, ptr %cpuset)
+  %rc = call i32 @pthread_create(ptr %tid, ptr %attr, ptr @helper, ptr null)
+  %hasattr = icmp ne ptr %attr, null
+  br i1 %hasattr, label %destroy, label %created0
+destroy:
+  %ad = call i32 @pthread_attr_destroy(ptr %attr)
+  br label %created0
+created0:
+  %created = icmp eq i32 %rc, 0
+  br i1 %created, label %detach, label %fail
+detach:
+  %th = load i64, ptr %tid, align 8
+  %dr = call i32 @pthread_detach(i64 %th)
+  store atomic i32 1, ptr @pool_alive seq_cst, align 4
+  br label %ok
+ok:
+  ret i32 1
+fail:
+  ret i32 0
 }
 
 define void @adjit_parallel_for(ptr %fn, ptr %ctx, i64 %n) nounwind {
 entry:
-  %tid = alloca i64, align 8
   %t = load atomic i32, ptr @threads seq_cst, align 4
   %many = icmp sgt i32 %t, 1
   %blocks = icmp sgt i64 %n, 1
   %par = and i1 %many, %blocks
-  br i1 %par, label %alloc, label %serial
+  br i1 %par, label %claim, label %serial
+claim:
+  ; the helper serves one call at a time: a concurrent call runs its blocks itself
+  %lk = cmpxchg ptr @pool_lock, i32 0, i32 1 seq_cst seq_cst
+  %owned = extractvalue { i32, i1 } %lk, 1
+  br i1 %owned, label %start, label %serial
+start:
+  %have = call i32 @ensure_helper()
+  %nohelper = icmp eq i32 %have, 0
+  br i1 %nohelper, label %unlock_serial, label %alloc
+unlock_serial:
+  store atomic i32 0, ptr @pool_lock seq_cst, align 4
+  br label %serial
 serial:
-  %si = phi i64 [ 0, %entry ], [ %si1, %serial_body ], [ 0, %alloc ]
+  %si = phi i64 [ 0, %entry ], [ %si1, %serial_body ], [ 0, %claim ], [ 0, %unlock_serial ]
   %smore = icmp slt i64 %si, %n
   br i1 %smore, label %serial_body, label %serial_done
 serial_body:
@@ -127,8 +286,8 @@ serial_done:
 alloc:
   %job = call ptr @malloc(i64 48)
   %nojob = icmp eq ptr %job, null
-  br i1 %nojob, label %serial, label %spawn
-spawn:
+  br i1 %nojob, label %unlock_serial, label %post
+post:
   store i64 0, ptr %job, align 8
   %pdone = getelementptr inbounds i8, ptr %job, i64 8
   store i64 0, ptr %pdone, align 8
@@ -140,16 +299,14 @@ spawn:
   store ptr %ctx, ptr %pctx, align 8
   %pn = getelementptr inbounds i8, ptr %job, i64 40
   store i64 %n, ptr %pn, align 8
-  fence seq_cst
-  %rc = call i32 @pthread_create(ptr %tid, ptr null, ptr @worker, ptr %job)
-  %ok = icmp eq i32 %rc, 0
-  br i1 %ok, label %detach, label %alone
-detach:
-  %th = load i64, ptr %tid, align 8
-  %dr = call i32 @pthread_detach(i64 %th)
-  br label %work
-alone:
-  store atomic i64 1, ptr %prefs seq_cst, align 8
+  store atomic ptr %job, ptr @pool_job seq_cst, align 8
+  %seq = atomicrmw add ptr @pool_seq, i32 1 seq_cst
+  %sl = load atomic i32, ptr @pool_sleeping seq_cst, align 4
+  %asleep = icmp ne i32 %sl, 0
+  br i1 %asleep, label %wake, label %work
+wake:
+  ; futex(&pool_seq, FUTEX_WAKE_PRIVATE, 1)
+  %fw = call i64 (i64, ...) @syscall(i64 202, ptr @pool_seq, i32 129, i32 1)
   br label %work
 work:
   call void @run_blocks(ptr %job)
@@ -162,7 +319,16 @@ yield:
   %y = call i32 @sched_yield()
   br label %wait
 finish:
+  ; the slot's reference: the helper's if it took the job, else ours to drop
+  %left = atomicrmw xchg ptr @pool_job, ptr null seq_cst
+  %untaken = icmp ne ptr %left, null
+  br i1 %untaken, label %drop, label %done
+drop:
+  call void @release_job(ptr %left)
+  br label %done
+done:
   call void @release_job(ptr %job)
+  store atomic i32 0, ptr @pool_lock seq_cst, align 4
   ret void
 }
 """
@@ -472,9 +638,14 @@ def _threads_lib():
     if "threads" not in _LIBS:
         with _LOCK:
             if "threads" not in _LIBS:
-                _build("threads", _THREADS,
-                       ["adjit_parallel_for", "adjit_set_threads", "adjit_get_threads"], {})
+                _build("threads", _THREADS.replace("HELPER_SPIN_ROUNDS", str(HELPER_SPIN)),
+                       ["adjit_parallel_for", "adjit_set_threads", "adjit_get_threads",
+                        "adjit_pool_reset"], {})
                 _call("adjit_set_threads", default_threads())
+                reset = ctypes.CFUNCTYPE(None)(_ADDR["adjit_pool_reset"])
+                if hasattr(os, "register_at_fork"):
+                    os.register_at_fork(after_in_child=reset)
+                _LIBS["reset"] = reset
     return _LIBS["threads"]
 
 

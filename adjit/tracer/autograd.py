@@ -155,7 +155,10 @@ def _saved(name, inputs, node):
         a, b = inputs
         return tuple((i, _ver(x)) for i, x, need in ((0, a, _rg(b)), (1, b, _rg(a) or _rg(b)))
                      if need)
-    saved = tuple((i, _ver(x)) for i, x in enumerate(inputs))
+    if len(inputs) == 1:
+        saved = ((0, _ver(inputs[0])),)
+    else:
+        saved = tuple((i, _ver(x)) for i, x in enumerate(inputs))
     if k == 5:
         saved += ((-1, node.ver[0]),)
     return saved
@@ -284,22 +287,25 @@ def _lit_key(x):
     return v.hex() if type(v) is float else (v, type(v))
 
 
+_RETAINED = object()  # marks a retained node in a structure key
+
+
 def _scan(root):
     """The one pass `backward()` makes over the recorded graph under `root`.
 
-    Returns (key, nodes, leaves, consts, retained, saved, ok). `key` identifies the backward
-    graph up to the values of leaves and consts: for each equation its signature (Rec.sig:
-    primitive, parameters, operand types), its operands by slot and its literals; the types of
-    the leaves and consts. It lists them in the order of a depth-first walk from the root, which
-    that structure itself determines (a node gets its slot when first reached), so equal keys
-    mean the same graph. `nodes` are the recorded nodes in walk order, `saved` the grad_fns
-    that save values; `ok`: none of those was freed or has a saved value modified since (else
-    `_check` raises PyTorch's error, for the first such node in recording order).
+    Returns (key, leaves, consts, retained, saved, ok). `key` identifies the backward graph up
+    to the values of leaves and consts: the type of each leaf and const, and for each equation
+    its signature (Rec.sig: primitive, parameters, operand types, literals) followed by the
+    slots of its recorded operands. It lists them in the order of a depth-first walk from the
+    root, which that structure itself determines (a node gets its slot when first reached, and
+    the signature says how many slots follow), so equal keys mean the same graph. `saved`: the
+    grad_fns that save values; `ok`: none of them was freed or has a saved value modified since
+    (else `_check` raises PyTorch's error, for the first such node in recording order).
     """
     slot = {id(root): 0}
     stack = [root]
     parts = []
-    nodes, leaves, consts, retained, saved = [], [], [], [], []
+    leaves, consts, retained, saved = [], [], [], []
     push, add, get = stack.append, parts.append, slot.get
     ok = True
     while stack:
@@ -314,7 +320,6 @@ def _scan(root):
                 consts.append(n)
                 add((False, t.shape, t.dtype))
             continue
-        nodes.append(n)
         fn = n.tag
         if fn is not None and fn._saved:
             saved.append(fn)
@@ -327,25 +332,23 @@ def _scan(root):
                         m = n if i < 0 else ins[i]
                         if type(m) is Node and m.ver[0] != v:
                             ok = False
-        refs = []
+        sig = r.sig  # literals are part of it
+        if sig is None:
+            p = r.params
+            sig = (r.prim, n.type.shape, n.type.dtype, tuple(p.items()) if p else None,
+                   tuple(_lit_key(i) for i in r.inputs))
+        add(sig)
         for i in r.inputs:
             if type(i) is Node:
                 k = get(id(i))
                 if k is None:
                     k = slot[id(i)] = len(slot)
                     push(i)
-                refs.append(k)
-        sig = r.sig  # literals are part of it
-        if sig is None:
-            p = r.params
-            sig = (r.prim, n.type.shape, n.type.dtype, tuple(p.items()) if p else None,
-                   tuple(_lit_key(i) for i in r.inputs))
+                add(k)
         if n.retain and n is not root:
             retained.append(n)
-            add((sig, tuple(refs), True))
-        else:
-            add((sig, tuple(refs)))
-    return tuple(parts), nodes, leaves, consts, retained, saved, ok
+            add(_RETAINED)
+    return tuple(parts), leaves, consts, retained, saved, ok
 
 
 _VJP_CACHE = collections.OrderedDict()
@@ -400,10 +403,9 @@ def accumulate(n, gval):
 
 
 def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
-    key, nodes, leaves, consts, retained, saved, ok = _scan(root)
+    key, leaves, consts, retained, saved, ok = _scan(root)
     if not ok:
-        nodes.sort(key=_seq)
-        _check(nodes)
+        _check(_walk(root)[0])
     vg = _vjp_for(root, key, leaves, consts, retained)
     run_graph = _RUN_GRAPH[0]
     if run_graph is None:
@@ -426,7 +428,7 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
                 gval.shape == v.shape:
             # the common case: add into the existing .grad in place
             gn = g._n
-            np.add(gn.val, gval, out=gn.val)
+            np.add(gn.val, gval, out=gn.val, casting="unsafe")
             gn.ver[0] += 1
         else:
             accumulate(n, gval)

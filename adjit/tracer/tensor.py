@@ -102,6 +102,7 @@ class Tensor:
     def _wrap(cls, node):
         t = object.__new__(cls)
         t._n = node
+        t._view_base = None  # set: getattr() of an unset slot raises (slowly) inside
         return t
 
     @classmethod
@@ -193,7 +194,7 @@ class Tensor:
     @property
     def grad(self):
         n = self._n
-        if not self.is_leaf and not n.retain:
+        if n.rec is not None and n.rg and not n.retain:  # a non-leaf
             autograd.warn_nonleaf_grad()
         return n.grad
 
@@ -329,9 +330,10 @@ class Tensor:
     def zero_(self):
         self._inplace_check()
         n = self._n
-        if not n.val.flags.writeable:
-            n.val = n.val.copy()
-        n.val[...] = 0
+        v = n.val
+        if not v.flags.writeable:
+            n.val = v = v.copy()
+        v.fill(0)
         n.ver[0] += 1
         return self
 

@@ -66,10 +66,34 @@ def result_dtype(*xs):
     return res
 
 
+_BSHAPES: dict = {}  # (shape, shape) -> broadcast shape, for the shapes seen
+
+
 def broadcast_shapes(a, b):
     a, b = tuple(a), tuple(b)
     if a == b:
         return a
+    shp = _BSHAPES.get((a, b))
+    if shp is None:
+        shp = _broadcast_shapes(a, b)
+        if len(_BSHAPES) >= 1024:
+            _BSHAPES.clear()
+        _BSHAPES[(a, b)] = shp
+    return shp
+
+
+_BCAST = REGISTRY["broadcast_in_dim"]
+
+
+def _bcast(n, shp):
+    """ops.broadcast_to of a Node to a shape broadcast_shapes() returned (so no checks)."""
+    xs = n.type.shape
+    if xs == shp:
+        return n
+    return bind(_BCAST, n, shape=shp, dims=tuple(range(len(shp) - len(xs), len(shp))))
+
+
+def _broadcast_shapes(a, b):
     n = builtins.max(len(a), len(b))
     pa, pb = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
     for i in reversed(range(n)):  # PyTorch reports the last mismatching dimension
@@ -125,7 +149,7 @@ def binary(prim, a, b, name, true_div=False, listed=None):
             if (x is y or x.dtype == y.dtype) and (not true_div or x.dtype in _FLOAT_NAMES):
                 if x is not y and x.shape != y.shape:
                     shp = broadcast_shapes(x.shape, y.shape)
-                    out = bind(_PRIM[prim], ops.broadcast_to(na, shp), ops.broadcast_to(nb, shp))
+                    out = bind(_PRIM[prim], _bcast(na, shp), _bcast(nb, shp))
                 elif na.trace is EAGER and nb.trace is EAGER and \
                         not ((na.rg or nb.rg) and STATE.grad_enabled):
                     return _plain(prim, na.val, nb.val)
@@ -170,7 +194,7 @@ def make_binop(prim, name, true_div=False):
                 if (x is y or x.dtype == y.dtype) and (not true_div or x.dtype in _FLOAT_NAMES):
                     if x is not y and x.shape != y.shape:
                         shp = broadcast_shapes(x.shape, y.shape)
-                        out = bind(P, ops.broadcast_to(na, shp), ops.broadcast_to(nb, shp))
+                        out = bind(P, _bcast(na, shp), _bcast(nb, shp))
                     elif na.trace is EAGER and nb.trace is EAGER and \
                             not ((na.rg or nb.rg) and STATE.grad_enabled):
                         return _plain(prim, na.val, nb.val)

@@ -37,18 +37,42 @@ def _bcast_rule(x, *, shape, dims):
     return AType(shape, x.dtype)
 
 
+_BCAST_STRIDES: dict = {}  # (x.shape, x.strides, shape, dims) -> strides of the view, or None
+
+
+def _bcast_strides(x, shape, dims):
+    """The strides of x broadcast to `shape` as a view of x's own buffer, when x is
+    C-contiguous (else None: np.broadcast_to makes the view)."""
+    st, expect = [], x.itemsize
+    for d in reversed(x.shape):  # C-contiguous means the canonical strides
+        st.append(expect)
+        expect *= d
+    if tuple(reversed(st)) != x.strides or not x.size:
+        return None
+    out = [0] * len(shape)
+    for i, d in enumerate(dims):
+        if x.shape[i] == shape[d]:
+            out[d] = x.strides[i]
+    return tuple(out)
+
+
 def _bcast_impl(x, *, shape, dims):
+    key = (x.shape, x.strides, shape, dims)
+    st = _BCAST_STRIDES.get(key, False)
+    if st is False:
+        st = _bcast_strides(x, shape, dims)
+        if len(_BCAST_STRIDES) >= 1024:
+            _BCAST_STRIDES.clear()
+        _BCAST_STRIDES[key] = st
+    if st is not None:
+        # the read-only view np.broadcast_to makes, built directly (several times faster)
+        v = np.ndarray(shape, x.dtype, x, 0, st)
+        v.flags.writeable = False
+        return v
     keep = [1] * len(shape)
     for i, d in enumerate(dims):
         keep[d] = x.shape[i]
-    r = x.reshape(keep)
-    if r.flags.c_contiguous and r.size:
-        # the read-only view np.broadcast_to makes, built directly (a few times faster)
-        v = np.ndarray(shape, r.dtype, r, 0,
-                       tuple(st if k == s else 0 for k, s, st in zip(keep, shape, r.strides)))
-        v.flags.writeable = False
-        return v
-    return np.broadcast_to(r, shape)
+    return np.broadcast_to(x.reshape(keep), shape)
 
 
 def _bcast_vjp(ct, x, out, *, shape, dims):
