@@ -98,14 +98,9 @@ class Jitted:
                         self.hits += 1
                         br = branches[0]
                         return br.single(outs) if br.single else _assemble(br, outs)
-                for k, br in enumerate(branches):
-                    try:
-                        outs = _run_concrete(br.graph, args, br.graph.consts)
-                    except GuardFailed:
-                        continue
-                    if k:
-                        branches.insert(0, branches.pop(k))
-                    self.hits += 1
+                hit = self._replay(branches, args, _run_concrete)
+                if hit is not None:
+                    br, outs = hit
                     br.direct = getattr(br.graph.native, "_fast", None)
                     return br.single(outs) if br.single else _assemble(br, outs)
         try:
@@ -140,17 +135,25 @@ class Jitted:
         branches = self.cache.setdefault(key, [])
         if not kwargs and not static and all(type(a) is _nd for a in args):
             self.fast[tuple((a.shape, a.dtype) for a in args)] = branches
+        hit = self._replay(branches, vals, run_graph)
+        if hit is not None:
+            return _assemble(*hit)
+        self._note_retrace(branches, spec)
+        return self._trace(args, kwargs, static, dkw, skw, branches)
+
+    def _replay(self, branches, vals, run):
+        """(branch, outputs) of the first branch whose guards hold (moved to the front), or
+        None when every branch's guards fail."""
         for k, br in enumerate(branches):
             try:
-                outs = run_graph(br.graph, vals, br.graph.consts)
+                outs = run(br.graph, vals, br.graph.consts)
             except GuardFailed:
                 continue
             if k:
                 branches.insert(0, branches.pop(k))
             self.hits += 1
-            return _assemble(br, outs)
-        self._note_retrace(branches, spec)
-        return self._trace(args, kwargs, static, dkw, skw, branches)
+            return br, outs
+        return None
 
     def _note_retrace(self, branches, spec):
         """Why this call traces again; warn once when a function keeps retracing (as PyTorch
