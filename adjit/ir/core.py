@@ -58,8 +58,8 @@ class Rec:
         self.params = params
         self.loc = loc
         self.seq = next(_seq)
-        # (prim, shape rule, operand shapes and dtypes, literals, params): one shared tuple per
-        # distinct signature (None when a parameter is unhashable); the backward's structure key uses it
+        # (prim, shape rule, operand types, literals, params): one shared tuple per distinct
+        # signature (None when a parameter is unhashable); see _RULES
         self.sig = sig
 
 
@@ -251,10 +251,11 @@ def atype_of(arr) -> AType:
     return t
 
 
-# signature (prim, shape_rule, operand shapes and dtypes (None and (dtype, type, value) for a
-# literal), params) -> (output AType, the signature). A shape rule is a pure function of its input types
-# and parameters, and every equation of a training loop asks the same question every step: the
-# answer is one shared (immutable) AType, and the signature one shared tuple (Rec.sig).
+# signature -> (output AType, the signature). A signature is (prim, shape_rule, for each operand
+# its shape and dtype, or None and (dtype, type, value) for a literal, then the params). A shape
+# rule is a pure function of its input types and parameters, and every equation of a training
+# loop asks the same question every step: the answer is one shared (immutable) AType, and the
+# signature one shared tuple (Rec.sig, which the eager backward's structure key is made of).
 _RULES: dict = {}
 _LITS: dict = {}  # literal signature -> (Lit, read-only array of its value)
 _UNSET = object()

@@ -15,7 +15,10 @@ Threads
     idle vCPU here took milliseconds, which lost the whole gain - then sleeps on a futex. The
     job record is heap-allocated and reference-counted, so a helper that takes it late touches
     nothing of a finished call. One call at a time owns the helper; a concurrent call runs its
-    blocks itself. In a fork child (os.register_at_fork) the next parallel nest starts a new
+    blocks itself. Back-off: when a parallel nest was not 10% faster than the caller's time
+    per block times the number of blocks (another process held the helper's CPU), the next
+    1, 2, 4, ... 256 parallel nests run serially, so a busy machine costs about the one-thread
+    time instead of a time slice per nest. In a fork child (os.register_at_fork) the next parallel nest starts a new
     helper. Blocks are fixed at compile time (shape only) and each writes its own outputs or
     partial results, so results never depend on the thread count or the scheduling.
     `adjit_set_threads(n)` / `adjit_get_threads()`: the setting (ADJIT_NUM_THREADS, default
@@ -60,6 +63,8 @@ _THREADS = r"""
 @pool_job = internal global ptr null    ; the job posted to the helper
 @pool_seq = internal global i32 0       ; bumped for every posted job (the futex word)
 @pool_sleeping = internal global i32 0  ; 1 while the helper sleeps in futex_wait
+@pool_skip = internal global i32 0      ; parallel nests still to run serially (back-off)
+@pool_penalty = internal global i32 1   ; length of the next back-off
 
 declare ptr @malloc(i64) nounwind
 declare void @free(ptr) nounwind
@@ -67,6 +72,7 @@ declare i32 @pthread_create(ptr, ptr, ptr, ptr) nounwind
 declare i32 @pthread_detach(i64) nounwind
 declare i32 @sched_yield() nounwind
 declare i64 @syscall(i64, ...) nounwind
+declare i64 @llvm.readcyclecounter() nounwind
 declare i32 @sched_getcpu() nounwind
 declare i32 @sched_getaffinity(i32, i64, ptr) nounwind
 declare i32 @pthread_attr_init(ptr) nounwind
@@ -84,7 +90,7 @@ define i32 @adjit_get_threads() nounwind {
 }
 
 ; job = { i64 next, i64 done, i64 refs, ptr fn, ptr ctx, i64 n }
-define internal void @run_blocks(ptr %job) nounwind {
+define internal i64 @run_blocks(ptr %job) nounwind {
 entry:
   %pfn = getelementptr inbounds i8, ptr %job, i64 24
   %fn = load ptr, ptr %pfn, align 8
@@ -95,15 +101,17 @@ entry:
   %pdone = getelementptr inbounds i8, ptr %job, i64 8
   br label %loop
 loop:
+  %ran = phi i64 [ 0, %entry ], [ %ran1, %body ]
   %i = atomicrmw add ptr %job, i64 1 seq_cst
   %more = icmp slt i64 %i, %n
   br i1 %more, label %body, label %exit
 body:
   call void %fn(ptr %ctx, i64 %i)
   %d = atomicrmw add ptr %pdone, i64 1 seq_cst
+  %ran1 = add i64 %ran, 1
   br label %loop
 exit:
-  ret void
+  ret i64 %ran
 }
 
 define internal void @release_job(ptr %job) nounwind {
@@ -158,7 +166,7 @@ got:
   %has = icmp ne ptr %job, null
   br i1 %has, label %run, label %wait
 run:
-  call void @run_blocks(ptr %job)
+  %hran = call i64 @run_blocks(ptr %job)
   call void @release_job(ptr %job)
   br label %wait
 }
@@ -260,7 +268,16 @@ entry:
   %many = icmp sgt i32 %t, 1
   %blocks = icmp sgt i64 %n, 1
   %par = and i1 %many, %blocks
-  br i1 %par, label %claim, label %serial
+  br i1 %par, label %backoff, label %serial
+backoff:
+  ; after the helper failed to help (busy machine), the next nests run serially for a while
+  %skip = load atomic i32, ptr @pool_skip monotonic, align 4
+  %skipping = icmp sgt i32 %skip, 0
+  br i1 %skipping, label %skipone, label %claim
+skipone:
+  %skip1 = sub i32 %skip, 1
+  store atomic i32 %skip1, ptr @pool_skip monotonic, align 4
+  br label %serial
 claim:
   ; the helper serves one call at a time: a concurrent call runs its blocks itself
   %lk = cmpxchg ptr @pool_lock, i32 0, i32 1 seq_cst seq_cst
@@ -274,7 +291,7 @@ unlock_serial:
   store atomic i32 0, ptr @pool_lock seq_cst, align 4
   br label %serial
 serial:
-  %si = phi i64 [ 0, %entry ], [ %si1, %serial_body ], [ 0, %claim ], [ 0, %unlock_serial ]
+  %si = phi i64 [ 0, %entry ], [ %si1, %serial_body ], [ 0, %claim ], [ 0, %unlock_serial ], [ 0, %skipone ]
   %smore = icmp slt i64 %si, %n
   br i1 %smore, label %serial_body, label %serial_done
 serial_body:
@@ -299,6 +316,7 @@ post:
   store ptr %ctx, ptr %pctx, align 8
   %pn = getelementptr inbounds i8, ptr %job, i64 40
   store i64 %n, ptr %pn, align 8
+  %c0 = call i64 @llvm.readcyclecounter()
   store atomic ptr %job, ptr @pool_job seq_cst, align 8
   %seq = atomicrmw add ptr @pool_seq, i32 1 seq_cst
   %sl = load atomic i32, ptr @pool_sleeping seq_cst, align 4
@@ -309,15 +327,44 @@ wake:
   %fw = call i64 (i64, ...) @syscall(i64 202, ptr @pool_seq, i32 129, i32 1)
   br label %work
 work:
-  call void @run_blocks(ptr %job)
+  %mine = call i64 @run_blocks(ptr %job)
+  %c1 = call i64 @llvm.readcyclecounter()
   br label %wait
 wait:
   %d = load atomic i64, ptr %pdone seq_cst, align 8
   %all = icmp sge i64 %d, %n
-  br i1 %all, label %finish, label %yield
+  br i1 %all, label %judge, label %yield
 yield:
   %y = call i32 @sched_yield()
   br label %wait
+judge:
+  ; parallel should beat the serial estimate (our time per block x n) by 10%; if not, back
+  ; off (1, 2, 4, ... up to 256 nests), else reset. A helper woken from its futex may just
+  ; start late: running every block ourselves is not held against it then.
+  %c2 = call i64 @llvm.readcyclecounter()
+  %busy = sub i64 %c1, %c0
+  %wall = sub i64 %c2, %c0
+  %lhs0 = mul i64 %wall, %mine
+  %lhs = mul i64 %lhs0, 10
+  %rhs0 = mul i64 %busy, %n
+  %rhs = mul i64 %rhs0, 9
+  %slow = icmp ugt i64 %lhs, %rhs
+  %idle = icmp eq i64 %mine, %n
+  %late = and i1 %idle, %asleep
+  %notlate = xor i1 %late, true
+  %bad = and i1 %slow, %notlate
+  br i1 %bad, label %penalise, label %forgive
+penalise:
+  %pen = load atomic i32, ptr @pool_penalty monotonic, align 4
+  store atomic i32 %pen, ptr @pool_skip monotonic, align 4
+  %pen2 = shl i32 %pen, 1
+  %cap = icmp sgt i32 %pen2, 256
+  %pen3 = select i1 %cap, i32 256, i32 %pen2
+  store atomic i32 %pen3, ptr @pool_penalty monotonic, align 4
+  br label %finish
+forgive:
+  store atomic i32 1, ptr @pool_penalty monotonic, align 4
+  br label %finish
 finish:
   ; the slot's reference: the helper's if it took the job, else ours to drop
   %left = atomicrmw xchg ptr @pool_job, ptr null seq_cst

@@ -2,7 +2,12 @@
 
 `backward()` does not walk closures: it extracts the recorded subgraph reachable from the root
 as a Graph, applies the grad transform (`vjp_graph`, cached by the graph's structure so a training
-loop builds it once), and evaluates the adjoint with every leaf value as a runtime input.
+loop builds it once), and evaluates the adjoint with every leaf and every other unrecorded input
+(a const) as a runtime argument.
+
+Per step, a training loop pays one walk over the recorded nodes (`_scan`: the structure key, the
+leaves and consts, the saved-value checks), one comparison of that key with the previous step's,
+one call of the cached graph's native code, and an in-place add into each `.grad`.
 """
 from __future__ import annotations
 
@@ -302,7 +307,7 @@ def _scan(root):
     grad_fns that save values; `ok`: none of them was freed or has a saved value modified since
     (else `_check` raises PyTorch's error, for the first such node in recording order).
     """
-    slot = {id(root): 0}
+    slot = {root: 0}  # Nodes hash by identity
     stack = [root]
     parts = []
     leaves, consts, retained, saved = [], [], [], []
@@ -340,9 +345,9 @@ def _scan(root):
         add(sig)
         for i in r.inputs:
             if type(i) is Node:
-                k = get(id(i))
+                k = get(i)
                 if k is None:
-                    k = slot[id(i)] = len(slot)
+                    k = slot[i] = len(slot)
                     push(i)
                 add(k)
         if n.retain and n is not root:
@@ -353,10 +358,13 @@ def _scan(root):
 
 _VJP_CACHE = collections.OrderedDict()
 _VJP_CACHE_SIZE = 256  # graphs whose structure changes every step must not grow it forever
-_LAST = [None, None]   # the last (key, entry): a training loop asks for the same graph each step
+# the last (key, graph), one tuple (threads may run backward concurrently): a training loop
+# asks for the same graph every step, and an equal key costs one comparison, no hashing
+_LAST = (None, None)
 
 
 def _vjp_for(root, key, leaves, consts, retained):
+    global _LAST
     last = _LAST
     if key == last[0]:
         return last[1]
@@ -379,7 +387,7 @@ def _vjp_for(root, key, leaves, consts, retained):
         if len(_VJP_CACHE) > _VJP_CACHE_SIZE:
             _VJP_CACHE.popitem(last=False)
     if type(key) is tuple:
-        last[0], last[1] = key, hit
+        _LAST = (key, hit)
     return hit
 
 

@@ -11,18 +11,12 @@ from . import tensor_ops as T
 
 
 _ZERO = {"f32": 0.0, "f64": 0.0, "bool": False}
-
-
-def relu(n):
-    # relu'(0) = 0: select keeps the zero branch at the tie (a literal zero: no array to make)
-    return bind(_SELECT, bind(_GT, n, 0), n, _ZERO.get(n.type.dtype, 0))
-
-
 _SELECT, _GT = REGISTRY["select"], REGISTRY["gt"]
 
 
-def relu_tensor(x):
-    """`x.relu()` / `adjit.relu(x)` (calls bind itself: see tensor_ops.make_binop)."""
+def relu(x):
+    """`x.relu()` / `adjit.relu(x)`. relu'(0) = 0: select keeps the zero branch at the tie (a
+    literal zero: no array to make). It calls bind itself, see tensor_ops.make_binop."""
     if not isinstance(x, Tensor):
         from .factory import tensor
         x = tensor(x)

@@ -15,12 +15,6 @@ from . import tensor_index as I
 from . import views
 
 
-def _r(prim, name):
-    return lambda self, other: T.binary(prim, other, self, name,
-                                         listed=[self._n, None] if not isinstance(other, Tensor)
-                                         else None)
-
-
 def _rsub(self, other):
     # `10 - x`: PyTorch records RsubBackward1 listing only the tensor
     return T.binary("sub", other, self, "RsubBackward1", listed=[self._n])
@@ -245,7 +239,7 @@ def install():
     t.abs = t.__abs__
     t.neg = t.__neg__
     t.sigmoid = lambda s: T.unary(ops.logistic, T._float(s), "SigmoidBackward0")
-    t.relu = C.relu_tensor
+    t.relu = C.relu
     t.sign = lambda s: T.unary(ops.sign, s, "SignBackward0")
     t.pow = _pow
     t.add, t.sub, t.mul = _alpha_op("add", "AddBackward0"), _alpha_op("sub", "SubBackward0"), \
