@@ -208,3 +208,12 @@ def test_random_multi_output_programs(prog, split):
         np.testing.assert_array_equal(one, two)
         assert one.shape == np.shape(w) and one.dtype == np.asarray(w).dtype
         np.testing.assert_allclose(one, w, **tol)
+
+
+def test_empty_sum_is_positive_zero_and_a_sum_of_negative_zeros_negative():
+    # NumPy: np.sum([]) == +0.0, np.sum([-0.0]) == -0.0 (the sign shows through a division)
+    for n, want in ((0, -np.inf), (1, np.inf)):
+        g = parse_graph(f"def f(a: f64[{n}]) -> f64[]:\n  c: f64[] = reduce_sum[axes=(0,)] a\n"
+                        "  d: f64[] = div -2.0 c\n  return d\n")
+        with np.errstate(divide="ignore"):
+            assert compile_graph(g)([np.full(n, -0.0)])[0] == want

@@ -1,14 +1,16 @@
-"""Builds the one LLVM function for a graph: buffers, the loop nest of each materialised value,
-inlined producers, guards and the status it returns.
+"""Builds the LLVM functions for a graph: buffers, the loop nests of its materialised values
+(several roots per nest with sibling fusion, see fusion.py), inlined producers, guards and the
+status it returns; chunk functions for nests split across threads (parallel.py).
 
 Calling convention (see docs/codegen.md):
     int32 <name>(void **args)
     args = [input buffers..., const buffers..., output buffers..., workspace]
 Every buffer is C-contiguous with the graph's static shape. The workspace is one byte buffer
-the runtime allocates per call; temporaries live at fixed 64-byte-aligned offsets in it. The
-status is 0 (ok), 1 (a guard failed: retrace) or 2 (an index was out of range).
-The exported function only unpacks `args` and calls an always-inlined body whose pointer
-parameters are `noalias`, so the optimiser knows outputs and temporaries do not overlap.
+the runtime keeps between calls (one per running call); temporaries live at fixed
+64-byte-aligned offsets in it. The status is 0 (ok), 1 (a guard failed: retrace) or 2 (an
+index was out of range). The body is one internal `noinline` function whose pointer
+parameters are `noalias` (the optimiser knows outputs and temporaries do not overlap); the
+entries (`void **args`, a Python tuple, METH_FASTCALL) only unpack their arguments and call it.
 """
 from __future__ import annotations
 

@@ -17,6 +17,19 @@ A candidate is *materialised* (given a buffer) instead when
   values would double the work at every step. Uses at the same index share one computation
   (see builder.value).
 "Cheap" = only index maps, conversions and constants over values that already have buffers.
+
+Sibling (multi-output) fusion: materialised values ("roots") with the same iteration space
+share one loop nest - elementwise and index-map roots iterate over their output, reductions
+over their operand (a reduction joins only nests whose trailing reduced axes match its own).
+Operands are then read at the nest's index by every root, so a value several roots of one
+nest read there is computed once in that nest and needs no buffer (W4's value and gradient:
+one pass over x). `plan.loop` maps each root to its nest, `plan.loops` lists a nest's roots in
+program order, `plan.domain` gives its (shape, trailing reduced axes). Nests are formed in
+reverse program order: a root joins a later nest when nothing that nest reads is computed in
+between (the nest then runs at the root's place) and the nest reads the root, if at all, only
+at the nest's index and not as a reduction (`can_join`). Reductions on short inner loops or
+accumulating in memory on small arrays keep their own nest (`VEC_MIN`,
+`MEMORY_SIBLINGS_MIN`: such shared nests vectorise worse than separate ones).
 """
 from __future__ import annotations
 

@@ -36,9 +36,11 @@ def _combiner(c, name, dt):
     return lambda a, v: b.select(b.icmp_signed(op, v, a), v, a)
 
 
-def _identity(name, dt):
+def _identity(name, dt, empty=False):
     if name == "reduce_sum":
-        return const(dt, -0.0 if dt in FLOATS else 0)  # -0.0 + x == x for every x
+        # -0.0 + x == x for every x (a sum of -0.0s stays -0.0, as NumPy's); an empty sum is
+        # NumPy's +0.0
+        return const(dt, 0.0 if empty or dt not in FLOATS else -0.0)
     big = name == "reduce_min"
     if dt in FLOATS:
         return const(dt, math.inf if big else -math.inf)
@@ -62,8 +64,9 @@ def reduce(c, e, out):
     kept = [i for i in range(n) if i not in axes]
     combine = _combiner(c, name, dt)
     in_memory = any(a < n - k for a in axes)
+    empty = _prod(shp[a] for a in axes) == 0
     if in_memory:
-        c.loops.nest(out.type.shape, lambda ix, cr: out.store(b, ix, _identity(name, dt)),
+        c.loops.nest(out.type.shape, lambda ix, cr: out.store(b, ix, _identity(name, dt, empty)),
                      flat=True)
 
     def outer_body(oix, _):
@@ -72,7 +75,7 @@ def reduce(c, e, out):
             def inner_body(iix, carry):
                 v = c.value(x, Ix(od + iix.get_dims(b, inner)))
                 return [combine(carry[0], v)]
-            acc = c.loops.nest(inner, inner_body, carry=[_identity(name, dt)])[0]
+            acc = c.loops.nest(inner, inner_body, carry=[_identity(name, dt, empty)])[0]
         else:
             acc = c.value(x, oix)
         oi = Ix([od[i] for i in kept])

@@ -1,10 +1,13 @@
-"""The call path of compiled graphs: argument checks, buffers, one foreign call.
+"""The call path of compiled graphs: argument checks, buffers, one native call.
 
-Hot path per call: for each argument one type/dtype/shape/strides comparison against
-precomputed expectations (a mismatch of layout only costs one np.ascontiguousarray), one
-np.empty per output (plus one for the workspace if the graph has temporaries), one tuple and
-one ctypes call that releases the GIL. The compiled wrapper reads each array's data pointer
-itself, since pointer extraction in Python (arr.ctypes.data) costs ~1 us per array.
+Hot path per call (generated per graph, `_make_fast`): for each argument (and explicit
+constant) one type/dtype/shape/strides comparison against precomputed expectations (a mismatch
+of layout only costs one np.ascontiguousarray), one np.empty per output, a workspace from the
+graph's pool, and one call of the compiled METH_FASTCALL entry - a builtin function object
+made with PyCFunction_NewEx, so no ctypes and no argument tuple (the ctypes entry remains for
+interpreters where that is not available). The compiled entry reads each array's data pointer
+itself (arr.ctypes.data costs ~1 us per array in Python) and releases the GIL when the graph
+has enough work.
 """
 from __future__ import annotations
 

@@ -30,8 +30,9 @@ BLAS
     libraries the process has mapped: nothing to import, one thread pool shared with NumPy's
     `@`. Fallback: SciPy's `cython_blas` (`ADJIT_BLAS=scipy` forces it). Products of at most
     2^18 multiply-adds run as they are (OpenBLAS runs those on one thread anyway). Larger ones
-    run with the BLAS pool set to one thread, and from 2^22 multiply-adds on as two halves (the
-    BLAS `n` dimension: row blocks of the row-major product) through adjit_parallel_for.
+    run with the BLAS pool set to one thread, and from 2^22 multiply-adds on as two halves of
+    the larger of the BLAS `m` and `n` (each half packs the other operand again, so the smaller
+    one is duplicated) through adjit_parallel_for.
     Reason: OpenBLAS's workers spin-wait, so on a busy 2-core machine its 2-thread GEMMs were
     3-5x slower than one thread (the same halves on adjit's threads degrade to the one-thread
     time instead), and SciPy's and NumPy's OpenBLAS are two separate pools that would
@@ -448,12 +449,14 @@ _GEMM = r"""
 declare void @blas_{p}gemm(ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr) nounwind
 
 ; the BLAS routine with adjit's 32-bit integer arguments (widened for an ILP64 library)
-define internal void @call_{p}gemm(ptr %ta, ptr %tb, ptr %m, ptr %n, ptr %k, ptr %alpha, ptr %a, ptr %lda, ptr %b, ptr %ldb, ptr %beta, ptr %c, ptr %ldc) nounwind {{
+define internal void @call_{p}gemm(ptr %ta, ptr %tb, ptr %m, ptr %n, ptr %k, ptr %alpha,
+                                    ptr %a, ptr %lda, ptr %b, ptr %ldb, ptr %beta, ptr %c,
+                                    ptr %ldc) nounwind {{
 {call}
   ret void
 }}
 
-; ctx: two records of 13 pointers (the arguments of each half) and the halves' n values
+; ctx: two records of 13 pointers (the arguments of each half) and the halves' m or n
 define internal void @{p}gemm_block(ptr %ctx, i64 %i) nounwind {{
 entry:
   %off = mul i64 %i, 104
@@ -463,7 +466,8 @@ entry:
   ret void
 }}
 
-define void @adjit_{p}gemm(ptr %ta, ptr %tb, ptr %m, ptr %n, ptr %k, ptr %alpha, ptr %a, ptr %lda, ptr %b, ptr %ldb, ptr %beta, ptr %c, ptr %ldc) nounwind {{
+define void @adjit_{p}gemm(ptr %ta, ptr %tb, ptr %m, ptr %n, ptr %k, ptr %alpha, ptr %a,
+                           ptr %lda, ptr %b, ptr %ldb, ptr %beta, ptr %c, ptr %ldc) nounwind {{
 entry:
   %mi = load i32, ptr %m, align 4
   %ni = load i32, ptr %n, align 4
@@ -482,9 +486,15 @@ direct:
 enter:
   call void @blas_enter()
   %huge = icmp sge i64 %mnk, {split}
-  %rows = icmp sge i64 %n64, {min_n}
+  ; split the larger of m and n: each half packs all of the other operand again, so the
+  ; smaller one is duplicated
+  %bym = icmp sgt i64 %m64, %n64
+  %long = select i1 %bym, i64 %m64, i64 %n64
+  %rows = icmp sge i64 %long, {min_n}
   %split = and i1 %huge, %rows
-  br i1 %split, label %halves, label %whole
+  br i1 %split, label %which, label %whole
+which:
+  br i1 %bym, label %halves_m, label %halves
 whole:
   call void @call_{p}gemm(ptr %ta, ptr %tb, ptr %m, ptr %n, ptr %k, ptr %alpha, ptr %a, ptr %lda, ptr %b, ptr %ldb, ptr %beta, ptr %c, ptr %ldc)
   br label %leave
@@ -516,6 +526,31 @@ halves:
 {stores1}
   call void @adjit_parallel_for(ptr @{p}gemm_block, ptr %ctx, i64 2)
   br label %leave
+halves_m:
+  %mctx = alloca [28 x i64], align 8
+  %ms = getelementptr inbounds i8, ptr %mctx, i64 208
+  %m0 = sdiv i32 %mi, 2
+  %m1 = sub i32 %mi, %m0
+  store i32 %m0, ptr %ms, align 4
+  %ms1 = getelementptr inbounds i8, ptr %mctx, i64 216
+  store i32 %m1, ptr %ms1, align 4
+  %tac = load i8, ptr %ta, align 1
+  %tan = icmp eq i8 %tac, 78
+  %tan2 = icmp eq i8 %tac, 110
+  %anotrans = or i1 %tan, %tan2
+  %ldai = load i32, ptr %lda, align 4
+  %lda64 = sext i32 %ldai to i64
+  %astep = select i1 %anotrans, i64 1, i64 %lda64
+  %m064 = sext i32 %m0 to i64
+  %aoff0 = mul i64 %astep, %m064
+  %aoff = mul i64 %aoff0, {size}
+  %a1 = getelementptr inbounds i8, ptr %a, i64 %aoff
+  %mcoff = mul i64 %m064, {size}
+  %mc1 = getelementptr inbounds i8, ptr %c, i64 %mcoff
+{mstores0}
+{mstores1}
+  call void @adjit_parallel_for(ptr @{p}gemm_block, ptr %mctx, i64 2)
+  br label %leave
 leave:
   call void @blas_leave()
   ret void
@@ -544,17 +579,24 @@ def _gemm_ir(p, size, ilp64, control):
     else:
         call = f"  call void @blas_{p}gemm(" + ", ".join(f"ptr %{n}" for n in _ARGS) + ")"
 
-    def stores(h):
+    def stores(h, by_m=False):
         out = []
         for i, name in enumerate(_ARGS):
-            val = {"n": f"%ns{'1' if h else ''}", "b": "%b1" if h else "%b",
-                   "c": "%c1" if h else "%c"}.get(name, f"%{name}")
-            out.append(f"  %s{h}_{i} = getelementptr inbounds i8, ptr %ctx, i64 {104 * h + 8 * i}"
-                       f"\n  store ptr {val}, ptr %s{h}_{i}, align 8")
+            if by_m:   # halves of m: rows of op(A) and of C (column-major)
+                val = {"m": f"%ms{'1' if h else ''}", "a": "%a1" if h else "%a",
+                       "c": "%mc1" if h else "%c"}.get(name, f"%{name}")
+                ctx, tag = "%mctx", f"%ms{h}_{i}"
+            else:      # halves of n: columns of op(B) and of C
+                val = {"n": f"%ns{'1' if h else ''}", "b": "%b1" if h else "%b",
+                       "c": "%c1" if h else "%c"}.get(name, f"%{name}")
+                ctx, tag = "%ctx", f"%s{h}_{i}"
+            out.append(f"  {tag} = getelementptr inbounds i8, ptr {ctx}, i64 {104 * h + 8 * i}"
+                       f"\n  store ptr {val}, ptr {tag}, align 8")
         return "\n".join(out)
     return _GEMM.format(p=p, loads=loads, args=args, small=BLAS_SMALL, split=BLAS_SPLIT,
                         min_n=BLAS_SPLIT_MIN_N, size=size, stores0=stores(0),
-                        stores1=stores(1), call=call, have="true" if control else "false")
+                        stores1=stores(1), mstores0=stores(0, True), mstores1=stores(1, True),
+                        call=call, have="true" if control else "false")
 
 
 _CTL = r"""
