@@ -22,7 +22,6 @@ import numpy as np
 from .types import AType, DTYPES, dtype_name
 
 _ADJIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_getframe = sys._getframe
 _seq = itertools.count()
 
 
@@ -370,24 +369,8 @@ def _record(prim, trace, args, params):
         if type(out) is not np.ndarray:
             out = np.asarray(out)
     loc = STATE.loc
-    if loc is None:  # user_location(3), inlined: this runs for every equation
-        f = _getframe(2)
-        while f is not None:
-            c = f.f_code
-            e = _INTERNAL.get(id(c))
-            if e is None:
-                e = _INTERNAL[id(c)] = (c, c.co_filename.startswith(_ADJIT_DIR) and
-                                        "/tests/" not in c.co_filename)
-            if not e[1]:
-                lk = (id(c), f.f_lasti)
-                e = _LINES.get(lk)
-                if e is None:
-                    if len(_LINES) >= 4096:
-                        _LINES.clear()
-                    e = _LINES[lk] = (c, (c.co_filename, f.f_lineno))
-                loc = e[1]
-                break
-            f = f.f_back
+    if loc is None:
+        loc = user_location(3)
     rec = Rec(prim, inputs, params, loc, key)
     if trace is EAGER:
         if prim.name == "guard":
