@@ -7,14 +7,18 @@ primitive with a vjp rule is compiled and compared too. Fusion, layout and ABI t
 """
 from __future__ import annotations
 
-import zlib
 
 import numpy as np
 import pytest
 
+try:
+    from tests import sweep
+except ImportError:  # tests/ not a package on sys.path
+    import sweep
+
 from adjit.codegen import LOWERINGS, compile_graph
 from adjit.codegen.lower import eqn_dtype
-from adjit.ir import REGISTRY, AType, GuardFailed, bind, eval_graph, extract, new_trace
+from adjit.ir import REGISTRY, AType, GuardFailed, eval_graph, extract, new_trace
 from adjit.ir import parse_graph
 from adjit.ir.autodiff import vjp_graph
 from adjit.ir.core import Node
@@ -22,47 +26,11 @@ from adjit.ir.core import Node
 TOL = {"f32": dict(rtol=2e-6, atol=1e-6), "f64": dict(rtol=1e-13, atol=1e-14)}
 
 
-def _rng(*key):
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
-def _cases():
-    for name, prim in REGISTRY.items():
-        if not prim.samples:
-            yield pytest.param(name, None, -1, id=f"{name}-nosamples")
-            continue
-        for dt in prim.dtypes:
-            n = len(prim.samples(dt, _rng(name, dt)))
-            if not n:
-                yield pytest.param(name, dt, -1, id=f"{name}-{dt}-nosamples")
-            for i in range(n):
-                yield pytest.param(name, dt, i, id=f"{name}-{dt}-{i}")
-
-
-CASES = list(_cases())
+CASES = list(sweep.cases())
 VJP_CASES = [c for c in CASES if c.values[1] in ("f32", "f64") and REGISTRY[c.values[0]].vjp]
 
-
-def _sample(name, dt, i):
-    if i < 0:
-        pytest.fail(f"primitive {name!r} has no samples (dtype {dt}): nothing to compile")
-    args, params = REGISTRY[name].samples(dt, _rng(name, dt))[i]
-    return [np.asarray(a) if isinstance(a, (np.ndarray, np.generic)) else a for a in args], params
-
-
-def one_eqn(prim, args, params):
-    """The one-equation graph: array args become invars, Python scalars literals."""
-    with new_trace("codegen") as tr:
-        ins, nodes = [], []
-        for a in args:
-            if isinstance(a, np.ndarray):
-                n = Node(None, AType(a.shape, a.dtype), None, tr)
-                nodes.append(n)
-                ins.append(n)
-            else:
-                ins.append(a)
-        out = bind(prim, *ins, **params)
-        return extract([out] if type(out) is Node else [], tr, inputs=nodes, name=prim.name)
 
 
 def assert_same(got, want, dtype=None):
@@ -92,8 +60,8 @@ def test_every_primitive_has_a_lowering():
 
 @pytest.mark.parametrize("name,dt,i", CASES)
 def test_compiled_matches_interpreter(name, dt, i):
-    args, params = _sample(name, dt, i)
-    g = one_eqn(REGISTRY[name], args, params)
+    args, params = sweep.sample(name, dt, i, 'compiling')
+    g = sweep.one_eqn(REGISTRY[name], args, params, 'codegen')
     arrays = [a for a in args if isinstance(a, np.ndarray)]
     want = eval_graph(g, arrays)
     got = compile_graph(g)(arrays)
@@ -104,12 +72,12 @@ def test_compiled_matches_interpreter(name, dt, i):
 
 @pytest.mark.parametrize("name,dt,i", VJP_CASES)
 def test_compiled_vjp_matches_interpreter(name, dt, i):
-    args, params = _sample(name, dt, i)
-    g = one_eqn(REGISTRY[name], args, params)
+    args, params = sweep.sample(name, dt, i, 'compiling')
+    g = sweep.one_eqn(REGISTRY[name], args, params, 'codegen')
     if not g.outvars:
         pytest.skip("no output to differentiate")  # pragma: no cover
     vg = vjp_graph(g)
-    rng = _rng("ct", name, dt, i)
+    rng = sweep.rng("ct", name, dt, i)
     arrays = [a for a in args if isinstance(a, np.ndarray)]
     cts = [np.asarray(rng.uniform(-1, 1, v.type.shape), v.type.np_dtype) for v in g.outvars]
     want = eval_graph(vg, arrays + cts)

@@ -9,66 +9,31 @@ are too noisy); f32 cases check that derived graphs evaluate to the dtypes they 
 """
 from __future__ import annotations
 
-import zlib
 
 import numpy as np
 import pytest
 
-from adjit.ir import REGISTRY, AType, bind, eval_graph, new_trace, parse_graph, print_graph
-from adjit.ir import extract, verify
+try:
+    from tests import sweep
+except ImportError:  # tests/ not a package on sys.path
+    import sweep
+
+from adjit.ir import REGISTRY, AType, bind, eval_graph, parse_graph, print_graph
+from adjit.ir import verify
 from adjit.ir.autodiff import jvp_graph, vjp_graph
-from adjit.ir.core import Lit, Node
+from adjit.ir.core import Lit
 
 FLOAT_DTYPES = ("f32", "f64")
 EPS = 1e-6  # central differences in f64: truncation ~eps^2, rounding ~1e-16/eps
 
 
-def _rng(*key):
-    # a stable seed per case, so a failure reproduces on its own (-k) and across runs
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
-def _cases():
-    for name, prim in REGISTRY.items():
-        if not prim.samples:
-            yield pytest.param(name, None, -1, id=f"{name}-nosamples")
-            continue
-        for dt in prim.dtypes:
-            samples = prim.samples(dt, _rng(name, dt))
-            if not samples:
-                yield pytest.param(name, dt, -1, id=f"{name}-{dt}-nosamples")
-            for i in range(len(samples)):
-                yield pytest.param(name, dt, i, id=f"{name}-{dt}-{i}")
-
-
-CASES = list(_cases())
+CASES = list(sweep.cases())
 # derivative values need a float dtype and a vjp rule; second derivatives a smooth primitive
 DIFF_CASES = [c for c in CASES if c.values[1] in FLOAT_DTYPES and REGISTRY[c.values[0]].vjp]
 SMOOTH_CASES = [c for c in DIFF_CASES if REGISTRY[c.values[0]].smooth]
 
-
-def _sample(name, dt, i):
-    if i < 0:
-        pytest.fail(f"primitive {name!r} has no samples for the registry sweep "
-                    f"(dtype {dt}); give its record a samples(dtype, rng)")
-    args, params = REGISTRY[name].samples(dt, _rng(name, dt))[i]
-    return [np.asarray(a) if isinstance(a, (np.ndarray, np.generic)) else a for a in args], params
-
-
-def _one_eqn(prim, args, params):
-    """The one-equation graph: array args become invars, Python scalars literals."""
-    with new_trace("sweep") as tr:
-        ins, nodes = [], []
-        for a in args:
-            if isinstance(a, np.ndarray):
-                n = Node(None, AType(a.shape, a.dtype), None, tr)
-                nodes.append(n)
-                ins.append(n)
-            else:
-                ins.append(a)
-        out = bind(prim, *ins, **params)
-        outs = [out] if type(out) is Node else []
-        return extract(outs, tr, inputs=nodes, name=prim.name)
 
 
 def _check_text(g):
@@ -114,9 +79,9 @@ def _shifted(arrays, slots, direction, h):
 def test_shape_rule_and_text(name, dt, i):
     """(a) the shape rule matches the impl's output; (e) the graph verifies and round-trips."""
     prim = REGISTRY[name]
-    args, params = _sample(name, dt, i)
+    args, params = sweep.sample(name, dt, i)
     ref = bind(prim, *args, **params)  # no trace active: the NumPy reference
-    g = _one_eqn(prim, args, params)
+    g = sweep.one_eqn(prim, args, params)
     _check_text(g)
     if name == "guard":
         assert ref is None and g.eqns[0].outvars == []
@@ -129,8 +94,8 @@ def test_shape_rule_and_text(name, dt, i):
 
 def _diff_case(name, dt, i):
     prim = REGISTRY[name]
-    args, params = _sample(name, dt, i)
-    g = _one_eqn(prim, args, params)
+    args, params = sweep.sample(name, dt, i)
+    g = sweep.one_eqn(prim, args, params)
     arrays = [a for a in args if isinstance(a, np.ndarray)]
     return prim, g, arrays, _float_slots(arrays)
 
@@ -148,7 +113,7 @@ def test_vjp_jvp(name, dt, i):
     """(b) <J t, c> = <t, J^T c>; (c) jvp == central differences; (e) on both graphs."""
     prim, g, arrays, slots = _diff_case(name, dt, i)
     vg, jg = _ad_graphs(g, slots)
-    rng = _rng(name, dt, i, "dirs")
+    rng = sweep.rng(name, dt, i, "dirs")
     t = [rng.standard_normal(arrays[k].shape).astype(arrays[k].dtype) for k in slots]
     tans = [np.zeros_like(a) for a in arrays]
     for k, tk in zip(slots, t):
@@ -193,7 +158,7 @@ def test_second_order(name, dt, i):
     vvg = vjp_graph(vg, wrt=slots)
     _check_text(vvg)
     _check_text(jvp_graph(vg))
-    rng = _rng(name, dt, i, "second")
+    rng = sweep.rng(name, dt, i, "second")
     y = eval_graph(g, arrays)[0]
     c = rng.standard_normal(np.shape(y)).astype(y.dtype)
     w = [rng.standard_normal(arrays[k].shape).astype(arrays[k].dtype) for k in slots]
