@@ -110,26 +110,15 @@ class Loaded:
     """A linked JIT library: keeps it alive (the tracker) and holds the entry's address."""
     __slots__ = ("tracker", "address", "addresses")
 
-    def __init__(self, tracker, address):
+    def __init__(self, tracker, address, addresses=None):
         self.tracker = tracker
         self.address = address
+        self.addresses = addresses or {}
 
 
 def load(obj: bytes, symbol: str, imports: dict, what: str) -> Loaded:
     """Link object code into a new JIT library; `imports` maps external names to addresses."""
-    e = engine()
-    with LOCK:
-        try:
-            b = e.llvm.JITLibraryBuilder().add_object_img(obj).add_current_process()
-            for name, addr in imports.items():
-                b.import_symbol(name, addr)
-            tracker = b.export_symbol(symbol).link(e.jit, f"adjit_lib_{next(_lib_ids)}")
-            addr = tracker[symbol]
-        except Exception as exc:
-            raise CompileError(what, "linking failed: " + _first_lines(exc)) from None
-    if not addr:
-        raise CompileError(what, f"symbol {symbol} not found after linking")
-    return Loaded(tracker, addr)
+    return load_many(obj, [symbol], imports, what)
 
 
 def load_many(obj: bytes, symbols, imports: dict, what: str):
@@ -146,11 +135,10 @@ def load_many(obj: bytes, symbols, imports: dict, what: str):
             addrs = {s: tracker[s] for s in symbols}
         except Exception as exc:
             raise CompileError(what, "linking failed: " + _first_lines(exc)) from None
-    if not all(addrs.values()):
-        raise CompileError(what, "symbols missing after linking")
-    lib = Loaded(tracker, addrs[symbols[0]])
-    lib.addresses = addrs
-    return lib
+    missing = [s for s, a in addrs.items() if not a]
+    if missing:
+        raise CompileError(what, f"symbol(s) {', '.join(missing)} not found after linking")
+    return Loaded(tracker, addrs[symbols[0]], addrs)
 
 
 def import_address(name: str) -> int:
