@@ -18,17 +18,13 @@ from .tracer.factory import (tensor, as_tensor, from_numpy, zeros, ones, full, e
                              ones_like, full_like, randn, rand, randint, randn_like, arange,
                              linspace, eye, is_tensor, numel, cat, concat, stack, where,
                              manual_seed, FUNCTIONS as _FUNCTIONS)
-from .tracer.dot import make_dot
+from .viz.make_dot import make_dot
 
 _methods.install()
 Tensor.__module__ = "adjit"
 globals().update(_FUNCTIONS)
 
-try:  # the JAX-style transforms (adjit/transforms.py)
-    from .api_transforms import *  # noqa: F401,F403
-    from .api_transforms import __all__ as _tr_all
-except ImportError:  # pragma: no cover - during development of the transforms
-    _tr_all = []
+from .transforms import *  # noqa: F401,F403,E402  (the JAX-style transforms)
 
 from .runtime.cache import cache_info, cache_clear  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""`python -m adjit ...` runs the `adjit` command (see adjit/cli.py)."""
+"""`python -m adjit ...` runs the `adjit` command (see adjit/cli/__init__.py)."""
 import sys
 
 from .cli import main

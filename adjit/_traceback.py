@@ -11,11 +11,11 @@ from __future__ import annotations
 import functools
 import os
 
-_ADJIT_DIR = os.path.dirname(os.path.abspath(__file__))
+from ._frames import is_adjit_file
 
 
 def _internal(tb):
-    return tb.tb_frame.f_code.co_filename.startswith(_ADJIT_DIR)
+    return is_adjit_file(tb.tb_frame.f_code.co_filename)
 
 
 def filter_traceback(tb):

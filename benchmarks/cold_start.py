@@ -76,7 +76,6 @@ def child(name, impl, calls):
     import adjit  # noqa: F401
     from adjit import bench
     t_import = time.perf_counter() - t0
-    sys.path.insert(0, ROOT)
     w = bench.discover()[name]
     setup = w.impls.get(impl)
     if setup is None:
@@ -183,7 +182,6 @@ def main(argv=None):
     if ns.child:
         child(ns.child[0], ns.child[1], int(ns.child[2]))
         return 0
-    sys.path.insert(0, ROOT)
     from adjit import bench
     found = bench.discover()
     names = ns.names or list(found)

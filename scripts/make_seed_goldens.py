@@ -3,7 +3,7 @@
 The cell files in examples/seeds/ import adjit; here the allowed edits are reversed
 (``import adjit as torch`` -> ``import torch``, ``from adjit import make_dot`` ->
 ``from torchviz import make_dot``) and the cells run with adjit's notebook runner, so the
-goldens hold exactly what PyTorch shows, normalised with ``adjit.notebook.normalize``.
+goldens hold exactly what PyTorch shows, normalised with ``adjit.cli.notebook.normalize``.
 
 Where the original notebook showed output (tests/golden/seeds/seed_NNN.notebook.txt, copied
 from the notebook text), torch's output is also checked against it, loosely: the notebook
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adjit.notebook import format_run, normalize, parse_run, run_cells  # noqa: E402
+from adjit.cli.notebook import format_run, normalize, parse_run, run_cells  # noqa: E402
 
 SEEDS = ROOT / "examples" / "seeds"
 GOLDEN = ROOT / "tests" / "golden" / "seeds"

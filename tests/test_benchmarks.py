@@ -1,4 +1,4 @@
-"""The benchmark workloads (benchmarks/workloads/): every implementation computes NumPy's numbers.
+"""The benchmark workloads (adjit/bench/workloads/): every implementation computes NumPy's numbers.
 
 Each implementation is set up and called once (no timing) and compared with the workload's
 reference within its tolerances. torch.compile is left out (it compiles for seconds per

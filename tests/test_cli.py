@@ -33,7 +33,7 @@ def _have(mod):
 
 
 def _have_make_ir():
-    from adjit.cli_load import _make_ir
+    from adjit.cli.load import _make_ir
     return _make_ir() is not None
 
 
@@ -107,8 +107,8 @@ def test_npz_inputs(tmp_path, capsys):
 
 
 def test_without_the_numpy_front_operator_code_still_traces(monkeypatch, capsys):
-    import adjit.cli_load
-    monkeypatch.setattr(adjit.cli_load, "_make_ir", lambda: None)
+    import adjit.cli.load
+    monkeypatch.setattr(adjit.cli.load, "_make_ir", lambda: None)
     code, out, err = run(["dump", LAYER, "--args", "f32[4,3] f32[3,2]"], capsys)
     assert code == 0, err
     assert verify(parse_graph(out)).name == "layer"
@@ -175,7 +175,7 @@ def test_cache_reports_miss_then_hit_in_a_second_process(tmp_path):
 
 
 def test_missing_providers_degrade_cleanly(tmp_path, monkeypatch, capsys):
-    import adjit.cli_stages as st
+    import adjit.cli.stages as st
     real = st._find
 
     def no_codegen(cands, what):
@@ -248,7 +248,7 @@ def test_graph_without_renderer_writes_dot(tmp_path, monkeypatch, capsys):
 
 def test_graphviz_ir_renders_make_dot(tmp_path):
     import adjit
-    from adjit.graphviz_ir import render
+    from adjit.viz.ir_graph import render
     x = adjit.ones(3, requires_grad=True)
     out = render(adjit.make_dot((x * 2).sum()), str(tmp_path / "eager.svg"))
     assert "<svg" in open(out).read()

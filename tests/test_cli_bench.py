@@ -1,4 +1,4 @@
-"""`adjit bench` (the framework in adjit/bench.py, workload W1) and `adjit demo`."""
+"""`adjit bench` (the framework in adjit/bench/__init__.py, workload W1) and `adjit demo`."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from adjit import bench
-from adjit.cli_bench import table
+from adjit.cli.bench import table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -7,7 +7,7 @@ import pytest
 
 import adjit
 from adjit import GuardFailed, grad, jit, make_ir, value_and_grad
-from adjit.transforms import run_graph
+from adjit.transforms.autodiff import run_graph
 
 
 def collatz_like(x):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adjit.notebook import format_run, normalize, parse_cells, parse_run, run_cells
+from adjit.cli.notebook import format_run, normalize, parse_cells, parse_run, run_cells
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "examples" / "seeds"
@@ -128,7 +128,7 @@ def test_describe_dot_maps_ids_to_labels():
     dot.edge("140", "141")
     dot.edge("141", "142")
     dot.edge("140", "142", style="dotted")
-    from adjit.notebook import describe_dot
+    from adjit.cli.notebook import describe_dot
     assert describe_dot(dot) == "\n".join([
         "<Digraph: 3 nodes, 3 edges>",
         "  node (2) [lightblue]",

@@ -1,12 +1,12 @@
 """adjit.make_dot draws the graph torchviz.make_dot draws: same node labels and colours, same
-edges (compared through adjit.notebook.describe_dot, which ignores ids and layout)."""
+edges (compared through adjit.cli.notebook.describe_dot, which ignores ids and layout)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import adjit
-from adjit.notebook import describe_dot, normalize
+from adjit.cli.notebook import describe_dot, normalize
 
 try:  # tests/ may or may not be a package depending on how pytest is invoked
     from tests.peers import require

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import adjit
-from adjit.notebook import normalize
+from adjit.cli.notebook import normalize
 
 try:  # tests/ may or may not be a package depending on how pytest is invoked
     from tests.peers import require

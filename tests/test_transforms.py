@@ -9,7 +9,7 @@ import pytest
 import adjit
 from adjit import (grad, hessian, jacfwd, jacrev, jvp, make_ir, stop_gradient, value_and_grad,
                    vjp, vmap)
-from adjit.transforms import CACHE_STATS
+from adjit.transforms.autodiff import CACHE_STATS
 
 X3 = np.array([0.3, -1.2, 2.0])
 

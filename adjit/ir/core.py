@@ -13,15 +13,14 @@ Level 0 is the eager tape of `adjit.Tensor`: it records only when an argument re
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 import threading
 
 import numpy as np
 
+from .._frames import is_adjit_file
 from .types import AType, DTYPES, dtype_name
 
-_ADJIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _seq = itertools.count()
 
 
@@ -193,8 +192,7 @@ def user_location(depth=2):
         c = f.f_code
         e = _INTERNAL.get(id(c))
         if e is None:
-            e = _INTERNAL[id(c)] = (c, c.co_filename.startswith(_ADJIT_DIR) and
-                                    "/tests/" not in c.co_filename)
+            e = _INTERNAL[id(c)] = (c, is_adjit_file(c.co_filename))
         if not e[1]:
             key = (id(c), f.f_lasti)
             e = _LINES.get(key)

@@ -14,7 +14,8 @@ import traceback
 
 import numpy as np
 
-_ADJIT_DIR = os.path.dirname(os.path.abspath(__file__))
+from .._frames import is_adjit_file
+
 
 
 class CLIError(Exception):
@@ -32,7 +33,7 @@ def user_traceback(exc: BaseException) -> str:
     """The traceback of `exc` restricted to frames outside adjit (the user's code), so that a
     failure inside the user's function points at the user's line, not at adjit's plumbing."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith(_ADJIT_DIR) and not f.filename.startswith("<frozen")]
+              if not is_adjit_file(f.filename) and not f.filename.startswith("<frozen")]
     lines = ["Traceback (most recent call last):\n"] if frames else []
     lines += traceback.format_list(frames)
     lines += traceback.format_exception_only(type(exc), exc)
@@ -92,7 +93,7 @@ _TYPE = re.compile(r"([A-Za-z0-9_]+)\[([^\]]*)\]")
 
 def parse_arg_types(text: str):
     """`"f32[32,20] f64[] i64[3]"` -> [AType, ...]. Separators: spaces or commas."""
-    from .ir.types import parse_type
+    from ..ir.types import parse_type
     types, pos = [], 0
     text = text or ""
     for m in _TYPE.finditer(text):
@@ -129,7 +130,7 @@ def make_inputs(types, seed=0):
 
 def load_npz(path, types=None):
     """The arrays of an .npz file in its stored order (np.savez's arr_0, arr_1, ...)."""
-    from .ir.types import AType
+    from ..ir.types import AType
     if not os.path.isfile(path):
         raise CLIError(f"no such file: {path}")
     try:
@@ -168,14 +169,14 @@ def _make_ir():
     f = getattr(adjit, "make_ir", None)
     if f is None:
         try:
-            from .transforms import make_ir as f
+            from ..transforms import make_ir as f
         except ImportError:
             return None
     return f
 
 
 def _as_graph(obj):
-    from .ir.graph import Graph
+    from ..ir.graph import Graph
     if isinstance(obj, Graph):
         return obj
     for attr in ("graph", "jaxpr", "ir"):
@@ -206,10 +207,10 @@ _NO_TRANSFORMS = ("adjit.make_ir (the NumPy front, adjit/transforms.py) is not a
 
 
 def _trace_with_tensors(f, args, name):
-    from .ir.core import Node, new_trace
-    from .ir.graph import extract
-    from .ir.types import AType
-    from .tracer.tensor import Tensor
+    from ..ir.core import Node, new_trace
+    from ..ir.graph import extract
+    from ..ir.types import AType
+    from ..tracer.tensor import Tensor
     with new_trace("cli") as tr:
         nodes = [Node(a, AType(a.shape, a.dtype), None, tr) for a in args]
         try:

@@ -1,6 +1,6 @@
 """JAX-style transforms over NumPy (or Tensor) code: grad, value_and_grad, vjp, jvp, jacrev,
-jacfwd, hessian, vmap, stop_gradient, make_ir. (jit: transforms_jit; custom rules:
-transforms_custom.)
+jacfwd, hessian, vmap, stop_gradient, make_ir. (jit: transforms/jit.py; custom rules:
+transforms/custom.py.)
 
 Eager execution is tracing: a transform wraps the arguments it acts on as Nodes of a fresh
 trace level inside TracedArrays (or Tensors, when Tensors are passed), runs the user's function
@@ -17,15 +17,15 @@ import functools
 
 import numpy as np
 
-from .ir import ops
-from .ir.autodiff import jvp_graph, vjp_graph
-from .ir.core import STATE, GuardFailed, Node
-from .ir.graph import eval_graph, extract
-from .ir.types import DTYPES, FLOATS
-from .execute import run_graph as _run_concrete
-from .tracer import pytree
-from .tracer.ndarray import TracedArray
-from .tracer.trace_args import (_at, _live, _regroup, fname, leaf_info, out_nodes, tensor_cls,
+from ..ir import ops
+from ..ir.autodiff import jvp_graph, vjp_graph
+from ..ir.core import STATE, GuardFailed, Node
+from ..ir.graph import eval_graph, extract
+from ..ir.types import DTYPES, FLOATS
+from ..execute import run_graph as _run_concrete
+from ..tracer import pytree
+from ..tracer.ndarray import TracedArray
+from ..tracer.trace_args import (_at, _live, _regroup, fname, leaf_info, out_nodes, tensor_cls,
                                 to_user, to_user_like, trace_call)
 
 # --- running graphs --------------------------------------------------------------------------
@@ -288,7 +288,7 @@ def make_ir(f, static_argnums=()):
     return mk
 
 
-from .transforms_vmap import hessian, jacfwd, jacrev, vmap  # noqa: E402,F401
+from .vmap import hessian, jacfwd, jacrev, vmap  # noqa: E402,F401
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap",
            "stop_gradient", "make_ir", "run_graph", "GuardFailed"]

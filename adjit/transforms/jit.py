@@ -19,13 +19,13 @@ import warnings
 
 import numpy as np
 
-from .ir.core import STATE, GuardFailed, Node
-from .ir.graph import extract
-from .tracer import pytree
-from .tracer.trace_args import _live, fname, leaf_info, out_nodes, to_user, trace_call
-from .transforms import run_graph
-from .execute import run_graph as _run_concrete
-from ._traceback import filter_traceback
+from ..ir.core import STATE, GuardFailed, Node
+from ..ir.graph import extract
+from ..tracer import pytree
+from ..tracer.trace_args import _live, fname, leaf_info, out_nodes, to_user, trace_call
+from .autodiff import run_graph
+from ..execute import run_graph as _run_concrete
+from .._traceback import filter_traceback
 
 MAX_BRANCHES = 32
 RETRACE_WARN = 8  # warn (once per function) when it has been traced this many times

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 
-from .cli_load import CLIError
+from .load import CLIError
 
 STAGES = ("traced", "grad", "optimized", "fused", "llvm", "asm", "cache")
 TITLES = {
@@ -92,7 +92,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ graphs
     def grad(self):
-        from .ir.autodiff import vjp_graph
+        from ..ir.autodiff import vjp_graph
         wrt = self.argnums if self.argnums is not None else (0,)
         return self._once("grad", lambda: vjp_graph(self.traced, wrt=wrt))
 
@@ -129,7 +129,7 @@ class Pipeline:
         return nests(g, p)[0]
 
     def fused_text(self):
-        from .ir.printer import print_graph
+        from ..ir.printer import print_graph
         g = self.final()
         p = self._plan(g)
         groups, shared = nests(g, p)
@@ -215,7 +215,7 @@ def nests(g, p):
     """(groups, shared) from codegen's fusion plan `p`: each group lists the indices of the
     equations one loop nest computes (its root last); `shared` lists inlined equations that
     several nests recompute."""
-    from .ir.core import Lit
+    from ..ir.core import Lit
     root_of = {}
     for i in range(len(g.eqns) - 1, -1, -1):
         e = g.eqns[i]
@@ -251,7 +251,7 @@ def _with_user_locations(g, files):
     """A copy of `g` for printing whose locations name the user's files only (relative to the
     working directory): equations made by a transform carry no meaningful location."""
     import os
-    from .ir.graph import Eqn, Graph
+    from ..ir.graph import Eqn, Graph
     cwd = os.getcwd() + os.sep
     eqns = []
     for e in g.eqns:
@@ -264,7 +264,7 @@ def _with_user_locations(g, files):
 
 def render(pipe: Pipeline, stage: str, locations=False) -> str:
     """The text of one stage (IR stages print in the parseable text form)."""
-    from .ir.printer import print_graph
+    from ..ir.printer import print_graph
     if stage in ("traced", "grad", "optimized"):
         g = {"traced": lambda: pipe.traced, "grad": pipe.grad,
              "optimized": pipe.optimized}[stage]()

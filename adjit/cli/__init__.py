@@ -1,4 +1,4 @@
-"""The `adjit` command: dump | check | graph | bench | demo | cache (`adjit --help`).
+"""The `adjit` command: dump | check | graph | bench | demo | notebook | cache (`adjit --help`).
 
 Exit status: 0 success; 1 `check` found problems (or a picture could only be written as .dot);
 2 a usage error (unknown file, function, stage or type string; the user's function failed while
@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from .cli_load import CLIError
+from .load import CLIError
 
 EXAMPLES = {
     "dump": """examples:
@@ -30,6 +30,8 @@ EXAMPLES = {
   adjit bench W1 --quick --only adjit,numpy,jax""",
     "demo": """example:
   adjit demo""",
+    "notebook": """example:
+  adjit notebook examples/seeds/seed_003.py""",
     "cache": """examples:
   adjit cache info
   adjit cache clear""",
@@ -55,7 +57,7 @@ def _add_trace_args(p):
 
 
 def _peers():
-    from .bench import PEERS
+    from ..bench import PEERS
     return PEERS
 
 
@@ -106,6 +108,11 @@ def build_parser():
     p.add_argument("--steps", type=int, default=200, help="training steps (200)")
     p.set_defaults(func=cmd_demo)
 
+    p = cmd("notebook", "run a notebook of '# %% [In N]' cells and print each cell's output")
+    p.add_argument("file", metavar="FILE.py", help="cell file with '# %% [In N]' markers")
+    p.add_argument("--normalize", action="store_true", help="apply normalize() to the output")
+    p.set_defaults(func=cmd_notebook)
+
     p = cmd("cache", "show or clear the on-disk cache of compiled code")
     p.add_argument("action", choices=("info", "clear"), help="info | clear")
     p.set_defaults(func=cmd_cache)
@@ -115,9 +122,9 @@ def build_parser():
 # ------------------------------------------------------------------------------ commands
 
 def _pipeline(ns):
-    from .cli_load import (check_arity, load_function, load_npz, make_inputs, parse_arg_types,
+    from .load import (check_arity, load_function, load_npz, make_inputs, parse_arg_types,
                            trace)
-    from .cli_stages import Pipeline, parse_argnums
+    from .stages import Pipeline, parse_argnums
     if ns.args is None and ns.npz is None:
         raise CLIError('give the argument types with --args "f32[3,4] ..." (or --npz FILE)')
     types = parse_arg_types(ns.args) if ns.args is not None else None
@@ -130,7 +137,7 @@ def _pipeline(ns):
 
 
 def cmd_dump(ns):
-    from .cli_stages import TITLES, StageUnavailable, parse_stages, render
+    from .stages import TITLES, StageUnavailable, parse_stages, render
     stages = parse_stages(ns.stage)
     pipe = _pipeline(ns)
     out = sys.stdout
@@ -151,7 +158,7 @@ def cmd_dump(ns):
 
 
 def cmd_check(ns):
-    from .cli_check import check_text
+    from .check import check_text
     if ns.file == "-":
         text, label = sys.stdin.read(), "<stdin>"
     else:
@@ -166,7 +173,7 @@ def cmd_check(ns):
 
 
 def cmd_graph(ns):
-    from .graphviz_ir import RenderError, graph_to_dot, render
+    from ..viz.ir_graph import RenderError, graph_to_dot, render
     if os.path.splitext(ns.output)[1].lower() not in (".svg", ".png", ".dot", ".gv"):
         raise CLIError(f"cannot write {ns.output}: use .svg, .png or .dot")
     pipe = _pipeline(ns)
@@ -184,8 +191,16 @@ def cmd_graph(ns):
 
 
 def cmd_bench(ns):
-    from .cli_bench import run_command
+    from .bench import run_command
     return run_command(ns)
+
+
+def cmd_notebook(ns):
+    from .notebook import main as notebook_main
+    if not os.path.isfile(ns.file):
+        raise CLIError(f"no such file: {ns.file}")
+    argv = [ns.file] + (["--normalize"] if ns.normalize else [])
+    return notebook_main(argv)
 
 
 def cmd_demo(ns):
@@ -194,7 +209,7 @@ def cmd_demo(ns):
 
 
 def cmd_cache(ns):
-    from .cli_stages import StageUnavailable, _find
+    from .stages import StageUnavailable, _find
     try:
         rc = _find(["adjit.runtime.cache"], "the runtime's disk cache (adjit.runtime.cache)")
     except StageUnavailable as exc:

@@ -26,11 +26,11 @@ import functools
 
 import numpy as np
 
-from .ir.core import Node, const_node
-from .ir.graph import extract
-from .ir.prims.custom import bind_jvp, bind_vjp, close
-from .tracer import pytree
-from .tracer.trace_args import _at, _live, fname, leaf_info, out_nodes, to_user, trace_call
+from ..ir.core import Node, const_node
+from ..ir.graph import extract
+from ..ir.prims.custom import bind_jvp, bind_vjp, close
+from ..tracer import pytree
+from ..tracer.trace_args import _at, _live, fname, leaf_info, out_nodes, to_user, trace_call
 
 
 def _is_live_arg(x):

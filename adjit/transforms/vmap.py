@@ -13,17 +13,17 @@ import functools
 
 import numpy as np
 
-from .ir import ops
-from .ir.autodiff import jvp_graph, vjp_graph
-from .ir.batching import batch_graph
-from .ir.core import GuardFailed, Node, const_node
-from .ir.graph import extract
-from .ir.types import FLOATS
-from .tracer import pytree
-from .tracer.ndarray import TracedArray
-from .tracer.trace_args import (_at, _live, _regroup, fname, leaf_info, out_nodes, tensor_cls,
+from ..ir import ops
+from ..ir.autodiff import jvp_graph, vjp_graph
+from ..ir.batching import batch_graph
+from ..ir.core import GuardFailed, Node, const_node
+from ..ir.graph import extract
+from ..ir.types import FLOATS
+from ..tracer import pytree
+from ..tracer.ndarray import TracedArray
+from ..tracer.trace_args import (_at, _live, _regroup, fname, leaf_info, out_nodes, tensor_cls,
                                 to_user, trace_call)
-from .transforms import (_argnums, _diff_select, _split_aux, consts_for, derived, realize,
+from .autodiff import (_argnums, _diff_select, _split_aux, consts_for, derived, realize,
                          run_graph)
 
 

@@ -49,8 +49,8 @@ def _signature(g):
 
 def check_text(text: str, label: str = "<stdin>"):
     """(ok, report lines). Each problem reads `LABEL:LINE:COL: error: MESSAGE`."""
-    from .ir.parser import ParseError, parse_graph
-    from .ir.verify import VerifyError, verify
+    from ..ir.parser import ParseError, parse_graph
+    from ..ir.verify import VerifyError, verify
     report, ok = [], True
     for first, chunk in _chunks(text):
         try:

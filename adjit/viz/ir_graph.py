@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 
-# The eager tape's palette (adjit/tracer/dot.py draws leaves light blue and the root green), so
+# The eager tape's palette (adjit/viz/make_dot.py draws leaves light blue and the root green), so
 # that a make_ir picture and a make_dot picture of the same code read the same way.
 INPUT_COLOR = "lightblue"
 OUTPUT_COLOR = "darkolivegreen1"
@@ -36,14 +36,14 @@ COMMUTATIVE = frozenset(("add", "mul", "max", "min", "eq", "ne", "and", "or", "x
 
 
 def _short_params(params) -> str:
-    from .ir.printer import format_params
+    from ..ir.printer import format_params
     text = format_params(params)
     return text if len(text) <= _MAX_PARAMS else text[:_MAX_PARAMS - 4] + "...]"
 
 
 def _eqn_label(e) -> str:
-    from .ir.core import Lit
-    from .ir.printer import format_literal
+    from ..ir.core import Lit
+    from ..ir.printer import format_literal
     head = e.prim.name
     lits = [format_literal(x.value) for x in e.inputs if isinstance(x, Lit)]
     if lits:
@@ -60,8 +60,8 @@ def graph_to_dot(g, groups=None, title=None, names=True):
     `e{i}` per equation (in order), `out{i}` per output; edges follow the data.
     `groups`: lists of equation indices drawn as clusters (codegen's fused loop nests)."""
     from graphviz import Digraph
-    from .ir.core import Lit
-    from .ir.printer import var_names
+    from ..ir.core import Lit
+    from ..ir.printer import var_names
     dot = Digraph(name=g.name, node_attr=dict(NODE_ATTR),
                   graph_attr=dict(rankdir="TB", fontname=FONT, fontsize="10"),
                   edge_attr=dict(fontname=FONT, fontsize="9"))

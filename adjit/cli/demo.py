@@ -105,7 +105,7 @@ def _ms(s):
 
 def cache_location():
     try:
-        from .runtime.cache import cache_info
+        from ..runtime.cache import cache_info
     except ImportError:
         return "no disk cache in this build yet (adjit.runtime.cache)"
     try:

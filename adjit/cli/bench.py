@@ -1,5 +1,5 @@
-"""`adjit bench`: run the workloads of benchmarks/workloads, print a table, write JSON and a
-plot. The framework (Workload, timing, checks) is adjit/bench.py."""
+"""`adjit bench`: run the workloads of adjit/bench/workloads, print a table, write JSON and a
+plot. The framework (Workload, timing, checks) is adjit/bench/__init__.py."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ import subprocess
 import sys
 import time
 
-from . import bench
-from .cli_load import CLIError
+from .. import bench
+from .load import CLIError
 
 _REEXEC_FLAG = "ADJIT_BENCH_THREADS"
 
@@ -130,7 +130,7 @@ def plot(results, workloads, path):
 
 def _isolated(w, impl, quick):
     """Measure in a fresh process, so that its peak RSS is this implementation's alone."""
-    cmd = [sys.executable, "-m", "adjit.cli_bench", w.name, impl] + (["--quick"] if quick
+    cmd = [sys.executable, "-m", "adjit.cli.bench", w.name, impl] + (["--quick"] if quick
                                                                      else [])
     env = dict(os.environ, **bench.limit_threads())
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
@@ -195,7 +195,7 @@ def run_command(ns):
 
 
 def _main_one(argv):
-    """`python -m adjit.cli_bench NAME IMPL [--quick]`: one measurement as a JSON line."""
+    """`python -m adjit.cli.bench NAME IMPL [--quick]`: one measurement as a JSON line."""
     quick = "--quick" in argv
     name, impl = [a for a in argv if a != "--quick"][:2]
     w = bench.discover()[name]

@@ -9,7 +9,7 @@ expression, then ``ExceptionType: message`` if the cell raised (the run goes on 
 ``normalize`` removes what legitimately differs between two runs or between adjit and torch
 (addresses, module names, warning locations) so outputs can be compared as text.
 
-CLI: ``python -m adjit.notebook FILE [--normalize]`` prints the whole run.
+CLI: ``adjit notebook FILE [--normalize]`` prints the whole run.
 """
 
 from __future__ import annotations
@@ -307,7 +307,7 @@ def normalize(text: str) -> str:
 def main(argv=None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m adjit.notebook", description=__doc__)
+    parser = argparse.ArgumentParser(prog="adjit notebook", description=__doc__)
     parser.add_argument("file", help="cell file with '# %% [In N]' markers")
     parser.add_argument("--normalize", action="store_true", help="apply normalize() to output")
     args = parser.parse_args(argv)

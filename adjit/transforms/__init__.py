@@ -1,11 +1,11 @@
 """The public names of the JAX-style transforms (re-exported by adjit/__init__.py)."""
-from .ir.core import GuardFailed
-from .tracer.ndarray import TracedArray
-from . import transforms as _t
-from ._traceback import transform_boundary
-from .transforms import stop_gradient, make_ir
-from .transforms_custom import custom_jvp, custom_vjp
-from .transforms_jit import jit
+from ..ir.core import GuardFailed
+from ..tracer.ndarray import TracedArray
+from . import autodiff as _t
+from .._traceback import transform_boundary
+from .autodiff import stop_gradient, make_ir
+from .custom import custom_jvp, custom_vjp
+from .jit import jit
 
 # the callables these return hide adjit's frames from the user's traceback
 grad = transform_boundary(_t.grad)

@@ -1,6 +1,6 @@
 """The benchmark framework behind `adjit bench`: workloads, timing, agreement checks.
 
-A workload is a module in `benchmarks/workloads/` whose `workload()` returns a `Workload`:
+A workload is a module in `adjit/bench/workloads/` whose `workload()` returns a `Workload`:
 
     Workload(name="W1", title="scalar poly, grad", inputs=make_inputs,
              impls={"adjit": adjit_setup, "numpy": numpy_setup, "torch": torch_setup, ...})
@@ -87,11 +87,8 @@ def installed(modname) -> bool:
 
 # ------------------------------------------------------------------------------ discovery
 
-def discover(package="benchmarks.workloads"):
+def discover(package="adjit.bench.workloads"):
     """{name: Workload} of every module of the workloads package, in name order."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    if root not in sys.path:
-        sys.path.insert(0, root)  # a source checkout: benchmarks/ sits beside adjit/
     try:
         pkg = importlib.import_module(package)
     except ImportError as exc:

@@ -1,0 +1,30 @@
+"""Which code is adjit's own: the one test used by IR source locations, traceback filtering and
+the CLI's "your code failed" reports.
+
+A frame belongs to adjit when its file lies inside this package's folder, compared by real path
+with a trailing separator, so a checkout under `.../adjit/tests/...` or a user file named
+`adjit_helpers.py` beside the package is still the user's code.
+"""
+from __future__ import annotations
+
+import os
+
+PACKAGE_DIR = os.path.realpath(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_LITERAL_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_CACHE: dict[str, bool] = {}
+
+
+def is_adjit_file(filename: str) -> bool:
+    """True when `filename` (a code object's co_filename) is a module of the adjit package."""
+    hit = _CACHE.get(filename)
+    if hit is None:
+        if filename.startswith(_LITERAL_DIR):
+            hit = True
+        elif filename.startswith("<"):
+            hit = False
+        else:
+            hit = os.path.realpath(filename).startswith(PACKAGE_DIR)
+        if len(_CACHE) > 4096:
+            _CACHE.clear()
+        _CACHE[filename] = hit
+    return hit
