@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from adjit.ir import eval_graph, parse_graph
-from adjit.runtime import cache, cache_clear, cache_info, compile_and_run, engine, get_compiled
+from adjit.runtime import cache, cache_clear, cache_info, run_graph, engine, get_compiled
 
 G1 = "def f(a: f64[3]) -> f64[3]:\n  b: f64[3] = mul a 3.0\n  c: f64[3] = exp b\n  return c\n"
 G2 = ("def f(a: f64[3]) -> f64[]:\n  b: f64[3] = sin a\n  c: f64[] = reduce_sum[axes=(0,)] b\n"
@@ -35,13 +35,13 @@ def test_memory_and_disk_hits(cache_dir):
     g = parse_graph(G1)
     x = np.array([0.0, 0.5, -1.0])
     before = dict(cache_info())
-    np.testing.assert_allclose(compile_and_run(g, [x])[0], np.exp(3 * x), rtol=1e-15)
-    compile_and_run(parse_graph(G1), [x])
+    np.testing.assert_allclose(get_compiled(g)([x])[0], np.exp(3 * x), rtol=1e-15)
+    get_compiled(parse_graph(G1))([x])
     info = cache_info()
     assert info["hits"] == before["hits"] + 1 and info["compiles"] == before["compiles"] + 1
     assert info["disk_entries"] == 1 and info["size"] > 0 and info["path"] == str(cache_dir)
     cache_clear()
-    compile_and_run(g, [x])
+    get_compiled(g)([x])
     assert cache_info()["disk_hits"] == before["disk_hits"] + 1
 
 
@@ -49,13 +49,13 @@ SECOND_PROCESS = textwrap.dedent("""
     import numpy as np
     import importlib
     engine = importlib.import_module("adjit.runtime.engine")
-    lower = importlib.import_module("adjit.codegen.lower")
+    lower = importlib.import_module("adjit.runtime.compile")
     def boom(*a, **k):
         raise AssertionError("LLVM compilation must not run on a disk hit")
     engine.optimize = engine.emit_object = lower.lower = lower.compile_object = boom
     from adjit.ir import parse_graph
-    from adjit.runtime import compile_and_run, cache_info
-    out = compile_and_run(parse_graph({src!r}), [np.array([0.0, 0.5, -1.0])])[0]
+    from adjit.runtime import run_graph, cache_info
+    out = run_graph(parse_graph({src!r}), [np.array([0.0, 0.5, -1.0])])[0]
     assert cache_info()["disk_hits"] == 1, cache_info()
     print(repr(out.tolist()))
 """)
@@ -63,7 +63,7 @@ SECOND_PROCESS = textwrap.dedent("""
 
 def test_second_process_loads_object_code_without_llvm(cache_dir):
     x = np.array([0.0, 0.5, -1.0])
-    want = compile_and_run(parse_graph(G1), [x])[0]
+    want = get_compiled(parse_graph(G1))([x])[0]
     env = dict(os.environ, ADJIT_CACHE_DIR=str(cache_dir),
                PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     r = subprocess.run([sys.executable, "-c", SECOND_PROCESS.format(src=G1)], env=env,
@@ -78,7 +78,7 @@ def test_corrupt_entries_are_recompiled(cache_dir, damage):
     x = np.array([0.1, 0.2, 0.3])
     want = [eval_graph(g, [x])[0] for g in gs]
     for g in gs:
-        compile_and_run(g, [x])
+        get_compiled(g)([x])
     files = _entries(cache_dir)
     assert len(files) == 2
     for f in files:
@@ -90,11 +90,11 @@ def test_corrupt_entries_are_recompiled(cache_dir, damage):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for g, w in zip(gs, want):
-            np.testing.assert_allclose(compile_and_run(g, [x])[0], w, rtol=1e-14)
+            np.testing.assert_allclose(get_compiled(g)([x])[0], w, rtol=1e-14)
     assert any("discarding cache entry" in str(c.message) for c in caught)
     cache_clear()  # the rewritten entries are valid again
     for g, w in zip(gs, want):
-        np.testing.assert_allclose(compile_and_run(g, [x])[0], w, rtol=1e-14)
+        np.testing.assert_allclose(get_compiled(g)([x])[0], w, rtol=1e-14)
 
 
 def test_swapped_entries_are_rejected(cache_dir):
@@ -102,7 +102,7 @@ def test_swapped_entries_are_rejected(cache_dir):
     x = np.array([0.1, 0.2, 0.3])
     want = [eval_graph(g, [x])[0] for g in gs]
     for g in gs:
-        compile_and_run(g, [x])
+        get_compiled(g)([x])
     a, b = _entries(cache_dir)
     da, db = a.read_bytes(), b.read_bytes()
     a.write_bytes(db)
@@ -111,7 +111,7 @@ def test_swapped_entries_are_rejected(cache_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for g, w in zip(gs, want):
-            np.testing.assert_allclose(compile_and_run(g, [x])[0], w, rtol=1e-14)
+            np.testing.assert_allclose(get_compiled(g)([x])[0], w, rtol=1e-14)
 
 
 def test_disable_jit_uses_the_interpreter(cache_dir, monkeypatch):
@@ -119,7 +119,7 @@ def test_disable_jit_uses_the_interpreter(cache_dir, monkeypatch):
     g = parse_graph(G1)
     assert get_compiled(g) is None
     before = cache_info()["compiles"]
-    np.testing.assert_allclose(compile_and_run(g, [np.zeros(3)])[0], np.ones(3))
+    np.testing.assert_allclose(run_graph(g, [np.zeros(3)])[0], np.ones(3))
     assert cache_info()["compiles"] == before
 
 
@@ -133,7 +133,7 @@ def test_graphs_of_one_structure_keep_their_own_constants(cache_dir):
     x = np.zeros(2)
     np.testing.assert_array_equal(get_compiled(g1)([x])[0], [1.0, 2.0])
     np.testing.assert_array_equal(get_compiled(g2)([x])[0], [10.0, 20.0])
-    np.testing.assert_array_equal(compile_and_run(g2, [x], [np.array([5.0, 6.0])])[0],
+    np.testing.assert_array_equal(get_compiled(g2)([x], [np.array([5.0, 6.0])])[0],
                                   [5.0, 6.0])
 
 
@@ -181,7 +181,7 @@ def test_cache_key_changes_with_the_lowering_version(monkeypatch):
 
 def test_compile_errors_fall_back_to_the_interpreter_once(cache_dir, monkeypatch):
     import importlib
-    lower = importlib.import_module("adjit.codegen.lower")
+    lower = importlib.import_module("adjit.runtime.compile")
     calls = []
 
     def broken(g):
@@ -191,9 +191,9 @@ def test_compile_errors_fall_back_to_the_interpreter_once(cache_dir, monkeypatch
     g = parse_graph(G2)
     x = np.array([0.1, 0.2, 0.3])
     with pytest.warns(RuntimeWarning, match="test failure"):
-        out = compile_and_run(g, [x])
+        out = run_graph(g, [x])
     np.testing.assert_allclose(out[0], np.sin(x).sum())
-    compile_and_run(g, [x])
+    run_graph(g, [x])
     assert len(calls) == 1
     with pytest.raises(engine.CompileError):
         get_compiled(g)

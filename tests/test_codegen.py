@@ -16,7 +16,8 @@ try:
 except ImportError:  # tests/ not a package on sys.path
     import sweep
 
-from adjit.codegen import LOWERINGS, compile_graph
+from adjit.codegen import LOWERINGS
+from adjit.runtime import compile_graph
 from adjit.codegen.lower import eqn_dtype
 from adjit.ir import REGISTRY, AType, GuardFailed, eval_graph, extract, new_trace
 from adjit.ir import parse_graph

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adjit.codegen import compile_graph
+from adjit.runtime import compile_graph
 from adjit.codegen.builder import FnBuilder
 from adjit.codegen.lower import LOWERINGS
 from adjit.ir import AType, eval_graph, extract, new_trace, ops, parse_graph

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import adjit
-from adjit.codegen import compile_graph
+from adjit.runtime import compile_graph
 from adjit.codegen.builder import FnBuilder
 from adjit.codegen.lower import LOWERINGS
 from adjit.ir import GuardFailed, parse_graph

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adjit.codegen import compile_graph, kernels
+from adjit.runtime import compile_graph
+from adjit.codegen import kernels
 from adjit.ir import parse_graph
 from adjit.runtime import native
 

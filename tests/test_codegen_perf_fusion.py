@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import adjit
-from adjit.codegen import compile_graph, parallel
+from adjit.runtime import compile_graph
+from adjit.codegen import parallel
 from adjit.codegen.builder import FnBuilder
 from adjit.codegen.lower import LOWERINGS
 from adjit.ir import AType, eval_graph, extract, new_trace, ops, parse_graph

@@ -1,13 +1,14 @@
 """Lowering of adjit graphs to LLVM IR: fusion, loop nests, vectorisable math, BLAS calls.
 
-`compile_graph(g)` compiles one graph (no caching); `adjit.runtime.get_compiled` caches.
-The lowering is imported on first use (a disk-cache hit needs only `abi`).
+`lower(g)` returns LLVM IR text and what the runtime needs to call it; compiling, loading and
+caching are adjit.runtime's. The lowering is imported on first use (a disk-cache hit needs only
+`abi`).
 """
 from .abi import LOWERING_VERSION  # noqa: F401
 
 
 def __getattr__(name):
-    if name in ("LOWERINGS", "compile_graph"):
+    if name in ("LOWERINGS", "lower"):
         from . import lower
         return getattr(lower, name)
     raise AttributeError(name)

@@ -1,5 +1,6 @@
 """Lowering of adjit graphs to LLVM IR: the table `LOWERINGS` (one entry per primitive, keyed
-by the primitive's name) and `compile_graph`.
+by the primitive's name) and `lower(g) -> (LLVM IR text, metadata)`. Compiling, loading and calling
+are the runtime's (adjit/runtime/).
 
 Entry kinds (see builder.py for how they are used):
   "ew"     fn(c, eqn, dt, vals) -> value    elementwise, on scalars at one index; `dt` is the
@@ -18,7 +19,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from ..ir.core import Lit
-from ..runtime import engine
+from .errors import CompileError
 from . import kernels, mathlib
 from .builder import FnBuilder
 from .emit import FLOATS, I1, REG, Ix, const, i64
@@ -258,10 +259,10 @@ def check_supported(g):
     for e in g.eqns:
         low = LOWERINGS.get(e.prim.name)
         if low is None:
-            raise engine.CompileError(f"graph {g.name}", f"no lowering for {e.prim.name}")
+            raise CompileError(f"graph {g.name}", f"no lowering for {e.prim.name}")
         dt = eqn_dtype(e)
         if dt not in low.dtypes:
-            raise engine.CompileError(f"graph {g.name}", f"{e.prim.name} has no lowering for "
+            raise CompileError(f"graph {g.name}", f"{e.prim.name} has no lowering for "
                                       f"{dt} (supported: {', '.join(low.dtypes)})")
 
 
@@ -272,31 +273,10 @@ def lower(g):
     fb = FnBuilder(g, LOWERINGS, SYMBOL)
     try:
         text = fb.build()
-    except engine.CompileError:
+    except CompileError:
         raise
     except Exception as exc:  # a bug in a lowering: say where, not a raw traceback
-        raise engine.CompileError(f"graph {g.name}", f"lowering failed: {exc!r}") from exc
+        raise CompileError(f"graph {g.name}", f"lowering failed: {exc!r}") from exc
     return text, {"symbol": SYMBOL, "workspace": fb.ws_bytes, "imports": sorted(fb.imports),
                   "fastcall": SYMBOL + "_fc"}
 
-
-def compile_object(g):
-    """(object code, meta) for graph `g`: lower, optimise (-O3, vectorised), emit."""
-    text, meta = lower(g)
-    what = f"graph {g.name}"
-    mod = engine.optimize(text, what)
-    return engine.emit_object(mod, what), meta
-
-
-def compile_graph(g):
-    """Compile graph `g` to native code (no caching: see adjit.runtime.get_compiled).
-
-    >>> import numpy as np
-    >>> from adjit.ir import parse_graph
-    >>> g = parse_graph("def f(a: f64[3]) -> f64[3]:\n  b: f64[3] = mul a 2.0\n  return b\n")
-    >>> compile_graph(g)([np.arange(3.0)])[0]
-    array([0., 2., 4.])
-    """
-    from ..runtime.call import CompiledGraph
-    obj, meta = compile_object(g)
-    return CompiledGraph(g, obj, meta)

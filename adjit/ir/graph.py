@@ -44,7 +44,7 @@ class Graph:
         self.outvars = list(outvars)
         self.consts = list(consts) if consts is not None else [None] * len(self.constvars)
         self.name = name
-        self.native = None  # the compiled code, set by adjit.execute on first concrete run
+        self.native = None  # the compiled code, set by adjit.runtime.run_graph on first concrete run
 
     def __str__(self):
         from .printer import print_graph

@@ -1,20 +1,32 @@
-"""Native execution: the LLVM engine, the call path and the compiled-code caches.
+"""Native execution: the LLVM engine, the call path, the compiled-code caches, and `run_graph`,
+the one way a Graph runs on arrays.
+
+Every user of graphs (Tensor.backward, grad, jit, vmap) ends in `run_graph` for concrete values,
+so the backend switch lives in one place: native code when the graph compiles, else the
+reference interpreter. The compiled code is kept on the Graph object itself (`g.native`):
+callers that reuse a graph (jit branches, cached derivative graphs, the eager backward cache)
+pay one attribute read, not a cache lookup by structure.
+
+`ADJIT_DISABLE_JIT=1` (read when a graph first runs) keeps everything in the interpreter.
 
     >>> import numpy as np
     >>> from adjit.ir import parse_graph
     >>> g = parse_graph("def f(a: f64[2]) -> f64[2]:\\n  b: f64[2] = add a 1.0\\n  return b\\n")
-    >>> compile_and_run(g, [np.array([1.0, 2.0])])
+    >>> run_graph(g, [np.array([1.0, 2.0])])
     [array([2., 3.])]
 """
 from __future__ import annotations
 
 import os
+import time
 import warnings
 
-from .engine import CompileError  # noqa: F401
+from ..codegen.errors import CompileError  # noqa: F401
 from .cache import cache_clear, cache_info  # noqa: F401
+from .compile import compile_graph  # noqa: F401
 
 _WARNED = set()
+_OFF = object()
 
 
 def jit_enabled() -> bool:
@@ -31,20 +43,35 @@ def get_compiled(g):
     return _get(g)
 
 
-def compile_and_run(g, args, consts=None):
-    """Run graph `g` on NumPy arrays (`consts` binds its constvars, default g.consts): native
-    code when it can be compiled, else (with one warning per graph structure) the reference
-    interpreter. Outputs are fresh arrays."""
+def _native(g):
+    if not jit_enabled():
+        return _OFF
+    from ..ir.passes import optimize
+    t0 = time.perf_counter()
     try:
-        cg = get_compiled(g)
+        # adjit's own passes first (DCE, CSE, folding, x*1, pow x 1.0, ...): smaller code and
+        # a cache key that ignores what they remove. Constvars and their bindings are kept.
+        cg = get_compiled(optimize(g))
     except CompileError as exc:
-        key = g.structure_key()
+        key = g.name
         if key not in _WARNED:
             _WARNED.add(key)
-            warnings.warn(f"{exc}; running it in the interpreter", RuntimeWarning,
-                          stacklevel=2)
-        cg = None
+            warnings.warn(f"{exc}; running it in the interpreter", RuntimeWarning, stacklevel=3)
+        return _OFF
     if cg is None:
+        return _OFF
+    cg = cg.for_graph(g)
+    cg.compile_seconds = time.perf_counter() - t0  # incl. a disk or memory cache hit
+    return cg
+
+
+def run_graph(g, args, consts=None):
+    """Evaluate `g` on NumPy arrays: `args` by position, `consts` binds the constvars (None:
+    the graph's own bindings). Returns a list of fresh arrays."""
+    cg = g.native
+    if cg is None:
+        cg = g.native = _native(g)
+    if cg is _OFF:
         from ..ir.graph import eval_graph
-        return eval_graph(g, args, consts)
-    return cg(args, consts)
+        return eval_graph(g, args, g.consts if consts is None else consts)
+    return cg(args, None if consts is g.consts else consts)

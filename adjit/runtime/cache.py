@@ -42,7 +42,7 @@ def cache_dir() -> str:
 def _adjit_version():
     global _VERSION
     if _VERSION is None:
-        from .. import __version__  # importlib.metadata costs ~20 ms of a cold start
+        from .._version import __version__  # importlib.metadata costs ~20 ms of a cold start
         _VERSION = __version__
     return _VERSION
 
@@ -129,7 +129,7 @@ def _build(g, skey):
             warnings.warn(f"adjit: discarding cache entry {_path(key)}: {exc}", RuntimeWarning)
     STATS["disk_misses"] += 1
     STATS["compiles"] += 1
-    from ..codegen.lower import compile_object  # a hit does not need the lowering
+    from .compile import compile_object  # a hit does not need the lowering
     obj, meta = compile_object(g)
     cg = CompiledGraph(g, obj, meta)
     write_entry(key, obj, meta)

@@ -19,14 +19,7 @@ _ENGINE = None
 _lib_ids = itertools.count()
 
 
-class CompileError(RuntimeError):
-    """Native compilation failed; says what was being compiled and why. Callers may fall back
-    to the interpreter."""
-
-    def __init__(self, what: str, reason: str):
-        super().__init__(f"adjit could not compile {what}: {reason}")
-        self.what = what
-        self.reason = reason
+from ..codegen.errors import CompileError  # noqa: E402,F401  (raised here and by the lowering)
 
 
 class _Engine:

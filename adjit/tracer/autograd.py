@@ -391,7 +391,7 @@ def _vjp_for(root, key, leaves, consts, retained):
     return hit
 
 
-_RUN_GRAPH = [None]  # adjit.execute.run_graph (imported when first needed: it imports codegen)
+_RUN_GRAPH = [None]  # adjit.runtime.run_graph (imported when first needed: it imports codegen)
 
 
 def accumulate(n, gval):
@@ -417,7 +417,7 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
     vg = _vjp_for(root, key, leaves, consts, retained)
     run_graph = _RUN_GRAPH[0]
     if run_graph is None:
-        from ..execute import run_graph
+        from ..runtime import run_graph
         _RUN_GRAPH[0] = run_graph
     args = [n.val for n in leaves]
     for c in consts:

@@ -2,6 +2,7 @@
 from ..ir.core import GuardFailed
 from ..tracer.ndarray import TracedArray
 from . import autodiff as _t
+from . import vmap as _v
 from .._traceback import transform_boundary
 from .autodiff import stop_gradient, make_ir
 from .custom import custom_jvp, custom_vjp
@@ -10,10 +11,10 @@ from .jit import jit
 # the callables these return hide adjit's frames from the user's traceback
 grad = transform_boundary(_t.grad)
 value_and_grad = transform_boundary(_t.value_and_grad)
-jacrev = transform_boundary(_t.jacrev)
-jacfwd = transform_boundary(_t.jacfwd)
-hessian = transform_boundary(_t.hessian)
-vmap = transform_boundary(_t.vmap)
+jacrev = transform_boundary(_v.jacrev)
+jacfwd = transform_boundary(_v.jacfwd)
+hessian = transform_boundary(_v.hessian)
+vmap = transform_boundary(_v.vmap)
 vjp = _t.vjp
 jvp = _t.jvp
 jacobian = jacrev

@@ -22,7 +22,7 @@ from ..ir.autodiff import jvp_graph, vjp_graph
 from ..ir.core import STATE, GuardFailed, Node
 from ..ir.graph import eval_graph, extract
 from ..ir.types import DTYPES, FLOATS
-from ..execute import run_graph as _run_concrete
+from ..runtime import run_graph as _run_concrete
 from ..tracer import pytree
 from ..tracer.ndarray import TracedArray
 from ..tracer.trace_args import (_at, _live, _regroup, fname, leaf_info, out_nodes, tensor_cls,
@@ -288,7 +288,6 @@ def make_ir(f, static_argnums=()):
     return mk
 
 
-from .vmap import hessian, jacfwd, jacrev, vmap  # noqa: E402,F401
 
-__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap",
+__all__ = ["grad", "value_and_grad", "vjp", "jvp",
            "stop_gradient", "make_ir", "run_graph", "GuardFailed"]

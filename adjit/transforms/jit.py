@@ -24,7 +24,7 @@ from ..ir.graph import extract
 from ..tracer import pytree
 from ..tracer.trace_args import _live, fname, leaf_info, out_nodes, to_user, trace_call
 from .autodiff import run_graph
-from ..execute import run_graph as _run_concrete
+from ..runtime import run_graph as _run_concrete
 from .._traceback import filter_traceback
 
 MAX_BRANCHES = 32
