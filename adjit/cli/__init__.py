@@ -137,19 +137,14 @@ def _pipeline(ns):
 
 
 def cmd_dump(ns):
-    from .stages import TITLES, StageUnavailable, parse_stages, render
+    from .stages import TITLES, parse_stages, render
     stages = parse_stages(ns.stage)
     pipe = _pipeline(ns)
     out = sys.stdout
     for stage in stages:
         if len(stages) > 1:
             out.write(f"# ---- {stage}: {TITLES[stage]} ----\n")
-        try:
-            text = render(pipe, stage, locations=ns.loc)
-        except StageUnavailable as exc:
-            if len(stages) == 1:
-                raise CLIError(f"stage {stage!r} is unavailable: {exc}") from None
-            text = f"# unavailable: {exc}\n"
+        text = render(pipe, stage, locations=ns.loc)
         out.write(text)
         if len(stages) > 1:
             out.write("\n")
@@ -209,11 +204,7 @@ def cmd_demo(ns):
 
 
 def cmd_cache(ns):
-    from .stages import StageUnavailable, _find
-    try:
-        rc = _find(["adjit.runtime.cache"], "the runtime's disk cache (adjit.runtime.cache)")
-    except StageUnavailable as exc:
-        raise CLIError(f"the disk cache is unavailable: {exc}") from None
+    from ..runtime import cache as rc
     info = rc.cache_info()
     if ns.action == "info":
         print(f"path: {info.get('path')}")

@@ -163,67 +163,12 @@ def check_arity(f, name, n):
 
 # ------------------------------------------------------------------------------ tracing
 
-def _make_ir():
-    """adjit.make_ir, or straight from adjit/transforms.py before the package exports it."""
-    import adjit
-    f = getattr(adjit, "make_ir", None)
-    if f is None:
-        try:
-            from ..transforms import make_ir as f
-        except ImportError:
-            return None
-    return f
-
-
-def _as_graph(obj):
-    from ..ir.graph import Graph
-    if isinstance(obj, Graph):
-        return obj
-    for attr in ("graph", "jaxpr", "ir"):
-        g = getattr(obj, attr, None)
-        if isinstance(g, Graph):
-            return g
-    raise CLIError(f"adjit.make_ir returned a {type(obj).__name__}, not a Graph")
-
-
 def trace(f, args, name):
-    """The forward IR of `f` at `args`: adjit.make_ir (the NumPy front) when it exists, else
-    the Tensor front on a fresh trace level (which only handles operator-style code)."""
-    make_ir = _make_ir()
-    if make_ir is not None:
-        try:
-            g = make_ir(f)(*args)
-        except Exception as exc:
-            raise CLIError(f"{name} failed while tracing: {_one_line(exc)}",
-                           user_traceback(exc)) from None
-        g = _as_graph(g)
-        return g
-    return _trace_with_tensors(f, args, name)
-
-
-_NO_TRANSFORMS = ("adjit.make_ir (the NumPy front, adjit/transforms.py) is not available in "
-                  "this build; without it only operator-style code (+ - * / ** @ .sum()) on "
-                  "adjit.Tensor can be traced")
-
-
-def _trace_with_tensors(f, args, name):
-    from ..ir.core import Node, new_trace
-    from ..ir.graph import extract
-    from ..ir.types import AType
-    from ..tracer.tensor import Tensor
-    with new_trace("cli") as tr:
-        nodes = [Node(a, AType(a.shape, a.dtype), None, tr) for a in args]
-        try:
-            out = f(*[Tensor._wrap(n) for n in nodes])
-        except Exception as exc:
-            raise CLIError(f"{name} failed while tracing: {_one_line(exc)}; note: "
-                           + _NO_TRANSFORMS, user_traceback(exc)) from None
-        outs = list(out) if isinstance(out, (tuple, list)) else [out]
-        res = []
-        for o in outs:
-            n = getattr(o, "_n", None)
-            if not isinstance(o, Tensor) or n is None or n.trace is not tr:
-                raise CLIError(f"{name} returned a {type(o).__name__} that was not traced: "
-                               + _NO_TRANSFORMS)
-            res.append(n)
-        return extract(res, tr, inputs=nodes, name=name)
+    """The forward IR of `f` at `args` (adjit.make_ir: the NumPy front)."""
+    from ..transforms import make_ir
+    try:
+        g = make_ir(f)(*args)
+    except Exception as exc:
+        raise CLIError(f"{name} failed while tracing: {_one_line(exc)}",
+                       user_traceback(exc)) from None
+    return g

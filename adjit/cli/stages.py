@@ -9,12 +9,9 @@
     cache      the disk-cache key, the entry's path and whether it was a hit
 
 The stages below `grad` work on the *compiled* graph: the adjoint when `--grad` is given, else
-the forward graph. A stage whose provider (passes, codegen, runtime) is not in this build raises
-`StageUnavailable` with the reason; the other stages still print.
+the forward graph.
 """
 from __future__ import annotations
-
-import importlib
 
 from .load import CLIError
 
@@ -28,10 +25,6 @@ TITLES = {
     "asm": "host assembly",
     "cache": "disk cache",
 }
-
-
-class StageUnavailable(Exception):
-    """The stage's provider is missing from this build (says which and why)."""
 
 
 def parse_stages(text: str):
@@ -57,21 +50,6 @@ def parse_argnums(text, n_args):
     if not nums:
         raise CLIError("--grad needs at least one argument position")
     return nums
-
-
-def _find(candidates, what):
-    """The first of `module:attr` candidates that imports; else StageUnavailable."""
-    for cand in candidates:
-        mod, _, attr = cand.partition(":")
-        try:
-            m = importlib.import_module(mod)
-        except ImportError:
-            continue
-        obj = getattr(m, attr, None) if attr else m
-        if obj is not None:
-            return obj
-    raise StageUnavailable(f"{what} is not available in this build yet (looked for "
-                           f"{', '.join(c.replace(':', '.') for c in candidates)})")
 
 
 class Pipeline:
@@ -101,21 +79,18 @@ class Pipeline:
         return self.grad() if self.argnums is not None else self.traced
 
     def optimized(self):
-        optimize = _find(["adjit.ir.passes:optimize"], "adjit.ir.passes.optimize")
+        from ..ir.passes import optimize
         return self._once("optimized", lambda: optimize(self.target()))
 
     def final(self):
-        """The optimised graph when the passes exist, else the unoptimised one."""
-        try:
-            return self.optimized()
-        except StageUnavailable:
-            return self.target()
+        """The optimised graph: what native code is compiled from."""
+        return self.optimized()
 
     # ------------------------------------------------------------------ codegen, runtime
     def _plan(self, g):
-        fusion = _find(["adjit.codegen.fusion:plan"], "codegen's fusion (adjit.codegen.fusion)")
-        table = _find(["adjit.codegen.lower:LOWERINGS"], "codegen's lowering table")
-        return self._once(("plan", id(g)), lambda: fusion(g, table))
+        from ..codegen.fusion import plan
+        from ..codegen.lower import LOWERINGS
+        return self._once(("plan", id(g)), lambda: plan(g, LOWERINGS))
 
     def groups(self, g=None):
         """Loop nests of `g` (default `final()`) as lists of equation indices: each
@@ -124,7 +99,7 @@ class Pipeline:
         g = self.final() if g is None else g
         try:
             p = self._plan(g)
-        except (StageUnavailable, Exception):
+        except Exception:  # codegen rejects the graph: no nests to show
             return None
         return nests(g, p)[0]
 
@@ -163,19 +138,12 @@ class Pipeline:
     def llvm(self):
         """(LLVM IR text before optimisation, after optimisation)."""
         def build():
-            lower = _find(["adjit.codegen.lower:lower_graph", "adjit.codegen.lower:lower",
-                           "adjit.codegen:lower_graph", "adjit.codegen:lower"],
-                          "codegen's lowering (adjit.codegen.lower)")
-            eng = _find(["adjit.runtime.engine:optimize"], "adjit.runtime.engine")
-            res = lower(self.final())
-            meta = {}
-            if isinstance(res, tuple):  # (ir text, meta)
-                res, meta = res[0], dict(res[1])
+            from ..codegen.lower import lower
+            from ..runtime import engine
+            text, meta = lower(self.final())
             self.symbol = meta.get("symbol")
-            text = res if isinstance(res, str) else (
-                getattr(res, "llvm_ir", None) or getattr(res, "ir", None) or str(res))
             try:
-                mod = eng(str(text), f"{self.name} (adjit dump)")
+                mod = engine.optimize(text, f"{self.name} (adjit dump)")
             except Exception as exc:
                 raise CLIError(f"LLVM rejected the lowered code: {exc}") from None
             return str(text), mod
@@ -184,18 +152,18 @@ class Pipeline:
 
     def asm(self):
         self.llvm()
-        emit = _find(["adjit.runtime.engine:emit_assembly"], "adjit.runtime.engine")
-        return emit(self._memo["llvm"][1])
+        from ..runtime import engine
+        return engine.emit_assembly(self._memo["llvm"][1])
 
     def cache(self):
         """`key`, `entry` (its file) and `hit` for the compiled graph in the disk cache; looking
         it up compiles and stores it on a miss, as a call would."""
-        rc = _find(["adjit.runtime.cache"], "the runtime's disk cache (adjit.runtime.cache)")
+        from ..runtime import cache as rc
         g = self.final()
 
         def probe():
             key = rc.disk_key(g.structure_key())
-            path = rc._path(key) if hasattr(rc, "_path") else None
+            path = rc._path(key)
             before = dict(rc.STATS)
             try:
                 rc.get_compiled(g)

@@ -1,8 +1,7 @@
 """NumPy's own functions on TracedArrays: `__array_ufunc__` and `__array_function__` tables.
 
 Each supported function records primitives (composites come from `adjit.ir.composites`). A
-function not in the tables raises NotImplementedError naming it and the user's line. `USED`
-collects the names dispatched so far (tests check every entry is covered by a gradient test).
+function not in the tables raises NotImplementedError naming it and the user's line.
 """
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from .ndarray import (TracedArray, binary, deepest, promote, promote_nobroadcast
 
 FUNCS: dict = {}
 UFUNCS: dict = {}
-USED: set = set()
 _NO = np._NoValue
 
 
@@ -36,7 +34,6 @@ def call(name, *args, **kwargs):
 
 
 def _dispatch(name, fn, args, kwargs):
-    USED.add(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not _NO}
     if kwargs.get("out") is not None:
         raise TypeError(f"np.{name}(..., out=...) cannot write a traced value into an ndarray"
