@@ -9,6 +9,6 @@ from .abi import LOWERING_VERSION  # noqa: F401
 
 def __getattr__(name):
     if name in ("LOWERINGS", "lower"):
-        from . import lower
-        return getattr(lower, name)
+        import importlib
+        return getattr(importlib.import_module(__name__ + ".lower"), name)
     raise AttributeError(name)
