@@ -79,3 +79,81 @@ def test_bad_dtype_error_names_the_argument(bad):
         adjit.grad(lambda x, inputs: np.sum(x))(np.ones(2), bad)
     with pytest.raises(TypeError, match=r"grad: argument 'inputs' \(position 0\).*dtype"):
         adjit.grad(lambda inputs: np.sum(inputs))(bad)
+
+
+# --- both tiers ----------------------------------------------------------------------------------
+def _in_interpreter(check):
+    """Run module-level function `check` in a fresh process with ADJIT_DISABLE_JIT=1 (the
+    switch is read when a graph first runs, so it cannot be flipped inside this process)."""
+    import os
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = f"import sys; sys.path.insert(0, {here!r}); import test_jit_keys as t; t.{check}()"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, ADJIT_DISABLE_JIT="1"), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --- item 8: fresh outputs ------------------------------------------------------------------------
+W = np.arange(6.0)
+
+
+def _check_distinct(outs, owners, want):
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    want = want if isinstance(want, tuple) else (want,)
+    for k, (o, w) in enumerate(zip(outs, want)):
+        np.testing.assert_array_equal(o, w)
+        assert isinstance(o, np.ndarray) and o.flags.writeable, k
+        for a in owners + [p for j, p in enumerate(outs) if j != k]:
+            assert not np.shares_memory(o, a), k
+
+
+FRESH_CASES = {
+    "identity": lambda x: x,
+    "slice": lambda x: x[1:4],
+    "reshape": lambda x: x.reshape(2, 3),
+    "transpose": lambda x: x.reshape(2, 3).T,
+    "broadcast": lambda x: np.broadcast_to(x[:1], (4,)),
+    "closure": lambda x: W,
+    "closure_view": lambda x: W[::2],
+    "repeat_input": lambda x: (x, x),
+    "repeat_value": lambda x: (lambda y: (y, y, y.reshape(3, 2)))(x * 2.0),
+}
+
+
+def check_fresh_outputs():
+    for name, fn in FRESH_CASES.items():
+        jf = jit(fn)
+        for call in range(3):  # the first call traces; later ones replay
+            x = np.arange(6.0) + call
+            want = fn(x.copy())
+            want = tuple(np.array(w) for w in want) if isinstance(want, tuple) else np.array(want)
+            _check_distinct(jf(x), [x, W], want)
+    # the transforms without jit
+    x, u = np.arange(6.0), np.ones(6)
+    v, pb = adjit.vjp(lambda a: a.reshape(6), x)
+    _check_distinct(v, [x], x)
+    _check_distinct(pb(u)[0], [x, u], u)
+    v, t = adjit.jvp(lambda a: (a, a), (x,), (u,))
+    _check_distinct(v + t, [x, u], (x, x, u, u))
+    val, g = adjit.value_and_grad(lambda a, w: np.sum(a * w), argnums=(0, 1))(x, u)
+    _check_distinct(g, [x, u], (u, x))
+    _check_distinct(adjit.grad(lambda a: np.sum(a))(x), [x], u)
+
+
+def test_fresh_outputs_native():
+    check_fresh_outputs()
+
+
+def test_fresh_outputs_interpreter():
+    _in_interpreter("check_fresh_outputs")
+
+
+def test_writing_an_output_changes_nothing_else():
+    jf = jit(lambda x: (x, x.reshape(2, 3)))
+    x = np.arange(6.0)
+    a, b = jf(x)
+    a[0] = 100.0
+    assert x[0] == 0.0 and b[0, 0] == 0.0
+    np.testing.assert_array_equal(jf(x)[0], np.arange(6.0))

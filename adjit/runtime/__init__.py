@@ -45,6 +45,8 @@ def compile_and_run(g, args, consts=None):
                           stacklevel=2)
         cg = None
     if cg is None:
+        from ..execute import fresh
         from ..ir.graph import eval_graph
-        return eval_graph(g, args, consts)
+        cs = g.consts if consts is None else consts
+        return fresh(eval_graph(g, args, cs), args, cs)
     return cg(args, consts)

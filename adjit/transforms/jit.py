@@ -26,7 +26,7 @@ from ..tracer import pytree
 from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nodes,
                                  positional_params, to_user, trace_call)
 from .autodiff import run_graph
-from ..execute import run_graph as _run_concrete
+from ..execute import fresh, run_graph as _run_concrete
 from .._traceback import filter_traceback
 
 MAX_BRANCHES = 32
@@ -227,7 +227,9 @@ class Jitted:
         outer = [lf.outer for lf in t.leaves]
         if any(_live(v) for v in outer):  # e.g. Tensors on the tape: record the call there
             return _assemble(br, run_graph(g, outer, g.consts))
-        return _assemble(br, [n.val for n in nodes])
+        # the trace's own values: copies, as every later call returns (no output aliases an
+        # argument, a closure constant or another output)
+        return _assemble(br, fresh([n.val for n in nodes], outer, g.consts))
 
 
 def _spec_str(s):
