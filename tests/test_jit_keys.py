@@ -157,3 +157,55 @@ def test_writing_an_output_changes_nothing_else():
     a[0] = 100.0
     assert x[0] == 0.0 and b[0, 0] == 0.0
     np.testing.assert_array_equal(jf(x)[0], np.arange(6.0))
+
+
+# --- item 4: indices outside [-n, n) ------------------------------------------------------------
+INDEXERS = {
+    "getitem": lambda x, i: x[i],
+    "getitem_2d": lambda x, i: x.reshape(2, 5)[np.zeros_like(i), i],
+    "getitem_rows": lambda x, i: x.reshape(5, 2)[i, 1],
+    "take": lambda x, i: np.take(x, i),
+    "take_axis": lambda x, i: np.take(x.reshape(2, 5), i, axis=1),
+    "grad": lambda x, i: adjit.grad(lambda y: np.sum(y[i] * y[i]))(x),
+}
+
+
+def _numpy(name, x, i):
+    if name == "grad":  # d/dx sum(x[i]**2) = scatter-add of 2 x[i]
+        g = np.zeros_like(x)
+        np.add.at(g, i, 2 * x[i])
+        return g
+    return INDEXERS[name](x, i)
+
+
+def check_out_of_range_indices():
+    x = np.arange(10.0)
+    for name, fn in INDEXERS.items():
+        n = 10 if name in ("getitem", "take", "grad") else 5
+        good = [np.array([0, n - 1, -1, -n])]
+        bad = [np.array([0, 1, 2, k]) for k in (-n - 1, n, -2 * n, -2 * n + 1, n + 1)]
+        for i in good + bad:  # record time: as NumPy
+            try:
+                want = _numpy(name, x, i)
+            except IndexError:
+                with pytest.raises(IndexError, match="out of bounds"):
+                    jit(fn)(x, i)
+            else:
+                np.testing.assert_array_equal(jit(fn)(x, i), want)
+        jf = jit(fn)
+        jf(x, good[0])
+        for i in bad:  # replay (native code or interpreter) of a trace made for good indices
+            with pytest.raises(IndexError):
+                _numpy(name, x, i)
+            with pytest.raises(IndexError, match="out of range"):
+                jf(x, i)
+            np.testing.assert_array_equal(jf(x, good[0]), _numpy(name, x, good[0]))
+        assert jf.traces == 1, name
+
+
+def test_out_of_range_indices_native():
+    check_out_of_range_indices()
+
+
+def test_out_of_range_indices_interpreter():
+    _in_interpreter("check_out_of_range_indices")

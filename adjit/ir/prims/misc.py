@@ -23,8 +23,16 @@ def _gather_rule(x, idx, *, axis):
     return AType(x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype)
 
 
+_OUT_OF_RANGE = "an index is out of range in gather/scatter_add"  # as native code's status 2
+
+
 def _gather_impl(x, idx, *, axis):
-    return np.take(x, idx, axis=axis, mode="raise")
+    # indices in [-n, n) (a negative one counts from the end, once), as np.take; the fronts
+    # turn an index outside its own axis into one outside this range (wrap_traced_index)
+    try:
+        return np.take(x, idx, axis=axis, mode="raise")
+    except IndexError:
+        raise IndexError(_OUT_OF_RANGE) from None
 
 
 def _gather_vjp(ct, x, idx, out, *, axis):
@@ -55,7 +63,10 @@ def _scatter_impl(x, idx, upd, *, axis):
     out = np.array(x, copy=True)
     xm = np.moveaxis(out, axis, 0)
     um = np.moveaxis(upd, list(range(axis, axis + idx.ndim)), list(range(idx.ndim)))
-    np.add.at(xm, idx, um)
+    try:
+        np.add.at(xm, idx, um)
+    except IndexError:
+        raise IndexError(_OUT_OF_RANGE) from None
     return out
 
 
