@@ -209,3 +209,34 @@ def test_out_of_range_indices_native():
 
 def test_out_of_range_indices_interpreter():
     _in_interpreter("check_out_of_range_indices")
+
+
+# --- item 3: guards on float() / .item() compare bit patterns ----------------------------------------
+def _by_sign_bit(x):
+    s = float(x[0])
+    t = x[1].item()
+    out = x * 2.0 if math.copysign(1.0, s) > 0 else x - 1.0
+    return out + (10.0 if math.copysign(1.0, t) < 0 else 0.0)
+
+
+def check_guards_compare_bits():
+    import warnings
+    warnings.filterwarnings("ignore", "adjit.jit")  # ten traces on purpose
+    for dt in (np.float64, np.float32):
+        jf = jit(_by_sign_bit)
+        values = (0.0, -0.0, np.nan, -np.nan, 1.0)
+        for _ in range(2):
+            for v in values:
+                for w in (0.0, -0.0):
+                    x = np.array([v, w, 3.0], dt)
+                    np.testing.assert_array_equal(jf(x), _by_sign_bit(x), err_msg=f"{v} {w}")
+        assert jf.traces == 2 * len(values)  # one per bit pattern: a NaN matches itself
+
+
+@pytest.mark.filterwarnings("ignore:adjit.jit")
+def test_guards_compare_bits_native():
+    check_guards_compare_bits()
+
+
+def test_guards_compare_bits_interpreter():
+    _in_interpreter("check_guards_compare_bits")

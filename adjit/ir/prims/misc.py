@@ -192,6 +192,25 @@ prim("convert_element_type", lambda x, *, new_dtype: AType(x.shape, new_dtype),
      lambda dt, rng: [([_s(rng, (3, 4), dt)], {"new_dtype": "f64" if dt == "f32" else "f32"})],
      dtypes=ALL, saves=False)
 
+_BITS_TWIN = {"f32": "i32", "i32": "f32", "f64": "i64", "i64": "f64"}
+
+
+def _bitcast_rule(x, *, new_dtype):
+    if _BITS_TWIN.get(x.dtype) != new_dtype:
+        raise TypeError(f"bitcast_convert_type: {x.dtype} has no bit-for-bit twin "
+                        f"{new_dtype} (f32 <-> i32, f64 <-> i64)")
+    return AType(x.shape, new_dtype)
+
+
+# the same bits read as another dtype of the same width: what a guard on float() compares, so
+# that 0.0 and -0.0 (equal under ==) differ and a NaN matches itself
+prim("bitcast_convert_type", _bitcast_rule,
+     lambda x, *, new_dtype: np.ascontiguousarray(x).view(DTYPES[new_dtype]), None, None,
+     lambda dt, rng: [([_s(rng, (3, 4), dt)], {"new_dtype": _BITS_TWIN[dt]})] + (
+         [([np.array([0.0, -0.0, np.nan, -np.inf], DTYPES[dt])], {"new_dtype": _BITS_TWIN[dt]})]
+         if dt in FLOATS else []),
+     dtypes=NUMERIC, saves=False, smooth=False)
+
 prim("stop_gradient", lambda x: x, lambda x: x, lambda ct, x, out: [None],
      lambda tangents, x, out: None,
      lambda dt, rng: [([_s(rng, (3,), dt)], {})], dtypes=ALL, saves=False, smooth=False)
