@@ -218,6 +218,8 @@ LOWERINGS = {
     "sign": Lowering("ew", _sign, NUMERIC),
     "select": Lowering("ew", lambda c, e, dt, v: c.b.select(*v), ALL),
     "convert_element_type": Lowering("ew", _convert, ALL),
+    "bitcast_convert_type": Lowering(
+        "ew", lambda c, e, dt, v: c.b.bitcast(v[0], REG[e.outvars[0].type.dtype]), NUMERIC),
     "stop_gradient": Lowering("ew", lambda c, e, dt, v: v[0], ALL),
     "full": Lowering("ew", _full, ALL),
     **{n: Lowering("ew", _math(n), FLOATS) for n in mathlib.UNARY},

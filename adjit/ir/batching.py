@@ -186,7 +186,7 @@ _STRUCTURAL = {
     "scatter_add": _scatter_rule, "dot_general": _dot_rule, "full": _full_rule,
     "guard": _guard_rule,
 }
-_ELEMENTWISE = ("convert_element_type", "stop_gradient", "select")
+_ELEMENTWISE = ("convert_element_type", "bitcast_convert_type", "stop_gradient", "select")
 
 
 def install():

@@ -184,6 +184,18 @@ def isnan(x):
     return ops.ne(x, x)
 
 
+def same_value(x, v):
+    """bool: does scalar x hold exactly the value v (a NumPy scalar or 0-d array of x's dtype)?
+    Floats compare bit patterns, so 0.0 and -0.0 differ and a NaN matches the same NaN (== would
+    call 0.0 and -0.0 equal and a NaN unequal to itself): what a guard on float() must check."""
+    v = np.asarray(v)
+    if v.dtype.kind == "f":
+        it = {4: np.int32, 8: np.int64}[v.dtype.itemsize]
+        bits = ops.bitcast_convert_type(x, new_dtype="i32" if it is np.int32 else "i64")
+        return ops.eq(bits, int(v.astype(v.dtype).reshape(()).view(it)))
+    return ops.eq(x, v.item())
+
+
 def isinf(x):
     return ops.eq(ops.abs(x), float("inf"))
 

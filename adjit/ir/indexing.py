@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from .core import Node
+from .core import REGISTRY, Node, bind
 
 
 def _is_array_index(i):
@@ -25,6 +25,26 @@ def _concrete(i):
     if type(i) is Node:
         return i if i.rec is not None and i.trace.active and i.trace.level > 0 else i.val
     return np.asarray(i)
+
+
+def first_out_of_bounds(a, n):
+    """The first index in `a` outside [-n, n) (an int), or None."""
+    a = np.asarray(a)
+    bad = (a >= n) | (a < -n)
+    return int(a[bad].flat[0]) if bad.any() else None
+
+
+def wrap_traced_index(i, n, poison):
+    """A recorded integer index into an axis of size n, made non-negative for `gather`: i + n
+    where -n <= i < 0. An index outside [-n, n) becomes `poison`, which callers choose at least
+    as large as the axis the gather finally reads (the product of the merged indexed axes), so
+    that gather rejects it on replay (IndexError in the interpreter, status 2 -> IndexError in
+    native code) instead of wrapping it a second time or, once merged with the other indices
+    into one linear index, reading a neighbouring row."""
+    i = ops.convert(i, "i64")
+    j = ops.select(ops.lt(i, 0), ops.add(i, n), i)
+    bad = bind(REGISTRY["or"], ops.lt(j, 0), ops.ge(j, n))
+    return ops.select(bad, ops.full(ops.shape(j), max(int(poison), n), "i64"), j)
 
 
 def normalize_index(idx, ndim):
@@ -172,14 +192,16 @@ def _advanced(y, dims):
             if a.dtype.kind not in "iu":
                 raise IndexError(f"tensors used as indices must be long, int, byte or bool "
                                  f"tensors, not {a.dtype}")
-            bad = (a >= n) | (a < -n)
-            if bad.any():
-                raise IndexError(f"index {int(a[bad].flat[0])} is out of bounds for dimension "
-                                 f"with size {n}")
+            bad = first_out_of_bounds(a, n)
+            if bad is not None:
+                raise IndexError(f"index {bad} is out of bounds for dimension with size {n}")
             a = np.where(a < 0, a + n, a).astype(np.int64)
         else:
-            a = ops.convert(a, "i64")
-            a = ops.select(ops.lt(a, 0), ops.add(a, n), a)
+            if a.val is not None:  # the values traced now: refused now, as PyTorch does
+                bad = first_out_of_bounds(a.val, n)
+                if bad is not None:
+                    raise IndexError(f"index {bad} is out of bounds for dimension with size {n}")
+            a = wrap_traced_index(a, n, int(np.prod(sizes)))
         a = ops.broadcast_to(a, bshape)
         lin = a if lin is None else ops.add(ops.mul(lin, n), a)
     merged = shp[:first] + [int(np.prod(sizes))] + shp[first + len(pos):]

@@ -21,6 +21,8 @@ import os
 import time
 import warnings
 
+import numpy as np
+
 from ..codegen.errors import CompileError  # noqa: F401
 from .cache import cache_clear, cache_info  # noqa: F401
 from .compile import compile_graph  # noqa: F401
@@ -73,5 +75,23 @@ def run_graph(g, args, consts=None):
         cg = g.native = _native(g)
     if cg is _OFF:
         from ..ir.graph import eval_graph
-        return eval_graph(g, args, g.consts if consts is None else consts)
+        cs = g.consts if consts is None else consts
+        return fresh(eval_graph(g, args, cs), args, cs)
     return cg(args, None if consts is g.consts else consts)
+
+
+def fresh(outs, args=(), consts=()):
+    """`outs` as fresh arrays, as compiled code returns them: the interpreter's results may be
+    an argument or constant itself, a view of one (reshape, slice, transpose, a read-only
+    broadcast), or one array named by several outputs. Each such output is copied, so every
+    output is a writable array of its own that no argument, constant or other output shares."""
+    taken = {id(a) for a in args}
+    taken.update(id(getattr(c, "val", c)) for c in consts)
+    res = []
+    for o in outs:
+        if isinstance(o, np.ndarray) and (id(o) in taken or o.base is not None or
+                                          not o.flags.writeable):
+            o = o.copy()
+        taken.add(id(o))
+        res.append(o)
+    return res

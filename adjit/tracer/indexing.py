@@ -14,6 +14,7 @@ import numpy as np
 
 from ..ir import ops
 from ..ir.core import Node, REGISTRY, bind
+from ..ir.indexing import first_out_of_bounds, wrap_traced_index
 from .ndarray import TracedArray, const_leaf, where_str
 
 
@@ -85,16 +86,20 @@ def _mask_indices(mask, trace):
     return ops.slice(out, start=(0,), limit=(n,), strides=(1,))
 
 
-def _index_operand(k, d, trace):
-    """An integer index array (ndarray or traced) made non-negative; a Node or ndarray."""
+def _index_operand(k, d, trace, poison=None):
+    """An integer index array (ndarray or traced) made non-negative; a Node or ndarray. A
+    traced index outside [-d, d) on a later replay becomes `poison` (see wrap_traced_index:
+    at least the size of the axis the gather reads, d by default)."""
     if isinstance(k, TracedArray):
-        i = ops.convert(k._n, "i64")
-        return ops.select(ops.lt(i, 0), ops.add(i, d), i)
-    a = np.asarray(k, dtype=np.int64)
-    if a.size and (a.max() >= d or a.min() < -d):
-        bad = a.max() if a.max() >= d else a.min()
+        val = k._n.val
+    else:
+        val = k = np.asarray(k, dtype=np.int64)
+    bad = first_out_of_bounds(val, d) if val is not None else None
+    if bad is not None:
         raise IndexError(f"index {bad} is out of bounds for axis with size {d}{where_str()}")
-    return np.where(a < 0, a + d, a)
+    if isinstance(k, TracedArray):
+        return wrap_traced_index(k._n, d, d if poison is None else poison)
+    return np.where(k < 0, k + d, k)
 
 
 def getitem(x: TracedArray, key):
@@ -138,6 +143,12 @@ def getitem(x: TracedArray, key):
     symbols = []  # the result's dims in order: ("d", size) | ("N",) | ("S",)
     if adv:
         advs, dim, positions, last = [], 0, [], None
+        merged = 1  # the size of the one axis the gather reads (poison for bad indices)
+        for kind, k, m in items:
+            if kind in ("array", "mask", "int"):
+                merged *= int(np.prod(cur[dim:dim + m], dtype=np.int64))
+            dim += m
+        dim = 0
         for j, (kind, k, m) in enumerate(items):
             if kind in ("array", "mask", "int"):
                 positions.append(j)
@@ -147,7 +158,7 @@ def getitem(x: TracedArray, key):
                 if kind == "mask":
                     advs.append((dims, _mask_nodes(k, trace, [cur[d] for d in dims])))
                 else:
-                    advs.append((dims, _index_operand(k, cur[dim], trace)))
+                    advs.append((dims, _index_operand(k, cur[dim], trace, merged)))
             dim += m
         adjacent = positions == list(range(positions[0], positions[-1] + 1))
         adv_dims = [d for dims, _ in advs for d in dims]

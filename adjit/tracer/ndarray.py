@@ -94,11 +94,7 @@ class TracedArray:
                             f"(shape {n.type.shape}){where_str()}")
         v = np.asarray(n.val).reshape(())
         if tr.active:
-            flat = ops.reshape(n, ())
-            if v.dtype.kind == "f" and np.isnan(v):
-                bind(REGISTRY["guard"], C.isnan(flat), expect=True)
-            else:
-                bind(REGISTRY["guard"], ops.eq(flat, v.item()), expect=True)
+            bind(REGISTRY["guard"], C.same_value(ops.reshape(n, ()), v), expect=True)
         return v
 
     def __float__(self):

@@ -9,6 +9,7 @@ the outermost level, gradients shaped and typed like their arguments.
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 import numpy as np
 
@@ -99,7 +100,11 @@ def trace_call(f, args, kwargs, select, kind):
             leaves, td = pytree.flatten(a)
             idx, nl = [], []
             for lf in leaves:
-                info = leaf_info(lf)
+                try:
+                    info = leaf_info(lf)
+                except TypeError as exc:
+                    raise TypeError(f"{kind}: {arg_name(positional_params(f), i)} of "
+                                    f"{fname(f)}: {exc}{_at()}") from None
                 if info is not None and select(i, info):
                     node, w = make_input(info, tr)
                     idx.append(len(t.inputs))
@@ -142,6 +147,25 @@ def out_nodes(out, what):
 def _at():
     loc = user_location(1)
     return f" (at {loc[0]}:{loc[1]})" if loc else ""
+
+
+def positional_params(f):
+    """Names of f's parameters that can be passed by position, in order ([] if unknown)."""
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def arg_name(params, where):
+    """How an error names an argument: its name and position, or the keyword."""
+    if isinstance(where, str):
+        return f"argument {where!r}"
+    if where < len(params):
+        return f"argument {params[where]!r} (position {where})"
+    return f"argument at position {where}"
 
 
 def fname(f):

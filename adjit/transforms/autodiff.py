@@ -25,8 +25,8 @@ from ..ir.types import DTYPES, FLOATS
 from ..runtime import run_graph as _run_concrete
 from ..tracer import pytree
 from ..tracer.ndarray import TracedArray
-from ..tracer.trace_args import (_at, _live, _regroup, fname, leaf_info, out_nodes, tensor_cls,
-                                to_user, to_user_like, trace_call)
+from ..tracer.trace_args import (_at, _live, _regroup, arg_name, fname, leaf_info, out_nodes,
+                                positional_params, tensor_cls, to_user, to_user_like, trace_call)
 
 # --- running graphs --------------------------------------------------------------------------
 
@@ -97,11 +97,16 @@ def _diff_select(nums, what):
     return select
 
 
-def _check_floats(t, nums, args, what):
+def _check_floats(f, nums, args, what):
     for i in nums:
         leaves = pytree.flatten(args[i])[0]
         for lf in leaves:
-            if leaf_info(lf) is None:
+            try:
+                info = leaf_info(lf)
+            except TypeError as exc:
+                raise TypeError(f"{what}: {arg_name(positional_params(f), i)} of {fname(f)}: "
+                                f"{exc}{_at()}") from None
+            if info is None:
                 raise TypeError(f"{what} w.r.t. argument {i}: {type(lf).__name__} is not an "
                                 f"array or a number{_at()}")
 
@@ -153,7 +158,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
     @functools.wraps(f)
     def vg(*args, **kwargs):
         nums, single = _argnums(argnums, len(args), f)
-        _check_floats(None, nums, args, "grad")
+        _check_floats(f, nums, args, "grad")
         t = trace_call(f, args, kwargs, _diff_select(nums, "grad"), "grad")
         out, aux = _split_aux(t.out, has_aux, f)
         n, kind = _scalar_out(out, f, "grad")

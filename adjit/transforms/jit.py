@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 import warnings
 
 import numpy as np
@@ -22,9 +23,10 @@ import numpy as np
 from ..ir.core import STATE, GuardFailed, Node
 from ..ir.graph import extract
 from ..tracer import pytree
-from ..tracer.trace_args import _live, fname, leaf_info, out_nodes, to_user, trace_call
+from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nodes,
+                                 positional_params, to_user, trace_call)
 from .autodiff import run_graph
-from ..runtime import run_graph as _run_concrete
+from ..runtime import fresh, run_graph as _run_concrete
 from .._traceback import filter_traceback
 
 MAX_BRANCHES = 32
@@ -63,6 +65,12 @@ class Jitted:
                                else tuple(static_argnums))
         self.static_argnames = ((static_argnames,) if isinstance(static_argnames, str)
                                 else tuple(static_argnames))
+        self._params = positional_params(f)
+        # as JAX: a static argument is static however it is passed, by position or by keyword
+        self._static_names = set(self.static_argnames) | {
+            self._params[i] for i in self.static_argnums if 0 <= i < len(self._params)}
+        self._static_pos = set(self.static_argnums) | {
+            i for i, p in enumerate(self._params) if p in self.static_argnames}
         self.cache = {}
         self.fast = {}
         self.traces = 0
@@ -114,23 +122,30 @@ class Jitted:
         if self._inline(args, kwargs):
             return self.f(*args, **kwargs)
         n = len(args)
-        static = {i % n for i in self.static_argnums if -n <= i < n}
-        skw = {k: v for k, v in kwargs.items() if k in self.static_argnames}
-        dkw = sorted(k for k in kwargs if k not in self.static_argnames)
-        dyn = [a for i, a in enumerate(args) if i not in static] + [kwargs[k] for k in dkw]
-        leaves, td = pytree.flatten(dyn)
-        spec, vals = [], []
-        for lf in leaves:
-            info = leaf_info(lf)
-            if info is None:
-                spec.append(("static", _hashable(lf, "a non-array argument")))
-            else:
-                spec.append((info.kind, type(lf) if info.kind == "py" else None,
-                             info.type.shape, info.type.dtype))
-                vals.append(info.outer)
-        key = (td, tuple(spec), tuple(sorted(static)), tuple(dkw),
-               tuple(_hashable(args[i], f"static argument {i}") for i in sorted(static)),
-               tuple(sorted((k, _hashable(v, f"static argument {k!r}"))
+        static = {i % n for i in self._static_pos if -n <= i < n}
+        skw = {k: v for k, v in kwargs.items() if k in self._static_names}
+        dkw = sorted(k for k in kwargs if k not in self._static_names)
+        dyn = [(i, a) for i, a in enumerate(args) if i not in static] + \
+            [(k, kwargs[k]) for k in dkw]
+        tds, spec, vals = [], [], []
+        for where, a in dyn:
+            leaves, td = pytree.flatten(a)
+            tds.append(td)
+            for lf in leaves:
+                try:
+                    info = leaf_info(lf)
+                except TypeError as exc:
+                    raise TypeError(f"jit: {arg_name(self._params, where)} of "
+                                    f"{fname(self.f)}: {exc}{_at()}") from None
+                if info is None:
+                    spec.append(("static", static_key(lf, "a non-array argument")))
+                else:
+                    spec.append((info.kind, type(lf) if info.kind == "py" else None,
+                                 info.type.shape, info.type.dtype))
+                    vals.append(info.outer)
+        key = (tuple(tds), tuple(spec), tuple(sorted(static)), tuple(dkw),
+               tuple(static_key(args[i], f"static argument {i}") for i in sorted(static)),
+               tuple(sorted((k, static_key(v, f"static argument {k!r}"))
                             for k, v in skw.items())))
         branches = self.cache.setdefault(key, [])
         if not kwargs and not static and all(type(a) is _nd for a in args):
@@ -169,7 +184,7 @@ class Jitted:
                     reason = f"argument {i} changed from {_spec_str(a)} to {_spec_str(b)}"
                     break
             else:
-                reason = "the arguments' structure changed"
+                reason = "a static argument or the arguments' structure changed"
         self._last_spec = spec
         if reason is None:
             return
@@ -212,12 +227,14 @@ class Jitted:
         outer = [lf.outer for lf in t.leaves]
         if any(_live(v) for v in outer):  # e.g. Tensors on the tape: record the call there
             return _assemble(br, run_graph(g, outer, g.consts))
-        return _assemble(br, [n.val for n in nodes])
+        # the trace's own values: copies, as every later call returns (no output aliases an
+        # argument, a closure constant or another output)
+        return _assemble(br, fresh([n.val for n in nodes], outer, g.consts))
 
 
 def _spec_str(s):
     if s[0] == "static":
-        return repr(s[1])
+        return _key_str(s[1])
     return f"{s[3]}[{','.join(map(str, s[2]))}]"
 
 
@@ -227,7 +244,22 @@ def _assemble(br, outs):
     return pytree.unflatten(br.otd, leaves)
 
 
-def _hashable(v, what):
+def _key_str(k):
+    """A static_key shown as the value it stands for."""
+    t, v = k[0], k[-1]
+    if t is float or (isinstance(t, type) and issubclass(t, float)):
+        return repr(struct.unpack("<d", v)[0])
+    if isinstance(t, type) and issubclass(t, np.generic):
+        return repr(np.frombuffer(v, np.dtype(k[1]))[0])
+    if isinstance(t, type) and issubclass(t, tuple):
+        return "(" + ", ".join(_key_str(e) for e in v) + ")"
+    return repr(v)
+
+
+def static_key(v, what):
+    """The cache key of a static value: its type and value, so 1, 1.0, True and np.int64(1)
+    (all equal under ==) trace separately, floats by bit pattern (0.0 and -0.0 differ, a NaN
+    matches itself), tuples / frozensets element by element."""
     if isinstance(v, np.ndarray):
         raise TypeError(f"jit: {what} is an ndarray; static arguments must be hashable "
                         "(pass it as a regular argument)")
@@ -235,7 +267,18 @@ def _hashable(v, what):
         hash(v)
     except TypeError:
         raise TypeError(f"jit: {what} of type {type(v).__name__} is not hashable") from None
-    return v
+    t = type(v)
+    if isinstance(v, float):
+        return (t, struct.pack("<d", v))
+    if isinstance(v, complex):
+        return (t, struct.pack("<dd", v.real, v.imag))
+    if isinstance(v, np.generic):
+        return (t, v.dtype.str, v.tobytes())
+    if isinstance(v, tuple):
+        return (t, tuple(static_key(e, what) for e in v))
+    if isinstance(v, frozenset):
+        return (t, frozenset(static_key(e, what) for e in v))
+    return (t, v)
 
 
 def jit(f=None, *, static_argnums=(), static_argnames=()):

@@ -23,8 +23,16 @@ def _gather_rule(x, idx, *, axis):
     return AType(x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype)
 
 
+_OUT_OF_RANGE = "an index is out of range in gather/scatter_add"  # as native code's status 2
+
+
 def _gather_impl(x, idx, *, axis):
-    return np.take(x, idx, axis=axis, mode="raise")
+    # indices in [-n, n) (a negative one counts from the end, once), as np.take; the fronts
+    # turn an index outside its own axis into one outside this range (wrap_traced_index)
+    try:
+        return np.take(x, idx, axis=axis, mode="raise")
+    except IndexError:
+        raise IndexError(_OUT_OF_RANGE) from None
 
 
 def _gather_vjp(ct, x, idx, out, *, axis):
@@ -55,7 +63,10 @@ def _scatter_impl(x, idx, upd, *, axis):
     out = np.array(x, copy=True)
     xm = np.moveaxis(out, axis, 0)
     um = np.moveaxis(upd, list(range(axis, axis + idx.ndim)), list(range(idx.ndim)))
-    np.add.at(xm, idx, um)
+    try:
+        np.add.at(xm, idx, um)
+    except IndexError:
+        raise IndexError(_OUT_OF_RANGE) from None
     return out
 
 
@@ -180,6 +191,25 @@ prim("convert_element_type", lambda x, *, new_dtype: AType(x.shape, new_dtype),
      lambda x, *, new_dtype: x.astype(DTYPES[new_dtype]), _convert_vjp, _convert_jvp,
      lambda dt, rng: [([_s(rng, (3, 4), dt)], {"new_dtype": "f64" if dt == "f32" else "f32"})],
      dtypes=ALL, saves=False)
+
+_BITS_TWIN = {"f32": "i32", "i32": "f32", "f64": "i64", "i64": "f64"}
+
+
+def _bitcast_rule(x, *, new_dtype):
+    if _BITS_TWIN.get(x.dtype) != new_dtype:
+        raise TypeError(f"bitcast_convert_type: {x.dtype} has no bit-for-bit twin "
+                        f"{new_dtype} (f32 <-> i32, f64 <-> i64)")
+    return AType(x.shape, new_dtype)
+
+
+# the same bits read as another dtype of the same width: what a guard on float() compares, so
+# that 0.0 and -0.0 (equal under ==) differ and a NaN matches itself
+prim("bitcast_convert_type", _bitcast_rule,
+     lambda x, *, new_dtype: np.ascontiguousarray(x).view(DTYPES[new_dtype]), None, None,
+     lambda dt, rng: [([_s(rng, (3, 4), dt)], {"new_dtype": _BITS_TWIN[dt]})] + (
+         [([np.array([0.0, -0.0, np.nan, -np.inf], DTYPES[dt])], {"new_dtype": _BITS_TWIN[dt]})]
+         if dt in FLOATS else []),
+     dtypes=NUMERIC, saves=False, smooth=False)
 
 prim("stop_gradient", lambda x: x, lambda x: x, lambda ct, x, out: [None],
      lambda tangents, x, out: None,
