@@ -3,7 +3,6 @@
 `compile_graph(g)` compiles one graph (no caching); `adjit.runtime.get_compiled` caches.
 The lowering is imported on first use (a disk-cache hit needs only `abi`).
 """
-from .abi import LOWERING_VERSION  # noqa: F401
 
 
 def __getattr__(name):
