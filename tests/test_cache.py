@@ -397,6 +397,7 @@ def test_untrusted_cache_folders_are_not_used(cache_dir, monkeypatch, unsafe):
             np.testing.assert_allclose(compile_and_run(parse_graph(G), [x])[0], w,
                                        rtol=1e-14)
     info = cache_info()
+    assert (info["untrusted"] is not None) == (unsafe in ("root group-writable", "another owner"))
     msgs = [str(c.message) for c in caught]
     if unsafe == "entry world-writable":
         # discarded and replaced by a private entry, which the third call loads

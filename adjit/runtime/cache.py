@@ -319,8 +319,9 @@ def _own_entries():
 
 
 def cache_info() -> dict:
-    """Entries in memory, adjit's entries and their bytes on disk, the disk path, hit/miss
-    counters."""
+    """Entries in memory, adjit's entries and their bytes on disk, the disk path, why the disk
+    cache is not used (`untrusted`: None when the folder is private or not there yet),
+    hit/miss counters."""
     n = size = 0
     for path in _own_entries():
         try:
@@ -328,7 +329,12 @@ def cache_info() -> dict:
             n += 1
         except OSError:
             pass
-    return dict(entries=len(_MEM), disk_entries=n, size=size, path=cache_dir(), **STATS)
+    try:
+        untrusted = _unsafe(os.stat(cache_dir()))
+    except OSError:
+        untrusted = None
+    return dict(entries=len(_MEM), disk_entries=n, size=size, path=cache_dir(),
+                untrusted=untrusted, **STATS)
 
 
 def cache_clear(disk=False):
