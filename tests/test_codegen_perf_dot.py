@@ -126,9 +126,11 @@ def test_size_one_axes_do_not_hide_a_matrix_product():
 
 @pytest.mark.parametrize("dt", ["f32", "f64"])
 @pytest.mark.parametrize("xl,yl", [("N", "N"), ("T", "N"), ("N", "T"), ("T", "T")])
-def test_large_products_split_on_threads_match_numpy(dt, xl, yl):
-    # 256 x 300 x 130: 1e7 multiply-adds, split in halves of the row-major rows
-    M, K, N = 255, 300, 130
+@pytest.mark.parametrize("M,N", [(255, 130), (130, 255)])
+def test_large_products_split_on_threads_match_numpy(dt, xl, yl, M, N):
+    # 1e7 multiply-adds, split in halves of the row-major rows (BLAS n, M > N) or of the
+    # columns (BLAS m, N > M)
+    K = 300
     xs = (M, K) if xl == "N" else (K, M)
     ys = (K, N) if yl == "N" else (N, K)
     lc = (1,) if xl == "N" else (0,)

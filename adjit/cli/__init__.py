@@ -210,6 +210,9 @@ def cmd_cache(ns):
         print(f"path: {info.get('path')}")
         print(f"entries on disk: {info.get('disk_entries')} "
               f"({_size(info.get('size') or 0)})")
+        if info.get("untrusted"):
+            print(f"not used: the folder is {info['untrusted']} (compiled code stays in "
+                  "memory; make it private, e.g. chmod 700)")
         print("(ADJIT_CACHE_DIR moves it; `adjit cache clear` empties it)")
         return 0
     rc.cache_clear(disk=True)

@@ -4,7 +4,6 @@
 caching are adjit.runtime's. The lowering is imported on first use (a disk-cache hit needs only
 `abi`).
 """
-from .abi import LOWERING_VERSION  # noqa: F401
 
 
 def __getattr__(name):

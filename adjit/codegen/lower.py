@@ -24,7 +24,6 @@ from . import kernels, mathlib
 from .builder import FnBuilder
 from .emit import FLOATS, I1, REG, Ix, const, i64
 
-from .abi import LOWERING_VERSION, MATH_FLAGS  # noqa: F401 (part of the disk-cache key)
 ALL = ("f32", "f64", "i32", "i64", "bool")
 NUMERIC = ("f32", "f64", "i32", "i64")
 

@@ -3,20 +3,32 @@
 Memory: keyed by `g.structure_key()` (printed IR without locations: shapes, dtypes, literals,
 params; constants by type only, since their values are bound at call time).
 
-Disk (`ADJIT_CACHE_DIR`, default ~/.cache/adjit): one file per graph named by
-sha256(IR text, LOWERING_VERSION, target triple + CPU name + features, LLVM/llvmlite/adjit
-versions, math flags, Python object layout). A file holds a magic line, a JSON header (its own
-key, the entry symbol, workspace size, BLAS imports, the object's length and sha256) and the
-object code. A hit links the object without building LLVM IR. Anything that does not verify
-(truncated, corrupt, another entry's file, another version) is discarded with a warning and
-compiled again. Writes are atomic (temporary file + os.replace), so concurrent processes see
-either no file or a whole one.
+Disk (`ADJIT_CACHE_DIR`, default ~/.cache/adjit): one file per graph, <root>/<2 hex>/<64 hex>.o,
+named by sha256(IR text, the code generator's digest, target triple + CPU name + features,
+LLVM/llvmlite versions, Python object layout). The code generator's digest is a sha256 of the
+bytes of the files that decide what object code is generated (KEY_SOURCES: adjit/codegen/,
+the LLVM engine's settings, the helpers' .ll files) and of the BLAS library's identity, read
+from the files once per process (so an edit in an editable install is a new key), without
+importing the lowering. A file holds a magic line, the sha256 of everything after that line,
+a JSON header (its own key, the entry symbol, workspace size, imports, the object's length)
+and the object code. Every header field is checked before use; a hit links the object without
+building LLVM IR. Anything that does not verify (truncated, corrupt, another entry's file,
+another version) is discarded with a warning and compiled again. Writes are atomic (temporary
+file + os.replace), so concurrent processes see either no file or a whole one.
+
+Trust: the cache root and its subfolders are created with mode 0700, entries with 0600. An
+entry is loaded only when the root, its subfolder and the file itself are owned by this user
+and not writable by group or others; otherwise (another user could plant code there) the disk
+cache is not used (one warning per folder) and graphs are compiled in memory. Folders above
+the root are not checked (like /tmp, they may be shared and sticky). `cache_clear(disk=True)`
+and `cache_info()` touch only adjit's own entries (name pattern and magic line).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 import warnings
@@ -24,14 +36,25 @@ from collections import OrderedDict
 
 from . import engine
 
-MAGIC = b"ADJIT-OBJECT 1\n"
+MAGIC = b"ADJIT-OBJECT 2\n"
+MAGIC_ANY = b"ADJIT-OBJECT "       # any format version: an entry adjit wrote
 MEMORY_ENTRIES = 2048
 _LOCK = threading.Lock()
 _MEM: OrderedDict = OrderedDict()
 _FAILED: dict = {}
 STATS = {"hits": 0, "misses": 0, "disk_hits": 0, "disk_misses": 0, "disk_rejected": 0,
          "compiles": 0}
-_VERSION = None
+# the files whose bytes make the code generator's digest: (folder under the package, suffix);
+# folders are walked recursively
+KEY_SOURCES = (("codegen", ".py"), ("runtime/ll", ".ll"), ("runtime/engine.py", ""))
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_DIGEST = None
+_ENTRY = re.compile(r"[0-9a-f]{64}\.o\Z")
+_SUBDIR = re.compile(r"[0-9a-f]{2}\Z")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+_HEADER = {"key", "symbol", "workspace", "imports", "length", "fastcall"}
+_uid = os.geteuid if hasattr(os, "geteuid") else (lambda: -1)
+_UNSAFE_WARNED = set()
 
 
 def cache_dir() -> str:
@@ -39,27 +62,41 @@ def cache_dir() -> str:
                                                              "adjit")
 
 
-def _adjit_version():
-    global _VERSION
-    if _VERSION is None:
-        from .._version import __version__  # importlib.metadata costs ~20 ms of a cold start
-        _VERSION = __version__
-    return _VERSION
+def key_files():
+    """The files of KEY_SOURCES, sorted (paths relative to the package)."""
+    out = []
+    for rel, suffix in KEY_SOURCES:
+        path = os.path.join(PACKAGE_DIR, rel)
+        if os.path.isfile(path):
+            out.append(rel)
+            continue
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            out += [os.path.relpath(os.path.join(root, f), PACKAGE_DIR)
+                    for f in files if f.endswith(suffix)]
+    return sorted(out)
 
 
-def _lowering_version():
-    # codegen.lower re-exports abi's value (a test may patch it there); a cache hit does not
-    # import the lowering at all
-    import sys
-    from ..codegen import abi
-    lower = sys.modules.get("adjit.codegen.lower")
-    return getattr(lower, "LOWERING_VERSION", abi.LOWERING_VERSION)
+def codegen_digest() -> str:
+    """sha256 of the code generator's files (KEY_SOURCES) and of the BLAS library's identity;
+    computed once per process from the files' bytes (no module is imported)."""
+    global _DIGEST
+    if _DIGEST is None:
+        from . import blas
+        h = hashlib.sha256()
+        for rel in key_files():
+            with open(os.path.join(PACKAGE_DIR, rel), "rb") as f:
+                data = f.read()
+            h.update(f"{rel}\0{len(data)}\0".encode())
+            h.update(data)
+        h.update(f"blas={blas.identity()}".encode())
+        _DIGEST = h.hexdigest()
+    return _DIGEST
 
 
 def disk_key(skey: str) -> str:
-    from ..codegen.abi import MATH_FLAGS, PY_ABI
-    parts = [skey, f"lowering={_lowering_version()}", engine.host_signature(),
-             f"adjit={_adjit_version()}", f"math={MATH_FLAGS}", f"pyabi={PY_ABI}"]
+    from ..codegen.abi import PY_ABI
+    parts = [skey, f"codegen={codegen_digest()}", engine.host_signature(), f"pyabi={PY_ABI}"]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -67,45 +104,136 @@ def _path(key):
     return os.path.join(cache_dir(), key[:2], key + ".o")
 
 
+def _unsafe(st):
+    """Why a cache folder or file with stat `st` must not be trusted, or None."""
+    if st.st_uid != _uid():
+        return f"owned by uid {st.st_uid}, not by this user (uid {_uid()})"
+    if st.st_mode & 0o022:
+        return f"writable by group or others (mode {st.st_mode & 0o7777:o})"
+    return None
+
+
+def _warn_unsafe(path, why):
+    if path not in _UNSAFE_WARNED:
+        _UNSAFE_WARNED.add(path)
+        warnings.warn(f"adjit: not using the disk cache in {path}: it is {why}; compiled code "
+                      "is kept in memory only (make the folder private to you, e.g. chmod 700, "
+                      "or set ADJIT_CACHE_DIR)", RuntimeWarning, stacklevel=4)
+
+
+def _folder(key, create):
+    """The entry's folder <root>/<key[:2]> when it and the root are private to this user
+    (created with mode 0700 when `create`), else None (with one warning per folder)."""
+    root = cache_dir()
+    sub = os.path.join(root, key[:2])
+    for path in (root, sub):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            if not create:
+                return None
+            try:
+                os.makedirs(path, mode=0o700, exist_ok=True)
+                st = os.stat(path)
+            except OSError as exc:
+                warnings.warn(f"adjit: cannot create the cache folder {path}: {exc}",
+                              RuntimeWarning, stacklevel=4)
+                return None
+        except OSError:
+            return None
+        why = _unsafe(st)
+        if why is not None:
+            _warn_unsafe(path, why)
+            return None
+    return sub
+
+
+def _validate(meta, key, obj):
+    """Raise ValueError unless header `meta` is one this version writes, for `key`."""
+    if not isinstance(meta, dict):
+        raise ValueError("header is not an object")
+    if set(meta) - _HEADER or not {"key", "symbol", "workspace", "imports", "length"} <= set(meta):
+        raise ValueError(f"header fields {sorted(meta)}")
+    if meta["key"] != key:
+        raise ValueError("entry belongs to another key")
+    for field in ("symbol", "fastcall"):
+        v = meta.get(field)
+        if not (v is None and field == "fastcall") and not (
+                isinstance(v, str) and _NAME.match(v)):
+            raise ValueError(f"bad {field} {v!r}")
+    ws = meta["workspace"]
+    if type(ws) is not int or not 0 <= ws < 1 << 40:
+        raise ValueError(f"bad workspace size {ws!r}")
+    imports = meta["imports"]
+    if type(imports) is not list or not all(isinstance(n, str) and _NAME.match(n)
+                                            for n in imports):
+        raise ValueError(f"bad imports {imports!r}")
+    if type(meta["length"]) is not int or meta["length"] != len(obj):
+        raise ValueError("object code truncated or corrupt")
+
+
 def read_entry(key):
-    """(object bytes, meta) from disk, or None (missing or rejected with a warning)."""
-    path = _path(key)
+    """(object bytes, meta) from disk, or None (missing, in an untrusted folder, or rejected
+    with a warning)."""
+    folder = _folder(key, create=False)
+    if folder is None:
+        return None
+    path = os.path.join(folder, key + ".o")
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return None
     try:
+        with os.fdopen(fd, "rb") as f:
+            why = _unsafe(os.fstat(f.fileno()))
+            data = f.read()
+        if why is not None:
+            raise ValueError(f"the file is {why}")
         if not data.startswith(MAGIC):
-            raise ValueError("bad magic")
-        head_end = data.index(b"\n", len(MAGIC))
-        meta = json.loads(data[len(MAGIC):head_end])
-        obj = data[head_end + 1:]
-        if meta.get("key") != key:
-            raise ValueError("entry belongs to another key")
-        if len(obj) != meta["length"] or hashlib.sha256(obj).hexdigest() != meta["sha256"]:
-            raise ValueError("object code truncated or corrupt")
+            raise ValueError("bad magic (another format version?)")
+        sum_end = data.index(b"\n", len(MAGIC))
+        digest = data[len(MAGIC):sum_end]
+        rest = data[sum_end + 1:]
+        if hashlib.sha256(rest).hexdigest().encode() != digest:
+            raise ValueError("checksum mismatch (truncated or corrupt)")
+        head_end = rest.index(b"\n")
+        meta = json.loads(rest[:head_end])
+        obj = rest[head_end + 1:]
+        _validate(meta, key, obj)
         return obj, meta
     except Exception as exc:
-        STATS["disk_rejected"] += 1
-        warnings.warn(f"adjit: discarding cache entry {path}: {exc}", RuntimeWarning,
-                      stacklevel=3)
-        try:
-            os.remove(path)
-        except OSError:
-            pass
+        _reject(path, exc)
         return None
 
 
-def write_entry(key, obj: bytes, meta: dict):
-    path = _path(key)
-    head = dict(meta, key=key, length=len(obj), sha256=hashlib.sha256(obj).hexdigest())
+def _reject(path, exc):
+    STATS["disk_rejected"] += 1
+    warnings.warn(f"adjit: discarding cache entry {path}: {exc}", RuntimeWarning, stacklevel=4)
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def write_entry(key, obj: bytes, meta: dict):
+    head = dict(meta, key=key, length=len(obj))
+    try:
+        _validate(head, key, obj)   # never write what a reader would refuse
+    except ValueError as exc:
+        warnings.warn(f"adjit: not caching {key} on disk: {exc} (a new header field must be "
+                      "checked in adjit/runtime/cache.py:_validate)", RuntimeWarning,
+                      stacklevel=3)
+        return
+    folder = _folder(key, create=True)
+    if folder is None:
+        return
+    path = os.path.join(folder, key + ".o")
+    rest = json.dumps(head, sort_keys=True).encode() + b"\n" + obj
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")   # mode 0600
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + json.dumps(head, sort_keys=True).encode() + b"\n" + obj)
+                f.write(MAGIC + hashlib.sha256(rest).hexdigest().encode() + b"\n" + rest)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
@@ -125,8 +253,8 @@ def _build(g, skey):
             cg = CompiledGraph(g, obj, meta)
             STATS["disk_hits"] += 1
             return cg
-        except engine.CompileError as exc:  # object from a foreign build that will not link
-            warnings.warn(f"adjit: discarding cache entry {_path(key)}: {exc}", RuntimeWarning)
+        except Exception as exc:  # object from a foreign build that will not link
+            _reject(_path(key), exc)
     STATS["disk_misses"] += 1
     STATS["compiles"] += 1
     from .compile import compile_object  # a hit does not need the lowering
@@ -162,33 +290,62 @@ def get_compiled(g):
     return cg.for_graph(g)
 
 
+def _own_entries():
+    """Paths of the entries adjit wrote under the cache root: <2 hex>/<64 hex>.o files that
+    start with adjit's magic line (any format version). Other files are never touched."""
+    root = cache_dir()
+    try:
+        subs = [d for d in os.listdir(root) if _SUBDIR.match(d)]
+    except OSError:
+        return []
+    out = []
+    for d in sorted(subs):
+        folder = os.path.join(root, d)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            if not (_ENTRY.match(name) and name.startswith(d)) or os.path.islink(path):
+                continue
+            try:
+                with open(path, "rb") as f:
+                    if f.read(len(MAGIC_ANY)) == MAGIC_ANY:
+                        out.append(path)
+            except OSError:
+                continue
+    return out
+
+
 def cache_info() -> dict:
-    """Entries in memory, entries and bytes on disk, the disk path, hit/miss counters."""
-    d = cache_dir()
+    """Entries in memory, adjit's entries and their bytes on disk, the disk path, why the disk
+    cache is not used (`untrusted`: None when the folder is private or not there yet),
+    hit/miss counters."""
     n = size = 0
-    if os.path.isdir(d):
-        for root, _, files in os.walk(d):
-            for f in files:
-                if f.endswith(".o"):
-                    n += 1
-                    try:
-                        size += os.path.getsize(os.path.join(root, f))
-                    except OSError:
-                        pass
-    return dict(entries=len(_MEM), disk_entries=n, size=size, path=d, **STATS)
+    for path in _own_entries():
+        try:
+            size += os.path.getsize(path)
+            n += 1
+        except OSError:
+            pass
+    try:
+        untrusted = _unsafe(os.stat(cache_dir()))
+    except OSError:
+        untrusted = None
+    return dict(entries=len(_MEM), disk_entries=n, size=size, path=cache_dir(),
+                untrusted=untrusted, **STATS)
 
 
 def cache_clear(disk=False):
-    """Forget compiled graphs in memory (and delete the disk cache's entries if `disk`)."""
+    """Forget compiled graphs in memory (and delete adjit's entries from the disk cache if
+    `disk`; nothing else in the folder is touched)."""
     with _LOCK:
         _MEM.clear()
         _FAILED.clear()
-    if disk and os.path.isdir(cache_dir()):
-        for root, _, files in os.walk(cache_dir()):
-            for f in files:
-                if f.endswith(".o"):
-                    try:
-                        os.remove(os.path.join(root, f))
-                    except OSError:
-                        pass
-
+    if disk:
+        for path in _own_entries():
+            try:
+                os.remove(path)
+            except OSError:
+                pass

@@ -142,6 +142,7 @@ def import_address(name: str) -> int:
         return native.address(name)
     if name.startswith("Py"):  # the C API of this interpreter (the fastcall entry)
         return ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value
+    from .blas import blas_address
     return blas_address(name)
 
 
@@ -149,25 +150,3 @@ def _first_lines(exc, n=6):
     text = str(exc).strip() or type(exc).__name__
     lines = text.splitlines()
     return "\n".join(lines[:n]) + ("\n..." if len(lines) > n else "")
-
-
-# ---------------------------------------------------------------------------------- BLAS
-
-_BLAS = {}
-
-
-def blas_address(name: str) -> int:
-    """Address of SciPy's Fortran-ABI BLAS routine `name` (sgemm, dgemm, ...), via the capsule
-    in scipy.linalg.cython_blas (the route Numba takes; no C compiler needed)."""
-    addr = _BLAS.get(name)
-    if addr is None:
-        from scipy.linalg import cython_blas
-        cap = cython_blas.__pyx_capi__[name]
-        api = ctypes.pythonapi
-        api.PyCapsule_GetName.restype = ctypes.c_char_p
-        api.PyCapsule_GetName.argtypes = [ctypes.py_object]
-        api.PyCapsule_GetPointer.restype = ctypes.c_void_p
-        api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-        addr = api.PyCapsule_GetPointer(cap, api.PyCapsule_GetName(cap))
-        _BLAS[name] = addr
-    return addr
