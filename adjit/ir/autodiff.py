@@ -56,11 +56,15 @@ def _accumulate(cts, v, c):
 
 def backward_pass(g: Graph, env, out_cts, wrt_vars, extra=()):
     """Cotangents of `wrt_vars` (and of the intermediate vars `extra`) given cotangents of
-    outputs, running each equation's vjp rule in reverse order."""
+    outputs, running each equation's vjp rule in reverse order.
+
+    `out_cts` is a sequence of (var, cotangent) pairs, one per output: an output list may name
+    one var several times (`return t, t`) or an input directly, and every pair counts (their
+    cotangents are summed), so it must not be a dict keyed by var."""
     active = _active_vars(g, wrt_vars)
     cts = {}
-    for v, c in out_cts.items():
-        if v in active:
+    for v, c in out_cts:
+        if not isinstance(v, Lit) and v in active:
             _accumulate(cts, v, c)
     for e in reversed(g.eqns):
         if not e.outvars:
@@ -95,7 +99,7 @@ def vjp_graph(g: Graph, wrt=None, extra=(), name=None) -> Graph:
         ct_nodes = [_abstract(v, tr) for v in g.outvars]
         outs = [env[v] if not isinstance(v, Lit) else v.value for v in g.outvars]
         wrt_vars = [g.invars[i] for i in wrt]
-        cts = backward_pass(g, env, dict(zip(g.outvars, ct_nodes)), wrt_vars, extra)
+        cts = backward_pass(g, env, list(zip(g.outvars, ct_nodes)), wrt_vars, extra)
         grads = []
         for v in wrt_vars + list(extra):
             c = cts.get(v)
