@@ -162,6 +162,44 @@ def test_forward_mode_of_custom_vjp_is_refused_like_jax():
                                np.asarray(want_zero), **TOL)
 
 
+def test_second_order_through_custom_vjp_differentiates_fwd_and_bwd_like_jax():
+    # under reverse mode the value of a custom_vjp call is fwd's output: a second derivative
+    # differentiates fwd and bwd (JAX's semantics), so a forward rule is never needed and the
+    # value's derivative is fwd's even where bwd is not its derivative (here bwd says 1, fwd 2)
+    def make(m, cv):
+        @cv
+        def f(a, b):
+            return a * b * 2.0
+
+        def fwd(a, b):
+            return a * b * 2.0, (a, b)
+
+        def bwd(r, g):
+            return g * r[1], g
+        f.defvjp(fwd, bwd)
+        return f
+    f, jf = make(np, adjit.custom_vjp), make(jnp, jax.custom_vjp)
+
+    def inner(m, lib, f):
+        return lambda a: m.sum(lib.grad(lambda b: m.sum(f(b, b) * b))(a) ** 2)
+    with jax.enable_x64(True):
+        want_h = jax.hessian(lambda a: jnp.sum(jf(a, a) ** 2))(X)
+        want_g = jax.grad(inner(jnp, jax, jf))(X)
+    np.testing.assert_allclose(adjit.hessian(lambda a: np.sum(f(a, a) ** 2))(X),
+                               np.asarray(want_h), **TOL)
+    np.testing.assert_allclose(adjit.grad(inner(np, adjit, f))(X), np.asarray(want_g), **TOL)
+
+
+def test_custom_vjp_fwd_must_return_the_function_type():
+    @adjit.custom_vjp
+    def f(x):
+        return x * 2.0
+    f.defvjp(lambda x: (np.sum(x), None), lambda r, g: (g,))
+    with pytest.raises(TypeError, match=r"fwd .* returned an output of type f64\[\], f .* "
+                                        r"f64\[3\]"):
+        adjit.grad(lambda x: np.sum(f(x)))(X)
+
+
 # --- item 10: rules may build constant arrays ---------------------------------------------------
 def _with_constants(m, cv):
     @cv

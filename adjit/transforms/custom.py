@@ -116,6 +116,10 @@ class custom_vjp(_Custom):
         nout = wtd.children[0].num_leaves
         if nout != 1:
             raise TypeError(f"custom_vjp: fwd must return one output array{_at()}")
+        if wnodes[0].type != nodes[0].type:
+            raise TypeError(f"custom_vjp: fwd {fname(self.fwd)} returned an output of type "
+                            f"{wnodes[0].type}, {fname(self.fun)} one of type "
+                            f"{nodes[0].type}{_at()}")
         res_td = wtd.children[1]
         res_vals = [_user_like(n, k) for n, k in zip(wnodes[1:], wkinds[1:])]
         res = pytree.unflatten(res_td, res_vals)
