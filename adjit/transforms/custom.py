@@ -19,6 +19,11 @@ equation (adjit/ir/prims/custom.py); derivative graphs then contain the user's r
 ordinary primitives. The function must return one array. `nondiff_argnums` name static
 arguments (passed first to bwd / to the jvp rule's closure, as in JAX). Values the functions
 capture from an enclosing transform become operands that receive no cotangent.
+
+As in JAX, forward mode (jvp, jacfwd) of a custom_vjp function raises a TypeError (its rule is
+reverse-mode only), and under reverse mode its value is fwd's output, so higher derivatives
+(hessian = jacfwd(jacrev)) differentiate fwd and bwd. The rules may use any NumPy code the
+function may, constant arrays included.
 """
 from __future__ import annotations
 
