@@ -123,6 +123,22 @@ def test_tensor_same_value_reached_twice_vs_torch():
         np.testing.assert_allclose(a, b, **TOL)
 
 
+def test_tensor_front_transforms_of_aliasing_outputs_vs_torch_func():
+    def args(T):
+        return [T.tensor(v, dtype=T.float64) for v in (X, U, W)]
+
+    def f(v):
+        t = v.exp()
+        return t, t, v
+    x, u, w = args(adjit)
+    tx, tu, tw = args(torch)
+    (got,) = adjit.vjp(f, x)[1]((u, w, u))
+    (want,) = torch.func.vjp(f, tx)[1]((tu, tw, tu))
+    np.testing.assert_allclose(got.numpy(), want.numpy(), **TOL)
+    for g, wj in zip(adjit.jacrev(f)(x), torch.func.jacrev(f)(tx)):
+        np.testing.assert_allclose(g.numpy(), wj.numpy(), **TOL)
+
+
 # --- item 9: forward mode of a custom_vjp function is refused, as in JAX ----------------------
 def _clipped(m, cv):
     @cv
