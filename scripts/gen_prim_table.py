@@ -39,7 +39,8 @@ def table() -> str:
         if prim.vjp is None:
             deriv = "none"
         else:
-            deriv = "vjp, jvp" + (", smooth (order 2 tested)" if prim.smooth else "")
+            jvp = "jvp refused" if getattr(prim.jvp, "refuses", False) else "jvp"
+            deriv = f"vjp, {jvp}" + (", smooth (order 2 tested)" if prim.smooth else "")
         rows.append(f"| `{name}` | {' '.join(operands) or '-'} | "
                     f"{', '.join(params) or '-'} | {' '.join(prim.dtypes)} | {deriv} |")
     return "\n".join(rows) + "\n"

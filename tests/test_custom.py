@@ -112,8 +112,9 @@ def test_custom_vjp_residuals_and_higher_order():
                                6 * x)
     y, pb = vjp(cube, x)
     np.testing.assert_allclose(pb(np.ones(2))[0], 3 * x ** 2)
-    # forward mode falls back to differentiating the function itself
-    np.testing.assert_allclose(jvp(cube, (x,), (np.ones(2),))[1], 3 * x ** 2)
+    # forward mode is refused (as in JAX): see tests/test_outputs_aliasing.py
+    with pytest.raises(TypeError, match="forward-mode"):
+        jvp(cube, (x,), (np.ones(2),))
     np.testing.assert_allclose(jacrev(cube)(x), np.diag(3 * x ** 2))
     v, g = value_and_grad(lambda v: np.sum(cube(v) * 2.0))(np.float32(1.5))
     assert g == pytest.approx(6 * 1.5 ** 2) and type(g) is np.float32

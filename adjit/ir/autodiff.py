@@ -16,8 +16,12 @@ def _abstract(v, trace):
     return Node(None, v.type, None, trace)
 
 
-def _replay(g: Graph, ins, cs):
+def _replay(g: Graph, ins, cs, active=()):
+    """Run g's equations through bind. An `active` equation (one a derivative flows through)
+    whose primitive has a `residual_vjp` takes its value from that rule's forward, which also
+    returns the residuals its backward reads: returns (env, {eqn: residuals})."""
     env = {}
+    saved = {}
     for v, n in zip(g.invars, ins):
         env[v] = n
     for v, n in zip(g.constvars, cs):
@@ -28,12 +32,16 @@ def _replay(g: Graph, ins, cs):
         for e in g.eqns:
             STATE.loc = e.loc
             args = [x.value if type(x) is Lit else env[x] for x in e.inputs]
-            out = bind(e.prim, *args, **e.params)
+            rv = e.prim.residual_vjp
+            if rv is not None and e.outvars and e.outvars[0] in active:
+                out, saved[e] = rv[0](*args, **e.params)
+            else:
+                out = bind(e.prim, *args, **e.params)
             if e.outvars:
                 env[e.outvars[0]] = out
     finally:
         STATE.loc = prev
-    return env
+    return env, saved
 
 
 def _differentiable(v):
@@ -54,13 +62,18 @@ def _accumulate(cts, v, c):
     cts[v] = c if v not in cts else ops.add(cts[v], c)
 
 
-def backward_pass(g: Graph, env, out_cts, wrt_vars, extra=()):
+def backward_pass(g: Graph, env, out_cts, wrt_vars, extra=(), saved=None):
     """Cotangents of `wrt_vars` (and of the intermediate vars `extra`) given cotangents of
-    outputs, running each equation's vjp rule in reverse order."""
+    outputs, running each equation's vjp rule in reverse order.
+
+    `out_cts` is a sequence of (var, cotangent) pairs, one per output: an output list may name
+    one var several times (`return t, t`) or an input directly, and every pair counts (their
+    cotangents are summed), so it must not be a dict keyed by var. `saved`: the residuals
+    `_replay` kept for equations whose primitive has a `residual_vjp`."""
     active = _active_vars(g, wrt_vars)
     cts = {}
-    for v, c in out_cts.items():
-        if v in active:
+    for v, c in out_cts:
+        if not isinstance(v, Lit) and v in active:
             _accumulate(cts, v, c)
     for e in reversed(g.eqns):
         if not e.outvars:
@@ -72,7 +85,10 @@ def backward_pass(g: Graph, env, out_cts, wrt_vars, extra=()):
         prims = [x.value if type(x) is Lit else env[x] for x in e.inputs]
         prev, STATE.loc = STATE.loc, e.loc
         try:
-            in_cts = e.prim.vjp(ct, *prims, out=env[out], **e.params)
+            if saved and e in saved:
+                in_cts = e.prim.residual_vjp[1](saved[e], ct, *prims, out=env[out], **e.params)
+            else:
+                in_cts = e.prim.vjp(ct, *prims, out=env[out], **e.params)
         finally:
             STATE.loc = prev
         for x, c in zip(e.inputs, in_cts):
@@ -91,11 +107,11 @@ def vjp_graph(g: Graph, wrt=None, extra=(), name=None) -> Graph:
     with new_trace("vjp") as tr:
         ins = [_abstract(v, tr) for v in g.invars]
         cs = [_abstract(v, tr) for v in g.constvars]
-        env = _replay(g, ins, cs)
+        wrt_vars = [g.invars[i] for i in wrt]
+        env, saved = _replay(g, ins, cs, _active_vars(g, wrt_vars))
         ct_nodes = [_abstract(v, tr) for v in g.outvars]
         outs = [env[v] if not isinstance(v, Lit) else v.value for v in g.outvars]
-        wrt_vars = [g.invars[i] for i in wrt]
-        cts = backward_pass(g, env, dict(zip(g.outvars, ct_nodes)), wrt_vars, extra)
+        cts = backward_pass(g, env, list(zip(g.outvars, ct_nodes)), wrt_vars, extra, saved)
         grads = []
         for v in wrt_vars + list(extra):
             c = cts.get(v)

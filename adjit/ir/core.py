@@ -142,9 +142,13 @@ class Primitive:
     jvp(tangents, *primals, out=out, **params) -> tangent of the output (tangents may be None)
     batch: filled by the vmap transform (None until then)
     samples(dtype, rng) -> list of (args, params): inputs for the registry sweep tests
+    residual_vjp: None, or (fwd, bwd) for a primitive whose reverse mode computes its value
+        another way and keeps residuals (custom_vjp_call): fwd(*primals, **params) -> (out,
+        residuals) replaces the value in vjp_graph's forward, bwd(residuals, ct, *primals,
+        out=out, **params) -> cotangents replaces vjp there
     """
     __slots__ = ("name", "shape_rule", "impl", "vjp", "jvp", "batch", "samples", "saves",
-                 "smooth", "dtypes", "torch_name", "doc")
+                 "smooth", "dtypes", "torch_name", "doc", "residual_vjp")
 
     def __init__(self, name, shape_rule, impl, vjp=None, jvp=None, samples=None, saves=True,
                  smooth=True, dtypes=("f32", "f64"), doc=""):
@@ -159,6 +163,7 @@ class Primitive:
         self.smooth = smooth
         self.dtypes = dtypes
         self.doc = doc
+        self.residual_vjp = None
 
     def __repr__(self):
         return f"<primitive {self.name}>"

@@ -424,11 +424,16 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
         args.append(c.val)
     args.append(ct)
     outs = run_graph(vg, args)
+    if root.retain:  # y.retain_grad(); y.backward(): y's own gradient is the seed
+        accumulate(root, ct)
     k = 1
     for n in (leaves + retained if retained else leaves):
         gval = outs[k]
         k += 1
-        if inputs is not None and id(n) not in inputs:
+        if inputs is not None and id(n) not in inputs and (
+                n.rec is None or not _reaches(n, inputs)):
+            # with inputs=, PyTorch runs only the part of the graph that leads to them: a
+            # retained node on that part still gets its gradient, the others do not
             continue
         g = n.grad
         v = n.val
@@ -443,6 +448,22 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
     if not retain_graph:
         for fn in saved:
             fn._freed = True
+
+
+def _reaches(n, inputs):
+    """Whether one of the nodes `inputs` (a set of ids) is reachable backwards from `n`."""
+    stack, seen = [n], {id(n)}
+    while stack:
+        m = stack.pop()
+        if m.rec is None or m.trace is not EAGER:
+            continue
+        for i in m.rec.inputs:
+            if type(i) is Node and id(i) not in seen:
+                if id(i) in inputs:
+                    return True
+                seen.add(id(i))
+                stack.append(i)
+    return False
 
 
 def warn_nonleaf_grad():

@@ -19,6 +19,11 @@ equation (adjit/ir/prims/custom.py); derivative graphs then contain the user's r
 ordinary primitives. The function must return one array. `nondiff_argnums` name static
 arguments (passed first to bwd / to the jvp rule's closure, as in JAX). Values the functions
 capture from an enclosing transform become operands that receive no cotangent.
+
+As in JAX, forward mode (jvp, jacfwd) of a custom_vjp function raises a TypeError (its rule is
+reverse-mode only), and under reverse mode its value is fwd's output, so higher derivatives
+(hessian = jacfwd(jacrev)) differentiate fwd and bwd. The rules may use any NumPy code the
+function may, constant arrays included.
 """
 from __future__ import annotations
 
@@ -61,13 +66,21 @@ class _Custom:
         t = trace_call(fn, args, {}, lambda i, info: i not in self.nondiff, "custom")
         nodes, kinds, td = out_nodes(t.out, f"{what}: {fname(fn)}")
         g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(fn, "__name__", "f"))
-        return close(g), list(g.consts), [lf.outer for lf in t.leaves], t, nodes, kinds, td
+        return close(g), _operands(g), [lf.outer for lf in t.leaves], t, nodes, kinds, td
 
     def _single(self, nodes, kinds, what):
         if len(nodes) != 1:
             raise TypeError(f"{what}: {fname(self.fun)} must return a single array "
                             f"(got {len(nodes)} outputs){_at()}")
         return kinds[0]
+
+
+def _operands(g):
+    """g's constants as operands of the custom_*_call equation, in an enclosing trace. A
+    constant array the rule read (`g * np.ones(3)`) is a leaf of the rule's own trace, which
+    has ended: it is handed over as its array. Values of enclosing traces stay as they are."""
+    return [c.val if type(c) is Node and c.rec is None and not c.rg and not c.trace.active
+            else c for c in g.consts]
 
 
 def _concrete(x):
@@ -108,6 +121,10 @@ class custom_vjp(_Custom):
         nout = wtd.children[0].num_leaves
         if nout != 1:
             raise TypeError(f"custom_vjp: fwd must return one output array{_at()}")
+        if wnodes[0].type != nodes[0].type:
+            raise TypeError(f"custom_vjp: fwd {fname(self.fwd)} returned an output of type "
+                            f"{wnodes[0].type}, {fname(self.fun)} one of type "
+                            f"{nodes[0].type}{_at()}")
         res_td = wtd.children[1]
         res_vals = [_user_like(n, k) for n, k in zip(wnodes[1:], wkinds[1:])]
         res = pytree.unflatten(res_td, res_vals)
@@ -148,7 +165,7 @@ class custom_vjp(_Custom):
                                  f"{cn.type.shape} for an argument of shape {op.type.shape}"
                                  f"{_at()}")
         gb = extract(cnodes, tb.trace, inputs=tb.inputs, name=getattr(bwd, "__name__", "bwd"))
-        bconsts = list(gb.consts)
+        bconsts = _operands(gb)
         out = bind_vjp(fcs + wcs + bconsts + ops, F, W, close(gb),
                        (len(fcs), len(wcs), len(bconsts)), getattr(self.fun, "__name__", "f"))
         return to_user(out, kind)
@@ -192,7 +209,7 @@ class custom_jvp(_Custom):
                              f"{jn[-1].type.shape}, the output {nodes[0].type.shape}{_at()}")
         gj = extract(jn, tj.trace, inputs=tj.inputs, name=getattr(rule, "__name__", "jvp"))
         J = close(gj)
-        out = bind_jvp(fcs + list(gj.consts) + ops, F, J, (len(fcs), len(gj.consts)),
+        out = bind_jvp(fcs + _operands(gj) + ops, F, J, (len(fcs), len(gj.consts)),
                        getattr(self.fun, "__name__", "f"))
         return to_user(out, kind)
 

@@ -5,8 +5,10 @@ explicit operand) held in the equation's params as `GraphParam`s:
 
     custom_vjp_call[fun, fwd, bwd, nconsts=(a, b, c)] *fun_consts *fwd_consts *bwd_consts *args
         value: fun(fun_consts, args); vjp: res = fwd(fwd_consts, args)[1:],
-        cts = bwd(bwd_consts, res, ct) (captured values get no cotangent); jvp: falls back to
-        differentiating `fun` (a custom vjp rule says nothing about forward mode).
+        cts = bwd(bwd_consts, res, ct) (captured values get no cotangent); under vjp_graph the
+        value is fwd's output (residual_vjp), so a second derivative differentiates fwd and
+        bwd, as in JAX; jvp: a TypeError, as in JAX (a reverse-mode rule says nothing about
+        forward mode; differentiating `fun` instead would silently ignore the rule).
     custom_jvp_call[fun, jvp, nconsts=(a, b)] *fun_consts *jvp_consts *args
         value: fun; jvp: jvp(jvp_consts, args, tangents)[1]; vjp: the jvp rule is linear in the
         tangents, so its cotangent is the vjp of that graph w.r.t. the tangents (at zero).
@@ -136,23 +138,43 @@ def _vjp_impl(*ops, fun, fwd, bwd, nconsts, name="f"):
 
 
 @_graphs
-def _vjp_vjp(ct, *ops, out, fun, fwd, bwd, nconsts, name="f"):
+def _vjp_fwd(*ops, fun, fwd, bwd, nconsts, name="f"):
+    """Reverse mode's forward, as in JAX: fwd's output and residuals (so differentiating the
+    result again differentiates fwd and bwd, never `fun` with the user's rule ignored)."""
     a, b, c = nconsts
-    args = list(ops[a + b + c:])
-    res = eval_graph(fwd.graph, list(ops[a:a + b]) + args)[1:]
+    outs = eval_graph(fwd.graph, list(ops[a:a + b]) + list(ops[a + b + c:]))
+    return outs[0], list(outs[1:])
+
+
+@_graphs
+def _vjp_bwd(res, ct, *ops, out, fun, fwd, bwd, nconsts, name="f"):
+    a, b, c = nconsts
     cts = eval_graph(bwd.graph, list(ops[a + b:a + b + c]) + list(res) + [ct])
     return [None] * (a + b + c) + list(cts)
 
 
 @_graphs
+def _vjp_vjp(ct, *ops, out, fun, fwd, bwd, nconsts, name="f"):
+    res = _vjp_fwd(*ops, fun=fun, fwd=fwd, bwd=bwd, nconsts=nconsts, name=name)[1]
+    return _vjp_bwd(res, ct, *ops, out=out, fun=fun, fwd=fwd, bwd=bwd, nconsts=nconsts,
+                    name=name)
+
+
+@_graphs
 def _vjp_jvp(tangents, *ops, out, fun, fwd, bwd, nconsts, name="f"):
-    from ..autodiff import jvp_graph
-    a, b, c = nconsts
-    sel = list(range(a)) + list(range(a + b + c, len(ops)))
-    prim = [ops[i] for i in sel]
-    tans = [tangents[i] if tangents[i] is not None else _zeros_like(ops[i]) for i in sel]
-    jg = fun.derived("jvp", jvp_graph)
-    return eval_graph(jg, prim + tans)[1]
+    # A reverse-mode rule says nothing about forward mode, and differentiating `fun` instead
+    # would silently ignore the user's rule (jacfwd != jacrev): refuse, as JAX does. The rule
+    # runs only when a nonzero tangent reaches the call (jvp_graph skips symbolic zeros).
+    from ..core import STATE, user_location
+    loc = STATE.loc or user_location(1)
+    where = f" (the call at {loc[0]}:{loc[1]})" if loc else ""
+    raise TypeError(f"can't apply forward-mode autodiff (jvp) to a custom_vjp function: "
+                    f"{name}{where} defines only a reverse-mode rule, so jvp, jacfwd and "
+                    "hessian's outer jacfwd cannot differentiate it; use grad, vjp or "
+                    "jacrev, or give it a forward rule with adjit.custom_jvp")
+
+
+_vjp_jvp.refuses = True  # the registry sweep and docs/ir.md's table: forward mode refused
 
 
 @_graphs
@@ -193,6 +215,7 @@ p_vjp = register(Primitive("custom_vjp_call", _vjp_rule, _vjp_impl, _vjp_vjp, _v
                            _vjp_samples, dtypes=FLOATS,
                            doc="a function with a user-defined vjp (graphs in params)"))
 p_vjp.batch = _vjp_batch
+p_vjp.residual_vjp = (_vjp_fwd, _vjp_bwd)
 
 
 # --- custom_jvp_call ---------------------------------------------------------------------------
