@@ -179,11 +179,12 @@ def _convert_jvp(tangents, x, out, *, new_dtype):
 prim("convert_element_type", lambda x, *, new_dtype: AType(x.shape, new_dtype),
      lambda x, *, new_dtype: x.astype(DTYPES[new_dtype]), _convert_vjp, _convert_jvp,
      lambda dt, rng: [([_s(rng, (3, 4), dt)], {"new_dtype": "f64" if dt == "f32" else "f32"})],
-     dtypes=ALL, saves=False)
+     dtypes=ALL, saves=False, kind="elementwise")
 
 prim("stop_gradient", lambda x: x, lambda x: x, lambda ct, x, out: [None],
      lambda tangents, x, out: None,
-     lambda dt, rng: [([_s(rng, (3,), dt)], {})], dtypes=ALL, saves=False, smooth=False)
+     lambda dt, rng: [([_s(rng, (3,), dt)], {})], dtypes=ALL, saves=False, smooth=False,
+     kind="elementwise")
 
 
 def _full_rule(*, shape, value, dtype):
@@ -209,4 +210,4 @@ def _guard_impl(c, *, expect=True):
 
 prim("guard", _guard_rule, _guard_impl, None, None,
      lambda dt, rng: [([np.array(True)], {"expect": True})], dtypes=("bool",), saves=False,
-     smooth=False)
+     smooth=False, kind="effect")
