@@ -30,6 +30,7 @@ from adjit.ir.core import Primitive, registered
 from adjit.ir.passes import cse, dce
 from adjit.ir.prims._helpers import FLOATS, NUMERIC, sample_array, unary_prim
 from adjit.ir.types import AType
+from adjit.runtime import cache
 from adjit.tracer import np_dispatch
 
 
@@ -276,3 +277,22 @@ def test_floor_ceil_against_torch(name):
     a, b = getattr(adjit, name)(adjit.tensor(xi)), getattr(torch, name)(torch.tensor(xi))
     assert str(a.dtype).split(".")[-1] == str(b.dtype).split(".")[-1]
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_throwaway_primitive_leaves_no_compiled_code_behind():
+    # the same name registered again with another lowering must not run the old code (the
+    # memory cache forgets it, the disk cache never had it)
+    def run():
+        f = adjit.jit(lambda x: npcube(x) + 1.0)
+        f(X)  # the first call traces; the second runs compiled code
+        before = cache.STATS["compiles"] + cache.STATS["hits"] + cache.STATS["disk_hits"]
+        out = f(X)
+        assert cache.STATS["compiles"] + cache.STATS["hits"] + cache.STATS["disk_hits"] > before
+        return out
+
+    with registered(cube()):
+        np.testing.assert_array_equal(run(), X * X * X + 1.0)
+    other = unary_prim("cube", lambda x: x * x, None, dtypes=NUMERIC,
+                       lowering=("expr", lambda e, x: e.mul(x, x)), numpy=("cube",))
+    with registered(other):
+        np.testing.assert_array_equal(run(), X * X + 1.0)

@@ -242,6 +242,7 @@ def unregister(name: str) -> Primitive:
     for _, remove in reversed(_LISTENERS):
         remove(prim)
     _RULES.clear()  # cached shape-rule answers hold the record
+    TRANSIENT.discard(name)
     return prim
 
 
@@ -266,6 +267,7 @@ class registered:
             for p in self.prims:
                 register(p)
                 done.append(p)
+                TRANSIENT.add(p.name)
         except BaseException:
             for p in reversed(done):
                 unregister(p.name)
@@ -276,6 +278,11 @@ class registered:
         for p in reversed(self.prims):
             unregister(p.name)
         return False
+
+
+# names of primitives that exist only inside a `registered` block: code using them is never
+# written to (or read from) the disk cache, whose key knows only the code generator's version
+TRANSIENT: set = set()
 
 
 # ---------------------------------------------------------------------------------- bind

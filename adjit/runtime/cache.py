@@ -23,6 +23,7 @@ import warnings
 from collections import OrderedDict
 
 from . import engine
+from ..ir.core import on_register
 
 MAGIC = b"ADJIT-OBJECT 1\n"
 MEMORY_ENTRIES = 2048
@@ -117,6 +118,13 @@ def write_entry(key, obj: bytes, meta: dict):
 
 def _build(g, skey):
     from .call import CompiledGraph
+    from ..ir.core import TRANSIENT
+    if TRANSIENT and any(e.prim.name in TRANSIENT for e in g.eqns):
+        # a throwaway primitive (ir.core.registered): its lowering is not part of the key
+        from ..codegen.lower import compile_object
+        STATS["compiles"] += 1
+        obj, meta = compile_object(g)
+        return CompiledGraph(g, obj, meta)
     key = disk_key(skey)
     hit = read_entry(key)
     if hit is not None:
@@ -134,6 +142,16 @@ def _build(g, skey):
     cg = CompiledGraph(g, obj, meta)
     write_entry(key, obj, meta)
     return cg
+
+
+def _forget(prim):
+    """A primitive was unregistered: drop compiled code that uses it (a primitive registered
+    later under the same name may lower differently)."""
+    needle = f"= {prim.name}"
+    with _LOCK:
+        for table in (_MEM, _FAILED):
+            for k in [k for k in table if needle in k]:
+                del table[k]
 
 
 def get_compiled(g):
@@ -192,3 +210,5 @@ def cache_clear(disk=False):
                     except OSError:
                         pass
 
+
+on_register(lambda p: None, _forget)
