@@ -40,7 +40,8 @@ def sample(name, dt, i, what="the registry sweep"):
 
 
 def one_eqn(prim, args, params, kind="sweep"):
-    """The one-equation graph: array args become invars, Python scalars literals."""
+    """The one-equation graph: array args become invars, Python scalars literals; every
+    result of the equation is a graph output."""
     with new_trace(kind) as tr:
         ins, nodes = [], []
         for a in args:
@@ -51,4 +52,5 @@ def one_eqn(prim, args, params, kind="sweep"):
             else:
                 ins.append(a)
         out = bind(prim, *ins, **params)
-        return extract([out] if type(out) is Node else [], tr, inputs=nodes, name=prim.name)
+        outs = list(out) if type(out) is tuple else [out] if type(out) is Node else []
+        return extract(outs, tr, inputs=nodes, name=prim.name)

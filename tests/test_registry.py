@@ -86,10 +86,13 @@ def test_shape_rule_and_text(name, dt, i):
     if name == "guard":
         assert ref is None and g.eqns[0].outvars == []
         return
-    assert type(ref) is np.ndarray, f"{name}: impl returned {type(ref).__name__}"
-    assert g.outvars[0].type == AType(ref.shape, ref.dtype)
-    (got,) = eval_graph(g, [a for a in args if isinstance(a, np.ndarray)])
-    np.testing.assert_array_equal(got, ref)
+    refs = ref if prim.nout != 1 else (ref,)  # several results: a tuple
+    assert len(refs) == prim.nout == len(g.outvars) == len(g.eqns[0].outvars)
+    gots = eval_graph(g, [a for a in args if isinstance(a, np.ndarray)])
+    for v, got, ref in zip(g.outvars, gots, refs):
+        assert type(ref) is np.ndarray, f"{name}: impl returned {type(ref).__name__}"
+        assert v.type == AType(ref.shape, ref.dtype)
+        np.testing.assert_array_equal(got, ref)
 
 
 def _diff_case(name, dt, i):
@@ -146,33 +149,42 @@ def test_vjp_jvp(name, dt, i):
         tans[k] = tk
     outs = eval_graph(jg, arrays + tans)
     _check_types(jg, outs)
-    (y, ty) = outs
-    c = rng.standard_normal(np.shape(y)).astype(y.dtype)
-    vouts = eval_graph(vg, arrays + [c])
+    nout = len(g.outvars)  # one per result of the primitive
+    ys, tys = outs[:nout], outs[nout:]
+    cs = [rng.standard_normal(np.shape(y)).astype(y.dtype) for y in ys]
+    vouts = eval_graph(vg, arrays + cs)
     _check_types(vg, vouts)
-    np.testing.assert_array_equal(vouts[0], y)
+    for vo, y in zip(vouts, ys):
+        np.testing.assert_array_equal(vo, y)
     if dt != "f64":
         return
+    y = ys[0]
     # an f64 sample may still have an f32 output (convert_element_type): looser there
     eps, tol = (EPS, 1e-5) if y.dtype == np.float64 else (1e-2, 1e-3)
     # both sides are exact up to rounding: a tight tolerance catches a slightly wrong vjp
     ip_tol = 1e-9 if y.dtype == np.float64 else 1e-5
-    _close(_vdot([ty], [c]), _vdot(t, vouts[1:]), f"{name}: <J t, c> vs <t, J^T c>", ip_tol,
+    _close(_vdot(tys, cs), _vdot(t, vouts[nout:]), f"{name}: <J t, c> vs <t, J^T c>", ip_tol,
            ip_tol)
     if _declares_no_derivative(prim, g, arrays):
         return  # stop_gradient: the identity whose derivative is zero by decree, not by limit
-    plus = eval_graph(g, _shifted(arrays, slots, t, eps))[0]
-    minus = eval_graph(g, _shifted(arrays, slots, t, -eps))[0]
-    np.testing.assert_allclose(ty, (plus - minus) / (2 * eps), rtol=tol, atol=tol,
-                               err_msg=f"{name}: jvp vs central differences")
+    plus = eval_graph(g, _shifted(arrays, slots, t, eps))
+    minus = eval_graph(g, _shifted(arrays, slots, t, -eps))
+    for ty, p_, m_ in zip(tys, plus, minus):
+        np.testing.assert_allclose(ty, (p_ - m_) / (2 * eps), rtol=tol, atol=tol,
+                                   err_msg=f"{name}: jvp vs central differences")
 
 
 def _declares_no_derivative(prim, g, arrays):
     e = g.eqns[0]
     ins = [x.value if isinstance(x, Lit) else arrays[g.invars.index(x)]
            for x in e.inputs]
-    out = eval_graph(g, arrays)[0]
-    return all(c is None for c in prim.vjp(np.ones_like(out), *ins, out=out, **e.params))
+    outs = eval_graph(g, arrays)
+    if prim.nout != 1:
+        out, ct = tuple(outs), tuple(np.ones_like(o) for o in outs)
+    else:
+        out = outs[0]
+        ct = np.ones_like(out)
+    return all(c is None for c in prim.vjp(ct, *ins, out=out, **e.params))
 
 
 @pytest.mark.parametrize("name,dt,i", SMOOTH_CASES)
@@ -186,11 +198,12 @@ def test_second_order(name, dt, i):
     # forward over reverse: vg holds no custom_vjp_call (its value comes from fwd, as in JAX)
     _check_text(jvp_graph(vg))
     rng = sweep.rng(name, dt, i, "second")
-    y = eval_graph(g, arrays)[0]
-    c = rng.standard_normal(np.shape(y)).astype(y.dtype)
+    ys = eval_graph(g, arrays)
+    nout = len(ys)
+    cs = [rng.standard_normal(np.shape(y)).astype(y.dtype) for y in ys]
     w = [rng.standard_normal(arrays[k].shape).astype(arrays[k].dtype) for k in slots]
     t = [rng.standard_normal(arrays[k].shape).astype(arrays[k].dtype) for k in slots]
-    outs = eval_graph(vvg, arrays + [c, np.zeros_like(y)] + w)
+    outs = eval_graph(vvg, arrays + cs + [np.zeros_like(y) for y in ys] + w)
     _check_types(vvg, outs)
     if dt != "f64":
         return
@@ -198,7 +211,7 @@ def test_second_order(name, dt, i):
     grad2 = outs[n_out:]
 
     def f(xs):
-        return _vdot(eval_graph(vg, xs + [c])[1:], w)
+        return _vdot(eval_graph(vg, xs + cs)[nout:], w)
 
     fd = (f(_shifted(arrays, slots, t, EPS)) - f(_shifted(arrays, slots, t, -EPS))) / (2 * EPS)
     _close(_vdot(t, grad2), fd, f"{name}: second derivative vs differences", rtol=1e-4)

@@ -39,6 +39,8 @@ CASES = [
     ("abs", lambda np, x: np.sum(np.abs(x) * x), [(3, 4)], "any"),
     ("absolute_fabs", lambda np, x: np.sum(np.absolute(x) + np.fabs(x) ** 2), [(5,)], "any"),
     ("sign", lambda np, x: np.sum(np.sign(x) * x ** 2), [(5,)], "any"),
+    ("floor_ceil", lambda np, x: np.sum(np.floor(x * 3.0) * x + np.ceil(x) * x ** 2), [(5,)],
+     "any"),
     ("negative_positive", lambda np, x: np.sum(np.negative(x) * np.positive(x)), [(5,)], "any"),
     ("square_reciprocal", lambda np, x: np.sum(np.square(x) + np.reciprocal(x)), [(5,)], "pos"),
     ("arith_ufuncs", lambda np, x, y: np.sum(np.divide(np.multiply(np.add(x, y),

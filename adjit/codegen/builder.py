@@ -22,7 +22,8 @@ from . import kernels, mathlib, parallel
 from .emit import I32, I64, I8, MEM, PTR, Buf, Ix, Loops, const, i64
 from .abi import PY_ABI, out_type
 from .fusion import MEMORY_SIBLINGS_MIN, REDUCE, VEC_MIN, plan
-from .inline import fold_transposed_dots, fold_transposed_operands, inline_calls
+from .inline import fold_transposed_dots, fold_transposed_operands, inline_calls, \
+    split_outputs
 
 STATUS_OK, STATUS_GUARD, STATUS_INDEX = 0, 1, 2
 GIL_WORK = 1 << 16            # work from which the fastcall entry releases the GIL
@@ -32,6 +33,7 @@ ALIGN = 64
 class FnBuilder:
     def __init__(self, g, lowerings, symbol):
         g, self.embedded = inline_calls(g)
+        g = split_outputs(g, lowerings)
         g = fold_transposed_dots(g)  # the dot, now unused, is dropped as dead code
         g = fold_transposed_operands(g)  # likewise transposes only a product read
         self.g = g

@@ -15,7 +15,7 @@ PTR = ir.PointerType()
 REG = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I1}
 MEM = {"f32": F32, "f64": F64, "i32": I32, "i64": I64, "bool": I8}
 ITEMSIZE = {"f32": 4, "f64": 8, "i32": 4, "i64": 8, "bool": 1}
-FLOATS = ("f32", "f64")
+from ..ir.types import FLOATS  # noqa: E402,F401 (one definition, in the IR)
 from .abi import REDUCE_FLAGS  # noqa: F401 (see abi.py)
 
 

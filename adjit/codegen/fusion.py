@@ -222,7 +222,7 @@ def plan(g, lowerings) -> Plan:
             in_loops[e] = {new_loop(e, None)}
             continue
         v = e.outvars[0]
-        if v not in live:
+        if not any(w in live for w in e.outvars):
             p.dead.add(e)
             continue
         live.update(x for x in e.inputs if not isinstance(x, Lit))
@@ -231,6 +231,10 @@ def plan(g, lowerings) -> Plan:
         sigs = {use_sig(c, k) for c, k in uses}
         if kind == "kernel" or v in p.out_slot:
             mat = True
+        elif kind == "split":  # several results, not yet split (builder splits them): a root
+            p.materialised.update(e.outvars)
+            in_loops[e] = {new_loop(e, None)}
+            continue
         else:
             pols = {_policy(c, k, lowerings) for c, k in uses}
             mat = "buffer" in pols or (not p.cheap[v] and ("repeat" in pols or len(sigs) > 1))

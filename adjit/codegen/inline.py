@@ -1,5 +1,6 @@
 """Graph rewrites before lowering: inlining of call-like primitives (custom_vjp_call,
-custom_jvp_call) and transposed matrix products.
+custom_jvp_call), splitting of elementwise primitives with several results into one equation
+per result (`split_outputs`), and transposed matrix products.
 
 Their value is their `fun` graph applied to (fun's captured operands, args); the derivative
 graphs in their params matter only to transforms. Inlining `fun` lets its equations fuse with
@@ -21,6 +22,22 @@ def _fun_operands(e):
     a = e.params["nconsts"][0]
     skip = sum(e.params["nconsts"])
     return list(e.inputs[:a]) + list(e.inputs[skip:])
+
+
+def split_outputs(g: Graph, lowerings) -> Graph:
+    """Each equation of an elementwise primitive with several results (a "split" lowering)
+    becomes one equation per result, each computing its own result at an index."""
+    if all(len(e.outvars) <= 1 for e in g.eqns):
+        return g
+    eqns = []
+    for e in g.eqns:
+        low = lowerings.get(e.prim.name)
+        if len(e.outvars) > 1 and low is not None and low.kind == "split":
+            eqns.extend(Eqn(proj, e.inputs, e.params, [v], e.loc)
+                        for proj, v in zip(low.fn, e.outvars))
+        else:
+            eqns.append(e)
+    return Graph(g.invars, g.constvars, eqns, g.outvars, g.consts, g.name)
 
 
 def inline_calls(g: Graph):

@@ -12,20 +12,24 @@ Entry kinds (see builder.py for how they are used):
                                             'buffer' (needs a buffer)
   "guard"  like a kernel, without an output
   "inline" replaced by the equations of a graph in its params before lowering (inline.py)
+  "split"  a primitive with several elementwise results: replaced before lowering by one
+           equation per result (inline.split_outputs), whose entries `fn` lists
+Entries are generated from each primitive's record (`Primitive.lowering`: a math-library
+function, an LLVM intrinsic, one instruction, a comparison or an expression of other
+elementwise primitives); the literal table holds only the hand-written ones.
 `dtypes` lists what the entry supports; tests/test_codegen.py checks it covers the primitive's.
 """
 from __future__ import annotations
 
 from llvmlite import ir
 
-from ..ir.core import Lit
+from ..ir.core import Lit, Primitive, on_register
 from .errors import CompileError
 from . import kernels, mathlib
 from .builder import FnBuilder
-from .emit import FLOATS, I1, REG, Ix, const, i64
+from ..ir.types import ALL, FLOATS, NUMERIC
+from .emit import I1, REG, Ix, const, i64
 
-ALL = ("f32", "f64", "i32", "i64", "bool")
-NUMERIC = ("f32", "f64", "i32", "i64")
 
 
 class Lowering:
@@ -195,33 +199,20 @@ def _pad(c, e, ix):
 
 
 # --- the table --------------------------------------------------------------------------------
+# Hand-written entries: elementwise operations with NumPy corner cases of their own, index
+# maps and kernels. Every other primitive's entry is generated from its record below.
 LOWERINGS = {
-    "add": Lowering("ew", _fi("fadd", "add"), NUMERIC),
-    "sub": Lowering("ew", _fi("fsub", "sub"), NUMERIC),
-    "mul": Lowering("ew", _fi("fmul", "mul"), NUMERIC),
-    "div": Lowering("ew", _fi("fdiv", "sdiv"), FLOATS),
     "pow": Lowering("ew", _pow, FLOATS),
     "maximum": Lowering("ew", _extremum(">"), NUMERIC),
     "minimum": Lowering("ew", _extremum("<"), NUMERIC),
-    "lt": Lowering("ew", _cmp("<"), ALL),
-    "le": Lowering("ew", _cmp("<="), ALL),
-    "gt": Lowering("ew", _cmp(">"), ALL),
-    "ge": Lowering("ew", _cmp(">="), ALL),
-    "eq": Lowering("ew", _cmp("=="), ALL),
-    "ne": Lowering("ew", _cmp("!="), ALL),
-    "and": Lowering("ew", _fi("and_", "and_"), ("bool",)),
-    "or": Lowering("ew", _fi("or_", "or_"), ("bool",)),
-    "not": Lowering("ew", lambda c, e, dt, v: c.b.not_(v[0]), ("bool",)),
     "neg": Lowering("ew", _neg, NUMERIC),
     "abs": Lowering("ew", _abs, NUMERIC),
     "sign": Lowering("ew", _sign, NUMERIC),
-    "select": Lowering("ew", lambda c, e, dt, v: c.b.select(*v), ALL),
     "convert_element_type": Lowering("ew", _convert, ALL),
     "bitcast_convert_type": Lowering(
         "ew", lambda c, e, dt, v: c.b.bitcast(v[0], REG[e.outvars[0].type.dtype]), NUMERIC),
     "stop_gradient": Lowering("ew", lambda c, e, dt, v: v[0], ALL),
     "full": Lowering("ew", _full, ALL),
-    **{n: Lowering("ew", _math(n), FLOATS) for n in mathlib.UNARY},
     "broadcast_in_dim": Lowering("index", _bcast, ALL),
     "transpose": Lowering("index", _transpose, ALL),
     "reshape": Lowering("index", _reshape, ALL),
@@ -244,6 +235,102 @@ LOWERINGS = {
 }
 
 
+HAND_WRITTEN = frozenset(LOWERINGS)
+
+
+# --- entries generated from the primitive records (core.Primitive.lowering) ------------------
+def _intrinsic(name, ints):
+    def fn(c, e, dt, v):
+        if dt in FLOATS:
+            return c.math.intr(f"{name}.{dt}", *v, ret=REG[dt])
+        return v[0]  # "int_identity": an integer is its own floor, ceil, ...
+    return fn
+
+
+class _Stub:
+    """What an elementwise lowering sees of its equation inside an ("expr", fn) lowering."""
+    __slots__ = ("inputs", "params", "outvars")
+
+    def __init__(self, n):
+        self.inputs, self.params, self.outvars = [None] * n, {}, []
+
+
+class ScalarOps:
+    """The `o` of an ("expr", fn) lowering: `o.mul(x, y)` emits primitive mul's elementwise
+    lowering on scalar values; Python numbers become constants of the operand dtype. Usable:
+    elementwise primitives whose lowering needs no params (not convert_element_type, full)."""
+
+    def __init__(self, c, dt):
+        self._c, self._dt = c, dt
+
+    def __getattr__(self, name):
+        low = LOWERINGS.get(name)
+        if low is None or low.kind != "ew":
+            raise AttributeError(f"{name} has no elementwise lowering to use in an expression")
+
+        def emit(*args):
+            vals = [const(self._dt, a) if isinstance(a, (bool, int, float)) else a for a in args]
+            return low.fn(self._c, _Stub(len(vals)), self._dt, vals)
+        return emit
+
+
+def _expr(fn, k=None):
+    def lower_expr(c, e, dt, v):
+        r = fn(ScalarOps(c, dt), *v)
+        return r if k is None else r[k]
+    return lower_expr
+
+
+def _generated(p, k=None):
+    """The Lowering of a record's `lowering` spec (result k of a multi-result one)."""
+    spec = p.lowering
+    how = spec[0]
+    if how == "math":
+        return Lowering("ew", _math(spec[1]), [d for d in p.dtypes if d in FLOATS])
+    if how == "intrinsic":
+        ints = len(spec) > 2 and spec[2] == "int_identity"
+        return Lowering("ew", _intrinsic(spec[1], ints),
+                        [d for d in p.dtypes if d in FLOATS or ints])
+    if how == "instr":
+        return Lowering("ew", _fi(spec[1], spec[2]), p.dtypes)
+    if how == "cmp":
+        return Lowering("ew", _cmp(spec[1]), p.dtypes)
+    if how == "expr":
+        return Lowering("ew", _expr(spec[1], k), p.dtypes)
+    raise ValueError(f"primitive {p.name}: unknown lowering {spec!r}")
+
+
+def _add(p):
+    if p.lowering is None:
+        return
+    if p.name in HAND_WRITTEN:
+        raise ValueError(f"primitive {p.name} is lowered twice (record and hand-written table)")
+    if p.nout == 1:
+        LOWERINGS[p.name] = _generated(p)
+        return
+    # several results: split before lowering into one elementwise equation per result (a
+    # projection), which fuse like any others (in one loop nest LLVM shares their common work)
+    projs = []
+    for k in range(p.nout):
+        proj = Primitive(f"{p.name}.{k}", None, None, kind=p.kind, cost=p.cost)
+        LOWERINGS[proj.name] = _generated(p, k)
+        projs.append(proj)
+    LOWERINGS[p.name] = Lowering("split", projs, LOWERINGS[projs[0].name].dtypes)
+
+
+def _remove(p):
+    low = LOWERINGS.get(p.name)
+    if p.name in HAND_WRITTEN or low is None:
+        return
+    if low.kind == "split":
+        for proj in low.fn:
+            LOWERINGS.pop(proj.name, None)
+    del LOWERINGS[p.name]
+
+
+on_register(_add, _remove)
+
+
 SYMBOL = "adjit_entry"  # one function per JIT library, so one fixed name is enough
 
 
@@ -261,6 +348,9 @@ def check_supported(g):
         low = LOWERINGS.get(e.prim.name)
         if low is None:
             raise CompileError(f"graph {g.name}", f"no lowering for {e.prim.name}")
+        if len(e.outvars) > 1 and low.kind != "split":
+            raise CompileError(f"graph {g.name}", f"{e.prim.name} has several results: "
+                               "only elementwise ones (an expression lowering) compile")
         dt = eqn_dtype(e)
         if dt not in low.dtypes:
             raise CompileError(f"graph {g.name}", f"{e.prim.name} has no lowering for "

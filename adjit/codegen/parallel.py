@@ -28,8 +28,7 @@ from .emit import I8, I64, PTR, REG, Buf, Ix, i64
 MIN_WORK = 4_000_000
 BLOCK_WORK = 2_000_000  # work per block (more blocks: better balance when a core is busy)
 MAX_BLOCKS = 8
-HEAVY = {"exp": 24, "log": 24, "log1p": 28, "expm1": 28, "sin": 30, "cos": 30, "tan": 40,
-         "tanh": 30, "logistic": 28, "pow": 60, "div": 4, "sqrt": 4, "rsqrt": 5}
+# (what one element of each primitive costs is its record's `cost`: Primitive.cost)
 ALIGN = 64  # elements: a flat split point is a multiple of this (whole vectors, cache lines)
 
 
@@ -55,7 +54,7 @@ def _work_per_element(c, unit):
     eqns, bufs = _cone(c, unit)
     w = len(bufs) + len(unit)  # loads and stores
     for e in list(eqns) + list(unit):
-        w += HEAVY.get(e.prim.name, 1)
+        w += e.prim.cost
     return w
 
 

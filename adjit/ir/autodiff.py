@@ -7,7 +7,7 @@ ordinary IR: it prints, parses, verifies, optimises, compiles, and can be differ
 from __future__ import annotations
 
 from .core import Lit, Node, STATE, new_trace
-from .graph import Graph, extract
+from .graph import Graph, bind_outputs, extract
 from . import ops
 from .types import FLOATS
 
@@ -37,8 +37,7 @@ def _replay(g: Graph, ins, cs, active=()):
                 out, saved[e] = rv[0](*args, **e.params)
             else:
                 out = bind(e.prim, *args, **e.params)
-            if e.outvars:
-                env[e.outvars[0]] = out
+            bind_outputs(env, e, out)
     finally:
         STATE.loc = prev
     return env, saved
@@ -52,9 +51,9 @@ def _active_vars(g: Graph, seeds):
     """Vars through which a derivative of `seeds` can flow."""
     active = set(seeds)
     for e in g.eqns:
-        if e.outvars and e.prim.vjp is not None and _differentiable(e.outvars[0]) and any(
+        if e.outvars and e.prim.vjp is not None and any(
                 (not isinstance(x, Lit)) and x in active for x in e.inputs):
-            active.add(e.outvars[0])
+            active.update(v for v in e.outvars if _differentiable(v))
     return active
 
 
@@ -78,17 +77,24 @@ def backward_pass(g: Graph, env, out_cts, wrt_vars, extra=(), saved=None):
     for e in reversed(g.eqns):
         if not e.outvars:
             continue
-        out = e.outvars[0]
-        if out not in cts:
-            continue
-        ct = cts.pop(out) if out not in extra else cts[out]
+        if len(e.outvars) == 1:
+            out = e.outvars[0]
+            if out not in cts:
+                continue
+            ct = cts.pop(out) if out not in extra else cts[out]
+            outval = env[out]
+        else:  # several results: one cotangent each, None for a result nothing used
+            if not any(v in cts for v in e.outvars):
+                continue
+            ct = tuple((cts.pop(v, None) if v not in extra else cts.get(v)) for v in e.outvars)
+            outval = tuple(env[v] for v in e.outvars)
         prims = [x.value if type(x) is Lit else env[x] for x in e.inputs]
         prev, STATE.loc = STATE.loc, e.loc
         try:
             if saved and e in saved:
-                in_cts = e.prim.residual_vjp[1](saved[e], ct, *prims, out=env[out], **e.params)
+                in_cts = e.prim.residual_vjp[1](saved[e], ct, *prims, out=outval, **e.params)
             else:
-                in_cts = e.prim.vjp(ct, *prims, out=env[out], **e.params)
+                in_cts = e.prim.vjp(ct, *prims, out=outval, **e.params)
         finally:
             STATE.loc = prev
         for x, c in zip(e.inputs, in_cts):
@@ -144,17 +150,20 @@ def jvp_graph(g: Graph, name=None) -> Graph:
                 STATE.loc = prev
             if not e.outvars:
                 continue
-            env[e.outvars[0]] = out
+            bind_outputs(env, e, out)
             ts = [None if type(x) is Lit else tenv.get(x) for x in e.inputs]
             if any(t is not None for t in ts) and e.prim.jvp is not None and \
-                    _differentiable(e.outvars[0]):
+                    any(_differentiable(v) for v in e.outvars):
                 prev, STATE.loc = STATE.loc, e.loc
                 try:
                     t = e.prim.jvp(ts, *args, out=out, **e.params)
                 finally:
                     STATE.loc = prev
-                if t is not None:
-                    tenv[e.outvars[0]] = t
+                if len(e.outvars) == 1:
+                    t = (t,)
+                for v, tv in zip(e.outvars, t if t is not None else ()):
+                    if tv is not None and _differentiable(v):
+                        tenv[v] = tv
         outs, touts = [], []
         for v in g.outvars:
             outs.append(_own(env[v], tr, v))

@@ -4,15 +4,17 @@ A rule is `rule(args, dims, **params) -> (out, out_dim)`: `args` are the operand
 arrays or Python scalars), `dims[i]` is 0 when operand i carries the batch as its leading axis
 and None when it is the same for every example; `out_dim` is 0 or None likewise. Rules are
 written with `ops`, so a batched graph is ordinary IR. Importing this module fills
-`REGISTRY[name].batch` for every primitive.
+`REGISTRY[name].batch` for every primitive: generated from its declared `kind` (elementwise,
+reduction over `axes`, one `axis`), hand-written below for the structural ones. A primitive with
+several results returns a tuple and one out dim (or a tuple of them).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import ops
-from .core import Lit, Node, REGISTRY, bind, new_trace
-from .graph import Graph, extract
+from .core import Lit, Node, REGISTRY, bind, new_trace, on_register
+from .graph import Graph, bind_outputs, extract
 from .types import AType
 
 
@@ -177,29 +179,36 @@ def _guard_rule(args, bd, *, expect=True):
     return None, None
 
 
+# the hand-written rules: primitives of kind "structural" (and the guard)
 _STRUCTURAL = {
     "broadcast_in_dim": _bid_rule, "reshape": _reshape_rule, "transpose": _transpose_rule,
-    "reduce_sum": _reduce_rule("reduce_sum"), "reduce_max": _reduce_rule("reduce_max"),
-    "reduce_min": _reduce_rule("reduce_min"), "argmax": _axis_rule("argmax"),
-    "argmin": _axis_rule("argmin"), "cumsum": _axis_rule("cumsum"), "slice": _slice_rule,
-    "pad": _pad_rule, "concatenate": _concat_rule, "gather": _gather_rule,
-    "scatter_add": _scatter_rule, "dot_general": _dot_rule, "full": _full_rule,
-    "guard": _guard_rule,
+    "slice": _slice_rule, "pad": _pad_rule, "concatenate": _concat_rule,
+    "gather": _gather_rule, "scatter_add": _scatter_rule, "dot_general": _dot_rule,
+    "full": _full_rule, "guard": _guard_rule,
 }
-_ELEMENTWISE = ("convert_element_type", "bitcast_convert_type", "stop_gradient", "select")
+# the rules generated from a primitive's declared kind
+_BY_KIND = {"unary": _elementwise, "binary": _elementwise, "elementwise": _elementwise,
+            "reduction": _reduce_rule, "axis": _axis_rule}
+
+
+def _add(p):
+    if p.batch is not None:
+        return
+    if p.name in _STRUCTURAL:
+        p.batch = _STRUCTURAL[p.name]
+    elif p.kind in _BY_KIND:
+        p.batch = _BY_KIND[p.kind](p.name)
+        p.batch.generated = True
+
+
+def _remove(p):
+    if getattr(p.batch, "generated", False):
+        p.batch = None
 
 
 def install():
-    """Fill `batch` for every registered primitive that has no rule yet."""
-    from .prims._helpers import unary_rule
-    for name, p in REGISTRY.items():
-        if p.batch is not None:
-            continue
-        if name in _STRUCTURAL:
-            p.batch = _STRUCTURAL[name]
-        elif name in _ELEMENTWISE or p.shape_rule is unary_rule or \
-                getattr(p.shape_rule, "__qualname__", "").startswith("binary_rule"):
-            p.batch = _elementwise(name)
+    """Fill `batch` for every registered primitive (now and when one is registered later)."""
+    on_register(_add, _remove)
 
 
 # --- the graph transform ---------------------------------------------------------------------
@@ -229,9 +238,12 @@ def batch_graph(g: Graph, in_dims, size, force=None, name=None):
                     raise NotImplementedError(f"vmap: primitive {e.prim.name} has no "
                                               "batching rule")
                 out, od = e.prim.batch(args, ds, **e.params)
-            if e.outvars:
-                env[e.outvars[0]] = out
+            bind_outputs(env, e, out)
+            if len(e.outvars) == 1:
                 bdim[e.outvars[0]] = od
+            else:  # several results: one batch dim each (or one for all)
+                for k, v in enumerate(e.outvars):
+                    bdim[v] = od[k] if isinstance(od, (tuple, list)) else od
         outs, odims = [], []
         for v, f in zip(g.outvars, force):
             x = ops.full(v.type.shape, v.value, v.type.dtype) if type(v) is Lit else env[v]

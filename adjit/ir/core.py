@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -59,6 +60,23 @@ class Rec:
         # (prim, shape rule, operand types, literals, params): one shared tuple per distinct
         # signature (None when a parameter is unhashable); see _RULES
         self.sig = sig
+
+
+class MultiRec(Rec):
+    """The equation of a primitive with several results: their types, and weak references to
+    the Nodes that hold them (a Node finds its position by identity; see `output_index`)."""
+    __slots__ = ("types", "outs")
+
+
+def output_index(n) -> int:
+    """Which result of its equation Node `n` is (0 for a one-result equation)."""
+    r = n.rec
+    if type(r) is not MultiRec:
+        return 0
+    for k, w in enumerate(r.outs):
+        if w() is n:
+            return k
+    raise AssertionError("a result of a multi-output equation lost its place")  # pragma: no cover
 
 
 class Node:
@@ -134,35 +152,67 @@ class new_trace:
 # ---------------------------------------------------------------------------------- primitives
 
 class Primitive:
-    """One record per primitive: everything about it but its lowering (codegen's table).
+    """One record per primitive: plain data from which the other layers generate their tables.
 
-    shape_rule(*types, **params) -> AType     types of inputs (Lit operands give AType((), dt))
-    impl(*arrays, **params) -> np.ndarray     the NumPy reference implementation
-    vjp(ct, *primals, out=out, **params) -> one cotangent (or None) per input, built with ops
-    jvp(tangents, *primals, out=out, **params) -> tangent of the output (tangents may be None)
-    batch: filled by the vmap transform (None until then)
+    shape_rule(*types, **params) -> AType     types of inputs (Lit operands give AType((), dt));
+                                              a tuple of ATypes when `nout` > 1
+    impl(*arrays, **params) -> np.ndarray     the NumPy reference implementation (a tuple of
+                                              arrays when `nout` > 1)
+    vjp(ct, *primals, out=out, **params) -> one cotangent (or None) per input, built with ops;
+        with `nout` > 1, `ct` and `out` are tuples (a None cotangent: that output is unused)
+    jvp(tangents, *primals, out=out, **params) -> tangent of the output (tangents may be None);
+        with `nout` > 1, a tuple with one tangent (or None) per output
+    batch: the vmap rule; filled from `kind` by ir.batching unless the record gives one
     samples(dtype, rng) -> list of (args, params): inputs for the registry sweep tests
-    residual_vjp: None, or (fwd, bwd) for a primitive whose reverse mode computes its value
-        another way and keeps residuals (custom_vjp_call): fwd(*primals, **params) -> (out,
-        residuals) replaces the value in vjp_graph's forward, bwd(residuals, ct, *primals,
-        out=out, **params) -> cotangents replaces vjp there
+
+    Plain data read by the generated tables:
+    kind      "unary", "binary", "elementwise" (any other elementwise operation), "reduction"
+              (param `axes`), "axis" (param `axis`), "structural" (shape ops and kernels, with a
+              hand-written batching rule), "effect" (guard), "call" (custom calls)
+    nout      number of results (an equation binds that many output variables)
+    lowering  how codegen lowers it (codegen/lower.py generates LOWERINGS from it), or None
+              when codegen's hand-written table has it (index maps and kernels):
+                ("math", fn)            a function of codegen/mathlib.py, on floats
+                ("intrinsic", name[, "int_identity"])  an LLVM intrinsic (`name.f32/.f64`) on
+                                        floats; integers pass through unchanged if so marked
+                ("instr", fop, iop)     one IRBuilder instruction (float op, integer op)
+                ("cmp", op)             a comparison (NumPy's NaN rules)
+                ("expr", fn)            fn(o, *xs) -> value (a tuple of values when nout > 1),
+                                        written with `o.<primitive>(...)` of other lowerable
+                                        elementwise primitives and Python numbers
+    cost      element-operations per element, for the parallel-loop heuristic
+    numpy     NumPy ufunc names dispatched to it on traced arrays (unary and binary kinds)
+    torch     Tensor method (and torch function) names that apply it
+    grad_fn   PyTorch's grad_fn name for those; torch_saves what that node saves ("nothing",
+              "result" or "inputs": PyTorch's errors about modified saved tensors)
     """
     __slots__ = ("name", "shape_rule", "impl", "vjp", "jvp", "batch", "samples", "saves",
-                 "smooth", "dtypes", "torch_name", "doc", "residual_vjp")
+                 "smooth", "dtypes", "torch_name", "doc", "kind", "nout", "lowering", "cost",
+                 "numpy", "torch", "grad_fn", "torch_saves", "residual_vjp")
 
     def __init__(self, name, shape_rule, impl, vjp=None, jvp=None, samples=None, saves=True,
-                 smooth=True, dtypes=("f32", "f64"), doc=""):
+                 smooth=True, dtypes=("f32", "f64"), doc="", *, kind="structural", nout=1,
+                 lowering=None, cost=1, numpy=(), torch=(), grad_fn=None, torch_saves="inputs",
+                 batch=None):
         self.name = name
         self.shape_rule = shape_rule
         self.impl = impl
         self.vjp = vjp
         self.jvp = jvp
-        self.batch = None
+        self.batch = batch
         self.samples = samples
         self.saves = saves
         self.smooth = smooth
         self.dtypes = dtypes
         self.doc = doc
+        self.kind = kind
+        self.nout = nout
+        self.lowering = lowering
+        self.cost = cost
+        self.numpy = tuple(numpy)
+        self.torch = tuple(torch)
+        self.grad_fn = grad_fn
+        self.torch_saves = torch_saves
         self.residual_vjp = None
 
     def __repr__(self):
@@ -173,13 +223,67 @@ class Primitive:
 
 
 REGISTRY: dict[str, Primitive] = {}
+# (on_add, on_remove) of each layer that generates a table from the registry (lowering, batching,
+# NumPy dispatch, Tensor methods): called for every primitive registered, before and after
+_LISTENERS: list = []
 
 
 def register(prim: Primitive) -> Primitive:
     if prim.name in REGISTRY:
         raise ValueError(f"primitive {prim.name} registered twice")
     REGISTRY[prim.name] = prim
+    for add, _ in _LISTENERS:
+        add(prim)
     return prim
+
+
+def unregister(name: str) -> Primitive:
+    """Remove a primitive and every table entry generated from it (see `registered`)."""
+    prim = REGISTRY.pop(name)
+    for _, remove in reversed(_LISTENERS):
+        remove(prim)
+    _RULES.clear()  # cached shape-rule answers hold the record
+    TRANSIENT.discard(name)
+    return prim
+
+
+def on_register(add, remove):
+    """Subscribe a generated table: `add(prim)` now for every registered primitive and later
+    for each new one, `remove(prim)` when one is unregistered."""
+    _LISTENERS.append((add, remove))
+    for p in list(REGISTRY.values()):
+        add(p)
+
+
+class registered:
+    """`with registered(Primitive(...)) as p:` -- a primitive, with everything generated from its
+    record, that exists only inside the block (tests add throwaway primitives this way)."""
+
+    def __init__(self, *prims):
+        self.prims = prims
+
+    def __enter__(self):
+        done = []
+        try:
+            for p in self.prims:
+                register(p)
+                done.append(p)
+                TRANSIENT.add(p.name)
+        except BaseException:
+            for p in reversed(done):
+                unregister(p.name)
+            raise
+        return self.prims[0] if len(self.prims) == 1 else self.prims
+
+    def __exit__(self, *exc):
+        for p in reversed(self.prims):
+            unregister(p.name)
+        return False
+
+
+# names of primitives that exist only inside a `registered` block: code using them is never
+# written to (or read from) the disk cache, whose key knows only the code generator's version
+TRANSIENT: set = set()
 
 
 # ---------------------------------------------------------------------------------- bind
@@ -287,6 +391,11 @@ def bind(prim: Primitive, *args, **params):
         vals = [_as_array(a, litdt) for a in args]
         out = prim.impl(*vals, **params)
         if type(out) is not np.ndarray and out is not None:
+            if prim.nout != 1:  # several results: a tuple of them
+                outs = tuple(np.asarray(o) for o in out)
+                if trace is None and not any(type(a) is Node for a in args):
+                    return outs
+                return tuple(Node(o, atype_of(o), None, EAGER) for o in outs)
             out = np.asarray(out)
         if trace is None:
             for a in args:
@@ -359,7 +468,7 @@ def _record(prim, trace, args, params):
         key = hit = None
     if hit is None:
         typ = prim.shape_rule(*[i.type for i in inputs], **params)
-        if key is not None and type(typ) is AType:
+        if key is not None and (type(typ) is AType or type(typ) is tuple):
             if len(_RULES) >= 8192:
                 _RULES.clear()
             _RULES[key] = (typ, key)
@@ -369,11 +478,13 @@ def _record(prim, trace, args, params):
         out = None
     else:
         out = prim.impl(*vals, **params) if params else prim.impl(*vals)
-        if type(out) is not np.ndarray:
+        if type(out) is not np.ndarray and type(typ) is not tuple:
             out = np.asarray(out)
     loc = STATE.loc
     if loc is None:
         loc = user_location(3)
+    if type(typ) is tuple:
+        return _record_outputs(prim, trace, inputs, params, loc, typ, out)
     rec = Rec(prim, inputs, params, loc, key)
     if trace is EAGER:
         if prim.name == "guard":
@@ -389,6 +500,22 @@ def _record(prim, trace, args, params):
         # be re-checked when replayed) but let no derivative through.
         return bind(REGISTRY["stop_gradient"], node)
     return node
+
+
+def _record_outputs(prim, trace, inputs, params, loc, types, out):
+    """The equation of a primitive with several results: a tuple of Nodes, one per result."""
+    if len(types) != prim.nout:
+        raise TypeError(f"{prim.name}: the shape rule gave {len(types)} types for {prim.nout} "
+                        "results")
+    # no shared signature: the eager backward's structure key adds each result's position
+    rec = MultiRec(prim, inputs, params, loc, None)
+    rec.types = types
+    vals = [None] * len(types) if out is None else [np.asarray(o) for o in out]
+    nodes = tuple(Node(v, t, rec, trace, True) for v, t in zip(vals, types))
+    rec.outs = tuple(weakref.ref(n) for n in nodes)
+    if trace is not EAGER and not STATE.grad_enabled:
+        return tuple(bind(REGISTRY["stop_gradient"], n) for n in nodes)
+    return nodes
 
 
 def const_node(arr) -> Node:

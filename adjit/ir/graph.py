@@ -2,13 +2,14 @@
 
 A Graph is a function: `invars` (arguments), `constvars` (arrays the runtime binds, printed as
 `const #i`, never by value), `eqns` in order, `outvars` (Var or Lit). Guards are equations with
-no outputs (`guard[expect=True] c`). Every Eqn keeps the user's source location.
+no outputs (`guard[expect=True] c`); a primitive with several results (`nout`) binds that many
+output Vars. Every Eqn keeps the user's source location.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .core import Lit, Node, REGISTRY, bind
+from .core import Lit, MultiRec, Node, REGISTRY, bind
 from .types import AType
 
 
@@ -111,7 +112,14 @@ def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), r
         rec, node = recs[seq]
         ins = [i if type(i) is Lit else env[id(i)] for i in rec.inputs]
         outs = []
-        if node is not None:
+        if type(rec) is MultiRec:  # every result gets a Var, used or not
+            for t, w in zip(rec.types, rec.outs):
+                v = Var(t)
+                m = w()
+                if m is not None:
+                    env[id(m)] = v
+                outs.append(v)
+        elif node is not None:
             v = Var(node.type)
             env[id(node)] = v
             outs = [v]
@@ -138,9 +146,19 @@ def eval_graph(g: Graph, args, consts=None):
     for e in g.eqns:
         ins = [x.value if type(x) is Lit else env[x] for x in e.inputs]
         out = bind(e.prim, *ins, **e.params) if e.inputs else e.prim.impl(**e.params)
-        if e.outvars:
-            env[e.outvars[0]] = out
+        bind_outputs(env, e, out)
     return [o.value if type(o) is Lit else env[o] for o in g.outvars]
+
+
+def bind_outputs(env, e, out):
+    """env[v] = value for each output Var of `e`, given what `bind` returned for it (a tuple
+    when the primitive has several results)."""
+    ov = e.outvars
+    if len(ov) == 1:
+        env[ov[0]] = out
+    elif ov:
+        for v, o in zip(ov, out):
+            env[v] = o
 
 
 def prim(name):

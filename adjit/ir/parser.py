@@ -17,6 +17,10 @@ class ParseError(ValueError):
 
 _HEADER = re.compile(r"^def\s+([A-Za-z_]\w*)\((.*)\)\s*->\s*(.+):\s*$")
 _DEF = re.compile(r"^(\s+)([a-z]+)\s*:\s*([a-z0-9]+\[[0-9, ]*\])\s*=\s*(.*)$")
+# `a: f64[3], b: i64[3] = prim x`: the results of a primitive with several (before the `=`)
+_MORE = re.compile(r"^(\s+)((?:[a-z]+\s*:\s*[a-z0-9]+\[[0-9, ]*\]\s*,\s*)+)"
+                   r"([a-z]+)\s*:\s*([a-z0-9]+\[[0-9, ]*\])\s*=\s*(.*)$")
+_ONE = re.compile(r"([a-z]+)\s*:\s*([a-z0-9]+\[[0-9, ]*\])")
 _LOC = re.compile(r'\s+loc\("((?:[^"\\]|\\.)*)":(\d+)\)\s*$')
 _NAME = re.compile(r"^[a-z]+$")
 
@@ -98,13 +102,25 @@ def parse_graph(text: str) -> Graph:
             v = _operand(gm.group(1), env, lineno, col, None)
             eqns.append(Eqn(REGISTRY["guard"], [v], {"expect": gm.group(2) == "true"}, [], loc))
             continue
-        dm = _DEF.match(ln)
-        if not dm:
-            raise ParseError("expected `VAR: TYPE = PRIMITIVE ARGS`", lineno, col)
-        name, typ, rhs = dm.group(2), _type(dm.group(3), lineno, col), dm.group(4).strip()
-        if name in env:
-            raise ParseError(f"{name} is defined twice (SSA)", lineno, col)
+        results = None
+        mm = _MORE.match(ln)
+        if mm:  # several results: `a: T, b: U = prim ...`
+            results = [(n, _type(t, lineno, col)) for n, t in _ONE.findall(mm.group(2))]
+            results.append((mm.group(3), _type(mm.group(4), lineno, col)))
+            name, typ, rhs = results[0][0], results[0][1], mm.group(5).strip()
+            for n, _ in results:
+                if n in env or [m for m, _ in results].count(n) > 1:
+                    raise ParseError(f"{n} is defined twice (SSA)", lineno, col)
+        else:
+            dm = _DEF.match(ln)
+            if not dm:
+                raise ParseError("expected `VAR: TYPE = PRIMITIVE ARGS`", lineno, col)
+            name, typ, rhs = dm.group(2), _type(dm.group(3), lineno, col), dm.group(4).strip()
+            if name in env:
+                raise ParseError(f"{name} is defined twice (SSA)", lineno, col)
         cm = re.fullmatch(r"const\s+#(\d+)", rhs)
+        if cm and results:
+            raise ParseError("a const has one result", lineno, col)
         if cm:
             v = Var(typ, name)
             constvars.append(v)
@@ -126,9 +142,14 @@ def parse_graph(text: str) -> Graph:
         toks = [(m.group(), base + m.start() + 1) for m in re.finditer(r"\S+", rest)]
         lit_dt = next((env[t].type.dtype for t, _ in reversed(toks) if t in env), typ.dtype)
         ins = [_operand(t, env, lineno, c, lit_dt) for t, c in toks]
-        v = Var(typ, name)
-        env[name] = v
-        eqns.append(Eqn(REGISTRY[pname], ins, params, [v], loc))
+        prim = REGISTRY[pname]
+        outs = [Var(t, n) for n, t in (results or [(name, typ)])]
+        if len(outs) != prim.nout:
+            raise ParseError(f"{pname} has {prim.nout} result{'s' if prim.nout != 1 else ''}, "
+                             f"{len(outs)} declared", lineno, col)
+        for v in outs:
+            env[v.name] = v
+        eqns.append(Eqn(prim, ins, params, outs, loc))
     if outvars is None:
         raise ParseError("missing `return`", lines[-1][0] + 1)
     if [getattr(v, "type", None) for v in outvars] != ret_types:

@@ -28,8 +28,9 @@ FOLD_LIMIT = 1 << 12
 
 def _rebuild(g: Graph, rewrite) -> Graph:
     """Walk `g`'s equations in order with their inputs renamed so far; `rewrite(e, ins, defs)`
-    returns None (keep e), a list of equations to emit instead (possibly empty), or a Var that
-    replaces e's output everywhere after it. `defs` maps each emitted Var to its equation."""
+    returns None (keep e), a list of equations to emit instead (possibly empty), a Var that
+    replaces e's output everywhere after it, or a tuple of Vars replacing e's several outputs.
+    `defs` maps each emitted Var to its equation."""
     sub, defs, eqns = {}, {}, []
 
     def look(x):
@@ -42,6 +43,11 @@ def _rebuild(g: Graph, rewrite) -> Graph:
             # a Lit never replaces a Var: graph outputs and every operand slot need a full type
             assert r.type == e.outvars[0].type, (e.prim.name, r.type, e.outvars[0].type)
             sub[e.outvars[0]] = r
+            continue
+        if isinstance(r, tuple):  # a multi-output equation replaced by an earlier one
+            for v, w in zip(e.outvars, r):
+                assert v.type == w.type, (e.prim.name, w.type, v.type)
+                sub[v] = w
             continue
         for n in ([Eqn(e.prim, ins, e.params, e.outvars, e.loc)] if r is None else r):
             eqns.append(n)
@@ -87,7 +93,8 @@ def cse(g: Graph) -> Graph:
         k = _key(e.prim, ins, e.params)
         if k in seen:
             return [] if e.prim.name == "guard" else seen[k]
-        seen[k] = e.outvars[0] if e.outvars else None
+        seen[k] = (e.outvars[0] if len(e.outvars) == 1 else tuple(e.outvars)) if e.outvars \
+            else None
         return None
 
     return _rebuild(g, rewrite)
@@ -125,8 +132,9 @@ def fold_constants(g: Graph) -> Graph:
     known = {}  # Var -> its value, for `full` results (never constvars: bound at run time)
 
     def rewrite(e, ins, defs):
-        if not e.outvars:
-            return None  # a guard: folding it would check it now instead of at run time
+        if len(e.outvars) != 1:
+            return None  # a guard (folding it would check it now instead of at run time), or
+            # several results (no `full` form for a tuple)
         out = e.outvars[0]
         if e.prim.name == "full":
             if out.type.size <= FOLD_LIMIT:
@@ -183,7 +191,7 @@ def _same(x, out):
 
 def _simplify_eqn(e, ins, defs):
     name, p = e.prim.name, e.params
-    if not e.outvars:
+    if len(e.outvars) != 1:
         return None
     out = e.outvars[0]
     val = [_value(x, defs) for x in ins]

@@ -88,10 +88,10 @@ def print_graph(g: Graph, locations=False) -> str:
             expect = "true" if e.params.get("expect", True) else "false"
             lines.append(f"  guard {ins} == {expect}{loc}")
             continue
-        out = e.outvars[0]
         rhs = f"{e.prim.name}{format_params(e.params)}"
         if ins:
             rhs += " " + ins
-        lines.append(f"  {define(out)}: {out.type} = {rhs}{loc}")
+        lhs = ", ".join(f"{define(out)}: {out.type}" for out in e.outvars)
+        lines.append(f"  {lhs} = {rhs}{loc}")
     lines.append(("  return " + ", ".join(name(v) for v in g.outvars)).rstrip())
     return "\n".join(lines) + "\n"

@@ -12,8 +12,11 @@ DTYPES = {
     "bool": np.dtype(np.bool_),
 }
 NAME_OF = {v: k for k, v in DTYPES.items()}
+# dtype sets, defined here once (the registry, codegen and the fronts import them)
 FLOATS = ("f32", "f64")
 INTS = ("i32", "i64")
+NUMERIC = FLOATS + INTS
+ALL = NUMERIC + ("bool",)
 
 
 def dtype_name(dt) -> str:

@@ -11,6 +11,10 @@ class VerifyError(ValueError):
         self.problems = problems
 
 
+def _types(t):
+    return ", ".join(str(x) for x in t) if isinstance(t, tuple) else str(t)
+
+
 def verify(g: Graph) -> Graph:
     """Check `g`; return it unchanged, or raise VerifyError listing every problem."""
     problems = []
@@ -37,9 +41,17 @@ def verify(g: Graph) -> Graph:
             continue
         if e.prim.name == "guard":
             continue
-        got = e.outvars[0].type
+        if e.prim.nout != 1:
+            got = tuple(v.type for v in e.outvars)
+            want = tuple(want) if isinstance(want, (tuple, list)) else want
+        else:
+            if len(e.outvars) != 1:
+                problems.append(f"{where}: {len(e.outvars)} results for a one-result primitive")
+                continue
+            got = e.outvars[0].type
         if want != got:
-            problems.append(f"{where}: declared {got} but the shape rule gives {want}")
+            problems.append(f"{where}: declared {_types(got)} but the shape rule gives "
+                            f"{_types(want)}")
     for v in g.outvars:
         if not isinstance(v, Lit) and v not in defined:
             problems.append("return of an undefined value")

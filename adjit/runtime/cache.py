@@ -35,6 +35,7 @@ import warnings
 from collections import OrderedDict
 
 from . import engine
+from ..ir.core import on_register
 
 MAGIC = b"ADJIT-OBJECT 2\n"
 MAGIC_ANY = b"ADJIT-OBJECT "       # any format version: an entry adjit wrote
@@ -245,6 +246,13 @@ def write_entry(key, obj: bytes, meta: dict):
 
 def _build(g, skey):
     from .call import CompiledGraph
+    from ..ir.core import TRANSIENT
+    if TRANSIENT and any(e.prim.name in TRANSIENT for e in g.eqns):
+        # a throwaway primitive (ir.core.registered): its lowering is not part of the key
+        from .compile import compile_object
+        STATS["compiles"] += 1
+        obj, meta = compile_object(g)
+        return CompiledGraph(g, obj, meta)
     key = disk_key(skey)
     hit = read_entry(key)
     if hit is not None:
@@ -262,6 +270,16 @@ def _build(g, skey):
     cg = CompiledGraph(g, obj, meta)
     write_entry(key, obj, meta)
     return cg
+
+
+def _forget(prim):
+    """A primitive was unregistered: drop compiled code that uses it (a primitive registered
+    later under the same name may lower differently)."""
+    needle = f"= {prim.name}"
+    with _LOCK:
+        for table in (_MEM, _FAILED):
+            for k in [k for k in table if needle in k]:
+                del table[k]
 
 
 def get_compiled(g):
@@ -349,3 +367,6 @@ def cache_clear(disk=False):
                 os.remove(path)
             except OSError:
                 pass
+
+
+on_register(lambda p: None, _forget)

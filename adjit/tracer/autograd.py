@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from ..ir.core import EAGER, REGISTRY, STATE, Node, bind
+from ..ir.core import EAGER, REGISTRY, STATE, Node, bind, output_index
 from ..ir.graph import extract
 from ..ir.autodiff import vjp_graph
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
@@ -110,11 +110,10 @@ _SAVES_NOTHING = frozenset((
     "TransposeBackward0", "TBackward0", "ExpandBackward0", "AliasBackward0", "CloneBackward0",
     "CatBackward0", "StackBackward0", "ToCopyBackward0", "CumsumBackward0", "CopySlices",
     "UnbindBackward0", "IndexBackward0", "WhereBackward0", "MaxBackward0", "MinBackward0",
-    "SignBackward0", "AsStridedBackward0"))
+    "AsStridedBackward0"))
 _RESULT_ONLY = frozenset((
-    "ExpBackward0", "Expm1Backward0", "TanhBackward0", "SigmoidBackward0", "SqrtBackward0",
-    "RsqrtBackward0", "ReluBackward0", "SoftmaxBackward0", "LogSoftmaxBackward0",
-    "TanBackward0", "ReciprocalBackward0", "PowBackward2"))
+    "ReluBackward0", "SoftmaxBackward0", "LogSoftmaxBackward0", "ReciprocalBackward0",
+    "PowBackward2"))
 _INPUTS_AND_RESULT = frozenset((
     "LinalgVectorNormBackward0", "MaxBackward1", "MinBackward1", "StdBackward0",
     "ProdBackward0", "ProdBackward1", "PowBackward1"))
@@ -131,7 +130,15 @@ def _rg(n):
     return type(n) is Node and n.rg
 
 
+_RECORD_SAVES = {"nothing": 0, "result": 1, "inputs": 4}
+
+
 def _kind(name):
+    # the grad_fns of primitive records (ExpBackward0, SignBackward0, ...) say it themselves
+    for p in REGISTRY.values():
+        if p.grad_fn == name:
+            _KINDS[name] = k = _RECORD_SAVES[p.torch_saves]
+            return k
     k = (0 if name in _SAVES_NOTHING else 1 if name in _RESULT_ONLY else 2 if name in _CROSS
          else 3 if name == "DivBackward0" else 5 if name in _INPUTS_AND_RESULT else 4)
     _KINDS[name] = k
@@ -338,10 +345,10 @@ def _scan(root):
                         if type(m) is Node and m.ver[0] != v:
                             ok = False
         sig = r.sig  # literals are part of it
-        if sig is None:
+        if sig is None:  # (and for every result of a multi-result equation: its position)
             p = r.params
             sig = (r.prim, n.type.shape, n.type.dtype, tuple(p.items()) if p else None,
-                   tuple(_lit_key(i) for i in r.inputs))
+                   tuple(_lit_key(i) for i in r.inputs), output_index(n))
         add(sig)
         for i in r.inputs:
             if type(i) is Node:

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from ..ir import ops
-from ..ir.core import STATE
+from ..ir.core import REGISTRY, STATE
 from .autograd import tag
 from .tensor import Tensor, shape_error, to_np_dtype
 from . import composites, tensor_ops as T
@@ -296,4 +296,7 @@ FUNCTIONS = {name: _fn(name) for name in (
     "pow", "add", "sub", "mul", "div", "clone", "detach", "eq", "ne", "lt", "le", "gt", "ge",
     "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "unbind", "flatten", "expand",
     "view_as", "numel")}
+# and every torch name of a unary primitive record (exp, sigmoid, floor, ...)
+FUNCTIONS.update((name, _fn(name)) for p in REGISTRY.values()
+                 if p.kind == "unary" and p.nout == 1 for name in p.torch)
 FUNCTIONS["relu"] = composites.relu  # calls bind itself (one frame less to look through)

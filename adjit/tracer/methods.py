@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import ops
-from ..ir.core import EAGER, REGISTRY, STATE, Node, bind
+from ..ir.core import EAGER, REGISTRY, STATE, Node, bind, on_register
 from .autograd import inplace_result, no_grad, tag
 from .tensor import Tensor, shape_error, float32, float64, int64, int32, bool_
 from . import tensor_ops as T
@@ -177,7 +177,33 @@ def _dot(self, other):
     return L.matmul(self, other)
 
 
-_GRAD_FN = {"log1p": "Log1P"}  # PyTorch's spelling where it is not name.capitalize()
+def _unary_method(p):
+    """The Tensor method of a unary primitive record (`Primitive.torch`, `.grad_fn`): a float
+    function computes an integer tensor in the default float dtype."""
+    floats_only = not any(d in ("i32", "i64") for d in p.dtypes)
+    name = p.grad_fn
+
+    def op(n):
+        return bind(p, n)
+
+    def method(self):
+        return T.unary(op, T._float(self) if floats_only else self, name)
+    method.__name__ = method.__qualname__ = p.torch[0]
+    method.generated_from = p
+    return method
+
+
+def _add_methods(p):
+    if p.kind == "unary" and p.nout == 1 and p.torch:
+        m = _unary_method(p)
+        for name in p.torch:
+            setattr(Tensor, name, m)
+
+
+def _remove_methods(p):
+    for name in p.torch:
+        if getattr(getattr(Tensor, name, None), "generated_from", None) is p:
+            delattr(Tensor, name)
 
 
 def _new(make):
@@ -232,15 +258,10 @@ def install():
     t.new_full, t.new_empty = _new("full"), _new("empty")
     t.__getitem__ = I.getitem
     t.__setitem__ = I.setitem
-    for name in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "log1p", "expm1", "rsqrt"):
-        prim = name
-        setattr(t, name, (lambda p, nm: lambda s: T.unary(getattr(ops, p), T._float(s), nm))(
-            prim, _GRAD_FN.get(name, name.capitalize()) + "Backward0"))
+    on_register(_add_methods, _remove_methods)  # exp, sin, sigmoid, sign, floor, ...
     t.abs = t.__abs__
     t.neg = t.__neg__
-    t.sigmoid = lambda s: T.unary(ops.logistic, T._float(s), "SigmoidBackward0")
     t.relu = C.relu
-    t.sign = lambda s: T.unary(ops.sign, s, "SignBackward0")
     t.pow = _pow
     t.add, t.sub, t.mul = _alpha_op("add", "AddBackward0"), _alpha_op("sub", "SubBackward0"), \
         t.__mul__

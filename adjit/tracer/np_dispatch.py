@@ -9,6 +9,8 @@ import numpy as np
 
 from ..ir import composites as C
 from ..ir import ops
+from ..ir.core import bind, on_register
+from ..ir.types import INTS
 from .ndarray import (TracedArray, binary, deepest, promote, promote_nobroadcast, unary, where_str,
                       wrap)
 
@@ -87,20 +89,32 @@ def _astype(x, dt):
 
 
 # --- ufuncs ----------------------------------------------------------------------------------
-for _np_name, _prim in (("add", "add"), ("subtract", "sub"), ("multiply", "mul"),
-                        ("divide", "div"), ("power", "pow"), ("maximum", "maximum"),
-                        ("minimum", "minimum"), ("less", "lt"), ("less_equal", "le"),
-                        ("greater", "gt"), ("greater_equal", "ge"), ("equal", "eq"),
-                        ("not_equal", "ne"), ("logical_and", "and"), ("logical_or", "or")):
-    UFUNCS[_np_name] = (lambda p: lambda a, b: binary(p, a, b))(_prim)
-UFUNCS["bitwise_and"] = UFUNCS["logical_and"]
-UFUNCS["bitwise_or"] = UFUNCS["logical_or"]
+# generated from the primitive records: each unary or binary primitive under its NumPy names
+# (`Primitive.numpy`); a unary one defined on floats only computes an integer operand in f64
+def _ufunc(p):
+    to_float = not any(d in INTS for d in p.dtypes)
+    if p.nout != 1:  # several results (np.divmod & co): one TracedArray each
+        def several(*args):
+            xs, _, _ = promote(list(args), f"np.{p.numpy[0]}", to_float)
+            return tuple(wrap(o) for o in bind(p, *xs))
+        return several
+    if p.kind == "binary":
+        return lambda a, b: binary(p.name, a, b)
+    return lambda a: unary(p.name, a, to_float=to_float)
 
-for _n in ("exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sqrt"):
-    UFUNCS[_n] = (lambda p: lambda a: unary(p, a, to_float=True))(_n)
-UFUNCS["negative"] = lambda a: unary("neg", a)
-UFUNCS["absolute"] = UFUNCS["fabs"] = lambda a: unary("abs", a)
-UFUNCS["sign"] = lambda a: unary("sign", a)
+
+def _add_ufuncs(p):
+    if p.kind in ("unary", "binary"):
+        for n in p.numpy:
+            UFUNCS[n] = _ufunc(p)
+
+
+def _remove_ufuncs(p):
+    for n in p.numpy:
+        UFUNCS.pop(n, None)
+
+
+on_register(_add_ufuncs, _remove_ufuncs)
 UFUNCS["positive"] = lambda a: a
 UFUNCS["square"] = lambda a: binary("mul", a, a)
 UFUNCS["reciprocal"] = lambda a: binary("div", 1.0, a)

@@ -52,7 +52,7 @@ def _eqn_label(e) -> str:
         head += "\n" + _short_params(e.params)
     if e.prim.name == "guard":
         return head + f"\n== {'true' if e.params.get('expect', True) else 'false'}"
-    return head + "\n" + str(e.outvars[0].type)
+    return head + "\n" + ", ".join(str(v.type) for v in e.outvars)
 
 
 def graph_to_dot(g, groups=None, title=None, names=True):

@@ -4,11 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import Primitive, register
-from ..types import AType
-
-FLOATS = ("f32", "f64")
-NUMERIC = ("f32", "f64", "i32", "i64")
-ALL = ("f32", "f64", "i32", "i64", "bool")
+from ..types import ALL, FLOATS, NUMERIC, AType  # noqa: F401  (the prims import them here)
 
 # Sample domains for the registry sweep: where a primitive is defined and smooth.
 DOMAINS = {
@@ -68,19 +64,27 @@ def _add(a, b):
     return ops.add(a, b)
 
 
-def unary(name, impl, vjp, domain="any", dtypes=FLOATS, smooth=True, saves=True, doc=""):
-    """Register a float unary elementwise primitive; vjp(ct, x, out) -> ct_x."""
+def unary(name, impl, vjp, domain="any", dtypes=FLOATS, smooth=True, saves=True, doc="",
+          **record):
+    """Register a unary elementwise primitive (see unary_prim)."""
+    return register(unary_prim(name, impl, vjp, domain, dtypes, smooth, saves, doc, **record))
+
+
+def unary_prim(name, impl, vjp, domain="any", dtypes=FLOATS, smooth=True, saves=True, doc="",
+               **record):
+    """The record of a unary elementwise primitive; vjp(ct, x, out) -> ct_x. `record`: the
+    rest of its plain data (lowering, cost, numpy, torch, grad_fn, torch_saves; core.Primitive)."""
     def samples(dt, rng):
         return [([sample_array(rng, (3, 4), dt, domain)], {}),
                 ([sample_array(rng, (), dt, domain)], {})]
     rule = None if vjp is None else (lambda ct, x, out, **p: [vjp(ct, x, out)])
-    return register(Primitive(name, unary_rule, impl, rule,
-                              None if rule is None else elementwise_jvp(rule), samples,
-                              saves=saves, smooth=smooth, dtypes=dtypes, doc=doc))
+    return Primitive(name, unary_rule, impl, rule,
+                     None if rule is None else elementwise_jvp(rule), samples,
+                     saves=saves, smooth=smooth, dtypes=dtypes, doc=doc, kind="unary", **record)
 
 
 def binary(name, impl, vjp, domain=("any", "any"), dtypes=FLOATS, out_dtype=None, smooth=True,
-           saves=True, doc=""):
+           saves=True, doc="", **record):
     """Register a binary elementwise primitive; vjp(ct, x, y, out) -> [ct_x, ct_y]."""
     def samples(dt, rng):
         d0, d1 = domain
@@ -92,4 +96,5 @@ def binary(name, impl, vjp, domain=("any", "any"), dtypes=FLOATS, out_dtype=None
             return vjp(ct, x, y, out)
     return register(Primitive(name, binary_rule(name, out_dtype), impl, rule,
                               None if rule is None else elementwise_jvp(rule), samples,
-                              saves=saves, smooth=smooth, dtypes=dtypes, doc=doc))
+                              saves=saves, smooth=smooth, dtypes=dtypes, doc=doc, kind="binary",
+                              **record))

@@ -24,7 +24,8 @@ from .. import ops as o
 from ..core import Node, Primitive, new_trace, register
 from ..graph import Graph, eval_graph, extract
 from ..types import AType
-from ._helpers import FLOATS, sample_array
+from ..types import FLOATS
+from ._helpers import sample_array
 
 
 class GraphParam:
@@ -213,7 +214,8 @@ def _vjp_samples(dt, rng):
 
 p_vjp = register(Primitive("custom_vjp_call", _vjp_rule, _vjp_impl, _vjp_vjp, _vjp_jvp,
                            _vjp_samples, dtypes=FLOATS,
-                           doc="a function with a user-defined vjp (graphs in params)"))
+                           doc="a function with a user-defined vjp (graphs in params)",
+                           kind="call"))
 p_vjp.batch = _vjp_batch
 p_vjp.residual_vjp = (_vjp_fwd, _vjp_bwd)
 
@@ -283,5 +285,6 @@ def _jvp_samples(dt, rng):
 
 p_jvp = register(Primitive("custom_jvp_call", _jvp_rule, _jvp_impl, _jvp_vjp, _jvp_jvp,
                            _jvp_samples, dtypes=FLOATS,
-                           doc="a function with a user-defined jvp (graphs in params)"))
+                           doc="a function with a user-defined jvp (graphs in params)",
+                           kind="call"))
 p_jvp.batch = _jvp_batch

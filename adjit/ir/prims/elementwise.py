@@ -1,5 +1,7 @@
-"""Elementwise primitives. Each is one line of registration; derivatives are written with ops,
-so they are IR themselves and can be differentiated again."""
+"""Elementwise primitives. Each is one registration: its rules and its plain data (lowering,
+cost, NumPy and PyTorch names, grad_fn), from which codegen, batching and both fronts generate
+their tables. Derivatives are written with ops, so they are IR themselves and can be
+differentiated again."""
 from __future__ import annotations
 
 import math
@@ -20,15 +22,25 @@ def _npfn(f):
     return impl
 
 
+def _math(fn, cost, torch_saves="inputs", grad_fn=None, numpy=None, torch=None):
+    """The record of a float math function lowered by codegen's math library, with the same
+    name in NumPy and PyTorch unless told."""
+    return dict(lowering=("math", fn), cost=cost, numpy=(fn,) if numpy is None else numpy,
+                torch=(fn,) if torch is None else torch,
+                grad_fn=grad_fn or f"{(torch or (fn,))[0].capitalize()}Backward0",
+                torch_saves=torch_saves)
+
+
 # --- binary arithmetic -------------------------------------------------------------------
-binary("add", _npfn(np.add), lambda ct, x, y, out: [ct, ct], dtypes=NUMERIC, saves=False)
+binary("add", _npfn(np.add), lambda ct, x, y, out: [ct, ct], dtypes=NUMERIC, saves=False,
+       lowering=("instr", "fadd", "add"), numpy=("add",))
 binary("sub", _npfn(np.subtract), lambda ct, x, y, out: [ct, o.neg(ct)], dtypes=NUMERIC,
-       saves=False)
+       saves=False, lowering=("instr", "fsub", "sub"), numpy=("subtract",))
 binary("mul", _npfn(np.multiply), lambda ct, x, y, out: [o.mul(ct, y), o.mul(ct, x)],
-       dtypes=NUMERIC)
+       dtypes=NUMERIC, lowering=("instr", "fmul", "mul"), numpy=("multiply",))
 binary("div", _npfn(np.divide),
        lambda ct, x, y, out: [o.div(ct, y), o.neg(o.div(o.mul(ct, out), y))],
-       domain=("any", "nonzero"))
+       domain=("any", "nonzero"), lowering=("instr", "fdiv", "sdiv"), cost=4, numpy=("divide",))
 
 
 def _pow_vjp(ct, x, y, out):
@@ -45,7 +57,7 @@ def _pow_vjp(ct, x, y, out):
     return [cx, cy]
 
 
-binary("pow", _npfn(np.power), _pow_vjp, domain=("positive", "any"))
+binary("pow", _npfn(np.power), _pow_vjp, domain=("positive", "any"), cost=60, numpy=("power",))
 
 
 def _maxmin_vjp(cmp):
@@ -58,41 +70,62 @@ def _maxmin_vjp(cmp):
     return vjp
 
 
-binary("maximum", _npfn(np.maximum), _maxmin_vjp(lambda a, b: o.gt(a, b)), dtypes=NUMERIC, smooth=False)
-binary("minimum", _npfn(np.minimum), _maxmin_vjp(lambda a, b: o.lt(a, b)), dtypes=NUMERIC, smooth=False)
+binary("maximum", _npfn(np.maximum), _maxmin_vjp(lambda a, b: o.gt(a, b)), dtypes=NUMERIC, smooth=False,
+       numpy=("maximum",))
+binary("minimum", _npfn(np.minimum), _maxmin_vjp(lambda a, b: o.lt(a, b)), dtypes=NUMERIC, smooth=False,
+       numpy=("minimum",))
 
 # --- comparisons: bool results, no derivative -----------------------------------------------
-for _name, _f in (("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
-                  ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)):
+for _name, _f, _op in (("lt", np.less, "<"), ("le", np.less_equal, "<="),
+                       ("gt", np.greater, ">"), ("ge", np.greater_equal, ">="),
+                       ("eq", np.equal, "=="), ("ne", np.not_equal, "!=")):
     binary(_name, (lambda f: lambda x, y, **_: f(x, y))(_f), None, dtypes=ALL, out_dtype="bool",
-           smooth=False, saves=False)
+           smooth=False, saves=False, lowering=("cmp", _op), numpy=(_f.__name__,))
 
 binary("and", lambda x, y, **_: np.logical_and(x, y), None, dtypes=("bool",), saves=False,
-       smooth=False)
+       smooth=False, lowering=("instr", "and_", "and_"), numpy=("logical_and", "bitwise_and"))
 binary("or", lambda x, y, **_: np.logical_or(x, y), None, dtypes=("bool",), saves=False,
-       smooth=False)
+       smooth=False, lowering=("instr", "or_", "or_"), numpy=("logical_or", "bitwise_or"))
 
 # --- unary math ---------------------------------------------------------------------------
-unary("neg", _npfn(np.negative), lambda ct, x, out: o.neg(ct), dtypes=NUMERIC, saves=False)
-unary("exp", _npfn(np.exp), lambda ct, x, out: o.mul(ct, out))
-unary("log", _npfn(np.log), lambda ct, x, out: o.div(ct, x), domain="positive")
+# `math`: the function of codegen/mathlib.py that lowers it; the cost of a math function is
+# what the parallel-loop heuristic charges per element (a simple operation costs 1)
+unary("neg", _npfn(np.negative), lambda ct, x, out: o.neg(ct), dtypes=NUMERIC, saves=False,
+      numpy=("negative",))
+unary("exp", _npfn(np.exp), lambda ct, x, out: o.mul(ct, out), **_math("exp", 24, "result"))
+unary("log", _npfn(np.log), lambda ct, x, out: o.div(ct, x), domain="positive",
+      **_math("log", 24))
 unary("log1p", _npfn(np.log1p), lambda ct, x, out: o.div(ct, o.add(x, 1.0)),
-      domain="gt_minus_one")
-unary("expm1", _npfn(np.expm1), lambda ct, x, out: o.mul(ct, o.add(out, 1.0)))
-unary("sin", _npfn(np.sin), lambda ct, x, out: o.mul(ct, o.cos(x)))
-unary("cos", _npfn(np.cos), lambda ct, x, out: o.neg(o.mul(ct, o.sin(x))))
+      domain="gt_minus_one", **_math("log1p", 28, grad_fn="Log1PBackward0"))
+unary("expm1", _npfn(np.expm1), lambda ct, x, out: o.mul(ct, o.add(out, 1.0)),
+      **_math("expm1", 28, "result"))
+unary("sin", _npfn(np.sin), lambda ct, x, out: o.mul(ct, o.cos(x)), **_math("sin", 30))
+unary("cos", _npfn(np.cos), lambda ct, x, out: o.neg(o.mul(ct, o.sin(x))), **_math("cos", 30))
 unary("tan", _npfn(np.tan), lambda ct, x, out: o.mul(ct, o.add(o.mul(out, out), 1.0)),
-      domain="small")
-unary("tanh", _npfn(np.tanh), lambda ct, x, out: o.mul(ct, o.sub(1.0, o.mul(out, out))))
+      domain="small", **_math("tan", 40, "result"))
+unary("tanh", _npfn(np.tanh), lambda ct, x, out: o.mul(ct, o.sub(1.0, o.mul(out, out))),
+      **_math("tanh", 30, "result"))
 unary("logistic", lambda x, **_: _logistic(x),
-      lambda ct, x, out: o.mul(ct, o.mul(out, o.sub(1.0, out))))
-unary("sqrt", _npfn(np.sqrt), lambda ct, x, out: o.div(o.mul(ct, 0.5), out), domain="positive")
+      lambda ct, x, out: o.mul(ct, o.mul(out, o.sub(1.0, out))),
+      **_math("logistic", 28, "result", numpy=(), torch=("sigmoid",)))
+unary("sqrt", _npfn(np.sqrt), lambda ct, x, out: o.div(o.mul(ct, 0.5), out), domain="positive",
+      **_math("sqrt", 4, "result"))
 unary("rsqrt", lambda x, **_: (1.0 / np.sqrt(x)).astype(x.dtype, copy=False),
-      lambda ct, x, out: o.mul(o.mul(ct, -0.5), o.div(out, x)), domain="positive")
+      lambda ct, x, out: o.mul(o.mul(ct, -0.5), o.div(out, x)), domain="positive",
+      **_math("rsqrt", 5, "result", numpy=()))
 unary("abs", _npfn(np.abs), lambda ct, x, out: o.mul(ct, o.sign(x)), dtypes=NUMERIC,
-      domain="nonzero", smooth=False)
+      domain="nonzero", smooth=False, numpy=("absolute", "fabs"))
 unary("sign", _npfn(np.sign), lambda ct, x, out: o.zeros(o.shape(ct), o.dtype(ct)), dtypes=NUMERIC,
-      domain="nonzero", smooth=False, saves=False)
+      domain="nonzero", smooth=False, saves=False, numpy=("sign",), torch=("sign",),
+      grad_fn="SignBackward0", torch_saves="nothing")
+
+# piecewise constant: the derivative is zero everywhere it exists (at the integers, where it
+# does not, adjit gives 0 as well, as JAX and PyTorch do); an integer operand is its own floor
+for _name, _f in (("floor", np.floor), ("ceil", np.ceil)):
+    unary(_name, _npfn(_f), lambda ct, x, out: o.zeros(o.shape(ct), o.dtype(ct)), dtypes=NUMERIC,
+          smooth=False, saves=False, lowering=("intrinsic", f"llvm.{_name}", "int_identity"),
+          numpy=(_name,), torch=(_name,), grad_fn=f"{_name.capitalize()}Backward0",
+          torch_saves="nothing")
 
 
 def _logistic(x):
@@ -102,7 +135,7 @@ def _logistic(x):
 
 
 unary("not", lambda x, **_: np.logical_not(x), None, dtypes=("bool",), smooth=False,
-      saves=False)
+      saves=False, lowering=("instr", "not_", "not_"))
 
 
 # --- select (where) -----------------------------------------------------------------------
@@ -137,4 +170,5 @@ def _select_samples(dt, rng):
 
 
 register(Primitive("select", _select_rule, lambda p, x, y, **_: np.where(p, x, y),
-                   _select_vjp, _select_jvp, _select_samples, smooth=False, dtypes=ALL))
+                   _select_vjp, _select_jvp, _select_samples, smooth=False, dtypes=ALL,
+                   kind="elementwise", lowering=("instr", "select", "select")))

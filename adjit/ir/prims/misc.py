@@ -190,7 +190,7 @@ def _convert_jvp(tangents, x, out, *, new_dtype):
 prim("convert_element_type", lambda x, *, new_dtype: AType(x.shape, new_dtype),
      lambda x, *, new_dtype: x.astype(DTYPES[new_dtype]), _convert_vjp, _convert_jvp,
      lambda dt, rng: [([_s(rng, (3, 4), dt)], {"new_dtype": "f64" if dt == "f32" else "f32"})],
-     dtypes=ALL, saves=False)
+     dtypes=ALL, saves=False, kind="elementwise")
 
 _BITS_TWIN = {"f32": "i32", "i32": "f32", "f64": "i64", "i64": "f64"}
 
@@ -209,11 +209,12 @@ prim("bitcast_convert_type", _bitcast_rule,
      lambda dt, rng: [([_s(rng, (3, 4), dt)], {"new_dtype": _BITS_TWIN[dt]})] + (
          [([np.array([0.0, -0.0, np.nan, -np.inf], DTYPES[dt])], {"new_dtype": _BITS_TWIN[dt]})]
          if dt in FLOATS else []),
-     dtypes=NUMERIC, saves=False, smooth=False)
+     dtypes=NUMERIC, saves=False, smooth=False, kind="elementwise")
 
 prim("stop_gradient", lambda x: x, lambda x: x, lambda ct, x, out: [None],
      lambda tangents, x, out: None,
-     lambda dt, rng: [([_s(rng, (3,), dt)], {})], dtypes=ALL, saves=False, smooth=False)
+     lambda dt, rng: [([_s(rng, (3,), dt)], {})], dtypes=ALL, saves=False, smooth=False,
+     kind="elementwise")
 
 
 def _full_rule(*, shape, value, dtype):
@@ -239,4 +240,4 @@ def _guard_impl(c, *, expect=True):
 
 prim("guard", _guard_rule, _guard_impl, None, None,
      lambda dt, rng: [([np.array(True)], {"expect": True})], dtypes=("bool",), saves=False,
-     smooth=False)
+     smooth=False, kind="effect")

@@ -133,7 +133,7 @@ prim("reduce_sum", _reduce_rule,
      # np.add.reduce is np.sum without its Python-level dispatch (a microsecond per call)
      lambda x, *, axes: np.add.reduce(x, axis=axes, dtype=x.dtype),
      lambda ct, x, out, *, axes: [_expand(ct, o.shape(x), axes)], linear_jvp("reduce_sum"),
-     _reduce_samples, dtypes=NUMERIC, saves=False)
+     _reduce_samples, dtypes=NUMERIC, saves=False, kind="reduction")
 
 
 def _extremum_vjp(ct, x, out, *, axes):
@@ -156,7 +156,7 @@ def _extremum_jvp(tangents, x, out, *, axes):
 
 for _n, _f in (("reduce_max", np.maximum.reduce), ("reduce_min", np.minimum.reduce)):
     prim(_n, _reduce_rule, (lambda f: lambda x, *, axes: f(x, axis=axes))(_f), _extremum_vjp,
-         _extremum_jvp, _reduce_samples, dtypes=NUMERIC, smooth=False)
+         _extremum_jvp, _reduce_samples, dtypes=NUMERIC, smooth=False, kind="reduction")
 
 
 def _arg_rule(x, *, axis):
@@ -168,7 +168,7 @@ def _arg_rule(x, *, axis):
 for _n, _f in (("argmax", np.argmax), ("argmin", np.argmin)):
     prim(_n, _arg_rule, (lambda f: lambda x, *, axis: f(x, axis=axis).astype(np.int64))(_f),
          None, None, lambda dt, rng: [([_s(rng, (3, 4), dt)], {"axis": 1})], dtypes=NUMERIC,
-         smooth=False, saves=False)
+         smooth=False, saves=False, kind="axis")
 
 
 def _cumsum_impl(x, *, axis, reverse=False):
@@ -182,7 +182,7 @@ prim("cumsum", lambda x, *, axis, reverse=False: AType(x.shape, x.dtype), _cumsu
      linear_jvp("cumsum"),
      lambda dt, rng: [([_s(rng, (3, 4), dt)], {"axis": 1, "reverse": False}),
                       ([_s(rng, (5,), dt)], {"axis": 0, "reverse": True})],
-     dtypes=NUMERIC, saves=False)
+     dtypes=NUMERIC, saves=False, kind="axis")
 
 
 # --- slice / pad / concatenate --------------------------------------------------------------
