@@ -209,9 +209,10 @@ LOWERINGS = {
     "ge": Lowering("ew", _cmp(">="), ALL),
     "eq": Lowering("ew", _cmp("=="), ALL),
     "ne": Lowering("ew", _cmp("!="), ALL),
-    "and": Lowering("ew", _fi("and_", "and_"), ("bool",)),
-    "or": Lowering("ew", _fi("or_", "or_"), ("bool",)),
-    "not": Lowering("ew", lambda c, e, dt, v: c.b.not_(v[0]), ("bool",)),
+    # logical on bool (i1), bitwise on integers
+    "and": Lowering("ew", _fi("and_", "and_"), ("i32", "i64", "bool")),
+    "or": Lowering("ew", _fi("or_", "or_"), ("i32", "i64", "bool")),
+    "not": Lowering("ew", lambda c, e, dt, v: c.b.not_(v[0]), ("i32", "i64", "bool")),
     "neg": Lowering("ew", _neg, NUMERIC),
     "abs": Lowering("ew", _abs, NUMERIC),
     "sign": Lowering("ew", _sign, NUMERIC),

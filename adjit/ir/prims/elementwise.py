@@ -67,9 +67,11 @@ for _name, _f in (("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
     binary(_name, (lambda f: lambda x, y, **_: f(x, y))(_f), None, dtypes=ALL, out_dtype="bool",
            smooth=False, saves=False)
 
-binary("and", lambda x, y, **_: np.logical_and(x, y), None, dtypes=("bool",), saves=False,
+# and / or / not are logical on bool and bitwise (two's complement) on integers, as XLA's
+BITS = ("i32", "i64", "bool")
+binary("and", lambda x, y, **_: np.bitwise_and(x, y), None, dtypes=BITS, saves=False,
        smooth=False)
-binary("or", lambda x, y, **_: np.logical_or(x, y), None, dtypes=("bool",), saves=False,
+binary("or", lambda x, y, **_: np.bitwise_or(x, y), None, dtypes=BITS, saves=False,
        smooth=False)
 
 # --- unary math ---------------------------------------------------------------------------
@@ -101,7 +103,7 @@ def _logistic(x):
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
-unary("not", lambda x, **_: np.logical_not(x), None, dtypes=("bool",), smooth=False,
+unary("not", lambda x, **_: np.invert(x), None, dtypes=BITS, smooth=False,
       saves=False)
 
 
