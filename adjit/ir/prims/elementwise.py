@@ -32,14 +32,17 @@ binary("div", _npfn(np.divide),
 
 
 def _pow_vjp(ct, x, y, out):
-    # d/dx x**y = y * x**(y-1); d/dy = log(x) * x**y, taken as 0 where x == 0 (as JAX does)
+    # d/dx x**y = y * x**(y-1), 0 where y == 0 (x**0 is constant: PyTorch, HIPS autograd, JAX
+    # for an integer exponent); d/dy = log(x) * x**y, taken as 0 where x == 0 (as JAX does)
     if isinstance(x, (int, float)):  # a literal base: only the exponent has a derivative
         return [None, o.mul(ct, o.mul(out, math.log(x) if x > 0 else float("nan")))
                 if x != 0 else o.zeros(o.shape(ct), o.dtype(ct))]
-    cx = o.mul(ct, o.mul(y, o.pow(x, o.sub(y, 1.0) if not isinstance(y, (int, float))
-                                   else float(y) - 1.0)))
     if isinstance(y, (int, float)):
-        return [cx, None]
+        if y == 0:
+            return [o.zeros(o.shape(ct), o.dtype(ct)), None]
+        return [o.mul(ct, o.mul(y, o.pow(x, float(y) - 1.0))), None]
+    cx = o.mul(ct, o.mul(y, o.pow(x, o.sub(y, 1.0))))
+    cx = o.select(o.eq(y, 0.0), o.zeros(o.shape(ct), o.dtype(ct)), cx)
     safe = o.select(o.eq(x, 0.0), o.full(o.shape(x), 1.0, o.dtype(x)), x)
     cy = o.mul(ct, o.mul(o.log(safe), out))
     return [cx, cy]
@@ -91,7 +94,16 @@ unary("logistic", lambda x, **_: _logistic(x),
 unary("sqrt", _npfn(np.sqrt), lambda ct, x, out: o.div(o.mul(ct, 0.5), out), domain="positive")
 unary("rsqrt", lambda x, **_: (1.0 / np.sqrt(x)).astype(x.dtype, copy=False),
       lambda ct, x, out: o.mul(o.mul(ct, -0.5), o.div(out, x)), domain="positive")
-unary("abs", _npfn(np.abs), lambda ct, x, out: o.mul(ct, o.sign(x)), dtypes=NUMERIC,
+def _abs_vjp(ct, x, out):
+    # ct * sign(x), with sign 0 (not NaN) at x = NaN as PyTorch's sgn; 0 at x = 0 (PyTorch, HIPS
+    # autograd). A multiply, not a select, so a NaN cotangent stays NaN (as in PyTorch).
+    dt = o.dtype(ct)
+    s = o.select(o.gt(x, 0), o.full(o.shape(ct), 1, dt),
+                 o.select(o.lt(x, 0), o.full(o.shape(ct), -1, dt), o.zeros(o.shape(ct), dt)))
+    return o.mul(ct, s)
+
+
+unary("abs", _npfn(np.abs), _abs_vjp, dtypes=NUMERIC,
       domain="nonzero", smooth=False)
 unary("sign", _npfn(np.sign), lambda ct, x, out: o.zeros(o.shape(ct), o.dtype(ct)), dtypes=NUMERIC,
       domain="nonzero", smooth=False, saves=False)
