@@ -226,10 +226,14 @@ def softplus(x):
 
 
 def logaddexp(a, b):
+    """log(exp(a) + exp(b)) as NumPy: -inf at (-inf, -inf), inf at (inf, inf), NaN in NaN out.
+    Where a - b is NaN (equal infinities, or a NaN) the result is a + b; the gradient there is
+    NaN, as PyTorch's (docs/ir.md, non-smooth points)."""
     a, b = broadcast_arrays(a, b)
     m = ops.maximum(a, b)
-    d = ops.neg(ops.abs(ops.sub(a, b)))
-    return ops.add(m, ops.log1p(ops.exp(d)))
+    diff = ops.sub(a, b)
+    d = ops.neg(ops.abs(diff))
+    return ops.select(isnan(diff), ops.add(a, b), ops.add(m, ops.log1p(ops.exp(d))))
 
 
 def clip(x, lo=None, hi=None):

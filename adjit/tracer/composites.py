@@ -29,18 +29,27 @@ def _wrap(out, name, x):
     return Tensor._wrap(tag(out, name, [x._n]))
 
 
+def _root_or_zero(s, e):
+    """s ** e for a sum of powers s >= 0, with PyTorch's gradient 0 (not NaN) where s == 0: a
+    zero vector's norm has subgradient 0, so one zero row does not poison a batch."""
+    zero = ops.eq(s, 0.0)
+    safe = ops.select(zero, ops.full(ops.shape(s), 1.0, ops.dtype(s)), s)
+    root = ops.sqrt(safe) if e == 0.5 else ops.pow(safe, e)
+    return ops.select(zero, ops.zeros(ops.shape(s), ops.dtype(s)), root)
+
+
 def norm(x, p="fro", dim=None, keepdim=False):
     x = T._float(x)
     n = x._n
     axes = T._axes(dim, n.type.ndim)
     if p in ("fro", 2, 2.0, None):
-        out = ops.sqrt(ops.reduce_sum(ops.mul(n, n), axes))
+        out = _root_or_zero(ops.reduce_sum(ops.mul(n, n), axes), 0.5)
     elif p == 1:
         out = ops.reduce_sum(ops.abs(n), axes)
     elif p in (float("inf"), "inf"):
         out = ops.reduce_max(ops.abs(n), axes=axes)
     else:
-        out = ops.pow(ops.reduce_sum(ops.pow(ops.abs(n), float(p)), axes), 1.0 / float(p))
+        out = _root_or_zero(ops.reduce_sum(ops.pow(ops.abs(n), float(p)), axes), 1.0 / float(p))
     return _wrap(T._keep(out, n.type.shape, axes, keepdim), "LinalgVectorNormBackward0", x)
 
 
@@ -58,7 +67,7 @@ def var(x, dim=None, unbiased=True, keepdim=False, correction=None):
 
 def std(x, dim=None, unbiased=True, keepdim=False, correction=None):
     v = var(x, dim, unbiased, keepdim, correction)
-    return _wrap(ops.sqrt(v._n), "StdBackward0", x)
+    return _wrap(_root_or_zero(v._n, 0.5), "StdBackward0", x)  # gradient 0 at std 0
 
 
 def prod(x, dim=None, keepdim=False):

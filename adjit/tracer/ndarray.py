@@ -163,8 +163,6 @@ class TracedArray:
     def __abs__(self): return unary("abs", self)
 
     def __invert__(self):
-        if self.dtype != np.bool_:
-            raise NotImplementedError("~ on integer traced arrays is not supported")
         return unary("not", self)
 
     def __floordiv__(self, o):
@@ -173,49 +171,34 @@ class TracedArray:
     __rfloordiv__ = __mod__ = __rmod__ = __floordiv__
 
     # --- methods ----------------------------------------------------------------------------
-    def sum(self, axis=None, dtype=None, keepdims=False):
-        return _np().call("sum", self, axis=axis, dtype=dtype, keepdims=keepdims)
+    # ndarray's methods take NumPy's function arguments in the same order (after `a`), so they
+    # go through the same dispatch: every keyword honoured or refused
+    def _method(name):
+        def m(self, *args, **kwargs):
+            return _np().call(name, self, *args, **kwargs)
+        m.__name__ = name
+        return m
 
-    def mean(self, axis=None, keepdims=False):
-        return _np().call("mean", self, axis=axis, keepdims=keepdims)
+    sum = _method("sum")
+    mean = _method("mean")
+    max = _method("max")
+    min = _method("min")
+    prod = _method("prod")
+    var = _method("var")
+    std = _method("std")
+    argmax = _method("argmax")
+    argmin = _method("argmin")
+    cumsum = _method("cumsum")
+    clip = _method("clip")
+    all = _method("all")
+    any = _method("any")
+    dot = _method("dot")
+    del _method
 
-    def max(self, axis=None, keepdims=False):
-        return _np().call("max", self, axis=axis, keepdims=keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return _np().call("min", self, axis=axis, keepdims=keepdims)
-
-    def prod(self, axis=None, keepdims=False):
-        return _np().call("prod", self, axis=axis, keepdims=keepdims)
-
-    def var(self, axis=None, ddof=0, keepdims=False):
-        return _np().call("var", self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    def std(self, axis=None, ddof=0, keepdims=False):
-        return _np().call("std", self, axis=axis, ddof=ddof, keepdims=keepdims)
-
-    def argmax(self, axis=None):
-        return _np().call("argmax", self, axis=axis)
-
-    def argmin(self, axis=None):
-        return _np().call("argmin", self, axis=axis)
-
-    def cumsum(self, axis=None):
-        return _np().call("cumsum", self, axis=axis)
-
-    def clip(self, min=None, max=None):  # noqa: A002
-        return _np().call("clip", self, min, max)
-
-    def all(self, axis=None, keepdims=False):
-        return _np().call("all", self, axis=axis, keepdims=keepdims)
-
-    def any(self, axis=None, keepdims=False):
-        return _np().call("any", self, axis=axis, keepdims=keepdims)
-
-    def reshape(self, *shape, order="C"):
+    def reshape(self, *shape, order="C", copy=None):
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])
-        return _np().call("reshape", self, shape)
+        return _np().call("reshape", self, shape, order=order, copy=copy)
 
     def transpose(self, *axes):
         if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
@@ -225,21 +208,24 @@ class TracedArray:
     def swapaxes(self, a, b):
         return _np().call("swapaxes", self, a, b)
 
-    def astype(self, dtype, copy=True):
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        if casting != "unsafe" and not np.can_cast(self.dtype, np.dtype(dtype), casting):
+            raise TypeError(f"Cannot cast array data from {self.dtype!r} to "
+                            f"{np.dtype(dtype)!r} according to the rule {casting!r}"
+                            f"{where_str()}")
+        # order=, subok= and copy= choose the layout, class and sharing of NumPy's result; a
+        # traced value has the same values either way
         return wrap(ops.convert(self._n, dtype_name(dtype)), False)
 
-    def dot(self, o):
-        return _np().call("dot", self, o)
-
-    def ravel(self):
-        return wrap(ops.reshape(self._n, (self.size,)), self.weak)
+    def ravel(self, order="C"):
+        return _np().call("ravel", self, order)
 
     flatten = ravel
 
     def squeeze(self, axis=None):
         return wrap(C.squeeze(self._n, axis), self.weak)
 
-    def copy(self):
+    def copy(self, order="C"):
         return self
 
     # --- NumPy protocols --------------------------------------------------------------------

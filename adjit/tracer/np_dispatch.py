@@ -5,18 +5,23 @@ function not in the tables raises NotImplementedError naming it and the user's l
 """
 from __future__ import annotations
 
+import functools
+import inspect
+import operator
+
 import numpy as np
 
 from ..ir import composites as C
 from ..ir import ops
 from ..ir.core import bind, on_register
-from ..ir.types import INTS
+from ..ir.types import DTYPES, INTS
 from .ndarray import (TracedArray, binary, deepest, promote, promote_nobroadcast, unary, where_str,
                       wrap)
 
 FUNCS: dict = {}
 UFUNCS: dict = {}
 _NO = np._NoValue
+DTYPES_BY_NAME = {np.dtype(d).name for d in DTYPES.values()}
 
 
 def _reg(table, *names):
@@ -35,18 +40,66 @@ def call(name, *args, **kwargs):
     return _dispatch(name, FUNCS[name], args, kwargs)
 
 
-def _dispatch(name, fn, args, kwargs):
-    kwargs = {k: v for k, v in kwargs.items() if v is not _NO}
-    if kwargs.get("out") is not None:
-        raise TypeError(f"np.{name}(..., out=...) cannot write a traced value into an ndarray"
-                        f"{where_str()}; use the returned value instead")
-    kwargs.pop("out", None)
+def numpy_function(name):
+    return getattr(np.linalg, name[7:]) if name.startswith("linalg.") else getattr(np, name)
+
+
+@functools.lru_cache(maxsize=None)
+def _signatures(name, fn):
+    """(NumPy's signature of np.<name>, the parameter names our implementation takes)."""
     try:
-        return fn(*args, **kwargs)
-    except ValueError as e:
+        sig = inspect.signature(numpy_function(name))
+    except (ValueError, TypeError, AttributeError):
+        sig = None
+    return sig, frozenset(inspect.signature(fn).parameters)
+
+
+def _is_default(v, default):
+    if v is default or v is _NO:
+        return True
+    return type(v) in (bool, int, float, str, type(None)) and type(v) is type(default) and \
+        v == default
+
+
+def refuse(name, key, value):
+    return TypeError(f"np.{name}(..., {key}={value!r}) is not supported on traced arrays"
+                     f"{where_str()}")
+
+
+def _dispatch(name, fn, args, kwargs, bind=True):
+    """Bind the call to NumPy's own signature (so positions mean what they mean to NumPy), then
+    pass every argument our implementation takes; any other one that is not at NumPy's default
+    is refused, never ignored."""
+    sig, ours = _signatures(name, fn) if bind else (None, ())
+    if sig is None:
+        pos, kw = args, {k: v for k, v in kwargs.items() if v is not _NO}
+    else:
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"np.{name}: {e}{where_str()}") from None
+        pos, kw = (), {}
+        for key, v in bound.arguments.items():
+            p = sig.parameters[key]
+            if p.kind is p.VAR_POSITIONAL:
+                pos = tuple(v)
+                continue
+            extra = v.items() if p.kind is p.VAR_KEYWORD else [(key, v)]
+            for k, val in extra:
+                if k == "out" and val is not None:
+                    raise TypeError(f"np.{name}(..., out=...) cannot write a traced value into "
+                                    f"an ndarray{where_str()}; use the returned value instead")
+                if k in ours and val is not _NO:
+                    kw[k] = val
+                elif not _is_default(val, p.default if k == key else _NO):
+                    raise refuse(name, k, val)
+    kw.pop("out", None)
+    try:
+        return fn(*pos, **kw)
+    except (ValueError, TypeError, NotImplementedError, IndexError) as e:
         if "(at " in str(e):
             raise
-        raise ValueError(f"{e} in np.{name}{where_str()}") from None
+        raise type(e)(f"{e} in np.{name}{where_str()}") from None
 
 
 def array_function(f, args, kwargs):
@@ -62,6 +115,24 @@ def array_function(f, args, kwargs):
     return _dispatch(name, fn, args, kwargs)
 
 
+# ufunc keywords whose default value changes nothing; any other value (and any other keyword:
+# where=, axes=, signature=, ...) is refused rather than ignored
+_UFUNC_DEFAULTS = {"casting": "same_kind", "order": "K", "subok": True}
+
+
+def _ufunc_dt(x):
+    """What NumPy's loop resolution sees for one operand (Python scalars and weak arrays as
+    the abstract Python types, so they promote weakly)."""
+    if isinstance(x, TracedArray):
+        return {"f": float, "i": int, "b": np.dtype(bool)}[x.dtype.kind] if x.weak else x.dtype
+    if isinstance(x, (bool, np.generic)):
+        return np.dtype(bool) if isinstance(x, bool) else x.dtype
+    if isinstance(x, (int, float)):
+        return int if isinstance(x, int) else float
+    n = getattr(x, "_n", None)
+    return DTYPES[n.type.dtype] if n is not None and hasattr(n, "type") else np.asarray(x).dtype
+
+
 def array_ufunc(uf, method, inputs, kwargs):
     name = uf.__name__
     if method != "__call__":
@@ -70,17 +141,42 @@ def array_ufunc(uf, method, inputs, kwargs):
     if kwargs.get("out") is not None:
         raise TypeError(f"np.{name}(..., out=...) cannot write a traced value into an ndarray"
                         f"{where_str()}; use the returned value instead")
-    extra = set(kwargs) - {"out", "dtype"}
-    if extra:
-        raise TypeError(f"np.{name}: keyword(s) {sorted(extra)} are not supported on traced "
-                        f"arrays{where_str()}")
+    for k, v in kwargs.items():
+        if k in ("out", "dtype") or (k in _UFUNC_DEFAULTS and v == _UFUNC_DEFAULTS[k]):
+            continue
+        raise TypeError(f"np.{name}(..., {k}={v!r}) is not supported on traced arrays"
+                        f"{where_str()}" + ("" if k not in _UFUNC_DEFAULTS else
+                                            f"; only {k}={_UFUNC_DEFAULTS[k]!r}"))
     fn = UFUNCS.get(name)
     if fn is None:
         raise NotImplementedError(f"np.{name} is not supported on traced arrays{where_str()}. "
                                   f"Supported ufuncs: {', '.join(sorted(UFUNCS))}")
-    out = _dispatch(name, fn, inputs, {})
-    if kwargs.get("dtype") is not None:
-        out = _astype(out, kwargs["dtype"])
+    # NumPy's own loop resolution says which dtypes the call computes in and returns
+    dtype = kwargs.get("dtype")
+    dts = tuple(_ufunc_dt(x) for x in inputs)
+    sig = {} if dtype is None else {"signature": (None,) * uf.nin + (np.dtype(dtype),) * uf.nout}
+    try:
+        loop = uf.resolve_dtypes(dts + (None,) * uf.nout, **sig)
+    except TypeError as e:
+        raise TypeError(f"np.{name}: {e}{where_str()}") from None
+    want = loop[uf.nin]
+    if want.name not in DTYPES_BY_NAME:
+        names = ", ".join(str(d) if isinstance(d, np.dtype) else d.__name__ for d in dts)
+        raise TypeError(f"np.{name} on {names} gives {want}, a dtype traced arrays do not "
+                        f"support{where_str()}; "
+                        "convert the operands first (x.astype(np.float64))")
+    if dtype is not None:  # NumPy computes in the loop's dtypes: cast the operands first
+        inputs = tuple(x if isinstance(x, (bool, int, float)) else _astype(x, loop[i])
+                       for i, x in enumerate(inputs))
+    out = _dispatch(name, fn, inputs, {}, bind=False)
+    outs = out if uf.nout > 1 else (out,)
+    for got, want in zip((np.dtype(getattr(o, "dtype", type(o))) for o in outs),
+                         loop[uf.nin:]):
+        if got == want:
+            continue
+        # a rule that disagrees with NumPy: refuse rather than answer differently
+        raise NotImplementedError(f"np.{name} on {dts} would give {got} where NumPy gives "
+                                  f"{want}; not supported on traced arrays{where_str()}")
     return out
 
 
@@ -115,10 +211,28 @@ def _remove_ufuncs(p):
 
 
 on_register(_add_ufuncs, _remove_ufuncs)
+# where a NumPy name needs more than the generated entry
+UFUNCS["logical_and"] = lambda a, b: binary("and", _bool(a), _bool(b))  # "and" is bitwise on ints
+UFUNCS["logical_or"] = lambda a, b: binary("or", _bool(a), _bool(b))
+UFUNCS["fabs"] = lambda a: unary("abs", a, to_float=True)  # float64 on integers, as NumPy
 UFUNCS["positive"] = lambda a: a
 UFUNCS["square"] = lambda a: binary("mul", a, a)
-UFUNCS["reciprocal"] = lambda a: binary("div", 1.0, a)
-UFUNCS["logical_not"] = UFUNCS["invert"] = lambda a: unary("not", _bool(a))
+UFUNCS["logical_not"] = lambda a: unary("not", _bool(a))
+
+
+@_reg(UFUNCS, "reciprocal")
+def _reciprocal(a):
+    (x,), dt, weak = promote([a], "np.reciprocal")
+    if dt in ("f32", "f64"):
+        return binary("div", 1.0, a)
+    # integer division 1 // x truncated toward zero (C): 1 at 1, -1 at -1, 0 elsewhere; NumPy
+    # gives the most negative integer at 0 (with a divide-by-zero warning)
+    low = int(np.iinfo(DTYPES[dt]).min)
+    r = ops.select(ops.eq(x, 1), ops.full(ops.shape(x), 1, dt),
+                   ops.select(ops.eq(x, -1), ops.full(ops.shape(x), -1, dt),
+                              ops.select(ops.eq(x, 0), ops.full(ops.shape(x), low, dt),
+                                         ops.full(ops.shape(x), 0, dt))))
+    return wrap(r, weak)
 UFUNCS["matmul"] = lambda a, b: a.__matmul__(b) if isinstance(a, TracedArray) else \
     b.__rmatmul__(a)
 
@@ -141,8 +255,18 @@ for _n, _f in (("sinh", C.sinh), ("cosh", C.cosh),
                ("log10", lambda x: ops.div(ops.log(x), float(np.log(10.0)))),
                ("exp2", lambda x: ops.exp(ops.mul(x, float(np.log(2.0)))))):
     UFUNCS[_n] = _composite_unary(_f)
-for _n, _f in (("isnan", C.isnan), ("isinf", C.isinf), ("isfinite", C.isfinite)):
-    UFUNCS[_n] = (lambda f: lambda a: wrap(f(promote([a], "")[0][0])))(_f)
+def _float_test(f, ints):
+    def impl(a):
+        (x,), dt, _ = promote([a], "")
+        if dt not in ("f32", "f64"):  # integers and bools are never nan or inf
+            return wrap(ops.full(ops.shape(x), ints, "bool"))
+        return wrap(f(x))
+    return impl
+
+
+for _n, _f, _i in (("isnan", C.isnan, False), ("isinf", C.isinf, False),
+                   ("isfinite", C.isfinite, True)):
+    UFUNCS[_n] = _float_test(_f, _i)
 
 
 @_reg(UFUNCS, "logaddexp")
@@ -167,14 +291,29 @@ def _dt(a, dtype):
     return a if dtype is None else _astype(a, dtype)
 
 
+def _acc(a, dtype, to_float=False, name="sum"):
+    """The operand of a sum-like reduction: NumPy accumulates bool and int32 in int64 unless
+    `dtype=` names the accumulator, which then is the result's dtype."""
+    if dtype is None:
+        return _one(a, to_float=to_float, int64=not to_float)
+    x = _one(_dt(a, dtype))
+    if to_float and ops.dtype(x) not in ("f32", "f64"):
+        raise TypeError(f"np.{name}(..., dtype={dtype!r}): an integer dtype for a mean, var or "
+                        f"std is not supported on traced arrays{where_str()}")
+    if ops.dtype(x) == "bool":
+        raise TypeError(f"np.{name}(..., dtype={dtype!r}): a bool sum or product is not "
+                        f"supported on traced arrays{where_str()}")
+    return x
+
+
 @func("sum")
 def _sum(a, axis=None, dtype=None, keepdims=False):
-    return wrap(C.sum(_one(_dt(a, dtype), int64=True), axis, keepdims))
+    return wrap(C.sum(_acc(a, dtype), axis, keepdims))
 
 
 @func("mean")
 def _mean(a, axis=None, dtype=None, keepdims=False):
-    return wrap(C.mean(_one(_dt(a, dtype), to_float=True), axis, keepdims))
+    return wrap(C.mean(_acc(a, dtype, True, "mean"), axis, keepdims))
 
 
 @func("max", "amax")
@@ -189,17 +328,17 @@ def _min(a, axis=None, keepdims=False):
 
 @func("prod")
 def _prod(a, axis=None, dtype=None, keepdims=False):
-    return wrap(C.prod(_one(_dt(a, dtype), int64=True), axis, keepdims))
+    return wrap(C.prod(_acc(a, dtype, name="prod"), axis, keepdims))
 
 
 @func("var")
 def _var(a, axis=None, dtype=None, ddof=0, keepdims=False):
-    return wrap(C.var(_one(_dt(a, dtype), to_float=True), axis, ddof, keepdims))
+    return wrap(C.var(_acc(a, dtype, True, "var"), axis, ddof, keepdims))
 
 
 @func("std")
 def _std(a, axis=None, dtype=None, ddof=0, keepdims=False):
-    return wrap(C.std(_one(_dt(a, dtype), to_float=True), axis, ddof, keepdims))
+    return wrap(C.std(_acc(a, dtype, True, "std"), axis, ddof, keepdims))
 
 
 @func("linalg.norm")
@@ -209,12 +348,24 @@ def _norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
 
 @func("cumsum")
 def _cumsum(a, axis=None, dtype=None):
-    return wrap(C.cumsum(_one(_dt(a, dtype), int64=True), axis))
+    axis = _int_axis("cumsum", axis)
+    return wrap(C.cumsum(_acc(a, dtype, name="cumsum"), axis))
+
+
+def _int_axis(name, axis):
+    if axis is None:
+        return None
+    try:
+        return operator.index(axis)
+    except TypeError:
+        raise TypeError(f"np.{name}: axis={axis!r} must be an integer or None"
+                        f"{where_str()}") from None
 
 
 def _arg(prim):
     def impl(a, axis=None, keepdims=False):
         x = _one(a)
+        axis = _int_axis(prim, axis)
         if axis is None:
             x, ax = ops.reshape(x, (C.count(x),)), 0
         else:
@@ -245,6 +396,9 @@ def _any(a, axis=None, keepdims=False):
 # --- elementwise functions ---------------------------------------------------------------------
 @func("clip")
 def _clip(a, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002
+    if (min is not None or max is not None) and (a_min is not None or a_max is not None):
+        raise ValueError("Passing `min` or `max` keyword argument when `a_min` and `a_max` "
+                         "are provided is forbidden.")
     lo = a_min if a_min is not None else min
     hi = a_max if a_max is not None else max
     parts = [a] + [v for v in (lo, hi) if v is not None]

@@ -7,7 +7,8 @@ from ..ir import composites as C
 from ..ir import ops
 from ..ir.types import dtype_name
 from .ndarray import deepest, promote_nobroadcast, wrap
-from .np_dispatch import FUNCS, _dt, _one, func
+from .ndarray import where_str
+from .np_dispatch import FUNCS, _acc, _dt, _int_axis, _one, func
 
 
 # --- shape functions ---------------------------------------------------------------------------
@@ -25,11 +26,29 @@ def _reshape_shape(size, shape):
     return shape
 
 
+def _order(name, order):
+    if order not in ("C", "F", None):
+        raise TypeError(f"np.{name}(..., order={order!r}) is not supported on traced arrays"
+                        f"{where_str()}: 'A' and 'K' follow the memory layout, which traced "
+                        "values do not have; use order='C' or 'F'")
+    return order or "C"
+
+
+def reshape_order(x, shape, order):
+    """Reshape Node x; order 'F' reads and writes the elements with the first index fastest,
+    which is a C reshape between reversed axes."""
+    if order == "C":
+        return ops.reshape(x, shape)
+    xt = ops.transpose(x, tuple(reversed(range(C.ndim(x)))))
+    y = ops.reshape(xt, tuple(reversed(shape)))
+    return ops.transpose(y, tuple(reversed(range(len(shape)))))
+
+
 @func("reshape")
-def _reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+def _reshape(a, shape=None, order="C", copy=None):
     x = _one(a)
-    return wrap(ops.reshape(x, _reshape_shape(C.count(x), newshape if shape is None else shape)),
-                getattr(a, "weak", False))
+    shape = _reshape_shape(C.count(x), shape)
+    return wrap(reshape_order(x, shape, _order("reshape", order)), getattr(a, "weak", False))
 
 
 @func("transpose")
@@ -63,12 +82,13 @@ def _squeeze(a, axis=None):
 @func("ravel")
 def _ravel(a, order="C"):
     x = _one(a)
-    return wrap(ops.reshape(x, (C.count(x),)))
+    return wrap(reshape_order(x, (C.count(x),), _order("ravel", order)),
+                getattr(a, "weak", False))
 
 
 @func("broadcast_to")
-def _broadcast_to(a, shape):
-    return wrap(ops.broadcast_to(_one(a), tuple(shape)))
+def _broadcast_to(array, shape):
+    return wrap(ops.broadcast_to(_one(array), tuple(shape)))
 
 
 @func("flip")
@@ -80,6 +100,7 @@ def _flip(m, axis=None):
 def _take(a, indices, axis=None):
     from .indexing import _index_operand
     x = _one(a)
+    axis = _int_axis("take", axis)
     if axis is None:
         x, axis = ops.reshape(x, (C.count(x),)), 0
     axis = C.norm_axes(axis, C.ndim(x))[0]
@@ -88,9 +109,26 @@ def _take(a, indices, axis=None):
     return wrap(ops.gather(x, idx, axis=axis))
 
 
+def _cast_all(name, arrays, dtype, casting):
+    """The arrays of a joining function converted to `dtype` under NumPy's casting rule."""
+    if dtype is None:
+        if casting != "same_kind":
+            raise TypeError(f"np.{name}(..., casting={casting!r}) without dtype= is not "
+                            f"supported on traced arrays{where_str()}")
+        return arrays
+    want = np.dtype(dtype)
+    for x in arrays:
+        have = np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
+        if not np.can_cast(have, want, casting):
+            raise TypeError(f"np.{name}: cannot cast array data from {have!r} to {want!r} "
+                            f"according to the rule {casting!r}{where_str()}")
+    return [_dt(x, want) for x in arrays]
+
+
 @func("concatenate")
-def _concatenate(arrays, axis=0, dtype=None):
-    xs, _, _ = promote_nobroadcast(list(arrays))
+def _concatenate(arrays, axis=0, dtype=None, casting="same_kind"):
+    xs, _, _ = promote_nobroadcast(_cast_all("concatenate", list(arrays), dtype, casting))
+    axis = _int_axis("concatenate", axis)
     if axis is None:
         xs, axis = [ops.reshape(x, (C.count(x),)) for x in xs], 0
     nd = C.ndim(xs[0])
@@ -101,8 +139,11 @@ def _concatenate(arrays, axis=0, dtype=None):
 
 
 @func("stack")
-def _stack(arrays, axis=0, dtype=None):
-    xs, _, _ = promote_nobroadcast(list(arrays))
+def _stack(arrays, axis=0, dtype=None, casting="same_kind"):
+    xs, _, _ = promote_nobroadcast(_cast_all("stack", list(arrays), dtype, casting))
+    axis = _int_axis("stack", axis)
+    if axis is None:
+        raise TypeError(f"np.stack: axis=None is not an integer{where_str()}")
     shapes = {ops.shape(x) for x in xs}
     if len(shapes) != 1:
         raise ValueError(f"all input arrays must have the same shape, got "
@@ -112,33 +153,48 @@ def _stack(arrays, axis=0, dtype=None):
 
 
 @func("hstack")
-def _hstack(tup, dtype=None):
-    xs, _, _ = promote_nobroadcast(list(tup))
+def _hstack(tup, dtype=None, casting="same_kind"):
+    xs, _, _ = promote_nobroadcast(_cast_all("hstack", list(tup), dtype, casting))
     xs = [ops.reshape(x, (1,)) if not ops.shape(x) else x for x in xs]
     return _dt(wrap(ops.concatenate(*xs, axis=0 if C.ndim(xs[0]) == 1 else 1)), dtype)
 
 
 @func("vstack")
-def _vstack(tup, dtype=None):
-    xs, _, _ = promote_nobroadcast(list(tup))
+def _vstack(tup, dtype=None, casting="same_kind"):
+    xs, _, _ = promote_nobroadcast(_cast_all("vstack", list(tup), dtype, casting))
     xs = [ops.reshape(x, (1,) * (2 - C.ndim(x)) + ops.shape(x)) if C.ndim(x) < 2 else x
           for x in xs]
     return _dt(wrap(ops.concatenate(*xs, axis=0)), dtype)
 
 
-def _make_like(value):
-    def impl(a, *args, dtype=None, shape=None, **_):
-        v = value if value is not None else args[0]
-        if value is None:
-            args = args[1:]
-        dtype = dtype if dtype is not None else (args[0] if args else a.dtype)
-        shp = tuple(np.shape(a) if shape is None else shape)
+def _like(name, value):
+    # order= and subok= only choose the memory layout and the array class of NumPy's result;
+    # a traced result has the same values either way
+    def impl(a, fill_value=None, dtype=None, order="K", subok=True, shape=None, device=None):
+        if device not in (None, "cpu"):
+            raise TypeError(f"np.{name}(..., device={device!r}) is not supported{where_str()}")
+        v = value if value is not None else fill_value
+        dtype = dtype if dtype is not None else a.dtype
+        shp = tuple(np.shape(a) if shape is None else
+                    ((shape,) if isinstance(shape, (int, np.integer)) else shape))
         return wrap(ops.full(shp, v, dtype_name(dtype)))
+    if value is not None:  # zeros_like(a, dtype, order, subok, shape): no fill_value
+        def f(a, dtype=None, order="K", subok=True, shape=None, device=None):
+            return impl(a, None, dtype, order, subok, shape, device)
+        return f
     return impl
 
 
-FUNCS["zeros_like"], FUNCS["ones_like"] = _make_like(0), _make_like(1)
-FUNCS["empty_like"], FUNCS["full_like"] = _make_like(0), _make_like(None)
+FUNCS["zeros_like"], FUNCS["ones_like"] = _like("zeros_like", 0), _like("ones_like", 1)
+FUNCS["full_like"] = _like("full_like", None)
+_zeros_like = _like("empty_like", 0)
+
+
+def _empty_like(prototype, dtype=None, order="K", subok=True, shape=None, device=None):
+    return _zeros_like(prototype, dtype, order, subok, shape, device)
+
+
+FUNCS["empty_like"] = _empty_like
 
 
 @func("shape")
@@ -153,13 +209,14 @@ def _ndim(a):
 
 @func("size")
 def _size(a, axis=None):
-    return a.size if axis is None else a.shape[axis]
+    if axis is None:
+        return a.size
+    return int(np.prod([a.shape[ax] for ax in C.norm_axes(axis, a.ndim)], dtype=np.int64))
 
 
 @func("copy")
-def _copy(a, *args, **kwargs):
-    dt = kwargs.get("dtype", args[0] if args else None)
-    return _dt(a, dt)
+def _copy(a, order="K", subok=False):
+    return a  # traced values are immutable; order= only chooses the memory layout
 
 
 # --- products --------------------------------------------------------------------------------
@@ -170,8 +227,8 @@ def _dot(a, b):
 
 
 @func("matmul")
-def _matmul(a, b):
-    (x, y), _, _ = promote_nobroadcast([a, b])
+def _matmul(x1, x2):
+    (x, y), _, _ = promote_nobroadcast([x1, x2])
     return wrap(C.matmul(x, y))
 
 
@@ -194,18 +251,30 @@ def _inner(a, b):
 
 
 @func("einsum")
-def _einsum(subscripts, *operands, optimize=False, **_):
+def _einsum(subscripts, *operands, optimize=False, dtype=None, order="K", casting="safe"):
     if not isinstance(subscripts, str):
-        raise NotImplementedError("np.einsum with the interleaved (operand, sublist) form")
+        raise NotImplementedError(f"np.einsum with the interleaved (operand, sublist) form"
+                                  f"{where_str()}")
+    if casting != "safe" and dtype is None or casting not in ("safe", "same_kind", "unsafe"):
+        raise TypeError(f"np.einsum(..., casting={casting!r}) is not supported on traced "
+                        f"arrays{where_str()}")
+    if dtype is not None:
+        want = np.dtype(dtype)
+        for x in operands:
+            have = np.asarray(x).dtype if not hasattr(x, "dtype") else np.dtype(x.dtype)
+            if not np.can_cast(have, want, casting):
+                raise TypeError(f"np.einsum: cannot cast {have} to {want} with casting="
+                                f"{casting!r}{where_str()}")
+        operands = [_dt(x, want) for x in operands]
     xs, _, _ = promote_nobroadcast(list(operands))
     return wrap(C.einsum(subscripts, *xs))
 
 
 @func("trace")
-def _trace(a, offset=0, axis1=0, axis2=1):
+def _trace(a, offset=0, axis1=0, axis2=1, dtype=None):
     if offset:
-        raise NotImplementedError("np.trace with offset != 0")
-    x = C.moveaxis(_one(a, int64=True), (axis1, axis2), (-2, -1))
+        raise NotImplementedError(f"np.trace with offset != 0{where_str()}")
+    x = C.moveaxis(_acc(a, dtype, name="trace"), (axis1, axis2), (-2, -1))
     letters = "abcdefghijklmnopqrstuvw"[:C.ndim(x) - 2]
     return wrap(C.einsum(f"{letters}yy->{letters}", x))
 

@@ -130,28 +130,27 @@ def promote(xs, label, to_float=False):
 _LABEL = {"add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.divide",
           "pow": "np.power", "lt": "np.less", "le": "np.less_equal", "gt": "np.greater",
           "ge": "np.greater_equal", "eq": "np.equal", "ne": "np.not_equal",
-          "and": "np.logical_and", "or": "np.logical_or", "maximum": "np.maximum",
+          "and": "np.bitwise_and", "or": "np.bitwise_or", "maximum": "np.maximum",
           "minimum": "np.minimum"}
 
 
 def binary(name, a, b, sym=None):
     label = f"`{sym}` ({_LABEL.get(name, name)})" if sym else _LABEL.get(name, name)
-    if name in ("and", "or"):
-        a = a if _is_bool(a) else _nd._np().call("not_equal", a, 0)
-        b = b if _is_bool(b) else _nd._np().call("not_equal", b, 0)
     (x, y), dt, weak = promote([a, b], label, to_float=name == "div")
+    if name in ("and", "or") and dt in FLOATS:  # bitwise: NumPy has no float loop either
+        raise TypeError(f"{label} is not supported for float operands{where_str()}; "
+                        f"compare first (x != 0) or use np.logical_{name}")
     if name == "pow" and isinstance(x, (int, float)):
         x = ops.full(ops.shape(y), x, dt)
     out = bind(REGISTRY[name], x, y)
     return wrap(out, weak and name not in ("lt", "le", "gt", "ge", "eq", "ne"))
 
 
-def _is_bool(x):
-    return isinstance(x, bool) or (hasattr(x, "dtype") and np.dtype(x.dtype) == np.bool_)
-
-
 def unary(name, a, to_float=False):
     (x,), dt, weak = promote([a], _LABEL.get(name, name), to_float)
+    if name == "not" and dt in FLOATS:
+        raise TypeError(f"~ (np.invert) is not supported for float operands{where_str()}; "
+                        "use np.logical_not")
     return wrap(bind(REGISTRY[name], x), weak and name in ("neg", "abs"))
 
 

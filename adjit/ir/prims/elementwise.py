@@ -44,14 +44,17 @@ binary("div", _npfn(np.divide),
 
 
 def _pow_vjp(ct, x, y, out):
-    # d/dx x**y = y * x**(y-1); d/dy = log(x) * x**y, taken as 0 where x == 0 (as JAX does)
+    # d/dx x**y = y * x**(y-1), 0 where y == 0 (x**0 is constant: PyTorch, HIPS autograd, JAX
+    # for an integer exponent); d/dy = log(x) * x**y, taken as 0 where x == 0 (as JAX does)
     if isinstance(x, (int, float)):  # a literal base: only the exponent has a derivative
         return [None, o.mul(ct, o.mul(out, math.log(x) if x > 0 else float("nan")))
                 if x != 0 else o.zeros(o.shape(ct), o.dtype(ct))]
-    cx = o.mul(ct, o.mul(y, o.pow(x, o.sub(y, 1.0) if not isinstance(y, (int, float))
-                                   else float(y) - 1.0)))
     if isinstance(y, (int, float)):
-        return [cx, None]
+        if y == 0:
+            return [o.zeros(o.shape(ct), o.dtype(ct)), None]
+        return [o.mul(ct, o.mul(y, o.pow(x, float(y) - 1.0))), None]
+    cx = o.mul(ct, o.mul(y, o.pow(x, o.sub(y, 1.0))))
+    cx = o.select(o.eq(y, 0.0), o.zeros(o.shape(ct), o.dtype(ct)), cx)
     safe = o.select(o.eq(x, 0.0), o.full(o.shape(x), 1.0, o.dtype(x)), x)
     cy = o.mul(ct, o.mul(o.log(safe), out))
     return [cx, cy]
@@ -82,10 +85,12 @@ for _name, _f, _op in (("lt", np.less, "<"), ("le", np.less_equal, "<="),
     binary(_name, (lambda f: lambda x, y, **_: f(x, y))(_f), None, dtypes=ALL, out_dtype="bool",
            smooth=False, saves=False, lowering=("cmp", _op), numpy=(_f.__name__,))
 
-binary("and", lambda x, y, **_: np.logical_and(x, y), None, dtypes=("bool",), saves=False,
-       smooth=False, lowering=("instr", "and_", "and_"), numpy=("logical_and", "bitwise_and"))
-binary("or", lambda x, y, **_: np.logical_or(x, y), None, dtypes=("bool",), saves=False,
-       smooth=False, lowering=("instr", "or_", "or_"), numpy=("logical_or", "bitwise_or"))
+# and / or / not are logical on bool and bitwise (two's complement) on integers, as XLA's
+BITS = ("i32", "i64", "bool")
+binary("and", lambda x, y, **_: np.bitwise_and(x, y), None, dtypes=BITS, saves=False,
+       smooth=False, lowering=("instr", "and_", "and_"), numpy=("bitwise_and",))
+binary("or", lambda x, y, **_: np.bitwise_or(x, y), None, dtypes=BITS, saves=False,
+       smooth=False, lowering=("instr", "or_", "or_"), numpy=("bitwise_or",))
 
 # --- unary math ---------------------------------------------------------------------------
 # `math`: the function of codegen/mathlib.py that lowers it; the cost of a math function is
@@ -113,8 +118,19 @@ unary("sqrt", _npfn(np.sqrt), lambda ct, x, out: o.div(o.mul(ct, 0.5), out), dom
 unary("rsqrt", lambda x, **_: (1.0 / np.sqrt(x)).astype(x.dtype, copy=False),
       lambda ct, x, out: o.mul(o.mul(ct, -0.5), o.div(out, x)), domain="positive",
       **_math("rsqrt", 5, "result", numpy=()))
-unary("abs", _npfn(np.abs), lambda ct, x, out: o.mul(ct, o.sign(x)), dtypes=NUMERIC,
-      domain="nonzero", smooth=False, numpy=("absolute", "fabs"))
+
+
+def _abs_vjp(ct, x, out):
+    # ct * sign(x), with sign 0 (not NaN) at x = NaN as PyTorch's sgn; 0 at x = 0 (PyTorch, HIPS
+    # autograd). A multiply, not a select, so a NaN cotangent stays NaN (as in PyTorch).
+    dt = o.dtype(ct)
+    s = o.select(o.gt(x, 0), o.full(o.shape(ct), 1, dt),
+                 o.select(o.lt(x, 0), o.full(o.shape(ct), -1, dt), o.zeros(o.shape(ct), dt)))
+    return o.mul(ct, s)
+
+
+unary("abs", _npfn(np.abs), _abs_vjp, dtypes=NUMERIC, domain="nonzero", smooth=False,
+      numpy=("absolute",))
 unary("sign", _npfn(np.sign), lambda ct, x, out: o.zeros(o.shape(ct), o.dtype(ct)), dtypes=NUMERIC,
       domain="nonzero", smooth=False, saves=False, numpy=("sign",), torch=("sign",),
       grad_fn="SignBackward0", torch_saves="nothing")
@@ -134,8 +150,8 @@ def _logistic(x):
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
-unary("not", lambda x, **_: np.logical_not(x), None, dtypes=("bool",), smooth=False,
-      saves=False, lowering=("instr", "not_", "not_"))
+unary("not", lambda x, **_: np.invert(x), None, dtypes=BITS, smooth=False,
+      saves=False, lowering=("instr", "not_", "not_"), numpy=("invert",))
 
 
 # --- select (where) -----------------------------------------------------------------------

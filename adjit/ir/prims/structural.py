@@ -136,10 +136,21 @@ prim("reduce_sum", _reduce_rule,
      _reduce_samples, dtypes=NUMERIC, saves=False, kind="reduction")
 
 
+def _extremum_mask(x, out, axes):
+    """Where x is the extremum; a NaN extremum (NumPy propagates NaN) is where x is NaN, as
+    PyTorch routes the gradient."""
+    xs = o.shape(x)
+    big = _expand(out, xs, axes)
+    mask = o.eq(x, big)
+    if o.dtype(x) in ("f32", "f64"):
+        mask = o.__getattr__("or")(mask, o.__getattr__("and")(o.ne(x, x), o.ne(big, big)))
+    return mask
+
+
 def _extremum_vjp(ct, x, out, *, axes):
     # ties share the gradient evenly (as PyTorch's and JAX's max/min reductions do)
     xs = o.shape(x)
-    mask = o.eq(x, _expand(out, xs, axes))
+    mask = _extremum_mask(x, out, axes)
     cnt = o.reduce_sum(o.convert(mask, o.dtype(ct)), axes)
     share = _expand(o.div(ct, cnt), xs, axes)
     return [o.select(mask, share, o.zeros(xs, o.dtype(ct)))]  # +0 (not -0) off the extremum
@@ -149,8 +160,7 @@ def _extremum_jvp(tangents, x, out, *, axes):
     t = tangents[0]
     if t is None:
         return None
-    xs = o.shape(x)
-    w = o.convert(o.eq(x, _expand(out, xs, axes)), o.dtype(out))
+    w = o.convert(_extremum_mask(x, out, axes), o.dtype(out))
     return o.div(o.reduce_sum(o.mul(w, t), axes), o.reduce_sum(w, axes))
 
 

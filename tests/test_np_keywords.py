@@ -1,0 +1,294 @@
+"""Every keyword of every dispatched NumPy function and ufunc is honoured (the result equals
+NumPy's, dtype included, traced and replayed) or refused with an error naming the function, the
+keyword and the user's line - never ignored. Integer and bool operands of ufuncs follow NumPy
+(bitwise ops, invert, reciprocal), and order='F' reshapes have NumPy's values and JAX's
+gradients."""
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from adjit import grad, jit, vjp
+from adjit.tracer.np_dispatch import FUNCS, UFUNCS
+
+RNG = np.random.default_rng(3)
+A = RNG.uniform(-2, 2, (3, 4))
+B = A > 0
+I = RNG.integers(-9, 10, (3, 4))
+HERE = os.path.basename(__file__)
+
+
+def numpy_function(name):
+    return getattr(np.linalg, name[7:]) if name.startswith("linalg.") else getattr(np, name)
+
+# one call per dispatched function: its arguments (the first is traced)
+SAMPLES = {
+    "all": (B,), "any": (B,), "allclose": (A, A + 1e-9), "isclose": (A, A + 1e-9),
+    "amax": (A,), "amin": (A,), "max": (A,), "min": (A,), "argmax": (A,), "argmin": (A,),
+    "sum": (A,), "mean": (A,), "prod": (A,), "var": (A,), "std": (A,), "cumsum": (A,),
+    "broadcast_to": (A[0], (3, 4)), "clip": (A, -1, 1), "concatenate": ([A, A],),
+    "stack": ([A, A],), "hstack": ([A, A],), "vstack": ([A, A],), "copy": (A,),
+    "dot": (A, A.T), "matmul": (A, A.T), "inner": (A, A), "outer": (A[0], A[1]),
+    "tensordot": (A, A.T, 1), "einsum": ("ij,kj->ik", A, A), "empty_like": (A,),
+    "zeros_like": (A,), "ones_like": (A,), "full_like": (A, 3), "expand_dims": (A, 0),
+    "flip": (A,), "linalg.norm": (A,), "moveaxis": (A, 0, 1), "ndim": (A,), "shape": (A,),
+    "size": (A,), "ravel": (A,), "reshape": (A, (4, 3)), "squeeze": (A[None],),
+    "swapaxes": (A, 0, 1), "take": (A, [0, 2]), "trace": (A,), "transpose": (A,),
+    "where": (B, A, 0.0),
+}
+
+# values tried for each keyword (NumPy's default is not among them, except where a default
+# given explicitly must also work)
+VALUES = {
+    "axis": [0, -1, (0, 1), None], "dtype": [np.float32, np.int32, np.int64, np.float64, bool],
+    "keepdims": [True, False], "order": ["F", "C", "A", "K"], "out": [np.empty((3, 4))],
+    "where": [B, True], "initial": [5.0], "ddof": [1], "correction": [1], "mean": [A],
+    "casting": ["unsafe", "no", "safe", "same_kind"], "subok": [True, False],
+    "copy": [True, False, None], "mode": ["clip", "wrap", "raise"], "shape": [(2, 6), 12],
+    "device": ["cpu"], "optimize": [True, False], "rtol": [0.5], "atol": [0.5],
+    "equal_nan": [True], "ord": [1, 2, np.inf, "fro"], "offset": [1], "axis1": [1],
+    "axis2": [0], "fill_value": [2.5], "min": [-0.5], "max": [0.5], "a_min": [-0.5],
+    "a_max": [0.5], "axes": [1, 2],
+}
+
+
+def _run_both(f, args):
+    """(NumPy's result or exception, adjit's under jit - traced then replayed); every
+    argument of f is traced."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            want = f(*args)
+        except Exception as e:  # noqa: BLE001
+            want = e
+        try:
+            jf = jit(f)
+            got = [jf(*args), jf(*args)]
+        except Exception as e:  # noqa: BLE001
+            got = e
+    return want, got
+
+
+def _check(label, want, got, keyword=None):
+    name = label.split("(")[0]
+    if isinstance(got, Exception):
+        msg = str(got)
+        assert isinstance(got, (TypeError, NotImplementedError, ValueError, IndexError)), \
+            (label, repr(got))
+        if isinstance(want, Exception) and str(want) == msg:
+            return  # NumPy's own argument check, before any dispatch
+        assert HERE in msg, (label, "error does not name the user's line", msg)
+        if not isinstance(want, Exception):  # a refusal: it names the function and keyword
+            assert f"np.{name}" in msg, (label, msg)
+            if keyword is not None:
+                assert keyword in msg, (label, msg)
+        return
+    assert not isinstance(want, Exception), (label, "NumPy raises", repr(want), "adjit", got)
+    for g in got:
+        if name == "empty_like":  # NumPy's values are whatever was in memory
+            g, want = np.asarray(g), np.zeros_like(want)
+        if isinstance(want, tuple):
+            assert tuple(g) == want, label
+            continue
+        w, g = np.asarray(want), np.asarray(g)
+        assert g.dtype == w.dtype and g.shape == w.shape, (label, g.dtype, w.dtype, g.shape,
+                                                           w.shape)
+        np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64),
+                                   rtol=1e-6 if w.dtype == np.float32 else 1e-12,
+                                   atol=1e-12, err_msg=label)
+
+
+def _params(name):
+    sig = inspect.signature(numpy_function(name))
+    return [(k, p) for k, p in sig.parameters.items()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY) and
+            p.default is not p.empty]
+
+
+def test_every_function_has_a_sample():
+    assert set(FUNCS) <= set(SAMPLES)
+
+
+def test_implementations_use_numpys_parameter_names():
+    # the dispatch binds a call to NumPy's own signature and passes the arguments by name
+    for name, fn in FUNCS.items():
+        theirs = inspect.signature(numpy_function(name)).parameters
+        kw = [p for p in theirs.values() if p.kind is p.VAR_KEYWORD]
+        for k, p in inspect.signature(fn).parameters.items():
+            if p.kind is p.VAR_POSITIONAL:
+                continue
+            assert k in theirs or (kw and name == "einsum") or \
+                (name == "einsum" and k == "subscripts"), (name, k)
+
+
+@pytest.mark.parametrize("name", sorted(set(SAMPLES) - {"matmul"}))  # a ufunc: see below
+def test_function_keywords_honoured_or_refused(name):
+    npf = numpy_function(name)
+    args = SAMPLES[name]
+    i = 1 if name == "einsum" else 0  # the traced argument; the others are constants
+
+    def call(**kw):
+        return lambda t: npf(*args[:i], t, *args[i + 1:], **kw)
+    _check(name, *_run_both(call(), args[i:i + 1]))
+    for key, _ in _params(name):
+        if key not in VALUES:
+            raise AssertionError(f"no test values for keyword {key!r} of np.{name}")
+        for v in VALUES[key]:
+            want, got = _run_both(call(**{key: v}), args[i:i + 1])
+            _check(f"{name}({key}={v!r})", want, got, key)
+
+
+@pytest.mark.parametrize("method,args", [
+    ("sum", ()), ("mean", ()), ("max", ()), ("min", ()), ("prod", ()), ("var", ()),
+    ("std", ()), ("argmax", ()), ("argmin", ()), ("cumsum", ()), ("all", ()), ("any", ()),
+    ("clip", (-1, 1)), ("dot", (A.T,)), ("ravel", ()), ("flatten", ()), ("reshape", ((4, 3),)),
+    ("astype", (np.int32,))])
+def test_method_keywords_honoured_or_refused(method, args):
+    x = B if method in ("all", "any") else A
+    keys = {"dtype", "keepdims", "ddof", "where", "initial", "order", "out", "axis",
+            "casting", "copy"}
+    _check(method, *_run_both(lambda a: getattr(a, method)(*args), (x,)))
+    for key in keys - ({"dtype"} if method == "astype" else set()):
+        for v in VALUES[key]:
+            def f(a, v=v, key=key):
+                return getattr(a, method)(*args, **{key: v})
+            want, got = _run_both(f, (x,))
+            if isinstance(want, TypeError) and isinstance(got, TypeError) and \
+                    "argument" in str(want) and "argument" in str(got):
+                continue  # ndarray's method does not take it either
+            if isinstance(got, Exception) and not isinstance(want, Exception):
+                assert key in str(got) and HERE in str(got), (method, key, str(got))
+                continue
+            _check(f"{method}({key}={v!r})", want, got)
+
+
+# --- ufuncs ------------------------------------------------------------------------------------
+OPERANDS = {"bool": np.array([True, False, True, True]),
+            "i32": np.array([0, 1, -1, 7], np.int32), "i64": np.array([0, 1, -2, -8]),
+            "f32": np.array([0.5, -1.5, 2.0, 0.0], np.float32),
+            "f64": np.array([0.5, -1.5, 2.0, -0.0])}
+SCALARS = [True, 3, -2, 2.5]
+
+
+def _ufunc_cases():
+    for name in sorted(UFUNCS):
+        uf = getattr(np, name)
+        for d0, x in OPERANDS.items():
+            if uf.nin == 1:
+                yield name, (x,)
+                continue
+            for d1, y in OPERANDS.items():
+                yield name, (x, y[::-1].copy())
+            for s in SCALARS:
+                yield name, (x, s)
+                yield name, (s, x)
+
+
+@pytest.mark.parametrize("name", sorted(UFUNCS))
+def test_ufuncs_match_numpy_on_every_dtype(name):
+    # the value and dtype NumPy gives, or a clear refusal (never a KeyError, never a result
+    # of another dtype: np.invert on ints is bitwise, np.reciprocal on ints stays int)
+    uf = getattr(np, name)
+    for n, args in _ufunc_cases():
+        if n != name:
+            continue
+        traced = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
+
+        def f(t, i=traced[0], args=args):
+            xs = list(args)
+            xs[i] = t
+            return uf(*xs)
+        want, got = _run_both(f, (args[traced[0]],))
+        label = f"{name}({', '.join(str(getattr(a, 'dtype', type(a).__name__)) for a in args)})"
+        if isinstance(got, TypeError) and "dtype traced arrays do not support" in str(got):
+            continue  # NumPy gives float16 or int8 (bool operands)
+        _check(label, want, got)
+
+
+@pytest.mark.parametrize("name", ["add", "multiply", "sqrt", "exp", "divide", "negative",
+                                  "maximum", "less", "bitwise_and", "invert", "reciprocal"])
+def test_ufunc_keywords_honoured_or_refused(name):
+    uf = getattr(np, name)
+    x = OPERANDS["i64"] if name in ("bitwise_and", "invert", "reciprocal") else A[0]
+    args = (x,) * uf.nin
+    kws = [("dtype", v) for v in VALUES["dtype"]] + [
+        ("casting", "unsafe"), ("casting", "same_kind"), ("order", "F"), ("order", "K"),
+        ("subok", False), ("subok", True), ("where", x > 0), ("signature", None),
+        ("out", np.empty(x.shape, x.dtype))]
+    for key, v in kws:
+        want, got = _run_both(lambda *a, key=key, v=v: uf(*a, **{key: v}), args)
+        _check(f"{name}({key}={v!r})", want, got, key)
+
+
+@pytest.mark.parametrize("dt", ["i32", "i64", "bool"])
+def test_integer_ufuncs_native_and_interpreted(dt):
+    # bitwise and/or/not lowered to native code give NumPy's bits, including the extremes
+    info = np.iinfo(np.int32 if dt == "i32" else np.int64) if dt != "bool" else None
+    x = OPERANDS[dt] if dt == "bool" else np.array(
+        [0, 1, -1, 5, info.min, info.max, -6, 12], OPERANDS[dt].dtype)
+    y = x[::-1].copy()
+    fns = [lambda a, b: a & b, lambda a, b: a | b, lambda a, b: ~a, lambda a, b: np.invert(b),
+           lambda a, b: np.bitwise_and(a, 6), lambda a, b: np.bitwise_or(a, b),
+           lambda a, b: np.logical_and(a, b), lambda a, b: np.logical_not(a)]
+    if dt != "bool":
+        fns.append(lambda a, b: np.reciprocal(a))
+    for f in fns:
+        want, got = _run_both(f, (x, y))
+        _check("integer ufunc", want, got)
+
+
+def test_unsupported_integer_ufuncs_refuse_clearly():
+    for uf in (np.left_shift, np.right_shift, np.floor_divide, np.remainder, np.bitwise_xor,
+               np.fmod, np.gcd):
+        with pytest.raises(NotImplementedError, match=f"np.{uf.__name__} .*{HERE}"):
+            jit(lambda a: uf(a, 2))(OPERANDS["i64"])
+    with pytest.raises(TypeError, match=f"float.*{HERE}"):
+        jit(lambda a: a & 1)(A)
+    with pytest.raises(TypeError, match=f"{HERE}"):
+        jit(lambda a: ~a)(A)
+
+
+# --- order='F' -------------------------------------------------------------------------------
+def _jnp():
+    try:
+        from tests.peers import require
+    except ImportError:
+        from peers import require
+    jax = require("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    return jax, jnp
+
+
+@pytest.mark.parametrize("fn,jfn", [
+    (lambda np_, x: np_.reshape(x, (2, 6), order="F"), None),
+    (lambda np_, x: np_.reshape(x, (4, 3, 1), order="F"), None),
+    (lambda np_, x: np_.ravel(x, order="F"), None),
+    (lambda np_, x: x.reshape((6, 2), order="F"), None),
+    (lambda np_, x: x.reshape(12, order="F"), None),
+    (lambda np_, x: x.ravel("F"), None),
+    (lambda np_, x: x.flatten("F") if np_ is np else x.flatten(order="F"), None),
+])
+def test_order_f_values_and_gradients_match_jax(fn, jfn):
+    jax, jnp = _jnp()
+    x = A
+    w = RNG.uniform(-1, 1, fn(np, x).shape)
+    np.testing.assert_array_equal(jit(lambda a: fn(np, a))(x), fn(np, x))
+    np.testing.assert_array_equal(jit(lambda a: fn(np, a))(x), fn(np, x))
+    g = grad(lambda a: np.sum(fn(np, a) * w))(x)
+    gj = jax.grad(lambda a: jnp.sum(fn(jnp, a) * w))(jnp.asarray(x))
+    np.testing.assert_allclose(g, np.asarray(gj), rtol=1e-12)
+    out, back = vjp(lambda a: fn(np, a), x)
+    np.testing.assert_array_equal(out, fn(np, x))
+    np.testing.assert_allclose(back(w)[0], np.asarray(gj), rtol=1e-12)
+
+
+def test_order_a_and_k_refused():
+    for f in (lambda a: np.reshape(a, 12, order="A"), lambda a: np.ravel(a, order="K"),
+              lambda a: a.reshape(12, order="A")):
+        with pytest.raises(TypeError, match=f"order='[AK]'.*{HERE}"):
+            jit(f)(A)
