@@ -18,6 +18,7 @@ import threading
 
 import numpy as np
 
+from .._fp import FP_QUIET, FP_STATE
 from .._frames import is_adjit_file
 from .types import AType, DTYPES, dtype_name
 
@@ -280,7 +281,11 @@ def bind(prim: Primitive, *args, **params):
         # Nothing to record: a plain NumPy computation.
         litdt = _lit_dtype(args)
         vals = [_as_array(a, litdt) for a in args]
-        out = prim.impl(*vals, **params)
+        token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as native code (see adjit/_fp.py)
+        try:
+            out = prim.impl(*vals, **params)
+        finally:
+            FP_STATE.reset(token)
         if type(out) is not np.ndarray and out is not None:
             out = np.asarray(out)
         if trace is None:
@@ -363,7 +368,11 @@ def _record(prim, trace, args, params):
     if abstract:
         out = None
     else:
-        out = prim.impl(*vals, **params) if params else prim.impl(*vals)
+        token = FP_STATE.set(FP_QUIET)
+        try:
+            out = prim.impl(*vals, **params) if params else prim.impl(*vals)
+        finally:
+            FP_STATE.reset(token)
         if type(out) is not np.ndarray:
             out = np.asarray(out)
     loc = STATE.loc
