@@ -271,7 +271,11 @@ def _seq(n):
 
 
 def _check(nodes):
-    for n in nodes:
+    """Raise PyTorch's error for the first saved tensor modified in place, in the order
+    PyTorch's engine reaches the nodes: the latest recorded first (its ready queue takes the
+    highest sequence number; every consumer of a node was recorded after it), so a tensor saved
+    by several ops is reported as the op that runs first in backward sees it."""
+    for n in reversed(nodes):
         fn = n.tag
         if fn is None or not fn._saved:
             continue
