@@ -9,12 +9,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from adjit.cli import main
+from peers import run_adjit
 from adjit.ir import eval_graph, parse_graph, verify
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,9 +56,7 @@ def run(argv, capsys):
 
 def sh(args, stdin=None, env=None):
     """`python -m adjit ARGS` in a subprocess (from the repository root)."""
-    e = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "adjit", *args], input=stdin, text=True,
-                          capture_output=True, cwd=ROOT, env=e, timeout=120)
+    return run_adjit(args, stdin=stdin, env=env)
 
 
 # ------------------------------------------------------------------------------ dump

@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from peers import ROOT, run_adjit
+
 POLY = os.path.join(ROOT, "examples", "poly.py") + ":poly"
 
 
-def sh(args, cwd, stdin=None, **kw):
-    return subprocess.run([sys.executable, "-m", "adjit", *args], input=stdin,
-                          capture_output=True, cwd=cwd, timeout=120, **kw)
+def sh(args, cwd, stdin=None):
+    return run_adjit(args, cwd=cwd, stdin=stdin, text=False)
 
 
 def _one_line_error(res, command):

@@ -11,10 +11,7 @@ import pytest
 
 import adjit
 
-try:  # tests/ may or may not be a package depending on how pytest is invoked
-    from tests.peers import require
-except ImportError:
-    from peers import require
+from peers import require
 
 torch = require("torch")
 

@@ -8,10 +8,7 @@ import pytest
 
 import adjit
 
-try:  # tests/ may or may not be a package depending on how pytest is invoked
-    from tests.peers import require
-except ImportError:
-    from peers import require
+from peers import require
 
 torch = require("torch")
 
@@ -106,7 +103,7 @@ def test_jit_result_has_grad_fn_and_backward_matches_torch():
 
 
 def test_jit_grad_fn_name_is_torch_compiles():
-    dynamo = pytest.importorskip("torch._dynamo")  # noqa: F841
+    pytest.importorskip("torch._dynamo")
     g = torch.compile(_f, backend="aot_eager")
     s, v = g(torch.tensor([1.0, 2.0], requires_grad=True), torch.tensor([3.0, 4.0]))
     a, b = adjit.jit(_f)(adjit.tensor([1.0, 2.0], requires_grad=True),

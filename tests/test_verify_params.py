@@ -14,10 +14,7 @@ from adjit.ir import REGISTRY, parse_graph, verify
 from adjit.ir.core import Lit
 from adjit.ir.verify import VerifyError
 
-try:  # tests/ may or may not be a package depending on how pytest is invoked
-    from tests.sweep import cases, one_eqn, sample
-except ImportError:
-    from sweep import cases, one_eqn, sample
+from sweep import cases, one_eqn, sample
 
 
 def _mutations(name, value, ndim, params):
