@@ -12,7 +12,6 @@ from adjit.cli.bench import table
 from peers import run_adjit
 
 
-
 def sh(args, timeout=120):
     return run_adjit(args, timeout=timeout)
 
