@@ -41,3 +41,18 @@ def require(name: str, minversion: str | None = None) -> ModuleType:
                 pytest.fail(f"peer {name!r}: {exc}", pytrace=False)
         return module
     return pytest.importorskip(name, minversion=minversion)
+
+
+# ------------------------------------------------------------------ shared subprocess helper
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the checkout
+
+
+def run_adjit(args, cwd=None, stdin=None, env=None, timeout=120, text=True):
+    """`python -m adjit ARGS` in a subprocess of this interpreter, from `cwd` (default: the
+    checkout's root), with os.environ plus `env` (the test run's private ADJIT_CACHE_DIR
+    included, see conftest.py). `stdin` is text, or bytes with text=False."""
+    import subprocess
+    import sys
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "adjit", *args], input=stdin, text=text,
+                          capture_output=True, cwd=cwd or ROOT, env=e, timeout=timeout)

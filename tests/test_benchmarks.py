@@ -17,10 +17,7 @@ import pytest
 
 from adjit import bench
 
-try:
-    from tests.peers import peers_required
-except ImportError:  # pytest run from inside tests/
-    from peers import peers_required
+from peers import peers_required
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = bench.discover()

@@ -3,21 +3,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from adjit import bench
 from adjit.cli.bench import table
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from peers import run_adjit
 
 
 def sh(args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "adjit", *args], text=True,
-                          capture_output=True, cwd=ROOT, timeout=timeout)
+    return run_adjit(args, timeout=timeout)
 
 
 def _toy(impls, **kw):

@@ -11,10 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-try:
-    from tests import sweep
-except ImportError:  # tests/ not a package on sys.path
-    import sweep
+import sweep
 
 from adjit.codegen import LOWERINGS
 from adjit.runtime import compile_graph

@@ -7,10 +7,7 @@ import pytest
 
 from adjit.tracer.printing import format_tensor, torch_dtype_name
 
-try:  # tests/ may or may not be a package depending on how pytest is invoked
-    from tests.peers import require
-except ImportError:
-    from peers import require
+from peers import require
 
 torch = require("torch")
 

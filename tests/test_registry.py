@@ -13,10 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-try:
-    from tests import sweep
-except ImportError:  # tests/ not a package on sys.path
-    import sweep
+import sweep
 
 from adjit.ir import REGISTRY, AType, bind, eval_graph, parse_graph, print_graph
 from adjit.ir import verify

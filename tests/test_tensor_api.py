@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-try:  # tests/ may or may not be a package depending on how pytest is invoked
-    from tests.test_tensor_vs_torch import check, err, leaf
-except ImportError:
-    from test_tensor_vs_torch import check, err, leaf
+from test_tensor_vs_torch import check, err, leaf
 
 CASES = []
 

@@ -8,12 +8,8 @@ import pytest
 import adjit
 from adjit.cli.notebook import describe_dot, normalize
 
-try:  # tests/ may or may not be a package depending on how pytest is invoked
-    from tests.peers import require
-    from tests.test_tensor_vs_torch import leaf
-except ImportError:
-    from peers import require
-    from test_tensor_vs_torch import leaf
+from peers import require
+from test_tensor_vs_torch import leaf
 
 torch = require("torch")
 torchviz = require("torchviz")

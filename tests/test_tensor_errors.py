@@ -9,10 +9,7 @@ import pytest
 
 import adjit
 
-try:  # tests/ may or may not be a package depending on how pytest is invoked
-    from tests.test_tensor_vs_torch import check, err, leaf
-except ImportError:
-    from test_tensor_vs_torch import check, err, leaf
+from test_tensor_vs_torch import check, err, leaf
 
 CASES = []
 

@@ -17,10 +17,7 @@ import pytest
 import adjit
 from adjit.cli.notebook import normalize
 
-try:  # tests/ may or may not be a package depending on how pytest is invoked
-    from tests.peers import require
-except ImportError:
-    from peers import require
+from peers import require
 
 torch = require("torch")
 

@@ -8,10 +8,7 @@ import pytest
 
 from adjit import grad, hessian, jacfwd, jacrev, jit, jvp, value_and_grad, vjp
 
-try:  # tests/ may or may not be a package depending on how pytest is invoked
-    from tests.peers import require
-except ImportError:  # pragma: no cover
-    from peers import require
+from peers import require
 
 RNG = np.random.default_rng(42)
 INPUTS = RNG.normal(size=(6, 3))

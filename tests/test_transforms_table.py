@@ -14,10 +14,7 @@ from hypothesis import strategies as st
 import adjit
 from adjit.tracer import np_dispatch
 
-try:  # tests/ may or may not be a package depending on how pytest is invoked
-    from tests.peers import require
-except ImportError:  # pragma: no cover
-    from peers import require
+from peers import require
 
 M = np.array([[True, False, True, False], [False, True, True, False], [True, True, False, True]])
 W = np.linspace(-1.0, 1.0, 24).reshape(2, 12)

@@ -13,10 +13,7 @@ from adjit.ir import REGISTRY
 from adjit.ir import batching  # noqa: F401  (fills the batch slots)
 from adjit.ir.core import bind
 
-try:  # tests/ may or may not be a package depending on how pytest is invoked
-    from tests.peers import require
-except ImportError:  # pragma: no cover
-    from peers import require
+from peers import require
 
 RNG = np.random.default_rng(3)
 

@@ -45,13 +45,23 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def _add_trace_args(p):
     p.add_argument("target", metavar="FILE.py:FUNC", help="the function to trace")
     p.add_argument("--args", default=None, metavar="TYPES",
                    help='argument types, e.g. "f32[32,20] f32[20,16] f64[]" (random inputs)')
     p.add_argument("--npz", metavar="FILE", help="take the inputs from this .npz instead "
                    "(arrays in stored order)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs (0)")
     p.add_argument("--grad", nargs="?", const="0", default=None, metavar="ARGNUMS",
                    help="differentiate with respect to these arguments (default 0; e.g. 1,2)")
 
@@ -154,13 +164,11 @@ def cmd_dump(ns):
 
 def cmd_check(ns):
     from .check import check_text
+    from .load import read_text
     if ns.file == "-":
-        text, label = sys.stdin.read(), "<stdin>"
+        text, label = read_text("-"), "<stdin>"
     else:
-        if not os.path.isfile(ns.file):
-            raise CLIError(f"no such file: {ns.file}")
-        with open(ns.file) as fh:
-            text, label = fh.read(), ns.file
+        text, label = read_text(ns.file), ns.file
     ok, lines = check_text(text, label)
     for ln in lines:
         print(ln)

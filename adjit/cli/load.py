@@ -113,8 +113,40 @@ def parse_arg_types(text: str):
     return types
 
 
+def _memory_bytes():
+    """Physical memory of this machine (None when the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _gb(n):
+    return f"{n / 2 ** 30:.1f} GiB"
+
+
 def make_inputs(types, seed=0):
-    """Seeded example inputs: floats ~ N(0, 1), ints in [0, 10), bools fair coins."""
+    """Seeded example inputs: floats ~ N(0, 1), ints in [0, 10), bools fair coins. Inputs
+    larger than half this machine's memory are refused (a user's mistake, not a crash)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise CLIError(f"--seed must be a non-negative integer, got {seed!r}")
+    need = sum(int(np.prod(t.shape, dtype=object)) * np.dtype(t.np_dtype).itemsize
+               for t in types)
+    mem = _memory_bytes()
+    if mem is not None and need > mem // 2:
+        big = " ".join(str(t) for t in types
+                       if int(np.prod(t.shape, dtype=object)) * np.dtype(t.np_dtype).itemsize
+                       > mem // 2 // max(len(types), 1)) or " ".join(str(t) for t in types)
+        raise CLIError(f"--args asks for {_gb(need)} of inputs ({big}); this machine has "
+                       f"{_gb(mem)} of memory (use smaller shapes, or --npz with your arrays)")
+    try:
+        return _random_inputs(types, seed)
+    except MemoryError:
+        raise CLIError(f"--args asks for {_gb(need)} of inputs, more than can be allocated "
+                       "(use smaller shapes)") from None
+
+
+def _random_inputs(types, seed):
     rng = np.random.default_rng(seed)
     out = []
     for t in types:
@@ -126,6 +158,33 @@ def make_inputs(types, seed=0):
             a = rng.integers(0, 10, size=t.shape).astype(t.np_dtype)
         out.append(np.asarray(a))
     return out
+
+
+def read_text(path: str) -> str:
+    """The UTF-8 text `path` names: a file, or a pipe (`adjit check <(...)`), read once; "-"
+    is standard input. Every way it can fail is the user's: a CLIError of one line."""
+    try:
+        if path == "-":
+            stdin = sys.stdin
+            data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
+            if isinstance(data, str):
+                return data
+            path = "<stdin>"
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read()
+    except FileNotFoundError:
+        raise CLIError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise CLIError(f"{path} is a directory, not a file") from None
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror or _one_line(exc)}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CLIError(f"{path} is not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} "
+                       f"(offset {exc.start})") from None
 
 
 def load_npz(path, types=None):

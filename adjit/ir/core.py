@@ -19,6 +19,7 @@ import weakref
 
 import numpy as np
 
+from .._fp import FP_QUIET, FP_STATE
 from .._frames import is_adjit_file
 from .types import AType, DTYPES, dtype_name
 
@@ -389,7 +390,11 @@ def bind(prim: Primitive, *args, **params):
         # Nothing to record: a plain NumPy computation.
         litdt = _lit_dtype(args)
         vals = [_as_array(a, litdt) for a in args]
-        out = prim.impl(*vals, **params)
+        token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as native code (see adjit/_fp.py)
+        try:
+            out = prim.impl(*vals, **params)
+        finally:
+            FP_STATE.reset(token)
         if type(out) is not np.ndarray and out is not None:
             if prim.nout != 1:  # several results: a tuple of them
                 outs = tuple(np.asarray(o) for o in out)
@@ -477,7 +482,11 @@ def _record(prim, trace, args, params):
     if abstract:
         out = None
     else:
-        out = prim.impl(*vals, **params) if params else prim.impl(*vals)
+        token = FP_STATE.set(FP_QUIET)
+        try:
+            out = prim.impl(*vals, **params) if params else prim.impl(*vals)
+        finally:
+            FP_STATE.reset(token)
         if type(out) is not np.ndarray and type(typ) is not tuple:
             out = np.asarray(out)
     loc = STATE.loc

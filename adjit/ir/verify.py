@@ -1,8 +1,10 @@
-"""The verifier: SSA form and every equation's types agree with its primitive's shape rule."""
+"""The verifier: SSA form, every equation's parameters and literals valid for its primitive
+(param_rules.check_params), and its types agree with its primitive's shape rule."""
 from __future__ import annotations
 
 from .core import Lit
 from .graph import Graph
+from .param_rules import check_params
 
 
 class VerifyError(ValueError):
@@ -33,6 +35,10 @@ def verify(g: Graph) -> Graph:
                 problems.append(f"{where}: output defined twice (SSA)")
             defined.add(v)
         if problems:
+            continue
+        bad = check_params(e.prim, e.inputs, e.params)
+        if bad:
+            problems.extend(f"{where}: {p}" for p in bad)
             continue
         try:
             want = e.prim.shape_rule(*[x.type for x in e.inputs], **e.params)

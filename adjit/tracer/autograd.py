@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from .._fp import FP_QUIET, FP_STATE
 from ..ir.core import EAGER, REGISTRY, STATE, Node, bind, output_index
 from ..ir.graph import extract
 from ..ir.autodiff import vjp_graph
@@ -183,9 +184,14 @@ def tag(node, name, inputs):
     if node.rec is None or node.tag is not None:
         # the op was an identity (ops.reshape to the same shape returns its input, a sum over
         # no axes too): PyTorch still records a node of its own
+        # and a result with storage of its own (a write to it must not reach the input)
         if not (node.rg and STATE.grad_enabled):
-            return node
+            return Node(node.val.copy(), node.type, None, EAGER) if _is_input(node, inputs) \
+                else node
+        old = node
         node = bind(_RESHAPE, node, shape=node.type.shape)
+        if np.may_share_memory(node.val, old.val):
+            node.val = node.val.copy()
     inputs = tuple(inputs)
     for i in inputs:
         if type(i) is Node and i.rec is None and i.rg and i.tag is None:
@@ -196,6 +202,13 @@ def tag(node, name, inputs):
 
 
 _RESHAPE = REGISTRY["reshape"]
+
+
+def _is_input(node, inputs):
+    for i in inputs:
+        if i is node:
+            return True
+    return False
 
 
 def tag_outputs(nodes, name, inputs):
@@ -265,7 +278,11 @@ def _seq(n):
 
 
 def _check(nodes):
-    for n in nodes:
+    """Raise PyTorch's error for the first saved tensor modified in place, in the order
+    PyTorch's engine reaches the nodes: the latest recorded first (its ready queue takes the
+    highest sequence number; every consumer of a node was recorded after it), so a tensor saved
+    by several ops is reported as the op that runs first in backward sees it."""
+    for n in reversed(nodes):
         fn = n.tag
         if fn is None or not fn._saved:
             continue
@@ -430,7 +447,11 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
     for c in consts:
         args.append(c.val)
     args.append(ct)
-    outs = run_graph(vg, args)
+    token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as PyTorch (see adjit/_fp.py)
+    try:
+        outs = run_graph(vg, args)
+    finally:
+        FP_STATE.reset(token)
     if root.retain:  # y.retain_grad(); y.backward(): y's own gradient is the seed
         accumulate(root, ct)
     k = 1

@@ -1,6 +1,8 @@
 """PyTorch-level composite operations built from primitives (relu, norm, softmax, ...)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..ir import ops
@@ -38,8 +40,13 @@ def _root_or_zero(s, e):
     return ops.select(zero, ops.zeros(ops.shape(s), ops.dtype(s)), root)
 
 
+_INT_NAMES = {"int64": "Long", "int32": "Int", "bool": "Bool"}
+
+
 def norm(x, p="fro", dim=None, keepdim=False):
-    x = T._float(x)
+    if x._n.val.dtype.kind != "f":
+        raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
+                           f"input. Got {_INT_NAMES[x._n.val.dtype.name]}")
     n = x._n
     axes = T._axes(dim, n.type.ndim)
     if p in ("fro", 2, 2.0, None):
@@ -53,11 +60,17 @@ def norm(x, p="fro", dim=None, keepdim=False):
     return _wrap(T._keep(out, n.type.shape, axes, keepdim), "LinalgVectorNormBackward0", x)
 
 
-def var(x, dim=None, unbiased=True, keepdim=False, correction=None):
+def var(x, dim=None, unbiased=True, keepdim=False, correction=None, what="var"):
     n = x._n
+    if n.val.dtype.kind != "f":
+        raise RuntimeError("std and var only support floating point and complex dtypes")
     axes = T._axes(dim, n.type.ndim)
     cnt = int(np.prod([n.type.shape[a] for a in axes])) if axes else 1
     ddof = (1 if unbiased else 0) if correction is None else correction
+    if cnt - ddof <= 0:
+        warnings.warn(f"{what}(): degrees of freedom is <= 0. Correction should be strictly "
+                      "less than the reduction factor (input numel divided by output numel).",
+                      UserWarning, stacklevel=3)
     m = ops.div(ops.reduce_sum(n, axes), float(cnt))
     kept = tuple(i for i in range(n.type.ndim) if i not in axes)
     d = ops.sub(n, ops.broadcast_in_dim(m, shape=n.type.shape, dims=kept) if axes else m)
@@ -66,7 +79,7 @@ def var(x, dim=None, unbiased=True, keepdim=False, correction=None):
 
 
 def std(x, dim=None, unbiased=True, keepdim=False, correction=None):
-    v = var(x, dim, unbiased, keepdim, correction)
+    v = var(x, dim, unbiased, keepdim, correction, what="std")
     return _wrap(_root_or_zero(v._n, 0.5), "StdBackward0", x)  # gradient 0 at std 0
 
 
@@ -74,8 +87,8 @@ def prod(x, dim=None, keepdim=False):
     # product as exp(sum(log|x|)) loses signs and zeros; use a cumulative product by repeated mul
     n = x._n
     axes = T._axes(dim, n.type.ndim)
-    if not axes:
-        return x
+    if not axes:  # a 0-d tensor: the value itself, as a node of its own
+        return _wrap(n, "ProdBackward0" if dim is None else "ProdBackward1", x)
     moved = ops.transpose(n, tuple(axes) + tuple(i for i in range(n.type.ndim) if i not in axes))
     k = int(np.prod([n.type.shape[a] for a in axes]))
     rest = tuple(d for i, d in enumerate(n.type.shape) if i not in axes)
@@ -91,6 +104,8 @@ def prod(x, dim=None, keepdim=False):
 
 
 def _softmax_node(n, axis, log):
+    if n.type.ndim == 0:  # a 0-d tensor is one element along its dimension 0
+        return ops.reshape(_softmax_node(ops.reshape(n, (1,)), 0, log), ())
     kept = tuple(i for i in range(n.type.ndim) if i != axis)
     with no_grad():
         m = ops.reduce_max(ops.stop_gradient(n), axes=(axis,))
@@ -106,21 +121,21 @@ def _softmax_node(n, axis, log):
 def _float_only(x, dim, what):
     d = x._n.val.dtype
     if d.kind != "f":
-        last = T._axes(dim, x._n.type.ndim)[0] == x._n.type.ndim - 1 or x._n.type.ndim == 0
+        last = T.wrap_dim(dim, x._n.type.ndim) == max(x._n.type.ndim - 1, 0)
         kernel = f"{what}_lastdim_kernel_impl" if last else f"{what}_kernel_impl"
-        name = {"int64": "Long", "int32": "Int", "bool": "Bool"}[d.name]
+        name = _INT_NAMES[d.name]
         raise NotImplementedError(f'"{kernel}" not implemented for \'{name}\'')
 
 
 def softmax(x, dim=None, dtype=None):
     _float_only(x, -1 if dim is None else dim, "softmax")
-    axis = T._axes(-1 if dim is None else dim, x._n.type.ndim)[0]
+    axis = T.wrap_dim(-1 if dim is None else dim, x._n.type.ndim)
     return _wrap(_softmax_node(x._n, axis, False), "SoftmaxBackward0", x)
 
 
 def log_softmax(x, dim=None, dtype=None):
     _float_only(x, -1 if dim is None else dim, "log_softmax")
-    axis = T._axes(-1 if dim is None else dim, x._n.type.ndim)[0]
+    axis = T.wrap_dim(-1 if dim is None else dim, x._n.type.ndim)
     return _wrap(_softmax_node(x._n, axis, True), "LogSoftmaxBackward0", x)
 
 
@@ -147,7 +162,9 @@ def clamp(x, min=None, max=None):
 
 def cumsum(x, dim, dtype=None):
     n = x._n
-    axis = T._axes(dim, n.type.ndim)[0]
+    axis = T.wrap_dim(dim, n.type.ndim)
+    if n.type.ndim == 0:  # one element: the value itself, as a node of its own
+        return _wrap(n, "CumsumBackward0", x)
     return _wrap(ops.cumsum(n, axis=axis, reverse=False), "CumsumBackward0", x)
 
 
@@ -156,6 +173,9 @@ def targ(x, dim, keepdim, is_max):
     f = np.argmax if is_max else np.argmin
     if dim is None:
         return Tensor._from_array(np.asarray(f(v), np.int64))
+    dim = T.wrap_dim(dim, v.ndim)
+    if v.ndim == 0:
+        return Tensor._from_array(np.zeros((), np.int64))
     r = np.asarray(f(v, axis=dim), np.int64)
     if keepdim:
         r = np.expand_dims(r, dim)

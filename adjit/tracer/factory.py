@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from .._fp import quiet_fp
 from ..ir import ops
 from ..ir.core import REGISTRY, STATE
 from .autograd import tag
@@ -79,6 +80,7 @@ def _unwrap(data):
     return data
 
 
+@quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
     """`adjit.tensor([1., 2.], requires_grad=True)`: a new leaf tensor (a copy of `data`)."""
     if isinstance(data, Tensor):
@@ -157,6 +159,7 @@ def ones(*size, dtype=None, requires_grad=False, device=None):
     return _make(np.ones(_size(size, "ones"), _dt(dtype)), requires_grad)
 
 
+@quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def full(size, fill_value, dtype=None, requires_grad=False, device=None):
     default = np.float32 if isinstance(fill_value, float) else np.int64 if isinstance(
         fill_value, int) and not isinstance(fill_value, bool) else np.bool_
@@ -175,6 +178,7 @@ def ones_like(t, dtype=None, requires_grad=False):
     return _make(np.ones(t._n.val.shape, _dt(dtype, t._n.val.dtype)), requires_grad)
 
 
+@quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def full_like(t, fill_value, dtype=None, requires_grad=False):
     return _make(np.full(t._n.val.shape, fill_value, _dt(dtype, t._n.val.dtype)), requires_grad)
 
@@ -198,6 +202,7 @@ def randn_like(t, dtype=None, requires_grad=False):
     return randn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
+@quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
     if end is None:
         start, end = 0, start
@@ -206,6 +211,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None
     return _make(arr, requires_grad)
 
 
+@quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
     return _make(np.linspace(start, end, int(steps)).astype(_dt(dtype)), requires_grad)
 
@@ -225,8 +231,12 @@ def numel(x):
 def cat(tensors, dim=0):
     tensors = [t if isinstance(t, Tensor) else tensor(t) for t in tensors]
     dt = T.result_dtype(*tensors)
+    for i, t in enumerate(tensors):
+        if t._n.type.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be "
+                               "concatenated")
     nd = tensors[0]._n.type.ndim
-    axis = T._axes(dim, nd)[0]
+    axis = T.wrap_dim(dim, nd)
     nodes = [ops.convert(t._n, dt) for t in tensors]
     for t in nodes[1:]:
         s0, s = ops.shape(nodes[0]), ops.shape(t)
@@ -252,7 +262,7 @@ def stack(tensors, dim=0):
         if t._n.type.shape != shp:
             raise shape_error(f"stack expects each tensor to be equal size, but got "
                                f"{list(shp)} at entry 0 and {list(t._n.type.shape)} at entry {i}")
-    d = dim % (len(shp) + 1)
+    d = T.wrap_dim(dim, len(shp) + 1)
     new = shp[:d] + (1,) + shp[d:]
     dt = T.result_dtype(*tensors)
     nodes = [ops.reshape(ops.convert(t._n, dt), new) for t in tensors]
@@ -288,6 +298,18 @@ def _fn(method):
     return f
 
 
+def _tensor_fn(method):
+    """A function of two tensors (PyTorch accepts no number there: maximum, minimum)."""
+    def f(input, other):
+        for pos, (arg, v) in enumerate((("input", input), ("other", other))):
+            if not isinstance(v, Tensor):
+                raise TypeError(f"{method}(): argument '{arg}' (position {pos + 1}) must be "
+                                f"Tensor, not {type(v).__name__}")
+        return getattr(input, method)(other)
+    f.__name__ = method
+    return f
+
+
 FUNCTIONS = {name: _fn(name) for name in (
     "exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "rsqrt", "log1p", "expm1", "abs",
     "sigmoid", "relu", "sign", "neg", "sum", "mean", "max", "min", "argmax", "argmin", "norm",
@@ -299,4 +321,6 @@ FUNCTIONS = {name: _fn(name) for name in (
 # and every torch name of a unary primitive record (exp, sigmoid, floor, ...)
 FUNCTIONS.update((name, _fn(name)) for p in REGISTRY.values()
                  if p.kind == "unary" and p.nout == 1 for name in p.torch)
+FUNCTIONS["maximum"] = _tensor_fn("maximum")
+FUNCTIONS["minimum"] = _tensor_fn("minimum")
 FUNCTIONS["relu"] = composites.relu  # calls bind itself (one frame less to look through)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._fp import FP_QUIET, FP_STATE
 from ..ir import ops
 from ..ir.core import EAGER, REGISTRY, STATE, Node, bind, on_register
 from .autograd import inplace_result, no_grad, tag
@@ -128,7 +129,11 @@ def _inplace(prim, name, true_div=False):
             if ok and v.dtype.kind == "f":
                 if not v.flags.writeable:
                     n.val = v = v.copy()
-                ufunc(v, w, out=v)
+                token = FP_STATE.set(FP_QUIET)  # nan/inf silently (see adjit/_fp.py)
+                try:
+                    ufunc(v, w, out=v)
+                finally:
+                    FP_STATE.reset(token)
                 n.ver[0] += 1
                 return self
         listed = None if alpha == 1 else [None, other._n if isinstance(other, Tensor) else None]
@@ -159,6 +164,20 @@ def _inplace(prim, name, true_div=False):
             self._n = res._n
             views.rebase(self)
         return self
+    return f
+
+
+def _maxmin(prim):
+    """`x.maximum(y)` / `adjit.maximum(x, y)`: elementwise, with PyTorch's promotion; at a tie
+    each operand gets half the gradient (as PyTorch's MaximumBackward0 / MinimumBackward0)."""
+    grad_fn = prim.capitalize() + "Backward0"
+
+    def f(self, other):
+        if not isinstance(other, Tensor):
+            raise TypeError(f"{prim}(): argument 'other' (position 1) must be Tensor, not "
+                            f"{type(other).__name__}")
+        return T.binary(prim, self, other, grad_fn)
+    f.__name__ = prim
     return f
 
 
@@ -305,6 +324,8 @@ def install():
     t.is_floating_point = lambda s: s._n.val.dtype.kind == "f"
     t.contiguous = lambda s: s
     t.cpu = lambda s: s
+    t.maximum = _maxmin("maximum")
+    t.minimum = _maxmin("minimum")
     t.clamp = C.clamp
     t.clip = C.clamp
     t.cumsum = C.cumsum

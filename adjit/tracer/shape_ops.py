@@ -62,9 +62,11 @@ def reshape(self, *shape):
 
 def flatten(self, start_dim=0, end_dim=-1):
     nd = self._n.type.ndim
+    s, e = T.wrap_dim(start_dim, nd), T.wrap_dim(end_dim, nd)
     if nd == 0:
         return reshape(self, 1)
-    s, e = start_dim % nd, end_dim % nd
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     if s == e:
         return self
     shp = self._n.type.shape
@@ -72,18 +74,14 @@ def flatten(self, start_dim=0, end_dim=-1):
 
 
 def _dim(self, d):
-    nd = max(self._n.type.ndim, 1)
-    if not -nd <= d < nd:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, "
-                         f"{nd - 1}], but got {d})")
-    return d % nd
+    return T.wrap_dim(d, self._n.type.ndim)
 
 
 def transpose(self, d0, d1):
     nd = self._n.type.ndim
     perm = list(range(nd))
+    d0, d1 = _dim(self, d0), _dim(self, d1)
     if nd:
-        d0, d1 = _dim(self, d0), _dim(self, d1)
         perm[d0], perm[d1] = perm[d1], perm[d0]
     return T.view(ops.transpose(self._n, tuple(perm)), self._n, "TransposeBackward0",
                   base=self)
@@ -144,11 +142,7 @@ def squeeze(self, dim=None):
 
 def unsqueeze(self, dim):
     shp = list(self._n.type.shape)
-    nd = len(shp) + 1
-    if not -nd <= dim < nd:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-nd}, "
-                         f"{nd - 1}], but got {dim})")
-    shp.insert(dim % nd, 1)
+    shp.insert(T.wrap_dim(dim, len(shp) + 1), 1)
     return T.view(ops.reshape(self._n, tuple(shp)), self._n, "UnsqueezeBackward0",
                   base=self)
 

@@ -141,7 +141,10 @@ class Tensor:
 
     def size(self, dim=None):
         s = self._n.val.shape
-        return Size(s) if dim is None else s[dim]
+        if dim is None:
+            return Size(s)
+        from .tensor_ops import wrap_dim
+        return s[wrap_dim(dim, len(s), scalar=False)]
 
     @property
     def dtype(self):
@@ -269,6 +272,8 @@ class Tensor:
         return self._n.val.shape[0]
 
     def __iter__(self):
+        if self._n.val.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
         from .tensor_index import unbind
         return iter(unbind(self))
 

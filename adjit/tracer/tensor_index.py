@@ -194,9 +194,9 @@ def unbind(x, dim=0):
     """`x.unbind(dim)` (and iteration): the slices along `dim`, all outputs of one
     UnbindBackward0 node as in PyTorch."""
     n = x._n
-    if n.type.ndim == 0:
-        raise TypeError("iteration over a 0-d tensor")
-    dim = dim % n.type.ndim
+    if n.type.ndim == 0 and dim in (0, -1):  # PyTorch's message for a 0-d tensor
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
+    dim = T.wrap_dim(dim, n.type.ndim)
     outs = [_select(n, dim, k, name=None) for k in range(n.type.shape[dim])]
     for o in outs:
         if type(o) is Node and o.rec is None:

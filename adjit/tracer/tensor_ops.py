@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .._fp import FP_QUIET, FP_STATE
 from ..ir import ops
 from ..ir.core import EAGER, REGISTRY, STATE, Node, atype_of, bind
 from .autograd import tag
@@ -131,7 +132,11 @@ _PRIM = REGISTRY
 
 def _plain(prim, x, y):
     """An operation nothing records (no_grad, or no operand requires grad): NumPy only."""
-    out = _PRIM[prim].impl(x, y)
+    token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as PyTorch (see adjit/_fp.py)
+    try:
+        out = _PRIM[prim].impl(x, y)
+    finally:
+        FP_STATE.reset(token)
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     return Tensor._wrap(Node(out, atype_of(out), None, EAGER))
@@ -218,18 +223,28 @@ def _float(x):
     return x
 
 
+def wrap_dim(dim, ndim, scalar=True):
+    """`dim` of a tensor with `ndim` dimensions as an index in [0, ndim), checked and worded
+    as PyTorch's maybe_wrap_dim. With `scalar` a 0-d tensor accepts 0 and -1 (returned as 0:
+    the caller treats the scalar as one element), as PyTorch's reductions, softmax, cumsum,
+    transpose... do; without it (size, unbind) a 0-d tensor has no dimension to name."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"dim must be an int, not {type(dim).__name__}")
+    n = builtins.max(ndim, 1) if scalar else ndim
+    if n == 0:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return int(dim) % n
+
+
 def _axes(dim, ndim):
-    if dim is None:
-        return tuple(range(ndim))
+    if dim is None or (isinstance(dim, (tuple, list)) and not dim):
+        return tuple(range(ndim))  # PyTorch reduces every dimension for dim=() too
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-    out = []
-    for d in dims:
-        if not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
-            raise IndexError(f"Dimension out of range (expected to be in range of "
-                             f"[{-builtins.max(ndim, 1)}, {builtins.max(ndim, 1) - 1}], but got "
-                             f"{d})")
-        out.append(d % builtins.max(ndim, 1))
-    return tuple(out) if ndim else ()
+    out = tuple(wrap_dim(d, ndim) for d in dims)
+    return out if ndim else ()
 
 
 def _keep(out, shp, axes, keepdim):
@@ -281,9 +296,10 @@ def extremum(x, dim=None, keepdim=False, is_max=True):
                                "with the 'dim' argument.")
         out = getattr(ops, red)(n, axes=tuple(range(n.type.ndim))) if n.type.ndim else n
         return Tensor._wrap(tag(out, name + "1", [n]))
-    axis = _axes(dim, n.type.ndim)[0] if n.type.ndim else 0
-    if n.type.ndim == 0:
-        return (MaxResult if is_max else MinResult)(x, Tensor._from_array(np.array(0)))
+    axis = wrap_dim(dim, n.type.ndim)
+    if n.type.ndim == 0:  # the value itself, as a node of its own, at index 0
+        return (MaxResult if is_max else MinResult)(Tensor._wrap(tag(n, name + "0", [n])),
+                                                    Tensor._from_array(np.array(0)))
     # PyTorch sends the gradient to the index it returns: gather at the argmax
     idx = getattr(ops, arg)(n.val if not isinstance(n, Node) else n, axis=axis)
     idx_val = idx.val if isinstance(idx, Node) else idx

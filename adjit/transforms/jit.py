@@ -20,9 +20,10 @@ import warnings
 
 import numpy as np
 
-from ..ir.core import STATE, GuardFailed, Node
+from ..ir.core import EAGER, STATE, GuardFailed, Node
 from ..ir.graph import extract
 from ..tracer import pytree
+from ..tracer.autograd import tag_outputs
 from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nodes,
                                  positional_params, to_user, trace_call)
 from .autodiff import run_graph
@@ -152,6 +153,7 @@ class Jitted:
             self.fast[tuple((a.shape, a.dtype) for a in args)] = branches
         hit = self._replay(branches, vals, run_graph)
         if hit is not None:
+            _name_on_tape(hit[1], vals)
             return _assemble(*hit)
         self._note_retrace(branches, spec)
         return self._trace(args, kwargs, static, dkw, skw, branches)
@@ -226,10 +228,22 @@ class Jitted:
         del branches[MAX_BRANCHES:]
         outer = [lf.outer for lf in t.leaves]
         if any(_live(v) for v in outer):  # e.g. Tensors on the tape: record the call there
-            return _assemble(br, run_graph(g, outer, g.consts))
+            outs = run_graph(g, outer, g.consts)
+            _name_on_tape(outs, outer)
+            return _assemble(br, outs)
         # the trace's own values: copies, as every later call returns (no output aliases an
         # argument, a closure constant or another output)
         return _assemble(br, fresh([n.val for n in nodes], outer, g.consts))
+
+
+def _name_on_tape(outs, inputs):
+    """A call replayed on the eager tape (Tensor arguments requiring grad) records its
+    equations there, so backward works through it; name its outputs as torch.compile does:
+    one shared `CompiledFunctionBackward` whose next_functions are the Tensor arguments."""
+    live = [o for o in outs if type(o) is Node and o.trace is EAGER and o.rec is not None]
+    if live:
+        tag_outputs(live, "CompiledFunctionBackward",
+                    [v for v in inputs if type(v) is Node and v.trace is EAGER])
 
 
 def _spec_str(s):

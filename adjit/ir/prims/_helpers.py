@@ -83,13 +83,21 @@ def unary_prim(name, impl, vjp, domain="any", dtypes=FLOATS, smooth=True, saves=
                      saves=saves, smooth=smooth, dtypes=dtypes, doc=doc, kind="unary", **record)
 
 
+def _literal(rng, dt, domain):
+    """A Python scalar operand: a float for float ops, else a value of the dtype (a literal
+    must be representable in the dtype it takes, see ir/param_rules.py)."""
+    if dt in ("f32", "f64"):
+        return float(sample_array(rng, (), "f64", domain))
+    return sample_array(rng, (), dt, domain).item()
+
+
 def binary(name, impl, vjp, domain=("any", "any"), dtypes=FLOATS, out_dtype=None, smooth=True,
            saves=True, doc="", **record):
     """Register a binary elementwise primitive; vjp(ct, x, y, out) -> [ct_x, ct_y]."""
     def samples(dt, rng):
         d0, d1 = domain
         return [([sample_array(rng, (3, 4), dt, d0), sample_array(rng, (3, 4), dt, d1)], {}),
-                ([sample_array(rng, (5,), dt, d0), float(sample_array(rng, (), "f64", d1))], {})]
+                ([sample_array(rng, (5,), dt, d0), _literal(rng, dt, d1)], {})]
     rule = None
     if vjp is not None:
         def rule(ct, x, y, out, **p):

@@ -222,7 +222,8 @@ def _full_rule(*, shape, value, dtype):
 
 
 prim("full", _full_rule, lambda *, shape, value, dtype: np.full(shape, value, DTYPES[dtype]),
-     None, None, lambda dt, rng: [([], {"shape": (2, 3), "value": 1.5, "dtype": dt})],
+     None, None, lambda dt, rng: [([], {"shape": (2, 3), "value": 1.5 if dt in FLOATS else 1,
+                                    "dtype": dt})],
      dtypes=ALL, saves=False, smooth=False)
 
 
