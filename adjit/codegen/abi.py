@@ -8,7 +8,7 @@ key; lower.py re-exports it).
 """
 from __future__ import annotations
 
-LOWERING_VERSION = "9"
+LOWERING_VERSION = "10"
 # Fast-math flags only where the order of operations is ours to choose (reduction accumulators,
 # contractions); elementwise code keeps NumPy's rounding exactly. Never nnan/ninf: NaN and inf
 # must propagate as NumPy's do.

@@ -199,14 +199,27 @@ class FnBuilder:
         """Var -> index of the last unit (loop nest) whose code reads its buffer (len(units):
         outputs); a buffer lives as long as the reshapes that alias it."""
         cone = {}
+        plan = self.plan
 
-        def reads(x):
+        def reads(x):  # the buffers x's inlined code reads (iterative: chains may be deep)
             if isinstance(x, Lit):
                 return set()
-            if x in self.plan.materialised or x not in self.plan.producer:
+            if x in plan.materialised or x not in plan.producer:
                 return {x}
-            if x not in cone:
-                cone[x] = set().union(*[reads(i) for i in self.plan.producer[x].inputs])
+            stack = [x]
+            while stack:
+                y = stack[-1]
+                if y in cone:
+                    stack.pop()
+                    continue
+                ins = [i for i in plan.producer[y].inputs if not isinstance(i, Lit)]
+                todo = [i for i in ins if i not in cone and i not in plan.materialised
+                        and i in plan.producer]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                cone[y] = set().union(*[cone[i] if i in cone else {i} for i in ins])
+                stack.pop()
             return cone[x]
         last = {}
         for i, unit in enumerate(units):
