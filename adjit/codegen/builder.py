@@ -201,14 +201,27 @@ class FnBuilder:
         """Var -> index of the last unit (loop nest) whose code reads its buffer (len(units):
         outputs); a buffer lives as long as the reshapes that alias it."""
         cone = {}
+        plan = self.plan
 
-        def reads(x):
+        def reads(x):  # the buffers x's inlined code reads (iterative: chains may be deep)
             if isinstance(x, Lit):
                 return set()
-            if x in self.plan.materialised or x not in self.plan.producer:
+            if x in plan.materialised or x not in plan.producer:
                 return {x}
-            if x not in cone:
-                cone[x] = set().union(*[reads(i) for i in self.plan.producer[x].inputs])
+            stack = [x]
+            while stack:
+                y = stack[-1]
+                if y in cone:
+                    stack.pop()
+                    continue
+                ins = [i for i in plan.producer[y].inputs if not isinstance(i, Lit)]
+                todo = [i for i in ins if i not in cone and i not in plan.materialised
+                        and i in plan.producer]
+                if todo:
+                    stack.extend(todo)
+                    continue
+                cone[y] = set().union(*[cone[i] if i in cone else {i} for i in ins])
+                stack.pop()
             return cone[x]
         last = {}
         for i, unit in enumerate(units):
@@ -265,41 +278,97 @@ class FnBuilder:
     # --- values ------------------------------------------------------------------------------
     def value(self, x, ix, dt=None):
         """The scalar value of `x` at index `ix` (x's own shape): a load from its buffer or, for
-        an inlined value, its producer's code. Shared within one loop body per (x, ix)."""
+        an inlined value, its producer's code. Shared within one loop body per (x, ix).
+        Iterative (an explicit stack, not recursion): a fused chain may be thousands of
+        equations deep."""
         if isinstance(x, Lit):
             return const(dt or out_type(x).dtype, x.value)
         memo = self.loops.memo
-        key = (x, id(ix))
-        hit = memo.get(key)
+        hit = memo.get((x, id(ix)))
         if hit is not None and hit[0] is ix:
             return hit[1]
-        buf = self.bufs.get(x)
-        if buf is not None:
-            val = buf.load(self.b, ix)
-        else:
-            val = self.eqn_value(self.plan.producer[x], ix)
-        memo[key] = (ix, val)
-        return val
+        # frames [var, index, pending]: pending is None on the first visit, then what the
+        # producer waits for: ("ew", operand dtypes) or ("index", operand, mapped index, finish)
+        stack = [[x, ix, None]]
+        while stack:
+            fr = stack[-1]
+            v, vix, pending = fr
+            key = (v, id(vix))
+            if pending is None:
+                hit = memo.get(key)
+                if hit is not None and hit[0] is vix:
+                    stack.pop()
+                    continue
+                buf = self.bufs.get(v)
+                if buf is not None:
+                    memo[key] = (vix, buf.load(self.b, vix))
+                    stack.pop()
+                    continue
+                e = self.plan.producer[v]
+                low = self.low[e.prim.name]
+                if low.kind == "index":
+                    y, yix, finish = low.fn(self, e, vix)
+                    fr[2] = ("index", y, yix, finish)
+                    if y is not None and not isinstance(y, Lit):
+                        stack.append([y, yix, None])
+                else:
+                    dts = operand_dtypes(e)
+                    fr[2] = ("ew", dts)
+                    stack.extend([y, vix, None] for y in reversed(e.inputs)
+                                 if not isinstance(y, Lit))
+                continue
+            e = self.plan.producer[v]
+            if pending[0] == "index":
+                _, y, yix, finish = pending
+                val = None if y is None else self._get(y, yix)
+                val = finish(val) if finish is not None else val
+            else:
+                dts = pending[1]
+                vals = [self._get(y, vix, d) for y, d in zip(e.inputs, dts)]
+                val = self.low[e.prim.name].fn(self, e, dts[0] if dts else None, vals)
+            memo[key] = (vix, val)
+            stack.pop()
+        return memo[(x, id(ix))][1]
+
+    def _get(self, y, ix, dt=None):
+        """An operand's value that `value` has just computed (or a literal)."""
+        if isinstance(y, Lit):
+            return const(dt or out_type(y).dtype, y.value)
+        return self.loops.memo[(y, id(ix))][1]
 
     def eqn_value(self, e, ix):
         low = self.low[e.prim.name]
         if low.kind == "index":
-            return low.fn(self, e, ix)
+            y, yix, finish = low.fn(self, e, ix)
+            val = None if y is None else self.value(y, yix)
+            return finish(val) if finish is not None else val
         dts = operand_dtypes(e)
         vals = [self.value(x, ix, dt) for x, dt in zip(e.inputs, dts)]
         return low.fn(self, e, dts[0] if dts else None, vals)
 
     def flat_ok(self, x):
         """True when computing x needs no per-axis indices (only elementwise code between it and
-        buffers), so one flat loop can cover it."""
-        if isinstance(x, Lit) or x in self.bufs:
-            return True
-        hit = self._flat.get(x)
-        if hit is None:
-            e = self.plan.producer[x]
-            hit = self.low[e.prim.name].kind == "ew" and all(self.flat_ok(i) for i in e.inputs)
-            self._flat[x] = hit
-        return hit
+        buffers), so one flat loop can cover it. Iterative, like `value`."""
+        stack = [x]
+        while stack:
+            y = stack[-1]
+            if isinstance(y, Lit) or y in self.bufs or y in self._flat:
+                stack.pop()
+                continue
+            e = self.plan.producer[y]
+            if self.low[e.prim.name].kind != "ew":
+                self._flat[y] = False
+                stack.pop()
+                continue
+            todo = [i for i in e.inputs if not (isinstance(i, Lit) or i in self.bufs or
+                                                 i in self._flat)]
+            if todo:
+                stack.extend(todo)
+                continue
+            self._flat[y] = all(isinstance(i, Lit) or i in self.bufs or self._flat[i]
+                                for i in e.inputs)
+            stack.pop()
+        return isinstance(x, Lit) or x in self.bufs or self._flat[x]
 
     def emit_eqn(self, e, out: Buf):
         low = self.low[e.prim.name]
@@ -435,8 +504,11 @@ class FnBuilder:
 
             def inner_body(iix, carry):
                 return members(Ix(od + iix.get_dims(b, inner)) if od else iix, carry)
-            accs = self.loops.nest(inner, inner_body, carry=ids, flat=flat and not od,
-                                   span=None if outer else span)
+            accs = kernels.accumulate(
+                self, inner, inner_body, ids, [info[e][0] for e in reds], flat=flat and not od,
+                span=None if outer else span,
+                exact=not any(kernels._inexact(e.prim.name, e.inputs[0].type.dtype)
+                              for e in reds))
             for j, (e, acc) in enumerate(zip(reds, accs)):
                 combine, kept, in_memory, out = info[e]
                 if partial is not None:

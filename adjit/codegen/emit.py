@@ -103,6 +103,22 @@ class Buf:
         b.store(value, self.addr(b, ix.get_lin(b, self.type.shape)))
 
 
+# A loop whose body has more instructions than this is not vectorised: LLVM's loop vectoriser
+# takes time quadratic in the body (a 10,000-equation elementwise chain: 37 s instead of 0.5 s),
+# and such a body is compute-bound with little to gain per instruction (issue 14.8).
+BIG_BODY = 2500
+
+
+def _no_vectorise(branch):
+    """Loop metadata on a loop's back edge: do not vectorise (or interleave) it."""
+    mod = branch.parent.parent.module
+    opts = [mod.add_metadata([ir.MetaDataString(mod, "llvm.loop.vectorize.enable"),
+                              ir.Constant(I1, 0)])]
+    md = ir.values.MDValue(mod, opts, name=str(len(mod.metadata)))
+    md.operands = (md, *opts)  # a loop ID refers to itself (unique per loop)
+    branch.set_metadata("llvm.loop", md)
+
+
 class Loops:
     """Loop emission with a per-scope memo: a value computed inside a loop body is forgotten
     when the body ends (it does not dominate code after the loop)."""
@@ -137,13 +153,18 @@ class Loops:
         b.cbranch(b.icmp_signed("<", k, i64(n) if span is None else span[1]), body_bb,
                   exit_bb)
         b.position_at_end(body_bb)
+        blocks = b.function.blocks
+        first = len(blocks)
         i = b.sub(i64(n - 1), k, flags=("nuw", "nsw")) if reverse else k
         new = self._scoped(body, i, phis)
         latch = b.block
         k.add_incoming(b.add(k, i64(1), flags=("nuw", "nsw")), latch)
         for p, v in zip(phis, new):
             p.add_incoming(v, latch)
-        b.branch(head)
+        back = b.branch(head)
+        size = len(body_bb.instructions) + sum(len(bb.instructions) for bb in blocks[first:])
+        if size > BIG_BODY:
+            _no_vectorise(back)
         b.position_at_end(exit_bb)
         return phis
 

@@ -5,7 +5,11 @@ are the runtime's (adjit/runtime/).
 Entry kinds (see builder.py for how they are used):
   "ew"     fn(c, eqn, dt, vals) -> value    elementwise, on scalars at one index; `dt` is the
                                             dtype the operands are used at
-  "index"  fn(c, eqn, ix) -> value          an index map: reads its operand at mapped indices
+  "index"  fn(c, eqn, ix) -> (operand, operand index, finish)
+                                            an index map: the value at `ix` is finish(the
+                                            operand's value at the mapped index), finish None
+                                            meaning the identity (operand None: finish(None));
+                                            builder.value evaluates chains without recursion
   "kernel" fn(c, eqn, out_buf)              writes its whole output (kernels.py); `operands`
                                             says how each operand is read: 'once' (may be
                                             inlined), 'repeat' (inlined only if cheap),
@@ -152,7 +156,7 @@ def _bcast(c, e, ix):
     out = e.outvars[0].type.shape
     od = ix.get_dims(c.b, out)
     dims = [i64(0) if x.type.shape[i] == 1 else od[d] for i, d in enumerate(e.params["dims"])]
-    return c.value(x, Ix(dims))
+    return x, Ix(dims), None
 
 
 def _transpose(c, e, ix):
@@ -161,11 +165,11 @@ def _transpose(c, e, ix):
     dims = [None] * len(od)
     for j, p in enumerate(e.params["perm"]):
         dims[p] = od[j]
-    return c.value(x, Ix(dims))
+    return x, Ix(dims), None
 
 
 def _reshape(c, e, ix):
-    return c.value(e.inputs[0], Ix(None, ix.get_lin(c.b, e.outvars[0].type.shape)))
+    return e.inputs[0], Ix(None, ix.get_lin(c.b, e.outvars[0].type.shape)), None
 
 
 def _slice(c, e, ix):
@@ -173,7 +177,7 @@ def _slice(c, e, ix):
     od = ix.get_dims(b, e.outvars[0].type.shape)
     dims = [d if (s, st) == (0, 1) else b.add(b.mul(d, i64(st)), i64(s))
             for d, s, st in zip(od, p["start"], p["strides"])]
-    return c.value(e.inputs[0], Ix(dims))
+    return e.inputs[0], Ix(dims), None
 
 
 def _pad(c, e, ix):
@@ -181,7 +185,7 @@ def _pad(c, e, ix):
     b, p, x = c.b, e.params, e.inputs[0]
     dt = x.type.dtype
     if x.type.size == 0:
-        return const(dt, 0)
+        return None, None, lambda _: const(dt, 0)
     od = ix.get_dims(b, e.outvars[0].type.shape)
     dims, ok = [], ir.Constant(I1, 1)
     for d, lo, hi, it, n in zip(od, p["low"], p["high"], p["interior"], x.type.shape):
@@ -195,7 +199,7 @@ def _pad(c, e, ix):
             good = b.and_(good, b.icmp_signed("==", b.srem(j, i64(it + 1)), i64(0)))
         ok = b.and_(ok, good)
         dims.append(b.select(good, q, i64(0)))
-    return b.select(ok, c.value(x, Ix(dims)), const(dt, 0))
+    return x, Ix(dims), lambda v: b.select(ok, v, const(dt, 0))
 
 
 # --- the table --------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def _native(g):
         # a cache key that ignores what they remove. Constvars and their bindings are kept.
         cg = get_compiled(optimize(g))
     except CompileError as exc:
-        key = g.name
+        key = g.structure_key()  # once per graph (not per function name: each variant warns)
         if key not in _WARNED:
             _WARNED.add(key)
             warnings.warn(f"{exc}; running it in the interpreter", RuntimeWarning, stacklevel=3)

@@ -60,9 +60,10 @@ class _MethodDef(ctypes.Structure):
 _new_cfunction = None
 
 
-def _fastcall(address, name):
+def _fastcall(address, name, lib):
     """A builtin function object calling the compiled `_fc` entry (METH_FASTCALL): the
-    method definition it points to is kept alive by the function's `self` tuple."""
+    method definition it points to and the linked code (`lib`, engine.Loaded) are kept alive
+    by the function's `self` tuple, so the code outlives every holder of the function."""
     global _new_cfunction
     if _new_cfunction is None:
         f = ctypes.pythonapi.PyCFunction_NewEx
@@ -70,8 +71,9 @@ def _fastcall(address, name):
         f.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
         _new_cfunction = f
     mdef = _MethodDef(f"adjit_{name}".encode(), address, METH_FASTCALL, None)
-    # self: the three status objects, then the definition (alive as long as the function)
-    return _new_cfunction(ctypes.addressof(mdef), (*_STATUS, mdef), None)
+    # self: the three status objects (the entry reads only these), then the definition and
+    # the code (alive as long as the function)
+    return _new_cfunction(ctypes.addressof(mdef), (*_STATUS, mdef, lib), None)
 
 
 class _Spec:
@@ -98,15 +100,22 @@ class CompiledGraph:
         if _PY_ABI_OK is None:
             _PY_ABI_OK = _probe_py_abi()
         self.name = g.name
-        self.object = obj
         self.meta = meta
         what = f"graph {g.name}"
         imports = {f"adjit_{n}": engine.import_address(n) for n in meta["imports"]}
         sym = meta["symbol"] + ("_py" if _PY_ABI_OK else "")
         fc = meta.get("fastcall") if _PY_ABI_OK and _FASTCALL_OK else None
-        self._lib = engine.load_many(obj, [sym] + ([fc] if fc else []), imports, what)
-        self._fn = (_FN if _PY_ABI_OK else _FN_PTRS)(self._lib.addresses[sym])
-        self._fc = _fastcall(self._lib.addresses[fc], g.name) if fc else None
+        # the linked code (engine.Loaded: its tracker frees the code when the last reference
+        # goes). Every callable that can enter it holds it: this object (and its for_graph
+        # copies, so g.native), the ctypes entry, the builtin fastcall entry, the generated
+        # fast path (jit's direct entry). So the memory cache may drop an entry, or
+        # cache_clear() all of them, while callers run: code goes with its last caller.
+        # (the object code itself is not kept: the `void **args` entry is exported too)
+        syms = list(dict.fromkeys([sym, meta["symbol"]] + ([fc] if fc else [])))
+        lib = self._lib = engine.load_many(obj, syms, imports, what)
+        self._fn = (_FN if _PY_ABI_OK else _FN_PTRS)(lib.addresses[sym])
+        self._fn.lib = lib
+        self._fc = _fastcall(lib.addresses[fc], g.name, lib) if fc else None
         self.in_specs = [_Spec(v.type, f"argument {i}") for i, v in enumerate(g.invars)]
         self.const_specs = [_Spec(v.type, f"constant #{i}") for i, v in enumerate(g.constvars)]
         outs = [out_type(v) for v in g.outvars]
@@ -184,7 +193,8 @@ class CompiledGraph:
         namedtuple generate code): a loop over specs costs ~1 us more on a tiny graph."""
         n_in, n_out, n_c = len(self.in_specs), len(self.out_specs), len(self.const_specs)
         env = {"nd": _ndarray, "empty": _empty, "EMPTY": _EMPTY, "u8": np.dtype(np.uint8),
-               "fn": self._fn, "self": self, "slow": self._call, "err": _status_error}
+               "fn": self._fn, "self": self, "slow": self._call, "err": _status_error,
+               "lib": self._lib}  # the code lives as long as this function
         a = [f"a{i}" for i in range(n_in)]
         cn = [f"c{i}" for i in range(n_c)]
         lines = ["def fast(args, consts=None):",
@@ -273,10 +283,8 @@ class CompiledGraph:
         outs = [np.empty(shape, dt) for shape, dt in self.out_specs]
         ws = np.empty(self.ws_bytes, np.uint8) if self.ws_bytes else _EMPTY
         bufs = (*ins, *cs, *outs, ws)
-        lib = engine.load(self.object, self.meta["symbol"], {
-            f"adjit_{n}": engine.import_address(n) for n in self.meta["imports"]}, self.name)
         ptrs = (ctypes.c_void_p * len(bufs))(*[a.ctypes.data for a in bufs])
-        status = _FN_PTRS(lib.address)(ptrs)
+        status = _FN_PTRS(self._lib.addresses[self.meta["symbol"]])(ptrs)
         if status:
             raise _status_error(self.name, status)
         return outs

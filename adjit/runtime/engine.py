@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import sys
 import threading
 
 LOCK = threading.RLock()
@@ -100,13 +101,22 @@ def emit_assembly(mod) -> str:
 
 
 class Loaded:
-    """A linked JIT library: keeps it alive (the tracker) and holds the entry's address."""
+    """A linked JIT library: keeps it alive (the tracker) and holds the entry's address. One
+    per compiled entry; everything that can call into the code holds it (runtime/call.py), and
+    when the last reference goes the library's code and data are freed (under the engine lock:
+    the garbage collector may run in any thread)."""
     __slots__ = ("tracker", "address", "addresses")
 
     def __init__(self, tracker, address, addresses=None):
         self.tracker = tracker
         self.address = address
         self.addresses = addresses or {}
+
+    def __del__(self):
+        t, self.tracker = self.tracker, None
+        if t is not None and not sys.is_finalizing():  # (at exit: llvmlite is torn down)
+            with LOCK:
+                t.close()  # llvmlite: dylib.clear(), the memory goes back to the process
 
 
 def load(obj: bytes, symbol: str, imports: dict, what: str) -> Loaded:
