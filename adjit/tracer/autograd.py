@@ -1,9 +1,11 @@
 """The eager tape's backward: grad_fn objects, saved-tensor checks and `run_backward`.
 
-`backward()` does not walk closures: it extracts the recorded subgraph reachable from the root
-as a Graph, applies the grad transform (`vjp_graph`, cached by the graph's structure so a training
-loop builds it once), and evaluates the adjoint with every leaf and every other unrecorded input
-(a const) as a runtime argument.
+`backward()` does not walk closures: it builds, from the recorded equations reachable from the
+root, one graph of their derivative rules (`_build`, cached by the recorded structure so a
+training loop builds it once) whose runtime inputs are the recorded values those rules read
+(the saved tensors: the buffers as they are at backward time, never a replay of the forward
+from the leaves), the literal slots promoted to scalars, and the seed (see "The value model" in
+docs/architecture.md).
 
 Per step, a training loop pays one walk over the recorded nodes (`_scan`: the structure key, the
 leaves and consts, the saved-value checks), one comparison of that key with the previous step's,
@@ -102,8 +104,8 @@ def function_of(n):
 
 
 # What PyTorch's backward nodes save (tools/autograd/derivatives.yaml), which decides when an
-# in-place change breaks a backward and which graphs can be run twice. adjit itself replays
-# the forward from the leaves and needs none of it: this is for PyTorch's errors only.
+# in-place change breaks a backward and which graphs can be run twice (PyTorch's errors; the
+# backward graph itself reads whatever recorded values adjit's rules need, see _build).
 _SAVES_NOTHING = frozenset((
     "AddBackward0", "SubBackward0", "RsubBackward1", "NegBackward0", "SumBackward0",
     "SumBackward1", "MeanBackward0", "MeanBackward1", "ViewBackward0", "UnsafeViewBackward0",
