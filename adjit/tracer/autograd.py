@@ -300,7 +300,7 @@ _RETAINED = object()  # marks a retained node in a structure key
 _STALE = object()     # marks a recorded node whose storage was written since it was recorded
 
 
-def _scan(root):
+def _scan(root, want_popped=False):
     """The one pass `backward()` makes over the recorded graph under `root`.
 
     Returns (key, leaves, consts, retained, saved, ok, order, popped). `key` identifies the
@@ -310,17 +310,18 @@ def _scan(root):
     recorded). It lists them in the order of a depth-first walk from the root, which that
     structure itself determines (a node gets its slot when first reached, and the signature
     says how many slots follow), so equal keys mean the same graph. `order`: every node by
-    slot; `popped`: the recorded nodes in the order their signatures appear in the key.
+    slot; `popped` (with want_popped, else None): the recorded nodes in the order their
+    signatures appear in the key.
     `saved`: the grad_fns that save values; `ok`: none of them was freed or has a saved value
     modified since (else `_check` raises PyTorch's error, for the first such node in recording
     order).
     """
-    slot = {root: 0}  # Nodes hash by identity
-    order = [root]
+    slot = {root: 0}  # Nodes hash by identity; the dict's order is the slot order
     stack = [root]
     parts = []
-    leaves, consts, retained, saved, popped = [], [], [], [], []
-    push, add, get, new = stack.append, parts.append, slot.get, order.append
+    leaves, consts, retained, saved = [], [], [], []
+    popped = [] if want_popped else None
+    push, add, get = stack.append, parts.append, slot.get
     ok = True
     while stack:
         n = stack.pop()
@@ -334,7 +335,8 @@ def _scan(root):
                 consts.append(n)
                 add((False, t.shape, t.dtype))
             continue
-        popped.append(n)
+        if want_popped:
+            popped.append(n)
         fn = n.tag
         if fn is not None and fn._saved:
             saved.append(fn)
@@ -357,8 +359,7 @@ def _scan(root):
             if type(i) is Node:
                 k = get(i)
                 if k is None:
-                    k = slot[i] = len(order)
-                    new(i)
+                    k = slot[i] = len(slot)
                     push(i)
                 add(k)
         if n.ver[0] != n.v0:
@@ -366,7 +367,7 @@ def _scan(root):
         if n.retain and n is not root:
             retained.append(n)
             add(_RETAINED)
-    return tuple(parts), leaves, consts, retained, saved, ok, order, popped
+    return tuple(parts), leaves, consts, retained, saved, ok, list(slot), popped
 
 
 class _Plan:
@@ -433,7 +434,7 @@ def _generic(key, popped):
     return tuple(parts), bits, where
 
 
-def _plan_for(root, key, leaves, retained, order, popped):
+def _plan_for(root, key, leaves, retained, order):
     global _LAST
     last = _LAST
     if key == last[0]:
@@ -447,6 +448,7 @@ def _plan_for(root, key, leaves, retained, order, popped):
         _VJP_CACHE.move_to_end(key)
     else:
         lits = []
+        popped = _scan(root, True)[-1]
         if type(key) is tuple:
             gkey, bits, where = _generic(key, popped)
             entry = _GENERIC.get(gkey)
@@ -576,17 +578,19 @@ def accumulate(n, gval):
 
 
 def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
-    key, leaves, consts, retained, saved, ok, order, popped = _scan(root)
+    key, leaves, consts, retained, saved, ok, order, _ = _scan(root)
     if not ok:
         _check(_walk(root)[0])
-    plan = _plan_for(root, key, leaves, retained, order, popped)
+    plan = _plan_for(root, key, leaves, retained, order)
     run_graph = _RUN_GRAPH[0]
     if run_graph is None:
         from ..execute import run_graph
         _RUN_GRAPH[0] = run_graph
     args = [order[k].val for k in plan.feed]
-    for m, j, dt in plan.lits:
-        args.append(np.asarray(popped[m].rec.inputs[j].value, dt))
+    if plan.lits:  # promoted literal slots: this step's values
+        popped = _scan(root, True)[-1]
+        for m, j, dt in plan.lits:
+            args.append(np.asarray(popped[m].rec.inputs[j].value, dt))
     args.append(ct)
     outs = run_graph(plan.graph, args)
     k = 0
