@@ -82,7 +82,10 @@ def output_index(n) -> int:
 
 class Node:
     """A recorded value: its array (None while building a graph abstractly), type, producer."""
-    __slots__ = ("val", "type", "rec", "trace", "rg", "ver", "grad", "retain", "tag",
+    # ver: the storage's version counter (one list shared by the nodes that alias a storage);
+    # v0: its value when `val` was recorded, so ver[0] != v0 means the storage was written since
+    # (the eager backward then recomputes this value instead of reading it)
+    __slots__ = ("val", "type", "rec", "trace", "rg", "ver", "v0", "grad", "retain", "tag",
                  "__weakref__")
 
     def __init__(self, val, typ, rec, trace, rg=False, ver=None):
@@ -91,7 +94,12 @@ class Node:
         self.rec = rec
         self.trace = trace
         self.rg = rg
-        self.ver = ver if ver is not None else [0]
+        if ver is None:
+            self.ver = [0]
+            self.v0 = 0
+        else:
+            self.ver = ver
+            self.v0 = ver[0]
         self.grad = None
         self.retain = False
         self.tag = None
@@ -499,7 +507,15 @@ def _record(prim, trace, args, params):
         if prim.name == "guard":
             trace.guards.append(rec)
             return out
-        return Node(out, typ, rec, trace, True)
+        node = Node(out, typ, rec, trace, True)
+        if out.base is not None:
+            # a NumPy view of an operand's storage: a write to that storage changes this value
+            # too, so it shares the operand's version counter (as PyTorch's views do)
+            for a in inputs:
+                if type(a) is Node and np.may_share_memory(out, a.val):
+                    node.ver, node.v0 = a.ver, a.ver[0]
+                    break
+        return node
     if prim.name == "guard":
         trace.guards.append(rec)
         return out

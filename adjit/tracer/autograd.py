@@ -1,9 +1,11 @@
 """The eager tape's backward: grad_fn objects, saved-tensor checks and `run_backward`.
 
-`backward()` does not walk closures: it extracts the recorded subgraph reachable from the root
-as a Graph, applies the grad transform (`vjp_graph`, cached by the graph's structure so a training
-loop builds it once), and evaluates the adjoint with every leaf and every other unrecorded input
-(a const) as a runtime argument.
+`backward()` does not walk closures: it builds, from the recorded equations reachable from the
+root, one graph of their derivative rules (`_build`, cached by the recorded structure so a
+training loop builds it once) whose runtime inputs are the recorded values those rules read
+(the saved tensors: the buffers as they are at backward time, never a replay of the forward
+from the leaves), the literal slots promoted to scalars, and the seed (see "The value model" in
+docs/architecture.md).
 
 Per step, a training loop pays one walk over the recorded nodes (`_scan`: the structure key, the
 leaves and consts, the saved-value checks), one comparison of that key with the previous step's,
@@ -18,9 +20,11 @@ import warnings
 import numpy as np
 
 from .._fp import FP_QUIET, FP_STATE
-from ..ir.core import EAGER, REGISTRY, STATE, Node, bind, output_index
-from ..ir.graph import extract
-from ..ir.autodiff import vjp_graph
+from ..ir import literals, ops
+from ..ir.autodiff import _own
+from ..ir.core import EAGER, REGISTRY, STATE, Lit, Node, Primitive, bind, new_trace, output_index
+from ..ir.graph import Graph, Var, extract
+from ..ir.types import AType, DTYPES, FLOATS
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 
 
@@ -101,8 +105,8 @@ def function_of(n):
 
 
 # What PyTorch's backward nodes save (tools/autograd/derivatives.yaml), which decides when an
-# in-place change breaks a backward and which graphs can be run twice. adjit itself replays
-# the forward from the leaves and needs none of it: this is for PyTorch's errors only.
+# in-place change breaks a backward and which graphs can be run twice (PyTorch's errors; the
+# backward graph itself reads whatever recorded values adjit's rules need, see _build).
 _SAVES_NOTHING = frozenset((
     "AddBackward0", "SubBackward0", "RsubBackward1", "NegBackward0", "SumBackward0",
     "SumBackward1", "MeanBackward0", "MeanBackward1", "ViewBackward0", "UnsafeViewBackward0",
@@ -111,7 +115,7 @@ _SAVES_NOTHING = frozenset((
     "TransposeBackward0", "TBackward0", "ExpandBackward0", "AliasBackward0", "CloneBackward0",
     "CatBackward0", "StackBackward0", "ToCopyBackward0", "CumsumBackward0", "CopySlices",
     "UnbindBackward0", "IndexBackward0", "WhereBackward0", "MaxBackward0", "MinBackward0",
-    "AsStridedBackward0"))
+    "AsStridedBackward0", "ZeroBackward0"))
 _RESULT_ONLY = frozenset((
     "ReluBackward0", "SoftmaxBackward0", "LogSoftmaxBackward0", "ReciprocalBackward0",
     "PowBackward2"))
@@ -317,24 +321,30 @@ def _lit_key(x):
 
 
 _RETAINED = object()  # marks a retained node in a structure key
+_STALE = object()     # marks a recorded node whose storage was written since it was recorded
 
 
-def _scan(root):
+def _scan(root, want_popped=False):
     """The one pass `backward()` makes over the recorded graph under `root`.
 
-    Returns (key, leaves, consts, retained, saved, ok). `key` identifies the backward graph up
-    to the values of leaves and consts: the type of each leaf and const, and for each equation
-    its signature (Rec.sig: primitive, parameters, operand types, literals) followed by the
-    slots of its recorded operands. It lists them in the order of a depth-first walk from the
-    root, which that structure itself determines (a node gets its slot when first reached, and
-    the signature says how many slots follow), so equal keys mean the same graph. `saved`: the
-    grad_fns that save values; `ok`: none of them was freed or has a saved value modified since
-    (else `_check` raises PyTorch's error, for the first such node in recording order).
+    Returns (key, leaves, consts, retained, saved, ok, order, popped). `key` identifies the
+    backward graph up to the values it reads: the type of each leaf and const, and for each
+    equation its signature (Rec.sig: primitive, parameters, operand types, literals) followed
+    by the slots of its recorded operands (and a mark when its storage was written since it was
+    recorded). It lists them in the order of a depth-first walk from the root, which that
+    structure itself determines (a node gets its slot when first reached, and the signature
+    says how many slots follow), so equal keys mean the same graph. `order`: every node by
+    slot; `popped` (with want_popped, else None): the recorded nodes in the order their
+    signatures appear in the key.
+    `saved`: the grad_fns that save values; `ok`: none of them was freed or has a saved value
+    modified since (else `_check` raises PyTorch's error, for the first such node in recording
+    order).
     """
-    slot = {root: 0}  # Nodes hash by identity
+    slot = {root: 0}  # Nodes hash by identity; the dict's order is the slot order
     stack = [root]
     parts = []
     leaves, consts, retained, saved = [], [], [], []
+    popped = [] if want_popped else None
     push, add, get = stack.append, parts.append, slot.get
     ok = True
     while stack:
@@ -349,6 +359,8 @@ def _scan(root):
                 consts.append(n)
                 add((False, t.shape, t.dtype))
             continue
+        if want_popped:
+            popped.append(n)
         fn = n.tag
         if fn is not None and fn._saved:
             saved.append(fn)
@@ -374,20 +386,79 @@ def _scan(root):
                     k = slot[i] = len(slot)
                     push(i)
                 add(k)
+        if n.ver[0] != n.v0:
+            add(_STALE)
         if n.retain and n is not root:
             retained.append(n)
             add(_RETAINED)
-    return tuple(parts), leaves, consts, retained, saved, ok
+    return tuple(parts), leaves, consts, retained, saved, ok, list(slot), popped
+
+
+class _Plan:
+    """A backward graph and what to feed it: the recorded values of the nodes at slots `feed`
+    (as they are in memory now), the literals at `lits` ((popped index, operand position,
+    dtype): slots promoted to runtime scalars), then the output's cotangent."""
+    __slots__ = ("graph", "feed", "lits")
+
+    def __init__(self, graph, feed, lits):
+        self.graph, self.feed, self.lits = graph, feed, lits
 
 
 _VJP_CACHE = collections.OrderedDict()
 _VJP_CACHE_SIZE = 256  # graphs whose structure changes every step must not grow it forever
-# the last (key, graph), one tuple (threads may run backward concurrently): a training loop
+# structure with promotable literals abstracted -> [first literal values (by bits), promoted
+# literal indices, {promoted indices: plan}]: a literal is specialised on its first value and
+# becomes a runtime scalar once its slot sees a second one
+_GENERIC = collections.OrderedDict()
+# the last (key, plan), one tuple (threads may run backward concurrently): a training loop
 # asks for the same graph every step, and an equal key costs one comparison, no hashing
 _LAST = (None, None)
+_ANY = object()  # a promotable literal's value in a generic key
+_PROMOTABLE = {}  # Rec.sig -> (generic sig, operand positions of promotable literals)
 
 
-def _vjp_for(root, key, leaves, consts, retained):
+def _generic_sig(sig, n):
+    hit = _PROMOTABLE.get(sig)
+    if hit is not None:
+        return hit
+    r = n.rec
+    shape = n.type.shape
+    elementwise = all(i.type.shape == shape for i in r.inputs if type(i) is Node)
+    out, pos, k = list(sig[:2]), [], 2
+    for j, i in enumerate(r.inputs):
+        a, b = sig[k], sig[k + 1]
+        k += 2
+        if a is None and type(i) is Lit and literals.promotable(r.prim, j, i, elementwise):
+            out += [None, (b[0], b[1], _ANY)]
+            pos.append(j)
+        else:
+            out += [a, b]
+    out += sig[k:]
+    hit = _PROMOTABLE[sig] = (tuple(out), pos)
+    if len(_PROMOTABLE) > 8192:
+        _PROMOTABLE.clear()
+    return hit
+
+
+def _generic(key, popped):
+    """(key with promotable literal values abstracted, their values' bits, their places)."""
+    parts, bits, where = [], [], []
+    m = 0
+    for p in key:
+        if type(p) is tuple and p and type(p[0]) is Primitive:
+            n = popped[m]
+            g, pos = _generic_sig(p, n)
+            for j in pos:
+                lit = n.rec.inputs[j]
+                bits.append(literals.bits(lit.value))
+                where.append((m, j, DTYPES[lit.dtype]))
+            m += 1
+            p = g
+        parts.append(p)
+    return tuple(parts), bits, where
+
+
+def _plan_for(root, key, leaves, retained, order):
     global _LAST
     last = _LAST
     if key == last[0]:
@@ -400,19 +471,115 @@ def _vjp_for(root, key, leaves, consts, retained):
     if hit is not None:
         _VJP_CACHE.move_to_end(key)
     else:
-        # the unrecorded inputs (consts) are arguments too, with no gradient asked: the cache
-        # keeps no reference to this step's tensors, and the graph binds only the constants
-        # the transform itself made
-        g, env = extract([root], EAGER, inputs=leaves + consts, return_env=True,
-                         name="backward")
-        vg = vjp_graph(g, wrt=range(len(leaves)), extra=[env[id(n)] for n in retained])
-        vg.consts = [c.val if type(c) is Node else c for c in vg.consts]
-        hit = _VJP_CACHE[key] = vg
+        lits = []
+        popped = _scan(root, True)[-1]
+        if type(key) is tuple:
+            gkey, bits, where = _generic(key, popped)
+            entry = _GENERIC.get(gkey)
+            if entry is None:
+                entry = _GENERIC[gkey] = [bits, frozenset(), {}]
+                if len(_GENERIC) > _VJP_CACHE_SIZE:
+                    _GENERIC.popitem(last=False)
+            else:
+                _GENERIC.move_to_end(gkey)
+                first, promoted = entry[0], entry[1]
+                changed = {i for i, b in enumerate(bits) if b != first[i]}
+                if not changed <= promoted:
+                    entry[1] = promoted = promoted | changed
+                lits = [where[i] for i in sorted(promoted)]
+            hit = entry[2].get(entry[1])
+            if hit is None:
+                hit = entry[2][entry[1]] = _build(root, leaves, retained, order, popped, lits)
+        else:
+            hit = _build(root, leaves, retained, order, popped, lits)
+        _VJP_CACHE[key] = hit
         if len(_VJP_CACHE) > _VJP_CACHE_SIZE:
             _VJP_CACHE.popitem(last=False)
     if type(key) is tuple:
         _LAST = (key, hit)
     return hit
+
+
+def _build(root, leaves, retained, order, popped, lits):
+    """The backward graph of the recorded graph under `root`, reading recorded values.
+
+    Every node whose storage is unchanged since it was recorded is an input (what the
+    derivative rules read of it is its recorded buffer, at backward time); a node whose storage
+    was written since (a write the version counter saw) is recomputed from its operands. The
+    literal slots `lits` are scalar inputs. Inputs no rule reads are dropped."""
+    recs = sorted(popped, key=_seq)
+    prev = STATE.loc
+    with new_trace("vjp") as tr:
+        val, inputs = {}, []
+        for k, n in enumerate(order):
+            if n.rec is None or n.trace is not EAGER or n.ver[0] == n.v0:
+                a = val[n] = Node(None, n.type, None, tr)
+                inputs.append((k, a))
+        scalars, lit_nodes = {}, []
+        for m, j, dt in lits:
+            a = Node(None, AType((), dt), None, tr)
+            scalars[(popped[m], j)] = a
+            lit_nodes.append(a)
+        bcast = {}
+
+        def operands(n):
+            res = []
+            for j, i in enumerate(n.rec.inputs):
+                if type(i) is Node:
+                    res.append(val[i])
+                    continue
+                a = scalars.get((n, j))
+                if a is None:
+                    res.append(i.value)
+                else:
+                    b = bcast.get((n, j))
+                    if b is None:
+                        b = bcast[(n, j)] = ops.broadcast_to(a, n.type.shape)
+                    res.append(b)
+            return res
+        try:
+            for n in recs:
+                if n not in val:  # stale: recompute from its operands
+                    STATE.loc = n.rec.loc
+                    val[n] = bind(n.rec.prim, *operands(n), **n.rec.params)
+            active = set(leaves)
+            for n in recs:
+                if n.rec.prim.vjp is not None and n.type.dtype in FLOATS and any(
+                        type(i) is Node and i in active for i in n.rec.inputs):
+                    active.add(n)
+            ct = Node(None, root.type, None, tr)
+            cts = {root: ct} if root in active else {}
+            keep = set(retained)
+            for n in reversed(recs):
+                c = cts.get(n) if n in keep else cts.pop(n, None)
+                if c is None:
+                    continue
+                r = n.rec
+                STATE.loc = r.loc
+                in_cts = r.prim.vjp(c, *operands(n), out=val[n], **r.params)
+                for i, ci in zip(r.inputs, in_cts):
+                    if ci is None or type(i) is not Node or i not in active:
+                        continue
+                    cts[i] = ci if i not in cts else ops.add(cts[i], ci)
+            grads = []
+            for n in leaves + retained:
+                c = cts.get(n)
+                grads.append(_own(ops.zeros(n.type.shape, n.type.dtype) if c is None else c,
+                                  tr, n))
+        finally:
+            STATE.loc = prev
+        g = extract(grads, tr, inputs=[a for _, a in inputs] + lit_nodes + [ct],
+                    name="backward")
+    used = {x for e in g.eqns for x in e.inputs if type(x) is Var}
+    used.update(g.outvars)
+    feed = [k for (k, _), v in zip(inputs, g.invars) if v in used]
+    ni = len(inputs)
+    keep_lits = [lit for lit, v in zip(lits, g.invars[ni:]) if v in used]
+    invars = ([v for v in g.invars[:ni] if v in used] +
+              [v for v in g.invars[ni:-1] if v in used] + [g.invars[-1]])
+    consts = [c.val if type(c) is Node else c for c in g.consts]
+    vg = Graph(invars, g.constvars, g.eqns, g.outvars, consts, "backward")
+    return _Plan(vg, feed, keep_lits)
 
 
 _RUN_GRAPH = [None]  # adjit.runtime.run_graph (imported when first needed: it imports codegen)
@@ -435,26 +602,28 @@ def accumulate(n, gval):
 
 
 def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
-    key, leaves, consts, retained, saved, ok = _scan(root)
+    key, leaves, consts, retained, saved, ok, order, _ = _scan(root)
     if not ok:
         _check(_walk(root)[0])
-    vg = _vjp_for(root, key, leaves, consts, retained)
+    plan = _plan_for(root, key, leaves, retained, order)
     run_graph = _RUN_GRAPH[0]
     if run_graph is None:
         from ..runtime import run_graph
         _RUN_GRAPH[0] = run_graph
-    args = [n.val for n in leaves]
-    for c in consts:
-        args.append(c.val)
+    args = [order[k].val for k in plan.feed]
+    if plan.lits:  # promoted literal slots: this step's values
+        popped = _scan(root, True)[-1]
+        for m, j, dt in plan.lits:
+            args.append(np.asarray(popped[m].rec.inputs[j].value, dt))
     args.append(ct)
     token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as PyTorch (see adjit/_fp.py)
     try:
-        outs = run_graph(vg, args)
+        outs = run_graph(plan.graph, args)
     finally:
         FP_STATE.reset(token)
-    if root.retain:  # y.retain_grad(); y.backward(): y's own gradient is the seed
+    if root.retain and root not in retained:  # y.retain_grad(); y.backward(): the seed
         accumulate(root, ct)
-    k = 1
+    k = 0
     for n in (leaves + retained if retained else leaves):
         gval = outs[k]
         k += 1

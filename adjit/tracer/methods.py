@@ -159,7 +159,7 @@ def _inplace(prim, name, true_div=False):
         T.write(n, rv)
         if res._n.rec is not None:
             # the tensor now is the op's result (new grad_fn), sharing the mutated storage
-            res._n.val, res._n.ver = n.val, n.ver
+            res._n.val, res._n.ver, res._n.v0 = n.val, n.ver, n.ver[0]
             inplace_result(res._n, n)
             self._n = res._n
             views.rebase(self)

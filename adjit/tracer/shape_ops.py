@@ -168,5 +168,5 @@ def clone(self):
     n = self._n
     out = T.fresh(n, n) if n.rg and STATE.grad_enabled else Node(n.val, n.type, None, EAGER)
     out.val = n.val.copy()  # a clone owns its storage
-    out.ver = [0]
+    out.ver, out.v0 = [0], 0
     return Tensor._wrap(tag(out, "CloneBackward0", [n]))

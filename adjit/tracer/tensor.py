@@ -335,6 +335,20 @@ class Tensor:
     def zero_(self):
         self._inplace_check()
         n = self._n
+        if n.rec is not None and n.rg and STATE.grad_enabled:
+            # PyTorch records ZeroBackward0: the tensor becomes a new result (zeros) whose
+            # gradient to the old value is zero; the storage is written, as for any in-place op
+            from ..ir import ops
+            from . import tensor_ops as T, views
+            shape, dt = n.type.shape, n.type.dtype
+            out = autograd.tag(ops.select(np.zeros(shape, bool), n, ops.zeros(shape, dt)),
+                               "ZeroBackward0", [n])
+            T.write(n, out.val)
+            out.val, out.ver, out.v0 = n.val, n.ver, n.ver[0]
+            autograd.inplace_result(out, n)
+            self._n = out
+            views.rebase(self)
+            return self
         v = n.val
         if not v.flags.writeable:
             n.val = v = v.copy()

@@ -200,7 +200,7 @@ def unbind(x, dim=0):
     outs = [_select(n, dim, k, name=None) for k in range(n.type.shape[dim])]
     for o in outs:
         if type(o) is Node and o.rec is None:
-            o.ver = n.ver  # untracked slices are views of x
+            o.ver, o.v0 = n.ver, n.ver[0]  # untracked slices are views of x
     tag_outputs(outs, "UnbindBackward0", [n])
     return tuple(views.set_base(Tensor._wrap(o), x) for o in outs)
 
@@ -300,6 +300,6 @@ def _setitem_grad(self, idx, value):
     vb = ops.broadcast_to(ops.reshape(ops.convert(v._n, n.type.dtype), vshape), pos.shape)
     out = tag(T.fresh(views.copy_slices(n, pos, vb), n), "CopySlices", [n, v._n])
     T.write(n, out.val)
-    out.val, out.ver = n.val, n.ver
+    out.val, out.ver, out.v0 = n.val, n.ver, n.ver[0]
     inplace_result(out, n)
     self._n = out

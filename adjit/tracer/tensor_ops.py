@@ -339,7 +339,7 @@ def view(out, x, name, base=None):
     out = fresh(out, x)
     if type(out) is Node and type(x) is Node and out.ver is not x.ver and \
             np.may_share_memory(out.val, x.val):
-        out.ver = x.ver
+        out.ver, out.v0 = x.ver, x.ver[0]
     t = Tensor._wrap(tag(out, name, [x]))
     if base is not None:
         views.set_base(t, base)

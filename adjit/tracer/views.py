@@ -82,7 +82,7 @@ def rebase(t):
     # PyTorch lists the base's old node and the in-place op's other inputs
     others = list(new_t.tag._inputs[1:]) if new_t.tag is not None else [new_t]
     node = tag(copy_slices(old, pos, new_t), "CopySlices", [old] + others)
-    node.val, node.ver = old.val, old.ver
+    node.val, node.ver, node.v0 = old.val, old.ver, old.ver[0]
     base._n = node
     live = [r() for r in list(getattr(base, "_views", {}).values())]
     for v in live:
@@ -100,5 +100,5 @@ def _regenerate(v, base_node):
     flat = ops.reshape(base_node, (base_node.type.size,))
     out = ops.reshape(ops.gather(flat, pos.reshape(-1).astype(np.int64), axis=0), n.type.shape)
     out = tag(out, "AsStridedBackward0", [base_node])
-    out.val, out.ver = n.val, n.ver  # still the view of the storage
+    out.val, out.ver, out.v0 = n.val, n.ver, n.ver[0]  # still the view of the storage
     v._n = out

@@ -17,7 +17,7 @@ import functools
 
 import numpy as np
 
-from ..ir import ops
+from ..ir import literals, ops
 from ..ir.autodiff import jvp_graph, vjp_graph
 from ..ir.core import STATE, GuardFailed, Node
 from ..ir.graph import eval_graph, extract
@@ -48,11 +48,13 @@ def run_graph(g, args, consts=None):
 
 _CACHE: "collections.OrderedDict" = collections.OrderedDict()
 CACHE_STATS = {"builds": 0, "hits": 0}
+_SLOTS = literals.SlotTable()  # grad's literal slots: first values, promoted slots
 
 
-def derived(kind, g, build, *extra):
-    """A graph derived from `g` (vjp, jvp, batched...), cached by g's structure (text)."""
-    key = (kind, extra, g.structure_key())
+def derived(kind, g, build, *extra, text=None):
+    """A graph derived from `g` (vjp, jvp, batched...), cached by g's structure (text, or
+    `text` when the caller has it)."""
+    key = (kind, extra, g.structure_key() if text is None else text)
     d = _CACHE.get(key)
     if d is None:
         CACHE_STATS["builds"] += 1
@@ -163,9 +165,17 @@ def value_and_grad(f, argnums=0, has_aux=False):
         out, aux = _split_aux(t.out, has_aux, f)
         n, kind = _scalar_out(out, f, "grad")
         g = extract([n], t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
-        d = derived("vjp", g, lambda: vjp_graph(g))
+        # literal slots that have seen a second value are runtime scalars (ir/literals.py)
+        text, bs, where = literals.slots(g)
+        prom = _SLOTS.promoted(text, bs)
+        fixed = tuple(b for i, b in enumerate(bs) if i not in prom)
+        slots = [where[i] for i in prom]
+        ni = len(g.invars)
+        d = derived("vjp", g, lambda: vjp_graph(literals.promote(g, slots) if slots else g,
+                                                wrt=range(ni)), prom, fixed, text=text)
         ct = _seed(n.type.dtype)
-        res = run_graph(d, [lf.outer for lf in t.leaves] + [ct], consts_for(d, g))
+        scalars = [np.asarray(g.eqns[k].inputs[j].value, dt) for k, j, dt in slots]
+        res = run_graph(d, [lf.outer for lf in t.leaves] + scalars + [ct], consts_for(d, g))
         grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
         value = to_user(res[0], kind)
         gr = _regroup(t, nums, grads, single)
