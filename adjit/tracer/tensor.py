@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir.core import EAGER, STATE, Node, atype_of, user_location
 from ..ir.types import AType
-from . import autograd
+from . import backward as engine, grad_fn
 from .printing import format_tensor
 
 
@@ -110,7 +110,7 @@ class Tensor:
         arr = np.asarray(arr)
         t = cls._wrap(Node(arr, atype_of(arr), None, EAGER, rg=requires_grad))
         if requires_grad:
-            autograd.LEAF_TENSORS[t._n] = weakref.ref(t)
+            grad_fn.LEAF_TENSORS[t._n] = weakref.ref(t)
         return t
 
     def __init__(self, *args, **kwargs):
@@ -182,7 +182,7 @@ class Tensor:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         n.rg = bool(requires_grad)
         if n.rg and n.rec is None:
-            autograd.LEAF_TENSORS[n] = weakref.ref(self)
+            grad_fn.LEAF_TENSORS[n] = weakref.ref(self)
         return self
 
     @property
@@ -198,7 +198,7 @@ class Tensor:
     def grad(self):
         n = self._n
         if n.rec is not None and n.rg and not n.retain:  # a non-leaf
-            autograd.warn_nonleaf_grad()
+            grad_fn.warn_nonleaf_grad()
         return n.grad
 
     @grad.setter
@@ -246,12 +246,12 @@ class Tensor:
 
     def __float__(self):
         if self._n.rg:
-            autograd.warn_scalar_conversion()
+            grad_fn.warn_scalar_conversion()
         return builtins_float(self._scalar())
 
     def __int__(self):
         if self._n.rg:
-            autograd.warn_scalar_conversion()
+            grad_fn.warn_scalar_conversion()
         return builtins_int(self._scalar())
 
     def __index__(self):
@@ -325,12 +325,12 @@ class Tensor:
                     f"and output[0] has a shape of {Size(n.val.shape)!r}."
                     .replace("adjit.Size", "torch.Size"))
         if n.rec is None:  # a leaf: its gradient is the seed itself
-            autograd.accumulate(n, ct)
+            engine.accumulate(n, ct)
             return
         if inputs is not None:
             inputs = {id(t._n) for t in (inputs if isinstance(inputs, (list, tuple)) else
                                           (inputs,))}
-        autograd.run_backward(n, ct, retain_graph=bool(retain_graph), inputs=inputs)
+        engine.run_backward(n, ct, retain_graph=bool(retain_graph), inputs=inputs)
 
     def zero_(self):
         self._inplace_check()
@@ -341,11 +341,11 @@ class Tensor:
             from ..ir import ops
             from . import tensor_ops as T, views
             shape, dt = n.type.shape, n.type.dtype
-            out = autograd.tag(ops.select(np.zeros(shape, bool), n, ops.zeros(shape, dt)),
+            out = grad_fn.tag(ops.select(np.zeros(shape, bool), n, ops.zeros(shape, dt)),
                                "ZeroBackward0", [n])
             T.write(n, out.val)
             out.val, out.ver, out.v0 = n.val, n.ver, n.ver[0]
-            autograd.inplace_result(out, n)
+            grad_fn.inplace_result(out, n)
             self._n = out
             views.rebase(self)
             return self
