@@ -25,6 +25,7 @@ Tensor.__module__ = "adjit"
 globals().update(_FUNCTIONS)
 
 from .transforms import *  # noqa: F401,F403,E402  (the JAX-style transforms)
+from . import autograd  # noqa: E402  (torch.autograd: Function, grad, functional, ...)
 
 from .runtime.cache import cache_info, cache_clear  # noqa: E402
 

@@ -21,10 +21,12 @@ import numpy as np
 from .._fp import FP_QUIET, FP_STATE
 from ..ir import literals, ops
 from ..ir.autodiff import _own
-from ..ir.core import EAGER, STATE, Lit, Node, Primitive, bind, new_trace, output_index
+from ..ir import core as _core
+from ..ir.core import (EAGER, REGISTRY, STATE, Lit, MultiRec, Node, Primitive, bind, new_trace,
+                       output_index)
 from ..ir.graph import Graph, Var, extract
 from ..ir.types import AType, DTYPES, FLOATS
-from .grad_fn import _SUCCESSOR
+from .grad_fn import _SUCCESSOR, HOOKS, POST_HOOKS
 
 
 # ------------------------------------------------------------------------------- backward
@@ -112,7 +114,7 @@ _STALE = object()     # marks a recorded node whose storage was written since it
 def _scan(root, want_popped=False):
     """The one pass `backward()` makes over the recorded graph under `root`.
 
-    Returns (key, leaves, consts, retained, saved, ok, order, popped). `key` identifies the
+    Returns (key, leaves, consts, retained, saved, ok, order, direct, popped). `key` identifies the
     backward graph up to the values it reads: the type of each leaf and const, and for each
     equation its signature (Rec.sig: primitive, parameters, operand types, literals) followed
     by the slots of its recorded operands (and a mark when its storage was written since it was
@@ -121,6 +123,7 @@ def _scan(root, want_popped=False):
     says how many slots follow), so equal keys mean the same graph. `order`: every node by
     slot; `popped` (with want_popped, else None): the recorded nodes in the order their
     signatures appear in the key.
+    `direct`: the graph holds a custom Function (its backward runs on `run_direct`).
     `saved`: the grad_fns that save values; `ok`: none of them was freed or has a saved value
     modified since (else `_check` raises PyTorch's error, for the first such node in recording
     order).
@@ -132,6 +135,7 @@ def _scan(root, want_popped=False):
     popped = [] if want_popped else None
     push, add, get = stack.append, parts.append, slot.get
     ok = True
+    direct = False
     while stack:
         n = stack.pop()
         r = n.rec
@@ -160,6 +164,8 @@ def _scan(root, want_popped=False):
                             ok = False
         sig = r.sig  # literals are part of it
         if sig is None:  # (and for every result of a multi-result equation: its position)
+            if r.prim in CALLBACK_PRIMS:
+                direct = True
             p = r.params
             sig = (r.prim, n.type.shape, n.type.dtype, tuple(p.items()) if p else None,
                    tuple(_lit_key(i) for i in r.inputs), output_index(n))
@@ -176,7 +182,7 @@ def _scan(root, want_popped=False):
         if n.retain and n is not root:
             retained.append(n)
             add(_RETAINED)
-    return tuple(parts), leaves, consts, retained, saved, ok, list(slot), popped
+    return tuple(parts), leaves, consts, retained, saved, ok, list(slot), direct, popped
 
 
 class _Plan:
@@ -326,7 +332,13 @@ def _build(root, leaves, retained, order, popped, lits):
             for n in recs:
                 if n not in val:  # stale: recompute from its operands
                     STATE.loc = n.rec.loc
-                    val[n] = bind(n.rec.prim, *operands(n), **n.rec.params)
+                    out = bind(n.rec.prim, *operands(n), **n.rec.params)
+                    if type(n.rec) is MultiRec:  # every result of the equation at once
+                        for o, ov in zip(_outputs(n), out):
+                            if o is not None and o not in val:
+                                val[o] = ov
+                    else:
+                        val[n] = out
             active = set(leaves)
             for n in recs:
                 if n.rec.prim.vjp is not None and n.type.dtype in FLOATS and any(
@@ -335,13 +347,30 @@ def _build(root, leaves, retained, order, popped, lits):
             ct = Node(None, root.type, None, tr)
             cts = {root: ct} if root in active else {}
             keep = set(retained)
+            done = set()
             for n in reversed(recs):
-                c = cts.get(n) if n in keep else cts.pop(n, None)
-                if c is None:
-                    continue
                 r = n.rec
-                STATE.loc = r.loc
-                in_cts = r.prim.vjp(c, *operands(n), out=val[n], **r.params)
+                if type(r) is MultiRec:  # one rule call per equation, a cotangent per result
+                    if id(r) in done:
+                        continue
+                    done.add(id(r))
+                    outs = _outputs(n)
+                    c = tuple(None if o is None else cts.get(o) if o in keep else
+                              cts.pop(o, None) for o in outs)
+                    if all(ci is None for ci in c):
+                        continue
+                    STATE.loc = r.loc
+                    if any(o is None or o not in val for o in outs):
+                        outval = tuple(bind(r.prim, *operands(n), **r.params))
+                    else:
+                        outval = tuple(val[o] for o in outs)
+                    in_cts = r.prim.vjp(c, *operands(n), out=outval, **r.params)
+                else:
+                    c = cts.get(n) if n in keep else cts.pop(n, None)
+                    if c is None:
+                        continue
+                    STATE.loc = r.loc
+                    in_cts = r.prim.vjp(c, *operands(n), out=val[n], **r.params)
                 for i, ci in zip(r.inputs, in_cts):
                     if ci is None or type(i) is not Node or i not in active:
                         continue
@@ -387,9 +416,15 @@ def accumulate(n, gval):
 
 
 def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
-    key, leaves, consts, retained, saved, ok, order, _ = _scan(root)
+    """`root.backward(ct)`: the compiled backward graph of the recorded graph (cached by its
+    structure); a graph with hooks or custom Functions runs on `run_direct`."""
+    key, leaves, consts, retained, saved, ok, order, direct, _ = _scan(root)
     if not ok:
         _check(_walk(root)[0])
+    if direct or (HOOKS and any(n in HOOKS for n in order)) or \
+            (POST_HOOKS and any(n in POST_HOOKS for n in leaves)):
+        run_direct([root], [ct], retain_graph=retain_graph, inputs=inputs)
+        return
     plan = _plan_for(root, key, leaves, retained, order)
     run_graph = _RUN_GRAPH[0]
     if run_graph is None:
@@ -448,3 +483,278 @@ def _reaches(n, inputs):
     return False
 
 
+
+
+# ------------------------------------------------------------------------------- direct engine
+# Primitives whose derivative rule calls back into Python with concrete values (adjit.autograd's
+# custom Functions): a graph holding one runs on the direct engine.
+CALLBACK_PRIMS = set()
+
+# what the eager tape names the derivative rules' own equations under create_graph=True (the
+# grad_fn of a gradient that is itself differentiable), where a primitive does not say it
+_CG_NAMES = {
+    "add": "AddBackward0", "sub": "SubBackward0", "mul": "MulBackward0", "div": "DivBackward0",
+    "pow": "PowBackward0", "neg": "NegBackward0", "select": "WhereBackward0",
+    "broadcast_in_dim": "ExpandBackward0", "reshape": "ViewBackward0",
+    "transpose": "PermuteBackward0", "reduce_sum": "SumBackward1", "reduce_max": "MaxBackward1",
+    "reduce_min": "MinBackward1", "dot_general": "MmBackward0", "cumsum": "CumsumBackward0",
+    "slice": "SliceBackward0", "pad": "ConstantPadNdBackward0", "concatenate": "CatBackward0",
+    "gather": "IndexSelectBackward0", "scatter_add": "IndexAddBackward0",
+    "convert_element_type": "ToCopyBackward0", "maximum": "MaximumBackward0",
+    "minimum": "MinimumBackward0", "abs": "AbsBackward0", "full": None,
+}
+
+
+def _outputs(n):
+    """The result Nodes of n's equation (None for a result no one holds any more)."""
+    r = n.rec
+    if type(r) is MultiRec:
+        return tuple(w() for w in r.outs)
+    return (n,)
+
+
+def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=None,
+               accumulate_leaves=True, inputs=None):
+    """Backward by evaluating the derivative rules one recorded equation at a time, on concrete
+    values: NumPy arrays, or with `create_graph` the tape's own Nodes, so every rule's equations
+    are recorded on the tape (with grad_fns) and the gradients can be differentiated again.
+    Runs the hooks on the tensors they were registered on, and custom Functions' backward.
+
+    `roots`/`seeds`: the outputs and their cotangents (arrays, or Nodes under create_graph).
+    `targets`: Nodes whose gradients are returned (autograd.grad), in order (None: not
+    reached); `accumulate_leaves`: add into the leaves' (and retained nodes') .grad as
+    backward() does; `inputs`: backward(inputs=...) (a set of node ids) limits accumulation."""
+    from .grad_fn import HOOKS, POST_HOOKS
+    # roots recorded by a transform (autograd.grad inside adjit.jit): the rules' equations are
+    # recorded on that trace (their graph is compiled with the rest); the gradient flows from
+    # the targets, and without create_graph it is cut from further differentiation
+    level = roots[0].trace if roots else EAGER
+    traced = level is not EAGER
+    real_cg = create_graph
+    if traced:
+        create_graph = True
+        if targets is None:
+            raise RuntimeError("backward() of a traced tensor inside a transform is not "
+                               "supported: use adjit.autograd.grad(outputs, inputs)")
+    nodes, leaves, seen = [], [], set()
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n.rec is None or n.trace is not level:
+            if n.rg and n.rec is None and not traced:
+                leaves.append(n)
+            continue
+        nodes.append(n)
+        for i in n.rec.inputs:
+            if type(i) is Node and id(i) not in seen:
+                stack.append(i)
+        if type(n.rec) is MultiRec:
+            for o in _outputs(n):
+                if o is not None and id(o) not in seen:
+                    stack.append(o)
+    nodes.sort(key=_seq)
+    _check(nodes)
+    active = set(leaves)
+    if traced:
+        leaves = [t for t in targets if t.rec is None or t.trace is not level]
+        active = set(targets)
+    for n in nodes:
+        r = n.rec
+        if (r.prim.vjp is not None and n.type.dtype in FLOATS and any(
+                type(i) is Node and i in active for i in r.inputs)):
+            active.add(n)
+    start = _NEXT_SEQ()
+    val = {}
+
+    def value(n):
+        v = val.get(n)
+        if v is not None:
+            return v
+        if n.rec is None or n.trace is not level or n.ver[0] == n.v0 or \
+                n.rec.prim in CALLBACK_PRIMS:
+            v = n if create_graph else n.val
+        else:  # written since it was recorded: recompute it from its operands
+            prev, STATE.loc = STATE.loc, n.rec.loc
+            try:
+                out = bind(n.rec.prim, *operands(n), **n.rec.params)
+            finally:
+                STATE.loc = prev
+            if type(n.rec) is MultiRec:
+                for o, ov in zip(_outputs(n), out):
+                    if o is not None:
+                        val[o] = ov
+                return val[n]
+            v = out
+        val[n] = v
+        return v
+
+    def operands(n):
+        return [value(i) if type(i) is Node else i.value for i in n.rec.inputs]
+
+    def out_value(n):
+        if type(n.rec) is not MultiRec:
+            return value(n)
+        outs = _outputs(n)
+        if n.rec.prim in CALLBACK_PRIMS:
+            return None
+        if any(o is None for o in outs):  # a dropped result: recompute them all
+            prev, STATE.loc = STATE.loc, n.rec.loc
+            try:
+                return tuple(bind(n.rec.prim, *operands(n), **n.rec.params))
+            finally:
+                STATE.loc = prev
+        return tuple(value(o) for o in outs)
+
+    want = {id(t): k for k, t in enumerate(targets)} if targets is not None else {}
+    results = [None] * len(targets) if targets is not None else None
+    cts = {}
+    for r, s in zip(roots, seeds):
+        if r in active or (r.rg and not traced):
+            cts[r] = s if r not in cts else ops.add(cts[r], s)
+
+    def hooked(n, c):
+        hooks = HOOKS.get(n)
+        if hooks:
+            from .tensor import Tensor
+            for fn in list(hooks.values()):
+                t = _as_tensor(c, create_graph)
+                res = fn(t)
+                if res is not None:
+                    if not isinstance(res, Tensor):
+                        raise TypeError(f"hook {getattr(fn, '__name__', fn)!r} returned "
+                                        f"{type(res).__name__}; expected a Tensor or None")
+                    if tuple(res.shape) != tuple(n.type.shape):
+                        raise RuntimeError(
+                            f"hook {getattr(fn, '__name__', 'hook')!r} has changed the size of "
+                            f"value")
+                    c = res._n if create_graph else res._n.val
+        return c
+
+    prev_mode = STATE.grad_enabled
+    STATE.grad_enabled = bool(create_graph)  # (always on for a traced backward)
+    token = FP_STATE.set(FP_QUIET)
+    try:
+        done = set()
+        for n in reversed(nodes):
+            r = n.rec
+            if id(r) in done:
+                continue
+            done.add(id(r))
+            outs = _outputs(n)
+            cs = []
+            for o in outs:
+                c = None if o is None else (cts.get(o) if id(o) in want else cts.pop(o, None))
+                if c is not None:
+                    c = hooked(o, c)
+                    if o.retain and accumulate_leaves and (inputs is None or id(o) in inputs):
+                        _accumulate_any(o, c, create_graph)
+                    if id(o) in want:
+                        results[want[id(o)]] = c
+                cs.append(c)
+            if all(c is None for c in cs) or not any(o in active for o in outs):
+                continue
+            prev, STATE.loc = STATE.loc, r.loc
+            try:
+                if type(r) is MultiRec:
+                    in_cts = r.prim.vjp(tuple(cs), *operands(n), out=out_value(n), **r.params)
+                else:
+                    in_cts = r.prim.vjp(cs[0], *operands(n), out=value(n), **r.params)
+            finally:
+                STATE.loc = prev
+            for i, ci in zip(r.inputs, in_cts):
+                if ci is None or type(i) is not Node or i not in active:
+                    continue
+                cts[i] = ci if i not in cts else ops.add(cts[i], ci)
+        for n in leaves:
+            c = cts.get(n)
+            if c is None:
+                continue
+            c = hooked(n, c)
+            if id(n) in want:
+                results[want[id(n)]] = c
+            if accumulate_leaves and (inputs is None or id(n) in inputs):
+                _accumulate_any(n, c, create_graph)
+                post = POST_HOOKS.get(n)
+                if post:
+                    from .grad_fn import LEAF_TENSORS
+                    from .tensor import Tensor
+                    ref = LEAF_TENSORS.get(n)
+                    t = ref() if ref is not None else None
+                    t = t if t is not None else Tensor._wrap(n)
+                    for fn in list(post.values()):
+                        fn(t)
+    finally:
+        FP_STATE.reset(token)
+        STATE.grad_enabled = prev_mode
+    if traced and not real_cg and results:
+        results = [None if r is None else ops.stop_gradient(r) for r in results]
+    if create_graph and not traced:
+        name_new(results or [], start)
+    if not retain_graph:
+        for n in nodes:
+            fn = n.tag
+            if fn is not None and fn._saved:
+                fn._freed = True
+    return results
+
+
+def _as_tensor(c, create_graph):
+    from .tensor import Tensor
+    if type(c) is Node:
+        return Tensor._wrap(c)
+    return Tensor._from_array(c)
+
+
+def _accumulate_any(n, c, create_graph):
+    if not create_graph:
+        accumulate(n, c if type(c) is not Node else c.val)
+        return
+    from .grad_fn import tag
+    from .tensor import Tensor
+    if type(c) is not Node:
+        c = Node(np.asarray(c, n.val.dtype), n.type, None, EAGER)
+    g = n.grad
+    if g is None:
+        # PyTorch keeps a copy of a differentiable gradient (CopyBackwards)
+        if c.rg:
+            out = bind(_RESHAPE, c, shape=n.type.shape)
+            if np.may_share_memory(out.val, c.val):
+                out.val = out.val.copy()
+            tag(out, "CopyBackwards", [c])
+        else:
+            out = Node(np.array(c.val, copy=True), c.type, None, EAGER)
+        n.grad = Tensor._wrap(out)
+    else:
+        n.grad = Tensor._wrap(tag(ops.add(g._n, c), "AddBackward0", [g._n, c]))
+
+
+_RESHAPE = REGISTRY["reshape"]
+
+
+def _NEXT_SEQ():
+    return next(_core._seq)
+
+
+def name_new(nodes, start):
+    """Give the equations recorded since sequence number `start` (a create_graph backward's)
+    their grad_fns, so the gradients show `grad_fn=<MulBackward0>` as PyTorch's do."""
+    from .grad_fn import function_class
+    stack = [n for n in nodes if type(n) is Node]
+    seen = set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen or n.rec is None or n.trace is not EAGER or n.rec.seq < start:
+            continue
+        seen.add(id(n))
+        if n.tag is None:
+            p = n.rec.prim
+            name = p.grad_fn or _CG_NAMES.get(p.name) or \
+                "".join(w.capitalize() for w in p.name.split("_")) + "Backward0"
+            n.tag = function_class(name)(tuple(i if type(i) is Node else None
+                                               for i in n.rec.inputs))
+        for i in n.rec.inputs:
+            if type(i) is Node:
+                stack.append(i)

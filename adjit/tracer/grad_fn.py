@@ -263,3 +263,54 @@ def warn_once(key, message, stacklevel=3):
 def warn_scalar_conversion():
     warn_once("scalar", "Converting a tensor with requires_grad=True to a scalar may lead to "
               "unexpected behavior.\nConsider using tensor.detach() first.", stacklevel=4)
+
+
+# ------------------------------------------------------------------------------- hooks
+# node -> {handle id: fn}: Tensor.register_hook (run on the node's gradient when the backward
+# has summed it, before it is accumulated or propagated) and register_post_accumulate_grad_hook
+# (run with the leaf tensor after its .grad was updated). A backward that meets a hooked node
+# runs on the direct engine (adjit/tracer/backward.py `run_direct`).
+HOOKS = weakref.WeakKeyDictionary()
+POST_HOOKS = weakref.WeakKeyDictionary()
+
+
+class RemovableHandle:
+    """What register_hook returns: `remove()` unregisters the hook (twice is harmless)."""
+    _next = [0]
+
+    def __init__(self, table, node):
+        self._table = table
+        self._node = weakref.ref(node)
+        RemovableHandle._next[0] += 1
+        self.id = RemovableHandle._next[0]
+
+    def remove(self):
+        n = self._node()
+        if n is None:
+            return
+        hooks = self._table.get(n)
+        if hooks is not None:
+            hooks.pop(self.id, None)
+            if not hooks:
+                del self._table[n]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def add_hook(table, node, fn):
+    h = RemovableHandle(table, node)
+    table.setdefault(node, {})[h.id] = fn
+    return h
+
+
+def warn_create_graph_cycle():
+    warnings.warn(
+        "Using backward() with create_graph=True will create a reference cycle between the "
+        "parameter and its gradient which can cause a memory leak. We recommend using "
+        "autograd.grad when creating the graph to avoid this. If you have to use this function, "
+        "make sure to reset the .grad fields of your parameters to None after use to break the "
+        "cycle and avoid the leak.", UserWarning, stacklevel=3)

@@ -217,6 +217,11 @@ class Tensor:
 
     def detach(self):
         n = self._n
+        if n.trace is not EAGER and n.trace.active:
+            # inside a transform: the traced value with no derivative (never a constant of the
+            # trace, which would freeze this call's value into the compiled code)
+            from ..ir import ops
+            return Tensor._wrap(ops.stop_gradient(n))
         return Tensor._wrap(Node(n.val, n.type, None, EAGER, rg=False, ver=n.ver))
 
     def detach_(self):
@@ -324,13 +329,41 @@ class Tensor:
                     f"Mismatch in shape: grad_output[0] has a shape of {Size(ct.shape)!r} "
                     f"and output[0] has a shape of {Size(n.val.shape)!r}."
                     .replace("adjit.Size", "torch.Size"))
-        if n.rec is None:  # a leaf: its gradient is the seed itself
-            engine.accumulate(n, ct)
-            return
         if inputs is not None:
             inputs = {id(t._n) for t in (inputs if isinstance(inputs, (list, tuple)) else
                                           (inputs,))}
+        if create_graph:
+            grad_fn.warn_create_graph_cycle()
+            seed = gradient._n if isinstance(gradient, Tensor) and ct.shape == n.val.shape \
+                and gradient._n.val.dtype == n.val.dtype else Node(ct, n.type, None, EAGER)
+            engine.run_direct([n], [seed], create_graph=True, inputs=inputs,
+                              retain_graph=True if retain_graph is None else bool(retain_graph))
+            return
+        if n.rec is None and not (grad_fn.HOOKS or grad_fn.POST_HOOKS):
+            engine.accumulate(n, ct)  # a leaf: its gradient is the seed itself
+            return
+        if n.rec is None:
+            engine.run_direct([n], [ct], inputs=inputs)
+            return
         engine.run_backward(n, ct, retain_graph=bool(retain_graph), inputs=inputs)
+
+    def register_hook(self, hook):
+        """Run `hook(grad)` when this tensor's gradient is computed; a Tensor it returns
+        replaces the gradient. Returns a handle whose `remove()` unregisters it."""
+        n = self._n
+        if not n.rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        return grad_fn.add_hook(grad_fn.HOOKS, n, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Run `hook(tensor)` after the backward accumulated this leaf's .grad."""
+        n = self._n
+        if not n.rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if n.rec is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        return grad_fn.add_hook(grad_fn.POST_HOOKS, n, hook)
 
     def zero_(self):
         self._inplace_check()
