@@ -13,7 +13,7 @@ from .tracer.tensor import (Tensor, Size, dtype, float32, float64, int32, int64,
                             double, long, int)
 from .tracer.tensor import bool_ as bool  # noqa: A001  (adjit.bool, as torch.bool)
 from .tracer import methods as _methods
-from .tracer.autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
+from .tracer.grad_mode import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
 from .tracer.factory import (tensor, as_tensor, from_numpy, zeros, ones, full, empty, zeros_like,
                              ones_like, full_like, randn, rand, randint, randn_like, arange,
                              linspace, eye, is_tensor, numel, cat, concat, stack, where,
@@ -25,6 +25,7 @@ Tensor.__module__ = "adjit"
 globals().update(_FUNCTIONS)
 
 from .transforms import *  # noqa: F401,F403,E402  (the JAX-style transforms)
+from . import autograd  # noqa: E402  (torch.autograd: Function, grad, functional, ...)
 
 from .runtime.cache import cache_info, cache_clear  # noqa: E402
 

@@ -7,7 +7,8 @@ import numpy as np
 
 from ..ir import ops
 from ..ir.core import REGISTRY, bind
-from .autograd import tag, no_grad
+from .grad_fn import tag
+from .grad_mode import no_grad
 from .tensor import Tensor
 from . import tensor_ops as T
 

@@ -9,7 +9,7 @@ import numpy as np
 from .._fp import quiet_fp
 from ..ir import ops
 from ..ir.core import REGISTRY, STATE
-from .autograd import tag
+from .grad_fn import tag
 from .tensor import Tensor, shape_error, to_np_dtype
 from . import composites, tensor_ops as T
 

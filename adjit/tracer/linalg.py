@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir import ops
 from ..ir.core import REGISTRY, bind
-from .autograd import tag
+from .grad_fn import tag
 from .tensor import Tensor, shape_error
 from .tensor_ops import as_tensor_like, broadcast_shapes, fresh
 

@@ -6,7 +6,8 @@ import numpy as np
 from .._fp import FP_QUIET, FP_STATE
 from ..ir import ops
 from ..ir.core import EAGER, REGISTRY, STATE, Node, bind, on_register
-from .autograd import inplace_result, no_grad, tag
+from .grad_fn import inplace_result, tag
+from .grad_mode import no_grad
 from .tensor import Tensor, shape_error, float32, float64, int64, int32, bool_
 from . import tensor_ops as T
 from . import composites as C

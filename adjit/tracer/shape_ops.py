@@ -9,7 +9,7 @@ import numpy as np
 
 from ..ir import ops
 from ..ir.core import EAGER, STATE, Node
-from .autograd import tag, warn_once
+from .grad_fn import tag, warn_once
 from .tensor import Tensor, shape_error, to_np_dtype
 from . import tensor_ops as T
 

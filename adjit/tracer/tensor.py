@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir.core import EAGER, STATE, Node, atype_of, user_location
 from ..ir.types import AType
-from . import autograd
+from . import backward as engine, grad_fn
 from .printing import format_tensor
 
 
@@ -110,7 +110,7 @@ class Tensor:
         arr = np.asarray(arr)
         t = cls._wrap(Node(arr, atype_of(arr), None, EAGER, rg=requires_grad))
         if requires_grad:
-            autograd.LEAF_TENSORS[t._n] = weakref.ref(t)
+            grad_fn.LEAF_TENSORS[t._n] = weakref.ref(t)
         return t
 
     def __init__(self, *args, **kwargs):
@@ -182,7 +182,7 @@ class Tensor:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         n.rg = bool(requires_grad)
         if n.rg and n.rec is None:
-            autograd.LEAF_TENSORS[n] = weakref.ref(self)
+            grad_fn.LEAF_TENSORS[n] = weakref.ref(self)
         return self
 
     @property
@@ -198,7 +198,7 @@ class Tensor:
     def grad(self):
         n = self._n
         if n.rec is not None and n.rg and not n.retain:  # a non-leaf
-            autograd.warn_nonleaf_grad()
+            grad_fn.warn_nonleaf_grad()
         return n.grad
 
     @grad.setter
@@ -217,6 +217,11 @@ class Tensor:
 
     def detach(self):
         n = self._n
+        if n.trace is not EAGER and n.trace.active:
+            # inside a transform: the traced value with no derivative (never a constant of the
+            # trace, which would freeze this call's value into the compiled code)
+            from ..ir import ops
+            return Tensor._wrap(ops.stop_gradient(n))
         return Tensor._wrap(Node(n.val, n.type, None, EAGER, rg=False, ver=n.ver))
 
     def detach_(self):
@@ -246,12 +251,12 @@ class Tensor:
 
     def __float__(self):
         if self._n.rg:
-            autograd.warn_scalar_conversion()
+            grad_fn.warn_scalar_conversion()
         return builtins_float(self._scalar())
 
     def __int__(self):
         if self._n.rg:
-            autograd.warn_scalar_conversion()
+            grad_fn.warn_scalar_conversion()
         return builtins_int(self._scalar())
 
     def __index__(self):
@@ -324,13 +329,41 @@ class Tensor:
                     f"Mismatch in shape: grad_output[0] has a shape of {Size(ct.shape)!r} "
                     f"and output[0] has a shape of {Size(n.val.shape)!r}."
                     .replace("adjit.Size", "torch.Size"))
-        if n.rec is None:  # a leaf: its gradient is the seed itself
-            autograd.accumulate(n, ct)
-            return
         if inputs is not None:
             inputs = {id(t._n) for t in (inputs if isinstance(inputs, (list, tuple)) else
                                           (inputs,))}
-        autograd.run_backward(n, ct, retain_graph=bool(retain_graph), inputs=inputs)
+        if create_graph:
+            grad_fn.warn_create_graph_cycle()
+            seed = gradient._n if isinstance(gradient, Tensor) and ct.shape == n.val.shape \
+                and gradient._n.val.dtype == n.val.dtype else Node(ct, n.type, None, EAGER)
+            engine.run_direct([n], [seed], create_graph=True, inputs=inputs,
+                              retain_graph=True if retain_graph is None else bool(retain_graph))
+            return
+        if n.rec is None and not (grad_fn.HOOKS or grad_fn.POST_HOOKS):
+            engine.accumulate(n, ct)  # a leaf: its gradient is the seed itself
+            return
+        if n.rec is None:
+            engine.run_direct([n], [ct], inputs=inputs)
+            return
+        engine.run_backward(n, ct, retain_graph=bool(retain_graph), inputs=inputs)
+
+    def register_hook(self, hook):
+        """Run `hook(grad)` when this tensor's gradient is computed; a Tensor it returns
+        replaces the gradient. Returns a handle whose `remove()` unregisters it."""
+        n = self._n
+        if not n.rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        return grad_fn.add_hook(grad_fn.HOOKS, n, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Run `hook(tensor)` after the backward accumulated this leaf's .grad."""
+        n = self._n
+        if not n.rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if n.rec is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        return grad_fn.add_hook(grad_fn.POST_HOOKS, n, hook)
 
     def zero_(self):
         self._inplace_check()
@@ -341,11 +374,11 @@ class Tensor:
             from ..ir import ops
             from . import tensor_ops as T, views
             shape, dt = n.type.shape, n.type.dtype
-            out = autograd.tag(ops.select(np.zeros(shape, bool), n, ops.zeros(shape, dt)),
+            out = grad_fn.tag(ops.select(np.zeros(shape, bool), n, ops.zeros(shape, dt)),
                                "ZeroBackward0", [n])
             T.write(n, out.val)
             out.val, out.ver, out.v0 = n.val, n.ver, n.ver[0]
-            autograd.inplace_result(out, n)
+            grad_fn.inplace_result(out, n)
             self._n = out
             views.rebase(self)
             return self

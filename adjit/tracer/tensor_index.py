@@ -16,7 +16,7 @@ import numpy as np
 from ..ir import ops
 from ..ir.core import EAGER, STATE, Node
 from ..ir.indexing import index as _index
-from .autograd import inplace_result, tag, tag_outputs
+from .grad_fn import inplace_result, tag, tag_outputs
 from .tensor import Tensor, shape_error
 from . import tensor_ops as T
 from . import views

@@ -14,7 +14,7 @@ import numpy as np
 from .._fp import FP_QUIET, FP_STATE
 from ..ir import ops
 from ..ir.core import EAGER, REGISTRY, STATE, Node, atype_of, bind
-from .autograd import tag
+from .grad_fn import tag
 from .tensor import Tensor, shape_error, to_np_dtype
 from . import views
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..ir import ops
 from ..ir.core import Node
-from .autograd import tag
+from .grad_fn import tag
 
 
 def set_base(t, base):

@@ -23,7 +23,7 @@ import numpy as np
 from ..ir.core import EAGER, STATE, GuardFailed, Node
 from ..ir.graph import extract
 from ..tracer import pytree
-from ..tracer.autograd import tag_outputs
+from ..tracer.grad_fn import tag_outputs
 from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nodes,
                                  positional_params, to_user, trace_call)
 from .autodiff import run_graph

@@ -1,4 +1,5 @@
-"""The eager tape's backward: grad_fn objects, saved-tensor checks and `run_backward`.
+"""The eager tape's backward engine: `run_backward`, the saved-tensor checks and the cache of
+backward graphs (grad_fn objects and what they save: adjit/tracer/grad_fn.py).
 
 `backward()` does not walk closures: it builds, from the recorded equations reachable from the
 root, one graph of their derivative rules (`_build`, cached by the recorded structure so a
@@ -14,232 +15,18 @@ one call of the cached graph's native code, and an in-place add into each `.grad
 from __future__ import annotations
 
 import collections
-import weakref
-import warnings
 
 import numpy as np
 
 from .._fp import FP_QUIET, FP_STATE
 from ..ir import literals, ops
 from ..ir.autodiff import _own
-from ..ir.core import EAGER, REGISTRY, STATE, Lit, Node, Primitive, bind, new_trace, output_index
+from ..ir import core as _core
+from ..ir.core import (EAGER, REGISTRY, STATE, Lit, MultiRec, Node, Primitive, bind, new_trace,
+                       output_index)
 from ..ir.graph import Graph, Var, extract
 from ..ir.types import AType, DTYPES, FLOATS
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
-
-
-# ------------------------------------------------------------------------------- grad_fn
-class Function:
-    """A node of the backward graph as PyTorch shows it (`<MulBackward0 object at 0x…>`).
-
-    `_saved` lists what PyTorch's node would save, for the version check and for "backward a
-    second time": (input position, version at record time), position -1 being the result.
-    """
-    __slots__ = ("_inputs", "_saved", "_freed", "__weakref__")
-
-    def __init__(self, inputs, saved=()):
-        self._inputs = inputs  # Nodes (or None for an operand that is not a tensor)
-        self._saved = saved
-        self._freed = False
-
-    def name(self):
-        return type(self).__name__
-
-    @property
-    def next_functions(self):
-        return tuple((function_of(n), 0) for n in self._inputs)
-
-    def __repr__(self):
-        return f"<{self.name()} object at {hex(id(self))}>"
-
-
-class AccumulateGrad(Function):
-    # a weak reference: the leaf node holds this object as its tag, and must not be kept alive
-    # (in a reference cycle) by it
-    __slots__ = ("_node_ref",)
-
-    def __init__(self, node):
-        super().__init__(())
-        self._node_ref = weakref.ref(node)
-
-    @property
-    def variable_node(self):
-        return self._node_ref()
-
-    @property
-    def variable(self):
-        from .tensor import Tensor
-        ref = LEAF_TENSORS.get(self.variable_node)
-        t = ref() if ref is not None else None
-        return t if t is not None else Tensor._wrap(self.variable_node)
-
-    @property
-    def next_functions(self):
-        return ()
-
-
-# leaf node -> weakref to the Tensor the user holds, so `acc.variable is x` as in PyTorch
-LEAF_TENSORS = weakref.WeakKeyDictionary()
-
-
-_FUNCTION_CLASSES: dict = {}
-
-
-def function_class(name):
-    cls = _FUNCTION_CLASSES.get(name)
-    if cls is None:
-        cls = _FUNCTION_CLASSES[name] = type(name, (Function,), {"__slots__": ()})
-    return cls
-
-
-def function_of(n):
-    """The grad_fn (or AccumulateGrad for a leaf that requires grad) feeding from node `n`."""
-    if n is None or type(n) is not Node:
-        return None
-    if n.rec is None:
-        acc = n.tag  # made when an op first used the leaf: it outlives requires_grad_(False)
-        if acc is None and n.rg:
-            acc = n.tag = AccumulateGrad(n)
-        return acc
-    return n.tag if n.rg else None
-
-
-# What PyTorch's backward nodes save (tools/autograd/derivatives.yaml), which decides when an
-# in-place change breaks a backward and which graphs can be run twice (PyTorch's errors; the
-# backward graph itself reads whatever recorded values adjit's rules need, see _build).
-_SAVES_NOTHING = frozenset((
-    "AddBackward0", "SubBackward0", "RsubBackward1", "NegBackward0", "SumBackward0",
-    "SumBackward1", "MeanBackward0", "MeanBackward1", "ViewBackward0", "UnsafeViewBackward0",
-    "SelectBackward0", "SliceBackward0", "UnsqueezeBackward0", "SqueezeBackward0",
-    "SqueezeBackward1", "SqueezeBackward2", "SqueezeBackward4", "PermuteBackward0",
-    "TransposeBackward0", "TBackward0", "ExpandBackward0", "AliasBackward0", "CloneBackward0",
-    "CatBackward0", "StackBackward0", "ToCopyBackward0", "CumsumBackward0", "CopySlices",
-    "UnbindBackward0", "IndexBackward0", "WhereBackward0", "MaxBackward0", "MinBackward0",
-    "AsStridedBackward0", "ZeroBackward0"))
-_RESULT_ONLY = frozenset((
-    "ReluBackward0", "SoftmaxBackward0", "LogSoftmaxBackward0", "ReciprocalBackward0",
-    "PowBackward2"))
-_INPUTS_AND_RESULT = frozenset((
-    "LinalgVectorNormBackward0", "MaxBackward1", "MinBackward1", "StdBackward0",
-    "ProdBackward0", "ProdBackward1", "PowBackward1"))
-# products save each operand only for the other operand's gradient
-_CROSS = frozenset(("MulBackward0", "MmBackward0", "MvBackward0", "DotBackward0",
-                    "BmmBackward0"))
-
-
-def _ver(n):
-    return n.ver[0] if type(n) is Node else 0
-
-
-def _rg(n):
-    return type(n) is Node and n.rg
-
-
-_RECORD_SAVES = {"nothing": 0, "result": 1, "inputs": 4}
-
-
-def _kind(name):
-    # the grad_fns of primitive records (ExpBackward0, SignBackward0, ...) say it themselves
-    for p in REGISTRY.values():
-        if p.grad_fn == name:
-            _KINDS[name] = k = _RECORD_SAVES[p.torch_saves]
-            return k
-    k = (0 if name in _SAVES_NOTHING else 1 if name in _RESULT_ONLY else 2 if name in _CROSS
-         else 3 if name == "DivBackward0" else 5 if name in _INPUTS_AND_RESULT else 4)
-    _KINDS[name] = k
-    return k
-
-
-_KINDS: dict = {}  # grad_fn name -> what it saves (a _kind number)
-
-
-def _saved(name, inputs, node):
-    k = _KINDS.get(name)
-    if k is None:
-        k = _kind(name)
-    if k == 0:
-        return ()
-    if k == 1:
-        return ((-1, node.ver[0]),)
-    if k == 2 and len(inputs) == 2:
-        a, b = inputs
-        if type(b) is Node and b.rg:
-            if type(a) is Node and a.rg:
-                return ((0, _ver(a)), (1, b.ver[0]))
-            return ((0, _ver(a)),)
-        return ((1, _ver(b)),) if type(a) is Node and a.rg else ()
-    if k == 3 and len(inputs) == 2:
-        a, b = inputs
-        return tuple((i, _ver(x)) for i, x, need in ((0, a, _rg(b)), (1, b, _rg(a) or _rg(b)))
-                     if need)
-    if len(inputs) == 1:
-        saved = ((0, _ver(inputs[0])),)
-    else:
-        saved = tuple((i, _ver(x)) for i, x in enumerate(inputs))
-    if k == 5:
-        saved += ((-1, node.ver[0]),)
-    return saved
-
-
-def tag(node, name, inputs):
-    """Name the recorded node like PyTorch names the op that produced it."""
-    if type(node) is not Node or node.trace is not EAGER:
-        return node
-    if node.rec is None or node.tag is not None:
-        # the op was an identity (ops.reshape to the same shape returns its input, a sum over
-        # no axes too): PyTorch still records a node of its own
-        # and a result with storage of its own (a write to it must not reach the input)
-        if not (node.rg and STATE.grad_enabled):
-            return Node(node.val.copy(), node.type, None, EAGER) if _is_input(node, inputs) \
-                else node
-        old = node
-        node = bind(_RESHAPE, node, shape=node.type.shape)
-        if np.may_share_memory(node.val, old.val):
-            node.val = node.val.copy()
-    inputs = tuple(inputs)
-    for i in inputs:
-        if type(i) is Node and i.rec is None and i.rg and i.tag is None:
-            i.tag = AccumulateGrad(i)  # PyTorch's graph holds it from now on
-    cls = _FUNCTION_CLASSES.get(name) or function_class(name)
-    node.tag = cls(inputs, _saved(name, inputs, node))
-    return node
-
-
-_RESHAPE = REGISTRY["reshape"]
-
-
-def _is_input(node, inputs):
-    for i in inputs:
-        if i is node:
-            return True
-    return False
-
-
-def tag_outputs(nodes, name, inputs):
-    """Name several results of one PyTorch op (unbind): they share one grad_fn object."""
-    fn = None
-    for n in nodes:
-        if type(n) is Node and n.rec is not None and n.trace is EAGER and n.tag is None:
-            fn = fn or function_class(name)(tuple(inputs))
-            n.tag = fn
-    return nodes
-
-
-# node replaced by an in-place op -> weakref to its successor: errors name the op that last
-# wrote the storage, as PyTorch does (the tensor's grad_fn at the time of the check)
-_SUCCESSOR = weakref.WeakKeyDictionary()
-
-
-def inplace_result(node, old):
-    """After an in-place op wrote its result into `old`'s storage: the op's own read of the old
-    value is no saved tensor (PyTorch keeps a copy when it needs one), and the result is saved
-    at the version it now has."""
-    if old.rec is not None:
-        _SUCCESSOR[old] = weakref.ref(node)
-    fn = node.tag
-    if fn is not None and fn._saved:
-        fn._saved = tuple((i, node.ver[0]) if i < 0 else (i, v) for i, v in fn._saved
-                          if i < 0 or fn._inputs[i] is not old)
+from .grad_fn import _SUCCESSOR, HOOKS, POST_HOOKS
 
 
 # ------------------------------------------------------------------------------- backward
@@ -327,7 +114,7 @@ _STALE = object()     # marks a recorded node whose storage was written since it
 def _scan(root, want_popped=False):
     """The one pass `backward()` makes over the recorded graph under `root`.
 
-    Returns (key, leaves, consts, retained, saved, ok, order, popped). `key` identifies the
+    Returns (key, leaves, consts, retained, saved, ok, order, direct, popped). `key` identifies the
     backward graph up to the values it reads: the type of each leaf and const, and for each
     equation its signature (Rec.sig: primitive, parameters, operand types, literals) followed
     by the slots of its recorded operands (and a mark when its storage was written since it was
@@ -336,6 +123,7 @@ def _scan(root, want_popped=False):
     says how many slots follow), so equal keys mean the same graph. `order`: every node by
     slot; `popped` (with want_popped, else None): the recorded nodes in the order their
     signatures appear in the key.
+    `direct`: the graph holds a custom Function (its backward runs on `run_direct`).
     `saved`: the grad_fns that save values; `ok`: none of them was freed or has a saved value
     modified since (else `_check` raises PyTorch's error, for the first such node in recording
     order).
@@ -347,6 +135,7 @@ def _scan(root, want_popped=False):
     popped = [] if want_popped else None
     push, add, get = stack.append, parts.append, slot.get
     ok = True
+    direct = False
     while stack:
         n = stack.pop()
         r = n.rec
@@ -375,6 +164,8 @@ def _scan(root, want_popped=False):
                             ok = False
         sig = r.sig  # literals are part of it
         if sig is None:  # (and for every result of a multi-result equation: its position)
+            if r.prim in CALLBACK_PRIMS:
+                direct = True
             p = r.params
             sig = (r.prim, n.type.shape, n.type.dtype, tuple(p.items()) if p else None,
                    tuple(_lit_key(i) for i in r.inputs), output_index(n))
@@ -391,7 +182,7 @@ def _scan(root, want_popped=False):
         if n.retain and n is not root:
             retained.append(n)
             add(_RETAINED)
-    return tuple(parts), leaves, consts, retained, saved, ok, list(slot), popped
+    return tuple(parts), leaves, consts, retained, saved, ok, list(slot), direct, popped
 
 
 class _Plan:
@@ -541,7 +332,13 @@ def _build(root, leaves, retained, order, popped, lits):
             for n in recs:
                 if n not in val:  # stale: recompute from its operands
                     STATE.loc = n.rec.loc
-                    val[n] = bind(n.rec.prim, *operands(n), **n.rec.params)
+                    out = bind(n.rec.prim, *operands(n), **n.rec.params)
+                    if type(n.rec) is MultiRec:  # every result of the equation at once
+                        for o, ov in zip(_outputs(n), out):
+                            if o is not None and o not in val:
+                                val[o] = ov
+                    else:
+                        val[n] = out
             active = set(leaves)
             for n in recs:
                 if n.rec.prim.vjp is not None and n.type.dtype in FLOATS and any(
@@ -550,13 +347,30 @@ def _build(root, leaves, retained, order, popped, lits):
             ct = Node(None, root.type, None, tr)
             cts = {root: ct} if root in active else {}
             keep = set(retained)
+            done = set()
             for n in reversed(recs):
-                c = cts.get(n) if n in keep else cts.pop(n, None)
-                if c is None:
-                    continue
                 r = n.rec
-                STATE.loc = r.loc
-                in_cts = r.prim.vjp(c, *operands(n), out=val[n], **r.params)
+                if type(r) is MultiRec:  # one rule call per equation, a cotangent per result
+                    if id(r) in done:
+                        continue
+                    done.add(id(r))
+                    outs = _outputs(n)
+                    c = tuple(None if o is None else cts.get(o) if o in keep else
+                              cts.pop(o, None) for o in outs)
+                    if all(ci is None for ci in c):
+                        continue
+                    STATE.loc = r.loc
+                    if any(o is None or o not in val for o in outs):
+                        outval = tuple(bind(r.prim, *operands(n), **r.params))
+                    else:
+                        outval = tuple(val[o] for o in outs)
+                    in_cts = r.prim.vjp(c, *operands(n), out=outval, **r.params)
+                else:
+                    c = cts.get(n) if n in keep else cts.pop(n, None)
+                    if c is None:
+                        continue
+                    STATE.loc = r.loc
+                    in_cts = r.prim.vjp(c, *operands(n), out=val[n], **r.params)
                 for i, ci in zip(r.inputs, in_cts):
                     if ci is None or type(i) is not Node or i not in active:
                         continue
@@ -602,9 +416,15 @@ def accumulate(n, gval):
 
 
 def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
-    key, leaves, consts, retained, saved, ok, order, _ = _scan(root)
+    """`root.backward(ct)`: the compiled backward graph of the recorded graph (cached by its
+    structure); a graph with hooks or custom Functions runs on `run_direct`."""
+    key, leaves, consts, retained, saved, ok, order, direct, _ = _scan(root)
     if not ok:
         _check(_walk(root)[0])
+    if direct or (HOOKS and any(n in HOOKS for n in order)) or \
+            (POST_HOOKS and any(n in POST_HOOKS for n in leaves)):
+        run_direct([root], [ct], retain_graph=retain_graph, inputs=inputs)
+        return
     plan = _plan_for(root, key, leaves, retained, order)
     run_graph = _RUN_GRAPH[0]
     if run_graph is None:
@@ -663,26 +483,278 @@ def _reaches(n, inputs):
     return False
 
 
-def warn_nonleaf_grad():
-    warnings.warn(
-        "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
-        "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
-        "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. "
-        "If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
-        "instead. See github.com/pytorch/pytorch/pull/30531 for more information.",
-        UserWarning, stacklevel=3)
 
 
-_WARNED = set()
+# ------------------------------------------------------------------------------- direct engine
+# Primitives whose derivative rule calls back into Python with concrete values (adjit.autograd's
+# custom Functions): a graph holding one runs on the direct engine.
+CALLBACK_PRIMS = set()
+
+# what the eager tape names the derivative rules' own equations under create_graph=True (the
+# grad_fn of a gradient that is itself differentiable), where a primitive does not say it
+_CG_NAMES = {
+    "add": "AddBackward0", "sub": "SubBackward0", "mul": "MulBackward0", "div": "DivBackward0",
+    "pow": "PowBackward0", "neg": "NegBackward0", "select": "WhereBackward0",
+    "broadcast_in_dim": "ExpandBackward0", "reshape": "ViewBackward0",
+    "transpose": "PermuteBackward0", "reduce_sum": "SumBackward1", "reduce_max": "MaxBackward1",
+    "reduce_min": "MinBackward1", "dot_general": "MmBackward0", "cumsum": "CumsumBackward0",
+    "slice": "SliceBackward0", "pad": "ConstantPadNdBackward0", "concatenate": "CatBackward0",
+    "gather": "IndexSelectBackward0", "scatter_add": "IndexAddBackward0",
+    "convert_element_type": "ToCopyBackward0", "maximum": "MaximumBackward0",
+    "minimum": "MinimumBackward0", "abs": "AbsBackward0", "full": None,
+}
 
 
-def warn_once(key, message, stacklevel=3):
-    """PyTorch's TORCH_WARN_ONCE: the first occurrence in the process only."""
-    if key not in _WARNED:
-        _WARNED.add(key)
-        warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
+def _outputs(n):
+    """The result Nodes of n's equation (None for a result no one holds any more)."""
+    r = n.rec
+    if type(r) is MultiRec:
+        return tuple(w() for w in r.outs)
+    return (n,)
 
 
-def warn_scalar_conversion():
-    warn_once("scalar", "Converting a tensor with requires_grad=True to a scalar may lead to "
-              "unexpected behavior.\nConsider using tensor.detach() first.", stacklevel=4)
+def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=None,
+               accumulate_leaves=True, inputs=None):
+    """Backward by evaluating the derivative rules one recorded equation at a time, on concrete
+    values: NumPy arrays, or with `create_graph` the tape's own Nodes, so every rule's equations
+    are recorded on the tape (with grad_fns) and the gradients can be differentiated again.
+    Runs the hooks on the tensors they were registered on, and custom Functions' backward.
+
+    `roots`/`seeds`: the outputs and their cotangents (arrays, or Nodes under create_graph).
+    `targets`: Nodes whose gradients are returned (autograd.grad), in order (None: not
+    reached); `accumulate_leaves`: add into the leaves' (and retained nodes') .grad as
+    backward() does; `inputs`: backward(inputs=...) (a set of node ids) limits accumulation."""
+    from .grad_fn import HOOKS, POST_HOOKS
+    # roots recorded by a transform (autograd.grad inside adjit.jit): the rules' equations are
+    # recorded on that trace (their graph is compiled with the rest); the gradient flows from
+    # the targets, and without create_graph it is cut from further differentiation
+    level = roots[0].trace if roots else EAGER
+    traced = level is not EAGER
+    real_cg = create_graph
+    if traced:
+        create_graph = True
+        if targets is None:
+            raise RuntimeError("backward() of a traced tensor inside a transform is not "
+                               "supported: use adjit.autograd.grad(outputs, inputs)")
+    nodes, leaves, seen = [], [], set()
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if n.rec is None or n.trace is not level:
+            if n.rg and n.rec is None and not traced:
+                leaves.append(n)
+            continue
+        nodes.append(n)
+        for i in n.rec.inputs:
+            if type(i) is Node and id(i) not in seen:
+                stack.append(i)
+        if type(n.rec) is MultiRec:
+            for o in _outputs(n):
+                if o is not None and id(o) not in seen:
+                    stack.append(o)
+    nodes.sort(key=_seq)
+    _check(nodes)
+    active = set(leaves)
+    if traced:
+        leaves = [t for t in targets if t.rec is None or t.trace is not level]
+        active = set(targets)
+    for n in nodes:
+        r = n.rec
+        if (r.prim.vjp is not None and n.type.dtype in FLOATS and any(
+                type(i) is Node and i in active for i in r.inputs)):
+            active.add(n)
+    start = _NEXT_SEQ()
+    val = {}
+
+    def value(n):
+        v = val.get(n)
+        if v is not None:
+            return v
+        if n.rec is None or n.trace is not level or n.ver[0] == n.v0 or \
+                n.rec.prim in CALLBACK_PRIMS:
+            v = n if create_graph else n.val
+        else:  # written since it was recorded: recompute it from its operands
+            prev, STATE.loc = STATE.loc, n.rec.loc
+            try:
+                out = bind(n.rec.prim, *operands(n), **n.rec.params)
+            finally:
+                STATE.loc = prev
+            if type(n.rec) is MultiRec:
+                for o, ov in zip(_outputs(n), out):
+                    if o is not None:
+                        val[o] = ov
+                return val[n]
+            v = out
+        val[n] = v
+        return v
+
+    def operands(n):
+        return [value(i) if type(i) is Node else i.value for i in n.rec.inputs]
+
+    def out_value(n):
+        if type(n.rec) is not MultiRec:
+            return value(n)
+        outs = _outputs(n)
+        if n.rec.prim in CALLBACK_PRIMS:
+            return None
+        if any(o is None for o in outs):  # a dropped result: recompute them all
+            prev, STATE.loc = STATE.loc, n.rec.loc
+            try:
+                return tuple(bind(n.rec.prim, *operands(n), **n.rec.params))
+            finally:
+                STATE.loc = prev
+        return tuple(value(o) for o in outs)
+
+    want = {id(t): k for k, t in enumerate(targets)} if targets is not None else {}
+    results = [None] * len(targets) if targets is not None else None
+    cts = {}
+    for r, s in zip(roots, seeds):
+        if r in active or (r.rg and not traced):
+            cts[r] = s if r not in cts else ops.add(cts[r], s)
+
+    def hooked(n, c):
+        hooks = HOOKS.get(n)
+        if hooks:
+            from .tensor import Tensor
+            for fn in list(hooks.values()):
+                t = _as_tensor(c, create_graph)
+                res = fn(t)
+                if res is not None:
+                    if not isinstance(res, Tensor):
+                        raise TypeError(f"hook {getattr(fn, '__name__', fn)!r} returned "
+                                        f"{type(res).__name__}; expected a Tensor or None")
+                    if tuple(res.shape) != tuple(n.type.shape):
+                        raise RuntimeError(
+                            f"hook {getattr(fn, '__name__', 'hook')!r} has changed the size of "
+                            f"value")
+                    c = res._n if create_graph else res._n.val
+        return c
+
+    prev_mode = STATE.grad_enabled
+    STATE.grad_enabled = bool(create_graph)  # (always on for a traced backward)
+    token = FP_STATE.set(FP_QUIET)
+    try:
+        done = set()
+        for n in reversed(nodes):
+            r = n.rec
+            if id(r) in done:
+                continue
+            done.add(id(r))
+            outs = _outputs(n)
+            cs = []
+            for o in outs:
+                c = None if o is None else (cts.get(o) if id(o) in want else cts.pop(o, None))
+                if c is not None:
+                    c = hooked(o, c)
+                    if o.retain and accumulate_leaves and (inputs is None or id(o) in inputs):
+                        _accumulate_any(o, c, create_graph)
+                    if id(o) in want:
+                        results[want[id(o)]] = c
+                cs.append(c)
+            if all(c is None for c in cs) or not any(o in active for o in outs):
+                continue
+            prev, STATE.loc = STATE.loc, r.loc
+            try:
+                if type(r) is MultiRec:
+                    in_cts = r.prim.vjp(tuple(cs), *operands(n), out=out_value(n), **r.params)
+                else:
+                    in_cts = r.prim.vjp(cs[0], *operands(n), out=value(n), **r.params)
+            finally:
+                STATE.loc = prev
+            for i, ci in zip(r.inputs, in_cts):
+                if ci is None or type(i) is not Node or i not in active:
+                    continue
+                cts[i] = ci if i not in cts else ops.add(cts[i], ci)
+        for n in leaves:
+            c = cts.get(n)
+            if c is None:
+                continue
+            c = hooked(n, c)
+            if id(n) in want:
+                results[want[id(n)]] = c
+            if accumulate_leaves and (inputs is None or id(n) in inputs):
+                _accumulate_any(n, c, create_graph)
+                post = POST_HOOKS.get(n)
+                if post:
+                    from .grad_fn import LEAF_TENSORS
+                    from .tensor import Tensor
+                    ref = LEAF_TENSORS.get(n)
+                    t = ref() if ref is not None else None
+                    t = t if t is not None else Tensor._wrap(n)
+                    for fn in list(post.values()):
+                        fn(t)
+    finally:
+        FP_STATE.reset(token)
+        STATE.grad_enabled = prev_mode
+    if traced and not real_cg and results:
+        results = [None if r is None else ops.stop_gradient(r) for r in results]
+    if create_graph and not traced:
+        name_new(results or [], start)
+    if not retain_graph:
+        for n in nodes:
+            fn = n.tag
+            if fn is not None and fn._saved:
+                fn._freed = True
+    return results
+
+
+def _as_tensor(c, create_graph):
+    from .tensor import Tensor
+    if type(c) is Node:
+        return Tensor._wrap(c)
+    return Tensor._from_array(c)
+
+
+def _accumulate_any(n, c, create_graph):
+    if not create_graph:
+        accumulate(n, c if type(c) is not Node else c.val)
+        return
+    from .grad_fn import tag
+    from .tensor import Tensor
+    if type(c) is not Node:
+        c = Node(np.asarray(c, n.val.dtype), n.type, None, EAGER)
+    g = n.grad
+    if g is None:
+        # PyTorch keeps a copy of a differentiable gradient (CopyBackwards)
+        if c.rg:
+            out = bind(_RESHAPE, c, shape=n.type.shape)
+            if np.may_share_memory(out.val, c.val):
+                out.val = out.val.copy()
+            tag(out, "CopyBackwards", [c])
+        else:
+            out = Node(np.array(c.val, copy=True), c.type, None, EAGER)
+        n.grad = Tensor._wrap(out)
+    else:
+        n.grad = Tensor._wrap(tag(ops.add(g._n, c), "AddBackward0", [g._n, c]))
+
+
+_RESHAPE = REGISTRY["reshape"]
+
+
+def _NEXT_SEQ():
+    return next(_core._seq)
+
+
+def name_new(nodes, start):
+    """Give the equations recorded since sequence number `start` (a create_graph backward's)
+    their grad_fns, so the gradients show `grad_fn=<MulBackward0>` as PyTorch's do."""
+    from .grad_fn import function_class
+    stack = [n for n in nodes if type(n) is Node]
+    seen = set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen or n.rec is None or n.trace is not EAGER or n.rec.seq < start:
+            continue
+        seen.add(id(n))
+        if n.tag is None:
+            p = n.rec.prim
+            name = p.grad_fn or _CG_NAMES.get(p.name) or \
+                "".join(w.capitalize() for w in p.name.split("_")) + "Backward0"
+            n.tag = function_class(name)(tuple(i if type(i) is Node else None
+                                               for i in n.rec.inputs))
+        for i in n.rec.inputs:
+            if type(i) is Node:
+                stack.append(i)
