@@ -72,12 +72,10 @@ def parse(spec, shapes, sum_unlisted_ellipsis=False):
     explicit = "->" in spec
     ins, out = spec.split("->") if explicit else (spec, None)
     terms = ins.split(",")
-    if len(terms) > len(shapes):
-        raise ValueError("fewer operands provided to einstein sum function than specified in "
-                         "the subscripts string")
-    if len(terms) < len(shapes):
-        raise ValueError("more operands provided to einstein sum function than specified in "
-                         "the subscripts string")
+    if len(terms) != len(shapes):  # NumPy's own wording (which reads the other way round)
+        raise ValueError(f"{'more' if len(terms) > len(shapes) else 'fewer'} operands "
+                         "provided to einstein sum function than specified in the subscripts "
+                         f"string ({len(terms)} terms, {len(shapes)} operands)")
     labels, nell = [], 0
     for i, (t, shp) in enumerate(zip(terms, shapes)):
         t = _terms(t, f"operand {i}")
