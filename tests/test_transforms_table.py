@@ -121,6 +121,7 @@ CASES = [
      np.tensordot(x, y), [(3, 4), (3, 4)], "any"),
     ("outer", lambda np, x, y: np.sum(np.outer(x, y) ** 2), [(3,), (4,)], "any"),
     ("inner", lambda np, x, y: np.inner(x, y) + np.sum(np.inner(K, x)), [(4,), (4,)], "any"),
+    ("vdot", lambda np, x, y: np.vdot(x, y) ** 2, [(3, 4), (4, 3)], "any"),
     ("einsum", lambda np, x, y: np.einsum("ij,kj->ik", x, y).sum() + np.einsum("ij->", x) +
      np.sum(np.einsum("ij,ij->i", x, y) ** 2), [(3, 4), (3, 4)], "any"),
     ("einsum_trace", lambda np, x: np.einsum("ii", x @ x.T) + np.trace(x @ x.T), [(3, 4)],

@@ -313,7 +313,7 @@ def flip(x, axis=None):
 
 
 # --- products (matmul, dot, tensordot, outer, inner, einsum) live in composites_dot ---------
-from .composites_dot import dot, einsum, inner, matmul, outer, tensordot  # noqa: E402,F401
+from .composites_dot import dot, einsum, inner, matmul, outer, tensordot, vdot  # noqa: E402,F401
 
 
 def is_float(x):

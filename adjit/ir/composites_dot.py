@@ -1,11 +1,11 @@
-"""Products as composites: NumPy's matmul, dot, tensordot, outer, inner and einsum, each
-one dot_general plus reshapes/transposes/reductions (re-exported by `composites`)."""
+"""Products as composites: NumPy's matmul, dot, vdot, tensordot, outer, inner and einsum, each
+one dot_general per pair of operands plus reshapes/transposes/reductions (einsum.py's pairwise
+contraction; re-exported by `composites`)."""
 from __future__ import annotations
-
-import builtins
 
 import numpy as np
 
+from . import einsum as E
 from . import ops
 
 
@@ -29,38 +29,50 @@ def broadcast_arrays(*xs):
     return [x if isinstance(x, (bool, int, float)) else ops.broadcast_to(x, shp) for x in xs]
 
 
-def _dot(a, b, contract, batch=((), ())):
-    return ops.dot_general(a, b, contract=(tuple(contract[0]), tuple(contract[1])),
-                           batch=(tuple(batch[0]), tuple(batch[1])))
+_GUFUNC = "(n?,k),(k,m?)->(n?,m?)"
 
 
 def matmul(a, b):
-    """NumPy's matmul: 1-D operands are promoted and squeezed, batch dims broadcast."""
+    """NumPy's matmul: 1-D operands are promoted and squeezed, the stacked batch axes broadcast
+    (an axis of extent 1 is never materialised: it leaves the product, see einsum.py)."""
     sa, sb = shape(a), shape(b)
-    if not sa or not sb:
-        raise ValueError("matmul: operands must not be scalars (use *)")
-    if len(sa) == 1:
-        a = ops.reshape(a, (1,) + sa)
-    if len(sb) == 1:
-        b = ops.reshape(b, sb + (1,))
-    xa, xb = shape(a), shape(b)
-    if xa[-1] != xb[-2]:
-        raise ValueError(f"matmul: shapes {sa} and {sb} do not match "
-                         f"(contracting {xa[-1]} with {xb[-2]})")
-    if len(xb) == 2:
-        r = _dot(a, b, ((len(xa) - 1,), (0,)))
-    else:
-        bs = tuple(np.broadcast_shapes(xa[:-2], xb[:-2]))
-        a = ops.broadcast_to(a, bs + xa[-2:])
-        b = ops.broadcast_to(b, bs + xb[-2:])
-        nb = len(bs)
-        r = _dot(a, b, ((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
-    rs = shape(r)
-    if len(sa) == 1:
-        rs = rs[:-2] + rs[-1:]
-    if len(sb) == 1:
-        rs = rs[:-1]
-    return ops.reshape(r, rs)
+    for i, s in enumerate((sa, sb)):
+        if not s:
+            raise ValueError(f"matmul: Input operand {i} does not have enough dimensions (has "
+                             f"0, gufunc core with signature {_GUFUNC} requires 1)")
+    kb = sb[0] if len(sb) == 1 else sb[-2]
+    if sa[-1] != kb:
+        raise ValueError(f"matmul: Input operand 1 has a mismatch in its core dimension 0, "
+                         f"with gufunc signature {_GUFUNC} (size {kb} is different from "
+                         f"{sa[-1]}; shapes {sa} and {sb})")
+    ba, bb = sa[:-2], sb[:-2]
+    try:
+        bs = tuple(np.broadcast_shapes(ba, bb))
+    except ValueError:
+        raise ValueError(f"matmul: the stacked dimensions of shapes {sa} and {sb} do not "
+                         f"broadcast ({ba} and {bb})") from None
+    la = [("b", r) for r in reversed(range(len(ba)))] + (["i"] if len(sa) > 1 else []) + ["k"]
+    lb = [("b", r) for r in reversed(range(len(bb)))] + ["k"] + (["j"] if len(sb) > 1 else [])
+    out = [("b", r) for r in reversed(range(len(bs)))] + (["i"] if len(sa) > 1 else []) + \
+        (["j"] if len(sb) > 1 else [])
+    return E.contract([a, b], [la, lb], out)
+
+
+def _labelled(a, b, ca, cb):
+    """a and b contracted over axes ca of a with cb of b (equal extents, checked by the
+    caller); the result's axes are a's others then b's others, in order (tensordot's)."""
+    la = [("a", i) for i in range(ndim(a))]
+    lb = [("b", i) for i in range(ndim(b))]
+    for i, j in zip(ca, cb):
+        lb[j] = la[i]
+    out = [c for i, c in enumerate(la) if i not in ca] + \
+        [c for j, c in enumerate(lb) if j not in cb]
+    return E.contract([a, b], [la, lb], out)
+
+
+def _not_aligned(sa, sb, i, j):
+    return ValueError(f"shapes {sa} and {sb} not aligned: {sa[i]} (dim {i}) != {sb[j]} "
+                      f"(dim {j})")
 
 
 def dot(a, b):
@@ -70,24 +82,44 @@ def dot(a, b):
         return ops.mul(*broadcast_arrays(a, b))
     kb = 0 if len(sb) == 1 else len(sb) - 2
     if sa[-1] != sb[kb]:
-        raise ValueError(f"dot: shapes {sa} and {sb} not aligned: {sa[-1]} (dim {len(sa) - 1})"
-                         f" != {sb[kb]} (dim {kb})")
-    return _dot(a, b, ((len(sa) - 1,), (kb,)))
+        raise _not_aligned(sa, sb, len(sa) - 1, kb)
+    return _labelled(a, b, (len(sa) - 1,), (kb,))
+
+
+def vdot(a, b):
+    """NumPy's vdot (real operands): both flattened, then the dot product."""
+    na, nb = count(a), count(b)
+    if na != nb:
+        raise ValueError(f"vdot: cannot multiply vectors of {na} and {nb} elements")
+    return _labelled(ops.reshape(a, (na,)), ops.reshape(b, (nb,)), (0,), (0,))
 
 
 def tensordot(a, b, axes=2):
+    """NumPy's tensordot: axes=N (last N of a with first N of b), ((axes of a), (axes of b)) or
+    (axis of a, axis of b)."""
     sa, sb = shape(a), shape(b)
-    if isinstance(axes, (int, np.integer)):
-        ca, cb = tuple(range(len(sa) - axes, len(sa))), tuple(range(axes))
+    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+        n = int(axes)
+        ca, cb = list(range(-n, 0)), list(range(0, n))   # NumPy's own reading, n <= 0 too
     else:
-        ca, cb = axes
-        ca = (ca,) if isinstance(ca, (int, np.integer)) else tuple(ca)
-        cb = (cb,) if isinstance(cb, (int, np.integer)) else tuple(cb)
-        ca = tuple(int(c) % len(sa) for c in ca)
-        cb = tuple(int(c) % len(sb) for c in cb)
+        try:
+            ca, cb = axes
+        except (TypeError, ValueError):
+            raise ValueError(f"tensordot: axes={axes!r}: expected an int or a pair (axes of "
+                             "a, axes of b)") from None
+        ca = [ca] if isinstance(ca, (int, np.integer)) else list(ca)
+        cb = [cb] if isinstance(cb, (int, np.integer)) else list(cb)
+    if len(ca) != len(cb) or any(not -len(s) <= int(c) < len(s)
+                                 for s, cs in ((sa, ca), (sb, cb)) for c in cs):
+        raise ValueError(f"tensordot: shape-mismatch for sum: axes {tuple(ca)} of {sa} and "
+                         f"{tuple(cb)} of {sb}")
+    ca = tuple(int(c) % len(sa) for c in ca)
+    cb = tuple(int(c) % len(sb) for c in cb)
+    if len(set(ca)) != len(ca) or len(set(cb)) != len(cb):
+        raise ValueError(f"tensordot: repeated axis in axes={axes!r}")
     if [sa[i] for i in ca] != [sb[i] for i in cb]:
-        raise ValueError(f"tensordot: shape mismatch for sum: {sa} axes {ca} vs {sb} axes {cb}")
-    return _dot(a, b, (ca, cb))
+        raise ValueError(f"tensordot: shape-mismatch for sum: {sa} axes {ca} vs {sb} axes {cb}")
+    return _labelled(a, b, ca, cb)
 
 
 def outer(a, b):
@@ -99,68 +131,15 @@ def outer(a, b):
 
 
 def inner(a, b):
-    if not shape(a) or not shape(b):
+    sa, sb = shape(a), shape(b)
+    if not sa or not sb:
         return ops.mul(*broadcast_arrays(a, b))
-    return _dot(a, b, ((ndim(a) - 1,), (ndim(b) - 1,)))
+    if sa[-1] != sb[-1]:
+        raise _not_aligned(sa, sb, len(sa) - 1, len(sb) - 1)
+    return _labelled(a, b, (len(sa) - 1,), (len(sb) - 1,))
 
 
-def _diagonal(x, s):
-    """Take the diagonal of the first repeated letter of `s` (einsum's 'ii')."""
-    for c in s:
-        if s.count(c) > 1:
-            p = s.index(c)
-            q = s.index(c, p + 1)
-            order = [i for i in range(len(s)) if i not in (p, q)] + [p, q]
-            rows, cols = shape(x)[p], shape(x)[q]
-            n = builtins.min(rows, cols)
-            y = ops.transpose(x, tuple(order))
-            lead = shape(y)[:-2]
-            y = ops.reshape(y, lead + (rows * cols,))
-            y = ops.gather(y, np.arange(n, dtype=np.int64) * (cols + 1), axis=len(lead))
-            return y, "".join(s[i] for i in order[:-2]) + c
-    return x, s
-
-
-def _drop_unneeded(x, s, keep):
-    while len(set(s)) != len(s):
-        x, s = _diagonal(x, s)
-    axes = [i for i, c in enumerate(s) if c not in keep]
-    if axes:
-        x = ops.reduce_sum(x, tuple(axes))
-        s = "".join(c for c in s if c in keep)
-    return x, s
-
-
-def einsum(spec, *xs):
-    """einsum over explicit letters (no ellipsis): pairwise dot_general, reductions, diagonals."""
-    spec = spec.replace(" ", "")
-    if "." in spec:
-        raise NotImplementedError("einsum with '...' is not supported; write out the axes")
-    if "->" in spec:
-        ins, out = spec.split("->")
-    else:
-        ins = spec
-        letters = ins.replace(",", "")
-        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
-    specs = ins.split(",")
-    if len(specs) != len(xs):
-        raise ValueError(f"einsum: {len(specs)} operand specs but {len(xs)} operands")
-    for s, x in zip(specs, xs):
-        if len(s) != ndim(x):
-            raise ValueError(f"einsum: operand spec {s!r} does not match shape {shape(x)}")
-    later = [set("".join(specs[i + 1:])) for i in range(len(specs))]
-    cur, cs = _drop_unneeded(xs[0], specs[0], set(out) | later[0])
-    for i in range(1, len(xs)):
-        keep = set(out) | later[i]
-        x, s = _drop_unneeded(xs[i], specs[i], keep | set(cs))
-        shared = [c for c in cs if c in s]
-        batch = [c for c in shared if c in keep]
-        contract = [c for c in shared if c not in keep]
-        cur = _dot(cur, x, ([cs.index(c) for c in contract], [s.index(c) for c in contract]),
-                   ([cs.index(c) for c in batch], [s.index(c) for c in batch]))
-        cs = "".join(batch) + "".join(c for c in cs if c not in shared) + \
-            "".join(c for c in s if c not in shared)
-    cur, cs = _drop_unneeded(cur, cs, set(out))
-    return ops.transpose(cur, tuple(cs.index(c) for c in out))
-
-
+def einsum(spec, *xs, optimize="greedy"):
+    """NumPy's einsum (see einsum.py): ellipsis, broadcasting extents of 1, repeated labels,
+    any number of operands contracted pairwise in np.einsum_path's order."""
+    return E.einsum(spec, *xs, optimize=optimize)

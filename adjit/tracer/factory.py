@@ -11,7 +11,7 @@ from ..ir import ops
 from ..ir.core import REGISTRY, STATE
 from .grad_fn import tag
 from .tensor import Tensor, shape_error, to_np_dtype
-from . import composites, tensor_ops as T
+from . import composites, einsum_torch, tensor_ops as T
 
 _rng = np.random.default_rng()
 
@@ -323,4 +323,5 @@ FUNCTIONS.update((name, _fn(name)) for p in REGISTRY.values()
                  if p.kind == "unary" and p.nout == 1 for name in p.torch)
 FUNCTIONS["maximum"] = _tensor_fn("maximum")
 FUNCTIONS["minimum"] = _tensor_fn("minimum")
+FUNCTIONS.update(einsum_torch.FUNCTIONS)
 FUNCTIONS["relu"] = composites.relu  # calls bind itself (one frame less to look through)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import composites as C
+from ..ir import einsum as E
 from ..ir import ops
 from ..ir.types import dtype_name
 from .ndarray import deepest, promote_nobroadcast, wrap
@@ -250,11 +251,22 @@ def _inner(a, b):
     return wrap(C.inner(x, y))
 
 
+@func("vdot")
+def _vdot(a, b):
+    (x, y), _, _ = promote_nobroadcast([a, b])
+    return wrap(C.vdot(x, y))
+
+
+def _einsum_args(subscripts, operands):
+    if isinstance(subscripts, str):
+        return subscripts, list(operands)
+    spec, ops_ = E.sublists_to_string((subscripts,) + tuple(operands), "np.einsum")
+    return spec, list(ops_)
+
+
 @func("einsum")
 def _einsum(subscripts, *operands, optimize=False, dtype=None, order="K", casting="safe"):
-    if not isinstance(subscripts, str):
-        raise NotImplementedError(f"np.einsum with the interleaved (operand, sublist) form"
-                                  f"{where_str()}")
+    subscripts, operands = _einsum_args(subscripts, operands)
     if casting != "safe" and dtype is None or casting not in ("safe", "same_kind", "unsafe"):
         raise TypeError(f"np.einsum(..., casting={casting!r}) is not supported on traced "
                         f"arrays{where_str()}")
@@ -266,15 +278,19 @@ def _einsum(subscripts, *operands, optimize=False, dtype=None, order="K", castin
                 raise TypeError(f"np.einsum: cannot cast {have} to {want} with casting="
                                 f"{casting!r}{where_str()}")
         operands = [_dt(x, want) for x in operands]
-    xs, _, _ = promote_nobroadcast(list(operands))
-    return wrap(C.einsum(subscripts, *xs))
+    xs, dt, _ = promote_nobroadcast(list(operands))
+    if dt == "bool":  # NumPy's boolean einsum: any of the products (or of ands)
+        xs = [ops.convert(x, "i64") for x in xs]
+        return wrap(ops.ne(C.einsum(subscripts, *xs, optimize=optimize), 0))
+    return wrap(C.einsum(subscripts, *xs, optimize=optimize))
 
 
 @func("trace")
 def _trace(a, offset=0, axis1=0, axis2=1, dtype=None):
     if offset:
         raise NotImplementedError(f"np.trace with offset != 0{where_str()}")
-    x = C.moveaxis(_acc(a, dtype, name="trace"), (axis1, axis2), (-2, -1))
-    letters = "abcdefghijklmnopqrstuvw"[:C.ndim(x) - 2]
-    return wrap(C.einsum(f"{letters}yy->{letters}", x))
+    x = _acc(a, dtype, name="trace")
+    nd = C.ndim(x)
+    d = E.diagonal(x, axis1 % nd, axis2 % nd)
+    return wrap(ops.reduce_sum(d, (nd - 2,)))
 
