@@ -23,6 +23,11 @@ from .special import logsumexp  # noqa: F401
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
+def _support(ok, y, v):
+    """v inside the support, -inf outside it, NaN at a NaN argument (SciPy)."""
+    return np.where(ok, v, np.where(y == y, -np.inf, np.nan))
+
+
 def _safe(ok, x, v):
     """x where ok, else v: the operand of a branch whose result `ok` keeps (so the other
     branch's derivative is finite and selected away)."""
@@ -128,7 +133,7 @@ def _gamma_logpdf(x, a, loc=0.0, scale=1.0):
     ok = y >= 0.0
     ys = _safe(ok, y, 1.0)
     v = sc.xlogy(a - 1.0, ys) - ys - sc.gammaln(a) - np.log(scale)
-    return np.where(ok, v, -np.inf)
+    return _support(ok, y, v)
 
 
 gamma = SimpleNamespace(logpdf=_gamma_logpdf, pdf=lambda x, a, loc=0.0, scale=1.0: np.exp(
@@ -142,7 +147,7 @@ def _beta_logpdf(x, a, b, loc=0.0, scale=1.0):
     ok = (y >= 0.0) & (y <= 1.0)
     ys = _safe(ok, y, 0.5)
     v = sc.xlog1py(b - 1.0, -ys) + sc.xlogy(a - 1.0, ys) - sc.betaln(a, b) - np.log(scale)
-    return np.where(ok, v, -np.inf)
+    return _support(ok, y, v)
 
 
 beta = SimpleNamespace(logpdf=_beta_logpdf, pdf=lambda x, a, b, loc=0.0, scale=1.0: np.exp(
@@ -175,7 +180,7 @@ def _poisson_logpmf(k, mu, loc=0):
     ok = (k >= 0.0) & (k == np.floor(k))
     ks = _safe(ok, k, 0.0)
     v = sc.xlogy(ks, mu) - sc.gammaln(ks + 1.0) - mu
-    return np.where(ok, v, -np.inf)
+    return _support(ok, k, v)
 
 
 poisson = SimpleNamespace(logpmf=_poisson_logpmf,
@@ -189,7 +194,7 @@ def _bernoulli_logpmf(k, p, loc=0):
     ok = (k == 0.0) | (k == 1.0)
     ks = _safe(ok, k, 0.0)
     v = sc.xlogy(ks, p) + sc.xlog1py(1.0 - ks, -p)
-    return np.where(ok, v, -np.inf)
+    return _support(ok, k, v)
 
 
 def _bernoulli_cdf(k, p, loc=0):

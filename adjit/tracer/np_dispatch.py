@@ -176,7 +176,8 @@ def array_ufunc(uf, method, inputs, kwargs):
         raise TypeError(f"{label} on {names} gives {want}, a dtype traced arrays do not "
                         f"support{where_str()}; "
                         "convert the operands first (x.astype(np.float64))")
-    if dtype is not None:  # NumPy computes in the loop's dtypes: cast the operands first
+    if dtype is not None or not ours:  # computed in the loop's dtypes: cast the operands first
+        # (SciPy's loops: float32 with a Python float computes in float64)
         inputs = tuple(x if isinstance(x, (bool, int, float)) else _astype(x, loop[i])
                        for i, x in enumerate(inputs))
     if ours:
@@ -254,6 +255,8 @@ def _scipy_ufunc(entry):
                 xs[0] = ops.full(shp, xs[0], dt)
             return wrap(bind(p, *xs), False)
         xs = [ops.full(shp, x, dt) if isinstance(x, (bool, int, float)) else x for x in xs]
+        if dt == "f32":  # computed in double and rounded once, as SciPy's float32 loops
+            return wrap(ops.convert(entry(*[ops.convert(x, "f64") for x in xs]), "f32"), False)
         return wrap(entry(*xs), False)
     return f
 
