@@ -29,7 +29,7 @@ from llvmlite import ir
 
 from ..ir.core import Lit, Primitive, on_register
 from .errors import CompileError
-from . import kernels, mathlib
+from . import kernels, mathlib, special
 from .builder import FnBuilder
 from ..ir.types import ALL, FLOATS, NUMERIC
 from .emit import I1, REG, Ix, const, i64
@@ -301,6 +301,10 @@ def _generated(p, k=None):
         return Lowering("ew", _cmp(spec[1]), p.dtypes)
     if how == "expr":
         return Lowering("ew", _expr(spec[1], k), p.dtypes)
+    if how == "extern":  # SciPy's scalar function (codegen/special.py), on floats
+        return Lowering("ew", special.extern(spec[1]), [d for d in p.dtypes if d in FLOATS])
+    if how == "special":  # a function of codegen/special.py, given the equation (params)
+        return Lowering("ew", getattr(special, spec[1]), [d for d in p.dtypes if d in FLOATS])
     raise ValueError(f"primitive {p.name}: unknown lowering {spec!r}")
 
 

@@ -189,6 +189,9 @@ class Primitive:
                 ("expr", fn)            fn(o, *xs) -> value (a tuple of values when nout > 1),
                                         written with `o.<primitive>(...)` of other lowerable
                                         elementwise primitives and Python numbers
+                ("extern", capsule)     SciPy's scalar C function of that name in
+                                        scipy.special.cython_special (codegen/special.py)
+                ("special", fn)         a function of codegen/special.py (reads params)
     cost      element-operations per element, for the parallel-loop heuristic
     numpy     NumPy ufunc names dispatched to it on traced arrays (unary and binary kinds)
     torch     Tensor method (and torch function) names that apply it

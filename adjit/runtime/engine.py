@@ -146,12 +146,15 @@ def load_many(obj: bytes, symbols, imports: dict, what: str):
 
 def import_address(name: str) -> int:
     """Address bound to the external symbol adjit_<name> of compiled code: a runtime helper
-    (native.py) or a BLAS routine."""
+    (native.py), a SciPy special function or a BLAS routine."""
     from . import native
     if name in native.HELPERS:
         return native.address(name)
     if name.startswith("Py"):  # the C API of this interpreter (the fastcall entry)
         return ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value
+    from . import special
+    if special.is_special(name):  # SciPy's scalar special functions (codegen/special.py)
+        return special.address(name)
     from .blas import blas_address
     return blas_address(name)
 

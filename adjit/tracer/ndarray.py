@@ -69,6 +69,16 @@ class TracedArray:
 
     # --- escaping to NumPy / Python -------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
+        sci = _scipy_caller()
+        if sci is not None:
+            name, loc, alt = sci
+            raise TypeError(
+                f"{name} cannot take a traced array ({self._n.type}){where_str(loc)}: SciPy "
+                "converts its arguments with np.asarray, which would drop the derivative and "
+                "freeze the value. " + (f"Use {alt} instead" if alt else
+                                         "adjit.scipy has no counterpart of it yet") +
+                " (adjit.scipy.special and adjit.scipy.stats take traced arrays; "
+                "scipy.special's ufuncs such as erf or gammaln work unchanged).")
         raise TypeError(
             f"a traced array ({self._n.type}) cannot become a NumPy ndarray{where_str()}: the "
             "transform would lose track of it (its gradient would be dropped and a jitted "
@@ -234,6 +244,45 @@ class TracedArray:
 
     def __array_function__(self, func, types, args, kwargs):
         return _np().array_function(func, args, kwargs)
+
+
+def _scipy_caller():
+    """(what SciPy function the user called, the user's line, adjit's counterpart) when a SciPy
+    function is converting a traced array, else None. Only on the error path: walks the stack."""
+    import sys
+    f = sys._getframe(2)
+    outer = None
+    while f is not None:
+        mod = f.f_globals.get("__name__", "") or ""
+        if mod == "scipy" or mod.startswith("scipy."):
+            outer = f
+        elif not (mod == "numpy" or mod.startswith("numpy.") or mod.startswith("adjit.")
+                  or mod.startswith("functools")):
+            break
+        f = f.f_back
+    if outer is None:
+        return None
+    mod = outer.f_globals.get("__name__", "")
+    fname = outer.f_code.co_name
+    obj = outer.f_locals.get("self")
+    dist = getattr(obj, "name", None) if mod.startswith("scipy.stats") else None
+    if isinstance(dist, str):
+        name = f"scipy.stats.{dist}.{fname}"
+        alt_mod, alt_attr = "stats", (dist, fname)
+    else:
+        pkg = ".".join(mod.split(".")[:2])
+        name = f"{pkg}.{fname}"
+        alt_mod, alt_attr = pkg.split(".")[1] if "." in pkg else "", (fname,)
+    alt = f"adjit.scipy.{alt_mod}.{'.'.join(alt_attr)}"
+    try:
+        import importlib
+        target = importlib.import_module(f"adjit.scipy.{alt_mod}")
+        for a in alt_attr:
+            target = getattr(target, a)
+    except (ImportError, AttributeError):
+        alt = None
+    loc = (f.f_code.co_filename, f.f_lineno) if f is not None else None
+    return name, loc, alt
 
 
 def carries_derivative(n):

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..ir import composites as C
 from ..ir import ops
-from ..ir.core import bind, on_register
+from ..ir.core import REGISTRY, bind, on_register
+from ..ir.prims import special as _special
 from ..ir.types import DTYPES, INTS
 from .ndarray import (TracedArray, binary, deepest, promote, promote_nobroadcast, unary, where_str,
                       wrap)
@@ -135,22 +136,32 @@ def _ufunc_dt(x):
 
 def array_ufunc(uf, method, inputs, kwargs):
     name = uf.__name__
+    # a ufunc that is not NumPy's own: scipy.special's (scipy.special.log1p is not np.log1p)
+    ours = getattr(np, name, None) is uf
+    label = f"np.{name}" if ours else f"{_ufunc_module(uf)}.{name}"
     if method != "__call__":
-        raise NotImplementedError(f"np.{name}.{method} is not supported on traced arrays"
-                                  f"{where_str()}; use the plain np.{name}(...) or np.sum etc.")
+        raise NotImplementedError(f"{label}.{method} is not supported on traced arrays"
+                                  f"{where_str()}; use the plain {label}(...) or np.sum etc.")
     if kwargs.get("out") is not None:
-        raise TypeError(f"np.{name}(..., out=...) cannot write a traced value into an ndarray"
+        raise TypeError(f"{label}(..., out=...) cannot write a traced value into an ndarray"
                         f"{where_str()}; use the returned value instead")
     for k, v in kwargs.items():
         if k in ("out", "dtype") or (k in _UFUNC_DEFAULTS and v == _UFUNC_DEFAULTS[k]):
             continue
-        raise TypeError(f"np.{name}(..., {k}={v!r}) is not supported on traced arrays"
+        raise TypeError(f"{label}(..., {k}={v!r}) is not supported on traced arrays"
                         f"{where_str()}" + ("" if k not in _UFUNC_DEFAULTS else
                                             f"; only {k}={_UFUNC_DEFAULTS[k]!r}"))
-    fn = UFUNCS.get(name)
+    fn = UFUNCS.get(name) if ours else SCIPY_UFUNCS.get(name)
     if fn is None:
-        raise NotImplementedError(f"np.{name} is not supported on traced arrays{where_str()}. "
-                                  f"Supported ufuncs: {', '.join(sorted(UFUNCS))}")
+        if ours:
+            raise NotImplementedError(f"np.{name} is not supported on traced arrays"
+                                      f"{where_str()}. Supported ufuncs: "
+                                      f"{', '.join(sorted(UFUNCS))}")
+        raise NotImplementedError(f"{label} is not supported on traced arrays{where_str()}. "
+                                  f"Supported scipy.special ufuncs: "
+                                  f"{', '.join(sorted(SCIPY_UFUNCS))}; see also adjit.scipy")
+    if not ours:
+        name = label  # error messages below name it as the user wrote it
     # NumPy's own loop resolution says which dtypes the call computes in and returns
     dtype = kwargs.get("dtype")
     dts = tuple(_ufunc_dt(x) for x in inputs)
@@ -158,26 +169,46 @@ def array_ufunc(uf, method, inputs, kwargs):
     try:
         loop = uf.resolve_dtypes(dts + (None,) * uf.nout, **sig)
     except TypeError as e:
-        raise TypeError(f"np.{name}: {e}{where_str()}") from None
+        raise TypeError(f"{label}: {e}{where_str()}") from None
     want = loop[uf.nin]
     if want.name not in DTYPES_BY_NAME:
         names = ", ".join(str(d) if isinstance(d, np.dtype) else d.__name__ for d in dts)
-        raise TypeError(f"np.{name} on {names} gives {want}, a dtype traced arrays do not "
+        raise TypeError(f"{label} on {names} gives {want}, a dtype traced arrays do not "
                         f"support{where_str()}; "
                         "convert the operands first (x.astype(np.float64))")
-    if dtype is not None:  # NumPy computes in the loop's dtypes: cast the operands first
+    if dtype is not None or not ours:  # computed in the loop's dtypes: cast the operands first
+        # (SciPy's loops: float32 with a Python float computes in float64)
         inputs = tuple(x if isinstance(x, (bool, int, float)) else _astype(x, loop[i])
                        for i, x in enumerate(inputs))
-    out = _dispatch(name, fn, inputs, {}, bind=False)
+    if ours:
+        out = _dispatch(name, fn, inputs, {}, bind=False)
+    else:
+        try:
+            out = fn(*inputs)
+        except (ValueError, TypeError, NotImplementedError) as e:
+            if "(at " in str(e):
+                raise
+            raise type(e)(f"{e} in {label}{where_str()}") from None
     outs = out if uf.nout > 1 else (out,)
     for got, want in zip((np.dtype(getattr(o, "dtype", type(o))) for o in outs),
                          loop[uf.nin:]):
         if got == want:
             continue
         # a rule that disagrees with NumPy: refuse rather than answer differently
-        raise NotImplementedError(f"np.{name} on {dts} would give {got} where NumPy gives "
+        raise NotImplementedError(f"{label} on {dts} would give {got} where NumPy gives "
                                   f"{want}; not supported on traced arrays{where_str()}")
     return out
+
+
+def _ufunc_module(uf):
+    """Where a ufunc that is not NumPy's comes from: scipy.special's are the common case."""
+    try:
+        import scipy.special as sp
+        if getattr(sp, uf.__name__, None) is uf:
+            return "scipy.special"
+    except ImportError:  # pragma: no cover
+        pass
+    return "ufunc"
 
 
 def _astype(x, dt):
@@ -211,6 +242,26 @@ def _remove_ufuncs(p):
 
 
 on_register(_add_ufuncs, _remove_ufuncs)
+
+
+# --- scipy.special's ufuncs (adjit/ir/prims/special.py SCIPY): float operands, as SciPy's loops
+def _scipy_ufunc(entry):
+    def f(*args):
+        xs, dt, weak = promote(list(args), "scipy.special", to_float=True)
+        shp = next((ops.shape(x) for x in xs if not isinstance(x, (bool, int, float))), ())
+        if isinstance(entry, str):
+            p = REGISTRY[entry]
+            if p.kind == "binary" and isinstance(xs[0], (int, float)):
+                xs[0] = ops.full(shp, xs[0], dt)
+            return wrap(bind(p, *xs), False)
+        xs = [ops.full(shp, x, dt) if isinstance(x, (bool, int, float)) else x for x in xs]
+        if dt == "f32":  # computed in double and rounded once, as SciPy's float32 loops
+            return wrap(ops.convert(entry(*[ops.convert(x, "f64") for x in xs]), "f32"), False)
+        return wrap(entry(*xs), False)
+    return f
+
+
+SCIPY_UFUNCS = {n: _scipy_ufunc(e) for n, e in _special.SCIPY.items()}
 # where a NumPy name needs more than the generated entry
 UFUNCS["logical_and"] = lambda a, b: binary("and", _bool(a), _bool(b))  # "and" is bitwise on ints
 UFUNCS["logical_or"] = lambda a, b: binary("or", _bool(a), _bool(b))
