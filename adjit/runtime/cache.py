@@ -7,7 +7,8 @@ Disk (`ADJIT_CACHE_DIR`, default ~/.cache/adjit): one file per graph, <root>/<2 
 named by sha256(IR text, the code generator's digest, target triple + CPU name + features,
 LLVM/llvmlite versions, Python object layout). The code generator's digest is a sha256 of the
 bytes of the files that decide what object code is generated (KEY_SOURCES: adjit/codegen/,
-the LLVM engine's settings, the helpers' .ll files) and of the BLAS library's identity, read
+the primitive records (their lowering specs), the LLVM engine's settings, SciPy's special
+function binding, the helpers' .ll files) and of the BLAS library's identity, read
 from the files once per process (so an edit in an editable install is a new key), without
 importing the lowering. A file holds a magic line, the sha256 of everything after that line,
 a JSON header (its own key, the entry symbol, workspace size, imports, the object's length)
@@ -47,7 +48,9 @@ STATS = {"hits": 0, "misses": 0, "disk_hits": 0, "disk_misses": 0, "disk_rejecte
          "compiles": 0}
 # the files whose bytes make the code generator's digest: (folder under the package, suffix);
 # folders are walked recursively
-KEY_SOURCES = (("codegen", ".py"), ("runtime/ll", ".ll"), ("runtime/engine.py", ""))
+# ir/prims: a primitive record carries its lowering (math function, intrinsic, expression)
+KEY_SOURCES = (("codegen", ".py"), ("ir/prims", ".py"), ("runtime/ll", ".ll"),
+               ("runtime/engine.py", ""), ("runtime/special.py", ""))
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _DIGEST = None
 _ENTRY = re.compile(r"[0-9a-f]{64}\.o\Z")

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir import einsum as E
 from ..ir import ops
-from .autograd import tag
+from .grad_fn import tag
 from .tensor import Tensor, shape_error
 from .tensor_ops import fresh
 
