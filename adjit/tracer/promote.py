@@ -130,14 +130,14 @@ def promote(xs, label, to_float=False):
 _LABEL = {"add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.divide",
           "pow": "np.power", "lt": "np.less", "le": "np.less_equal", "gt": "np.greater",
           "ge": "np.greater_equal", "eq": "np.equal", "ne": "np.not_equal",
-          "and": "np.bitwise_and", "or": "np.bitwise_or", "maximum": "np.maximum",
+          "and": "np.bitwise_and", "or": "np.bitwise_or", "xor": "np.bitwise_xor", "maximum": "np.maximum",
           "minimum": "np.minimum"}
 
 
 def binary(name, a, b, sym=None):
     label = f"`{sym}` ({_LABEL.get(name, name)})" if sym else _LABEL.get(name, name)
     (x, y), dt, weak = promote([a, b], label, to_float=name == "div")
-    if name in ("and", "or") and dt in FLOATS:  # bitwise: NumPy has no float loop either
+    if name in ("and", "or", "xor") and dt in FLOATS:  # bitwise: NumPy has no float loop either
         raise TypeError(f"{label} is not supported for float operands{where_str()}; "
                         f"compare first (x != 0) or use np.logical_{name}")
     if name == "pow" and isinstance(x, (int, float)):
