@@ -62,6 +62,9 @@ def as_operand(x, trace):
     """A TracedArray, ndarray or Python scalar as an operand for ops (Node or scalar)."""
     if isinstance(x, _nd.TracedArray):
         return x._n
+    if trace is not None and isinstance(x, (np.ndarray, np.generic)) and id(trace) in _CONSTS:
+        from .frozen import note
+        note(x)  # jit warns about a value NumPy computed from data jit cannot reach
     if isinstance(x, (bool, int, float)):
         return x
     if isinstance(x, (np.ndarray, np.generic)):

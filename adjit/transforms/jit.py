@@ -31,6 +31,7 @@ from ..ir.core import EAGER, STATE, GuardFailed, Node
 from ..ir.graph import extract
 from ..tracer import pytree
 from ..tracer.autograd import tag_outputs
+from ..tracer.frozen import FOUND
 from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nodes,
                                  positional_params, to_user, trace_call)
 from .autodiff import run_graph
@@ -305,6 +306,15 @@ class Jitted:
                        tuple(v for _, v in live),
                        {}, lambda i, info: i not in static if i < n + nk else info.kind != "py",
                        "jit")
+        where = FOUND.pop(id(t.trace), None)
+        if where is not None:
+            warnings.warn(
+                f"adjit.jit: {fname(self.f)}: {where[0]}:{where[1]} computes a value from the "
+                f"array `{where[2]}`, which jit does not make an input (only the arrays of the "
+                "function's closure, the globals it names and self's attributes are): the "
+                "value is a constant of this trace, and later changes to the array are not "
+                "seen. Pass the array as an argument, or read it in the jitted function.",
+                RuntimeWarning, stacklevel=4)
         nodes, kinds, otd = out_nodes(t.out, f"jit: {fname(self.f)}")
         pyvals = [lf if isinstance(lf, (bool, int, float)) else None
                   for lf in pytree.leaves(t.out)]

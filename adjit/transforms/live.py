@@ -2,8 +2,10 @@
 
 `Slots(f)` finds, once, where `f` can read arrays without being passed them: its closure
 cells, the module globals its code (and the code of functions defined inside it) loads by
-name, the closure cells of functions held in those cells (the function `jit(grad(loss))`
-wraps: grad's wrapper holds `loss` in a cell), and, for a method, the attributes of `self`.
+name, the slots of functions held in those cells (the function `jit(grad(loss))` wraps:
+grad's wrapper holds `loss` in a cell) and of the rules (fun, fwd, bwd, jvp) of custom_vjp /
+custom_jvp objects held in those cells or globals, and, for a method, the attributes of
+`self`.
 Each call `gather`s their current values (one read per slot); the arrays among them are
 inputs of the trace, keyed by shape and dtype like arguments, and while tracing `substitute`
 runs a copy of the function whose cells / globals dict / `self` attributes hold the traced
@@ -15,6 +17,7 @@ objects or containers, and the globals of helper functions that `f` calls by nam
 from __future__ import annotations
 
 import builtins
+import copy
 import dis
 import types
 
@@ -22,7 +25,7 @@ import numpy as np
 
 _EMPTY = object()     # an empty cell / an undefined global
 _STORES = {"STORE_GLOBAL", "DELETE_GLOBAL"}
-MAX_DEPTH = 4
+MAX_DEPTH = 8   # functions held in cells followed this deep (adjit wraps its transforms twice)
 
 
 def _candidate(v):
@@ -57,34 +60,64 @@ def _cell(c):
 
 
 class _Plan:
-    """Where one function reads values: [(cell index, slot number | sub-plan)], [(name, slot
-    number)] of its globals."""
-    __slots__ = ("fn", "cells", "gnames")
+    """Where one function (or custom_vjp / custom_jvp object: its rules) reads values:
+    cells [(index, slot number | sub-plan)], globals [(name, slot number | sub-plan)],
+    rules [(attribute, sub-plan)]."""
+    __slots__ = ("fn", "cells", "gnames", "rules")
+
+    def __init__(self, fn):
+        self.fn, self.cells, self.gnames, self.rules = fn, [], [], []
+
+    def __bool__(self):
+        return bool(self.cells or self.gnames or self.rules)
+
+
+def _custom():
+    from .custom import _Custom
+    return _Custom
 
 
 class Slots:
     """The live slots of a function (see the module doc)."""
 
     def __init__(self, f):
-        self.readers = []   # (kind, where, name): "cell", cell; "global", dict, name
-        self.checks = []    # (cell, function it held when planned): structure
+        self.readers = []   # ("cell", cell, None) | ("global", dict, name)
+        self.checks = []    # (reader, the function / rule object it held when planned)
         self.plan = self._plan(f, 0, set()) if isinstance(f, types.FunctionType) else None
         self.n = len(self.readers)
-        cells = [w for k, w, _ in self.readers if k == "cell"]
-        gl = [(w, nm) for k, w, nm in self.readers if k == "global"]
-        self.cells, self.globs = cells, gl
+        self.cells = [w for k, w, _ in self.readers if k == "cell"]
+        self.globs = [(w, nm) for k, w, nm in self.readers if k == "global"]
+
+    def _sub(self, v, depth, seen, reader):
+        """A sub-plan for a function or custom-rule object held in a slot, or None."""
+        if depth >= MAX_DEPTH or id(v) in seen:
+            return None
+        if isinstance(v, types.FunctionType):
+            sub = self._plan(v, depth + 1, seen)
+        elif isinstance(v, _custom()):
+            seen.add(id(v))
+            sub = _Plan(v)
+            for a in ("fun", "fwd", "bwd", "jvp"):
+                r = getattr(v, a, None)
+                if isinstance(r, types.FunctionType) and id(r) not in seen:
+                    rp = self._plan(r, depth + 1, seen)
+                    if rp:
+                        sub.rules.append((a, rp))
+        else:
+            return None
+        if not sub:
+            return None
+        self.checks.append((reader, v))
+        return sub
 
     def _plan(self, fn, depth, seen):
         seen.add(id(fn))
-        p = _Plan()
-        p.fn, p.cells, p.gnames = fn, [], []
+        p = _Plan(fn)
         for i, c in enumerate(fn.__closure__ or ()):
             v = _cell(c)
-            if isinstance(v, types.FunctionType) and depth < MAX_DEPTH and id(v) not in seen:
-                sub = self._plan(v, depth + 1, seen)
-                if sub.cells or sub.gnames:
-                    self.checks.append((c, v))
-                    p.cells.append((i, sub))
+            sub = self._sub(v, depth, seen, ("cell", c, None))
+            if sub is not None:
+                p.cells.append((i, sub))
             elif _candidate(v):
                 p.cells.append((i, len(self.readers)))
                 self.readers.append(("cell", c, None))
@@ -97,7 +130,13 @@ class Slots:
             v = g.get(nm, _EMPTY)
             if v is _EMPTY and hasattr(builtins, nm):
                 continue
-            if _candidate(v):
+            # a helper function named as a global is not followed (its arrays stay frozen:
+            # the documented boundary); custom_vjp / custom_jvp objects are
+            sub = self._sub(v, depth, seen, ("global", g, nm)) \
+                if isinstance(v, _custom()) else None
+            if sub is not None:
+                p.gnames.append((nm, sub))
+            elif _candidate(v):
                 p.gnames.append((nm, len(self.readers)))
                 self.readers.append(("global", g, nm))
         return p
@@ -105,8 +144,8 @@ class Slots:
     def gather(self):
         """The current value of every slot (None when a function held in a cell changed:
         plan again)."""
-        for c, fn in self.checks:
-            if _cell(c) is not fn:
+        for (k, w, nm), v in self.checks:
+            if (_cell(w) if k == "cell" else w.get(nm, _EMPTY)) is not v:
                 return None
         vals = []
         for c in self.cells:
@@ -131,6 +170,15 @@ class Slots:
 
 def _build(p, subst):
     fn = p.fn
+    if p.rules:  # a custom_vjp / custom_jvp object: a copy with its rules rebuilt
+        new = {a: _build(rp, subst) for a, rp in p.rules}
+        new = {a: r for a, r in new.items() if r is not getattr(fn, a)}
+        if not new:
+            return fn
+        obj = copy.copy(fn)
+        for a, r in new.items():
+            setattr(obj, a, r)
+        return obj
     closure = list(fn.__closure__ or ())
     changed = False
     for i, s in p.cells:
@@ -143,7 +191,14 @@ def _build(p, subst):
             closure[i] = types.CellType(subst[s])
             changed = True
     g = fn.__globals__
-    gsub = {nm: subst[s] for nm, s in p.gnames if s in subst}
+    gsub = {}
+    for nm, s in p.gnames:
+        if isinstance(s, _Plan):
+            nf = _build(s, subst)
+            if nf is not s.fn:
+                gsub[nm] = nf
+        elif s in subst:
+            gsub[nm] = subst[s]
     if gsub:
         g = dict(g)
         g.update(gsub)
