@@ -60,7 +60,8 @@ CASES = [
                                               x ** 3, np.sin(x))) +
      np.sum(np.where(np.invert(x > 0), x, 0.0)), [(3, 4)], "any"),
     ("bitwise_mask", lambda np, x: np.sum(np.where(np.bitwise_and(M, x > 0), x, 0.0)) +
-     np.sum(np.where(np.bitwise_or(M, x > 1), x ** 2, 0.0)), [(3, 4)], "any"),
+     np.sum(np.where(np.bitwise_or(M, x > 1), x ** 2, 0.0)) +
+     np.sum(np.where(np.bitwise_xor(M, x > 0.5), x ** 3, 0.0)), [(3, 4)], "any"),
     ("nan_checks", lambda np, x: np.sum(np.where(np.isnan(x) | np.isinf(x), 0.0, x) *
                                         np.where(np.isfinite(x), x, 0.0)), [(3, 4)], "any"),
     ("logaddexp", lambda np, x, y: np.sum(np.logaddexp(x, y)), [(3, 4), (3, 4)], "any"),

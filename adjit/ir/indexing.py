@@ -23,7 +23,9 @@ def _concrete(i):
     if hasattr(i, "_n"):
         i = i._n
     if type(i) is Node:
-        return i if i.rec is not None and i.trace.active and i.trace.level > 0 else i.val
+        # recorded (computed, or an input of the trace): data; a constant leaf: its value
+        return i if i.trace.active and i.trace.level > 0 and (
+            i.rec is not None or i.rg) else i.val
     return np.asarray(i)
 
 

@@ -71,16 +71,23 @@ _TORCH_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32
                 "bool": "Bool"}
 
 
-def _bitwise(fn, name):
-    """&, |, ^ on bool and integer tensors (no gradient: PyTorch defines none)."""
+def _bitwise(prim, name):
+    """&, |, ^ on bool and integer tensors (no gradient: PyTorch defines none): the and / or /
+    xor primitives (bitwise on integers), so a jitted function records them."""
     def f(self, other, reverse=False):
         dt = T.result_dtype(self, other)
         if dt.kind == "f":
             raise RuntimeError(f'"{name}_cpu" not implemented for '
                                f"'{_TORCH_NAMES[dt.name]}'")
-        a = self._n.val
-        b = other._n.val if isinstance(other, Tensor) else other
-        out = fn(b, a) if reverse else fn(a, b)
+        if isinstance(other, (list, tuple)):
+            other = Tensor._from_array(np.asarray(other))
+        x, y = T._prep(self, other, dt)
+        if reverse:
+            x, y = y, x
+        with no_grad():
+            out = bind(REGISTRY[prim], x, y)
+        if type(out) is Node:
+            return Tensor._wrap(out)
         return Tensor._from_array(np.asarray(out).astype(dt, copy=False))
     return f
 
@@ -90,7 +97,15 @@ def _invert(self):
     if v.dtype.kind == "f":
         raise RuntimeError(f"\"bitwise_not_cpu\" not implemented for "
                            f"'{_TORCH_NAMES[v.dtype.name]}'")
-    return Tensor._from_array(np.invert(v))
+    with no_grad():
+        return Tensor._wrap(ops.__getattr__("not")(self._n))
+
+
+def _logical_not(self):
+    n = self._n
+    with no_grad():
+        b = n if n.type.dtype == "bool" else ops.ne(n, 0)
+        return Tensor._wrap(ops.__getattr__("not")(b))
 
 
 def _scaled(other, alpha):
@@ -266,13 +281,13 @@ def install():
     t.sub_ = t.__isub__
     t.mul_ = t.__imul__
     t.div_ = t.__itruediv__
-    for name, fn in (("and", np.bitwise_and), ("or", np.bitwise_or), ("xor", np.bitwise_xor)):
-        op = _bitwise(fn, f"bitwise_{name}")
+    for name in ("and", "or", "xor"):
+        op = _bitwise(name, f"bitwise_{name}")
         setattr(t, f"__{name}__", op)
         setattr(t, f"__r{name}__", (lambda o: lambda s, x: o(s, x, reverse=True))(op))
         setattr(t, f"bitwise_{name}", op)
     t.__invert__ = _invert
-    t.logical_not = lambda s: Tensor._from_array(np.logical_not(s._n.val))
+    t.logical_not = _logical_not
     t.unbind = I.unbind
     t.new_tensor, t.new_zeros, t.new_ones = _new("tensor"), _new("zeros"), _new("ones")
     t.new_full, t.new_empty = _new("full"), _new("empty")

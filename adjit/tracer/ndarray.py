@@ -168,6 +168,8 @@ class TracedArray:
     def __rand__(self, o): return binary("and", o, self, "&")
     def __or__(self, o): return binary("or", self, o, "|")
     def __ror__(self, o): return binary("or", o, self, "|")
+    def __xor__(self, o): return binary("xor", self, o, "^")
+    def __rxor__(self, o): return binary("xor", o, self, "^")
     def __neg__(self): return unary("neg", self)
     def __pos__(self): return self
     def __abs__(self): return unary("abs", self)

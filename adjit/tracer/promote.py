@@ -62,6 +62,9 @@ def as_operand(x, trace):
     """A TracedArray, ndarray or Python scalar as an operand for ops (Node or scalar)."""
     if isinstance(x, _nd.TracedArray):
         return x._n
+    if trace is not None and isinstance(x, (np.ndarray, np.generic)) and id(trace) in _CONSTS:
+        from .frozen import note
+        note(x)  # jit warns about a value NumPy computed from data jit cannot reach
     if isinstance(x, (bool, int, float)):
         return x
     if isinstance(x, (np.ndarray, np.generic)):
@@ -130,14 +133,14 @@ def promote(xs, label, to_float=False):
 _LABEL = {"add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.divide",
           "pow": "np.power", "lt": "np.less", "le": "np.less_equal", "gt": "np.greater",
           "ge": "np.greater_equal", "eq": "np.equal", "ne": "np.not_equal",
-          "and": "np.bitwise_and", "or": "np.bitwise_or", "maximum": "np.maximum",
+          "and": "np.bitwise_and", "or": "np.bitwise_or", "xor": "np.bitwise_xor", "maximum": "np.maximum",
           "minimum": "np.minimum"}
 
 
 def binary(name, a, b, sym=None):
     label = f"`{sym}` ({_LABEL.get(name, name)})" if sym else _LABEL.get(name, name)
     (x, y), dt, weak = promote([a, b], label, to_float=name == "div")
-    if name in ("and", "or") and dt in FLOATS:  # bitwise: NumPy has no float loop either
+    if name in ("and", "or", "xor") and dt in FLOATS:  # bitwise: NumPy has no float loop either
         raise TypeError(f"{label} is not supported for float operands{where_str()}; "
                         f"compare first (x != 0) or use np.logical_{name}")
     if name == "pow" and isinstance(x, (int, float)):

@@ -239,10 +239,10 @@ class Tensor:
         v = self._n.val
         if v.size != 1:
             raise RuntimeError(f"a Tensor with {v.size} elements cannot be converted to Scalar")
-        return v.reshape(()).item()
+        return _looked_at(self._n).reshape(()).item()
 
     def tolist(self):
-        return self._n.val.tolist()
+        return _looked_at(self._n).tolist()
 
     def _scalar(self):
         if self._n.val.size != 1:
@@ -250,12 +250,12 @@ class Tensor:
         return self.item()
 
     def __float__(self):
-        if self._n.rg:
+        if self._n.rg and self._n.trace is EAGER:
             grad_fn.warn_scalar_conversion()
         return builtins_float(self._scalar())
 
     def __int__(self):
-        if self._n.rg:
+        if self._n.rg and self._n.trace is EAGER:
             grad_fn.warn_scalar_conversion()
         return builtins_int(self._scalar())
 
@@ -266,10 +266,19 @@ class Tensor:
         return builtins_int(self.item())
 
     def __bool__(self):
-        v = self._n.val
+        n = self._n
+        v = n.val
         if v.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
-        return bool(v.reshape(()).item())
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        val = bool(v.reshape(()).item())
+        if n.trace is not EAGER and n.trace.active:  # a guard, as TracedArray.__bool__
+            from ..ir import ops
+            from ..ir.core import REGISTRY, bind
+            c = ops.reshape(n, ())
+            if n.type.dtype != "bool":
+                c = ops.ne(c, 0)
+            bind(REGISTRY["guard"], c, expect=val)
+        return val
 
     def __len__(self):
         if self._n.val.ndim == 0:
@@ -428,3 +437,29 @@ def _ones(v):
 
 builtins_float = __builtins__["float"] if isinstance(__builtins__, dict) else __builtins__.float
 builtins_int = __builtins__["int"] if isinstance(__builtins__, dict) else __builtins__.int
+
+
+def _looked_at(n):
+    """The value of Node n as Python reads it (item(), float(), int(), tolist(), an index).
+    Inside a transform's trace (jit) this records a guard that a replay sees bitwise the same
+    value, as TracedArray does, so a later call with other values traces again instead of
+    replaying the first call's branch."""
+    v = np.asarray(n.val)
+    if n.trace is EAGER or not n.trace.active:
+        return v
+    from ..ir import composites as C
+    from ..ir import ops
+    from ..ir.core import REGISTRY, bind, const_node
+    if v.size == 1:
+        same = C.same_value(ops.reshape(n, ()), v.reshape(()))
+    else:
+        flat = ops.reshape(n, (v.size,))
+        want = v.reshape(-1)
+        if v.dtype.kind == "f":
+            it = {4: np.int32, 8: np.int64}[v.dtype.itemsize]
+            flat = ops.bitcast_convert_type(flat, new_dtype="i32" if it is np.int32 else "i64")
+            want = want.view(it)
+        eq = ops.convert(ops.eq(flat, const_node(np.ascontiguousarray(want))), "i64")
+        same = ops.eq(ops.reduce_sum(eq, (0,)), builtins_int(v.size))
+    bind(REGISTRY["guard"], same, expect=True)
+    return v

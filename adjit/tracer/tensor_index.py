@@ -52,6 +52,29 @@ def _treat_as_tuple(idx):
     return False
 
 
+def _traced_index(i):
+    """The Node of a Tensor index recorded by a transform (an argument of a jitted function
+    or computed from one), or None. Its value is data of the trace, not a fixed index."""
+    if isinstance(i, Tensor):
+        n = i._n
+        if n.trace is not EAGER and n.trace.active and (n.rec is not None or n.rg):
+            return n
+    return None
+
+
+def _mask_positions(m):
+    """Positions of True in a traced 1-d mask: a guard on how many (the result's shape), then
+    computed in the IR, so a replay with another mask of the same count is right."""
+    from .indexing import _mask_indices
+    from .ndarray import TracedArray, where_str
+    if m.type.ndim != 1:
+        raise NotImplementedError(
+            f"adjit: a {m.type.ndim}-d boolean mask computed inside a jitted function cannot "
+            "index yet (1-d masks can); index with mask.nonzero() outside the function or "
+            f"pass the mask as a 1-d tensor{where_str()}")
+    return _mask_indices(TracedArray(m), m.trace)
+
+
 def _is_int(i):
     if isinstance(i, (bool, np.bool_)):
         return False
@@ -128,6 +151,21 @@ def _basic(n, idx):
             n = _unsqueeze(n, dim)
             adv[dim] = np.array([0] if i else [], np.int64)
             dim += 1
+        elif _traced_index(i) is not None:  # recorded: a gather index, not a fixed one
+            t = _traced_index(i)
+            if t.type.dtype not in ("i32", "i64", "bool"):
+                raise IndexError("tensors used as indices must be long, int, byte or bool "
+                                 "tensors")
+            if t.type.dtype == "bool":
+                if t.type.shape != tuple(n.type.shape[dim:dim + t.type.ndim]):
+                    raise IndexError(f"The shape of the mask {list(t.type.shape)} at index "
+                                     f"{dim} does not match the shape of the indexed tensor "
+                                     f"{list(n.type.shape[dim:dim + t.type.ndim])} at index "
+                                     f"{dim}")
+                adv[dim] = _mask_positions(t)
+            else:
+                adv[dim] = t
+            dim += 1
         elif _is_int(i):
             n = _select(n, dim, i, real_dim=dim + selected)
             selected += 1
@@ -154,6 +192,10 @@ def _advanced(n, adv):
         a = adv.get(d)
         if a is None:
             items.append(slice(None))
+            d += 1
+            continue
+        if type(a) is Node:  # a recorded index (bounds checked by the gather)
+            items.append(a)
             d += 1
             continue
         if a.dtype == np.bool_ and a.shape != tuple(shp[d:d + a.ndim]):

@@ -48,7 +48,17 @@ class _Custom:
         functools.update_wrapper(self, fun)
         self.fun = fun
         self.nondiff = tuple(nondiff_argnums)
-        self.busy = 0  # > 0 while tracing our own rule: a call from inside it runs fun plainly
+        # > 0 while tracing our own rule: a call from inside it runs fun plainly (a list, shared
+        # with the copies jit makes to trace the rules on its live closure arrays: live.py)
+        self._busy = [0]
+
+    @property
+    def busy(self):
+        return self._busy[0]
+
+    @busy.setter
+    def busy(self, v):
+        self._busy[0] = v
 
     def _rule_trace(self, *a):
         self.busy += 1

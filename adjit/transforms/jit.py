@@ -5,8 +5,14 @@ is the list of traced branches: a call replays a branch with `run_graph`; the gr
 (recorded where Python looked at a traced value: if/while on a comparison, float(), int(), the
 size of a boolean mask) re-check the new values. A failed guard (GuardFailed) moves on to the
 next branch, and when none fits the function is traced again and the new branch added - never
-a silently wrong answer. Arrays the function reads from closures or globals are constants of
-the trace, bound by reference (the graph's consts are those very arrays).
+a silently wrong answer.
+
+Arrays the function reads without being passed them - its closure cells, the module globals
+its code names, the array attributes of `self` for a method (see live.py) - are inputs too,
+gathered on every call and keyed by shape and dtype: a call sees their current values (a new
+shape traces again). Arrays it cannot reach (attributes of other objects, containers, globals
+of helper functions) are constants of the trace, bound by reference; a constant computed
+during the trace from such data is frozen, and jit warns once per trace (live.py).
 
 Called on traced values of an enclosing transform (or inside one), jit inlines: the function
 simply runs on the traced values, so the enclosing trace records it.
@@ -16,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import struct
+import types
 import warnings
 
 import numpy as np
@@ -24,9 +31,11 @@ from ..ir.core import EAGER, STATE, GuardFailed, Node
 from ..ir.graph import extract
 from ..tracer import pytree
 from ..tracer.grad_fn import tag_outputs
+from ..tracer.frozen import FOUND
 from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nodes,
                                  positional_params, to_user, trace_call)
 from .autodiff import run_graph
+from .live import _EMPTY, Slots, self_arrays
 from ..runtime import fresh, run_graph as _run_concrete
 from .._traceback import filter_traceback
 
@@ -72,6 +81,11 @@ class Jitted:
             self._params[i] for i in self.static_argnums if 0 <= i < len(self._params)}
         self._static_pos = set(self.static_argnums) | {
             i for i, p in enumerate(self._params) if p in self.static_argnames}
+        # jit(obj.method): the function, with obj as its `self` (whose arrays are inputs)
+        self._self = f.__self__ if isinstance(f, types.MethodType) else _NO_SELF
+        self._func = f.__func__ if isinstance(f, types.MethodType) else f
+        self._slots = Slots(self._func)
+        self._nslots = self._slots.n
         self.cache = {}
         self.fast = {}
         self.traces = 0
@@ -81,7 +95,7 @@ class Jitted:
         self._warned = False
 
     def __get__(self, obj, objtype=None):  # jit on methods
-        return self if obj is None else functools.partial(self, obj)
+        return self if obj is None else _Method(self, obj)
 
     def _inline(self, args, kwargs):
         if len(STATE.stack) > 1:
@@ -90,10 +104,21 @@ class Jitted:
                    lf._n.trace.level > 0 for lf in pytree.leaves((args, kwargs)))
 
     def __call__(self, *args, **kwargs):
-        # Hot path: plain ndarray arguments, no keywords, nothing being traced. The key is the
-        # arguments' shapes and dtypes; it maps to the same branch list as the general key.
+        if self._self is not _NO_SELF:
+            return self.call_method(self._self, args, kwargs, shift=1)
+        # Hot path: plain ndarray arguments (and closure arrays), no keywords, nothing being
+        # traced. The key is their shapes and dtypes; it maps to the same branch list as the
+        # general key.
         if not kwargs and len(STATE.stack) == 1:
             fkey = tuple([(a.shape, a.dtype) if type(a) is _nd else _MISS for a in args])
+            if self._nslots:
+                sv = self._slots.gather()
+                if sv is not None:
+                    fkey += tuple([(v.shape, v.dtype) if type(v) is _nd else _MISS
+                                   for v in sv])
+                    args = args + tuple(sv)
+                else:
+                    fkey = None
             branches = self.fast.get(fkey)
             if branches is not None:
                 direct = branches[0].direct if branches else None
@@ -112,6 +137,8 @@ class Jitted:
                     br, outs = hit
                     br.direct = getattr(br.graph.native, "_fast", None)
                     return br.single(outs) if br.single else _assemble(br, outs)
+            if self._nslots:
+                args = args[:len(args) - self._nslots] if fkey is not None else args
         try:
             return self._call(args, kwargs)
         except Exception as exc:
@@ -119,14 +146,44 @@ class Jitted:
                 raise
             raise exc.with_traceback(filter_traceback(exc.__traceback__))
 
-    def _call(self, args, kwargs):
+    def call_method(self, obj, args, kwargs, shift=0):
+        """f(obj, *args): obj's array attributes are inputs; obj is keyed by its type and its
+        other attributes, not by identity."""
+        try:
+            return self._call((obj,) + tuple(args), kwargs, has_self=True, shift=shift)
+        except Exception as exc:
+            if os.environ.get("ADJIT_TRACEBACK") == "full":
+                raise
+            raise exc.with_traceback(filter_traceback(exc.__traceback__))
+
+    def _live(self, args, has_self):
+        """[(slot, value)] of the values f reads without being passed them: closure cells and
+        globals (slot numbers), then `self`'s attributes (names); and the key of `self`."""
+        live, skey = [], None
+        if self._nslots:
+            sv = self._slots.gather()
+            if sv is None:  # a function held in a closure cell was rebound: plan again
+                self._slots = Slots(self._func)
+                self._nslots = self._slots.n
+                sv = self._slots.gather()
+            live = list(zip(self._slots.order(), sv))
+        if has_self:
+            arrays, skey = self_arrays(args[0], static_key)
+            live += sorted(arrays.items())
+        return live, skey
+
+    def _call(self, args, kwargs, has_self=False, shift=0):
         if self._inline(args, kwargs):
-            return self.f(*args, **kwargs)
+            return self._func(*args, **kwargs)
         n = len(args)
-        static = {i % n for i in self._static_pos if -n <= i < n}
+        static = {j % n for j in (i + shift if i >= 0 else i for i in self._static_pos)
+                  if -n <= j < n}
+        if has_self:
+            static.discard(0)
         skw = {k: v for k, v in kwargs.items() if k in self._static_names}
         dkw = sorted(k for k in kwargs if k not in self._static_names)
-        dyn = [(i, a) for i, a in enumerate(args) if i not in static] + \
+        first = 1 if has_self else 0
+        dyn = [(i, a) for i, a in enumerate(args) if i not in static and i >= first] + \
             [(k, kwargs[k]) for k in dkw]
         tds, spec, vals = [], [], []
         for where, a in dyn:
@@ -144,19 +201,30 @@ class Jitted:
                     spec.append((info.kind, type(lf) if info.kind == "py" else None,
                                  info.type.shape, info.type.dtype))
                     vals.append(info.outer)
-        key = (tuple(tds), tuple(spec), tuple(sorted(static)), tuple(dkw),
+        live, skey = self._live(args, has_self)
+        lspec = []
+        for where, v in live:
+            info = leaf_info(v) if v is not None and v is not _EMPTY else None
+            if info is None or info.kind == "py":
+                lspec.append(("static", ("unbound" if v is _EMPTY else type(v), None)))
+            else:
+                lspec.append((info.kind, "live", info.type.shape, info.type.dtype))
+                vals.append(info.outer)
+        key = (tuple(tds), tuple(spec), tuple(lspec), skey, tuple(sorted(static)), tuple(dkw),
                tuple(static_key(args[i], f"static argument {i}") for i in sorted(static)),
                tuple(sorted((k, static_key(v, f"static argument {k!r}"))
                             for k, v in skw.items())))
         branches = self.cache.setdefault(key, [])
-        if not kwargs and not static and all(type(a) is _nd for a in args):
-            self.fast[tuple((a.shape, a.dtype) for a in args)] = branches
+        if not kwargs and not static and not has_self and \
+                all(type(a) is _nd for a in args) and all(type(v) is _nd for _, v in live):
+            self.fast[tuple((a.shape, a.dtype) for a in args) +
+                      tuple((v.shape, v.dtype) for _, v in live)] = branches
         hit = self._replay(branches, vals, run_graph)
         if hit is not None:
             _name_on_tape(hit[1], vals)
             return _assemble(*hit)
-        self._note_retrace(branches, spec)
-        return self._trace(args, kwargs, static, dkw, skw, branches)
+        self._note_retrace(branches, spec + lspec)
+        return self._trace(args, kwargs, static, dkw, skw, branches, live)
 
     def _replay(self, branches, vals, run):
         """(branch, outputs) of the first branch whose guards hold (moved to the front), or
@@ -208,18 +276,46 @@ class Jitted:
                 "variants": sum(len(b) for b in self.cache.values()),
                 "compile_seconds": secs}
 
-    def _trace(self, args, kwargs, static, dkw, skw, branches):
+    def _trace(self, args, kwargs, static, dkw, skw, branches, live):
         self.traces += 1
-        n = len(args)
-        f = self.f
+        n, nk = len(args), len(dkw)
+        f = self._func
+        slots = self._slots
 
         def flat(*a):
             pos = list(a[:n])
-            return f(*pos, **dict(zip(dkw, a[n:])), **skw)
+            subst, attrs = {}, {}
+            for (where, _), v in zip(live, a[n + nk:]):
+                if isinstance(where, str):
+                    attrs[where] = v
+                else:
+                    subst[where] = v
+            fn = slots.substitute(subst) or f
+            obj = pos[0] if attrs else None
+            saved = {k: getattr(obj, k) for k in attrs}
+            for k, v in attrs.items():  # self's arrays, traced while f runs
+                setattr(obj, k, v)
+            try:
+                return fn(*pos, **dict(zip(dkw, a[n:n + nk])), **skw)
+            finally:
+                for k, v in attrs.items():
+                    if getattr(obj, k, None) is v:
+                        setattr(obj, k, saved[k])
 
-        t = trace_call(flat, tuple(args) + tuple(kwargs[k] for k in dkw), {},
-                       lambda i, info: i not in static, "jit")
-        nodes, kinds, otd = out_nodes(t.out, f"jit: {fname(f)}")
+        t = trace_call(flat, tuple(args) + tuple(kwargs[k] for k in dkw) +
+                       tuple(v for _, v in live),
+                       {}, lambda i, info: i not in static if i < n + nk else info.kind != "py",
+                       "jit")
+        where = FOUND.pop(id(t.trace), None)
+        if where is not None:
+            warnings.warn(
+                f"adjit.jit: {fname(self.f)}: {where[0]}:{where[1]} computes a value from the "
+                f"array `{where[2]}`, which jit does not make an input (only the arrays of the "
+                "function's closure, the globals it names and self's attributes are): the "
+                "value is a constant of this trace, and later changes to the array are not "
+                "seen. Pass the array as an argument, or read it in the jitted function.",
+                RuntimeWarning, stacklevel=4)
+        nodes, kinds, otd = out_nodes(t.out, f"jit: {fname(self.f)}")
         pyvals = [lf if isinstance(lf, (bool, int, float)) else None
                   for lf in pytree.leaves(t.out)]
         g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
@@ -234,6 +330,23 @@ class Jitted:
         # the trace's own values: copies, as every later call returns (no output aliases an
         # argument, a closure constant or another output)
         return _assemble(br, fresh([n.val for n in nodes], outer, g.consts))
+
+
+class _Method:
+    """A jitted method bound to an object: `self`'s arrays are inputs of each call."""
+    __slots__ = ("jitted", "obj")
+
+    def __init__(self, jitted, obj):
+        self.jitted, self.obj = jitted, obj
+
+    def __call__(self, *args, **kwargs):
+        return self.jitted.call_method(self.obj, args, kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.jitted, name)
+
+
+_NO_SELF = object()
 
 
 def _name_on_tape(outs, inputs):

@@ -91,6 +91,8 @@ binary("and", lambda x, y, **_: np.bitwise_and(x, y), None, dtypes=BITS, saves=F
        smooth=False, lowering=("instr", "and_", "and_"), numpy=("bitwise_and",))
 binary("or", lambda x, y, **_: np.bitwise_or(x, y), None, dtypes=BITS, saves=False,
        smooth=False, lowering=("instr", "or_", "or_"), numpy=("bitwise_or",))
+binary("xor", lambda x, y, **_: np.bitwise_xor(x, y), None, dtypes=BITS, saves=False,
+       smooth=False, lowering=("instr", "xor", "xor"), numpy=("bitwise_xor",))
 
 # --- unary math ---------------------------------------------------------------------------
 # `math`: the function of codegen/mathlib.py that lowers it; the cost of a math function is

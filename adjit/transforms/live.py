@@ -1,0 +1,231 @@
+"""The arrays a jitted function reads from outside its arguments, made inputs of every call.
+
+`Slots(f)` finds, once, where `f` can read arrays without being passed them: its closure
+cells, the module globals its code (and the code of functions defined inside it) loads by
+name, the slots of functions held in those cells (the function `jit(grad(loss))` wraps:
+grad's wrapper holds `loss` in a cell) and of the rules (fun, fwd, bwd, jvp) of custom_vjp /
+custom_jvp objects held in those cells or globals, and, for a method, the attributes of
+`self`.
+Each call `gather`s their current values (one read per slot); the arrays among them are
+inputs of the trace, keyed by shape and dtype like arguments, and while tracing `substitute`
+runs a copy of the function whose cells / globals dict / `self` attributes hold the traced
+values instead, so `np.sum(X)` of such an array is recorded, not computed by NumPy.
+
+Not reached (frozen: constants of the trace, bound by reference): arrays held by other
+objects or containers, and the globals of helper functions that `f` calls by name.
+"""
+from __future__ import annotations
+
+import builtins
+import copy
+import dis
+import types
+
+import numpy as np
+
+_EMPTY = object()     # an empty cell / an undefined global
+_STORES = {"STORE_GLOBAL", "DELETE_GLOBAL"}
+MAX_DEPTH = 8   # functions held in cells followed this deep (adjit wraps its transforms twice)
+
+
+def _candidate(v):
+    """Can this slot hold a live array? Arrays and array-like NumPy scalars, and (so that a
+    name bound later is seen) None and unbound slots; functions, modules, classes, numbers
+    and strings are structure."""
+    return v is _EMPTY or v is None or isinstance(v, (np.ndarray, np.generic)) or \
+        _is_tensor(v)
+
+
+def _is_tensor(v):
+    n = getattr(type(v), "_wrap", None)
+    return n is not None and type(getattr(v, "_n", None)).__name__ == "Node"
+
+
+def _global_names(code, out, stores):
+    for ins in dis.get_instructions(code):
+        if ins.opname == "LOAD_GLOBAL":
+            out.append(ins.argval)
+        elif ins.opname in _STORES:
+            stores.add(ins.argval)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            _global_names(c, out, stores)
+
+
+def _cell(c):
+    try:
+        return c.cell_contents
+    except ValueError:
+        return _EMPTY
+
+
+class _Plan:
+    """Where one function (or custom_vjp / custom_jvp object: its rules) reads values:
+    cells [(index, slot number | sub-plan)], globals [(name, slot number | sub-plan)],
+    rules [(attribute, sub-plan)]."""
+    __slots__ = ("fn", "cells", "gnames", "rules")
+
+    def __init__(self, fn):
+        self.fn, self.cells, self.gnames, self.rules = fn, [], [], []
+
+    def __bool__(self):
+        return bool(self.cells or self.gnames or self.rules)
+
+
+def _custom():
+    from .custom import _Custom
+    return _Custom
+
+
+class Slots:
+    """The live slots of a function (see the module doc)."""
+
+    def __init__(self, f):
+        self.readers = []   # ("cell", cell, None) | ("global", dict, name)
+        self.checks = []    # (reader, the function / rule object it held when planned)
+        self.plan = self._plan(f, 0, set()) if isinstance(f, types.FunctionType) else None
+        self.n = len(self.readers)
+        self.cells = [w for k, w, _ in self.readers if k == "cell"]
+        self.globs = [(w, nm) for k, w, nm in self.readers if k == "global"]
+
+    def _sub(self, v, depth, seen, reader):
+        """A sub-plan for a function or custom-rule object held in a slot, or None."""
+        if depth >= MAX_DEPTH or id(v) in seen:
+            return None
+        if isinstance(v, types.FunctionType):
+            sub = self._plan(v, depth + 1, seen)
+        elif isinstance(v, _custom()):
+            seen.add(id(v))
+            sub = _Plan(v)
+            for a in ("fun", "fwd", "bwd", "jvp"):
+                r = getattr(v, a, None)
+                if isinstance(r, types.FunctionType) and id(r) not in seen:
+                    rp = self._plan(r, depth + 1, seen)
+                    if rp:
+                        sub.rules.append((a, rp))
+        else:
+            return None
+        if not sub:
+            return None
+        self.checks.append((reader, v))
+        return sub
+
+    def _plan(self, fn, depth, seen):
+        seen.add(id(fn))
+        p = _Plan(fn)
+        for i, c in enumerate(fn.__closure__ or ()):
+            v = _cell(c)
+            sub = self._sub(v, depth, seen, ("cell", c, None))
+            if sub is not None:
+                p.cells.append((i, sub))
+            elif _candidate(v):
+                p.cells.append((i, len(self.readers)))
+                self.readers.append(("cell", c, None))
+        names, stores = [], set()
+        _global_names(fn.__code__, names, stores)
+        if stores:  # f writes module globals: a copy of the dict would lose the writes
+            return p
+        g = fn.__globals__
+        for nm in dict.fromkeys(names):
+            v = g.get(nm, _EMPTY)
+            if v is _EMPTY and hasattr(builtins, nm):
+                continue
+            # a helper function named as a global is not followed (its arrays stay frozen:
+            # the documented boundary); custom_vjp / custom_jvp objects are
+            sub = self._sub(v, depth, seen, ("global", g, nm)) \
+                if isinstance(v, _custom()) else None
+            if sub is not None:
+                p.gnames.append((nm, sub))
+            elif _candidate(v):
+                p.gnames.append((nm, len(self.readers)))
+                self.readers.append(("global", g, nm))
+        return p
+
+    def gather(self):
+        """The current value of every slot (None when a function held in a cell changed:
+        plan again)."""
+        for (k, w, nm), v in self.checks:
+            if (_cell(w) if k == "cell" else w.get(nm, _EMPTY)) is not v:
+                return None
+        vals = []
+        for c in self.cells:
+            try:
+                vals.append(c.cell_contents)
+            except ValueError:
+                vals.append(_EMPTY)
+        for g, nm in self.globs:
+            vals.append(g.get(nm, _EMPTY))
+        return vals
+
+    def order(self):
+        """Slot numbers in the order `gather` returns them."""
+        cells = [i for i, (k, _, _) in enumerate(self.readers) if k == "cell"]
+        return cells + [i for i, (k, _, _) in enumerate(self.readers) if k == "global"]
+
+    def substitute(self, subst):
+        """A copy of the planned function whose slots (slot number -> value) hold the given
+        values; the function itself when there is nothing to substitute."""
+        return _build(self.plan, subst) if self.plan is not None and subst else None
+
+
+def _build(p, subst):
+    fn = p.fn
+    if p.rules:  # a custom_vjp / custom_jvp object: a copy with its rules rebuilt
+        new = {a: _build(rp, subst) for a, rp in p.rules}
+        new = {a: r for a, r in new.items() if r is not getattr(fn, a)}
+        if not new:
+            return fn
+        obj = copy.copy(fn)
+        for a, r in new.items():
+            setattr(obj, a, r)
+        return obj
+    closure = list(fn.__closure__ or ())
+    changed = False
+    for i, s in p.cells:
+        if isinstance(s, _Plan):
+            nf = _build(s, subst)
+            if nf is not s.fn:
+                closure[i] = types.CellType(nf)
+                changed = True
+        elif s in subst:
+            closure[i] = types.CellType(subst[s])
+            changed = True
+    g = fn.__globals__
+    gsub = {}
+    for nm, s in p.gnames:
+        if isinstance(s, _Plan):
+            nf = _build(s, subst)
+            if nf is not s.fn:
+                gsub[nm] = nf
+        elif s in subst:
+            gsub[nm] = subst[s]
+    if gsub:
+        g = dict(g)
+        g.update(gsub)
+        changed = True
+    if not changed:
+        return fn
+    nf = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, tuple(closure))
+    nf.__kwdefaults__ = fn.__kwdefaults__
+    nf.__qualname__ = fn.__qualname__
+    nf.__module__ = fn.__module__
+    nf.__dict__.update(fn.__dict__)
+    return nf
+
+
+def self_arrays(obj, static_key):
+    """The array attributes of `self` (name -> value) and the key of the rest: its type and,
+    per other attribute, `static_key` of its value when hashable, else its identity."""
+    d = getattr(obj, "__dict__", None)
+    if not isinstance(d, dict):
+        return {}, (type(obj), id(obj))
+    arrays, rest = {}, []
+    for k, v in d.items():
+        if isinstance(v, (np.ndarray, np.generic)) or _is_tensor(v):
+            arrays[k] = v
+        else:
+            try:
+                rest.append((k, static_key(v, f"attribute {k!r} of self")))
+            except TypeError:
+                rest.append((k, ("id", id(v))))
+    return arrays, (type(obj), tuple(rest))

@@ -1,0 +1,238 @@
+"""jit reads the arrays of the function's closure cells, the module globals it names and
+self's array attributes on every call (issue 14.2): each test compares the jitted function
+with the same NumPy function after the array is mutated in place or rebound."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import adjit
+
+x = np.linspace(-1.0, 1.0, 4)
+
+
+def _same(jf, f, *args):
+    np.testing.assert_allclose(jf(*args), f(*args), rtol=1e-12, atol=1e-12)
+
+
+def test_closure_array_mutated_in_place_and_rebound():
+    def make():
+        X = np.arange(4.0)
+
+        def f(v):
+            return v * X + np.sum(X) * np.max(X)   # np.sum / np.max of X: recorded
+
+        def set_x(new):
+            nonlocal X
+            X = new
+        return f, lambda: X, set_x
+    f, get, set_x = make()
+    jf = adjit.jit(f)
+    _same(jf, f, x)
+    get()[:] = 10.0                       # in place
+    _same(jf, f, x)
+    set_x(np.array([3.0, -1.0, 2.0, 5.0]))  # rebound, same shape: no retrace
+    _same(jf, f, x)
+    assert jf.traces == 1
+    set_x(np.arange(8.0).reshape(2, 4))     # new shape: traced again
+    _same(jf, f, x)
+    assert jf.traces == 2
+
+
+G = np.arange(4.0)
+
+
+def uses_global(v):
+    return v * np.sum(G) + G.mean() - G
+
+
+def test_module_global_rebound_and_sum():
+    global G
+    jf = adjit.jit(uses_global)
+    _same(jf, uses_global, x)
+    G = G * 3 + 1
+    _same(jf, uses_global, x)
+    G[1] = -7.0
+    _same(jf, uses_global, x)
+
+
+def test_non_contiguous_closure_array_is_read_every_call():
+    base = np.arange(8.0)
+    Y = base[::2]
+
+    def f(v):
+        return v + Y
+
+    jf = adjit.jit(f)
+    for k in range(3):
+        base[:] = k * 10.0
+        _same(jf, f, x)
+
+
+def test_jit_of_grad_reads_the_loss_globals():
+    global G
+    loss = lambda w: np.sum((w - G) ** 2) * np.mean(G)   # noqa: E731
+    jg = adjit.jit(adjit.grad(loss))
+    want = lambda w: 2 * (w - G) * np.mean(G)            # noqa: E731
+    _same(jg, want, x)
+    G = G + 2.0
+    _same(jg, want, x)
+
+
+def test_nested_function_and_the_same_array_twice():
+    def make():
+        A = np.arange(4.0)
+        B = A
+
+        def f(v):
+            def inner(y):
+                return y * np.sum(A)
+            return inner(v) + B
+
+        def rebind(a):
+            nonlocal A
+            A = a
+        return f, rebind
+    f, rebind = make()
+    jf = adjit.jit(f)
+    _same(jf, f, x)
+    rebind(np.full(4, 2.0))   # A changes, B (the same array before) does not
+    _same(jf, f, x)
+
+
+W = np.arange(4.0)
+
+
+@adjit.custom_vjp
+def scaled(v):
+    return v * W
+
+
+def _fwd(v):
+    return v * W, None
+
+
+def _bwd(res, g):
+    return (g * W * 2,)   # a deliberately different rule, to see it used
+
+
+scaled.defvjp(_fwd, _bwd)
+
+
+def test_custom_vjp_reading_a_closure_array():
+    global W
+    jf = adjit.jit(lambda v: np.sum(scaled(v)))
+    jg = adjit.jit(adjit.grad(lambda v: np.sum(scaled(v))))
+    jvg = adjit.jit(adjit.vmap(adjit.grad(lambda v: np.sum(scaled(v)))))
+    xs = np.stack([x, x + 1])
+    for step in range(3):
+        np.testing.assert_allclose(jf(x), np.sum(x * W))
+        np.testing.assert_allclose(jg(x), 2 * W)
+        np.testing.assert_allclose(jvg(xs), np.stack([2 * W, 2 * W]))
+        if step == 0:
+            W[:] = 5.0
+        else:
+            W = np.arange(4.0) - step
+
+
+class Model:
+    def __init__(self):
+        self.w = np.arange(4.0)
+        self.scale = 2.0
+
+    @adjit.jit
+    def __call__(self, v):
+        return v * self.w * self.scale + np.sum(self.w)
+
+
+def _model_np(m, v):
+    return v * m.w * m.scale + np.sum(m.w)
+
+
+def test_method_sees_rebound_self_attributes():
+    m = Model()
+    _same(m, lambda v: _model_np(m, v), x)
+    m.w = m.w * 10
+    _same(m, lambda v: _model_np(m, v), x)
+    m.w *= -1
+    _same(m, lambda v: _model_np(m, v), x)
+    m2 = Model()
+    m2.scale = 3.0   # another instance: its own non-array attributes
+    _same(m2, lambda v: _model_np(m2, v), x)
+    obj = Plain()
+    bound = adjit.jit(obj.f)   # jit of a bound method
+    _same(bound, lambda v: v + np.sum(obj.w), x)
+    obj.w = obj.w + 1
+    _same(bound, lambda v: v + np.sum(obj.w), x)
+
+
+class Plain:
+    def __init__(self):
+        self.w = np.arange(4.0)
+
+    def f(self, v):
+        return v + np.sum(self.w)
+
+
+class Holder:
+    pass
+
+
+HELD = Holder()
+HELD.data = np.arange(4.0)
+
+
+def _helper(v):
+    return v * np.sum(HELD.data)
+
+
+def test_unreachable_data_is_frozen_and_warned_once():
+    jf = adjit.jit(lambda v: _helper(v) + 1.0)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        first = jf(x)
+        jf(x)
+    msgs = [str(w.message) for w in rec if "HELD.data" in str(w.message)]
+    assert len(msgs) == 1 and f"{__file__}:" in msgs[0], [str(w.message) for w in rec]
+    np.testing.assert_allclose(first, x * np.sum(HELD.data) + 1.0)
+    HELD.data = HELD.data + 100    # the documented boundary: not seen (frozen)
+    np.testing.assert_allclose(jf(x), first)
+
+
+def test_literals_do_not_warn():
+    def f(v):
+        return v * np.sqrt(2 / np.pi) + np.array([1.0, 2.0, 3.0, 4.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _same(adjit.jit(f), f, x)
+
+
+def test_grad_without_jit_sees_every_change():
+    global G
+    g = adjit.grad(lambda w: np.sum(w * G) * np.sum(G))
+    np.testing.assert_allclose(g(x), G * np.sum(G))
+    G = G + 1
+    np.testing.assert_allclose(g(x), G * np.sum(G))
+
+
+HG = np.arange(4.0)
+
+
+def _helper_global(v):
+    return v * np.sum(HG)
+
+
+def test_helper_global_is_frozen_and_warned_once():
+    global HG
+    jf = adjit.jit(lambda v: _helper_global(v) - 1.0)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        first = jf(x)
+        jf(x)
+    msgs = [str(w.message) for w in rec if "`HG`" in str(w.message)]
+    assert len(msgs) == 1 and "computes a value from the array" in msgs[0]
+    np.testing.assert_allclose(first, x * np.sum(HG) - 1.0)
+    HG = HG + 1.0   # a global of a helper function: frozen (the README's boundary)
+    np.testing.assert_allclose(jf(x), first)
