@@ -152,7 +152,9 @@ def import_address(name: str) -> int:
         return native.address(name)
     if name.startswith("Py"):  # the C API of this interpreter (the fastcall entry)
         return ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value
-    from .blas import blas_address
+    from .blas import blas_address, lapack_address
+    if name.startswith("lapack_"):
+        return lapack_address(name[7:])
     return blas_address(name)
 
 
