@@ -152,6 +152,8 @@ def import_address(name: str) -> int:
         return native.address(name)
     if name.startswith("Py"):  # the C API of this interpreter (the fastcall entry)
         return ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value
+    if name.startswith("libm_"):  # the C library's math (NumPy's npy_log & co)
+        return ctypes.cast(getattr(ctypes.CDLL(None), name[5:]), ctypes.c_void_p).value
     from .blas import blas_address, lapack_address
     if name.startswith("lapack_"):
         return lapack_address(name[7:])
