@@ -180,7 +180,11 @@ def cho_factor(a, lower=False):
     """scipy.linalg.cho_factor: (c, lower), c holding the factor in one triangle and a's
     entries in the other (as potrf leaves them)."""
     _square(a)
-    L = ops.cholesky(a)
+    # SciPy's potrf reads one triangle only: the symmetric matrix that triangle defines (the
+    # same matrix for a symmetric a; the derivative reaches that triangle only, as JAX's)
+    t = P.tril(a) if lower else P.triu(a)
+    k = -1 if lower else 1
+    L = ops.cholesky(ops.add(t, P.mT(P.tril(a, k) if lower else P.triu(a, k))))
     if lower:
         return ops.select(P._mask(a, 0), L, a), lower
     return ops.select(P._mask(a, 0, upper=True), P.mT(L), a), lower

@@ -25,6 +25,39 @@ def where_str(loc=None):
     return f" (at {loc[0]}:{loc[1]})" if loc else ""
 
 
+def _scipy_hint():
+    """When a SciPy function is what converts a traced array (SciPy calls np.asarray on its
+    arguments), the adjit.scipy function to call instead."""
+    import sys
+    f = sys._getframe(2)
+    frames = []
+    while f is not None:
+        mod = f.f_globals.get("__name__", "")
+        if mod == "scipy" or mod.startswith("scipy."):
+            frames.append((mod, f.f_code.co_name))
+            # a decorator's wrapper (SciPy's batching one): the function it wraps
+            for v in list(f.f_locals.values()):
+                m = getattr(v, "__module__", None) or ""
+                if callable(v) and m.startswith("scipy.") and hasattr(v, "__name__"):
+                    frames.append((m, v.__name__))
+        elif frames:
+            break
+        f = f.f_back
+    if not frames:
+        return ""
+    for mod, name in reversed(frames):  # outermost first: the function the user called
+        parts = mod.split(".")
+        sub = parts[1].lstrip("_") if len(parts) > 1 else ""
+        if sub and sub != "lib" and hasattr(sys.modules.get(f"scipy.{sub}"), name):
+            fn = name
+            break
+    else:
+        return ""
+    return (f"scipy.{sub}.{fn} converts its arguments with np.asarray, which traced arrays "
+            f"refuse; call adjit.scipy.{sub}.{fn} instead (adjit.scipy.linalg: "
+            "solve_triangular, cho_factor, cho_solve). In detail: ")
+
+
 class TracedArray:
     """An array being traced by a transform. Behaves like a NumPy array; see module doc."""
     __slots__ = ("_n", "weak")
@@ -69,8 +102,9 @@ class TracedArray:
 
     # --- escaping to NumPy / Python -------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
+        hint = _scipy_hint()
         raise TypeError(
-            f"a traced array ({self._n.type}) cannot become a NumPy ndarray{where_str()}: the "
+            f"{hint}a traced array ({self._n.type}) cannot become a NumPy ndarray{where_str()}: the "
             "transform would lose track of it (its gradient would be dropped and a jitted "
             "replay would use a stale value). Keep it inside NumPy functions: np.stack([...]) "
             "instead of np.array([...]), A @ t or np.dot(A, t) instead of A.dot(t), "
