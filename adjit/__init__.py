@@ -29,3 +29,4 @@ from .transforms import *  # noqa: F401,F403,E402  (the JAX-style transforms)
 from .runtime.cache import cache_info, cache_clear  # noqa: E402
 
 from ._version import __version__  # noqa: E402,F401
+from . import linalg  # noqa: E402,F401  (torch.linalg)

@@ -22,7 +22,7 @@ import numpy as np
 from .._fp import FP_QUIET, FP_STATE
 from ..ir import literals, ops
 from ..ir.autodiff import _own
-from ..ir.core import EAGER, REGISTRY, STATE, Lit, Node, Primitive, bind, new_trace, output_index
+from ..ir.core import EAGER, REGISTRY, STATE, Lit, Node, Primitive, bind, new_trace, output_index, MultiRec
 from ..ir.graph import Graph, Var, extract
 from ..ir.types import AType, DTYPES, FLOATS
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
@@ -541,7 +541,8 @@ def _build(root, leaves, retained, order, popped, lits):
             for n in recs:
                 if n not in val:  # stale: recompute from its operands
                     STATE.loc = n.rec.loc
-                    val[n] = bind(n.rec.prim, *operands(n), **n.rec.params)
+                    v = bind(n.rec.prim, *operands(n), **n.rec.params)
+                    val[n] = v[output_index(n)] if type(n.rec) is MultiRec else v
             active = set(leaves)
             for n in recs:
                 if n.rec.prim.vjp is not None and n.type.dtype in FLOATS and any(
@@ -550,11 +551,32 @@ def _build(root, leaves, retained, order, popped, lits):
             ct = Node(None, root.type, None, tr)
             cts = {root: ct} if root in active else {}
             keep = set(retained)
+            multi_done = set()
             for n in reversed(recs):
+                r = n.rec
+                if type(r) is MultiRec:  # one vjp for all results of the equation
+                    if id(r) in multi_done:
+                        continue
+                    sibs = [w() for w in r.outs]
+                    cs = tuple(None if s is None else cts.get(s) if s in keep else
+                               cts.pop(s, None) for s in sibs)
+                    if all(x is None for x in cs):
+                        continue
+                    multi_done.add(id(r))
+                    STATE.loc = r.loc
+                    if any(s is None or s not in val for s in sibs):
+                        outs = bind(r.prim, *operands(n), **r.params)
+                    else:
+                        outs = tuple(val[s] for s in sibs)
+                    in_cts = r.prim.vjp(cs, *operands(n), out=outs, **r.params)
+                    for i, ci in zip(r.inputs, in_cts):
+                        if ci is None or type(i) is not Node or i not in active:
+                            continue
+                        cts[i] = ci if i not in cts else ops.add(cts[i], ci)
+                    continue
                 c = cts.get(n) if n in keep else cts.pop(n, None)
                 if c is None:
                     continue
-                r = n.rec
                 STATE.loc = r.loc
                 in_cts = r.prim.vjp(c, *operands(n), out=val[n], **r.params)
                 for i, ci in zip(r.inputs, in_cts):
