@@ -255,7 +255,7 @@ def cholesky(c, e, out):
 
 
 def eigh(c, e, outs):
-    """syevd('V', 'L') on a column-major copy of (a + a^T)/2 with the workspace NumPy uses
+    """syevd('V', uplo) on a column-major copy of (a + a^T)/2 with the workspace NumPy uses
     (queried with lwork = -1); status 5 when it does not converge."""
     b = c.b
     (a,) = e.inputs
@@ -273,7 +273,7 @@ def eigh(c, e, outs):
     work = _f64_temp(c, lwork_max)
     iwork = c.temp(8 * liwork_max)[0]
     L = _Call(c)
-    jobz, uplo, sn, info = L.char("V"), L.char("L"), L.int(n), L.int(0)
+    jobz, uplo, sn, info = L.char("V"), L.char(e.params.get("uplo", "L")), L.int(n), L.int(0)
     lwork, liwork = L.int(-1), L.int(-1)
     c.work += nb * 4 * n * n * n
     # the workspace query (once per call: it depends on n only)

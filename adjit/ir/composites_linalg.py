@@ -76,7 +76,7 @@ def eigh(a, UPLO="L"):  # noqa: N803
     if UPLO not in ("L", "U"):
         raise ValueError("UPLO argument must be 'L' or 'U'")
     _square(a)
-    return ops.eigh(a)
+    return ops.eigh(a, uplo=UPLO)
 
 
 def eigvalsh(a, UPLO="L"):  # noqa: N803

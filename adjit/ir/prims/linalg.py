@@ -339,14 +339,14 @@ prim("cholesky", _chol_rule, _chol_impl, _chol_vjp, _chol_jvp,
 
 
 # --- eigh ---------------------------------------------------------------------------------------
-def _eigh_rule(a):
+def _eigh_rule(a, *, uplo="L"):
     _square("eigh", a)
     return (AType(a.shape[:-1], a.dtype), AType(a.shape, a.dtype))
 
 
-def _eigh_impl(a):
+def _eigh_impl(a, *, uplo="L"):
     s = (a + np.swapaxes(a, -1, -2)) * a.dtype.type(0.5)
-    w, v = np.linalg.eigh(s)
+    w, v = np.linalg.eigh(s, UPLO=uplo)
     return w, v
 
 
@@ -358,7 +358,7 @@ def _fmat(w):
     return o.sub(o.div(1.0, o.add(d, e)), e)
 
 
-def _eigh_jvp(tangents, a, out):
+def _eigh_jvp(tangents, a, out, *, uplo="L"):
     ta = tangents[0]
     if ta is None:
         return (None, None)
@@ -367,7 +367,7 @@ def _eigh_jvp(tangents, a, out):
     return (diag(m), mm(v, o.mul(_fmat(w), m)))
 
 
-def _eigh_vjp(ct, a, out):
+def _eigh_vjp(ct, a, out, *, uplo="L"):
     w, v = out
     cw, cv = ct
     if cw is None and cv is None:
@@ -382,7 +382,7 @@ def _eigh_vjp(ct, a, out):
 
 
 def _eigh_samples(dt, rng):
-    return [([_spd(rng, (3, 3), dt)], {}), ([_spd(rng, (2, 4, 4), dt)], {})]
+    return [([_spd(rng, (3, 3), dt)], {}), ([_spd(rng, (2, 4, 4), dt)], {"uplo": "U"})]
 
 
 prim("eigh", _eigh_rule, _eigh_impl, _eigh_vjp, _eigh_jvp, _eigh_samples, nout=2,
