@@ -97,11 +97,13 @@ def test_native_calls_lapack():
     from adjit.codegen.lower import lower
     from adjit.ir import extract, new_trace, AType
     from adjit.ir.core import Node, REGISTRY, bind
-    for name, args in (("eigh", [a]), ("linalg_solve", [a, a]), ("cholesky", [_spd((4, 4))]),
-                       ("linalg_slogdet", [a])):
+    for name, args, ps in (("eigh", [a], {"uplo": "L"}), ("linalg_solve", [a, a], {"check": True}),
+                           ("cholesky", [_spd((4, 4))], {}), ("linalg_slogdet", [a], {}),
+                           ("triangular_solve", [a, a],
+                            {"lower": True, "trans": False, "unit_diagonal": False})):
         with new_trace() as tr:
             ins = [Node(None, AType(x.shape, x.dtype), None, tr) for x in args]
-            out = bind(REGISTRY[name], *ins)
+            out = bind(REGISTRY[name], *ins, **ps)
             outs = list(out) if isinstance(out, tuple) else [out]
             g = extract(outs, tr, inputs=ins, name=name)
         text, meta = lower(g)

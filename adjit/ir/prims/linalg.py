@@ -129,7 +129,7 @@ def _wellcond(rng, shp, dt):
 
 
 # --- solve --------------------------------------------------------------------------------------
-def _solve_rule(a, b, *, check=True):
+def _solve_rule(a, b, *, check):
     _square("linalg_solve", a)
     if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1] or \
             b.dtype != a.dtype:
@@ -175,7 +175,7 @@ def _solve_jvp(tangents, a, b, out, *, check=True):
 
 
 def _solve_samples(dt, rng):
-    return [([_wellcond(rng, (3, 3), dt), _s(rng, (3, 2), dt)], {}),
+    return [([_wellcond(rng, (3, 3), dt), _s(rng, (3, 2), dt)], {"check": True}),
             ([_wellcond(rng, (2, 4, 4), dt), _s(rng, (2, 4, 1), dt)], {"check": False})]
 
 
@@ -233,7 +233,7 @@ prim("linalg_slogdet", _slogdet_rule, _slogdet_impl, _slogdet_vjp, _slogdet_jvp,
 
 
 # --- triangular_solve ---------------------------------------------------------------------------
-def _tri_rule(a, b, *, lower, trans=False, unit_diagonal=False):
+def _tri_rule(a, b, *, lower, trans, unit_diagonal):
     _square("triangular_solve", a)
     if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1] or \
             b.dtype != a.dtype:
@@ -282,9 +282,10 @@ def _tri_jvp(tangents, a, b, out, *, lower, trans=False, unit_diagonal=False):
 
 
 def _tri_samples(dt, rng):
-    return [([_wellcond(rng, (3, 3), dt), _s(rng, (3, 2), dt)], {"lower": True}),
+    return [([_wellcond(rng, (3, 3), dt), _s(rng, (3, 2), dt)],
+             {"lower": True, "trans": False, "unit_diagonal": False}),
             ([_wellcond(rng, (2, 3, 3), dt), _s(rng, (2, 3, 2), dt)],
-             {"lower": False, "trans": True}),
+             {"lower": False, "trans": True, "unit_diagonal": False}),
             ([_wellcond(rng, (3, 3), dt), _s(rng, (3, 1), dt)],
              {"lower": True, "trans": False, "unit_diagonal": True})]
 
@@ -339,7 +340,7 @@ prim("cholesky", _chol_rule, _chol_impl, _chol_vjp, _chol_jvp,
 
 
 # --- eigh ---------------------------------------------------------------------------------------
-def _eigh_rule(a, *, uplo="L"):
+def _eigh_rule(a, *, uplo):
     _square("eigh", a)
     return (AType(a.shape[:-1], a.dtype), AType(a.shape, a.dtype))
 
@@ -382,7 +383,8 @@ def _eigh_vjp(ct, a, out, *, uplo="L"):
 
 
 def _eigh_samples(dt, rng):
-    return [([_spd(rng, (3, 3), dt)], {}), ([_spd(rng, (2, 4, 4), dt)], {"uplo": "U"})]
+    return [([_spd(rng, (3, 3), dt)], {"uplo": "L"}),
+            ([_spd(rng, (2, 4, 4), dt)], {"uplo": "U"})]
 
 
 prim("eigh", _eigh_rule, _eigh_impl, _eigh_vjp, _eigh_jvp, _eigh_samples, nout=2,
