@@ -30,3 +30,4 @@ from . import autograd  # noqa: E402  (torch.autograd: Function, grad, functiona
 from .runtime.cache import cache_info, cache_clear  # noqa: E402
 
 from ._version import __version__  # noqa: E402,F401
+from . import linalg  # noqa: E402,F401  (torch.linalg)

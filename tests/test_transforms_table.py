@@ -152,6 +152,15 @@ CASES = [
     ("iterate", lambda np, x: sum(np.sum(r * (i + 1)) for i, r in enumerate(x)), [(3, 2)],
      "any"),
     ("scalar_loop", lambda np, x: np.sum(_loop(np, x)), [(3,)], "any"),
+    ("linalg_solve_inv", lambda np, x, y: np.sum(np.linalg.solve(x + 3 * np.eye(3), y) ** 2) +
+     np.sum(np.linalg.inv(x + 3 * np.eye(3))), [(3, 3), (3,)], "any"),
+    ("linalg_det_slogdet", lambda np, x: np.linalg.det(x + 3 * np.eye(3)) +
+     np.linalg.slogdet(x + 3 * np.eye(3))[1], [(3, 3)], "any"),
+    ("linalg_cholesky_eigh", lambda np, x: np.sum(np.linalg.cholesky(x @ x.T + np.eye(3))) +
+     np.sum(np.linalg.eigh(x @ x.T)[0] ** 2) + np.sum(np.linalg.eigvalsh(x + x.T)),
+     [(3, 3)], "any"),
+    ("linalg_power_multi_dot", lambda np, x: np.sum(np.linalg.matrix_power(x, 3)) +
+     np.sum(np.linalg.multi_dot([x, x.T, x])), [(3, 3)], "any"),
 ]
 
 

@@ -39,8 +39,10 @@ def _mutations(name, value, ndim, params):
     if name == "value":
         return {"f32": [1e300, 10 ** 400, "x"], "f64": [10 ** 400, "x"]}.get(
             params.get("dtype"), [2 ** 70, 0.5, "x"])
-    if name in ("reverse", "expect"):
+    if name in ("reverse", "expect", "check", "lower", "trans", "unit_diagonal"):
         return [2, "yes", None]
+    if name == "uplo":
+        return ["X", 1, None]
     return []
 
 

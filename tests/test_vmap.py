@@ -63,9 +63,12 @@ def test_batching_rule_matches_a_loop(name, dt):
             for i in range(3):
                 ex = [a[i] if d == 0 else a for a, d in zip(args, dims)]
                 want = bind(p, *ex, **params)
-                got = out[i] if od == 0 else out
-                np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6,
-                                           err_msg=f"{name} mask={mask} example {i}")
+                outs, wants = (out, want) if p.nout > 1 else ((out,), (want,))
+                ods = od if isinstance(od, (tuple, list)) else (od,) * len(outs)
+                for o_, d_, w_ in zip(outs, ods, wants):  # several results: each one
+                    got = o_[i] if d_ == 0 else o_
+                    np.testing.assert_allclose(np.asarray(got), np.asarray(w_), rtol=1e-6,
+                                               err_msg=f"{name} mask={mask} example {i}")
 
 
 # --- vmap ------------------------------------------------------------------------------------

@@ -97,14 +97,12 @@ class FnBuilder:
         temps = {}
         for i, (lid, unit) in enumerate(units):
             for e in unit:
-                if not e.outvars:
-                    continue
-                v = e.outvars[0]
-                if v in alias:
-                    self.bufs[v] = Buf(self.bufs[alias[v]].ptr, v.type)
-                elif v not in self.bufs:
-                    temps[v] = self.temp(v.type.size * _itemsize(v))
-                    self.bufs[v] = Buf(temps[v][0], v.type)
+                for v in e.outvars:  # several: a kernel with several results
+                    if v in alias:
+                        self.bufs[v] = Buf(self.bufs[alias[v]].ptr, v.type)
+                    elif v not in self.bufs:
+                        temps[v] = self.temp(v.type.size * _itemsize(v))
+                        self.bufs[v] = Buf(temps[v][0], v.type)
             dom = self.plan.domain[lid]
             split = None
             if dom is not None and not (len(unit) == 1 and unit[0].outvars[0] in alias):
@@ -115,6 +113,8 @@ class FnBuilder:
                 for e in unit:
                     if not e.outvars:
                         self.low[e.prim.name].fn(self, e, None)
+                    elif len(e.outvars) > 1:  # a kernel writing one buffer per result
+                        self.low[e.prim.name].fn(self, e, [self.bufs[v] for v in e.outvars])
                     elif e.outvars[0] not in alias:
                         self.emit_eqn(e, self.bufs[e.outvars[0]])
             for v in [v for v in temps if last.get(v, i) <= i]:

@@ -229,6 +229,10 @@ def plan(g, lowerings) -> Plan:
         kind = lowerings[e.prim.name].kind
         uses = [(c, k) for c, k in consumers.get(v, ()) if c not in p.dead]
         sigs = {use_sig(c, k) for c, k in uses}
+        if kind == "kernel" and len(e.outvars) > 1:  # a kernel with several results
+            p.materialised.update(e.outvars)             # writes them all: its own root
+            in_loops[e] = {new_loop(e, None)}
+            continue
         if kind == "kernel" or v in p.out_slot:
             mat = True
         elif kind == "split":  # several results, not yet split (builder splits them): a root

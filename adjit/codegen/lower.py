@@ -10,7 +10,9 @@ Entry kinds (see builder.py for how they are used):
                                             operand's value at the mapped index), finish None
                                             meaning the identity (operand None: finish(None));
                                             builder.value evaluates chains without recursion
-  "kernel" fn(c, eqn, out_buf)              writes its whole output (kernels.py); `operands`
+  "kernel" fn(c, eqn, out_buf)              writes its whole output (kernels.py, lapack.py;
+                                            a list of buffers, one per result, when the
+                                            primitive has several results); `operands`
                                             says how each operand is read: 'once' (may be
                                             inlined), 'repeat' (inlined only if cheap),
                                             'buffer' (needs a buffer)
@@ -29,7 +31,7 @@ from llvmlite import ir
 
 from ..ir.core import Lit, Primitive, on_register
 from .errors import CompileError
-from . import kernels, mathlib, special
+from . import kernels, lapack, mathlib, special
 from .builder import FnBuilder
 from ..ir.types import ALL, FLOATS, NUMERIC
 from .emit import I1, REG, Ix, const, i64
@@ -233,6 +235,9 @@ LOWERINGS = {
     "scatter_add": Lowering("kernel", kernels.scatter_add, NUMERIC, ("once", "repeat", "once")),
     "dot_general": Lowering("kernel", kernels.dot_general, NUMERIC, ("buffer", "buffer")),
     "guard": Lowering("guard", kernels.guard, ("bool",)),
+    # LAPACK calls (lapack.py); the multi-result ones get one output buffer per result
+    **{name: Lowering("kernel", fn, FLOATS, operands)
+       for name, (fn, operands) in lapack.KERNELS.items()},
     # inlined before lowering (inline.py): their `fun` graph's equations take their place
     "custom_vjp_call": Lowering("inline", None, FLOATS),
     "custom_jvp_call": Lowering("inline", None, FLOATS),
@@ -356,9 +361,10 @@ def check_supported(g):
         low = LOWERINGS.get(e.prim.name)
         if low is None:
             raise CompileError(f"graph {g.name}", f"no lowering for {e.prim.name}")
-        if len(e.outvars) > 1 and low.kind != "split":
+        if len(e.outvars) > 1 and low.kind not in ("split", "kernel"):
             raise CompileError(f"graph {g.name}", f"{e.prim.name} has several results: "
-                               "only elementwise ones (an expression lowering) compile")
+                               "only kernels and elementwise ones (an expression lowering) "
+                               "compile")
         dt = eqn_dtype(e)
         if dt not in low.dtypes:
             raise CompileError(f"graph {g.name}", f"{e.prim.name} has no lowering for "

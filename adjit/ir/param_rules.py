@@ -145,6 +145,11 @@ def _bool(name):
     return rule
 
 
+def _uplo(v, types, params):
+    if v not in ("L", "U"):
+        return f"uplo={v!r} must be 'L' or 'U'"
+
+
 def _full_value(v, types, params):
     why = representable(v, params.get("dtype"))
     if why:
@@ -159,6 +164,8 @@ BY_NAME = {
     "contract": _dot_dims("contract"), "batch": _dot_dims("batch"),
     "dtype": _dtype, "new_dtype": _dtype, "value": _full_value,
     "reverse": _bool("reverse"), "expect": _bool("expect"),
+    "check": _bool("check"), "lower": _bool("lower"), "trans": _bool("trans"),
+    "unit_diagonal": _bool("unit_diagonal"), "uplo": _uplo,
 }
 
 # primitive name -> {parameter name: rule or None (not checked here)}: where a parameter's

@@ -129,3 +129,35 @@ def blas_address(name: str) -> int:
         addr = api.PyCapsule_GetPointer(cap, api.PyCapsule_GetName(cap))
         _CYTHON[name] = addr
     return addr
+
+
+_LAPACK = {}
+
+
+def lapack_address(routine: str) -> int:
+    """Address of Fortran LAPACK routine `routine` (dgesv, dsyevd, ...) in NumPy's own ILP64
+    OpenBLAS (`scipy_dgesv_64_`, the symbol NumPy's `_umath_linalg` calls), resolved like the
+    GEMMs. Compiled code passes 64-bit integers, so another library (SciPy's LP64
+    `cython_lapack`) cannot serve it: CompileError, and the graph runs in the interpreter
+    (which calls np.linalg)."""
+    addr = _LAPACK.get(routine)
+    if addr is None:
+        from ..codegen.errors import CompileError
+        prov = provider()
+        path = prov[5]
+        if not prov[0]:
+            raise CompileError(f"LAPACK routine {routine}",
+                               "native LAPACK calls need NumPy's 64-bit-integer (ILP64) "
+                               f"OpenBLAS; the BLAS in use is {path} (ADJIT_BLAS=scipy or a "
+                               "NumPy without scipy-openblas64)")
+        lib = ctypes.CDLL(path)
+        for name in (f"scipy_{routine}_64_", f"{routine}_64_"):
+            try:
+                addr = _addr(getattr(lib, name))
+                break
+            except AttributeError:
+                continue
+        else:
+            raise CompileError(f"LAPACK routine {routine}", f"{path} does not export it")
+        _LAPACK[routine] = addr
+    return addr

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..ir.core import GuardFailed, Node
 from ..codegen.abi import out_type
+from ..codegen.lapack import STATUS_MESSAGES
 from ..ir.types import AType, DTYPES
 from . import engine
 
@@ -49,7 +50,10 @@ _FASTCALL_OK = sys.implementation.name == "cpython" and getattr(
 METH_FASTCALL = 0x0080
 # what the fastcall entry returns for status 0, 1, 2 (ordinary, mortal objects)
 _ST_OK, _ST_GUARD, _ST_INDEX = object(), object(), object()
-_STATUS = (_ST_OK, _ST_GUARD, _ST_INDEX)
+# and one per LAPACK failure (codegen/lapack.py STATUS_MESSAGES): status k is _STATUS[k]
+_STATUS = (_ST_OK, _ST_GUARD, _ST_INDEX) + tuple(object() for _ in range(
+    max(STATUS_MESSAGES) - 2))
+_STATUS_CODE = {id(s): k for k, s in enumerate(_STATUS)}
 
 
 class _MethodDef(ctypes.Structure):
@@ -242,8 +246,9 @@ class CompiledGraph:
         if self.ws_bytes:
             lines += [f"    if len(pool) < {WS_POOL}:", "        pool.append(ws)"]
         if self._fc is not None:
+            env["code"] = _STATUS_CODE
             lines += ["    if st is not OK:",
-                      f"        raise err({self.name!r}, 1 if st is GUARD else 2)"]
+                      f"        raise err({self.name!r}, code[id(st)])"]
         else:
             lines += ["    if st:", f"        raise err({self.name!r}, st)"]
         lines += [f"    return [{', '.join(outs)}]"]
@@ -295,4 +300,6 @@ def _status_error(name, status):
         return GuardFailed(f"{name}: a guard recorded at trace time does not hold")
     if status == 2:
         return IndexError(f"{name}: an index is out of range in gather/scatter_add")
+    if status in STATUS_MESSAGES:  # LAPACK's info != 0: NumPy's error and message
+        return np.linalg.LinAlgError(STATUS_MESSAGES[status])
     return RuntimeError(f"{name}: compiled code returned status {status}")

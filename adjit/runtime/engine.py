@@ -155,7 +155,11 @@ def import_address(name: str) -> int:
     from . import special
     if special.is_special(name):  # SciPy's scalar special functions (codegen/special.py)
         return special.address(name)
-    from .blas import blas_address
+    if name.startswith("libm_"):  # the C library's math (NumPy's npy_log & co)
+        return ctypes.cast(getattr(ctypes.CDLL(None), name[5:]), ctypes.c_void_p).value
+    from .blas import blas_address, lapack_address
+    if name.startswith("lapack_"):
+        return lapack_address(name[7:])
     return blas_address(name)
 
 

@@ -1,5 +1,5 @@
 """SciPy's functions on traced arrays (as `jax.scipy` and `autograd.scipy`): `adjit.scipy.special`,
-`adjit.scipy.stats`, ... Each submodule is imported on first use (SciPy is not imported with
+`adjit.scipy.stats`, `adjit.scipy.linalg` Each submodule is imported on first use (SciPy is not imported with
 adjit)."""
 import importlib as _importlib
 

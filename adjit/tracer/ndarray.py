@@ -77,7 +77,7 @@ class TracedArray:
                 "converts its arguments with np.asarray, which would drop the derivative and "
                 "freeze the value. " + (f"Use {alt} instead" if alt else
                                          "adjit.scipy has no counterpart of it yet") +
-                " (adjit.scipy.special and adjit.scipy.stats take traced arrays; "
+                " (adjit.scipy.special, adjit.scipy.stats and adjit.scipy.linalg take traced arrays; "
                 "scipy.special's ufuncs such as erf or gammaln work unchanged).")
         raise TypeError(
             f"a traced array ({self._n.type}) cannot become a NumPy ndarray{where_str()}: the "
@@ -266,6 +266,12 @@ def _scipy_caller():
         return None
     mod = outer.f_globals.get("__name__", "")
     fname = outer.f_code.co_name
+    for v in list(outer.f_locals.values()):  # a decorator's wrapper: the function it wraps
+        vm = getattr(v, "__module__", None) or ""
+        if callable(v) and vm.startswith("scipy.") and hasattr(v, "__name__") and \
+                fname in ("wrapper", "wrapped", "inner", "decorated"):
+            mod, fname = vm, v.__name__
+            break
     obj = outer.f_locals.get("self")
     dist = getattr(obj, "name", None) if mod.startswith("scipy.stats") else None
     if isinstance(dist, str):

@@ -496,3 +496,4 @@ def _allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 
 from . import np_shape  # noqa: E402,F401  (registers the shape functions and products)
+from . import np_linalg  # noqa: E402,F401  (registers np.linalg)

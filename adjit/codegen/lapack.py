@@ -1,0 +1,333 @@
+"""Kernels of the linear-algebra primitives: calls to Fortran LAPACK (and BLAS trsm).
+
+Each kernel does per matrix of the batch what NumPy's `_umath_linalg` does: copy the operand
+into a column-major f64 scratch matrix (f32 operands are widened: NumPy computes in f64),
+call the same LAPACK routine NumPy calls (gesv, getrf, potrf, syevd, trsm), check `info`, and
+copy the results back (narrowed). Same routine, same input layout, same workspace size: the
+results, eigenvector signs included, are NumPy's bit for bit.
+
+The routines are imported as `adjit_lapack_d<name>` (engine.import_address resolves them to
+NumPy's own ILP64 OpenBLAS, `scipy_d<name>_64_`, as the GEMMs): every integer argument is 64-bit
+(`ipiv` and `info` too), and each CHARACTER argument is a pointer to one byte with its hidden
+length (a 64-bit integer, 1) appended after the other arguments (gfortran's convention).
+A nonzero `info` returns a status (STATUS below), which the runtime turns into NumPy's
+LinAlgError with NumPy's message.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from .emit import F64, I64, I8, MEM, PTR, const, i64
+
+# status codes returned by compiled code -> NumPy's LinAlgError message (runtime/call.py)
+STATUS_SINGULAR, STATUS_NOT_PD, STATUS_EIG, STATUS_SVD, STATUS_LSTSQ = 3, 4, 5, 6, 7
+STATUS_MESSAGES = {
+    STATUS_SINGULAR: "Singular matrix",
+    STATUS_NOT_PD: "Matrix is not positive definite",
+    STATUS_EIG: "Eigenvalues did not converge",
+    STATUS_SVD: "SVD did not converge",
+    STATUS_LSTSQ: "SVD did not converge in Linear Least Squares",
+}
+
+# the routines compiled code may import (engine.import_address: "lapack_<routine>")
+ROUTINES = ("dgesv", "dgetrf", "dpotrf", "dsyevd", "dtrsm", "dgesdd", "dgeqrf", "dorgqr")
+
+
+def _prod(xs):
+    n = 1
+    for d in xs:
+        n *= d
+    return n
+
+
+class _Call:
+    """Argument slots of one Fortran call: 64-bit integers, characters, f64 scalars."""
+
+    def __init__(self, c):
+        self.c = c
+
+    def int(self, v):
+        p = self.c.alloca(I64)
+        self.c.b.store(v if isinstance(v, ir.Value) else i64(v), p)
+        return p
+
+    def char(self, ch):
+        p = self.c.alloca(I8)
+        self.c.b.store(ir.Constant(I8, ord(ch)), p)
+        return p
+
+    def f64(self, v):
+        p = self.c.alloca(F64)
+        self.c.b.store(ir.Constant(F64, float(v)), p)
+        return p
+
+    def call(self, routine, args, nchar=0):
+        c = self.c
+        name = f"adjit_lapack_{routine}"
+        fn = c.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(c.module, ir.FunctionType(ir.VoidType(),
+                                                       [PTR] * len(args) + [I64] * nchar), name)
+        c.imports.add(f"lapack_{routine}")
+        c.b.call(fn, list(args) + [i64(1)] * nchar)
+
+
+def _f64_temp(c, n):
+    return c.temp(8 * max(n, 1))[0]
+
+
+def _at(b, ptr, lin, dt="f64"):
+    return b.gep(ptr, [lin if isinstance(lin, ir.Value) else i64(lin)], inbounds=True,
+                 source_etype=MEM[dt])
+
+
+def _lin(b, *terms):
+    acc = i64(0)
+    for v, s in terms:
+        v = v if isinstance(v, ir.Value) else i64(v)
+        acc = b.add(acc, b.mul(v, i64(s)) if s != 1 else v)
+    return acc
+
+
+def _widen(b, v, dt):
+    return b.fpext(v, F64) if dt == "f32" else v
+
+
+def _narrow(b, v, dt):
+    return b.fptrunc(v, MEM[dt]) if dt == "f32" else v
+
+
+def to_fortran(c, buf, base, rows, cols, dst, symmetric=False):
+    """dst (f64, column-major rows x cols) = the C-order matrix at element `base` of buf;
+    `symmetric`: (a + a^T) * 0.5 in the operand's dtype first (eigh, cholesky)."""
+    b = c.b
+    dt = buf.type.dtype
+
+    def row(i, _):
+        def col(j, _):
+            v = b.load(buf.addr(b, _lin(b, (base, 1), (i, cols), (j, 1))), typ=MEM[dt])
+            if symmetric:
+                w = b.load(buf.addr(b, _lin(b, (base, 1), (j, cols), (i, 1))), typ=MEM[dt])
+                v = b.fmul(b.fadd(v, w), const(dt, 0.5))
+            b.store(_widen(b, v, dt), _at(b, dst, _lin(b, (j, rows), (i, 1))))
+        c.loops.for_range(cols, col)
+    c.loops.for_range(rows, row)
+
+
+def from_fortran(c, src, ld, out, base, rows, cols, mask=None):
+    """The C-order matrix at element `base` of buffer out = the column-major f64 matrix src
+    (leading dimension ld). `mask(i, j)` -> i1: where to store src (elsewhere 0)."""
+    b = c.b
+    dt = out.type.dtype
+
+    def row(i, _):
+        def col(j, _):
+            v = _narrow(b, b.load(_at(b, src, _lin(b, (j, ld), (i, 1))), typ=F64), dt)
+            if mask is not None:
+                v = b.select(mask(i, j), v, const(dt, 0.0))
+            b.store(v, out.addr(b, _lin(b, (base, 1), (i, cols), (j, 1))))
+        c.loops.for_range(cols, col)
+    c.loops.for_range(rows, row)
+
+
+def _batches(shape, k):
+    return _prod(shape[:-k]) if len(shape) > k else 1
+
+
+def _libm_log(c, x):
+    """The C library's log (NumPy's npy_log), so log|det| is NumPy's to the last bit."""
+    name = "adjit_libm_log"
+    fn = c.module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(c.module, ir.FunctionType(F64, [F64]), name)
+    c.imports.add("libm_log")
+    return c.b.call(fn, [x])
+
+
+def _check(c, info, status):
+    b = c.b
+    c.fail_unless(b.icmp_signed("==", b.load(info, typ=I64), i64(0)), status)
+
+
+# --- kernels ------------------------------------------------------------------------------------
+def solve(c, e, out):
+    """gesv on column-major copies of a and b (np.linalg.solve and inv); status 3 when a is
+    singular (check=True), NaN results for that matrix otherwise."""
+    b = c.b
+    a, rhs = e.inputs
+    n, k = rhs.type.shape[-2], rhs.type.shape[-1]
+    nb = _batches(a.type.shape, 2)
+    if nb * n * k == 0:
+        return
+    ab, bb = c.buffer(a), c.buffer(rhs)
+    fa, fb = _f64_temp(c, n * n), _f64_temp(c, n * k)
+    ipiv = c.temp(8 * n)[0]
+    L = _Call(c)
+    sn, sk, info = L.int(n), L.int(k), L.int(0)
+    check = e.params.get("check", True)
+    c.work += nb * n * n * (n + k)
+
+    def one(i, _):
+        to_fortran(c, ab, b.mul(i, i64(n * n)), n, n, fa)
+        to_fortran(c, bb, b.mul(i, i64(n * k)), n, k, fb)
+        L.call("dgesv", [sn, sk, fa, sn, ipiv, fb, sn, info])
+        if check:
+            _check(c, info, STATUS_SINGULAR)
+            from_fortran(c, fb, n, out, b.mul(i, i64(n * k)), n, k)
+            return
+        bad = b.icmp_signed("!=", b.load(info, typ=I64), i64(0))
+
+        def nan():
+            c.loops.for_range(n * k, lambda j, _: [b.store(ir.Constant(F64, float("nan")),
+                                                          _at(b, fb, j))][:0])
+        c.loops.cond(bad, nan)
+        from_fortran(c, fb, n, out, b.mul(i, i64(n * k)), n, k)
+    c.loops.for_range(nb, one)
+
+
+def slogdet(c, e, outs):
+    """getrf on a column-major copy, then NumPy's sign and sum of log|u_ii| (sign 0 and -inf
+    for a singular matrix)."""
+    b = c.b
+    (a,) = e.inputs
+    sign_out, log_out = outs
+    n = a.type.shape[-1]
+    nb = _batches(a.type.shape, 2)
+    dt = a.type.dtype
+    if nb == 0:
+        return
+    ab = c.buffer(a)
+    fa = _f64_temp(c, n * n)
+    ipiv = c.temp(8 * max(n, 1))[0]
+    L = _Call(c)
+    sn, info = L.int(n), L.int(0)
+    c.work += nb * n * n * n
+
+    def one(i, _):
+        to_fortran(c, ab, b.mul(i, i64(n * n)), n, n, fa)
+        L.call("dgetrf", [sn, sn, fa, sn, ipiv, info])
+        ok = b.icmp_signed("==", b.load(info, typ=I64), i64(0))
+
+        def swaps(j, carry):
+            p = b.load(_at(b, ipiv, j, "i64"), typ=I64)
+            return [b.xor(carry[0], b.zext(b.icmp_signed("!=", p, b.add(j, i64(1))), I64))]
+        odd = c.loops.for_range(n, swaps, carry=[i64(0)])[0]
+        s0 = b.select(b.icmp_signed("!=", odd, i64(0)), ir.Constant(F64, -1.0),
+                      ir.Constant(F64, 1.0))
+
+        def diag(j, carry):
+            s, acc = carry
+            u = b.load(_at(b, fa, b.mul(j, i64(n + 1))), typ=F64)
+            neg = b.fcmp_ordered("<", u, ir.Constant(F64, 0.0))
+            s = b.select(neg, b.fneg(s), s)
+            au = b.select(neg, b.fneg(u), u)
+            return [s, b.fadd(acc, _libm_log(c, au))]
+        s, acc = c.loops.for_range(n, diag, carry=[s0, ir.Constant(F64, 0.0)])
+        s = b.select(ok, s, ir.Constant(F64, 0.0))
+        acc = b.select(ok, acc, ir.Constant(F64, float("-inf")))
+        b.store(_narrow(b, s, dt), sign_out.addr(b, i))
+        b.store(_narrow(b, acc, dt), log_out.addr(b, i))
+    c.loops.for_range(nb, one)
+
+
+def cholesky(c, e, out):
+    """potrf('L') on a column-major copy of (a + a^T)/2, upper triangle zeroed; status 4 when
+    the matrix is not positive definite."""
+    b = c.b
+    (a,) = e.inputs
+    n = a.type.shape[-1]
+    nb = _batches(a.type.shape, 2)
+    if nb * n == 0:
+        return
+    ab = c.buffer(a)
+    fa = _f64_temp(c, n * n)
+    L = _Call(c)
+    uplo, sn, info = L.char("L"), L.int(n), L.int(0)
+    c.work += nb * n * n * n
+
+    def one(i, _):
+        to_fortran(c, ab, b.mul(i, i64(n * n)), n, n, fa, symmetric=True)
+        L.call("dpotrf", [uplo, sn, fa, sn, info], nchar=1)
+        _check(c, info, STATUS_NOT_PD)
+        from_fortran(c, fa, n, out, b.mul(i, i64(n * n)), n, n,
+                     mask=lambda r, col: b.icmp_signed(">=", r, col))
+    c.loops.for_range(nb, one)
+
+
+def eigh(c, e, outs):
+    """syevd('V', uplo) on a column-major copy of (a + a^T)/2 with the workspace NumPy uses
+    (queried with lwork = -1); status 5 when it does not converge."""
+    b = c.b
+    (a,) = e.inputs
+    w_out, v_out = outs
+    n = a.type.shape[-1]
+    nb = _batches(a.type.shape, 2)
+    if nb * n == 0:
+        return
+    ab = c.buffer(a)
+    fa = _f64_temp(c, n * n)
+    w = _f64_temp(c, n)
+    # room for the queried sizes: LAPACK's optimum is max(1 + 6n + 2n^2, 2n + n*nb(sytrd))
+    lwork_max = max(1 + 6 * n + 2 * n * n, 2 * n + 256 * n, 1)
+    liwork_max = 3 + 5 * n
+    work = _f64_temp(c, lwork_max)
+    iwork = c.temp(8 * liwork_max)[0]
+    L = _Call(c)
+    jobz, uplo, sn, info = L.char("V"), L.char(e.params.get("uplo", "L")), L.int(n), L.int(0)
+    lwork, liwork = L.int(-1), L.int(-1)
+    c.work += nb * 4 * n * n * n
+    # the workspace query (once per call: it depends on n only)
+    L.call("dsyevd", [jobz, uplo, sn, fa, sn, w, work, lwork, iwork, liwork, info], nchar=2)
+    q = b.fptosi(b.load(work, typ=F64), I64)
+    q = b.select(b.icmp_signed(">", q, i64(lwork_max)), i64(lwork_max), q)
+    b.store(q, lwork)
+    qi = b.load(iwork, typ=I64)
+    b.store(b.select(b.icmp_signed(">", qi, i64(liwork_max)), i64(liwork_max), qi), liwork)
+    dt = a.type.dtype
+
+    def one(i, _):
+        to_fortran(c, ab, b.mul(i, i64(n * n)), n, n, fa, symmetric=True)
+        L.call("dsyevd", [jobz, uplo, sn, fa, sn, w, work, lwork, iwork, liwork, info],
+               nchar=2)
+        _check(c, info, STATUS_EIG)
+        c.loops.for_range(n, lambda j, _: [b.store(
+            _narrow(b, b.load(_at(b, w, j), typ=F64), dt),
+            w_out.addr(b, b.add(b.mul(i, i64(n)), j)))][:0])
+        from_fortran(c, fa, n, v_out, b.mul(i, i64(n * n)), n, n)
+    c.loops.for_range(nb, one)
+
+
+def triangular_solve(c, e, out):
+    """trsm('L', uplo, trans, diag) on column-major copies (scipy's solve_triangular without
+    its singularity check: a zero pivot gives inf/NaN)."""
+    b = c.b
+    a, rhs = e.inputs
+    p = e.params
+    n, k = rhs.type.shape[-2], rhs.type.shape[-1]
+    nb = _batches(a.type.shape, 2)
+    if nb * n * k == 0:
+        return
+    ab, bb = c.buffer(a), c.buffer(rhs)
+    fa, fb = _f64_temp(c, n * n), _f64_temp(c, n * k)
+    L = _Call(c)
+    side, uplo = L.char("L"), L.char("L" if p["lower"] else "U")
+    trans, dg = L.char("T" if p.get("trans") else "N"), L.char(
+        "U" if p.get("unit_diagonal") else "N")
+    sn, sk, one_ = L.int(n), L.int(k), L.f64(1.0)
+    c.work += nb * n * n * k
+
+    def one(i, _):
+        to_fortran(c, ab, b.mul(i, i64(n * n)), n, n, fa)
+        to_fortran(c, bb, b.mul(i, i64(n * k)), n, k, fb)
+        L.call("dtrsm", [side, uplo, trans, dg, sn, sk, one_, fa, sn, fb, sn], nchar=4)
+        from_fortran(c, fb, n, out, b.mul(i, i64(n * k)), n, k)
+    c.loops.for_range(nb, one)
+
+
+KERNELS = {
+    "linalg_solve": (solve, ("buffer", "buffer")),
+    "linalg_slogdet": (slogdet, ("buffer",)),
+    "cholesky": (cholesky, ("buffer",)),
+    "eigh": (eigh, ("buffer",)),
+    "triangular_solve": (triangular_solve, ("buffer", "buffer")),
+}

@@ -1,0 +1,393 @@
+"""Linear algebra through LAPACK: solve, slogdet, cholesky, eigh, triangular_solve, svd, qr.
+
+Every primitive works on stacks of matrices (..., m, n): the leading axes are a batch. The
+NumPy impl is NumPy's own np.linalg (which computes in f64 through LAPACK, as the lowering in
+codegen/lapack.py does: f32 operands are widened, the results narrowed). Derivative rules are
+the standard ones, written as IR (a solve's vjp is another solve; Cholesky's and eigh's follow
+JAX's forward rules, transposed by hand), so they are differentiable again.
+
+Conventions (docs/ir.md):
+- eigh and cholesky read the symmetric part (a + a^T)/2, as JAX's symmetrize_input: equal to
+  NumPy's result (which reads the lower triangle) bit for bit on symmetric inputs, and the
+  derivative is the symmetric one JAX and PyTorch give.
+- A singular matrix: linalg_solve[check=True] raises NumPy's LinAlgError("Singular matrix");
+  with check=False (the solves derivative rules make) the result is NaN, as JAX's.
+- eigh's eigenvector derivative at repeated eigenvalues divides by the zero gap: inf/NaN, as
+  JAX's F-matrix 1/(w_j - w_i). svd's likewise at repeated singular values.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops as o
+from ..types import AType, FLOATS
+from ._helpers import sample_array
+from .structural import prim
+
+
+def _nd(x):
+    return len(o.shape(x))
+
+
+def mT(x):
+    """Swap the last two axes."""
+    n = _nd(x)
+    return o.transpose(x, tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+def mm(x, y):
+    """Batched matrix product of (..., m, k) and (..., k, n) with equal batch shapes."""
+    n = _nd(x)
+    b = tuple(range(n - 2))
+    return o.dot_general(x, y, contract=((n - 1,), (n - 2,)), batch=(b, b))
+
+
+def _mask(x, k, upper=False):
+    """bool constant of x's shape: the lower (k-th diagonal and below) or upper triangle."""
+    s = o.shape(x)
+    m = np.tri(s[-2], s[-1], k, dtype=bool)
+    if upper:
+        m = ~np.tri(s[-2], s[-1], k - 1, dtype=bool)
+    return o.broadcast_to(m, s)
+
+
+def tril(x, k=0):
+    return o.select(_mask(x, k), x, o.zeros(o.shape(x), o.dtype(x)))
+
+
+def triu(x, k=0):
+    return o.select(_mask(x, k, upper=True), x, o.zeros(o.shape(x), o.dtype(x)))
+
+
+def eye_like(x):
+    s = o.shape(x)
+    return o.broadcast_to(np.eye(s[-2], s[-1], dtype=_np_dt(o.dtype(x))), s)
+
+
+def diag(x):
+    """(..., n, n) -> (..., n): the diagonal."""
+    e = o.broadcast_to(np.eye(o.shape(x)[-1], dtype=bool), o.shape(x))
+    return o.reduce_sum(o.select(e, x, o.zeros(o.shape(x), o.dtype(x))), (_nd(x) - 1,))
+
+
+def diag_embed(d):
+    """(..., n) -> (..., n, n) with d on the diagonal."""
+    s = o.shape(d)
+    full = tuple(s) + (s[-1],)
+    e = o.broadcast_to(np.eye(s[-1], dtype=bool), full)
+    col = o.broadcast_in_dim(d, shape=full, dims=tuple(range(len(s) - 1)) + (len(s),))
+    return o.select(e, col, o.zeros(full, o.dtype(d)))
+
+
+def sym(x):
+    return o.mul(o.add(x, mT(x)), 0.5)
+
+
+def _row(v, n):
+    """(..., n) -> (..., n, n) with v[..., j] in column j of every row."""
+    s = o.shape(v)
+    return o.broadcast_in_dim(v, shape=tuple(s) + (n,), dims=tuple(range(len(s) - 1)) +
+                              (len(s),))
+
+
+def _col(v, n):
+    """(..., n) -> (..., n, n) with v[..., i] in row i."""
+    s = o.shape(v)
+    return o.broadcast_in_dim(v, shape=tuple(s[:-1]) + (s[-1], n), dims=tuple(range(len(s))))
+
+
+def _bcast_scalar_mat(v, like):
+    """(...) -> like's shape (..., m, n)."""
+    s = o.shape(like)
+    return o.broadcast_in_dim(v, shape=s, dims=tuple(range(len(s) - 2)))
+
+
+def _square(name, a):
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{name}: needs (..., n, n) square matrices, got {a}")
+    if a.dtype not in FLOATS:
+        raise TypeError(f"{name}: needs floating-point matrices, got {a.dtype}")
+
+
+def _np_dt(dt):
+    return np.float32 if dt == "f32" else np.float64
+
+
+def _spd(rng, shp, dt):
+    a = rng.uniform(-1, 1, shp)
+    n = shp[-1]
+    return (a @ np.swapaxes(a, -1, -2) + n * np.eye(n)).astype(_np_dt(dt))
+
+
+def _s(rng, shp, dt):
+    return sample_array(rng, shp, dt)
+
+
+def _wellcond(rng, shp, dt):
+    a = rng.uniform(-1, 1, shp) + 3 * np.eye(shp[-1])
+    return a.astype(_np_dt(dt))
+
+
+# --- solve --------------------------------------------------------------------------------------
+def _solve_rule(a, b, *, check):
+    _square("linalg_solve", a)
+    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1] or \
+            b.dtype != a.dtype:
+        raise ValueError(f"linalg_solve: right-hand sides {b} do not match {a} "
+                         "(want (..., n, k), the same batch and dtype)")
+    return AType(b.shape, b.dtype)
+
+
+def _solve_impl(a, b, *, check=True):
+    if not check:
+        try:
+            return np.linalg.solve(a, b)
+        except np.linalg.LinAlgError:
+            # singular somewhere in the stack: NaN there (JAX's result), the rest solved
+            out = np.full(b.shape, np.nan, b.dtype)
+            for i in np.ndindex(a.shape[:-2]):
+                try:
+                    out[i] = np.linalg.solve(a[i], b[i])
+                except np.linalg.LinAlgError:
+                    pass
+            return out
+    return np.linalg.solve(a, b)
+
+
+def solve_nocheck(a, b):
+    return o.linalg_solve(a, b, check=False)
+
+
+def _solve_vjp(ct, a, b, out, *, check=True):
+    cb = solve_nocheck(mT(a), ct)
+    return [o.neg(mm(cb, mT(out))), cb]
+
+
+def _solve_jvp(tangents, a, b, out, *, check=True):
+    ta, tb = tangents
+    if ta is None and tb is None:
+        return None
+    rhs = tb
+    if ta is not None:
+        d = mm(ta, out)
+        rhs = o.neg(d) if tb is None else o.sub(tb, d)
+    return solve_nocheck(a, rhs)
+
+
+def _solve_samples(dt, rng):
+    return [([_wellcond(rng, (3, 3), dt), _s(rng, (3, 2), dt)], {"check": True}),
+            ([_wellcond(rng, (2, 4, 4), dt), _s(rng, (2, 4, 1), dt)], {"check": False})]
+
+
+def _batch_leading(name):
+    """vmap: the batch is one more leading axis."""
+    def rule(args, bd, **params):
+        from ..batching import _all_batched
+        from ..core import REGISTRY, bind
+        return bind(REGISTRY[name], *_all_batched(args, bd), **params), 0
+    return rule
+
+
+prim("linalg_solve", _solve_rule, _solve_impl, _solve_vjp, _solve_jvp, _solve_samples,
+     batch=_batch_leading("linalg_solve"),
+     doc="x with a @ x = b (LAPACK gesv): np.linalg.solve/inv, torch.linalg.solve/inv")
+
+
+# --- slogdet ------------------------------------------------------------------------------------
+def _slogdet_rule(a):
+    _square("linalg_slogdet", a)
+    t = AType(a.shape[:-2], a.dtype)
+    return (t, t)
+
+
+def _slogdet_impl(a):
+    s, l = np.linalg.slogdet(a)
+    return np.asarray(s), np.asarray(l)
+
+
+def _slogdet_vjp(ct, a, out):
+    cl = ct[1]
+    if cl is None:
+        return [None]
+    inv_t = solve_nocheck(mT(a), eye_like(a))
+    return [o.mul(_bcast_scalar_mat(cl, a), inv_t)]
+
+
+def _slogdet_jvp(tangents, a, out):
+    ta = tangents[0]
+    if ta is None:
+        return (None, None)
+    return (o.zeros(o.shape(out[0]), o.dtype(a)), diag_sum(solve_nocheck(a, ta)))
+
+
+def diag_sum(x):
+    return o.reduce_sum(diag(x), (_nd(x) - 2,))
+
+
+prim("linalg_slogdet", _slogdet_rule, _slogdet_impl, _slogdet_vjp, _slogdet_jvp,
+     lambda dt, rng: [([_wellcond(rng, (3, 3), dt)], {}),
+                      ([_wellcond(rng, (2, 4, 4), dt) * np.array([1, -1])[:, None, None]
+                        .astype(_np_dt(dt))], {})],
+     nout=2, batch=_batch_leading("linalg_slogdet"),
+     doc="(sign, log|det a|) (LAPACK getrf): np.linalg.slogdet/det")
+
+
+# --- triangular_solve ---------------------------------------------------------------------------
+def _tri_rule(a, b, *, lower, trans, unit_diagonal):
+    _square("triangular_solve", a)
+    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1] or \
+            b.dtype != a.dtype:
+        raise ValueError(f"triangular_solve: right-hand sides {b} do not match {a}")
+    return AType(b.shape, b.dtype)
+
+
+def _tri_impl(a, b, *, lower, trans=False, unit_diagonal=False):
+    """op(A) x = b reading one triangle of A (no singularity check: a zero pivot gives
+    inf/NaN, as BLAS trsm and JAX)."""
+    from scipy.linalg import blas
+    out = np.empty(b.shape, b.dtype)
+    for i in np.ndindex(a.shape[:-2]):
+        ai = np.asfortranarray(a[i], np.float64)
+        bi = np.asfortranarray(b[i], np.float64)
+        out[i] = blas.dtrsm(1.0, ai, bi, side=0, lower=int(lower), trans_a=int(trans),
+                            diag=int(unit_diagonal))
+    return out
+
+
+def _tri_mask(a, lower, unit):
+    k = -1 if unit else 0
+    return tril(a, k) if lower else triu(a, -k)
+
+
+def triangular_solve(a, b, lower, trans=False, unit_diagonal=False):
+    return o.triangular_solve(a, b, lower=lower, trans=trans, unit_diagonal=unit_diagonal)
+
+
+def _tri_vjp(ct, a, b, out, *, lower, trans=False, unit_diagonal=False):
+    cb = triangular_solve(a, ct, lower, not trans, unit_diagonal)
+    ca = o.neg(mm(out, mT(cb)) if trans else mm(cb, mT(out)))
+    return [_tri_mask(ca, lower, unit_diagonal), cb]
+
+
+def _tri_jvp(tangents, a, b, out, *, lower, trans=False, unit_diagonal=False):
+    ta, tb = tangents
+    if ta is None and tb is None:
+        return None
+    rhs = tb
+    if ta is not None:
+        tm = _tri_mask(ta, lower, unit_diagonal)
+        d = mm(mT(tm) if trans else tm, out)
+        rhs = o.neg(d) if tb is None else o.sub(tb, d)
+    return triangular_solve(a, rhs, lower, trans, unit_diagonal)
+
+
+def _tri_samples(dt, rng):
+    return [([_wellcond(rng, (3, 3), dt), _s(rng, (3, 2), dt)],
+             {"lower": True, "trans": False, "unit_diagonal": False}),
+            ([_wellcond(rng, (2, 3, 3), dt), _s(rng, (2, 3, 2), dt)],
+             {"lower": False, "trans": True, "unit_diagonal": False}),
+            ([_wellcond(rng, (3, 3), dt), _s(rng, (3, 1), dt)],
+             {"lower": True, "trans": False, "unit_diagonal": True})]
+
+
+prim("triangular_solve", _tri_rule, _tri_impl, _tri_vjp, _tri_jvp, _tri_samples,
+     batch=_batch_leading("triangular_solve"),
+     doc="x with op(a) x = b, a triangular (BLAS trsm): scipy.linalg.solve_triangular")
+
+
+# --- cholesky -----------------------------------------------------------------------------------
+def _chol_rule(a):
+    _square("cholesky", a)
+    return AType(a.shape, a.dtype)
+
+
+def _chol_impl(a):
+    s = (a + np.swapaxes(a, -1, -2)) * a.dtype.type(0.5)
+    return np.linalg.cholesky(s)
+
+
+def _phi(x):
+    """The lower triangle with the diagonal halved."""
+    return o.select(_mask(x, -1), x, o.select(o.broadcast_to(np.eye(o.shape(x)[-1], dtype=bool),
+                                                             o.shape(x)),
+                                              o.mul(x, 0.5), o.zeros(o.shape(x), o.dtype(x))))
+
+
+def _chol_jvp(tangents, a, out):
+    ta = tangents[0]
+    if ta is None:
+        return None
+    L = out
+    # L^{-1} sym(dA) L^{-T}
+    t1 = triangular_solve(L, sym(ta), True)
+    t2 = mT(triangular_solve(L, mT(t1), True))
+    return mm(L, _phi(t2))
+
+
+def _chol_vjp(ct, a, out):
+    L = out
+    p = _phi(mm(mT(L), ct))
+    # S = L^{-T} P L^{-1}
+    s1 = triangular_solve(L, p, True, trans=True)
+    s = mT(triangular_solve(L, mT(s1), True, trans=True))
+    return [sym(s)]
+
+
+prim("cholesky", _chol_rule, _chol_impl, _chol_vjp, _chol_jvp,
+     lambda dt, rng: [([_spd(rng, (3, 3), dt)], {}), ([_spd(rng, (2, 4, 4), dt)], {})],
+     batch=_batch_leading("cholesky"),
+     doc="lower Cholesky factor of (a + a^T)/2 (LAPACK potrf): np.linalg.cholesky")
+
+
+# --- eigh ---------------------------------------------------------------------------------------
+def _eigh_rule(a, *, uplo):
+    _square("eigh", a)
+    return (AType(a.shape[:-1], a.dtype), AType(a.shape, a.dtype))
+
+
+def _eigh_impl(a, *, uplo="L"):
+    s = (a + np.swapaxes(a, -1, -2)) * a.dtype.type(0.5)
+    w, v = np.linalg.eigh(s, UPLO=uplo)
+    return w, v
+
+
+def _fmat(w):
+    """F[i, j] = 1 / (w_j - w_i) off the diagonal, 0 on it (JAX's eigh rule)."""
+    n = o.shape(w)[-1]
+    d = o.sub(_row(w, n), _col(w, n))
+    e = eye_like(d)
+    return o.sub(o.div(1.0, o.add(d, e)), e)
+
+
+def _eigh_jvp(tangents, a, out, *, uplo="L"):
+    ta = tangents[0]
+    if ta is None:
+        return (None, None)
+    w, v = out
+    m = mm(mm(mT(v), sym(ta)), v)
+    return (diag(m), mm(v, o.mul(_fmat(w), m)))
+
+
+def _eigh_vjp(ct, a, out, *, uplo="L"):
+    w, v = out
+    cw, cv = ct
+    if cw is None and cv is None:
+        return [None]
+    inner = None
+    if cv is not None:
+        inner = o.mul(_fmat(w), mm(mT(v), cv))
+    if cw is not None:
+        dw = diag_embed(cw)
+        inner = dw if inner is None else o.add(inner, dw)
+    return [sym(mm(mm(v, inner), mT(v)))]
+
+
+def _eigh_samples(dt, rng):
+    return [([_spd(rng, (3, 3), dt)], {"uplo": "L"}),
+            ([_spd(rng, (2, 4, 4), dt)], {"uplo": "U"})]
+
+
+prim("eigh", _eigh_rule, _eigh_impl, _eigh_vjp, _eigh_jvp, _eigh_samples, nout=2,
+     batch=_batch_leading("eigh"),
+     doc="eigenvalues (ascending) and eigenvectors of (a + a^T)/2 (LAPACK syevd): "
+         "np.linalg.eigh/eigvalsh")
