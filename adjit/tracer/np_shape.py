@@ -270,11 +270,4 @@ def _einsum(subscripts, *operands, optimize=False, dtype=None, order="K", castin
     return wrap(C.einsum(subscripts, *xs))
 
 
-@func("trace")
-def _trace(a, offset=0, axis1=0, axis2=1, dtype=None):
-    if offset:
-        raise NotImplementedError(f"np.trace with offset != 0{where_str()}")
-    x = C.moveaxis(_acc(a, dtype, name="trace"), (axis1, axis2), (-2, -1))
-    letters = "abcdefghijklmnopqrstuvw"[:C.ndim(x) - 2]
-    return wrap(C.einsum(f"{letters}yy->{letters}", x))
-
+from . import np_shape_functions  # noqa: E402,F401  (sorting, padding, splitting, nan*...)
