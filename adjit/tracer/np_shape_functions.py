@@ -376,6 +376,9 @@ def _quantile(name, a, q, axis, method, keepdims, weights, scale):
         raise ValueError("Percentiles must be in the range [0, 100]" if scale == 100 else
                          "Quantiles must be in the range [0, 1]")
     x = _one(a, to_float=True)
+    # NumPy's result dtype: the data's and q's (a Python number promotes weakly)
+    want = np.result_type(x.type.np_dtype, q if isinstance(q, (int, float)) else np.asarray(q))
+    x = ops.convert(x, want.name)
     y, ax, axes = _stat_axis(name, x, axis)
     r = S.quantile(y, qa, ax, method)
     return wrap(_keepdims(r, ops.shape(x), axes, keepdims, qa.shape))
