@@ -15,13 +15,13 @@ from ._helpers import NUMERIC, sample_array
 from .structural import prim
 
 
-def _argsort_rule(x, *, axis, descending=False):
+def _argsort_rule(x, *, axis, descending):
     if not 0 <= axis < x.ndim:
         raise ValueError(f"argsort: bad axis {axis} for shape {x.shape}")
     return AType(x.shape, "i64")
 
 
-def _argsort_impl(x, *, axis, descending=False):
+def _argsort_impl(x, *, axis, descending):
     if not descending:
         return np.argsort(x, axis=axis, kind="stable").astype(np.int64)
     # descending, ties in their original order: sort the reversed array ascending (its ties
