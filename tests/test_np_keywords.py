@@ -44,6 +44,22 @@ SAMPLES = {
     "linalg.slogdet": (SPD,), "linalg.cholesky": (SPD,), "linalg.eigh": (SPD,),
     "linalg.eigvalsh": (SPD,), "linalg.matrix_power": (SPD, 3),
     "linalg.multi_dot": ([A, A.T, A],),
+    # shape and indexing functions (issue 15 item 2)
+    "flipud": (A,), "fliplr": (A,), "rot90": (A,), "roll": (A, 2), "rollaxis": (A, 1),
+    "repeat": (A, 2), "tile": (A, (2, 1)), "diag": (A,), "diagflat": (A[0],), "diagonal": (A,),
+    "triu": (A,), "tril": (A,), "kron": (A, A[:2, :2]), "cross": (A[:, :3], A[:, 1:]),
+    "cumprod": (A,), "diff": (A,), "ediff1d": (A,), "gradient": (A,), "sort": (A,),
+    "argsort": (A,), "take_along_axis": (A, np.argsort(A, axis=-1)), "median": (A,),
+    "percentile": (A, 30.0), "quantile": (A, 0.7), "split": (A, 2, 1),
+    "array_split": (A, 3), "hsplit": (A, 2), "vsplit": (A, 3), "dsplit": (A[..., None], 1),
+    "atleast_1d": (A,), "atleast_2d": (A[0],), "atleast_3d": (A,), "pad": (A, 1),
+    "select": ([B, ~B], [A, -A]), "piecewise": (A, [B], [np.sin, np.cos]),
+    "append": (A, A), "insert": (A, 1, 5.0), "delete": (A, 1), "column_stack": ([A, A],),
+    "dstack": ([A, A],), "block": ([[A, A]],), "meshgrid": (A[0], A[1]),
+    "put_along_axis": (A, np.argsort(A, axis=-1), 1.0, -1), "nonzero": (B,),
+    "argwhere": (B,), "flatnonzero": (B,), "unique": (I,), "linspace": (A[0, 0], A[1, 1]),
+    "nansum": (A,), "nanmean": (A,), "nanmax": (A,), "nanmin": (A,), "nanvar": (A,),
+    "nanstd": (A,), "copyto": (np.empty((3, 4)), A),
 }
 
 # values tried for each keyword (NumPy's default is not among them, except where a default
@@ -58,6 +74,14 @@ VALUES = {
     "equal_nan": [True], "ord": [1, 2, np.inf, "fro"], "offset": [1], "axis1": [1],
     "axis2": [0], "fill_value": [2.5], "min": [-0.5], "max": [0.5], "a_min": [-0.5],
     "a_max": [0.5], "axes": [1, 2], "upper": [True, False], "UPLO": ["L", "U"],
+    "k": [1, -2], "start": [2], "axisa": [0], "axisb": [0], "axisc": [0],
+    "kind": ["stable", "quicksort", "heapsort"], "stable": [True, False],
+    "overwrite_input": [True], "method": ["lower", "higher", "nearest", "midpoint", "weibull"],
+    "weights": [np.ones((3, 4))], "n": [2, 0], "prepend": [0.5], "append": [[[1.0]] * 3],
+    "to_end": [[1.0, 2.0]], "to_begin": [3.0], "edge_order": [2], "default": [-3.0],
+    "return_index": [True], "return_inverse": [True], "return_counts": [True],
+    "sorted": [True, False], "num": [5, 1], "endpoint": [False], "retstep": [True],
+    "sparse": [True], "indexing": ["ij"],
 }
 
 
@@ -96,9 +120,15 @@ def _check(label, want, got, keyword=None):
     for g in got:
         if name == "empty_like":  # NumPy's values are whatever was in memory
             g, want = np.asarray(g), np.zeros_like(want)
-        if isinstance(want, tuple) and any(isinstance(w, np.ndarray) for w in want):
+        if hasattr(type(want), "_fields") and any(isinstance(w, np.ndarray) for w in want):
             for gi, wi in zip(g, want):  # a named tuple of arrays (slogdet, eigh)
                 np.testing.assert_allclose(np.asarray(gi), wi, rtol=1e-12, err_msg=label)
+            continue
+        if isinstance(want, (tuple, list)) and any(isinstance(w, np.ndarray) for w in want):
+            # several arrays (np.split, np.nonzero, np.meshgrid...): each one checked
+            assert type(g) is type(want) and len(g) == len(want), (label, g)
+            for w1, g1 in zip(want, g):
+                _check(label, w1, [g1])
             continue
         if isinstance(want, tuple):
             assert tuple(g) == want, label

@@ -257,6 +257,50 @@ def cumsum(c, e, out):
     c.loops.nest(other, body)
 
 
+def argsort(c, e, out):
+    """The stable sorting permutation along an axis: element i goes to its rank (how many
+    elements sort before it: smaller, or equal and earlier). O(n^2) compares per row; NaN sorts
+    last ascending and first descending, as the primitive's NumPy implementation."""
+    b = c.b
+    x = e.inputs[0]
+    axis, desc = e.params["axis"], e.params.get("descending", False)
+    shp, dt = x.type.shape, x.type.dtype
+    other = shp[:axis] + shp[axis + 1:]
+    n = shp[axis]
+    op = ">" if desc else "<"
+
+    def before(xj, xi):
+        """xj sorts strictly before xi (ties aside)."""
+        if dt not in FLOATS:
+            return b.icmp_signed(op, xj, xi)
+        nan_j, nan_i = b.fcmp_unordered("uno", xj, xj), b.fcmp_unordered("uno", xi, xi)
+        # ascending: a number before NaN; descending: NaN before a number
+        nan_order = b.and_(nan_i, b.not_(nan_j)) if not desc else b.and_(nan_j, b.not_(nan_i))
+        return b.or_(b.fcmp_ordered(op, xj, xi), nan_order)
+
+    def same(xj, xi):
+        if dt not in FLOATS:
+            return b.icmp_signed("==", xj, xi)
+        return b.or_(b.fcmp_ordered("==", xj, xi),
+                     b.and_(b.fcmp_unordered("uno", xj, xj), b.fcmp_unordered("uno", xi, xi)))
+
+    def body(oix, _):
+        od = oix.get_dims(b, other)
+
+        def place(i, _):
+            xi = c.value(x, Ix(od[:axis] + [i] + od[axis:]))
+
+            def count(j, carry):
+                xj = c.value(x, Ix(od[:axis] + [j] + od[axis:]))
+                first = b.or_(before(xj, xi), b.and_(same(xj, xi), b.icmp_signed("<", j, i)))
+                return [b.add(carry[0], b.zext(first, I64))]
+            (r,) = c.loops.for_range(n, count, carry=[i64(0)])
+            out.store(b, Ix(od[:axis] + [r] + od[axis:]), i)
+            return []
+        c.loops.for_range(n, place)
+    c.loops.nest(other, body)
+
+
 def concatenate(c, e, out):
     b = c.b
     axis = e.params["axis"]

@@ -230,6 +230,7 @@ LOWERINGS = {
     "argmax": Lowering("kernel", kernels.argext, NUMERIC),
     "argmin": Lowering("kernel", kernels.argext, NUMERIC),
     "cumsum": Lowering("kernel", kernels.cumsum, NUMERIC),
+    "argsort": Lowering("kernel", kernels.argsort, NUMERIC, ("buffer",)),
     "concatenate": Lowering("kernel", kernels.concatenate, ALL),
     "gather": Lowering("kernel", kernels.gather, ALL, ("buffer", "repeat")),
     "scatter_add": Lowering("kernel", kernels.scatter_add, NUMERIC, ("once", "repeat", "once")),

@@ -163,7 +163,7 @@ BY_NAME = {
     "high": _per_axis("high", 0), "interior": _per_axis("interior", 0),
     "contract": _dot_dims("contract"), "batch": _dot_dims("batch"),
     "dtype": _dtype, "new_dtype": _dtype, "value": _full_value,
-    "reverse": _bool("reverse"), "expect": _bool("expect"),
+    "reverse": _bool("reverse"), "expect": _bool("expect"), "descending": _bool("descending"),
     "check": _bool("check"), "lower": _bool("lower"), "trans": _bool("trans"),
     "unit_diagonal": _bool("unit_diagonal"), "uplo": _uplo,
 }

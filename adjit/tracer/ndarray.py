@@ -82,7 +82,9 @@ class TracedArray:
         raise TypeError(
             f"a traced array ({self._n.type}) cannot become a NumPy ndarray{where_str()}: the "
             "transform would lose track of it (its gradient would be dropped and a jitted "
-            "replay would use a stale value). Keep it inside NumPy functions: np.stack([...]) "
+            "replay would use a stale value). To build arrays from traced values, write "
+            "`import adjit.numpy as np` (its np.array, np.asarray, np.full accept them). "
+            "Keep it inside NumPy functions: np.stack([...]) "
             "instead of np.array([...]), A @ t or np.dot(A, t) instead of A.dot(t), "
             "np.where / np.concatenate instead of assigning into an ndarray, and "
             "adjit.stop_gradient(t) if you really want a constant.")

@@ -52,7 +52,9 @@ def _signatures(name, fn):
         sig = inspect.signature(numpy_function(name))
     except (ValueError, TypeError, AttributeError):
         sig = None
-    return sig, frozenset(inspect.signature(fn).parameters)
+    params = inspect.signature(fn).parameters.values()
+    # "**": the implementation takes NumPy's **kwargs itself (np.pad's mode keywords)
+    return sig, frozenset(p.name if p.kind is not p.VAR_KEYWORD else "**" for p in params)
 
 
 def _is_default(v, default):
@@ -83,14 +85,15 @@ def _dispatch(name, fn, args, kwargs, bind=True):
         for key, v in bound.arguments.items():
             p = sig.parameters[key]
             if p.kind is p.VAR_POSITIONAL:
-                pos = tuple(v)
+                # the parameters before *args go by position (np.gradient(f, *varargs))
+                pos = tuple(kw.pop(k) for k in list(kw)) + tuple(v)
                 continue
             extra = v.items() if p.kind is p.VAR_KEYWORD else [(key, v)]
             for k, val in extra:
                 if k == "out" and val is not None:
                     raise TypeError(f"np.{name}(..., out=...) cannot write a traced value into "
                                     f"an ndarray{where_str()}; use the returned value instead")
-                if k in ours and val is not _NO:
+                if (k in ours or (k != key and "**" in ours)) and val is not _NO:
                     kw[k] = val
                 elif not _is_default(val, p.default if k == key else _NO):
                     raise refuse(name, k, val)

@@ -285,12 +285,4 @@ def _einsum(subscripts, *operands, optimize=False, dtype=None, order="K", castin
     return wrap(C.einsum(subscripts, *xs, optimize=optimize))
 
 
-@func("trace")
-def _trace(a, offset=0, axis1=0, axis2=1, dtype=None):
-    if offset:
-        raise NotImplementedError(f"np.trace with offset != 0{where_str()}")
-    x = _acc(a, dtype, name="trace")
-    nd = C.ndim(x)
-    d = E.diagonal(x, axis1 % nd, axis2 % nd)
-    return wrap(ops.reduce_sum(d, (nd - 2,)))
-
+from . import np_shape_functions  # noqa: E402,F401  (sorting, padding, splitting, nan*...)

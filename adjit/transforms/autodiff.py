@@ -119,7 +119,7 @@ def _scalar_out(out, f, what):
         raise TypeError(f"{what} needs {fname(f)} to return a scalar array, got "
                         f"{'None' if out is None else type(out).__name__}{_at()}")
     n = nodes[0]
-    if n.type.shape != ():
+    if n.type.size != 1:  # shape (1,) or (1, 1) is a scalar too, as in HIPS autograd
         raise ValueError(f"{what} needs a scalar output but {fname(f)} returned shape "
                          f"{n.type.shape}{_at()}; use jacrev or vjp for non-scalar outputs")
     if n.type.dtype not in FLOATS:
@@ -146,13 +146,13 @@ def realize(t, tree_out, what="aux"):
     return pytree.unflatten(td, [to_user(v, k) for v, k in zip(vals, kinds)])
 
 
-def _seed(dtype):
+def _seed(dtype, shape=()):
     """The cotangent 1.0 that starts reverse mode. Inside an enclosing trace (jit, another
     grad) it is an equation `full`, so what depends only on it stays code instead of being
     folded at trace time into dense constant arrays (8 MB each for W4's million elements)."""
     if len(STATE.stack) > 1:
-        return ops.full((), 1.0, dtype)
-    return np.ones((), DTYPES[dtype])
+        return ops.full(shape, 1.0, dtype)
+    return np.ones(shape, DTYPES[dtype])
 
 
 def value_and_grad(f, argnums=0, has_aux=False):
@@ -173,7 +173,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
         ni = len(g.invars)
         d = derived("vjp", g, lambda: vjp_graph(literals.promote(g, slots) if slots else g,
                                                 wrt=range(ni)), prom, fixed, text=text)
-        ct = _seed(n.type.dtype)
+        ct = _seed(n.type.dtype, n.type.shape)
         scalars = [np.asarray(g.eqns[k].inputs[j].value, dt) for k, j, dt in slots]
         res = run_graph(d, [lf.outer for lf in t.leaves] + scalars + [ct], consts_for(d, g))
         grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
