@@ -60,12 +60,14 @@ def test_batching_rule_matches_a_loop(name, dt):
             out, od = p.batch(args, dims, **params)
             if name == "guard":
                 continue
+            outs = out if p.nout > 1 else (out,)  # several results (divmod): each batched
             for i in range(3):
                 ex = [a[i] if d == 0 else a for a, d in zip(args, dims)]
-                want = bind(p, *ex, **params)
-                got = out[i] if od == 0 else out
-                np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6,
-                                           err_msg=f"{name} mask={mask} example {i}")
+                wants = bind(p, *ex, **params)
+                for o, want in zip(outs, wants if p.nout > 1 else (wants,)):
+                    got = o[i] if od == 0 else o
+                    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6,
+                                               err_msg=f"{name} mask={mask} example {i}")
 
 
 # --- vmap ------------------------------------------------------------------------------------
