@@ -58,6 +58,10 @@ def logaddexp2(a, b):
     """log2(2^a + 2^b) as NumPy: a + 1 at a == b (so inf at (inf, inf), -inf at (-inf, -inf)),
     else max + log2(1 + 2^-|a - b|); NaN in, NaN out. At a tie each operand gets half the
     gradient; at equal infinities the gradient is NaN (as logaddexp)."""
+    from .composites import broadcast_arrays
+    a, b = broadcast_arrays(a, b)
+    a = _full(b, a) if isinstance(a, (int, float)) else a  # a number: an array like the other
+    b = _full(a, b) if isinstance(b, (int, float)) else b
     m = ops.maximum(a, b)
     diff = ops.sub(a, b)
     d = ops.neg(ops.abs(diff))
