@@ -23,6 +23,9 @@ from .viz.make_dot import make_dot
 _methods.install()
 Tensor.__module__ = "adjit"
 globals().update(_FUNCTIONS)
+from .tracer import tensor_ufuncs as _tensor_ufuncs  # noqa: E402  (issue 15: atan2, fmod, ...)
+_tensor_ufuncs.install()
+globals().update(_tensor_ufuncs.FUNCTIONS)
 
 from .transforms import *  # noqa: F401,F403,E402  (the JAX-style transforms)
 from . import autograd  # noqa: E402  (torch.autograd: Function, grad, functional, ...)

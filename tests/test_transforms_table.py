@@ -65,6 +65,34 @@ CASES = [
     ("nan_checks", lambda np, x: np.sum(np.where(np.isnan(x) | np.isinf(x), 0.0, x) *
                                         np.where(np.isfinite(x), x, 0.0)), [(3, 4)], "any"),
     ("logaddexp", lambda np, x, y: np.sum(np.logaddexp(x, y)), [(3, 4), (3, 4)], "any"),
+    # issue 15 item 1: the other ufuncs (domains away from their discontinuities)
+    ("inverse_trig", lambda np, x: np.sum(np.arcsin(x * 0.5) + np.arccos(x * 0.4) +
+                                          np.arctan(x) ** 2), [(3, 4)], "any"),
+    ("inverse_hyperbolic", lambda np, x: np.sum(np.arcsinh(x) * np.arccosh(x + 1.0) +
+                                                np.arctanh(x * 0.5)), [(5,)], "pos"),
+    ("arctan2_hypot", lambda np, x, y: np.sum(np.arctan2(x, y) + np.hypot(x, y) ** 2),
+     [(3, 4), (3, 4)], "any"),
+    ("cbrt_logaddexp2", lambda np, x, y: np.sum(np.cbrt(x) + np.logaddexp2(x, y)),
+     [(5,), (5,)], "pos"),
+    ("sinc_angles", lambda np, x: np.sum(np.sinc(x) + np.deg2rad(x) * np.radians(x) +
+                                         np.rad2deg(x) + np.degrees(x) ** 2), [(5,)], "any"),
+    ("rounding", lambda np, x: np.sum(x * (np.trunc(x * 3.0) + np.rint(x * 3.0) +
+                                           _fix(np)(x * 2.0) + np.round(x, 1) +
+                                           np.around(x * 3.0))), [(5,)], "any"),
+    ("division_family", lambda np, x, y: np.sum(np.mod(x, y) + np.remainder(x * 3, y) ** 2 +
+                                                np.fmod(x * 3, y) * np.floor_divide(x * 3, y) +
+                                                x % 0.7 + (x // 0.3) * x +
+                                                divmod(x * 5, y)[1] + np.divmod(x, y)[0]),
+     [(5,), (5,)], "pos"),
+    ("fmax_fmin_copysign", lambda np, x, y: np.sum(np.fmax(x, y) * np.fmin(x, y * 0.5) +
+                                                   np.copysign(x, y) * x), [(5,), (5,)], "any"),
+    ("nan_to_num_float_power", lambda np, x: np.sum(np.nan_to_num(np.where(x > 1, x, np.nan)) +
+                                                    np.float_power(x, 1.5)), [(5,)], "pos"),
+    ("float_tests", lambda np, x: np.sum(np.where(np.signbit(x), x ** 2, x) *
+                                         np.heaviside(x, 0.5)) + np.sum(np.positive(x)),
+     [(5,)], "any"),
+    ("real_imag_conj", lambda np, x: np.sum(np.real(x) * np.conj(x) + np.imag(x) +
+                                            np.conjugate(x)), [(5,)], "any"),
     ("sum_keepdims", lambda np, x: np.sum(np.sum(x, axis=1, keepdims=True) * x), [(3, 4)],
      "any"),
     ("mean_axis", lambda np, x: np.sum(np.mean(x, axis=0) ** 2) + np.mean(x, axis=(0, 2)).sum(),
@@ -213,6 +241,10 @@ CASES = [
 JAX_NO_DATA_DEPENDENT = {"data_dependent_sizes"}
 # dispatched only to refuse (they write into an ndarray in place): no gradient to test
 REFUSING = {"put_along_axis", "copyto"}
+
+
+def _fix(np):
+    return getattr(np, "fix", None) or np.trunc  # jax.numpy has no fix (deprecated)
 
 
 def _loop(np, x):

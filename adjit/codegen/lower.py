@@ -296,7 +296,8 @@ def _generated(p, k=None):
     spec = p.lowering
     how = spec[0]
     if how == "math":
-        return Lowering("ew", _math(spec[1]), [d for d in p.dtypes if d in FLOATS])
+        ints = spec[1] in mathlib.INTEGER  # NumPy's division family: integers too
+        return Lowering("ew", _math(spec[1]), [d for d in p.dtypes if d in FLOATS or ints])
     if how == "intrinsic":
         ints = len(spec) > 2 and spec[2] == "int_identity"
         return Lowering("ew", _intrinsic(spec[1], ints),

@@ -353,18 +353,266 @@ class Math:
         return self.sel(self.cmp("==", y, 0.0), one, res)  # pow(anything, 0) = 1
 
 
-# computed in single precision for f32 (16 lanes on AVX-512 rather than 8)
-NATIVE_F32 = ("exp", "expm1", "tanh", "logistic", "log", "log1p", "sqrt", "rsqrt")
+# --- the ufuncs of issue 15: inverse trigonometry and hyperbolics, exp2/log2/log10, cbrt,
+# hypot, atan2, and NumPy's division family (floats here, integers in IntMath) -------------------
+# double-double constants (tests/test_mathlib.py checks them with mpmath)
+LOG2E_DD = (1.4426950408889634, 2.0355273740931033e-17)
+LOG10E_DD = (0.4342944819032518, 1.098319650216765e-17)
+PI_DD = (3.141592653589793, 1.2246467991473532e-16)
+PIO2_DD = (1.5707963267948966, 6.123233995736766e-17)
+# atan(c) = hi + lo at the breakpoints c of the reduction atan(x) = atan(c) + atan(t)
+ATAN_C = ((0.0, 0.0, 0.0), (0.25, 0.24497866312686414, 1.0698755618734451e-17),
+          (0.5, 0.4636476090008061, 2.2698777452961687e-17),
+          (0.75, 0.6435011087932844, 1.5834785051444286e-17),
+          (1.0, 0.7853981633974483, 3.061616997868383e-17))
+# atan(t) = t + t^3 * P(t^2), |t| <= 1/8 after the reduction: (-1)^k / (2k + 1), k >= 1
+ATAN = {"f64": [(-1.0) ** k / (2 * k + 1) for k in range(1, 10)],
+        "f32": [(-1.0) ** k / (2 * k + 1) for k in range(1, 5)]}
+
+
+class MathUfuncs(Math):
+    """The functions added for NumPy's ufuncs (same conventions as Math: branch-free)."""
+
+    def _signbit(self, x):
+        return self.b.icmp_signed("<", self.b.bitcast(x, self.f.it), self.ik(0))
+
+    def _atan_pos(self, a):
+        """atan(a) for a >= 0 (NaN in, NaN out; inf gives pi/2)."""
+        b = self.b
+        inv = self.cmp(">", a, 1.0)
+        t0 = self.sel(inv, b.fdiv(self.k(1.0), a), a)
+        c, hi, lo = self.k(0.0), self.k(0.0), self.k(0.0)
+        for (cv, hv, lv), (cn, _, _) in zip(ATAN_C[1:], ATAN_C[:-1]):
+            up = self.cmp(">=", t0, (cv + cn) / 2)
+            c, hi, lo = self.sel(up, self.k(cv), c), self.sel(up, self.k(hv), hi), \
+                self.sel(up, self.k(lv), lo)
+        t = b.fdiv(b.fsub(t0, c), self.fma(t0, c, self.k(1.0)))
+        t2 = b.fmul(t, t)
+        p = self.fma(b.fmul(t2, t), self.poly(t2, ATAN[self.terms]), lo)
+        p = b.fadd(p, t)
+        direct = b.fadd(hi, p)
+        # pi/2 - atan(1/a): (pi/2 - hi) is exact enough, then the small parts
+        flipped = b.fadd(b.fsub(self.k(PIO2_DD[0]), hi), b.fsub(self.k(PIO2_DD[1]), p))
+        return self.sel(inv, flipped, direct)
+
+    def atan(self, x):
+        r = self.copysign(self._atan_pos(self.fabs(x)), x)
+        return self.sel(self.isnan(x), x, r)
+
+    def atan2(self, y, x):
+        """C99 atan2: quadrants from the signs (of zeros too), both infinite or both zero."""
+        b = self.b
+        ax, ay = self.fabs(x), self.fabs(y)
+        r = self._atan_pos(b.fdiv(ay, ax))
+        inf = math.inf
+        r = self.sel(b.and_(self.cmp("==", ax, inf), self.cmp("==", ay, inf)),
+                     self.k(math.pi / 4), r)
+        r = self.sel(b.and_(self.cmp("==", ax, 0.0), self.cmp("==", ay, 0.0)), self.k(0.0), r)
+        left = b.fadd(b.fsub(self.k(PI_DD[0]), r), self.k(PI_DD[1]))
+        r = self.sel(self._signbit(x), left, r)
+        r = self.copysign(r, y)
+        return self.sel(b.or_(self.isnan(x), self.isnan(y)), b.fadd(x, y), r)
+
+    def _cos_of_asin(self, x):
+        b = self.b
+        one = self.k(1.0)
+        return self.sqrt(b.fmul(b.fsub(one, x), b.fadd(one, x)))
+
+    def asin(self, x):
+        return self.atan2(x, self._cos_of_asin(x))
+
+    def acos(self, x):
+        return self.atan2(self._cos_of_asin(x), x)
+
+    def asinh(self, x):
+        b = self.b
+        a = self.fabs(x)
+        a2 = b.fmul(a, a)
+        one = self.k(1.0)
+        small = self.log1p(b.fadd(a, b.fdiv(a2, b.fadd(one, self.sqrt(b.fadd(one, a2))))))
+        big = b.fadd(self.log(a), self.k(math.log(2.0)))
+        r = self.sel(self.cmp(">", a, 2.0 ** 28), big, small)
+        return self.sel(self.isnan(x), x, self.copysign(r, x))
+
+    def acosh(self, x):
+        b = self.b
+        t = b.fsub(x, self.k(1.0))
+        small = self.log1p(b.fadd(t, self.sqrt(self.fma(t, t, b.fmul(t, self.k(2.0))))))
+        big = b.fadd(self.log(x), self.k(math.log(2.0)))
+        r = self.sel(self.cmp(">", x, 2.0 ** 28), big, small)
+        return self.sel(self.cmp("<", x, 1.0), self.k(math.nan), r)
+
+    def atanh(self, x):
+        b = self.b
+        a = self.fabs(x)
+        a2 = b.fmul(a, self.k(2.0))
+        d = b.fsub(self.k(1.0), a)
+        small = b.fadd(a2, b.fdiv(b.fmul(a2, a), d))  # 2a + 2a^2 / (1 - a), a < 1/2
+        arg = self.sel(self.cmp("<", a, 0.5), small, b.fdiv(a2, d))
+        r = b.fmul(self.log1p(arg), self.k(0.5))
+        r = self.sel(self.cmp(">", a, 1.0), self.k(math.nan), r)
+        return self.sel(self.isnan(x), x, self.copysign(r, x))
+
+    def _half_exp_sq(self, a):
+        # exp(a) / 2 for large a without overflowing before the result does: (exp(a/2)/2) * exp(a/2)
+        w = self.exp(self.b.fmul(a, self.k(0.5)))
+        return self.b.fmul(self.b.fmul(w, self.k(0.5)), w)
+
+    def sinh(self, x):
+        b = self.b
+        a = self.fabs(x)
+        t = self.expm1(a)
+        small = b.fmul(self.k(0.5), b.fadd(t, b.fdiv(t, b.fadd(t, self.k(1.0)))))
+        r = self.sel(self.cmp("<", a, 22.0), small, self._half_exp_sq(a))
+        return self.sel(self.isnan(x), x, self.copysign(r, x))
+
+    def cosh(self, x):
+        b = self.b
+        a = self.fabs(x)
+        e = self.exp(a)
+        small = b.fadd(b.fmul(e, self.k(0.5)), b.fdiv(self.k(0.5), e))
+        r = self.sel(self.cmp("<", a, 22.0), small, self._half_exp_sq(a))
+        return self.sel(self.isnan(x), x, r)
+
+    def exp2(self, x):
+        # 2^x = 2^n * exp(r ln2), n = rint(x), r = x - n exact, |r ln 2| <= ln2/2
+        b = self.b
+        xc = self.clamp(x, -1100.0, 1100.0)
+        n = self.rint(xc)
+        r = b.fsub(xc, n)
+        rl = self.fma(r, self.k(LN2_HI), b.fmul(r, self.k(LN2_LO)))
+        res = self.ldexp(self.poly(rl, EXP[self.terms]), n)
+        return self.sel(self.isnan(x), x, res)
+
+    def _log_scaled(self, x, c):
+        """log(x) * c with log(x) and c in double-double (close to correctly rounded, so
+        log2(2^k) and log10(10^k) are exact)."""
+        b = self.b
+        hi, lo = self.log_dd(x)
+        p = b.fmul(hi, self.k(c[0]))
+        err = self.fma(hi, self.k(c[0]), b.fneg(p))
+        tail = self.fma(hi, self.k(c[1]), self.fma(lo, self.k(c[0]), err))
+        res = b.fadd(p, tail)
+        return self.sel(self.cmp("<", self.fabs(hi), math.inf), res, hi)
+
+    def log2(self, x):
+        return self._log_scaled(x, LOG2E_DD)
+
+    def log10(self, x):
+        return self._log_scaled(x, LOG10E_DD)
+
+    def cbrt(self, x):
+        b, F = self.b, self.f
+        a = self.fabs(x)
+        tiny = self.cmp("<", a, F.tiny)
+        a_s = self.sel(tiny, b.fmul(a, self.k(2.0 ** (3 * 18))), a)
+        one = self.ik(F.bias << F.mbits)  # the bits of 1.0
+        bits = b.bitcast(a_s, F.it)
+        guess = b.bitcast(b.add(b.sdiv(b.sub(bits, one), self.ik(3)), one), F.ft)
+        y = guess
+        third = self.k(1.0 / 3.0)
+        for _ in range(5 if self.terms == "f64" else 4):  # Newton: y += (a/y^2 - y) / 3
+            y = self.fma(b.fsub(b.fdiv(b.fdiv(a_s, y), y), y), third, y)
+        y = self.sel(tiny, b.fmul(y, self.k(2.0 ** -18)), y)
+        special = b.or_(self.cmp("==", a, 0.0), b.or_(self.cmp("==", a, math.inf),
+                                                     self.isnan(a)))
+        return self.sel(special, x, self.copysign(y, x))
+
+    def hypot(self, x, y):
+        b = self.b
+        ax, ay = self.fabs(x), self.fabs(y)
+        m = self.sel(self.cmp(">", ay, ax), ay, ax)
+        n = self.sel(self.cmp(">", ay, ax), ax, ay)
+        r = b.fdiv(n, m)
+        h = b.fmul(m, self.sqrt(self.fma(r, r, self.k(1.0))))
+        h = self.sel(self.cmp("==", m, 0.0), self.k(0.0), h)
+        h = self.sel(b.or_(self.isnan(x), self.isnan(y)), self.k(math.nan), h)
+        inf = b.or_(self.cmp("==", ax, math.inf), self.cmp("==", ay, math.inf))
+        return self.sel(inf, self.k(math.inf), h)
+
+    # --- NumPy's division family on floats (npy_divmod: fmod, then Python's sign rule) ------
+    def fmod(self, a, b_):
+        return self.b.frem(a, b_)
+
+    def _divmod(self, a, d):
+        b = self.b
+        zero = self.k(0.0)
+        mod = b.frem(a, d)
+        div = b.fdiv(b.fsub(a, mod), d)
+        nz = b.fcmp_unordered("!=", mod, zero)
+        adj = b.and_(nz, b.xor(self.cmp("<", d, 0.0), self.cmp("<", mod, 0.0)))
+        mod2 = self.sel(adj, b.fadd(mod, d), mod)
+        mod2 = self.sel(nz, mod2, self.copysign(zero, d))
+        div = self.sel(adj, b.fsub(div, self.k(1.0)), div)
+        fl = self.intr(f"llvm.floor.{self.f.name}", div)
+        fl = self.sel(self.cmp(">", b.fsub(div, fl), 0.5), b.fadd(fl, self.k(1.0)), fl)
+        q = b.fdiv(a, d)
+        fl = self.sel(self.cmp("==", div, 0.0), self.copysign(zero, q), fl)
+        dz = self.cmp("==", d, 0.0)
+        return self.sel(dz, q, fl), self.sel(dz, mod, mod2)
+
+    def floor_divide(self, a, d):
+        return self._divmod(a, d)[0]
+
+    def remainder(self, a, d):
+        return self._divmod(a, d)[1]
+
+
+class IntMath:
+    """NumPy's integer division family: no trap (x86's idiv traps on 0 and MIN / -1), a zero
+    divisor gives 0, MIN // -1 wraps to MIN (as NumPy, which warns)."""
+
+    def __init__(self, builder, dt):
+        self.b = builder
+        self.t = ir.IntType(32 if dt == "i32" else 64)
+
+    def _parts(self, a, d):
+        b, k = self.b, (lambda v: ir.Constant(self.t, v))
+        bad = b.or_(b.icmp_signed("==", d, k(0)), b.icmp_signed("==", d, k(-1)))
+        ds = b.select(bad, k(1), d)
+        q, r = b.sdiv(a, ds), b.srem(a, ds)
+        neg1 = b.icmp_signed("==", d, k(-1))
+        q = b.select(neg1, b.sub(k(0), a), b.select(bad, k(0), q))
+        r = b.select(bad, k(0), r)
+        return q, r
+
+    def fmod(self, a, d):
+        return self._parts(a, d)[1]
+
+    def _floor(self, a, d):
+        b, k = self.b, (lambda v: ir.Constant(self.t, v))
+        q, r = self._parts(a, d)
+        adj = b.and_(b.icmp_signed("!=", r, k(0)),
+                     b.xor(b.icmp_signed("<", r, k(0)), b.icmp_signed("<", d, k(0))))
+        return b.select(adj, b.sub(q, k(1)), q), b.select(adj, b.add(r, d), r)
+
+    def floor_divide(self, a, d):
+        return self._floor(a, d)[0]
+
+    def remainder(self, a, d):
+        return self._floor(a, d)[1]
+
+
+# computed in single precision for f32 (16 lanes on AVX-512 rather than 8); the division
+# family too, since NumPy's float32 loops compute in float32
+NATIVE_F32 = ("exp", "expm1", "tanh", "logistic", "log", "log1p", "sqrt", "rsqrt", "fmod",
+              "floor_divide", "remainder")
 UNARY = ("exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "logistic", "sqrt",
          "rsqrt")
+UFUNC_UNARY = ("atan", "asin", "acos", "asinh", "acosh", "atanh", "sinh", "cosh", "exp2",
+               "log2", "log10", "cbrt")
+INTEGER = ("fmod", "floor_divide", "remainder")  # also defined on i32/i64 (IntMath)
 
 
 def call(builder, name, dt, *args):
-    """Apply math function `name` to scalar values of IR dtype `dt` (f32 or f64)."""
+    """Apply math function `name` to scalar values of IR dtype `dt` (f32 or f64; i32 or i64
+    for the functions in INTEGER)."""
+    if dt in ("i32", "i64"):
+        return getattr(IntMath(builder, dt), name)(*args)
     if dt == "f64":
-        return getattr(Math(builder), name)(*args)
+        return getattr(MathUfuncs(builder), name)(*args)
     if name in NATIVE_F32:
-        return getattr(Math(builder, "f32"), name)(*args)
+        return getattr(MathUfuncs(builder, "f32"), name)(*args)
     # the rest widens: trig needs f64 range reduction, pow a double-double log
     wide = [builder.fpext(a, F64) for a in args]
-    return builder.fptrunc(getattr(Math(builder, "f64", "f32"), name)(*wide), F32)
+    return builder.fptrunc(getattr(MathUfuncs(builder, "f64", "f32"), name)(*wide), F32)

@@ -179,10 +179,13 @@ class TracedArray:
     def __invert__(self):
         return unary("not", self)
 
-    def __floordiv__(self, o):
-        raise NotImplementedError(f"// on traced arrays is not supported{where_str()}")
-
-    __rfloordiv__ = __mod__ = __rmod__ = __floordiv__
+    # //, % and divmod: NumPy's floor_divide, remainder and divmod ufuncs (their dtypes)
+    def __floordiv__(self, o): return np.floor_divide(self, o)
+    def __rfloordiv__(self, o): return np.floor_divide(o, self)
+    def __mod__(self, o): return np.remainder(self, o)
+    def __rmod__(self, o): return np.remainder(o, self)
+    def __divmod__(self, o): return np.divmod(self, o)
+    def __rdivmod__(self, o): return np.divmod(o, self)
 
     # --- methods ----------------------------------------------------------------------------
     # ndarray's methods take NumPy's function arguments in the same order (after `a`), so they
