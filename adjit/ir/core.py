@@ -197,15 +197,20 @@ class Primitive:
     torch     Tensor method (and torch function) names that apply it
     grad_fn   PyTorch's grad_fn name for those; torch_saves what that node saves ("nothing",
               "result" or "inputs": PyTorch's errors about modified saved tensors)
+    fp_warns  `impl` can make NumPy report a floating-point condition (overflow, invalid value,
+              division by zero): `bind` runs it with NumPy's reports off, as native code and
+              PyTorch run (adjit/_fp.py). False for impls that cannot (data movement,
+              comparisons, sign changes), which then pay nothing; tests/test_housekeeping.py
+              checks each such claim on special values
     """
     __slots__ = ("name", "shape_rule", "impl", "vjp", "jvp", "batch", "samples", "saves",
                  "smooth", "dtypes", "torch_name", "doc", "kind", "nout", "lowering", "cost",
-                 "numpy", "torch", "grad_fn", "torch_saves", "residual_vjp")
+                 "numpy", "torch", "grad_fn", "torch_saves", "residual_vjp", "fp_warns")
 
     def __init__(self, name, shape_rule, impl, vjp=None, jvp=None, samples=None, saves=True,
                  smooth=True, dtypes=("f32", "f64"), doc="", *, kind="structural", nout=1,
                  lowering=None, cost=1, numpy=(), torch=(), grad_fn=None, torch_saves="inputs",
-                 batch=None):
+                 batch=None, fp_warns=True):
         self.name = name
         self.shape_rule = shape_rule
         self.impl = impl
@@ -226,6 +231,7 @@ class Primitive:
         self.grad_fn = grad_fn
         self.torch_saves = torch_saves
         self.residual_vjp = None
+        self.fp_warns = fp_warns
 
     def __repr__(self):
         return f"<primitive {self.name}>"
@@ -401,11 +407,14 @@ def bind(prim: Primitive, *args, **params):
         # Nothing to record: a plain NumPy computation.
         litdt = _lit_dtype(args)
         vals = [_as_array(a, litdt) for a in args]
-        token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as native code (see adjit/_fp.py)
-        try:
+        if prim.fp_warns:
+            token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as native code (adjit/_fp.py)
+            try:
+                out = prim.impl(*vals, **params)
+            finally:
+                FP_STATE.reset(token)
+        else:
             out = prim.impl(*vals, **params)
-        finally:
-            FP_STATE.reset(token)
         if type(out) is not np.ndarray and out is not None:
             if prim.nout != 1:  # several results: a tuple of them
                 outs = tuple(np.asarray(o) for o in out)
@@ -493,11 +502,14 @@ def _record(prim, trace, args, params):
     if abstract:
         out = None
     else:
-        token = FP_STATE.set(FP_QUIET)
-        try:
+        if prim.fp_warns:
+            token = FP_STATE.set(FP_QUIET)
+            try:
+                out = prim.impl(*vals, **params) if params else prim.impl(*vals)
+            finally:
+                FP_STATE.reset(token)
+        else:
             out = prim.impl(*vals, **params) if params else prim.impl(*vals)
-        finally:
-            FP_STATE.reset(token)
         if type(out) is not np.ndarray and type(typ) is not tuple:
             out = np.asarray(out)
     loc = STATE.loc

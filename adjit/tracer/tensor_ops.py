@@ -132,11 +132,15 @@ _PRIM = REGISTRY
 
 def _plain(prim, x, y):
     """An operation nothing records (no_grad, or no operand requires grad): NumPy only."""
-    token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as PyTorch (see adjit/_fp.py)
-    try:
-        out = _PRIM[prim].impl(x, y)
-    finally:
-        FP_STATE.reset(token)
+    p = _PRIM[prim]
+    if p.fp_warns:
+        token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as PyTorch (see adjit/_fp.py)
+        try:
+            out = p.impl(x, y)
+        finally:
+            FP_STATE.reset(token)
+    else:
+        out = p.impl(x, y)
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     return Tensor._wrap(Node(out, atype_of(out), None, EAGER))

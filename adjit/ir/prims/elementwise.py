@@ -83,22 +83,23 @@ for _name, _f, _op in (("lt", np.less, "<"), ("le", np.less_equal, "<="),
                        ("gt", np.greater, ">"), ("ge", np.greater_equal, ">="),
                        ("eq", np.equal, "=="), ("ne", np.not_equal, "!=")):
     binary(_name, (lambda f: lambda x, y, **_: f(x, y))(_f), None, dtypes=ALL, out_dtype="bool",
-           smooth=False, saves=False, lowering=("cmp", _op), numpy=(_f.__name__,))
+           smooth=False, saves=False, lowering=("cmp", _op), numpy=(_f.__name__,),
+           fp_warns=False)
 
 # and / or / not are logical on bool and bitwise (two's complement) on integers, as XLA's
 BITS = ("i32", "i64", "bool")
 binary("and", lambda x, y, **_: np.bitwise_and(x, y), None, dtypes=BITS, saves=False,
-       smooth=False, lowering=("instr", "and_", "and_"), numpy=("bitwise_and",))
+       smooth=False, lowering=("instr", "and_", "and_"), numpy=("bitwise_and",), fp_warns=False)
 binary("or", lambda x, y, **_: np.bitwise_or(x, y), None, dtypes=BITS, saves=False,
-       smooth=False, lowering=("instr", "or_", "or_"), numpy=("bitwise_or",))
+       smooth=False, lowering=("instr", "or_", "or_"), numpy=("bitwise_or",), fp_warns=False)
 binary("xor", lambda x, y, **_: np.bitwise_xor(x, y), None, dtypes=BITS, saves=False,
-       smooth=False, lowering=("instr", "xor", "xor"), numpy=("bitwise_xor",))
+       smooth=False, lowering=("instr", "xor", "xor"), numpy=("bitwise_xor",), fp_warns=False)
 
 # --- unary math ---------------------------------------------------------------------------
 # `math`: the function of codegen/mathlib.py that lowers it; the cost of a math function is
 # what the parallel-loop heuristic charges per element (a simple operation costs 1)
 unary("neg", _npfn(np.negative), lambda ct, x, out: o.neg(ct), dtypes=NUMERIC, saves=False,
-      numpy=("negative",))
+      numpy=("negative",), fp_warns=False)
 unary("exp", _npfn(np.exp), lambda ct, x, out: o.mul(ct, out), **_math("exp", 24, "result"))
 unary("log", _npfn(np.log), lambda ct, x, out: o.div(ct, x), domain="positive",
       **_math("log", 24))
@@ -132,10 +133,10 @@ def _abs_vjp(ct, x, out):
 
 
 unary("abs", _npfn(np.abs), _abs_vjp, dtypes=NUMERIC, domain="nonzero", smooth=False,
-      numpy=("absolute",))
+      numpy=("absolute",), fp_warns=False)
 unary("sign", _npfn(np.sign), lambda ct, x, out: o.zeros(o.shape(ct), o.dtype(ct)), dtypes=NUMERIC,
       domain="nonzero", smooth=False, saves=False, numpy=("sign",), torch=("sign",),
-      grad_fn="SignBackward0", torch_saves="nothing")
+      grad_fn="SignBackward0", torch_saves="nothing", fp_warns=False)
 
 # piecewise constant: the derivative is zero everywhere it exists (at the integers, where it
 # does not, adjit gives 0 as well, as JAX and PyTorch do); an integer operand is its own floor
@@ -143,7 +144,7 @@ for _name, _f in (("floor", np.floor), ("ceil", np.ceil)):
     unary(_name, _npfn(_f), lambda ct, x, out: o.zeros(o.shape(ct), o.dtype(ct)), dtypes=NUMERIC,
           smooth=False, saves=False, lowering=("intrinsic", f"llvm.{_name}", "int_identity"),
           numpy=(_name,), torch=(_name,), grad_fn=f"{_name.capitalize()}Backward0",
-          torch_saves="nothing")
+          torch_saves="nothing", fp_warns=False)
 
 
 def _logistic(x):
@@ -153,7 +154,7 @@ def _logistic(x):
 
 
 unary("not", lambda x, **_: np.invert(x), None, dtypes=BITS, smooth=False,
-      saves=False, lowering=("instr", "not_", "not_"), numpy=("invert",))
+      saves=False, lowering=("instr", "not_", "not_"), numpy=("invert",), fp_warns=False)
 
 
 # --- select (where) -----------------------------------------------------------------------
@@ -189,4 +190,4 @@ def _select_samples(dt, rng):
 
 register(Primitive("select", _select_rule, lambda p, x, y, **_: np.where(p, x, y),
                    _select_vjp, _select_jvp, _select_samples, smooth=False, dtypes=ALL,
-                   kind="elementwise", lowering=("instr", "select", "select")))
+                   kind="elementwise", lowering=("instr", "select", "select"), fp_warns=False))

@@ -49,7 +49,7 @@ def _gather_samples(dt, rng):
 
 
 prim("gather", _gather_rule, _gather_impl, _gather_vjp, _gather_jvp, _gather_samples,
-     dtypes=ALL)
+     dtypes=ALL, fp_warns=False)
 
 
 def _scatter_rule(x, idx, upd, *, axis):
@@ -209,12 +209,12 @@ prim("bitcast_convert_type", _bitcast_rule,
      lambda dt, rng: [([_s(rng, (3, 4), dt)], {"new_dtype": _BITS_TWIN[dt]})] + (
          [([np.array([0.0, -0.0, np.nan, -np.inf], DTYPES[dt])], {"new_dtype": _BITS_TWIN[dt]})]
          if dt in FLOATS else []),
-     dtypes=NUMERIC, saves=False, smooth=False, kind="elementwise")
+     dtypes=NUMERIC, saves=False, smooth=False, kind="elementwise", fp_warns=False)
 
 prim("stop_gradient", lambda x: x, lambda x: x, lambda ct, x, out: [None],
      lambda tangents, x, out: None,
      lambda dt, rng: [([_s(rng, (3,), dt)], {})], dtypes=ALL, saves=False, smooth=False,
-     kind="elementwise")
+     kind="elementwise", fp_warns=False)
 
 
 def _full_rule(*, shape, value, dtype):
@@ -241,4 +241,4 @@ def _guard_impl(c, *, expect=True):
 
 prim("guard", _guard_rule, _guard_impl, None, None,
      lambda dt, rng: [([np.array(True)], {"expect": True})], dtypes=("bool",), saves=False,
-     smooth=False, kind="effect")
+     smooth=False, kind="effect", fp_warns=False)

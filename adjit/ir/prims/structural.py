@@ -85,7 +85,7 @@ def _bcast_vjp(ct, x, out, *, shape, dims):
 prim("broadcast_in_dim", _bcast_rule, _bcast_impl, _bcast_vjp, linear_jvp("broadcast_in_dim"),
      lambda dt, rng: [([_s(rng, (3, 1), dt)], {"shape": (2, 3, 4), "dims": (1, 2)}),
                       ([_s(rng, (), dt)], {"shape": (3,), "dims": ()})],
-     dtypes=ALL, saves=False)
+     dtypes=ALL, saves=False, fp_warns=False)
 
 
 def _reshape_rule(x, *, shape):
@@ -97,7 +97,8 @@ def _reshape_rule(x, *, shape):
 prim("reshape", _reshape_rule, lambda x, *, shape: np.reshape(x, shape),
      lambda ct, x, out, *, shape: [o.reshape(ct, o.shape(x))], linear_jvp("reshape"),
      lambda dt, rng: [([_s(rng, (3, 4), dt)], {"shape": (2, 6)}),
-                      ([_s(rng, (1,), dt)], {"shape": ()})], dtypes=ALL, saves=False)
+                      ([_s(rng, (1,), dt)], {"shape": ()})], dtypes=ALL, saves=False,
+     fp_warns=False)
 
 
 def _transpose_rule(x, *, perm):
@@ -109,7 +110,8 @@ def _transpose_rule(x, *, perm):
 prim("transpose", _transpose_rule, lambda x, *, perm: np.transpose(x, perm),
      lambda ct, x, out, *, perm: [o.transpose(ct, tuple(int(i) for i in np.argsort(perm)))],
      linear_jvp("transpose"),
-     lambda dt, rng: [([_s(rng, (2, 3, 4), dt)], {"perm": (2, 0, 1)})], dtypes=ALL, saves=False)
+     lambda dt, rng: [([_s(rng, (2, 3, 4), dt)], {"perm": (2, 0, 1)})], dtypes=ALL, saves=False,
+     fp_warns=False)
 
 
 # --- reductions -----------------------------------------------------------------------------
@@ -166,7 +168,8 @@ def _extremum_jvp(tangents, x, out, *, axes):
 
 for _n, _f in (("reduce_max", np.maximum.reduce), ("reduce_min", np.minimum.reduce)):
     prim(_n, _reduce_rule, (lambda f: lambda x, *, axes: f(x, axis=axes))(_f), _extremum_vjp,
-         _extremum_jvp, _reduce_samples, dtypes=NUMERIC, smooth=False, kind="reduction")
+         _extremum_jvp, _reduce_samples, dtypes=NUMERIC, smooth=False, kind="reduction",
+         fp_warns=False)
 
 
 def _arg_rule(x, *, axis):
@@ -178,7 +181,7 @@ def _arg_rule(x, *, axis):
 for _n, _f in (("argmax", np.argmax), ("argmin", np.argmin)):
     prim(_n, _arg_rule, (lambda f: lambda x, *, axis: f(x, axis=axis).astype(np.int64))(_f),
          None, None, lambda dt, rng: [([_s(rng, (3, 4), dt)], {"axis": 1})], dtypes=NUMERIC,
-         smooth=False, saves=False, kind="axis")
+         smooth=False, saves=False, kind="axis", fp_warns=False)
 
 
 def _cumsum_impl(x, *, axis, reverse=False):
@@ -223,7 +226,8 @@ prim("slice", _slice_rule,
      lambda x, *, start, limit, strides: x[tuple(slice(*a) for a in zip(start, limit, strides))],
      _slice_vjp, linear_jvp("slice"),
      lambda dt, rng: [([_s(rng, (5, 6), dt)], {"start": (1, 0), "limit": (4, 6),
-                                                "strides": (1, 2)})], dtypes=ALL, saves=False)
+                                                "strides": (1, 2)})], dtypes=ALL, saves=False,
+     fp_warns=False)
 
 
 def _pad_rule(x, *, low, high, interior):
@@ -253,7 +257,8 @@ def _pad_vjp(ct, x, out, *, low, high, interior):
 
 prim("pad", _pad_rule, _pad_impl, _pad_vjp, linear_jvp("pad"),
      lambda dt, rng: [([_s(rng, (3, 2), dt)], {"low": (1, 0), "high": (0, 2),
-                                                "interior": (1, 0)})], dtypes=ALL, saves=False)
+                                                "interior": (1, 0)})], dtypes=ALL, saves=False,
+     fp_warns=False)
 
 
 def _concat_rule(*xs, axis):
@@ -290,4 +295,4 @@ def _concat_jvp(tangents, *xs, out, axis):
 prim("concatenate", _concat_rule, lambda *xs, axis: np.concatenate(xs, axis=axis),
      _concat_vjp, _concat_jvp,
      lambda dt, rng: [([_s(rng, (2, 3), dt), _s(rng, (4, 3), dt)], {"axis": 0})],
-     dtypes=ALL, saves=False)
+     dtypes=ALL, saves=False, fp_warns=False)
