@@ -72,7 +72,7 @@ def _where(obj):
         return None
 
 
-def _member(name, obj, cls):
+def _member(name, obj, own):
     """Stub lines of one class attribute (after `install()`)."""
     if isinstance(obj, property):
         lines = ["@property", f"def {name}(self): ..."]
@@ -98,11 +98,10 @@ def _member(name, obj, cls):
         return [f"{name}: Any"]
     else:
         return [f"{name}: {type(obj).__name__}"]
-    own = _where(cls)
     return ([f"# {where}"] if where and where != own else []) + lines
 
 
-def _class(cls, bases):
+def _class(cls, bases, own):
     body = []
     doc = inspect.getdoc(cls)
     if doc and cls.__dict__.get("__doc__"):
@@ -110,7 +109,7 @@ def _class(cls, bases):
     for name in sorted(vars(cls)):
         if name in _SKIP or (name.startswith("_") and not name.startswith("__")):
             continue
-        body += _member(name, vars(cls)[name], cls)
+        body += _member(name, vars(cls)[name], own)
     return [f"class {cls.__name__}{bases}:"] + ["    " + ln for ln in body or ["..."]] + [""]
 
 
@@ -135,7 +134,7 @@ def stub() -> str:
         if isinstance(obj, type) and obj.__name__ == name:
             base = obj.__bases__[0]
             bases = "" if base is object else f"(builtins.{base.__name__})"
-            lines += _class(obj, bases)
+            lines += _class(obj, bases, _where(mod))
         elif inspect.isfunction(obj) and obj.__name__ == name:
             lines.append(f"def {name}({_params(obj, False)}): ...")
         elif isinstance(obj, mod.dtype):
