@@ -1,4 +1,6 @@
-"""Shape, reduction, indexing and conversion primitives."""
+"""Shape primitives (broadcast_in_dim, reshape, transpose, slice, pad, concatenate), the
+reductions, argmax/argmin and cumsum; `prim`, the registration helper of the non-elementwise
+primitive files."""
 from __future__ import annotations
 
 import numpy as np
