@@ -5,6 +5,8 @@ from __future__ import annotations
 import pathlib
 import re
 
+import adjit
+
 
 def _package_files():
     root = pathlib.Path(__file__).resolve().parent.parent / "adjit"
@@ -29,3 +31,20 @@ def test_architecture_doc_draws_the_enforced_layers():
                if f.name == "__init__.py" and f.parent != root}
     table = set(re.findall(r"^\| (adjit/[\w/]+)/ \|", doc, re.M))
     assert folders == table, folders ^ table
+
+
+# ------------------------------------------------------------------ the Tensor stub
+def test_tensor_stub_is_current():
+    """adjit/tracer/tensor.pyi shows IDEs and grep the methods attached at import; it is
+    generated, and regenerating it gives no diff."""
+    import importlib.util
+    from peers import ROOT
+    spec = importlib.util.spec_from_file_location(
+        "gen_tensor_stub", f"{ROOT}/scripts/gen_tensor_stub.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    text = gen.stub()
+    assert gen.STUB.read_text() == text, "run python scripts/gen_tensor_stub.py"
+    public = {n for n in dir(adjit.Tensor) if not n.startswith("_")}
+    stubbed = set(re.findall(r"^    (?:def )?(\w+)", text, re.M))
+    assert public - stubbed == set()
