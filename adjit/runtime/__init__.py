@@ -18,6 +18,7 @@ pay one attribute read, not a cache lookup by structure.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import warnings
 
@@ -28,7 +29,6 @@ from .cache import cache_clear, cache_info  # noqa: F401
 from .compile import compile_graph  # noqa: F401
 
 _WARNED = set()
-_OFF = object()
 
 
 def jit_enabled() -> bool:
@@ -45,25 +45,165 @@ def get_compiled(g):
     return _get(g)
 
 
-def _native(g):
+# ---------------------------------------------------------------------------------- tiers
+# A graph runs first on the interpreter tier (runtime/interpreter.py: the optimised graph on
+# NumPy) and moves to native code once it is hot, compiled off the caller's path by the worker
+# process (runtime/background.py). ADJIT_TIER chooses:
+#   auto           (default) interpreted until HOT_CALLS calls or HOT_SECONDS of interpreted
+#                  time, then compiled in the background; calls switch when the code is ready.
+#                  Code already in memory or on disk is used at once.
+#   deterministic  interpreted for exactly HOT_CALLS - 1 calls; the HOT_CALLS-th waits for the
+#                  code: which call runs which tier never depends on timing or the cache.
+#   native         compiled (or loaded) before the first call returns, as `jit(compile="eager")`.
+#   interp         never compiled (ADJIT_DISABLE_JIT=1 is the same).
+HOT_CALLS = 20
+HOT_SECONDS = 1.0
+TIERS = ("auto", "deterministic", "native", "interp")
+
+
+def tier_mode() -> str:
     if not jit_enabled():
-        return _OFF
+        return "interp"
+    mode = os.environ.get("ADJIT_TIER", "") or "auto"
+    if mode not in TIERS:
+        raise ValueError(f"ADJIT_TIER={mode!r}: expected one of {', '.join(TIERS)}")
+    return mode
+
+
+def _warn_cannot_compile(g, exc):
+    key = g.structure_key()  # once per graph (not per function name: each variant warns)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(f"{exc}; running it in the interpreter", RuntimeWarning, stacklevel=4)
+
+
+class Interpreted:
+    """`g.native` while graph `g` runs on the interpreter tier: counts its calls and time, asks
+    for native code when it is hot and puts that code in `g.native` when it is ready."""
+
+    __slots__ = ("plan", "opt", "mode", "calls", "seconds", "job", "final", "_lock")
+
+    def __init__(self, opt, mode):
+        from .interpreter import Plan
+        self.plan = Plan(opt)
+        self.opt = opt
+        self.mode = mode
+        self.calls = 0
+        self.seconds = 0.0
+        self.job = None
+        self.final = mode == "interp"  # never leaves this tier
+        self._lock = threading.Lock()
+
+    def run(self, g, args, consts):
+        cs = g.consts if consts is None else consts
+        if not self.final:
+            cg = self._promote(g)
+            if cg is not None:
+                return cg(args, None if consts is g.consts else consts)
+        t0 = time.perf_counter()
+        outs = self.plan(args, cs)
+        self.seconds += time.perf_counter() - t0
+        self.calls += 1
+        return fresh(outs, args, cs)
+
+    def _promote(self, g):
+        """Native code for `g` if this call may use it (and installs it), else None."""
+        if self.mode == "deterministic":
+            if self.calls + 1 < HOT_CALLS:
+                return None
+            return self._install(g, wait=True)
+        if self.job is None:
+            if self.calls < HOT_CALLS and self.seconds < HOT_SECONDS:
+                return None
+        return self._install(g, wait=False)
+
+    def _install(self, g, wait):
+        from . import cache
+        from .background import compiler
+        with self._lock:
+            if g.native is not self:
+                return g.native if not isinstance(g.native, Interpreted) else None
+            job = self.job
+            if job is None or job.state == "lost":
+                skey = self.opt.structure_key()
+                try:
+                    cg = cache.lookup(self.opt, skey, disk=False)
+                except CompileError as exc:
+                    return self._cannot(g, exc)
+                if cg is not None:
+                    return self._use(g, cg)
+                job = self.job = compiler().submit(skey, self.opt)
+            if wait:
+                job.done.wait()
+                if job.state == "lost":  # the worker died: once more, then in this process
+                    job = self.job = compiler().submit(job.skey, self.opt)
+                    job.done.wait()
+            state = job.state
+            if state == "pending":
+                return None
+            if state == "ready":
+                return self._use(g, job.cg)
+            if state == "error":
+                return self._cannot(g, CompileError(f"graph {self.opt.name}", job.message))
+            if state == "lost":
+                return None  # submitted again on the next call
+            try:  # "mismatch": the worker could not take the text; compile here, once
+                return self._use(g, cache.get_compiled(self.opt))
+            except CompileError as exc:
+                return self._cannot(g, exc)
+
+    def _use(self, g, cg):
+        cg = cg.for_graph(g)
+        cg.compile_seconds = 0.0  # compiled (or loaded) off this thread
+        g.native = cg
+        return cg
+
+    def _cannot(self, g, exc):
+        self.final = True
+        _warn_cannot_compile(g, exc)
+        return None
+
+
+def _first(g):
+    """What `g.native` becomes on the first concrete run of `g`."""
     from ..ir.passes import optimize
+    mode = tier_mode()
+    # adjit's own passes first (DCE, CSE, folding, x*1, pow x 1.0, ...): smaller code, a cache
+    # key that ignores what they remove, and less to interpret. Constvars and their bindings
+    # are kept.
+    opt = optimize(g)
+    if mode == "native":
+        return compile_now(g, opt)
+    if mode == "auto":
+        from . import cache
+        try:
+            cg = cache.lookup(opt, opt.structure_key(), disk=False)
+        except CompileError as exc:
+            _warn_cannot_compile(g, exc)
+            return Interpreted(opt, "interp")
+        if cg is not None:  # already linked in this process
+            return cg.for_graph(g)
+    return Interpreted(opt, mode)
+
+
+def compile_now(g, opt=None):
+    """Native code for `g` before this returns (memory, disk, or a compile in this process);
+    `g.native` set to it. The interpreter tier (never compiled) when it cannot compile."""
+    from ..ir.passes import optimize
+    opt = optimize(g) if opt is None else opt
     t0 = time.perf_counter()
     try:
-        # adjit's own passes first (DCE, CSE, folding, x*1, pow x 1.0, ...): smaller code and
-        # a cache key that ignores what they remove. Constvars and their bindings are kept.
-        cg = get_compiled(optimize(g))
+        cg = get_compiled(opt)
     except CompileError as exc:
-        key = g.structure_key()  # once per graph (not per function name: each variant warns)
-        if key not in _WARNED:
-            _WARNED.add(key)
-            warnings.warn(f"{exc}; running it in the interpreter", RuntimeWarning, stacklevel=3)
-        return _OFF
+        _warn_cannot_compile(g, exc)
+        cg = None
     if cg is None:
-        return _OFF
+        it = Interpreted(opt, "interp")
+        g.native = it
+        return it
     cg = cg.for_graph(g)
     cg.compile_seconds = time.perf_counter() - t0  # incl. a disk or memory cache hit
+    g.native = cg
     return cg
 
 
@@ -72,11 +212,9 @@ def run_graph(g, args, consts=None):
     the graph's own bindings). Returns a list of fresh arrays."""
     cg = g.native
     if cg is None:
-        cg = g.native = _native(g)
-    if cg is _OFF:
-        from ..ir.graph import eval_graph
-        cs = g.consts if consts is None else consts
-        return fresh(eval_graph(g, args, cs), args, cs)
+        cg = g.native = _first(g)
+    if type(cg) is Interpreted:
+        return cg.run(g, args, consts)
     return cg(args, None if consts is g.consts else consts)
 
 

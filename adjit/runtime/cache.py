@@ -45,6 +45,7 @@ _LOCK = threading.Lock()
 _MEM: OrderedDict = OrderedDict()
 _FAILED: dict = {}
 STATS = {"hits": 0, "misses": 0, "disk_hits": 0, "disk_misses": 0, "disk_rejected": 0,
+         "background_compiles": 0,
          "compiles": 0}
 # the files whose bytes make the code generator's digest: (folder under the package, suffix);
 # folders are walked recursively
@@ -283,6 +284,60 @@ def _forget(prim):
         for table in (_MEM, _FAILED):
             for k in [k for k in table if needle in k]:
                 del table[k]
+
+
+def _remember(skey, cg):
+    with _LOCK:
+        _MEM[skey] = cg
+        _MEM.move_to_end(skey)
+        while len(_MEM) > MEMORY_ENTRIES:
+            _MEM.popitem(last=False)
+
+
+def lookup(g, skey, disk=True):
+    """The CompiledGraph of structure `skey` when it is ready without compiling: in memory, or
+    (`disk`) an entry on disk, linked now. None otherwise; raises the CompileError of a
+    structure that failed before."""
+    with _LOCK:
+        cg = _MEM.get(skey)
+        if cg is not None:
+            _MEM.move_to_end(skey)
+            STATS["hits"] += 1
+            return cg
+    failed = _FAILED.get(skey)
+    if failed is not None:
+        raise failed
+    if not disk or not disk_cacheable(g):
+        return None
+    from .call import CompiledGraph
+    key = disk_key(skey)
+    hit = read_entry(key)
+    if hit is None:
+        return None
+    try:
+        cg = CompiledGraph(g, *hit)
+    except Exception as exc:  # object from a foreign build that will not link
+        _reject(_path(key), exc)
+        return None
+    STATS["disk_hits"] += 1
+    _remember(skey, cg)
+    return cg
+
+
+def disk_cacheable(g):
+    """False for graphs with a throwaway primitive (ir.core.registered): their lowering is not
+    part of the key."""
+    from ..ir.core import TRANSIENT
+    return not (TRANSIENT and any(e.prim.name in TRANSIENT for e in g.eqns))
+
+
+def install(g, skey, obj, meta):
+    """Link object code compiled elsewhere (the compile worker) for structure `skey`."""
+    from .call import CompiledGraph
+    cg = CompiledGraph(g, obj, meta)
+    STATS["background_compiles"] += 1
+    _remember(skey, cg)
+    return cg
 
 
 def get_compiled(g):

@@ -1,0 +1,194 @@
+"""Compiling off the caller's path: a client for the compile worker (adjit/runtime/worker.py).
+
+llvmlite serialises its C calls behind one lock, lowering is Python holding the GIL, and the
+machine may have two cores: a compile thread in the user's process would stall the user's
+calls. So compiles run in a persistent, low-priority worker process, started on the first
+request and fed IR text (a graph's structure key, which is its printed form); it answers with
+object code, which the user's process only links.
+
+`submit(skey, graph)` returns a `Job` (one per structure key: several graphs or threads asking
+for the same structure share one compile). Linking happens off the caller's path too (LLVM's
+C calls release the GIL): a disk-cache entry is linked by a short-lived thread, the worker's
+answer by the thread that reads it. A job ends "ready" (`cg`: the linked CompiledGraph, also
+in the memory cache), "error" (the graph cannot be compiled: `message`), "mismatch" (the text
+did not round-trip: the caller compiles in its own process) or "lost" (the worker died, or
+this is a child after `fork`): a lost job is submitted again by whoever polls it next. The
+worker is restarted on demand.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import threading
+
+from .worker import read_message, write_message
+
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Job:
+    __slots__ = ("skey", "graph", "state", "cg", "message", "done")
+
+    def __init__(self, skey, graph):
+        self.skey = skey
+        self.graph = graph
+        self.state = "pending"
+        self.cg = self.message = None
+        self.done = threading.Event()
+
+    def finish(self, state, cg=None, message=None):
+        self.cg, self.message = cg, message
+        self.graph = None
+        self.state = state
+        self.done.set()
+
+    def link(self, obj, meta, skey=None):
+        """Link object code for this job's structure (off the caller's thread)."""
+        if skey is not None and skey != self.skey:  # the text did not round-trip: not ours
+            self.finish("mismatch", message="the IR text did not round-trip")
+            return
+        from . import cache
+        try:
+            cg = cache.install(self.graph, self.skey, obj, meta)
+        except Exception as exc:
+            self.finish("error", message=f"linking failed: {exc}")
+            return
+        self.finish("ready", cg)
+
+
+class Compiler:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._proc = None
+        self._ids = itertools.count()
+        self._waiting = {}   # request id -> Job
+        self._jobs = {}      # structure key -> Job (pending or finished)
+        self.started = 0     # workers started (tests: a killed worker is restarted)
+
+    def submit(self, skey, graph) -> Job:
+        with self._lock:
+            job = self._jobs.get(skey)
+            if job is not None and job.state != "lost":
+                return job
+            job = self._jobs[skey] = Job(skey, graph)
+        threading.Thread(target=self._start_job, args=(job,), name="adjit-link",
+                         daemon=True).start()
+        return job
+
+    def _start_job(self, job):
+        from . import cache
+        hit = cache.read_entry(cache.disk_key(job.skey)) if cache.disk_cacheable(job.graph) \
+            else None
+        if hit is not None:  # compiled by an earlier process (or worker): only link it
+            job.link(*hit)
+            if job.state == "ready":
+                return
+            job.state = "pending"
+            job.done.clear()
+        with self._lock:
+            self._send(job)
+
+    def _send(self, job):
+        for _ in range(2):
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                proc = self._start()
+            rid = next(self._ids)
+            self._waiting[rid] = job
+            try:
+                write_message(proc.stdin, (rid, job.skey))
+                return
+            except (BrokenPipeError, OSError, ValueError):
+                self._waiting.pop(rid, None)
+                self._proc = None
+        job.finish("lost", message="the compile worker could not be started")
+
+    def _start(self):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"]
+                                               if env.get("PYTHONPATH") else "")
+        proc = subprocess.Popen([sys.executable, "-m", "adjit.runtime.worker"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=env, close_fds=True)
+        self._proc = proc
+        self.started += 1
+        threading.Thread(target=self._read, args=(proc,), name="adjit-compile-reader",
+                         daemon=True).start()
+        return proc
+
+    def _read(self, proc):
+        while True:
+            try:
+                msg = read_message(proc.stdout)
+            except Exception:
+                msg = None
+            if msg is None:
+                break
+            rid, status, *rest = msg
+            with self._lock:
+                job = self._waiting.pop(rid, None)
+            if job is None:
+                continue
+            if status == "ok":
+                skey, obj, meta = rest
+                job.link(obj, meta, skey)
+            else:
+                job.finish("error", message=rest[0])
+        # the worker is gone (killed, crashed, or closed at exit): what it had is lost
+        with self._lock:
+            if self._proc is proc:
+                self._proc = None
+            lost = [j for r, j in list(self._waiting.items())]
+            self._waiting.clear()
+        for job in lost:
+            job.finish("lost", message="the compile worker exited")
+
+    def kill(self):
+        """Stop the worker (tests; interpreter exit closes its input and it exits itself)."""
+        with self._lock:
+            proc = self._proc
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+    def forget(self):
+        with self._lock:
+            for job in self._jobs.values():
+                if job.state == "pending":
+                    job.finish("lost", message="forgotten")
+            self._jobs.clear()
+
+
+_COMPILER = None
+_COMPILER_LOCK = threading.Lock()
+
+
+def compiler() -> Compiler:
+    global _COMPILER
+    c = _COMPILER
+    if c is None:
+        with _COMPILER_LOCK:
+            if _COMPILER is None:
+                _COMPILER = Compiler()
+            c = _COMPILER
+    return c
+
+
+def _after_fork_in_child():
+    # the worker and the reader thread belong to the parent: a child drops in-flight compiles
+    # (their jobs become "lost", so the child's next poll submits them to its own worker)
+    global _COMPILER, _COMPILER_LOCK
+    old = _COMPILER
+    _COMPILER = None
+    _COMPILER_LOCK = threading.Lock()
+    if old is not None:
+        for job in list(old._jobs.values()):
+            if job.state == "pending":
+                job.state = "lost"
+                job.done.set()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

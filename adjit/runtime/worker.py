@@ -1,0 +1,71 @@
+"""The compile worker: a separate, low-priority process that turns IR text into object code.
+
+`python -m adjit.runtime.worker` reads requests from standard input and answers on standard
+output, one length-prefixed pickle each way:
+
+    request  (request id, IR text)                 the graph's structure key (print_graph)
+    answer   (request id, "ok", structure key, object code, meta)
+             (request id, "error", message)
+
+It parses the text (adjit.ir.parse_graph), lowers, optimises and emits it, writes the disk-cache
+entry (so a later process loads it), and returns the object code: the user's process only
+links it. The structure key it returns is the parsed graph's own, so the caller can check the
+text round-tripped before using the code. The worker exits when its standard input closes.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import sys
+
+_LEN = struct.Struct("<Q")
+
+
+def read_message(stream):
+    head = stream.read(_LEN.size)
+    if len(head) < _LEN.size:
+        return None
+    (n,) = _LEN.unpack(head)
+    body = stream.read(n)
+    if len(body) < n:
+        return None
+    return pickle.loads(body)
+
+
+def write_message(stream, obj):
+    body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LEN.pack(len(body)) + body)
+    stream.flush()
+
+
+def serve(inp, out):
+    from ..ir.parser import parse_graph
+    from . import cache
+    from .compile import compile_object
+    while True:
+        msg = read_message(inp)
+        if msg is None:
+            return
+        rid, text = msg
+        try:
+            g = parse_graph(text)
+            skey = g.structure_key()
+            obj, meta = compile_object(g)
+            if skey == text:
+                cache.write_entry(cache.disk_key(skey), obj, meta)
+            write_message(out, (rid, "ok", skey, obj, meta))
+        except Exception as exc:  # answered, never fatal: the caller falls back
+            write_message(out, (rid, "error", f"{type(exc).__name__}: {exc}"))
+
+
+def main():
+    try:
+        os.nice(10)  # the user's process comes first on a shared machine
+    except OSError:
+        pass
+    serve(sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main()
