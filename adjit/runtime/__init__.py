@@ -46,25 +46,27 @@ def get_compiled(g):
 
 
 # ---------------------------------------------------------------------------------- tiers
-# A graph runs first on the interpreter tier (runtime/interpreter.py: the optimised graph on
-# NumPy) and moves to native code once it is hot, compiled off the caller's path by the worker
-# process (runtime/background.py). ADJIT_TIER chooses:
-#   auto           (default) interpreted until HOT_CALLS calls or HOT_SECONDS of interpreted
+# ADJIT_TIER chooses how a graph runs (issue 18 is building tiered execution; `native` stays the
+# default until its measurements and tests are in):
+#   native         (default) compiled (or loaded) before the first call returns.
+#   auto           interpreted (runtime/interpreter.py: the optimised graph on NumPy) until
+#                  HOT_CALLS calls or HOT_SECONDS of interpreted
 #                  time, then compiled in the background; calls switch when the code is ready.
 #                  Code already in memory or on disk is used at once.
 #   deterministic  interpreted for exactly HOT_CALLS - 1 calls; the HOT_CALLS-th waits for the
 #                  code: which call runs which tier never depends on timing or the cache.
-#   native         compiled (or loaded) before the first call returns, as `jit(compile="eager")`.
+#                  The compiles run in a low-priority worker process (runtime/background.py)
+#                  fed IR text; this process only links the object code.
 #   interp         never compiled (ADJIT_DISABLE_JIT=1 is the same).
 HOT_CALLS = 20
 HOT_SECONDS = 1.0
-TIERS = ("auto", "deterministic", "native", "interp")
+TIERS = ("native", "auto", "deterministic", "interp")
 
 
 def tier_mode() -> str:
     if not jit_enabled():
         return "interp"
-    mode = os.environ.get("ADJIT_TIER", "") or "auto"
+    mode = os.environ.get("ADJIT_TIER", "") or "native"
     if mode not in TIERS:
         raise ValueError(f"ADJIT_TIER={mode!r}: expected one of {', '.join(TIERS)}")
     return mode

@@ -63,7 +63,7 @@ class Plan:
                 r = impl(*vals, **params) if params else impl(*vals)
                 if len(outs) == 1:
                     env[outs[0]] = r
-                else:
+                elif outs:  # several results (a guard has none)
                     for s, v in zip(outs, r):
                         env[s] = v
                 for s in dead:
