@@ -89,10 +89,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     out = []
     for k, (t, r) in enumerate(zip(inputs, res)):
         if r is None:
-            if not allow_unused:
-                raise RuntimeError(f"The differentiated Tensor at index {k} appears to not have "
-                                   "been used in the graph. Set allow_unused=True if this is the "
-                                   "desired behavior.")
+            _check_used(k, allow_unused)
             out.append(Tensor._from_array(np.zeros(t._n.type.shape, t._n.val.dtype))
                        if materialize_grads else None)
         elif type(r) is Node:
@@ -146,13 +143,18 @@ def _grad_traced(outputs, inputs, grad_outputs, create_graph, allow_unused, mate
     out = []
     for k, (t, r) in enumerate(zip(inputs, res)):
         if r is None:
-            if not allow_unused:
-                raise RuntimeError(f"The differentiated Tensor at index {k} appears to not have "
-                                   "been used in the graph. Set allow_unused=True if this is the "
-                                   "desired behavior.")
+            _check_used(k, allow_unused)
             out.append(Tensor._wrap(ops.zeros(t._n.type.shape, t._n.type.dtype))
                        if materialize_grads else None)
         else:
             out.append(Tensor._wrap(r) if type(r) is Node else Tensor._wrap(
                 ops.broadcast_to(r, t._n.type.shape)))
     return tuple(out)
+
+
+def _check_used(k, allow_unused):
+    """PyTorch's error for an input `autograd.grad` never reached, unless allow_unused."""
+    if not allow_unused:
+        raise RuntimeError(f"The differentiated Tensor at index {k} appears to not have been "
+                           "used in the graph. Set allow_unused=True if this is the desired "
+                           "behavior.")
