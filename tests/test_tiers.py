@@ -92,3 +92,20 @@ def test_an_unknown_tier_is_refused(monkeypatch, mode):
     monkeypatch.setenv("ADJIT_TIER", mode)
     with pytest.raises(ValueError, match="ADJIT_TIER"):
         runtime.tier_mode()
+
+
+def test_the_worker_retires_after_its_compile_budget(monkeypatch):
+    # LLVM's pass pipeline keeps ~80 KB per module in the process that runs it, so the worker
+    # exits after ADJIT_WORKER_MAX_COMPILES compiles and the client starts a fresh one
+    monkeypatch.setenv("ADJIT_TIER", "deterministic")
+    monkeypatch.setenv("ADJIT_WORKER_MAX_COMPILES", "2")
+    comp = background.compiler()
+    comp.kill()  # the next worker starts with the budget above
+    started = comp.started
+    for scale in (3.25, 3.5, 3.75, 4.25, 4.5):
+        g, args = _graph(scale)
+        for _ in range(runtime.HOT_CALLS):
+            _close(runtime.run_graph(g, args), _want(g, args))
+        assert isinstance(g.native, CompiledGraph)
+    assert comp.started >= started + 3  # 5 compiles, 2 per worker
+    comp.kill()  # later tests get a worker with the default budget

@@ -11,6 +11,12 @@ It parses the text (adjit.ir.parse_graph), lowers, optimises and emits it, write
 entry (so a later process loads it), and returns the object code: the user's process only
 links it. The structure key it returns is the parsed graph's own, so the caller can check the
 text round-tripped before using the code. The worker exits when its standard input closes.
+
+It also exits after `MAX_COMPILES` compiles, or once its resident memory passes `MAX_RSS_MB`:
+LLVM's new pass manager, as llvmlite 0.50 drives it, keeps about 80 KB per optimised module
+(a `PassInstrumentationCallbacks` allocated per pass builder and never freed), so a long-lived
+compiler process grows without bound. The client (background.py) starts a fresh worker on the
+next request; a request that was queued behind the exit is answered by the new worker.
 """
 from __future__ import annotations
 
@@ -39,11 +45,25 @@ def write_message(stream, obj):
     stream.flush()
 
 
+MAX_COMPILES = int(os.environ.get("ADJIT_WORKER_MAX_COMPILES", "500"))
+MAX_RSS_MB = float(os.environ.get("ADJIT_WORKER_MAX_RSS_MB", "400"))
+
+
+def _rss_mb():
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def serve(inp, out):
     from ..ir.parser import parse_graph
     from . import cache
     from .compile import compile_object
-    while True:
+    done = 0
+    while done < MAX_COMPILES and _rss_mb() < MAX_RSS_MB:
+        done += 1
         msg = read_message(inp)
         if msg is None:
             return
