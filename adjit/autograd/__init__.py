@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..tracer.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .function import Function, FunctionCtx, once_differentiable
 from .engine import backward, grad
+from . import functional
 
-__all__ = ["Function", "FunctionCtx", "once_differentiable", "grad", "backward", "no_grad",
+__all__ = ["functional", "Function", "FunctionCtx", "once_differentiable", "grad", "backward", "no_grad",
            "enable_grad", "set_grad_enabled", "is_grad_enabled"]
