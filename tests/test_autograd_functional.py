@@ -6,40 +6,9 @@ import numpy as np
 import pytest
 
 import adjit
-from peers import require
+from peers import require, same_as_torch as both
 
 torch = require("torch")
-
-
-def _norm(o):
-    if isinstance(o, (adjit.Tensor, torch.Tensor)):
-        return ("tensor", np.array(o.detach().numpy()), o.requires_grad)
-    if isinstance(o, (tuple, list)):
-        return (type(o).__name__,) + tuple(_norm(x) for x in o)
-    return o
-
-
-def _same(x, y):
-    if isinstance(x, np.ndarray):
-        assert isinstance(y, np.ndarray) and x.dtype == y.dtype and x.shape == y.shape, (x, y)
-        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
-    elif isinstance(x, tuple):
-        assert isinstance(y, tuple) and len(x) == len(y), (x, y)
-        for u, v in zip(x, y):
-            _same(u, v)
-    else:
-        assert x == y, (x, y)
-
-
-def both(scenario):
-    out = {}
-    for name, T in (("adjit", adjit), ("torch", torch)):
-        try:
-            out[name] = _norm(scenario(T))
-        except Exception as e:  # noqa: BLE001 - the exception is the observation
-            out[name] = (type(e).__name__, str(e))
-    _same(out["adjit"], out["torch"])
-    return out["adjit"]
 
 
 def X(T):
