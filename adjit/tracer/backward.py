@@ -421,7 +421,7 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
     key, leaves, consts, retained, saved, ok, order, direct, _ = _scan(root)
     if not ok:
         _check(_walk(root)[0])
-    if direct or (HOOKS and any(n in HOOKS for n in order)) or \
+    if direct or STATE.anomaly or (HOOKS and any(n in HOOKS for n in order)) or \
             (POST_HOOKS and any(n in POST_HOOKS for n in leaves)):
         run_direct([root], [ct], retain_graph=retain_graph, inputs=inputs)
         return
@@ -633,6 +633,8 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
                     c = res._n if create_graph else res._n.val
         return c
 
+    check_nan = STATE.anomaly and STATE.anomaly_nan and not traced
+    op = None  # anomaly mode: the PyTorch op (grad_fn) whose equations are being run
     prev_mode = STATE.grad_enabled
     STATE.grad_enabled = bool(create_graph)  # (always on for a traced backward)
     token = FP_STATE.set(FP_QUIET)
@@ -664,6 +666,9 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
                     in_cts = r.prim.vjp(cs[0], *operands(n), out=value(n), **r.params)
             finally:
                 STATE.loc = prev
+            if check_nan:
+                op = n.tag if n.tag is not None else op
+                _check_nan(op, r, in_cts)
             for i, ci in zip(r.inputs, in_cts):
                 if ci is None or type(i) is not Node or i not in active:
                     continue
@@ -699,6 +704,43 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
             if fn is not None and fn._saved:
                 fn._freed = True
     return results
+
+
+def _user_stacklevel():
+    """warnings.warn's stacklevel of the user's frame that called into adjit (the caller of
+    the caller of this function counts 1)."""
+    import sys
+    from .._frames import is_adjit_file
+    f, level = sys._getframe(2), 2
+    while f is not None and is_adjit_file(f.f_code.co_filename):
+        f, level = f.f_back, level + 1
+    return level
+
+
+def _check_nan(fn, r, in_cts):
+    """Anomaly detection: PyTorch's error (and the forward call's stack as a warning) when the
+    derivative rule of the op `fn` (the grad_fn the equation `r` belongs to: the op's own
+    equations run in a row, from its tagged result) produced NaN."""
+    for k, (i, ci) in enumerate(zip(r.inputs, in_cts)):
+        if ci is None or type(i) is not Node:
+            continue
+        v = ci.val if type(ci) is Node else ci
+        if np.asarray(v).dtype.kind in "fc" and np.isnan(v).any():
+            import warnings
+            from .grad_fn import FORWARD_STACK
+            name = type(fn).__name__ if fn is not None else r.prim.name
+            ins = getattr(fn, "_inputs", ())
+            pos = k if k < len(ins) and ins[k] is i else next(
+                (j for j, x in enumerate(ins) if x is i), k)
+            stack = FORWARD_STACK.get(fn) if fn is not None else None
+            if stack is None:
+                stack = "No forward pass information available. Enable detect anomaly during " \
+                    "forward pass for more information."
+            else:
+                stack = "Traceback of forward call that caused the error:\n" + stack
+            warnings.warn(f"Error detected in {name}. {stack}", UserWarning,
+                          stacklevel=_user_stacklevel())
+            raise RuntimeError(f"Function '{name}' returned nan values in its {pos}th output.")
 
 
 def _as_tensor(c, create_graph):
