@@ -54,8 +54,8 @@ def _prepare(inputs, create_graph, need_graph):
     for t in inputs:
         if create_graph and t.requires_grad:
             out.append(t.view_as(t))
-        else:
-            out.append(t.detach().requires_grad_(need_graph))
+        else:  # (detach alone inside a transform: its stop_gradient node cannot be re-flagged)
+            out.append(t.detach().requires_grad_(True) if need_graph else t.detach())
     return tuple(out)
 
 
