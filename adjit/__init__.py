@@ -30,7 +30,8 @@ globals().update(_tensor_ufuncs.FUNCTIONS)
 
 from .transforms import *  # noqa: F401,F403,E402  (the JAX-style transforms)
 from . import autograd  # noqa: E402  (torch.autograd: Function, grad, functional, ...)
-from .autograd.anomaly import is_anomaly_enabled, is_anomaly_check_nan_enabled  # noqa: E402,F401,E501
+from .autograd.anomaly import (is_anomaly_enabled,  # noqa: E402,F401  (torch.is_anomaly_...)
+                               is_anomaly_check_nan_enabled)
 from . import func  # noqa: E402,F401  (torch.func: grad, vmap, jacrev, ... over the transforms)
 
 from .runtime.cache import cache_info, cache_clear  # noqa: E402

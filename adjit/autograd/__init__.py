@@ -14,5 +14,7 @@ from .gradcheck import gradcheck, gradgradcheck, GradcheckError
 from .anomaly import (detect_anomaly, set_detect_anomaly, is_anomaly_enabled,
                       is_anomaly_check_nan_enabled)
 
-__all__ = ["gradcheck", "gradgradcheck", "GradcheckError", "detect_anomaly", "set_detect_anomaly", "functional", "Function", "FunctionCtx", "once_differentiable", "grad", "backward", "no_grad",
-           "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode"]
+__all__ = ["Function", "FunctionCtx", "once_differentiable", "grad", "backward", "no_grad",
+           "enable_grad", "set_grad_enabled", "is_grad_enabled", "inference_mode", "functional",
+           "gradcheck", "gradgradcheck", "GradcheckError", "detect_anomaly",
+           "set_detect_anomaly", "is_anomaly_enabled", "is_anomaly_check_nan_enabled"]
