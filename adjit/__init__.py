@@ -13,7 +13,8 @@ from .tracer.tensor import (Tensor, Size, dtype, float32, float64, int32, int64,
                             double, long, int)
 from .tracer.tensor import bool_ as bool  # noqa: A001  (adjit.bool, as torch.bool)
 from .tracer import methods as _methods
-from .tracer.grad_mode import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
+from .tracer.grad_mode import (no_grad, enable_grad, set_grad_enabled, is_grad_enabled,
+                               inference_mode, is_inference_mode_enabled)
 from .tracer.factory import (tensor, as_tensor, from_numpy, zeros, ones, full, empty, zeros_like,
                              ones_like, full_like, randn, rand, randint, randn_like, arange,
                              linspace, eye, is_tensor, numel, cat, concat, stack, where,
@@ -29,6 +30,9 @@ globals().update(_tensor_ufuncs.FUNCTIONS)
 
 from .transforms import *  # noqa: F401,F403,E402  (the JAX-style transforms)
 from . import autograd  # noqa: E402  (torch.autograd: Function, grad, functional, ...)
+from .autograd.anomaly import (is_anomaly_enabled,  # noqa: E402,F401  (torch.is_anomaly_...)
+                               is_anomaly_check_nan_enabled)
+from . import func  # noqa: E402,F401  (torch.func: grad, vmap, jacrev, ... over the transforms)
 
 from .runtime.cache import cache_info, cache_clear  # noqa: E402
 

@@ -56,3 +56,42 @@ def run_adjit(args, cwd=None, stdin=None, env=None, timeout=120, text=True):
     e = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", "adjit", *args], input=stdin, text=text,
                           capture_output=True, cwd=cwd or ROOT, env=e, timeout=timeout)
+
+
+# ------------------------------------------------------------------ adjit against torch
+def same_as_torch(scenario, rtol=1e-12, atol=1e-14):
+    """Run `scenario(T)` with T = adjit and T = torch and assert the observations agree:
+    Tensors as (values, dtype, requires_grad), tuples and lists element by element (the kind
+    of sequence too), exceptions as (type name, message), anything else by ==. Returns adjit's
+    observation."""
+    import numpy as np
+    import adjit
+    torch = require("torch")
+
+    def norm(o):
+        if isinstance(o, (adjit.Tensor, torch.Tensor)):
+            return ("tensor", np.array(o.detach().numpy()), o.requires_grad)
+        if isinstance(o, (tuple, list)):
+            return (type(o).__name__,) + tuple(norm(x) for x in o)
+        return o
+
+    def same(x, y):
+        if isinstance(x, np.ndarray):
+            assert isinstance(y, np.ndarray) and x.dtype == y.dtype and x.shape == y.shape, \
+                (x, y)
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+        elif isinstance(x, tuple):
+            assert isinstance(y, tuple) and len(x) == len(y), (x, y)
+            for u, v in zip(x, y):
+                same(u, v)
+        else:
+            assert x == y, (x, y)
+
+    out = {}
+    for name, T in (("adjit", adjit), ("torch", torch)):
+        try:
+            out[name] = norm(scenario(T))
+        except Exception as e:  # noqa: BLE001 - the exception is the observation
+            out[name] = (type(e).__name__, str(e))
+    same(out["adjit"], out["torch"])
+    return out["adjit"]

@@ -1,5 +1,9 @@
 """A custom `adjit.autograd.Function` applied to traced Tensors (inside `adjit.jit`, `adjit.grad`,
-...): a `custom_vjp` call whose rule is the Function's backward, so it compiles natively."""
+...): a `custom_vjp` call whose rule is the Function's backward, so it compiles natively.
+
+A Function with several Tensor outputs is one custom_vjp call whose single result is the
+outputs raveled and concatenated (they share one floating dtype): the results are slices of it
+reshaped, and the backward receives the concatenated cotangent split the same way."""
 from __future__ import annotations
 
 from ..tracer.tensor import Tensor
@@ -16,11 +20,37 @@ def _forward(cls, args):
         cls.setup_context(ctx, args, out)
     else:
         out = cls.forward(ctx, *args)
-    if isinstance(out, tuple):
-        raise NotImplementedError(
-            f"{cls.__name__}.apply under a transform: a Function with several outputs is not "
-            "supported inside adjit.jit/grad yet (it is on the eager tape)")
     return ctx, out
+
+
+def _pack(cls, out, box):
+    """Several outputs -> one flat Tensor (their layout kept in box["layout"])."""
+    if not isinstance(out, tuple):
+        box["layout"] = None
+        return out
+    from ..tracer.factory import cat
+    dts = {o.dtype for o in out if isinstance(o, Tensor)}
+    if not all(isinstance(o, Tensor) for o in out) or len(dts) != 1 or \
+            not next(iter(dts)).is_floating_point:
+        got = ", ".join(str(o.dtype) if isinstance(o, Tensor) else type(o).__name__
+                        for o in out)
+        raise NotImplementedError(
+            f"{cls.__name__}.apply under a transform: the outputs of a Function with several "
+            f"outputs must be Tensors of one floating dtype inside adjit.jit/grad (got {got}); "
+            "on the eager tape any outputs work")
+    box["layout"] = [tuple(o.shape) for o in out]
+    return cat([o.reshape(-1) for o in out])
+
+
+def _unpack(flat, layout):
+    outs, off = [], 0
+    for shape in layout:
+        n = 1
+        for d in shape:
+            n *= d
+        outs.append(flat[off:off + n].reshape(shape))
+        off += n
+    return tuple(outs)
 
 
 def apply_traced(cls, args):
@@ -33,10 +63,11 @@ def apply_traced(cls, args):
         return tuple(next(st) if i in static else next(it) for i in range(len(args)))
 
     def fun(*a):
-        return _forward(cls, a)[1]
+        return _pack(cls, _forward(cls, a)[1], box)
 
     def fwd(*a):
         ctx, out = _forward(cls, a)
+        out = _pack(cls, out, box)
         saved = tuple(getattr(ctx, "to_save", ()))
         tensor_attrs = {k: v for k, v in vars(ctx).items()
                         if isinstance(v, Tensor) and k != "to_save"}
@@ -56,7 +87,8 @@ def apply_traced(cls, args):
             setattr(ctx, k, v)
         it = iter(saved)
         ctx.to_save = tuple(None if none else next(it) for none in box["saved_none"])
-        grads = cls.backward(ctx, g)
+        layout = box["layout"]
+        grads = cls.backward(ctx, *(_unpack(g, layout) if layout is not None else (g,)))
         if not isinstance(grads, tuple):
             grads = (grads,)
         if len(grads) != len(args):
@@ -78,4 +110,5 @@ def apply_traced(cls, args):
     f = custom_vjp(fun_r, nondiff_argnums=tuple(range(ns)))
     f.__name__ = cls.__name__
     f.defvjp(fwd_r, bwd)
-    return f(*reordered)
+    out = f(*reordered)
+    return out if box.get("layout") is None else _unpack(out, box["layout"])

@@ -134,6 +134,9 @@ class _State(threading.local):
     def __init__(self):
         self.stack = [EAGER]
         self.grad_enabled = True
+        self.inference = False  # adjit.inference_mode(): new tensors are inference tensors
+        self.anomaly = False  # autograd.set_detect_anomaly: forward stacks, NaN checks
+        self.anomaly_nan = True
         self.loc = None  # set by graph transforms: derived equations keep the source location
 
 

@@ -417,14 +417,18 @@ def accumulate(n, gval):
 
 def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
     """`root.backward(ct)`: the compiled backward graph of the recorded graph (cached by its
-    structure); a graph with hooks or custom Functions runs on `run_direct`."""
+    structure); a graph with custom Functions or hooks on non-leaf tensors runs on
+    `run_direct`. Hooks on leaves (and post-accumulate hooks) run here, on the compiled graph's
+    leaf gradients, before (after) they are accumulated: a leaf's gradient is complete when the
+    compiled graph returns, and nothing downstream reads it."""
     key, leaves, consts, retained, saved, ok, order, direct, _ = _scan(root)
     if not ok:
         _check(_walk(root)[0])
-    if direct or (HOOKS and any(n in HOOKS for n in order)) or \
-            (POST_HOOKS and any(n in POST_HOOKS for n in leaves)):
+    if direct or STATE.anomaly or (HOOKS and any(n.rec is not None and n in HOOKS
+                                                 for n in order)):
         run_direct([root], [ct], retain_graph=retain_graph, inputs=inputs)
         return
+    hooks = bool(HOOKS or POST_HOOKS)
     plan = _plan_for(root, key, leaves, retained, order)
     run_graph = _RUN_GRAPH[0]
     if run_graph is None:
@@ -452,6 +456,8 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
             # with inputs=, PyTorch runs only the part of the graph that leads to them: a
             # retained node on that part still gets its gradient, the others do not
             continue
+        if hooks and n in HOOKS:
+            gval = _run_hooks(n, gval, False)
         g = n.grad
         v = n.val
         if g is not None and type(gval) is np.ndarray and gval.dtype is v.dtype and \
@@ -462,6 +468,8 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
             gn.ver[0] += 1
         else:
             accumulate(n, gval)
+        if hooks and n.rec is None and n in POST_HOOKS:
+            _run_post_hooks(n)
     if not retain_graph:
         for fn in saved:
             fn._freed = True
@@ -616,23 +624,10 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
             cts[r] = s if r not in cts else ops.add(cts[r], s)
 
     def hooked(n, c):
-        hooks = HOOKS.get(n)
-        if hooks:
-            from .tensor import Tensor
-            for fn in list(hooks.values()):
-                t = _as_tensor(c, create_graph)
-                res = fn(t)
-                if res is not None:
-                    if not isinstance(res, Tensor):
-                        raise TypeError(f"hook {getattr(fn, '__name__', fn)!r} returned "
-                                        f"{type(res).__name__}; expected a Tensor or None")
-                    if tuple(res.shape) != tuple(n.type.shape):
-                        raise RuntimeError(
-                            f"hook {getattr(fn, '__name__', 'hook')!r} has changed the size of "
-                            f"value")
-                    c = res._n if create_graph else res._n.val
-        return c
+        return _run_hooks(n, c, create_graph) if n in HOOKS else c
 
+    check_nan = STATE.anomaly and STATE.anomaly_nan and not traced
+    op = None  # anomaly mode: the PyTorch op (grad_fn) whose equations are being run
     prev_mode = STATE.grad_enabled
     STATE.grad_enabled = bool(create_graph)  # (always on for a traced backward)
     token = FP_STATE.set(FP_QUIET)
@@ -664,6 +659,9 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
                     in_cts = r.prim.vjp(cs[0], *operands(n), out=value(n), **r.params)
             finally:
                 STATE.loc = prev
+            if check_nan:
+                op = n.tag if n.tag is not None else op
+                _check_nan(op, r, in_cts)
             for i, ci in zip(r.inputs, in_cts):
                 if ci is None or type(i) is not Node or i not in active:
                     continue
@@ -677,15 +675,8 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
                 results[want[id(n)]] = c
             if accumulate_leaves and (inputs is None or id(n) in inputs):
                 _accumulate_any(n, c, create_graph)
-                post = POST_HOOKS.get(n)
-                if post:
-                    from .grad_fn import LEAF_TENSORS
-                    from .tensor import Tensor
-                    ref = LEAF_TENSORS.get(n)
-                    t = ref() if ref is not None else None
-                    t = t if t is not None else Tensor._wrap(n)
-                    for fn in list(post.values()):
-                        fn(t)
+                if n in POST_HOOKS:
+                    _run_post_hooks(n)
     finally:
         FP_STATE.reset(token)
         STATE.grad_enabled = prev_mode
@@ -699,6 +690,72 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
             if fn is not None and fn._saved:
                 fn._freed = True
     return results
+
+
+def _run_hooks(n, c, create_graph):
+    """The tensor hooks registered on `n`, in order, on its fully summed gradient `c` (an
+    array, or a Node under create_graph); a Tensor a hook returns replaces the gradient."""
+    from .tensor import Tensor
+    for fn in list(HOOKS.get(n, {}).values()):
+        t = _as_tensor(c, create_graph)
+        res = fn(t)
+        if res is not None:
+            if not isinstance(res, Tensor):
+                raise TypeError(f"hook {getattr(fn, '__name__', fn)!r} returned "
+                                f"{type(res).__name__}; expected a Tensor or None")
+            if tuple(res.shape) != tuple(n.type.shape):
+                raise RuntimeError(
+                    f"hook {getattr(fn, '__name__', 'hook')!r} has changed the size of value")
+            c = res._n if create_graph else res._n.val
+    return c
+
+
+def _run_post_hooks(n):
+    """The post-accumulate-grad hooks of leaf `n`, called with its Tensor."""
+    from .grad_fn import LEAF_TENSORS
+    from .tensor import Tensor
+    ref = LEAF_TENSORS.get(n)
+    t = ref() if ref is not None else None
+    t = t if t is not None else Tensor._wrap(n)
+    for fn in list(POST_HOOKS.get(n, {}).values()):
+        fn(t)
+
+
+def _user_stacklevel():
+    """warnings.warn's stacklevel of the user's frame that called into adjit (the caller of
+    the caller of this function counts 1)."""
+    import sys
+    from .._frames import is_adjit_file
+    f, level = sys._getframe(2), 2
+    while f is not None and is_adjit_file(f.f_code.co_filename):
+        f, level = f.f_back, level + 1
+    return level
+
+
+def _check_nan(fn, r, in_cts):
+    """Anomaly detection: PyTorch's error (and the forward call's stack as a warning) when the
+    derivative rule of the op `fn` (the grad_fn the equation `r` belongs to: the op's own
+    equations run in a row, from its tagged result) produced NaN."""
+    for k, (i, ci) in enumerate(zip(r.inputs, in_cts)):
+        if ci is None or type(i) is not Node:
+            continue
+        v = ci.val if type(ci) is Node else ci
+        if np.asarray(v).dtype.kind in "fc" and np.isnan(v).any():
+            import warnings
+            from .grad_fn import FORWARD_STACK
+            name = type(fn).__name__ if fn is not None else r.prim.name
+            ins = getattr(fn, "_inputs", ())
+            pos = k if k < len(ins) and ins[k] is i else next(
+                (j for j, x in enumerate(ins) if x is i), k)
+            stack = FORWARD_STACK.get(fn) if fn is not None else None
+            if stack is None:
+                stack = "No forward pass information available. Enable detect anomaly during " \
+                    "forward pass for more information."
+            else:
+                stack = "Traceback of forward call that caused the error:\n" + stack
+            warnings.warn(f"Error detected in {name}. {stack}", UserWarning,
+                          stacklevel=_user_stacklevel())
+            raise RuntimeError(f"Function '{name}' returned nan values in its {pos}th output.")
 
 
 def _as_tensor(c, create_graph):

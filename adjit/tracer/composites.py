@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 
 from ..ir import ops
+from ..ir import composites as IC
 from ..ir.core import REGISTRY, bind
 from .grad_fn import tag
 from .grad_mode import no_grad
@@ -138,6 +139,23 @@ def log_softmax(x, dim=None, dtype=None):
     _float_only(x, -1 if dim is None else dim, "log_softmax")
     axis = T.wrap_dim(-1 if dim is None else dim, x._n.type.ndim)
     return _wrap(_softmax_node(x._n, axis, True), "LogSoftmaxBackward0", x)
+
+
+def logsumexp(x, dim, keepdim=False):
+    """torch.logsumexp(input, dim, keepdim=False): log(sum(exp(x))) over `dim` (an int or a
+    tuple) without overflow, ir.composites.logsumexp on the tape (LogsumexpBackward0). An
+    integer tensor is computed in float32, as PyTorch does."""
+    n = x._n
+    if n.val.dtype.kind != "f":
+        n = ops.convert(n, "f32")
+    nd = n.type.ndim
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if nd == 0:  # a 0-d tensor is one element along its dimension 0
+        for d in dims:
+            T.wrap_dim(d, 0)
+        return _wrap(n, "LogsumexpBackward0", x)
+    axes = tuple(sorted({T.wrap_dim(d, nd) for d in dims}))
+    return _wrap(IC.logsumexp(n, axes, bool(keepdim)), "LogsumexpBackward0", x)
 
 
 def clamp(x, min=None, max=None):

@@ -315,6 +315,7 @@ FUNCTIONS = {name: _fn(name) for name in (
     "sigmoid", "relu", "sign", "neg", "sum", "mean", "max", "min", "argmax", "argmin", "norm",
     "var", "std", "prod", "softmax", "log_softmax", "matmul", "mm", "dot", "reshape",
     "transpose", "permute", "squeeze", "unsqueeze", "flatten", "t", "clamp", "clip", "cumsum",
+    "logsumexp",
     "pow", "add", "sub", "mul", "div", "clone", "detach", "eq", "ne", "lt", "le", "gt", "ge",
     "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "unbind", "flatten", "expand",
     "view_as", "numel")}

@@ -179,6 +179,39 @@ def _saved(name, inputs, node):
     return saved
 
 
+# grad_fn -> the forward call's user stack, recorded under anomaly detection
+FORWARD_STACK = weakref.WeakKeyDictionary()
+
+
+def _user_stack():
+    """The user's frames of the current call (adjit's own left out), formatted as PyTorch's
+    anomaly mode prints the forward call."""
+    import sys
+    import traceback
+    from .._frames import is_adjit_file
+    f, frames = sys._getframe(2), []
+    while f is not None:
+        if not is_adjit_file(f.f_code.co_filename):
+            frames.append((f, f.f_lineno))
+        f = f.f_back
+    return "".join(traceback.format_list(traceback.StackSummary.extract(reversed(frames))))
+
+
+# the Nodes of inference tensors (made under adjit.inference_mode())
+INFERENCE = weakref.WeakSet()
+
+
+def _no_saved_inference(fn):
+    """PyTorch's error when an op recorded for backward would save an inference tensor."""
+    for i, _ in fn._saved:
+        if i >= 0 and fn._inputs[i] in INFERENCE:
+            raise RuntimeError("Inference tensors cannot be saved for backward. Please do not "
+                               "use Tensors created in inference mode in computation tracked "
+                               "by autograd. To work around this, you can make a clone to get "
+                               "a normal tensor and use it in autograd, or use "
+                               "`torch.no_grad()` instead of `torch.inference_mode()`.")
+
+
 def tag(node, name, inputs):
     """Name the recorded node like PyTorch names the op that produced it."""
     if type(node) is not Node or node.trace is not EAGER:
@@ -200,6 +233,10 @@ def tag(node, name, inputs):
             i.tag = AccumulateGrad(i)  # PyTorch's graph holds it from now on
     cls = _FUNCTION_CLASSES.get(name) or function_class(name)
     node.tag = cls(inputs, _saved(name, inputs, node))
+    if INFERENCE and node.rg:
+        _no_saved_inference(node.tag)
+    if STATE.anomaly:
+        FORWARD_STACK[node.tag] = _user_stack()
     return node
 
 

@@ -316,6 +316,7 @@ def install():
     t.prod = C.prod
     t.softmax = C.softmax
     t.log_softmax = C.log_softmax
+    t.logsumexp = C.logsumexp
     t.view = S.view
     t.reshape = S.reshape
     t.view_as = lambda s, o: S.view(s, o.shape)

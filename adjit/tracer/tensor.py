@@ -103,6 +103,8 @@ class Tensor:
         t = object.__new__(cls)
         t._n = node
         t._view_base = None  # set: getattr() of an unset slot raises (slowly) inside
+        if STATE.inference:
+            grad_fn.INFERENCE.add(node)
         return t
 
     @classmethod
@@ -180,10 +182,21 @@ class Tensor:
                                "require differentiation use var_no_grad = var.detach().")
         if requires_grad and n.val.dtype.kind != "f":
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if requires_grad and not STATE.inference and self.is_inference():
+            raise RuntimeError("Setting requires_grad=True on inference tensor outside "
+                               "InferenceMode is not allowed.")
         n.rg = bool(requires_grad)
         if n.rg and n.rec is None:
             grad_fn.LEAF_TENSORS[n] = weakref.ref(self)
         return self
+
+    def is_inference(self):
+        """Whether this tensor (or the tensor it is a view of) was made under
+        adjit.inference_mode()."""
+        if not grad_fn.INFERENCE:
+            return False
+        base = getattr(self, "_view_base", None)
+        return self._n in grad_fn.INFERENCE or (base is not None and base.is_inference())
 
     @property
     def is_leaf(self):
@@ -400,6 +413,11 @@ class Tensor:
 
     def _inplace_check(self):
         n = self._n
+        if grad_fn.INFERENCE and not STATE.inference and self.is_inference():
+            raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not "
+                               "allowed.You can make a clone to get a normal tensor before doing "
+                               "inplace update.See https://github.com/pytorch/rfcs/pull/17 for "
+                               "more details.")
         if not STATE.grad_enabled:
             return
         if n.rec is None and n.rg:
