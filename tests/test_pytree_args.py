@@ -213,23 +213,52 @@ def test_jit_value_and_grad_of_params_pytree_matches_jax(kind):
     assert step.traces == 1
 
 
-def test_hot_path_does_not_flatten_or_unflatten(monkeypatch):
-    """Once a structure is known, a call checks it with generated code: the general
-    pytree.flatten / unflatten are not called per call."""
-    step = jit(adjit.value_and_grad(_loss))
-    r = _rng(0)
-    p, X, y = _params("dict", r), r.standard_normal((6, 5)), r.standard_normal((6, 2))
-    for _ in range(40):
-        want = step(p, X, y)
+def _counting(monkeypatch):
     calls = []
     real_flatten, real_unflatten = pytree.flatten, pytree.unflatten
     monkeypatch.setattr(pytree, "flatten", lambda *a, **k: calls.append("f") or
                         real_flatten(*a, **k))
     monkeypatch.setattr(pytree, "unflatten", lambda *a, **k: calls.append("u") or
                         real_unflatten(*a, **k))
-    got = step(p, X, y)
+    return calls
+
+
+HOT = [(k, lambda p: jit(_double), lambda k: (_tree(k, 0),)) for k in KINDS] + [
+    ("vg-dict", lambda p: jit(adjit.value_and_grad(_loss)),
+     lambda k: (_params("dict", _rng(0)), _rng(1).standard_normal((6, 5)),
+                _rng(2).standard_normal((6, 2)))),
+    ("static", lambda p: jit(lambda p, n, s, z: (p[0] * n, {"z": z}), static_argnums=(1, 2, 3)),
+     lambda k: ((np.arange(3.0), None), 3, "x", None))]
+
+
+@pytest.mark.parametrize("case", HOT, ids=[c[0] for c in HOT])
+def test_hot_path_does_not_flatten_or_unflatten(monkeypatch, case):
+    """Once a structure is known, a call checks it with generated code: the general
+    pytree.flatten / unflatten are not called per call."""
+    name, make, args = case
+    args = args(name)
+    jf = make(None)
+    for _ in range(40):
+        want = jf(*args)
+    calls = _counting(monkeypatch)
+    got = jf(*args)
     assert calls == []
     _same(got, want)
+
+
+@pytest.mark.filterwarnings("ignore:adjit.jit")
+def test_many_static_values_and_structures_stay_correct():
+    """More static values and structures than the hot path keeps: each call still answers
+    for its own values (cycling through them, in both orders)."""
+    def f(p, n):
+        return p[0] * n + (p[1] if len(p) > 1 else 0.0)
+    jf = jit(f, static_argnums=1)
+    a = np.arange(3.0)
+    cases = [((a,) * k, n) for k in (1, 2, 3) for n in range(6)]
+    for rnd in range(3):
+        for p, n in cases if rnd % 2 == 0 else cases[::-1]:
+            np.testing.assert_array_equal(jf(p, n), f(p, n))
+    assert jf.traces == len(cases)
 
 
 def test_tensor_and_traced_leaves_still_take_the_general_path():

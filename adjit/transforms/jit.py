@@ -86,6 +86,7 @@ class Jitted:
         self.cache = {}
         self.fast = {}
         self._flats = []  # generated flatteners (jitargs.py), most recently used first
+        self._flat_sigs = {}  # argument structure -> its flattener (or None: it has none)
         self.traces = 0
         self.hits = 0
         self.retraces = 0
@@ -113,9 +114,8 @@ class Jitted:
                 hit = fl(args)
                 if hit is None:
                     continue
-                if fl is not self._flats[0]:
-                    self._flats.remove(fl)
-                    self._flats.insert(0, fl)
+                if fl is not self._flats[0]:  # a new list: other threads may iterate
+                    self._flats = [fl] + [f for f in self._flats if f is not fl]
                 fkey, vals = hit
                 if self._nslots:
                     sv = self._slots.gather()
@@ -234,19 +234,20 @@ class Jitted:
 
     def _fast_key(self, args, static, tds, fkinds):
         """The hot path's key of these arguments, from their structure's generated flattener
-        (made now if this structure is new); None when the structure has none."""
-        sig = (len(args), tuple((i, static_key(args[i], "")) for i in sorted(static)),
-               tuple(tds), tuple(fkinds))
-        for fl in self._flats:
-            if fl.sig == sig:
-                break
-        else:
-            fl = flattener(next(_TAGS), len(args), {i: args[i] for i in static}, tds, fkinds)
-            if fl is None:
-                return None
-            fl.sig = sig
-            self._flats.insert(0, fl)
-            del self._flats[MAX_STRUCTURES:]
+        (made once per structure, see jitargs.py); None when the structure has none."""
+        sig = (len(args), tuple((i, type(args[i])) for i in sorted(static)), tuple(tds),
+               tuple(fkinds))
+        fl = self._flat_sigs.get(sig, _MISS)
+        if fl is _MISS:
+            fl = flattener(next(_TAGS), len(args), {i: type(args[i]) for i in static}, tds,
+                           fkinds)
+            if len(self._flat_sigs) >= 64:
+                self._flat_sigs.clear()
+            self._flat_sigs[sig] = fl
+        if fl is None:
+            return None
+        if fl not in self._flats:  # a new list: other threads may iterate the old one
+            self._flats = ([fl] + self._flats)[:MAX_STRUCTURES]
         hit = fl(args)
         return hit[0] if hit is not None else None
 

@@ -8,8 +8,9 @@ leaves in one tuple. Its key starts with `tag`, so structures of equal leaf shap
 key. What jit keys (the trace's argument structure, leaf kinds and types, static values) is
 exactly what the generated checks test, so a key found in jit's table maps to the same branches
 as the general key (transforms/jit.py) would. Anything else (Tensors, traced values, ndarray
-subclasses, static values other than int/bool/str/None, non-array leaves) has no flattener: such
-calls take the general path.
+subclasses, static values other than int/bool/str/None (keyed by exact type and value, which
+is jit's static key for them), non-array leaves) has no flattener: such calls take the
+general path.
 
 `assembler(otd, kinds, pyvals, ndims)` builds `asm(outs) -> the result pytree` of a branch: the
 outputs as the caller sees them (0-d arrays as NumPy scalars, weak 0-d values as Python scalars,
@@ -68,10 +69,11 @@ class _Gen:
 def flattener(tag, n, static, tds, kinds):
     """The generated flattener of one argument structure (see the module doc), or None.
 
-    n: the number of positional arguments; static: {position: value}; tds: the TreeDefs of the
-    other arguments in order; kinds: leaf_kind of every leaf, in flatten order."""
+    n: the number of positional arguments; static: {position: the static value's type}; tds:
+    the TreeDefs of the other arguments in order; kinds: leaf_kind of every leaf, in flatten
+    order."""
     if len(kinds) > MAX_LEAVES or any(k is None for k in kinds) or \
-            any(type(v) not in _STATIC_TYPES for v in static.values()):
+            any(t not in _STATIC_TYPES for t in static.values()):
         return None
     g = _Gen()
     ind = "        "
@@ -81,13 +83,12 @@ def flattener(tag, n, static, tds, kinds):
     body = [f"if len(args) != {n}:", "    return None"]
     if n:
         body.append(f"{', '.join(names)}, = args")
-    for i in sorted(static):
-        v = static[i]
-        if v is None:
+    for i in sorted(static):  # a static value: its exact type tested, the value keyed
+        if static[i] is type(None):
             body += [f"if a{i} is not None:", "    return None"]
         else:
-            body += [f"if type(a{i}) is not {g.const(type(v))} or a{i} != {g.const(v)}:",
-                     "    return None"]
+            body += [f"if type(a{i}) is not {g.const(static[i])}:", "    return None"]
+            key.append(f"a{i}")
 
     def rec(x, td: TreeDef):
         if td.kind == "leaf":
