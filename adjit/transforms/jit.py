@@ -53,8 +53,9 @@ class _Branch:
         self.graph, self.kinds, self.otd, self.pyvals = graph, kinds, otd, pyvals
         self.direct = None  # the compiled code's generated entry, once it exists
         # the result pytree from the outputs in one generated expression (jitargs.py)
+        # (the general fallback holds no reference to the branch: no cycle keeps code alive)
         self.assemble = assembler(otd, kinds, pyvals, ndims) or functools.partial(
-            _assemble, self)
+            _unflatten, otd, kinds, pyvals)
 
 
 _MISS = object()
@@ -391,9 +392,12 @@ def _spec_str(s):
 
 
 def _assemble(br, outs):
-    leaves = [pv if pv is not None else to_user(v, k)
-              for v, k, pv in zip(outs, br.kinds, br.pyvals)]
-    return pytree.unflatten(br.otd, leaves)
+    return _unflatten(br.otd, br.kinds, br.pyvals, outs)
+
+
+def _unflatten(otd, kinds, pyvals, outs):
+    leaves = [pv if pv is not None else to_user(v, k) for v, k, pv in zip(outs, kinds, pyvals)]
+    return pytree.unflatten(otd, leaves)
 
 
 def _key_str(k):
