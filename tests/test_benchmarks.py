@@ -22,6 +22,7 @@ from peers import peers_required
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = bench.discover()
 ISSUE_9 = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+PYTREE = ("W2", "W3")  # issue 18 item 6: the adjit.pytree row (the one the targets use)
 MODULE = {"torch": "torch", "torch.func": "torch", "torch.compile": "torch", "jax": "jax",
           "autograd": "autograd"}
 _REFS: dict = {}
@@ -37,13 +38,23 @@ def test_every_workload_of_issue_9_exists_with_all_peers():
     for name in ISSUE_9:
         assert name in WORKLOADS, name
         w = WORKLOADS[name]
-        assert set(w.impls) == set(bench.PEERS), (name, sorted(w.impls))
+        optional = set(bench.VARIANTS) - (set(bench.VARIANTS) if name in PYTREE else set())
+        assert set(w.impls) == set(bench.PEERS) - optional, (name, sorted(w.impls))
         for impl, setup in w.impls.items():
             if impl in MODULE:  # None exactly when the peer is not installed
                 assert (setup is None) == (not bench.installed(MODULE[impl])), (name, impl)
             else:
                 assert setup is not None, (name, impl)
     assert WORKLOADS["W3g"].impls["numpy"] is not None  # W3's GEMM-alone reference row
+
+
+def test_targets_use_the_pytree_row_and_adjit_rows_are_not_peers():
+    R = bench.Result
+    rows = [R("W2", "adjit", "ok", median=1.0), R("W2", "adjit.pytree", "ok", median=3.0),
+            R("W2", "numpy", "ok", median=2.0), R("W2", "jax", "ok", median=4.0),
+            R("W1", "adjit", "ok", median=1.0), R("W1", "numpy", "ok", median=2.0)]
+    assert bench.ratio(rows, "W2") == (1.5, "numpy")
+    assert bench.ratio(rows, "W1") == (0.5, "numpy")
 
 
 CASES = [(n, i) for n, w in WORKLOADS.items() for i in bench.PEERS

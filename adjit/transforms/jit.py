@@ -20,6 +20,7 @@ simply runs on the traced values, so the enclosing trace records it.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import struct
 import types
@@ -35,34 +36,31 @@ from ..tracer.frozen import FOUND
 from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nodes,
                                  positional_params, to_user, trace_call)
 from .autodiff import run_graph
+from .jitargs import MAX_LEAVES, assembler, flattener, leaf_kind
 from .live import _EMPTY, Slots, self_arrays
 from ..runtime import fresh, run_graph as _run_concrete
 from .._traceback import filter_traceback
 
 MAX_BRANCHES = 32
+MAX_STRUCTURES = 8  # generated argument flatteners kept per function
 RETRACE_WARN = 8  # warn (once per function) when it has been traced this many times
 
 
 class _Branch:
-    __slots__ = ("graph", "kinds", "otd", "pyvals", "single", "direct")
+    __slots__ = ("graph", "kinds", "otd", "pyvals", "assemble", "direct")
 
-    def __init__(self, graph, kinds, otd, pyvals):
+    def __init__(self, graph, kinds, otd, pyvals, ndims):
         self.graph, self.kinds, self.otd, self.pyvals = graph, kinds, otd, pyvals
         self.direct = None  # the compiled code's generated entry, once it exists
-        # one array result (the common case): skip the pytree rebuild on the hot path
-        self.single = None
-        if len(kinds) == 1 and pyvals[0] is None and otd.kind == "leaf" and \
-                kinds[0] not in ("tensor", "weak"):
-            self.single = _single
-
-
-def _single(outs):
-    a = outs[0]
-    return a[()] if a.ndim == 0 else a
+        # the result pytree from the outputs in one generated expression (jitargs.py)
+        # (the general fallback holds no reference to the branch: no cycle keeps code alive)
+        self.assemble = assembler(otd, kinds, pyvals, ndims) or functools.partial(
+            _unflatten, otd, kinds, pyvals)
 
 
 _MISS = object()
 _nd = np.ndarray
+_TAGS = itertools.count()  # a fresh tag per generated flattener: keys of two never collide
 
 
 class Jitted:
@@ -88,6 +86,8 @@ class Jitted:
         self._nslots = self._slots.n
         self.cache = {}
         self.fast = {}
+        self._flats = []  # generated flatteners (jitargs.py), most recently used first
+        self._flat_sigs = {}  # argument structure -> its flattener (or None: it has none)
         self.traces = 0
         self.hits = 0
         self.retraces = 0
@@ -106,39 +106,44 @@ class Jitted:
     def __call__(self, *args, **kwargs):
         if self._self is not _NO_SELF:
             return self.call_method(self._self, args, kwargs, shift=1)
-        # Hot path: plain ndarray arguments (and closure arrays), no keywords, nothing being
-        # traced. The key is their shapes and dtypes; it maps to the same branch list as the
-        # general key.
+        # Hot path: nothing being traced, no keywords, an argument structure seen before
+        # (positional arrays, tuples, lists, dicts, namedtuples, None; jitargs.py): its
+        # generated flattener checks the structure and returns the shape/dtype key and the
+        # leaves. The key maps to the same branch list as the general key.
         if not kwargs and len(STATE.stack) == 1:
-            fkey = tuple([(a.shape, a.dtype) if type(a) is _nd else _MISS for a in args])
-            if self._nslots:
-                sv = self._slots.gather()
-                if sv is not None:
+            for fl in self._flats:
+                hit = fl(args)
+                if hit is None:
+                    continue
+                if fl is not self._flats[0]:  # a new list: other threads may iterate
+                    self._flats = [fl] + [f for f in self._flats if f is not fl]
+                fkey, vals = hit
+                if self._nslots:
+                    sv = self._slots.gather()
+                    if sv is None:
+                        break
                     fkey += tuple([(v.shape, v.dtype) if type(v) is _nd else _MISS
                                    for v in sv])
-                    args = args + tuple(sv)
-                else:
-                    fkey = None
-            branches = self.fast.get(fkey)
-            if branches is not None:
+                    vals = vals + tuple(sv)
+                branches = self.fast.get(fkey)
+                if branches is None:
+                    break
                 direct = branches[0].direct if branches else None
                 if direct is not None:
                     # the most recent branch's generated entry: checks, one foreign call
                     try:
-                        outs = direct(args, None)
+                        outs = direct(vals, None)
                     except GuardFailed:
                         pass
                     else:
                         self.hits += 1
-                        br = branches[0]
-                        return br.single(outs) if br.single else _assemble(br, outs)
-                hit = self._replay(branches, args, _run_concrete)
+                        return branches[0].assemble(outs)
+                hit = self._replay(branches, vals, _run_concrete)
                 if hit is not None:
                     br, outs = hit
                     br.direct = getattr(br.graph.native, "_fast", None)
-                    return br.single(outs) if br.single else _assemble(br, outs)
-            if self._nslots:
-                args = args[:len(args) - self._nslots] if fkey is not None else args
+                    return br.assemble(outs)
+                break
         try:
             return self._call(args, kwargs)
         except Exception as exc:
@@ -185,7 +190,7 @@ class Jitted:
         first = 1 if has_self else 0
         dyn = [(i, a) for i, a in enumerate(args) if i not in static and i >= first] + \
             [(k, kwargs[k]) for k in dkw]
-        tds, spec, vals = [], [], []
+        tds, spec, vals, fkinds = [], [], [], []
         for where, a in dyn:
             leaves, td = pytree.flatten(a)
             tds.append(td)
@@ -195,6 +200,8 @@ class Jitted:
                 except TypeError as exc:
                     raise TypeError(f"jit: {arg_name(self._params, where)} of "
                                     f"{fname(self.f)}: {exc}{_at()}") from None
+                if len(fkinds) <= MAX_LEAVES:
+                    fkinds.append(leaf_kind(lf, info))
                 if info is None:
                     spec.append(("static", static_key(lf, "a non-array argument")))
                 else:
@@ -215,16 +222,35 @@ class Jitted:
                tuple(sorted((k, static_key(v, f"static argument {k!r}"))
                             for k, v in skw.items())))
         branches = self.cache.setdefault(key, [])
-        if not kwargs and not static and not has_self and \
-                all(type(a) is _nd for a in args) and all(type(v) is _nd for _, v in live):
-            self.fast[tuple((a.shape, a.dtype) for a in args) +
-                      tuple((v.shape, v.dtype) for _, v in live)] = branches
+        if not kwargs and not has_self and all(type(v) is _nd for _, v in live):
+            fkey = self._fast_key(args, static, tds, fkinds)
+            if fkey is not None:
+                self.fast[fkey + tuple((v.shape, v.dtype) for _, v in live)] = branches
         hit = self._replay(branches, vals, run_graph)
         if hit is not None:
             _name_on_tape(hit[1], vals)
             return _assemble(*hit)
         self._note_retrace(branches, spec + lspec)
         return self._trace(args, kwargs, static, dkw, skw, branches, live)
+
+    def _fast_key(self, args, static, tds, fkinds):
+        """The hot path's key of these arguments, from their structure's generated flattener
+        (made once per structure, see jitargs.py); None when the structure has none."""
+        sig = (len(args), tuple((i, type(args[i])) for i in sorted(static)), tuple(tds),
+               tuple(fkinds))
+        fl = self._flat_sigs.get(sig, _MISS)
+        if fl is _MISS:
+            fl = flattener(next(_TAGS), len(args), {i: type(args[i]) for i in static}, tds,
+                           fkinds)
+            if len(self._flat_sigs) >= 64:
+                self._flat_sigs.clear()
+            self._flat_sigs[sig] = fl
+        if fl is None:
+            return None
+        if fl not in self._flats:  # a new list: other threads may iterate the old one
+            self._flats = ([fl] + self._flats)[:MAX_STRUCTURES]
+        hit = fl(args)
+        return hit[0] if hit is not None else None
 
     def _replay(self, branches, vals, run):
         """(branch, outputs) of the first branch whose guards hold (moved to the front), or
@@ -319,7 +345,7 @@ class Jitted:
         pyvals = [lf if isinstance(lf, (bool, int, float)) else None
                   for lf in pytree.leaves(t.out)]
         g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
-        br = _Branch(g, kinds, otd, pyvals)
+        br = _Branch(g, kinds, otd, pyvals, [len(nd.type.shape) for nd in nodes])
         branches.insert(0, br)
         del branches[MAX_BRANCHES:]
         outer = [lf.outer for lf in t.leaves]
@@ -366,9 +392,12 @@ def _spec_str(s):
 
 
 def _assemble(br, outs):
-    leaves = [pv if pv is not None else to_user(v, k)
-              for v, k, pv in zip(outs, br.kinds, br.pyvals)]
-    return pytree.unflatten(br.otd, leaves)
+    return _unflatten(br.otd, br.kinds, br.pyvals, outs)
+
+
+def _unflatten(otd, kinds, pyvals, outs):
+    leaves = [pv if pv is not None else to_user(v, k) for v, k, pv in zip(outs, kinds, pyvals)]
+    return pytree.unflatten(otd, leaves)
 
 
 def _key_str(k):

@@ -28,11 +28,12 @@ def peers():
 
 
 def impls(**setups):
-    """{peer name: setup or None}; keyword names use `_` for `.` (torch_func -> torch.func)."""
+    """{peer name: setup or None}; keyword names use `_` for `.` (torch_func -> torch.func,
+    adjit_pytree -> adjit.pytree)."""
     have = peers()
     out = {}
     for key, setup in setups.items():
-        name = key.replace("_", ".") if key.startswith("torch_") else key
+        name = key.replace("_", ".") if key.startswith(("torch_", "adjit_")) else key
         mod = PEER_MODULES.get(name)
         out[name] = setup if (mod is None or have[mod]) else None
     return out

@@ -2,6 +2,10 @@
 
 loss(W1, b1, W2, b2, X, y) = mean softmax cross-entropy of relu(X @ W1 + b1) @ W2 + b2 against
 the integer labels y; every implementation returns (loss, dW1, db1, dW2, db2).
+
+`adjit` passes the six arrays positionally; `adjit.pytree` and `jax` write the step as JAX users
+do, `value_and_grad(loss)(params, X, y)` with `params` a dict of the four parameters (the row
+the targets use, bench.adjit_row).
 """
 from __future__ import annotations
 
@@ -38,6 +42,24 @@ def adjit_setup(inp):
     import adjit
     step = adjit.jit(adjit.value_and_grad(loss, argnums=(0, 1, 2, 3)))
     return lambda: step(*inp)
+
+
+PARAMS = ("W1", "b1", "W2", "b2")
+
+
+def loss_params(params, X, y):
+    return loss(params["W1"], params["b1"], params["W2"], params["b2"], X, y)
+
+
+def adjit_pytree_setup(inp):
+    import adjit
+    step = adjit.jit(adjit.value_and_grad(loss_params))
+    params, X, y = dict(zip(PARAMS, inp[:4])), inp[4], inp[5]
+
+    def run():
+        val, g = step(params, X, y)
+        return (val, g["W1"], g["b1"], g["W2"], g["b2"])
+    return run
 
 
 # ---------------------------------------------------------------- NumPy, gradients by hand
@@ -120,15 +142,17 @@ def jax_setup(inp):
     import jax
     import jax.numpy as jnp
 
-    def jloss(W1, b1, W2, b2, X, y):
+    def jloss(params, X, y):  # the params pytree, as adjit.pytree
+        W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
         logp = jax.nn.log_softmax(jax.nn.relu(X @ W1 + b1) @ W2 + b2)
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
-    step = jax.jit(jax.value_and_grad(jloss, argnums=(0, 1, 2, 3)))
-    args = [jnp.asarray(a) for a in inp]
+    step = jax.jit(jax.value_and_grad(jloss))
+    params = {k: jnp.asarray(a) for k, a in zip(PARAMS, inp[:4])}
+    X, y = jnp.asarray(inp[4]), jnp.asarray(inp[5])
 
     def run():
-        val, grads = jax_ready(step(*args))
-        return (val, *grads)
+        val, g = jax_ready(step(params, X, y))
+        return (val, g["W1"], g["b1"], g["W2"], g["b2"])
     return run
 
 
@@ -156,7 +180,7 @@ def autograd_setup(inp):
 def workload(name, title, n, d_in, d_hidden, d_out):
     return Workload(
         name=name, title=title, inputs=make_inputs(n, d_in, d_hidden, d_out),
-        impls=impls(adjit=adjit_setup, numpy=numpy_setup, torch=torch_setup,
+        impls=impls(adjit=adjit_setup, adjit_pytree=adjit_pytree_setup, numpy=numpy_setup, torch=torch_setup,
                     torch_func=torch_func_setup, torch_compile=torch_compile_setup,
                     jax=jax_setup, autograd=autograd_setup),
         rtol_f32=2e-4, atol_f32=1e-5)
