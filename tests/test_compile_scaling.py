@@ -131,3 +131,26 @@ def test_guard_in_a_later_section_fails_the_call(monkeypatch):
     assert cg([a])[0].shape == (5,)
     with pytest.raises(GuardFailed):
         cg([-a - 50.0])
+
+
+def test_optimize_reaches_its_fixpoint_without_printing_the_graph(monkeypatch):
+    """The first-call path (a graph that runs once, issue 18 item 3 of oneshot.py): optimize
+    used to print the graph (structure_key) before and after every round."""
+    from adjit.ir.graph import Graph
+    from adjit.ir import eval_graph
+
+    def f(x):
+        return np.sum(np.tanh(x) * 1.0 + np.sin(x) * np.sin(x) + 0.0)
+    x = np.linspace(-1, 1, 7)
+    g = vjp_graph(adjit.make_ir(f)(x), wrt=[0])
+    calls = []
+    real = Graph.structure_key
+    monkeypatch.setattr(Graph, "structure_key", lambda self: calls.append(1) or real(self))
+    opt = optimize(g)
+    assert calls == []
+    assert len(opt.eqns) < len(g.eqns)
+    again = optimize(opt)  # a fixpoint: the very same equations
+    assert all(a is b for a, b in zip(again.eqns, opt.eqns)) and len(again.eqns) == len(opt.eqns)
+    val, grad = eval_graph(opt, [x, np.array(1.0)])
+    np.testing.assert_allclose(val, f(x), rtol=1e-14)
+    np.testing.assert_allclose(grad, 1 / np.cosh(x) ** 2 + 2 * np.sin(x) * np.cos(x), rtol=1e-13)
