@@ -15,7 +15,17 @@ implementation, calls it once (the *first call*), then `--calls` more times. It 
 - `second`: the second call (an implementation that traces on the first call and compiles on
   the second, as adjit.jit does at the moment, pays its compilation here: `first + second` is
   the honest "time to the first compiled result");
-- `next`: the median of the calls after those two;
+- `next`: the median of the last `--calls` calls after those two;
+- `slowest 20`: the slowest of the first 20 calls;
+- `native at` (adjit): the first call that ran native code and no graph on the interpreter
+  tier (ADJIT_TIER:
+  `native` compiles before the first call returns, `auto` interprets until the graph is hot);
+  the child keeps calling (up to 10 s) until native code runs;
+- `compile`: adjit, compile time in this process (`runtime.compile_now`: the native tier, a
+  disk-cache hit included); JAX, XLA's backend compile time (jax.monitoring), all of it in
+  the first call;
+- `worker` (adjit): time from submitting a graph to the compile worker to its code being
+  linked (the worker's compile, its queue included), summed over graphs;
 - `total`: the process's wall time, start to exit, measured by the parent;
 - `peak`: the process's peak RSS (os.wait4's rusage, as /usr/bin/time -v reports it);
 - `base`: RSS right before the first call; `extra1`: the peak during the first two calls above
@@ -71,6 +81,80 @@ def _hwm_mb():
     return None
 
 
+class _Tiers:
+    """What the child observes of adjit's tiers (wrappers installed in the child only): whether
+    a call ran a graph on the interpreter, and the compile time: in this process (native tier:
+    `compile_now`) or in the worker (submitted -> linked, wall time: the worker's queue
+    included)."""
+
+    def __init__(self):
+        from adjit import runtime
+        from adjit.runtime import background
+        from adjit.runtime.call import CompiledGraph
+        self.interpreted = False
+        self.native = False  # native code has run (sticky: jit then calls it directly)
+        self.compile = 0.0
+        self.worker = 0.0
+        self._t0 = {}
+        run, now = runtime.Interpreted.run, runtime.compile_now
+
+        def run_(it, g, *a, **k):
+            r = run(it, g, *a, **k)
+            if g.native is it:
+                self.interpreted = True
+            else:  # promoted during this call: it ran the native code
+                self.native = True
+            return r
+
+        def compile_now(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return now(*a, **k)
+            finally:
+                self.compile += time.perf_counter() - t0
+        cg_call = CompiledGraph.__call__
+
+        def cg_call_(cg, *a, **k):
+            self.native = True
+            return cg_call(cg, *a, **k)
+        runtime.Interpreted.run = run_
+        runtime.compile_now = compile_now
+        CompiledGraph.__call__ = cg_call_
+        # once native code runs, the per-call wrappers go (they would slow `next` down)
+        self.unwrap_calls = lambda: (setattr(runtime.Interpreted, "run", run),
+                                     setattr(CompiledGraph, "__call__", cg_call))
+        submit, finish = background.Compiler.submit, background.Job.finish
+
+        def submit_(c, skey, graph):
+            job = submit(c, skey, graph)
+            self._t0.setdefault(id(job), time.perf_counter())
+            return job
+
+        def finish_(job, *a, **k):
+            t0 = self._t0.pop(id(job), None)
+            if t0 is not None:
+                self.worker += time.perf_counter() - t0
+            return finish(job, *a, **k)
+        background.Compiler.submit = submit_
+        background.Job.finish = finish_
+
+
+class _JaxCompiles:
+    """XLA compile time reported by jax.monitoring (backend compile events)."""
+
+    def __init__(self):
+        import jax.monitoring as m
+        self.seconds = 0.0
+
+        def listen(event, duration, **kw):
+            if "backend_compile" in event:
+                self.seconds += duration
+        m.register_event_duration_secs_listener(listen)
+
+
+NATIVE_WAIT = 10.0  # seconds of calls the child waits at most for adjit's native code
+
+
 def child(name, impl, calls):
     t0 = time.perf_counter()
     import adjit  # noqa: F401
@@ -81,28 +165,51 @@ def child(name, impl, calls):
     if setup is None:
         print(json.dumps({"status": "missing"}))
         return
+    tiers = _Tiers() if impl.startswith("adjit") else None
+    jaxc = _JaxCompiles() if impl.startswith("jax") else None
     inp = w.inputs(0)
     t0 = time.perf_counter()
     run = setup(inp)
     t_setup = time.perf_counter() - t0
+    native_at = None
+    count = 0
+
+    def call():
+        nonlocal native_at, count
+        count += 1
+        if tiers is not None:
+            tiers.interpreted = False
+        t0 = time.perf_counter()
+        run()
+        dt = time.perf_counter() - t0
+        if tiers is not None and native_at is None and tiers.native and not tiers.interpreted:
+            native_at = count
+            tiers.unwrap_calls()
+        return dt
     base = _rss_mb()
     can_reset = _hwm_reset()
-    t0 = time.perf_counter()
-    run()
-    t_first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    run()
-    t_second = time.perf_counter() - t0
+    t_first = call()
+    jax_first = jaxc.seconds if jaxc is not None else None
+    t_second = call()
     hwm1 = _hwm_mb()
     _hwm_reset()
     times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
+    t_end = time.perf_counter() + NATIVE_WAIT
+    # at least `calls` more calls; with adjit, on until native code runs (or NATIVE_WAIT)
+    while len(times) < calls or (tiers is not None and native_at is None and
+                                 time.perf_counter() < t_end):
+        times.append(call())
+    slowest20 = max([t_first, t_second] + times[:18])
     hwm = _hwm_mb()
     out = {"status": "ok", "import": t_import, "setup": t_setup, "first": t_first,
-           "second": t_second, "next": statistics.median(times) if times else None, "base": base}
+           "second": t_second, "next": statistics.median(times[-calls:]) if times else None,
+           "base": base, "slowest20": slowest20, "native_at": native_at}
+    if tiers is not None:
+        out["compile"] = tiers.compile
+        out["worker"] = tiers.worker
+    if jaxc is not None:
+        out["compile"] = jaxc.seconds
+        out["compile_first"] = jax_first
     if can_reset and base is not None:
         out["extra1"] = max(0.0, hwm1 - base)
         out["extra"] = max(0.0, hwm - base)
@@ -150,7 +257,7 @@ def measure(name, impl, repeat, calls, cold_cache, inductor_dir):
         if k or cold_cache:  # the first process only warms the caches
             runs.append(d)
     keys = ("import", "setup", "first", "second", "next", "total", "peak", "base", "extra1",
-            "extra")
+            "extra", "slowest20", "native_at", "compile", "worker")
     res = {"status": "ok", "workload": name, "impl": impl, "repeat": len(runs)}
     for key in keys:
         vals = [r[key] for r in runs if r.get(key) is not None]
@@ -188,8 +295,9 @@ def main(argv=None):
     impls = [i.strip() for i in ns.impls.split(",") if i.strip()]
     results = []
     inductor_dir = tempfile.mkdtemp(prefix="adjit-cold-inductor-")
-    header = ("workload", "impl", "import", "setup", "first call", "second", "next", "process",
-              "peak RSS", "base", "extra 1st", "extra")
+    header = ("workload", "impl", "import", "setup", "first call", "second", "next", "slowest 20",
+              "native at", "compile", "worker", "process", "peak RSS", "base", "extra 1st",
+              "extra")
     rows = [header]
     try:
         for name in names:
@@ -202,11 +310,14 @@ def main(argv=None):
                 r.setdefault("impl", impl)
                 results.append(r)
                 if r["status"] != "ok":
-                    rows.append((name, impl, r["status"], r.get("message", "")[:60], "", "", "", "",
-                                 "", "", "", ""))
+                    rows.append((name, impl, r["status"], r.get("message", "")[:60])
+                                + ("",) * (len(header) - 4))
                     continue
+                nat = r.get("native_at")
                 rows.append((name, impl, _t(r["import"]), _t(r["setup"]), _t(r["first"]),
-                             _t(r["second"]), _t(r["next"]), _t(r["total"]), _mb(r["peak"]),
+                             _t(r["second"]), _t(r["next"]), _t(r.get("slowest20")),
+                             "-" if nat is None else f"#{nat:.0f}", _t(r.get("compile")),
+                             _t(r.get("worker")), _t(r["total"]), _mb(r["peak"]),
                              _mb(r["base"]), _mb(r["extra1"]), _mb(r["extra"])))
     finally:
         shutil.rmtree(inductor_dir, ignore_errors=True)

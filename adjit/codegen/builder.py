@@ -28,6 +28,55 @@ from .inline import fold_transposed_dots, fold_transposed_operands, inline_calls
 STATUS_OK, STATUS_GUARD, STATUS_INDEX = 0, 1, 2
 GIL_WORK = 1 << 16            # work from which the fastcall entry releases the GIL
 ALIGN = 64
+# A body that would grow past this many LLVM instructions is split into sections: internal
+# `noinline` functions of about this size, called one after another by the body (see
+# FnBuilder.build). LLVM's -O3 pipeline is superlinear in the size of one function (an
+# unrolled 50-step LSTM, one 3,400-equation function: 16.6 s; in sections: linear).
+SECTION_INSNS = 3000
+
+
+class _SectionBufs(dict):
+    """`FnBuilder.bufs` inside one function of a split body: every buffer of the graph, its
+    pointer translated into this function (a parameter of the same position, or a fresh
+    pointer into this function's workspace at the same offset) on first use. Buffers created
+    here are recorded in the graph-wide table too, for the sections after this one."""
+
+    def __init__(self, c, every, args):
+        super().__init__()
+        self.c = c
+        self.every = every
+        self.args = args
+        self.ws_ptrs = {}
+
+    def _translate(self, b):
+        origin = self.c.origin.get(id(b.ptr))
+        if origin is None:  # a module-level global (embedded constants)
+            return b
+        kind, k = origin
+        if kind == "arg":
+            return Buf(self.args[k], b.type)
+        p = self.ws_ptrs.get(k)
+        if p is None:
+            bb = ir.IRBuilder(self.c.alloca_bb)
+            p = self.ws_ptrs[k] = bb.gep(self.args[-1], [i64(k)], inbounds=True,
+                                         source_etype=I8)
+            self.c.origin[id(p)] = origin
+        return Buf(p, b.type)
+
+    def __missing__(self, v):
+        nb = self._translate(self.every[v])
+        dict.__setitem__(self, v, nb)
+        return nb
+
+    def __contains__(self, v):
+        return dict.__contains__(self, v) or v in self.every
+
+    def get(self, v, default=None):
+        return self[v] if v in self else default
+
+    def __setitem__(self, v, b):
+        dict.__setitem__(self, v, b)
+        self.every[v] = b
 
 
 class FnBuilder:
@@ -49,6 +98,8 @@ class FnBuilder:
         self._start = None
         self.n_chunks = 0             # chunk functions of split loop nests (parallel.py)
         self.work = 0                 # elements written or reduced, multiply-adds (rough)
+        self.origin = {}              # id(buffer pointer) -> ("arg", i) | ("ws", offset)
+        self.n_sections = 0
 
     # --- function skeleton ------------------------------------------------------------------
     def build(self) -> str:
@@ -70,6 +121,8 @@ class FnBuilder:
         self._fail_bbs = {}
         args = list(body.args)
         vs = list(g.invars) + list(g.constvars)
+        for k, a in enumerate(args):
+            self.origin[id(a)] = ("arg", k)
         for v, a in zip(vs, args):
             self.bufs.setdefault(v, Buf(a, v.type))
         for i, (v, arr) in enumerate(self.embedded.items()):
@@ -95,7 +148,11 @@ class FnBuilder:
                 units.append((lid, self.plan.loops[lid]))
         last = self._last_uses([u for _, u in units], alias)
         temps = {}
+        every = self.bufs   # every buffer, whichever function created its pointer
+        section = None      # (function, what enter_function saved) while building a section
         for i, (lid, unit) in enumerate(units):
+            if section is None and (self.n_sections or self._insns(body) > SECTION_INSNS):
+                section = self._open_section(body, every)
             for e in unit:
                 for v in e.outvars:  # several: a kernel with several results
                     if v in alias:
@@ -119,6 +176,13 @@ class FnBuilder:
                         self.emit_eqn(e, self.bufs[e.outvars[0]])
             for v in [v for v in temps if last.get(v, i) <= i]:
                 self.release(*temps.pop(v)[1:])  # its space serves later temporaries
+            if section is not None and self._insns(self.fn) > SECTION_INSNS:
+                self._close_section(section, every)
+                section = None
+        if section is not None:
+            self._close_section(section, every)
+        if self.n_sections:
+            self.bufs = _SectionBufs(self, every, list(body.args))
         for i, v in enumerate(g.outvars):
             if isinstance(v, Lit) or self.bufs[v].ptr is not outs[i]:
                 # an input, a constant, a literal or a value returned twice: copy it
@@ -127,6 +191,39 @@ class FnBuilder:
         ir.IRBuilder(self.alloca_bb).branch(start)
         self._entry(body, n_args)
         return str(self.module)
+
+    @staticmethod
+    def _insns(fn):
+        return sum(len(bb.instructions) for bb in fn.blocks)
+
+    def _open_section(self, body, every):
+        """Continue the body in a new section function (same parameters, noalias, status)."""
+        k = self.n_sections
+        self.n_sections += 1
+        fn = ir.Function(self.module, body.function_type, f"{self.symbol}_sec{k}")
+        fn.linkage = "internal"
+        fn.attributes.add("noinline")  # else -O3 inlines it back (one caller)
+        fn.attributes.add("nounwind")
+        for a in fn.args:
+            a.add_attribute("noalias")
+        saved = self.enter_function(fn)
+        saved_ws = self.ws
+        self.ws = fn.args[-1]
+        self.bufs = _SectionBufs(self, every, list(fn.args))
+        return fn, saved, saved_ws
+
+    def _close_section(self, section, every):
+        """End the section (it returns OK) and call it from the body, returning its status
+        when it is not OK (a guard failed, an index out of range)."""
+        fn, saved, saved_ws = section
+        self.b.ret(ir.Constant(I32, STATUS_OK))
+        self.leave_function(saved)
+        self.ws = saved_ws
+        self.bufs = every
+        body = self.fn
+        st = self.b.call(fn, list(body.args))
+        self.fail_unless(self.b.icmp_unsigned("==", st, ir.Constant(I32, STATUS_OK)), None,
+                         status_value=st)
 
     def _entry(self, body, n_args):
         # <symbol>(void **args): the documented ABI.
@@ -247,7 +344,9 @@ class FnBuilder:
         else:
             off = self.ws_bytes
             self.ws_bytes += size
-        return self.b.gep(self.ws, [i64(off)], inbounds=True, source_etype=I8), off, size
+        p = self.b.gep(self.ws, [i64(off)], inbounds=True, source_etype=I8)
+        self.origin[id(p)] = ("ws", off)
+        return p, off, size
 
     def release(self, off, size):
         blocks = sorted(self._free + [(off, size)])
@@ -264,8 +363,16 @@ class FnBuilder:
         b = ir.IRBuilder(self.alloca_bb)
         return b.alloca(typ, size=count)
 
-    def fail_unless(self, ok, status):
-        """Return `status` from the function unless `ok` (an i1) holds."""
+    def fail_unless(self, ok, status, status_value=None):
+        """Return `status` from the function unless `ok` (an i1) holds (`status_value`: an
+        i32 computed here instead, a section's status)."""
+        if status_value is not None:
+            bb = self.fn.append_basic_block("failed")
+            ir.IRBuilder(bb).ret(status_value)
+            cont = self.fn.append_basic_block("ok")
+            self.b.cbranch(ok, cont, bb)
+            self.b.position_at_end(cont)
+            return
         bb = self._fail_bbs.get(status)
         if bb is None:
             bb = self.fn.append_basic_block(f"fail{status}")

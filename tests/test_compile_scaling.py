@@ -1,0 +1,156 @@
+"""Compile time scales linearly (issue 18, item 5): big graphs are lowered to several bounded
+functions (codegen/builder.py, sections) instead of one giant function, whose -O3 time was
+superlinear; results stay NumPy's (and JAX's for the gradients)."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import adjit
+from adjit.codegen import builder
+from adjit.codegen.lower import lower
+from adjit.ir import GuardFailed, parse_graph
+from adjit.ir.autodiff import vjp_graph
+from adjit.ir.passes import optimize
+from adjit.runtime import compile_graph
+from peers import require
+
+H, I, B, STEPS = 8, 4, 3, 30
+
+
+def _lstm(xp):
+    def sigmoid(z):
+        return 0.5 * (xp.tanh(0.5 * z) + 1.0)
+
+    def f(W, b, xs):
+        h = xp.zeros((B, H))
+        c = xp.zeros((B, H))
+        for t in range(STEPS):
+            z = xp.concatenate([xs[t], h], axis=1) @ W + b
+            i, fg, o, g = (sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]),
+                           sigmoid(z[:, 2 * H:3 * H]), xp.tanh(z[:, 3 * H:]))
+            c = fg * c + i * g
+            h = o * xp.tanh(c)
+        return xp.sum(h ** 2)
+    return f
+
+
+def _inputs():
+    rng = np.random.default_rng(0)
+    return (rng.standard_normal((I + H, 4 * H)) / 3, rng.standard_normal(4 * H) / 3,
+            rng.standard_normal((STEPS, B, I)))
+
+
+def _function_sizes(text):
+    """LLVM instructions per defined function of an LLVM IR module's text."""
+    sizes, cur = {}, None
+    for line in text.splitlines():
+        m = re.match(r"define .*@\"?([\w.]+)\"?\(", line)
+        if m:
+            cur = m.group(1)
+            sizes[cur] = 0
+        elif line.startswith("}"):
+            cur = None
+        elif cur and line.startswith("  ") and not line.strip().endswith(":"):
+            sizes[cur] += 1
+    return sizes
+
+
+def test_big_graph_is_split_into_bounded_functions():
+    args = _inputs()
+    g = optimize(vjp_graph(adjit.make_ir(_lstm(np))(*args), wrt=[0, 1]))
+    assert len(g.eqns) > 1000
+    text, _ = lower(g)
+    sizes = _function_sizes(text)
+    assert max(sizes.values()) < 3 * builder.SECTION_INSNS, sizes
+    assert sum(1 for n in sizes if "_sec" in n) >= 3
+
+
+def test_split_lstm_value_and_grad_matches_jax():
+    jax = require("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    args = _inputs()
+    v, gs = adjit.jit(adjit.value_and_grad(_lstm(np), argnums=(0, 1)))(*args)
+    v2, gs2 = adjit.jit(adjit.value_and_grad(_lstm(np), argnums=(0, 1)))(*args)  # compiled
+    jv, jgs = jax.jit(jax.value_and_grad(_lstm(jnp), argnums=(0, 1)))(*args)
+    for val in (v, v2):
+        np.testing.assert_allclose(val, float(jv), rtol=1e-12)
+    for got in (gs, gs2):
+        for a, b in zip(got, jgs):
+            np.testing.assert_allclose(a, np.asarray(b), rtol=1e-10, atol=1e-12)
+
+
+def _name(prefix, k):  # IR names are lower-case letters
+    return prefix + "".join(chr(ord("a") + int(d)) for d in str(k))
+
+
+def _chain_graph(n):
+    """x_k = op_k(cumsum(x_(k-1))); every x_k is an output and every cumsum a kernel, so each
+    step is a loop nest of its own."""
+    x = _name("x", 0)
+    lines = [f"def f(a: f64[5]) -> ({', '.join(['f64[5]'] * n)}):", f"  {x}: f64[5] = sin a"]
+    for k in range(1, n):
+        op = ("tanh", "exp", "sin")[k % 3]
+        lines.append(f"  {_name('y', k)}: f64[5] = cumsum[axis=0, reverse=False] {_name('x', k - 1)}")
+        lines.append(f"  {_name('x', k)}: f64[5] = {op} {_name('y', k)}")
+    lines.append(f"  return {', '.join(_name('x', k) for k in range(n))}")
+    return "\n".join(lines) + "\n"
+
+
+def test_split_chain_matches_numpy(monkeypatch):
+    monkeypatch.setattr(builder, "SECTION_INSNS", 60)
+    n = 40
+    g = parse_graph(_chain_graph(n))
+    text, _ = lower(g)
+    assert sum(1 for f in _function_sizes(text) if "_sec" in f) >= 3
+    a = np.linspace(-2, 2, 5)
+    xs = [np.sin(a)]
+    for k in range(1, n):
+        xs.append((np.tanh, np.exp, np.sin)[k % 3](np.cumsum(xs[-1])))
+    got = compile_graph(g)([a])
+    assert len(got) == n
+    for x, y in zip(got, xs):
+        np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-14)  # ulps, compounded
+
+
+def test_guard_in_a_later_section_fails_the_call(monkeypatch):
+    monkeypatch.setattr(builder, "SECTION_INSNS", 60)
+    n = 30
+    last = _name("x", n - 1)
+    text = "\n".join(_chain_graph(n).splitlines()[:-1]) + "\n"
+    text = text.replace(f"-> ({', '.join(['f64[5]'] * n)}):", "-> f64[5]:")
+    text += ("  s: f64[] = reduce_sum[axes=(0,)] a\n  ok: bool[] = gt s 0.0\n"
+             f"  guard ok == true\n  r: f64[5] = mul {last} 2.0\n  return r\n")
+    g = parse_graph(text)
+    assert sum(1 for f in _function_sizes(lower(g)[0]) if "_sec" in f) >= 1
+    cg = compile_graph(g)
+    a = np.linspace(0.1, 1, 5)
+    assert cg([a])[0].shape == (5,)
+    with pytest.raises(GuardFailed):
+        cg([-a - 50.0])
+
+
+def test_optimize_reaches_its_fixpoint_without_printing_the_graph(monkeypatch):
+    """The first-call path (a graph that runs once, issue 18 item 3 of oneshot.py): optimize
+    used to print the graph (structure_key) before and after every round."""
+    from adjit.ir.graph import Graph
+    from adjit.ir import eval_graph
+
+    def f(x):
+        return np.sum(np.tanh(x) * 1.0 + np.sin(x) * np.sin(x) + 0.0)
+    x = np.linspace(-1, 1, 7)
+    g = vjp_graph(adjit.make_ir(f)(x), wrt=[0])
+    calls = []
+    real = Graph.structure_key
+    monkeypatch.setattr(Graph, "structure_key", lambda self: calls.append(1) or real(self))
+    opt = optimize(g)
+    assert calls == []
+    assert len(opt.eqns) < len(g.eqns)
+    again = optimize(opt)  # a fixpoint: the very same equations
+    assert all(a is b for a, b in zip(again.eqns, opt.eqns)) and len(again.eqns) == len(opt.eqns)
+    val, grad = eval_graph(opt, [x, np.array(1.0)])
+    np.testing.assert_allclose(val, f(x), rtol=1e-14)
+    np.testing.assert_allclose(grad, 1 / np.cosh(x) ** 2 + 2 * np.sin(x) * np.cos(x), rtol=1e-13)
