@@ -239,3 +239,50 @@ def test_polygamma_order_must_be_static():
         adjit.jit(lambda n, t: AS.polygamma(n, t))(np.array([1, 1]), np.ones(2))
     with pytest.raises(ValueError, match="non-negative"):
         adjit.jit(lambda t: AS.polygamma(-1, t))(np.ones(2))
+
+
+# --- the regularised incomplete gamma and beta functions (parameters first, as SciPy) -----------
+INC = {"gammainc": 1, "gammaincc": 1, "betainc": 2}
+
+
+@pytest.mark.parametrize("name", sorted(INC))
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_incomplete_values_native_and_vmap(name, dt):
+    f = getattr(sp, name)
+    e = np.array([-1.0, 0.0, 1e-300, 0.3, 0.5, 0.97, 1.0, 2.5, np.inf, np.nan], dt)
+    ps = [np.array([0.5, 1.0, 2.5, 7.0, 0.0], dt)[:, None]] * INC[name]
+    ps = [np.broadcast_to(p, (5, e.size)).copy() for p in ps]
+    x = np.broadcast_to(e, (5, e.size)).copy()
+    rtol = 1e-13 if dt == np.float64 else 2e-6
+    _close(adjit.jit(lambda *a: f(*a))(*ps, x), f(*ps, x), rtol)  # native: SciPy's C function
+    _close(adjit.jit(lambda a: f(*([2.5] * INC[name]), a))(x), f(*([2.5] * INC[name]), x), rtol)
+    got = adjit.vmap(lambda *a: f(*a))(*ps, x)
+    _close(got, f(*ps, x), rtol)
+
+
+@pytest.mark.parametrize("name", sorted(INC))
+def test_incomplete_derivatives_in_x_vs_jax(jx, name):
+    jax, jsp = jx
+    params = (2.5, 1.5)[:INC[name]]
+    x = np.array([0.05, 0.3, 0.7, 0.95])
+    ours = lambda t: getattr(sp, name)(*params, t)  # noqa: E731
+    theirs = lambda t: getattr(jsp, name)(*params, t)  # noqa: E731
+    np.testing.assert_allclose(adjit.grad(lambda t: ours(t).sum())(x),
+                               jax.grad(lambda t: theirs(t).sum())(x), rtol=1e-11)
+    np.testing.assert_allclose(adjit.jacfwd(ours)(x), jax.jacfwd(theirs)(x), rtol=1e-11)
+    np.testing.assert_allclose(adjit.vmap(adjit.hessian(ours))(x),
+                               jax.vmap(jax.hessian(theirs))(x), rtol=1e-9)
+
+
+def test_incomplete_parameter_derivative_refused_in_both_modes():
+    for d in (adjit.grad, adjit.jacfwd):
+        with pytest.raises(NotImplementedError, match="betainc: no derivative with respect "
+                                                      "to b.*test_scipy_special"):
+            d(lambda b: sp.betainc(1.5, b, 0.3))(2.0)
+        with pytest.raises(NotImplementedError, match="gammainc: no derivative .* a"):
+            d(lambda a: sp.gammainc(a, 0.3))(2.0)
+    # constant parameter arrays: the derivative in x is there
+    a = np.array([1.5, 2.5])
+    g = adjit.grad(lambda x: sp.gammaincc(a, x).sum())(np.array([0.4, 0.9]))
+    np.testing.assert_allclose(g, -np.exp((a - 1) * np.log([0.4, 0.9]) - [0.4, 0.9]
+                                          - sp.gammaln(a)), rtol=1e-13)

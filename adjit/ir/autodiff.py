@@ -6,7 +6,7 @@ ordinary IR: it prints, parses, verifies, optimises, compiles, and can be differ
 """
 from __future__ import annotations
 
-from .core import Lit, Node, STATE, new_trace
+from .core import Lit, NoDerivative, Node, STATE, new_trace
 from .graph import Graph, bind_outputs, extract
 from . import ops
 from .types import FLOATS
@@ -100,6 +100,8 @@ def backward_pass(g: Graph, env, out_cts, wrt_vars, extra=(), saved=None):
         for x, c in zip(e.inputs, in_cts):
             if c is None or isinstance(x, Lit) or x not in active:
                 continue
+            if isinstance(c, NoDerivative):
+                c.fail()
             _accumulate(cts, x, c)
     return cts
 

@@ -335,6 +335,23 @@ def user_location(depth=2):
     return None
 
 
+class NoDerivative:
+    """What a vjp rule returns for an operand it has no derivative in (betainc's a and b, as
+    JAX): autodiff raises NotImplementedError with `message` only when a derivative flows into
+    that operand (an active one); a constant operand differentiates fine."""
+
+    def __init__(self, message):
+        self.message = message
+
+    def fail(self):
+        raise NotImplementedError(self.message + where_loc())
+
+
+def where_loc():
+    loc = STATE.loc or user_location(3)
+    return f" at {loc[0]}:{loc[1]}" if loc else ""
+
+
 class GuardFailed(Exception):
     """A recorded guard does not hold for new inputs: the caller must retrace."""
 

@@ -122,8 +122,28 @@ def _t_logpdf(x, df, loc=0.0, scale=1.0):
             - np.log(scale))
 
 
+def _t_cdf(x, df, loc=0.0, scale=1.0):
+    """Two forms, as SciPy's stdtr, each accurate where it is used: for z^2 < df,
+    1/2 + sign(z)/2 betainc(1/2, df/2, z^2/(df + z^2)), z = 0 moved to 1e-150 (the same value)
+    so that the derivative there is the density, not 0 * inf; else the tail
+    betainc(df/2, 1/2, df/(df + z^2))/2 (1 minus it for z > 0). The branch not taken gets a
+    harmless operand, so its derivative is finite and selected away."""
+    z, _ = _z(x, loc, scale)
+    df = floats(df)[0]
+    big = z * z >= df
+    zs = _safe(big, 0.5 * np.sqrt(df) + 0.0 * z, z)
+    zs = zs + np.where(zs == 0.0, 1e-150, 0.0)
+    z2 = zs * zs
+    near = 0.5 + 0.5 * np.sign(zs) * sc.betainc(0.5, df / 2.0, z2 / (df + z2))
+    zb = _safe(big, z, 2.0 * np.sqrt(df) + 0.0 * z)
+    tail = 0.5 * sc.betainc(df / 2.0, 0.5, df / (df + zb * zb))
+    far = np.where(zb > 0.0, 1.0 - tail, tail)
+    return np.where(big, far, near)
+
+
 t = SimpleNamespace(logpdf=_t_logpdf, pdf=lambda x, df, loc=0.0, scale=1.0: np.exp(
-    _t_logpdf(x, df, loc, scale)))
+    _t_logpdf(x, df, loc, scale)), cdf=_t_cdf,
+    logcdf=lambda x, df, loc=0.0, scale=1.0: np.log(_t_cdf(x, df, loc, scale)))
 
 
 # --- gamma ------------------------------------------------------------------------------------
@@ -136,8 +156,16 @@ def _gamma_logpdf(x, a, loc=0.0, scale=1.0):
     return _support(ok, y, v)
 
 
+def _gamma_cdf(x, a, loc=0.0, scale=1.0):
+    """gammainc(a, y), 0 below the support."""
+    y, _ = _z(x, loc, scale)
+    a = floats(a)[0]
+    return sc.gammainc(a, np.maximum(y, 0.0))
+
+
 gamma = SimpleNamespace(logpdf=_gamma_logpdf, pdf=lambda x, a, loc=0.0, scale=1.0: np.exp(
-    _gamma_logpdf(x, a, loc, scale)))
+    _gamma_logpdf(x, a, loc, scale)), cdf=_gamma_cdf,
+    logcdf=lambda x, a, loc=0.0, scale=1.0: np.log(_gamma_cdf(x, a, loc, scale)))
 
 
 # --- beta -------------------------------------------------------------------------------------
@@ -150,8 +178,16 @@ def _beta_logpdf(x, a, b, loc=0.0, scale=1.0):
     return _support(ok, y, v)
 
 
+def _beta_cdf(x, a, b, loc=0.0, scale=1.0):
+    """betainc(a, b, y), y clipped to [0, 1]."""
+    y, _ = _z(x, loc, scale)
+    a, b = floats(a, b)
+    return sc.betainc(a, b, np.minimum(np.maximum(y, 0.0), 1.0))
+
+
 beta = SimpleNamespace(logpdf=_beta_logpdf, pdf=lambda x, a, b, loc=0.0, scale=1.0: np.exp(
-    _beta_logpdf(x, a, b, loc, scale)))
+    _beta_logpdf(x, a, b, loc, scale)), cdf=_beta_cdf,
+    logcdf=lambda x, a, b, loc=0.0, scale=1.0: np.log(_beta_cdf(x, a, b, loc, scale)))
 
 
 # --- dirichlet ----------------------------------------------------------------------------------
@@ -183,8 +219,19 @@ def _poisson_logpmf(k, mu, loc=0):
     return _support(ok, k, v)
 
 
+def _poisson_cdf(k, mu, loc=0):
+    """gammaincc(floor(k) + 1, mu) for k >= 0, else 0 (differentiable in mu)."""
+    k, mu = floats(k, mu)
+    k = np.floor(k - loc)
+    ok = k >= 0.0
+    v = sc.gammaincc(_safe(ok, k, 0.0) + 1.0, mu)
+    return np.where(ok, v, 0.0 * v)
+
+
 poisson = SimpleNamespace(logpmf=_poisson_logpmf,
-                          pmf=lambda k, mu, loc=0: np.exp(_poisson_logpmf(k, mu, loc)))
+                          pmf=lambda k, mu, loc=0: np.exp(_poisson_logpmf(k, mu, loc)),
+                          cdf=_poisson_cdf,
+                          logcdf=lambda k, mu, loc=0: np.log(_poisson_cdf(k, mu, loc)))
 
 
 # --- bernoulli --------------------------------------------------------------------------------

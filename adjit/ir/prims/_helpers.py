@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import Primitive, register
+from ..core import NoDerivative, Primitive, register
 from ..types import ALL, FLOATS, NUMERIC, AType  # noqa: F401  (the prims import them here)
 
 # Sample domains for the registry sweep: where a primitive is defined and smooth.
@@ -54,6 +54,8 @@ def elementwise_jvp(vjp):
             c = cts[i]
             if c is None:
                 continue
+            if isinstance(c, NoDerivative):
+                c.fail()
             total = c if total is None else _add(total, c)
         return total
     return jvp

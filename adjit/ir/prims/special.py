@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from .. import ops as o
-from ..core import Primitive, register
+from ..core import NoDerivative, Primitive, register
 from ._helpers import DOMAINS, FLOATS, binary, sample_array, unary
 
 DOMAINS.setdefault("unit", lambda rng, shp: rng.uniform(0.05, 0.95, shp))
@@ -32,7 +32,7 @@ def _sp(name):
     def impl(*args, **_):
         import scipy.special as sp
         f = getattr(sp, name)
-        dt = args[0].dtype
+        dt = next(a.dtype for a in args if isinstance(a, np.ndarray))
         out = f(*[np.asarray(a, np.float64) for a in args])
         return np.asarray(out).astype(dt, copy=False)
     return impl
@@ -142,6 +142,84 @@ binary("betaln", _sp("betaln"), _betaln_vjp, domain=("positive", "positive"),
        lowering=("extern", "betaln"), cost=120)
 
 
+# --- regularised incomplete gamma and beta functions (SciPy's argument order: parameters first)
+# Derivatives in x only: d/dx gammainc(a, x) = x^(a-1) e^-x / Gamma(a), d/dx betainc(a, b, x) =
+# x^(a-1) (1-x)^(b-1) / B(a, b). In a and b they raise (core.NoDerivative) when a derivative
+# flows there: JAX refuses betainc's too; gammainc's derivative in a is not implemented here.
+def _check_operands(name, xs):
+    from ..types import AType
+    shp = next((x.shape for x in xs if not x.weak), xs[-1].shape)
+    if any(not x.weak and x.shape != shp for x in xs):
+        raise ValueError(f"{name}: operand shapes {[x.shape for x in xs]} differ "
+                         "(broadcasting is explicit in the IR)")
+    dts = {x.dtype for x in xs if not x.weak} or {xs[-1].dtype}
+    if len(dts) != 1:
+        raise TypeError(f"{name}: operand dtypes {sorted(dts)} differ")
+    return AType(shp, dts.pop())
+
+
+def _gammainc_rule(name):
+    def rule(a, x, **_):
+        return _check_operands(name, (a, x))
+    return rule
+
+
+def _betainc_rule(a, b, x, **_):
+    return _check_operands("betainc", (a, b, x))
+
+
+def _node(v, like):
+    return _fill(like, float(v)) if _lit(v) else v
+
+
+def _no_derivative(name, arg):
+    return NoDerivative(f"{name}: no derivative with respect to {arg} (only x; as JAX for "
+                        f"betainc) - hold it constant or wrap it in adjit.stop_gradient")
+
+
+def _gammainc_vjp(sign, name):
+    def vjp(ct, a, x, out, **_):
+        dens = o.exp(o.sub(o.sub(o.xlogy(o.sub(_node(a, x), 1.0), x), x),
+                           o.gammaln(_node(a, x))))
+        return [None if _lit(a) else _no_derivative(name, "a"),
+                None if _lit(x) else o.mul(ct, o.mul(dens, sign))]
+    return vjp
+
+
+def _betainc_vjp(ct, a, b, x, out, **_):
+    an, bn = _node(a, x), _node(b, x)
+    logd = o.sub(o.add(o.xlogy(o.sub(an, 1.0), x), o.xlog1py(o.sub(bn, 1.0), o.neg(x))),
+                 o.betaln(an, bn))
+    return [None if _lit(a) else _no_derivative("betainc", "a"),
+            None if _lit(b) else _no_derivative("betainc", "b"),
+            None if _lit(x) else o.mul(ct, o.exp(logd))]
+
+
+def _inc_samples(nparams):
+    def samples(dt, rng):
+        x = sample_array(rng, (3, 4), dt, "unit")
+        lits = [float(rng.uniform(0.5, 3.0)) for _ in range(nparams)]
+        # parameters as literals: the sweeps differentiate every array operand
+        return [(lits + [x], {}),
+                (lits + [sample_array(rng, (), dt, "unit")], {})]
+    return samples
+
+
+def _inc_jvp(vjp):
+    from ._helpers import elementwise_jvp
+    return elementwise_jvp(vjp)
+
+
+for _name, _dir in (("gammainc", 1.0), ("gammaincc", -1.0)):
+    _v = _gammainc_vjp(_dir, _name)
+    register(Primitive(_name, _gammainc_rule(_name), _sp(_name), _v, _inc_jvp(_v), _inc_samples(1),
+                       kind="elementwise", lowering=("extern", _name), cost=200,
+                       dtypes=FLOATS))
+register(Primitive("betainc", _betainc_rule, _sp("betainc"), _betainc_vjp,
+                   _inc_jvp(_betainc_vjp), _inc_samples(2), kind="elementwise",
+                   lowering=("extern", "__pyx_fuse_0betainc"), cost=300, dtypes=FLOATS))
+
+
 # xlogy(x, y) = x log y, 0 where x == 0 unless y is NaN (SciPy); d/dx = log y and d/dy = x / y
 # everywhere (JAX's rule: at x == 0 too)
 def _xlog_expr(logf):
@@ -237,6 +315,7 @@ SCIPY = {
     "log1p": "log1p", "expm1": "expm1",
     "entr": entr, "rel_entr": rel_entr, "kl_div": kl_div,
     "i0e": "i0e", "i1e": "i1e", "betaln": "betaln",
+    "gammainc": "gammainc", "gammaincc": "gammaincc", "betainc": "betainc",
 }
 
 __all__ = ["SCIPY", "FLOATS", "logit", "entr", "rel_entr", "kl_div", "log_expit"]
