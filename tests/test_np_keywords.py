@@ -63,6 +63,10 @@ SAMPLES = {
     # issue 15 item 1
     "sinc": (A,), "fix": (A * 3,), "round": (A * 3.3,), "around": (A * 3.3,),
     "nan_to_num": (A / (A - A[0, 0]),), "real": (A,), "imag": (A,),
+    # issue 15 item 2: sorted data, which NumPy's partition leaves in order on every axis (its
+    # order within a part is unspecified; tests/test_np_partition.py checks the contract)
+    "partition": (np.sort(A, axis=None).reshape(3, 4), [0, 1, 2]),
+    "argpartition": (np.sort(A, axis=None).reshape(3, 4), [0, 1, 2]),
 }
 
 # values tried for each keyword (NumPy's default is not among them, except where a default

@@ -258,16 +258,25 @@ def cumsum(c, e, out):
 
 
 def argsort(c, e, out):
-    """The stable sorting permutation along an axis: element i goes to its rank (how many
-    elements sort before it: smaller, or equal and earlier). O(n^2) compares per row; NaN sorts
-    last ascending and first descending, as the primitive's NumPy implementation."""
+    """The stable sorting permutation along an axis, by a bottom-up merge sort per row:
+    O(n log n) compares. Two index buffers of n i64 in the workspace take turns as source and
+    destination of a pass; a pass merges neighbouring runs of width w (the left run wins ties,
+    so the sort is stable). The passes (ceil(log2 n)) and each pass's run bounds are known at
+    compile time: each pass is one loop over its full pairs of runs plus one static merge for
+    a ragged tail. NaN sorts last ascending and first descending, as the primitive's NumPy
+    implementation."""
     b = c.b
     x = e.inputs[0]
     axis, desc = e.params["axis"], e.params.get("descending", False)
     shp, dt = x.type.shape, x.type.dtype
     other = shp[:axis] + shp[axis + 1:]
     n = shp[axis]
+    if n == 0 or _prod(other) == 0:
+        return
     op = ">" if desc else "<"
+    xb = c.buffer(x)
+    stride = _prod(shp[axis + 1:])
+    (pa, oa, sa), (pb, ob, sb) = c.temp(8 * n), c.temp(8 * n)
 
     def before(xj, xi):
         """xj sorts strictly before xi (ties aside)."""
@@ -278,27 +287,63 @@ def argsort(c, e, out):
         nan_order = b.and_(nan_i, b.not_(nan_j)) if not desc else b.and_(nan_j, b.not_(nan_i))
         return b.or_(b.fcmp_ordered(op, xj, xi), nan_order)
 
-    def same(xj, xi):
-        if dt not in FLOATS:
-            return b.icmp_signed("==", xj, xi)
-        return b.or_(b.fcmp_ordered("==", xj, xi),
-                     b.and_(b.fcmp_unordered("uno", xj, xj), b.fcmp_unordered("uno", xi, xi)))
+    def at(ptr, k):
+        return b.gep(ptr, [k], inbounds=True, source_etype=I64)
 
     def body(oix, _):
         od = oix.get_dims(b, other)
+        base = Ix(od[:axis] + [i64(0)] + od[axis:]).get_lin(b, shp)
 
-        def place(i, _):
-            xi = c.value(x, Ix(od[:axis] + [i] + od[axis:]))
+        def key(k):  # the row's k-th value
+            lin = b.add(base, b.mul(k, i64(stride))) if stride != 1 else b.add(base, k)
+            return b.load(xb.addr(b, lin), typ=MEM[dt])
 
-            def count(j, carry):
-                xj = c.value(x, Ix(od[:axis] + [j] + od[axis:]))
-                first = b.or_(before(xj, xi), b.and_(same(xj, xi), b.icmp_signed("<", j, i)))
-                return [b.add(carry[0], b.zext(first, I64))]
-            (r,) = c.loops.for_range(n, count, carry=[i64(0)])
-            out.store(b, Ix(od[:axis] + [r] + od[axis:]), i)
+        def init(k, _):
+            b.store(k, at(pa, k))
             return []
-        c.loops.for_range(n, place)
+        c.loops.for_range(n, init)
+
+        def merge(src, dst, lo, wl, wr):
+            """Merge src[lo:lo+wl] and src[lo+wl:lo+wl+wr] (sorted runs) into dst[lo:...]."""
+            mid, hi = b.add(lo, i64(wl)), b.add(lo, i64(wl + wr))
+
+            def step(k, carry):
+                i, j = carry
+                li = b.load(at(src, b.select(b.icmp_signed("<", i, mid), i, b.sub(mid, i64(1)))),
+                            typ=I64)
+                lj = b.load(at(src, b.select(b.icmp_signed("<", j, hi), j, b.sub(hi, i64(1)))),
+                            typ=I64)
+                v = key(li), key(lj)
+                xi, xj = v if dt != "bool" else (b.icmp_unsigned("!=", v[0], ir.Constant(I8, 0)),
+                                                 b.icmp_unsigned("!=", v[1], ir.Constant(I8, 0)))
+                left = b.and_(b.icmp_signed("<", i, mid),
+                              b.or_(b.icmp_signed(">=", j, hi), b.not_(before(xj, xi))))
+                b.store(b.select(left, li, lj), at(dst, b.add(lo, k)))
+                step_i = b.zext(left, I64)
+                return [b.add(i, step_i), b.add(j, b.sub(i64(1), step_i))]
+            c.loops.for_range(wl + wr, step, carry=[lo, mid])
+
+        src, dst = pa, pb
+        w = 1
+        while w < n:
+            full = n // (2 * w)
+            if full:
+                c.loops.for_range(full, lambda p, _: merge(src, dst, b.mul(p, i64(2 * w)), w, w)
+                                  or [])
+            lo = full * 2 * w
+            rest = n - lo
+            if rest:  # a ragged tail: a left run (maybe short) and what remains of a right one
+                merge(src, dst, i64(lo), min(w, rest), max(rest - w, 0))
+            src, dst = dst, src
+            w *= 2
+
+        def emit(k, _):
+            out.store(b, Ix(od[:axis] + [k] + od[axis:]), b.load(at(src, k), typ=I64))
+            return []
+        c.loops.for_range(n, emit)
     c.loops.nest(other, body)
+    c.release(oa, sa)
+    c.release(ob, sb)
 
 
 def concatenate(c, e, out):

@@ -79,6 +79,9 @@ class TracedArray:
                                          "adjit.scipy has no counterpart of it yet") +
                 " (adjit.scipy.special, adjit.scipy.stats and adjit.scipy.linalg take traced arrays; "
                 "scipy.special's ufuncs such as erf or gammaln work unchanged).")
+        v = self._concrete_ints()
+        if v is not None:
+            return v if dtype is None else v.astype(dtype)
         raise TypeError(
             f"a traced array ({self._n.type}) cannot become a NumPy ndarray{where_str()}: the "
             "transform would lose track of it (its gradient would be dropped and a jitted "
@@ -88,6 +91,23 @@ class TracedArray:
             "instead of np.array([...]), A @ t or np.dot(A, t) instead of A.dot(t), "
             "np.where / np.concatenate instead of assigning into an ndarray, and "
             "adjit.stop_gradient(t) if you really want a constant.")
+
+    def _concrete_ints(self):
+        """The value of an integer or bool traced array, for NumPy code that converts it
+        (`plain_ndarray[traced_indices]`, as HIPS autograd's fluidsim indexes its initial
+        smoke with np.floor(...).astype(int) of traced coordinates): such values carry no
+        derivative, so nothing is dropped; a guard records the whole value, so a jitted replay
+        whose indices differ re-traces instead of using stale ones (as int() of a traced
+        scalar). None where no concrete value exists (vmap's batched values)."""
+        n = self._n
+        if n.type.dtype not in ("i32", "i64", "bool") or not isinstance(n.val, np.ndarray) or \
+                n.val.shape != tuple(n.type.shape):
+            return None
+        v = np.array(n.val)
+        if n.trace.active and v.size:
+            bad = ops.reduce_sum(ops.convert(ops.ne(n, v), "i64"), tuple(range(v.ndim)))
+            bind(REGISTRY["guard"], ops.eq(bad, 0), expect=True)
+        return v
 
     def _concrete(self, what):
         n = self._n

@@ -307,6 +307,46 @@ def _argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     return wrap(S.argsort(x, ax))
 
 
+def _partition_args(name, a, kth, axis, kind, order):
+    """NumPy's checks of np.partition/argpartition. A full stable sort is one of the orders
+    NumPy's contract allows (the kth elements in their sorted places, smaller ones before,
+    larger ones after; the order within each part is unspecified), so partition is a sort:
+    functions that do not depend on that unspecified order (the kth values, sums over the
+    parts, ...) get the derivative NumPy's semantics define."""
+    if order is not None:
+        raise refuse(name, "order", order)
+    if kind != "introselect":
+        raise ValueError(f"select kind must be 'introselect' (got {kind!r})")
+    _static(name, "kth", kth)
+    x, _ = _sortable(a, name)
+    x, ax = _sort_axis(name, x, axis, None, None, None)
+    n = ops.shape(x)[ax]
+    ks = np.asarray(kth)
+    if ks.dtype.kind not in "iub":
+        raise TypeError(f"Partition index must be integer{where_str()}")
+    if ks.ndim > 1:
+        raise ValueError(f"kth array must have dimension <= 1{where_str()}")
+    for k in ks.reshape(-1):
+        k = int(k) + (n if k < 0 else 0)
+        if not 0 <= k < n:
+            raise ValueError(f"kth(={k}) out of bounds ({n}){where_str()}")
+    return x, ax
+
+
+@func("partition")
+def _partition(a, kth, axis=-1, kind="introselect", order=None):
+    was_bool = ops.dtype(_one(a)) == "bool"
+    x, ax = _partition_args("partition", a, kth, axis, kind, order)
+    v, _ = S.sort(x, ax)
+    return wrap(ops.convert(v, "bool") if was_bool else v)
+
+
+@func("argpartition")
+def _argpartition(a, kth, axis=-1, kind="introselect", order=None):
+    x, ax = _partition_args("argpartition", a, kth, axis, kind, order)
+    return wrap(S.argsort(x, ax))
+
+
 @func("take_along_axis")
 def _take_along_axis(arr, indices, axis=-1):
     trace = deepest(arr, indices)
