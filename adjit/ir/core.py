@@ -457,8 +457,16 @@ def _record(prim, trace, args, params):
                 abstract = True
             vals.append(v)
             continue
-        if litdt is _UNSET:
-            litdt = _lit_dtype(args)
+        if litdt is _UNSET:  # (_lit_dtype inlined: one call less per recorded literal)
+            litdt = None
+            for b in reversed(args):
+                tb = type(b)
+                if tb is TAPE_NODE or tb is Node:
+                    litdt = b.type.dtype
+                    break
+                if isinstance(b, (np.ndarray, np.generic)):
+                    litdt = dtype_name(b.dtype)
+                    break
         if ta is float or ta is int or ta is bool:
             v = a
         elif isinstance(a, np.ndarray) or (isinstance(a, np.generic) and litdt is None):

@@ -422,8 +422,9 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
     key, leaves, consts, retained, saved, ok, order, direct, _ = _scan(root)
     if not ok:
         _check(_walk(root)[0])
-    if direct or (HOOKS and any(n in HOOKS for n in order)) or \
-            (POST_HOOKS and any(n in POST_HOOKS for n in leaves)):
+    # (the weak dictionaries' own dicts: their truth costs no Python-level __len__)
+    if direct or (HOOKS.data and any(n in HOOKS for n in order)) or \
+            (POST_HOOKS.data and any(n in POST_HOOKS for n in leaves)):
         run_direct([root], [ct], retain_graph=retain_graph, inputs=inputs)
         return
     plan = _plan_for(root, key, leaves, retained, order)
@@ -431,7 +432,9 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
     if run_graph is None:
         from ..runtime import run_graph
         _RUN_GRAPH[0] = run_graph
-    args = [order[k].val for k in plan.feed]
+    args = []
+    for k in plan.feed:  # (a loop: a comprehension is a call of its own)
+        args.append(order[k].val)
     if plan.lits:  # promoted literal slots: this step's values
         popped = _scan(root, True)[-1]
         for m, j, dt in plan.lits:

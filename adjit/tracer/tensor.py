@@ -362,7 +362,7 @@ class Tensor:
             engine.run_direct([n], [seed], create_graph=True, inputs=inputs,
                               retain_graph=True if retain_graph is None else bool(retain_graph))
             return
-        if n.rec is None and not (grad_fn.HOOKS or grad_fn.POST_HOOKS):
+        if n.rec is None and not (grad_fn.HOOKS.data or grad_fn.POST_HOOKS.data):
             engine.accumulate(n, ct)  # a leaf: its gradient is the seed itself
             return
         if n.rec is None:
