@@ -84,14 +84,14 @@ def test_no_grad_inplace_update_matches_the_general_path():
     g0 = rng.standard_normal((4, 3)).astype(np.float32)
     p = adjit.tensor(p0, requires_grad=True)
     g = adjit.tensor(g0)
-    v = p._n.ver[0]
+    v = p._n.version[0]
     with adjit.no_grad():
         p -= 0.05 * g
         p *= 2
         p += 1
         p /= 3
     np.testing.assert_array_equal(p.detach().numpy(), ((p0 - np.float32(0.05) * g0) * 2 + 1) / 3)
-    assert p._n.ver[0] == v + 4 and p.requires_grad and p.is_leaf
+    assert p._n.version[0] == v + 4 and p.requires_grad and p.is_leaf
     row = p.detach()[1]  # a view: the write reaches the base
     with adjit.no_grad():
         row -= 1.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.core import EAGER, Node
+from ..tracer.tape import TapeNode
 from ..tracer import backward as engine
 from ..tracer.tensor import Tensor, Size, _ones
 
@@ -35,14 +36,14 @@ def _seeds(outputs, grad_outputs, create_graph):
     seeds = []
     for i, (o, g) in enumerate(zip(outputs, grad_outputs)):
         n = o._n
-        if not n.rg:
+        if not n.requires_grad:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have "
                                "a grad_fn")
         if g is None:
             if n.val.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
             ct = _ones(n.val)
-            seeds.append(Node(ct, n.type, None, EAGER) if create_graph else ct)
+            seeds.append(TapeNode(ct, n.type, None, EAGER) if create_graph else ct)
             continue
         gv = g._n.val if isinstance(g, Tensor) else np.asarray(g)
         if gv.shape != n.val.shape:
@@ -52,7 +53,7 @@ def _seeds(outputs, grad_outputs, create_graph):
                 .replace("adjit.Size", "torch.Size"))
         if create_graph:
             seeds.append(g._n if isinstance(g, Tensor) else
-                         Node(np.asarray(gv, n.val.dtype), n.type, None, EAGER))
+                         TapeNode(np.asarray(gv, n.val.dtype), n.type, None, EAGER))
         else:
             seeds.append(np.asarray(gv, n.val.dtype))
     return seeds
@@ -78,7 +79,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         return _grad_traced(outputs, inputs, grad_outputs, create_graph, allow_unused,
                             materialize_grads)
     for t in inputs:
-        if not t._n.rg:
+        if not t._n.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     seeds = _seeds(outputs, grad_outputs, create_graph)
     if retain_graph is None:
@@ -92,11 +93,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             _check_used(k, allow_unused)
             out.append(Tensor._from_array(np.zeros(t._n.type.shape, t._n.val.dtype))
                        if materialize_grads else None)
-        elif type(r) is Node:
+        elif isinstance(r, Node):
             if r is t._n or r.rec is None and r.val is t._n.val:
-                r = Node(np.array(r.val, copy=True), r.type, None, EAGER) if not r.rg else r
+                r = TapeNode(np.array(r.val, copy=True), r.type, None, EAGER) if not r.requires_grad else r
             out.append(Tensor._wrap(r) if r.val.shape == t._n.val.shape else
-                       Tensor._wrap(Node(np.broadcast_to(r.val, t._n.val.shape).copy(),
+                       Tensor._wrap(TapeNode(np.broadcast_to(r.val, t._n.val.shape).copy(),
                                          t._n.type, None, EAGER)))
         else:
             out.append(Tensor._from_array(np.array(np.broadcast_to(
@@ -147,7 +148,7 @@ def _grad_traced(outputs, inputs, grad_outputs, create_graph, allow_unused, mate
             out.append(Tensor._wrap(ops.zeros(t._n.type.shape, t._n.type.dtype))
                        if materialize_grads else None)
         else:
-            out.append(Tensor._wrap(r) if type(r) is Node else Tensor._wrap(
+            out.append(Tensor._wrap(r) if isinstance(r, Node) else Tensor._wrap(
                 ops.broadcast_to(r, t._n.type.shape)))
     return tuple(out)
 

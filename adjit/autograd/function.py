@@ -34,6 +34,7 @@ from ..ir.core import EAGER, STATE, MultiRec, Node, Primitive, Rec, user_locatio
 from ..tracer import backward as engine
 from ..tracer.grad_fn import Function as _GradFn, function_class
 from ..tracer.grad_mode import no_grad
+from ..tracer.tape import TapeNode
 from ..tracer.tensor import Tensor
 
 _SECOND = engine._SECOND_BACKWARD
@@ -76,7 +77,7 @@ class FunctionCtx:
                 out.append(None)
                 continue
             n = t._n
-            if n.ver[0] != v:
+            if n.version[0] != v:
                 raise RuntimeError(engine._modified_message(n, v, result=False))
             out.append(t)
         return tuple(out)
@@ -142,8 +143,8 @@ def _delayed_error(t, ins):
     `Error`) over the backward's inputs that require grad: differentiating it raises."""
     n = t._n
     rec = Rec(_DELAYED, ins, {}, user_location(2))
-    out = Node(n.val, n.type, rec, EAGER, rg=True)
-    out.tag = function_class("Error")(ins)
+    out = TapeNode(n.val, n.type, rec, EAGER, requires_grad=True)
+    out.grad_fn = function_class("Error")(ins)
     return Tensor._wrap(out)
 
 
@@ -165,7 +166,7 @@ def _fn_vjp(ct, *operands, out=None, ctx=None, nout=1):
                 grads.append(None)
                 continue
             c = np.zeros(shape, dt)
-        if type(c) is Node:
+        if isinstance(c, Node):
             grads.append(Tensor._wrap(c))
         else:
             grads.append(Tensor._from_array(np.asarray(c)))
@@ -255,7 +256,7 @@ class Function(metaclass=FunctionMeta):
         if kwargs:
             raise TypeError(f"{cls.__name__}.apply() takes positional arguments only (as "
                             "PyTorch's autograd.Function.apply)")
-        if any(isinstance(a, Tensor) and type(a._n) is Node and a._n.trace is not EAGER
+        if any(isinstance(a, Tensor) and isinstance(a._n, Node) and a._n.trace is not EAGER
                and a._n.trace.active for a in args):
             from .jit_function import apply_traced
             return apply_traced(cls, args)
@@ -272,7 +273,7 @@ def _apply_eager(cls, args):
     ctx._fcls = cls
     is_t = [isinstance(a, Tensor) for a in args]
     grad_on = STATE.grad_enabled
-    ctx.needs_input_grad = tuple(t and a._n.rg and grad_on for a, t in zip(args, is_t))
+    ctx.needs_input_grad = tuple(t and a._n.requires_grad and grad_on for a, t in zip(args, is_t))
     with no_grad():
         if _uses_setup_context(cls):
             outs = cls.forward(*args)
@@ -292,7 +293,8 @@ def _apply_eager(cls, args):
         res = list(outs_t)
         for k, o in tensor_outs:
             if any(o is a for a in args) and id(o) not in dirty:
-                res[k] = Tensor._wrap(Node(o._n.val, o._n.type, None, EAGER, ver=o._n.ver))
+                res[k] = Tensor._wrap(TapeNode(o._n.val, o._n.type, None, EAGER,
+                                                      version=o._n.version))
         _set_saved(ctx, None)
         return res[0] if single else tuple(res)
     loc = user_location(2)
@@ -313,15 +315,15 @@ def _apply_eager(cls, args):
     for k, o in tensor_outs:
         n = o._n
         diff = id(o) not in nondiff and n.val.dtype.kind == "f"
-        new = Node(n.val, n.type, rec, EAGER, rg=diff, ver=n.ver)
+        new = TapeNode(n.val, n.type, rec, EAGER, requires_grad=diff, version=n.version)
         if diff:
-            new.tag = fn
+            new.grad_fn = fn
         nodes.append(new)
         if any(o is a for a in args) and id(o) not in dirty:
             res[k] = Tensor._wrap(new)  # an input returned as it is: a new tensor (a view)
         else:
             if id(o) in dirty:
-                if n.rec is None and n.rg:
+                if n.rec is None and n.requires_grad:
                     raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                        "in-place operation.")
             o._n = new  # PyTorch returns forward's own tensor objects with the grad_fn set
@@ -339,11 +341,11 @@ def _apply_eager(cls, args):
                 saved.append((j, v))
                 break
         else:
-            saved.append((-1, nodes[0].ver[0]))
+            saved.append((-1, nodes[0].version[0]))
     fn._saved = tuple(saved)
     return res[0] if single else tuple(res)
 
 
 def _set_saved(ctx, outputs):
     ts = getattr(ctx, "to_save", ())
-    ctx._saved_pairs = tuple((None, 0) if t is None else (t, t._n.ver[0]) for t in ts)
+    ctx._saved_pairs = tuple((None, 0) if t is None else (t, t._n.version[0]) for t in ts)

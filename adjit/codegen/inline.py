@@ -61,7 +61,7 @@ def inline_calls(g: Graph):
         env = dict(zip(inner.invars, _fun_operands(Eqn(e.prim, ins, e.params, []))))
         for v, c in zip(inner.constvars, inner.consts):
             w = Var(v.type)
-            embedded[w] = np.ascontiguousarray(c.val if type(c) is Node else c)
+            embedded[w] = np.ascontiguousarray(c.val if isinstance(c, Node) else c)
             env[v] = w
         for ie in inner.eqns:
             outs = [Var(v.type) for v in ie.outvars]

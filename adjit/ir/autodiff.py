@@ -180,7 +180,7 @@ def jvp_graph(g: Graph, name=None) -> Graph:
 def _own(x, tr, v):
     """A graph output must be a Node: inputs and recorded values are; a NumPy constant becomes a
     captured constant, a Python scalar an equation `full`."""
-    if type(x) is Node:
+    if isinstance(x, Node):
         return x
     if hasattr(x, "shape"):
         from .core import const_node

@@ -251,7 +251,7 @@ def batch_graph(g: Graph, in_dims, size, force=None, name=None):
             odims.append(d)
             if d is None and f:
                 x = bcast(x, size)
-            if type(x) is not Node:
+            if not isinstance(x, Node):
                 from .core import const_node
                 x = const_node(x)
             outs.append(x)

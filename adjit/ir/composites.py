@@ -321,4 +321,4 @@ def is_float(x):
 
 
 def is_node(x):
-    return type(x) is Node
+    return isinstance(x, Node)

@@ -81,28 +81,20 @@ def output_index(n) -> int:
 
 
 class Node:
-    """A recorded value: its array (None while building a graph abstractly), type, producer."""
-    # ver: the storage's version counter (one list shared by the nodes that alias a storage);
-    # v0: its value when `val` was recorded, so ver[0] != v0 means the storage was written since
-    # (the eager backward then recomputes this value instead of reading it)
-    __slots__ = ("val", "type", "rec", "trace", "rg", "ver", "v0", "grad", "retain", "tag",
-                 "__weakref__")
+    """A recorded value: its array (None while building a graph abstractly), type, producer,
+    trace level. `requires_grad`: the value takes part in recording -- on the eager tape
+    (level 0) a value requiring grad, so an operation on it is recorded; at a deeper level a
+    value computed from the trace's inputs (False for a captured constant). The eager tape's
+    values are instances of TAPE_NODE, a subclass the Tensor front supplies (adjit/tracer/
+    tape.py `TapeNode`: grad, grad_fn, version counter); the IR knows nothing of that state."""
+    __slots__ = ("val", "type", "rec", "trace", "requires_grad", "__weakref__")
 
-    def __init__(self, val, typ, rec, trace, rg=False, ver=None):
+    def __init__(self, val, typ, rec, trace, requires_grad=False):
         self.val = val
         self.type = typ
         self.rec = rec
         self.trace = trace
-        self.rg = rg
-        if ver is None:
-            self.ver = [0]
-            self.v0 = 0
-        else:
-            self.ver = ver
-            self.v0 = ver[0]
-        self.grad = None
-        self.retain = False
-        self.tag = None
+        self.requires_grad = requires_grad
 
     @property
     def shape(self):
@@ -128,6 +120,17 @@ class Trace:
 
 
 EAGER = Trace(0, "eager")
+# TAPE_NODE: the class of the eager tape's values, a subclass of Node with a `view_of(operands)`
+# method, set by the Tensor front (`set_tape_node`); the recorder constructs it directly. The hot
+# paths test `type(a) is TAPE_NODE or type(a) is Node` (two identity tests), where `isinstance`
+# pays a `__class__` lookup for every operand that is not a Node.
+TAPE_NODE = Node
+
+
+def set_tape_node(cls):
+    """Make `cls` (a subclass of Node) the class of the eager tape's values."""
+    global TAPE_NODE
+    TAPE_NODE = cls
 
 
 class _State(threading.local):
@@ -359,7 +362,8 @@ class GuardFailed(Exception):
 def _lit_dtype(args):
     # the last array operand decides (select's predicate comes first and is bool)
     for a in reversed(args):
-        if type(a) is Node:
+        ta = type(a)
+        if ta is TAPE_NODE or ta is Node:
             return a.type.dtype
         if isinstance(a, np.ndarray):
             return dtype_name(a.dtype)
@@ -372,7 +376,7 @@ def _as_array(a, litdt):
     t = type(a)
     if t is np.ndarray:
         return a
-    if t is Node:
+    if t is TAPE_NODE or t is Node:
         return a.val
     if isinstance(a, (bool, int, float, np.generic)):
         return np.asarray(a, DTYPES[litdt] if litdt else None)
@@ -410,13 +414,14 @@ def bind(prim: Primitive, *args, **params):
     trace = None
     rg = False
     for a in args:
-        if type(a) is Node:
+        ta = type(a)
+        if ta is TAPE_NODE or ta is Node:
             t = a.trace
             if not t.active:
                 continue
             if trace is None or t.level > trace.level:
                 trace = t
-            if a.rg:
+            if a.requires_grad:
                 rg = True
     if trace is EAGER:
         if rg and STATE.grad_enabled:
@@ -438,17 +443,17 @@ def bind(prim: Primitive, *args, **params):
         if type(out) is not np.ndarray and out is not None:
             if prim.nout != 1:  # several results: a tuple of them
                 outs = tuple(np.asarray(o) for o in out)
-                if trace is None and not any(type(a) is Node for a in args):
+                if trace is None and not any(isinstance(a, Node) for a in args):
                     return outs
-                return tuple(Node(o, atype_of(o), None, EAGER) for o in outs)
+                return tuple(TAPE_NODE(o, atype_of(o), None, EAGER) for o in outs)
             out = np.asarray(out)
         if trace is None:
             for a in args:
-                if type(a) is Node:
+                if isinstance(a, Node):
                     break
             else:
                 return out
-        return Node(out, atype_of(out), None, EAGER)
+        return TAPE_NODE(out, atype_of(out), None, EAGER)
     return _record(prim, trace, args, params)
 
 
@@ -460,7 +465,7 @@ def _record(prim, trace, args, params):
     litdt = _UNSET
     for a in args:
         ta = type(a)
-        if ta is Node:
+        if ta is TAPE_NODE or ta is Node:
             if a.trace is not trace and a.trace.level > trace.level:
                 raise AssertionError("value of an inner trace escaped")  # pragma: no cover
             inputs.append(a)
@@ -472,13 +477,21 @@ def _record(prim, trace, args, params):
                 abstract = True
             vals.append(v)
             continue
-        if litdt is _UNSET:
-            litdt = _lit_dtype(args)
+        if litdt is _UNSET:  # (_lit_dtype inlined: one call less per recorded literal)
+            litdt = None
+            for b in reversed(args):
+                tb = type(b)
+                if tb is TAPE_NODE or tb is Node:
+                    litdt = b.type.dtype
+                    break
+                if isinstance(b, (np.ndarray, np.generic)):
+                    litdt = dtype_name(b.dtype)
+                    break
         if ta is float or ta is int or ta is bool:
             v = a
         elif isinstance(a, np.ndarray) or (isinstance(a, np.generic) and litdt is None):
             arr = np.asarray(a)
-            n = Node(arr, atype_of(arr), None, EAGER)
+            n = TAPE_NODE(arr, atype_of(arr), None, EAGER)
             inputs.append(n)
             key.append(n.type.shape)
             key.append(n.type.dtype)
@@ -542,19 +555,14 @@ def _record(prim, trace, args, params):
         if prim.name == "guard":
             trace.guards.append(rec)
             return out
-        node = Node(out, typ, rec, trace, True)
+        node = TAPE_NODE(out, typ, rec, trace, True)
         if out.base is not None:
-            # a NumPy view of an operand's storage: a write to that storage changes this value
-            # too, so it shares the operand's version counter (as PyTorch's views do)
-            for a in inputs:
-                if type(a) is Node and np.may_share_memory(out, a.val):
-                    node.ver, node.v0 = a.ver, a.ver[0]
-                    break
+            node.view_of(inputs)  # a NumPy view of an operand's storage (see TapeNode)
         return node
     if prim.name == "guard":
         trace.guards.append(rec)
         return out
-    node = Node(out, typ, rec, trace, rg=True)
+    node = Node(out, typ, rec, trace, True)
     if not STATE.grad_enabled and prim.name != "stop_gradient":
         # no_grad inside a transform: keep the value on the trace (so guards computed from it can
         # be re-checked when replayed) but let no derivative through.
@@ -571,7 +579,8 @@ def _record_outputs(prim, trace, inputs, params, loc, types, out):
     rec = MultiRec(prim, inputs, params, loc, None)
     rec.types = types
     vals = [None] * len(types) if out is None else [np.asarray(o) for o in out]
-    nodes = tuple(Node(v, t, rec, trace, True) for v, t in zip(vals, types))
+    cls = TAPE_NODE if trace is EAGER else Node
+    nodes = tuple(cls(v, t, rec, trace, True) for v, t in zip(vals, types))
     rec.outs = tuple(weakref.ref(n) for n in nodes)
     if trace is not EAGER and not STATE.grad_enabled:
         return tuple(bind(REGISTRY["stop_gradient"], n) for n in nodes)
@@ -580,4 +589,4 @@ def _record_outputs(prim, trace, inputs, params, loc, types, out):
 
 def const_node(arr) -> Node:
     arr = np.asarray(arr)
-    return Node(arr, atype_of(arr), None, EAGER)
+    return TAPE_NODE(arr, atype_of(arr), None, EAGER)

@@ -88,10 +88,10 @@ def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), r
         constvars.append(v)
         consts.append(n)
     recs = {}
-    stack = [o for o in outputs if type(o) is Node]
+    stack = [o for o in outputs if isinstance(o, Node)]
     for g in (guards if guards is not None else trace.guards):
         recs[g.seq] = (g, None)
-        stack.extend(i for i in g.inputs if type(i) is Node)
+        stack.extend(i for i in g.inputs if isinstance(i, Node))
     # iterative DFS: collect the equations of this trace that the roots depend on
     seen = set(env)
     while stack:
@@ -106,7 +106,7 @@ def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), r
             consts.append(n)
             continue
         recs[n.rec.seq] = (n.rec, n)
-        stack.extend(i for i in n.rec.inputs if type(i) is Node)
+        stack.extend(i for i in n.rec.inputs if isinstance(i, Node))
     eqns = []
     for seq in sorted(recs):
         rec, node = recs[seq]
@@ -126,7 +126,7 @@ def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), r
         eqns.append(Eqn(rec.prim, ins, rec.params, outs, rec.loc))
     outvars = []
     for o in outputs:
-        if type(o) is Node:
+        if isinstance(o, Node):
             outvars.append(env[id(o)])
         else:
             raise TypeError(f"graph output must be a recorded value, got {type(o).__name__}")
@@ -142,7 +142,7 @@ def eval_graph(g: Graph, args, consts=None):
         env[v] = a
     cs = g.consts if consts is None else consts
     for v, c in zip(g.constvars, cs):
-        env[v] = c.val if type(c) is Node and c.rec is None and not c.rg else c
+        env[v] = c.val if isinstance(c, Node) and c.rec is None and not c.requires_grad else c
     for e in g.eqns:
         ins = [x.value if type(x) is Lit else env[x] for x in e.inputs]
         out = bind(e.prim, *ins, **e.params) if e.inputs else e.prim.impl(**e.params)

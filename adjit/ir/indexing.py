@@ -22,10 +22,10 @@ def _is_array_index(i):
 def _concrete(i):
     if hasattr(i, "_n"):
         i = i._n
-    if type(i) is Node:
+    if isinstance(i, Node):
         # recorded (computed, or an input of the trace): data; a constant leaf: its value
         return i if i.trace.active and i.trace.level > 0 and (
-            i.rec is not None or i.rg) else i.val
+            i.rec is not None or i.requires_grad) else i.val
     return np.asarray(i)
 
 

@@ -12,13 +12,13 @@ from .types import AType, dtype_name
 
 
 def shape(x):
-    if type(x) is Node:
+    if isinstance(x, Node):
         return x.type.shape
     return np.shape(x)
 
 
 def dtype(x):
-    if type(x) is Node:
+    if isinstance(x, Node):
         return x.type.dtype
     if isinstance(x, (np.ndarray, np.generic)):
         return dtype_name(x.dtype)

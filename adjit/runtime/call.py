@@ -155,7 +155,7 @@ class CompiledGraph:
 
     def _convert(self, s, a):
         """The slow path: a non-array, another dtype object, another shape or layout."""
-        if type(a) is Node:
+        if isinstance(a, Node):
             a = a.val
         if not isinstance(a, np.ndarray):
             try:
@@ -179,7 +179,7 @@ class CompiledGraph:
 
     def consts_default(self):
         if self._default_consts is None:
-            vals = [c.val if type(c) is Node else c for c in self._graph_consts]
+            vals = [c.val if isinstance(c, Node) else c for c in self._graph_consts]
             if any(v is None for v in vals):
                 raise ValueError(f"{self.name}: the graph's constants have no values; "
                                  "pass consts=")

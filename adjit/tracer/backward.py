@@ -27,6 +27,7 @@ from ..ir.core import (EAGER, REGISTRY, STATE, Lit, MultiRec, Node, Primitive, b
 from ..ir.graph import Graph, Var, extract
 from ..ir.types import AType, DTYPES, FLOATS
 from .grad_fn import _SUCCESSOR, HOOKS, POST_HOOKS
+from .tape import TapeNode
 
 
 # ------------------------------------------------------------------------------- backward
@@ -52,13 +53,13 @@ def _walk(root):
             continue
         seen.add(id(n))
         if n.rec is None or n.trace is not EAGER:
-            (leaves if n.rg and n.rec is None else consts).append(n)
+            (leaves if n.requires_grad and n.rec is None else consts).append(n)
             continue
         nodes.append(n)
-        if n.retain and n is not root:
+        if n.retains_grad and n is not root:
             retained.append(n)
         for i in n.rec.inputs:
-            if type(i) is Node and id(i) not in seen:
+            if type(i) is TapeNode and id(i) not in seen:
                 stack.append(i)
     nodes.sort(key=_seq)
     return nodes, leaves, consts, retained
@@ -74,14 +75,14 @@ def _check(nodes):
     highest sequence number; every consumer of a node was recorded after it), so a tensor saved
     by several ops is reported as the op that runs first in backward sees it."""
     for n in reversed(nodes):
-        fn = n.tag
+        fn = n.grad_fn
         if fn is None or not fn._saved:
             continue
         if fn._freed:
             raise RuntimeError(_SECOND_BACKWARD)
         for i, v in fn._saved:
             m = n if i < 0 else fn._inputs[i]
-            if type(m) is Node and m.ver[0] != v:
+            if type(m) is TapeNode and m.version[0] != v:
                 raise RuntimeError(_modified_message(m, v, result=i < 0))
 
 
@@ -90,18 +91,18 @@ def _modified_message(m, v, result):
     # a saved input is named by the op that last wrote it; a saved result by its own op
     while not result and m in _SUCCESSOR and _SUCCESSOR[m]() is not None:
         m = _SUCCESSOR[m]()
-    if m.rec is not None and m.tag is not None:
-        name = type(m.tag).__name__
+    if m.rec is not None and m.grad_fn is not None:
+        name = type(m.grad_fn).__name__
         op = name[:name.index("Backward")] if "Backward" in name else name
         what += f", which is output 0 of {op},"
     return ("one of the variables needed for gradient computation has been modified by an "
-            f"inplace operation: {what} is at version {m.ver[0]}; expected version {v} instead. "
+            f"inplace operation: {what} is at version {m.version[0]}; expected version {v} instead. "
             "Hint: enable anomaly detection to find the operation that failed to compute its "
             "gradient, with torch.autograd.set_detect_anomaly(True, check_nan=False).")
 
 
 def _lit_key(x):
-    if type(x) is Node:
+    if type(x) is TapeNode:
         return None
     v = x.value  # -0.0 and nan by their bits, 1 and 1.0 and True apart
     return v.hex() if type(v) is float else (v, type(v))
@@ -141,7 +142,7 @@ def _scan(root, want_popped=False):
         r = n.rec
         if r is None or n.trace is not EAGER:
             t = n.type
-            if n.rg and r is None:
+            if n.requires_grad and r is None:
                 leaves.append(n)
                 add((True, t.shape, t.dtype))
             else:
@@ -150,7 +151,7 @@ def _scan(root, want_popped=False):
             continue
         if want_popped:
             popped.append(n)
-        fn = n.tag
+        fn = n.grad_fn
         if fn is not None and fn._saved:
             saved.append(fn)
             if ok:
@@ -160,7 +161,7 @@ def _scan(root, want_popped=False):
                     ins = fn._inputs
                     for i, v in fn._saved:
                         m = n if i < 0 else ins[i]
-                        if type(m) is Node and m.ver[0] != v:
+                        if type(m) is TapeNode and m.version[0] != v:
                             ok = False
         sig = r.sig  # literals are part of it
         if sig is None:  # (and for every result of a multi-result equation: its position)
@@ -171,15 +172,15 @@ def _scan(root, want_popped=False):
                    tuple(_lit_key(i) for i in r.inputs), output_index(n))
         add(sig)
         for i in r.inputs:
-            if type(i) is Node:
+            if type(i) is TapeNode:
                 k = get(i)
                 if k is None:
                     k = slot[i] = len(slot)
                     push(i)
                 add(k)
-        if n.ver[0] != n.v0:
+        if n.version[0] != n.recorded_version:
             add(_STALE)
-        if n.retain and n is not root:
+        if n.retains_grad and n is not root:
             retained.append(n)
             add(_RETAINED)
     return tuple(parts), leaves, consts, retained, saved, ok, list(slot), direct, popped
@@ -214,7 +215,7 @@ def _generic_sig(sig, n):
         return hit
     r = n.rec
     shape = n.type.shape
-    elementwise = all(i.type.shape == shape for i in r.inputs if type(i) is Node)
+    elementwise = all(i.type.shape == shape for i in r.inputs if type(i) is TapeNode)
     out, pos, k = list(sig[:2]), [], 2
     for j, i in enumerate(r.inputs):
         a, b = sig[k], sig[k + 1]
@@ -303,7 +304,7 @@ def _build(root, leaves, retained, order, popped, lits):
     with new_trace("vjp") as tr:
         val, inputs = {}, []
         for k, n in enumerate(order):
-            if n.rec is None or n.trace is not EAGER or n.ver[0] == n.v0:
+            if n.rec is None or n.trace is not EAGER or n.version[0] == n.recorded_version:
                 a = val[n] = Node(None, n.type, None, tr)
                 inputs.append((k, a))
         scalars, lit_nodes = {}, []
@@ -316,7 +317,7 @@ def _build(root, leaves, retained, order, popped, lits):
         def operands(n):
             res = []
             for j, i in enumerate(n.rec.inputs):
-                if type(i) is Node:
+                if type(i) is TapeNode:
                     res.append(val[i])
                     continue
                 a = scalars.get((n, j))
@@ -342,7 +343,7 @@ def _build(root, leaves, retained, order, popped, lits):
             active = set(leaves)
             for n in recs:
                 if n.rec.prim.vjp is not None and n.type.dtype in FLOATS and any(
-                        type(i) is Node and i in active for i in n.rec.inputs):
+                        type(i) is TapeNode and i in active for i in n.rec.inputs):
                     active.add(n)
             ct = Node(None, root.type, None, tr)
             cts = {root: ct} if root in active else {}
@@ -372,7 +373,7 @@ def _build(root, leaves, retained, order, popped, lits):
                     STATE.loc = r.loc
                     in_cts = r.prim.vjp(c, *operands(n), out=val[n], **r.params)
                 for i, ci in zip(r.inputs, in_cts):
-                    if ci is None or type(i) is not Node or i not in active:
+                    if ci is None or type(i) is not TapeNode or i not in active:
                         continue
                     cts[i] = ci if i not in cts else ops.add(cts[i], ci)
             grads = []
@@ -391,7 +392,7 @@ def _build(root, leaves, retained, order, popped, lits):
     keep_lits = [lit for lit, v in zip(lits, g.invars[ni:]) if v in used]
     invars = ([v for v in g.invars[:ni] if v in used] +
               [v for v in g.invars[ni:-1] if v in used] + [g.invars[-1]])
-    consts = [c.val if type(c) is Node else c for c in g.consts]
+    consts = [c.val if isinstance(c, Node) else c for c in g.consts]
     vg = Graph(invars, g.constvars, g.eqns, g.outvars, consts, "backward")
     return _Plan(vg, feed, keep_lits)
 
@@ -412,7 +413,7 @@ def accumulate(n, gval):
     else:
         gn = g._n
         np.add(gn.val, gval, out=gn.val, casting="unsafe")
-        gn.ver[0] += 1
+        gn.version[0] += 1
 
 
 def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
@@ -424,17 +425,20 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
     key, leaves, consts, retained, saved, ok, order, direct, _ = _scan(root)
     if not ok:
         _check(_walk(root)[0])
-    if direct or STATE.anomaly or (HOOKS and any(n.rec is not None and n in HOOKS
-                                                 for n in order)):
+    # (the weak dictionaries' own dicts: their truth costs no Python-level __len__)
+    if direct or STATE.anomaly or (HOOKS.data and any(n.rec is not None and n in HOOKS
+                                                      for n in order)):
         run_direct([root], [ct], retain_graph=retain_graph, inputs=inputs)
         return
-    hooks = bool(HOOKS or POST_HOOKS)
+    hooks = bool(HOOKS.data or POST_HOOKS.data)
     plan = _plan_for(root, key, leaves, retained, order)
     run_graph = _RUN_GRAPH[0]
     if run_graph is None:
         from ..runtime import run_graph
         _RUN_GRAPH[0] = run_graph
-    args = [order[k].val for k in plan.feed]
+    args = []
+    for k in plan.feed:  # (a loop: a comprehension is a call of its own)
+        args.append(order[k].val)
     if plan.lits:  # promoted literal slots: this step's values
         popped = _scan(root, True)[-1]
         for m, j, dt in plan.lits:
@@ -445,7 +449,7 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
         outs = run_graph(plan.graph, args)
     finally:
         FP_STATE.reset(token)
-    if root.retain and root not in retained:  # y.retain_grad(); y.backward(): the seed
+    if root.retains_grad and root not in retained:  # y.retain_grad(); y.backward(): the seed
         accumulate(root, ct)
     k = 0
     for n in (leaves + retained if retained else leaves):
@@ -465,7 +469,7 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
             # the common case: add into the existing .grad in place
             gn = g._n
             np.add(gn.val, gval, out=gn.val, casting="unsafe")
-            gn.ver[0] += 1
+            gn.version[0] += 1
         else:
             accumulate(n, gval)
         if hooks and n.rec is None and n in POST_HOOKS:
@@ -483,7 +487,7 @@ def _reaches(n, inputs):
         if m.rec is None or m.trace is not EAGER:
             continue
         for i in m.rec.inputs:
-            if type(i) is Node and id(i) not in seen:
+            if type(i) is TapeNode and id(i) not in seen:
                 if id(i) in inputs:
                     return True
                 seen.add(id(i))
@@ -552,19 +556,20 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
             continue
         seen.add(id(n))
         if n.rec is None or n.trace is not level:
-            if n.rg and n.rec is None and not traced:
+            if n.requires_grad and n.rec is None and not traced:
                 leaves.append(n)
             continue
         nodes.append(n)
         for i in n.rec.inputs:
-            if type(i) is Node and id(i) not in seen:
+            if isinstance(i, Node) and id(i) not in seen:
                 stack.append(i)
         if type(n.rec) is MultiRec:
             for o in _outputs(n):
                 if o is not None and id(o) not in seen:
                     stack.append(o)
     nodes.sort(key=_seq)
-    _check(nodes)
+    if not traced:  # a traced backward's nodes are plain IR Nodes: no versions, grad_fns
+        _check(nodes)
     active = set(leaves)
     if traced:
         leaves = [t for t in targets if t.rec is None or t.trace is not level]
@@ -572,7 +577,7 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
     for n in nodes:
         r = n.rec
         if (r.prim.vjp is not None and n.type.dtype in FLOATS and any(
-                type(i) is Node and i in active for i in r.inputs)):
+                isinstance(i, Node) and i in active for i in r.inputs)):
             active.add(n)
     start = _NEXT_SEQ()
     val = {}
@@ -581,7 +586,7 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
         v = val.get(n)
         if v is not None:
             return v
-        if n.rec is None or n.trace is not level or n.ver[0] == n.v0 or \
+        if n.rec is None or n.trace is not level or traced or n.version[0] == n.recorded_version or \
                 n.rec.prim in CALLBACK_PRIMS:
             v = n if create_graph else n.val
         else:  # written since it was recorded: recompute it from its operands
@@ -600,7 +605,7 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
         return v
 
     def operands(n):
-        return [value(i) if type(i) is Node else i.value for i in n.rec.inputs]
+        return [value(i) if isinstance(i, Node) else i.value for i in n.rec.inputs]
 
     def out_value(n):
         if type(n.rec) is not MultiRec:
@@ -620,7 +625,7 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
     results = [None] * len(targets) if targets is not None else None
     cts = {}
     for r, s in zip(roots, seeds):
-        if r in active or (r.rg and not traced):
+        if r in active or (r.requires_grad and not traced):
             cts[r] = s if r not in cts else ops.add(cts[r], s)
 
     def hooked(n, c):
@@ -644,7 +649,7 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
                 c = None if o is None else (cts.get(o) if id(o) in want else cts.pop(o, None))
                 if c is not None:
                     c = hooked(o, c)
-                    if o.retain and accumulate_leaves and (inputs is None or id(o) in inputs):
+                    if not traced and o.retains_grad and accumulate_leaves and (inputs is None or id(o) in inputs):
                         _accumulate_any(o, c, create_graph)
                     if id(o) in want:
                         results[want[id(o)]] = c
@@ -660,10 +665,10 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
             finally:
                 STATE.loc = prev
             if check_nan:
-                op = n.tag if n.tag is not None else op
+                op = getattr(n, "grad_fn", None) or op
                 _check_nan(op, r, in_cts)
             for i, ci in zip(r.inputs, in_cts):
-                if ci is None or type(i) is not Node or i not in active:
+                if ci is None or not isinstance(i, Node) or i not in active:
                     continue
                 cts[i] = ci if i not in cts else ops.add(cts[i], ci)
         for n in leaves:
@@ -684,9 +689,9 @@ def run_direct(roots, seeds, *, create_graph=False, retain_graph=False, targets=
         results = [None if r is None else ops.stop_gradient(r) for r in results]
     if create_graph and not traced:
         name_new(results or [], start)
-    if not retain_graph:
+    if not retain_graph and not traced:
         for n in nodes:
-            fn = n.tag
+            fn = n.grad_fn
             if fn is not None and fn._saved:
                 fn._freed = True
     return results
@@ -737,9 +742,9 @@ def _check_nan(fn, r, in_cts):
     derivative rule of the op `fn` (the grad_fn the equation `r` belongs to: the op's own
     equations run in a row, from its tagged result) produced NaN."""
     for k, (i, ci) in enumerate(zip(r.inputs, in_cts)):
-        if ci is None or type(i) is not Node:
+        if ci is None or not isinstance(i, Node):
             continue
-        v = ci.val if type(ci) is Node else ci
+        v = ci.val if isinstance(ci, Node) else ci
         if np.asarray(v).dtype.kind in "fc" and np.isnan(v).any():
             import warnings
             from .grad_fn import FORWARD_STACK
@@ -760,29 +765,29 @@ def _check_nan(fn, r, in_cts):
 
 def _as_tensor(c, create_graph):
     from .tensor import Tensor
-    if type(c) is Node:
+    if isinstance(c, Node):
         return Tensor._wrap(c)
     return Tensor._from_array(c)
 
 
 def _accumulate_any(n, c, create_graph):
     if not create_graph:
-        accumulate(n, c if type(c) is not Node else c.val)
+        accumulate(n, c if not isinstance(c, Node) else c.val)
         return
     from .grad_fn import tag
     from .tensor import Tensor
-    if type(c) is not Node:
-        c = Node(np.asarray(c, n.val.dtype), n.type, None, EAGER)
+    if not isinstance(c, Node):
+        c = TapeNode(np.asarray(c, n.val.dtype), n.type, None, EAGER)
     g = n.grad
     if g is None:
         # PyTorch keeps a copy of a differentiable gradient (CopyBackwards)
-        if c.rg:
+        if c.requires_grad:
             out = bind(_RESHAPE, c, shape=n.type.shape)
             if np.may_share_memory(out.val, c.val):
                 out.val = out.val.copy()
             tag(out, "CopyBackwards", [c])
         else:
-            out = Node(np.array(c.val, copy=True), c.type, None, EAGER)
+            out = TapeNode(np.array(c.val, copy=True), c.type, None, EAGER)
         n.grad = Tensor._wrap(out)
     else:
         n.grad = Tensor._wrap(tag(ops.add(g._n, c), "AddBackward0", [g._n, c]))
@@ -799,19 +804,19 @@ def name_new(nodes, start):
     """Give the equations recorded since sequence number `start` (a create_graph backward's)
     their grad_fns, so the gradients show `grad_fn=<MulBackward0>` as PyTorch's do."""
     from .grad_fn import function_class
-    stack = [n for n in nodes if type(n) is Node]
+    stack = [n for n in nodes if type(n) is TapeNode]
     seen = set()
     while stack:
         n = stack.pop()
         if id(n) in seen or n.rec is None or n.trace is not EAGER or n.rec.seq < start:
             continue
         seen.add(id(n))
-        if n.tag is None:
+        if n.grad_fn is None:
             p = n.rec.prim
             name = p.grad_fn or _CG_NAMES.get(p.name) or \
                 "".join(w.capitalize() for w in p.name.split("_")) + "Backward0"
-            n.tag = function_class(name)(tuple(i if type(i) is Node else None
+            n.grad_fn = function_class(name)(tuple(i if type(i) is TapeNode else None
                                                for i in n.rec.inputs))
         for i in n.rec.inputs:
-            if type(i) is Node:
+            if type(i) is TapeNode:
                 stack.append(i)

@@ -12,7 +12,8 @@ import warnings
 
 import numpy as np
 
-from ..ir.core import EAGER, REGISTRY, STATE, Node, bind
+from ..ir.core import EAGER, REGISTRY, STATE, bind
+from .tape import TapeNode
 
 
 # ------------------------------------------------------------------------------- grad_fn
@@ -81,14 +82,14 @@ def function_class(name):
 
 def function_of(n):
     """The grad_fn (or AccumulateGrad for a leaf that requires grad) feeding from node `n`."""
-    if n is None or type(n) is not Node:
+    if n is None or type(n) is not TapeNode:
         return None
     if n.rec is None:
-        acc = n.tag  # made when an op first used the leaf: it outlives requires_grad_(False)
-        if acc is None and n.rg:
-            acc = n.tag = AccumulateGrad(n)
+        acc = n.grad_fn  # made when an op first used the leaf: it outlives requires_grad_(False)
+        if acc is None and n.requires_grad:
+            acc = n.grad_fn = AccumulateGrad(n)
         return acc
-    return n.tag if n.rg else None
+    return n.grad_fn if n.requires_grad else None
 
 
 # What PyTorch's backward nodes save (tools/autograd/derivatives.yaml), which decides when an
@@ -115,11 +116,11 @@ _CROSS = frozenset(("MulBackward0", "MmBackward0", "MvBackward0", "DotBackward0"
 
 
 def _ver(n):
-    return n.ver[0] if type(n) is Node else 0
+    return n.version[0] if type(n) is TapeNode else 0
 
 
 def _rg(n):
-    return type(n) is Node and n.rg
+    return type(n) is TapeNode and n.requires_grad
 
 
 class Saves(enum.Enum):
@@ -158,14 +159,14 @@ def _saved(name, inputs, node):
     if k is Saves.NOTHING:
         return ()
     if k is Saves.RESULT:
-        return ((-1, node.ver[0]),)
+        return ((-1, node.version[0]),)
     if k is Saves.CROSS and len(inputs) == 2:
         a, b = inputs
-        if type(b) is Node and b.rg:
-            if type(a) is Node and a.rg:
-                return ((0, _ver(a)), (1, b.ver[0]))
+        if type(b) is TapeNode and b.requires_grad:
+            if type(a) is TapeNode and a.requires_grad:
+                return ((0, _ver(a)), (1, b.version[0]))
             return ((0, _ver(a)),)
-        return ((1, _ver(b)),) if type(a) is Node and a.rg else ()
+        return ((1, _ver(b)),) if type(a) is TapeNode and a.requires_grad else ()
     if k is Saves.DIV and len(inputs) == 2:
         a, b = inputs
         return tuple((i, _ver(x)) for i, x, need in ((0, a, _rg(b)), (1, b, _rg(a) or _rg(b)))
@@ -175,7 +176,7 @@ def _saved(name, inputs, node):
     else:
         saved = tuple((i, _ver(x)) for i, x in enumerate(inputs))
     if k is Saves.INPUTS_AND_RESULT:
-        saved += ((-1, node.ver[0]),)
+        saved += ((-1, node.version[0]),)
     return saved
 
 
@@ -214,14 +215,14 @@ def _no_saved_inference(fn):
 
 def tag(node, name, inputs):
     """Name the recorded node like PyTorch names the op that produced it."""
-    if type(node) is not Node or node.trace is not EAGER:
+    if type(node) is not TapeNode or node.trace is not EAGER:
         return node
-    if node.rec is None or node.tag is not None:
+    if node.rec is None or node.grad_fn is not None:
         # the op was an identity (ops.reshape to the same shape returns its input, a sum over
         # no axes too): PyTorch still records a node of its own
         # and a result with storage of its own (a write to it must not reach the input)
-        if not (node.rg and STATE.grad_enabled):
-            return Node(node.val.copy(), node.type, None, EAGER) if _is_input(node, inputs) \
+        if not (node.requires_grad and STATE.grad_enabled):
+            return TapeNode(node.val.copy(), node.type, None, EAGER) if _is_input(node, inputs) \
                 else node
         old = node
         node = bind(_RESHAPE, node, shape=node.type.shape)
@@ -229,14 +230,14 @@ def tag(node, name, inputs):
             node.val = node.val.copy()
     inputs = tuple(inputs)
     for i in inputs:
-        if type(i) is Node and i.rec is None and i.rg and i.tag is None:
-            i.tag = AccumulateGrad(i)  # PyTorch's graph holds it from now on
+        if type(i) is TapeNode and i.rec is None and i.requires_grad and i.grad_fn is None:
+            i.grad_fn = AccumulateGrad(i)  # PyTorch's graph holds it from now on
     cls = _FUNCTION_CLASSES.get(name) or function_class(name)
-    node.tag = cls(inputs, _saved(name, inputs, node))
-    if INFERENCE and node.rg:
-        _no_saved_inference(node.tag)
+    node.grad_fn = cls(inputs, _saved(name, inputs, node))
+    if INFERENCE and node.requires_grad:
+        _no_saved_inference(node.grad_fn)
     if STATE.anomaly:
-        FORWARD_STACK[node.tag] = _user_stack()
+        FORWARD_STACK[node.grad_fn] = _user_stack()
     return node
 
 
@@ -254,9 +255,9 @@ def tag_outputs(nodes, name, inputs):
     """Name several results of one PyTorch op (unbind): they share one grad_fn object."""
     fn = None
     for n in nodes:
-        if type(n) is Node and n.rec is not None and n.trace is EAGER and n.tag is None:
+        if type(n) is TapeNode and n.rec is not None and n.trace is EAGER and n.grad_fn is None:
             fn = fn or function_class(name)(tuple(inputs))
-            n.tag = fn
+            n.grad_fn = fn
     return nodes
 
 
@@ -269,11 +270,13 @@ def inplace_result(node, old):
     """After an in-place op wrote its result into `old`'s storage: the op's own read of the old
     value is no saved tensor (PyTorch keeps a copy when it needs one), and the result is saved
     at the version it now has."""
+    if type(node) is not TapeNode:  # an in-place op on a value traced by a transform
+        return
     if old.rec is not None:
         _SUCCESSOR[old] = weakref.ref(node)
-    fn = node.tag
+    fn = node.grad_fn
     if fn is not None and fn._saved:
-        fn._saved = tuple((i, node.ver[0]) if i < 0 else (i, v) for i, v in fn._saved
+        fn._saved = tuple((i, node.version[0]) if i < 0 else (i, v) for i, v in fn._saved
                           if i < 0 or fn._inputs[i] is not old)
 
 

@@ -227,6 +227,6 @@ def _linear_index(advs, cur):
         lin = term if lin is None else ops.add(lin, term)
         for d in dims:
             stride *= cur[d]
-    if type(lin) is not Node:
+    if not isinstance(lin, Node):
         lin = np.asarray(lin, dtype=np.int64)
     return lin

@@ -87,7 +87,7 @@ def matmul(a, b):
     _check_dtypes(a, b)
     if da >= 3 and db <= 2:
         return Tensor._wrap(_fold(x, y))
-    if db >= 3 and da <= 2 and x.rg:
+    if db >= 3 and da <= 2 and x.requires_grad:
         return Tensor._wrap(_fold_transposed(x, y))
     return Tensor._wrap(_batched(x, y))
 

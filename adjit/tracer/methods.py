@@ -8,6 +8,7 @@ from ..ir import ops
 from ..ir.core import EAGER, REGISTRY, STATE, Node, bind, on_register
 from .grad_fn import inplace_result, tag
 from .grad_mode import no_grad
+from .tape import TapeNode, adopt_storage
 from .tensor import Tensor, shape_error, float32, float64, int64, int32, bool_
 from . import tensor_ops as T
 from . import composites as C
@@ -86,7 +87,7 @@ def _bitwise(prim, name):
             x, y = y, x
         with no_grad():
             out = bind(REGISTRY[prim], x, y)
-        if type(out) is Node:
+        if isinstance(out, Node):
             return Tensor._wrap(out)
         return Tensor._from_array(np.asarray(out).astype(dt, copy=False))
     return f
@@ -150,18 +151,19 @@ def _inplace(prim, name, true_div=False):
                     ufunc(v, w, out=v)
                 finally:
                     FP_STATE.reset(token)
-                n.ver[0] += 1
+                if type(n) is TapeNode:  # (a value traced by a transform has no counter)
+                    n.version[0] += 1
                 return self
         listed = None if alpha == 1 else [None, other._n if isinstance(other, Tensor) else None]
         other = _scaled(other, alpha)
         n = self._n
         self._inplace_check()
         src = self
-        if n.rec is None and not n.rg and STATE.grad_enabled and isinstance(other, Tensor) \
-                and other._n.rg:
+        if n.rec is None and not n.requires_grad and STATE.grad_enabled \
+                and isinstance(other, Tensor) and other._n.requires_grad:
             # the op records the old value of a tensor without history: give it a copy, since
             # the storage is about to hold the result
-            src = Tensor._wrap(Node(n.val.copy(), n.type, None, EAGER))
+            src = Tensor._wrap(TapeNode(n.val.copy(), n.type, None, EAGER))
         if listed is not None:
             listed[0] = src._n
         res = T.binary(prim, src, other, name, true_div=true_div, listed=listed)
@@ -175,7 +177,7 @@ def _inplace(prim, name, true_div=False):
         T.write(n, rv)
         if res._n.rec is not None:
             # the tensor now is the op's result (new grad_fn), sharing the mutated storage
-            res._n.val, res._n.ver, res._n.v0 = n.val, n.ver, n.ver[0]
+            adopt_storage(res._n, n)
             inplace_result(res._n, n)
             self._n = res._n
             views.rebase(self)

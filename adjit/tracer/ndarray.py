@@ -154,8 +154,8 @@ class TracedArray:
         c = ops.reshape(n, ())
         if n.type.dtype != "bool":
             c = ops.ne(c, 0)
-        val = bool(np.asarray(c.val if type(c) is Node else c))
-        if type(c) is Node and c.trace.active:
+        val = bool(np.asarray(c.val if isinstance(c, Node) else c))
+        if isinstance(c, Node) and c.trace.active:
             bind(REGISTRY["guard"], c, expect=val)
         return val
 
@@ -328,11 +328,11 @@ def carries_derivative(n):
             continue
         seen.add(id(m))
         if m.rec is None:
-            if m.rg and m.trace.kind in DERIVATIVE_KINDS:
+            if m.requires_grad and m.trace.kind in DERIVATIVE_KINDS:
                 return m.trace
             continue
         if m.rec.prim.name != "stop_gradient":
-            stack.extend(i for i in m.rec.inputs if type(i) is Node)
+            stack.extend(i for i in m.rec.inputs if isinstance(i, Node))
     return None
 
 

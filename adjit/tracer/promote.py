@@ -12,7 +12,8 @@ import numpy as np
 
 from ..ir import composites as C
 from ..ir import ops
-from ..ir.core import Node, REGISTRY, bind
+from ..ir.core import EAGER, Node, REGISTRY, bind
+from .tape import TapeNode
 from ..ir.types import AType, DTYPES, FLOATS, dtype_name
 from . import ndarray as _nd
 
@@ -24,7 +25,7 @@ def where_str():
 # --- wrapping, constants, promotion -------------------------------------------------------------
 def wrap(x, weak=False):
     """A TracedArray for a Node of an active trace; other results as NumPy values."""
-    if type(x) is Node:
+    if isinstance(x, Node):
         if x.trace.active:
             return _nd.TracedArray(x, weak)
         x = x.val
@@ -42,7 +43,7 @@ def const_leaf(arr, trace):
         return table[id(arr)][1]
     a = np.asarray(arr)
     dtype_name(a.dtype)
-    n = Node(a, AType(a.shape, a.dtype), None, trace)
+    n = (TapeNode if trace is EAGER else Node)(a, AType(a.shape, a.dtype), None, trace)
     if table is not None:
         table[id(arr)] = (arr, n)
     return n
@@ -79,7 +80,7 @@ def as_operand(x, trace):
 
 def _tensor_node(x):
     n = getattr(x, "_n", None)
-    return n if type(n) is Node else None
+    return n if isinstance(n, Node) else None
 
 
 def is_weak(x):
@@ -93,7 +94,7 @@ def _example(x):
         return x.dtype
     if isinstance(x, (bool, int, float)):
         return x
-    if type(x) is Node:
+    if isinstance(x, Node):
         return DTYPES[x.type.dtype]
     return np.asarray(x).dtype
 

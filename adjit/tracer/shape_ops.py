@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import ops
-from ..ir.core import EAGER, STATE, Node
+from ..ir.core import EAGER, STATE
 from .grad_fn import tag, warn_once
+from .tape import TapeNode
 from .tensor import Tensor, shape_error, to_np_dtype
 from . import tensor_ops as T
 
@@ -166,7 +167,9 @@ def expand(self, *sizes):
 
 def clone(self):
     n = self._n
-    out = T.fresh(n, n) if n.rg and STATE.grad_enabled else Node(n.val, n.type, None, EAGER)
+    out = T.fresh(n, n) if n.requires_grad and STATE.grad_enabled else \
+        TapeNode(n.val, n.type, None, EAGER)
     out.val = n.val.copy()  # a clone owns its storage
-    out.ver, out.v0 = [0], 0
+    if type(out) is TapeNode:
+        out.version, out.recorded_version = [0], 0
     return Tensor._wrap(tag(out, "CloneBackward0", [n]))

@@ -10,7 +10,8 @@ import weakref
 
 import numpy as np
 
-from ..ir.core import EAGER, STATE, Node, atype_of, user_location
+from ..ir.core import EAGER, STATE, atype_of, user_location
+from .tape import TapeNode, adopt_storage
 from ..ir.types import AType
 from . import backward as engine, grad_fn
 from .printing import format_tensor
@@ -110,7 +111,7 @@ class Tensor:
     @classmethod
     def _from_array(cls, arr, requires_grad=False):
         arr = np.asarray(arr)
-        t = cls._wrap(Node(arr, atype_of(arr), None, EAGER, rg=requires_grad))
+        t = cls._wrap(TapeNode(arr, atype_of(arr), None, EAGER, requires_grad=requires_grad))
         if requires_grad:
             grad_fn.LEAF_TENSORS[t._n] = weakref.ref(t)
         return t
@@ -122,7 +123,7 @@ class Tensor:
     @property
     def data(self):
         n = self._n
-        return Tensor._wrap(Node(n.val, n.type, None, EAGER, rg=False, ver=[0]))
+        return Tensor._wrap(TapeNode(n.val, n.type, None, EAGER, requires_grad=False, version=[0]))
 
     @data.setter
     def data(self, other):
@@ -168,7 +169,7 @@ class Tensor:
 
     @property
     def requires_grad(self):
-        return self._n.rg
+        return self._n.requires_grad
 
     @requires_grad.setter
     def requires_grad(self, flag):
@@ -176,7 +177,7 @@ class Tensor:
 
     def requires_grad_(self, requires_grad=True):
         n = self._n
-        if n.rec is not None and n.rg and not requires_grad:
+        if n.rec is not None and n.requires_grad and not requires_grad:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
                                "you want to use a computed variable in a subgraph that doesn't "
                                "require differentiation use var_no_grad = var.detach().")
@@ -185,8 +186,8 @@ class Tensor:
         if requires_grad and not STATE.inference and self.is_inference():
             raise RuntimeError("Setting requires_grad=True on inference tensor outside "
                                "InferenceMode is not allowed.")
-        n.rg = bool(requires_grad)
-        if n.rg and n.rec is None:
+        n.requires_grad = bool(requires_grad)
+        if n.requires_grad and n.rec is None:
             grad_fn.LEAF_TENSORS[n] = weakref.ref(self)
         return self
 
@@ -200,33 +201,45 @@ class Tensor:
 
     @property
     def is_leaf(self):
-        return self._n.rec is None or not self._n.rg
+        return self._n.rec is None or not self._n.requires_grad
 
     @property
     def grad_fn(self):
         n = self._n
-        return n.tag if (n.rec is not None and n.rg) else None
+        if type(n) is not TapeNode:  # a value traced by a transform: no eager graph
+            return None
+        return n.grad_fn if (n.rec is not None and n.requires_grad) else None
 
     @property
     def grad(self):
         n = self._n
-        if n.rec is not None and n.rg and not n.retain:  # a non-leaf
+        if type(n) is not TapeNode:  # a value traced by a transform: its gradient is what
+            return None               # the transform returns, never accumulated here
+        if n.rec is not None and n.requires_grad and not n.retains_grad:  # a non-leaf
             grad_fn.warn_nonleaf_grad()
         return n.grad
 
     @grad.setter
     def grad(self, value):
+        if type(self._n) is not TapeNode:
+            raise RuntimeError("cannot set .grad of a tensor traced by a transform (adjit.jit, "
+                               "adjit.grad, ...): gradients inside a transform are values it "
+                               "returns (use adjit.autograd.grad)")
         self._n.grad = value
 
     @property
     def retains_grad(self):
-        return self._n.retain and not self.is_leaf
+        return type(self._n) is TapeNode and self._n.retains_grad and not self.is_leaf
 
     def retain_grad(self):
-        if self._n.rec is None and not self._n.rg:
+        if self._n.rec is None and not self._n.requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if type(self._n) is not TapeNode:
+            raise RuntimeError("retain_grad() of a tensor traced by a transform (adjit.jit, "
+                               "adjit.grad, ...) is not supported: gradients inside a transform "
+                               "are values it returns (use adjit.autograd.grad)")
         if not self.is_leaf:
-            self._n.retain = True
+            self._n.retains_grad = True
 
     def detach(self):
         n = self._n
@@ -235,7 +248,7 @@ class Tensor:
             # trace, which would freeze this call's value into the compiled code)
             from ..ir import ops
             return Tensor._wrap(ops.stop_gradient(n))
-        return Tensor._wrap(Node(n.val, n.type, None, EAGER, rg=False, ver=n.ver))
+        return Tensor._wrap(TapeNode(n.val, n.type, None, EAGER, version=n.version))
 
     def detach_(self):
         self._n = self.detach()._n
@@ -243,7 +256,7 @@ class Tensor:
 
     # ----------------------------------------------------------------------- conversions
     def numpy(self, force=False):
-        if self._n.rg and not force:
+        if self._n.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
         return self._n.val
@@ -263,12 +276,12 @@ class Tensor:
         return self.item()
 
     def __float__(self):
-        if self._n.rg and self._n.trace is EAGER:
+        if self._n.requires_grad and self._n.trace is EAGER:
             grad_fn.warn_scalar_conversion()
         return builtins_float(self._scalar())
 
     def __int__(self):
-        if self._n.rg and self._n.trace is EAGER:
+        if self._n.requires_grad and self._n.trace is EAGER:
             grad_fn.warn_scalar_conversion()
         return builtins_int(self._scalar())
 
@@ -310,7 +323,7 @@ class Tensor:
         return object.__format__(self, spec)
 
     def __array__(self, dtype=None, copy=None):
-        if self._n.rg:
+        if self._n.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
         return self._n.val if dtype is None else self._n.val.astype(dtype)
@@ -325,9 +338,10 @@ class Tensor:
         name = None
         if d not in (np.float32, np.int64, np.bool_):
             name = repr(from_np_dtype(d))
-        if n.rec is not None and n.rg and n.tag is not None:
-            suffixes.append(f"grad_fn=<{n.tag.name()}>")
-        elif n.rg:
+        if type(n) is TapeNode and n.rec is not None and n.requires_grad and \
+                n.grad_fn is not None:
+            suffixes.append(f"grad_fn=<{n.grad_fn.name()}>")
+        elif n.requires_grad:
             suffixes.append("requires_grad=True")
         return format_tensor(n.val, suffixes=suffixes, dtype_name=name)
 
@@ -336,7 +350,7 @@ class Tensor:
     # ----------------------------------------------------------------------- backward
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         n = self._n
-        if not n.rg or (n.rec is None and not n.rg):
+        if not n.requires_grad or (n.rec is None and not n.requires_grad):
             raise RuntimeError("element 0 of tensors does not require grad and does not have a "
                                "grad_fn")
         if gradient is None:
@@ -357,11 +371,11 @@ class Tensor:
         if create_graph:
             grad_fn.warn_create_graph_cycle()
             seed = gradient._n if isinstance(gradient, Tensor) and ct.shape == n.val.shape \
-                and gradient._n.val.dtype == n.val.dtype else Node(ct, n.type, None, EAGER)
+                and gradient._n.val.dtype == n.val.dtype else TapeNode(ct, n.type, None, EAGER)
             engine.run_direct([n], [seed], create_graph=True, inputs=inputs,
                               retain_graph=True if retain_graph is None else bool(retain_graph))
             return
-        if n.rec is None and not (grad_fn.HOOKS or grad_fn.POST_HOOKS):
+        if n.rec is None and not (grad_fn.HOOKS.data or grad_fn.POST_HOOKS.data):
             engine.accumulate(n, ct)  # a leaf: its gradient is the seed itself
             return
         if n.rec is None:
@@ -373,14 +387,14 @@ class Tensor:
         """Run `hook(grad)` when this tensor's gradient is computed; a Tensor it returns
         replaces the gradient. Returns a handle whose `remove()` unregisters it."""
         n = self._n
-        if not n.rg:
+        if not n.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         return grad_fn.add_hook(grad_fn.HOOKS, n, hook)
 
     def register_post_accumulate_grad_hook(self, hook):
         """Run `hook(tensor)` after the backward accumulated this leaf's .grad."""
         n = self._n
-        if not n.rg:
+        if not n.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if n.rec is not None:
             raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
@@ -390,7 +404,7 @@ class Tensor:
     def zero_(self):
         self._inplace_check()
         n = self._n
-        if n.rec is not None and n.rg and STATE.grad_enabled:
+        if n.rec is not None and n.requires_grad and STATE.grad_enabled:
             # PyTorch records ZeroBackward0: the tensor becomes a new result (zeros) whose
             # gradient to the old value is zero; the storage is written, as for any in-place op
             from ..ir import ops
@@ -399,7 +413,7 @@ class Tensor:
             out = grad_fn.tag(ops.select(np.zeros(shape, bool), n, ops.zeros(shape, dt)),
                                "ZeroBackward0", [n])
             T.write(n, out.val)
-            out.val, out.ver, out.v0 = n.val, n.ver, n.ver[0]
+            adopt_storage(out, n)
             grad_fn.inplace_result(out, n)
             self._n = out
             views.rebase(self)
@@ -408,7 +422,8 @@ class Tensor:
         if not v.flags.writeable:
             n.val = v = v.copy()
         v.fill(0)
-        n.ver[0] += 1
+        if type(n) is TapeNode:  # (a value traced by a transform has no counter)
+            n.version[0] += 1
         return self
 
     def _inplace_check(self):
@@ -420,14 +435,15 @@ class Tensor:
                                "more details.")
         if not STATE.grad_enabled:
             return
-        if n.rec is None and n.rg:
+        if n.rec is None and n.requires_grad:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                                "operation.")
         base = getattr(self, "_view_base", None)
-        if base is not None and base._n.rec is None and base._n.rg:
+        if base is not None and base._n.rec is None and base._n.requires_grad:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
                                "in-place operation.")
-        if n.tag is not None and type(n.tag).__name__ == "UnbindBackward0":
+        if type(n) is TapeNode and n.grad_fn is not None and \
+                type(n.grad_fn).__name__ == "UnbindBackward0":
             # unbind's outputs are reshape(slice(x)): the slice start is the output's index
             k = max(n.rec.inputs[0].rec.params["start"], default=0)
             raise RuntimeError(f"Output {k} of Unbind is a view and is being modified inplace. "

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..ir import ops
 from ..ir.core import EAGER, STATE, Node
+from .tape import TapeNode, adopt_storage
 from ..ir.indexing import index as _index
 from .grad_fn import inplace_result, tag, tag_outputs
 from .tensor import Tensor, shape_error
@@ -57,7 +58,7 @@ def _traced_index(i):
     or computed from one), or None. Its value is data of the trace, not a fixed index."""
     if isinstance(i, Tensor):
         n = i._n
-        if n.trace is not EAGER and n.trace.active and (n.rec is not None or n.rg):
+        if n.trace is not EAGER and n.trace.active and (n.rec is not None or n.requires_grad):
             return n
     return None
 
@@ -194,7 +195,7 @@ def _advanced(n, adv):
             items.append(slice(None))
             d += 1
             continue
-        if type(a) is Node:  # a recorded index (bounds checked by the gather)
+        if isinstance(a, Node):  # a recorded index (bounds checked by the gather)
             items.append(a)
             d += 1
             continue
@@ -241,8 +242,9 @@ def unbind(x, dim=0):
     dim = T.wrap_dim(dim, n.type.ndim)
     outs = [_select(n, dim, k, name=None) for k in range(n.type.shape[dim])]
     for o in outs:
-        if type(o) is Node and o.rec is None:
-            o.ver, o.v0 = n.ver, n.ver[0]  # untracked slices are views of x
+        if type(o) is TapeNode and o.rec is None and type(n) is TapeNode:
+            # untracked slices are views of x
+            o.version, o.recorded_version = n.version, n.version[0]
     tag_outputs(outs, "UnbindBackward0", [n])
     return tuple(views.set_base(Tensor._wrap(o), x) for o in outs)
 
@@ -265,12 +267,12 @@ def _simple(idx):
 def setitem(self, idx, value):
     n = self._n
     base = getattr(self, "_view_base", None)
-    if STATE.grad_enabled and ((n.rec is None and n.rg) or (
-            base is not None and base._n.rec is None and base._n.rg)):
+    if STATE.grad_enabled and ((n.rec is None and n.requires_grad) or (
+            base is not None and base._n.rec is None and base._n.requires_grad)):
         raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
                            "in-place operation.")
-    value_rg = isinstance(value, Tensor) and value._n.rg
-    if not STATE.grad_enabled or not (n.rg or value_rg):
+    value_rg = isinstance(value, Tensor) and value._n.requires_grad
+    if not STATE.grad_enabled or not (n.requires_grad or value_rg):
         v = value._n.val if isinstance(value, Tensor) else value
         if not n.val.flags.writeable:
             n.val = n.val.copy()
@@ -287,7 +289,8 @@ def setitem(self, idx, value):
             n.val[key] = v
         else:
             n.val[np.unravel_index(_positions(n.val.shape, idx), n.val.shape)] = v
-        n.ver[0] += 1
+        if type(n) is TapeNode:  # (a value traced by a transform has no counter)
+            n.version[0] += 1
         return
     _setitem_grad(self, idx, value)
     views.rebase(self)
@@ -295,7 +298,7 @@ def setitem(self, idx, value):
 
 def _target_shape(n, idx):
     # index an untracked alias of the storage: nothing is recorded
-    return getitem(Tensor._wrap(Node(n.val, n.type, None, EAGER)), idx)._n.val.shape
+    return getitem(Tensor._wrap(TapeNode(n.val, n.type, None, EAGER)), idx)._n.val.shape
 
 
 def _check_value_shape(vshape, target):
@@ -342,6 +345,6 @@ def _setitem_grad(self, idx, value):
     vb = ops.broadcast_to(ops.reshape(ops.convert(v._n, n.type.dtype), vshape), pos.shape)
     out = tag(T.fresh(views.copy_slices(n, pos, vb), n), "CopySlices", [n, v._n])
     T.write(n, out.val)
-    out.val, out.ver, out.v0 = n.val, n.ver, n.ver[0]
+    adopt_storage(out, n)
     inplace_result(out, n)
     self._n = out

@@ -15,6 +15,7 @@ from .._fp import FP_QUIET, FP_STATE
 from ..ir import ops
 from ..ir.core import EAGER, REGISTRY, STATE, Node, atype_of, bind
 from .grad_fn import tag
+from .tape import TapeNode
 from .tensor import Tensor, shape_error, to_np_dtype
 from . import views
 
@@ -143,7 +144,7 @@ def _plain(prim, x, y):
         out = p.impl(x, y)
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    return Tensor._wrap(Node(out, atype_of(out), None, EAGER))
+    return Tensor._wrap(TapeNode(out, atype_of(out), None, EAGER))
 
 
 def binary(prim, a, b, name, true_div=False, listed=None):
@@ -160,19 +161,19 @@ def binary(prim, a, b, name, true_div=False, listed=None):
                     shp = broadcast_shapes(x.shape, y.shape)
                     out = bind(_PRIM[prim], _bcast(na, shp), _bcast(nb, shp))
                 elif na.trace is EAGER and nb.trace is EAGER and \
-                        not ((na.rg or nb.rg) and STATE.grad_enabled):
+                        not ((na.requires_grad or nb.requires_grad) and STATE.grad_enabled):
                     return _plain(prim, na.val, nb.val)
                 else:
                     out = bind(_PRIM[prim], na, nb)
                 return Tensor._wrap(tag(out, name, (na, nb) if listed is None else listed))
         elif (tb is float or tb is int) and na.type.dtype in _FLOAT_NAMES:
-            if na.trace is EAGER and not (na.rg and STATE.grad_enabled):
+            if na.trace is EAGER and not (na.requires_grad and STATE.grad_enabled):
                 return _plain(prim, na.val, np.asarray(b, na.val.dtype))
             return Tensor._wrap(tag(bind(_PRIM[prim], na, b), name,
                                     (na, None) if listed is None else listed))
     elif tb is Tensor and (ta is float or ta is int) and b._n.type.dtype in _FLOAT_NAMES:
         nb = b._n
-        if nb.trace is EAGER and not (nb.rg and STATE.grad_enabled):
+        if nb.trace is EAGER and not (nb.requires_grad and STATE.grad_enabled):
             return _plain(prim, np.asarray(a, nb.val.dtype), nb.val)
         return Tensor._wrap(tag(bind(_PRIM[prim], a, nb), name,
                                 (None, nb) if listed is None else listed))
@@ -206,7 +207,7 @@ def make_rbinop(prim, name):
         if type(s) is Tensor and (to is float or to is int):
             ns = s._n
             if ns.type.dtype in _FLOAT_NAMES:
-                if ns.trace is EAGER and not (ns.rg and STATE.grad_enabled):
+                if ns.trace is EAGER and not (ns.requires_grad and STATE.grad_enabled):
                     return _plain(prim, np.asarray(o, ns.val.dtype), ns.val)
                 return Tensor._wrap(tag(bind(P, o, ns), name, (ns, None)))
         return binary(prim, o, s, name, listed=[s._n, None] if not isinstance(o, Tensor)
@@ -329,11 +330,11 @@ _REDUCE_SUM = REGISTRY["reduce_sum"]
 def fresh(out, n):
     """`out` as a node of its own. ops.reshape & co return their input for an identity, but
     PyTorch records a new grad_fn (and a view is a new tensor sharing the storage)."""
-    if out is not n or type(n) is not Node:
+    if out is not n or not isinstance(n, Node):
         return out
-    if n.rg and STATE.grad_enabled:
+    if n.requires_grad and STATE.grad_enabled:
         return bind(_RESHAPE, n, shape=n.type.shape)
-    return Node(n.val, n.type, None, EAGER, ver=n.ver)
+    return TapeNode(n.val, n.type, None, EAGER, version=n.version)
 
 
 def view(out, x, name, base=None):
@@ -341,9 +342,9 @@ def view(out, x, name, base=None):
     that shares the version counter when it shares the storage, as PyTorch's views do.
     `base` is the Tensor viewed (its own base if it is a view), shown by make_dot."""
     out = fresh(out, x)
-    if type(out) is Node and type(x) is Node and out.ver is not x.ver and \
+    if type(out) is TapeNode and type(x) is TapeNode and out.version is not x.version and \
             np.may_share_memory(out.val, x.val):
-        out.ver, out.v0 = x.ver, x.ver[0]
+        out.version, out.recorded_version = x.version, x.version[0]
     t = Tensor._wrap(tag(out, name, [x]))
     if base is not None:
         views.set_base(t, base)
@@ -387,4 +388,5 @@ def write(n, value):
     if not n.val.flags.writeable:
         n.val = n.val.copy()
     np.copyto(n.val, value, casting="unsafe")
-    n.ver[0] += 1
+    if type(n) is TapeNode:  # (a value traced by a transform has no counter)
+        n.version[0] += 1

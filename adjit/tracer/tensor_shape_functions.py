@@ -556,7 +556,7 @@ def _clamp_one(is_min):
         from .composites import clamp
         out = clamp(self, min=bound) if is_min else clamp(self, max=bound)
         which = "Min" if is_min else "Max"
-        out._n.tag = None
+        out._n.grad_fn = None
         return _w(out._n, f"Clamp{which}Backward{1 if isinstance(bound, Tensor) else 0}",
                   self, *([bound] if isinstance(bound, Tensor) else []))
     f.__name__ = name

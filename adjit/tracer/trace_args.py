@@ -21,7 +21,7 @@ from .ndarray import _CONSTS, TracedArray
 
 def _live(x):
     """Is x a value some enclosing recorder must see (a Node of a trace, or on the tape)?"""
-    return type(x) is Node and x.trace.active and (x.trace is not EAGER or x.rg)
+    return isinstance(x, Node) and x.trace.active and (x.trace is not EAGER or x.requires_grad)
 
 
 # --- arguments: leaves, tracing ---------------------------------------------------------------
@@ -65,8 +65,8 @@ def leaf_info(x):
 
 
 def make_input(leaf, tr):
-    val = leaf.outer.val if type(leaf.outer) is Node else leaf.outer
-    node = Node(val, leaf.type, None, tr, rg=True)
+    val = leaf.outer.val if isinstance(leaf.outer, Node) else leaf.outer
+    node = Node(val, leaf.type, None, tr, requires_grad=True)
     if leaf.kind == "tensor":
         return node, tensor_cls()._wrap(node)
     return node, TracedArray(node, leaf.weak)
@@ -177,7 +177,7 @@ def fname(f):
 # --- results back to the user -----------------------------------------------------------------
 def to_user(x, kind):
     """A function output: traced in an enclosing transform, else NumPy (0-d -> scalar)."""
-    if type(x) is Node:
+    if isinstance(x, Node):
         if _live(x):
             return tensor_cls()._wrap(x) if kind == "tensor" else TracedArray(x, kind == "weak")
         x = x.val
@@ -192,7 +192,7 @@ def to_user(x, kind):
 def to_user_like(x, leaf):
     """A gradient / tangent with its argument's type: float -> float, ndarray -> same shape and
     dtype (0-d stays 0-d), Tensor -> Tensor; traced inside an enclosing transform."""
-    if type(x) is Node:
+    if isinstance(x, Node):
         if _live(x):
             if leaf.kind == "tensor":
                 return tensor_cls()._wrap(x)

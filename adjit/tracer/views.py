@@ -15,6 +15,7 @@ import numpy as np
 from ..ir import ops
 from ..ir.core import Node
 from .grad_fn import tag
+from .tape import TapeNode, adopt_storage
 
 
 def set_base(t, base):
@@ -22,7 +23,8 @@ def set_base(t, base):
     root = getattr(base, "_view_base", None)
     root = base if root is None else root
     t._view_base = root
-    if root._n.rg:  # in-place ops through t may have to rebase root and refresh its views
+    # in-place ops through t may have to rebase root and refresh its views
+    if root._n.requires_grad:
         views = getattr(root, "_views", None)
         if views is None:
             # id -> weakref (a WeakSet would compare tensors with ==, which is elementwise)
@@ -80,9 +82,10 @@ def rebase(t):
     old, new_t = base._n, t._n
     pos = view_positions(new_t.val, old.val)
     # PyTorch lists the base's old node and the in-place op's other inputs
-    others = list(new_t.tag._inputs[1:]) if new_t.tag is not None else [new_t]
+    fn = new_t.grad_fn if type(new_t) is TapeNode else None
+    others = list(fn._inputs[1:]) if fn is not None else [new_t]
     node = tag(copy_slices(old, pos, new_t), "CopySlices", [old] + others)
-    node.val, node.ver, node.v0 = old.val, old.ver, old.ver[0]
+    adopt_storage(node, old)
     base._n = node
     live = [r() for r in list(getattr(base, "_views", {}).values())]
     for v in live:
@@ -94,11 +97,12 @@ def rebase(t):
 
 def _regenerate(v, base_node):
     n = v._n
-    if type(n) is not Node or not np.shares_memory(n.val, base_node.val):
+    if not isinstance(n, Node) or not np.shares_memory(n.val, base_node.val):
         return
     pos = view_positions(n.val, base_node.val)
     flat = ops.reshape(base_node, (base_node.type.size,))
     out = ops.reshape(ops.gather(flat, pos.reshape(-1).astype(np.int64), axis=0), n.type.shape)
     out = tag(out, "AsStridedBackward0", [base_node])
-    out.val, out.ver, out.v0 = n.val, n.ver, n.ver[0]  # still the view of the storage
+    # still the view of the storage
+    adopt_storage(out, n)
     v._n = out

@@ -36,13 +36,13 @@ def run_graph(g, args, consts=None):
     of the Tensor tape) among the arguments are recorded there (inlined through `bind`);
     otherwise the graph runs on concrete arrays (the hook for compiled code)."""
     consts = g.consts if consts is None else consts
-    args = [a if type(a) is Node else np.asarray(a, v.type.np_dtype)
+    args = [a if isinstance(a, Node) else np.asarray(a, v.type.np_dtype)
             for v, a in zip(g.invars, args)]
     if any(_live(a) for a in args) or any(_live(c) for c in consts):
         return eval_graph(g, args, consts)
-    args = [a.val if type(a) is Node else a for a in args]
+    args = [a.val if isinstance(a, Node) else a for a in args]
     if consts is not g.consts:
-        consts = [c.val if type(c) is Node else c for c in consts]
+        consts = [c.val if isinstance(c, Node) else c for c in consts]
     return _run_concrete(g, args, consts)
 
 
@@ -221,7 +221,7 @@ def vjp(f, *primals, has_aux=False):
             if info is None or info.type.shape != n.type.shape:
                 raise ValueError(f"vjp: cotangent of shape {getattr(c, 'shape', ())} for an "
                                  f"output of shape {n.type.shape}{_at()}")
-            cn.append(info.outer if type(info.outer) is Node else
+            cn.append(info.outer if isinstance(info.outer, Node) else
                       np.asarray(info.outer, n.type.np_dtype))
         d = derived("vjp", g, lambda: vjp_graph(g))
         res = run_graph(d, outer + cn, consts_for(d, g))
@@ -268,7 +268,7 @@ def jvp(f, primals, tangents, has_aux=False):
             if info is None or info.type.shape != lf.type.shape:
                 raise ValueError(f"jvp: tangent of shape {getattr(x, 'shape', ())} for a "
                                  f"primal of shape {lf.type.shape}{_at()}")
-            tans.append(info.outer if type(info.outer) is Node else
+            tans.append(info.outer if isinstance(info.outer, Node) else
                         np.asarray(info.outer, lf.type.np_dtype))
     d = derived("jvp", g, lambda: jvp_graph(g))
     res = run_graph(d, [lf.outer for lf in t.leaves] + tans, consts_for(d, g))

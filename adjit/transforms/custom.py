@@ -31,7 +31,8 @@ import functools
 
 import numpy as np
 
-from ..ir.core import Node, const_node
+from ..ir.core import EAGER, Node, const_node
+from ..tracer.tape import TapeNode
 from ..ir.graph import extract
 from ..ir.prims.custom import bind_jvp, bind_vjp, close
 from ..tracer import pytree
@@ -40,7 +41,7 @@ from ..tracer.trace_args import _at, _live, fname, leaf_info, out_nodes, to_user
 
 def _is_live_arg(x):
     n = getattr(x, "_n", None)
-    return type(n) is Node and _live(n)
+    return isinstance(n, Node) and _live(n)
 
 
 class _Custom:
@@ -89,12 +90,12 @@ def _operands(g):
     """g's constants as operands of the custom_*_call equation, in an enclosing trace. A
     constant array the rule read (`g * np.ones(3)`) is a leaf of the rule's own trace, which
     has ended: it is handed over as its array. Values of enclosing traces stay as they are."""
-    return [c.val if type(c) is Node and c.rec is None and not c.rg and not c.trace.active
-            else c for c in g.consts]
+    return [c.val if isinstance(c, Node) and c.rec is None and not c.requires_grad
+            and not c.trace.active else c for c in g.consts]
 
 
 def _concrete(x):
-    return x.val if type(x) is Node else np.asarray(x)
+    return x.val if isinstance(x, Node) else np.asarray(x)
 
 
 def _user_like(node, kind):
@@ -138,8 +139,9 @@ class custom_vjp(_Custom):
         res_td = wtd.children[1]
         res_vals = [_user_like(n, k) for n, k in zip(wnodes[1:], wkinds[1:])]
         res = pytree.unflatten(res_td, res_vals)
-        ct = _user_like(Node(np.ones(nodes[0].type.shape, nodes[0].type.np_dtype),
-                             nodes[0].type, None, nodes[0].trace), kind)
+        tr = nodes[0].trace
+        ct = _user_like((TapeNode if tr is EAGER else Node)(
+            np.ones(nodes[0].type.shape, nodes[0].type.np_dtype), nodes[0].type, None, tr), kind)
         static = [args[i] for i in self.nondiff]
         diff_pos = [i for i in range(len(args)) if i not in self.nondiff]
         bwd = self.bwd

@@ -100,7 +100,7 @@ class Jitted:
     def _inline(self, args, kwargs):
         if len(STATE.stack) > 1:
             return True
-        return any(type(getattr(lf, "_n", None)) is Node and lf._n.trace.active and
+        return any(isinstance(getattr(lf, "_n", None), Node) and lf._n.trace.active and
                    lf._n.trace.level > 0 for lf in pytree.leaves((args, kwargs)))
 
     def __call__(self, *args, **kwargs):
@@ -379,10 +379,10 @@ def _name_on_tape(outs, inputs):
     """A call replayed on the eager tape (Tensor arguments requiring grad) records its
     equations there, so backward works through it; name its outputs as torch.compile does:
     one shared `CompiledFunctionBackward` whose next_functions are the Tensor arguments."""
-    live = [o for o in outs if type(o) is Node and o.trace is EAGER and o.rec is not None]
+    live = [o for o in outs if isinstance(o, Node) and o.trace is EAGER and o.rec is not None]
     if live:
         tag_outputs(live, "CompiledFunctionBackward",
-                    [v for v in inputs if type(v) is Node and v.trace is EAGER])
+                    [v for v in inputs if isinstance(v, Node) and v.trace is EAGER])
 
 
 def _spec_str(s):

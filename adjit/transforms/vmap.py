@@ -37,7 +37,7 @@ def _moveaxis(x, src, dst):
 
 
 def _example(info, axis, size):
-    val = info.outer.val if type(info.outer) is Node else np.asarray(info.outer)
+    val = info.outer.val if isinstance(info.outer, Node) else np.asarray(info.outer)
     if size:
         ex = np.take(val, 0, axis=axis)
     else:
@@ -120,7 +120,7 @@ def vmap(f, in_axes=0, out_axes=0, *, in_dims=None, out_dims=None):
 
 # --- Jacobians -------------------------------------------------------------------------------
 def _jac_user(x, leaf, shape):
-    if type(x) is Node:
+    if isinstance(x, Node):
         if _live(x):
             return tensor_cls()._wrap(x) if leaf.kind == "tensor" else TracedArray(x)
         x = x.val

@@ -41,9 +41,9 @@ class GraphParam:
         self.text = text if text is not None else print_graph(g)
         parts = []
         for c in g.consts:
-            if type(c) is Node and (c.rec is not None or c.rg):
+            if isinstance(c, Node) and (c.rec is not None or c.requires_grad):
                 raise ValueError("GraphParam: a graph parameter cannot capture traced values")
-            arr = np.ascontiguousarray(c.val if type(c) is Node else c)
+            arr = np.ascontiguousarray(c.val if isinstance(c, Node) else c)
             parts.append(f"{arr.dtype}{arr.shape}{hashlib.sha1(arr.tobytes()).hexdigest()}")
         if parts and text is None:
             self.text += f"# consts {hashlib.sha1('|'.join(parts).encode()).hexdigest()[:16]}\n"
