@@ -8,8 +8,9 @@ resident set size) with ADJIT_TIER=interp, so every adjit call after the first i
 - `first`: the first call (adjit.jit: the trace, which evaluates while recording);
 - `interp`: the median of the next `--calls` calls (the interpreter plan of the optimised graph);
 - `numpy`: the median of NumPy by hand (the workload's reference), `--calls` calls after one;
-- `peak`: the process's maximum RSS, and `extra`: peak minus the RSS right before the first
-  call (what the computation itself held at its high-water mark).
+- `extra MB: first`: the process's maximum RSS (/usr/bin/time -v) minus the RSS right before
+  the first call; `interp` / `numpy`: the high-water mark during the later calls above the RSS
+  before them (Linux: reset through /proc/self/clear_refs).
 `--n4` sets W4's element count (its default is 1,000,000).
 """
 from __future__ import annotations
@@ -24,12 +25,21 @@ import sys
 import time
 
 
-def _rss_mb():
+def _status_mb(field):
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _rss_mb():
+    return _status_mb("VmRSS")
+
+
+def _hwm_reset():
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # Linux: the peak RSS (VmHWM) starts again from the current RSS
 
 
 def child(name, impl, calls, n4):
@@ -41,18 +51,21 @@ def child(name, impl, calls, n4):
     mod = importlib.import_module(f"adjit.bench.workloads.{mods[name]}")
     if name == "W4" and n4:
         mod.N = n4
-    inp = mod.inputs(0)
-    run = (mod.adjit_setup if impl == "adjit" else mod.numpy_setup)(inp)
+    w = mod.workload()
+    run = w.impls[impl](w.inputs(0))
     base = _rss_mb()
     t0 = time.perf_counter()
     run()
     first = time.perf_counter() - t0
+    base2 = _rss_mb()
+    _hwm_reset()
     ts = []
     for _ in range(calls):
         t0 = time.perf_counter()
         run()
         ts.append(time.perf_counter() - t0)
-    print(json.dumps({"first": first, "next": statistics.median(ts), "base": base}))
+    print(json.dumps({"first": first, "next": statistics.median(ts), "base": base,
+                      "next_extra": _status_mb("VmHWM") - base2}))
 
 
 def measure(name, impl, calls, n4):
@@ -81,14 +94,15 @@ def main(argv=None):
         child(name, impl, int(calls), int(n4))
         return
     print(f"{'workload':10} {'adjit first':>12} {'interp':>10} {'numpy':>10} {'interp/np':>9} "
-          f"{'first/np':>8} {'extra MB adjit':>14} {'numpy':>8}")
+          f"{'first/np':>8} {'extra MB: first':>15} {'interp':>7} {'numpy':>7}")
     for name in a.names:
         ad = measure(name, "adjit", a.calls, a.n4)
         npy = measure(name, "numpy", a.calls, a.n4)
         label = name + (f"@{a.n4:.0e}" if name == "W4" and a.n4 else "")
         print(f"{label:10} {ad['first'] * 1e3:10.2f}ms {ad['next'] * 1e3:8.3f}ms "
               f"{npy['next'] * 1e3:8.3f}ms {ad['next'] / npy['next']:8.2f}x "
-              f"{ad['first'] / npy['next']:7.1f}x {ad['extra']:14.1f} {npy['extra']:8.1f}",
+              f"{ad['first'] / npy['next']:7.1f}x {ad['extra']:15.1f} {ad['next_extra']:7.1f} "
+              f"{npy['next_extra']:7.1f}",
               flush=True)
 
 
