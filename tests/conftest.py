@@ -8,7 +8,12 @@
   package), so test modules import their helpers by plain name: `from peers import require`,
   `import sweep`, `from test_tensor_vs_torch import check`, wherever the checkout lives and
   whatever the working directory.
-- Fixtures: `run_adjit` (the `adjit` command in a subprocess, see peers.run_adjit).
+- Fixtures: `run_adjit` (the `adjit` command in a subprocess, see peers.run_adjit);
+  `native_tier` (ADJIT_TIER=native for one test, subprocesses included: for tests of native
+  code itself - compile counts, the disk cache, compile errors - which must hold whatever mode
+  the suite runs in).
+- The suite runs under any tier: `ADJIT_TIER=interp python -m pytest -n auto tests` (or
+  native, auto, deterministic; unset = auto, the default). The header names the mode.
 """
 from __future__ import annotations
 
@@ -38,6 +43,17 @@ def pytest_unconfigure(config):
     else:
         os.environ["ADJIT_CACHE_DIR"] = old
     shutil.rmtree(d, ignore_errors=True)
+
+
+def pytest_report_header(config):
+    return f"adjit tier: ADJIT_TIER={os.environ.get('ADJIT_TIER') or '(unset: auto)'}"
+
+
+@pytest.fixture
+def native_tier(monkeypatch):
+    """This test checks native code itself: graphs first run in it compile before they run."""
+    monkeypatch.setenv("ADJIT_TIER", "native")
+    monkeypatch.delenv("ADJIT_DISABLE_JIT", raising=False)
 
 
 @pytest.fixture

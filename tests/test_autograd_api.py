@@ -4,6 +4,7 @@ grad_fn names, exception types and messages must agree (issue 19)."""
 import warnings
 
 import numpy as np
+import pytest
 
 import adjit
 from peers import require
@@ -257,6 +258,7 @@ def test_mark_dirty_in_place_function():
     run_both(s)
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_custom_function_compiles_under_jit_and_grad():
     P3 = legendre(adjit)
     x = np.array([0.3, -0.5, 0.9])
@@ -342,6 +344,7 @@ def test_autograd_backward_several_outputs():
     run_both(s)
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_create_graph_hvp_compiles_under_jit():
     def hvp(T):
         def f(x, v):

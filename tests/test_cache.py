@@ -61,6 +61,7 @@ SECOND_PROCESS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_second_process_loads_object_code_without_llvm(cache_dir):
     x = np.array([0.0, 0.5, -1.0])
     want = get_compiled(parse_graph(G1))([x])[0]
@@ -415,6 +416,7 @@ def test_untrusted_cache_folders_are_not_used(cache_dir, monkeypatch, unsafe):
         assert [p.name for p in _entries(unsafe_dir)] == [entry.name]
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_compile_errors_fall_back_to_the_interpreter_once(cache_dir, monkeypatch):
     import importlib
     lower = importlib.import_module("adjit.runtime.compile")

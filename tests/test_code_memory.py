@@ -12,6 +12,7 @@ import textwrap
 import threading
 
 import numpy as np
+import pytest
 
 import adjit
 from adjit.ir import parse_graph
@@ -62,6 +63,7 @@ def test_each_entry_keeps_the_code_alive():
     assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stderr[-2000:])
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_rss_of_400_shapes_is_returned(tmp_path):
     # 400 distinct shapes through jit: native code, outputs as NumPy; RSS (after
     # malloc_trim) grows by well under 40 MB and comes back after the function is gone and

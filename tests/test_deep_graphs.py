@@ -30,6 +30,7 @@ def _chain(x, n):
     return x
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_jit_10000_equation_chain_is_native():
     assert sys.getrecursionlimit() <= 10_000   # the default limit (1000) in a plain run
     x = np.linspace(0.0, 1.0, 37)
@@ -66,6 +67,7 @@ def test_jit_grad_of_long_chain_matches_jax():
     np.testing.assert_allclose(got, np.asarray(ref), rtol=1e-12, atol=1e-300)
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_fallback_warns_once_per_graph(monkeypatch):
     # every graph fails to compile: each of the two variants (two shapes) of one function
     # warns, each only once

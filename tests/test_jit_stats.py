@@ -4,10 +4,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 
 import adjit
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_stats_count_hits_misses_and_retraces():
     @adjit.jit
     def f(x):

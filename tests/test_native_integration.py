@@ -30,6 +30,7 @@ def _loss_grad_np(w, x):
     return np.sum(t ** 2), x.T @ (2 * t * (1 - t * t))
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_jit_value_and_grad_runs_native_and_matches_numpy():
     f = adjit.jit(adjit.value_and_grad(_loss))
     rng = np.random.default_rng(0)
@@ -128,6 +129,7 @@ def test_eager_backward_reuses_native_adjoint_with_fresh_inputs():
     del w_
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_disable_jit_gives_the_same_results_and_compiles_nothing(tmp_path):
     code = (
         "import numpy as np, adjit\n"

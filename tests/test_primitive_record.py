@@ -280,6 +280,7 @@ def test_floor_ceil_against_torch(name):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_a_throwaway_primitive_leaves_no_compiled_code_behind():
     # the same name registered again with another lowering must not run the old code (the
     # memory cache forgets it, the disk cache never had it)

@@ -46,18 +46,19 @@ def get_compiled(g):
 
 
 # ---------------------------------------------------------------------------------- tiers
-# ADJIT_TIER chooses how a graph runs (issue 18 is building tiered execution; `native` stays the
-# default until its measurements and tests are in):
-#   native         (default) compiled (or loaded) before the first call returns.
-#   auto           interpreted (runtime/interpreter.py: the optimised graph on NumPy) until
-#                  HOT_CALLS calls or HOT_SECONDS of interpreted
-#                  time, then compiled in the background; calls switch when the code is ready.
-#                  Code already in memory or on disk is used at once.
+# ADJIT_TIER chooses how a graph runs (read when a graph first runs):
+#   auto           (default) interpreted (runtime/interpreter.py: the optimised graph on NumPy)
+#                  until HOT_CALLS calls or HOT_SECONDS of interpreted time, then compiled in
+#                  the background; calls switch when the code is ready. Code already linked in
+#                  this process is used at once. No call waits for LLVM.
 #   deterministic  interpreted for exactly HOT_CALLS - 1 calls; the HOT_CALLS-th waits for the
 #                  code: which call runs which tier never depends on timing or the cache.
 #                  The compiles run in a low-priority worker process (runtime/background.py)
 #                  fed IR text; this process only links the object code.
+#   native         compiled (or loaded) in this process before the first run returns.
 #   interp         never compiled (ADJIT_DISABLE_JIT=1 is the same).
+# `jit(f, compile="eager")` / `jitted.compile(*args)` compile a variant before returning
+# (`compile_now`) in any mode but interp.
 HOT_CALLS = 20
 HOT_SECONDS = 1.0
 TIERS = ("native", "auto", "deterministic", "interp")
@@ -66,7 +67,7 @@ TIERS = ("native", "auto", "deterministic", "interp")
 def tier_mode() -> str:
     if not jit_enabled():
         return "interp"
-    mode = os.environ.get("ADJIT_TIER", "") or "native"
+    mode = os.environ.get("ADJIT_TIER", "") or "auto"
     if mode not in TIERS:
         raise ValueError(f"ADJIT_TIER={mode!r}: expected one of {', '.join(TIERS)}")
     return mode
@@ -192,10 +193,18 @@ def compile_now(g, opt=None):
     """Native code for `g` before this returns (memory, disk, or a compile in this process);
     `g.native` set to it. The interpreter tier (never compiled) when it cannot compile."""
     from ..ir.passes import optimize
-    opt = optimize(g) if opt is None else opt
+    if opt is None:
+        cur = g.native
+        opt = cur.opt if type(cur) is Interpreted else optimize(g)
+    if tier_mode() == "interp":  # ADJIT_TIER=interp / ADJIT_DISABLE_JIT=1: nothing compiles
+        it = Interpreted(opt, "interp")
+        g.native = it
+        return it
     t0 = time.perf_counter()
     try:
-        cg = get_compiled(opt)
+        cg = _background_result(opt)  # a compile already under way in the worker: wait for it
+        if cg is None:
+            cg = get_compiled(opt)
     except CompileError as exc:
         _warn_cannot_compile(g, exc)
         cg = None
@@ -207,6 +216,26 @@ def compile_now(g, opt=None):
     cg.compile_seconds = time.perf_counter() - t0  # incl. a disk or memory cache hit
     g.native = cg
     return cg
+
+
+def wait_for_compiles(timeout=None):
+    """Wait for the background compiles asked for so far (benchmarks: time the steady state,
+    not the switch). A graph switches to its code on its next call."""
+    from . import background
+    if background._COMPILER is not None:
+        background._COMPILER.wait_idle(timeout)
+
+
+def _background_result(opt):
+    """The worker's code for `opt` if the worker has (or is compiling) it, waiting for it; None
+    when no job for that structure exists or it did not succeed."""
+    from . import background
+    comp = background._COMPILER
+    job = comp.job(opt.structure_key()) if comp is not None else None
+    if job is None:
+        return None
+    job.done.wait()
+    return job.cg if job.state == "ready" else None
 
 
 def run_graph(g, args, consts=None):

@@ -77,10 +77,19 @@ class Compiler:
                          daemon=True).start()
         return job
 
+    def job(self, skey):
+        """The job for structure `skey` (pending or finished), or None."""
+        with self._lock:
+            return self._jobs.get(skey)
+
     def _start_job(self, job):
         from . import cache
-        hit = cache.read_entry(cache.disk_key(job.skey)) if cache.disk_cacheable(job.graph) \
-            else None
+        if not cache.disk_cacheable(job.graph):
+            # a throwaway primitive (ir.core.registered) exists in this process only: the
+            # worker could not parse it, so the caller compiles it itself
+            job.finish("mismatch", message="a primitive the worker does not know")
+            return
+        hit = cache.read_entry(cache.disk_key(job.skey))
         if hit is not None:  # compiled by an earlier process (or worker): only link it
             job.link(*hit)
             if job.state == "ready":
@@ -152,6 +161,13 @@ class Compiler:
         if proc is not None:
             proc.kill()
             proc.wait()
+
+    def wait_idle(self, timeout=None):
+        """Wait until no job is pending (each at most `timeout` seconds)."""
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if j.state == "pending"]
+        for job in jobs:
+            job.done.wait(timeout)
 
     def forget(self):
         with self._lock:

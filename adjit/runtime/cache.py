@@ -42,6 +42,7 @@ MAGIC = b"ADJIT-OBJECT 2\n"
 MAGIC_ANY = b"ADJIT-OBJECT "       # any format version: an entry adjit wrote
 MEMORY_ENTRIES = 2048
 _LOCK = threading.Lock()
+_BUILDING = {}  # structure key -> the lock held while this process compiles it
 _MEM: OrderedDict = OrderedDict()
 _FAILED: dict = {}
 STATS = {"hits": 0, "misses": 0, "disk_hits": 0, "disk_misses": 0, "disk_rejected": 0,
@@ -353,16 +354,29 @@ def get_compiled(g):
         failed = _FAILED.get(skey)
         if failed is not None:
             raise failed
-        STATS["misses"] += 1
-        try:
-            cg = _build(g, skey)
-        except engine.CompileError as exc:
-            _FAILED[skey] = exc  # do not retry on every call
-            raise
         with _LOCK:
-            _MEM[skey] = cg
-            while len(_MEM) > MEMORY_ENTRIES:
-                _MEM.popitem(last=False)
+            building = _BUILDING.setdefault(skey, threading.Lock())
+        with building:  # threads asking for one structure at once: one compiles, others wait
+            with _LOCK:
+                cg = _MEM.get(skey)
+            if cg is None:
+                failed = _FAILED.get(skey)
+                if failed is not None:
+                    raise failed
+                STATS["misses"] += 1
+                try:
+                    cg = _build(g, skey)
+                except engine.CompileError as exc:
+                    _FAILED[skey] = exc  # do not retry on every call
+                    raise
+                else:
+                    with _LOCK:
+                        _MEM[skey] = cg
+                        while len(_MEM) > MEMORY_ENTRIES:
+                            _MEM.popitem(last=False)
+                finally:  # after _MEM / _FAILED hold the outcome: a later thread finds it
+                    with _LOCK:
+                        _BUILDING.pop(skey, None)
     return cg.for_graph(g)
 
 

@@ -38,11 +38,12 @@ from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nod
 from .autodiff import run_graph
 from .jitargs import MAX_LEAVES, assembler, flattener, leaf_kind
 from .live import _EMPTY, Slots, self_arrays
-from ..runtime import fresh, run_graph as _run_concrete
+from ..runtime import Interpreted, compile_now, fresh, run_graph as _run_concrete
 from .._traceback import filter_traceback
 
 MAX_BRANCHES = 32
 MAX_STRUCTURES = 8  # generated argument flatteners kept per function
+COMPILE_MODES = ("auto", "eager")
 RETRACE_WARN = 8  # warn (once per function) when it has been traced this many times
 
 
@@ -66,9 +67,16 @@ _TAGS = itertools.count()  # a fresh tag per generated flattener: keys of two ne
 class Jitted:
     """The callable jit(f) returns. `traces` counts how often f was traced."""
 
-    def __init__(self, f, static_argnums=(), static_argnames=()):
+    def __init__(self, f, static_argnums=(), static_argnames=(), compile="auto"):
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"jit: compile={compile!r}: expected one of "
+                             f"{', '.join(map(repr, COMPILE_MODES))}")
         functools.update_wrapper(self, f)
         self.f = f
+        # "eager": every traced branch is native code before the call that traced it returns
+        # (no interpreter tier; ADJIT_TIER=interp / ADJIT_DISABLE_JIT=1 still compile nothing)
+        self.eager = compile == "eager"
+        self._compiling = 0  # > 0 inside compile(): the branch that serves the call compiles
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
         self.static_argnames = ((static_argnames,) if isinstance(static_argnames, str)
@@ -160,6 +168,20 @@ class Jitted:
             if os.environ.get("ADJIT_TRACEBACK") == "full":
                 raise
             raise exc.with_traceback(filter_traceback(exc.__traceback__))
+
+    def compile(self, *args, **kwargs):
+        """Compile the variant for these arguments before returning (tracing it if needed), so
+        that later calls with arguments of the same shapes and dtypes run native code at once:
+        for those who time. Runs f once on the arguments (as a call does); returns self."""
+        self._compiling += 1
+        try:
+            if self._self is not _NO_SELF:
+                self.call_method(self._self, args, kwargs, shift=1)
+            else:
+                self.__call__(*args, **kwargs)
+        finally:
+            self._compiling -= 1
+        return self
 
     def _live(self, args, has_self):
         """[(slot, value)] of the values f reads without being passed them: closure cells and
@@ -263,6 +285,8 @@ class Jitted:
             if k:
                 branches.insert(0, branches.pop(k))
             self.hits += 1
+            if self._compiling and type(br.graph.native) is Interpreted:
+                compile_now(br.graph)  # f.compile(*args): this variant, native now
             return br, outs
         return None
 
@@ -346,6 +370,8 @@ class Jitted:
                   for lf in pytree.leaves(t.out)]
         g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
         br = _Branch(g, kinds, otd, pyvals, [len(nd.type.shape) for nd in nodes])
+        if self.eager or self._compiling:
+            compile_now(g)
         branches.insert(0, br)
         del branches[MAX_BRANCHES:]
         outer = [lf.outer for lf in t.leaves]
@@ -367,6 +393,15 @@ class _Method:
 
     def __call__(self, *args, **kwargs):
         return self.jitted.call_method(self.obj, args, kwargs)
+
+    def compile(self, *args, **kwargs):
+        j = self.jitted
+        j._compiling += 1
+        try:
+            j.call_method(self.obj, args, kwargs)
+        finally:
+            j._compiling -= 1
+        return self
 
     def __getattr__(self, name):
         return getattr(self.jitted, name)
@@ -437,8 +472,12 @@ def static_key(v, what):
     return (t, v)
 
 
-def jit(f=None, *, static_argnums=(), static_argnames=()):
-    """Compile-by-tracing: see the module doc. Usable as @jit or @jit(static_argnums=...)."""
+def jit(f=None, *, static_argnums=(), static_argnames=(), compile="auto"):
+    """Compile-by-tracing: see the module doc. Usable as @jit or @jit(static_argnums=...).
+
+    compile="auto" (default): a new variant runs as ADJIT_TIER says (by default interpreted
+    until it is hot, compiled in the background worker, native from then on). compile="eager":
+    each new variant is compiled before the call that traced it returns."""
     if f is None:
-        return lambda g: Jitted(g, static_argnums, static_argnames)
-    return Jitted(f, static_argnums, static_argnames)
+        return lambda g: Jitted(g, static_argnums, static_argnames, compile)
+    return Jitted(f, static_argnums, static_argnames, compile)

@@ -19,6 +19,7 @@ def _npfn(f):
     def impl(*args, **_):
         out = f(*args)
         return out.astype(args[0].dtype, copy=False) if out.dtype != args[0].dtype else out
+    impl.ufunc = f  # the interpreter tier may write the result into a dead operand (`out=`)
     return impl
 
 

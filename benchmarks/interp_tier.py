@@ -1,0 +1,110 @@
+"""The interpreter tier against NumPy by hand: time and peak memory of a first call and of an
+interpreted call (issue 18: <= 1.5x NumPy).
+
+    python benchmarks/interp_tier.py [W2 W3 W4 W5] [--n4 10000000] [--calls 5]
+
+Each (workload, implementation) runs in a fresh process under `/usr/bin/time -v` (its maximum
+resident set size) with ADJIT_TIER=interp, so every adjit call after the first is interpreted:
+- `first`: the first call (adjit.jit: the trace, which evaluates while recording);
+- `interp`: the median of the next `--calls` calls (the interpreter plan of the optimised graph);
+- `numpy`: the median of NumPy by hand (the workload's reference), `--calls` calls after one;
+- `extra MB: first`: the process's maximum RSS (/usr/bin/time -v) minus the RSS right before
+  the first call; `interp` / `numpy`: the high-water mark during the later calls above the RSS
+  before them (Linux: reset through /proc/self/clear_refs).
+`--n4` sets W4's element count (its default is 1,000,000).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _status_mb(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _rss_mb():
+    return _status_mb("VmRSS")
+
+
+def _hwm_reset():
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # Linux: the peak RSS (VmHWM) starts again from the current RSS
+
+
+def child(name, impl, calls, n4):
+    from adjit.bench import workloads as W
+    import importlib
+    import pkgutil
+    mods = {m.name.split("_")[0].upper(): m.name for m in pkgutil.iter_modules(W.__path__)
+            if m.name[0] == "w"}
+    mod = importlib.import_module(f"adjit.bench.workloads.{mods[name]}")
+    if name == "W4" and n4:
+        mod.N = n4
+    w = mod.workload()
+    run = w.impls[impl](w.inputs(0))
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    run()
+    first = time.perf_counter() - t0
+    base2 = _rss_mb()
+    _hwm_reset()
+    ts = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        run()
+        ts.append(time.perf_counter() - t0)
+    print(json.dumps({"first": first, "next": statistics.median(ts), "base": base,
+                      "next_extra": _status_mb("VmHWM") - base2}))
+
+
+def measure(name, impl, calls, n4):
+    env = dict(os.environ, ADJIT_TIER="interp", OMP_NUM_THREADS="2",
+               OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    r = subprocess.run(["/usr/bin/time", "-v", sys.executable, __file__, "--child", name, impl,
+                        str(calls), str(n4 or 0)], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-2000:])
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))
+    out["peak"] = peak / 1024
+    out["extra"] = out["peak"] - out["base"]
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", default=["W2", "W3", "W4", "W5"])
+    ap.add_argument("--calls", type=int, default=5)
+    ap.add_argument("--n4", type=int, default=0)
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.child:
+        name, impl, calls, n4 = a.child
+        child(name, impl, int(calls), int(n4))
+        return
+    print(f"{'workload':10} {'adjit first':>12} {'interp':>10} {'numpy':>10} {'interp/np':>9} "
+          f"{'first/np':>8} {'extra MB: first':>15} {'interp':>7} {'numpy':>7}")
+    for name in a.names:
+        ad = measure(name, "adjit", a.calls, a.n4)
+        npy = measure(name, "numpy", a.calls, a.n4)
+        label = name + (f"@{a.n4:.0e}" if name == "W4" and a.n4 else "")
+        print(f"{label:10} {ad['first'] * 1e3:10.2f}ms {ad['next'] * 1e3:8.3f}ms "
+              f"{npy['next'] * 1e3:8.3f}ms {ad['next'] / npy['next']:8.2f}x "
+              f"{ad['first'] / npy['next']:7.1f}x {ad['extra']:15.1f} {ad['next_extra']:7.1f} "
+              f"{npy['next_extra']:7.1f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
