@@ -138,3 +138,41 @@ def test_eviction_while_four_threads_call(monkeypatch):
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def test_rss_of_400_cold_compiles_stays_in_the_worker(tmp_path):
+    # Cold cache: each shape is compiled by the compile worker (deterministic tier: the 20th
+    # call waits for it), so LLVM's per-module pipeline memory stays in the worker (which
+    # retires after its budget) and this process only links the code.
+    r = _run("""
+        import ctypes, gc, os, warnings, numpy as np, adjit
+        from adjit import runtime
+        warnings.simplefilter("ignore")
+        libc = ctypes.CDLL("libc.so.6")
+        def rss():
+            gc.collect(); libc.malloc_trim(0)
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        def f(x):
+            return np.tanh(x) * 2.0 + 1.0
+        jf = adjit.jit(f)
+        def sweep(sizes):
+            for n in sizes:
+                x = np.linspace(-1, 1, n)
+                for _ in range(runtime.HOT_CALLS):
+                    y = jf(x)
+                assert np.allclose(y, np.tanh(x) * 2.0 + 1.0)
+        sweep(range(90, 100))  # LLVM, the linker and the worker started
+        r0 = rss()
+        sweep(range(100, 500))
+        r1 = rss()
+        assert adjit.cache_info()["entries"] >= 400
+        del jf
+        adjit.cache_clear()
+        r2 = rss()
+        print(r1 - r0, r2 - r0)
+    """, env={"ADJIT_CACHE_DIR": str(tmp_path), "ADJIT_TIER": "deterministic"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    grew, left = map(float, r.stdout.split())
+    print(f"RSS: +{grew:.1f} MB for 400 cold compiles, +{left:.1f} MB after cache_clear()")
+    assert grew < 30, f"400 cold compiles grew RSS by {grew:.1f} MB"

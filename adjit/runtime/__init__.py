@@ -189,6 +189,17 @@ def _first(g):
     return Interpreted(opt, mode)
 
 
+def count_traced_call(g):
+    """Count the call that traced `g` (jit's first call of a variant, evaluated while it was
+    recorded) as one of its calls, so that native code serves the HOT_CALLS-th call of a
+    jitted function, not the one after. Prepares `g`'s tier now."""
+    cg = g.native
+    if cg is None:
+        cg = g.native = _first(g)
+    if type(cg) is Interpreted:
+        cg.calls += 1
+
+
 def compile_now(g, opt=None):
     """Native code for `g` before this returns (memory, disk, or a compile in this process);
     `g.native` set to it. The interpreter tier (never compiled) when it cannot compile."""

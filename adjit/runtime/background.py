@@ -29,9 +29,10 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 
 
 class Job:
-    __slots__ = ("skey", "graph", "state", "cg", "message", "done")
+    __slots__ = ("skey", "graph", "state", "cg", "message", "done", "owner")
 
-    def __init__(self, skey, graph):
+    def __init__(self, skey, graph, owner=None):
+        self.owner = owner
         self.skey = skey
         self.graph = graph
         self.state = "pending"
@@ -43,15 +44,23 @@ class Job:
         self.graph = None
         self.state = state
         self.done.set()
+        owner, self.owner = self.owner, None
+        if state == "ready" and owner is not None:
+            # the code now lives in the memory cache (and with whoever holds this job): the
+            # compiler forgets the job, so cache_clear() and eviction can free the code, and a
+            # later request for the structure starts from the caches again
+            with owner._lock:
+                if owner._jobs.get(self.skey) is self:
+                    del owner._jobs[self.skey]
 
-    def link(self, obj, meta, skey=None):
+    def link(self, obj, meta, skey=None, stat="background_compiles"):
         """Link object code for this job's structure (off the caller's thread)."""
         if skey is not None and skey != self.skey:  # the text did not round-trip: not ours
             self.finish("mismatch", message="the IR text did not round-trip")
             return
         from . import cache
         try:
-            cg = cache.install(self.graph, self.skey, obj, meta)
+            cg = cache.install(self.graph, self.skey, obj, meta, stat)
         except Exception as exc:
             self.finish("error", message=f"linking failed: {exc}")
             return
@@ -72,7 +81,7 @@ class Compiler:
             job = self._jobs.get(skey)
             if job is not None and job.state != "lost":
                 return job
-            job = self._jobs[skey] = Job(skey, graph)
+            job = self._jobs[skey] = Job(skey, graph, self)
         threading.Thread(target=self._start_job, args=(job,), name="adjit-link",
                          daemon=True).start()
         return job
@@ -91,7 +100,7 @@ class Compiler:
             return
         hit = cache.read_entry(cache.disk_key(job.skey))
         if hit is not None:  # compiled by an earlier process (or worker): only link it
-            job.link(*hit)
+            job.link(*hit, stat="disk_hits")
             if job.state == "ready":
                 return
             job.state = "pending"

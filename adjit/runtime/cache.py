@@ -332,11 +332,12 @@ def disk_cacheable(g):
     return not (TRANSIENT and any(e.prim.name in TRANSIENT for e in g.eqns))
 
 
-def install(g, skey, obj, meta):
-    """Link object code compiled elsewhere (the compile worker) for structure `skey`."""
+def install(g, skey, obj, meta, stat="background_compiles"):
+    """Link object code compiled elsewhere (the compile worker, or read from disk by its
+    client: `stat` says which counter it adds to) for structure `skey`."""
     from .call import CompiledGraph
     cg = CompiledGraph(g, obj, meta)
-    STATS["background_compiles"] += 1
+    STATS[stat] += 1
     _remember(skey, cg)
     return cg
 

@@ -38,7 +38,8 @@ from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nod
 from .autodiff import run_graph
 from .jitargs import MAX_LEAVES, assembler, flattener, leaf_kind
 from .live import _EMPTY, Slots, self_arrays
-from ..runtime import Interpreted, compile_now, fresh, run_graph as _run_concrete
+from ..runtime import (Interpreted, compile_now, count_traced_call, fresh,
+                       run_graph as _run_concrete)
 from .._traceback import filter_traceback
 
 MAX_BRANCHES = 32
@@ -372,6 +373,8 @@ class Jitted:
         br = _Branch(g, kinds, otd, pyvals, [len(nd.type.shape) for nd in nodes])
         if self.eager or self._compiling:
             compile_now(g)
+        else:
+            count_traced_call(g)  # the tracing call is this variant's first call
         branches.insert(0, br)
         del branches[MAX_BRANCHES:]
         outer = [lf.outer for lf in t.leaves]
