@@ -42,6 +42,7 @@ def _native(f):
     return all(br.graph.native is not None for brs in f.cache.values() for br in brs)
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_multi_output_function_compiles_under_jit_and_grad():
     f = adjit.jit(adjit.grad(loss(adjit), argnums=(0, 1)))
     for k in (1.0, 0.5):
@@ -77,6 +78,7 @@ def test_multi_output_function_mixed_dtypes_refused_under_jit():
         adjit.jit(lambda x: Split.apply(x)[0].sum())(adjit.tensor(X))
 
 
+@pytest.mark.usefixtures("native_tier")  # checks native code itself
 def test_functional_hvp_create_graph_compiles_under_jit():
     def h(T):
         def f(x, v):

@@ -193,6 +193,8 @@ def count_traced_call(g):
     """Count the call that traced `g` (jit's first call of a variant, evaluated while it was
     recorded) as one of its calls, so that native code serves the HOT_CALLS-th call of a
     jitted function, not the one after. Prepares `g`'s tier now."""
+    if tier_mode() == "native":
+        return  # compiled by the next call, as before tiers
     cg = g.native
     if cg is None:
         cg = g.native = _first(g)

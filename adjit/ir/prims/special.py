@@ -32,7 +32,9 @@ def _sp(name):
     def impl(*args, **_):
         import scipy.special as sp
         f = getattr(sp, name)
-        dt = next(a.dtype for a in args if isinstance(a, np.ndarray))
+        # (the interpreter may pass NumPy scalars: 0-d results of earlier steps)
+        dt = next((a.dtype for a in args if isinstance(a, (np.ndarray, np.generic))),
+                  np.dtype(np.float64))
         out = f(*[np.asarray(a, np.float64) for a in args])
         return np.asarray(out).astype(dt, copy=False)
     return impl
