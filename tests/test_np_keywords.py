@@ -44,6 +44,8 @@ SAMPLES = {
     "linalg.slogdet": (SPD,), "linalg.cholesky": (SPD,), "linalg.eigh": (SPD,),
     "linalg.eigvalsh": (SPD,), "linalg.matrix_power": (SPD, 3),
     "linalg.multi_dot": ([A, A.T, A],),
+    "linalg.svd": (A,), "linalg.svdvals": (A,), "linalg.matrix_norm": (A,),
+    "linalg.vector_norm": (A,), "linalg.pinv": (A,), "linalg.lstsq": (A.T, A[0, :]),
     # shape and indexing functions (issue 15 item 2)
     "flipud": (A,), "fliplr": (A,), "rot90": (A,), "roll": (A, 2), "rollaxis": (A, 1),
     "repeat": (A, 2), "tile": (A, (2, 1)), "diag": (A,), "diagflat": (A[0],), "diagonal": (A,),
@@ -90,7 +92,8 @@ VALUES = {
     "sorted": [True, False], "num": [5, 1], "endpoint": [False], "retstep": [True],
     "sparse": [True], "indexing": ["ij"],
     "decimals": [1, -1, 2], "nan": [1.5], "posinf": [9.0],
-    "neginf": [-9.0],
+    "neginf": [-9.0], "full_matrices": [False, True], "compute_uv": [False],
+    "hermitian": [True, False], "rcond": [0.1, None],
 }
 
 

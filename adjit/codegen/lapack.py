@@ -324,7 +324,92 @@ def triangular_solve(c, e, out):
     c.loops.for_range(nb, one)
 
 
+def _gesdd_lwork_max(m, n, vectors):
+    """Room for gesdd's queried optimum (LAPACK's formulas are below this for every m, n)."""
+    k, mx = min(m, n), max(m, n)
+    if vectors:
+        return 4 * k * k + 8 * k + mx * (k + 64) + 64
+    return 8 * k + mx + 64 * (mx + k)
+
+
+def _identity(c, out, rows, cols, base):
+    b = c.b
+    dt = out.type.dtype
+
+    def row(i, _):
+        def col(j, _):
+            v = b.select(b.icmp_signed("==", i, j), const(dt, 1.0), const(dt, 0.0))
+            b.store(v, out.addr(b, _lin(b, (base, 1), (i, cols), (j, 1))))
+        c.loops.for_range(cols, col)
+    c.loops.for_range(rows, row)
+
+
+def _gesdd(c, a, m, n, jobz, outs):
+    """gesdd(jobz) per matrix on a column-major copy, as NumPy's `_umath_linalg` calls it
+    (ldu = m, ldvt = n for 'A', min(m, n) for 'S', 1 for 'N'; the queried workspace,
+    iwork of 8 min(m, n)); status 6 when it does not converge."""
+    b = c.b
+    k = min(m, n)
+    nb = _batches(a.type.shape, 2)
+    ucols, vrows = {"A": (m, n), "S": (k, k), "N": (1, 1)}[jobz]
+    if nb == 0:
+        return
+    if k == 0:  # NumPy: empty singular values, identity singular vectors
+        if jobz != "N":
+            u_out, _, v_out = outs
+            c.loops.for_range(nb, lambda i, _: [
+                _identity(c, u_out, m, ucols, b.mul(i, i64(m * ucols))),
+                _identity(c, v_out, vrows, n, b.mul(i, i64(vrows * n)))][:0])
+        return
+    ab = c.buffer(a)
+    fa = _f64_temp(c, m * n)
+    s = _f64_temp(c, k)
+    fu = _f64_temp(c, m * ucols)
+    fv = _f64_temp(c, vrows * n)
+    lwork_max = _gesdd_lwork_max(m, n, jobz != "N")
+    work = _f64_temp(c, lwork_max)
+    iwork = c.temp(8 * 8 * k)[0]
+    L = _Call(c)
+    jz, sm, sn, info = L.char(jobz), L.int(m), L.int(n), L.int(0)
+    ldu, ldvt, lwork = L.int(m), L.int(vrows), L.int(-1)
+    c.work += nb * 12 * m * n * k
+    args = [jz, sm, sn, fa, sm, s, fu, ldu, fv, ldvt, work, lwork, iwork, info]
+    L.call("dgesdd", args, nchar=1)
+    q = b.fptosi(b.load(work, typ=F64), I64)
+    q = b.select(b.icmp_signed(">", q, i64(lwork_max)), i64(lwork_max), q)
+    q = b.select(b.icmp_signed("<", q, i64(1)), i64(1), q)
+    b.store(q, lwork)
+    s_out = outs[1] if jobz != "N" else outs[0]
+    dt = a.type.dtype
+
+    def one(i, _):
+        to_fortran(c, ab, b.mul(i, i64(m * n)), m, n, fa)
+        L.call("dgesdd", args, nchar=1)
+        _check(c, info, STATUS_SVD)
+        c.loops.for_range(k, lambda j, _: [b.store(
+            _narrow(b, b.load(_at(b, s, j), typ=F64), dt),
+            s_out.addr(b, b.add(b.mul(i, i64(k)), j)))][:0])
+        if jobz != "N":
+            from_fortran(c, fu, m, outs[0], b.mul(i, i64(m * ucols)), m, ucols)
+            from_fortran(c, fv, vrows, outs[2], b.mul(i, i64(vrows * n)), vrows, n)
+    c.loops.for_range(nb, one)
+
+
+def svd(c, e, outs):
+    (a,) = e.inputs
+    m, n = a.type.shape[-2:]
+    _gesdd(c, a, m, n, "A" if e.params.get("full_matrices") else "S", outs)
+
+
+def svdvals(c, e, out):
+    (a,) = e.inputs
+    m, n = a.type.shape[-2:]
+    _gesdd(c, a, m, n, "N", [out])
+
+
 KERNELS = {
+    "svd": (svd, ("buffer",)),
+    "svdvals": (svdvals, ("buffer",)),
     "linalg_solve": (solve, ("buffer", "buffer")),
     "linalg_slogdet": (slogdet, ("buffer",)),
     "cholesky": (cholesky, ("buffer",)),

@@ -203,3 +203,210 @@ def cho_solve(c_and_lower, b):
         y = ops.triangular_solve(c, b, lower=False, trans=True, unit_diagonal=False)
         x = ops.triangular_solve(c, y, lower=False, trans=False, unit_diagonal=False)
     return ops.reshape(x, sb) if vector else x
+
+
+# --- svd and what is built on it ----------------------------------------------------------------
+def _concrete_bool(c):
+    """A bool scalar's value, with a guard on the trace (as `bool(x)` on a traced array): the
+    compiled program re-specialises when it changes."""
+    from .core import Node, REGISTRY, bind
+    val = bool(np.asarray(c.val if type(c) is Node else c))
+    if type(c) is Node and c.trace.active:
+        bind(REGISTRY["guard"], c, expect=val)
+    return val
+
+
+def _svd_hermitian(a, compute_uv):
+    """NumPy's svd(hermitian=True): eigh, |w| in descending order (NumPy reverses an ascending
+    argsort), the signs of w moved into vh."""
+    from . import composites as C
+    from .composites_shape import argsort, take_along_axis
+    _square(a)
+    w, v = ops.eigh(a, uplo="L")
+    ax = len(shape(w)) - 1
+    sidx = C.flip(argsort(C.abs_(w), ax), ax)
+    s = take_along_axis(C.abs_(w), sidx, ax)
+    if not compute_uv:
+        return s
+    sgn = take_along_axis(ops.sign(w), sidx, ax)
+    nd = len(shape(v))
+    u = take_along_axis(v, ops.reshape(sidx, shape(sidx)[:-1] + (1, shape(sidx)[-1])), nd - 1)
+    vt = P.mT(ops.mul(u, ops.broadcast_in_dim(sgn, shape=shape(u),
+                                              dims=tuple(range(nd - 2)) + (nd - 1,))))
+    return u, s, vt
+
+
+def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """np.linalg.svd: gesdd as NumPy calls it (u, s, vh; s alone without compute_uv)."""
+    _at_least_2d(a)
+    if hermitian:
+        return _svd_hermitian(a, compute_uv)
+    if not compute_uv:
+        return ops.svdvals(a)
+    return ops.svd(a, full_matrices=bool(full_matrices))
+
+
+def _moveaxes_last2(x, r, c):
+    nd = len(shape(x))
+    rest = [i for i in range(nd) if i not in (r, c)]
+    return ops.transpose(x, tuple(rest) + (r, c))
+
+
+def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
+    """np.linalg.norm: every ord for vectors and matrices (2, -2 and 'nuc' through the singular
+    values), axis None, an int or a pair (in either order), keepdims."""
+    from . import composites as C
+    nd = len(shape(x))
+    if axis is None:
+        if ord is None or (ord in ("f", "fro") and nd == 2) or (ord == 2 and nd == 1):
+            r = ops.sqrt(C.sum(ops.mul(x, x)))
+            return ops.reshape(r, (1,) * nd) if keepdims else r
+        axis = tuple(range(nd))
+    elif not isinstance(axis, tuple):
+        try:
+            axis = (int(axis),)
+        except Exception:
+            raise TypeError("'axis' must be None, an integer or a tuple of integers") from None
+    if len(axis) == 1:
+        ax = C.abs_(x)
+        if isinstance(ord, str):
+            raise ValueError(f"Invalid norm order '{ord}' for vectors")
+        if ord == np.inf:
+            return C.max(ax, axis, keepdims)
+        if ord == -np.inf:
+            return C.min(ax, axis, keepdims)
+        if ord == 0:
+            return C.sum(ops.convert(ops.ne(x, 0.0), ops.dtype(x)), axis, keepdims)
+        if ord == 1:
+            return C.sum(ax, axis, keepdims)
+        if ord is None or ord == 2:
+            return ops.sqrt(C.sum(ops.mul(x, x), axis, keepdims))
+        p = float(ord)
+        return ops.pow(C.sum(ops.pow(ax, p), axis, keepdims), 1.0 / p)
+    if len(axis) != 2:
+        raise ValueError("Improper number of dimensions to norm.")
+    r_ax, c_ax = (C.norm_axes(a, nd)[0] for a in axis)
+    if r_ax == c_ax:
+        raise ValueError("Duplicate axes given.")
+    if ord in (2, -2, "nuc"):
+        s = ops.svdvals(_moveaxes_last2(x, r_ax, c_ax))
+        red = {2: C.max, -2: C.min, "nuc": C.sum}[ord]
+        ret = red(s, len(shape(s)) - 1)
+    elif ord in (1, -1):
+        c2 = c_ax - 1 if c_ax > r_ax else c_ax
+        ret = (C.max if ord == 1 else C.min)(C.sum(C.abs_(x), r_ax), c2)
+    elif ord in (np.inf, -np.inf):
+        r2 = r_ax - 1 if r_ax > c_ax else r_ax
+        ret = (C.max if ord > 0 else C.min)(C.sum(C.abs_(x), c_ax), r2)
+    elif ord in (None, "fro", "f"):
+        ret = ops.sqrt(C.sum(ops.mul(x, x), (r_ax, c_ax)))
+    else:
+        raise ValueError("Invalid norm order for matrices.")
+    if keepdims:
+        rs = list(shape(x))
+        rs[r_ax] = rs[c_ax] = 1
+        ret = ops.reshape(ret, tuple(rs))
+    return ret
+
+
+def _rcond_cutoff(s, rcond):
+    """rcond[..., None] * max(s, -1, keepdims): rcond a Python number or an array broadcasting
+    against the batch."""
+    from . import composites as C
+    smax = C.max(s, len(shape(s)) - 1, keepdims=True)
+    if isinstance(rcond, (int, float)):
+        return ops.mul(smax, float(rcond))
+    r = ops.convert(rcond, ops.dtype(s)) if ops.dtype(rcond) != ops.dtype(s) else rcond
+    r = ops.reshape(r, shape(r) + (1,))
+    out = tuple(np.broadcast_shapes(shape(r), shape(smax)))
+    return ops.mul(ops.broadcast_to(r, out), ops.broadcast_to(smax, out))
+
+
+def _inv_large(s, cutoff):
+    """1/s where s > cutoff, else 0 (the masked reciprocal keeps the derivative finite)."""
+    large = ops.gt(s, ops.broadcast_to(cutoff, shape(s)))
+    one = ops.full(shape(s), 1.0, ops.dtype(s))
+    return ops.select(large, ops.div(one, ops.select(large, s, one)),
+                      ops.zeros(shape(s), ops.dtype(s)))
+
+
+_NOVALUE = np._NoValue
+
+
+def pinv(a, rcond=None, hermitian=False, *, rtol=_NOVALUE):
+    """np.linalg.pinv: v diag(1/s) u^T over the singular values above rcond * max(s)."""
+    _at_least_2d(a)
+    if rcond is None:
+        if rtol is _NOVALUE:
+            rcond = 1e-15
+        elif rtol is None:
+            rcond = max(shape(a)[-2:]) * float(np.finfo(np.dtype(
+                {"f32": np.float32, "f64": np.float64}[ops.dtype(a)])).eps)
+        else:
+            rcond = rtol
+    elif rtol is not _NOVALUE:
+        raise ValueError("`rtol` and `rcond` can't be both set.")
+    m, n = shape(a)[-2:]
+    if m == 0 or n == 0:
+        return ops.zeros(tuple(shape(a)[:-2]) + (n, m), ops.dtype(a))
+    u, s, vt = svd(a, full_matrices=False, hermitian=hermitian)
+    if not isinstance(rcond, (int, float)):
+        rcond = _as_node(rcond)
+    si = _inv_large(s, _rcond_cutoff(s, rcond))
+    return matmul(P.mT(vt), ops.mul(_scale_rows(si, m), P.mT(u)))
+
+
+def _scale_rows(s, cols):
+    """(..., k) -> (..., k, cols) with s[..., i] in row i."""
+    sh = shape(s)
+    return ops.broadcast_in_dim(s, shape=tuple(sh) + (cols,), dims=tuple(range(len(sh))))
+
+
+def _as_node(x):
+    from .core import Node
+    if type(x) is Node:
+        return x
+    return np.asarray(x, dtype=float)
+
+
+def lstsq(a, b, rcond=None):
+    """np.linalg.lstsq -> (x, residuals, rank, s): x = pinv(a, rcond) b through the SVD (values
+    equal NumPy's gelsd to rounding); residuals as NumPy: the squared residual norms when
+    m > n and the rank is n (a guarded, data-dependent shape), else empty."""
+    from . import composites as C
+    is_1d = len(shape(b)) == 1
+    if is_1d:
+        b = ops.reshape(b, shape(b) + (1,))
+    for x in (a, b):
+        if len(shape(x)) != 2:
+            raise LinAlgError(f"{len(shape(x))}-dimensional array given. Array must be "
+                              "two-dimensional")
+    m, n = shape(a)
+    m2, k = shape(b)
+    if m != m2:
+        raise LinAlgError("Incompatible dimensions")
+    dt = ops.dtype(a)
+    if rcond is None:
+        rcond = float(np.finfo(np.float64).eps) * max(n, m)
+    kk = min(m, n)
+    if kk == 0:
+        x = ops.zeros((n, k), dt)
+        s = ops.zeros((0,), dt)
+        rank = ops.full((), 0, "i32")
+    else:
+        u, s, vt = ops.svd(a, full_matrices=False)
+        cutoff = _rcond_cutoff(s, rcond) if rcond >= 0 else \
+            _rcond_cutoff(s, float(np.finfo(np.float64).eps))
+        si = _inv_large(s, cutoff)
+        x = matmul(P.mT(vt), ops.mul(_scale_rows(si, k), matmul(P.mT(u), b)))
+        large = ops.gt(s, ops.broadcast_to(cutoff, shape(s)))
+        rank = ops.reduce_sum(ops.convert(large, "i32"), (0,))
+    full_rank = _concrete_bool(ops.eq(rank, n)) if kk else n == 0
+    if full_rank and m > n:
+        r = ops.sub(b, matmul(a, x))
+        resids = C.sum(ops.mul(r, r), 0)
+    else:
+        resids = ops.zeros((0,), dt)
+    if is_1d:
+        x = ops.reshape(x, (n,))
+    return x, resids, rank, s

@@ -378,11 +378,6 @@ def _std(a, axis=None, dtype=None, ddof=0, keepdims=False):
     return wrap(C.std(_acc(a, dtype, True, "std"), axis, ddof, keepdims))
 
 
-@func("linalg.norm")
-def _norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
-    return wrap(C.norm(_one(x, to_float=True), ord, axis, keepdims))
-
-
 @func("cumsum")
 def _cumsum(a, axis=None, dtype=None):
     axis = _int_axis("cumsum", axis)

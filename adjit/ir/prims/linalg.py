@@ -391,3 +391,158 @@ prim("eigh", _eigh_rule, _eigh_impl, _eigh_vjp, _eigh_jvp, _eigh_samples, nout=2
      batch=_batch_leading("eigh"),
      doc="eigenvalues (ascending) and eigenvectors of (a + a^T)/2 (LAPACK syevd): "
          "np.linalg.eigh/eigvalsh")
+
+
+# --- svd ----------------------------------------------------------------------------------------
+def _slice_last2(x, rows, cols):
+    s = o.shape(x)
+    return o.slice(x, start=(0,) * len(s), limit=tuple(s[:-2]) + (rows, cols),
+                   strides=(1,) * len(s))
+
+
+def _svd_rule(a, *, full_matrices):
+    if a.ndim < 2:
+        raise ValueError(f"svd: needs (..., m, n) matrices, got {a}")
+    if a.dtype not in FLOATS:
+        raise TypeError(f"svd: needs floating-point matrices, got {a.dtype}")
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    bt = a.shape[:-2]
+    ur, vc = (m, n) if full_matrices else (k, k)
+    return (AType(bt + (m, ur), a.dtype), AType(bt + (k,), a.dtype),
+            AType(bt + (vc, n), a.dtype))
+
+
+def _svd_impl(a, *, full_matrices=False):
+    u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
+    return u, s, vh
+
+
+def _svd_thin(a, out, full_matrices):
+    """(U, s, V) with U (m, k) and V (n, k), k = min(m, n)."""
+    u, s, vh = out
+    m, n = o.shape(a)[-2:]
+    k = min(m, n)
+    if full_matrices and m != n:
+        raise NotImplementedError(
+            "the derivative of svd(full_matrices=True) of a non-square matrix is not "
+            "defined (the extra singular vectors are arbitrary; JAX raises too): use "
+            "full_matrices=False")
+    if full_matrices:
+        u, vh = _slice_last2(u, m, k), _slice_last2(vh, k, n)
+    return u, s, mT(vh)
+
+
+def _over_rows(s, rows):
+    """(..., k) -> (..., rows, k) with s[..., j] in column j (dividing column j by s_j)."""
+    sh = o.shape(s)
+    return o.broadcast_in_dim(s, shape=tuple(sh[:-1]) + (rows, sh[-1]),
+                              dims=tuple(range(len(sh) - 1)) + (len(sh),))
+
+
+def _sv_fmat(s):
+    """F[i, j] = 1 / (s_j^2 - s_i^2) off the diagonal, 0 on it (JAX's rule: repeated singular
+    values divide by zero, inf/NaN)."""
+    k = o.shape(s)[-1]
+    sr, sc = _row(s, k), _col(s, k)
+    d = o.mul(o.add(sr, sc), o.sub(sr, sc))
+    e = eye_like(d)
+    return o.sub(o.div(1.0, o.add(d, e)), e)
+
+
+def _svd_jvp(tangents, a, out, *, full_matrices=False):
+    ta = tangents[0]
+    if ta is None:
+        return (None, None, None)
+    u, s, v = _svd_thin(a, out, full_matrices)
+    m, n = o.shape(a)[-2:]
+    k = min(m, n)
+    ds_m = mm(mm(mT(u), ta), v)
+    ds = diag(ds_m)
+    f = _sv_fmat(s)
+    sr, sc = _row(s, k), _col(s, k)
+    dss = o.mul(ds_m, sr)
+    sds = o.mul(sc, ds_m)
+    du = mm(u, o.mul(f, o.add(dss, mT(dss))))
+    dv = mm(v, o.mul(f, o.add(sds, mT(sds))))
+    if m > n:
+        dav = mm(ta, v)
+        du = o.add(du, o.div(o.sub(dav, mm(u, mm(mT(u), dav))), _over_rows(s, m)))
+    if n > m:
+        dau = mm(mT(ta), u)
+        dv = o.add(dv, o.div(o.sub(dau, mm(v, mm(mT(v), dau))), _over_rows(s, n)))
+    return (du, ds, mT(dv))
+
+
+def _svd_vjp(ct, a, out, *, full_matrices=False):
+    cu, cs, cvh = ct
+    if cu is None and cs is None and cvh is None:
+        return [None]
+    u, s, v = _svd_thin(a, out, full_matrices)
+    m, n = o.shape(a)[-2:]
+    k = min(m, n)
+    if full_matrices:
+        if cu is not None:
+            cu = _slice_last2(cu, m, k)
+        if cvh is not None:
+            cvh = _slice_last2(cvh, k, n)
+    f = _sv_fmat(s)
+    sr = _row(s, k)
+    cds = diag_embed(cs) if cs is not None else None
+
+    def acc(x, y):
+        return y if x is None else o.add(x, y)
+    extra = None
+    if cu is not None:
+        x = o.mul(f, mm(mT(u), cu))
+        cds = acc(cds, o.mul(o.add(x, mT(x)), sr))
+        if m > n:
+            # (I - U U^T) cU S^{-1} V^T
+            p = o.sub(cu, mm(u, mm(mT(u), cu)))
+            extra = mm(o.div(p, _over_rows(s, m)), mT(v))
+    cv = mT(cvh) if cvh is not None else None
+    if cv is not None:
+        y = o.mul(f, mm(mT(v), cv))
+        cds = acc(cds, o.mul(_col(s, k), o.add(y, mT(y))))
+        if n > m:
+            z = o.div(o.sub(cv, mm(v, mm(mT(v), cv))), _over_rows(s, n))
+            extra = acc(extra, mm(u, mT(z)))
+    ca = mm(mm(u, cds), mT(v))
+    return [acc(extra, ca)]
+
+
+def _svd_samples(dt, rng):
+    return [([_s(rng, (4, 3), dt)], {"full_matrices": False}),
+            ([_s(rng, (2, 3, 5), dt)], {"full_matrices": False}),
+            ([_s(rng, (3, 3), dt)], {"full_matrices": True})]
+
+
+prim("svd", _svd_rule, _svd_impl, _svd_vjp, _svd_jvp, _svd_samples, nout=3,
+     batch=_batch_leading("svd"),
+     doc="(u, s, vh) with a = u diag(s) vh, s descending (LAPACK gesdd jobz 'S' or 'A'): "
+         "np.linalg.svd, torch.linalg.svd")
+
+
+def _svdvals_rule(a):
+    return _svd_rule(a, full_matrices=False)[1]
+
+
+def _svdvals_jvp(tangents, a, out):
+    ta = tangents[0]
+    if ta is None:
+        return None
+    u, _, vh = o.svd(a, full_matrices=False)
+    return diag(mm(mm(mT(u), ta), mT(vh)))
+
+
+def _svdvals_vjp(ct, a, out):
+    u, _, vh = o.svd(a, full_matrices=False)
+    return [mm(mm(u, diag_embed(ct)), vh)]
+
+
+prim("svdvals", _svdvals_rule, lambda a: np.linalg.svd(a, compute_uv=False),
+     _svdvals_vjp, _svdvals_jvp,
+     lambda dt, rng: [([_s(rng, (4, 3), dt)], {}), ([_s(rng, (2, 3, 5), dt)], {})],
+     batch=_batch_leading("svdvals"),
+     doc="singular values, descending (LAPACK gesdd jobz 'N'): np.linalg.svd(compute_uv="
+         "False), norm(ord=2/-2/'nuc'), torch.linalg.svdvals")
