@@ -141,9 +141,26 @@ class _State(threading.local):
         self.anomaly = False  # autograd.set_detect_anomaly: forward stacks, NaN checks
         self.anomaly_nan = True
         self.loc = None  # set by graph transforms: derived equations keep the source location
+        # record without computing (values None): a transform that computed a graph's results
+        # another way (the interpreter tier) records its equations this way (see `recording`)
+        self.abstract = False
 
 
 STATE = _State()
+
+
+class recording_only:
+    """Context manager: `bind` records at traced levels without computing (results' values
+    None); operations on plain arrays still compute. For a caller that computes the results of
+    what it records another way and sets them on the nodes it hands out."""
+    __slots__ = ("prev",)
+
+    def __enter__(self):
+        self.prev = STATE.abstract
+        STATE.abstract = True
+
+    def __exit__(self, *exc):
+        STATE.abstract = self.prev
 
 
 class new_trace:
@@ -532,7 +549,7 @@ def _record(prim, trace, args, params):
             _RULES[key] = (typ, key)
     else:
         typ, key = hit
-    if abstract:
+    if abstract or (STATE.abstract and trace is not EAGER):
         out = None
     else:
         if prim.fp_warns:

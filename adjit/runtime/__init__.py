@@ -262,6 +262,32 @@ def run_graph(g, args, consts=None):
     return cg(args, None if consts is g.consts else consts)
 
 
+_TRACE_PLANS: "dict" = {}  # id(graph) -> (graph, Plan of its optimised graph): see interpret
+
+
+def interpret(g, args, consts=None):
+    """Evaluate `g` on NumPy arrays on the interpreter tier (its optimised graph), never
+    compiling and without counting a call of `g`: how a transform computes, while tracing, the
+    values of a derived graph it records into an enclosing trace (jit of grad). Native code
+    already linked for `g` serves instead. Returns a list of fresh arrays."""
+    cs = g.consts if consts is None else consts
+    cg = g.native
+    if cg is not None and type(cg) is not Interpreted:
+        return cg(args, None if consts is None or consts is g.consts else consts)
+    if cg is not None:
+        plan = cg.plan
+    else:
+        hit = _TRACE_PLANS.get(id(g))
+        if hit is None or hit[0] is not g:
+            from ..ir.passes import optimize
+            from .interpreter import Plan
+            if len(_TRACE_PLANS) >= 64:
+                _TRACE_PLANS.pop(next(iter(_TRACE_PLANS)))
+            hit = _TRACE_PLANS[id(g)] = (g, Plan(optimize(g)))
+        plan = hit[1]
+    return fresh(plan(args, cs), args, cs)
+
+
 def fresh(outs, args=(), consts=()):
     """`outs` as fresh arrays, as compiled code returns them: the interpreter's results may be
     an argument or constant itself, a view of one (reshape, slice, transpose, a read-only

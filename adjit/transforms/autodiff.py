@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import collections
 import functools
+import itertools
 
 import numpy as np
 
 from ..ir import literals, ops
 from ..ir.autodiff import jvp_graph, vjp_graph
-from ..ir.core import STATE, GuardFailed, Node
+from ..ir.core import EAGER, STATE, GuardFailed, Lit, Node, recording_only
 from ..ir.graph import eval_graph, extract
 from ..ir.types import DTYPES, FLOATS
-from ..runtime import run_graph as _run_concrete
+from ..runtime import interpret as _interpret, run_graph as _run_concrete
 from ..tracer import pytree
 from ..tracer.ndarray import TracedArray
 from ..tracer.trace_args import (_at, _live, _regroup, arg_name, fname, leaf_info, out_nodes,
@@ -39,11 +40,46 @@ def run_graph(g, args, consts=None):
     args = [a if isinstance(a, Node) else np.asarray(a, v.type.np_dtype)
             for v, a in zip(g.invars, args)]
     if any(_live(a) for a in args) or any(_live(c) for c in consts):
+        if _interpretable(g, args, consts):
+            return _record_interpreted(g, args, consts)
         return eval_graph(g, args, consts)
     args = [a.val if isinstance(a, Node) else a for a in args]
     if consts is not g.consts:
         consts = [c.val if isinstance(c, Node) else c for c in consts]
     return _run_concrete(g, args, consts)
+
+
+# a graph recorded into an enclosing trace whose arrays have at least this many elements is
+# computed on the interpreter tier (optimised, dead values freed) rather than equation by
+# equation through `bind`
+INTERPRET_MIN_SIZE = 1 << 15
+
+
+def _interpretable(g, args, consts):
+    """Whether `_record_interpreted` may evaluate g: every value known (none abstract), nothing
+    recorded on the eager tape (its values must stay concrete), and arrays big enough that the
+    optimisation passes pay for themselves."""
+    for a in itertools.chain(args, consts):
+        if isinstance(a, Node) and (a.val is None or (a.trace is EAGER and a.requires_grad)):
+            return False
+    return any(v.type.size >= INTERPRET_MIN_SIZE
+               for v in itertools.chain(g.invars, g.outvars) if type(v) is not Lit)
+
+
+def _record_interpreted(g, args, consts):
+    """g's results inside an enclosing trace: its equations recorded there without computing,
+    their values computed once by the interpreter tier on the optimised graph (no `pow x 1.0`,
+    no materialised broadcasts, each intermediate freed after its last use). A guard of g is
+    checked by that run."""
+    vals = [a.val if isinstance(a, Node) else a for a in args]
+    cvals = [c.val if isinstance(c, Node) else c for c in consts]
+    outs = _interpret(g, vals, cvals)
+    with recording_only():
+        res = eval_graph(g, args, consts)
+    for r, o in zip(res, outs):
+        if isinstance(r, Node) and r.val is None:
+            r.val = o
+    return res
 
 
 _CACHE: "collections.OrderedDict" = collections.OrderedDict()
