@@ -112,9 +112,9 @@ class Loaded:
         self.address = address
         self.addresses = addresses or {}
 
-    def __del__(self):
-        t, self.tracker = self.tracker, None
-        if t is not None and not sys.is_finalizing():  # (at exit: llvmlite is torn down)
+    def __del__(self, _finalizing=sys.is_finalizing):  # (bound now: at exit the module's
+        t, self.tracker = self.tracker, None              # globals may already be None)
+        if t is not None and not _finalizing():  # (at exit: llvmlite is torn down)
             with LOCK:
                 t.close()  # llvmlite: dylib.clear(), the memory goes back to the process
 
