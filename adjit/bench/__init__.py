@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 import os
 import pkgutil
+import re
 import resource
 import sys
 import time
@@ -100,7 +101,10 @@ def discover(package="adjit.bench.workloads"):
     except ImportError as exc:
         raise RuntimeError(f"cannot import the workloads package {package!r}: {exc}") from None
     found = {}
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+    def order(m):  # w2 before w10
+        num = re.match(r"w(\d+)", m.name)
+        return (int(num.group(1)) if num else 0, m.name)
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=order):
         if info.name.startswith("_"):
             continue
         mod = importlib.import_module(f"{package}.{info.name}")

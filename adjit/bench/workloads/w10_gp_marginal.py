@@ -1,4 +1,4 @@
-"""W8 gp-marginal, float64: a Gaussian process's negative log marginal likelihood and its
+"""W10 gp-marginal, float64: a Gaussian process's negative log marginal likelihood and its
 gradient in four hyperparameters, n = 500 points in 2-D.
 
 K = amp * exp(-sum_d (x_id - x_jd)^2 / (2 ls_d^2)) + (noise + 1e-6) I with amp, ls, noise the
@@ -127,6 +127,6 @@ def autograd_setup(inp):
 
 def workload():
     return Workload(
-        name="W8", title="gp-marginal f64 n=500, value_and_grad", inputs=inputs,
+        name="W10", title="gp-marginal f64 n=500, value_and_grad", inputs=inputs,
         impls=impls(adjit=adjit_setup, numpy=numpy_setup, torch=torch_setup,
                     jax=jax_setup, autograd=autograd_setup))
