@@ -208,11 +208,8 @@ CASES = [
     ("sort_take_along", lambda np, x: np.sum(np.sort(x, axis=1) * K) + np.sum(np.sort(x, axis=0)
      ** 2 * K) + np.sum(np.take_along_axis(x, np.argsort(x, axis=1), axis=1) ** 3),
      [(3, 4)], "any"),
-    # partition: only the kth entries are placed by contract (the rest in any order), so the
-    # weights touch the kth column and an order-free sum
-    ("partition", lambda np, x: np.sum(np.partition(x, 2, axis=1)[:, 2] * np.arange(1.0, 4.0)) +
-     np.sum(np.partition(x.ravel(), 2) ** 3) +
-     np.sum(np.take_along_axis(x, np.argpartition(x, 1, axis=1), axis=1)[:, 1] ** 3),
+    ("partition", lambda np, x: np.sum(np.partition(x, 1, axis=1)[:, 1] ** 2 * K[:, 0]) +  # kth
+     np.sum(np.take_along_axis(x, np.argpartition(x, 2, axis=0)[2:], axis=0) ** 3),  # values
      [(3, 4)], "any"),
     ("median_percentile", lambda np, x: np.median(x) + np.sum(np.median(x, axis=0) ** 2) +
      np.sum(np.percentile(x, np.array([10.0, 55.0]), axis=1) ** 2) + np.quantile(x, 0.3) ** 2,
