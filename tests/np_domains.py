@@ -270,4 +270,15 @@ DOMAINS = {
     "linalg.eigvalsh": D(-2, 2, lambda np_, x: np_.linalg.eigvalsh(_spd(np_, x))),
     "linalg.matrix_power": D(-2, 2, lambda np_, x: np_.linalg.matrix_power(_spd(np_, x), 3)),
     "linalg.multi_dot": D(-2, 2, lambda np_, x: np_.linalg.multi_dot([x, x.T, x])),
+    # singular vectors only up to sign: squared; generic x has distinct singular values
+    "linalg.svd": D(-2, 2, lambda np_, x: (np_.linalg.svd(x, full_matrices=False)[1],
+                                           np_.linalg.svd(x, full_matrices=False)[0] ** 2)),
+    "linalg.svdvals": D(-2, 2, lambda np_, x: np_.linalg.svdvals(x)),
+    "linalg.matrix_norm": D(-2, 2, lambda np_, x: (np_.linalg.matrix_norm(x),
+                                                   np_.linalg.matrix_norm(x, ord="nuc"),
+                                                   np_.linalg.matrix_norm(x, ord=2))),
+    "linalg.vector_norm": D(-2, 2, lambda np_, x: (np_.linalg.vector_norm(x),
+                                                   np_.linalg.vector_norm(x, ord=3, axis=1))),
+    "linalg.pinv": D(-2, 2, lambda np_, x: np_.linalg.pinv(x)),
+    "linalg.lstsq": D(-2, 2, lambda np_, x: np_.linalg.lstsq(x.T, F(np_, x)[0], rcond=None)[0]),
 }

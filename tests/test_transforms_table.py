@@ -187,6 +187,13 @@ CASES = [
     ("linalg_cholesky_eigh", lambda np, x: np.sum(np.linalg.cholesky(x @ x.T + np.eye(3))) +
      np.sum(np.linalg.eigh(x @ x.T)[0] ** 2) + np.sum(np.linalg.eigvalsh(x + x.T)),
      [(3, 3)], "any"),
+    ("linalg_svd_norms", lambda np, x: np.sum(np.linalg.svd(x, full_matrices=False)[1] ** 2) +
+     np.sum(np.linalg.svd(x, full_matrices=False)[0] ** 2 * K[:, :3]) +
+     np.sum(np.linalg.svdvals(x)) + np.linalg.matrix_norm(x, ord="nuc") +
+     np.linalg.matrix_norm(x, ord=2) + np.sum(np.linalg.vector_norm(x, ord=3, axis=1)),
+     [(3, 4)], "any"),
+    ("linalg_pinv_lstsq", lambda np, x, y: np.sum(np.linalg.pinv(x) ** 2) +
+     np.sum(np.linalg.lstsq(x.T, y, rcond=None)[0] ** 2), [(3, 4), (4,)], "any"),
     ("linalg_power_multi_dot", lambda np, x: np.sum(np.linalg.matrix_power(x, 3)) +
      np.sum(np.linalg.multi_dot([x, x.T, x])), [(3, 3)], "any"),
     # shape and indexing functions (issue 15 item 2)
