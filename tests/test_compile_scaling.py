@@ -154,3 +154,27 @@ def test_optimize_reaches_its_fixpoint_without_printing_the_graph(monkeypatch):
     val, grad = eval_graph(opt, [x, np.array(1.0)])
     np.testing.assert_allclose(val, f(x), rtol=1e-14)
     np.testing.assert_allclose(grad, 1 / np.cosh(x) ** 2 + 2 * np.sin(x) * np.cos(x), rtol=1e-13)
+
+
+def test_long_chain_is_fused_into_several_bounded_loops():
+    """A long same-shape elementwise chain is not fused into ONE loop body (LLVM's optimisation
+    time grows superlinearly with a body): bodies are capped at fusion.BODY_COST_MAX."""
+    from adjit.codegen import fusion
+    from adjit.codegen.lower import LOWERINGS
+
+    steps = 120
+
+    def f(x):
+        for i in range(steps):
+            y = np.sin(x) * (1.0 + 1e-3 * i)
+            x = y + (np.tanh(x) if i % 2 else np.exp(-x * x)) * 0.5
+        return x
+    a = np.linspace(-1, 1, 37)
+    g = optimize(adjit.make_ir(f)(a))
+    p = fusion.plan(g, LOWERINGS)
+    live = [e for e in g.eqns if e not in p.dead]
+    assert len(p.loops) >= 4
+    total = sum(e.prim.cost for e in live)
+    assert total > 4 * fusion.BODY_COST_MAX
+    got = compile_graph(g)([a])[0]
+    np.testing.assert_allclose(got, f(a), rtol=1e-12, atol=1e-14)

@@ -30,6 +30,10 @@ between (the nest then runs at the root's place) and the nest reads the root, if
 at the nest's index and not as a reduction (`can_join`). Reductions on short inner loops or
 accumulating in memory on small arrays keep their own nest (`VEC_MIN`,
 `MEMORY_SIBLINGS_MIN`: such shared nests vectorise worse than separate ones).
+A loop body is capped (`BODY_COST_MAX`, summed `Primitive.cost` of the code inlined into it):
+past it, a value is materialised in a loop of its own, so a long elementwise chain becomes
+several bounded loops (each writing a buffer the next reads), LLVM's optimisation time stays
+linear, and the builder's section split (SECTION_INSNS) can divide the graph.
 """
 from __future__ import annotations
 
@@ -57,6 +61,8 @@ class Plan:
 REDUCE = ("reduce_sum", "reduce_max", "reduce_min")
 MAX_CANDIDATES = 6              # loops of the same shape a root tries to join
 VEC_MIN = 16                    # shortest innermost loop a reduction shares with siblings
+BODY_COST_MAX = 600             # summed Primitive.cost of the code in one loop body (a math-
+                                # library call costs 20-60, like the instructions it inlines)
 MEMORY_SIBLINGS_MIN = 1 << 14   # elements from which a reduction accumulating in memory does
 
 
@@ -139,6 +145,7 @@ def plan(g, lowerings) -> Plan:
     in_loops = {}                   # Eqn -> ids of the loop nests its code is emitted in
     by_shape = {}                   # iteration shape -> loop ids, newest first
     live = set(p.out_slot)
+    body = {}                       # loop id -> summed cost of the code emitted in its body
 
     def use_sig(c, k):
         kind = lowerings[c.prim.name].kind
@@ -156,6 +163,7 @@ def plan(g, lowerings) -> Plan:
         p.loops[lid] = [e]
         p.loop[e] = lid
         p.domain[lid] = dom
+        body[lid] = e.prim.cost
         if dom is not None:
             by_shape.setdefault(dom[0], []).insert(0, lid)
         return lid
@@ -203,12 +211,15 @@ def plan(g, lowerings) -> Plan:
             lt = p.domain[lid][1]
             if t is not None and lt is not None and t != lt:
                 continue
+            if body[lid] + e.prim.cost > BODY_COST_MAX:
+                continue
             reads = any(lid in in_loops[c] for c, _ in uses)
             cands.append((not reads, len(cands), lid))
         for _, _, lid in sorted(cands):
             if can_join(e, lid, uses):
                 p.loops[lid].insert(0, e)
                 p.loop[e] = lid
+                body[lid] += e.prim.cost
                 if t is not None:
                     p.domain[lid] = (shape, t)
                 lst = by_shape[shape]
@@ -242,10 +253,15 @@ def plan(g, lowerings) -> Plan:
         else:
             pols = {_policy(c, k, lowerings) for c, k in uses}
             mat = "buffer" in pols or (not p.cheap[v] and ("repeat" in pols or len(sigs) > 1))
+            if not mat and not p.cheap[v]:  # a body over the cap: v starts a new loop instead
+                lids = set().union(*[in_loops[c] for c, _ in uses]) if uses else set()
+                mat = any(body[lid] + e.prim.cost > BODY_COST_MAX for lid in lids)
         if mat:
             p.materialised.add(v)
             in_loops[e] = {assign_loop(e, uses)}
         else:
             sig[v] = sigs.pop() if len(sigs) == 1 else ("several",)
             in_loops[e] = set().union(*[in_loops[c] for c, _ in uses]) if uses else set()
+            for lid in in_loops[e]:
+                body[lid] += e.prim.cost
     return p
