@@ -8,7 +8,7 @@ from .ir import ops as _ops
 from .ir.core import REGISTRY as _R, bind as _bind
 from .ir.prims import special as _S
 from .tracer import tensor_ops as _T
-from .tracer import composites as _TC
+from .tracer import torch_composites
 from .tracer.tensor import Tensor as _Tensor
 
 __all__ = ["expit", "logit", "erf", "erfc", "erfinv", "gammaln", "digamma", "psi", "polygamma",
@@ -89,13 +89,13 @@ def xlog1py(input, other):
 def softmax(input, dim, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
-    return _TC.softmax(input, dim)
+    return torch_composites.softmax(input, dim)
 
 
 def log_softmax(input, dim, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
-    return _TC.log_softmax(input, dim)
+    return torch_composites.log_softmax(input, dim)
 
 
 def logsumexp(input, dim, keepdim=False):

@@ -43,10 +43,10 @@ def _hwm_reset():
 
 
 def child(name, impl, calls, n4):
-    from adjit.bench import workloads as W
+    from adjit.bench import workloads
     import importlib
     import pkgutil
-    mods = {m.name.split("_")[0].upper(): m.name for m in pkgutil.iter_modules(W.__path__)
+    mods = {m.name.split("_")[0].upper(): m.name for m in pkgutil.iter_modules(workloads.__path__)
             if m.name[0] == "w"}
     mod = importlib.import_module(f"adjit.bench.workloads.{mods[name]}")
     if name == "W4" and n4:

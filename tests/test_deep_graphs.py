@@ -79,7 +79,7 @@ def test_fallback_warns_once_per_graph(monkeypatch):
     monkeypatch.setattr(cache, "_build", fail)
     monkeypatch.setattr(cache, "_MEM", type(cache._MEM)())
     monkeypatch.setattr(cache, "_FAILED", {})
-    monkeypatch.setattr(runtime, "_WARNED", set())
+    monkeypatch.setattr(runtime, "_CANNOT_COMPILE_WARNED", set())
     jf = adjit.jit(lambda a: np.sin(a) * 3.0 + 1.0)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")

@@ -9,7 +9,7 @@ import scipy.stats as ss
 
 import adjit
 from adjit.scipy import special as AS
-from adjit.scipy import stats as S
+from adjit.scipy import stats as scipy_stats
 from peers import require
 
 np.seterr(all="ignore")
@@ -38,8 +38,8 @@ CASES = [
 @pytest.mark.parametrize("dist,fn,args", CASES, ids=[f"{d}.{f}" for d, f, _ in CASES])
 def test_values_vs_scipy(dist, fn, args):
     want = getattr(getattr(ss, dist), fn)(*args)
-    plain = getattr(getattr(S, dist), fn)(*args)
-    traced = adjit.jit(lambda *a: getattr(getattr(S, dist), fn)(*a))(*args)
+    plain = getattr(getattr(scipy_stats, dist), fn)(*args)
+    traced = adjit.jit(lambda *a: getattr(getattr(scipy_stats, dist), fn)(*a))(*args)
     for got in (plain, traced):
         assert np.asarray(got).dtype == np.asarray(want).dtype
         # log(cdf) near cdf = 1: SciPy's betainc (Boost) and cephes' differ by an ulp of cdf
@@ -53,13 +53,13 @@ def test_multivariate_normal_and_dirichlet_values():
     cov = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 1.5]])
     mean = np.array([0.1, -0.2, 0.3])
     want = ss.multivariate_normal.logpdf(x, mean, cov)
-    np.testing.assert_allclose(adjit.jit(lambda x, m: S.multivariate_normal.logpdf(x, m, cov))(
+    np.testing.assert_allclose(adjit.jit(lambda x, m: scipy_stats.multivariate_normal.logpdf(x, m, cov))(
         x, mean), want, rtol=1e-13)
-    np.testing.assert_allclose(S.multivariate_normal.pdf(x, mean, cov),
+    np.testing.assert_allclose(scipy_stats.multivariate_normal.pdf(x, mean, cov),
                                ss.multivariate_normal.pdf(x, mean, cov), rtol=1e-13)
     alpha = np.array([1.5, 2.0, 3.0])
     xd = np.array([[0.2, 0.1], [0.3, 0.6], [0.5, 0.3]])
-    np.testing.assert_allclose(adjit.jit(lambda a, x: S.dirichlet.logpdf(x, a))(alpha, xd),
+    np.testing.assert_allclose(adjit.jit(lambda a, x: scipy_stats.dirichlet.logpdf(x, a))(alpha, xd),
                                ss.dirichlet.logpdf(xd, alpha), rtol=1e-13)
 
 
@@ -86,7 +86,7 @@ CDF_GRADS = [("gamma", "cdf", (1.3, 2.5, 0.1, 1.3), (0, 2, 3)),
 @pytest.mark.parametrize("dist,fn,args", GRADS, ids=[f"{d}.{f}" for d, f, _ in GRADS])
 def test_gradients_vs_jax(jx, dist, fn, args):
     jax, jnp, js = jx
-    ours = getattr(getattr(S, dist), fn)
+    ours = getattr(getattr(scipy_stats, dist), fn)
     theirs = getattr(getattr(js, dist), fn)
     first = 0 if dist not in ("poisson", "bernoulli") else 1  # k is not differentiable
     argnums = tuple(range(first, len(args)))
@@ -102,7 +102,7 @@ def test_gradients_vs_jax(jx, dist, fn, args):
                          ids=[f"{d}.{f}" for d, f, _, _ in CDF_GRADS])
 def test_cdf_gradients_vs_jax(jx, dist, fn, args, argnums):
     jax, jnp, js = jx
-    ours = getattr(getattr(S, dist), fn)
+    ours = getattr(getattr(scipy_stats, dist), fn)
     if (dist, fn) == ("poisson", "logcdf"):  # jax.scipy.stats.poisson has no logcdf
         theirs = lambda *a: jnp.log(js.poisson.cdf(*a))  # noqa: E731
     else:
@@ -122,28 +122,28 @@ def test_t_cdf_gradients_vs_differences():
     """jax.scipy.stats.t has no cdf: d/dx is the density (also at x = loc), d/dloc, d/dscale
     against central differences of SciPy's t.cdf."""
     xs = np.array([-2.5, -0.3, 0.0, 0.2, 4.0])
-    g = adjit.jit(adjit.grad(lambda x: S.t.cdf(x, 3.5).sum()))(xs)
+    g = adjit.jit(adjit.grad(lambda x: scipy_stats.t.cdf(x, 3.5).sum()))(xs)
     np.testing.assert_allclose(g, ss.t.pdf(xs, 3.5), rtol=1e-12)
-    g = adjit.grad(lambda x: S.t.logcdf(x, 3.5).sum())(xs)
+    g = adjit.grad(lambda x: scipy_stats.t.logcdf(x, 3.5).sum())(xs)
     np.testing.assert_allclose(g, ss.t.pdf(xs, 3.5) / ss.t.cdf(xs, 3.5), rtol=1e-12)
     h = 1e-6
     for k, args in ((2, [0.7, 4.0, 0.2, 1.5]), (3, [0.7, 4.0, 0.2, 1.5])):
-        got = adjit.grad(lambda v: S.t.cdf(*args[:k], v, *args[k + 1:]))(args[k])
+        got = adjit.grad(lambda v: scipy_stats.t.cdf(*args[:k], v, *args[k + 1:]))(args[k])
         up, dn = list(args), list(args)
         up[k] += h
         dn[k] -= h
         np.testing.assert_allclose(got, (ss.t.cdf(*up) - ss.t.cdf(*dn)) / (2 * h), rtol=1e-7)
 
 
-@pytest.mark.parametrize("call", [lambda a: S.beta.cdf(0.3, a, 2.0),
-                                  lambda a: S.gamma.cdf(1.3, a),
-                                  lambda a: S.t.cdf(0.5, a)], ids=["beta", "gamma", "t"])
+@pytest.mark.parametrize("call", [lambda a: scipy_stats.beta.cdf(0.3, a, 2.0),
+                                  lambda a: scipy_stats.gamma.cdf(1.3, a),
+                                  lambda a: scipy_stats.t.cdf(0.5, a)], ids=["beta", "gamma", "t"])
 def test_cdf_parameter_derivative_is_refused(call):
     """No derivative in the shape parameters (JAX refuses betainc's): a clear error naming the
     user's line, not a wrong number; with the parameter constant the same call differentiates."""
     with pytest.raises(NotImplementedError, match=r"no derivative with respect to .*test_scipy"):
         adjit.grad(call)(1.5)
-    assert np.isfinite(adjit.grad(lambda x: S.beta.cdf(x, 1.5, 2.0))(0.3))
+    assert np.isfinite(adjit.grad(lambda x: scipy_stats.beta.cdf(x, 1.5, 2.0))(0.3))
 
 
 def test_mvn_and_dirichlet_gradients_vs_jax(jx):
@@ -152,12 +152,12 @@ def test_mvn_and_dirichlet_gradients_vs_jax(jx):
     x = rng.normal(size=(4, 3))
     cov = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 1.5]])
     m = np.array([0.1, -0.2, 0.3])
-    g = adjit.grad(lambda m: np.sum(S.multivariate_normal.logpdf(x, m, cov)))(m)
+    g = adjit.grad(lambda m: np.sum(scipy_stats.multivariate_normal.logpdf(x, m, cov)))(m)
     w = jax.grad(lambda m: js.multivariate_normal.logpdf(x, m, cov).sum())(m)
     np.testing.assert_allclose(g, w, rtol=1e-12)
     alpha = np.array([1.5, 2.0, 3.0])
     xd = np.array([0.2, 0.3, 0.5])
-    g = adjit.grad(lambda a: S.dirichlet.logpdf(xd, a))(alpha)
+    g = adjit.grad(lambda a: scipy_stats.dirichlet.logpdf(xd, a))(alpha)
     w = jax.grad(lambda a: js.dirichlet.logpdf(xd, a))(alpha)
     np.testing.assert_allclose(g, w, rtol=1e-12)
 
@@ -192,7 +192,7 @@ def test_bayesian_logistic_regression_vs_jax(jx):
     X, y = _logreg_data()
     w = np.linspace(-0.5, 0.5, X.shape[1])
     import scipy.special as sp
-    f = adjit.jit(adjit.value_and_grad(lambda w: logreg_logpost(w, X, y, S, sp)))
+    f = adjit.jit(adjit.value_and_grad(lambda w: logreg_logpost(w, X, y, scipy_stats, sp)))
     v, g = f(w)
     jf = jax.jit(jax.value_and_grad(lambda w: (jnp.sum(js.norm.logpdf(w, 0.0, 1.0)) + jnp.sum(
         y * jax.nn.log_sigmoid(X @ w) + (1 - y) * jax.nn.log_sigmoid(-(X @ w))))))
@@ -208,7 +208,7 @@ def test_gaussian_mixture_vs_jax(jx):
     import jax.scipy.special as jsp
     x = np.random.default_rng(3).normal(size=300) * 2.0
     p = np.array([0.1, -0.2, 0.3, -1.0, 0.0, 1.5, 0.1, -0.3, 0.2])
-    f = adjit.jit(adjit.value_and_grad(lambda p: gmm_loglik(p, x, S, AS)))
+    f = adjit.jit(adjit.value_and_grad(lambda p: gmm_loglik(p, x, scipy_stats, AS)))
     v, g = f(p)
 
     class JS:  # the same model with JAX's modules

@@ -373,7 +373,7 @@ assert os.waitstatus_to_exitcode(status) == 0, status
 def test_only_a_failed_compile_warns(monkeypatch, mode):
     import warnings
     monkeypatch.setenv("ADJIT_TIER", mode)
-    monkeypatch.setattr(runtime, "_WARNED", set())
+    monkeypatch.setattr(runtime, "_CANNOT_COMPILE_WARNED", set())
     monkeypatch.setattr(background.Compiler, "_send",
                         lambda self, job: job.finish("error", message="test failure"))
     g, args = _graph(4.5)

@@ -312,8 +312,8 @@ def flip(x, axis=None):
     return x
 
 
-# --- products (matmul, dot, tensordot, outer, inner, einsum) live in composites_dot ---------
-from .composites_dot import dot, einsum, inner, matmul, outer, tensordot, vdot  # noqa: E402,F401
+# --- products (matmul, dot, tensordot, outer, inner, einsum) live in composites_products ---------
+from .composites_products import dot, einsum, inner, matmul, outer, tensordot, vdot  # noqa: E402,F401
 
 
 def is_float(x):

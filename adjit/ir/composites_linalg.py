@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from .composites_dot import matmul
-from .prims import linalg as P
+from .composites_products import matmul
+from .prims import linalg as prims_linalg
 
 LinAlgError = np.linalg.LinAlgError
 
@@ -52,7 +52,7 @@ def solve(a, b):
 def inv(a):
     """np.linalg.inv: gesv with the identity as right-hand sides (as NumPy)."""
     _square(a)
-    return ops.linalg_solve(a, P.eye_like(a), check=True)
+    return ops.linalg_solve(a, prims_linalg.eye_like(a), check=True)
 
 
 def slogdet(a):
@@ -69,7 +69,7 @@ def det(a):
 def cholesky(a, upper=False):
     _square(a)
     L = ops.cholesky(a)
-    return P.mT(L) if upper else L
+    return prims_linalg.mT(L) if upper else L
 
 
 def eigh(a, UPLO="L"):  # noqa: N803
@@ -92,7 +92,7 @@ def matrix_power(a, n):
     if n is None:
         raise TypeError("exponent must be an integer")
     if n == 0:
-        return P.eye_like(a)
+        return prims_linalg.eye_like(a)
     if n < 0:
         a, n = inv(a), -n
     if n == 1:
@@ -114,7 +114,7 @@ def multi_dot(arrays):
     if n < 2:
         raise ValueError("Expecting at least two arrays.")
     if n == 2:
-        from .composites_dot import dot
+        from .composites_products import dot
         return dot(arrays[0], arrays[1])
     first, last = arrays[0], arrays[-1]
     v0, v1 = len(shape(first)) == 1, len(shape(last)) == 1
@@ -182,12 +182,12 @@ def cho_factor(a, lower=False):
     _square(a)
     # SciPy's potrf reads one triangle only: the symmetric matrix that triangle defines (the
     # same matrix for a symmetric a; the derivative reaches that triangle only, as JAX's)
-    t = P.tril(a) if lower else P.triu(a)
+    t = prims_linalg.tril(a) if lower else prims_linalg.triu(a)
     k = -1 if lower else 1
-    L = ops.cholesky(ops.add(t, P.mT(P.tril(a, k) if lower else P.triu(a, k))))
+    L = ops.cholesky(ops.add(t, prims_linalg.mT(prims_linalg.tril(a, k) if lower else prims_linalg.triu(a, k))))
     if lower:
-        return ops.select(P._mask(a, 0), L, a), lower
-    return ops.select(P._mask(a, 0, upper=True), P.mT(L), a), lower
+        return ops.select(prims_linalg._mask(a, 0), L, a), lower
+    return ops.select(prims_linalg._mask(a, 0, upper=True), prims_linalg.mT(L), a), lower
 
 
 def cho_solve(c_and_lower, b):
@@ -219,19 +219,19 @@ def _concrete_bool(c):
 def _svd_hermitian(a, compute_uv):
     """NumPy's svd(hermitian=True): eigh, |w| in descending order (NumPy reverses an ascending
     argsort), the signs of w moved into vh."""
-    from . import composites as C
+    from . import composites as ir_composites
     from .composites_shape import argsort, take_along_axis
     _square(a)
     w, v = ops.eigh(a, uplo="L")
     ax = len(shape(w)) - 1
-    sidx = C.flip(argsort(C.abs_(w), ax), ax)
-    s = take_along_axis(C.abs_(w), sidx, ax)
+    sidx = ir_composites.flip(argsort(ir_composites.abs_(w), ax), ax)
+    s = take_along_axis(ir_composites.abs_(w), sidx, ax)
     if not compute_uv:
         return s
     sgn = take_along_axis(ops.sign(w), sidx, ax)
     nd = len(shape(v))
     u = take_along_axis(v, ops.reshape(sidx, shape(sidx)[:-1] + (1, shape(sidx)[-1])), nd - 1)
-    vt = P.mT(ops.mul(u, ops.broadcast_in_dim(sgn, shape=shape(u),
+    vt = prims_linalg.mT(ops.mul(u, ops.broadcast_in_dim(sgn, shape=shape(u),
                                               dims=tuple(range(nd - 2)) + (nd - 1,))))
     return u, s, vt
 
@@ -255,11 +255,11 @@ def _moveaxes_last2(x, r, c):
 def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
     """np.linalg.norm: every ord for vectors and matrices (2, -2 and 'nuc' through the singular
     values), axis None, an int or a pair (in either order), keepdims."""
-    from . import composites as C
+    from . import composites as ir_composites
     nd = len(shape(x))
     if axis is None:
         if ord is None or (ord in ("f", "fro") and nd == 2) or (ord == 2 and nd == 1):
-            r = ops.sqrt(C.sum(ops.mul(x, x)))
+            r = ops.sqrt(ir_composites.sum(ops.mul(x, x)))
             return ops.reshape(r, (1,) * nd) if keepdims else r
         axis = tuple(range(nd))
     elif not isinstance(axis, tuple):
@@ -268,38 +268,38 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
         except Exception:
             raise TypeError("'axis' must be None, an integer or a tuple of integers") from None
     if len(axis) == 1:
-        ax = C.abs_(x)
+        ax = ir_composites.abs_(x)
         if isinstance(ord, str):
             raise ValueError(f"Invalid norm order '{ord}' for vectors")
         if ord == np.inf:
-            return C.max(ax, axis, keepdims)
+            return ir_composites.max(ax, axis, keepdims)
         if ord == -np.inf:
-            return C.min(ax, axis, keepdims)
+            return ir_composites.min(ax, axis, keepdims)
         if ord == 0:
-            return C.sum(ops.convert(ops.ne(x, 0.0), ops.dtype(x)), axis, keepdims)
+            return ir_composites.sum(ops.convert(ops.ne(x, 0.0), ops.dtype(x)), axis, keepdims)
         if ord == 1:
-            return C.sum(ax, axis, keepdims)
+            return ir_composites.sum(ax, axis, keepdims)
         if ord is None or ord == 2:
-            return ops.sqrt(C.sum(ops.mul(x, x), axis, keepdims))
+            return ops.sqrt(ir_composites.sum(ops.mul(x, x), axis, keepdims))
         p = float(ord)
-        return ops.pow(C.sum(ops.pow(ax, p), axis, keepdims), 1.0 / p)
+        return ops.pow(ir_composites.sum(ops.pow(ax, p), axis, keepdims), 1.0 / p)
     if len(axis) != 2:
         raise ValueError("Improper number of dimensions to norm.")
-    r_ax, c_ax = (C.norm_axes(a, nd)[0] for a in axis)
+    r_ax, c_ax = (ir_composites.norm_axes(a, nd)[0] for a in axis)
     if r_ax == c_ax:
         raise ValueError("Duplicate axes given.")
     if ord in (2, -2, "nuc"):
         s = ops.svdvals(_moveaxes_last2(x, r_ax, c_ax))
-        red = {2: C.max, -2: C.min, "nuc": C.sum}[ord]
+        red = {2: ir_composites.max, -2: ir_composites.min, "nuc": ir_composites.sum}[ord]
         ret = red(s, len(shape(s)) - 1)
     elif ord in (1, -1):
         c2 = c_ax - 1 if c_ax > r_ax else c_ax
-        ret = (C.max if ord == 1 else C.min)(C.sum(C.abs_(x), r_ax), c2)
+        ret = (ir_composites.max if ord == 1 else ir_composites.min)(ir_composites.sum(ir_composites.abs_(x), r_ax), c2)
     elif ord in (np.inf, -np.inf):
         r2 = r_ax - 1 if r_ax > c_ax else r_ax
-        ret = (C.max if ord > 0 else C.min)(C.sum(C.abs_(x), c_ax), r2)
+        ret = (ir_composites.max if ord > 0 else ir_composites.min)(ir_composites.sum(ir_composites.abs_(x), c_ax), r2)
     elif ord in (None, "fro", "f"):
-        ret = ops.sqrt(C.sum(ops.mul(x, x), (r_ax, c_ax)))
+        ret = ops.sqrt(ir_composites.sum(ops.mul(x, x), (r_ax, c_ax)))
     else:
         raise ValueError("Invalid norm order for matrices.")
     if keepdims:
@@ -312,8 +312,8 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
 def _rcond_cutoff(s, rcond):
     """rcond[..., None] * max(s, -1, keepdims): rcond a Python number or an array broadcasting
     against the batch."""
-    from . import composites as C
-    smax = C.max(s, len(shape(s)) - 1, keepdims=True)
+    from . import composites as ir_composites
+    smax = ir_composites.max(s, len(shape(s)) - 1, keepdims=True)
     if isinstance(rcond, (int, float)):
         return ops.mul(smax, float(rcond))
     r = ops.convert(rcond, ops.dtype(s)) if ops.dtype(rcond) != ops.dtype(s) else rcond
@@ -353,7 +353,7 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=_NOVALUE):
     if not isinstance(rcond, (int, float)):
         rcond = _as_node(rcond)
     si = _inv_large(s, _rcond_cutoff(s, rcond))
-    return matmul(P.mT(vt), ops.mul(_scale_rows(si, m), P.mT(u)))
+    return matmul(prims_linalg.mT(vt), ops.mul(_scale_rows(si, m), prims_linalg.mT(u)))
 
 
 def _scale_rows(s, cols):
@@ -373,7 +373,7 @@ def lstsq(a, b, rcond=None):
     """np.linalg.lstsq -> (x, residuals, rank, s): x = pinv(a, rcond) b through the SVD (values
     equal NumPy's gelsd to rounding); residuals as NumPy: the squared residual norms when
     m > n and the rank is n (a guarded, data-dependent shape), else empty."""
-    from . import composites as C
+    from . import composites as ir_composites
     is_1d = len(shape(b)) == 1
     if is_1d:
         b = ops.reshape(b, shape(b) + (1,))
@@ -398,13 +398,13 @@ def lstsq(a, b, rcond=None):
         cutoff = _rcond_cutoff(s, rcond) if rcond >= 0 else \
             _rcond_cutoff(s, float(np.finfo(np.float64).eps))
         si = _inv_large(s, cutoff)
-        x = matmul(P.mT(vt), ops.mul(_scale_rows(si, k), matmul(P.mT(u), b)))
+        x = matmul(prims_linalg.mT(vt), ops.mul(_scale_rows(si, k), matmul(prims_linalg.mT(u), b)))
         large = ops.gt(s, ops.broadcast_to(cutoff, shape(s)))
         rank = ops.reduce_sum(ops.convert(large, "i32"), (0,))
     full_rank = _concrete_bool(ops.eq(rank, n)) if kk else n == 0
     if full_rank and m > n:
         r = ops.sub(b, matmul(a, x))
-        resids = C.sum(ops.mul(r, r), 0)
+        resids = ir_composites.sum(ops.mul(r, r), 0)
     else:
         resids = ops.zeros((0,), dt)
     if is_1d:

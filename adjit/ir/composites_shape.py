@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import composites as C
+from . import composites
 from . import ops
 from .core import REGISTRY, bind
 
 
 def _ax(axis, nd):
-    return C.norm_axes(axis, nd)[0]
+    return composites.norm_axes(axis, nd)[0]
 
 
 def _flat(x):
-    return ops.reshape(x, (C.count(x),))
+    return ops.reshape(x, (composites.count(x),))
 
 
 def take_index(x, idx, axis):
@@ -44,7 +44,7 @@ def roll(x, shift, axis=None):
     if axis is None:
         return ops.reshape(roll(_flat(x), shift, 0), ops.shape(x))
     shifts = np.broadcast_arrays(np.asarray(shift), np.asarray(axis))
-    nd = C.ndim(x)
+    nd = composites.ndim(x)
     total = {}
     for s, a in zip(shifts[0].ravel(), shifts[1].ravel()):
         a = _ax(int(a), nd)
@@ -76,18 +76,18 @@ def tile(x, reps):
 
 
 def rot90(x, k=1, axes=(0, 1)):
-    nd = C.ndim(x)
+    nd = composites.ndim(x)
     a0, a1 = (int(a) % nd for a in axes)
     k %= 4
     if k == 0:
         return x
     if k == 2:
-        return C.flip(C.flip(x, a0), a1)
+        return composites.flip(composites.flip(x, a0), a1)
     perm = list(range(nd))
     perm[a0], perm[a1] = perm[a1], perm[a0]
     if k == 1:
-        return ops.transpose(C.flip(x, a1), tuple(perm))
-    return C.flip(ops.transpose(x, tuple(perm)), a1)
+        return ops.transpose(composites.flip(x, a1), tuple(perm))
+    return composites.flip(ops.transpose(x, tuple(perm)), a1)
 
 
 # --- diagonals and triangles -----------------------------------------------------------------
@@ -99,11 +99,11 @@ def _diag_positions(n1, n2, offset):
 
 
 def diagonal(x, offset=0, axis1=0, axis2=1):
-    nd = C.ndim(x)
+    nd = composites.ndim(x)
     a1, a2 = _ax(axis1, nd), _ax(axis2, nd)
     if a1 == a2:
         raise ValueError("axis1 and axis2 cannot be the same")
-    y = C.moveaxis(x, (a1, a2), (-2, -1))
+    y = composites.moveaxis(x, (a1, a2), (-2, -1))
     shp = ops.shape(y)
     n1, n2 = shp[-2:]
     flat = ops.reshape(y, tuple(shp[:-2]) + (n1 * n2,))
@@ -149,14 +149,14 @@ def kron(a, b):
 
 def cross3(a, b, axis=-1):
     """Cross product of 3-vectors along `axis` (both operands already broadcast)."""
-    nd = C.ndim(a)
-    a, b = C.moveaxis(a, axis, -1), C.moveaxis(b, axis, -1)
+    nd = composites.ndim(a)
+    a, b = composites.moveaxis(a, axis, -1), composites.moveaxis(b, axis, -1)
     comp = [[slice_axis(v, i, i + 1, nd - 1) for i in range(3)] for v in (a, b)]
     (a0, a1, a2), (b0, b1, b2) = comp
     c = ops.concatenate(ops.sub(ops.mul(a1, b2), ops.mul(a2, b1)),
                         ops.sub(ops.mul(a2, b0), ops.mul(a0, b2)),
                         ops.sub(ops.mul(a0, b1), ops.mul(a1, b0)), axis=nd - 1)
-    return C.moveaxis(c, -1, axis)
+    return composites.moveaxis(c, -1, axis)
 
 
 # --- scans and differences ---------------------------------------------------------------------
@@ -222,12 +222,12 @@ def sort(x, axis, descending=False):
 def _nan_last(v, axis, r):
     """NaN where the sorted `v` holds a NaN (it sorts last): NumPy's median and percentile
     of data with a NaN are NaN."""
-    if not C.is_float(v):
+    if not composites.is_float(v):
         return r
     n = ops.shape(v)[axis]
     last = ops.reshape(slice_axis(v, n - 1, n, axis),
                        tuple(d for i, d in enumerate(ops.shape(v)) if i != axis))
-    bad = C.isnan(last)
+    bad = composites.isnan(last)
     if ops.shape(r) != ops.shape(bad):
         bad = ops.broadcast_to(bad, ops.shape(r))
     return ops.select(bad, ops.full(ops.shape(r), float("nan"), ops.dtype(r)), r)
@@ -238,7 +238,7 @@ def median(x, axis):
     n = ops.shape(x)[axis]
     h = n // 2
     mid = slice_axis(v, h - 1 if n % 2 == 0 else h, h + 1, axis)
-    return _nan_last(v, axis, C.mean(mid, axis))
+    return _nan_last(v, axis, composites.mean(mid, axis))
 
 
 def quantile(x, q, axis, method="linear"):
@@ -256,18 +256,18 @@ def quantile(x, q, axis, method="linear"):
         elif method == "nearest":
             k = int(np.around(pos))
         if method in ("lower", "higher", "nearest"):
-            r = C.squeeze(slice_axis(v, k, k + 1, axis), axis)
+            r = composites.squeeze(slice_axis(v, k, k + 1, axis), axis)
         elif method == "midpoint":
             lo, hi = int(np.floor(pos)), int(np.ceil(pos))
-            a = C.squeeze(slice_axis(v, lo, lo + 1, axis), axis)
-            b = C.squeeze(slice_axis(v, hi, hi + 1, axis), axis)
+            a = composites.squeeze(slice_axis(v, lo, lo + 1, axis), axis)
+            b = composites.squeeze(slice_axis(v, hi, hi + 1, axis), axis)
             r = ops.mul(ops.add(a, b), 0.5)
         else:  # linear, as NumPy's _lerp (from the nearer end for t >= 0.5)
             lo = int(np.floor(pos))
             hi = min(lo + 1, n - 1)
             t = float(pos - lo)
-            a = C.squeeze(slice_axis(v, lo, lo + 1, axis), axis)
-            b = C.squeeze(slice_axis(v, hi, hi + 1, axis), axis)
+            a = composites.squeeze(slice_axis(v, lo, lo + 1, axis), axis)
+            b = composites.squeeze(slice_axis(v, hi, hi + 1, axis), axis)
             d = ops.sub(b, a)
             r = ops.sub(b, ops.mul(d, 1.0 - t)) if t >= 0.5 else ops.add(a, ops.mul(d, t))
         outs.append(_nan_last(v, axis, r))

@@ -28,7 +28,7 @@ from ..codegen.errors import CompileError  # noqa: F401
 from .cache import cache_clear, cache_info  # noqa: F401
 from .compile import compile_graph  # noqa: F401
 
-_WARNED = set()
+_CANNOT_COMPILE_WARNED = set()
 
 
 def jit_enabled() -> bool:
@@ -41,8 +41,8 @@ def get_compiled(g):
     disabled. Raises CompileError when `g` cannot be compiled."""
     if not jit_enabled():
         return None
-    from .cache import get_compiled as _get
-    return _get(g)
+    from .cache import compiled_for
+    return compiled_for(g)
 
 
 # ---------------------------------------------------------------------------------- tiers
@@ -75,8 +75,8 @@ def tier_mode() -> str:
 
 def _warn_cannot_compile(g, exc):
     key = g.structure_key()  # once per graph (not per function name: each variant warns)
-    if key not in _WARNED:
-        _WARNED.add(key)
+    if key not in _CANNOT_COMPILE_WARNED:
+        _CANNOT_COMPILE_WARNED.add(key)
         warnings.warn(f"{exc}; running it in the interpreter", RuntimeWarning, stacklevel=4)
 
 
@@ -151,7 +151,7 @@ class Interpreted:
             if state == "lost":
                 return None  # submitted again on the next call
             try:  # "mismatch": the worker could not take the text; compile here, once
-                return self._use(g, cache.get_compiled(self.opt))
+                return self._use(g, cache.compiled_for(self.opt))
             except CompileError as exc:
                 return self._cannot(g, exc)
 

@@ -342,7 +342,7 @@ def install(g, skey, obj, meta, stat="background_compiles"):
     return cg
 
 
-def get_compiled(g):
+def compiled_for(g):
     """The CompiledGraph for `g` (memory cache, then disk, then compile), bound to g's consts.
     Raises CompileError when `g` cannot be compiled."""
     skey = g.structure_key()

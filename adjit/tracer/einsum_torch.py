@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import einsum as E
+from ..ir import einsum as ir_einsum
 from ..ir import ops
 from .grad_fn import tag
 from .tensor import Tensor, shape_error
@@ -48,16 +48,16 @@ def einsum(*args):
             xs = list(xs[0])
     else:
         try:
-            spec, xs = E.sublists_to_string(args, "einsum")
+            spec, xs = ir_einsum.sublists_to_string(args, "einsum")
         except ValueError as e:
             raise shape_error(f"einsum(): {e}") from None
     nodes = _tensors("einsum", xs)
     shapes = [tuple(n.type.shape) for n in nodes]
     try:
-        labels, out = E.parse(spec, shapes, sum_unlisted_ellipsis=True)
+        labels, out = ir_einsum.parse(spec, shapes, sum_unlisted_ellipsis=True)
     except ValueError as e:
         raise shape_error(f"einsum(): {e}") from None
-    r = E.contract(nodes, labels, out)
+    r = ir_einsum.contract(nodes, labels, out)
     outs = set(out)
     if len(nodes) == 1:
         name = "SumBackward1" if set(labels[0]) - outs else "PermuteBackward0"
@@ -71,9 +71,9 @@ def _last_pair_sums(labels, shapes, outs):
     shared by the two groups of the last step, or held by a group that is one operand."""
     if len(labels) == 2:
         return bool((set(labels[0]) | set(labels[1])) - outs)
-    sizes = E.label_sizes(labels, shapes)
+    sizes = ir_einsum.label_sizes(labels, shapes)
     groups = [{i} for i in range(len(labels))]
-    steps = E.path_for([list(dict.fromkeys(ls)) for ls in labels], shapes, sizes, "greedy")
+    steps = ir_einsum.path_for([list(dict.fromkeys(ls)) for ls in labels], shapes, sizes, "greedy")
     for s in steps[:-1]:   # the groups the last step joins
         merged = set().union(*[groups[i] for i in s])
         for i in sorted(s, reverse=True):
@@ -123,7 +123,7 @@ def tensordot(a, b, dims=2, out=None):
         lb[j] = la[i]
     out_l = [c for i, c in enumerate(la) if i not in ca] + \
         [c for j, c in enumerate(lb) if j not in cb]
-    return _result(E.contract([x, y], [la, lb], out_l), "ViewBackward0", [x, y])
+    return _result(ir_einsum.contract([x, y], [la, lb], out_l), "ViewBackward0", [x, y])
 
 
 def outer(input, vec2):

@@ -11,7 +11,7 @@ from ..ir import ops
 from ..ir.core import REGISTRY, STATE
 from .grad_fn import tag
 from .tensor import Tensor, shape_error, to_np_dtype
-from . import composites, einsum_torch, tensor_ops as T
+from . import einsum_torch, tensor_ops, torch_composites
 
 _rng = np.random.default_rng()
 
@@ -230,13 +230,13 @@ def numel(x):
 
 def cat(tensors, dim=0):
     tensors = [t if isinstance(t, Tensor) else tensor(t) for t in tensors]
-    dt = T.result_dtype(*tensors)
+    dt = tensor_ops.result_dtype(*tensors)
     for i, t in enumerate(tensors):
         if t._n.type.ndim == 0:
             raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be "
                                "concatenated")
     nd = tensors[0]._n.type.ndim
-    axis = T.wrap_dim(dim, nd)
+    axis = tensor_ops.wrap_dim(dim, nd)
     nodes = [ops.convert(t._n, dt) for t in tensors]
     for t in nodes[1:]:
         s0, s = ops.shape(nodes[0]), ops.shape(t)
@@ -262,9 +262,9 @@ def stack(tensors, dim=0):
         if t._n.type.shape != shp:
             raise shape_error(f"stack expects each tensor to be equal size, but got "
                                f"{list(shp)} at entry 0 and {list(t._n.type.shape)} at entry {i}")
-    d = T.wrap_dim(dim, len(shp) + 1)
+    d = tensor_ops.wrap_dim(dim, len(shp) + 1)
     new = shp[:d] + (1,) + shp[d:]
-    dt = T.result_dtype(*tensors)
+    dt = tensor_ops.result_dtype(*tensors)
     nodes = [ops.reshape(ops.convert(t._n, dt), new) for t in tensors]
     out = ops.concatenate(*nodes, axis=d)
     return Tensor._wrap(tag(out, "StackBackward0", [t._n for t in tensors]))
@@ -274,9 +274,9 @@ def where(cond, x=None, y=None):
     c = cond._n.val if isinstance(cond, Tensor) else np.asarray(cond)
     if x is None:
         return tuple(Tensor._from_array(i.astype(np.int64)) for i in np.nonzero(c))
-    x, y = T.as_tensor_like(x), T.as_tensor_like(y)
-    dt = T.result_dtype(x, y)
-    shp = T.broadcast_shapes(c.shape, T.broadcast_shapes(
+    x, y = tensor_ops.as_tensor_like(x), tensor_ops.as_tensor_like(y)
+    dt = tensor_ops.result_dtype(x, y)
+    shp = tensor_ops.broadcast_shapes(c.shape, tensor_ops.broadcast_shapes(
         x.shape if isinstance(x, Tensor) else (), y.shape if isinstance(y, Tensor) else ()))
 
     def prep(v):
@@ -325,4 +325,4 @@ FUNCTIONS.update((name, _fn(name)) for p in REGISTRY.values()
 FUNCTIONS["maximum"] = _tensor_fn("maximum")
 FUNCTIONS["minimum"] = _tensor_fn("minimum")
 FUNCTIONS.update(einsum_torch.FUNCTIONS)
-FUNCTIONS["relu"] = composites.relu  # calls bind itself (one frame less to look through)
+FUNCTIONS["relu"] = torch_composites.relu  # calls bind itself (one frame less to look through)

@@ -290,13 +290,13 @@ def warn_nonleaf_grad():
         UserWarning, stacklevel=3)
 
 
-_WARNED = set()
+_WARNED_ONCE_KEYS = set()
 
 
 def warn_once(key, message, stacklevel=3):
     """PyTorch's TORCH_WARN_ONCE: the first occurrence in the process only."""
-    if key not in _WARNED:
-        _WARNED.add(key)
+    if key not in _WARNED_ONCE_KEYS:
+        _WARNED_ONCE_KEYS.add(key)
         warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
 
 

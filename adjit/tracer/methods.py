@@ -10,24 +10,24 @@ from .grad_fn import inplace_result, tag
 from .grad_mode import no_grad
 from .tape import TapeNode, adopt_storage
 from .tensor import Tensor, shape_error, float32, float64, int64, int32, bool_
-from . import tensor_ops as T
-from . import composites as C
-from . import linalg as L
-from . import shape_ops as S
-from . import tensor_index as I
+from . import tensor_ops
+from . import torch_composites
+from . import linalg
+from . import shape_ops
+from . import tensor_index
 from . import views
 
 
 def _rsub(self, other):
     # `10 - x`: PyTorch records RsubBackward1 listing only the tensor
-    return T.binary("sub", other, self, "RsubBackward1", listed=[self._n])
+    return tensor_ops.binary("sub", other, self, "RsubBackward1", listed=[self._n])
 
 
 def _rdiv(self, other):
     # `2 / x` is reciprocal then mul in PyTorch
-    x = T._float(self)
+    x = tensor_ops._float(self)
     r = Tensor._wrap(tag(ops.div(1.0, x._n), "ReciprocalBackward0", [self._n]))
-    return T.binary("mul", r, other, "MulBackward0")
+    return tensor_ops.binary("mul", r, other, "MulBackward0")
 
 
 _POW = REGISTRY["pow"]
@@ -37,11 +37,11 @@ def _pow(self, other):
     to = type(other)
     if to is float or to is int:
         n = self._n
-        if n.type.dtype in T._FLOAT_NAMES:  # nothing to promote
+        if n.type.dtype in tensor_ops._FLOAT_NAMES:  # nothing to promote
             return Tensor._wrap(tag(bind(_POW, n, other), "PowBackward0", (n,)))
     if isinstance(other, Tensor):
-        return T.binary("pow", self, other, "PowBackward1")
-    dt = T.result_dtype(self, other)
+        return tensor_ops.binary("pow", self, other, "PowBackward1")
+    dt = tensor_ops.result_dtype(self, other)
     x = ops.convert(self._n, dt)
     if isinstance(other, (int, np.integer)) and dt.kind in "iu" and other < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
@@ -52,17 +52,17 @@ def _rpow(self, other):
     if not isinstance(other, Tensor):
         # the base as an array of the exponent's shape: pow's vjp for the exponent computes
         # log(base) * out, which needs an operand of the output's shape (a literal has none)
-        dt = T.result_dtype(self, other)
+        dt = tensor_ops.result_dtype(self, other)
         other = Tensor._from_array(np.full(self._n.val.shape, other, dt))
-    return T.binary("pow", other, self, "PowBackward2", listed=[self._n])
+    return tensor_ops.binary("pow", other, self, "PowBackward2", listed=[self._n])
 
 
 def _cmp(prim):
     def f(self, other):
         other = other if not isinstance(other, (list, tuple)) else Tensor._from_array(
             np.asarray(other))
-        dt = T.result_dtype(self, other)
-        x, y = T._prep(self, other, dt)
+        dt = tensor_ops.result_dtype(self, other)
+        x, y = tensor_ops._prep(self, other, dt)
         with no_grad():
             return Tensor._wrap(getattr(ops, prim)(x, y))
     return f
@@ -76,13 +76,13 @@ def _bitwise(prim, name):
     """&, |, ^ on bool and integer tensors (no gradient: PyTorch defines none): the and / or /
     xor primitives (bitwise on integers), so a jitted function records them."""
     def f(self, other, reverse=False):
-        dt = T.result_dtype(self, other)
+        dt = tensor_ops.result_dtype(self, other)
         if dt.kind == "f":
             raise RuntimeError(f'"{name}_cpu" not implemented for '
                                f"'{_TORCH_NAMES[dt.name]}'")
         if isinstance(other, (list, tuple)):
             other = Tensor._from_array(np.asarray(other))
-        x, y = T._prep(self, other, dt)
+        x, y = tensor_ops._prep(self, other, dt)
         if reverse:
             x, y = y, x
         with no_grad():
@@ -120,8 +120,8 @@ def _scaled(other, alpha):
 
 def _alpha_op(prim, name):
     def f(self, other, alpha=1):
-        listed = None if alpha == 1 else T._fn_inputs(self, other)
-        return T.binary(prim, self, _scaled(other, alpha), name, listed=listed)
+        listed = None if alpha == 1 else tensor_ops._fn_inputs(self, other)
+        return tensor_ops.binary(prim, self, _scaled(other, alpha), name, listed=listed)
     return f
 
 
@@ -166,15 +166,15 @@ def _inplace(prim, name, true_div=False):
             src = Tensor._wrap(TapeNode(n.val.copy(), n.type, None, EAGER))
         if listed is not None:
             listed[0] = src._n
-        res = T.binary(prim, src, other, name, true_div=true_div, listed=listed)
+        res = tensor_ops.binary(prim, src, other, name, true_div=true_div, listed=listed)
         rv = res._n.val
         if rv.dtype != n.val.dtype and not np.can_cast(rv.dtype, n.val.dtype, "same_kind"):
-            raise RuntimeError(f"result type {T._tname(res)} can't be cast to the desired "
-                               f"output type {T._tname(self)}")
+            raise RuntimeError(f"result type {tensor_ops._tname(res)} can't be cast to the desired "
+                               f"output type {tensor_ops._tname(self)}")
         if rv.shape != n.val.shape:
             raise shape_error(f"output with shape {list(n.val.shape)} doesn't match the "
                                f"broadcast shape {list(rv.shape)}")
-        T.write(n, rv)
+        tensor_ops.write(n, rv)
         if res._n.rec is not None:
             # the tensor now is the op's result (new grad_fn), sharing the mutated storage
             adopt_storage(res._n, n)
@@ -194,7 +194,7 @@ def _maxmin(prim):
         if not isinstance(other, Tensor):
             raise TypeError(f"{prim}(): argument 'other' (position 1) must be Tensor, not "
                             f"{type(other).__name__}")
-        return T.binary(prim, self, other, grad_fn)
+        return tensor_ops.binary(prim, self, other, grad_fn)
     f.__name__ = prim
     return f
 
@@ -204,14 +204,14 @@ def _mm(self, other):
         raise RuntimeError("self must be a matrix")
     if other.dim() != 2:
         raise RuntimeError("mat2 must be a matrix")
-    return L.matmul(self, other)
+    return linalg.matmul(self, other)
 
 
 def _dot(self, other):
     if self.dim() != 1 or other.dim() != 1:
         raise RuntimeError(f"1D tensors expected, but got {self.dim()}D and {other.dim()}D "
                            "tensors")
-    return L.matmul(self, other)
+    return linalg.matmul(self, other)
 
 
 def _unary_method(p):
@@ -224,7 +224,7 @@ def _unary_method(p):
         return bind(p, n)
 
     def method(self):
-        return T.unary(op, T._float(self) if floats_only else self, name)
+        return tensor_ops.unary(op, tensor_ops._float(self) if floats_only else self, name)
     method.__name__ = method.__qualname__ = p.torch[0]
     method.generated_from = p
     return method
@@ -254,23 +254,23 @@ def _new(make):
 
 def install():
     t = Tensor
-    t.__add__ = T.make_binop("add", "AddBackward0")
-    t.__radd__ = T.make_rbinop("add", "AddBackward0")
-    t.__sub__ = T.make_binop("sub", "SubBackward0")
+    t.__add__ = tensor_ops.make_binop("add", "AddBackward0")
+    t.__radd__ = tensor_ops.make_rbinop("add", "AddBackward0")
+    t.__sub__ = tensor_ops.make_binop("sub", "SubBackward0")
     t.__rsub__ = _rsub
-    t.__mul__ = T.make_binop("mul", "MulBackward0")
-    t.__rmul__ = T.make_rbinop("mul", "MulBackward0")
-    t.__truediv__ = T.make_binop("div", "DivBackward0", true_div=True)
+    t.__mul__ = tensor_ops.make_binop("mul", "MulBackward0")
+    t.__rmul__ = tensor_ops.make_rbinop("mul", "MulBackward0")
+    t.__truediv__ = tensor_ops.make_binop("div", "DivBackward0", true_div=True)
     t.__rtruediv__ = _rdiv
     t.__pow__ = _pow
     t.__rpow__ = _rpow
-    t.__matmul__ = L.matmul
-    t.__rmatmul__ = lambda s, o: L.matmul(o, s)
-    t.__floordiv__ = lambda s, o: T.floordiv(s, o)
-    t.__rfloordiv__ = lambda s, o: T.floordiv(s, o, reverse=True)
-    t.__neg__ = lambda s: T.unary(ops.neg, s, "NegBackward0")
+    t.__matmul__ = linalg.matmul
+    t.__rmatmul__ = lambda s, o: linalg.matmul(o, s)
+    t.__floordiv__ = lambda s, o: tensor_ops.floordiv(s, o)
+    t.__rfloordiv__ = lambda s, o: tensor_ops.floordiv(s, o, reverse=True)
+    t.__neg__ = lambda s: tensor_ops.unary(ops.neg, s, "NegBackward0")
     t.__pos__ = lambda s: s
-    t.__abs__ = lambda s: T.unary(ops.abs, s, "AbsBackward0")
+    t.__abs__ = lambda s: tensor_ops.unary(ops.abs, s, "AbsBackward0")
     for name, prim in (("lt", "lt"), ("le", "le"), ("gt", "gt"), ("ge", "ge"), ("eq", "eq"),
                        ("ne", "ne")):
         setattr(t, f"__{name}__", _cmp(prim))
@@ -290,15 +290,15 @@ def install():
         setattr(t, f"bitwise_{name}", op)
     t.__invert__ = _invert
     t.logical_not = _logical_not
-    t.unbind = I.unbind
+    t.unbind = tensor_index.unbind
     t.new_tensor, t.new_zeros, t.new_ones = _new("tensor"), _new("zeros"), _new("ones")
     t.new_full, t.new_empty = _new("full"), _new("empty")
-    t.__getitem__ = I.getitem
-    t.__setitem__ = I.setitem
+    t.__getitem__ = tensor_index.getitem
+    t.__setitem__ = tensor_index.setitem
     on_register(_add_methods, _remove_methods)  # exp, sin, sigmoid, sign, floor, ...
     t.abs = t.__abs__
     t.neg = t.__neg__
-    t.relu = C.relu
+    t.relu = torch_composites.relu
     t.pow = _pow
     t.add, t.sub, t.mul = _alpha_op("add", "AddBackward0"), _alpha_op("sub", "SubBackward0"), \
         t.__mul__
@@ -306,45 +306,45 @@ def install():
     t.matmul = t.__matmul__
     t.mm = _mm
     t.dot = _dot
-    t.sum = T.tsum
-    t.mean = T.mean
-    t.max = lambda s, dim=None, keepdim=False: T.extremum(s, dim, keepdim, True)
-    t.min = lambda s, dim=None, keepdim=False: T.extremum(s, dim, keepdim, False)
-    t.argmax = lambda s, dim=None, keepdim=False: C.targ(s, dim, keepdim, True)
-    t.argmin = lambda s, dim=None, keepdim=False: C.targ(s, dim, keepdim, False)
-    t.norm = C.norm
-    t.var = C.var
-    t.std = C.std
-    t.prod = C.prod
-    t.softmax = C.softmax
-    t.log_softmax = C.log_softmax
-    t.logsumexp = C.logsumexp
-    t.view = S.view
-    t.reshape = S.reshape
-    t.view_as = lambda s, o: S.view(s, o.shape)
-    t.flatten = S.flatten
-    t.T = property(S.reverse_dims)
-    t.mT = property(lambda s: S.transpose(s, -2, -1))
-    t.t = S.matrix_t
-    t.transpose = S.transpose
-    t.permute = S.permute
-    t.squeeze = S.squeeze
-    t.unsqueeze = S.unsqueeze
-    t.expand = S.expand
-    t.clone = S.clone
-    t.to = S.to
-    t.type = lambda s, dt=None: S.to(s, dt) if dt is not None else \
-        f"torch.{T._tname(s)}Tensor"
-    t.float = lambda s: S.to(s, float32)
-    t.double = lambda s: S.to(s, float64)
-    t.long = lambda s: S.to(s, int64)
-    t.int = lambda s: S.to(s, int32)
-    t.bool = lambda s: S.to(s, bool_)
+    t.sum = tensor_ops.tsum
+    t.mean = tensor_ops.mean
+    t.max = lambda s, dim=None, keepdim=False: tensor_ops.extremum(s, dim, keepdim, True)
+    t.min = lambda s, dim=None, keepdim=False: tensor_ops.extremum(s, dim, keepdim, False)
+    t.argmax = lambda s, dim=None, keepdim=False: torch_composites.targ(s, dim, keepdim, True)
+    t.argmin = lambda s, dim=None, keepdim=False: torch_composites.targ(s, dim, keepdim, False)
+    t.norm = torch_composites.norm
+    t.var = torch_composites.var
+    t.std = torch_composites.std
+    t.prod = torch_composites.prod
+    t.softmax = torch_composites.softmax
+    t.log_softmax = torch_composites.log_softmax
+    t.logsumexp = torch_composites.logsumexp
+    t.view = shape_ops.view
+    t.reshape = shape_ops.reshape
+    t.view_as = lambda s, o: shape_ops.view(s, o.shape)
+    t.flatten = shape_ops.flatten
+    t.T = property(shape_ops.reverse_dims)
+    t.mT = property(lambda s: shape_ops.transpose(s, -2, -1))
+    t.t = shape_ops.matrix_t
+    t.transpose = shape_ops.transpose
+    t.permute = shape_ops.permute
+    t.squeeze = shape_ops.squeeze
+    t.unsqueeze = shape_ops.unsqueeze
+    t.expand = shape_ops.expand
+    t.clone = shape_ops.clone
+    t.to = shape_ops.to
+    t.type = lambda s, dt=None: shape_ops.to(s, dt) if dt is not None else \
+        f"torch.{tensor_ops._tname(s)}Tensor"
+    t.float = lambda s: shape_ops.to(s, float32)
+    t.double = lambda s: shape_ops.to(s, float64)
+    t.long = lambda s: shape_ops.to(s, int64)
+    t.int = lambda s: shape_ops.to(s, int32)
+    t.bool = lambda s: shape_ops.to(s, bool_)
     t.is_floating_point = lambda s: s._n.val.dtype.kind == "f"
     t.contiguous = lambda s: s
     t.cpu = lambda s: s
     t.maximum = _maxmin("maximum")
     t.minimum = _maxmin("minimum")
-    t.clamp = C.clamp
-    t.clip = C.clamp
-    t.cumsum = C.cumsum
+    t.clamp = torch_composites.clamp
+    t.clip = torch_composites.clamp
+    t.cumsum = torch_composites.cumsum

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import ops
-from ..ir import composites as C
+from ..ir import composites
 from ..ir.core import Node, REGISTRY, bind, user_location
 from ..ir.types import DTYPES, FLOATS, dtype_name
 
@@ -126,7 +126,7 @@ class TracedArray:
                             f"(shape {n.type.shape}){where_str()}")
         v = np.asarray(n.val).reshape(())
         if tr.active:
-            bind(REGISTRY["guard"], C.same_value(ops.reshape(n, ()), v), expect=True)
+            bind(REGISTRY["guard"], composites.same_value(ops.reshape(n, ()), v), expect=True)
         return v
 
     def __float__(self):
@@ -260,7 +260,7 @@ class TracedArray:
     flatten = ravel
 
     def squeeze(self, axis=None):
-        return wrap(C.squeeze(self._n, axis), self.weak)
+        return wrap(composites.squeeze(self._n, axis), self.weak)
 
     def copy(self, order="C"):
         return self
@@ -347,7 +347,7 @@ class TracedNDArray(TracedArray):
         return (self[i] for i in range(self.shape[0]))
 
     def __getitem__(self, key):
-        from .indexing import getitem
+        from .np_indexing import getitem
         return wrap(getitem(self, key), self.weak)
 
 

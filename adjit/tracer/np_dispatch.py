@@ -11,7 +11,7 @@ import operator
 
 import numpy as np
 
-from ..ir import composites as C
+from ..ir import composites as ir_composites
 from ..ir import ops
 from ..ir.core import REGISTRY, bind, on_register
 from ..ir.prims import special as _special
@@ -301,15 +301,15 @@ def _float_test(f, ints):
     return impl
 
 
-for _n, _f, _i in (("isnan", C.isnan, False), ("isinf", C.isinf, False),
-                   ("isfinite", C.isfinite, True)):
+for _n, _f, _i in (("isnan", ir_composites.isnan, False), ("isinf", ir_composites.isinf, False),
+                   ("isfinite", ir_composites.isfinite, True)):
     UFUNCS[_n] = _float_test(_f, _i)
 
 
 @_reg(UFUNCS, "logaddexp")
 def _logaddexp(a, b):
     (x, y), _, _ = promote([a, b], "np.logaddexp", to_float=True)
-    return wrap(C.logaddexp(x, y))
+    return wrap(ir_composites.logaddexp(x, y))
 
 
 def _bool(a):
@@ -345,43 +345,43 @@ def _acc(a, dtype, to_float=False, name="sum"):
 
 @func("sum")
 def _sum(a, axis=None, dtype=None, keepdims=False):
-    return wrap(C.sum(_acc(a, dtype), axis, keepdims))
+    return wrap(ir_composites.sum(_acc(a, dtype), axis, keepdims))
 
 
 @func("mean")
 def _mean(a, axis=None, dtype=None, keepdims=False):
-    return wrap(C.mean(_acc(a, dtype, True, "mean"), axis, keepdims))
+    return wrap(ir_composites.mean(_acc(a, dtype, True, "mean"), axis, keepdims))
 
 
 @func("max", "amax")
 def _max(a, axis=None, keepdims=False):
-    return wrap(C.max(_one(a), axis, keepdims))
+    return wrap(ir_composites.max(_one(a), axis, keepdims))
 
 
 @func("min", "amin")
 def _min(a, axis=None, keepdims=False):
-    return wrap(C.min(_one(a), axis, keepdims))
+    return wrap(ir_composites.min(_one(a), axis, keepdims))
 
 
 @func("prod")
 def _prod(a, axis=None, dtype=None, keepdims=False):
-    return wrap(C.prod(_acc(a, dtype, name="prod"), axis, keepdims))
+    return wrap(ir_composites.prod(_acc(a, dtype, name="prod"), axis, keepdims))
 
 
 @func("var")
 def _var(a, axis=None, dtype=None, ddof=0, keepdims=False):
-    return wrap(C.var(_acc(a, dtype, True, "var"), axis, ddof, keepdims))
+    return wrap(ir_composites.var(_acc(a, dtype, True, "var"), axis, ddof, keepdims))
 
 
 @func("std")
 def _std(a, axis=None, dtype=None, ddof=0, keepdims=False):
-    return wrap(C.std(_acc(a, dtype, True, "std"), axis, ddof, keepdims))
+    return wrap(ir_composites.std(_acc(a, dtype, True, "std"), axis, ddof, keepdims))
 
 
 @func("cumsum")
 def _cumsum(a, axis=None, dtype=None):
     axis = _int_axis("cumsum", axis)
-    return wrap(C.cumsum(_acc(a, dtype, name="cumsum"), axis))
+    return wrap(ir_composites.cumsum(_acc(a, dtype, name="cumsum"), axis))
 
 
 def _int_axis(name, axis):
@@ -399,9 +399,9 @@ def _arg(prim):
         x = _one(a)
         axis = _int_axis(prim, axis)
         if axis is None:
-            x, ax = ops.reshape(x, (C.count(x),)), 0
+            x, ax = ops.reshape(x, (ir_composites.count(x),)), 0
         else:
-            ax = C.norm_axes(axis, C.ndim(x))[0]
+            ax = ir_composites.norm_axes(axis, ir_composites.ndim(x))[0]
         r = ops.__getattr__(prim)(x, axis=ax)
         if keepdims:
             shp = list(ops.shape(x)) if axis is not None else [1] * len(ops.shape(_one(a)))
@@ -417,12 +417,12 @@ FUNCS["argmax"], FUNCS["argmin"] = _arg("argmax"), _arg("argmin")
 
 @func("all")
 def _all(a, axis=None, keepdims=False):
-    return wrap(C.all_(_one(a), axis, keepdims))
+    return wrap(ir_composites.all_(_one(a), axis, keepdims))
 
 
 @func("any")
 def _any(a, axis=None, keepdims=False):
-    return wrap(C.any_(_one(a), axis, keepdims))
+    return wrap(ir_composites.any_(_one(a), axis, keepdims))
 
 
 # --- elementwise functions ---------------------------------------------------------------------
@@ -436,7 +436,7 @@ def _clip(a, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002
     parts = [a] + [v for v in (lo, hi) if v is not None]
     xs, _, _ = promote(parts, "np.clip")
     it = iter(xs[1:])
-    return wrap(C.clip(xs[0], next(it) if lo is not None else None,
+    return wrap(ir_composites.clip(xs[0], next(it) if lo is not None else None,
                        next(it) if hi is not None else None))
 
 
@@ -447,7 +447,7 @@ def _where(condition, x=None, y=None):
                                   f"data-dependent shape{where_str()}; use x[mask] instead")
     c = _bool(condition)
     (cn, xn, yn), dt, _ = _promote_where(c, x, y)
-    return wrap(C.where(cn, xn, yn, dt))
+    return wrap(ir_composites.where(cn, xn, yn, dt))
 
 
 def _promote_where(c, x, y):
@@ -462,7 +462,7 @@ def _close(a, b, rtol, atol, equal_nan):
     (x, y), _, _ = promote([a, b], "np.isclose", to_float=True)
     close = ops.le(ops.abs(ops.sub(x, y)), ops.add(ops.mul(ops.abs(y), rtol), atol))
     if equal_nan:
-        close = ops.__getattr__("or")(close, ops.__getattr__("and")(C.isnan(x), C.isnan(y)))
+        close = ops.__getattr__("or")(close, ops.__getattr__("and")(ir_composites.isnan(x), ir_composites.isnan(y)))
     return close
 
 
@@ -473,7 +473,7 @@ def _isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 @func("allclose")
 def _allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
-    return wrap(C.all_(_close(a, b, rtol, atol, equal_nan)))
+    return wrap(ir_composites.all_(_close(a, b, rtol, atol, equal_nan)))
 
 
 from . import np_shape  # noqa: E402,F401  (registers the shape functions and products)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import composites as C
-from ..ir import einsum as E
+from ..ir import composites
+from ..ir import einsum as ir_einsum
 from ..ir import ops
 from ..ir.types import dtype_name
 from .ndarray import deepest, promote_nobroadcast, wrap
@@ -40,7 +40,7 @@ def reshape_order(x, shape, order):
     which is a C reshape between reversed axes."""
     if order == "C":
         return ops.reshape(x, shape)
-    xt = ops.transpose(x, tuple(reversed(range(C.ndim(x)))))
+    xt = ops.transpose(x, tuple(reversed(range(composites.ndim(x)))))
     y = ops.reshape(xt, tuple(reversed(shape)))
     return ops.transpose(y, tuple(reversed(range(len(shape)))))
 
@@ -48,42 +48,42 @@ def reshape_order(x, shape, order):
 @func("reshape")
 def _reshape(a, shape=None, order="C", copy=None):
     x = _one(a)
-    shape = _reshape_shape(C.count(x), shape)
+    shape = _reshape_shape(composites.count(x), shape)
     return wrap(reshape_order(x, shape, _order("reshape", order)), getattr(a, "weak", False))
 
 
 @func("transpose")
 def _transpose(a, axes=None):
     x = _one(a)
-    nd = C.ndim(x)
+    nd = composites.ndim(x)
     perm = tuple(reversed(range(nd))) if axes is None else tuple(int(p) % nd for p in axes)
     return wrap(ops.transpose(x, perm))
 
 
 @func("swapaxes")
 def _swapaxes(a, axis1, axis2):
-    return wrap(C.swapaxes(_one(a), axis1, axis2))
+    return wrap(composites.swapaxes(_one(a), axis1, axis2))
 
 
 @func("moveaxis")
 def _moveaxis(a, source, destination):
-    return wrap(C.moveaxis(_one(a), source, destination))
+    return wrap(composites.moveaxis(_one(a), source, destination))
 
 
 @func("expand_dims")
 def _expand_dims(a, axis):
-    return wrap(C.expand_dims(_one(a), axis))
+    return wrap(composites.expand_dims(_one(a), axis))
 
 
 @func("squeeze")
 def _squeeze(a, axis=None):
-    return wrap(C.squeeze(_one(a), axis))
+    return wrap(composites.squeeze(_one(a), axis))
 
 
 @func("ravel")
 def _ravel(a, order="C"):
     x = _one(a)
-    return wrap(reshape_order(x, (C.count(x),), _order("ravel", order)),
+    return wrap(reshape_order(x, (composites.count(x),), _order("ravel", order)),
                 getattr(a, "weak", False))
 
 
@@ -94,17 +94,17 @@ def _broadcast_to(array, shape):
 
 @func("flip")
 def _flip(m, axis=None):
-    return wrap(C.flip(_one(m), axis))
+    return wrap(composites.flip(_one(m), axis))
 
 
 @func("take")
 def _take(a, indices, axis=None):
-    from .indexing import _index_operand
+    from .np_indexing import _index_operand
     x = _one(a)
     axis = _int_axis("take", axis)
     if axis is None:
-        x, axis = ops.reshape(x, (C.count(x),)), 0
-    axis = C.norm_axes(axis, C.ndim(x))[0]
+        x, axis = ops.reshape(x, (composites.count(x),)), 0
+    axis = composites.norm_axes(axis, composites.ndim(x))[0]
     idx = _index_operand(np.asarray(indices) if isinstance(indices, list) else indices,
                          ops.shape(x)[axis], deepest(a))
     return wrap(ops.gather(x, idx, axis=axis))
@@ -131,12 +131,12 @@ def _concatenate(arrays, axis=0, dtype=None, casting="same_kind"):
     xs, _, _ = promote_nobroadcast(_cast_all("concatenate", list(arrays), dtype, casting))
     axis = _int_axis("concatenate", axis)
     if axis is None:
-        xs, axis = [ops.reshape(x, (C.count(x),)) for x in xs], 0
-    nd = C.ndim(xs[0])
-    if any(C.ndim(x) != nd for x in xs):
+        xs, axis = [ops.reshape(x, (composites.count(x),)) for x in xs], 0
+    nd = composites.ndim(xs[0])
+    if any(composites.ndim(x) != nd for x in xs):
         raise ValueError("all the input arrays must have the same number of dimensions, got "
                          f"shapes {[ops.shape(x) for x in xs]}")
-    return _dt(wrap(ops.concatenate(*xs, axis=C.norm_axes(axis, nd)[0])), dtype)
+    return _dt(wrap(ops.concatenate(*xs, axis=composites.norm_axes(axis, nd)[0])), dtype)
 
 
 @func("stack")
@@ -149,21 +149,21 @@ def _stack(arrays, axis=0, dtype=None, casting="same_kind"):
     if len(shapes) != 1:
         raise ValueError(f"all input arrays must have the same shape, got "
                          f"{[ops.shape(x) for x in xs]}")
-    ax = int(axis) % (C.ndim(xs[0]) + 1)
-    return _dt(wrap(ops.concatenate(*[C.expand_dims(x, ax) for x in xs], axis=ax)), dtype)
+    ax = int(axis) % (composites.ndim(xs[0]) + 1)
+    return _dt(wrap(ops.concatenate(*[composites.expand_dims(x, ax) for x in xs], axis=ax)), dtype)
 
 
 @func("hstack")
 def _hstack(tup, dtype=None, casting="same_kind"):
     xs, _, _ = promote_nobroadcast(_cast_all("hstack", list(tup), dtype, casting))
     xs = [ops.reshape(x, (1,)) if not ops.shape(x) else x for x in xs]
-    return _dt(wrap(ops.concatenate(*xs, axis=0 if C.ndim(xs[0]) == 1 else 1)), dtype)
+    return _dt(wrap(ops.concatenate(*xs, axis=0 if composites.ndim(xs[0]) == 1 else 1)), dtype)
 
 
 @func("vstack")
 def _vstack(tup, dtype=None, casting="same_kind"):
     xs, _, _ = promote_nobroadcast(_cast_all("vstack", list(tup), dtype, casting))
-    xs = [ops.reshape(x, (1,) * (2 - C.ndim(x)) + ops.shape(x)) if C.ndim(x) < 2 else x
+    xs = [ops.reshape(x, (1,) * (2 - composites.ndim(x)) + ops.shape(x)) if composites.ndim(x) < 2 else x
           for x in xs]
     return _dt(wrap(ops.concatenate(*xs, axis=0)), dtype)
 
@@ -212,7 +212,7 @@ def _ndim(a):
 def _size(a, axis=None):
     if axis is None:
         return a.size
-    return int(np.prod([a.shape[ax] for ax in C.norm_axes(axis, a.ndim)], dtype=np.int64))
+    return int(np.prod([a.shape[ax] for ax in composites.norm_axes(axis, a.ndim)], dtype=np.int64))
 
 
 @func("copy")
@@ -224,43 +224,43 @@ def _copy(a, order="K", subok=False):
 @func("dot")
 def _dot(a, b):
     (x, y), _, _ = promote_nobroadcast([a, b])
-    return wrap(C.dot(x, y))
+    return wrap(composites.dot(x, y))
 
 
 @func("matmul")
 def _matmul(x1, x2):
     (x, y), _, _ = promote_nobroadcast([x1, x2])
-    return wrap(C.matmul(x, y))
+    return wrap(composites.matmul(x, y))
 
 
 @func("tensordot")
 def _tensordot(a, b, axes=2):
     (x, y), _, _ = promote_nobroadcast([a, b])
-    return wrap(C.tensordot(x, y, axes))
+    return wrap(composites.tensordot(x, y, axes))
 
 
 @func("outer")
 def _outer(a, b):
     (x, y), _, _ = promote_nobroadcast([a, b])
-    return wrap(C.outer(x, y))
+    return wrap(composites.outer(x, y))
 
 
 @func("inner")
 def _inner(a, b):
     (x, y), _, _ = promote_nobroadcast([a, b])
-    return wrap(C.inner(x, y))
+    return wrap(composites.inner(x, y))
 
 
 @func("vdot")
 def _vdot(a, b):
     (x, y), _, _ = promote_nobroadcast([a, b])
-    return wrap(C.vdot(x, y))
+    return wrap(composites.vdot(x, y))
 
 
 def _einsum_args(subscripts, operands):
     if isinstance(subscripts, str):
         return subscripts, list(operands)
-    spec, ops_ = E.sublists_to_string((subscripts,) + tuple(operands), "np.einsum")
+    spec, ops_ = ir_einsum.sublists_to_string((subscripts,) + tuple(operands), "np.einsum")
     return spec, list(ops_)
 
 
@@ -281,8 +281,8 @@ def _einsum(subscripts, *operands, optimize=False, dtype=None, order="K", castin
     xs, dt, _ = promote_nobroadcast(list(operands))
     if dt == "bool":  # NumPy's boolean einsum: any of the products (or of ands)
         xs = [ops.convert(x, "i64") for x in xs]
-        return wrap(ops.ne(C.einsum(subscripts, *xs, optimize=optimize), 0))
-    return wrap(C.einsum(subscripts, *xs, optimize=optimize))
+        return wrap(ops.ne(composites.einsum(subscripts, *xs, optimize=optimize), 0))
+    return wrap(composites.einsum(subscripts, *xs, optimize=optimize))
 
 
 from . import np_shape_functions  # noqa: E402,F401  (sorting, padding, splitting, nan*...)

@@ -7,11 +7,11 @@ import operator
 
 import numpy as np
 
-from ..ir import composites as C
-from ..ir import composites_shape as S
+from ..ir import composites as ir_composites
+from ..ir import composites_shape
 from ..ir import ops
 from ..ir.core import REGISTRY, bind
-from .indexing import _mask_indices
+from .np_indexing import _mask_indices
 from .ndarray import TracedArray, deepest, promote, promote_nobroadcast, where_str, wrap
 from .np_dispatch import FUNCS, _acc, _dt, _int_axis, _one, func, refuse
 
@@ -34,7 +34,7 @@ def _axis1(name, x, axis):
         axis = operator.index(axis)
     except TypeError:
         raise TypeError(f"np.{name}: axis={axis!r} must be an integer{where_str()}") from None
-    return C.norm_axes(axis, C.ndim(x))[0]
+    return ir_composites.norm_axes(axis, ir_composites.ndim(x))[0]
 
 
 def _dtype_of(v):
@@ -48,43 +48,43 @@ def _weak(a):
 # --- reorderings -------------------------------------------------------------------------------
 @func("flipud")
 def _flipud(m):
-    return wrap(C.flip(_one(m), 0))
+    return wrap(ir_composites.flip(_one(m), 0))
 
 
 @func("fliplr")
 def _fliplr(m):
     x = _one(m)
-    if C.ndim(x) < 2:
+    if ir_composites.ndim(x) < 2:
         raise ValueError("Input must be >= 2-d.")
-    return wrap(C.flip(x, 1))
+    return wrap(ir_composites.flip(x, 1))
 
 
 @func("rot90")
 def _rot90(m, k=1, axes=(0, 1)):
     x = _one(m)
     axes = tuple(axes)
-    if len(axes) != 2 or axes[0] % C.ndim(x) == axes[1] % C.ndim(x):
+    if len(axes) != 2 or axes[0] % ir_composites.ndim(x) == axes[1] % ir_composites.ndim(x):
         raise ValueError("len(axes) must be 2 and axes must be different.")
-    return wrap(S.rot90(x, operator.index(k), axes))
+    return wrap(composites_shape.rot90(x, operator.index(k), axes))
 
 
 @func("roll")
 def _roll(a, shift, axis=None):
     _static("roll", "shift", shift)
-    return wrap(S.roll(_one(a), shift, axis), _weak(a))
+    return wrap(composites_shape.roll(_one(a), shift, axis), _weak(a))
 
 
 @func("rollaxis")
 def _rollaxis(a, axis, start=0):
     x = _one(a)
-    nd = C.ndim(x)
-    axis = C.norm_axes(axis, nd)[0]
+    nd = ir_composites.ndim(x)
+    axis = ir_composites.norm_axes(axis, nd)[0]
     if not -nd <= start <= nd:
         raise ValueError(f"start={start} out of range")
     start = start % (nd + 1) if start < 0 else start
     if axis < start:
         start -= 1
-    return wrap(C.moveaxis(x, axis, start) if axis != start else x)
+    return wrap(ir_composites.moveaxis(x, axis, start) if axis != start else x)
 
 
 @func("repeat")
@@ -92,63 +92,63 @@ def _repeat(a, repeats, axis=None):
     _static("repeat", "repeats", repeats)
     x = _one(a)
     ax = None if axis is None else _axis1("repeat", x, axis)
-    return wrap(S.repeat(x, np.asarray(repeats), ax), _weak(a))
+    return wrap(composites_shape.repeat(x, np.asarray(repeats), ax), _weak(a))
 
 
 @func("tile")
 def _tile(A, reps):  # noqa: N803  (NumPy's parameter name)
     _static("tile", "reps", reps)
-    return wrap(S.tile(_one(A), reps))
+    return wrap(composites_shape.tile(_one(A), reps))
 
 
 # --- diagonals and triangles -----------------------------------------------------------------
 @func("diag")
 def _diag(v, k=0):
     x = _one(v)
-    if C.ndim(x) == 1:
-        return wrap(S.diag_matrix(x, operator.index(k)))
-    if C.ndim(x) == 2:
-        return wrap(S.diagonal(x, operator.index(k)))
+    if ir_composites.ndim(x) == 1:
+        return wrap(composites_shape.diag_matrix(x, operator.index(k)))
+    if ir_composites.ndim(x) == 2:
+        return wrap(composites_shape.diagonal(x, operator.index(k)))
     raise ValueError("Input must be 1- or 2-d.")
 
 
 @func("diagflat")
 def _diagflat(v, k=0):
     x = _one(v)
-    return wrap(S.diag_matrix(ops.reshape(x, (C.count(x),)), operator.index(k)))
+    return wrap(composites_shape.diag_matrix(ops.reshape(x, (ir_composites.count(x),)), operator.index(k)))
 
 
 @func("diagonal")
 def _diagonal(a, offset=0, axis1=0, axis2=1):
     x = _one(a)
-    if C.ndim(x) < 2:
+    if ir_composites.ndim(x) < 2:
         raise ValueError("diag requires an array of at least two dimensions")
-    return wrap(S.diagonal(x, operator.index(offset), axis1, axis2))
+    return wrap(composites_shape.diagonal(x, operator.index(offset), axis1, axis2))
 
 
 @func("trace")
 def _trace(a, offset=0, axis1=0, axis2=1, dtype=None):
     x = _acc(a, dtype, name="trace")
-    if C.ndim(x) < 2:
+    if ir_composites.ndim(x) < 2:
         raise ValueError("diag requires an array of at least two dimensions")
-    return wrap(C.sum(S.diagonal(x, operator.index(offset), axis1, axis2), -1))
+    return wrap(ir_composites.sum(composites_shape.diagonal(x, operator.index(offset), axis1, axis2), -1))
 
 
 @func("triu")
 def _triu(m, k=0):
-    return wrap(S.triangle(_one(m), operator.index(k), True))
+    return wrap(composites_shape.triangle(_one(m), operator.index(k), True))
 
 
 @func("tril")
 def _tril(m, k=0):
-    return wrap(S.triangle(_one(m), operator.index(k), False))
+    return wrap(composites_shape.triangle(_one(m), operator.index(k), False))
 
 
 # --- products ----------------------------------------------------------------------------------
 @func("kron")
 def _kron(a, b):
     (x, y), _, _ = promote_nobroadcast([a, b])
-    return wrap(S.kron(x, y))
+    return wrap(composites_shape.kron(x, y))
 
 
 @func("cross")
@@ -157,12 +157,12 @@ def _cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
         axisa = axisb = axisc = axis
     axisa, axisb, axisc = (operator.index(v) for v in (axisa, axisb, axisc))
     (x, y), _, _ = promote_nobroadcast([a, b])
-    x, y = C.moveaxis(x, axisa, -1), C.moveaxis(y, axisb, -1)
+    x, y = ir_composites.moveaxis(x, axisa, -1), ir_composites.moveaxis(y, axisb, -1)
     if ops.shape(x)[-1] != 3 or ops.shape(y)[-1] != 3:
         raise ValueError("np.cross of 2-vectors is deprecated in NumPy 2 and not supported on "
                          "traced arrays; both operands need 3 components along the axis")
-    x, y = C.broadcast_arrays(x, y)
-    return wrap(C.moveaxis(S.cross3(x, y, -1), -1, axisc))
+    x, y = ir_composites.broadcast_arrays(x, y)
+    return wrap(ir_composites.moveaxis(composites_shape.cross3(x, y, -1), -1, axisc))
 
 
 # --- scans, differences ------------------------------------------------------------------------
@@ -171,12 +171,12 @@ def _cumprod(a, axis=None, dtype=None):
     x = _acc(a, dtype, name="cumprod")
     axis = _int_axis("cumprod", axis)
     if axis is None:
-        x, axis = ops.reshape(x, (C.count(x),)), 0
-    return wrap(S.cumprod(x, C.norm_axes(axis, C.ndim(x))[0]))
+        x, axis = ops.reshape(x, (ir_composites.count(x),)), 0
+    return wrap(composites_shape.cumprod(x, ir_composites.norm_axes(axis, ir_composites.ndim(x))[0]))
 
 
 def _edge(e, x, axis):
-    if C.ndim(e) == 0:
+    if ir_composites.ndim(e) == 0:
         shp = list(ops.shape(x))
         shp[axis] = 1
         e = ops.broadcast_to(e, tuple(shp))
@@ -191,7 +191,7 @@ def _diff(a, n=1, axis=-1, prepend=_NO, append=_NO):
     parts = [a] + [v for v in (prepend, append) if v is not _NO]
     xs, _, _ = promote_nobroadcast(parts)
     x = xs[0]
-    if C.ndim(x) == 0:
+    if ir_composites.ndim(x) == 0:
         raise ValueError("diff requires input that is at least one dimensional")
     ax = _axis1("diff", x, axis)
     it = iter(xs[1:])
@@ -203,14 +203,14 @@ def _diff(a, n=1, axis=-1, prepend=_NO, append=_NO):
         pieces.append(_edge(next(it), x, ax))
     if len(pieces) > 1:
         x = ops.concatenate(*pieces, axis=ax)
-    return wrap(S.diff(x, n, ax))
+    return wrap(composites_shape.diff(x, n, ax))
 
 
 @func("ediff1d")
 def _ediff1d(ary, to_end=None, to_begin=None):
     x = _one(ary)
-    x = ops.reshape(x, (C.count(x),))
-    d = S.diff(ops.convert(x, ops.dtype(x)), 1, 0)
+    x = ops.reshape(x, (ir_composites.count(x),))
+    d = composites_shape.diff(ops.convert(x, ops.dtype(x)), 1, 0)
     parts = []
     for v in (to_begin, None, to_end):
         if v is None and parts and parts[-1] is d:
@@ -220,7 +220,7 @@ def _ediff1d(ary, to_end=None, to_begin=None):
                 parts.append(d)
             continue
         (e,), _, _ = promote_nobroadcast([v])
-        parts.append(ops.convert(ops.reshape(e, (C.count(e),)), ops.dtype(d)))
+        parts.append(ops.convert(ops.reshape(e, (ir_composites.count(e),)), ops.dtype(d)))
     if not any(p is d for p in parts):
         parts.insert(0 if to_begin is None else 1, d)
     return wrap(ops.concatenate(*parts, axis=0) if len(parts) > 1 else d)
@@ -229,8 +229,8 @@ def _ediff1d(ary, to_end=None, to_begin=None):
 @func("gradient")
 def _gradient(f, *varargs, axis=None, edge_order=1):
     x = _one(f, to_float=True)
-    nd = C.ndim(x)
-    axes = C.norm_axes(axis, nd) if axis is not None else tuple(range(nd))
+    nd = ir_composites.ndim(x)
+    axes = ir_composites.norm_axes(axis, nd) if axis is not None else tuple(range(nd))
     if axis is not None and not isinstance(axis, (int, np.integer)):
         axes = tuple(int(a) % nd for a in axis)
     if len(varargs) == 0:
@@ -253,7 +253,7 @@ def _gradient(f, *varargs, axis=None, edge_order=1):
         if n < edge_order + 1:
             raise ValueError("Shape of array too small to calculate a numerical gradient, at "
                              "least (edge_order + 1) elements are required.")
-        sl = lambda i, j: S.slice_axis(x, i, j, a)  # noqa: E731
+        sl = lambda i, j: composites_shape.slice_axis(x, i, j, a)  # noqa: E731
         mid = ops.div(ops.sub(sl(2, n), sl(0, n - 2)), 2.0 * h)
         if edge_order == 1:
             first = ops.div(ops.sub(sl(1, 2), sl(0, 1)), h)
@@ -278,8 +278,8 @@ def _sort_axis(name, x, axis, kind, order, stable):
         raise ValueError(f"sort kind must be one of 'quick', 'heap', or 'stable' (got {kind!r})")
     axis = _int_axis(name, axis)
     if axis is None:
-        return ops.reshape(x, (C.count(x),)), 0
-    return x, C.norm_axes(axis, C.ndim(x))[0]
+        return ops.reshape(x, (ir_composites.count(x),)), 0
+    return x, ir_composites.norm_axes(axis, ir_composites.ndim(x))[0]
 
 
 def _sortable(a, name):
@@ -287,7 +287,7 @@ def _sortable(a, name):
     if ops.dtype(x) == "bool":
         x = ops.convert(x, "i32")
         return x, True
-    if C.ndim(x) == 0:
+    if ir_composites.ndim(x) == 0:
         raise ValueError(f"np.{name} of a 0-d array: axis -1 is out of bounds")
     return x, False
 
@@ -296,7 +296,7 @@ def _sortable(a, name):
 def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
     x, was_bool = _sortable(a, "sort")
     x, ax = _sort_axis("sort", x, axis, kind, order, stable)
-    v, _ = S.sort(x, ax)
+    v, _ = composites_shape.sort(x, ax)
     return wrap(ops.convert(v, "bool") if was_bool else v)
 
 
@@ -304,7 +304,7 @@ def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
 def _argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     x, _ = _sortable(a, "argsort")
     x, ax = _sort_axis("argsort", x, axis, kind, order, stable)
-    return wrap(S.argsort(x, ax))
+    return wrap(composites_shape.argsort(x, ax))
 
 
 def _partition_args(name, a, kth, axis, kind, order):
@@ -337,14 +337,14 @@ def _partition_args(name, a, kth, axis, kind, order):
 def _partition(a, kth, axis=-1, kind="introselect", order=None):
     was_bool = ops.dtype(_one(a)) == "bool"
     x, ax = _partition_args("partition", a, kth, axis, kind, order)
-    v, _ = S.sort(x, ax)
+    v, _ = composites_shape.sort(x, ax)
     return wrap(ops.convert(v, "bool") if was_bool else v)
 
 
 @func("argpartition")
 def _argpartition(a, kth, axis=-1, kind="introselect", order=None):
     x, ax = _partition_args("argpartition", a, kth, axis, kind, order)
-    return wrap(S.argsort(x, ax))
+    return wrap(composites_shape.argsort(x, ax))
 
 
 @func("take_along_axis")
@@ -355,17 +355,17 @@ def _take_along_axis(arr, indices, axis=-1):
     if isinstance(idx, (int, float, bool)) or ops.dtype(idx) not in ("i32", "i64"):
         raise IndexError("`indices` must be an integer array")
     if axis is None:
-        x, axis = ops.reshape(x, (C.count(x),)), 0
-        if C.ndim(idx) != 1:
+        x, axis = ops.reshape(x, (ir_composites.count(x),)), 0
+        if ir_composites.ndim(idx) != 1:
             raise ValueError("when axis=None, `indices` must have a single dimension.")
-    if C.ndim(idx) != C.ndim(x):
+    if ir_composites.ndim(idx) != ir_composites.ndim(x):
         raise ValueError("`indices` and `arr` must have the same number of dimensions")
-    ax = C.norm_axes(axis, C.ndim(x))[0]
+    ax = ir_composites.norm_axes(axis, ir_composites.ndim(x))[0]
     if isinstance(idx, np.ndarray):
         n = ops.shape(x)[ax]
         if idx.size and (idx.min() < -n or idx.max() >= n):
             raise IndexError(f"index out of bounds for axis {ax} with size {n}")
-    return wrap(S.take_along_axis(x, idx, ax))
+    return wrap(composites_shape.take_along_axis(x, idx, ax))
 
 
 @func("put_along_axis")
@@ -377,13 +377,13 @@ def _put_along_axis(arr, indices, values, axis):
 
 def _stat_axis(name, x, axis):
     axis = _int_axis(name, axis) if not isinstance(axis, (tuple, list)) else tuple(axis)
-    nd = C.ndim(x)
+    nd = ir_composites.ndim(x)
     if axis is None:
-        return ops.reshape(x, (C.count(x),)), 0, tuple(range(nd))
-    axes = C.norm_axes(axis, nd)
+        return ops.reshape(x, (ir_composites.count(x),)), 0, tuple(range(nd))
+    axes = ir_composites.norm_axes(axis, nd)
     rest = [i for i in range(nd) if i not in axes]
     y = ops.transpose(x, tuple(rest + list(axes)))
-    y = ops.reshape(y, tuple(ops.shape(x)[i] for i in rest) + (C.count(x, axes),))
+    y = ops.reshape(y, tuple(ops.shape(x)[i] for i in rest) + (ir_composites.count(x, axes),))
     return y, len(rest), axes
 
 
@@ -398,7 +398,7 @@ def _keepdims(r, xshape, axes, keepdims, lead=()):
 def _median(a, axis=None, overwrite_input=False, keepdims=False):
     x = _one(a, to_float=True)
     y, ax, axes = _stat_axis("median", x, axis)
-    return wrap(_keepdims(S.median(y, ax), ops.shape(x), axes, keepdims))
+    return wrap(_keepdims(composites_shape.median(y, ax), ops.shape(x), axes, keepdims))
 
 
 _METHODS = ("linear", "lower", "higher", "nearest", "midpoint")
@@ -420,7 +420,7 @@ def _quantile(name, a, q, axis, method, keepdims, weights, scale):
     want = np.result_type(x.type.np_dtype, q if isinstance(q, (int, float)) else np.asarray(q))
     x = ops.convert(x, want.name)
     y, ax, axes = _stat_axis(name, x, axis)
-    r = S.quantile(y, qa, ax, method)
+    r = composites_shape.quantile(y, qa, ax, method)
     return wrap(_keepdims(r, ops.shape(x), axes, keepdims, qa.shape))
 
 
@@ -446,7 +446,7 @@ def _split(name, ary, ios, axis, equal):
     out, start = [], 0
     for p in pieces:
         stop = start + len(p)
-        out.append(wrap(S.slice_axis(x, start, stop, ax)))
+        out.append(wrap(composites_shape.slice_axis(x, start, stop, ax)))
         start = stop
     return out
 
@@ -505,7 +505,7 @@ FUNCS["atleast_1d"], FUNCS["atleast_2d"], FUNCS["atleast_3d"] = (_atleast(1), _a
 @func("column_stack")
 def _column_stack(tup):
     xs, _, _ = promote_nobroadcast(list(tup))
-    xs = [ops.reshape(x, (C.count(x), 1)) if C.ndim(x) < 2 else x for x in xs]
+    xs = [ops.reshape(x, (ir_composites.count(x), 1)) if ir_composites.ndim(x) < 2 else x for x in xs]
     return wrap(ops.concatenate(*xs, axis=1))
 
 
@@ -530,8 +530,8 @@ def _block(arrays):
     d = depth(arrays)
     flat = leaves(arrays)
     xs, _, _ = promote_nobroadcast(flat)
-    nd = max(d, max(C.ndim(x) for x in xs))
-    it = iter(ops.reshape(x, (1,) * (nd - C.ndim(x)) + ops.shape(x)) for x in xs)
+    nd = max(d, max(ir_composites.ndim(x) for x in xs))
+    it = iter(ops.reshape(x, (1,) * (nd - ir_composites.ndim(x)) + ops.shape(x)) for x in xs)
 
     def build(a, level):
         if not isinstance(a, list):
@@ -544,7 +544,7 @@ def _block(arrays):
 def _append(arr, values, axis=None):
     xs, _, _ = promote_nobroadcast([arr, values])
     if axis is None:
-        return wrap(ops.concatenate(*[ops.reshape(x, (C.count(x),)) for x in xs], axis=0))
+        return wrap(ops.concatenate(*[ops.reshape(x, (ir_composites.count(x),)) for x in xs], axis=0))
     return wrap(ops.concatenate(*xs, axis=_axis1("append", xs[0], axis)))
 
 
@@ -553,10 +553,10 @@ def _delete(arr, obj, axis=None):
     _static("delete", "obj", obj)
     x = _one(arr)
     if axis is None:
-        x, axis = ops.reshape(x, (C.count(x),)), 0
+        x, axis = ops.reshape(x, (ir_composites.count(x),)), 0
     ax = _axis1("delete", x, axis)
     keep = np.delete(np.arange(ops.shape(x)[ax]), obj)
-    return wrap(S.take_index(x, keep, ax))
+    return wrap(composites_shape.take_index(x, keep, ax))
 
 
 @func("insert")
@@ -564,30 +564,30 @@ def _insert(arr, obj, values, axis=None):
     _static("insert", "obj", obj)
     (x, v), _, _ = promote_nobroadcast([arr, values])
     if axis is None:
-        x, axis = ops.reshape(x, (C.count(x),)), 0
+        x, axis = ops.reshape(x, (ir_composites.count(x),)), 0
     ax = _axis1("insert", x, axis)
     n = ops.shape(x)[ax]
-    if np.ndim(obj) != 0 or C.ndim(v) > C.ndim(x):
+    if np.ndim(obj) != 0 or ir_composites.ndim(v) > ir_composites.ndim(x):
         raise NotImplementedError(f"np.insert with several positions or values of more "
                                   f"dimensions than arr is not supported on traced arrays"
                                   f"{where_str()}; use np.concatenate")
     # one position: values broadcast to arr's shape with their own length along the axis
     vs = ops.shape(v)
-    k = 1 if C.ndim(v) == 0 else (vs[0] if C.ndim(x) == 1 else
-                                  (vs[ax] if C.ndim(v) == C.ndim(x) else 1))
+    k = 1 if ir_composites.ndim(v) == 0 else (vs[0] if ir_composites.ndim(x) == 1 else
+                                  (vs[ax] if ir_composites.ndim(v) == ir_composites.ndim(x) else 1))
     shp = list(ops.shape(x))
     shp[ax] = k
-    if C.ndim(v) == C.ndim(x) or C.ndim(v) == 0:
+    if ir_composites.ndim(v) == ir_composites.ndim(x) or ir_composites.ndim(v) == 0:
         vb = ops.broadcast_to(v, tuple(shp))
     else:  # NumPy moves a lower-dimensional value's first axis onto the insertion axis
-        vb = ops.broadcast_to(C.moveaxis(ops.reshape(v, (1,) * (C.ndim(x) - C.ndim(v)) + vs),
+        vb = ops.broadcast_to(ir_composites.moveaxis(ops.reshape(v, (1,) * (ir_composites.ndim(x) - ir_composites.ndim(v)) + vs),
                                          0, ax), tuple(shp))
     o = operator.index(obj)
     if not -n <= o <= n:
         raise IndexError(f"index {o} is out of bounds for axis {ax} with size {n}")
     o %= n + 1 if o < 0 else n + 1
     idx = np.concatenate([np.arange(o), n + np.arange(k), np.arange(o, n)])
-    return wrap(S.take_index(ops.concatenate(x, vb, axis=ax), idx, ax))
+    return wrap(composites_shape.take_index(ops.concatenate(x, vb, axis=ax), idx, ax))
 
 
 # --- padding, selection ------------------------------------------------------------------------
@@ -595,13 +595,13 @@ def _insert(arr, obj, values, axis=None):
 def _pad(array, pad_width, mode="constant", **kwargs):
     _static("pad", "pad_width", pad_width)
     x = _one(array)
-    nd = C.ndim(x)
+    nd = ir_composites.ndim(x)
     widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (nd, 2)).tolist()
     if np.any(np.asarray(widths) < 0):
         raise ValueError("index can't contain negative values")
     allowed = {"constant": {"constant_values"}, "reflect": {"reflect_type"},
                "symmetric": {"reflect_type"}}.get(mode, set())
-    if callable(mode) or mode not in ("constant",) + S.INDEX_MODES:
+    if callable(mode) or mode not in ("constant",) + composites_shape.INDEX_MODES:
         raise NotImplementedError(f"np.pad(..., mode={mode!r}) is not supported on traced "
                                   f"arrays{where_str()}; supported: constant, edge, reflect, "
                                   "symmetric, wrap")
@@ -618,7 +618,7 @@ def _pad(array, pad_width, mode="constant", **kwargs):
         if ops.dtype(x) not in ("f32", "f64"):
             value = [tuple(np.asarray(p).astype(np.dtype(x.type.np_dtype)).tolist())
                      if hasattr(x, "type") else p for p in value]
-    return wrap(S.pad(x, widths, mode, value))
+    return wrap(composites_shape.pad(x, widths, mode, value))
 
 
 @func("select")
@@ -679,9 +679,9 @@ def _meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
     if indexing not in ("xy", "ij"):
         raise ValueError("Valid values for `indexing` are 'xy' and 'ij'.")
     xs = [_one(x) for x in xi]
-    xs = [ops.reshape(x, (C.count(x),)) for x in xs]
+    xs = [ops.reshape(x, (ir_composites.count(x),)) for x in xs]
     nd = len(xs)
-    shp = [C.count(x) for x in xs]
+    shp = [ir_composites.count(x) for x in xs]
     if indexing == "xy" and nd > 1:
         shp[0], shp[1] = shp[1], shp[0]
     out = []
@@ -690,7 +690,7 @@ def _meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
         if indexing == "xy" and nd > 1 and i < 2:
             pos = 1 - i
         s = [1] * nd
-        s[pos] = C.count(x)
+        s[pos] = ir_composites.count(x)
         y = ops.reshape(x, tuple(s))
         out.append(wrap(y if sparse else ops.broadcast_to(y, tuple(shp))))
     return tuple(out)
@@ -705,18 +705,18 @@ def _nonzero_flat(x):
 @func("nonzero")
 def _nonzero(a):
     x = _one(a)
-    if C.ndim(x) == 0:
+    if ir_composites.ndim(x) == 0:
         raise ValueError("Calling nonzero on 0d arrays is not allowed. Use "
                          "np.atleast_1d(scalar).nonzero() instead.")
     pos = _nonzero_flat(x)
-    coords = np.unravel_index(np.arange(C.count(x)), ops.shape(x))
+    coords = np.unravel_index(np.arange(ir_composites.count(x)), ops.shape(x))
     return tuple(wrap(ops.gather(np.asarray(c, np.int64), pos, axis=0)) for c in coords)
 
 
 @func("argwhere")
 def _argwhere(a):
     x = _one(a)
-    if C.ndim(x) == 0:
+    if ir_composites.ndim(x) == 0:
         x = ops.reshape(x, (1,))
         pos = _nonzero_flat(x)
         return wrap(ops.reshape(pos, (ops.shape(pos)[0], 0)))
@@ -728,7 +728,7 @@ def _argwhere(a):
 @func("flatnonzero")
 def _flatnonzero(a):
     x = _one(a)
-    return wrap(_nonzero_flat(ops.reshape(x, (C.count(x),))))
+    return wrap(_nonzero_flat(ops.reshape(x, (ir_composites.count(x),))))
 
 
 @func("unique")
@@ -743,16 +743,16 @@ def _unique(ar, return_index=False, return_inverse=False, return_counts=False, a
     if not sorted:
         raise refuse("unique", "sorted", sorted)
     x = _one(ar)
-    x = ops.reshape(x, (C.count(x),))
-    n = C.count(x)
+    x = ops.reshape(x, (ir_composites.count(x),))
+    n = ir_composites.count(x)
     if n == 0:
         return wrap(x)
-    v, _ = S.sort(x, 0)
+    v, _ = composites_shape.sort(x, 0)
     head = ops.full((1,), True, "bool")
-    new = ops.ne(S.slice_axis(v, 1, n, 0), S.slice_axis(v, 0, n - 1, 0))
-    if C.is_float(v) and equal_nan:
-        both = ops.__getattr__("and")(C.isnan(S.slice_axis(v, 1, n, 0)),
-                                      C.isnan(S.slice_axis(v, 0, n - 1, 0)))
+    new = ops.ne(composites_shape.slice_axis(v, 1, n, 0), composites_shape.slice_axis(v, 0, n - 1, 0))
+    if ir_composites.is_float(v) and equal_nan:
+        both = ops.__getattr__("and")(ir_composites.isnan(composites_shape.slice_axis(v, 1, n, 0)),
+                                      ir_composites.isnan(composites_shape.slice_axis(v, 0, n - 1, 0)))
         new = ops.__getattr__("and")(new, ops.__getattr__("not")(both))
     keep = ops.concatenate(head, new, axis=0)
     pos = _mask_indices(TracedArray(keep), keep.trace)
@@ -761,39 +761,39 @@ def _unique(ar, return_index=False, return_inverse=False, return_counts=False, a
 
 # --- nan-reductions ------------------------------------------------------------------------------
 def _no_nan(x, fill):
-    if not C.is_float(x):
+    if not ir_composites.is_float(x):
         return x, None
-    nan = C.isnan(x)
+    nan = ir_composites.isnan(x)
     return ops.select(nan, ops.full(ops.shape(x), fill, ops.dtype(x)), x), nan
 
 
 @func("nansum")
 def _nansum(a, axis=None, dtype=None, keepdims=False):
     x, _ = _no_nan(_acc(a, dtype, name="nansum"), 0.0)
-    return wrap(C.sum(x, axis, keepdims))
+    return wrap(ir_composites.sum(x, axis, keepdims))
 
 
 def _count(nan, x, axis, keepdims):
     ok = ops.convert(ops.__getattr__("not")(nan), ops.dtype(x)) if nan is not None else \
         ops.full(ops.shape(x), 1, ops.dtype(x))
-    return C.sum(ok, axis, keepdims)
+    return ir_composites.sum(ok, axis, keepdims)
 
 
 @func("nanmean")
 def _nanmean(a, axis=None, dtype=None, keepdims=False):
     x0 = _acc(a, dtype, True, "nanmean")
     x, nan = _no_nan(x0, 0.0)
-    return wrap(ops.div(C.sum(x, axis, keepdims), _count(nan, x, axis, keepdims)))
+    return wrap(ops.div(ir_composites.sum(x, axis, keepdims), _count(nan, x, axis, keepdims)))
 
 
 def _nanext(is_max):
     def impl(a, axis=None, keepdims=False):
         x0 = _one(a)
         x, nan = _no_nan(x0, -np.inf if is_max else np.inf)
-        r = (C.max if is_max else C.min)(x, axis, keepdims)
+        r = (ir_composites.max if is_max else ir_composites.min)(x, axis, keepdims)
         if nan is None:
             return wrap(r)
-        alln = C.all_(nan, axis, keepdims)
+        alln = ir_composites.all_(nan, axis, keepdims)
         return wrap(ops.select(alln, ops.full(ops.shape(r), float("nan"), ops.dtype(r)), r))
     return impl
 
@@ -805,10 +805,10 @@ def _nanvar_node(a, axis, dtype, ddof, keepdims, name):
     x0 = _acc(a, dtype, True, name)
     x, nan = _no_nan(x0, 0.0)
     cnt = _count(nan, x, axis, True)
-    mean = ops.div(C.sum(x, axis, True), cnt)
+    mean = ops.div(ir_composites.sum(x, axis, True), cnt)
     d = ops.sub(x0, ops.broadcast_to(mean, ops.shape(x0)))
     d2, _ = _no_nan(ops.mul(d, d), 0.0)
-    s = C.sum(d2, axis, keepdims)
+    s = ir_composites.sum(d2, axis, keepdims)
     c = _count(nan, x, axis, keepdims)
     return ops.div(s, ops.sub(c, float(ddof)))
 
@@ -846,11 +846,11 @@ def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axi
     else:
         y = ops.add(ops.mul(ops.convert(np.broadcast_to(steps, full), dt), bc(delta)), bc(a))
     if endpoint and num > 1:
-        y = ops.concatenate(S.slice_axis(y, 0, num - 1, 0), ops.reshape(b, (1,) + tuple(shp)),
+        y = ops.concatenate(composites_shape.slice_axis(y, 0, num - 1, 0), ops.reshape(b, (1,) + tuple(shp)),
                             axis=0)
-    ax = C.norm_axes(operator.index(axis), C.ndim(y))[0]
+    ax = ir_composites.norm_axes(operator.index(axis), ir_composites.ndim(y))[0]
     if ax != 0:
-        y = C.moveaxis(y, 0, ax)
+        y = ir_composites.moveaxis(y, 0, ax)
     if dtype is not None and np.dtype(dtype).kind in "iu":
         y = ops.floor(y)  # NumPy floors before an integer cast
     out = wrap(y)

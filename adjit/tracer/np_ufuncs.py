@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import operator
 
-from ..ir import composites_ufuncs as U
+from ..ir import composites_ufuncs as ir_composites_ufuncs
 from ..ir import ops
 from ..ir.core import REGISTRY, bind
 from .ndarray import TracedArray, promote, where_str, wrap
@@ -33,22 +33,22 @@ def _float_unary(fn):
     return impl
 
 
-for _n, _f in (("deg2rad", lambda x: U.scale(x, math.pi / 180.0)),
-               ("radians", lambda x: U.scale(x, math.pi / 180.0)),
-               ("rad2deg", lambda x: U.scale(x, 180.0 / math.pi)),
-               ("degrees", lambda x: U.scale(x, 180.0 / math.pi))):
+for _n, _f in (("deg2rad", lambda x: ir_composites_ufuncs.scale(x, math.pi / 180.0)),
+               ("radians", lambda x: ir_composites_ufuncs.scale(x, math.pi / 180.0)),
+               ("rad2deg", lambda x: ir_composites_ufuncs.scale(x, 180.0 / math.pi)),
+               ("degrees", lambda x: ir_composites_ufuncs.scale(x, 180.0 / math.pi))):
     UFUNCS[_n] = _float_unary(_f)
 
 
 @func("sinc")
 def _sinc(x):
     (n,), _, _ = promote([x], "np.sinc", to_float=True)
-    return wrap(U.sinc(n))
+    return wrap(ir_composites_ufuncs.sinc(n))
 
 
 def _logaddexp2(a, b):
     (x, y), _, _ = promote([a, b], "np.logaddexp2", to_float=True)
-    return wrap(U.logaddexp2(x, y))
+    return wrap(ir_composites_ufuncs.logaddexp2(x, y))
 
 
 def _heaviside(a, b):
@@ -57,7 +57,7 @@ def _heaviside(a, b):
         h = ops.full(ops.shape(x), h, ops.dtype(x))
     if isinstance(x, (int, float)):
         x = ops.full(ops.shape(h), x, ops.dtype(h))
-    return wrap(U.heaviside(x, h))
+    return wrap(ir_composites_ufuncs.heaviside(x, h))
 
 
 def _float_power(a, b):
@@ -72,7 +72,7 @@ def _float_power(a, b):
 
 def _signbit(a):
     (x,), _, _ = promote([a], "np.signbit")
-    return wrap(U.signbit(x))
+    return wrap(ir_composites_ufuncs.signbit(x))
 
 
 UFUNCS["logaddexp2"] = _logaddexp2
@@ -96,7 +96,7 @@ def _round(a, decimals=0):
         raise TypeError(f"np.round: decimals={decimals!r} must be an integer"
                         f"{where_str()}") from None
     (n,), _, weak = promote([a], "np.round")
-    return wrap(U.round_decimals(n, d), weak)
+    return wrap(ir_composites_ufuncs.round_decimals(n, d), weak)
 
 
 @func("nan_to_num")
@@ -107,7 +107,7 @@ def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
             raise TypeError(f"np.nan_to_num({k}=<traced>) is not supported: give a number"
                             f"{where_str()}")
     (n,), _, weak = promote([x], "np.nan_to_num")
-    return wrap(U.nan_to_num(n, nan, posinf, neginf), weak)
+    return wrap(ir_composites_ufuncs.nan_to_num(n, nan, posinf, neginf), weak)
 
 
 @func("real")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import composites as C
+from ..ir import composites
 from ..ir import ops
 from ..ir.core import EAGER, Node, REGISTRY, bind
 from .tape import TapeNode
@@ -160,7 +160,7 @@ def unary(name, a, to_float=False):
 
 def matmul(a, b):
     (x, y), dt, _ = promote_nobroadcast([a, b])
-    return wrap(_shape_errors(C.matmul, "np.matmul (@)", x, y))
+    return wrap(_shape_errors(composites.matmul, "np.matmul (@)", x, y))
 
 
 def promote_nobroadcast(xs, to_float=False):

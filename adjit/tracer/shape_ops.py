@@ -12,7 +12,7 @@ from ..ir.core import EAGER, STATE
 from .grad_fn import tag, warn_once
 from .tape import TapeNode
 from .tensor import Tensor, shape_error, to_np_dtype
-from . import tensor_ops as T
+from . import tensor_ops as tracer_tensor_ops
 
 
 def _viewable(arr, shape):
@@ -49,13 +49,13 @@ def view(self, *shape):
         raise shape_error("view size is not compatible with input tensor's size and stride (at "
                            "least one dimension spans across two contiguous subspaces). Use "
                            ".reshape(...) instead.")
-    return T.view(ops.reshape(self._n, shape), self._n, "ViewBackward0", base=self)
+    return tracer_tensor_ops.view(ops.reshape(self._n, shape), self._n, "ViewBackward0", base=self)
 
 
 def reshape(self, *shape):
     shape = _shape_arg(self, shape)
     if _viewable(self._n.val, shape):
-        return T.view(ops.reshape(self._n, shape), self._n, "ViewBackward0", base=self)
+        return tracer_tensor_ops.view(ops.reshape(self._n, shape), self._n, "ViewBackward0", base=self)
     # PyTorch copies (clone) and views the copy (_unsafe_view)
     c = clone(self)
     return Tensor._wrap(tag(ops.reshape(c._n, shape), "UnsafeViewBackward0", [c._n]))
@@ -63,7 +63,7 @@ def reshape(self, *shape):
 
 def flatten(self, start_dim=0, end_dim=-1):
     nd = self._n.type.ndim
-    s, e = T.wrap_dim(start_dim, nd), T.wrap_dim(end_dim, nd)
+    s, e = tracer_tensor_ops.wrap_dim(start_dim, nd), tracer_tensor_ops.wrap_dim(end_dim, nd)
     if nd == 0:
         return reshape(self, 1)
     if s > e:
@@ -75,7 +75,7 @@ def flatten(self, start_dim=0, end_dim=-1):
 
 
 def _dim(self, d):
-    return T.wrap_dim(d, self._n.type.ndim)
+    return tracer_tensor_ops.wrap_dim(d, self._n.type.ndim)
 
 
 def transpose(self, d0, d1):
@@ -84,7 +84,7 @@ def transpose(self, d0, d1):
     d0, d1 = _dim(self, d0), _dim(self, d1)
     if nd:
         perm[d0], perm[d1] = perm[d1], perm[d0]
-    return T.view(ops.transpose(self._n, tuple(perm)), self._n, "TransposeBackward0",
+    return tracer_tensor_ops.view(ops.transpose(self._n, tuple(perm)), self._n, "TransposeBackward0",
                   base=self)
 
 
@@ -96,7 +96,7 @@ def reverse_dims(self):
                   "`x.mT` to transpose batches of matrices or "
                   "`x.permute(*torch.arange(x.ndim - 1, -1, -1))` to reverse the dimensions of "
                   "a tensor.")
-    return T.view(ops.transpose(self._n, tuple(reversed(range(nd)))), self._n,
+    return tracer_tensor_ops.view(ops.transpose(self._n, tuple(reversed(range(nd)))), self._n,
                   "PermuteBackward0", base=self)
 
 
@@ -104,7 +104,7 @@ def matrix_t(self):
     nd = self._n.type.ndim
     if nd > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {nd}D")
-    return T.view(ops.transpose(self._n, tuple(reversed(range(nd)))), self._n, "TBackward0",
+    return tracer_tensor_ops.view(ops.transpose(self._n, tuple(reversed(range(nd)))), self._n, "TBackward0",
                   base=self)
 
 
@@ -116,7 +116,7 @@ def permute(self, *dims):
                            f"not match the length of the desired ordering of dimensions i.e. "
                            f"input.dim() = {nd} is not equal to len(dims) = {len(dims)}")
     perm = tuple(_dim(self, d) for d in dims)
-    return T.view(ops.transpose(self._n, perm), self._n, "PermuteBackward0", base=self)
+    return tracer_tensor_ops.view(ops.transpose(self._n, perm), self._n, "PermuteBackward0", base=self)
 
 
 def to(self, *args, **kwargs):
@@ -138,13 +138,13 @@ def squeeze(self, dim=None):
         dims = {_dim(self, d) for d in (dim if isinstance(dim, (tuple, list)) else (dim,))}
         new = tuple(d for i, d in enumerate(shp) if not (i in dims and d == 1))
         name = "SqueezeBackward2" if isinstance(dim, (tuple, list)) else "SqueezeBackward1"
-    return T.view(ops.reshape(self._n, new), self._n, name, base=self)
+    return tracer_tensor_ops.view(ops.reshape(self._n, new), self._n, name, base=self)
 
 
 def unsqueeze(self, dim):
     shp = list(self._n.type.shape)
-    shp.insert(T.wrap_dim(dim, len(shp) + 1), 1)
-    return T.view(ops.reshape(self._n, tuple(shp)), self._n, "UnsqueezeBackward0",
+    shp.insert(tracer_tensor_ops.wrap_dim(dim, len(shp) + 1), 1)
+    return tracer_tensor_ops.view(ops.reshape(self._n, tuple(shp)), self._n, "UnsqueezeBackward0",
                   base=self)
 
 
@@ -162,12 +162,12 @@ def expand(self, *sizes):
             raise shape_error(f"The expanded size of the tensor ({want}) must match the "
                                f"existing size ({have}) at non-singleton dimension {i + nd}.  "
                                f"Target sizes: {list(sizes)}.  Tensor sizes: {list(shp)}")
-    return T.view(ops.broadcast_to(self._n, target), self._n, "ExpandBackward0", base=self)
+    return tracer_tensor_ops.view(ops.broadcast_to(self._n, target), self._n, "ExpandBackward0", base=self)
 
 
 def clone(self):
     n = self._n
-    out = T.fresh(n, n) if n.requires_grad and STATE.grad_enabled else \
+    out = tracer_tensor_ops.fresh(n, n) if n.requires_grad and STATE.grad_enabled else \
         TapeNode(n.val, n.type, None, EAGER)
     out.val = n.val.copy()  # a clone owns its storage
     if type(out) is TapeNode:

@@ -408,11 +408,11 @@ class Tensor:
             # PyTorch records ZeroBackward0: the tensor becomes a new result (zeros) whose
             # gradient to the old value is zero; the storage is written, as for any in-place op
             from ..ir import ops
-            from . import tensor_ops as T, views
+            from . import tensor_ops, views
             shape, dt = n.type.shape, n.type.dtype
             out = grad_fn.tag(ops.select(np.zeros(shape, bool), n, ops.zeros(shape, dt)),
                                "ZeroBackward0", [n])
-            T.write(n, out.val)
+            tensor_ops.write(n, out.val)
             adopt_storage(out, n)
             grad_fn.inplace_result(out, n)
             self._n = out
@@ -481,11 +481,11 @@ def _looked_at(n):
     v = np.asarray(n.val)
     if n.trace is EAGER or not n.trace.active:
         return v
-    from ..ir import composites as C
+    from ..ir import composites
     from ..ir import ops
     from ..ir.core import REGISTRY, bind, const_node
     if v.size == 1:
-        same = C.same_value(ops.reshape(n, ()), v.reshape(()))
+        same = composites.same_value(ops.reshape(n, ()), v.reshape(()))
     else:
         flat = ops.reshape(n, (v.size,))
         want = v.reshape(-1)

@@ -19,7 +19,7 @@ from .tape import TapeNode, adopt_storage
 from ..ir.indexing import index as _index
 from .grad_fn import inplace_result, tag, tag_outputs
 from .tensor import Tensor, shape_error
-from . import tensor_ops as T
+from . import tensor_ops
 from . import views
 
 
@@ -66,7 +66,7 @@ def _traced_index(i):
 def _mask_positions(m):
     """Positions of True in a traced 1-d mask: a guard on how many (the result's shape), then
     computed in the IR, so a replay with another mask of the same count is right."""
-    from .indexing import _mask_indices
+    from .np_indexing import _mask_indices
     from .ndarray import TracedArray, where_str
     if m.type.ndim != 1:
         raise NotImplementedError(
@@ -97,8 +97,8 @@ def _select(n, dim, k, name="SelectBackward0", real_dim=None):
     out = ops.slice(n, start=start, limit=limit, strides=(1,) * len(shp))
     out = ops.reshape(out, shp[:dim] + shp[dim + 1:])
     if name is None:  # unbind tags all its outputs with one node
-        return T.fresh(out, n)
-    return T.view(out, n, name)._n
+        return tensor_ops.fresh(out, n)
+    return tensor_ops.view(out, n, name)._n
 
 
 def _slice(n, dim, sl, force):
@@ -113,12 +113,12 @@ def _slice(n, dim, sl, force):
     strides = tuple(st if d == dim else 1 for d in range(len(shp)))
     out = ops.slice(n, start=start, limit=limit, strides=strides) if (s, e, st) != (
         0, shp[dim], 1) else n
-    return T.view(out, n, "SliceBackward0")._n
+    return tensor_ops.view(out, n, "SliceBackward0")._n
 
 
 def _unsqueeze(n, dim):
     shp = n.type.shape
-    return T.view(ops.reshape(n, shp[:dim] + (1,) + shp[dim:]), n, "UnsqueezeBackward0")._n
+    return tensor_ops.view(ops.reshape(n, shp[:dim] + (1,) + shp[dim:]), n, "UnsqueezeBackward0")._n
 
 
 def _specified(idx):
@@ -211,7 +211,7 @@ def _advanced(n, adv):
         items.append(a)
         d += max(a.ndim, 1) if a.dtype == np.bool_ else 1
     out, _ = _index(n, tuple(items))
-    return Tensor._wrap(tag(T.fresh(out, n), "IndexBackward0", [n]))
+    return Tensor._wrap(tag(tensor_ops.fresh(out, n), "IndexBackward0", [n]))
 
 
 def getitem(x, idx):
@@ -229,7 +229,7 @@ def getitem(x, idx):
     if adv:
         return _advanced(out, adv)
     if out is n:  # x[...]: a new tensor aliasing x
-        return T.view(n, n, "AliasBackward0", base=x)
+        return tensor_ops.view(n, n, "AliasBackward0", base=x)
     return views.set_base(Tensor._wrap(out), x)
 
 
@@ -239,7 +239,7 @@ def unbind(x, dim=0):
     n = x._n
     if n.type.ndim == 0 and dim in (0, -1):  # PyTorch's message for a 0-d tensor
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
-    dim = T.wrap_dim(dim, n.type.ndim)
+    dim = tensor_ops.wrap_dim(dim, n.type.ndim)
     outs = [_select(n, dim, k, name=None) for k in range(n.type.shape[dim])]
     for o in outs:
         if type(o) is TapeNode and o.rec is None and type(n) is TapeNode:
@@ -343,8 +343,8 @@ def _setitem_grad(self, idx, value):
     while len(vshape) > pos.ndim and vshape[0] == 1:
         vshape = vshape[1:]
     vb = ops.broadcast_to(ops.reshape(ops.convert(v._n, n.type.dtype), vshape), pos.shape)
-    out = tag(T.fresh(views.copy_slices(n, pos, vb), n), "CopySlices", [n, v._n])
-    T.write(n, out.val)
+    out = tag(tensor_ops.fresh(views.copy_slices(n, pos, vb), n), "CopySlices", [n, v._n])
+    tensor_ops.write(n, out.val)
     adopt_storage(out, n)
     inplace_result(out, n)
     self._n = out

@@ -14,7 +14,7 @@ from ..ir import composites_shape as CS
 from ..ir import ops
 from .grad_fn import tag, tag_outputs
 from .tensor import Tensor, shape_error
-from . import tensor_ops as T
+from . import tensor_ops
 
 
 def _w(node, name, *inputs):
@@ -60,7 +60,7 @@ def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
     if dim is None:
         n, axis = ops.reshape(n, (int(np.prod(_shape(self), dtype=np.int64)),)), 0
     else:
-        axis = T.wrap_dim(dim, _nd(self))
+        axis = tensor_ops.wrap_dim(dim, _nd(self))
         if _nd(self) == 0:
             n = ops.reshape(n, (1,))
     size = ops.shape(n)[axis]
@@ -97,8 +97,8 @@ def tile(self, dims):
 
 
 # --- sorting -------------------------------------------------------------------------------
-SortResult = type("sort", (T._ReturnType,), {"__slots__": ()})
-MedianResult = type("median", (T._ReturnType,), {"__slots__": ()})
+SortResult = type("sort", (tensor_ops._ReturnType,), {"__slots__": ()})
+MedianResult = type("median", (tensor_ops._ReturnType,), {"__slots__": ()})
 
 _NO = object()
 
@@ -107,7 +107,7 @@ def _sort_nodes(x, dim, descending):
     n = x._n
     if _nd(x) == 0:
         return n, ops.zeros((), "i64")
-    axis = T.wrap_dim(dim, _nd(x))
+    axis = tensor_ops.wrap_dim(dim, _nd(x))
     return CS.sort(n, axis, bool(descending))
 
 
@@ -141,7 +141,7 @@ def roll(self, shifts, dims=None):
         if len(dims) != len(shifts):
             raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, "
                                f"dims:{len(dims)}")
-        dims = tuple(T.wrap_dim(d, _nd(self)) for d in dims)
+        dims = tuple(tensor_ops.wrap_dim(d, _nd(self)) for d in dims)
         out = CS.roll(self._n, [int(s) for s in shifts], list(dims))
     return _w(out, "RollBackward0", self)
 
@@ -149,7 +149,7 @@ def roll(self, shifts, dims=None):
 def flip(self, *dims):
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
-    axes = [T.wrap_dim(d, _nd(self)) for d in dims]
+    axes = [tensor_ops.wrap_dim(d, _nd(self)) for d in dims]
     if len(set(axes)) != len(axes):
         raise RuntimeError("dims has duplicates")
     out = self._n
@@ -176,7 +176,7 @@ def rot90(self, k=1, dims=(0, 1)):
         raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
     if _nd(self) < 2:
         raise RuntimeError(f"expected total dims >= 2, but got total dims = {_nd(self)}")
-    a0, a1 = (T.wrap_dim(d, _nd(self)) for d in dims)
+    a0, a1 = (tensor_ops.wrap_dim(d, _nd(self)) for d in dims)
     if a0 == a1:
         raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {a0} and "
                            f"dim1 = {a1}")
@@ -186,7 +186,7 @@ def rot90(self, k=1, dims=(0, 1)):
 # --- diagonals and triangles ---------------------------------------------------------------
 def diagonal(self, offset=0, dim1=0, dim2=1):
     nd = _nd(self)
-    a1, a2 = T.wrap_dim(dim1, nd), T.wrap_dim(dim2, nd)
+    a1, a2 = tensor_ops.wrap_dim(dim1, nd), tensor_ops.wrap_dim(dim2, nd)
     if a1 == a2:
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     return _w(CS.diagonal(self._n, int(offset), a1, a2), "DiagonalBackward0", self)
@@ -227,7 +227,7 @@ triu, tril = _triangle(True), _triangle(False)
 
 # --- products ------------------------------------------------------------------------------
 def _promoted(*xs):
-    dt = T.result_dtype(*xs)
+    dt = tensor_ops.result_dtype(*xs)
     return [ops.convert(x._n, dt) for x in xs]
 
 
@@ -241,7 +241,7 @@ def _cross(self, other, dim, fn):
     _need_tensor(fn, other, "other", 2)
     if _nd(self) != _nd(other):
         raise RuntimeError(f"{fn}: inputs must have the same number of dimensions.")
-    shp = T.broadcast_shapes(_shape(self), _shape(other))
+    shp = tensor_ops.broadcast_shapes(_shape(self), _shape(other))
     if dim is None:  # torch.cross: the first dimension of size 3 (deprecated)
         warnings.warn("Using torch.cross without specifying the dim arg is deprecated.\n"
                       "Please either pass the dim explicitly or simply use torch.linalg.cross."
@@ -250,7 +250,7 @@ def _cross(self, other, dim, fn):
         dim = next((i for i, d in enumerate(shp) if d == 3), None)
         if dim is None:
             raise RuntimeError("no dimension of size 3 in input")
-    axis = T.wrap_dim(dim, len(shp))
+    axis = tensor_ops.wrap_dim(dim, len(shp))
     if _shape(self)[axis] != 3 or _shape(other)[axis] != 3:
         raise RuntimeError(f"{fn}: inputs dimension {dim} must have length 3. Got "
                            f"{_shape(self)[axis]} and {_shape(other)[axis]}")
@@ -276,14 +276,14 @@ def cumprod(self, dim, *, dtype=None):
         n = ops.convert(n, "i64")  # PyTorch's integer scans are int64
     if _nd(self) == 0:
         return _w(ops.reshape(n, ()), "CumprodBackward0", self)
-    return _w(CS.cumprod(n, T.wrap_dim(dim, _nd(self))), "CumprodBackward0", self)
+    return _w(CS.cumprod(n, tensor_ops.wrap_dim(dim, _nd(self))), "CumprodBackward0", self)
 
 
 def diff(self, n=1, dim=-1, prepend=None, append=None):
     from .factory import cat
     if _nd(self) == 0:
         raise RuntimeError("diff expects input to be at least one-dimensional")
-    axis = T.wrap_dim(dim, _nd(self))
+    axis = tensor_ops.wrap_dim(dim, _nd(self))
     x = self
     if prepend is not None or append is not None:
         x = cat([p for p in (prepend, self, append) if p is not None], axis)
@@ -312,7 +312,7 @@ def median(self, dim=None, keepdim=False):
     n = self._n
     if _nd(self) == 0:
         n = ops.reshape(n, (1,))
-    axis = T.wrap_dim(dim, _nd(self))
+    axis = tensor_ops.wrap_dim(dim, _nd(self))
     if ops.shape(n)[axis] == 0:
         raise IndexError(f"median(): Expected reduction dim {axis} to have non-zero size.")
     vals, idx = _median_nodes(n, axis)
@@ -357,7 +357,7 @@ def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
     if dim is None:
         n, axis = ops.reshape(n, (int(np.prod(_shape(self), dtype=np.int64)),)), 0
     else:
-        axis = T.wrap_dim(dim, _nd(self))
+        axis = tensor_ops.wrap_dim(dim, _nd(self))
         if _nd(self) == 0:
             n = ops.reshape(n, (1,))
     if ops.shape(n)[axis] == 0:
@@ -378,14 +378,14 @@ def take_along_dim(self, indices, dim=None):
     _need_tensor("take_along_dim", indices, "indices", 2)
     if indices._n.type.dtype not in ("i64", "i32"):
         raise RuntimeError("torch.take_along_dim(): dtype of indices should be int64 but got "
-                           f"{T._tname(indices)}")
+                           f"{tensor_ops._tname(indices)}")
     x, idx = self._n, indices._n
     if dim is None:
         x = ops.reshape(x, (int(np.prod(_shape(self), dtype=np.int64)),))
         idx = ops.reshape(idx, (int(np.prod(_shape(indices), dtype=np.int64)),))
         axis = 0
     else:
-        axis = T.wrap_dim(dim, _nd(self))
+        axis = tensor_ops.wrap_dim(dim, _nd(self))
         if _nd(self) != _nd(indices):
             raise RuntimeError("torch.take_along_dim(): input and indices should have the same "
                                f"number of dimensions, but got {_nd(self)} dimensions for input,"
@@ -400,7 +400,7 @@ def gather(self, dim, index, *, sparse_grad=False):
     if index._n.type.dtype != "i64":
         raise RuntimeError("gather(): Expected dtype int64 for index")
     nd = _nd(self)
-    axis = T.wrap_dim(dim, nd)
+    axis = tensor_ops.wrap_dim(dim, nd)
     if _nd(index) != nd:
         raise RuntimeError("Index tensor must have the same number of dimensions as input "
                            "tensor")
@@ -425,7 +425,7 @@ def _pieces(self, bounds, axis, name, grad_fn):
 
 
 def split(self, split_size_or_sections, dim=0):
-    axis = T.wrap_dim(dim, _nd(self))
+    axis = tensor_ops.wrap_dim(dim, _nd(self))
     n = _shape(self)[axis]
     if isinstance(split_size_or_sections, (list, tuple)):
         sizes = [int(s) for s in split_size_or_sections]
@@ -449,7 +449,7 @@ def chunk(self, chunks, dim=0):
     chunks = int(chunks)
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " f"{chunks}")
-    n = _shape(self)[T.wrap_dim(dim, _nd(self))]
+    n = _shape(self)[tensor_ops.wrap_dim(dim, _nd(self))]
     size = -(-n // chunks) if n else 0
     if size == 0:
         return split(self, [0] * chunks if n == 0 else [n], dim)
@@ -457,7 +457,7 @@ def chunk(self, chunks, dim=0):
 
 
 def tensor_split(self, indices_or_sections, dim=0):
-    axis = T.wrap_dim(dim, _nd(self))
+    axis = tensor_ops.wrap_dim(dim, _nd(self))
     n = _shape(self)[axis]
     if isinstance(indices_or_sections, (list, tuple)):
         cuts = [min(max(int(i) + (n if int(i) < 0 else 0), 0), n) for i in indices_or_sections]
@@ -514,7 +514,7 @@ def _atleast(t, nd):
         return t
     new = {1: (1,) * (1 - len(s)) + s, 2: (1,) * (2 - len(s)) + s,
            3: (1, 1, 1) if not s else (1, s[0], 1) if len(s) == 1 else s + (1,)}[nd]
-    return T.view(ops.reshape(t._n, new), t._n, "ViewBackward0")
+    return tensor_ops.view(ops.reshape(t._n, new), t._n, "ViewBackward0")
 
 
 def _tensors(fn, tensors):
@@ -542,7 +542,7 @@ def dstack(tensors):
 
 def column_stack(tensors):
     from .factory import cat
-    ts = [T.view(ops.reshape(t._n, (max(int(np.prod(_shape(t))), 1) if _nd(t) == 0 else
+    ts = [tensor_ops.view(ops.reshape(t._n, (max(int(np.prod(_shape(t))), 1) if _nd(t) == 0 else
                                     _shape(t)[0], 1)), t._n, "ViewBackward0")
           if _nd(t) <= 1 else t for t in _tensors("column_stack", tensors)]
     return cat(ts, 1)
@@ -553,7 +553,7 @@ def _clamp_one(is_min):
     name = "clamp_min" if is_min else "clamp_max"
 
     def f(self, bound):
-        from .composites import clamp
+        from .torch_composites import clamp
         out = clamp(self, min=bound) if is_min else clamp(self, max=bound)
         which = "Min" if is_min else "Max"
         out._n.grad_fn = None

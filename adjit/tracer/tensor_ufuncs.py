@@ -7,12 +7,12 @@ import math
 
 import numpy as np
 
-from ..ir import composites_ufuncs as U
+from ..ir import composites_ufuncs
 from ..ir import ops
 from .grad_fn import tag
 from .grad_mode import no_grad
 from .tensor import Tensor
-from . import tensor_ops as T
+from . import tensor_ops
 
 
 def _binary(prim, name0, name1=None, float_only=False):
@@ -20,7 +20,7 @@ def _binary(prim, name0, name1=None, float_only=False):
     FmodBackward0 for a number, FmodBackward1 for a tensor)."""
     def f(self, other):
         name = name1 if name1 is not None and isinstance(other, Tensor) else name0
-        return T.binary(prim, self, other, name, true_div=float_only)
+        return tensor_ops.binary(prim, self, other, name, true_div=float_only)
     f.__name__ = prim
     return f
 
@@ -30,23 +30,23 @@ def _tensors_only(prim, grad_fn, float_only=False):
         if not isinstance(other, Tensor):
             raise TypeError(f"{prim}(): argument 'other' (position 1) must be Tensor, not "
                             f"{type(other).__name__}")
-        return T.binary(prim, self, other, grad_fn, true_div=float_only)
+        return tensor_ops.binary(prim, self, other, grad_fn, true_div=float_only)
     f.__name__ = prim
     return f
 
 
 def _unary(fn, grad_fn):
     def f(self):
-        x = T._float(self)
+        x = tensor_ops._float(self)
         return Tensor._wrap(tag(fn(x._n), grad_fn, [self._n]))
     return f
 
 
 def _pair(a, b, float_only=True):
-    dt = T.result_dtype(a, b)
+    dt = tensor_ops.result_dtype(a, b)
     if float_only and dt.kind != "f":
         dt = np.dtype(np.float32)
-    x, y = T._prep(a, b, dt)
+    x, y = tensor_ops._prep(a, b, dt)
     shp = ops.shape(x) if not isinstance(x, (int, float)) else ops.shape(y)
     x = ops.full(shp, x, dt) if isinstance(x, (int, float)) else x
     y = ops.full(shp, y, dt) if isinstance(y, (int, float)) else y
@@ -55,7 +55,7 @@ def _pair(a, b, float_only=True):
 
 def _logaddexp2(self, other):
     x, y = _pair(self, other)
-    return Tensor._wrap(tag(U.logaddexp2(x, y), "Logaddexp2Backward0", T._fn_inputs(self, other)))
+    return Tensor._wrap(tag(composites_ufuncs.logaddexp2(x, y), "Logaddexp2Backward0", tensor_ops._fn_inputs(self, other)))
 
 
 def _float_power(self, exponent):
@@ -64,7 +64,7 @@ def _float_power(self, exponent):
     x = ops.convert(x, "f64")
     if isinstance(exponent, Tensor):
         e = ops.convert(exponent._n, "f64")
-        shp = T.broadcast_shapes(ops.shape(x), ops.shape(e))
+        shp = tensor_ops.broadcast_shapes(ops.shape(x), ops.shape(e))
         out = ops.pow(ops.broadcast_to(x, shp), ops.broadcast_to(e, shp))
         return Tensor._wrap(tag(out, "PowBackward1", [self._n, exponent._n]))
     return Tensor._wrap(tag(ops.pow(x, float(exponent)), "PowBackward0", [self._n]))
@@ -73,13 +73,13 @@ def _float_power(self, exponent):
 def _round(self, decimals=0):
     if self._n.val.dtype.kind != "f":
         return self.clone() if decimals == 0 else Tensor._from_array(self._n.val.copy())
-    return Tensor._wrap(tag(U.round_decimals(self._n, decimals),
+    return Tensor._wrap(tag(composites_ufuncs.round_decimals(self._n, decimals),
                             "RoundBackward0" if decimals == 0 else "RoundBackward1",
                             [self._n]))
 
 
 def _nan_to_num(self, nan=0.0, posinf=None, neginf=None):
-    return Tensor._wrap(tag(U.nan_to_num(self._n, nan, posinf, neginf), "NanToNumBackward0",
+    return Tensor._wrap(tag(composites_ufuncs.nan_to_num(self._n, nan, posinf, neginf), "NanToNumBackward0",
                             [self._n]))
 
 
@@ -101,7 +101,7 @@ def _isinf(v):
 def _no_grad_binary(npfn, float_only=False):
     """heaviside, floor_divide: PyTorch defines no derivative; the result has no history."""
     def f(self, other):
-        dt = T.result_dtype(self, other)
+        dt = tensor_ops.result_dtype(self, other)
         if float_only and dt.kind != "f":
             dt = np.dtype(np.float32)
         a = self._n.val
@@ -124,10 +124,10 @@ METHODS = {
     "float_power": _float_power,
     "round": _round,
     "nan_to_num": _nan_to_num,
-    "frac": _unary(U.frac, "FracBackward0"),
-    "sinc": _unary(U.sinc, "SincBackward0"),
-    "deg2rad": _unary(lambda n: U.scale(n, math.pi / 180.0), "Deg2RadBackward0"),
-    "rad2deg": _unary(lambda n: U.scale(n, 180.0 / math.pi), "Rad2DegBackward0"),
+    "frac": _unary(composites_ufuncs.frac, "FracBackward0"),
+    "sinc": _unary(composites_ufuncs.sinc, "SincBackward0"),
+    "deg2rad": _unary(lambda n: composites_ufuncs.scale(n, math.pi / 180.0), "Deg2RadBackward0"),
+    "rad2deg": _unary(lambda n: composites_ufuncs.scale(n, 180.0 / math.pi), "Rad2DegBackward0"),
     "square": lambda s: s.pow(2),
     "reciprocal": _unary(lambda n: ops.div(1.0, n), "ReciprocalBackward0"),
     "isnan": _test(np.isnan),
@@ -144,7 +144,7 @@ def install():
     for name, fn in METHODS.items():
         setattr(Tensor, name, fn)
     Tensor.__mod__ = METHODS["remainder"]
-    Tensor.__rmod__ = lambda s, o: T.binary("remainder", o, s, "RemainderBackward0",
+    Tensor.__rmod__ = lambda s, o: tensor_ops.binary("remainder", o, s, "RemainderBackward0",
                                             listed=[s._n, None])
 
 

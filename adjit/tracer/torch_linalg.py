@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import collections
 
-from ..ir import composites_linalg as L
+from ..ir import composites_linalg
 from ..ir import ops
 from .grad_fn import tag, tag_outputs
 from .tensor import Tensor
@@ -43,7 +43,7 @@ def solve(A, B, *, left=True):  # noqa: N803
     vector = len(sb) == 1 or (len(sb) == len(sa) - 1 and sb == sa[:-1])
     if vector:
         b = ops.reshape(b, sb + (1,))
-    x = L.solve(a, b)
+    x = composites_linalg.solve(a, b)
     if vector:
         x = ops.reshape(x, ops.shape(x)[:-1])
     return _one(x, "LinalgSolveExBackward0", (a, B._n))
@@ -51,29 +51,29 @@ def solve(A, B, *, left=True):  # noqa: N803
 
 def inv(A):  # noqa: N803
     a = _node(A, "inv")
-    return _one(L.inv(a), "LinalgInvExBackward0", (a,))
+    return _one(composites_linalg.inv(a), "LinalgInvExBackward0", (a,))
 
 
 def det(A):  # noqa: N803
     a = _node(A, "det")
-    return _one(L.det(a), "LinalgDetBackward0", (a,))
+    return _one(composites_linalg.det(a), "LinalgDetBackward0", (a,))
 
 
 def slogdet(A):  # noqa: N803
     a = _node(A, "slogdet")
-    s, l = L.slogdet(a)
+    s, l = composites_linalg.slogdet(a)
     tag_outputs((s, l), "LinalgSlogdetBackward0", (a,))
     return _SlogdetResult(Tensor._wrap(s), Tensor._wrap(l))
 
 
 def cholesky(A, *, upper=False):  # noqa: N803
     a = _node(A, "cholesky")
-    return _one(L.cholesky(a, upper), "LinalgCholeskyExBackward0", (a,))
+    return _one(composites_linalg.cholesky(a, upper), "LinalgCholeskyExBackward0", (a,))
 
 
 def eigh(A, UPLO="L"):  # noqa: N803
     a = _node(A, "eigh")
-    w, v = L.eigh(a, UPLO)
+    w, v = composites_linalg.eigh(a, UPLO)
     tag_outputs((w, v), "LinalgEighBackward0", (a,))
     return _EighResult(Tensor._wrap(w), Tensor._wrap(v))
 

@@ -11,7 +11,7 @@ from ..ir.core import REGISTRY, bind
 from .grad_fn import tag
 from .grad_mode import no_grad
 from .tensor import Tensor
-from . import tensor_ops as T
+from . import tensor_ops as tracer_tensor_ops
 
 
 _ZERO = {"f32": 0.0, "f64": 0.0, "bool": False}
@@ -50,7 +50,7 @@ def norm(x, p="fro", dim=None, keepdim=False):
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor as "
                            f"input. Got {_INT_NAMES[x._n.val.dtype.name]}")
     n = x._n
-    axes = T._axes(dim, n.type.ndim)
+    axes = tracer_tensor_ops._axes(dim, n.type.ndim)
     if p in ("fro", 2, 2.0, None):
         out = _root_or_zero(ops.reduce_sum(ops.mul(n, n), axes), 0.5)
     elif p == 1:
@@ -59,14 +59,14 @@ def norm(x, p="fro", dim=None, keepdim=False):
         out = ops.reduce_max(ops.abs(n), axes=axes)
     else:
         out = _root_or_zero(ops.reduce_sum(ops.pow(ops.abs(n), float(p)), axes), 1.0 / float(p))
-    return _wrap(T._keep(out, n.type.shape, axes, keepdim), "LinalgVectorNormBackward0", x)
+    return _wrap(tracer_tensor_ops._keep(out, n.type.shape, axes, keepdim), "LinalgVectorNormBackward0", x)
 
 
 def var(x, dim=None, unbiased=True, keepdim=False, correction=None, what="var"):
     n = x._n
     if n.val.dtype.kind != "f":
         raise RuntimeError("std and var only support floating point and complex dtypes")
-    axes = T._axes(dim, n.type.ndim)
+    axes = tracer_tensor_ops._axes(dim, n.type.ndim)
     cnt = int(np.prod([n.type.shape[a] for a in axes])) if axes else 1
     ddof = (1 if unbiased else 0) if correction is None else correction
     if cnt - ddof <= 0:
@@ -77,7 +77,7 @@ def var(x, dim=None, unbiased=True, keepdim=False, correction=None, what="var"):
     kept = tuple(i for i in range(n.type.ndim) if i not in axes)
     d = ops.sub(n, ops.broadcast_in_dim(m, shape=n.type.shape, dims=kept) if axes else m)
     out = ops.div(ops.reduce_sum(ops.mul(d, d), axes), float(max(cnt - ddof, 0)))
-    return _wrap(T._keep(out, n.type.shape, axes, keepdim), "VarBackward0", x)
+    return _wrap(tracer_tensor_ops._keep(out, n.type.shape, axes, keepdim), "VarBackward0", x)
 
 
 def std(x, dim=None, unbiased=True, keepdim=False, correction=None):
@@ -88,7 +88,7 @@ def std(x, dim=None, unbiased=True, keepdim=False, correction=None):
 def prod(x, dim=None, keepdim=False):
     # product as exp(sum(log|x|)) loses signs and zeros; use a cumulative product by repeated mul
     n = x._n
-    axes = T._axes(dim, n.type.ndim)
+    axes = tracer_tensor_ops._axes(dim, n.type.ndim)
     if not axes:  # a 0-d tensor: the value itself, as a node of its own
         return _wrap(n, "ProdBackward0" if dim is None else "ProdBackward1", x)
     moved = ops.transpose(n, tuple(axes) + tuple(i for i in range(n.type.ndim) if i not in axes))
@@ -101,7 +101,7 @@ def prod(x, dim=None, keepdim=False):
                                     limit=(i + 1,) + rest, strides=(1,) * (len(rest) + 1)),
                           rest)
         out = row if out is None else ops.mul(out, row)
-    return _wrap(T._keep(out, n.type.shape, axes, keepdim),
+    return _wrap(tracer_tensor_ops._keep(out, n.type.shape, axes, keepdim),
                  "ProdBackward0" if dim is None else "ProdBackward1", x)
 
 
@@ -123,7 +123,7 @@ def _softmax_node(n, axis, log):
 def _float_only(x, dim, what):
     d = x._n.val.dtype
     if d.kind != "f":
-        last = T.wrap_dim(dim, x._n.type.ndim) == max(x._n.type.ndim - 1, 0)
+        last = tracer_tensor_ops.wrap_dim(dim, x._n.type.ndim) == max(x._n.type.ndim - 1, 0)
         kernel = f"{what}_lastdim_kernel_impl" if last else f"{what}_kernel_impl"
         name = _INT_NAMES[d.name]
         raise NotImplementedError(f'"{kernel}" not implemented for \'{name}\'')
@@ -131,13 +131,13 @@ def _float_only(x, dim, what):
 
 def softmax(x, dim=None, dtype=None):
     _float_only(x, -1 if dim is None else dim, "softmax")
-    axis = T.wrap_dim(-1 if dim is None else dim, x._n.type.ndim)
+    axis = tracer_tensor_ops.wrap_dim(-1 if dim is None else dim, x._n.type.ndim)
     return _wrap(_softmax_node(x._n, axis, False), "SoftmaxBackward0", x)
 
 
 def log_softmax(x, dim=None, dtype=None):
     _float_only(x, -1 if dim is None else dim, "log_softmax")
-    axis = T.wrap_dim(-1 if dim is None else dim, x._n.type.ndim)
+    axis = tracer_tensor_ops.wrap_dim(-1 if dim is None else dim, x._n.type.ndim)
     return _wrap(_softmax_node(x._n, axis, True), "LogSoftmaxBackward0", x)
 
 
@@ -152,9 +152,9 @@ def logsumexp(x, dim, keepdim=False):
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
     if nd == 0:  # a 0-d tensor is one element along its dimension 0
         for d in dims:
-            T.wrap_dim(d, 0)
+            tracer_tensor_ops.wrap_dim(d, 0)
         return _wrap(n, "LogsumexpBackward0", x)
-    axes = tuple(sorted({T.wrap_dim(d, nd) for d in dims}))
+    axes = tuple(sorted({tracer_tensor_ops.wrap_dim(d, nd) for d in dims}))
     return _wrap(IC.logsumexp(n, axes, bool(keepdim)), "LogsumexpBackward0", x)
 
 
@@ -181,7 +181,7 @@ def clamp(x, min=None, max=None):
 
 def cumsum(x, dim, dtype=None):
     n = x._n
-    axis = T.wrap_dim(dim, n.type.ndim)
+    axis = tracer_tensor_ops.wrap_dim(dim, n.type.ndim)
     if n.type.ndim == 0:  # one element: the value itself, as a node of its own
         return _wrap(n, "CumsumBackward0", x)
     return _wrap(ops.cumsum(n, axis=axis, reverse=False), "CumsumBackward0", x)
@@ -192,7 +192,7 @@ def targ(x, dim, keepdim, is_max):
     f = np.argmax if is_max else np.argmin
     if dim is None:
         return Tensor._from_array(np.asarray(f(v), np.int64))
-    dim = T.wrap_dim(dim, v.ndim)
+    dim = tracer_tensor_ops.wrap_dim(dim, v.ndim)
     if v.ndim == 0:
         return Tensor._from_array(np.zeros((), np.int64))
     r = np.asarray(f(v, axis=dim), np.int64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import einsum as E
+from . import einsum as ir_einsum
 from . import ops
 
 
@@ -55,7 +55,7 @@ def matmul(a, b):
     lb = [("b", r) for r in reversed(range(len(bb)))] + ["k"] + (["j"] if len(sb) > 1 else [])
     out = [("b", r) for r in reversed(range(len(bs)))] + (["i"] if len(sa) > 1 else []) + \
         (["j"] if len(sb) > 1 else [])
-    return E.contract([a, b], [la, lb], out)
+    return ir_einsum.contract([a, b], [la, lb], out)
 
 
 def _labelled(a, b, ca, cb):
@@ -67,7 +67,7 @@ def _labelled(a, b, ca, cb):
         lb[j] = la[i]
     out = [c for i, c in enumerate(la) if i not in ca] + \
         [c for j, c in enumerate(lb) if j not in cb]
-    return E.contract([a, b], [la, lb], out)
+    return ir_einsum.contract([a, b], [la, lb], out)
 
 
 def _not_aligned(sa, sb, i, j):
@@ -142,4 +142,4 @@ def inner(a, b):
 def einsum(spec, *xs, optimize="greedy"):
     """NumPy's einsum (see einsum.py): ellipsis, broadcasting extents of 1, repeated labels,
     any number of operands contracted pairwise in np.einsum_path's order."""
-    return E.einsum(spec, *xs, optimize=optimize)
+    return ir_einsum.einsum(spec, *xs, optimize=optimize)
