@@ -166,7 +166,7 @@ class Pipeline:
             path = rc._path(key)
             before = dict(rc.STATS)
             try:
-                rc.get_compiled(g)
+                rc.compiled_for(g)
             except Exception as exc:  # CompileError: say why, do not crash
                 raise CLIError(f"cannot compile {g.name}: {exc}") from None
             if rc.STATS["hits"] > before["hits"]:
