@@ -549,7 +549,7 @@ def _record(prim, trace, args, params):
             _RULES[key] = (typ, key)
     else:
         typ, key = hit
-    if abstract or (STATE.abstract and trace is not EAGER):
+    if abstract or (trace is not EAGER and STATE.abstract):
         out = None
     else:
         if prim.fp_warns:

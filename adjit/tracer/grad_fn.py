@@ -150,24 +150,28 @@ def _kind(name):
 
 
 _KINDS: dict = {}  # grad_fn name -> what it saves
+# the members as module globals: `Saves.X` is a class attribute lookup through EnumType (~50 ns)
+# and `_saved` runs on every recorded op
+_S_NOTHING, _S_RESULT, _S_CROSS, _S_DIV, _S_INPUTS_AND_RESULT = (
+    Saves.NOTHING, Saves.RESULT, Saves.CROSS, Saves.DIV, Saves.INPUTS_AND_RESULT)
 
 
 def _saved(name, inputs, node):
     k = _KINDS.get(name)
     if k is None:
         k = _kind(name)
-    if k is Saves.NOTHING:
+    if k is _S_NOTHING:
         return ()
-    if k is Saves.RESULT:
+    if k is _S_RESULT:
         return ((-1, node.version[0]),)
-    if k is Saves.CROSS and len(inputs) == 2:
+    if k is _S_CROSS and len(inputs) == 2:
         a, b = inputs
         if type(b) is TapeNode and b.requires_grad:
             if type(a) is TapeNode and a.requires_grad:
                 return ((0, _ver(a)), (1, b.version[0]))
             return ((0, _ver(a)),)
         return ((1, _ver(b)),) if type(a) is TapeNode and a.requires_grad else ()
-    if k is Saves.DIV and len(inputs) == 2:
+    if k is _S_DIV and len(inputs) == 2:
         a, b = inputs
         return tuple((i, _ver(x)) for i, x, need in ((0, a, _rg(b)), (1, b, _rg(a) or _rg(b)))
                      if need)
@@ -175,7 +179,7 @@ def _saved(name, inputs, node):
         saved = ((0, _ver(inputs[0])),)
     else:
         saved = tuple((i, _ver(x)) for i, x in enumerate(inputs))
-    if k is Saves.INPUTS_AND_RESULT:
+    if k is _S_INPUTS_AND_RESULT:
         saved += ((-1, node.version[0]),)
     return saved
 
@@ -200,6 +204,11 @@ def _user_stack():
 
 # the Nodes of inference tensors (made under adjit.inference_mode())
 INFERENCE = weakref.WeakSet()
+# "is there any inference tensor?" on every recorded op: the truth of the WeakSet's own set of
+# weak references (a set, tested in C) -- `bool(INFERENCE)` runs WeakSet.__len__ in Python. It
+# can still hold a reference whose tensor is gone (removal is deferred during iteration): that
+# only means the exact test (`in INFERENCE`) runs.
+INFERENCE_REFS = INFERENCE.data
 
 
 def _no_saved_inference(fn):
@@ -234,7 +243,7 @@ def tag(node, name, inputs):
             i.grad_fn = AccumulateGrad(i)  # PyTorch's graph holds it from now on
     cls = _FUNCTION_CLASSES.get(name) or function_class(name)
     node.grad_fn = cls(inputs, _saved(name, inputs, node))
-    if INFERENCE and node.requires_grad:
+    if INFERENCE_REFS and node.requires_grad:
         _no_saved_inference(node.grad_fn)
     if STATE.anomaly:
         FORWARD_STACK[node.grad_fn] = _user_stack()

@@ -194,7 +194,7 @@ class Tensor:
     def is_inference(self):
         """Whether this tensor (or the tensor it is a view of) was made under
         adjit.inference_mode()."""
-        if not grad_fn.INFERENCE:
+        if not grad_fn.INFERENCE_REFS:
             return False
         base = getattr(self, "_view_base", None)
         return self._n in grad_fn.INFERENCE or (base is not None and base.is_inference())
@@ -428,7 +428,7 @@ class Tensor:
 
     def _inplace_check(self):
         n = self._n
-        if grad_fn.INFERENCE and not STATE.inference and self.is_inference():
+        if grad_fn.INFERENCE_REFS and not STATE.inference and self.is_inference():
             raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not "
                                "allowed.You can make a clone to get a normal tensor before doing "
                                "inplace update.See https://github.com/pytorch/rfcs/pull/17 for "
