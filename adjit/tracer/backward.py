@@ -397,7 +397,9 @@ def _build(root, leaves, retained, order, popped, lits):
     return _Plan(vg, feed, keep_lits)
 
 
-_RUN_GRAPH = [None]  # adjit.runtime.run_graph (imported when first needed: it imports codegen)
+# adjit.runtime.run_graph and its Interpreted tier class (imported when first needed: the
+# runtime imports codegen)
+_RUN_GRAPH = [None, None]
 
 
 def accumulate(n, gval):
@@ -434,8 +436,8 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
     plan = _plan_for(root, key, leaves, retained, order)
     run_graph = _RUN_GRAPH[0]
     if run_graph is None:
-        from ..runtime import run_graph
-        _RUN_GRAPH[0] = run_graph
+        from ..runtime import Interpreted, run_graph
+        _RUN_GRAPH[0], _RUN_GRAPH[1] = run_graph, Interpreted
     args = []
     for k in plan.feed:  # (a loop: a comprehension is a call of its own)
         args.append(order[k].val)
@@ -444,11 +446,15 @@ def run_backward(root: Node, ct: np.ndarray, retain_graph=False, inputs=None):
         for m, j, dt in plan.lits:
             args.append(np.asarray(popped[m].rec.inputs[j].value, dt))
     args.append(ct)
-    token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as PyTorch (see adjit/_fp.py)
-    try:
-        outs = run_graph(plan.graph, args)
-    finally:
-        FP_STATE.reset(token)
+    native = plan.graph.native
+    if native is not None and type(native) is not _RUN_GRAPH[1]:
+        outs = run_graph(plan.graph, args)  # linked native code: no NumPy arithmetic to quiet
+    else:  # the interpreter tier, or a first run (optimize() may fold constants in NumPy)
+        token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as PyTorch (see adjit/_fp.py)
+        try:
+            outs = run_graph(plan.graph, args)
+        finally:
+            FP_STATE.reset(token)
     if root.retains_grad and root not in retained:  # y.retain_grad(); y.backward(): the seed
         accumulate(root, ct)
     k = 0
