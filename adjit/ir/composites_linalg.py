@@ -210,7 +210,7 @@ def _concrete_bool(c):
     """A bool scalar's value, with a guard on the trace (as `bool(x)` on a traced array): the
     compiled program re-specialises when it changes."""
     from .core import Node, REGISTRY, bind
-    val = bool(np.asarray(c.val if type(c) is Node else c))
+    val = bool(np.asarray(c.val if isinstance(c, Node) else c))  # an eager TapeNode too
     if type(c) is Node and c.trace.active:
         bind(REGISTRY["guard"], c, expect=val)
     return val
