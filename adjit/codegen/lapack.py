@@ -407,7 +407,53 @@ def svdvals(c, e, out):
     _gesdd(c, a, m, n, "N", [out])
 
 
+def qr(c, e, outs):
+    """geqrf then orgqr per matrix on a column-major copy, as NumPy's `_umath_linalg` calls
+    them (lda = m; R = the upper triangle of geqrf's first mc rows; orgqr(m, mc, min(m, n))
+    in place, its extra columns initialised by LAPACK), each with its queried workspace."""
+    b = c.b
+    (a,) = e.inputs
+    q_out, r_out = outs
+    m, n = a.type.shape[-2:]
+    k = min(m, n)
+    mc = m if e.params.get("mode") == "complete" else k
+    nb = _batches(a.type.shape, 2)
+    if nb == 0:
+        return
+    if k == 0:  # NumPy: a complete q of an empty matrix is the identity
+        if mc:
+            c.loops.for_range(nb, lambda i, _: [
+                _identity(c, q_out, m, mc, b.mul(i, i64(m * mc)))][:0])
+        return
+    ab = c.buffer(a)
+    fa = _f64_temp(c, m * max(n, mc))
+    tau = _f64_temp(c, k)
+    lwork_max = 128 * max(n, mc) + 64
+    work = _f64_temp(c, lwork_max)
+    L = _Call(c)
+    sm, sn, smc, sk, info = L.int(m), L.int(n), L.int(mc), L.int(k), L.int(0)
+    lw_qrf, lw_orgqr = L.int(-1), L.int(-1)
+    c.work += nb * 4 * m * n * k
+    geqrf = [sm, sn, fa, sm, tau, work, lw_qrf, info]
+    orgqr = [sm, smc, sk, fa, sm, tau, work, lw_orgqr, info]
+    for args, lw in ((geqrf, lw_qrf), (orgqr, lw_orgqr)):
+        L.call(args is geqrf and "dgeqrf" or "dorgqr", args)
+        q = b.fptosi(b.load(work, typ=F64), I64)
+        q = b.select(b.icmp_signed(">", q, i64(lwork_max)), i64(lwork_max), q)
+        b.store(b.select(b.icmp_signed("<", q, i64(1)), i64(1), q), lw)
+
+    def one(i, _):
+        to_fortran(c, ab, b.mul(i, i64(m * n)), m, n, fa)
+        L.call("dgeqrf", geqrf)
+        from_fortran(c, fa, m, r_out, b.mul(i, i64(mc * n)), mc, n,
+                     mask=lambda r, col: b.icmp_signed("<=", r, col))
+        L.call("dorgqr", orgqr)
+        from_fortran(c, fa, m, q_out, b.mul(i, i64(m * mc)), m, mc)
+    c.loops.for_range(nb, one)
+
+
 KERNELS = {
+    "qr": (qr, ("buffer",)),
     "svd": (svd, ("buffer",)),
     "svdvals": (svdvals, ("buffer",)),
     "linalg_solve": (solve, ("buffer", "buffer")),

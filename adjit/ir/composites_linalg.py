@@ -410,3 +410,17 @@ def lstsq(a, b, rcond=None):
     if is_1d:
         x = ops.reshape(x, (n,))
     return x, resids, rank, s
+
+
+def qr(a, mode="reduced"):
+    """np.linalg.qr: (q, r) for 'reduced' and 'complete', r alone for 'r' (geqrf + orgqr as
+    NumPy calls them, so the signs are NumPy's); 'raw' (Householder reflectors) is refused."""
+    if mode not in ("reduced", "complete", "r", "raw"):
+        raise ValueError(f"Unrecognized mode '{mode}'")
+    if mode == "raw":
+        raise NotImplementedError("np.linalg.qr(mode='raw') is not supported (the Householder "
+                                  "reflectors are LAPACK's storage): use 'reduced', 'complete' "
+                                  "or 'r'")
+    _at_least_2d(a)
+    q, r = ops.qr(a, mode="complete" if mode == "complete" else "reduced")
+    return r if mode == "r" else (q, r)
