@@ -41,6 +41,10 @@ def _cases(lib, a, b):
         ("pinv.T", lambda: la.pinv(a.transpose(-1, -2), rtol=1e-3)),
         ("lstsq", lambda: la.lstsq(a, b).solution),
         ("lstsq.gelsd.res", lambda: la.lstsq(a, b, driver="gelsd").residuals),
+        ("qr.Q", lambda: la.qr(a).Q),
+        ("qr.R", lambda: la.qr(a)[1]),
+        ("qr.wide.R", lambda: la.qr(a.transpose(-1, -2)).R),
+        ("qr.square.complete.Q", lambda: la.qr(a[:, :3], mode="complete").Q),
         ("lstsq.vec", lambda: la.lstsq(a[0], b[0, :, 0], driver="gelss").solution),
     ]
 
@@ -97,6 +101,21 @@ def test_result_tuples_match_pytorch():
         u, s, vh = (np.asarray(t) for t in ours)
         np.testing.assert_allclose((u[..., :3] * s[..., None, :]) @ vh, A, atol=1e-12)
         np.testing.assert_allclose(np.abs(u), np.abs(theirs.U.numpy()), atol=1e-12)
+
+
+def test_qr_values_modes_and_errors_match_pytorch():
+    for mode in ("reduced", "complete", "r"):
+        ours = adjit.linalg.qr(adjit.tensor(A), mode=mode)
+        theirs = torch.linalg.qr(torch.tensor(A), mode=mode)
+        assert type(ours).__name__ == type(theirs).__name__ == "linalg_qr"
+        for x, y in zip(ours, theirs):
+            assert tuple(x.shape) == tuple(y.shape)
+            np.testing.assert_allclose(np.asarray(x), y.numpy(), rtol=1e-12, atol=1e-13)
+    a = adjit.tensor(A, requires_grad=True)
+    with pytest.raises(NotImplementedError, match="complete"):
+        adjit.linalg.qr(a, mode="complete").Q.sum().backward()
+    with pytest.raises(RuntimeError, match="unrecognized mode"):
+        adjit.linalg.qr(a, mode="raw")
 
 
 def test_refusals():

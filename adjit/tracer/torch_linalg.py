@@ -383,3 +383,22 @@ def lstsq(A, B, rcond=None, *, driver=None):  # noqa: N803
     sv = Tensor._wrap(s).detach() if driver in ("gelsd", "gelss") else empty
     return _LstsqResult(Tensor._wrap(x), empty if resid is None else Tensor._wrap(resid),
                         Tensor._wrap(rank).detach(), sv)
+
+
+_QrResult = collections.namedtuple("linalg_qr", ["Q", "R"])
+
+
+def qr(A, mode="reduced"):  # noqa: N803
+    """torch.linalg.qr: geqrf + orgqr as NumPy (the qr primitive); mode 'r' gives an empty Q.
+    R of mode 'r' is differentiable here (PyTorch refuses it at backward)."""
+    if mode not in ("reduced", "complete", "r"):
+        raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of "
+                           "'reduced' (default), 'r', or 'complete'")
+    a = _matrix(A, "qr")
+    q, r = ops.qr(a, mode="complete" if mode == "complete" else "reduced")
+    if mode == "r":
+        empty = factory.tensor(np.zeros((0,), {"f32": np.float32, "f64": np.float64}[
+            a.type.dtype]))
+        return _QrResult(empty, _one(r, "LinalgQrBackward0", (a,)))
+    tag_outputs((q, r), "LinalgQrBackward0", (a,))
+    return _QrResult(Tensor._wrap(q), Tensor._wrap(r))
