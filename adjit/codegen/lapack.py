@@ -254,9 +254,14 @@ def cholesky(c, e, out):
     c.loops.for_range(nb, one)
 
 
+def eigvalsh(c, e, out):
+    eigh(c, e, [out, None])
+
+
 def eigh(c, e, outs):
     """syevd('V', uplo) on a column-major copy of (a + a^T)/2 with the workspace NumPy uses
-    (queried with lwork = -1); status 5 when it does not converge."""
+    (queried with lwork = -1); status 5 when it does not converge. Without an eigenvector
+    output (eigvalsh), syevd('N') as NumPy's eigvalsh."""
     b = c.b
     (a,) = e.inputs
     w_out, v_out = outs
@@ -273,7 +278,8 @@ def eigh(c, e, outs):
     work = _f64_temp(c, lwork_max)
     iwork = c.temp(8 * liwork_max)[0]
     L = _Call(c)
-    jobz, uplo, sn, info = L.char("V"), L.char(e.params.get("uplo", "L")), L.int(n), L.int(0)
+    jobz, uplo = L.char("V" if v_out is not None else "N"), L.char(e.params.get("uplo", "L"))
+    sn, info = L.int(n), L.int(0)
     lwork, liwork = L.int(-1), L.int(-1)
     c.work += nb * 4 * n * n * n
     # the workspace query (once per call: it depends on n only)
@@ -293,7 +299,8 @@ def eigh(c, e, outs):
         c.loops.for_range(n, lambda j, _: [b.store(
             _narrow(b, b.load(_at(b, w, j), typ=F64), dt),
             w_out.addr(b, b.add(b.mul(i, i64(n)), j)))][:0])
-        from_fortran(c, fa, n, v_out, b.mul(i, i64(n * n)), n, n)
+        if v_out is not None:
+            from_fortran(c, fa, n, v_out, b.mul(i, i64(n * n)), n, n)
     c.loops.for_range(nb, one)
 
 
@@ -460,5 +467,6 @@ KERNELS = {
     "linalg_slogdet": (slogdet, ("buffer",)),
     "cholesky": (cholesky, ("buffer",)),
     "eigh": (eigh, ("buffer",)),
+    "eigvalsh": (eigvalsh, ("buffer",)),
     "triangular_solve": (triangular_solve, ("buffer", "buffer")),
 }

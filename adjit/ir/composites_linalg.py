@@ -80,7 +80,11 @@ def eigh(a, UPLO="L"):  # noqa: N803
 
 
 def eigvalsh(a, UPLO="L"):  # noqa: N803
-    return eigh(a, UPLO)[0]
+    """syevd jobz 'N' as NumPy (its values differ in the last bits from eigh's)."""
+    if UPLO not in ("L", "U"):
+        raise ValueError("UPLO argument must be 'L' or 'U'")
+    _square(a)
+    return ops.eigvalsh(a, uplo=UPLO)
 
 
 def matrix_power(a, n):

@@ -393,6 +393,37 @@ prim("eigh", _eigh_rule, _eigh_impl, _eigh_vjp, _eigh_jvp, _eigh_samples, nout=2
          "np.linalg.eigh/eigvalsh")
 
 
+def _eigvalsh_rule(a, *, uplo):
+    return _eigh_rule(a, uplo=uplo)[0]
+
+
+def _eigvalsh_impl(a, *, uplo="L"):
+    s = (a + np.swapaxes(a, -1, -2)) * a.dtype.type(0.5)
+    return np.linalg.eigvalsh(s, UPLO=uplo)
+
+
+def _eigvalsh_jvp(tangents, a, out, *, uplo="L"):
+    ta = tangents[0]
+    if ta is None:
+        return None
+    _, v = o.eigh(a, uplo=uplo)
+    return diag(mm(mm(mT(v), sym(ta)), v))
+
+
+def _eigvalsh_vjp(ct, a, out, *, uplo="L"):
+    _, v = o.eigh(a, uplo=uplo)
+    return [sym(mm(mm(v, diag_embed(ct)), mT(v)))]
+
+
+prim("eigvalsh", _eigvalsh_rule, _eigvalsh_impl, _eigvalsh_vjp, _eigvalsh_jvp,
+     lambda dt, rng: [([_spd(rng, (3, 3), dt)], {"uplo": "L"}),
+                      ([_spd(rng, (2, 4, 4), dt)], {"uplo": "U"})],
+     batch=_batch_leading("eigvalsh"),
+     doc="eigenvalues (ascending) of (a + a^T)/2 (LAPACK syevd jobz 'N', as NumPy's eigvalsh, "
+         "whose values differ in the last bits from jobz 'V'): np.linalg.eigvalsh, "
+         "torch.linalg.eigvalsh")
+
+
 # --- svd ----------------------------------------------------------------------------------------
 def _slice_last2(x, rows, cols):
     s = o.shape(x)
