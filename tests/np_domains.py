@@ -281,4 +281,6 @@ DOMAINS = {
                                                    np_.linalg.vector_norm(x, ord=3, axis=1))),
     "linalg.pinv": D(-2, 2, lambda np_, x: np_.linalg.pinv(x)),
     "linalg.lstsq": D(-2, 2, lambda np_, x: np_.linalg.lstsq(x.T, F(np_, x)[0], rcond=None)[0]),
+    "linalg.qr": D(-2, 2, lambda np_, x: (np_.linalg.qr(x)[0], np_.linalg.qr(x.T)[1],
+                                          np_.linalg.qr(x.T, mode="r"))),
 }

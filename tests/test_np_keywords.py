@@ -46,6 +46,7 @@ SAMPLES = {
     "linalg.multi_dot": ([A, A.T, A],),
     "linalg.svd": (A,), "linalg.svdvals": (A,), "linalg.matrix_norm": (A,),
     "linalg.vector_norm": (A,), "linalg.pinv": (A,), "linalg.lstsq": (A.T, A[0, :]),
+    "linalg.qr": (A,),
     # shape and indexing functions (issue 15 item 2)
     "flipud": (A,), "fliplr": (A,), "rot90": (A,), "roll": (A, 2), "rollaxis": (A, 1),
     "repeat": (A, 2), "tile": (A, (2, 1)), "diag": (A,), "diagflat": (A[0],), "diagonal": (A,),

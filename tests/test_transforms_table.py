@@ -194,6 +194,9 @@ CASES = [
      [(3, 4)], "any"),
     ("linalg_pinv_lstsq", lambda np, x, y: np.sum(np.linalg.pinv(x) ** 2) +
      np.sum(np.linalg.lstsq(x.T, y, rcond=None)[0] ** 2), [(3, 4), (4,)], "any"),
+    ("linalg_qr", lambda np, x: np.sum(np.linalg.qr(x)[0] * K[:, :3]) +
+     np.sum(np.linalg.qr(x)[1] * K) + np.sum(np.linalg.qr(x.T, mode="r") * K.T[:3]),
+     [(3, 4)], "any"),
     ("linalg_power_multi_dot", lambda np, x: np.sum(np.linalg.matrix_power(x, 3)) +
      np.sum(np.linalg.multi_dot([x, x.T, x])), [(3, 3)], "any"),
     # shape and indexing functions (issue 15 item 2)

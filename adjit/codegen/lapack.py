@@ -254,9 +254,14 @@ def cholesky(c, e, out):
     c.loops.for_range(nb, one)
 
 
+def eigvalsh(c, e, out):
+    eigh(c, e, [out, None])
+
+
 def eigh(c, e, outs):
     """syevd('V', uplo) on a column-major copy of (a + a^T)/2 with the workspace NumPy uses
-    (queried with lwork = -1); status 5 when it does not converge."""
+    (queried with lwork = -1); status 5 when it does not converge. Without an eigenvector
+    output (eigvalsh), syevd('N') as NumPy's eigvalsh."""
     b = c.b
     (a,) = e.inputs
     w_out, v_out = outs
@@ -273,7 +278,8 @@ def eigh(c, e, outs):
     work = _f64_temp(c, lwork_max)
     iwork = c.temp(8 * liwork_max)[0]
     L = _Call(c)
-    jobz, uplo, sn, info = L.char("V"), L.char(e.params.get("uplo", "L")), L.int(n), L.int(0)
+    jobz, uplo = L.char("V" if v_out is not None else "N"), L.char(e.params.get("uplo", "L"))
+    sn, info = L.int(n), L.int(0)
     lwork, liwork = L.int(-1), L.int(-1)
     c.work += nb * 4 * n * n * n
     # the workspace query (once per call: it depends on n only)
@@ -293,7 +299,8 @@ def eigh(c, e, outs):
         c.loops.for_range(n, lambda j, _: [b.store(
             _narrow(b, b.load(_at(b, w, j), typ=F64), dt),
             w_out.addr(b, b.add(b.mul(i, i64(n)), j)))][:0])
-        from_fortran(c, fa, n, v_out, b.mul(i, i64(n * n)), n, n)
+        if v_out is not None:
+            from_fortran(c, fa, n, v_out, b.mul(i, i64(n * n)), n, n)
     c.loops.for_range(nb, one)
 
 
@@ -407,12 +414,59 @@ def svdvals(c, e, out):
     _gesdd(c, a, m, n, "N", [out])
 
 
+def qr(c, e, outs):
+    """geqrf then orgqr per matrix on a column-major copy, as NumPy's `_umath_linalg` calls
+    them (lda = m; R = the upper triangle of geqrf's first mc rows; orgqr(m, mc, min(m, n))
+    in place, its extra columns initialised by LAPACK), each with its queried workspace."""
+    b = c.b
+    (a,) = e.inputs
+    q_out, r_out = outs
+    m, n = a.type.shape[-2:]
+    k = min(m, n)
+    mc = m if e.params.get("mode") == "complete" else k
+    nb = _batches(a.type.shape, 2)
+    if nb == 0:
+        return
+    if k == 0:  # NumPy: a complete q of an empty matrix is the identity
+        if mc:
+            c.loops.for_range(nb, lambda i, _: [
+                _identity(c, q_out, m, mc, b.mul(i, i64(m * mc)))][:0])
+        return
+    ab = c.buffer(a)
+    fa = _f64_temp(c, m * max(n, mc))
+    tau = _f64_temp(c, k)
+    lwork_max = 128 * max(n, mc) + 64
+    work = _f64_temp(c, lwork_max)
+    L = _Call(c)
+    sm, sn, smc, sk, info = L.int(m), L.int(n), L.int(mc), L.int(k), L.int(0)
+    lw_qrf, lw_orgqr = L.int(-1), L.int(-1)
+    c.work += nb * 4 * m * n * k
+    geqrf = [sm, sn, fa, sm, tau, work, lw_qrf, info]
+    orgqr = [sm, smc, sk, fa, sm, tau, work, lw_orgqr, info]
+    for args, lw in ((geqrf, lw_qrf), (orgqr, lw_orgqr)):
+        L.call(args is geqrf and "dgeqrf" or "dorgqr", args)
+        q = b.fptosi(b.load(work, typ=F64), I64)
+        q = b.select(b.icmp_signed(">", q, i64(lwork_max)), i64(lwork_max), q)
+        b.store(b.select(b.icmp_signed("<", q, i64(1)), i64(1), q), lw)
+
+    def one(i, _):
+        to_fortran(c, ab, b.mul(i, i64(m * n)), m, n, fa)
+        L.call("dgeqrf", geqrf)
+        from_fortran(c, fa, m, r_out, b.mul(i, i64(mc * n)), mc, n,
+                     mask=lambda r, col: b.icmp_signed("<=", r, col))
+        L.call("dorgqr", orgqr)
+        from_fortran(c, fa, m, q_out, b.mul(i, i64(m * mc)), m, mc)
+    c.loops.for_range(nb, one)
+
+
 KERNELS = {
+    "qr": (qr, ("buffer",)),
     "svd": (svd, ("buffer",)),
     "svdvals": (svdvals, ("buffer",)),
     "linalg_solve": (solve, ("buffer", "buffer")),
     "linalg_slogdet": (slogdet, ("buffer",)),
     "cholesky": (cholesky, ("buffer",)),
     "eigh": (eigh, ("buffer",)),
+    "eigvalsh": (eigvalsh, ("buffer",)),
     "triangular_solve": (triangular_solve, ("buffer", "buffer")),
 }

@@ -80,7 +80,11 @@ def eigh(a, UPLO="L"):  # noqa: N803
 
 
 def eigvalsh(a, UPLO="L"):  # noqa: N803
-    return eigh(a, UPLO)[0]
+    """syevd jobz 'N' as NumPy (its values differ in the last bits from eigh's)."""
+    if UPLO not in ("L", "U"):
+        raise ValueError("UPLO argument must be 'L' or 'U'")
+    _square(a)
+    return ops.eigvalsh(a, uplo=UPLO)
 
 
 def matrix_power(a, n):
@@ -210,7 +214,7 @@ def _concrete_bool(c):
     """A bool scalar's value, with a guard on the trace (as `bool(x)` on a traced array): the
     compiled program re-specialises when it changes."""
     from .core import Node, REGISTRY, bind
-    val = bool(np.asarray(c.val if type(c) is Node else c))
+    val = bool(np.asarray(c.val if isinstance(c, Node) else c))  # an eager TapeNode too
     if type(c) is Node and c.trace.active:
         bind(REGISTRY["guard"], c, expect=val)
     return val
@@ -410,3 +414,17 @@ def lstsq(a, b, rcond=None):
     if is_1d:
         x = ops.reshape(x, (n,))
     return x, resids, rank, s
+
+
+def qr(a, mode="reduced"):
+    """np.linalg.qr: (q, r) for 'reduced' and 'complete', r alone for 'r' (geqrf + orgqr as
+    NumPy calls them, so the signs are NumPy's); 'raw' (Householder reflectors) is refused."""
+    if mode not in ("reduced", "complete", "r", "raw"):
+        raise ValueError(f"Unrecognized mode '{mode}'")
+    if mode == "raw":
+        raise NotImplementedError("np.linalg.qr(mode='raw') is not supported (the Householder "
+                                  "reflectors are LAPACK's storage): use 'reduced', 'complete' "
+                                  "or 'r'")
+    _at_least_2d(a)
+    q, r = ops.qr(a, mode="complete" if mode == "complete" else "reduced")
+    return r if mode == "r" else (q, r)

@@ -124,3 +124,11 @@ def _lstsq(a, b, rcond=None):
     x, y = _floats(a, b)
     xs, res, rank, s = ir_composites_linalg.lstsq(x, y, rcond)
     return wrap(xs), wrap(res), wrap(rank), wrap(s)
+
+
+@func("linalg.qr")
+def _qr(a, mode="reduced"):
+    r = ir_composites_linalg.qr(_one(a, to_float=True), mode)
+    if mode == "r":
+        return wrap(r)
+    return _R.QRResult(*(wrap(x) for x in r))

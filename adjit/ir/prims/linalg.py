@@ -393,6 +393,37 @@ prim("eigh", _eigh_rule, _eigh_impl, _eigh_vjp, _eigh_jvp, _eigh_samples, nout=2
          "np.linalg.eigh/eigvalsh")
 
 
+def _eigvalsh_rule(a, *, uplo):
+    return _eigh_rule(a, uplo=uplo)[0]
+
+
+def _eigvalsh_impl(a, *, uplo="L"):
+    s = (a + np.swapaxes(a, -1, -2)) * a.dtype.type(0.5)
+    return np.linalg.eigvalsh(s, UPLO=uplo)
+
+
+def _eigvalsh_jvp(tangents, a, out, *, uplo="L"):
+    ta = tangents[0]
+    if ta is None:
+        return None
+    _, v = o.eigh(a, uplo=uplo)
+    return diag(mm(mm(mT(v), sym(ta)), v))
+
+
+def _eigvalsh_vjp(ct, a, out, *, uplo="L"):
+    _, v = o.eigh(a, uplo=uplo)
+    return [sym(mm(mm(v, diag_embed(ct)), mT(v)))]
+
+
+prim("eigvalsh", _eigvalsh_rule, _eigvalsh_impl, _eigvalsh_vjp, _eigvalsh_jvp,
+     lambda dt, rng: [([_spd(rng, (3, 3), dt)], {"uplo": "L"}),
+                      ([_spd(rng, (2, 4, 4), dt)], {"uplo": "U"})],
+     batch=_batch_leading("eigvalsh"),
+     doc="eigenvalues (ascending) of (a + a^T)/2 (LAPACK syevd jobz 'N', as NumPy's eigvalsh, "
+         "whose values differ in the last bits from jobz 'V'): np.linalg.eigvalsh, "
+         "torch.linalg.eigvalsh")
+
+
 # --- svd ----------------------------------------------------------------------------------------
 def _slice_last2(x, rows, cols):
     s = o.shape(x)
@@ -546,3 +577,108 @@ prim("svdvals", _svdvals_rule, lambda a: np.linalg.svd(a, compute_uv=False),
      batch=_batch_leading("svdvals"),
      doc="singular values, descending (LAPACK gesdd jobz 'N'): np.linalg.svd(compute_uv="
          "False), norm(ord=2/-2/'nuc'), torch.linalg.svdvals")
+
+
+# --- qr -----------------------------------------------------------------------------------------
+def _qr_rule(a, *, mode="reduced"):
+    if a.ndim < 2:
+        raise ValueError(f"qr: needs (..., m, n) matrices, got {a}")
+    if a.dtype not in FLOATS:
+        raise TypeError(f"qr: needs floating-point matrices, got {a.dtype}")
+    if mode not in ("reduced", "complete"):
+        raise ValueError(f"qr: mode must be 'reduced' or 'complete', got {mode!r}")
+    m, n = a.shape[-2:]
+    mc = m if mode == "complete" else min(m, n)
+    bt = a.shape[:-2]
+    return (AType(bt + (m, mc), a.dtype), AType(bt + (mc, n), a.dtype))
+
+
+def _qr_impl(a, *, mode="reduced"):
+    q, r = np.linalg.qr(a, mode=mode)
+    return q, r
+
+
+def _qr_check(a, mode):
+    m, n = o.shape(a)[-2:]
+    if mode == "complete" and m > n:
+        raise NotImplementedError(
+            f"the derivative of qr(mode='complete') of a tall {m} x {n} matrix is not "
+            "supported (the extra columns of q are not unique): use mode='reduced'")
+
+
+def _cols(x, lo, hi):
+    s = o.shape(x)
+    return o.slice(x, start=(0,) * (len(s) - 1) + (lo,), limit=tuple(s[:-1]) + (hi,),
+                   strides=(1,) * len(s))
+
+
+def _thin_qr_jvp(q, r, ta):
+    x = mT(o.triangular_solve(r, mT(ta), lower=False, trans=True, unit_diagonal=False))
+    at = mm(mT(q), x)
+    lo = tril(at, -1)
+    om = o.sub(lo, mT(lo))
+    return o.add(mm(q, o.sub(om, at)), x), mm(o.sub(at, om), r)
+
+
+def _thin_qr_vjp(q, r, cq, cr):
+    m_ = None
+    if cq is not None:
+        m_ = mm(mT(q), cq)
+    if cr is not None:
+        t = mm(cr, mT(r))
+        m_ = o.neg(t) if m_ is None else o.sub(m_, t)
+    nn = o.sub(tril(o.sub(m_, mT(m_)), -1), m_)
+    cx = mm(q, nn) if cq is None else o.add(cq, mm(q, nn))
+    return mT(o.triangular_solve(r, mT(cx), lower=False, trans=False, unit_diagonal=False))
+
+
+def _qr_jvp(tangents, a, out, *, mode="reduced"):
+    """JAX's rule for m >= n: X = dA R^-1, A_ = Q^T X, O = tril(A_, -1) - tril(A_, -1)^T;
+    dQ = Q (O - A_) + X, dR = (A_ - O) R. For m < n, the rule on the square block
+    a = q [r1 r2] and dR2 = dQ^T a2 + Q^T da2 (JAX's wide case)."""
+    ta = tangents[0]
+    if ta is None:
+        return (None, None)
+    _qr_check(a, mode)
+    q, r = out
+    m, n = o.shape(a)[-2:]
+    if m >= n:
+        return _thin_qr_jvp(q, r, ta)
+    dq, dr1 = _thin_qr_jvp(q, _cols(r, 0, m), _cols(ta, 0, m))
+    dr2 = o.add(mm(mT(dq), _cols(a, m, n)), mm(mT(q), _cols(ta, m, n)))
+    return dq, o.concatenate(dr1, dr2, axis=len(o.shape(a)) - 1)
+
+
+def _qr_vjp(ct, a, out, *, mode="reduced"):
+    """The jvp transposed: M = Q^T cQ - cR R^T, N = tril(M - M^T, -1) - M,
+    cA = (cQ + Q N) R^-T; for m < n, cQ gains a2 cR2^T and cA2 = Q cR2."""
+    cq, cr = ct
+    if cq is None and cr is None:
+        return [None]
+    _qr_check(a, mode)
+    q, r = out
+    m, n = o.shape(a)[-2:]
+    if m >= n:
+        return [_thin_qr_vjp(q, r, cq, cr)]
+    if cr is None:
+        return [o.concatenate(_thin_qr_vjp(q, _cols(r, 0, m), cq, None),
+                              o.zeros(o.shape(a)[:-1] + (n - m,), o.dtype(a)),
+                              axis=len(o.shape(a)) - 1)]
+    cr2 = _cols(cr, m, n)
+    extra = mm(_cols(a, m, n), mT(cr2))
+    cq = extra if cq is None else o.add(cq, extra)
+    ca1 = _thin_qr_vjp(q, _cols(r, 0, m), cq, _cols(cr, 0, m))
+    return [o.concatenate(ca1, mm(q, cr2), axis=len(o.shape(a)) - 1)]
+
+
+def _qr_samples(dt, rng):
+    return [([_wellcond(rng, (3, 3), dt)[:, :3].copy()], {"mode": "reduced"}),
+            ([(_s(rng, (4, 3), dt) + np.eye(4, 3, dtype=_np_dt(dt)) * 3)], {"mode": "reduced"}),
+            ([_wellcond(rng, (2, 3, 3), dt)], {"mode": "complete"}),
+            ([(_s(rng, (2, 4), dt) + np.eye(2, 4, dtype=_np_dt(dt)) * 3)], {"mode": "reduced"})]
+
+
+prim("qr", _qr_rule, _qr_impl, _qr_vjp, _qr_jvp, _qr_samples, nout=2,
+     batch=_batch_leading("qr"),
+     doc="(q, r) with a = q r, r upper triangular (LAPACK geqrf + orgqr, as NumPy): "
+         "np.linalg.qr, torch.linalg.qr")
