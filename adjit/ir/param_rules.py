@@ -150,6 +150,11 @@ def _uplo(v, types, params):
         return f"uplo={v!r} must be 'L' or 'U'"
 
 
+def _qr_mode(v, types, params):
+    if v not in ("reduced", "complete"):
+        return f"mode={v!r} must be 'reduced' or 'complete'"
+
+
 def _full_value(v, types, params):
     why = representable(v, params.get("dtype"))
     if why:
@@ -165,7 +170,7 @@ BY_NAME = {
     "dtype": _dtype, "new_dtype": _dtype, "value": _full_value,
     "reverse": _bool("reverse"), "expect": _bool("expect"), "descending": _bool("descending"),
     "check": _bool("check"), "lower": _bool("lower"), "trans": _bool("trans"),
-    "unit_diagonal": _bool("unit_diagonal"), "uplo": _uplo,
+    "unit_diagonal": _bool("unit_diagonal"), "uplo": _uplo, "mode": _qr_mode,
 }
 
 # primitive name -> {parameter name: rule or None (not checked here)}: where a parameter's

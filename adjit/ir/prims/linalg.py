@@ -580,7 +580,7 @@ prim("svdvals", _svdvals_rule, lambda a: np.linalg.svd(a, compute_uv=False),
 
 
 # --- qr -----------------------------------------------------------------------------------------
-def _qr_rule(a, *, mode="reduced"):
+def _qr_rule(a, *, mode):
     if a.ndim < 2:
         raise ValueError(f"qr: needs (..., m, n) matrices, got {a}")
     if a.dtype not in FLOATS:
