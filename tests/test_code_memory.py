@@ -21,6 +21,20 @@ from adjit.runtime import cache, get_compiled
 SRC = "def f(a: f64[{n}]) -> f64[{n}]:\n  b: f64[{n}] = sin a\n  c: f64[{n}] = mul b 3.0\n  return c\n"
 
 
+# the subprocess preamble of the RSS tests: rss() in MB after gc and malloc_trim, and f
+_RSS = """
+        import ctypes, gc, os, warnings, numpy as np, adjit
+        warnings.simplefilter("ignore")
+        libc = ctypes.CDLL("libc.so.6")
+        def rss():
+            gc.collect(); libc.malloc_trim(0)
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        def f(x):
+            return np.tanh(x) * 2.0 + 1.0
+"""
+
+
 def _run(code, env=None):
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
                           text=True, timeout=600, env={**os.environ, **(env or {})})
@@ -68,17 +82,8 @@ def test_rss_of_400_shapes_is_returned(tmp_path):
     # 400 distinct shapes through jit: native code, outputs as NumPy; RSS (after
     # malloc_trim) grows by well under 40 MB and comes back after the function is gone and
     # cache_clear(). The first pass fills the disk cache: LLVM's optimisation pipeline
-    # (llvmlite 0.50) leaks ~130 KB per compile that no handle can return (see report).
-    r = _run("""
-        import ctypes, gc, os, warnings, numpy as np, adjit
-        warnings.simplefilter("ignore")
-        libc = ctypes.CDLL("libc.so.6")
-        def rss():
-            gc.collect(); libc.malloc_trim(0)
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-        def f(x):
-            return np.tanh(x) * 2.0 + 1.0
+    # (llvmlite 0.50) keeps ~80 KB per compile that no handle can return (docs/speed.md F9).
+    r = _run(_RSS + """
         def sweep():
             jf = adjit.jit(f)
             for n in range(100, 500):
@@ -144,17 +149,8 @@ def test_rss_of_400_cold_compiles_stays_in_the_worker(tmp_path):
     # Cold cache: each shape is compiled by the compile worker (deterministic tier: the 20th
     # call waits for it), so LLVM's per-module pipeline memory stays in the worker (which
     # retires after its budget) and this process only links the code.
-    r = _run("""
-        import ctypes, gc, os, warnings, numpy as np, adjit
+    r = _run(_RSS + """
         from adjit import runtime
-        warnings.simplefilter("ignore")
-        libc = ctypes.CDLL("libc.so.6")
-        def rss():
-            gc.collect(); libc.malloc_trim(0)
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-        def f(x):
-            return np.tanh(x) * 2.0 + 1.0
         jf = adjit.jit(f)
         def sweep(sizes):
             for n in sizes:

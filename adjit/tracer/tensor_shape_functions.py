@@ -46,6 +46,16 @@ def _ints(v, what):
 
 
 # --- repeats -------------------------------------------------------------------------------
+def _flat_or_dim(self, dim):
+    """(node, axis): the flattened tensor and axis 0 when dim is None (PyTorch's "over all
+    elements"), else the tensor (a 0-d one as 1-d) and dim wrapped."""
+    n = self._n
+    if dim is None:
+        return ops.reshape(n, (int(np.prod(_shape(self), dtype=np.int64)),)), 0
+    axis = tensor_ops.wrap_dim(dim, _nd(self))
+    return (ops.reshape(n, (1,)) if _nd(self) == 0 else n), axis
+
+
 def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
     """np.repeat. `torch.repeat_interleave(repeats)` (one tensor) gives the indices
     repeated by their counts."""
@@ -56,13 +66,7 @@ def repeat_interleave(self, repeats=None, dim=None, *, output_size=None):
     reps = _ints(repeats, "repeats")
     if (reps < 0).any():
         raise RuntimeError("repeats can not be negative")
-    n = self._n
-    if dim is None:
-        n, axis = ops.reshape(n, (int(np.prod(_shape(self), dtype=np.int64)),)), 0
-    else:
-        axis = tensor_ops.wrap_dim(dim, _nd(self))
-        if _nd(self) == 0:
-            n = ops.reshape(n, (1,))
+    n, axis = _flat_or_dim(self, dim)
     size = ops.shape(n)[axis]
     if reps.ndim == 1 and reps.size not in (1, size):
         raise RuntimeError(f"repeats must have the same size as input along dim, but got "
@@ -353,13 +357,7 @@ def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
         raise RuntimeError("quantile() q must be a scalar or 1D tensor")
     if ((qv < 0) | (qv > 1)).any():
         raise RuntimeError("quantile() q values must be in the range [0, 1]")
-    n = self._n
-    if dim is None:
-        n, axis = ops.reshape(n, (int(np.prod(_shape(self), dtype=np.int64)),)), 0
-    else:
-        axis = tensor_ops.wrap_dim(dim, _nd(self))
-        if _nd(self) == 0:
-            n = ops.reshape(n, (1,))
+    n, axis = _flat_or_dim(self, dim)
     if ops.shape(n)[axis] == 0:
         raise RuntimeError("quantile() input tensor must be non-empty")
     out = CS.quantile(n, qv, axis, interpolation)

@@ -21,15 +21,8 @@ _EighResult = collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])
 
 
 def _node(x, name):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"linalg.{name}(): argument 'A' (position 1) must be Tensor, not "
-                        f"{type(x).__name__}")
-    n = x._n
-    if n.type.dtype not in ("f32", "f64"):
-        raise RuntimeError(f"linalg.{name}: Expected a floating point or complex tensor as "
-                           f"input. Got {x.dtype}")
-    if len(n.type.shape) < 2:
-        raise RuntimeError(f"linalg.{name}: The input tensor A must have at least 2 dimensions.")
+    """A float Tensor of (batches of) square matrices."""
+    n = _matrix(x, name)
     if n.type.shape[-1] != n.type.shape[-2]:
         raise RuntimeError(f"linalg.{name}: A must be batches of square matrices, but they are "
                            f"{n.type.shape[-2]} by {n.type.shape[-1]} matrices")
