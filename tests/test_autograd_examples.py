@@ -1,7 +1,9 @@
-"""Programs in the spirit of four of HIPS autograd's examples (rnn, lstm, fluidsim,
-define_gradient; issue 15 "Done when"), written here from scratch: plain `import numpy as np`
-code, differentiated by adjit (and compiled by adjit.jit) and by HIPS autograd running the same
-code with `autograd.numpy`; values and gradients agree to 1e-6."""
+"""Programs in the spirit of HIPS autograd's examples, written here from scratch: plain
+`import numpy as np` code, differentiated by adjit (and compiled by adjit.jit) and by HIPS
+autograd running the same code with `autograd.numpy`; values and gradients agree to 1e-6.
+rnn, lstm, fluidsim, define_gradient (issue 15); gaussian_process, gmm, gplvm,
+deep_gaussian_process, bayesian_neural_net (issue 16: np.linalg, scipy.stats, broadcasting
+einsum), whose shortened optimisations print autograd's numbers."""
 from __future__ import annotations
 
 import numpy as np
@@ -207,3 +209,340 @@ def test_plain_ndarray_indexed_by_traced_integers_guards_the_indices():
         np.testing.assert_array_equal(jf(v), want(v))
     with pytest.raises(TypeError, match="cannot become a NumPy ndarray"):  # floats still refused
         adjit.grad(lambda v: np.sum(table[:2] * np.asarray(v)[:2]))(x)
+
+
+# =============================================================================================
+# Five of HIPS autograd's example programs that need np.linalg and scipy.stats (issue 16):
+# gaussian_process, gmm, gplvm, deep_gaussian_process and bayesian_neural_net. Each model is
+# written once below as a function of a NumPy-like module `np_` and a SciPy-like module `sp`
+# (`sp.stats.norm`, `sp.stats.multivariate_normal`, `sp.special.logsumexp`): run with
+# autograd.numpy/autograd.scipy and differentiated by autograd, and with plain NumPy plus
+# adjit.scipy, differentiated by adjit (eagerly, under adjit.jit, and as native code). The
+# gradients agree, and so do the numbers the programs print while they optimise (the same
+# optimiser, scipy.optimize.minimize or autograd.misc.optimizers.adam, on both).
+# =============================================================================================
+def _libs(which):
+    """(numpy-like, scipy-like) of `which` ("autograd" or "adjit")."""
+    from types import SimpleNamespace
+    if which == "autograd":
+        require("autograd")
+        import autograd.numpy as agnp
+        import autograd.scipy.special as ags
+        import autograd.scipy.stats as agst
+        return agnp, SimpleNamespace(stats=agst, special=ags)
+    import adjit.scipy.special as ajs
+    import adjit.scipy.stats as ajst
+    return np, SimpleNamespace(stats=ajst, special=ajs)
+
+
+# --- Gaussian process regression with an RBF kernel (gaussian_process) ------------------------
+def _gp_parts(np_, params):
+    """params = (prior mean, log noise, log output scale, log lengthscale per input dim)."""
+    return params[0], params[2:], np_.exp(params[1]) + 1e-4
+
+
+def _rbf(np_, kp, x, xp):
+    scale, ls = np_.exp(kp[0]), np_.exp(kp[1:])
+    diff = np_.expand_dims(x / ls, 1) - np_.expand_dims(xp / ls, 0)
+    return scale * np_.exp(-0.5 * np_.sum(diff ** 2, axis=2))
+
+
+def _gp_loglik(np_, sp, params, x, y):
+    """log N(y; mean, K(x, x) + noise I): scipy.stats' multivariate normal, as the example."""
+    mean, kp, noise = _gp_parts(np_, params)
+    cov = _rbf(np_, kp, x, x) + noise * np_.eye(len(y))
+    return sp.stats.multivariate_normal.logpdf(y, mean * np_.ones(len(y)), cov)
+
+
+def _gp_loglik_closed(np_, params, x, y):
+    """The same density written out: a solve and slogdet (what users write by hand)."""
+    mean, kp, noise = _gp_parts(np_, params)
+    cov = _rbf(np_, kp, x, x) + noise * np_.eye(len(y))
+    r = y - mean
+    sign, logdet = np_.linalg.slogdet(cov)
+    return -0.5 * (np_.dot(r, np_.linalg.solve(cov, r)) + logdet + len(y) * np.log(2 * np.pi))
+
+
+def _gp_predict(np_, params, x, y, xs):
+    """Posterior mean and covariance of the latent function at xs (two solves)."""
+    mean, kp, noise = _gp_parts(np_, params)
+    k_ff, k_yf = _rbf(np_, kp, xs, xs), _rbf(np_, kp, x, xs)
+    k_yy = _rbf(np_, kp, x, x) + noise * np_.eye(len(y))
+    pred_mean = mean + np_.dot(np_.linalg.solve(k_yy, k_yf).T, y - mean)
+    pred_cov = k_ff - np_.dot(np_.linalg.solve(k_yy, k_yf).T, k_yf)
+    return pred_mean, pred_cov
+
+
+def _gp_data(n=20):
+    """Two clusters of 1-d inputs, a noisy cosine (toy regression with a gap)."""
+    rng = np.random.default_rng(0)
+    t = np.concatenate([np.linspace(0.0, 3.0, n // 2), np.linspace(6.0, 8.0, n // 2)])
+    y = (np.cos(t) + 0.1 * rng.standard_normal(n)) / 2.0
+    return ((t - 4.0) / 2.0).reshape(n, 1), y
+
+
+def _gp_objective(np_, sp):
+    x, y = _gp_data()
+    return lambda p: -_gp_loglik(np_, sp, p, x, y), 0.1 * np.random.default_rng(1).normal(
+        size=4)
+
+
+# --- GP latent-variable model (gplvm) ---------------------------------------------------------
+def _arms(per_arm=10, arms=3):
+    """2-d points along three curved arms (a small pinwheel-like data set)."""
+    rng = np.random.default_rng(2)
+    r = 1.0 + 0.3 * rng.standard_normal(arms * per_arm)
+    a = (np.repeat(np.arange(arms), per_arm) * 2 * np.pi / arms + 0.4 * np.exp(r)
+         + 0.05 * rng.standard_normal(arms * per_arm))
+    return np.stack([r * np.cos(a), r * np.sin(a)], axis=1)
+
+
+def _gplvm_objective(np_, sp, latent_dim=2):
+    data = _arms()
+    n, d = data.shape
+    per_gp = latent_dim + 3
+
+    def objective(params):
+        gp_params = np_.reshape(params[:d * per_gp], (d, per_gp))
+        latents = np_.reshape(params[d * per_gp:], (n, latent_dim))
+        gp_ll = sum(_gp_loglik(np_, sp, gp_params[i], latents, data[:, i]) for i in range(d))
+        return -gp_ll - np_.sum(sp.stats.norm.logpdf(latents))
+    return objective, 0.1 * np.random.default_rng(3).normal(size=d * per_gp + n * latent_dim)
+
+
+# --- a two-layer deep GP: x -> hidden values (parameters) -> y (deep_gaussian_process) ---------
+def _deep_gp_objective(np_, sp, n=16):
+    x = np.linspace(-2.0, 2.0, n).reshape(n, 1)
+    y = np.sign(x[:, 0]) + 0.1 * np.random.default_rng(4).standard_normal(n)
+
+    def objective(params):
+        p1, p2, h = params[:4], params[4:8], params[8:]
+        return -(_gp_loglik(np_, sp, p1, x, h) + _gp_loglik(np_, sp, p2, np_.atleast_2d(h).T, y))
+    return objective, 0.1 * np.random.default_rng(5).normal(size=8 + n)
+
+
+# --- Gaussian mixture fitted by maximum likelihood (gmm) --------------------------------------
+def _gmm_loglik(np_, sp, params, data):
+    """params: a dict of log proportions (k,), means (k, d) and covariance square roots
+    (k, d, d); one component at a time, iterating over the (traced) arrays with zip."""
+    log_props = params["log proportions"] - sp.special.logsumexp(params["log proportions"])
+    lls = [lp + sp.stats.multivariate_normal.logpdf(data, mean, np_.dot(root.T, root))
+           for lp, mean, root in zip(log_props, params["means"], params["lower triangles"])]
+    return np_.sum(sp.special.logsumexp(np_.vstack(lls), axis=0))
+
+
+def _gmm_unflatten(flat, k=3, d=2):
+    return {"log proportions": flat[:k], "means": flat[k:k + k * d].reshape((k, d)),
+            "lower triangles": flat[k + k * d:].reshape((k, d, d))}
+
+
+def _gmm_objective(np_, sp, k=3, d=2):
+    data = _arms(per_arm=20)
+    rng = np.random.default_rng(6)
+    init = np.concatenate([0.1 * rng.normal(size=k), 0.1 * rng.normal(size=k * d),
+                           (np.zeros((k, d, d)) + np.eye(d)).ravel()])
+    return lambda flat: -_gmm_loglik(np_, sp, _gmm_unflatten(flat, k, d), data), init
+
+
+# --- Bayesian neural net by black-box variational inference (bayesian_neural_net) -------------
+_BNN_LAYERS = [1, 10, 10, 1]
+_BNN_WEIGHTS = sum((m + 1) * n for m, n in zip(_BNN_LAYERS[:-1], _BNN_LAYERS[1:]))
+_BNN_SAMPLES = 8
+
+
+def _bnn_predict(np_, weights, inputs):
+    """An MLP for each of the M weight samples at once: weights (M, W), inputs (N, D) ->
+    (M, N, out). The inputs get a leading size-1 axis that the first einsum broadcasts against
+    the M weight samples (the example's `mnd,mdo->mno`)."""
+    m = len(weights)
+    inputs = np_.expand_dims(inputs, 0)
+    for i, o in zip(_BNN_LAYERS[:-1], _BNN_LAYERS[1:]):
+        w = weights[:, :i * o].reshape((m, i, o))
+        b = weights[:, i * o:(i + 1) * o].reshape((m, 1, o))
+        weights = weights[:, (i + 1) * o:]
+        outputs = np_.einsum("mnd,mdo->mno", inputs, w) + b
+        inputs = np_.exp(-outputs ** 2)
+    return outputs
+
+
+def _bnn_data(n=20):
+    rng = np.random.default_rng(7)
+    t = np.concatenate([np.linspace(0.0, 2.0, n // 2), np.linspace(6.0, 8.0, n // 2)])
+    y = np.cos(t) + 0.1 * rng.standard_normal(n)
+    return ((t - 4.0) / 4.0).reshape(n, 1), y.reshape(n, 1)
+
+
+def _bnn_objective(np_, sp):
+    """Negative evidence lower bound of a diagonal Gaussian over the weights, estimated with
+    the reparameterised samples mean + eps * exp(log_std) (eps an argument: the noise)."""
+    x, y = _bnn_data()
+    nw = _BNN_WEIGHTS
+
+    def logprob(weights):
+        log_prior = -0.1 * np_.sum(weights ** 2, axis=1)
+        preds = _bnn_predict(np_, weights, x)
+        return log_prior - np_.sum((preds - y) ** 2, axis=1)[:, 0] / 0.01
+
+    def objective(params, eps):
+        mean, log_std = params[:nw], params[nw:]
+        entropy = 0.5 * nw * (1.0 + np.log(2 * np.pi)) + np_.sum(log_std)
+        return -(entropy + np_.mean(logprob(eps * np_.exp(log_std) + mean)))
+    init = np.concatenate([np.random.default_rng(8).normal(size=nw), -5.0 * np.ones(nw)])
+    return objective, init
+
+
+_EXAMPLES = {"gaussian_process": _gp_objective, "gplvm": _gplvm_objective,
+             "deep_gaussian_process": _deep_gp_objective, "gmm": _gmm_objective,
+             "bayesian_neural_net": _bnn_objective}
+
+
+def _example_args(name, init):
+    if name == "bayesian_neural_net":
+        return init, np.random.default_rng(9).standard_normal((_BNN_SAMPLES, _BNN_WEIGHTS))
+    return (init,)
+
+
+def _adjit_value_and_grad(f, how):
+    vg = adjit.value_and_grad(f)
+    return vg if how == "eager" else adjit.jit(vg)
+
+
+@pytest.mark.parametrize("how", ["eager", "jit", "native"])
+@pytest.mark.parametrize("name", list(_EXAMPLES))
+def test_example_model_value_and_gradient_match_autograd(name, how, request):
+    if how == "native":
+        request.getfixturevalue("native_tier")
+    ag = require("autograd")
+    want_f, init = _EXAMPLES[name](*_libs("autograd"))
+    f, _ = _EXAMPLES[name](*_libs("adjit"))
+    args = _example_args(name, init)
+    wv, wg = ag.value_and_grad(want_f)(*args)
+    vg = _adjit_value_and_grad(f, how)
+    for _ in range(2 if how == "eager" else 3):  # jit: the first call and the cached replays
+        v, g = vg(*args)
+        assert v == pytest.approx(wv, rel=1e-10)
+        np.testing.assert_allclose(g, wg, rtol=1e-8, atol=1e-10 * np.max(np.abs(wg)))
+    if how == "native":
+        assert vg.stats()["compile_seconds"] > 0
+    assert float(f(*args)) == pytest.approx(wv, rel=1e-10)  # plain NumPy, nothing traced
+
+
+def _hvp(lib, f, how="eager"):
+    """Hessian-vector product: autograd's hessian_vector_product (reverse over reverse);
+    adjit's forward over reverse (jvp of grad)."""
+    if lib == "autograd":
+        from autograd import hessian_vector_product
+        return hessian_vector_product(f)
+
+    def hvp(x, v):
+        return adjit.jvp(adjit.grad(f), (x,), (v,))[1]
+    return hvp if how == "eager" else adjit.jit(hvp)
+
+
+def _run_example(name, lib, how="eager"):
+    """The example's optimisation, shortened: the numbers its callback prints at each
+    iteration (log likelihood / lower bound, computed by calling the model on plain arrays)
+    and the final parameters."""
+    from scipy.optimize import minimize
+    from autograd.misc.optimizers import adam
+    f, init = _EXAMPLES[name](*_libs(lib))
+    if lib == "autograd":
+        import autograd
+        vg = autograd.value_and_grad(f)
+    else:
+        vg = _adjit_value_and_grad(f, how)
+    printed = []
+    if name == "bayesian_neural_net":
+        # a stochastic objective: the gradient and the callback's estimate each draw their
+        # own noise, from one stream shared in the same order by both runs
+        rs = np.random.default_rng(10)
+
+        def noise():
+            return rs.standard_normal((_BNN_SAMPLES, _BNN_WEIGHTS))
+        x = adam(lambda p, t: vg(p, noise())[1], init, step_size=0.1, num_iters=25,
+                 callback=lambda p, t, g: printed.append(-float(f(p, noise()))))
+        return np.array(printed), x
+    callback = lambda p: printed.append(-float(f(p)))  # noqa: E731
+    if name == "gmm":  # Newton-CG with the Hessian-vector product, as the example
+        res = minimize(lambda p: float(vg(p)[0]), init, jac=lambda p: np.asarray(vg(p)[1]),
+                       hessp=_hvp(lib, f, how), method="Newton-CG", callback=callback,
+                       options={"maxiter": 6})
+    else:
+        res = minimize(vg, init, jac=True, method="CG", callback=callback,
+                       options={"maxiter": 12})
+    return np.array(printed), res.x
+
+
+_REFERENCE_RUNS = {}
+
+
+@pytest.mark.parametrize("how", ["eager", "jit", "native"])
+@pytest.mark.parametrize("name", list(_EXAMPLES))
+def test_example_optimisation_prints_autograds_numbers(name, how, request):
+    if how == "native":
+        request.getfixturevalue("native_tier")
+    if name not in _REFERENCE_RUNS:
+        _REFERENCE_RUNS[name] = _run_example(name, "autograd")
+    want, want_x = _REFERENCE_RUNS[name]
+    got, x = _run_example(name, "adjit", how)
+    assert len(want) >= 6 and len(got) == len(want)
+    assert not np.allclose(want[-1], want[0], rtol=1e-3)  # the optimiser moved
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(x, want_x, rtol=1e-6, atol=1e-8)
+
+
+def test_gaussian_process_prediction_and_closed_form_density_match_autograd():
+    """The example's posterior (two np.linalg.solve), its gradient, and the marginal
+    likelihood written with solve and slogdet, against autograd and the scipy.stats form."""
+    ag = require("autograd")
+    agnp, agsp = _libs("autograd")
+    _, sp = _libs("adjit")
+    x, y = _gp_data()
+    xs = np.linspace(-3.5, 3.5, 9).reshape(9, 1)
+    params = 0.1 * np.random.default_rng(1).normal(size=4)
+
+    def summary(np_, p):
+        m, c = _gp_predict(np_, p, x, y, xs)
+        return np_.sum(m ** 2) + np_.sum(np_.sqrt(np_.diag(c)))
+    for got, want in zip(adjit.jit(lambda p: _gp_predict(np, p, x, y, xs))(params),
+                         _gp_predict(agnp, params, x, y, xs)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    wv, wg = ag.value_and_grad(lambda p: summary(agnp, p))(params)
+    for vg in (adjit.value_and_grad(lambda p: summary(np, p)),
+               adjit.jit(adjit.value_and_grad(lambda p: summary(np, p)))):
+        v, g = vg(params)
+        assert v == pytest.approx(wv, rel=1e-10)
+        np.testing.assert_allclose(g, wg, rtol=1e-8)
+    wv, wg = ag.value_and_grad(lambda p: _gp_loglik(agnp, agsp, p, x, y))(params)
+    cv, cg = ag.value_and_grad(lambda p: _gp_loglik_closed(agnp, p, x, y))(params)
+    v, g = adjit.jit(adjit.value_and_grad(lambda p: _gp_loglik_closed(np, p, x, y)))(params)
+    for val, grad in ((cv, cg), (v, g)):
+        assert val == pytest.approx(wv, rel=1e-10)
+        np.testing.assert_allclose(grad, wg, rtol=1e-8)
+
+
+def test_gmm_hessian_vector_product_matches_autograd():
+    require("autograd")
+    want_f, init = _gmm_objective(*_libs("autograd"))
+    f, _ = _gmm_objective(*_libs("adjit"))
+    v = np.random.default_rng(11).normal(size=init.shape)
+    want = _hvp("autograd", want_f)(init, v)
+    for how in ("eager", "jit"):
+        np.testing.assert_allclose(_hvp("adjit", f, how)(init, v), want, rtol=1e-8,
+                                   atol=1e-10 * np.max(np.abs(want)))
+
+
+def test_gmm_gradient_with_respect_to_a_dict_of_parameters_matches_autograd():
+    """The example differentiates its dict of parameters (and flattens it only for SciPy)."""
+    ag = require("autograd")
+    agnp, agsp = _libs("autograd")
+    _, sp = _libs("adjit")
+    data = _arms(per_arm=20)
+    _, init = _gmm_objective(np, sp)
+    params = {k: np.array(v) for k, v in _gmm_unflatten(init).items()}
+    want = ag.grad(lambda p: _gmm_loglik(agnp, agsp, p, data))(params)
+    for how in ("eager", "jit"):
+        g = _adjit_value_and_grad(lambda p: _gmm_loglik(np, sp, p, data), how)(params)[1]
+        assert isinstance(g, dict) and sorted(g) == sorted(want)
+        for k in want:
+            np.testing.assert_allclose(g[k], want[k], rtol=1e-8, atol=1e-10, err_msg=k)
