@@ -6,6 +6,8 @@ deep_gaussian_process, bayesian_neural_net (issue 16: np.linalg, scipy.stats, br
 einsum), whose shortened optimisations print autograd's numbers."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -259,7 +261,7 @@ def _gp_loglik_closed(np_, params, x, y):
     mean, kp, noise = _gp_parts(np_, params)
     cov = _rbf(np_, kp, x, x) + noise * np_.eye(len(y))
     r = y - mean
-    sign, logdet = np_.linalg.slogdet(cov)
+    _sign, logdet = np_.linalg.slogdet(cov)
     return -0.5 * (np_.dot(r, np_.linalg.solve(cov, r)) + logdet + len(y) * np.log(2 * np.pi))
 
 
@@ -346,7 +348,7 @@ def _gmm_objective(np_, sp, k=3, d=2):
 
 # --- Bayesian neural net by black-box variational inference (bayesian_neural_net) -------------
 _BNN_LAYERS = [1, 10, 10, 1]
-_BNN_WEIGHTS = sum((m + 1) * n for m, n in zip(_BNN_LAYERS[:-1], _BNN_LAYERS[1:]))
+_BNN_WEIGHTS = sum((m + 1) * n for m, n in itertools.pairwise(_BNN_LAYERS))
 _BNN_SAMPLES = 8
 
 
@@ -356,7 +358,7 @@ def _bnn_predict(np_, weights, inputs):
     the M weight samples (the example's `mnd,mdo->mno`)."""
     m = len(weights)
     inputs = np_.expand_dims(inputs, 0)
-    for i, o in zip(_BNN_LAYERS[:-1], _BNN_LAYERS[1:]):
+    for i, o in itertools.pairwise(_BNN_LAYERS):
         w = weights[:, :i * o].reshape((m, i, o))
         b = weights[:, i * o:(i + 1) * o].reshape((m, 1, o))
         weights = weights[:, (i + 1) * o:]
@@ -443,8 +445,8 @@ def _run_example(name, lib, how="eager"):
     """The example's optimisation, shortened: the numbers its callback prints at each
     iteration (log likelihood / lower bound, computed by calling the model on plain arrays)
     and the final parameters."""
-    from scipy.optimize import minimize
     from autograd.misc.optimizers import adam
+    from scipy.optimize import minimize
     f, init = _EXAMPLES[name](*_libs(lib))
     if lib == "autograd":
         import autograd
@@ -462,7 +464,7 @@ def _run_example(name, lib, how="eager"):
         x = adam(lambda p, t: vg(p, noise())[1], init, step_size=0.1, num_iters=25,
                  callback=lambda p, t, g: printed.append(-float(f(p, noise()))))
         return np.array(printed), x
-    callback = lambda p: printed.append(-float(f(p)))  # noqa: E731
+    callback = lambda p: printed.append(-float(f(p)))
     if name == "gmm":  # Newton-CG with the Hessian-vector product, as the example
         res = minimize(lambda p: float(vg(p)[0]), init, jac=lambda p: np.asarray(vg(p)[1]),
                        hessp=_hvp(lib, f, how), method="Newton-CG", callback=callback,
@@ -496,7 +498,6 @@ def test_gaussian_process_prediction_and_closed_form_density_match_autograd():
     likelihood written with solve and slogdet, against autograd and the scipy.stats form."""
     ag = require("autograd")
     agnp, agsp = _libs("autograd")
-    _, sp = _libs("adjit")
     x, y = _gp_data()
     xs = np.linspace(-3.5, 3.5, 9).reshape(9, 1)
     params = 0.1 * np.random.default_rng(1).normal(size=4)
@@ -522,14 +523,28 @@ def test_gaussian_process_prediction_and_closed_form_density_match_autograd():
 
 
 def test_gmm_hessian_vector_product_matches_autograd():
+    """Newton-CG's hessp: forward over reverse (jvp of grad, eager and jit) and autograd's own
+    reverse over reverse (grad of <grad, v>), both against autograd."""
     require("autograd")
     want_f, init = _gmm_objective(*_libs("autograd"))
     f, _ = _gmm_objective(*_libs("adjit"))
     v = np.random.default_rng(11).normal(size=init.shape)
     want = _hvp("autograd", want_f)(init, v)
-    for how in ("eager", "jit"):
-        np.testing.assert_allclose(_hvp("adjit", f, how)(init, v), want, rtol=1e-8,
-                                   atol=1e-10 * np.max(np.abs(want)))
+    got = [_hvp("adjit", f, how)(init, v) for how in ("eager", "jit")]
+    got.append(adjit.grad(lambda x: np.dot(adjit.grad(f)(x), v))(init))
+    for g in got:
+        np.testing.assert_allclose(g, want, rtol=1e-8, atol=1e-10 * np.max(np.abs(want)))
+
+
+@pytest.mark.parametrize("name", ["gaussian_process", "deep_gaussian_process", "gmm"])
+def test_example_model_hessian_matches_autograd(name):
+    """Second derivatives through cholesky, inv, logsumexp (the whole Hessian, small models)."""
+    ag = require("autograd")
+    want_f, init = _EXAMPLES[name](*_libs("autograd"))
+    f, _ = _EXAMPLES[name](*_libs("adjit"))
+    want = ag.hessian(want_f)(init)
+    for h in (adjit.hessian(f), adjit.jit(adjit.hessian(f))):
+        np.testing.assert_allclose(h(init), want, rtol=1e-8, atol=1e-10 * np.max(np.abs(want)))
 
 
 def test_gmm_gradient_with_respect_to_a_dict_of_parameters_matches_autograd():
