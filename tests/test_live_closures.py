@@ -236,3 +236,64 @@ def test_helper_global_is_frozen_and_warned_once():
     np.testing.assert_allclose(first, x * np.sum(HG) - 1.0)
     HG = HG + 1.0   # a global of a helper function: frozen (the README's boundary)
     np.testing.assert_allclose(jf(x), first)
+
+
+RNG = np.random.default_rng(3)
+
+
+def _draws(jf, *args):
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        out = [jf(*args), jf(*args)]
+    return out, [str(w.message) for w in rec if "draws random numbers" in str(w.message)]
+
+
+def test_random_draws_while_tracing_are_frozen_and_warned_once():
+    """NumPy draws new numbers on every call; a jit trace keeps its draws as constants (as
+    JAX's jit does with np.random), so jit says so, naming the generator, once per trace:
+    a RandomState in a closure (HIPS autograd's black_box_svi), through grad; NumPy's global
+    state; a Generator global; a generator held by `self`; a generator's bound method."""
+    rs = np.random.RandomState(0)
+
+    def objective(p):
+        return np.sum((rs.randn(3, 4) * np.exp(p) + 1.0) ** 2)
+
+    plain = adjit.grad(objective)
+    assert not np.allclose(plain(x), plain(x))  # NumPy semantics: fresh noise every call
+    (a, b), msgs = _draws(adjit.jit(adjit.grad(objective)), x)
+    np.testing.assert_array_equal(a, b)          # the trace's draws, reused
+    assert len(msgs) == 1 and "`rs`" in msgs[0] and "Pass the random numbers" in msgs[0]
+    _, msgs = _draws(adjit.jit(lambda v: v * np.random.normal(size=4)), x)
+    assert len(msgs) == 1 and "`np.random`" in msgs[0]
+    _, msgs = _draws(adjit.jit(lambda v: v + RNG.standard_normal(4)), x)
+    assert len(msgs) == 1 and "`RNG`" in msgs[0]
+
+    class Model:
+        def __init__(self):
+            self.rng = np.random.default_rng(1)
+
+        @adjit.jit
+        def noisy(self, v):
+            return v * self.rng.uniform(size=4)
+    _, msgs = _draws(Model().noisy, x)
+    assert len(msgs) == 1 and "`Model.rng`" in msgs[0]
+    normal = np.random.default_rng(2).normal
+    _, msgs = _draws(adjit.jit(lambda v: v + normal(size=4)), x)
+    assert len(msgs) == 1 and "`normal`" in msgs[0]
+
+
+def test_no_random_warning_without_draws_from_outside():
+    """A generator seeded inside the function gives the same numbers on every call (so does
+    the trace), and a generator only used outside the traced function is not drawn from."""
+    outer = np.random.default_rng(4)
+
+    def f(v):
+        return v * np.random.default_rng(0).normal(size=4)
+
+    def g(v):
+        return v * 2.0 if outer is not None else v
+    for fn in (f, g):
+        (a, _), msgs = _draws(adjit.jit(fn), x)
+        assert msgs == []
+        np.testing.assert_allclose(a, fn(x))
+    outer.normal(size=3)

@@ -37,7 +37,7 @@ from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nod
                                  positional_params, to_user, trace_call)
 from .autodiff import run_graph
 from .jitargs import MAX_LEAVES, assembler, flattener, leaf_kind
-from .live import _EMPTY, Slots, self_arrays
+from .live import _EMPTY, Slots, random_sources, random_state, self_arrays
 from ..runtime import (Interpreted, compile_now, count_traced_call, fresh,
                        run_graph as _run_concrete)
 from .._traceback import filter_traceback
@@ -353,10 +353,20 @@ class Jitted:
                     if getattr(obj, k, None) is v:
                         setattr(obj, k, saved[k])
 
+        rng = random_sources(f, args)
+        before = [random_state(r) for _, r in rng]
         t = trace_call(flat, tuple(args) + tuple(kwargs[k] for k in dkw) +
                        tuple(v for _, v in live),
                        {}, lambda i, info: i not in static if i < n + nk else info.kind != "py",
                        "jit")
+        drawn = [nm for (nm, r), s in zip(rng, before) if random_state(r) != s]
+        if drawn:
+            warnings.warn(
+                f"adjit.jit: {fname(self.f)} draws random numbers from "
+                f"{', '.join(f'`{d}`' for d in drawn)} while jit traces it: the draws are "
+                "constants of this trace, and every later call reuses them. Pass the random "
+                "numbers as an argument (draw them outside the jitted function).",
+                RuntimeWarning, stacklevel=4)
         where = FOUND.pop(id(t.trace), None)
         if where is not None:
             warnings.warn(

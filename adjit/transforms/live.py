@@ -23,6 +23,8 @@ import types
 
 import numpy as np
 
+from .._frames import is_adjit_file
+
 _EMPTY = object()     # an empty cell / an undefined global
 _STORES = {"STORE_GLOBAL", "DELETE_GLOBAL"}
 MAX_DEPTH = 8   # functions held in cells followed this deep (adjit wraps its transforms twice)
@@ -229,3 +231,75 @@ def self_arrays(obj, static_key):
             except TypeError:
                 rest.append((k, ("id", id(v))))
     return arrays, (type(obj), tuple(rest))
+
+
+# --- random generators a trace draws from -----------------------------------------------------
+_RANDOM = (np.random.Generator, np.random.RandomState)
+
+
+def _generator(v):
+    """The NumPy generator `v` is, or whose bound method it is (`rng.normal`), else None."""
+    if isinstance(v, _RANDOM):
+        return v
+    s = getattr(v, "__self__", None) if callable(v) else None
+    return s if isinstance(s, _RANDOM) else None
+
+
+def random_sources(f, args=()):
+    """[(name, generator)]: the NumPy random generators a trace of `f` can draw from without
+    being passed their draws: NumPy's global state (np.random.normal, ...), the Generator /
+    RandomState objects (or their bound methods) in the closure cells of `f` and the module
+    globals its code names, following the functions held there (MAX_DEPTH deep), and those
+    among or held as attributes by the positional arguments (`self.rng`). A draw made while
+    jit traces is a constant of the trace (the value model): jit compares their states
+    around the trace (`random_state`) to warn about it."""
+    out, seen = {id(np.random.mtrand._rand): ("np.random", np.random.mtrand._rand)}, set()
+
+    def add(name, v):
+        r = _generator(v)
+        if r is not None and id(r) not in out:
+            out[id(r)] = (name, r)
+
+    def walk(fn, depth):
+        if depth > MAX_DEPTH or id(fn) in seen:
+            return
+        seen.add(id(fn))
+        code = fn.__code__
+        for nm, c in zip(code.co_freevars, fn.__closure__ or ()):
+            v = _cell(c)
+            add(nm, v)
+            if isinstance(v, types.FunctionType):
+                walk(v, depth + 1)
+        if is_adjit_file(code.co_filename):  # adjit's wrappers: only what they hold
+            return
+        names, _ = [], set()
+        _global_names(code, names, _)
+        for nm in dict.fromkeys(names):
+            v = fn.__globals__.get(nm, _EMPTY)
+            add(nm, v)
+            if isinstance(v, types.FunctionType):
+                walk(v, depth + 1)
+
+    if isinstance(f, types.FunctionType):
+        walk(f, 0)
+    for i, a in enumerate(args):
+        add(f"argument {i}", a)
+        d = getattr(a, "__dict__", None)
+        if isinstance(d, dict) and not isinstance(a, (types.FunctionType, types.ModuleType)):
+            for k, v in list(d.items()):
+                add(f"{type(a).__name__}.{k}", v)
+    return list(out.values())
+
+
+def random_state(r):
+    """A comparable snapshot of a generator's state."""
+    def frozen(s):
+        if isinstance(s, dict):
+            return tuple((k, frozen(v)) for k, v in sorted(s.items()))
+        if isinstance(s, (tuple, list)):
+            return tuple(frozen(v) for v in s)
+        if isinstance(s, np.ndarray):
+            return (s.dtype.str, s.tobytes())
+        return s
+    return frozen(r.get_state() if isinstance(r, np.random.RandomState)
+                  else r.bit_generator.state)
