@@ -297,3 +297,12 @@ def test_no_random_warning_without_draws_from_outside():
         assert msgs == []
         np.testing.assert_allclose(a, fn(x))
     outer.normal(size=3)
+
+
+def test_jit_warnings_name_the_users_function_through_grad():
+    """jit(grad(f)): the warning names f's own file and line, not adjit's wrapper."""
+    def objective(v):
+        return np.sum(v * np.random.normal(size=4))
+    _, msgs = _draws(adjit.jit(adjit.grad(objective)), x)
+    line = objective.__code__.co_firstlineno
+    assert len(msgs) == 1 and f"objective ({__file__}:{line})" in msgs[0], msgs

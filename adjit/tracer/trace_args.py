@@ -169,8 +169,15 @@ def arg_name(params, where):
 
 
 def fname(f):
-    code = getattr(f, "__code__", None)
+    """`name (file:line)` of a user's function; through functools.wraps wrappers (grad's,
+    api_boundary's) to the function they wrap, so the place is the user's definition."""
     name = getattr(f, "__name__", type(f).__name__)
+    for _ in range(32):
+        inner = getattr(f, "__wrapped__", None)
+        if inner is None or inner is f:
+            break
+        f = inner
+    code = getattr(f, "__code__", None)
     return f"{name} ({code.co_filename}:{code.co_firstlineno})" if code else name
 
 
