@@ -253,7 +253,10 @@ def random_sources(f, args=()):
     among or held as attributes by the positional arguments (`self.rng`). A draw made while
     jit traces is a constant of the trace (the value model): jit compares their states
     around the trace (`random_state`) to warn about it."""
-    out, seen = {id(np.random.mtrand._rand): ("np.random", np.random.mtrand._rand)}, set()
+    out, seen = {}, set()
+    glob = getattr(np.random.mtrand, "_rand", None)  # the state np.random.normal etc. draw from
+    if isinstance(glob, _RANDOM):
+        out[id(glob)] = ("np.random", glob)
 
     def add(name, v):
         r = _generator(v)
