@@ -306,3 +306,17 @@ def test_jit_warnings_name_the_users_function_through_grad():
     _, msgs = _draws(adjit.jit(adjit.grad(objective)), x)
     line = objective.__code__.co_firstlineno
     assert len(msgs) == 1 and f"objective ({__file__}:{line})" in msgs[0], msgs
+
+
+def test_tensor_front_random_draws_while_tracing_are_warned():
+    """torch.randn in a jitted Tensor function: fresh numbers on every eager call (as
+    PyTorch), the trace's numbers on every jitted call, and jit says so."""
+    import adjit as torch
+
+    def f(t):
+        return t * torch.randn(4)
+    t = torch.ones(4)
+    assert not np.allclose(f(t).numpy(), f(t).numpy())
+    (a, b), msgs = _draws(adjit.jit(f), t)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert len(msgs) == 1 and "`adjit.randn/rand/randint`" in msgs[0]

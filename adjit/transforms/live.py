@@ -247,7 +247,8 @@ def _generator(v):
 
 def random_sources(f, args=()):
     """[(name, generator)]: the NumPy random generators a trace of `f` can draw from without
-    being passed their draws: NumPy's global state (np.random.normal, ...), the Generator /
+    being passed their draws: NumPy's global state (np.random.normal, ...), the Tensor
+    front's (adjit.randn, rand, randint: `torch.randn` in a jitted function), the Generator /
     RandomState objects (or their bound methods) in the closure cells of `f` and the module
     globals its code names, following the functions held there (MAX_DEPTH deep), and those
     among or held as attributes by the positional arguments (`self.rng`). A draw made while
@@ -257,6 +258,10 @@ def random_sources(f, args=()):
     glob = getattr(np.random.mtrand, "_rand", None)  # the state np.random.normal etc. draw from
     if isinstance(glob, _RANDOM):
         out[id(glob)] = ("np.random", glob)
+    from ..tracer import factory  # the Tensor front's generator (manual_seed rebinds it)
+    mine = getattr(factory, "_rng", None)
+    if isinstance(mine, _RANDOM):
+        out[id(mine)] = ("adjit.randn/rand/randint", mine)
 
     def add(name, v):
         r = _generator(v)
