@@ -1,4 +1,5 @@
-"""Linear algebra through LAPACK: solve, slogdet, cholesky, eigh, triangular_solve, svd, qr.
+"""Linear algebra through LAPACK: solve, slogdet, cholesky, eigh, triangular_solve, svd, qr,
+lstsq.
 
 Every primitive works on stacks of matrices (..., m, n): the leading axes are a batch. The
 NumPy impl is NumPy's own np.linalg (which computes in f64 through LAPACK, as the lowering in
@@ -577,6 +578,126 @@ prim("svdvals", _svdvals_rule, lambda a: np.linalg.svd(a, compute_uv=False),
      batch=_batch_leading("svdvals"),
      doc="singular values, descending (LAPACK gesdd jobz 'N'): np.linalg.svd(compute_uv="
          "False), norm(ord=2/-2/'nuc'), torch.linalg.svdvals")
+
+
+# --- lstsq --------------------------------------------------------------------------------------
+def _lstsq_rule(a, b, *, rcond):
+    if a.ndim < 2 or b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or \
+            b.shape[-2] != a.shape[-2] or b.dtype != a.dtype:
+        raise ValueError(f"lstsq: right-hand sides {b} do not match {a} (want (..., m, k), the "
+                         "same batch and dtype)")
+    if a.dtype not in FLOATS:
+        raise TypeError(f"lstsq: needs floating-point matrices, got {a.dtype}")
+    m, n = a.shape[-2:]
+    bt, k, dt = a.shape[:-2], b.shape[-1], a.dtype
+    return (AType(bt + (n, k), dt), AType(bt + (k,), dt), AType(bt, "i32"),
+            AType(bt + (min(m, n),), dt))
+
+
+def _lstsq_impl(a, b, *, rcond):
+    """np.linalg.lstsq per matrix (gelsd); the residuals as NumPy's gufunc: NaN unless m >= n
+    and the rank is n (np.linalg.lstsq returns them when m > n)."""
+    m, n = a.shape[-2:]
+    bt, k = a.shape[:-2], b.shape[-1]
+    x = np.empty(bt + (n, k), a.dtype)
+    res = np.full(bt + (k,), np.nan, a.dtype)
+    rank = np.empty(bt, np.int32)
+    s = np.empty(bt + (min(m, n),), a.dtype)
+    for i in np.ndindex(bt):
+        x[i], r, rank[i], s[i] = np.linalg.lstsq(a[i], b[i], rcond=rcond)
+        if m >= n and rank[i] == n:
+            res[i] = r if m > n else 0
+    return x, res, rank, s
+
+
+def _lstsq_svd(a, rank):
+    """The thin SVD of a and the reciprocals of its first `rank` singular values (0 for the
+    others): the derivative rules differentiate x = V diag(si) U^T b through svd's rules."""
+    u, s, vh = o.svd(a, full_matrices=False)
+    sh, dt = o.shape(s), o.dtype(s)
+    keep = o.lt(o.broadcast_to(np.arange(sh[-1], dtype=np.int32), sh),
+                o.broadcast_in_dim(rank, shape=sh, dims=tuple(range(len(sh) - 1))))
+    one = o.full(sh, 1.0, dt)
+    si = o.select(keep, o.div(one, o.select(keep, s, one)), o.zeros(sh, dt))
+    return u, s, vh, si
+
+
+def _acc(x, y):
+    return y if x is None else o.add(x, y)
+
+
+def _lstsq_jvp(tangents, a, b, out, *, rcond):
+    """x = V diag(si) U^T b differentiated through svd's jvp (si: the kept reciprocals, fixed
+    rank); the residuals |b - a x|^2 per column: 2 <r, db - da x - a dx>."""
+    ta, tb = tangents
+    if ta is None and tb is None:
+        return (None, None, None, None)
+    x, _, rank, _ = out
+    u, s, vh, si = _lstsq_svd(a, rank)
+    k = o.shape(b)[-1]
+    c = mm(mT(u), b)
+    dc = ds = None
+    if ta is not None:
+        du, ds, dvh = _svd_jvp((ta,), a, (u, s, vh))
+        dc = mm(mT(du), b)
+    if tb is not None:
+        dc = _acc(dc, mm(mT(u), tb))
+    dw = o.mul(_col(si, k), dc)
+    if ds is not None:
+        dw = o.sub(dw, o.mul(_col(o.mul(o.mul(si, si), ds), k), c))
+    dx = mm(mT(vh), dw)
+    if ta is not None:
+        dx = o.add(dx, mm(mT(dvh), o.mul(_col(si, k), c)))
+    dr = o.neg(mm(a, dx))
+    if tb is not None:
+        dr = o.add(dr, tb)
+    if ta is not None:
+        dr = o.sub(dr, mm(ta, x))
+    r = o.sub(b, mm(a, x))
+    dres = o.mul(o.reduce_sum(o.mul(r, dr), (_nd(b) - 2,)), 2.0)
+    return (dx, dres, None, ds)
+
+
+def _lstsq_vjp(ct, a, b, out, *, rcond):
+    """The jvp transposed."""
+    cx, cres, _, cs = ct
+    if cx is None and cres is None and cs is None:
+        return [None, None]
+    x, _, rank, _ = out
+    u, s, vh, si = _lstsq_svd(a, rank)
+    m, k = o.shape(b)[-2:]
+    ca = cb = None
+    if cres is not None:
+        g = o.mul(o.mul(o.sub(b, mm(a, x)), _over_rows(cres, m)), 2.0)
+        cb, ca = g, o.neg(mm(g, mT(x)))
+        cx = _acc(cx, o.neg(mm(mT(a), g)))
+    cu = cvh = None
+    if cx is not None:
+        c = mm(mT(u), b)
+        cvh = mm(o.mul(_col(si, k), c), mT(cx))
+        cw = mm(vh, cx)
+        cc = o.mul(_col(si, k), cw)
+        cu = mm(b, mT(cc))
+        cb = _acc(cb, mm(u, cc))
+        csi = o.reduce_sum(o.mul(cw, c), (_nd(b) - 1,))
+        cs = _acc(cs, o.neg(o.mul(o.mul(si, si), csi)))
+    ca = _acc(ca, _svd_vjp((cu, cs, cvh), a, (u, s, vh))[0])
+    return [ca, cb]
+
+
+def _lstsq_samples(dt, rng):
+    # tall or square and of full rank: the residuals are defined (NaN otherwise)
+    return [([_s(rng, (5, 3), dt), _s(rng, (5, 2), dt)], {"rcond": 1e-15}),
+            ([_s(rng, (2, 4, 2), dt), _s(rng, (2, 4, 1), dt)], {"rcond": -1.0}),
+            ([_wellcond(rng, (3, 3), dt), _s(rng, (3, 2), dt)], {"rcond": 1e-3})]
+
+
+prim("lstsq", _lstsq_rule, _lstsq_impl, _lstsq_vjp, _lstsq_jvp, _lstsq_samples, nout=4,
+     batch=_batch_leading("lstsq"),
+     doc="(x, residuals, rank, s): the minimum-norm least-squares solution of a x = b "
+         "(LAPACK gelsd, singular values at most rcond * max(s) dropped), the squared residual "
+         "norms (NaN unless m >= n and the rank is n), the rank (i32), a's singular values: "
+         "np.linalg.lstsq")
 
 
 # --- qr -----------------------------------------------------------------------------------------
