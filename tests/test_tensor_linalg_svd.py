@@ -116,7 +116,8 @@ def test_qr_values_modes_and_errors_match_pytorch():
         adjit.linalg.qr(a, mode="raw")
 
 
-@pytest.mark.parametrize("shape,mode,out", [((4, 3), "complete", 0),
+@pytest.mark.parametrize("shape,mode,out", [((4, 3), "r", 1), ((3, 5), "r", 1),
+                                            ((3, 3), "r", 1), ((4, 3), "complete", 0),
                                             ((2, 4, 3), "complete", 1)])
 def test_qr_derivative_refused_at_backward_as_pytorch(shape, mode, out):
     # PyTorch computes the forward (with a grad_fn) and raises when the derivative runs:
