@@ -1,6 +1,6 @@
 """np.linalg.qr on traced arrays: values and signs against NumPy bit for bit (geqrf + orgqr,
 native and interpreter, vmap, f32 and f64, every mode), first and second derivatives in both
-modes against JAX x64, the derivative refused where JAX refuses it."""
+modes against JAX x64 (mode 'complete' of a tall matrix included)."""
 from __future__ import annotations
 
 import numpy as np
@@ -67,7 +67,8 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("shape,mode", [((4, 3), "reduced"), ((2, 3, 3), "reduced"),
                                         ((3, 3), "complete"), ((2, 5, 2), "reduced"),
-                                        ((3, 5), "reduced"), ((2, 2, 4), "complete")])
+                                        ((3, 5), "reduced"), ((2, 2, 4), "complete"),
+                                        ((5, 3), "complete"), ((2, 4, 2), "complete")])
 def test_qr_value_grad_hessian_vs_jax(name, shape, mode):
     f = CASES[name]
     a = RNG.standard_normal(shape)
@@ -85,14 +86,37 @@ def test_qr_value_grad_hessian_vs_jax(name, shape, mode):
     _close(adjit.grad(lambda x: (adjit.grad(fa)(x) * t).sum())(a), hv, rtol=1e-6, atol=1e-7)
 
 
-def test_qr_complete_tall_derivative_refused():
-    # q's extra columns are not unique; JAX 0.10 picks one (arXiv 2409.13374), adjit refuses
-    a = RNG.standard_normal((5, 3))
-    with pytest.raises(NotImplementedError, match="derivative of qr"):
-        adjit.grad(lambda x: np.linalg.qr(x, mode="complete")[0].sum())(a)
-    # r alone and the reduced mode are differentiable
-    _close(adjit.grad(lambda x: np.linalg.qr(x, mode="r").sum())(a),
-           jax.grad(lambda x: jnp.linalg.qr(x, mode="r").sum())(a))
+@pytest.mark.parametrize("tier", ["interp", "native"])
+def test_qr_complete_tall_derivative_as_jax(tier, monkeypatch):
+    # q's extra columns are those of LAPACK's Householder product (NumPy's and JAX's): a
+    # smooth function of a where no reflector is the identity, whose derivative JAX 0.10
+    # gives (arXiv 2409.13374); both Jacobians against JAX's and central differences of
+    # NumPy's own qr, f64 and f32
+    monkeypatch.setenv("ADJIT_TIER", tier)
+    for shape in ((5, 3), (4, 1), (2, 6, 4)):
+        a = RNG.standard_normal(shape)
+        fq = lambda np_: lambda x: np_.linalg.qr(x, mode="complete")[0]  # noqa: E731
+        want = jax.jacrev(fq(jnp))(a)
+        _close(adjit.jacrev(fq(np))(a), want, 1e-8, 1e-9)
+        _close(adjit.jit(adjit.jacfwd(fq(np)))(a), want, 1e-8, 1e-9)
+        t = RNG.standard_normal(shape)
+        fd = (np.linalg.qr(a + 1e-6 * t, mode="complete")[0] -
+              np.linalg.qr(a - 1e-6 * t, mode="complete")[0]) / 2e-6
+        _close(adjit.jvp(fq(np), (a,), (t,))[1], fd, 1e-6, 1e-7)
+        g32 = adjit.grad(lambda x: (fq(np)(x) * _w(shape[:-1] + shape[-2:-1])).sum())(
+            a.astype(np.float32))
+        assert np.asarray(g32).dtype == np.float32
+        _close(g32, jax.grad(lambda x: (fq(jnp)(x) * _w(shape[:-1] + shape[-2:-1])).sum())(a),
+               2e-3, 2e-3)
+        # r of the complete mode: its zero rows have no derivative
+        fr = lambda np_: lambda x: np_.linalg.qr(x, mode="complete")[1]  # noqa: E731
+        _close(adjit.jacrev(fr(np))(a), jax.jacrev(fr(jnp))(a), 1e-8, 1e-9)
+    # a reflector that is the identity (a already upper triangular): Q_nn - I is singular,
+    # the derivative of q's extra columns NaN, as JAX's
+    a = np.triu(RNG.standard_normal((4, 2))) + np.eye(4, 2)
+    ours = np.asarray(adjit.jacrev(fq(np))(a))
+    theirs = np.asarray(jax.jacrev(fq(jnp))(a))
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
 
 
 def test_qr_modes_errors_are_numpys():

@@ -112,10 +112,49 @@ def test_qr_values_modes_and_errors_match_pytorch():
             assert tuple(x.shape) == tuple(y.shape)
             np.testing.assert_allclose(np.asarray(x), y.numpy(), rtol=1e-12, atol=1e-13)
     a = adjit.tensor(A, requires_grad=True)
-    with pytest.raises(NotImplementedError, match="complete"):
-        adjit.linalg.qr(a, mode="complete").Q.sum().backward()
     with pytest.raises(RuntimeError, match="unrecognized mode"):
         adjit.linalg.qr(a, mode="raw")
+
+
+@pytest.mark.parametrize("shape,mode,out", [((4, 3), "r", 1), ((3, 5), "r", 1),
+                                            ((3, 3), "r", 1), ((4, 3), "complete", 0),
+                                            ((2, 4, 3), "complete", 1)])
+def test_qr_derivative_refused_at_backward_as_pytorch(shape, mode, out):
+    # PyTorch computes the forward (with a grad_fn) and raises when the derivative runs:
+    # backward, autograd.grad, forward mode; the same message here
+    x = RNG.standard_normal(shape)
+    theirs_t = torch.tensor(x, requires_grad=True)
+    ours_t = adjit.tensor(x, requires_grad=True)
+    theirs = torch.linalg.qr(theirs_t, mode=mode)[out]
+    ours = adjit.linalg.qr(ours_t, mode=mode)[out]
+    assert type(ours.grad_fn).__name__ == type(theirs.grad_fn).__name__
+    np.testing.assert_allclose(np.asarray(ours.detach()), theirs.detach().numpy(), atol=1e-12)
+    with pytest.raises(RuntimeError) as want:
+        theirs.sum().backward()
+    with pytest.raises(RuntimeError) as got:
+        ours.sum().backward()
+    assert str(got.value) == str(want.value)
+    with pytest.raises(RuntimeError) as got:
+        adjit.autograd.grad(adjit.linalg.qr(ours_t, mode=mode)[out].sum(), ours_t)
+    assert str(got.value) == str(want.value)
+    t = RNG.standard_normal(shape)
+    with pytest.raises(RuntimeError) as want:
+        torch.func.jvp(lambda y: torch.linalg.qr(y, mode=mode)[out], (torch.tensor(x),),
+                       (torch.tensor(t),))
+    with pytest.raises(RuntimeError) as got:
+        adjit.func.jvp(lambda y: adjit.linalg.qr(y, mode=mode)[out], (adjit.tensor(x),),
+                       (adjit.tensor(t),))
+    assert str(got.value) == str(want.value)
+    # without a derivative nothing is raised; the other modes stay differentiable
+    with torch.no_grad():
+        want_r = torch.linalg.qr(torch.tensor(x), mode=mode)[1]
+    np.testing.assert_allclose(np.asarray(adjit.linalg.qr(adjit.tensor(x), mode=mode)[1]),
+                               want_r.numpy(), atol=1e-12)
+    ok_t = torch.tensor(x, requires_grad=True)
+    torch.linalg.qr(ok_t, mode="reduced")[1].sum().backward()
+    ok = adjit.tensor(x, requires_grad=True)
+    adjit.linalg.qr(ok, mode="reduced")[1].sum().backward()
+    np.testing.assert_allclose(np.asarray(ok.grad), ok_t.grad.numpy(), atol=1e-10)
 
 
 def test_refusals():

@@ -2,7 +2,8 @@
 
 Each kernel does per matrix of the batch what NumPy's `_umath_linalg` does: copy the operand
 into a column-major f64 scratch matrix (f32 operands are widened: NumPy computes in f64),
-call the same LAPACK routine NumPy calls (gesv, getrf, potrf, syevd, trsm), check `info`, and
+call the same LAPACK routine NumPy calls (gesv, getrf, potrf, syevd, trsm, gesdd, geqrf and
+orgqr, gelsd), check `info`, and
 copy the results back (narrowed). Same routine, same input layout, same workspace size: the
 results, eigenvector signs included, are NumPy's bit for bit.
 
@@ -15,9 +16,12 @@ LinAlgError with NumPy's message.
 """
 from __future__ import annotations
 
+import ctypes
+
 from llvmlite import ir
 
-from .emit import F64, I64, I8, MEM, PTR, const, i64
+from .emit import F64, I32, I64, I8, MEM, PTR, const, i64
+from .errors import CompileError
 
 # status codes returned by compiled code -> NumPy's LinAlgError message (runtime/call.py)
 STATUS_SINGULAR, STATUS_NOT_PD, STATUS_EIG, STATUS_SVD, STATUS_LSTSQ = 3, 4, 5, 6, 7
@@ -30,7 +34,14 @@ STATUS_MESSAGES = {
 }
 
 # the routines compiled code may import (engine.import_address: "lapack_<routine>")
-ROUTINES = ("dgesv", "dgetrf", "dpotrf", "dsyevd", "dtrsm", "dgesdd", "dgeqrf", "dorgqr")
+ROUTINES = ("dgesv", "dgetrf", "dpotrf", "dsyevd", "dtrsm", "dgesdd", "dgeqrf", "dorgqr",
+            "dgelsd")
+
+# routine name -> its address, for the workspace queries made while lowering (lwork = -1, as
+# NumPy queries before its loop). The runtime installs runtime/blas.lapack_address here
+# (runtime/engine.py): codegen does not import the runtime layer.
+ADDRESS = None
+_QUERIED = {}
 
 
 def _prod(xs):
@@ -97,11 +108,13 @@ def _narrow(b, v, dt):
     return b.fptrunc(v, MEM[dt]) if dt == "f32" else v
 
 
-def to_fortran(c, buf, base, rows, cols, dst, symmetric=False):
-    """dst (f64, column-major rows x cols) = the C-order matrix at element `base` of buf;
-    `symmetric`: (a + a^T) * 0.5 in the operand's dtype first (eigh, cholesky)."""
+def to_fortran(c, buf, base, rows, cols, dst, symmetric=False, ld=None):
+    """dst (f64, column-major rows x cols, leading dimension `ld`, default rows) = the C-order
+    matrix at element `base` of buf; `symmetric`: (a + a^T) * 0.5 in the operand's dtype first
+    (eigh, cholesky)."""
     b = c.b
     dt = buf.type.dtype
+    ld = rows if ld is None else ld
 
     def row(i, _):
         def col(j, _):
@@ -109,7 +122,7 @@ def to_fortran(c, buf, base, rows, cols, dst, symmetric=False):
             if symmetric:
                 w = b.load(buf.addr(b, _lin(b, (base, 1), (j, cols), (i, 1))), typ=MEM[dt])
                 v = b.fmul(b.fadd(v, w), const(dt, 0.5))
-            b.store(_widen(b, v, dt), _at(b, dst, _lin(b, (j, rows), (i, 1))))
+            b.store(_widen(b, v, dt), _at(b, dst, _lin(b, (j, ld), (i, 1))))
         c.loops.for_range(cols, col)
     c.loops.for_range(rows, row)
 
@@ -459,8 +472,87 @@ def qr(c, e, outs):
     c.loops.for_range(nb, one)
 
 
+def _gelsd_workspace(m, n, nrhs):
+    """(lwork, liwork): gelsd's workspace query (lwork = -1) for these sizes, made once while
+    lowering; lwork is the queried optimum truncated to an integer, as NumPy's."""
+    key = (m, n, nrhs)
+    if key not in _QUERIED:
+        if ADDRESS is None:
+            raise CompileError("LAPACK routine dgelsd", "no LAPACK library is known to "
+                               "codegen (adjit.runtime installs it)")
+        fn = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 14)(ADDRESS("dgelsd"))
+        ints = [ctypes.c_int64(v) for v in (m, n, nrhs, max(1, m), max(1, m, n), 0, -1, 0, 0)]
+        sm, sn, sk, lda, ldb, rank, lwork, iwork, info = ints
+        work, rcond, dummy = ctypes.c_double(0.0), ctypes.c_double(-1.0), (ctypes.c_double * 1)()
+        r = ctypes.byref
+        fn(r(sm), r(sn), r(sk), dummy, r(lda), dummy, r(ldb), dummy, r(rcond), r(rank),
+           r(work), r(lwork), r(iwork), r(info))
+        if info.value != 0:
+            raise CompileError("LAPACK routine dgelsd", f"its workspace query failed (info = "
+                               f"{info.value})")
+        _QUERIED[key] = (max(int(work.value), 1), max(iwork.value, 1))
+    return _QUERIED[key]
+
+
+def lstsq(c, e, outs):
+    """gelsd per matrix on column-major copies, as NumPy's `_umath_linalg` calls it: a with
+    lda = m, b in the first m rows of an ldb = max(m, n) matrix (zero elsewhere; no
+    right-hand side: one zero column, as NumPy), rcond passed through, the workspace queried
+    while lowering. x = the first n rows of the result; the residuals the sums of squares of
+    its rows n..m-1 (NumPy's loop) when m >= n and the rank is n, else NaN; status 7 when
+    the SVD does not converge."""
+    b = c.b
+    a, rhs = e.inputs
+    x_out, r_out, rank_out, s_out = outs
+    m, n = a.type.shape[-2:]
+    k = rhs.type.shape[-1]
+    kk, mn, ldb = max(k, 1), min(m, n), max(1, m, n)
+    nb = _batches(a.type.shape, 2)
+    if nb == 0:
+        return
+    lw, liw = _gelsd_workspace(m, n, kk)
+    ab, bb = c.buffer(a), c.buffer(rhs)
+    fa, fb, s = _f64_temp(c, m * n), _f64_temp(c, ldb * kk), _f64_temp(c, mn)
+    work, iwork = _f64_temp(c, lw), c.temp(8 * liw)[0]
+    L = _Call(c)
+    sm, sn, sk, lda, sldb = L.int(m), L.int(n), L.int(kk), L.int(max(1, m)), L.int(ldb)
+    rcond, rank, lwork, info = L.f64(e.params["rcond"]), L.int(0), L.int(lw), L.int(0)
+    c.work += nb * 12 * m * n * max(mn, 1)
+    dt = a.type.dtype
+    zero, nan = ir.Constant(F64, 0.0), ir.Constant(F64, float("nan"))
+
+    def one(i, _):
+        to_fortran(c, ab, b.mul(i, i64(m * n)), m, n, fa)
+        c.loops.for_range(ldb * kk, lambda j, _: [b.store(zero, _at(b, fb, j))][:0])
+        to_fortran(c, bb, b.mul(i, i64(m * k)), m, k, fb, ld=ldb)
+        L.call("dgelsd", [sm, sn, sk, fa, lda, fb, sldb, s, rcond, rank, work, lwork, iwork,
+                          info])
+        _check(c, info, STATUS_LSTSQ)
+        from_fortran(c, fb, ldb, x_out, b.mul(i, i64(n * k)), n, k)
+        rk = b.load(rank, typ=I64)
+        b.store(b.trunc(rk, I32), rank_out.addr(b, i))
+        c.loops.for_range(mn, lambda j, _: [b.store(
+            _narrow(b, b.load(_at(b, s, j), typ=F64), dt),
+            s_out.addr(b, b.add(b.mul(i, i64(mn)), j)))][:0])
+        full = b.icmp_signed("==", rk, i64(n))
+
+        def resid(j, _):
+            if m >= n:
+                def sq(t, carry):
+                    v = b.load(_at(b, fb, _lin(b, (j, ldb), (t, 1), (n, 1))), typ=F64)
+                    return [b.fadd(carry[0], b.fmul(v, v))]
+                acc = c.loops.for_range(m - n, sq, carry=[zero])[0]
+                v = b.select(full, acc, nan)
+            else:
+                v = nan
+            b.store(_narrow(b, v, dt), r_out.addr(b, b.add(b.mul(i, i64(k)), j)))
+        c.loops.for_range(k, resid)
+    c.loops.for_range(nb, one)
+
+
 KERNELS = {
     "qr": (qr, ("buffer",)),
+    "lstsq": (lstsq, ("buffer", "buffer")),
     "svd": (svd, ("buffer",)),
     "svdvals": (svdvals, ("buffer",)),
     "linalg_solve": (solve, ("buffer", "buffer")),

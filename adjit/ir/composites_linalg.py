@@ -374,10 +374,11 @@ def _as_node(x):
 
 
 def lstsq(a, b, rcond=None):
-    """np.linalg.lstsq -> (x, residuals, rank, s): x = pinv(a, rcond) b through the SVD (values
-    equal NumPy's gelsd to rounding); residuals as NumPy: the squared residual norms when
-    m > n and the rank is n (a guarded, data-dependent shape), else empty."""
-    from . import composites as ir_composites
+    """np.linalg.lstsq -> (x, residuals, rank, s): LAPACK gelsd as NumPy calls it (the
+    `lstsq` primitive; f32 computed in f64, as NumPy); residuals as NumPy: the squared
+    residual norms when m > n and the rank is n (a guarded, data-dependent shape), else
+    empty."""
+    from .core import Node
     is_1d = len(shape(b)) == 1
     if is_1d:
         b = ops.reshape(b, shape(b) + (1,))
@@ -392,24 +393,18 @@ def lstsq(a, b, rcond=None):
     dt = ops.dtype(a)
     if rcond is None:
         rcond = float(np.finfo(np.float64).eps) * max(n, m)
-    kk = min(m, n)
-    if kk == 0:
-        x = ops.zeros((n, k), dt)
-        s = ops.zeros((0,), dt)
-        rank = ops.full((), 0, "i32")
-    else:
-        u, s, vt = ops.svd(a, full_matrices=False)
-        cutoff = _rcond_cutoff(s, rcond) if rcond >= 0 else \
-            _rcond_cutoff(s, float(np.finfo(np.float64).eps))
-        si = _inv_large(s, cutoff)
-        x = matmul(prims_linalg.mT(vt), ops.mul(_scale_rows(si, k), matmul(prims_linalg.mT(u), b)))
-        large = ops.gt(s, ops.broadcast_to(cutoff, shape(s)))
-        rank = ops.reduce_sum(ops.convert(large, "i32"), (0,))
-    full_rank = _concrete_bool(ops.eq(rank, n)) if kk else n == 0
-    if full_rank and m > n:
-        r = ops.sub(b, matmul(a, x))
-        resids = ir_composites.sum(ops.mul(r, r), 0)
-    else:
+    elif isinstance(rcond, Node) or np.ndim(rcond) != 0:
+        raise TypeError(f"np.linalg.lstsq: rcond must be a number (a concrete scalar), got "
+                        f"{rcond!r}")
+    rcond = float(rcond)
+    if k == 0:  # LAPACK cannot take no right-hand side: NumPy solves for one zero column
+        b = ops.zeros((m, 1), dt)
+    x, resids, rank, s = ops.lstsq(a, b, rcond=rcond)
+    if m == 0:  # NumPy zeroes the solution (gelsd leaves it unset)
+        x = ops.zeros((n, 1 if k == 0 else k), dt)
+    if k == 0:
+        x = ops.zeros((n, 0), dt)
+    if not (m > n and k and _concrete_bool(ops.eq(rank, n))):
         resids = ops.zeros((0,), dt)
     if is_1d:
         x = ops.reshape(x, (n,))

@@ -21,6 +21,7 @@ _lib_ids = itertools.count()
 
 
 from ..codegen.errors import CompileError  # noqa: E402,F401  (raised here and by the lowering)
+from ..codegen import lapack as _codegen_lapack  # noqa: E402
 
 
 class _Engine:
@@ -161,6 +162,15 @@ def import_address(name: str) -> int:
     if name.startswith("lapack_"):
         return lapack_address(name[7:])
     return blas_address(name)
+
+
+def _lapack_address(routine: str) -> int:
+    from .blas import lapack_address
+    return lapack_address(routine)
+
+
+# the workspace queries codegen makes while lowering (codegen/lapack.py) call NumPy's LAPACK
+_codegen_lapack.ADDRESS = _lapack_address
 
 
 def _first_lines(exc, n=6):

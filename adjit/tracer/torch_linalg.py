@@ -383,12 +383,17 @@ _QrResult = collections.namedtuple("linalg_qr", ["Q", "R"])
 
 def qr(A, mode="reduced"):  # noqa: N803
     """torch.linalg.qr: geqrf + orgqr as NumPy (the qr primitive); mode 'r' gives an empty Q.
-    R of mode 'r' is differentiable here (PyTorch refuses it at backward)."""
+    As PyTorch, the derivative (backward or forward mode) raises for mode 'r' and for mode
+    'complete' of a tall matrix: the forward computes, the derivative rule raises PyTorch's
+    RuntimeError (the primitive's `refuse`)."""
     if mode not in ("reduced", "complete", "r"):
         raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of "
                            "'reduced' (default), 'r', or 'complete'")
     a = _matrix(A, "qr")
-    q, r = ops.qr(a, mode="complete" if mode == "complete" else "reduced")
+    m, n = a.type.shape[-2:]
+    refuse = "r" if mode == "r" else "complete" if mode == "complete" and m > n else ""
+    q, r = ops.qr(a, mode="complete" if mode == "complete" else "reduced",
+                  **({"refuse": refuse} if refuse else {}))
     if mode == "r":
         empty = factory.tensor(np.zeros((0,), {"f32": np.float32, "f64": np.float64}[
             a.type.dtype]))

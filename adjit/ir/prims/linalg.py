@@ -1,4 +1,5 @@
-"""Linear algebra through LAPACK: solve, slogdet, cholesky, eigh, triangular_solve, svd, qr.
+"""Linear algebra through LAPACK: solve, slogdet, cholesky, eigh, triangular_solve, svd, qr,
+lstsq.
 
 Every primitive works on stacks of matrices (..., m, n): the leading axes are a batch. The
 NumPy impl is NumPy's own np.linalg (which computes in f64 through LAPACK, as the lowering in
@@ -579,8 +580,142 @@ prim("svdvals", _svdvals_rule, lambda a: np.linalg.svd(a, compute_uv=False),
          "False), norm(ord=2/-2/'nuc'), torch.linalg.svdvals")
 
 
+# --- lstsq --------------------------------------------------------------------------------------
+def _lstsq_rule(a, b, *, rcond):
+    if a.ndim < 2 or b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or \
+            b.shape[-2] != a.shape[-2] or b.dtype != a.dtype:
+        raise ValueError(f"lstsq: right-hand sides {b} do not match {a} (want (..., m, k), the "
+                         "same batch and dtype)")
+    if a.dtype not in FLOATS:
+        raise TypeError(f"lstsq: needs floating-point matrices, got {a.dtype}")
+    m, n = a.shape[-2:]
+    bt, k, dt = a.shape[:-2], b.shape[-1], a.dtype
+    return (AType(bt + (n, k), dt), AType(bt + (k,), dt), AType(bt, "i32"),
+            AType(bt + (min(m, n),), dt))
+
+
+def _lstsq_impl(a, b, *, rcond):
+    """np.linalg.lstsq per matrix (gelsd); the residuals as NumPy's gufunc: NaN unless m >= n
+    and the rank is n (np.linalg.lstsq returns them when m > n)."""
+    m, n = a.shape[-2:]
+    bt, k = a.shape[:-2], b.shape[-1]
+    x = np.empty(bt + (n, k), a.dtype)
+    res = np.full(bt + (k,), np.nan, a.dtype)
+    rank = np.empty(bt, np.int32)
+    s = np.empty(bt + (min(m, n),), a.dtype)
+    for i in np.ndindex(bt):
+        x[i], r, rank[i], s[i] = np.linalg.lstsq(a[i], b[i], rcond=rcond)
+        if m >= n and rank[i] == n:
+            res[i] = r if m > n else 0
+    return x, res, rank, s
+
+
+def _lstsq_svd(a, rank):
+    """The thin SVD of a and the reciprocals of its first `rank` singular values (0 for the
+    others): the derivative rules differentiate x = V diag(si) U^T b through svd's rules."""
+    u, s, vh = o.svd(a, full_matrices=False)
+    sh, dt = o.shape(s), o.dtype(s)
+    keep = o.lt(o.broadcast_to(np.arange(sh[-1], dtype=np.int32), sh),
+                o.broadcast_in_dim(rank, shape=sh, dims=tuple(range(len(sh) - 1))))
+    one = o.full(sh, 1.0, dt)
+    si = o.select(keep, o.div(one, o.select(keep, s, one)), o.zeros(sh, dt))
+    return u, s, vh, si
+
+
+def _acc(x, y):
+    return y if x is None else o.add(x, y)
+
+
+def _lstsq_jvp(tangents, a, b, out, *, rcond):
+    """x = V diag(si) U^T b differentiated through svd's jvp (si: the kept reciprocals, fixed
+    rank); the residuals |b - a x|^2 per column: 2 <r, db - da x - a dx>."""
+    ta, tb = tangents
+    if ta is None and tb is None:
+        return (None, None, None, None)
+    x, _, rank, _ = out
+    u, s, vh, si = _lstsq_svd(a, rank)
+    k = o.shape(b)[-1]
+    c = mm(mT(u), b)
+    dc = ds = None
+    if ta is not None:
+        du, ds, dvh = _svd_jvp((ta,), a, (u, s, vh))
+        dc = mm(mT(du), b)
+    if tb is not None:
+        dc = _acc(dc, mm(mT(u), tb))
+    dw = o.mul(_col(si, k), dc)
+    if ds is not None:
+        dw = o.sub(dw, o.mul(_col(o.mul(o.mul(si, si), ds), k), c))
+    dx = mm(mT(vh), dw)
+    if ta is not None:
+        dx = o.add(dx, mm(mT(dvh), o.mul(_col(si, k), c)))
+    dr = o.neg(mm(a, dx))
+    if tb is not None:
+        dr = o.add(dr, tb)
+    if ta is not None:
+        dr = o.sub(dr, mm(ta, x))
+    r = o.sub(b, mm(a, x))
+    dres = o.mul(o.reduce_sum(o.mul(r, dr), (_nd(b) - 2,)), 2.0)
+    return (dx, dres, None, ds)
+
+
+def _lstsq_vjp(ct, a, b, out, *, rcond):
+    """The jvp transposed."""
+    cx, cres, _, cs = ct
+    if cx is None and cres is None and cs is None:
+        return [None, None]
+    x, _, rank, _ = out
+    u, s, vh, si = _lstsq_svd(a, rank)
+    m, k = o.shape(b)[-2:]
+    ca = cb = None
+    if cres is not None:
+        g = o.mul(o.mul(o.sub(b, mm(a, x)), _over_rows(cres, m)), 2.0)
+        cb, ca = g, o.neg(mm(g, mT(x)))
+        cx = _acc(cx, o.neg(mm(mT(a), g)))
+    cu = cvh = None
+    if cx is not None:
+        c = mm(mT(u), b)
+        cvh = mm(o.mul(_col(si, k), c), mT(cx))
+        cw = mm(vh, cx)
+        cc = o.mul(_col(si, k), cw)
+        cu = mm(b, mT(cc))
+        cb = _acc(cb, mm(u, cc))
+        csi = o.reduce_sum(o.mul(cw, c), (_nd(b) - 1,))
+        cs = _acc(cs, o.neg(o.mul(o.mul(si, si), csi)))
+    ca = _acc(ca, _svd_vjp((cu, cs, cvh), a, (u, s, vh))[0])
+    return [ca, cb]
+
+
+def _lstsq_samples(dt, rng):
+    # tall or square and of full rank: the residuals are defined (NaN otherwise)
+    return [([_s(rng, (5, 3), dt), _s(rng, (5, 2), dt)], {"rcond": 1e-15}),
+            ([_s(rng, (2, 4, 2), dt), _s(rng, (2, 4, 1), dt)], {"rcond": -1.0}),
+            ([_wellcond(rng, (3, 3), dt), _s(rng, (3, 2), dt)], {"rcond": 1e-3})]
+
+
+prim("lstsq", _lstsq_rule, _lstsq_impl, _lstsq_vjp, _lstsq_jvp, _lstsq_samples, nout=4,
+     batch=_batch_leading("lstsq"),
+     doc="(x, residuals, rank, s): the minimum-norm least-squares solution of a x = b "
+         "(LAPACK gelsd, singular values at most rcond * max(s) dropped), the squared residual "
+         "norms (NaN unless m >= n and the rank is n), the rank (i32), a's singular values: "
+         "np.linalg.lstsq")
+
+
 # --- qr -----------------------------------------------------------------------------------------
-def _qr_rule(a, *, mode):
+# the derivative PyTorch refuses (torch.linalg.qr sets `refuse`): raised when a derivative
+# rule runs (backward or forward mode), never by the forward computation
+QR_REFUSALS = {
+    "r": "The derivative of linalg.qr depends on Q, which is not computed when mode='r'. "
+         "Please use linalg.qr(A, mode='reduced') if you are going to differentiate through "
+         "linalg.qr.",
+    "complete": "The QR decomposition is not differentiable when mode='complete' and "
+                "nrows > ncols.",
+}
+
+
+def _qr_rule(a, *, mode, refuse=""):
+    if refuse and refuse not in QR_REFUSALS:
+        raise ValueError(f"qr: refuse must be '' or one of {sorted(QR_REFUSALS)}, got "
+                         f"{refuse!r}")
     if a.ndim < 2:
         raise ValueError(f"qr: needs (..., m, n) matrices, got {a}")
     if a.dtype not in FLOATS:
@@ -593,17 +728,9 @@ def _qr_rule(a, *, mode):
     return (AType(bt + (m, mc), a.dtype), AType(bt + (mc, n), a.dtype))
 
 
-def _qr_impl(a, *, mode="reduced"):
+def _qr_impl(a, *, mode="reduced", refuse=""):
     q, r = np.linalg.qr(a, mode=mode)
     return q, r
-
-
-def _qr_check(a, mode):
-    m, n = o.shape(a)[-2:]
-    if mode == "complete" and m > n:
-        raise NotImplementedError(
-            f"the derivative of qr(mode='complete') of a tall {m} x {n} matrix is not "
-            "supported (the extra columns of q are not unique): use mode='reduced'")
 
 
 def _cols(x, lo, hi):
@@ -632,53 +759,107 @@ def _thin_qr_vjp(q, r, cq, cr):
     return mT(o.triangular_solve(r, mT(cx), lower=False, trans=False, unit_diagonal=False))
 
 
-def _qr_jvp(tangents, a, out, *, mode="reduced"):
+def _block(x, r0, r1, c0, c1):
+    """x[..., r0:r1, c0:c1]."""
+    s = o.shape(x)
+    nb = len(s) - 2
+    return o.slice(x, start=(0,) * nb + (r0, c0), limit=tuple(s[:-2]) + (r1, c1),
+                   strides=(1,) * len(s))
+
+
+def _householder_z(q_mn):
+    """Z^T = (Q_nn - I)^-T Q_pn^T for Q_mn = [Q_nn; Q_pn], the first n columns of a complete
+    Householder Q (geqrf + orgqr): its other columns are E_p + (Q_mn - E_n) Z^T (E = columns of
+    the identity), a function of Q_mn alone. (Q_nn - I singular, a reflector with tau = 0:
+    NaN, as JAX.)"""
+    m, n = o.shape(q_mn)[-2:]
+    a_t = mT(o.sub(_block(q_mn, 0, n, 0, n), eye_like(_block(q_mn, 0, n, 0, n))))
+    return a_t, solve_nocheck(a_t, mT(_block(q_mn, n, m, 0, n)))
+
+
+def _qr_refused(refuse):
+    if refuse:
+        raise RuntimeError(QR_REFUSALS[refuse])
+
+
+def _qr_jvp(tangents, a, out, *, mode="reduced", refuse=""):
     """JAX's rule for m >= n: X = dA R^-1, A_ = Q^T X, O = tril(A_, -1) - tril(A_, -1)^T;
     dQ = Q (O - A_) + X, dR = (A_ - O) R. For m < n, the rule on the square block
-    a = q [r1 r2] and dR2 = dQ^T a2 + Q^T da2 (JAX's wide case)."""
+    a = q [r1 r2] and dR2 = dQ^T a2 + Q^T da2 (JAX's wide case). mode 'complete' of a tall
+    matrix: the thin rule on the first n columns, and the derivative of the other columns
+    E_p + (Q_mn - E_n) Z^T (_householder_z): dQ_mn Z^T + (Q_mn - E_n) (Q_nn - I)^-T
+    (dQ_pn - Z dQ_nn)^T; R's zero rows stay zero (docs/ir.md)."""
     ta = tangents[0]
     if ta is None:
         return (None, None)
-    _qr_check(a, mode)
+    _qr_refused(refuse)
     q, r = out
     m, n = o.shape(a)[-2:]
+    nd = len(o.shape(a))
+    if m > n and mode == "complete":
+        q_mn = _cols(q, 0, n)
+        dq_mn, dr = _thin_qr_jvp(q_mn, _block(r, 0, n, 0, n), ta)
+        a_t, z_t = _householder_z(q_mn)
+        d = o.sub(_block(dq_mn, n, m, 0, n), mm(mT(z_t), _block(dq_mn, 0, n, 0, n)))
+        dq_mp = o.add(mm(dq_mn, z_t), mm(o.sub(q_mn, eye_like(q_mn)),
+                                          solve_nocheck(a_t, mT(d))))
+        return (o.concatenate(dq_mn, dq_mp, axis=nd - 1),
+                o.concatenate(dr, o.zeros(o.shape(a)[:-2] + (m - n, n), o.dtype(a)),
+                              axis=nd - 2))
     if m >= n:
         return _thin_qr_jvp(q, r, ta)
     dq, dr1 = _thin_qr_jvp(q, _cols(r, 0, m), _cols(ta, 0, m))
     dr2 = o.add(mm(mT(dq), _cols(a, m, n)), mm(mT(q), _cols(ta, m, n)))
-    return dq, o.concatenate(dr1, dr2, axis=len(o.shape(a)) - 1)
+    return dq, o.concatenate(dr1, dr2, axis=nd - 1)
 
 
-def _qr_vjp(ct, a, out, *, mode="reduced"):
+def _qr_vjp(ct, a, out, *, mode="reduced", refuse=""):
     """The jvp transposed: M = Q^T cQ - cR R^T, N = tril(M - M^T, -1) - M,
-    cA = (cQ + Q N) R^-T; for m < n, cQ gains a2 cR2^T and cA2 = Q cR2."""
+    cA = (cQ + Q N) R^-T; for m < n, cQ gains a2 cR2^T and cA2 = Q cR2. mode 'complete' of a
+    tall matrix: with G = (Q_mn - E_n)^T cQ_mp and H = ((Q_nn - I)^-1 G)^T, Q_mn's cotangent
+    gains cQ_mp Z + [-Z^T H; H] (cR's zero rows are ignored)."""
     cq, cr = ct
     if cq is None and cr is None:
         return [None]
-    _qr_check(a, mode)
+    _qr_refused(refuse)
     q, r = out
     m, n = o.shape(a)[-2:]
+    nd = len(o.shape(a))
+    if m > n and mode == "complete":
+        q_mn = _cols(q, 0, n)
+        cq_mn = None
+        if cq is not None:
+            a_t, z_t = _householder_z(q_mn)
+            cq_mp = _cols(cq, n, m)
+            g = mm(mT(o.sub(q_mn, eye_like(q_mn))), cq_mp)
+            h = mT(solve_nocheck(mT(a_t), g))
+            cq_mn = o.add(o.add(_cols(cq, 0, n), mm(cq_mp, mT(z_t))),
+                          o.concatenate(o.neg(mm(z_t, h)), h, axis=nd - 2))
+        return [_thin_qr_vjp(q_mn, _block(r, 0, n, 0, n), cq_mn,
+                             None if cr is None else _block(cr, 0, n, 0, n))]
     if m >= n:
         return [_thin_qr_vjp(q, r, cq, cr)]
     if cr is None:
         return [o.concatenate(_thin_qr_vjp(q, _cols(r, 0, m), cq, None),
                               o.zeros(o.shape(a)[:-1] + (n - m,), o.dtype(a)),
-                              axis=len(o.shape(a)) - 1)]
+                              axis=nd - 1)]
     cr2 = _cols(cr, m, n)
     extra = mm(_cols(a, m, n), mT(cr2))
     cq = extra if cq is None else o.add(cq, extra)
     ca1 = _thin_qr_vjp(q, _cols(r, 0, m), cq, _cols(cr, 0, m))
-    return [o.concatenate(ca1, mm(q, cr2), axis=len(o.shape(a)) - 1)]
+    return [o.concatenate(ca1, mm(q, cr2), axis=nd - 1)]
 
 
 def _qr_samples(dt, rng):
     return [([_wellcond(rng, (3, 3), dt)[:, :3].copy()], {"mode": "reduced"}),
             ([(_s(rng, (4, 3), dt) + np.eye(4, 3, dtype=_np_dt(dt)) * 3)], {"mode": "reduced"}),
             ([_wellcond(rng, (2, 3, 3), dt)], {"mode": "complete"}),
+            ([(_s(rng, (5, 2), dt) + np.eye(5, 2, dtype=_np_dt(dt)) * 3)], {"mode": "complete"}),
             ([(_s(rng, (2, 4), dt) + np.eye(2, 4, dtype=_np_dt(dt)) * 3)], {"mode": "reduced"})]
 
 
 prim("qr", _qr_rule, _qr_impl, _qr_vjp, _qr_jvp, _qr_samples, nout=2,
      batch=_batch_leading("qr"),
      doc="(q, r) with a = q r, r upper triangular (LAPACK geqrf + orgqr, as NumPy): "
-         "np.linalg.qr, torch.linalg.qr")
+         "np.linalg.qr, torch.linalg.qr (`refuse`: 'r' or 'complete', the derivative rules "
+         "raise PyTorch's error for that mode)")
