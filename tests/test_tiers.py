@@ -174,6 +174,45 @@ def test_compile_eager_under_interp_compiles_nothing(monkeypatch):
     assert cache.STATS["compiles"] == before
 
 
+
+def test_compile_in_one_thread_does_not_compile_another_threads_call(monkeypatch, tmp_path):
+    # jf.compile(a) compiles a's variant; a call of another variant from another thread while
+    # that compile runs keeps the usual tier (interpreted first), so exactly one compile
+    import threading
+    monkeypatch.setenv("ADJIT_TIER", "auto")
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))  # no disk entry: real compiles
+    inside, other_done, errors = threading.Event(), threading.Event(), []
+
+    def step(w, x):
+        if x.shape[0] == n_a:  # traced by compile()'s thread: let the other thread call now
+            inside.set()
+            assert other_done.wait(60)
+        return _mlp_step(w, x)
+    jf = adjit.jit(adjit.grad(step))
+    n_a = next(_SHAPES) + 1000
+    (w, xa), (_, xb) = _inputs(n_a), _inputs(n_a + 1)
+
+    def other():
+        try:
+            assert inside.wait(60)
+            np.testing.assert_allclose(jf(w, xb), _numpy_grad(w, xb), rtol=1e-12)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            other_done.set()
+    t = threading.Thread(target=other)
+    before = cache.STATS["compiles"]
+    t.start()
+    jf.compile(w, xa)
+    t.join()
+    assert not errors, errors
+    natives = {br.graph.invars[1].type.shape[0]: br.graph.native
+               for brs in jf.cache.values() for br in brs}
+    assert isinstance(natives[n_a], CompiledGraph)
+    assert isinstance(natives[n_a + 1], runtime.Interpreted)  # not compiled by a's compile()
+    assert cache.STATS["compiles"] - before == 1
+
+
 # --- the interpreter: optimised graph, dead values freed, buffers reused -------------------
 
 def _plan_of(f, *args):
