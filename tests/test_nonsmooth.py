@@ -219,3 +219,25 @@ def test_tensor_front_relu_clamp_in_jit_match_torch(label, f):
         _same(f"{label}: derivative (native)", v.numpy(), want_g)
         _same(f"{label}: value (native)", jit(lambda a: f(adjit, a), compile="eager")(t).numpy(),
               want)
+
+
+@pytest.mark.parametrize("name", ["neg", "sin", "exp(-x)", "1/x", "x*x", "tanh"])
+def test_jacrev_zero_signs_match_torch(name):
+    # the off-diagonal zeros of these Jacobians are -0.0 where the partial is negative (printed
+    # "-0.0000"): torch.func.jacrev's bits, and JAX's for the NumPy front (docs/ir.md)
+    torch = require("torch")
+    fs = {"neg": lambda m, t: -t, "sin": lambda m, t: m.sin(t), "exp(-x)": lambda m, t: m.exp(-t),
+          "1/x": lambda m, t: 1.0 / t, "x*x": lambda m, t: t * t, "tanh": lambda m, t: m.tanh(t)}
+    f = fs[name]
+    x = np.array([0.5, -1.0, 2.0, 3.0])
+    want = torch.func.jacrev(lambda t: f(torch, t))(torch.tensor(x)).numpy()
+    got = adjit.func.jacrev(lambda t: f(adjit, t))(adjit.tensor(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    jax = require("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    want = np.asarray(jax.jacrev(lambda a: f(jnp, a))(jnp.asarray(x)))
+    got = adjit.jacrev(lambda a: f(np, a))(x)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
