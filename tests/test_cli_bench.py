@@ -72,6 +72,36 @@ def test_missing_peer_is_shown_as_missing():
     assert "T (toy): adjit/best peer = " in text
 
 
+
+def test_rows_a_workload_does_not_define_are_not_printed(monkeypatch, capsys):
+    # the toy defines numpy and adjit only; torch and jax are installed (or not): no row either
+    # way, and certainly not "missing ... not installed"
+    from adjit.cli import bench as cli
+    w = _toy({"numpy": lambda inp: lambda: inp[0] * 2, "adjit": lambda inp: lambda: inp[0] * 2})
+    monkeypatch.setattr(bench, "discover", lambda: {"T": w})
+    ns = type("NS", (), dict(list=False, names=["T"], only=None, quick=True, isolate=False,
+                             json=None, plot=None))()
+    assert cli.run_command(ns) == 0
+    out = capsys.readouterr().out
+    rows = [ln.split()[1] for ln in out.splitlines() if ln.startswith("T ")
+            and ln.split()[1] in bench.PEERS]
+    assert rows == ["adjit", "numpy"]
+    assert "missing" not in out and "not installed" not in out
+    assert bench.measure(w, "torch", quick=True).status == "n/a"
+
+
+def test_dict_results_are_flattened_and_checked():
+    # values in sorted key order, whatever order an implementation builds the dict in
+    w = _toy({"numpy": lambda inp: lambda: {"b": inp[0] * 2, "a": (inp[0], inp[0] + 1)},
+              "adjit": lambda inp: lambda: {"a": (inp[0], inp[0] + 1), "b": inp[0] * 2},
+              "jax": lambda inp: lambda: {"a": (inp[0], inp[0] + 1), "b": inp[0] * 3}})
+    ref = bench.reference_outputs(w)
+    x = w.inputs(0)[0]
+    assert [r.tolist() for r in ref] == [x.tolist(), (x + 1).tolist(), (x * 2).tolist()]
+    assert bench.measure(w, "adjit", quick=True, reference=ref).status == "ok"
+    assert bench.measure(w, "jax", quick=True, reference=ref).status == "mismatch"
+
+
 def test_wrong_numbers_are_a_mismatch_and_errors_are_reported():
     w = _toy({"numpy": lambda inp: lambda: inp[0] * 2,
               "adjit": lambda inp: lambda: inp[0] * 2 + 1e-3,

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import adjit
+import adjit.runtime as runtime
 from adjit.ir.core import REGISTRY
 from adjit.transforms import autodiff
 from peers import require
@@ -48,8 +49,11 @@ def test_first_call_evaluates_the_optimised_adjoint(pow_calls):
     np.testing.assert_allclose(gr, want, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(val, f(x), rtol=1e-12)
     assert gr.flags.writeable and gr.base is None and not np.shares_memory(gr, x)
-    val2, gr2 = g(x)  # the interpreted (or native) call agrees with the first, bitwise
-    np.testing.assert_array_equal(gr2, gr)
+    val2, gr2 = g(x)
+    if runtime.tier_mode() == "native":  # native code: sin/tanh within the ulp bounds of
+        np.testing.assert_allclose(gr2, gr, rtol=1e-13, atol=1e-15)  # docs/codegen.md
+    else:  # the interpreted second call agrees with the first, bitwise
+        np.testing.assert_array_equal(gr2, gr)
 
 
 def test_first_call_guards_and_branches_on_the_gradient():

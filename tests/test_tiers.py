@@ -174,6 +174,45 @@ def test_compile_eager_under_interp_compiles_nothing(monkeypatch):
     assert cache.STATS["compiles"] == before
 
 
+
+def test_compile_in_one_thread_does_not_compile_another_threads_call(monkeypatch, tmp_path):
+    # jf.compile(a) compiles a's variant; a call of another variant from another thread while
+    # that compile runs keeps the usual tier (interpreted first), so exactly one compile
+    import threading
+    monkeypatch.setenv("ADJIT_TIER", "auto")
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))  # no disk entry: real compiles
+    inside, other_done, errors = threading.Event(), threading.Event(), []
+
+    def step(w, x):
+        if x.shape[0] == n_a:  # traced by compile()'s thread: let the other thread call now
+            inside.set()
+            assert other_done.wait(60)
+        return _mlp_step(w, x)
+    jf = adjit.jit(adjit.grad(step))
+    n_a = next(_SHAPES) + 1000
+    (w, xa), (_, xb) = _inputs(n_a), _inputs(n_a + 1)
+
+    def other():
+        try:
+            assert inside.wait(60)
+            np.testing.assert_allclose(jf(w, xb), _numpy_grad(w, xb), rtol=1e-12)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            other_done.set()
+    t = threading.Thread(target=other)
+    before = cache.STATS["compiles"]
+    t.start()
+    jf.compile(w, xa)
+    t.join()
+    assert not errors, errors
+    natives = {br.graph.invars[1].type.shape[0]: br.graph.native
+               for brs in jf.cache.values() for br in brs}
+    assert isinstance(natives[n_a], CompiledGraph)
+    assert isinstance(natives[n_a + 1], runtime.Interpreted)  # not compiled by a's compile()
+    assert cache.STATS["compiles"] - before == 1
+
+
 # --- the interpreter: optimised graph, dead values freed, buffers reused -------------------
 
 def _plan_of(f, *args):
@@ -365,6 +404,67 @@ assert os.waitstatus_to_exitcode(status) == 0, status
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=300)
     assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+
+_DISK_PROGRAM = """
+import sys, time
+import numpy as np
+import adjit
+import adjit.runtime as runtime
+from adjit.runtime import cache
+from adjit.runtime.call import CompiledGraph
+loss = lambda w, x: np.sum(np.tanh(x @ w) ** 2) * 1.375
+w, x = np.linspace(-1, 1, 12).reshape(4, 3), np.linspace(0, 2, 4 * 613).reshape(613, 4)
+t = np.tanh(x @ w)
+want = x.T @ (2 * t * (1 - t * t)) * 1.375  # NumPy by hand
+g = adjit.make_ir(adjit.grad(loss))(w, x)
+jf = adjit.jit(adjit.grad(lambda w, x: loss(w, x) * 2.0))  # another structure
+if sys.argv[1] == "warm":  # hot: compiled by the worker, which writes the disk entry
+    t0 = time.time()
+    while not (isinstance(g.native, CompiledGraph) and
+               isinstance(jf.cache and next(iter(jf.cache.values()))[0].graph.native,
+                          CompiledGraph)):
+        assert time.time() - t0 < 120, "never native"
+        runtime.run_graph(g, [w, x])
+        jf(w, x)
+        runtime.wait_for_compiles(60)
+    print(cache.STATS["background_compiles"])
+else:  # a new process: the entry on disk is linked by the first run
+    (got,) = runtime.run_graph(g, [w, x])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    first = type(g.native).__name__
+    jf(w, x)  # the tracing call: its graph's first run is the trace itself
+    (br,) = next(iter(jf.cache.values()))
+    second = type(br.graph.native).__name__
+    np.testing.assert_allclose(jf(w, x), 2.0 * want, rtol=1e-12)
+    print(first, second, cache.STATS["disk_hits"], cache.STATS["compiles"],
+          cache.STATS["background_compiles"])
+"""
+
+
+def test_a_disk_cache_entry_is_linked_by_the_first_call(tmp_path, monkeypatch):
+    # issue 18: under auto, a structure an earlier process compiled (hot there) runs native
+    # code from its first call in a new process, without waiting for a compile
+    import subprocess
+    import sys
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))
+
+    def run(mode, phase):
+        env = dict(__import__("os").environ, ADJIT_TIER=mode)
+        r = subprocess.run([sys.executable, "-c", _DISK_PROGRAM, phase], capture_output=True,
+                           text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+    assert int(run("auto", "warm")[0]) == 2  # both structures compiled by the worker
+    assert run("auto", "load") == ["CompiledGraph", "CompiledGraph", "2", "0", "0"]
+    # deterministic keeps its fixed switch point: nothing loads before the HOT_CALLS-th call
+    assert run("deterministic", "load")[:2] == ["Interpreted", "Interpreted"]
+    # cache_clear(disk=True) removes the entries and their hot marks: interpreted again
+    assert len(list((tmp_path / "hot").iterdir())) == 2
+    cache.cache_clear(disk=True)
+    assert not any((tmp_path / "hot").iterdir())
+    assert run("auto", "load")[:2] == ["Interpreted", "Interpreted"]
 
 
 # --- the fallback warning: "cannot compile", never "not compiled yet" ----------------------

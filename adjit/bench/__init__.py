@@ -6,7 +6,8 @@ A workload is a module in `adjit/bench/workloads/` whose `workload()` returns a 
              impls={"adjit": adjit_setup, "numpy": numpy_setup, "torch": torch_setup, ...})
 
 `inputs(seed)` makes the inputs (NumPy arrays, seeded). Every implementation is a *setup*
-callable, or None when its library is not installed: `setup(inputs)` converts the inputs once
+callable, or None when its library is not installed (a peer a workload does not list has no row
+in the table: `measure` says "n/a"): `setup(inputs)` converts the inputs once
 (outside the timing) and returns `run`, a zero-argument callable that computes the result
 (arrays, tensors, scalars, or a tuple of them). The runner times `run`: the first call alone
 (it includes compilation for the jitting peers), then per-call median, p10 and p90 after
@@ -119,7 +120,15 @@ def discover(package="adjit.bench.workloads"):
 # ------------------------------------------------------------------------------ results
 
 def as_arrays(res):
-    """A result (array, tensor, scalar, tuple/list of them) as a list of NumPy arrays."""
+    """A result (array, tensor, scalar, or a tuple/list/dict of them, nested) as a flat list of
+    NumPy arrays; a dict's values in sorted key order (as JAX flattens a dict), so that
+    implementations building the same dict in another order compare equal."""
+    if isinstance(res, dict):
+        try:
+            keys = sorted(res)
+        except TypeError:  # keys of mixed types: by their text
+            keys = sorted(res, key=repr)
+        res = [res[k] for k in keys]
     if isinstance(res, (tuple, list)):
         out = []
         for r in res:
@@ -198,7 +207,9 @@ def time_calls(run, quick=False, budget=None):
 
 def measure(w: Workload, impl: str, quick=False, seed=0, reference=None) -> Result:
     """Set up, check and time one implementation. `reference`: the reference's outputs."""
-    setup = w.impls.get(impl)
+    if impl not in w.impls:
+        return Result(w.name, impl, "n/a", message="not defined by this workload")
+    setup = w.impls[impl]
     if setup is None:
         return Result(w.name, impl, "missing", message="not installed")
     try:

@@ -62,7 +62,7 @@ def table(results, workloads):
     rows = [("workload", "impl", "median", "p10", "p90", "first call", "peak RSS", "check")]
     for w in workloads:
         for r in (r for r in results if r.workload == w.name):
-            if r.status in ("missing", "error"):
+            if r.status in ("missing", "n/a", "error"):
                 rows.append((w.name, r.impl, r.status, "", "", "", "", r.message or ""))
                 continue
             rss = f"{r.peak_rss_mb:.0f} MB" if r.peak_rss_mb else "-"
@@ -174,8 +174,8 @@ def run_command(ns):
         except Exception as exc:  # noqa: BLE001
             raise CLIError(f"{w.name}: the reference failed: {type(exc).__name__}: {exc}")
         for impl in impls:
-            if impl in bench.VARIANTS and impl not in w.impls:
-                continue  # an optional row this workload does not define
+            if impl not in w.impls:
+                continue  # a row this workload does not define: no row at all
             if ns.isolate and w.impls.get(impl) is not None:
                 r = _isolated(w, impl, ns.quick)
             else:

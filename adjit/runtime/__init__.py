@@ -50,7 +50,9 @@ def get_compiled(g):
 #   auto           (default) interpreted (runtime/interpreter.py: the optimised graph on NumPy)
 #                  until HOT_CALLS calls or HOT_SECONDS of interpreted time, then compiled in
 #                  the background; calls switch when the code is ready. Code already linked in
-#                  this process is used at once. No call waits for LLVM.
+#                  this process is used at once, and so is a disk-cache entry an earlier
+#                  process wrote (its hot mark, cache.was_hot): linked by the first call. No
+#                  call waits for a compile.
 #   deterministic  interpreted for exactly HOT_CALLS - 1 calls; the HOT_CALLS-th waits for the
 #                  code: which call runs which tier never depends on timing or the cache.
 #                  The compiles run in a low-priority worker process (runtime/background.py)
@@ -179,8 +181,19 @@ def _first(g):
         return compile_now(g, opt)
     if mode == "auto":
         from . import cache
+        skey = opt.structure_key()
         try:
-            cg = cache.lookup(opt, opt.structure_key(), disk=False)
+            cg = cache.lookup(opt, skey, disk=False)
+            if cg is None and cache.was_hot(skey):
+                # compiled by an earlier process: linking its entry (~0.5 ms, plus loading
+                # LLVM once per process) is cheaper than the calls it would interpret until
+                # hot (docs/architecture.md, "When a disk-cache entry loads")
+                t0 = time.perf_counter()
+                cg = cache.lookup(opt, skey, disk=True)
+                if cg is not None:
+                    cg = cg.for_graph(g)
+                    cg.compile_seconds = time.perf_counter() - t0
+                    return cg
         except CompileError as exc:
             _warn_cannot_compile(g, exc)
             return Interpreted(opt, "interp")

@@ -17,6 +17,13 @@ building LLVM IR. Anything that does not verify (truncated, corrupt, another ent
 another version) is discarded with a warning and compiled again. Writes are atomic (temporary
 file + os.replace), so concurrent processes see either no file or a whole one.
 
+Hot marks: `<root>/hot/<sha256 of the structure key>` (an empty file) is written with each entry.
+It says "this structure was compiled in an earlier process" without starting LLVM (the entry's
+name needs the host signature, which does): under ADJIT_TIER=auto a structure's first run
+checks its mark (a hash and a stat, ~10 us) and only then reads and links the entry (see
+`was_hot`, runtime/__init__.py `_first`). A mark without a usable entry (another version, CPU)
+only costs that check.
+
 Trust: the cache root and its subfolders are created with mode 0700, entries with 0600. An
 entry is loaded only when the root, its subfolder and the file itself are owned by this user
 and not writable by group or others; otherwise (another user could plant code there) the disk
@@ -127,11 +134,11 @@ def _warn_unsafe(path, why):
                       "or set ADJIT_CACHE_DIR)", RuntimeWarning, stacklevel=4)
 
 
-def _folder(key, create):
-    """The entry's folder <root>/<key[:2]> when it and the root are private to this user
-    (created with mode 0700 when `create`), else None (with one warning per folder)."""
+def _folder(key, create, name=None):
+    """The entry's folder <root>/<key[:2]> (or <root>/<name>) when it and the root are private
+    to this user (created with mode 0700 when `create`), else None (one warning per folder)."""
     root = cache_dir()
-    sub = os.path.join(root, key[:2])
+    sub = os.path.join(root, name or key[:2])
     for path in (root, sub):
         try:
             st = os.stat(path)
@@ -221,7 +228,32 @@ def _reject(path, exc):
         pass
 
 
-def write_entry(key, obj: bytes, meta: dict):
+def _hot_path(skey):
+    return os.path.join(cache_dir(), "hot", hashlib.sha256(skey.encode()).hexdigest())
+
+
+def was_hot(skey) -> bool:
+    """Whether structure `skey` has a hot mark (an entry was written for it): cheap, no LLVM."""
+    try:
+        return os.path.isfile(_hot_path(skey))
+    except (OSError, ValueError):
+        return False
+
+
+def mark_hot(skey):
+    """Write structure `skey`'s hot mark (after its entry); errors only cost a later check."""
+    path = _hot_path(skey)
+    folder = _folder(None, create=True, name="hot")
+    if folder is None:
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    except OSError:
+        pass
+
+
+def write_entry(key, obj: bytes, meta: dict, skey=None):
+    """Write the entry `key` (atomically) and, given the structure key `skey`, its hot mark."""
     head = dict(meta, key=key, length=len(obj))
     try:
         _validate(head, key, obj)   # never write what a reader would refuse
@@ -247,6 +279,9 @@ def write_entry(key, obj: bytes, meta: dict):
     except OSError as exc:  # a read-only or full disk only costs the next process a compile
         warnings.warn(f"adjit: cannot write cache entry {path}: {exc}", RuntimeWarning,
                       stacklevel=3)
+        return
+    if skey is not None:
+        mark_hot(skey)
 
 
 def _build(g, skey):
@@ -273,7 +308,7 @@ def _build(g, skey):
     from .compile import compile_object  # a hit does not need the lowering
     obj, meta = compile_object(g)
     cg = CompiledGraph(g, obj, meta)
-    write_entry(key, obj, meta)
+    write_entry(key, obj, meta, skey)
     return cg
 
 
@@ -440,6 +475,17 @@ def cache_clear(disk=False):
                 os.remove(path)
             except OSError:
                 pass
+        hot = os.path.join(cache_dir(), "hot")
+        try:
+            names = os.listdir(hot)
+        except OSError:
+            names = []
+        for name in names:  # the hot marks (64 hex digits); nothing else in the folder
+            if re.fullmatch(r"[0-9a-f]{64}", name):
+                try:
+                    os.remove(os.path.join(hot, name))
+                except OSError:
+                    pass
 
 
 on_register(lambda p: None, _forget)

@@ -73,7 +73,7 @@ def serve(inp, out):
             skey = g.structure_key()
             obj, meta = compile_object(g)
             if skey == text:
-                cache.write_entry(cache.disk_key(skey), obj, meta)
+                cache.write_entry(cache.disk_key(skey), obj, meta, skey)
             write_message(out, (rid, "ok", skey, obj, meta))
         except Exception as exc:  # answered, never fatal: the caller falls back
             write_message(out, (rid, "error", f"{type(exc).__name__}: {exc}"))

@@ -8,6 +8,7 @@ import numpy as np
 from ..ir import ops
 from ..ir import composites as IC
 from ..ir.core import REGISTRY, bind
+from ..ir.types import FLOATS
 from .grad_fn import tag
 from .grad_mode import no_grad
 from .tensor import Tensor
@@ -15,17 +16,18 @@ from . import tensor_ops as tracer_tensor_ops
 
 
 _ZERO = {"f32": 0.0, "f64": 0.0, "bool": False}
-_SELECT, _GT = REGISTRY["select"], REGISTRY["gt"]
+_SELECT, _LE = REGISTRY["select"], REGISTRY["le"]
 
 
 def relu(x):
-    """`x.relu()` / `adjit.relu(x)`. relu'(0) = 0: select keeps the zero branch at the tie (a
-    literal zero: no array to make). It calls bind itself, see tensor_ops.make_binop."""
+    """`x.relu()` / `adjit.relu(x)`: select(x <= 0, 0, x), as PyTorch's threshold: NaN stays NaN
+    (NaN <= 0 is false) with derivative 1 there; relu'(0) = 0 (a literal zero: no array to
+    make). It calls bind itself, see tensor_ops.make_binop."""
     if not isinstance(x, Tensor):
         from .factory import tensor
         x = tensor(x)
     n = x._n
-    return Tensor._wrap(tag(bind(_SELECT, bind(_GT, n, 0), n, _ZERO.get(n.type.dtype, 0)),
+    return Tensor._wrap(tag(bind(_SELECT, bind(_LE, n, 0), _ZERO.get(n.type.dtype, 0), n),
                             "ReluBackward0", (n,)))
 
 
@@ -160,7 +162,8 @@ def logsumexp(x, dim, keepdim=False):
 
 def clamp(x, min=None, max=None):
     """PyTorch's clamp: the gradient passes where min <= x <= max (both ends included), unlike
-    maximum/minimum whose ties split it."""
+    maximum/minimum whose ties split it; a NaN stays NaN, with derivative 0 (the comparisons
+    are false there, as in PyTorch's mask)."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     n = x._n
@@ -172,6 +175,8 @@ def clamp(x, min=None, max=None):
         bb = ops.broadcast_to(ops.convert(b, n.type.dtype), n.type.shape) if isinstance(
             bound, Tensor) else ops.full(n.type.shape, bound, n.type.dtype)
         out = ops.select(cmp(out, bb), bb, out)
+    if n.type.dtype in FLOATS:  # NaN: the value stays NaN, no gradient passes
+        out = ops.select(ops.ne(n, n), ops.stop_gradient(n), out)
     inputs = [x._n] + [b._n if isinstance(b, Tensor) else None for b in (min, max)
                        if isinstance(b, Tensor)]
     name = "ClampBackward0" if isinstance(min, Tensor) or isinstance(max, Tensor) else \

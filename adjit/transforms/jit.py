@@ -23,6 +23,7 @@ import functools
 import itertools
 import os
 import struct
+import threading
 import types
 import warnings
 
@@ -65,6 +66,32 @@ _nd = np.ndarray
 _TAGS = itertools.count()  # a fresh tag per generated flattener: keys of two never collide
 
 
+_get_ident = threading.get_ident
+_COMPILING_LOCK = threading.Lock()
+
+
+class _compiling:
+    """`with _compiling(jitted):` marks this thread as inside `jitted.compile()` (nested calls
+    count), so that the branch serving this thread's call compiles now."""
+    __slots__ = ("j", "tid")
+
+    def __init__(self, j):
+        self.j, self.tid = j, _get_ident()
+
+    def __enter__(self):
+        with _COMPILING_LOCK:
+            d = self.j._compiling
+            d[self.tid] = d.get(self.tid, 0) + 1
+
+    def __exit__(self, *exc):
+        with _COMPILING_LOCK:
+            d = self.j._compiling
+            if d[self.tid] == 1:
+                del d[self.tid]
+            else:
+                d[self.tid] -= 1
+
+
 class Jitted:
     """The callable jit(f) returns. `traces` counts how often f was traced."""
 
@@ -77,7 +104,9 @@ class Jitted:
         # "eager": every traced branch is native code before the call that traced it returns
         # (no interpreter tier; ADJIT_TIER=interp / ADJIT_DISABLE_JIT=1 still compile nothing)
         self.eager = compile == "eager"
-        self._compiling = 0  # > 0 inside compile(): the branch that serves the call compiles
+        # thread id -> depth inside compile() on that thread: only that thread's call compiles
+        # its branch at once (another thread calling meanwhile keeps the usual tiers)
+        self._compiling = {}
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
         self.static_argnames = ((static_argnames,) if isinstance(static_argnames, str)
@@ -174,14 +203,11 @@ class Jitted:
         """Compile the variant for these arguments before returning (tracing it if needed), so
         that later calls with arguments of the same shapes and dtypes run native code at once:
         for those who time. Runs f once on the arguments (as a call does); returns self."""
-        self._compiling += 1
-        try:
+        with _compiling(self):
             if self._self is not _NO_SELF:
                 self.call_method(self._self, args, kwargs, shift=1)
             else:
                 self.__call__(*args, **kwargs)
-        finally:
-            self._compiling -= 1
         return self
 
     def _live(self, args, has_self):
@@ -286,7 +312,8 @@ class Jitted:
             if k:
                 branches.insert(0, branches.pop(k))
             self.hits += 1
-            if self._compiling and type(br.graph.native) is Interpreted:
+            if (self._compiling and type(br.graph.native) is Interpreted and
+                    _get_ident() in self._compiling):
                 compile_now(br.graph)  # f.compile(*args): this variant, native now
             return br, outs
         return None
@@ -381,7 +408,7 @@ class Jitted:
                   for lf in pytree.leaves(t.out)]
         g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
         br = _Branch(g, kinds, otd, pyvals, [len(nd.type.shape) for nd in nodes])
-        if self.eager or self._compiling:
+        if self.eager or (self._compiling and _get_ident() in self._compiling):
             compile_now(g)
         else:
             count_traced_call(g)  # the tracing call is this variant's first call
@@ -408,12 +435,8 @@ class _Method:
         return self.jitted.call_method(self.obj, args, kwargs)
 
     def compile(self, *args, **kwargs):
-        j = self.jitted
-        j._compiling += 1
-        try:
-            j.call_method(self.obj, args, kwargs)
-        finally:
-            j._compiling -= 1
+        with _compiling(self.jitted):
+            self.jitted.call_method(self.obj, args, kwargs)
         return self
 
     def __getattr__(self, name):
