@@ -63,8 +63,9 @@ def _until_native(g, args, seconds=120):
         time.sleep(0.01)
 
 
-def test_auto_tier_compiles_off_the_callers_path(monkeypatch):
+def test_auto_tier_compiles_off_the_callers_path(monkeypatch, tmp_path):
     monkeypatch.setenv("ADJIT_TIER", "auto")
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))  # no entry: interpreted until hot
     g, args = _graph(1.75)
     before = cache.STATS["background_compiles"] + cache.STATS["disk_hits"]
     for _ in range(runtime.HOT_CALLS - 1):
@@ -139,8 +140,10 @@ def test_jit_compile_eager_is_native_after_the_first_call(monkeypatch, mode):
 
 
 @pytest.mark.parametrize("traced_before", [False, True])
-def test_jitted_compile_makes_the_variant_native(monkeypatch, traced_before):
+def test_jitted_compile_makes_the_variant_native(monkeypatch, tmp_path, traced_before):
     monkeypatch.setenv("ADJIT_TIER", "auto")
+    # a cache of its own: another test's entry for this structure would link at the first call
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))
     jf = adjit.jit(adjit.grad(_mlp_step))
     w, x = _inputs(next(_SHAPES) + 1000)
     if traced_before:  # an interpreted variant already exists: compile() compiles that one
