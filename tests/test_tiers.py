@@ -470,6 +470,23 @@ def test_a_disk_cache_entry_is_linked_by_the_first_call(tmp_path, monkeypatch):
     assert run("auto", "load")[:2] == ["Interpreted", "Interpreted"]
 
 
+
+def test_a_hot_mark_without_a_usable_entry_interprets(monkeypatch, tmp_path):
+    # a mark whose entry is missing (another version or CPU wrote it), or LLVM failing to
+    # start: the first call answers on the interpreter, as without the mark
+    from adjit.ir.passes import optimize
+    from adjit.runtime import engine
+    monkeypatch.setenv("ADJIT_TIER", "auto")
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))
+    for broken in (False, True):
+        g, args = _graph(5.25 + broken)
+        cache.mark_hot(optimize(g).structure_key())
+        if broken:
+            monkeypatch.setattr(engine, "engine", lambda: 1 / 0)
+        _close(runtime.run_graph(g, args), _want(g, args))
+        assert isinstance(g.native, runtime.Interpreted)
+
+
 # --- the fallback warning: "cannot compile", never "not compiled yet" ----------------------
 
 @pytest.mark.parametrize("mode", ["auto", "deterministic"])

@@ -185,12 +185,9 @@ def _first(g):
         try:
             cg = cache.lookup(opt, skey, disk=False)
             if cg is None and cache.was_hot(skey):
-                # compiled by an earlier process: linking its entry (~0.5 ms, plus loading
-                # LLVM once per process) is cheaper than the calls it would interpret until
-                # hot (docs/architecture.md, "When a disk-cache entry loads")
                 t0 = time.perf_counter()
-                cg = cache.lookup(opt, skey, disk=True)
-                if cg is not None:
+                cg = _from_disk(opt, skey)
+                if cg is not None:  # linked now, on this call
                     cg = cg.for_graph(g)
                     cg.compile_seconds = time.perf_counter() - t0
                     return cg
@@ -200,6 +197,20 @@ def _first(g):
         if cg is not None:  # already linked in this process
             return cg.for_graph(g)
     return Interpreted(opt, mode)
+
+
+def _from_disk(opt, skey):
+    """The disk-cache entry of a structure an earlier process compiled, linked now: cheaper
+    than the calls it would interpret until hot (docs/architecture.md, "When a disk-cache
+    entry loads"). None when it is not there (another version or CPU) or LLVM cannot start
+    here (the background path reports that later)."""
+    from . import cache
+    try:
+        return cache.lookup(opt, skey, disk=True)
+    except CompileError:
+        raise
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def count_traced_call(g):
