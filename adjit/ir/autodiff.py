@@ -106,6 +106,31 @@ def backward_pass(g: Graph, env, out_cts, wrt_vars, extra=(), saved=None):
     return cts
 
 
+def eager_vjp(g: Graph, values, out_cts, wrt):
+    """Cotangents of `g.invars[wrt]` computed at once from the values `g` recorded (`values`:
+    Var -> array, from `extract(values=...)`): each equation's vjp rule runs on arrays as it
+    is emitted, as `eval_graph` would run `vjp_graph(g)`'s adjoint equations, without building,
+    optimising or planning that graph (the first tier of grad without jit). `out_cts`: one
+    array per output. None when a rule would need a value that was not recorded (abstract) or
+    a residual (a custom_vjp's forward): the caller then derives the graph."""
+    for v in g.invars + g.constvars:
+        if values.get(v) is None:
+            return None
+    for e in g.eqns:
+        if e.prim.residual_vjp is not None:
+            return None
+        for v in e.outvars:
+            if values.get(v) is None:
+                return None
+    wrt_vars = [g.invars[i] for i in wrt]
+    cts = backward_pass(g, values, list(zip(g.outvars, out_cts)), wrt_vars)
+    res = []
+    for v in wrt_vars:
+        c = cts.get(v)
+        res.append(ops.zeros(v.type.shape, v.type.dtype) if c is None else c)
+    return res
+
+
 def vjp_graph(g: Graph, wrt=None, extra=(), name=None) -> Graph:
     """(invars..., cts for each output) -> (outputs..., d/d invars[wrt]..., d/d extra...).
 

@@ -68,12 +68,14 @@ class Graph:
         return [v.type for v in self.outvars]
 
 
-def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), return_env=False):
+def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), return_env=False,
+            values=None):
     """The graph of `trace`'s equations reachable from `outputs` (Nodes or other values).
 
     `inputs` become invars in order; any other value the equations read that is not recorded at
     `trace` (a leaf, a constant array, a value of an enclosing trace) becomes a constvar whose
     binding (`consts`) is that Node. Guards of the trace are included where they were recorded.
+    `values`, a dict, receives each Var's recorded value (`Node.val`: None where abstract).
     """
     env = {}
     invars = []
@@ -131,7 +133,26 @@ def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), r
         else:
             raise TypeError(f"graph output must be a recorded value, got {type(o).__name__}")
     g = Graph(invars, constvars, eqns, outvars, consts, name)
+    if values is not None:
+        _values(g, inputs, recs, env, values)
     return (g, env) if return_env else g
+
+
+def _values(g, inputs, recs, env, values):
+    """Var -> recorded value for extract(values=...)."""
+    for v, n in zip(g.invars, inputs):
+        values[v] = n.val
+    for v, c in zip(g.constvars, g.consts):
+        values[v] = c.val if isinstance(c, Node) else c
+    for seq in recs:
+        rec, node = recs[seq]
+        if type(rec) is MultiRec:
+            for w in rec.outs:
+                m = w()
+                if m is not None:
+                    values[env[id(m)]] = m.val
+        elif node is not None:
+            values[env[id(node)]] = node.val
 
 
 def eval_graph(g: Graph, args, consts=None):
