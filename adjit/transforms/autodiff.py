@@ -20,7 +20,8 @@ import time
 import numpy as np
 
 from ..ir import literals, ops
-from ..ir.autodiff import eager_vjp, jvp_graph, vjp_graph
+from ..ir.autodiff import (adjoint_graph, backward_pass, eager_vjp, jvp_graph,
+                           replay_with_values, vjp_graph)
 from ..ir.core import EAGER, STATE, GuardFailed, Lit, Node, recording_only
 from ..ir.graph import eval_graph, extract
 from ..ir.types import DTYPES, FLOATS
@@ -82,6 +83,67 @@ def _record_interpreted(g, args, consts):
         if isinstance(r, Node) and r.val is None:
             r.val = o
     return res
+
+
+# the traces grad's adjoint is recorded into directly (their values are arrays of the outer
+# computation; vmap's batched values and jvp's tangents take the derived graph)
+_INLINE_KINDS = ("jit", "grad", "vjp")
+
+
+def _inline_vjp(g, vals, nodes, t, ct):
+    """(output, gradients of every input) of grad inside an enclosing trace (jit of grad, grad
+    of grad), recorded there without deriving the vjp graph and without computing the forward
+    again: g's equations are recorded at the enclosing level with the values they had when g
+    was traced (`replay_with_values`: the same bits), then the adjoint. Small graphs record
+    each derivative rule as it runs (computed by `bind`); on arrays of at least
+    INTERPRET_MIN_SIZE elements the adjoint's values come from the interpreter tier's
+    optimised plan of `adjoint_graph(g)` (no `pow x 1.0`, no materialised broadcasts, buffers
+    freed and reused), fed the forward's values. None when it does not apply (a value
+    unknown, a value on the eager tape, a custom rule's residuals): the caller derives."""
+    if STATE.stack[-1].kind not in _INLINE_KINDS:
+        return None
+    outer = [lf.outer for lf in t.leaves]
+    # a constant leaf of the inner trace (no producer, no gradient) is its array, as in eval_graph
+    cs = [c.val if isinstance(c, Node) and c.rec is None and not c.requires_grad else c
+          for c in g.consts]
+    for a in itertools.chain(outer, cs, (ct,)):
+        if isinstance(a, Node) and (a.val is None or (a.trace is EAGER and a.requires_grad)):
+            return None
+    for v in g.invars:
+        if vals.get(v) is None:
+            return None
+    big = False
+    for e in g.eqns:
+        if e.prim.residual_vjp is not None:
+            return None
+        for v in e.outvars:
+            if vals.get(v) is None:
+                return None
+            big = big or v.type.size >= INTERPRET_MIN_SIZE
+    env = replay_with_values(g, outer, cs, vals)
+    out = [env[v] for v in g.outvars]
+    wrt = range(len(g.invars))
+    if not big:
+        cts = backward_pass(g, env, list(zip(g.outvars, [ct])), g.invars)
+        return out + [cts[v] if v in cts else ops.zeros(v.type.shape, v.type.dtype)
+                      for v in g.invars]
+    text, bs, _ = literals.slots(g)
+    a = derived("adjoint", g, lambda: adjoint_graph(g, wrt), tuple(bs), text=text)
+    # forward values the adjoint does not read (and that are no output) are dropped before it
+    # runs, at both levels: peak memory is the values the adjoint needs, not the whole forward
+    used = {x for e in a.eqns for x in e.inputs if type(x) is not Lit}
+    used.update(a.outvars)
+    fvars = [v for e in g.eqns for v in e.outvars]
+    keep = set(g.outvars)
+    for v, av in zip(fvars, a.invars[len(g.invars):]):
+        if av not in used and v not in keep:
+            for m in (env[v], nodes.get(v)):
+                if isinstance(m, Node):
+                    m.val = None
+            vals.pop(v, None)
+    fwd = [env[v] for v in fvars]
+    return out + _record_interpreted(a, [env[v] for v in g.invars] + fwd + [ct],
+                                     cs + list(a.consts[len(cs):]))
 
 
 _CACHE: "collections.OrderedDict" = collections.OrderedDict()
@@ -210,7 +272,7 @@ def _eager_grads(g, vals, cts, t):
         return None
     EAGER_STATS["calls"] += 1
     outs = [vals[v] for v in g.outvars]
-    return fresh(outs + grads, [lf.outer for lf in t.leaves], g.consts)
+    return fresh(outs + grads, [lf.outer for lf in t.leaves] + list(cts), g.consts)
 
 
 # --- grad / value_and_grad ------------------------------------------------------------------
@@ -319,7 +381,16 @@ def value_and_grad(f, argnums=0, has_aux=False):
                 entry[0] += 1
                 entry[1] += time.perf_counter() - t0
                 return value, gr
-        g = extract([n], t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
+        vals, nodes = {}, {}
+        g = extract([n], t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"),
+                    values=vals, nodes=nodes)
+        if len(STATE.stack) > 1:  # inside jit / another grad: record the adjoint there
+            res = _inline_vjp(g, vals, nodes, t, _seed(n.type.dtype, n.type.shape))
+            if res is not None:
+                grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
+                value = to_user(res[0], kind)
+                gr = _regroup(t, nums, grads, single)
+                return ((value, realize(t, aux)) if has_aux else value), gr
         # literal slots that have seen a second value are runtime scalars (ir/literals.py)
         text, bs, where = literals.slots(g)
         prom = _SLOTS.promoted(text, bs)
