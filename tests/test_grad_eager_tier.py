@@ -233,3 +233,16 @@ def test_native_tier_compiles_before_returning(monkeypatch):
     assert isinstance(d.native, CompiledGraph)
     np.testing.assert_allclose(gr, -np.sin(X) * scale, rtol=1e-13)
     assert runtime.tier_mode() == "native"
+
+
+def test_tensor_argument_result_is_not_its_storage():
+    """Results are fresh (the value model) when the argument is an adjit.Tensor: the eager tier
+    returns no buffer of the Tensor's storage."""
+    t = adjit.tensor(np.array([2.0, -1.0]))
+    v, pull = adjit.vjp(lambda a: a, t)
+    (val, aux), g = adjit.value_and_grad(lambda a: (a.sum(), a), has_aux=True)(t)
+    for r in (v, aux):
+        assert not np.shares_memory(r.numpy(), t.numpy())
+        r[0] = 5.0
+    np.testing.assert_array_equal(t.numpy(), [2.0, -1.0])
+    np.testing.assert_array_equal(g.numpy(), [1.0, 1.0])

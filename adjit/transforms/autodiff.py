@@ -272,7 +272,8 @@ def _eager_grads(g, vals, cts, t):
         return None
     EAGER_STATS["calls"] += 1
     outs = [vals[v] for v in g.outvars]
-    return fresh(outs + grads, [lf.outer for lf in t.leaves] + list(cts), g.consts)
+    args = [getattr(lf.outer, "val", lf.outer) for lf in t.leaves]  # a Tensor's array too
+    return fresh(outs + grads, args + list(cts), g.consts)
 
 
 # --- grad / value_and_grad ------------------------------------------------------------------
@@ -342,7 +343,8 @@ def realize(t, tree_out, what="aux", eager=False):
     tier: outermost level, concrete arguments): the values recorded while tracing."""
     nodes, kinds, td = out_nodes(tree_out, what)
     if eager and all(n.val is not None for n in nodes):
-        vals = fresh([n.val for n in nodes], [lf.outer for lf in t.leaves])
+        vals = fresh([n.val for n in nodes], [getattr(lf.outer, "val", lf.outer)
+                                              for lf in t.leaves])
     else:
         g = extract(nodes, t.trace, inputs=t.inputs)
         vals = run_graph(g, [lf.outer for lf in t.leaves], g.consts)
@@ -440,7 +442,8 @@ def vjp(f, *primals, has_aux=False):
         g, vals = rec
         for v in g.invars:  # the pullback reads the arguments as they were at this call
             vals[v] = np.array(vals[v])
-        outs = fresh([vals[v] for v in g.outvars], [lf.outer for lf in t.leaves], g.consts)
+        outs = fresh([vals[v] for v in g.outvars],
+                     [getattr(lf.outer, "val", lf.outer) for lf in t.leaves], g.consts)
         entry[0] += 1
         entry[1] += time.perf_counter() - t0
     else:
