@@ -246,3 +246,16 @@ def test_tensor_argument_result_is_not_its_storage():
         r[0] = 5.0
     np.testing.assert_array_equal(t.numpy(), [2.0, -1.0])
     np.testing.assert_array_equal(g.numpy(), [1.0, 1.0])
+
+
+@pytest.mark.parametrize("dt", ["float32", "float64", "int32", "int64", "bool"])
+@pytest.mark.parametrize("other", [2.5, 3, True, "same", "f64", "i32"])
+def test_promotion_shortcut_matches_numpy(dt, other):
+    """promote's shortcut (one dtype among traced arrays, Python scalars next to floats) gives
+    NumPy 2's result dtype and shape, as the general path does."""
+    a = np.arange(1, 7).astype(dt).reshape(2, 3)
+    b = {"same": a, "f64": np.ones(3), "i32": np.ones((2, 1), np.int32)}.get(other, other)
+    want = (a * b) if not (dt == "bool" and isinstance(b, bool)) else (a & b)
+    got = adjit.make_ir(lambda x: (x * b) if not (dt == "bool" and isinstance(b, bool))
+                        else (x & b))(a)
+    assert got.outvars[0].type.np_dtype == want.dtype and got.outvars[0].type.shape == want.shape
