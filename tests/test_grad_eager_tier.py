@@ -259,3 +259,22 @@ def test_promotion_shortcut_matches_numpy(dt, other):
     got = adjit.make_ir(lambda x: (x * b) if not (dt == "bool" and isinstance(b, bool))
                         else (x & b))(a)
     assert got.outvars[0].type.np_dtype == want.dtype and got.outvars[0].type.shape == want.shape
+
+
+@pytest.mark.parametrize("dt", ["float32", "float64", "int32", "int64", "bool"])
+def test_ufunc_loop_cache_matches_numpy(dt):
+    """The resolved-loop cache of traced ufunc calls: every call (the first, the cached ones)
+    gives NumPy's result dtype, and a refused loop is refused every time."""
+    a = np.arange(1, 7).astype(dt)
+    for _ in range(2):
+        for uf, args in ((np.sin, ()), (np.add, (2.5,)), (np.multiply, (3,)),
+                         (np.maximum, (a,)), (np.less, (1.5,))):
+            want = uf(a, *args)
+            if want.dtype == np.float16:  # a dtype traced arrays refuse (np.sin of bool)
+                with pytest.raises(TypeError, match="float16"):
+                    adjit.make_ir(lambda x: uf(x, *args))(a)
+                continue
+            g = adjit.make_ir(lambda x: uf(x, *args))(a)
+            assert g.outvars[0].type.np_dtype == want.dtype, (uf, args)
+        with pytest.raises(TypeError):
+            adjit.make_ir(lambda x: np.sin(x, dtype=np.int8))(a)
