@@ -106,6 +106,71 @@ def backward_pass(g: Graph, env, out_cts, wrt_vars, extra=(), saved=None):
     return cts
 
 
+def eager_vjp(g: Graph, values, out_cts, wrt):
+    """Cotangents of `g.invars[wrt]` computed at once from the values `g` recorded (`values`:
+    Var -> array, from `extract(values=...)`): each equation's vjp rule runs on arrays as it
+    is emitted, as `eval_graph` would run `vjp_graph(g)`'s adjoint equations, without building,
+    optimising or planning that graph (the first tier of grad without jit). `out_cts`: one
+    array per output. None when a rule would need a value that was not recorded (abstract) or
+    a residual (a custom_vjp's forward): the caller then derives the graph."""
+    for v in g.invars + g.constvars:
+        if values.get(v) is None:
+            return None
+    for e in g.eqns:
+        if e.prim.residual_vjp is not None:
+            return None
+        for v in e.outvars:
+            if values.get(v) is None:
+                return None
+    wrt_vars = [g.invars[i] for i in wrt]
+    cts = backward_pass(g, values, list(zip(g.outvars, out_cts)), wrt_vars)
+    res = []
+    for v in wrt_vars:
+        c = cts.get(v)
+        res.append(ops.zeros(v.type.shape, v.type.dtype) if c is None else c)
+    return res
+
+
+def replay_with_values(g: Graph, ins, cs, values):
+    """g's equations recorded again at the level of `ins` / `cs` (Nodes of an enclosing trace,
+    or arrays) without computing them: each result takes the value `values` (Var -> array,
+    from `extract(values=...)`) holds from when g was traced, the same bits `bind` would
+    compute. Returns the Var -> value environment (for `backward_pass`)."""
+    from .core import recording_only
+    with recording_only():
+        env, _ = _replay(g, ins, cs)
+    for e in g.eqns:
+        for v in e.outvars:
+            n = env[v]
+            if isinstance(n, Node) and n.val is None:
+                n.val = values[v]
+    return env
+
+
+def adjoint_graph(g: Graph, wrt) -> Graph:
+    """The adjoint half of `vjp_graph(g, wrt)`: (g's invars..., the results of g's equations in
+    order..., one ct per output) -> (d/d invars[wrt]...). It reads the forward's values as
+    inputs instead of computing them, for a caller that has them (grad inside jit: the values
+    computed while tracing). g's constvars stay its leading constvars (same binding)."""
+    with new_trace("vjp") as tr:
+        env = {v: _abstract(v, tr) for v in g.invars}
+        cs = [_abstract(v, tr) for v in g.constvars]
+        env.update(zip(g.constvars, cs))
+        fwd = [v for e in g.eqns for v in e.outvars]
+        env.update((v, _abstract(v, tr)) for v in fwd)
+        ct_nodes = [_abstract(v, tr) for v in g.outvars]
+        wrt_vars = [g.invars[i] for i in wrt]
+        cts = backward_pass(g, env, list(zip(g.outvars, ct_nodes)), wrt_vars)
+        grads = []
+        for v in wrt_vars:
+            c = cts.get(v)
+            grads.append(_own(ops.zeros(v.type.shape, v.type.dtype) if c is None else c, tr, v))
+        res = extract(grads, tr, inputs=[env[v] for v in g.invars] + [env[v] for v in fwd] +
+                      ct_nodes, const_inputs=cs, name=f"{g.name}_adjoint")
+    res.consts = list(g.consts) + res.consts[len(g.consts):]
+    return res
+
+
 def vjp_graph(g: Graph, wrt=None, extra=(), name=None) -> Graph:
     """(invars..., cts for each output) -> (outputs..., d/d invars[wrt]..., d/d extra...).
 

@@ -68,12 +68,15 @@ class Graph:
         return [v.type for v in self.outvars]
 
 
-def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), return_env=False):
+def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), return_env=False,
+            values=None, nodes=None):
     """The graph of `trace`'s equations reachable from `outputs` (Nodes or other values).
 
     `inputs` become invars in order; any other value the equations read that is not recorded at
     `trace` (a leaf, a constant array, a value of an enclosing trace) becomes a constvar whose
     binding (`consts`) is that Node. Guards of the trace are included where they were recorded.
+    `values`, a dict, receives each Var's recorded value (`Node.val`: None where abstract);
+    `nodes`, a dict, each equation result's Node.
     """
     env = {}
     invars = []
@@ -131,7 +134,30 @@ def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), r
         else:
             raise TypeError(f"graph output must be a recorded value, got {type(o).__name__}")
     g = Graph(invars, constvars, eqns, outvars, consts, name)
+    if values is not None:
+        _values(g, inputs, recs, env, values, nodes)
     return (g, env) if return_env else g
+
+
+def _values(g, inputs, recs, env, values, nodes):
+    """Var -> recorded value (and Node) for extract(values=..., nodes=...)."""
+    for v, n in zip(g.invars, inputs):
+        values[v] = n.val
+    for v, c in zip(g.constvars, g.consts):
+        values[v] = c.val if isinstance(c, Node) else c
+    for seq in recs:
+        rec, node = recs[seq]
+        if type(rec) is MultiRec:
+            for w in rec.outs:
+                m = w()
+                if m is not None:
+                    values[env[id(m)]] = m.val
+                    if nodes is not None:
+                        nodes[env[id(m)]] = m
+        elif node is not None:
+            values[env[id(node)]] = node.val
+            if nodes is not None:
+                nodes[env[id(node)]] = node
 
 
 def eval_graph(g: Graph, args, consts=None):

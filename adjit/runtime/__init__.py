@@ -213,17 +213,19 @@ def _from_disk(opt, skey):
         return None
 
 
-def count_traced_call(g):
+def count_traced_call(g, calls=1, seconds=0.0):
     """Count the call that traced `g` (jit's first call of a variant, evaluated while it was
     recorded) as one of its calls, so that native code serves the HOT_CALLS-th call of a
-    jitted function, not the one after. Prepares `g`'s tier now."""
+    jitted function, not the one after; `calls` and `seconds`: the calls (and their time)
+    another tier served before `g` existed (grad's eager first tier). Prepares `g`'s tier now."""
     if tier_mode() == "native":
         return  # compiled by the next call, as before tiers
     cg = g.native
     if cg is None:
         cg = g.native = _first(g)
     if type(cg) is Interpreted:
-        cg.calls += 1
+        cg.calls += calls
+        cg.seconds += seconds
 
 
 def compile_now(g, opt=None):

@@ -137,6 +137,11 @@ def _ufunc_dt(x):
     return DTYPES[n.type.dtype] if n is not None and hasattr(n, "type") else np.asarray(x).dtype
 
 
+# (ufunc, what its loop resolution sees per operand, dtype=) -> NumPy's resolved loop dtypes:
+# a pure function of those, asked for every traced ufunc call
+_LOOPS: dict = {}
+
+
 def array_ufunc(uf, method, inputs, kwargs):
     name = uf.__name__
     # a ufunc that is not NumPy's own: scipy.special's (scipy.special.log1p is not np.log1p)
@@ -169,10 +174,20 @@ def array_ufunc(uf, method, inputs, kwargs):
     dtype = kwargs.get("dtype")
     dts = tuple(_ufunc_dt(x) for x in inputs)
     sig = {} if dtype is None else {"signature": (None,) * uf.nin + (np.dtype(dtype),) * uf.nout}
+    key = (uf, dts, dtype)
     try:
-        loop = uf.resolve_dtypes(dts + (None,) * uf.nout, **sig)
-    except TypeError as e:
-        raise TypeError(f"{label}: {e}{where_str()}") from None
+        loop = _LOOPS.get(key)
+    except TypeError:  # an unhashable dtype= value: resolved every time
+        key = loop = None
+    if loop is None:
+        try:
+            loop = uf.resolve_dtypes(dts + (None,) * uf.nout, **sig)
+        except TypeError as e:
+            raise TypeError(f"{label}: {e}{where_str()}") from None
+        if key is not None:
+            if len(_LOOPS) >= 4096:
+                _LOOPS.clear()
+            _LOOPS[key] = loop
     want = loop[uf.nin]
     if want.name not in DTYPES_BY_NAME:
         names = ", ".join(str(d) if isinstance(d, np.dtype) else d.__name__ for d in dts)

@@ -101,6 +101,25 @@ def _example(x):
 
 def result_dtype(*xs):
     """NumPy 2's promotion of the operands (Python scalars and weak arrays weakly)."""
+    # the common case without asking NumPy: traced arrays of one dtype, and Python scalars
+    # only next to a float dtype (which they never change)
+    dt, scalars = None, False
+    for x in xs:
+        tx = type(x)
+        if (tx is _nd.TracedNDArray or tx is _nd.TracedArray) and not x.weak:
+            d = x._n.type.dtype
+            if dt is None:
+                dt = d
+            elif d != dt:
+                dt = None
+                break
+        elif tx is float or tx is int or tx is bool:
+            scalars = True
+        else:
+            dt = None
+            break
+    if dt is not None and (not scalars or dt in FLOATS):
+        return dt
     return dtype_name(np.result_type(*[_example(x) for x in xs]))
 
 
@@ -122,7 +141,9 @@ def promote(xs, label, to_float=False):
         ops_.append(o)
     shapes = [ops.shape(o) for o in ops_ if not isinstance(o, (bool, int, float))]
     try:
-        shp = np.broadcast_shapes(*shapes)
+        s0 = tuple(shapes[0]) if shapes else ()
+        # one shape (the common case) needs no broadcasting rule
+        shp = s0 if all(tuple(s) == s0 for s in shapes) else np.broadcast_shapes(*shapes)
     except ValueError:
         raise ValueError(f"operands could not be broadcast together with shapes "
                          f"{' '.join(str(tuple(s)) for s in shapes)} in {label}"

@@ -15,15 +15,18 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
+import time
 
 import numpy as np
 
 from ..ir import literals, ops
-from ..ir.autodiff import jvp_graph, vjp_graph
+from ..ir.autodiff import (adjoint_graph, backward_pass, eager_vjp, jvp_graph,
+                           replay_with_values, vjp_graph)
 from ..ir.core import EAGER, STATE, GuardFailed, Lit, Node, recording_only
 from ..ir.graph import eval_graph, extract
 from ..ir.types import DTYPES, FLOATS
-from ..runtime import interpret as _interpret, run_graph as _run_concrete
+from ..runtime import (HOT_CALLS, HOT_SECONDS, count_traced_call, fresh,
+                       interpret as _interpret, run_graph as _run_concrete, tier_mode)
 from ..tracer import pytree
 from ..tracer.ndarray import TracedArray
 from ..tracer.trace_args import (_at, _live, _regroup, arg_name, fname, leaf_info, out_nodes,
@@ -82,6 +85,67 @@ def _record_interpreted(g, args, consts):
     return res
 
 
+# the traces grad's adjoint is recorded into directly (their values are arrays of the outer
+# computation; vmap's batched values and jvp's tangents take the derived graph)
+_INLINE_KINDS = ("jit", "grad", "vjp")
+
+
+def _inline_vjp(g, vals, nodes, t, ct):
+    """(output, gradients of every input) of grad inside an enclosing trace (jit of grad, grad
+    of grad), recorded there without deriving the vjp graph and without computing the forward
+    again: g's equations are recorded at the enclosing level with the values they had when g
+    was traced (`replay_with_values`: the same bits), then the adjoint. Small graphs record
+    each derivative rule as it runs (computed by `bind`); on arrays of at least
+    INTERPRET_MIN_SIZE elements the adjoint's values come from the interpreter tier's
+    optimised plan of `adjoint_graph(g)` (no `pow x 1.0`, no materialised broadcasts, buffers
+    freed and reused), fed the forward's values. None when it does not apply (a value
+    unknown, a value on the eager tape, a custom rule's residuals): the caller derives."""
+    if STATE.stack[-1].kind not in _INLINE_KINDS:
+        return None
+    outer = [lf.outer for lf in t.leaves]
+    # a constant leaf of the inner trace (no producer, no gradient) is its array, as in eval_graph
+    cs = [c.val if isinstance(c, Node) and c.rec is None and not c.requires_grad else c
+          for c in g.consts]
+    for a in itertools.chain(outer, cs, (ct,)):
+        if isinstance(a, Node) and (a.val is None or (a.trace is EAGER and a.requires_grad)):
+            return None
+    for v in g.invars:
+        if vals.get(v) is None:
+            return None
+    big = False
+    for e in g.eqns:
+        if e.prim.residual_vjp is not None:
+            return None
+        for v in e.outvars:
+            if vals.get(v) is None:
+                return None
+            big = big or v.type.size >= INTERPRET_MIN_SIZE
+    env = replay_with_values(g, outer, cs, vals)
+    out = [env[v] for v in g.outvars]
+    wrt = range(len(g.invars))
+    if not big:
+        cts = backward_pass(g, env, list(zip(g.outvars, [ct])), g.invars)
+        return out + [cts[v] if v in cts else ops.zeros(v.type.shape, v.type.dtype)
+                      for v in g.invars]
+    text, bs, _ = literals.slots(g)
+    a = derived("adjoint", g, lambda: adjoint_graph(g, wrt), tuple(bs), text=text)
+    # forward values the adjoint does not read (and that are no output) are dropped before it
+    # runs, at both levels: peak memory is the values the adjoint needs, not the whole forward
+    used = {x for e in a.eqns for x in e.inputs if type(x) is not Lit}
+    used.update(a.outvars)
+    fvars = [v for e in g.eqns for v in e.outvars]
+    keep = set(g.outvars)
+    for v, av in zip(fvars, a.invars[len(g.invars):]):
+        if av not in used and v not in keep:
+            for m in (env[v], nodes.get(v)):
+                if isinstance(m, Node):
+                    m.val = None
+            vals.pop(v, None)
+    fwd = [env[v] for v in fvars]
+    return out + _record_interpreted(a, [env[v] for v in g.invars] + fwd + [ct],
+                                     cs + list(a.consts[len(cs):]))
+
+
 _CACHE: "collections.OrderedDict" = collections.OrderedDict()
 CACHE_STATS = {"builds": 0, "hits": 0}
 _SLOTS = literals.SlotTable()  # grad's literal slots: first values, promoted slots
@@ -110,6 +174,106 @@ def derived(kind, g, build, *extra, text=None):
 def consts_for(d, g):
     """Bindings for a derived graph: g's (this call's) constants, then its own."""
     return list(g.consts) + list(d.consts[len(g.consts):])
+
+
+# --- the eager tier: a cold function's adjoint evaluated as it is emitted --------------------
+# grad, value_and_grad and vjp without jit run the user's Python on every call, so the forward
+# values are computed anyway while tracing. While a function is cold (fewer than HOT_CALLS - 1
+# calls and HOT_SECONDS of its time so far, counted per code and argument types), its adjoint
+# is computed directly on those values (`eager_vjp`: each derivative rule run on arrays, as HIPS
+# autograd does) and no derived graph is built, optimised or planned. Once it is hot, calls take
+# the structured path (the vjp graph cached by structure, `run_graph`'s tiers: the interpreter
+# plan of the optimised graph, then native code), its tier counting the eager calls, so native
+# code is requested as soon as the function is hot. Only small graphs (every value under
+# INTERPRET_MIN_SIZE elements) at the outermost level (no enclosing trace) take the eager tier;
+# large ones gain from the passes (no materialised broadcasts, buffers freed and reused) and
+# start on the interpreter plan. ADJIT_TIER=native skips it (compiled before the first return).
+_COLD: "collections.OrderedDict" = collections.OrderedDict()  # key -> [calls, seconds, codes]
+EAGER_STATS = {"calls": 0}
+
+
+def _code_key(f):
+    """f's code and that of the functions it wraps (`__wrapped__`, partials, bound methods):
+    what identifies "the same function" across grad(f) wrappers made anew for each call."""
+    key = []
+    for _ in range(16):
+        c = getattr(f, "__code__", None)
+        if c is not None:
+            key.append(c)
+        elif isinstance(f, functools.partial):
+            f = f.func
+            continue
+        elif getattr(f, "__func__", None) is not None:  # a bound method
+            f = f.__func__
+            continue
+        else:
+            key.append(type(f))
+        f = getattr(f, "__wrapped__", None)
+        if f is None:
+            break
+    return tuple(key)
+
+
+def _tier_entry(kind, f, t):
+    """This call's counter ([eager calls, their seconds]) when grad's eager tier may serve it
+    (outermost level, concrete arguments, not ADJIT_TIER=native), else None."""
+    if len(STATE.stack) != 1:
+        return None
+    for lf in t.leaves:
+        if _live(lf.outer):
+            return None
+    if tier_mode() == "native":
+        return None
+    codes = _code_key(f)
+    # by identity (equal code compiled twice, e.g. from two files, compares equal); the entry
+    # holds the code objects, so an id is not reused while its entry exists
+    key = (kind, tuple(map(id, codes)), tuple(lf.type for lf in t.leaves))
+    e = _COLD.get(key)
+    if e is None:
+        e = _COLD[key] = [0, 0.0, codes]
+        if len(_COLD) > 4096:
+            _COLD.popitem(last=False)
+    return e
+
+
+def _cold(entry):
+    return entry is not None and entry[0] < HOT_CALLS - 1 and entry[1] < HOT_SECONDS
+
+
+def _count_hot(entry, d):
+    """The first structured call of a function that ran on the eager tier: its derived graph's
+    tier counts those calls (so native code is asked for now that it is hot)."""
+    if entry is not None and entry[0] and d.native is None:
+        count_traced_call(d, min(entry[0], HOT_CALLS - 1), entry[1])
+
+
+def _eager_record(t, nodes):
+    """(graph, Var -> value) of the trace's values `nodes`, or None when the eager tier cannot
+    serve it (a value too large, abstract, or of an enclosing recorder)."""
+    vals = {}
+    g = extract(nodes, t.trace, inputs=t.inputs, values=vals)
+    for e in g.eqns:
+        for v in e.outvars:
+            if v.type.size >= INTERPRET_MIN_SIZE:
+                return None
+    for v in itertools.chain(g.invars, g.constvars):
+        if v.type.size >= INTERPRET_MIN_SIZE:
+            return None
+    for c in g.consts:
+        if _live(c):
+            return None
+    return g, vals
+
+
+def _eager_grads(g, vals, cts, t):
+    """(outputs..., cotangents of every input...) as fresh arrays, or None (see eager_vjp)."""
+    grads = eager_vjp(g, vals, cts, range(len(g.invars)))
+    if grads is None:
+        return None
+    EAGER_STATS["calls"] += 1
+    outs = [vals[v] for v in g.outvars]
+    args = [getattr(lf.outer, "val", lf.outer) for lf in t.leaves]  # a Tensor's array too
+    return fresh(outs + grads, args + list(cts), g.consts)
 
 
 # --- grad / value_and_grad ------------------------------------------------------------------
@@ -173,12 +337,17 @@ def _split_aux(out, has_aux, f):
     return out[0], out[1]
 
 
-def realize(t, tree_out, what="aux"):
+def realize(t, tree_out, what="aux", eager=False):
     """Values of the trace (an output pytree) expressed for the caller: NumPy values at the
-    outermost level, recorded values of the enclosing trace inside one."""
+    outermost level, recorded values of the enclosing trace inside one. `eager` (grad's eager
+    tier: outermost level, concrete arguments): the values recorded while tracing."""
     nodes, kinds, td = out_nodes(tree_out, what)
-    g = extract(nodes, t.trace, inputs=t.inputs)
-    vals = run_graph(g, [lf.outer for lf in t.leaves], g.consts)
+    if eager and all(n.val is not None for n in nodes):
+        vals = fresh([n.val for n in nodes], [getattr(lf.outer, "val", lf.outer)
+                                              for lf in t.leaves])
+    else:
+        g = extract(nodes, t.trace, inputs=t.inputs)
+        vals = run_graph(g, [lf.outer for lf in t.leaves], g.consts)
     return pytree.unflatten(td, [to_user(v, k) for v, k in zip(vals, kinds)])
 
 
@@ -195,12 +364,35 @@ def value_and_grad(f, argnums=0, has_aux=False):
     """f's value and its gradient w.r.t. argnums (an int or a tuple of ints)."""
     @functools.wraps(f)
     def vg(*args, **kwargs):
+        t0 = time.perf_counter()
         nums, single = _argnums(argnums, len(args), f)
         _check_floats(f, nums, args, "grad")
         t = trace_call(f, args, kwargs, _diff_select(nums, "grad"), "grad")
         out, aux = _split_aux(t.out, has_aux, f)
         n, kind = _scalar_out(out, f, "grad")
-        g = extract([n], t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
+        entry = _tier_entry("grad", f, t)
+        if _cold(entry):
+            rec = _eager_record(t, [n])
+            res = rec and _eager_grads(rec[0], rec[1], [np.ones(n.type.shape, n.type.np_dtype)], t)
+            if res is not None:
+                grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
+                value = to_user(res[0], kind)
+                gr = _regroup(t, nums, grads, single)
+                if has_aux:
+                    value = (value, realize(t, aux, eager=True))
+                entry[0] += 1
+                entry[1] += time.perf_counter() - t0
+                return value, gr
+        vals, nodes = {}, {}
+        g = extract([n], t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"),
+                    values=vals, nodes=nodes)
+        if len(STATE.stack) > 1:  # inside jit / another grad: record the adjoint there
+            res = _inline_vjp(g, vals, nodes, t, _seed(n.type.dtype, n.type.shape))
+            if res is not None:
+                grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
+                value = to_user(res[0], kind)
+                gr = _regroup(t, nums, grads, single)
+                return ((value, realize(t, aux)) if has_aux else value), gr
         # literal slots that have seen a second value are runtime scalars (ir/literals.py)
         text, bs, where = literals.slots(g)
         prom = _SLOTS.promoted(text, bs)
@@ -211,6 +403,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
                                                 wrt=range(ni)), prom, fixed, text=text)
         ct = _seed(n.type.dtype, n.type.shape)
         scalars = [np.asarray(g.eqns[k].inputs[j].value, dt) for k, j, dt in slots]
+        _count_hot(entry, d)
         res = run_graph(d, [lf.outer for lf in t.leaves] + scalars + [ct], consts_for(d, g))
         grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
         value = to_user(res[0], kind)
@@ -239,13 +432,26 @@ def _float_select(i, info):
 
 def vjp(f, *primals, has_aux=False):
     """(f(*primals), pullback): pullback(cotangent) -> one cotangent per primal."""
+    t0 = time.perf_counter()
     t = trace_call(f, primals, {}, _float_select, "vjp")
     out, aux = _split_aux(t.out, has_aux, f)
     nodes, kinds, otd = out_nodes(out, f"vjp: {fname(f)}")
-    g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
+    entry = _tier_entry("vjp", f, t)
+    rec = _eager_record(t, nodes) if _cold(entry) else None
+    if rec is not None and all(rec[1].get(v) is not None for v in rec[0].outvars):
+        g, vals = rec
+        for v in g.invars:  # the pullback reads the arguments as they were at this call
+            vals[v] = np.array(vals[v])
+        outs = fresh([vals[v] for v in g.outvars],
+                     [getattr(lf.outer, "val", lf.outer) for lf in t.leaves], g.consts)
+        entry[0] += 1
+        entry[1] += time.perf_counter() - t0
+    else:
+        rec = None
+        g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
+        outs = run_graph(g, [lf.outer for lf in t.leaves], g.consts)
     outer = [lf.outer for lf in t.leaves]
-    value = pytree.unflatten(otd, [to_user(v, k) for v, k in
-                                   zip(run_graph(g, outer, g.consts), kinds)])
+    value = pytree.unflatten(otd, [to_user(v, k) for v, k in zip(outs, kinds)])
 
     def pullback(ct):
         cts, ctd = pytree.flatten(ct)
@@ -259,12 +465,18 @@ def vjp(f, *primals, has_aux=False):
                                  f"output of shape {n.type.shape}{_at()}")
             cn.append(info.outer if isinstance(info.outer, Node) else
                       np.asarray(info.outer, n.type.np_dtype))
-        d = derived("vjp", g, lambda: vjp_graph(g))
-        res = run_graph(d, outer + cn, consts_for(d, g))
+        res = None
+        if rec is not None and not any(_live(c) for c in cn):  # the eager tier (above)
+            res = _eager_grads(g, rec[1], [getattr(c, "val", c) for c in cn], t)
+        if res is None:
+            d = derived("vjp", g, lambda: vjp_graph(g))
+            res = run_graph(d, outer + cn, consts_for(d, g))
         grads = [to_user_like(x, lf) for x, lf in zip(res[len(nodes):], t.leaves)]
         return _regroup_all(t, primals, grads)
 
-    return (value, pullback, realize(t, aux)) if has_aux else (value, pullback)
+    if has_aux:
+        return value, pullback, realize(t, aux, eager=rec is not None)
+    return value, pullback
 
 
 def _regroup_all(t, args, values):
