@@ -9,14 +9,21 @@ import sys
 
 import numpy as np
 import pytest
-
 import sweep
 
 import adjit
 from adjit.ir import REGISTRY, AType, eval_graph
 from adjit.ir.core import Lit
 from adjit.ir.graph import Eqn, Graph, Var
+from adjit.runtime import interpreter
 from adjit.runtime.interpreter import Plan
+
+
+@pytest.fixture(autouse=True)
+def generate_at_once(monkeypatch):
+    # a plan generates its function from its second call (by default only once its loop has run
+    # about as long as generating takes)
+    monkeypatch.setattr(interpreter, "GEN_SECONDS_PER_EQN", 0.0)
 
 
 def _same_bits(got, want, what):
@@ -220,3 +227,20 @@ def test_a_runtime_error_in_generated_code_is_the_implementations():
         np.testing.assert_array_equal(plan([x, np.array([0, 3])], [])[0], np.ones(2))
     with pytest.raises(IndexError, match="out of range"):
         plan([x, np.array([0, 9])], [])
+
+
+def test_code_is_generated_once_the_loop_has_run_as_long_as_generating(monkeypatch):
+    from adjit.ir import parse_graph
+    g = parse_graph("def f(a: f64[3]) -> f64[3]:\n  b: f64[3] = exp a\n  return b\n")
+    x = np.linspace(0, 1, 3)
+    monkeypatch.setattr(interpreter, "GEN_SECONDS_PER_EQN", 3600.0)
+    plan = Plan(g)
+    for _ in range(5):
+        np.testing.assert_array_equal(plan([x], [])[0], np.exp(x))
+    assert plan.fn is None  # a graph that runs briefly pays no code generation
+    monkeypatch.setattr(interpreter, "GEN_SECONDS_PER_EQN", 0.0)
+    plan = Plan(g)
+    plan([x], [])
+    assert plan.fn is None  # the first call runs the loop
+    np.testing.assert_array_equal(plan([x], [])[0], np.exp(x))
+    assert plan.fn is not None

@@ -3,35 +3,54 @@
 `eval_graph` (adjit.ir.graph) runs a graph through `bind`, so that recorded values are recorded
 again: that is how transforms compose. On plain arrays that generality costs a dispatch per
 equation and keeps every intermediate alive until the end. `Plan` is what the runtime runs
-while a graph is not (yet) native code: the optimised graph's equations as a flat list of
-(implementation, operand slots, parameters, result slots), operands read from a list, each
-value dropped as soon as its last reader has run (so peak memory follows the live set, not
-the whole graph), NumPy's floating-point warnings off (native code never warns either).
-Results are fresh arrays (`fresh`), as native code's are.
+while a graph is not (yet) native code, in two forms that give the same bits:
+- the loop (`Plan.loop`, a plan's first calls): the optimised graph's equations as a flat list
+  of (implementation, operand slots, parameters, result slots), operands read from a list, each
+  value dropped as soon as its last reader has run (so peak memory follows the live set, not
+  the whole graph);
+- the generated function (`generate`, once the loop has run about as long as generating takes,
+  see GEN_SECONDS_PER_EQN): straight-line Python made from the equations, each value a local,
+  each equation one direct call of the NumPy function its implementation calls, `del` after the
+  last reader; no per-equation dispatch.
+NumPy's floating-point warnings are off in both (native code never warns either). Results are
+fresh arrays (`runtime.fresh`), as native code's are.
 
 In-place reuse: a float elementwise equation whose implementation is a NumPy ufunc writes its
 result into an operand that dies at that equation (`ufunc(..., out=operand)`), when that operand
 has the result's shape and dtype and is a buffer the interpreter itself allocated and nothing
 else holds: an intermediate (never an argument, a constant or an output slot of the graph),
 owning its memory, writable, and with no other reference (CPython's reference count: no view of
-it, no other slot, no caller holds it). A ufunc gives the same bits with or without `out=`.
+it, no other slot or local, no caller holds it). A ufunc gives the same bits with or without
+`out=`.
 """
 from __future__ import annotations
 
 import math
 import sys
+import time
 
 import numpy as np
 
 from .._fp import FP_QUIET, FP_STATE
-from ..ir.core import Lit
+from ..ir.core import REGISTRY, Lit
 from ..ir.types import DTYPES
 
 
 class Plan:
     """A graph's equations prepared for repeated interpretation on arrays."""
 
-    __slots__ = ("steps", "n_in", "n_const", "size", "outs", "name", "graph", "fn", "ran")
+    __slots__ = (
+        "due",
+        "fn",
+        "graph",
+        "n_const",
+        "n_in",
+        "name",
+        "outs",
+        "size",
+        "spent",
+        "steps",
+    )
 
     def __init__(self, g):
         slot = {}
@@ -63,18 +82,22 @@ class Plan:
         self.outs = [(False, o.value) if type(o) is Lit else (True, slot[o]) for o in g.outvars]
         self.name = g.name
         self.graph = g
-        self.fn = None  # the generated function, made on the second call
-        self.ran = False
+        self.fn = None  # the generated function (see GEN_SECONDS_PER_EQN)
+        self.spent = None  # seconds the loop has run (None: never)
+        self.due = GEN_SECONDS_PER_EQN * max(1, len(g.eqns))
 
     def __call__(self, args, consts):
         """The graph's results on `args` (by position) and `consts` (the constvars' bindings:
         arrays, or Nodes whose `val` is read), as fresh arrays (see runtime.fresh)."""
         fn = self.fn
         if fn is None:
-            if not self.ran:
-                self.ran = True
+            spent = self.spent
+            if spent is None or spent < self.due:
                 from . import fresh
-                return fresh(self.loop(args, consts), args, consts)
+                t0 = time.perf_counter()
+                outs = fresh(self.loop(args, consts), args, consts)
+                self.spent = (spent or 0.0) + time.perf_counter() - t0
+                return outs
             fn = self.fn = generate(self.graph)
         return fn(args, consts)
 
@@ -142,16 +165,20 @@ def _into(reuse, vals):
 
 
 # ------------------------------------------------------------------ the generated function
-# From the second call on, a plan runs one straight-line Python function generated from its
-# equations (`_Gen`, compiled once per plan): each value a local variable, each equation one
-# direct call of its evaluation function (the registry's implementation, or the NumPy call that
-# implementation makes, spelled out where the plan knows the operands' types: `_EMIT`), `del` of
-# each value right after its last reader, `out=` into a dying intermediate behind the same
-# ownership test as above (here a local's reference count). The first call runs the loop above,
-# so a graph run once pays no code generation. Results are bitwise those of the loop: the same
-# NumPy functions on the same operands (tests/test_interpreter_codegen.py sweeps every primitive).
+# Each value is a local variable; each equation one direct call of its evaluation function: the
+# registry's implementation, or the NumPy call that implementation makes, spelled out where the
+# plan knows the operands' types (`_Gen.direct_ufunc`, `_EMIT`: ufuncs without the dtype-keeping
+# wrapper when the dtype cannot change, np.tensordot's own transpose/reshape/dot sequence with
+# the shapes computed once, np.reshape/np.transpose as the array's methods, a broadcast_in_dim
+# that only ufuncs read left to NumPy's broadcasting as a view with size-1 axes). `out=` into a
+# dying intermediate behind the same ownership test as the loop's (a local's reference count).
+# tests/test_interpreter_codegen.py checks the bits against `eval_graph` on every primitive.
 
 CHUNK = 400  # equations per generated function (a long graph runs as several, called in turn)
+# Generating costs ~20 us per equation (source and `compile`): a plan generates its function once
+# its loop has run that long (from the second call for a graph whose call takes longer than
+# that), so code generation at most doubles the interpreted time of a graph that runs briefly.
+GEN_SECONDS_PER_EQN = 20e-6
 
 
 def _rc_alone():
@@ -192,7 +219,7 @@ def _ufunc_keeps(uf, dts):
         try:
             res = uf.resolve_dtypes(tuple(np.dtype(DTYPES[d]) for d in dts) + (None,) * uf.nout)
             r = res[-1] == np.dtype(DTYPES[dts[0]])
-        except Exception:  # no loop for these types: leave it to the implementation
+        except (TypeError, ValueError):  # no loop for these types: the implementation decides
             r = False
         _UFUNC_SAME[key] = r
     return r
@@ -204,8 +231,8 @@ _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             # NumPy's C functions without their __array_function__ dispatch (plain arrays)
             "_where": getattr(np.where, "_implementation", np.where),
             "_dot": getattr(np.dot, "_implementation", np.dot),
-            "_reshape": np.reshape, "_transpose": np.transpose, "_einsum": np.einsum, "_full": np.full, "_addr": np.add.reduce,
-            "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce}
+            "_reshape": np.reshape, "_transpose": np.transpose, "_full": np.full,
+            "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce}
 
 # provenance of a value, what the generated code may assume about it:
 FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, writeable
@@ -452,7 +479,6 @@ class _Gen:
 def _plain(e):
     """Whether `e`'s primitive is the registry's own (a throwaway `registered` one of the same
     name is run through its implementation)."""
-    from ..ir.core import REGISTRY
     return REGISTRY.get(e.prim.name) is e.prim
 
 
@@ -474,7 +500,8 @@ def _em_reduce(fn):
         axes = repr(tuple(e.params["axes"]))
         prov = FRESH if e.outvars[0].type.shape else SCALAR
         if fn == "_addr":  # np.add.reduce(x, axis=axes, dtype=x.dtype)
-            return f"_addr({ops[0]}, axis={axes}, dtype={gen.const(np.dtype(DTYPES[dts[0]]), 'd')})", prov
+            dt = gen.const(np.dtype(DTYPES[dts[0]]), "d")
+            return f"_addr({ops[0]}, axis={axes}, dtype={dt})", prov
         return f"{fn}({ops[0]}, axis={axes})", prov
     return em
 
@@ -501,8 +528,9 @@ def _em_stop_gradient(gen, e, ops, dts):
 
 def _em_full(gen, e, ops, dts):
     p = e.params
-    return (f"_full({tuple(p['shape'])!r}, {gen.const(p['value'], 'k')}, "
-            f"{gen.const(DTYPES[p['dtype']], 'd')})", FRESH if tuple(p["shape"]) else None)
+    call = (f"_full({tuple(p['shape'])!r}, {gen.const(p['value'], 'k')}, "
+            f"{gen.const(DTYPES[p['dtype']], 'd')})")
+    return call, FRESH if tuple(p["shape"]) else None
 
 
 def _em_convert(gen, e, ops, dts):
@@ -529,10 +557,10 @@ def _em_dot(gen, e, ops, dts):
     x, y = e.inputs
     if type(x) is Lit or type(y) is Lit:
         return None
-    (lc, rc), (lb, rb) = e.params["contract"], e.params["batch"]
+    (lc, rc), batch = e.params["contract"], e.params["batch"]
     xs, ys = x.type.shape, y.type.shape
     out = e.outvars[0].type.shape
-    if lb or not xs or not ys:
+    if batch[0] or not xs or not ys:  # np.einsum (the implementation's) for batch dims
         return None
     if len(xs) == 2 and len(ys) == 2 and tuple(lc) == (1,) and tuple(rc) == (0,):
         return f"({ops[0]} @ {ops[1]})", FRESH
@@ -560,7 +588,8 @@ def _em_dot(gen, e, ops, dts):
 
 _EMIT = {"select": _em_select, "reduce_sum": _em_reduce("_addr"),
          "reduce_max": _em_reduce("_maxr"), "reduce_min": _em_reduce("_minr"),
-         "reshape": _em_view("reshape", "shape"), "transpose": _em_view("transpose", "perm"), "stop_gradient": _em_stop_gradient,
+         "reshape": _em_view("reshape", "shape"), "transpose": _em_view("transpose", "perm"),
+         "stop_gradient": _em_stop_gradient,
          "full": _em_full, "convert_element_type": _em_convert, "broadcast_in_dim": _em_bcast,
          "dot_general": _em_dot}
 
@@ -570,7 +599,7 @@ def generate(g):
     gen = _Gen(g)
     src = gen.source()
     code = compile(src, f"<adjit plan {g.name}>", "exec")
-    exec(code, gen.ns)
+    exec(code, gen.ns)  # noqa: S102 - source made above from the graph's own equations
     fn = gen.ns["_run"]
     fn.source = src
     return fn
