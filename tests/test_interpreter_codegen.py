@@ -1,5 +1,5 @@
 """The interpreter tier's generated function (adjit/runtime/interpreter.py, `generate`): from a
-plan's second call on, its graph runs as straight-line Python made from the equations. It must
+plan's second call on (here: see the fixture), its graph runs as straight-line Python made from the equations. It must
 give the bits of the reference evaluation (`eval_graph`: each equation's NumPy implementation
 through `bind`) on every registered primitive, never write into an argument, a constant or a
 result, return fresh arrays, free dead values, and compile graphs of any length."""
@@ -10,9 +10,12 @@ import sys
 import numpy as np
 import pytest
 import sweep
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_passes import _program  # random programs (and their vjps)
 
 import adjit
-from adjit.ir import REGISTRY, AType, eval_graph
+from adjit.ir import DTYPES, REGISTRY, AType, eval_graph
 from adjit.ir.core import Lit
 from adjit.ir.graph import Eqn, Graph, Var
 from adjit.runtime import interpreter
@@ -244,3 +247,53 @@ def test_code_is_generated_once_the_loop_has_run_as_long_as_generating(monkeypat
     assert plan.fn is None  # the first call runs the loop
     np.testing.assert_array_equal(plan([x], [])[0], np.exp(x))
     assert plan.fn is not None
+
+
+def test_a_scalar_broadcast_read_by_a_ufunc_keeps_its_shape():
+    # broadcast_in_dim of a 0-d value to [1], then `mul e 0.5`: NumPy's own broadcasting of the
+    # 0-d value would give a 0-d result; the generated code must keep the [1]
+    from adjit.ir import parse_graph
+    g = parse_graph(
+        "def f(a: f64[1], b: f64[]) -> (f64[], f64[1]):\n"
+        "  c: f64[1] = sqrt a\n"
+        "  d: f64[] = reduce_sum[axes=(0,)] c\n"
+        "  e: f64[1] = broadcast_in_dim[shape=(1,), dims=()] b\n"
+        "  f: f64[1] = mul e 0.5\n"
+        "  g: f64[1] = div f c\n"
+        "  return d, g\n")
+    args = [np.array([4.0]), np.array(1.0)]
+    want = eval_graph(g, args)
+    plan = Plan(g)
+    for k in range(3):
+        _same_bits(plan(args, []), want, k)
+
+
+def _check_program(g, args):
+    from adjit.ir.passes import optimize
+    opt = optimize(g)
+    with np.errstate(all="ignore"):
+        want = eval_graph(opt, args)
+    plan = Plan(opt)
+    for k in range(3):  # the loop, then the generated function
+        _same_bits(plan(args, opt.consts), want, k)
+
+
+programs = st.tuples(  # test_passes' programs, with size-1 axes (broadcasts NumPy could elide)
+    st.lists(st.tuples(st.integers(0, 99), st.integers(0, 50), st.integers(0, 50)),
+             min_size=1, max_size=12),
+    st.sampled_from([(), (1,), (3,), (2, 3), (3, 1)]), st.sampled_from(["f64", "f32"]),
+    st.integers(1, 2))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs)
+def test_generated_code_matches_on_random_programs_and_their_vjps(prog):
+    from adjit.ir.autodiff import vjp_graph
+    instrs, shape, dt, n_in = prog
+    g = _program(instrs, shape, dt, n_in)
+    rng = np.random.default_rng(len(instrs))
+    args = [rng.uniform(-2, 2, shape).astype(DTYPES[dt]) for _ in range(n_in)]
+    _check_program(g, args)
+    vg = vjp_graph(g)
+    _check_program(vg, [rng.uniform(-2, 2, v.type.shape).astype(DTYPES[dt])
+                        for v in vg.invars])

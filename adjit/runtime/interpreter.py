@@ -328,10 +328,7 @@ class _Gen:
             if v in self.outset or not all(self.broadcasts_itself(u)
                                            for u in self.users.get(v, ())):
                 continue
-            keep = [1] * len(e.params["shape"])
-            for i, d in enumerate(e.params["dims"]):
-                keep[d] = e.inputs[0].type.shape[i]
-            cand[v] = tuple(keep)
+            cand[v] = _bcast_runtime_shape(e)
         changed = True
         while changed:
             changed = False
@@ -540,17 +537,29 @@ def _em_convert(gen, e, ops, dts):
             FRESH if e.outvars[0].type.shape else None)
 
 
-def _em_bcast(gen, e, ops, dts):
-    keep = gen.elided.get(e.outvars[0])
-    if keep is None:
-        return None
+def _bcast_runtime_shape(e):
+    """The shape the generated code gives an elided broadcast_in_dim: its operand's own when
+    NumPy's broadcasting aligns it as the equation does (trailing axes), else the operand's shape
+    with a size-1 axis for each new one."""
     shape, dims = tuple(e.params["shape"]), tuple(e.params["dims"])
     xs = tuple(e.inputs[0].type.shape)
     if dims == tuple(range(len(shape) - len(xs), len(shape))):
+        return xs
+    keep = [1] * len(shape)
+    for i, d in enumerate(dims):
+        keep[d] = xs[i]
+    return tuple(keep)
+
+
+def _em_bcast(gen, e, ops, dts):
+    shp = gen.elided.get(e.outvars[0])
+    if shp is None:
+        return None
+    if shp == tuple(e.inputs[0].type.shape):
         return ops[0], BVIEW  # NumPy aligns trailing axes: the operand itself broadcasts
     if _known(gen, e.inputs[0]):
-        return f"{ops[0]}.reshape({keep!r})", BVIEW
-    return f"_reshape({ops[0]}, {keep!r})", BVIEW
+        return f"{ops[0]}.reshape({shp!r})", BVIEW
+    return f"_reshape({ops[0]}, {shp!r})", BVIEW
 
 
 def _em_dot(gen, e, ops, dts):
