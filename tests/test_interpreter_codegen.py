@@ -297,3 +297,29 @@ def test_generated_code_matches_on_random_programs_and_their_vjps(prog):
     vg = vjp_graph(g)
     _check_program(vg, [rng.uniform(-2, 2, v.type.shape).astype(DTYPES[dt])
                         for v in vg.invars])
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_scatter_add_on_any_axis_and_its_range_error(axis):
+    # scatter_add's np.moveaxis permutations are computed once: same bits, same error
+    from adjit.ir import parse_graph
+    xs = [4, 5, 6]
+    us = xs[:axis] + [2, 3] + xs[axis + 1:]
+    t = lambda s: "f64[" + ",".join(map(str, s)) + "]"  # noqa: E731
+    g = parse_graph(
+        f"def f(a: {t(xs)}, i: i64[2,3], u: {t(us)}) -> {t(xs)}:\n"
+        f"  b: {t(xs)} = exp a\n"
+        f"  c: {t(xs)} = scatter_add[axis={axis}] b i u\n"
+        f"  return c\n")
+    rng = np.random.default_rng(axis)
+    x, u = rng.standard_normal(xs), rng.standard_normal(us)
+    i = rng.integers(-xs[axis], xs[axis], (2, 3))
+    i[0, 0] = i[1, 2]  # a repeated index adds twice
+    want = eval_graph(g, [x, i, u])
+    plan = Plan(g)
+    for k in range(3):
+        _same_bits(plan([x, i, u], []), want, k)
+    assert "_scatter_at" in plan.fn.source
+    i[1, 1] = xs[axis]
+    with pytest.raises(IndexError, match="out of range"):
+        plan([x, i, u], [])

@@ -33,6 +33,7 @@ import numpy as np
 
 from .._fp import FP_QUIET, FP_STATE
 from ..ir.core import REGISTRY, Lit
+from ..ir.prims.gather_dot_control import _OUT_OF_RANGE
 from ..ir.types import DTYPES
 
 
@@ -454,6 +455,8 @@ class _Gen:
             seen.add(v)
             if p == FRESH:
                 exprs.append(nm)
+            elif p == SCALAR:  # a NumPy scalar (or 0-d array) this call made: an array of its own
+                exprs.append(f"_asarray({nm})")
             elif p == VIEW or (p == "copy" and v.type.shape):
                 exprs.append(f"{nm}.copy()")
             else:
@@ -595,7 +598,42 @@ def _em_dot(gen, e, ops, dts):
     return r, FRESH
 
 
-_EMIT = {"select": _em_select, "reduce_sum": _em_reduce("_addr"),
+def _scatter_at(x, idx, upd, px, pu):
+    """scatter_add's implementation with its np.moveaxis permutations computed once (None: the
+    identity): the same copy, views and np.add.at."""
+    out = np.array(x, copy=True)
+    xm = out if px is None else out.transpose(px)
+    um = upd if pu is None else upd.transpose(pu)
+    try:
+        np.add.at(xm, idx, um)
+    except IndexError:
+        raise IndexError(_OUT_OF_RANGE) from None
+    return out
+
+
+def _moveaxis_perm(ndim, src, dst):
+    """np.moveaxis(a, src, dst) is a.transpose(this); None for the identity."""
+    order = [n for n in range(ndim) if n not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return None if order == list(range(ndim)) else tuple(order)
+
+
+_BASE_NS["_scatter_at"] = _scatter_at
+
+
+def _em_scatter(gen, e, ops, dts):
+    x, idx, upd = e.inputs
+    if any(type(v) is Lit for v in e.inputs):
+        return None
+    a, ni = e.params["axis"], len(idx.type.shape)
+    px = _moveaxis_perm(len(x.type.shape), [a], [0])
+    pu = _moveaxis_perm(len(upd.type.shape), list(range(a, a + ni)), list(range(ni)))
+    return f"_scatter_at({ops[0]}, {ops[1]}, {ops[2]}, {px!r}, {pu!r})", \
+        FRESH if e.outvars[0].type.shape else None
+
+
+_EMIT = {"scatter_add": _em_scatter, "select": _em_select, "reduce_sum": _em_reduce("_addr"),
          "reduce_max": _em_reduce("_maxr"), "reduce_min": _em_reduce("_minr"),
          "reshape": _em_view("reshape", "shape"), "transpose": _em_view("transpose", "perm"),
          "stop_gradient": _em_stop_gradient,
