@@ -305,7 +305,7 @@ def test_scatter_add_on_any_axis_and_its_range_error(axis):
     from adjit.ir import parse_graph
     xs = [4, 5, 6]
     us = xs[:axis] + [2, 3] + xs[axis + 1:]
-    t = lambda s: "f64[" + ",".join(map(str, s)) + "]"  # noqa: E731
+    t = lambda s: "f64[" + ",".join(map(str, s)) + "]"
     g = parse_graph(
         f"def f(a: {t(xs)}, i: i64[2,3], u: {t(us)}) -> {t(xs)}:\n"
         f"  b: {t(xs)} = exp a\n"

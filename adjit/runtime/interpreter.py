@@ -76,7 +76,8 @@ class Plan:
             dead = tuple(sorted({slot[x] for x in e.inputs
                                  if type(x) is not Lit and last.get(x) == i and x not in keep}))
             outs = tuple(slot[v] for v in e.outvars)
-            steps.append((e.prim.impl, ins, e.params, outs, dead,
+            fn = _loop_fn(e)
+            steps.append((fn or e.prim.impl, ins, {} if fn else e.params, outs, dead,
                           _reuse(e, ins, dead, self.n_in + self.n_const)))
         self.steps = steps
         self.size = len(slot)
@@ -565,37 +566,92 @@ def _em_bcast(gen, e, ops, dts):
     return f"_reshape({ops[0]}, {shp!r})", BVIEW
 
 
-def _em_dot(gen, e, ops, dts):
+def _dot_recipe(e):
+    """How `_dot_impl` computes dot_general `e` for operands of its types: "matmul" (x @ y), or
+    np.tensordot's own steps with the shapes computed once: (x's transpose or None, x's reshape
+    or None, y's ..., y's ..., the result's reshape or None); None when the implementation
+    must run (batch dimensions: np.einsum; a 0-d or literal operand)."""
     x, y = e.inputs
-    if type(x) is Lit or type(y) is Lit:
+    if type(x) is Lit or type(y) is Lit or not _plain(e):
         return None
     (lc, rc), batch = e.params["contract"], e.params["batch"]
-    xs, ys = x.type.shape, y.type.shape
-    out = e.outvars[0].type.shape
-    if batch[0] or not xs or not ys:  # np.einsum (the implementation's) for batch dims
+    xs, ys = tuple(x.type.shape), tuple(y.type.shape)
+    out = tuple(e.outvars[0].type.shape)
+    if batch[0] or not xs or not ys:
         return None
     if len(xs) == 2 and len(ys) == 2 and tuple(lc) == (1,) and tuple(rc) == (0,):
-        return f"({ops[0]} @ {ops[1]})", FRESH
-    # np.tensordot(x, y, (lc, rc)) as NumPy spells it out: transpose, reshape, dot, reshape
+        return "matmul"
     lc, rc = list(lc), list(rc)
     notin = [k for k in range(len(xs)) if k not in lc]
-    na = notin + lc
     sa = (math.prod(xs[a] for a in notin), math.prod(xs[a] for a in lc))
     notin_b = [k for k in range(len(ys)) if k not in rc]
-    nb = rc + notin_b
     sb = (math.prod(ys[a] for a in rc), math.prod(ys[a] for a in notin_b))
 
-    def side(o, perm, shp, own):
-        s = o
-        if perm != list(range(len(own))):
-            s = f"{s}.transpose({tuple(perm)!r})"
-        elif tuple(own) == shp:
-            return s
-        return f"{s}.reshape({shp!r})"
-    r = f"_dot({side(ops[0], na, sa, xs)}, {side(ops[1], nb, sb, ys)})"
-    if (sa[0], sb[1]) != tuple(out):
-        return f"{r}.reshape({tuple(out)!r})", VIEW if out else None
+    def side(perm, shp, own):
+        if perm == list(range(len(own))):
+            return None, (None if own == shp else shp)
+        return tuple(perm), shp
+    pa, ra = side(notin + lc, sa, xs)
+    pb, rb = side(rc + notin_b, sb, ys)
+    return pa, ra, pb, rb, (None if (sa[0], sb[1]) == out else out)
+
+
+def _dot_fn(recipe):
+    """The loop's function for a dot_general recipe."""
+    if recipe == "matmul":
+        return _matmul
+    pa, ra, pb, rb, ro = recipe
+
+    def dot(x, y):
+        if pa is not None:
+            x = x.transpose(pa)
+        if ra is not None:
+            x = x.reshape(ra)
+        if pb is not None:
+            y = y.transpose(pb)
+        if rb is not None:
+            y = y.reshape(rb)
+        r = _dot(x, y)
+        return r if ro is None else r.reshape(ro)
+    return dot
+
+
+_matmul = np.matmul
+_dot = getattr(np.dot, "_implementation", np.dot)
+
+
+def _em_dot(gen, e, ops, dts):
+    recipe = _dot_recipe(e)
+    if recipe is None:
+        return None
+    if recipe == "matmul":
+        return f"({ops[0]} @ {ops[1]})", FRESH
+    pa, ra, pb, rb, ro = recipe
+
+    def side(o, perm, shp):
+        if perm is not None:
+            o = f"{o}.transpose({perm!r})"
+        return o if shp is None else f"{o}.reshape({shp!r})"
+    r = f"_dot({side(ops[0], pa, ra)}, {side(ops[1], pb, rb)})"
+    if ro is not None:
+        return f"{r}.reshape({ro!r})", VIEW if ro else None
     return r, FRESH
+
+
+def _loop_fn(e):
+    """A function of the operands alone that computes `e` as its implementation does, with what
+    depends only on the types worked out once (the loop's dot_general and scatter_add), or
+    None: the implementation runs with the parameters."""
+    name = e.prim.name
+    if name == "dot_general":
+        recipe = _dot_recipe(e)
+        return None if recipe is None else _dot_fn(recipe)
+    if name == "scatter_add":
+        r = _scatter_perms(e)
+        if r is not None:
+            px, pu = r
+            return lambda x, idx, upd: _scatter_at(x, idx, upd, px, pu)
+    return None
 
 
 def _scatter_at(x, idx, upd, px, pu):
@@ -622,14 +678,20 @@ def _moveaxis_perm(ndim, src, dst):
 _BASE_NS["_scatter_at"] = _scatter_at
 
 
-def _em_scatter(gen, e, ops, dts):
-    x, idx, upd = e.inputs
-    if any(type(v) is Lit for v in e.inputs):
+def _scatter_perms(e):
+    if any(type(v) is Lit for v in e.inputs) or not _plain(e):
         return None
+    x, idx, upd = e.inputs
     a, ni = e.params["axis"], len(idx.type.shape)
-    px = _moveaxis_perm(len(x.type.shape), [a], [0])
-    pu = _moveaxis_perm(len(upd.type.shape), list(range(a, a + ni)), list(range(ni)))
-    return f"_scatter_at({ops[0]}, {ops[1]}, {ops[2]}, {px!r}, {pu!r})", \
+    return (_moveaxis_perm(len(x.type.shape), [a], [0]),
+            _moveaxis_perm(len(upd.type.shape), list(range(a, a + ni)), list(range(ni))))
+
+
+def _em_scatter(gen, e, ops, dts):
+    r = _scatter_perms(e)
+    if r is None:
+        return None
+    return f"_scatter_at({ops[0]}, {ops[1]}, {ops[2]}, {r[0]!r}, {r[1]!r})", \
         FRESH if e.outvars[0].type.shape else None
 
 
