@@ -104,8 +104,8 @@ class Plan:
         return fn(args, consts)
 
     def loop(self, args, consts):
-        """The first call: the equations run in a loop (no code generated for a graph that
-        runs once); results as the implementations return them."""
+        """A plan's first calls: the equations run in a loop (no code generated for a graph
+        that runs briefly); results as the implementations return them."""
         env = [None] * self.size
         env[:self.n_in] = args
         env[self.n_in:self.n_in + self.n_const] = [getattr(c, "val", c) for c in consts]
