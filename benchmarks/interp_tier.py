@@ -6,11 +6,14 @@ interpreted call (issue 18: <= 1.5x NumPy).
 Each (workload, implementation) runs in a fresh process under `/usr/bin/time -v` (its maximum
 resident set size) with ADJIT_TIER=interp, so every adjit call after the first is interpreted:
 - `first`: the first call (adjit.jit: the trace, which evaluates while recording);
-- `interp`: the median of the next `--calls` calls (the interpreter plan of the optimised graph);
-- `numpy`: the median of NumPy by hand (the workload's reference), `--calls` calls after one;
+- `early`: the median of the next `--calls` calls (a plan's first calls run its loop);
+- `interp`: the median of `--calls` calls after a warm-up (calls until 0.3 s or 200 calls have
+  run: a plan generates its straight-line function once its loop has run about as long as
+  generating takes), the steady interpreted call;
+- `numpy`: the median of NumPy by hand (the workload's reference), measured the same way;
 - `extra MB: first`: the process's maximum RSS (/usr/bin/time -v) minus the RSS right before
-  the first call; `interp` / `numpy`: the high-water mark during the later calls above the RSS
-  before them (Linux: reset through /proc/self/clear_refs).
+  the first call; `interp` / `numpy`: the high-water mark during the steady calls above the
+  RSS before them (Linux: reset through /proc/self/clear_refs).
 `--n4` sets W4's element count (its default is 1,000,000).
 """
 from __future__ import annotations
@@ -57,14 +60,23 @@ def child(name, impl, calls, n4):
     t0 = time.perf_counter()
     run()
     first = time.perf_counter() - t0
+
+    def timed(n):
+        ts = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            run()
+            ts.append(time.perf_counter() - t0)
+        return ts
+    early = statistics.median(timed(calls))
+    t_end, k = time.perf_counter() + 0.3, 0
+    while time.perf_counter() < t_end and k < 200:
+        run()
+        k += 1
     base2 = _rss_mb()
     _hwm_reset()
-    ts = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        run()
-        ts.append(time.perf_counter() - t0)
-    print(json.dumps({"first": first, "next": statistics.median(ts), "base": base,
+    steady = statistics.median(timed(calls))
+    print(json.dumps({"first": first, "early": early, "next": steady, "base": base,
                       "next_extra": _status_mb("VmHWM") - base2}))
 
 
@@ -93,14 +105,16 @@ def main(argv=None):
         name, impl, calls, n4 = a.child
         child(name, impl, int(calls), int(n4))
         return
-    print(f"{'workload':10} {'adjit first':>12} {'interp':>10} {'numpy':>10} {'interp/np':>9} "
-          f"{'first/np':>8} {'extra MB: first':>15} {'interp':>7} {'numpy':>7}")
+    print(f"{'workload':10} {'adjit first':>12} {'early':>10} {'interp':>10} {'numpy':>10} "
+          f"{'interp/np':>9} {'early/np':>8} {'first/np':>8} {'extra MB: first':>15} "
+          f"{'interp':>7} {'numpy':>7}")
     for name in a.names:
         ad = measure(name, "adjit", a.calls, a.n4)
         npy = measure(name, "numpy", a.calls, a.n4)
         label = name + (f"@{a.n4:.0e}" if name == "W4" and a.n4 else "")
-        print(f"{label:10} {ad['first'] * 1e3:10.2f}ms {ad['next'] * 1e3:8.3f}ms "
-              f"{npy['next'] * 1e3:8.3f}ms {ad['next'] / npy['next']:8.2f}x "
+        print(f"{label:10} {ad['first'] * 1e3:10.2f}ms {ad['early'] * 1e3:8.3f}ms "
+              f"{ad['next'] * 1e3:8.3f}ms {npy['next'] * 1e3:8.3f}ms "
+              f"{ad['next'] / npy['next']:8.2f}x {ad['early'] / npy['next']:7.2f}x "
               f"{ad['first'] / npy['next']:7.1f}x {ad['extra']:15.1f} {ad['next_extra']:7.1f} "
               f"{npy['next_extra']:7.1f}",
               flush=True)

@@ -197,6 +197,17 @@ def test_simplify_pow_two_is_a_product():
         expect("  b: f64[3] = mul a a\n  return b\n")
 
 
+def test_simplify_pow_zero_is_one_even_at_nan_and_inf():
+    assert run(simplify, "  b: f64[3] = pow a 0.0\n  return b\n") == \
+        expect("  b: f64[3] = full[shape=(3,), value=1.0, dtype='f64']\n  return b\n")
+    g = body("  b: f64[3] = pow a 0.0\n  c: f64[3] = mul a b\n  return c\n")
+    x = np.array([np.nan, -np.inf, -0.0])
+    for dt in (np.float64, np.float32):
+        assert np.power(x.astype(dt), dt(0.0)).tolist() == [1.0, 1.0, 1.0]  # NumPy agrees
+    np.testing.assert_array_equal(eval_graph(optimize(g), [x])[0], x * np.power(x, 0.0))
+    assert "pow" not in print_graph(optimize(g)) and "mul" not in print_graph(optimize(g))
+
+
 def test_simplify_double_negation_and_chains():
     assert run(lambda g: dce(simplify(g)),
                "  b: f64[3] = neg a\n  c: f64[3] = neg b\n  d: f64[3] = neg c\n"

@@ -213,6 +213,9 @@ def _simplify_eqn(e, ins, defs):
     if name == "pow":
         if val[1] == 1:
             return _same(ins[0], out)
+        if val[1] == 0 and out.type.dtype in ("f32", "f64"):  # x**0 is 1, nan and inf too
+            return [Eqn(REGISTRY["full"], [], {"shape": out.type.shape, "value": 1.0,
+                                               "dtype": out.type.dtype}, [out], e.loc)]
         if val[1] == 2 and isinstance(ins[0], Var):
             return [Eqn(REGISTRY["mul"], [ins[0], ins[0]], {}, [out], e.loc)]
         return None
@@ -249,7 +252,7 @@ def _simplify_eqn(e, ins, defs):
 
 def simplify(g: Graph) -> Graph:
     """Algebraic identities: x*1, 1*x, x+0, 0+x, x-0, x/1 -> x; neg(neg x) -> x; pow x 1 -> x;
-    pow x 2 -> mul x x; reshape/broadcast_in_dim/convert_element_type to the same type -> x;
+    pow x 2 -> mul x x; pow x 0 -> full 1 (floats: nan**0 and inf**0 are 1 too); reshape/broadcast_in_dim/convert_element_type to the same type -> x;
     reshape of reshape, broadcast of broadcast, transpose of transpose -> one (or none)."""
     return _rebuild(g, _simplify_eqn)
 

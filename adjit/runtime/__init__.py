@@ -106,10 +106,10 @@ class Interpreted:
             if cg is not None:
                 return cg(args, None if consts is g.consts else consts)
         t0 = time.perf_counter()
-        outs = self.plan(args, cs)
+        outs = self.plan(args, cs)  # fresh arrays
         self.seconds += time.perf_counter() - t0
         self.calls += 1
-        return fresh(outs, args, cs)
+        return outs
 
     def _promote(self, g):
         """Native code for `g` if this call may use it (and installs it), else None."""
@@ -311,7 +311,7 @@ def interpret(g, args, consts=None):
                 _TRACE_PLANS.pop(next(iter(_TRACE_PLANS)))
             hit = _TRACE_PLANS[id(g)] = (g, Plan(optimize(g)))
         plan = hit[1]
-    return fresh(plan(args, cs), args, cs)
+    return plan(args, cs)  # fresh arrays
 
 
 def fresh(outs, args=(), consts=()):
