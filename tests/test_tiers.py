@@ -251,7 +251,8 @@ def test_a_structure_is_compiled_once_with_8_threads_calling(monkeypatch, tmp_pa
     sends = []
     send = background.Compiler._send
     monkeypatch.setattr(background.Compiler, "_send",
-                        lambda self, job: (sends.append(job.skey), send(self, job))[1])
+                        lambda self, job: (sends.append(getattr(job, "payload", job.skey)),
+                                           send(self, job))[1])
     g, args = _graph(3.25)
     want = _want(g, args)
     before = cache.STATS["compiles"] + cache.STATS["background_compiles"]
@@ -280,7 +281,9 @@ def test_a_structure_is_compiled_once_with_8_threads_calling(monkeypatch, tmp_pa
     assert not errors, errors
     assert isinstance(g.native, CompiledGraph)
     assert cache.STATS["compiles"] + cache.STATS["background_compiles"] == before + 1
-    assert len(sends) == (0 if mode == "native" else 1)
+    # one request to the compile worker in every mode (native: the caller waits for it);
+    # the runtime helpers' LLVM IR, if they were not loaded yet, is a request of its own
+    assert len([p for p in sends if isinstance(p, str)]) == 1, sends
 
 
 _WHILE_COMPILING = """
