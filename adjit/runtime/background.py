@@ -145,13 +145,18 @@ class Compiler:
             # worker could not parse it, so the caller compiles it itself
             job.finish("mismatch", message="a primitive the worker does not know")
             return
-        hit = cache.read_entry(cache.disk_key(job.skey))
+        key = cache.disk_key(job.skey)
+        hit = cache.read_entry(key)
         if hit is not None:  # compiled by an earlier process (or worker): only link it
-            job.link(*hit, stat="disk_hits")
-            if job.state == "ready":
+            try:
+                cg = cache.install(job.graph, job.skey, *hit, stat="disk_hits")
+            except Exception as exc:
+                # an entry that does not load (damaged object code): discarded, compiled
+                # again (the job stays pending: a waiting caller gets the new code)
+                cache._reject(cache._path(key), exc)
+            else:
+                job.finish("ready", cg)
                 return
-            job.state = "pending"
-            job.done.clear()
         with self._lock:
             self._send(job)
 
