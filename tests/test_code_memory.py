@@ -81,8 +81,8 @@ def test_each_entry_keeps_the_code_alive():
 def test_rss_of_400_shapes_is_returned(tmp_path):
     # 400 distinct shapes through jit: native code, outputs as NumPy; RSS (after
     # malloc_trim) grows by well under 40 MB and comes back after the function is gone and
-    # cache_clear(). The first pass fills the disk cache: LLVM's optimisation pipeline
-    # (llvmlite 0.50) keeps ~80 KB per compile that no handle can return (docs/speed.md F9).
+    # cache_clear(). The first pass fills the disk cache (compiled in the worker, where LLVM's
+    # optimisation pipeline keeps ~80 KB per compile: docs/speed.md F9); the second loads.
     r = _run(_RSS + """
         def sweep():
             jf = adjit.jit(f)
