@@ -474,3 +474,22 @@ def test_tiers_agree_within_the_documented_bounds(monkeypatch):
         assert abs(v - terms.sum()) <= n * eps * np.abs(terms).sum()
         assert np.all(np.abs(g - gwant) <= bound), np.max(np.abs(g - gwant) / bound)
     assert np.all(np.abs(ga - gb) <= 2 * bound)
+
+
+# --- ADJIT_TIER=native compiles in the worker; in this process only when it cannot run -------
+
+def test_native_tier_compiles_here_when_the_worker_cannot_run(monkeypatch, tmp_path):
+    import sys
+    monkeypatch.setenv("ADJIT_TIER", "native")
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))  # no disk entry: a real compile
+    # a "worker" that exits at once: every request is lost, asked once more, then compiled here
+    monkeypatch.setattr(background, "WORKER_COMMAND", [sys.executable, "-c", "pass"])
+    monkeypatch.setattr(background, "_COMPILER", background.Compiler())
+    g, args = _graph(5.75)
+    want = _want(g, args)
+    before = dict(cache.STATS)
+    _close(runtime.run_graph(g, args), want)
+    assert isinstance(g.native, CompiledGraph)
+    assert cache.STATS["compiles"] == before["compiles"] + 1
+    assert background._COMPILER.started >= 1
+    _close(runtime.run_graph(g, args), want)
