@@ -72,8 +72,10 @@ def broken_worker(monkeypatch, log, reason="test failure"):
             "main()\n")
     monkeypatch.setattr(background, "WORKER_COMMAND", [sys.executable, "-c", code])
     monkeypatch.setattr(background, "_COMPILER", background.Compiler())
+    monkeypatch.setattr(background, "_SYNC_COMPILER", background.Compiler(nice=0))
     yield
     background._COMPILER.kill()
+    background._SYNC_COMPILER.kill()
 
 
 @pytest.fixture

@@ -484,12 +484,12 @@ def test_native_tier_compiles_here_when_the_worker_cannot_run(monkeypatch, tmp_p
     monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))  # no disk entry: a real compile
     # a "worker" that exits at once: every request is lost, asked once more, then compiled here
     monkeypatch.setattr(background, "WORKER_COMMAND", [sys.executable, "-c", "pass"])
-    monkeypatch.setattr(background, "_COMPILER", background.Compiler())
+    monkeypatch.setattr(background, "_SYNC_COMPILER", background.Compiler(nice=0))
     g, args = _graph(5.75)
     want = _want(g, args)
     before = dict(cache.STATS)
     _close(runtime.run_graph(g, args), want)
     assert isinstance(g.native, CompiledGraph)
     assert cache.STATS["compiles"] == before["compiles"] + 1
-    assert background._COMPILER.started >= 1
+    assert background._SYNC_COMPILER.started >= 1
     _close(runtime.run_graph(g, args), want)

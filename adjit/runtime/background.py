@@ -103,7 +103,8 @@ def _worker_usable():
 
 
 class Compiler:
-    def __init__(self):
+    def __init__(self, nice=10):
+        self.nice = nice     # the worker's niceness (10: background; 0: a caller waits)
         self._lock = threading.Lock()
         self._proc = None
         self._ids = itertools.count()
@@ -185,6 +186,7 @@ class Compiler:
         env["PYTHONPATH"] = _PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"]
                                                if env.get("PYTHONPATH") else "")
         env["ADJIT_IN_WORKER"] = "1"
+        env["ADJIT_WORKER_NICE"] = str(self.nice)
         argv = list(WORKER_COMMAND or [sys.executable, "-m", "adjit.runtime.worker"])
         proc = subprocess.Popen(argv,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -263,7 +265,7 @@ def compile_graph_object(skey, what):
     CompileError when the graph cannot be compiled."""
     if not _worker_usable():
         return None
-    req = compiler().request(skey)
+    req = sync_compiler().request(skey)
     if req.state == "ready":
         return req.obj, req.meta
     if req.state == "error":
@@ -278,7 +280,7 @@ def compile_llvm(key, text, meta, what):
     run; raises CompileError when the text does not compile."""
     if not _worker_usable():
         return None
-    req = compiler().request(key, ("llvm", key, text, meta))
+    req = _for_this_thread().request(key, ("llvm", key, text, meta))
     if req.state == "ready":
         return req.obj
     if req.state == "error":
@@ -288,6 +290,8 @@ def compile_llvm(key, text, meta, what):
 
 
 def compiler() -> Compiler:
+    """The background compiler: a low-priority worker (tier promotions, off every caller's
+    path)."""
     global _COMPILER
     c = _COMPILER
     if c is None:
@@ -298,12 +302,37 @@ def compiler() -> Compiler:
     return c
 
 
+_SYNC_COMPILER = None
+
+
+def sync_compiler() -> Compiler:
+    """The compiler of requests a caller waits for (ADJIT_TIER=native, compile_now, the
+    runtime helpers asked for from a caller's thread): a worker at the caller's priority, since
+    a low-priority one would make the caller wait behind every other process of a busy
+    machine."""
+    global _SYNC_COMPILER
+    c = _SYNC_COMPILER
+    if c is None:
+        with _COMPILER_LOCK:
+            if _SYNC_COMPILER is None:
+                _SYNC_COMPILER = Compiler(nice=0)
+            c = _SYNC_COMPILER
+    return c
+
+
+def _for_this_thread() -> Compiler:
+    # adjit's own background threads (linking a promoted graph) wait at low priority
+    if threading.current_thread().name.startswith("adjit-"):
+        return compiler()
+    return sync_compiler()
+
+
 def _after_fork_in_child():
     # the worker and the reader thread belong to the parent: a child drops in-flight compiles
     # (their jobs become "lost", so the child's next poll submits them to its own worker)
-    global _COMPILER, _COMPILER_LOCK
+    global _COMPILER, _COMPILER_LOCK, _SYNC_COMPILER
     old = _COMPILER
-    _COMPILER = None
+    _COMPILER = _SYNC_COMPILER = None
     _COMPILER_LOCK = threading.Lock()
     if old is not None:
         for job in list(old._jobs.values()):
