@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import shutil
 import tempfile
 
@@ -54,6 +55,27 @@ def native_tier(monkeypatch):
     """This test checks native code itself: graphs first run in it compile before they run."""
     monkeypatch.setenv("ADJIT_TIER", "native")
     monkeypatch.delenv("ADJIT_DISABLE_JIT", raising=False)
+
+
+def broken_worker(monkeypatch, log, reason="test failure"):
+    """A fresh compile worker (runtime/background.py) whose every graph compile raises
+    CompileError(reason), appending a line to file `log` per compile; stopped at teardown."""
+    from adjit.runtime import background
+    code = ("import sys\n"
+            "from adjit.runtime import compile as c\n"
+            "from adjit.codegen.errors import CompileError\n"
+            "def broken(g):\n"
+            f"    open({str(log)!r}, 'a').write(g.name + '\\n')\n"
+            f"    raise CompileError('graph ' + g.name, {reason!r})\n"
+            "c.compile_object = broken\n"
+            "from adjit.runtime.worker import main\n"
+            "main()\n")
+    monkeypatch.setattr(background, "WORKER_COMMAND", [sys.executable, "-c", code])
+    monkeypatch.setattr(background, "_COMPILER", background.Compiler())
+    monkeypatch.setattr(background, "_SYNC_COMPILER", background.Compiler(nice=0))
+    yield
+    background._COMPILER.kill()
+    background._SYNC_COMPILER.kill()
 
 
 @pytest.fixture

@@ -417,21 +417,41 @@ def test_untrusted_cache_folders_are_not_used(cache_dir, monkeypatch, unsafe):
 
 
 @pytest.mark.usefixtures("native_tier")  # checks native code itself
-def test_compile_errors_fall_back_to_the_interpreter_once(cache_dir, monkeypatch):
+@pytest.mark.parametrize("where", ["worker", "in process"])
+def test_compile_errors_fall_back_to_the_interpreter_once(cache_dir, monkeypatch, where):
+    # ADJIT_TIER=native compiles in the compile worker; in this process only when the worker
+    # cannot run. A CompileError in either place: one warning, the interpreter's result, the
+    # structure is not compiled again.
     import importlib
+    from adjit.runtime import background
+    from conftest import broken_worker
+    import adjit.runtime as runtime
     lower = importlib.import_module("adjit.runtime.compile")
+    monkeypatch.setattr(runtime, "_CANNOT_COMPILE_WARNED", set())  # (warned once per graph)
+    log = cache_dir / "compiles.log"
     calls = []
 
     def broken(g):
         calls.append(g)
         raise engine.CompileError(f"graph {g.name}", "test failure")
     monkeypatch.setattr(lower, "compile_object", broken)
-    g = parse_graph(G2)
-    x = np.array([0.1, 0.2, 0.3])
-    with pytest.warns(RuntimeWarning, match="test failure"):
-        out = run_graph(g, [x])
-    np.testing.assert_allclose(out[0], np.sin(x).sum())
-    run_graph(g, [x])
-    assert len(calls) == 1
-    with pytest.raises(engine.CompileError):
-        get_compiled(g)
+    if where == "worker":
+        stop = broken_worker(monkeypatch, log)
+        next(stop)
+    else:
+        monkeypatch.setattr(background, "_worker_usable", lambda: False)
+    try:
+        g = parse_graph(G2)
+        x = np.array([0.1, 0.2, 0.3])
+        with pytest.warns(RuntimeWarning, match="test failure"):
+            out = run_graph(g, [x])
+        np.testing.assert_allclose(out[0], np.sin(x).sum())
+        run_graph(g, [x])
+        compiled = log.read_text().split() if where == "worker" else calls
+        assert len(compiled) == 1, compiled
+        assert (not calls) if where == "worker" else not log.exists()
+        with pytest.raises(engine.CompileError, match="test failure"):
+            get_compiled(g)
+    finally:
+        if where == "worker":
+            next(stop, None)

@@ -14,6 +14,12 @@ in the memory cache), "error" (the graph cannot be compiled: `message`), "mismat
 did not round-trip: the caller compiles in its own process) or "lost" (the worker died, or
 this is a child after `fork`): a lost job is submitted again by whoever polls it next. The
 worker is restarted on demand.
+
+Synchronous requests (`compile_graph_object`: ADJIT_TIER=native and `compile_now`;
+`compile_llvm`: the runtime's own helpers, native.py) go to the same worker and wait for its
+answer, so this process never runs LLVM's optimiser and never loads libLLVM (the object code is
+loaded by runtime/elfload.py). They return None when the worker cannot run or the text did not
+round-trip; the caller then compiles in its own process.
 """
 from __future__ import annotations
 
@@ -67,8 +73,38 @@ class Job:
         self.finish("ready", cg)
 
 
+class _Request:
+    """A synchronous request: the worker's answer (object code and meta) is kept, not linked."""
+    __slots__ = ("skey", "payload", "state", "obj", "meta", "message", "done")
+
+    def __init__(self, skey, payload=None):
+        self.skey = skey
+        self.payload = skey if payload is None else payload
+        self.state = "pending"
+        self.obj = self.meta = self.message = None
+        self.done = threading.Event()
+
+    def finish(self, state, cg=None, message=None):
+        self.message = message
+        self.state = state
+        self.done.set()
+
+    def link(self, obj, meta, skey=None, stat=None):
+        if skey is not None and skey != self.skey:
+            self.finish("mismatch", message="the IR text did not round-trip")
+            return
+        self.obj, self.meta = obj, meta
+        self.finish("ready")
+
+
+def _worker_usable():
+    # not inside the worker itself (it compiles in its own process), and a Python to run it
+    return not os.environ.get("ADJIT_IN_WORKER") and bool(sys.executable)
+
+
 class Compiler:
-    def __init__(self):
+    def __init__(self, nice=10):
+        self.nice = nice     # the worker's niceness (10: background; 0: a caller waits)
         self._lock = threading.Lock()
         self._proc = None
         self._ids = itertools.count()
@@ -86,6 +122,18 @@ class Compiler:
                          daemon=True).start()
         return job
 
+    def request(self, skey, payload=None):
+        """Send a synchronous request and wait for its answer (a lost one is sent once more):
+        the finished _Request."""
+        for _ in range(2):
+            req = _Request(skey, payload)
+            with self._lock:
+                self._send(req)
+            req.done.wait()
+            if req.state != "lost":
+                break
+        return req
+
     def job(self, skey):
         """The job for structure `skey` (pending or finished), or None."""
         with self._lock:
@@ -98,17 +146,23 @@ class Compiler:
             # worker could not parse it, so the caller compiles it itself
             job.finish("mismatch", message="a primitive the worker does not know")
             return
-        hit = cache.read_entry(cache.disk_key(job.skey))
+        key = cache.disk_key(job.skey)
+        hit = cache.read_entry(key)
         if hit is not None:  # compiled by an earlier process (or worker): only link it
-            job.link(*hit, stat="disk_hits")
-            if job.state == "ready":
+            try:
+                cg = cache.install(job.graph, job.skey, *hit, stat="disk_hits")
+            except Exception as exc:
+                # an entry that does not load (damaged object code): discarded, compiled
+                # again (the job stays pending: a waiting caller gets the new code)
+                cache._reject(cache._path(key), exc)
+            else:
+                job.finish("ready", cg)
                 return
-            job.state = "pending"
-            job.done.clear()
         with self._lock:
             self._send(job)
 
     def _send(self, job):
+        from .cache import trusted_cache_dir
         for _ in range(2):
             proc = self._proc
             if proc is None or proc.poll() is not None:
@@ -116,7 +170,11 @@ class Compiler:
             rid = next(self._ids)
             self._waiting[rid] = job
             try:
-                write_message(proc.stdin, (rid, job.skey))
+                # the cache folder of this request: ADJIT_CACHE_DIR may change after the
+                # worker started (tests do), and the worker writes the entry there; None
+                # when this process does not trust it (then nothing is written)
+                write_message(proc.stdin, (rid, getattr(job, "payload", job.skey),
+                                           trusted_cache_dir()))
                 return
             except (BrokenPipeError, OSError, ValueError):
                 self._waiting.pop(rid, None)
@@ -127,7 +185,10 @@ class Compiler:
         env = dict(os.environ)
         env["PYTHONPATH"] = _PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"]
                                                if env.get("PYTHONPATH") else "")
-        proc = subprocess.Popen([sys.executable, "-m", "adjit.runtime.worker"],
+        env["ADJIT_IN_WORKER"] = "1"
+        env["ADJIT_WORKER_NICE"] = str(self.nice)
+        argv = list(WORKER_COMMAND or [sys.executable, "-m", "adjit.runtime.worker"])
+        proc = subprocess.Popen(argv,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=env, close_fds=True)
         self._proc = proc
@@ -151,7 +212,13 @@ class Compiler:
                 continue
             if status == "ok":
                 skey, obj, meta = rest
-                job.link(obj, meta, skey)
+                if isinstance(job, Job):
+                    # linked in a thread of its own: linking may need the runtime helpers,
+                    # whose first compile is answered through this very thread
+                    threading.Thread(target=job.link, args=(obj, meta, skey),
+                                     name="adjit-link", daemon=True).start()
+                else:
+                    job.link(obj, meta, skey)
             else:
                 job.finish("error", message=rest[0])
         # the worker is gone (killed, crashed, or closed at exit): what it had is lost
@@ -188,9 +255,43 @@ class Compiler:
 
 _COMPILER = None
 _COMPILER_LOCK = threading.Lock()
+WORKER_COMMAND = None   # argv of the worker (None: python -m adjit.runtime.worker); tests
+
+
+def compile_graph_object(skey, what):
+    """(object code, meta) of structure `skey` (a graph's printed text), compiled by the worker
+    (which also writes the disk-cache entry); the caller waits. None when the worker cannot run
+    or could not take the text (the caller then compiles in its own process). Raises
+    CompileError when the graph cannot be compiled."""
+    if not _worker_usable():
+        return None
+    req = sync_compiler().request(skey)
+    if req.state == "ready":
+        return req.obj, req.meta
+    if req.state == "error":
+        from ..codegen.errors import CompileError
+        raise CompileError(what, req.message)
+    return None
+
+
+def compile_llvm(key, text, meta, what):
+    """Object code of LLVM IR `text` (optimised like a graph), compiled by the worker, which
+    stores it in the disk cache under `key` with header `meta`. None when the worker cannot
+    run; raises CompileError when the text does not compile."""
+    if not _worker_usable():
+        return None
+    req = _for_this_thread().request(key, ("llvm", key, text, meta))
+    if req.state == "ready":
+        return req.obj
+    if req.state == "error":
+        from ..codegen.errors import CompileError
+        raise CompileError(what, req.message)
+    return None
 
 
 def compiler() -> Compiler:
+    """The background compiler: a low-priority worker (tier promotions, off every caller's
+    path)."""
     global _COMPILER
     c = _COMPILER
     if c is None:
@@ -201,12 +302,37 @@ def compiler() -> Compiler:
     return c
 
 
+_SYNC_COMPILER = None
+
+
+def sync_compiler() -> Compiler:
+    """The compiler of requests a caller waits for (ADJIT_TIER=native, compile_now, the
+    runtime helpers asked for from a caller's thread): a worker at the caller's priority, since
+    a low-priority one would make the caller wait behind every other process of a busy
+    machine."""
+    global _SYNC_COMPILER
+    c = _SYNC_COMPILER
+    if c is None:
+        with _COMPILER_LOCK:
+            if _SYNC_COMPILER is None:
+                _SYNC_COMPILER = Compiler(nice=0)
+            c = _SYNC_COMPILER
+    return c
+
+
+def _for_this_thread() -> Compiler:
+    # adjit's own background threads (linking a promoted graph) wait at low priority
+    if threading.current_thread().name.startswith("adjit-"):
+        return compiler()
+    return sync_compiler()
+
+
 def _after_fork_in_child():
     # the worker and the reader thread belong to the parent: a child drops in-flight compiles
     # (their jobs become "lost", so the child's next poll submits them to its own worker)
-    global _COMPILER, _COMPILER_LOCK
+    global _COMPILER, _COMPILER_LOCK, _SYNC_COMPILER
     old = _COMPILER
-    _COMPILER = None
+    _COMPILER = _SYNC_COMPILER = None
     _COMPILER_LOCK = threading.Lock()
     if old is not None:
         for job in list(old._jobs.values()):

@@ -126,6 +126,20 @@ def _unsafe(st):
     return None
 
 
+def trusted_cache_dir():
+    """The cache root, or None when it exists and is not private to this user (with the
+    warning): where the compile worker may write this process's entries."""
+    root = cache_dir()
+    try:
+        why = _unsafe(os.stat(root))
+    except OSError:
+        return root   # not there yet: created private by whoever writes first
+    if why is not None:
+        _warn_unsafe(root, why)
+        return None
+    return root
+
+
 def _warn_unsafe(path, why):
     if path not in _UNSAFE_WARNED:
         _UNSAFE_WARNED.add(path)
@@ -305,6 +319,12 @@ def _build(g, skey):
             _reject(_path(key), exc)
     STATS["disk_misses"] += 1
     STATS["compiles"] += 1
+    # compiled by the worker, which writes the entry (this process never loads LLVM); in this
+    # process only when the worker cannot run or could not take the text
+    from .background import compile_graph_object
+    done = compile_graph_object(skey, f"graph {g.name}")
+    if done is not None:
+        return CompiledGraph(g, *done)
     from .compile import compile_object  # a hit does not need the lowering
     obj, meta = compile_object(g)
     cg = CompiledGraph(g, obj, meta)

@@ -66,8 +66,9 @@ _new_cfunction = None
 
 def _fastcall(address, name, lib):
     """A builtin function object calling the compiled `_fc` entry (METH_FASTCALL): the
-    method definition it points to and the linked code (`lib`, engine.Loaded) are kept alive
-    by the function's `self` tuple, so the code outlives every holder of the function."""
+    method definition it points to and the loaded code (`lib`: elfload.Mapped or engine.Loaded)
+    are kept alive by the function's `self` tuple, so the code outlives every holder of the
+    function."""
     global _new_cfunction
     if _new_cfunction is None:
         f = ctypes.pythonapi.PyCFunction_NewEx
@@ -109,11 +110,12 @@ class CompiledGraph:
         imports = {f"adjit_{n}": engine.import_address(n) for n in meta["imports"]}
         sym = meta["symbol"] + ("_py" if _PY_ABI_OK else "")
         fc = meta.get("fastcall") if _PY_ABI_OK and _FASTCALL_OK else None
-        # the linked code (engine.Loaded: its tracker frees the code when the last reference
-        # goes). Every callable that can enter it holds it: this object (and its for_graph
-        # copies, so g.native), the ctypes entry, the builtin fastcall entry, the generated
-        # fast path (jit's direct entry). So the memory cache may drop an entry, or
-        # cache_clear() all of them, while callers run: code goes with its last caller.
+        # the loaded code (elfload.Mapped, or engine.Loaded with LLJIT: unmapped or freed when
+        # the last reference goes). Every callable that can enter it holds it: this object
+        # (and its for_graph copies, so g.native), the ctypes entry, the builtin fastcall
+        # entry, the generated fast path (jit's direct entry). So the memory cache may drop
+        # an entry, or cache_clear() all of them, while callers run: code goes with its last
+        # caller.
         # (the object code itself is not kept: the `void **args` entry is exported too)
         syms = list(dict.fromkeys([sym, meta["symbol"]] + ([fc] if fc else [])))
         lib = self._lib = engine.load_many(obj, syms, imports, what)

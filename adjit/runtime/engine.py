@@ -3,21 +3,30 @@
 Everything here runs under one lock: llvmlite objects (the target machine, the LLJIT instance)
 are not safe to use from several threads at once, and compiling is rare next to calling.
 
-Native code reaches the process through LLJIT as *object code*: `optimize` turns LLVM IR text
-into an optimised module, `emit_object` into bytes (what the disk cache stores), and `load`
-links those bytes into a fresh JIT library, binding the external symbols (BLAS entry points)
-to addresses of *this* process at link time, so no address is ever baked into object code.
+Native code reaches the process as *object code*: `optimize` turns LLVM IR text into an
+optimised module, `emit_object` into bytes (what the disk cache stores; normally run in the
+compile worker, runtime/worker.py), and `load` maps those bytes into this process, binding the
+external symbols (helpers, BLAS entry points) to addresses of *this* process at load time, so
+no address is ever baked into object code. On x86-64 Linux `load` uses adjit's own ELF loader
+(runtime/elfload.py), so a process that only runs code never loads libLLVM (~44 MB resident);
+elsewhere, or for an object the loader does not handle, it links through LLJIT. Nothing on the
+loading path imports llvmlite.binding: `host_signature` reads the CPU from /proc/cpuinfo.
 """
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import itertools
+import os
+import platform
 import sys
 import threading
 
 LOCK = threading.RLock()
 _ENGINE = None
 _lib_ids = itertools.count()
+_HOST = None
+LINKS = {"elf": 0, "lljit": 0, "elf_unsupported": 0}  # how code was loaded (tests, docs)
 
 
 from ..codegen.errors import CompileError  # noqa: E402,F401  (raised here and by the lowering)
@@ -64,10 +73,64 @@ def engine() -> _Engine:
 
 
 def host_signature() -> str:
-    """Triple, CPU name, CPU features and LLVM/llvmlite versions: part of every cache key, since
-    object code built for one of these may be wrong (or illegal instructions) on another."""
-    e = engine()
-    return f"{e.triple}|{e.cpu}|{e.features}|{e.versions}"
+    """The host CPU and the LLVM build: part of every cache key, since object code built for
+    one may be wrong (or illegal instructions) on another. On Linux read without loading LLVM
+    (`_cpu_signature`); elsewhere LLVM's triple, CPU name, features and versions."""
+    global _HOST
+    if _HOST is None:
+        sig = _cpu_signature()
+        if sig is None:
+            e = engine()
+            sig = f"{e.triple}|{e.cpu}|{e.features}|{e.versions}"
+        _HOST = sig
+    return _HOST
+
+
+_CPU_FIELDS = ("vendor_id", "cpu family", "model", "stepping", "flags",   # x86
+               "cpu implementer", "cpu architecture", "cpu variant", "cpu part", "features")
+
+
+def _cpu_signature():
+    """Linux: what LLVM's host detection derives the CPU name and features from (the first
+    processor's vendor, family, model, stepping and feature flags as the kernel reports them:
+    the CPUID bits, minus what the OS does not enable), the machine, and the identity of
+    llvmlite's LLVM library (version, size, modification time: each build bundles one LLVM),
+    read without loading LLVM. None where /proc/cpuinfo is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        with open("/proc/cpuinfo") as f:
+            block = f.read().split("\n\n", 1)[0]
+    except OSError:
+        return None
+    fields = {}
+    for line in block.splitlines():
+        k, _, v = line.partition(":")
+        k = k.strip().lower()
+        if k in _CPU_FIELDS:
+            fields[k] = " ".join(sorted(v.split())) if k in ("flags", "features") else v.strip()
+    if "flags" not in fields and "features" not in fields:
+        return None
+    import importlib.util
+    import llvmlite  # the package only (its version); llvmlite.binding loads libLLVM
+    spec = importlib.util.find_spec("llvmlite")
+    lib = "?"
+    for folder in (spec.submodule_search_locations or []):
+        for name in ("libllvmlite.so", "libllvmlite.dylib"):
+            path = os.path.join(folder, "binding", name)
+            if os.path.exists(path):
+                st = os.stat(path)
+                lib = f"{st.st_size}:{st.st_mtime_ns}"
+    cpu = hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()
+    return f"{platform.machine()}-linux|cpu={cpu}|llvmlite={llvmlite.__version__}|lib={lib}"
+
+
+def process_triple() -> str:
+    """The LLVM target triple of this process; on Linux without loading LLVM."""
+    arch = platform.machine()
+    if sys.platform.startswith("linux") and arch in ("x86_64", "aarch64"):
+        return f"{arch}-unknown-linux-gnu"
+    return engine().triple
 
 
 def optimize(ir_text: str, what: str):
@@ -121,12 +184,28 @@ class Loaded:
 
 
 def load(obj: bytes, symbol: str, imports: dict, what: str) -> Loaded:
-    """Link object code into a new JIT library; `imports` maps external names to addresses."""
+    """Load object code (runtime/elfload.py, else a new JIT library); `imports` maps external
+    names to addresses."""
     return load_many(obj, [symbol], imports, what)
 
 
-def load_many(obj: bytes, symbols, imports: dict, what: str):
-    """Like `load`, exporting several symbols: `.addresses` maps each to its address."""
+def load_many(obj: bytes, symbols, imports: dict, what: str, keep=False):
+    """Like `load`, exporting several symbols: `.addresses` maps each to its address. The ELF
+    loader first (x86-64 Linux); an object it does not handle is linked by LLJIT. A malformed
+    object raises CompileError (never reaches LLJIT). `keep`: never free the code."""
+    from . import elfload
+    if elfload.available():
+        try:
+            lib = elfload.load(obj, symbols, imports, what, keep=keep)
+            LINKS["elf"] += 1
+            return lib
+        except elfload.BadObject as exc:
+            raise CompileError(what, f"damaged object code: {exc}") from None
+        except LookupError as exc:
+            raise CompileError(what, f"linking failed: {exc}") from None
+        except elfload.Unsupported:
+            LINKS["elf_unsupported"] += 1   # e.g. a relocation kind it does not implement
+    LINKS["lljit"] += 1
     e = engine()
     with LOCK:
         try:

@@ -1,5 +1,6 @@
-"""The runtime's own native helpers, compiled once per process from the LLVM IR files in ll/
-(threads.ll; blas.ll and gemm.ll, filled in once per precision) and linked like a graph.
+"""The runtime's own native helpers, compiled from the LLVM IR files in ll/ (threads.ll; blas.ll
+and gemm.ll, filled in once per precision) by the compile worker (or read from the disk cache)
+and loaded like a graph, once per process.
 Compiled graphs import them by name (`adjit_<name>`, as BLAS routines used to be imported), so
 object code in the disk cache holds no address and no policy: thread counts and
 the BLAS library are decided here, at run time.
@@ -133,9 +134,14 @@ def _build(kind, text, names, imports):
     hit = cache.read_entry(key)
     obj = hit[0] if hit is not None else None
     if obj is None:
-        obj = engine.emit_object(engine.optimize(text, what), what)
-        cache.write_entry(key, obj, {"symbol": names[0], "workspace": 0, "imports": []})
-    lib = engine.load_many(obj, names, imports, what)
+        meta = {"symbol": names[0], "workspace": 0, "imports": []}
+        from .background import compile_llvm
+        obj = compile_llvm(key, text, meta, what)  # in the worker (it writes the entry)
+        if obj is None:  # the worker cannot run: compile here
+            obj = engine.emit_object(engine.optimize(text, what), what)
+            cache.write_entry(key, obj, meta)
+    # the helpers live as long as the process (the helper thread runs their code until exit)
+    lib = engine.load_many(obj, names, imports, what, keep=True)
     _ADDR.update(lib.addresses)
     _LIBS[kind] = lib
     return lib
@@ -145,7 +151,7 @@ def _threads_lib():
     if "threads" not in _LIBS:
         with _LOCK:
             if "threads" not in _LIBS:
-                _build("threads", threads_ir(engine.engine().triple),
+                _build("threads", threads_ir(engine.process_triple()),
                        ["adjit_parallel_for", "adjit_set_threads", "adjit_get_threads",
                         "adjit_pool_reset"], {})
                 _call("adjit_set_threads", default_threads())

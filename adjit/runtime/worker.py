@@ -3,9 +3,10 @@
 `python -m adjit.runtime.worker` reads requests from standard input and answers on standard
 output, one length-prefixed pickle each way:
 
-    request  (request id, IR text)                 the graph's structure key (print_graph)
+    request  (request id, IR text, cache folder)   the graph's structure key (print_graph)
+             (request id, ("llvm", key, LLVM IR, meta), cache folder)   the runtime's helpers
     answer   (request id, "ok", structure key, object code, meta)
-             (request id, "error", message)
+             (request id, "error", message)       (a CompileError's reason)
 
 It parses the text (adjit.ir.parse_graph), lowers, optimises and emits it, writes the disk-cache
 entry (so a later process loads it), and returns the object code: the user's process only
@@ -59,7 +60,7 @@ def _rss_mb():
 
 def serve(inp, out):
     from ..ir.parser import parse_graph
-    from . import cache
+    from . import cache, engine
     from .compile import compile_object
     done = 0
     while done < MAX_COMPILES and _rss_mb() < MAX_RSS_MB:
@@ -67,21 +68,38 @@ def serve(inp, out):
         msg = read_message(inp)
         if msg is None:
             return
-        rid, text = msg
+        rid, text, *folder = msg
+        write = True
+        if folder:  # the client's cache folder for this request (None: one it does not trust)
+            write = folder[0] is not None
+            if write:
+                os.environ["ADJIT_CACHE_DIR"] = folder[0]
         try:
+            if isinstance(text, tuple) and text[0] == "llvm":  # the runtime's helpers (IR)
+                _, key, ir_text, meta = text
+                what = f"runtime helpers {meta.get('symbol')}"
+                obj = engine.emit_object(engine.optimize(ir_text, what), what)
+                if write:
+                    cache.write_entry(key, obj, meta)
+                write_message(out, (rid, "ok", key, obj, meta))
+                continue
             g = parse_graph(text)
             skey = g.structure_key()
             obj, meta = compile_object(g)
-            if skey == text:
+            if skey == text and write:
                 cache.write_entry(cache.disk_key(skey), obj, meta, skey)
             write_message(out, (rid, "ok", skey, obj, meta))
+        except engine.CompileError as exc:  # the reason: the caller raises its own error
+            write_message(out, (rid, "error", exc.reason))
         except Exception as exc:  # answered, never fatal: the caller falls back
             write_message(out, (rid, "error", f"{type(exc).__name__}: {exc}"))
 
 
 def main():
     try:
-        os.nice(10)  # the user's process comes first on a shared machine
+        # the user's process comes first on a shared machine (0 for the compiles a caller
+        # waits for: runtime/background.py sync_compiler)
+        os.nice(int(os.environ.get("ADJIT_WORKER_NICE", "10")))
     except OSError:
         pass
     serve(sys.stdin.buffer, sys.stdout.buffer)
