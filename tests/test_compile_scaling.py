@@ -178,3 +178,30 @@ def test_long_chain_is_fused_into_several_bounded_loops():
     assert total > 4 * fusion.BODY_COST_MAX
     got = compile_graph(g)([a])[0]
     np.testing.assert_allclose(got, f(a), rtol=1e-12, atol=1e-14)
+
+
+def test_graph_calls_outlined_math_when_it_uses_a_function_often(monkeypatch):
+    """From mathlib.OUTLINE_MIN uses of one function (and dtype) on, a graph calls one
+    outlined copy per module instead of inlining the polynomial at every use: same bits as
+    the inlined code, NumPy's values; below it (every bench workload) the code is inlined."""
+    from adjit.codegen import mathlib
+
+    def f(x, y):
+        for k in range(6):
+            x = np.sin(x) * 1.01 + np.tanh(y) * 0.5
+            y = y - 0.1 * np.exp(-x * x)
+        return x + np.cos(y) + np.tanh(y.astype(np.float32)).astype(np.float64)
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(1003) * 3, rng.standard_normal(1003) * 3
+    g = optimize(adjit.make_ir(f)(a, b))
+    text, _ = lower(g)
+    for fn in ("sin_f64", "tanh_f64", "exp_f64"):
+        assert f"adjit_math_{fn}" in text
+    assert "adjit_math_cos" not in text and "adjit_math_tanh_f32" not in text  # one use each
+    got = compile_graph(g)([a, b])[0]
+    monkeypatch.setattr(mathlib, "OUTLINE_MIN", 10 ** 9)
+    g2 = optimize(adjit.make_ir(f)(a, b))
+    assert "adjit_math_" not in lower(g2)[0]
+    inlined = compile_graph(g2)([a, b])[0]
+    np.testing.assert_array_equal(got.view(np.uint64), inlined.view(np.uint64))
+    np.testing.assert_allclose(got, f(a, b), rtol=1e-12, atol=3e-7)  # (f32 tanh: its ulps)

@@ -100,6 +100,8 @@ class FnBuilder:
         self.work = 0                 # elements written or reduced, multiply-adds (rough)
         self.origin = {}              # id(buffer pointer) -> ("arg", i) | ("ws", offset)
         self.n_sections = 0
+        self.math_uses = _math_uses(g, self.plan)   # (function, dtype) -> equations
+        self.math_keep = []           # outlined math functions' vector variants
 
     # --- function skeleton ------------------------------------------------------------------
     def build(self) -> str:
@@ -190,6 +192,7 @@ class FnBuilder:
         self.b.ret(ir.Constant(I32, STATUS_OK))
         ir.IRBuilder(self.alloca_bb).branch(start)
         self._entry(body, n_args)
+        mathlib.keep_alive(self.module, self.math_keep)
         return str(self.module)
 
     @staticmethod
@@ -381,6 +384,16 @@ class FnBuilder:
         cont = self.fn.append_basic_block("ok")
         self.b.cbranch(ok, cont, bb)
         self.b.position_at_end(cont)
+
+    def math_call(self, name, dt, vals):
+        """Math function `name` on scalar values of dtype `dt`: inlined, or a call of the
+        module's outlined copy when the graph uses it often (mathlib.OUTLINE_MIN)."""
+        if (dt in ("f32", "f64") and name in mathlib.OUTLINABLE and
+                self.math_uses.get((name, dt), 0) >= mathlib.OUTLINE_MIN):
+            fn, variants = mathlib.outlined(self.module, name, dt, len(vals))
+            self.math_keep.extend(variants)
+            return self.b.call(fn, list(vals))
+        return mathlib.call(self.b, name, dt, *vals)
 
     # --- values ------------------------------------------------------------------------------
     def value(self, x, ix, dt=None):
@@ -642,6 +655,21 @@ def operand_dtypes(e):
     vdt = next((x.type.dtype for x in e.inputs if not isinstance(x, Lit)),
                e.outvars[0].type.dtype if e.outvars else "bool")
     return [vdt] * len(e.inputs)
+
+
+def _math_uses(g, plan):
+    """(math function, dtype) -> how many live equations of `g` call it (primitives lowered to
+    a math-library function, and pow)."""
+    uses = {}
+    for e in g.eqns:
+        if e in plan.dead:
+            continue
+        spec = e.prim.lowering
+        name = spec[1] if spec is not None and spec[0] == "math" else e.prim.name
+        if name in mathlib.OUTLINABLE:
+            key = (name, operand_dtypes(e)[0] if e.inputs else None)
+            uses[key] = uses.get(key, 0) + 1
+    return uses
 
 
 def _itemsize(v):

@@ -79,7 +79,7 @@ def _extremum(op):
 
 def _math(name):
     def fn(c, e, dt, v):
-        return mathlib.call(c.b, name, dt, *v)
+        return c.math_call(name, dt, v)
     return fn
 
 
@@ -99,7 +99,7 @@ def _pow(c, e, dt, v):
             return mathlib.call(c.b, "sqrt", dt, x)
         if ev == -1.0:
             return c.b.fdiv(const(dt, 1.0), x)
-    return mathlib.call(c.b, "pow", dt, *v)
+    return c.math_call("pow", dt, v)
 
 
 def _neg(c, e, dt, v):
