@@ -66,6 +66,58 @@ def test_big_graph_is_split_into_bounded_functions():
     sizes = _function_sizes(text)
     assert max(sizes.values()) < 3 * builder.SECTION_INSNS, sizes
     assert sum(1 for n in sizes if "_sec" in n) >= 3
+    # a big graph: sections of BIG_SECTION_INSNS, marked for the engine's cheaper pipeline
+    assert len(g.eqns) >= builder.BIG_GRAPH and text.startswith(builder.SECTIONED)
+    assert max(v for n, v in sizes.items() if "_sec" in n) < 3 * builder.BIG_SECTION_INSNS
+
+
+def test_sectioned_module_leaves_code_generation_options_as_they_were():
+    """A sectioned module is emitted without loop strength reduction, an LLVM option that is
+    process-wide: it is set for that module only, so the next small graph's object code is
+    the same bytes as before."""
+    from adjit.runtime import engine
+
+    def small(x):
+        return np.sum(np.tanh(x) * x)
+    x = np.linspace(-1, 1, 100)
+    text, _ = lower(optimize(vjp_graph(adjit.make_ir(small)(x), wrt=[0])))
+    assert not text.startswith(builder.SECTIONED)
+    before = engine.emit_object(engine.optimize(text, "small"), "small")
+    big, _ = lower(optimize(vjp_graph(adjit.make_ir(_lstm(np))(*_inputs()), wrt=[0, 1])))
+    assert big.startswith(builder.SECTIONED)
+    engine.emit_object(engine.optimize(big, "big"), "big")
+    assert engine.emit_object(engine.optimize(text, "small"), "small") == before
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_lowering_restores_the_garbage_collector(enabled, monkeypatch):
+    """lower() pauses the cyclic garbage collector (half of a big graph's lowering time) and
+    leaves it as it found it, also when lowering fails."""
+    import gc
+    from adjit.codegen import lower as lower_mod
+    from adjit.codegen.errors import CompileError
+
+    def f(x):
+        return np.sin(x) * 2.0
+    g = optimize(adjit.make_ir(f)(np.ones(3)))
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        seen = []
+        real = lower_mod.FnBuilder.build
+        monkeypatch.setattr(lower_mod.FnBuilder, "build",
+                            lambda self: seen.append(gc.isenabled()) or real(self))
+        lower(g)
+        assert seen == [False] and gc.isenabled() == enabled
+
+        def boom(self):
+            raise ValueError("a bug in a lowering")
+        monkeypatch.setattr(lower_mod.FnBuilder, "build", boom)
+        with pytest.raises(CompileError, match="lowering failed"):
+            lower(g)
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_split_lstm_value_and_grad_matches_jax():
