@@ -66,6 +66,58 @@ def test_big_graph_is_split_into_bounded_functions():
     sizes = _function_sizes(text)
     assert max(sizes.values()) < 3 * builder.SECTION_INSNS, sizes
     assert sum(1 for n in sizes if "_sec" in n) >= 3
+    # a big graph: sections of BIG_SECTION_INSNS, marked for the engine's cheaper pipeline
+    assert len(g.eqns) >= builder.BIG_GRAPH and text.startswith(builder.SECTIONED)
+    assert max(v for n, v in sizes.items() if "_sec" in n) < 3 * builder.BIG_SECTION_INSNS
+
+
+def test_sectioned_module_leaves_code_generation_options_as_they_were():
+    """A sectioned module is emitted without loop strength reduction, an LLVM option that is
+    process-wide: it is set for that module only, so the next small graph's object code is
+    the same bytes as before."""
+    from adjit.runtime import engine
+
+    def small(x):
+        return np.sum(np.tanh(x) * x)
+    x = np.linspace(-1, 1, 100)
+    text, _ = lower(optimize(vjp_graph(adjit.make_ir(small)(x), wrt=[0])))
+    assert not text.startswith(builder.SECTIONED)
+    before = engine.emit_object(engine.optimize(text, "small"), "small")
+    big, _ = lower(optimize(vjp_graph(adjit.make_ir(_lstm(np))(*_inputs()), wrt=[0, 1])))
+    assert big.startswith(builder.SECTIONED)
+    engine.emit_object(engine.optimize(big, "big"), "big")
+    assert engine.emit_object(engine.optimize(text, "small"), "small") == before
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_lowering_restores_the_garbage_collector(enabled, monkeypatch):
+    """lower() pauses the cyclic garbage collector (half of a big graph's lowering time) and
+    leaves it as it found it, also when lowering fails."""
+    import gc
+    from adjit.codegen import lower as lower_mod
+    from adjit.codegen.errors import CompileError
+
+    def f(x):
+        return np.sin(x) * 2.0
+    g = optimize(adjit.make_ir(f)(np.ones(3)))
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        seen = []
+        real = lower_mod.FnBuilder.build
+        monkeypatch.setattr(lower_mod.FnBuilder, "build",
+                            lambda self: seen.append(gc.isenabled()) or real(self))
+        lower(g)
+        assert seen == [False] and gc.isenabled() == enabled
+
+        def boom(self):
+            raise ValueError("a bug in a lowering")
+        monkeypatch.setattr(lower_mod.FnBuilder, "build", boom)
+        with pytest.raises(CompileError, match="lowering failed"):
+            lower(g)
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_split_lstm_value_and_grad_matches_jax():
@@ -178,3 +230,30 @@ def test_long_chain_is_fused_into_several_bounded_loops():
     assert total > 4 * fusion.BODY_COST_MAX
     got = compile_graph(g)([a])[0]
     np.testing.assert_allclose(got, f(a), rtol=1e-12, atol=1e-14)
+
+
+def test_graph_calls_outlined_math_when_it_uses_a_function_often(monkeypatch):
+    """From mathlib.OUTLINE_MIN uses of one function (and dtype) on, a graph calls one
+    outlined copy per module instead of inlining the polynomial at every use: same bits as
+    the inlined code, NumPy's values; below it (every bench workload) the code is inlined."""
+    from adjit.codegen import mathlib
+
+    def f(x, y):
+        for k in range(6):
+            x = np.sin(x) * 1.01 + np.tanh(y) * 0.5
+            y = y - 0.1 * np.exp(-x * x)
+        return x + np.cos(y) + np.tanh(y.astype(np.float32)).astype(np.float64)
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(1003) * 3, rng.standard_normal(1003) * 3
+    g = optimize(adjit.make_ir(f)(a, b))
+    text, _ = lower(g)
+    for fn in ("sin_f64", "tanh_f64", "exp_f64"):
+        assert f"adjit_math_{fn}" in text
+    assert "adjit_math_cos" not in text and "adjit_math_tanh_f32" not in text  # one use each
+    got = compile_graph(g)([a, b])[0]
+    monkeypatch.setattr(mathlib, "OUTLINE_MIN", 10 ** 9)
+    g2 = optimize(adjit.make_ir(f)(a, b))
+    assert "adjit_math_" not in lower(g2)[0]
+    inlined = compile_graph(g2)([a, b])[0]
+    np.testing.assert_array_equal(got.view(np.uint64), inlined.view(np.uint64))
+    np.testing.assert_allclose(got, f(a, b), rtol=1e-12, atol=3e-7)  # (f32 tanh: its ulps)

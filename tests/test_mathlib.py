@@ -11,6 +11,7 @@ Bounds (max ulp over the sampled domains; also in docs/codegen.md):
 from __future__ import annotations
 
 import ctypes
+import re
 import zlib
 
 import numpy as np
@@ -53,9 +54,11 @@ SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e-310, -1e-310
 _KERNELS = {}
 
 
-def kernel(name, dt, nargs=1):
-    """A compiled loop out[i] = name(in0[i], ...) over a runtime length (cached per test run)."""
-    key = (name, dt)
+def kernel(name, dt, nargs=1, outline=False):
+    """A compiled loop out[i] = name(in0[i], ...) over a runtime length (cached per test run);
+    `outline`: the loop calls the module's outlined function (mathlib.outlined) instead of
+    inlining it (the kernel's `.ir` is then the optimised module's text)."""
+    key = (name, dt, outline)
     if key not in _KERNELS:
         m = ir.Module()
         t = REG[dt]
@@ -71,16 +74,24 @@ def kernel(name, dt, nargs=1):
         b.cbranch(b.icmp_signed("<", i, n), body, done)
         b.position_at_end(body)
         vals = [b.load(b.gep(p, [i], source_etype=t), typ=t) for p in f.args[:nargs]]
-        b.store(mathlib.call(b, name, dt, *vals), b.gep(f.args[nargs], [i], source_etype=t))
+        if outline:
+            fn, variants = mathlib.outlined(m, name, dt, nargs)
+            mathlib.keep_alive(m, variants)
+            val = b.call(fn, vals)
+        else:
+            val = mathlib.call(b, name, dt, *vals)
+        b.store(val, b.gep(f.args[nargs], [i], source_etype=t))
         i.add_incoming(b.add(i, i64(1)), b.block)
         b.branch(head)
         b.position_at_end(done)
         b.ret_void()
-        obj = engine.emit_object(engine.optimize(str(m), name), name)
+        opt = engine.optimize(str(m), name)
+        text = str(opt)
+        obj = engine.emit_object(opt, name)
         lib = engine.load(obj, "k", {}, name)
         fn = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * (nargs + 1), ctypes.c_int64)(
             lib.address)
-        _KERNELS[key] = (lib, fn)
+        _KERNELS[key] = (lib, fn, text)
     fn = _KERNELS[key][1]
 
     def run(*xs):
@@ -88,6 +99,7 @@ def kernel(name, dt, nargs=1):
         out = np.empty_like(xs[0])
         fn(*[x.ctypes.data for x in xs], out.ctypes.data, out.size)
         return out
+    run.ir = _KERNELS[key][2]
     return run
 
 
@@ -197,3 +209,45 @@ def test_pi_over_2_pieces_sum_to_pi_over_2():
     total = sum(mpmath.mpf(p) for p in mathlib.PIO2)
     assert abs(total - mpmath.pi / 2) < mpmath.mpf(2) ** -150
     assert abs(mpmath.mpf(mathlib.LN2_HI) + mathlib.LN2_LO - mpmath.log(2)) < 2.0 ** -80
+
+
+def _wide_samples(npdt, rng, n):
+    """Both signs over every magnitude, [-1, 1], the special values; an odd count, so that
+    vectorised loops also run their scalar remainder."""
+    big = 300 if npdt == np.float64 else 37
+    mag = np.exp(rng.uniform(-big * np.log(10), big * np.log(10), n))
+    x = np.concatenate([mag * rng.choice([-1.0, 1.0], n), rng.uniform(-1, 1, n),
+                        rng.uniform(-30, 30, n), SPECIALS])
+    with np.errstate(all="ignore"):
+        return x.astype(npdt)
+
+
+@pytest.mark.parametrize("dt", ["f64", "f32"])
+@pytest.mark.parametrize("name", sorted(mathlib.OUTLINABLE))
+def test_outlined_function_is_bitwise_the_inlined_code(name, dt):
+    """A graph that uses a math function often calls one outlined copy (and its vector
+    variants) instead of inlining the polynomial at every use (compile time, issue 18 item
+    5): the results must be the same bits, vector lanes and scalar remainder alike."""
+    npdt = np.float64 if dt == "f64" else np.float32
+    nargs = 2 if name in ("pow", "atan2", "hypot") else 1
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    xs = [_wide_samples(npdt, rng, 20001) for _ in range(nargs)]
+    if nargs == 2:
+        xs[1] = rng.permutation(xs[1])
+    inlined = kernel(name, dt, nargs)(*xs)
+    out = kernel(name, dt, nargs, outline=True)
+    got = out(*xs)
+    # the loop still vectorises: the vectoriser called a vector variant
+    assert re.search(rf"call <\d+ x \w+> @\"?adjit_math_{name}_{dt}_v\d+", out.ir), \
+        f"loop calling outlined {name} ({dt}) was not vectorised"
+    bits = np.uint64 if dt == "f64" else np.uint32
+    diff = np.flatnonzero(got.view(bits) != inlined.view(bits))
+    assert diff.size == 0, (f"{name}({', '.join(repr(x[diff[0]]) for x in xs)}): outlined "
+                            f"{got[diff[0]]!r}, inlined {inlined[diff[0]]!r}")
+    # and still the function itself (not only self-consistent): NumPy's, as the inlined code
+    if name in REF:
+        with np.errstate(all="ignore"):
+            want = REF[name](*[x.astype(np.float64) for x in xs])
+        ok = np.isfinite(want) & (np.abs(xs[0]) < 1e4)
+        with np.errstate(all="ignore"):
+            assert ulp_error(got[ok], want[ok], npdt).max() <= max(ULP[name]) + 1

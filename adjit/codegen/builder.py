@@ -33,6 +33,14 @@ ALIGN = 64
 # FnBuilder.build). LLVM's -O3 pipeline is superlinear in the size of one function (an
 # unrolled 50-step LSTM, one 3,400-equation function: 16.6 s; in sections: linear).
 SECTION_INSNS = 3000
+# A graph of at least BIG_GRAPH live equations is lowered in sections of BIG_SECTION_INSNS
+# from the start: -O3 is still superlinear at 3,000 instructions (the 50-step LSTM: 3.6 s of
+# optimisation in sections of 3,000, 2.2 s in sections of 1,000). A module in sections starts
+# with SECTIONED (the runtime's engine gives it a cheaper pipeline, see engine.optimize).
+# Smaller graphs (every `adjit bench` workload) are lowered as before.
+BIG_GRAPH = 400
+BIG_SECTION_INSNS = 1000
+SECTIONED = "; adjit: sectioned\n"
 
 
 class _SectionBufs(dict):
@@ -100,6 +108,9 @@ class FnBuilder:
         self.work = 0                 # elements written or reduced, multiply-adds (rough)
         self.origin = {}              # id(buffer pointer) -> ("arg", i) | ("ws", offset)
         self.n_sections = 0
+        self.math_uses = _math_uses(g, self.plan)   # (function, dtype) -> equations
+        self.big = sum(1 for e in g.eqns if e not in self.plan.dead) >= BIG_GRAPH
+        self.math_keep = []           # outlined math functions' vector variants
 
     # --- function skeleton ------------------------------------------------------------------
     def build(self) -> str:
@@ -147,11 +158,12 @@ class FnBuilder:
                 seen.add(lid)
                 units.append((lid, self.plan.loops[lid]))
         last = self._last_uses([u for _, u in units], alias)
+        limit = BIG_SECTION_INSNS if self.big else SECTION_INSNS
         temps = {}
         every = self.bufs   # every buffer, whichever function created its pointer
         section = None      # (function, what enter_function saved) while building a section
         for i, (lid, unit) in enumerate(units):
-            if section is None and (self.n_sections or self._insns(body) > SECTION_INSNS):
+            if section is None and (self.n_sections or self._insns(body) > limit):
                 section = self._open_section(body, every)
             for e in unit:
                 for v in e.outvars:  # several: a kernel with several results
@@ -176,7 +188,7 @@ class FnBuilder:
                         self.emit_eqn(e, self.bufs[e.outvars[0]])
             for v in [v for v in temps if last.get(v, i) <= i]:
                 self.release(*temps.pop(v)[1:])  # its space serves later temporaries
-            if section is not None and self._insns(self.fn) > SECTION_INSNS:
+            if section is not None and self._insns(self.fn) > limit:
                 self._close_section(section, every)
                 section = None
         if section is not None:
@@ -190,7 +202,8 @@ class FnBuilder:
         self.b.ret(ir.Constant(I32, STATUS_OK))
         ir.IRBuilder(self.alloca_bb).branch(start)
         self._entry(body, n_args)
-        return str(self.module)
+        mathlib.keep_alive(self.module, self.math_keep)
+        return (SECTIONED if self.n_sections else "") + str(self.module)
 
     @staticmethod
     def _insns(fn):
@@ -382,6 +395,16 @@ class FnBuilder:
         self.b.cbranch(ok, cont, bb)
         self.b.position_at_end(cont)
 
+    def math_call(self, name, dt, vals):
+        """Math function `name` on scalar values of dtype `dt`: inlined, or a call of the
+        module's outlined copy when the graph uses it often (mathlib.OUTLINE_MIN)."""
+        if (dt in ("f32", "f64") and name in mathlib.OUTLINABLE and
+                self.math_uses.get((name, dt), 0) >= mathlib.OUTLINE_MIN):
+            fn, variants = mathlib.outlined(self.module, name, dt, len(vals))
+            self.math_keep.extend(variants)
+            return self.b.call(fn, list(vals))
+        return mathlib.call(self.b, name, dt, *vals)
+
     # --- values ------------------------------------------------------------------------------
     def value(self, x, ix, dt=None):
         """The scalar value of `x` at index `ix` (x's own shape): a load from its buffer or, for
@@ -530,6 +553,11 @@ class FnBuilder:
         shape, _ = domain
         if len(shape) <= 1 or any(e.prim.name in REDUCE for e in unit) or self.flat_unit(unit):
             return True
+        if self.big:
+            # compile time first: one nest instead of one per root halves the loops LLVM
+            # optimises (the 50-step LSTM: 2,674 -> 1,500 loops, -O3 2.1 -> 1.4 s CPU) for a
+            # few percent of run time
+            return True
         size = 1
         for d in shape:
             size *= d
@@ -642,6 +670,21 @@ def operand_dtypes(e):
     vdt = next((x.type.dtype for x in e.inputs if not isinstance(x, Lit)),
                e.outvars[0].type.dtype if e.outvars else "bool")
     return [vdt] * len(e.inputs)
+
+
+def _math_uses(g, plan):
+    """(math function, dtype) -> how many live equations of `g` call it (primitives lowered to
+    a math-library function, and pow)."""
+    uses = {}
+    for e in g.eqns:
+        if e in plan.dead:
+            continue
+        spec = e.prim.lowering
+        name = spec[1] if spec is not None and spec[0] == "math" else e.prim.name
+        if name in mathlib.OUTLINABLE:
+            key = (name, operand_dtypes(e)[0] if e.inputs else None)
+            uses[key] = uses.get(key, 0) + 1
+    return uses
 
 
 def _itemsize(v):

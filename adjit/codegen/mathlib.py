@@ -15,6 +15,7 @@ function).
 """
 from __future__ import annotations
 
+import copy
 import math
 import struct
 
@@ -65,6 +66,15 @@ class Fmt:
         self.tiny, self.scale = tiny, scale  # smallest normal; 2^scale lifts subnormals
         self.exp_lo, self.exp_hi = exp_lo, exp_hi  # exp is 0 / inf beyond
         self.em1_lo, self.em1_big = em1_lo, em1_big  # expm1 is -1 below; 2^n overflows above
+        self.sfx = name             # intrinsic suffix: f64, or v8f64 for 8 lanes
+        self.i64 = I64              # the quadrant's integer type (i64 or <n x i64>)
+
+    def lanes(self, n):
+        """The same format on vectors of n lanes (an outlined function's vector variant)."""
+        v = copy.copy(self)
+        v.ft, v.it = ir.VectorType(self.ft, n), ir.VectorType(self.it, n)
+        v.sfx, v.i64 = f"v{n}{self.name}", ir.VectorType(I64, n)
+        return v
 
 
 FMT = {"f64": Fmt("f64", F64, I64, 52, 1023, (LN2_HI, LN2_LO), 2.2250738585072014e-308, 54,
@@ -77,9 +87,9 @@ class Math:
     """Builds math code with one IRBuilder. `fmt` is the arithmetic's format, `terms` ('f32'
     or 'f64') the precision the polynomials are long enough for."""
 
-    def __init__(self, builder, fmt="f64", terms=None):
+    def __init__(self, builder, fmt="f64", terms=None, lanes=None):
         self.b = builder
-        self.f = FMT[fmt]
+        self.f = FMT[fmt] if lanes is None else FMT[fmt].lanes(lanes)
         self.terms = terms or fmt
 
     # --- small helpers --------------------------------------------------------------------
@@ -99,7 +109,7 @@ class Math:
 
     def fma(self, a, b, c):
         # fmuladd: fused where the CPU has FMA; every use below is accurate either way
-        return self.intr(f"llvm.fmuladd.{self.f.name}", a, b, c)
+        return self.intr(f"llvm.fmuladd.{self.f.sfx}", a, b, c)
 
     def poly(self, x, coeffs):
         acc = self.k(coeffs[-1])
@@ -117,13 +127,13 @@ class Math:
         return self.b.fcmp_unordered("uno", x, x)
 
     def fabs(self, x):
-        return self.intr(f"llvm.fabs.{self.f.name}", x)
+        return self.intr(f"llvm.fabs.{self.f.sfx}", x)
 
     def rint(self, x):
-        return self.intr(f"llvm.rint.{self.f.name}", x)
+        return self.intr(f"llvm.rint.{self.f.sfx}", x)
 
     def copysign(self, a, b):
-        return self.intr(f"llvm.copysign.{self.f.name}", a, b)
+        return self.intr(f"llvm.copysign.{self.f.sfx}", a, b)
 
     def clamp(self, x, lo, hi):
         # NaN is replaced by 0 so integer conversions below never see it (fptosi of NaN is
@@ -274,10 +284,10 @@ class Math:
         # explode. NaN and inf still give NaN. `ok` is also false for NaN/inf, so fptosi
         # stays defined.
         ok = self.cmp("<", self.fabs(x), 2.0 ** 43)
-        q = b.fptosi(self.sel(ok, n, self.k(0.0)), I64)
+        q = b.fptosi(self.sel(ok, n, self.k(0.0)), self.f.i64)
         r = self.sel(b.or_(ok, self.cmp("==", self.fabs(x), math.inf)), r, self.k(0.0))
         r = self.sel(self.isnan(x), x, r)
-        return b.and_(q, ir.Constant(I64, 3)), r
+        return b.and_(q, ir.Constant(self.f.i64, 3)), r
 
     def _sincos_r(self, r):
         b = self.b
@@ -287,8 +297,8 @@ class Math:
         return s, c
 
     def _quadrant(self, q, m):
-        return self.b.icmp_unsigned("!=", self.b.and_(q, ir.Constant(I64, m)),
-                                    ir.Constant(I64, 0))
+        return self.b.icmp_unsigned("!=", self.b.and_(q, ir.Constant(self.f.i64, m)),
+                                    ir.Constant(self.f.i64, 0))
 
     def sin(self, x):
         b = self.b
@@ -315,7 +325,7 @@ class Math:
 
     # --- roots and powers -----------------------------------------------------------------
     def sqrt(self, x):
-        return self.intr(f"llvm.sqrt.{self.f.name}", x)
+        return self.intr(f"llvm.sqrt.{self.f.sfx}", x)
 
     def rsqrt(self, x):
         return self.b.fdiv(self.k(1.0), self.sqrt(x))
@@ -342,7 +352,7 @@ class Math:
         odd = b.and_(is_int, self.cmp("!=", self.rint(half), half))
         neg = self.cmp("<", x, 0.0)
         neg0 = b.and_(self.cmp("==", x, 0.0),
-                      b.icmp_signed("<", b.bitcast(x, I64), ir.Constant(I64, 0)))
+                      b.icmp_signed("<", b.bitcast(x, self.f.i64), ir.Constant(self.f.i64, 0)))
         res = self.sel(b.and_(b.or_(neg, neg0), odd), b.fneg(mag), mag)
         finite_neg = b.and_(neg, self.cmp("!=", ax, math.inf))  # pow(-inf, 0.5) is inf
         res = self.sel(b.and_(finite_neg, b.not_(is_int)), self.k(math.nan), res)
@@ -544,7 +554,7 @@ class MathUfuncs(Math):
         mod2 = self.sel(adj, b.fadd(mod, d), mod)
         mod2 = self.sel(nz, mod2, self.copysign(zero, d))
         div = self.sel(adj, b.fsub(div, self.k(1.0)), div)
-        fl = self.intr(f"llvm.floor.{self.f.name}", div)
+        fl = self.intr(f"llvm.floor.{self.f.sfx}", div)
         fl = self.sel(self.cmp(">", b.fsub(div, fl), 0.5), b.fadd(fl, self.k(1.0)), fl)
         q = b.fdiv(a, d)
         fl = self.sel(self.cmp("==", div, 0.0), self.copysign(zero, q), fl)
@@ -604,15 +614,74 @@ UFUNC_UNARY = ("atan", "asin", "acos", "asinh", "acosh", "atanh", "sinh", "cosh"
 INTEGER = ("fmod", "floor_divide", "remainder")  # also defined on i32/i64 (IntMath)
 
 
-def call(builder, name, dt, *args):
+def call(builder, name, dt, *args, lanes=None):
     """Apply math function `name` to scalar values of IR dtype `dt` (f32 or f64; i32 or i64
-    for the functions in INTEGER)."""
+    for the functions in INTEGER); with `lanes`, to vectors of that many lanes (the same
+    operations lane by lane: an outlined function's vector variant)."""
     if dt in ("i32", "i64"):
         return getattr(IntMath(builder, dt), name)(*args)
     if dt == "f64":
-        return getattr(MathUfuncs(builder), name)(*args)
+        return getattr(MathUfuncs(builder, lanes=lanes), name)(*args)
     if name in NATIVE_F32:
-        return getattr(MathUfuncs(builder, "f32"), name)(*args)
+        return getattr(MathUfuncs(builder, "f32", lanes=lanes), name)(*args)
     # the rest widens: trig needs f64 range reduction, pow a double-double log
-    wide = [builder.fpext(a, F64) for a in args]
-    return builder.fptrunc(getattr(MathUfuncs(builder, "f64", "f32"), name)(*wide), F32)
+    wt, nt = (F64, F32) if lanes is None else (ir.VectorType(F64, lanes), ir.VectorType(F32, lanes))
+    wide = [builder.fpext(a, wt) for a in args]
+    return builder.fptrunc(getattr(MathUfuncs(builder, "f64", "f32", lanes=lanes), name)(*wide),
+                           nt)
+
+
+# --- outlining ------------------------------------------------------------------------------
+# Inlined, every use of a function is a copy of its polynomial (sin: ~60 instructions), which
+# the optimiser and the code generator then process once per use (a 3,600-equation chain: 80%
+# of its LLVM time). A graph using one function (and dtype) at least OUTLINE_MIN times calls
+# one copy instead: an internal `noinline` function per module, with vector variants that the
+# loop vectoriser substitutes for the call (the `vector-function-abi-variant` attribute), so
+# loops stay vectorised. The variants apply the same operations lane by lane, so results are
+# bit for bit those of the inlined code. Graphs with fewer uses (every `adjit bench` workload)
+# keep the inlined code: there, a call would only add a call's cost to the loop.
+OUTLINE_MIN = 4
+OUTLINABLE = frozenset(UNARY + UFUNC_UNARY + ("pow", "atan2", "hypot")) - {"sqrt", "rsqrt"}
+# vector widths offered: 128/256/512-bit registers (the vectoriser picks the VF by the loop's
+# widest type; a width without a variant would scalarise the call)
+LANES = {"f64": (2, 4, 8), "f32": (4, 8, 16)}
+
+
+def outlined(module, name, dt, nargs):
+    """(function, its vector variants) for math function `name` on dtype `dt` (f32/f64) in
+    `module`, built on first use; the variants must be kept (`keep_alive`): until the
+    vectoriser uses them nothing refers to them."""
+    sym = f"adjit_math_{name}_{dt}"
+    fn = module.globals.get(sym)
+    if fn is not None:
+        return fn, []
+    t = F64 if dt == "f64" else F32
+    variants = []
+    for n in LANES[dt]:
+        vt = ir.VectorType(t, n)
+        variants.append(_define(ir.Function(module, ir.FunctionType(vt, [vt] * nargs),
+                                            f"{sym}_v{n}"), name, dt, n))
+    fn = _define(ir.Function(module, ir.FunctionType(t, [t] * nargs), sym), name, dt, None)
+    abi = ",".join(f"_ZGV_LLVM_N{n}{'v' * nargs}_{sym}({sym}_v{n})" for n in LANES[dt])
+    set.add(fn.attributes, f'"vector-function-abi-variant"="{abi}"')  # (llvmlite: known
+    return fn, variants                                                  # names only)
+
+
+def _define(fn, name, dt, lanes):
+    fn.linkage = "internal"
+    for a in ("noinline", "nounwind", "readnone"):
+        fn.attributes.add(a)
+    b = ir.IRBuilder(fn.append_basic_block())
+    b.ret(call(b, name, dt, *fn.args, lanes=lanes))
+    return fn
+
+
+def keep_alive(module, fns):
+    """@llvm.compiler.used: functions the optimiser must not delete while nothing calls them."""
+    if not fns:
+        return
+    t = ir.ArrayType(ir.PointerType(), len(fns))
+    gv = ir.GlobalVariable(module, t, "llvm.compiler.used")
+    gv.linkage = "appending"
+    gv.section = "llvm.metadata"
+    gv.initializer = ir.Constant(t, list(fns))
