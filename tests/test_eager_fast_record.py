@@ -51,6 +51,8 @@ OPS = [
     ("mul -0.0", lambda t: t * -0.0), ("mul 0.0", lambda t: t * 0.0),
     ("add nan", lambda t: t + math.nan), ("mul True", lambda t: t * True),
     ("mul 1", lambda t: t * 1), ("mul 1.0", lambda t: t * 1.0),
+    ("relu", lambda t: t.relu()),  # select with a literal zero: three operands
+    ("where -0.0", lambda t: (t * 2).relu() * -0.0),
 ]
 
 
@@ -93,7 +95,7 @@ def test_fast_path_records_what_record_records(name, op, dt):
 
 def test_literal_values_keep_their_own_signatures_and_gradients():
     """-0.0 and 0.0, 1 and 1.0 and True, and nan are different literals (the fast path keys
-    Python numbers by type and value and leaves -0.0 and nan to `_record`)."""
+    Python numbers by type and value, a zero or nan float by its bits)."""
     x = adjit.tensor([1.0, -2.0], requires_grad=True)
     sigs = {}
     for lit in (0.0, -0.0, 1, 1.0, True, math.nan, 2.0, 2):

@@ -19,9 +19,7 @@ import weakref
 
 import numpy as np
 
-from .._fp import FP_QUIET, FP_STATE
-
-_fp_set, _fp_reset = FP_STATE.set, FP_STATE.reset  # (bound once: ~40 ns less per evaluation)
+from .._fp import FP_QUIET, FP_STATE, fp_reset as _fp_reset, fp_set as _fp_set
 from .._frames import is_adjit_file
 from .types import AType, DTYPES, dtype_name
 
@@ -453,11 +451,11 @@ def bind(prim: Primitive, *args, **params):
         litdt = _lit_dtype(args)
         vals = [_as_array(a, litdt) for a in args]
         if prim.fp_warns:
-            token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as native code (adjit/_fp.py)
+            token = _fp_set(FP_QUIET)  # nan/inf silently, as native code (adjit/_fp.py)
             try:
                 out = prim.impl(*vals, **params)
             finally:
-                FP_STATE.reset(token)
+                _fp_reset(token)
         else:
             out = prim.impl(*vals, **params)
         if type(out) is not np.ndarray and out is not None:
@@ -591,8 +589,8 @@ def _record(prim, trace, args, params):
 
 
 # The eager tape's fast path (`_record_eager`): a key made of the primitive, for each operand
-# the id of a tape value's AType or the type and value of a Python number (nonzero, not nan:
-# -0.0 and nan take `_record`'s path, which keys them by their bits), and the params, mapped to
+# the id of a tape value's AType or the type and value of a Python number (a zero or nan float
+# by its bits, as `_record` keys it: -0.0 and 0.0 apart), and the params, mapped to
 # what `_record` derived for that signature: (result type, signature, then for each literal
 # operand its Lit and read-only array, then the operands' ATypes). The entry holds those
 # ATypes, so an id in a live key always names the same object.
@@ -610,14 +608,16 @@ def _record_eager(prim, args, params):
         if ta is TAPE_NODE:
             if tb is TAPE_NODE:
                 key = (prim, 0, id(a.type), id(b.type), tuple(params.items()) if params else None)
-            elif tb is float and b == b and b or tb is int:
-                key = (prim, 1, id(a.type), tb, b, tuple(params.items()) if params else None)
+            elif tb is float or tb is int:
+                key = (prim, 1, id(a.type), tb, b if tb is int or b == b and b else b.hex(),
+                       tuple(params.items()) if params else None)
             else:
                 return _record(prim, EAGER, args, params)
-        elif ta is float and a == a and a or ta is int:
+        elif ta is float or ta is int:
             if tb is not TAPE_NODE:
                 return _record(prim, EAGER, args, params)
-            key = (prim, 2, ta, a, id(b.type), tuple(params.items()) if params else None)
+            key = (prim, 2, ta, a if ta is int or a == a and a else a.hex(), id(b.type),
+                   tuple(params.items()) if params else None)
         else:
             return _record(prim, EAGER, args, params)
     elif n == 1:
@@ -625,8 +625,19 @@ def _record_eager(prim, args, params):
         if type(a) is not TAPE_NODE:
             return _record(prim, EAGER, args, params)
         key = (prim, 3, id(a.type), tuple(params.items()) if params else None)
-    else:
-        return _record(prim, EAGER, args, params)
+    else:  # (select): per operand an id, or a number's type then value (a type is no int)
+        key = [prim, 4]
+        for a in args:
+            ta = type(a)
+            if ta is TAPE_NODE:
+                key.append(id(a.type))
+            elif ta is float or ta is int:
+                key.append(ta)
+                key.append(a if ta is int or a == a and a else a.hex())
+            else:
+                return _record(prim, EAGER, args, params)
+        key.append(tuple(params.items()) if params else None)
+        key = tuple(key)
     try:
         hit = _EAGER.get(key)
     except TypeError:  # an unhashable parameter value
@@ -649,11 +660,24 @@ def _record_eager(prim, args, params):
         va, vb = hit[3], b.val
         if vb is None or b.trace is not EAGER:
             return _record(prim, EAGER, args, params)
-    else:
+    elif pat == 3:
         inputs = [a]
         va = a.val
         if va is None or a.trace is not EAGER:
             return _record(prim, EAGER, args, params)
+    else:
+        inputs, vals, k = [], [], 2
+        for a in args:
+            if type(a) is TAPE_NODE:
+                if a.val is None or a.trace is not EAGER:
+                    return _record(prim, EAGER, args, params)
+                inputs.append(a)
+                vals.append(a.val)
+            else:
+                inputs.append(hit[k])
+                vals.append(hit[k + 1])
+                k += 2
+        return _finish(prim, inputs, vals, params, hit)
     impl = prim.impl
     if prim.fp_warns:
         token = _fp_set(FP_QUIET)  # nan/inf silently, as native code (adjit/_fp.py)
@@ -676,6 +700,27 @@ def _record_eager(prim, args, params):
     node = TAPE_NODE(out, hit[0], Rec(prim, inputs, params, loc, hit[1]), EAGER, True)
     if out.base is not None:
         node.view_of(inputs)  # a NumPy view of an operand's storage (see TapeNode)
+    return node
+
+
+def _finish(prim, inputs, vals, params, hit):
+    """The rest of `_record_eager` for three or more operands."""
+    if prim.fp_warns:
+        token = _fp_set(FP_QUIET)
+        try:
+            out = prim.impl(*vals, **params)
+        finally:
+            _fp_reset(token)
+    else:
+        out = prim.impl(*vals, **params)
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    loc = STATE.loc
+    if loc is None:
+        loc = user_location(4)
+    node = TAPE_NODE(out, hit[0], Rec(prim, inputs, params, loc, hit[1]), EAGER, True)
+    if out.base is not None:
+        node.view_of(inputs)
     return node
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._fp import FP_QUIET, FP_STATE
+from .._fp import FP_QUIET, fp_reset as _fp_reset, fp_set as _fp_set
 from ..ir import ops
 from ..ir.core import EAGER, REGISTRY, STATE, Node, bind, on_register
 from .grad_fn import inplace_result, tag
@@ -146,11 +146,11 @@ def _inplace(prim, name, true_div=False):
             if ok and v.dtype.kind == "f":
                 if not v.flags.writeable:
                     n.val = v = v.copy()
-                token = FP_STATE.set(FP_QUIET)  # nan/inf silently (see adjit/_fp.py)
+                token = _fp_set(FP_QUIET)  # nan/inf silently (see adjit/_fp.py)
                 try:
                     ufunc(v, w, out=v)
                 finally:
-                    FP_STATE.reset(token)
+                    _fp_reset(token)
                 if type(n) is TapeNode:  # (a value traced by a transform has no counter)
                     n.version[0] += 1
                 return self

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .._fp import FP_QUIET, FP_STATE
+from .._fp import FP_QUIET, fp_reset as _fp_reset, fp_set as _fp_set
 from ..ir import ops
 from ..ir.core import EAGER, REGISTRY, STATE, Node, atype_of, bind
 from .grad_fn import tag
@@ -135,11 +135,11 @@ def _plain(prim, x, y):
     """An operation nothing records (no_grad, or no operand requires grad): NumPy only."""
     p = _PRIM[prim]
     if p.fp_warns:
-        token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as PyTorch (see adjit/_fp.py)
+        token = _fp_set(FP_QUIET)  # nan/inf silently, as PyTorch (see adjit/_fp.py)
         try:
             out = p.impl(x, y)
         finally:
-            FP_STATE.reset(token)
+            _fp_reset(token)
     else:
         out = p.impl(x, y)
     if type(out) is not np.ndarray:
