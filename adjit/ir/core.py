@@ -703,6 +703,12 @@ def _record_eager(prim, args, params):
     return node
 
 
+# for the Tensor front's fast paths, which call it directly (no `bind`: no search for the
+# deepest trace) when every operand is a tape value or a Python number, some tape value
+# requires grad, and grad mode is on -- the case in which `bind` calls it
+record_eager = _record_eager
+
+
 def _finish(prim, inputs, vals, params, hit):
     """The rest of `_record_eager` for three or more operands."""
     if prim.fp_warns:
