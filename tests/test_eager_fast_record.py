@@ -142,3 +142,23 @@ def test_a_removed_primitive_leaves_no_fast_path_entry():
             core.bind(p, x._n)
         assert any(k[0] is p for k in core._EAGER)
     assert not any(k[0] is p for k in core._EAGER)
+
+
+@pytest.mark.parametrize("lib", ["adjit", "torch"])
+def test_a_broadcast_operand_shares_its_base_counter(lib):
+    """broadcast_in_dim's result is a view made directly of its operand's array (tape.py
+    `view_of` answers by identity): a write to the operand is a write to the saved broadcast."""
+    m = adjit if lib == "adjit" else torch
+    for _ in range(3):
+        c = m.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        w = m.tensor(np.ones((2, 3)), requires_grad=True)
+        y = c * 2.0
+        z = (w * y).sum()  # y broadcast to (2, 3), saved for w's gradient
+        with m.no_grad():
+            y.mul_(3.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            z.backward()
+    c = m.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = m.tensor(np.ones((2, 3)), requires_grad=True)
+    (w * (c * 2.0)).sum().backward()
+    np.testing.assert_allclose(np.asarray(w.grad.numpy()), np.tile([2.0, 4.0, 6.0], (2, 1)))

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..ir import ops
 from ..ir import composites as IC
-from ..ir.core import REGISTRY, bind
+from ..ir.core import EAGER, REGISTRY, STATE, bind, record_eager
 from .grad_fn import tag
 from .grad_mode import no_grad
 from .tensor import Tensor
@@ -25,8 +25,12 @@ def relu(x):
         from .factory import tensor
         x = tensor(x)
     n = x._n
-    return Tensor._wrap(tag(bind(_SELECT, bind(_GT, n, 0), n, _ZERO.get(n.type.dtype, 0)),
-                            "ReluBackward0", (n,)))
+    z = _ZERO.get(n.type.dtype, 0)
+    if n.trace is EAGER and n.requires_grad and STATE.grad_enabled:
+        out = record_eager(_SELECT, (record_eager(_GT, (n, 0), {}), n, z), {})
+    else:
+        out = bind(_SELECT, bind(_GT, n, 0), n, z)
+    return Tensor._wrap(tag(out, "ReluBackward0", (n,)))
 
 
 def _wrap(out, name, x):
