@@ -19,7 +19,7 @@ import weakref
 
 import numpy as np
 
-from .._fp import FP_QUIET, FP_STATE
+from .._fp import FP_QUIET, FP_STATE, fp_reset as _fp_reset, fp_set as _fp_set
 from .._frames import is_adjit_file
 from .types import AType, DTYPES, dtype_name
 
@@ -284,6 +284,7 @@ def unregister(name: str) -> Primitive:
     for _, remove in reversed(_LISTENERS):
         remove(prim)
     _RULES.clear()  # cached shape-rule answers hold the record
+    _EAGER.clear()
     TRANSIENT.discard(name)
     return prim
 
@@ -442,7 +443,7 @@ def bind(prim: Primitive, *args, **params):
                 rg = True
     if trace is EAGER:
         if rg and STATE.grad_enabled:
-            return _record(prim, trace, args, params)
+            return _record_eager(prim, args, params)
     elif trace is None and not args and len(STATE.stack) > 1:
         trace = STATE.stack[-1]  # a constant-maker (full, iota) inside a trace is recorded
     if trace is None or trace is EAGER:
@@ -450,11 +451,11 @@ def bind(prim: Primitive, *args, **params):
         litdt = _lit_dtype(args)
         vals = [_as_array(a, litdt) for a in args]
         if prim.fp_warns:
-            token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as native code (adjit/_fp.py)
+            token = _fp_set(FP_QUIET)  # nan/inf silently, as native code (adjit/_fp.py)
             try:
                 out = prim.impl(*vals, **params)
             finally:
-                FP_STATE.reset(token)
+                _fp_reset(token)
         else:
             out = prim.impl(*vals, **params)
         if type(out) is not np.ndarray and out is not None:
@@ -584,6 +585,172 @@ def _record(prim, trace, args, params):
         # no_grad inside a transform: keep the value on the trace (so guards computed from it can
         # be re-checked when replayed) but let no derivative through.
         return bind(REGISTRY["stop_gradient"], node)
+    return node
+
+
+# The eager tape's fast path (`_record_eager`): a key made of the primitive, for each operand
+# the id of a tape value's AType or the type and value of a Python number (a zero or nan float
+# by its bits, as `_record` keys it: -0.0 and 0.0 apart), and the params, mapped to
+# what `_record` derived for that signature: (result type, signature, then for each literal
+# operand its Lit and read-only array, then the operands' ATypes). The entry holds those
+# ATypes, so an id in a live key always names the same object.
+_EAGER: dict = {}
+
+
+def _record_eager(prim, args, params):
+    """`_record` at the eager tape, for the common operand patterns (a tape value, or two, one
+    of them possibly a Python number): one dictionary lookup stands for the operand loop, the
+    literal lookup and the shape rule. The equation it records is the one `_record` records."""
+    n = len(args)
+    if n == 2:
+        a, b = args
+        ta, tb = type(a), type(b)
+        if ta is TAPE_NODE:
+            if tb is TAPE_NODE:
+                key = (prim, 0, id(a.type), id(b.type), tuple(params.items()) if params else None)
+            elif tb is float or tb is int:
+                key = (prim, 1, id(a.type), tb, b if tb is int or b == b and b else b.hex(),
+                       tuple(params.items()) if params else None)
+            else:
+                return _record(prim, EAGER, args, params)
+        elif ta is float or ta is int:
+            if tb is not TAPE_NODE:
+                return _record(prim, EAGER, args, params)
+            key = (prim, 2, ta, a if ta is int or a == a and a else a.hex(), id(b.type),
+                   tuple(params.items()) if params else None)
+        else:
+            return _record(prim, EAGER, args, params)
+    elif n == 1:
+        a = args[0]
+        if type(a) is not TAPE_NODE:
+            return _record(prim, EAGER, args, params)
+        key = (prim, 3, id(a.type), tuple(params.items()) if params else None)
+    else:  # (select): per operand an id, or a number's type then value (a type is no int)
+        key = [prim, 4]
+        for a in args:
+            ta = type(a)
+            if ta is TAPE_NODE:
+                key.append(id(a.type))
+            elif ta is float or ta is int:
+                key.append(ta)
+                key.append(a if ta is int or a == a and a else a.hex())
+            else:
+                return _record(prim, EAGER, args, params)
+        key.append(tuple(params.items()) if params else None)
+        key = tuple(key)
+    try:
+        hit = _EAGER.get(key)
+    except TypeError:  # an unhashable parameter value
+        return _record(prim, EAGER, args, params)
+    if hit is None:
+        return _learn(prim, args, params, key)
+    pat = key[1]
+    if pat == 0:
+        inputs = [a, b]
+        va, vb = a.val, b.val
+        if va is None or vb is None or a.trace is not EAGER or b.trace is not EAGER:
+            return _record(prim, EAGER, args, params)
+    elif pat == 1:
+        inputs = [a, hit[2]]
+        va, vb = a.val, hit[3]
+        if va is None or a.trace is not EAGER:
+            return _record(prim, EAGER, args, params)
+    elif pat == 2:
+        inputs = [hit[2], b]
+        va, vb = hit[3], b.val
+        if vb is None or b.trace is not EAGER:
+            return _record(prim, EAGER, args, params)
+    elif pat == 3:
+        inputs = [a]
+        va = a.val
+        if va is None or a.trace is not EAGER:
+            return _record(prim, EAGER, args, params)
+    else:
+        inputs, vals, k = [], [], 2
+        for a in args:
+            if type(a) is TAPE_NODE:
+                if a.val is None or a.trace is not EAGER:
+                    return _record(prim, EAGER, args, params)
+                inputs.append(a)
+                vals.append(a.val)
+            else:
+                inputs.append(hit[k])
+                vals.append(hit[k + 1])
+                k += 2
+        return _finish(prim, inputs, vals, params, hit)
+    impl = prim.impl
+    if prim.fp_warns:
+        token = _fp_set(FP_QUIET)  # nan/inf silently, as native code (adjit/_fp.py)
+        try:
+            if pat == 3:
+                out = impl(va, **params) if params else impl(va)
+            else:
+                out = impl(va, vb, **params) if params else impl(va, vb)
+        finally:
+            _fp_reset(token)
+    elif pat == 3:
+        out = impl(va, **params) if params else impl(va)
+    else:
+        out = impl(va, vb, **params) if params else impl(va, vb)
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    loc = STATE.loc
+    if loc is None:
+        loc = user_location(3)
+    node = TAPE_NODE(out, hit[0], Rec(prim, inputs, params, loc, hit[1]), EAGER, True)
+    if out.base is not None:
+        node.view_of(inputs)  # a NumPy view of an operand's storage (see TapeNode)
+    return node
+
+
+# for the Tensor front's fast paths, which call it directly (no `bind`: no search for the
+# deepest trace) when every operand is a tape value or a Python number, some tape value
+# requires grad, and grad mode is on -- the case in which `bind` calls it
+record_eager = _record_eager
+
+
+def _finish(prim, inputs, vals, params, hit):
+    """The rest of `_record_eager` for three or more operands."""
+    if prim.fp_warns:
+        token = _fp_set(FP_QUIET)
+        try:
+            out = prim.impl(*vals, **params)
+        finally:
+            _fp_reset(token)
+    else:
+        out = prim.impl(*vals, **params)
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    loc = STATE.loc
+    if loc is None:
+        loc = user_location(4)
+    node = TAPE_NODE(out, hit[0], Rec(prim, inputs, params, loc, hit[1]), EAGER, True)
+    if out.base is not None:
+        node.view_of(inputs)
+    return node
+
+
+def _learn(prim, args, params, key):
+    """`_record`, then the fast path's entry for its signature (one-result equations only)."""
+    node = _record(prim, EAGER, args, params)
+    if type(node) is not TAPE_NODE or node.trace is not EAGER or node.rec is None:
+        return node
+    rec = node.rec
+    if rec.sig is None or type(node.type) is not AType or type(rec) is not Rec or \
+            prim.name == "guard" or len(rec.inputs) != len(args):
+        return node
+    entry = [node.type, rec.sig]
+    for i in rec.inputs:
+        if type(i) is Lit:
+            arr = np.asarray(i.value, DTYPES[i.dtype]) if i.dtype else np.asarray(i.value)
+            arr.flags.writeable = False
+            entry += [i, arr]
+        elif type(i) is not TAPE_NODE:
+            return node
+    entry += [i.type for i in args if type(i) is TAPE_NODE]  # (keeps the ids in `key` alive)
+    if len(_EAGER) >= 8192:
+        _EAGER.clear()
+    _EAGER[key] = tuple(entry)
     return node
 
 

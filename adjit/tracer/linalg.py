@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import ops
-from ..ir.core import REGISTRY, bind
+from ..ir.core import EAGER, REGISTRY, STATE, bind, record_eager
 from .grad_fn import tag
 from .tensor import Tensor, shape_error
 from .tensor_ops import as_tensor_like, broadcast_shapes, fresh
@@ -48,7 +48,12 @@ def matmul(a, b):
         sa, sb = x.type.shape, y.type.shape
         if len(sa) == 2 and len(sb) == 2 and sa[1] == sb[0] and x.type.dtype == y.type.dtype:
             # the common case (a matrix product, nothing to check or reshape): one equation
-            return Tensor._wrap(tag(bind(_DOT, x, y, **_MM_PARAMS), "MmBackward0", (x, y)))
+            if x.trace is EAGER and y.trace is EAGER and (x.requires_grad or y.requires_grad) \
+                    and STATE.grad_enabled:
+                out = record_eager(_DOT, (x, y), dict(_MM_PARAMS))
+            else:
+                out = bind(_DOT, x, y, **_MM_PARAMS)
+            return Tensor._wrap(tag(out, "MmBackward0", (x, y)))
     a, b = as_tensor_like(a), as_tensor_like(b)
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError(f"matmul(): argument 'other' (position 1) must be Tensor, not "

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._fp import FP_QUIET, FP_STATE
+from .._fp import FP_QUIET, fp_reset as _fp_reset, fp_set as _fp_set
 from ..ir import ops
-from ..ir.core import EAGER, REGISTRY, STATE, Node, bind, on_register
+from ..ir.core import EAGER, REGISTRY, STATE, Node, bind, on_register, record_eager
 from .grad_fn import inplace_result, tag
 from .grad_mode import no_grad
 from .tape import TapeNode, adopt_storage
@@ -38,7 +38,9 @@ def _pow(self, other):
     if to is float or to is int:
         n = self._n
         if n.type.dtype in tensor_ops._FLOAT_NAMES:  # nothing to promote
-            return Tensor._wrap(tag(bind(_POW, n, other), "PowBackward0", (n,)))
+            out = record_eager(_POW, (n, other), {}) if n.trace is EAGER and \
+                n.requires_grad and STATE.grad_enabled else bind(_POW, n, other)
+            return Tensor._wrap(tag(out, "PowBackward0", (n,)))
     if isinstance(other, Tensor):
         return tensor_ops.binary("pow", self, other, "PowBackward1")
     dt = tensor_ops.result_dtype(self, other)
@@ -146,11 +148,11 @@ def _inplace(prim, name, true_div=False):
             if ok and v.dtype.kind == "f":
                 if not v.flags.writeable:
                     n.val = v = v.copy()
-                token = FP_STATE.set(FP_QUIET)  # nan/inf silently (see adjit/_fp.py)
+                token = _fp_set(FP_QUIET)  # nan/inf silently (see adjit/_fp.py)
                 try:
                     ufunc(v, w, out=v)
                 finally:
-                    FP_STATE.reset(token)
+                    _fp_reset(token)
                 if type(n) is TapeNode:  # (a value traced by a transform has no counter)
                     n.version[0] += 1
                 return self

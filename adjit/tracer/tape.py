@@ -51,8 +51,12 @@ class TapeNode(Node):
         result has a base): a write to that storage changes it too, so it shares the operand's
         version counter (as PyTorch's views do)."""
         val = self.val
+        base = val.base
         for a in operands:
-            if type(a) is TapeNode and np.may_share_memory(val, a.val):
+            # (a view made directly of the operand's array, as broadcast_in_dim's: the identity
+            # answers what np.may_share_memory would, without its ~0.4 us)
+            if type(a) is TapeNode and ((base is a.val and val.size) or
+                                        np.may_share_memory(val, a.val)):
                 self.version, self.recorded_version = a.version, a.version[0]
                 return
 

@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from .._fp import FP_QUIET, FP_STATE
+from .._fp import FP_QUIET, fp_reset as _fp_reset, fp_set as _fp_set
 from ..ir import ops
-from ..ir.core import EAGER, REGISTRY, STATE, Node, atype_of, bind
+from ..ir.core import EAGER, REGISTRY, STATE, Node, atype_of, bind, record_eager
 from .grad_fn import tag
 from .tape import TapeNode
 from .tensor import Tensor, shape_error, to_np_dtype
@@ -135,11 +135,11 @@ def _plain(prim, x, y):
     """An operation nothing records (no_grad, or no operand requires grad): NumPy only."""
     p = _PRIM[prim]
     if p.fp_warns:
-        token = FP_STATE.set(FP_QUIET)  # nan/inf silently, as PyTorch (see adjit/_fp.py)
+        token = _fp_set(FP_QUIET)  # nan/inf silently, as PyTorch (see adjit/_fp.py)
         try:
             out = p.impl(x, y)
         finally:
-            FP_STATE.reset(token)
+            _fp_reset(token)
     else:
         out = p.impl(x, y)
     if type(out) is not np.ndarray:
@@ -160,23 +160,30 @@ def binary(prim, a, b, name, true_div=False, listed=None):
                 if x is not y and x.shape != y.shape:
                     shp = broadcast_shapes(x.shape, y.shape)
                     out = bind(_PRIM[prim], _bcast(na, shp), _bcast(nb, shp))
-                elif na.trace is EAGER and nb.trace is EAGER and \
-                        not ((na.requires_grad or nb.requires_grad) and STATE.grad_enabled):
-                    return _plain(prim, na.val, nb.val)
+                elif na.trace is EAGER and nb.trace is EAGER:
+                    if not ((na.requires_grad or nb.requires_grad) and STATE.grad_enabled):
+                        return _plain(prim, na.val, nb.val)
+                    out = record_eager(_PRIM[prim], (na, nb), {})
                 else:
                     out = bind(_PRIM[prim], na, nb)
                 return Tensor._wrap(tag(out, name, (na, nb) if listed is None else listed))
         elif (tb is float or tb is int) and na.type.dtype in _FLOAT_NAMES:
-            if na.trace is EAGER and not (na.requires_grad and STATE.grad_enabled):
-                return _plain(prim, na.val, np.asarray(b, na.val.dtype))
-            return Tensor._wrap(tag(bind(_PRIM[prim], na, b), name,
-                                    (na, None) if listed is None else listed))
+            if na.trace is EAGER:
+                if not (na.requires_grad and STATE.grad_enabled):
+                    return _plain(prim, na.val, np.asarray(b, na.val.dtype))
+                out = record_eager(_PRIM[prim], (na, b), {})
+            else:
+                out = bind(_PRIM[prim], na, b)
+            return Tensor._wrap(tag(out, name, (na, None) if listed is None else listed))
     elif tb is Tensor and (ta is float or ta is int) and b._n.type.dtype in _FLOAT_NAMES:
         nb = b._n
-        if nb.trace is EAGER and not (nb.requires_grad and STATE.grad_enabled):
-            return _plain(prim, np.asarray(a, nb.val.dtype), nb.val)
-        return Tensor._wrap(tag(bind(_PRIM[prim], a, nb), name,
-                                (None, nb) if listed is None else listed))
+        if nb.trace is EAGER:
+            if not (nb.requires_grad and STATE.grad_enabled):
+                return _plain(prim, np.asarray(a, nb.val.dtype), nb.val)
+            out = record_eager(_PRIM[prim], (a, nb), {})
+        else:
+            out = bind(_PRIM[prim], a, nb)
+        return Tensor._wrap(tag(out, name, (None, nb) if listed is None else listed))
     a, b = as_tensor_like(a), as_tensor_like(b)
     dt = result_dtype(a, b)
     if true_div and dt.kind != "f":
@@ -207,8 +214,10 @@ def make_rbinop(prim, name):
         if type(s) is Tensor and (to is float or to is int):
             ns = s._n
             if ns.type.dtype in _FLOAT_NAMES:
-                if ns.trace is EAGER and not (ns.requires_grad and STATE.grad_enabled):
-                    return _plain(prim, np.asarray(o, ns.val.dtype), ns.val)
+                if ns.trace is EAGER:
+                    if not (ns.requires_grad and STATE.grad_enabled):
+                        return _plain(prim, np.asarray(o, ns.val.dtype), ns.val)
+                    return Tensor._wrap(tag(record_eager(P, (o, ns), {}), name, (ns, None)))
                 return Tensor._wrap(tag(bind(P, o, ns), name, (ns, None)))
         return binary(prim, o, s, name, listed=[s._n, None] if not isinstance(o, Tensor)
                       else None)
@@ -277,7 +286,11 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     shp = n.type.shape
     if dim is None and shp:
         axes = tuple(range(len(shp)))
-        out = bind(_DIV, bind(_REDUCE_SUM, n, axes=axes), float(math.prod(shp)))
+        if n.trace is EAGER and n.requires_grad and STATE.grad_enabled:
+            out = record_eager(_DIV, (record_eager(_REDUCE_SUM, (n,), {"axes": axes}),
+                                      float(math.prod(shp))), {})
+        else:
+            out = bind(_DIV, bind(_REDUCE_SUM, n, axes=axes), float(math.prod(shp)))
         return Tensor._wrap(tag(out, "MeanBackward0", (n,)))
     axes = _axes(dim, n.type.ndim)
     cnt = math.prod([n.type.shape[a] for a in axes])

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..ir import ops
 from ..ir import composites as IC
-from ..ir.core import REGISTRY, bind
+from ..ir.core import EAGER, REGISTRY, STATE, bind, record_eager
 from ..ir.types import FLOATS
 from .grad_fn import tag
 from .grad_mode import no_grad
@@ -27,8 +27,12 @@ def relu(x):
         from .factory import tensor
         x = tensor(x)
     n = x._n
-    return Tensor._wrap(tag(bind(_SELECT, bind(_LE, n, 0), _ZERO.get(n.type.dtype, 0), n),
-                            "ReluBackward0", (n,)))
+    z = _ZERO.get(n.type.dtype, 0)
+    if n.trace is EAGER and n.requires_grad and STATE.grad_enabled:
+        out = record_eager(_SELECT, (record_eager(_LE, (n, 0), {}), z, n), {})
+    else:
+        out = bind(_SELECT, bind(_LE, n, 0), z, n)
+    return Tensor._wrap(tag(out, "ReluBackward0", (n,)))
 
 
 def _wrap(out, name, x):
