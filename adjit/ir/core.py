@@ -133,12 +133,39 @@ def set_tape_node(cls):
     TAPE_NODE = cls
 
 
+# How many (thread, mode) pairs have inference mode or anomaly mode on, over all threads: 0
+# means no thread has either, so a hot path (every Tensor made, every op tagged) tests
+# `MODES_ON[0] and STATE.inference` and skips the slower thread-local read. Kept exact by the
+# setters of `_State.inference` / `.anomaly` (every write goes through them); a thread that ends
+# with a mode on leaves the count positive, which only sends the checks to the exact read.
+MODES_ON = [0]
+_MODES_LOCK = threading.Lock()
+
+
+def _mode_flag(name):
+    slot = "_" + name
+
+    def get(self):
+        return getattr(self, slot)
+
+    def set(self, value):
+        value = bool(value)
+        if value != getattr(self, slot, False):
+            with _MODES_LOCK:
+                MODES_ON[0] += 1 if value else -1
+        setattr(self, slot, value)
+    return property(get, set)
+
+
 class _State(threading.local):
+    inference = _mode_flag("inference")  # adjit.inference_mode(): new tensors are inference tensors
+    anomaly = _mode_flag("anomaly")  # autograd.set_detect_anomaly: forward stacks, NaN checks
+
     def __init__(self):
         self.stack = [EAGER]
         self.grad_enabled = True
-        self.inference = False  # adjit.inference_mode(): new tensors are inference tensors
-        self.anomaly = False  # autograd.set_detect_anomaly: forward stacks, NaN checks
+        self._inference = False
+        self._anomaly = False
         self.anomaly_nan = True
         self.loc = None  # set by graph transforms: derived equations keep the source location
         # record without computing (values None): a transform that computed a graph's results

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from ..ir.core import EAGER, REGISTRY, STATE, bind
+from ..ir.core import EAGER, MODES_ON, REGISTRY, STATE, bind
 from .tape import TapeNode
 
 
@@ -245,7 +245,7 @@ def tag(node, name, inputs):
     node.grad_fn = cls(inputs, _saved(name, inputs, node))
     if INFERENCE_REFS and node.requires_grad:
         _no_saved_inference(node.grad_fn)
-    if STATE.anomaly:
+    if MODES_ON[0] and STATE.anomaly:  # (MODES_ON: see adjit/ir/core.py)
         FORWARD_STACK[node.grad_fn] = _user_stack()
     return node
 

@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from ..ir.core import EAGER, STATE, atype_of, user_location
+from ..ir.core import EAGER, MODES_ON, STATE, atype_of, user_location
 from .tape import TapeNode, adopt_storage
 from ..ir.types import AType
 from . import backward as engine, grad_fn
@@ -104,7 +104,7 @@ class Tensor:
         t = object.__new__(cls)
         t._n = node
         t._view_base = None  # set: getattr() of an unset slot raises (slowly) inside
-        if STATE.inference:
+        if MODES_ON[0] and STATE.inference:  # (MODES_ON: see adjit/ir/core.py)
             grad_fn.INFERENCE.add(node)
         return t
 

@@ -131,6 +131,24 @@ _FLOAT_NAMES = ("f32", "f64")
 _PRIM = REGISTRY
 
 
+# The 0-d array of the last Python number a float tensor was combined with under no_grad
+# (`LR * p.grad` in a training loop), keyed by the number object's identity (the entry holds
+# it, so the id cannot be reused) and the dtype: (number, dtype, read-only array)
+_LAST_LIT = (None, None, None)
+
+
+def _literal(b, dt):
+    """np.asarray(b, dt) for a Python number, read-only (the cached array is shared)."""
+    global _LAST_LIT
+    c = _LAST_LIT
+    if c[0] is b and c[1] is dt:
+        return c[2]
+    a = np.asarray(b, dt)
+    a.flags.writeable = False
+    _LAST_LIT = (b, dt, a)
+    return a
+
+
 def _plain(prim, x, y):
     """An operation nothing records (no_grad, or no operand requires grad): NumPy only."""
     p = _PRIM[prim]
@@ -170,7 +188,7 @@ def binary(prim, a, b, name, true_div=False, listed=None):
         elif (tb is float or tb is int) and na.type.dtype in _FLOAT_NAMES:
             if na.trace is EAGER:
                 if not (na.requires_grad and STATE.grad_enabled):
-                    return _plain(prim, na.val, np.asarray(b, na.val.dtype))
+                    return _plain(prim, na.val, _literal(b, na.val.dtype))
                 out = record_eager(_PRIM[prim], (na, b), {})
             else:
                 out = bind(_PRIM[prim], na, b)
@@ -179,7 +197,7 @@ def binary(prim, a, b, name, true_div=False, listed=None):
         nb = b._n
         if nb.trace is EAGER:
             if not (nb.requires_grad and STATE.grad_enabled):
-                return _plain(prim, np.asarray(a, nb.val.dtype), nb.val)
+                return _plain(prim, _literal(a, nb.val.dtype), nb.val)
             out = record_eager(_PRIM[prim], (a, nb), {})
         else:
             out = bind(_PRIM[prim], a, nb)
