@@ -234,7 +234,7 @@ def make_rbinop(prim, name):
             if ns.type.dtype in _FLOAT_NAMES:
                 if ns.trace is EAGER:
                     if not (ns.requires_grad and STATE.grad_enabled):
-                        return _plain(prim, np.asarray(o, ns.val.dtype), ns.val)
+                        return _plain(prim, _literal(o, ns.val.dtype), ns.val)
                     return Tensor._wrap(tag(record_eager(P, (o, ns), {}), name, (ns, None)))
                 return Tensor._wrap(tag(bind(P, o, ns), name, (ns, None)))
         return binary(prim, o, s, name, listed=[s._n, None] if not isinstance(o, Tensor)
