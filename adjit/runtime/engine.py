@@ -64,11 +64,6 @@ class _Engine:
             # interleaving vectorised loops gains little; without it the 50-step LSTM's -O3
             # takes 15% less time and its object code is 40% smaller
             pto.loop_interleaving = False
-            # nor loop vectorisation: its loops run 8 to 128 iterations, and the vectoriser was
-            # ~40% of their -O3 (50-step LSTM value_and_grad 1.06 -> 0.83 s CPU, 128-layer MLP
-            # 0.61 -> 0.42 s) for no measurable run time (LSTM-50 step ~0.7-0.9 ms either
-            # way); SLP vectorisation still packs straight-line code
-            pto.loop_vectorization = False
         return self.llvm.create_pass_builder(self.tm, pto)
 
 
@@ -146,7 +141,7 @@ def process_triple() -> str:
 def optimize(ir_text: str, what: str):
     """Parse LLVM IR text, verify it and run the -O3 pipeline (with SLP vectorisation); a
     module lowered in sections (a big graph: it starts with builder.SECTIONED) without loop
-    interleaving or loop vectorisation, and `emit_object` then generates its code without loop strength reduction."""
+    interleaving (its short loops are not vectorised either: codegen/emit.py SHORT_LOOP), and `emit_object` then generates its code without loop strength reduction."""
     from ..codegen.builder import SECTIONED
     e = engine()
     sectioned = ir_text.startswith(SECTIONED)
