@@ -3,6 +3,8 @@ small products as inline loops, large ones through BLAS (split in halves on two 
 2^22 multiply-adds). Compiled == np.einsum; correctness only."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from adjit.runtime import compile_graph
 from adjit.codegen import kernels
+from adjit.codegen.lower import lower
 from adjit.ir import parse_graph
 from adjit.runtime import native
 
@@ -155,3 +158,30 @@ def test_large_products_split_on_threads_match_numpy(dt, xl, yl, M, N):
     np.testing.assert_array_equal(res[0], res[1])
     tol = 1e-4 if dt == "f32" else 1e-12
     np.testing.assert_allclose(res[1], want, rtol=tol, atol=tol * 10)
+
+
+def test_matrix_products_of_one_signature_share_one_gemm_helper():
+    """Every BLAS product of one signature (dtype, layouts, batch, sizes) calls one internal
+    function of the module holding the ?gemm arguments (issue 18 item 5: an MLP stack's many
+    products kept LLVM busy with their argument set-up); batched and transposed ones too."""
+    src = ("def f(x: f64[3,20,30], y: f64[3,30,40], a: f64[20,30], b: f64[30,40], "
+           "c: f64[40,30]) -> (f64[3,20,40], f64[20,40], f64[20,40], f64[20,40]):\n"
+           "  z: f64[3,20,40] = dot_general[contract=((2,), (1,)), batch=((0,), (0,))] x y\n"
+           "  p: f64[20,40] = dot_general[contract=((1,), (0,)), batch=((), ())] a b\n"
+           "  q: f64[20,40] = dot_general[contract=((1,), (1,)), batch=((), ())] a c\n"
+           "  e: f64[20,30] = sin a\n"
+           "  r: f64[20,40] = dot_general[contract=((1,), (0,)), batch=((), ())] e b\n"
+           "  return z, p, q, r\n")
+    g = parse_graph(src)
+    text, _ = lower(g)
+    helpers = re.findall(r"define internal void @\"?(adjit_gemm_\w+)", text)
+    assert len(helpers) == 3, helpers  # batched, N-N (used twice), transposed
+    assert text.count("call void @\"adjit_dgemm\"") + text.count("call void @adjit_dgemm(") == 3
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((3, 20, 30)), rng.standard_normal((3, 30, 40))
+    a, b, c = (rng.standard_normal(s) for s in ((20, 30), (30, 40), (40, 30)))
+    z, p, q, r = compile_graph(g)([x, y, a, b, c])
+    np.testing.assert_allclose(z, x @ y, rtol=1e-13)
+    np.testing.assert_allclose(p, a @ b, rtol=1e-13)
+    np.testing.assert_allclose(q, a @ c.T, rtol=1e-13)
+    np.testing.assert_allclose(r, np.sin(a) @ b, rtol=1e-13)

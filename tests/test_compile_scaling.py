@@ -89,6 +89,40 @@ def test_sectioned_module_leaves_code_generation_options_as_they_were():
     assert engine.emit_object(engine.optimize(text, "small"), "small") == before
 
 
+def test_big_graph_does_not_vectorise_its_short_loops(monkeypatch):
+    """A big graph's many short loops (at most emit.SHORT_LOOP iterations) are not
+    loop-vectorised (~40% of their -O3 time); its long loops and a small graph's loops still
+    are ("vector.body" is the vectoriser's block), and the results stay NumPy's."""
+    from adjit.codegen import emit
+    from adjit.runtime import engine
+
+    def small(x):
+        return np.tanh(x) * x + 1.0
+    x = np.linspace(-1, 1, 1000)
+    text, _ = lower(optimize(adjit.make_ir(small)(x)))
+    assert not text.startswith(builder.SECTIONED)
+    assert "vector.body" in str(engine.optimize(text, "small"))
+    g = optimize(vjp_graph(adjit.make_ir(_lstm(np))(*_inputs()), wrt=[0, 1]))
+    big, _ = lower(g)
+    assert big.startswith(builder.SECTIONED) and 4 * H * B <= emit.SHORT_LOOP
+    assert "llvm.loop.vectorize.enable" in big
+    vectorised = str(engine.optimize(big, "big")).count("vector.body:")
+    monkeypatch.setattr(emit, "SHORT_LOOP", 0)
+    every = str(engine.optimize(lower(g)[0], "big")).count("vector.body:")
+    assert vectorised * 5 < every, (vectorised, every)
+    monkeypatch.undo()
+
+    def chain(x):
+        for i in range(100):
+            x = np.sin(x) * (1.0 + 1e-3 * i) + np.tanh(x) * 0.5
+        return x
+    g = optimize(adjit.make_ir(chain)(x))
+    assert len(g.eqns) >= builder.BIG_GRAPH
+    long, _ = lower(g)
+    assert "vector.body" in str(engine.optimize(long, "long"))
+    np.testing.assert_allclose(compile_graph(g)([x])[0], chain(x), rtol=1e-13, atol=1e-15)
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 def test_lowering_restores_the_garbage_collector(enabled, monkeypatch):
     """lower() pauses the cyclic garbage collector (half of a big graph's lowering time) and

@@ -127,7 +127,7 @@ class FnBuilder:
         self.alloca_bb = body.append_basic_block("allocas")
         start = self._start = body.append_basic_block("start")
         self.b = ir.IRBuilder(start)
-        self.loops = Loops(self.b)
+        self.loops = Loops(self.b, self.big)
         self.math = mathlib.Math(self.b)
         self._fail_bbs = {}
         args = list(body.args)
@@ -530,7 +530,7 @@ class FnBuilder:
         self.alloca_bb = fn.append_basic_block("allocas")
         self._start = fn.append_basic_block("start")
         self.b = ir.IRBuilder(self._start)
-        self.loops = Loops(self.b)
+        self.loops = Loops(self.b, self.big)
         self.math = mathlib.Math(self.b)
         self._fail_bbs = {}
         return saved

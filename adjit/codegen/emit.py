@@ -107,6 +107,11 @@ class Buf:
 # takes time quadratic in the body (a 10,000-equation elementwise chain: 37 s instead of 0.5 s),
 # and such a body is compute-bound with little to gain per instruction (issue 14.8).
 BIG_BODY = 2500
+# In a big graph (builder.BIG_GRAPH, Loops.short) a loop of at most this many iterations (a
+# compile-time count) is not vectorised either: such graphs have thousands of short loops
+# (the 50-step LSTM: 8 to 128 iterations), where the vectoriser was ~40% of -O3 time for no
+# measurable run time; longer loops (big arrays) stay vectorised.
+SHORT_LOOP = 128
 
 
 def _no_vectorise(branch):
@@ -123,9 +128,10 @@ class Loops:
     """Loop emission with a per-scope memo: a value computed inside a loop body is forgotten
     when the body ends (it does not dominate code after the loop)."""
 
-    def __init__(self, builder):
+    def __init__(self, builder, short=False):
         self.b = builder
         self.memo = {}
+        self.short = short  # big graph: loops of <= SHORT_LOOP iterations are not vectorised
 
     def for_range(self, n, body, carry=(), reverse=False, span=None):
         """for i in range(n) (or reversed): carry = body(i, carry). Returns the final carry.
@@ -163,7 +169,7 @@ class Loops:
             p.add_incoming(v, latch)
         back = b.branch(head)
         size = len(body_bb.instructions) + sum(len(bb.instructions) for bb in blocks[first:])
-        if size > BIG_BODY:
+        if size > BIG_BODY or (self.short and span is None and n <= SHORT_LOOP):
             _no_vectorise(back)
         b.position_at_end(exit_bb)
         return phis

@@ -572,26 +572,66 @@ def _dot_gemm(c, x, y, dims, lay, out):
         c.loops.nest(out.type.shape, lambda ix, _: out.store(b, ix, const(dt, 0.0)), flat=True)
         return
     xl, yl = lay
-    name = "sgemm" if dt == "f32" else "dgemm"
-    fn = c.module.globals.get(f"adjit_{name}")
-    if fn is None:
-        fn = ir.Function(c.module, ir.FunctionType(ir.VoidType(), [PTR] * 13), f"adjit_{name}")
-    c.imports.add(name)
     c.work += nbatch * M * N * K
+    fn = _gemm_helper(c, dt, xl, yl, dims)
+    b.call(fn, [c.buffer(y).addr(b, i64(0)), c.buffer(x).addr(b, i64(0)), out.addr(b, i64(0))])
+
+
+def _gemm_helper(c, dt, xl, yl, dims):
+    """The module's internal function computing one GEMM signature (dtype, layouts, batch and
+    sizes) from its operands' pointers (y, x, out): its BLAS arguments are constants stored
+    once there instead of at every use, which keeps a graph of many matrix products (an MLP
+    stack's forward and backward) small for LLVM. Bit for bit the same ?gemm calls."""
+    nbatch, M, N, K = dims
+    helper = f"adjit_gemm_{dt}_{yl}{xl}_{nbatch}x{M}x{N}x{K}"
+    fn = c.module.globals.get(helper)
+    if fn is not None:
+        return fn
+    name = "sgemm" if dt == "f32" else "dgemm"
+    blas = c.module.globals.get(f"adjit_{name}")
+    if blas is None:
+        blas = ir.Function(c.module, ir.FunctionType(ir.VoidType(), [PTR] * 13), f"adjit_{name}")
+    c.imports.add(name)
+    fn = ir.Function(c.module, ir.FunctionType(ir.VoidType(), [PTR] * 3), helper)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    fn.attributes.add("nounwind")
+    for a in fn.args:
+        a.add_attribute("noalias")
+    yp, xp, op = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
     t = REG[dt]
     slots = {}
     for key, typ, val in (("ta", I8, ord(yl)), ("tb", I8, ord(xl)), ("m", I32, N),
                           ("n", I32, M), ("k", I32, K), ("lda", I32, N if yl == "N" else K),
                           ("ldb", I32, K if xl == "N" else M), ("ldc", I32, N),
                           ("alpha", t, 1.0), ("beta", t, 0.0)):
-        slots[key] = c.alloca(typ)
+        slots[key] = b.alloca(typ)
         b.store(ir.Constant(typ, val), slots[key])
-    xb, yb = c.buffer(x), c.buffer(y)
+    mem = MEM[dt]
 
-    def call(i, _):
-        def at(buf, per):
-            return buf.addr(b, b.mul(i, i64(per)))
-        b.call(fn, [slots["ta"], slots["tb"], slots["m"], slots["n"], slots["k"],
-                    slots["alpha"], at(yb, K * N), slots["lda"], at(xb, M * K), slots["ldb"],
-                    slots["beta"], at(out, M * N), slots["ldc"]])
-    c.loops.for_range(nbatch, call)
+    def call(i):
+        def at(p, per):
+            return b.gep(p, [b.mul(i, i64(per))], inbounds=True, source_etype=mem)
+        b.call(blas, [slots["ta"], slots["tb"], slots["m"], slots["n"], slots["k"],
+                      slots["alpha"], at(yp, K * N), slots["lda"], at(xp, M * K), slots["ldb"],
+                      slots["beta"], at(op, M * N), slots["ldc"]])
+    if nbatch == 1:
+        call(i64(0))
+        b.ret_void()
+        return fn
+    entry = b.block
+    loop, body, done = (fn.append_basic_block(n) for n in ("loop", "body", "done"))
+    b.branch(loop)
+    b.position_at_end(loop)
+    k = b.phi(I64, "k")
+    k.add_incoming(i64(0), entry)
+    b.cbranch(b.icmp_signed("<", k, i64(nbatch)), body, done)
+    b.position_at_end(body)
+    call(k)
+    nxt = b.add(k, i64(1), flags=["nuw", "nsw"])
+    k.add_incoming(nxt, b.block)
+    b.branch(loop)
+    b.position_at_end(done)
+    b.ret_void()
+    return fn

@@ -141,7 +141,7 @@ def process_triple() -> str:
 def optimize(ir_text: str, what: str):
     """Parse LLVM IR text, verify it and run the -O3 pipeline (with SLP vectorisation); a
     module lowered in sections (a big graph: it starts with builder.SECTIONED) without loop
-    interleaving, and `emit_object` then generates its code without loop strength reduction."""
+    interleaving (its short loops are not vectorised either: codegen/emit.py SHORT_LOOP), and `emit_object` then generates its code without loop strength reduction."""
     from ..codegen.builder import SECTIONED
     e = engine()
     sectioned = ir_text.startswith(SECTIONED)
