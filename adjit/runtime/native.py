@@ -43,6 +43,8 @@ BLAS
     `ADJIT_BLAS_THREADS=keep` leaves the pool alone (products are then never split). The
     split depends on the shapes and on whether the pool can be controlled, never on the thread
     setting.
+    `adjit_blas_single_enter` / `adjit_blas_single_leave` put the same one-thread guard around
+    each LAPACK call of compiled code (codegen/lapack.py; docs/speed.md F12).
 """
 from __future__ import annotations
 
