@@ -133,3 +133,28 @@ def test_thread_setting_round_trips():
         assert native.get_num_threads() == 3
     finally:
         native.set_num_threads(old)
+
+
+def test_lapack_calls_run_with_a_one_thread_blas_pool_and_restore_it():
+    # OpenBLAS's spin-waiting pool made potrf/trsm 3-100x slower on a busy machine (W10):
+    # each LAPACK call runs inside the pool guard the products use, and the setting comes back
+    import ctypes
+    from adjit.runtime import blas
+    g = parse_graph("def f(a: f64[60,60], b: f64[60,3]) -> f64[60,3]:\n"
+                    "  l: f64[60,60] = cholesky a\n"
+                    "  x: f64[60,3] = triangular_solve[lower=True, trans=True, "
+                    "unit_diagonal=False] l b\n  return x\n")
+    fb = FnBuilder(g, LOWERINGS, "t")
+    fb.build()
+    assert {"blas_single_enter", "blas_single_leave"} <= set(fb.imports)
+    rng = np.random.default_rng(5)
+    m = rng.standard_normal((60, 60))
+    a, b = m @ m.T + 60 * np.eye(60), rng.standard_normal((60, 3))
+    prov = blas.provider()
+    before = ctypes.CFUNCTYPE(ctypes.c_int32)(prov[3])() if prov[3] else None
+    x = compile_graph(g)([a, b])[0]
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    np.testing.assert_array_equal(
+        x, scipy_linalg.solve_triangular(np.linalg.cholesky(a), b, lower=True, trans=1))
+    if before is not None:
+        assert ctypes.CFUNCTYPE(ctypes.c_int32)(prov[3])() == before

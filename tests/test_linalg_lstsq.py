@@ -75,7 +75,8 @@ def test_lstsq_is_native_gelsd():
         y = Node(None, AType((5, 2), "f64"), None, tr)
         out = bind(REGISTRY["lstsq"], x, y, rcond=1e-3)
         g = extract(list(out), tr, inputs=[x, y], name="lstsq")
-    assert lower(g)[1]["imports"] == ["lapack_dgelsd"]
+    imports = lower(g)[1]["imports"]  # + the BLAS pool guard around the call (speed.md F12)
+    assert [i for i in imports if i.startswith("lapack_")] == ["lapack_dgelsd"]
 
 
 @pytest.mark.parametrize("tier", TIERS)

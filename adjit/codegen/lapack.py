@@ -80,7 +80,20 @@ class _Call:
             fn = ir.Function(c.module, ir.FunctionType(ir.VoidType(),
                                                        [PTR] * len(args) + [I64] * nchar), name)
         c.imports.add(f"lapack_{routine}")
+        # the BLAS pool runs one thread during the call, as during adjit's products
+        # (runtime/native.py: OpenBLAS's spin-waiting workers on a busy machine)
+        enter, leave = (_helper(c, f"adjit_blas_single_{w}") for w in ("enter", "leave"))
+        c.b.call(enter, [])
         c.b.call(fn, list(args) + [i64(1)] * nchar)
+        c.b.call(leave, [])
+
+
+def _helper(c, name):
+    fn = c.module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(c.module, ir.FunctionType(ir.VoidType(), []), name)
+    c.imports.add(name[len("adjit_"):])
+    return fn
 
 
 def _f64_temp(c, n):

@@ -43,6 +43,8 @@ BLAS
     `ADJIT_BLAS_THREADS=keep` leaves the pool alone (products are then never split). The
     split depends on the shapes and on whether the pool can be controlled, never on the thread
     setting.
+    `adjit_blas_single_enter` / `adjit_blas_single_leave` put the same one-thread guard around
+    each LAPACK call of compiled code (codegen/lapack.py; docs/speed.md F12).
 """
 from __future__ import annotations
 
@@ -53,7 +55,8 @@ import threading
 
 from . import blas, engine
 
-HELPERS = ("parallel_for", "sgemm", "dgemm")   # imported by compiled code as adjit_<name>
+# imported by compiled code as adjit_<name>
+HELPERS = ("parallel_for", "sgemm", "dgemm", "blas_single_enter", "blas_single_leave")
 HELPER_SPIN = 5000          # sched_yield rounds the helper spins after a job (~3 ms)
 BLAS_SMALL = 1 << 18        # m*n*k up to this: OpenBLAS runs single-threaded by itself
 BLAS_SPLIT = 1 << 22        # m*n*k from this: two halves on adjit's threads
@@ -174,7 +177,8 @@ def _blas_lib():
                            "adjit_parallel_for": _ADDR["adjit_parallel_for"]}
                 if control:
                     imports.update(blas_get_threads=get, blas_set_threads=set_)
-                _build("blas", text, ["adjit_sgemm", "adjit_dgemm"], imports)
+                _build("blas", text, ["adjit_sgemm", "adjit_dgemm", "adjit_blas_single_enter",
+                                      "adjit_blas_single_leave"], imports)
                 BLAS_INFO.update(library=path, ilp64=ilp64, thread_control=control)
     return _LIBS["blas"]
 
@@ -185,7 +189,8 @@ def _call(name, n):
 
 def address(name: str) -> int:
     """Address of helper `name` (without the adjit_ prefix)."""
-    (_blas_lib if name in ("sgemm", "dgemm") else _threads_lib)()
+    (_blas_lib if name in ("sgemm", "dgemm", "blas_single_enter", "blas_single_leave")
+     else _threads_lib)()
     return _ADDR["adjit_" + name]
 
 

@@ -63,6 +63,19 @@ done:
   ret void
 }
 
+; around each LAPACK call of compiled code (codegen/lapack.py): the BLAS pool runs one thread
+; while it runs, as for the products (OpenBLAS's spin-waiting workers made potrf and trsm 3-100x
+; slower on a busy 2-core machine; one thread is within ~20% of two on an idle one)
+define void @adjit_blas_single_enter() nounwind {
+  call void @blas_enter()
+  ret void
+}
+
+define void @adjit_blas_single_leave() nounwind {
+  call void @blas_leave()
+  ret void
+}
+
 ; store the 13 BLAS arguments of one half at `rec` (13 pointers, 104 bytes)
 define internal void @store_args(ptr %rec, ptr %ta, ptr %tb, ptr %m, ptr %n, ptr %k, ptr %alpha,
                                  ptr %a, ptr %lda, ptr %b, ptr %ldb, ptr %beta, ptr %c,
