@@ -106,6 +106,21 @@ def backward_pass(g: Graph, env, out_cts, wrt_vars, extra=(), saved=None):
     return cts
 
 
+def recorded(g: Graph, values, leaves) -> bool:
+    """Whether `values` (Var -> array) holds each of `leaves` and every equation's results,
+    and no equation's vjp needs residuals (a custom_vjp's forward): what computing the adjoint
+    from recorded values (eager_vjp, grad inside jit) requires."""
+    if any(values.get(v) is None for v in leaves):
+        return False
+    for e in g.eqns:
+        if e.prim.residual_vjp is not None:
+            return False
+        for v in e.outvars:
+            if values.get(v) is None:
+                return False
+    return True
+
+
 def eager_vjp(g: Graph, values, out_cts, wrt):
     """Cotangents of `g.invars[wrt]` computed at once from the values `g` recorded (`values`:
     Var -> array, from `extract(values=...)`): each equation's vjp rule runs on arrays as it
@@ -113,15 +128,8 @@ def eager_vjp(g: Graph, values, out_cts, wrt):
     optimising or planning that graph (the first tier of grad without jit). `out_cts`: one
     array per output. None when a rule would need a value that was not recorded (abstract) or
     a residual (a custom_vjp's forward): the caller then derives the graph."""
-    for v in g.invars + g.constvars:
-        if values.get(v) is None:
-            return None
-    for e in g.eqns:
-        if e.prim.residual_vjp is not None:
-            return None
-        for v in e.outvars:
-            if values.get(v) is None:
-                return None
+    if not recorded(g, values, g.invars + g.constvars):
+        return None
     wrt_vars = [g.invars[i] for i in wrt]
     cts = backward_pass(g, values, list(zip(g.outvars, out_cts)), wrt_vars)
     res = []

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from ..ir import literals, ops
-from ..ir.autodiff import (adjoint_graph, backward_pass, eager_vjp, jvp_graph,
+from ..ir.autodiff import (adjoint_graph, backward_pass, eager_vjp, jvp_graph, recorded,
                            replay_with_values, vjp_graph)
 from ..ir.core import EAGER, STATE, GuardFailed, Lit, Node, recording_only
 from ..ir.graph import eval_graph, extract
@@ -109,17 +109,9 @@ def _inline_vjp(g, vals, nodes, t, ct):
     for a in itertools.chain(outer, cs, (ct,)):
         if isinstance(a, Node) and (a.val is None or (a.trace is EAGER and a.requires_grad)):
             return None
-    for v in g.invars:
-        if vals.get(v) is None:
-            return None
-    big = False
-    for e in g.eqns:
-        if e.prim.residual_vjp is not None:
-            return None
-        for v in e.outvars:
-            if vals.get(v) is None:
-                return None
-            big = big or v.type.size >= INTERPRET_MIN_SIZE
+    if not recorded(g, vals, g.invars):
+        return None
+    big = any(v.type.size >= INTERPRET_MIN_SIZE for e in g.eqns for v in e.outvars)
     env = replay_with_values(g, outer, cs, vals)
     out = [env[v] for v in g.outvars]
     wrt = range(len(g.invars))
