@@ -82,25 +82,88 @@ def _warn_cannot_compile(g, exc):
         warnings.warn(f"{exc}; running it in the interpreter", RuntimeWarning, stacklevel=4)
 
 
+# A small graph's interpreter tier runs the graph as traced: the passes cost more than they
+# save there (W2's 76 equations: optimize ~1 ms, the same Plan calls as the optimised 71), and
+# its native code comes from the worker, which optimises the graph itself (background.py).
+# A graph whose equations write at least OPTIMIZE_MIN_WORK elements per call is optimised
+# before its first interpreted run (no `pow x 1.0` on a million elements); so is every graph
+# that stays interpreted (ADJIT_TIER=interp, a compile that failed).
+OPTIMIZE_MIN_WORK = 1 << 15
+
+
+def _work(g):
+    """The elements g's equations write per call: the estimate of its array work."""
+    n = 0
+    for e in g.eqns:
+        for v in e.outvars:
+            n += v.type.size
+    return n
+
+
 class Interpreted:
     """`g.native` while graph `g` runs on the interpreter tier: counts its calls and time, asks
-    for native code when it is hot and puts that code in `g.native` when it is ready."""
+    for native code when it is hot and puts that code in `g.native` when it is ready.
 
-    __slots__ = ("plan", "opt", "mode", "calls", "seconds", "job", "final", "_lock")
+    Built for nothing: the caches are looked up (ADJIT_TIER=auto), the graph optimised and its
+    plan made when a run first needs them, so the call that traced a graph (jit's first call)
+    pays none of it."""
 
-    def __init__(self, opt, mode):
-        from .interpreter import Plan
-        self.plan = Plan(opt)
-        self.opt = opt
+    __slots__ = ("src", "_opt", "_plan", "_key", "mode", "calls", "seconds", "job", "final",
+                 "checked", "_lock")
+
+    def __init__(self, g, mode, opt=None):
+        from ..ir.graph import Graph
+        # g's equations in a Graph of their own: g holds this object (g.native), so holding
+        # g itself would make a cycle that keeps g's constants alive until a GC pass
+        self.src = Graph(g.invars, g.constvars, g.eqns, g.outvars, g.consts, g.name)
+        self._opt = opt
+        self._plan = None
+        self._key = None
         self.mode = mode
         self.calls = 0
         self.seconds = 0.0
         self.job = None
         self.final = mode == "interp"  # never leaves this tier
+        self.checked = mode != "auto"  # caches looked up (only auto loads code before hot)
         self._lock = threading.Lock()
+
+    @property
+    def opt(self):
+        """The optimised graph (adjit's passes: DCE, CSE, folding, x*1, pow x 1.0, ...; made
+        when first asked for)."""
+        opt = self._opt
+        if opt is None:
+            from ..ir.passes import optimize
+            opt = self._opt = optimize(self.src)
+        return opt
+
+    @property
+    def plan(self):
+        """The interpreter's Plan: of the optimised graph when this graph never leaves the
+        tier or its array work is large (OPTIMIZE_MIN_WORK), else of the graph as traced."""
+        plan = self._plan
+        if plan is None:
+            from .interpreter import Plan
+            if self.final or self._opt is not None or _work(self.src) >= OPTIMIZE_MIN_WORK:
+                plan = Plan(self.opt)
+            else:
+                plan = Plan(self.src)
+            self._plan = plan
+        return plan
+
+    def key(self):
+        """The structure key of the graph as traced (what the worker is sent)."""
+        k = self._key
+        if k is None:
+            k = self._key = self.src.structure_key()
+        return k
 
     def run(self, g, args, consts):
         cs = g.consts if consts is None else consts
+        if not self.checked:
+            cg = self._check(g)
+            if cg is not None:
+                return cg(args, None if consts is g.consts else consts)
         if not self.final:
             cg = self._promote(g)
             if cg is not None:
@@ -110,6 +173,32 @@ class Interpreted:
         self.seconds += time.perf_counter() - t0
         self.calls += 1
         return outs
+
+    def _check(self, g):
+        """ADJIT_TIER=auto, on the first run: code already linked in this process for this
+        structure, or the disk-cache entry of a structure an earlier process made hot (its
+        hot mark, cache.was_hot), linked now. None otherwise."""
+        from . import cache
+        self.checked = True
+        rkey = self.key()
+        try:
+            cg = cache.lookup(self.src, rkey, disk=False)
+            if cg is None and cache.was_hot(rkey):
+                t0 = time.perf_counter()
+                opt = self.opt
+                cg = _from_disk(opt, opt.structure_key())
+                if cg is not None:  # linked now, on this call
+                    cache._remember(rkey, cg)
+                    cg = cg.for_graph(g)
+                    cg.compile_seconds = time.perf_counter() - t0
+                    g.native = cg
+                    return cg
+        except CompileError as exc:
+            self._cannot(g, exc)
+            return None
+        if cg is not None:  # already linked in this process
+            cg = g.native = cg.for_graph(g)
+        return cg
 
     def _promote(self, g):
         """Native code for `g` if this call may use it (and installs it), else None."""
@@ -130,18 +219,22 @@ class Interpreted:
                 return g.native if not isinstance(g.native, Interpreted) else None
             job = self.job
             if job is None or job.state == "lost":
-                skey = self.opt.structure_key()
+                rkey = self.key()
                 try:
-                    cg = cache.lookup(self.opt, skey, disk=False)
+                    cg = cache.lookup(self.src, rkey, disk=False)
+                    if cg is None and self._opt is not None:
+                        cg = cache.lookup(self._opt, self._opt.structure_key(), disk=False)
                 except CompileError as exc:
                     return self._cannot(g, exc)
                 if cg is not None:
                     return self._use(g, cg)
-                job = self.job = compiler().submit(skey, self.opt)
+                # the graph as traced: the worker optimises it (off this thread) and keys
+                # the disk entry by the optimised structure
+                job = self.job = compiler().submit(rkey, self.src, optimize=True)
             if wait:
                 job.done.wait()
                 if job.state == "lost":  # the worker died: once more, then in this process
-                    job = self.job = compiler().submit(job.skey, self.opt)
+                    job = self.job = compiler().submit(job.skey, self.src, optimize=True)
                     job.done.wait()
             state = job.state
             if state == "pending":
@@ -149,13 +242,15 @@ class Interpreted:
             if state == "ready":
                 return self._use(g, job.cg)
             if state == "error":
-                return self._cannot(g, CompileError(f"graph {self.opt.name}", job.message))
+                return self._cannot(g, CompileError(f"graph {self.src.name}", job.message))
             if state == "lost":
                 return None  # submitted again on the next call
             try:  # "mismatch": the worker could not take the text; compile here, once
-                return self._use(g, cache.compiled_for(self.opt))
+                cg = cache.compiled_for(self.opt)
             except CompileError as exc:
                 return self._cannot(g, exc)
+            cache._remember(self.key(), cg)
+            return self._use(g, cg)
 
     def _use(self, g, cg):
         cg = cg.for_graph(g)
@@ -165,38 +260,21 @@ class Interpreted:
 
     def _cannot(self, g, exc):
         self.final = True
+        if self._plan is not None and self._plan.graph is self.src:
+            self._plan = None  # interpreted for good: the optimised graph from now on
         _warn_cannot_compile(g, exc)
         return None
 
 
 def _first(g):
     """What `g.native` becomes on the first concrete run of `g`."""
-    from ..ir.passes import optimize
     mode = tier_mode()
-    # adjit's own passes first (DCE, CSE, folding, x*1, pow x 1.0, ...): smaller code, a cache
-    # key that ignores what they remove, and less to interpret. Constvars and their bindings
-    # are kept.
-    opt = optimize(g)
     if mode == "native":
-        return compile_now(g, opt)
-    if mode == "auto":
-        from . import cache
-        skey = opt.structure_key()
-        try:
-            cg = cache.lookup(opt, skey, disk=False)
-            if cg is None and cache.was_hot(skey):
-                t0 = time.perf_counter()
-                cg = _from_disk(opt, skey)
-                if cg is not None:  # linked now, on this call
-                    cg = cg.for_graph(g)
-                    cg.compile_seconds = time.perf_counter() - t0
-                    return cg
-        except CompileError as exc:
-            _warn_cannot_compile(g, exc)
-            return Interpreted(opt, "interp")
-        if cg is not None:  # already linked in this process
-            return cg.for_graph(g)
-    return Interpreted(opt, mode)
+        # adjit's own passes first (DCE, CSE, folding, x*1, pow x 1.0, ...): smaller code, a
+        # cache key that ignores what they remove. Constvars and their bindings are kept.
+        from ..ir.passes import optimize
+        return compile_now(g, optimize(g))
+    return Interpreted(g, mode)  # auto: the caches are looked up by its first run
 
 
 def _from_disk(opt, skey):
@@ -217,7 +295,8 @@ def count_traced_call(g, calls=1, seconds=0.0):
     """Count the call that traced `g` (jit's first call of a variant, evaluated while it was
     recorded) as one of its calls, so that native code serves the HOT_CALLS-th call of a
     jitted function, not the one after; `calls` and `seconds`: the calls (and their time)
-    another tier served before `g` existed (grad's eager first tier). Prepares `g`'s tier now."""
+    another tier served before `g` existed (grad's eager first tier). Nothing is prepared
+    now: the caches, the passes and the plan wait for `g`'s next run (Interpreted)."""
     if tier_mode() == "native":
         return  # compiled by the next call, as before tiers
     cg = g.native
@@ -236,19 +315,21 @@ def compile_now(g, opt=None):
         cur = g.native
         opt = cur.opt if type(cur) is Interpreted else optimize(g)
     if tier_mode() == "interp":  # ADJIT_TIER=interp / ADJIT_DISABLE_JIT=1: nothing compiles
-        it = Interpreted(opt, "interp")
+        it = Interpreted(g, "interp", opt)
         g.native = it
         return it
     t0 = time.perf_counter()
     try:
-        cg = _background_result(opt)  # a compile already under way in the worker: wait for it
+        # a compile already under way in the worker: wait for it
+        cur = g.native
+        cg = _background_result(opt, cur.job if type(cur) is Interpreted else None)
         if cg is None:
             cg = get_compiled(opt)
     except CompileError as exc:
         _warn_cannot_compile(g, exc)
         cg = None
     if cg is None:
-        it = Interpreted(opt, "interp")
+        it = Interpreted(g, "interp", opt)
         g.native = it
         return it
     cg = cg.for_graph(g)
@@ -265,12 +346,14 @@ def wait_for_compiles(timeout=None):
         background._COMPILER.wait_idle(timeout)
 
 
-def _background_result(opt):
+def _background_result(opt, job=None):
     """The worker's code for `opt` if the worker has (or is compiling) it, waiting for it; None
-    when no job for that structure exists or it did not succeed."""
+    when no job for that structure exists or it did not succeed. `job`: the job of the graph
+    as traced (an Interpreted tier's), waited for first."""
     from . import background
     comp = background._COMPILER
-    job = comp.job(opt.structure_key()) if comp is not None else None
+    if job is None or job.state == "lost":
+        job = comp.job(opt.structure_key()) if comp is not None else None
     if job is None:
         return None
     job.done.wait()

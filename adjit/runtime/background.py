@@ -35,12 +35,17 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 
 
 class Job:
-    __slots__ = ("skey", "graph", "state", "cg", "message", "done", "owner")
+    __slots__ = ("skey", "graph", "state", "cg", "message", "done", "owner", "optimize",
+                 "fresh")
 
-    def __init__(self, skey, graph, owner=None):
+    def __init__(self, skey, graph, owner=None, optimize=False):
         self.owner = owner
         self.skey = skey
         self.graph = graph
+        # the worker runs adjit's passes on the graph first (it was sent as traced): the
+        # disk entry is keyed by the optimised structure, the code serves the traced one
+        self.optimize = optimize
+        self.fresh = False  # the worker compiles, not reading its disk cache (see link)
         self.state = "pending"
         self.cg = self.message = None
         self.done = threading.Event()
@@ -59,17 +64,38 @@ class Job:
                 if owner._jobs.get(self.skey) is self:
                     del owner._jobs[self.skey]
 
-    def link(self, obj, meta, skey=None, stat="background_compiles"):
-        """Link object code for this job's structure (off the caller's thread)."""
+    @property
+    def payload(self):
+        """What the worker is sent: the structure key (IR text), or ("optimize", text)."""
+        if not self.optimize:
+            return self.skey
+        return ("optimize", self.skey, "fresh") if self.fresh else ("optimize", self.skey)
+
+    def link(self, obj, meta, skey=None, stat="background_compiles", okey=None, disk=False):
+        """Link object code for this job's structure (off the caller's thread); `okey`: the
+        structure key of the optimised graph the code was compiled from (an alias in the
+        memory cache); `disk`: the worker read it from the disk cache."""
         if skey is not None and skey != self.skey:  # the text did not round-trip: not ours
             self.finish("mismatch", message="the IR text did not round-trip")
             return
         from . import cache
         try:
-            cg = cache.install(self.graph, self.skey, obj, meta, stat)
+            cg = cache.install(self.graph, self.skey, obj, meta,
+                               "disk_hits" if disk else stat)
         except Exception as exc:
+            owner = self.owner
+            if disk and okey is not None and owner is not None and not self.fresh:
+                # an entry that does not load (damaged object code): discarded, compiled
+                # again by the worker (the job stays pending: a waiting caller gets the code)
+                cache._reject(cache._path(cache.disk_key(okey)), exc)
+                self.fresh = True
+                with owner._lock:
+                    owner._send(self)
+                return
             self.finish("error", message=f"linking failed: {exc}")
             return
+        if okey is not None and okey != self.skey:
+            cache._remember(okey, cg)
         self.finish("ready", cg)
 
 
@@ -89,7 +115,7 @@ class _Request:
         self.state = state
         self.done.set()
 
-    def link(self, obj, meta, skey=None, stat=None):
+    def link(self, obj, meta, skey=None, stat=None, okey=None):
         if skey is not None and skey != self.skey:
             self.finish("mismatch", message="the IR text did not round-trip")
             return
@@ -112,12 +138,14 @@ class Compiler:
         self._jobs = {}      # structure key -> Job (pending or finished)
         self.started = 0     # workers started (tests: a killed worker is restarted)
 
-    def submit(self, skey, graph) -> Job:
+    def submit(self, skey, graph, optimize=False) -> Job:
+        """The job compiling structure `skey` (`graph`: a graph of that structure); with
+        `optimize`, the worker optimises the graph before compiling it."""
         with self._lock:
             job = self._jobs.get(skey)
             if job is not None and job.state != "lost":
                 return job
-            job = self._jobs[skey] = Job(skey, graph, self)
+            job = self._jobs[skey] = Job(skey, graph, self, optimize)
         threading.Thread(target=self._start_job, args=(job,), name="adjit-link",
                          daemon=True).start()
         return job
@@ -146,6 +174,13 @@ class Compiler:
             # worker could not parse it, so the caller compiles it itself
             job.finish("mismatch", message="a primitive the worker does not know")
             return
+        if job.optimize:
+            # the entry is keyed by the optimised structure, which the worker computes: it
+            # looks the entry up itself (this process then needs no cache key, so no
+            # digest of the code generator's files and no CPU probe)
+            with self._lock:
+                self._send(job)
+            return
         key = cache.disk_key(job.skey)
         hit = cache.read_entry(key)
         if hit is not None:  # compiled by an earlier process (or worker): only link it
@@ -173,8 +208,7 @@ class Compiler:
                 # the cache folder of this request: ADJIT_CACHE_DIR may change after the
                 # worker started (tests do), and the worker writes the entry there; None
                 # when this process does not trust it (then nothing is written)
-                write_message(proc.stdin, (rid, getattr(job, "payload", job.skey),
-                                           trusted_cache_dir()))
+                write_message(proc.stdin, (rid, job.payload, trusted_cache_dir()))
                 return
             except (BrokenPipeError, OSError, ValueError):
                 self._waiting.pop(rid, None)
@@ -211,11 +245,14 @@ class Compiler:
             if job is None:
                 continue
             if status == "ok":
-                skey, obj, meta = rest
+                # optimised graphs: the optimised structure's key, whether read from disk
+                skey, obj, meta, *more = rest
+                okey, disk = more if more else (None, False)
                 if isinstance(job, Job):
                     # linked in a thread of its own: linking may need the runtime helpers,
                     # whose first compile is answered through this very thread
                     threading.Thread(target=job.link, args=(obj, meta, skey),
+                                     kwargs={"okey": okey, "disk": disk},
                                      name="adjit-link", daemon=True).start()
                 else:
                     job.link(obj, meta, skey)

@@ -4,11 +4,18 @@
 output, one length-prefixed pickle each way:
 
     request  (request id, IR text, cache folder)   the graph's structure key (print_graph)
+             (request id, ("optimize", IR text[, "fresh"]), cache folder)   a graph as traced:
+                                 optimised here first (adjit.ir.passes.optimize); "fresh":
+                                 compiled even if the disk cache has it (its entry did not load)
              (request id, ("llvm", key, LLVM IR, meta), cache folder)   the runtime's helpers
     answer   (request id, "ok", structure key, object code, meta)
+             (request id, "ok", structure key, object code, meta, optimised structure key,
+              read from the disk cache)
              (request id, "error", message)       (a CompileError's reason)
 
-It parses the text (adjit.ir.parse_graph), lowers, optimises and emits it, writes the disk-cache
+It parses the text (adjit.ir.parse_graph), optimises it when asked (the passes never read a
+constant's value, so the parsed graph optimises as the caller's would; the entry is keyed by the
+optimised structure and the sent text gets a hot mark, cache.was_hot), lowers, optimises and emits it, writes the disk-cache
 entry (so a later process loads it), and returns the object code: the user's process only
 links it. The structure key it returns is the parsed graph's own, so the caller can check the
 text round-tripped before using the code. The worker exits when its standard input closes.
@@ -83,6 +90,9 @@ def serve(inp, out):
                     cache.write_entry(key, obj, meta)
                 write_message(out, (rid, "ok", key, obj, meta))
                 continue
+            if isinstance(text, tuple) and text[0] == "optimize":  # a graph as traced
+                write_message(out, _optimized(rid, text[1], write, "fresh" in text[2:]))
+                continue
             g = parse_graph(text)
             skey = g.structure_key()
             obj, meta = compile_object(g)
@@ -93,6 +103,30 @@ def serve(inp, out):
             write_message(out, (rid, "error", exc.reason))
         except Exception as exc:  # answered, never fatal: the caller falls back
             write_message(out, (rid, "error", f"{type(exc).__name__}: {exc}"))
+
+
+def _optimized(rid, text, write, fresh=False):
+    """The answer for a graph sent as traced: optimised here, its code from the disk cache
+    (another traced graph may optimise to the same structure) or compiled now."""
+    from ..ir.parser import parse_graph
+    from ..ir.passes import optimize
+    from . import cache
+    from .compile import compile_object
+    g = parse_graph(text)
+    skey = g.structure_key()
+    opt = optimize(g)
+    okey = opt.structure_key()
+    key = cache.disk_key(okey)
+    hit = cache.read_entry(key) if write and not fresh else None
+    if hit is not None:
+        obj, meta = hit
+    else:
+        obj, meta = compile_object(opt)
+        if write:
+            cache.write_entry(key, obj, meta)
+    if write and skey == text:  # the mark a later process's first run checks: the traced text
+        cache.mark_hot(skey)
+    return (rid, "ok", skey, obj, meta, okey, hit is not None)
 
 
 def main():
