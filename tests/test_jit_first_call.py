@@ -178,3 +178,22 @@ def test_a_graph_that_cannot_compile_interprets_the_optimised_graph(monkeypatch,
         assert "pow" not in {e.prim.name for e in br.graph.native.plan.graph.eqns}
     finally:
         next(gen, None)
+
+
+def test_a_new_step_reuses_the_generated_flattener_and_assembler_code():
+    # a second jitted function with the arguments and results of a first one compiles no
+    # new flattener or assembler source; each keeps its own key tag and results
+    from adjit.transforms import jitargs
+    w, x = _inputs(next(_SIZES))
+    f1 = adjit.jit(adjit.value_and_grad(lambda w, x: np.sum(np.tanh(x @ w))))
+    f2 = adjit.jit(adjit.value_and_grad(lambda w, x: np.sum(np.tanh(x @ w) * 2.0)))
+    _check(f1(w, x), w, x)
+    codes = dict(jitargs._CODE)
+    v2, g2 = f2(w, x)
+    assert jitargs._CODE == codes  # the same sources: compiled once
+    for _ in range(3):  # interleaved: no key of one serves the other
+        _check(f1(w, x), w, x)
+        v, g = f2(w, x)
+        np.testing.assert_allclose(v, 2.0 * _by_hand(w, x)[0], rtol=1e-12)
+        np.testing.assert_allclose(g, 2.0 * _by_hand(w, x)[1], rtol=1e-12, atol=1e-13)
+    assert f1._flats[0] is not f2._flats[0] and f1.hits == f2.hits == 3

@@ -29,6 +29,23 @@ _nd = np.ndarray
 # static argument types whose `type(a) is T and a == v` is exactly jit.static_key's equality
 _STATIC_TYPES = (int, bool, str, type(None))
 MAX_LEAVES = 256  # larger structures are flattened by the general path (generated code size)
+_CODE: dict = {}  # generated source -> its code object (compiled once per process)
+MAX_CODE = 512
+
+
+def _define(src, env, name):
+    """The function `name` that source `src` defines, with globals `env`. The source depends
+    only on the structure (its constants are names in `env`), so the compile, most of the cost
+    of a new flattener or assembler, happens once per structure in a process: a new jitted
+    function with the arguments and results of an earlier one (a new training step) reuses
+    it."""
+    code = _CODE.get(src)
+    if code is None:
+        if len(_CODE) >= MAX_CODE:
+            _CODE.clear()
+        code = _CODE[src] = compile(src, f"<adjit.jit {name}>", "exec")
+    exec(code, env)
+    return env[name]
 
 
 def leaf_kind(lf, info):
@@ -131,8 +148,7 @@ def flattener(tag, n, static, tds, kinds):
     src = ["def flat(args):", "    try:"] + [ind + ln for ln in body] + \
         ["    except Exception:",  # a missing dict key, a key that cannot be hashed...
          "        return None"]
-    exec("\n".join(src), g.env)
-    fl = g.env["flat"]
+    fl = _define("\n".join(src), g.env, "flat")
     fl.source = "\n".join(src)
     return fl
 
@@ -172,5 +188,4 @@ def assembler(otd, kinds, pyvals, ndims):
     if m:
         src.append(f"    {''.join(f'o{i}, ' for i in range(m))}= outs")
     src.append(f"    return {expr}")
-    exec("\n".join(src), g.env)
-    return g.env["asm"]
+    return _define("\n".join(src), g.env, "asm")
