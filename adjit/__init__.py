@@ -41,3 +41,10 @@ from .runtime.cache import cache_info, cache_clear  # noqa: E402
 
 from ._version import __version__  # noqa: E402,F401
 from . import linalg  # noqa: E402,F401  (torch.linalg)
+
+# Loaded with adjit rather than by the first traced call or the first interpreted run: the
+# NumPy front's dispatch tables (np_dispatch and the modules it registers) and the interpreter
+# tier. They cost ~2 ms here; left lazy, the first call of a jitted step in a fresh process
+# paid them (issue 18: the slowest of a new step's first 20 calls).
+from .tracer import np_dispatch as _np_dispatch  # noqa: E402,F401
+from .runtime import interpreter as _interpreter  # noqa: E402,F401

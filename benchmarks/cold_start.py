@@ -16,7 +16,11 @@ implementation, calls it once (the *first call*), then `--calls` more times. It 
   the second, as adjit.jit does at the moment, pays its compilation here: `first + second` is
   the honest "time to the first compiled result");
 - `next`: the median of the last `--calls` calls after those two;
-- `slowest 20`: the slowest of the first 20 calls;
+- `slowest 20`: the slowest of the first 20 calls; `cpu 20`: the largest CPU time of the
+  calling thread (time.thread_time) in one of them, which a busy machine inflates less than
+  wall time and which excludes adjit's background threads;
+- `after 20`: the slowest call after the 20th (until native code runs, and `--calls` more):
+  a call that waited for a compile or a link would show here;
 - `native at` (adjit): the first call that ran native code and no graph on the interpreter
   tier (ADJIT_TIER:
   `native` compiles before the first call returns, `auto` interprets until the graph is hot);
@@ -125,8 +129,8 @@ class _Tiers:
                                      setattr(CompiledGraph, "__call__", cg_call))
         submit, finish = background.Compiler.submit, background.Job.finish
 
-        def submit_(c, skey, graph):
-            job = submit(c, skey, graph)
+        def submit_(c, skey, graph, *a, **k):
+            job = submit(c, skey, graph, *a, **k)
             self._t0.setdefault(id(job), time.perf_counter())
             return job
 
@@ -174,14 +178,19 @@ def child(name, impl, calls):
     native_at = None
     count = 0
 
+    cpus = []
+
     def call():
         nonlocal native_at, count
         count += 1
         if tiers is not None:
             tiers.interpreted = False
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         run()
         dt = time.perf_counter() - t0
+        if count <= 20:
+            cpus.append(time.thread_time() - c0)
         if tiers is not None and native_at is None and tiers.native and not tiers.interpreted:
             native_at = count
             tiers.unwrap_calls()
@@ -200,10 +209,12 @@ def child(name, impl, calls):
                                  time.perf_counter() < t_end):
         times.append(call())
     slowest20 = max([t_first, t_second] + times[:18])
+    after20 = max(times[18:]) if len(times) > 18 else None
     hwm = _hwm_mb()
     out = {"status": "ok", "import": t_import, "setup": t_setup, "first": t_first,
            "second": t_second, "next": statistics.median(times[-calls:]) if times else None,
-           "base": base, "slowest20": slowest20, "native_at": native_at}
+           "base": base, "slowest20": slowest20, "cpu20": max(cpus), "after20": after20,
+           "native_at": native_at}
     if tiers is not None:
         out["compile"] = tiers.compile
         out["worker"] = tiers.worker
@@ -257,7 +268,7 @@ def measure(name, impl, repeat, calls, cold_cache, inductor_dir):
         if k or cold_cache:  # the first process only warms the caches
             runs.append(d)
     keys = ("import", "setup", "first", "second", "next", "total", "peak", "base", "extra1",
-            "extra", "slowest20", "native_at", "compile", "worker")
+            "extra", "slowest20", "cpu20", "after20", "native_at", "compile", "worker")
     res = {"status": "ok", "workload": name, "impl": impl, "repeat": len(runs)}
     for key in keys:
         vals = [r[key] for r in runs if r.get(key) is not None]
@@ -296,8 +307,8 @@ def main(argv=None):
     results = []
     inductor_dir = tempfile.mkdtemp(prefix="adjit-cold-inductor-")
     header = ("workload", "impl", "import", "setup", "first call", "second", "next", "slowest 20",
-              "native at", "compile", "worker", "process", "peak RSS", "base", "extra 1st",
-              "extra")
+              "cpu 20", "after 20", "native at", "compile", "worker", "process", "peak RSS",
+              "base", "extra 1st", "extra")
     rows = [header]
     try:
         for name in names:
@@ -316,6 +327,7 @@ def main(argv=None):
                 nat = r.get("native_at")
                 rows.append((name, impl, _t(r["import"]), _t(r["setup"]), _t(r["first"]),
                              _t(r["second"]), _t(r["next"]), _t(r.get("slowest20")),
+                             _t(r.get("cpu20")), _t(r.get("after20")),
                              "-" if nat is None else f"#{nat:.0f}", _t(r.get("compile")),
                              _t(r.get("worker")), _t(r["total"]), _mb(r["peak"]),
                              _mb(r["base"]), _mb(r["extra1"]), _mb(r["extra"])))
