@@ -47,11 +47,12 @@ def get_compiled(g):
 
 # ---------------------------------------------------------------------------------- tiers
 # ADJIT_TIER chooses how a graph runs (read when a graph first runs):
-#   auto           (default) interpreted (runtime/interpreter.py: the optimised graph on NumPy)
-#                  until HOT_CALLS calls or HOT_SECONDS of interpreted time, then compiled in
-#                  the background; calls switch when the code is ready. Code already linked in
+#   auto           (default) interpreted (runtime/interpreter.py: the graph on NumPy; see
+#                  OPTIMIZE_MIN_WORK) until HOT_CALLS calls or HOT_SECONDS of interpreted
+#                  time, then compiled in the background; calls switch when the code is
+#                  ready (the call that traced a graph counts as its first). Code already linked in
 #                  this process is used at once, and so is a disk-cache entry an earlier
-#                  process wrote (its hot mark, cache.was_hot): linked by the first call. No
+#                  process wrote (its hot mark, cache.was_hot): linked by the first run. No
 #                  call waits for a compile.
 #   deterministic  interpreted for exactly HOT_CALLS - 1 calls; the HOT_CALLS-th waits for the
 #                  code: which call runs which tier never depends on timing or the cache.
