@@ -309,5 +309,7 @@ def random_state(r):
         if isinstance(s, np.ndarray):
             return (s.dtype.str, s.tobytes())
         return s
-    return frozen(r.get_state() if isinstance(r, np.random.RandomState)
+    # (a RandomState's state as its bit generator's dict: the same values as the legacy
+    # tuple, ~4x cheaper to get; jit takes two snapshots of np.random's per trace)
+    return frozen(r.get_state(legacy=False) if isinstance(r, np.random.RandomState)
                   else r.bit_generator.state)
