@@ -197,3 +197,29 @@ def test_a_new_step_reuses_the_generated_flattener_and_assembler_code():
         np.testing.assert_allclose(v, 2.0 * _by_hand(w, x)[0], rtol=1e-12)
         np.testing.assert_allclose(g, 2.0 * _by_hand(w, x)[1], rtol=1e-12, atol=1e-13)
     assert f1._flats[0] is not f2._flats[0] and f1.hits == f2.hits == 3
+
+
+def test_code_linked_for_a_structure_serves_a_new_function_from_its_first_run(monkeypatch,
+                                                                            tmp_path):
+    # a second jitted function of the same traced structure: its first run (the call after
+    # the trace) finds the code the first one linked (memory cache, by the traced key)
+    monkeypatch.setenv("ADJIT_TIER", "auto")
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))
+    w, x = _inputs(next(_SIZES))
+    jfs = [adjit.jit(adjit.value_and_grad(_step)) for _ in range(2)]
+    for _ in range(runtime.HOT_CALLS):
+        jfs[0](w, x)
+    (br,) = next(iter(jfs[0].cache.values()))
+    t0 = time.time()
+    while not isinstance(br.graph.native, CompiledGraph):
+        assert time.time() - t0 < 120, "never native"
+        runtime.wait_for_compiles(60)
+        jfs[0](w, x)
+    before = dict(cache.STATS)
+    _check(jfs[1](w, x), w, x)  # the trace
+    (br1,) = next(iter(jfs[1].cache.values()))
+    assert isinstance(br1.graph.native, runtime.Interpreted)
+    _check(jfs[1](w, x), w, x)
+    assert isinstance(br1.graph.native, CompiledGraph)
+    assert cache.STATS["hits"] == before["hits"] + 1
+    assert cache.STATS["background_compiles"] == before["background_compiles"]
