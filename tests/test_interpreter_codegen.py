@@ -323,3 +323,33 @@ def test_scatter_add_on_any_axis_and_its_range_error(axis):
     i[1, 1] = xs[axis]
     with pytest.raises(IndexError, match="out of range"):
         plan([x, i, u], [])
+
+
+def test_a_full_is_made_once_never_shared_with_a_result():
+    # np.full costs ~1 us: a `full` that only elementwise calls read is a 0-d constant NumPy
+    # broadcasts, another small one a copy of a template; a result is always its own array
+    from adjit.ir import parse_graph
+    g = parse_graph(
+        "def f(a: f64[2,3], i: i64[2]) -> (f64[2,3], f64[2,3], f64[6], bool[2,3]):\n"
+        "  z: f64[2,3] = full[shape=(2, 3), value=-0.0, dtype='f64']\n"
+        "  p: bool[2,3] = gt a 0.0\n"
+        "  b: f64[2,3] = select p a z\n"
+        "  t: bool[2,3] = full[shape=(2, 3), value=True, dtype='bool']\n"
+        "  q: bool[2,3] = and p t\n"
+        "  o: f64[6] = full[shape=(6,), value=0.0, dtype='f64']\n"
+        "  u: f64[2] = full[shape=(2,), value=1.5, dtype='f64']\n"
+        "  s: f64[6] = scatter_add[axis=0] o i u\n"
+        "  return b, z, s, q\n")
+    a = np.array([[1.0, -2.0, np.nan], [0.0, 3.0, -0.0]])
+    i = np.array([5, -6])
+    p = a > 0.0
+    want = [np.where(p, a, -0.0), np.full((2, 3), -0.0), np.zeros(6), p]
+    np.add.at(want[2], i, 1.5)
+    plan = Plan(g)
+    for k in range(4):  # the loop, then the generated function
+        got = plan([a, i], [])
+        _same_bits(got, want, k)
+        got[1][:] = 7.0  # a result of a `full` is the caller's: the next call is unchanged
+        got[2][:] = 7.0
+    src = plan.fn.source
+    assert "_full(" not in src, src

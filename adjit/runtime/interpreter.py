@@ -324,13 +324,17 @@ class _Gen:
         shape, and the value is not a result of the graph. {Var: keep shape}."""
         cand = {}
         for e in self.g.eqns:
-            if e.prim.name != "broadcast_in_dim" or not _plain(e) or type(e.inputs[0]) is Lit:
+            if e.prim.name == "full" and _plain(e):
+                shape = ()  # a 0-d array of the value and dtype, made once (`_em_full`)
+            elif e.prim.name != "broadcast_in_dim" or not _plain(e) or type(e.inputs[0]) is Lit:
                 continue
+            else:
+                shape = None
             v = e.outvars[0]
-            if v in self.outset or not all(self.broadcasts_itself(u)
-                                           for u in self.users.get(v, ())):
+            if v in self.outset or not self.users.get(v) or \
+                    not all(self.broadcasts_itself(u) for u in self.users[v]):
                 continue
-            cand[v] = _bcast_runtime_shape(e)
+            cand[v] = _bcast_runtime_shape(e) if shape is None else shape
         changed = True
         while changed:
             changed = False
@@ -527,11 +531,26 @@ def _em_stop_gradient(gen, e, ops, dts):
     return ops[0], None  # the operand itself (an alias: reused only if nothing else holds it)
 
 
+FULL_TEMPLATE = 4096  # a `full` of at most this many elements is a copy of a template made once
+
+
 def _em_full(gen, e, ops, dts):
+    """`full`: np.full costs ~1 us of Python; when every reader broadcasts its operands itself
+    (elementwise NumPy calls, see plan_broadcasts) a read-only 0-d array of the value made once
+    (the readers' results have the dtype and shape they would have had), else a copy of a
+    read-only template made once (small shapes), else np.full. The same bits either way."""
     p = e.params
-    call = (f"_full({tuple(p['shape'])!r}, {gen.const(p['value'], 'k')}, "
-            f"{gen.const(DTYPES[p['dtype']], 'd')})")
-    return call, FRESH if tuple(p["shape"]) else None
+    shape, dt = tuple(p["shape"]), DTYPES[p["dtype"]]
+    if gen.elided.get(e.outvars[0]) == ():
+        k = np.full((), p["value"], dt)
+        k.flags.writeable = False
+        return gen.const(k, "k"), BVIEW
+    if shape and math.prod(shape) <= FULL_TEMPLATE:
+        k = np.full(shape, p["value"], dt)
+        k.flags.writeable = False
+        return f"{gen.const(k, 'k')}.copy()", FRESH
+    call = f"_full({shape!r}, {gen.const(p['value'], 'k')}, {gen.const(dt, 'd')})"
+    return call, FRESH if shape else None
 
 
 def _em_convert(gen, e, ops, dts):
