@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from adjit import grad, jacfwd, jacrev, jit, make_ir, value_and_grad, vmap
+from adjit import grad, hessian, jacfwd, jacrev, jit, make_ir, value_and_grad, vmap
 from adjit.ir import REGISTRY
 from adjit.ir import batching  # noqa: F401  (fills the batch slots)
 from adjit.ir.core import bind
@@ -187,3 +187,26 @@ def test_per_example_gradients_vs_jax():
         theirs = jax.vmap(jax.grad(lambda w, x, t: loss(jnp, w, x, t)),
                           in_axes=(None, 0, 0))(w, X, y)
     np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-10)
+
+
+def test_hessian_of_a_scalar_function_records_its_seed_so_the_passes_see_it():
+    # jacrev of a scalar function seeds its vjp with a basis of one element: a `full` of ones,
+    # recorded (and what an inlined graph computes from a `full` is recorded too), so the
+    # optimised graph multiplies by no constant array of ones (W5)
+    from adjit.ir import print_graph
+    from adjit.ir.passes import optimize
+    jax = require("jax")
+    import jax.numpy as jnp
+    rng = np.random.default_rng(5)
+    x, A = rng.standard_normal(6), rng.standard_normal((6, 6)) / 3
+
+    def f(x, A, tanh=np.tanh):
+        return (tanh(A @ x) ** 2).sum()
+    g = optimize(make_ir(hessian(f))(x, A))
+    consts = [np.asarray(getattr(c, "val", c)) for c in g.consts]
+    assert not any(c.size > 1 and np.all(c == 1.0) for c in consts), print_graph(g)
+    with jax.enable_x64(True):
+        want = np.asarray(jax.hessian(lambda x, A: f(x, A, jnp.tanh))(x, A))
+    for h in (hessian(f), jit(hessian(f))):
+        for _ in range(3):
+            np.testing.assert_allclose(h(x, A), want, rtol=1e-12, atol=1e-14)
