@@ -449,3 +449,57 @@ def test_optimize_shrinks_the_vjp_of_pow():
     assert "pow" not in print_graph(vg)
     np.testing.assert_allclose(eval_graph(vg, [np.arange(3.0), np.array(1.0)])[1],
                                [0.0, 2.0, 4.0])
+
+
+@pytest.mark.parametrize("side,contract,perm", [
+    ("right", ((1,), (0,)), None), ("right", ((1,), (1,)), None), ("right", ((0,), (0,)), (1, 0)),
+    ("left", ((1,), (0,)), None), ("left", ((0,), (0,)), None), ("left", ((0,), (1,)), (1, 0))])
+def test_a_product_with_an_identity_matrix_is_the_other_operand(side, contract, perm):
+    # jacfwd's basis (W5): `x @ eye` simplifies to x (transposed as the contraction requires)
+    from adjit.ir.core import Node
+    with new_trace() as tr:
+        x = Node(None, AType((4, 4), "f64"), None, tr)
+        eye = o.eye(4, "f64")
+        ops_ = (x, eye) if side == "right" else (eye, x)
+        y = bind(REGISTRY["dot_general"], *ops_, contract=contract, batch=((), ()))
+        g = extract([y], tr, inputs=[x], name="f")
+    opt = optimize(g)
+    assert [e.prim.name for e in opt.eqns] == (["transpose"] if perm else []), print_graph(opt)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4, 4))
+    a[1, 2] = -0.0
+    lc, rc = contract
+    eye_np = np.eye(4)
+    want = np.tensordot(*((a, eye_np) if side == "right" else (eye_np, a)), axes=(lc, rc))
+    np.testing.assert_array_equal(eval_graph(opt, [a])[0], want)  # -0.0 == 0.0
+    np.testing.assert_array_equal(eval_graph(g, [a])[0], want)
+    # the documented difference: an inf stays itself, the materialised product spreads nan
+    a[3, 0] = np.inf
+    got = eval_graph(opt, [a])[0]
+    with np.errstate(invalid="ignore"):
+        prod = np.tensordot(*((a, eye_np) if side == "right" else (eye_np, a)), axes=(lc, rc))
+    assert np.isnan(prod).any() and not np.isnan(got).any()
+    np.testing.assert_array_equal(got, a.T if perm else a)
+
+
+def test_only_an_identity_matrix_is_recognised():
+    # a pad of twos, or ones spread another way, is a matrix like any other: its product stays
+    from adjit.ir.core import Node
+
+    def pad(v, high, interior):
+        return bind(REGISTRY["pad"], v, low=(0,), high=(high,), interior=(interior,))
+    with new_trace() as tr:
+        x = Node(None, AType((3, 3), "f64"), None, tr)
+        one, two = o.full((3,), 1.0, "f64"), o.full((3,), 2.0, "f64")
+        mats = [o.eye(3, "f64"), o.reshape(pad(two, 0, 3), (3, 3)),
+                o.reshape(pad(one, 2, 2), (3, 3))]
+        outs = [bind(REGISTRY["dot_general"], x, m, contract=((1,), (0,)), batch=((), ()))
+                for m in mats]
+        g = extract(outs, tr, inputs=[x], name="f")
+    opt = optimize(g)
+    assert [e.prim.name for e in opt.eqns].count("dot_general") == 2, print_graph(opt)
+    a = np.arange(9.0).reshape(3, 3) - 4.0
+    got = eval_graph(opt, [a])
+    np.testing.assert_array_equal(got[0], a @ np.eye(3))
+    np.testing.assert_array_equal(got[1], a @ (2 * np.eye(3)))
+    np.testing.assert_array_equal(got[2], a @ np.array([[1.0, 0, 0], [1, 0, 0], [1, 0, 0]]))

@@ -258,6 +258,45 @@ def _bcast_of_reshape(inner, p):
     return tuple(dims)
 
 
+def is_identity(x, defs):
+    """Whether x is certainly an n x n identity matrix as `ops.eye` records it (reshape[(n, n)]
+    of pad[interior=n] of a `full` of ones: the ones n + 1 apart, zeros between)."""
+    r = _producer(x, defs, "reshape")
+    if r is None or len(x.type.shape) != 2 or x.type.shape[0] != x.type.shape[1]:
+        return False
+    n = x.type.shape[0]
+    pd = _producer(r.inputs[0], defs, "pad")
+    if pd is None or (tuple(pd.params["low"]), tuple(pd.params["high"]),
+                      tuple(pd.params["interior"])) != ((0,), (0,), (n,)):
+        return False
+    one = pd.inputs[0]
+    return isinstance(one, Var) and one.type.shape == (n,) and _value(one, defs) == 1
+
+
+def _dot_identity(e, ins, defs, out):
+    """dot_general of a matrix operand and an identity matrix -> the operand, its contracted
+    axis moved where the identity's free axis lands (a transpose, or nothing). Exact for finite
+    values up to the sign of zero (as x + 0 -> x): x[..., j] * 1 plus products with 0. Where
+    the operand holds inf or nan the product would also spread nan along the contraction
+    (inf * 0); the rewrite keeps the value itself, which is the exact product with the
+    identity (docs/ir.md, "Rewrites exact up to")."""
+    (lc, rc), (lb, rb) = e.params["contract"], e.params["batch"]
+    if lb or rb or len(lc) != 1 or not all(isinstance(x, Var) for x in ins):
+        return None
+    x, y = ins
+    if is_identity(y, defs):  # out = x's free axes, then the identity's free axis (= c)
+        c, nd = lc[0], len(x.type.shape)
+        perm, src = tuple([a for a in range(nd) if a != c] + [c]), x
+    elif is_identity(x, defs):  # out = the identity's free axis (= c), then y's free axes
+        c, nd = rc[0], len(y.type.shape)
+        perm, src = tuple([c] + [a for a in range(nd) if a != c]), y
+    else:
+        return None
+    if perm == tuple(range(nd)):
+        return _same(src, out)
+    return [Eqn(REGISTRY["transpose"], [src], {"perm": perm}, [out], e.loc)]
+
+
 def _simplify_eqn(e, ins, defs):
     name, p = e.prim.name, e.params
     if len(e.outvars) != 1:
@@ -290,6 +329,8 @@ def _simplify_eqn(e, ins, defs):
     if name == "neg":
         inner = _producer(ins[0], defs, "neg")
         return _same(inner.inputs[0], out) if inner else None
+    if name == "dot_general":
+        return _dot_identity(e, ins, defs, out)
     if name == "convert_element_type":
         return _same(ins[0], out)
     if name == "reshape":
@@ -330,7 +371,9 @@ def simplify(g: Graph) -> Graph:
     reshape of reshape, broadcast of broadcast, transpose of transpose -> one (or none);
     broadcast of a reshape that only adds or drops size-1 axes -> one broadcast; an elementwise
     operation of broadcasts (or reshapes) with the same parameters -> the broadcast (reshape)
-    of the operation on their operands. Each gives the same bits."""
+    of the operation on their operands. Each gives the same bits. dot_general with an identity
+    matrix (`ops.eye`) -> the other operand (transposed as the contraction requires): exact for
+    finite values up to the sign of zero (see `_dot_identity` for inf and nan)."""
     return _rebuild(g, _simplify_eqn)
 
 
