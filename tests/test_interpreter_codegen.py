@@ -330,7 +330,7 @@ def test_a_full_is_made_once_never_shared_with_a_result():
     # broadcasts, another small one a copy of a template; a result is always its own array
     from adjit.ir import parse_graph
     g = parse_graph(
-        "def f(a: f64[2,3], i: i64[2]) -> (f64[2,3], f64[2,3], f64[6], bool[2,3]):\n"
+        "def f(a: f64[2,3], i: i64[2]) -> (f64[2,3], f64[2,3], f64[6], bool[2,3], f64[1,2]):\n"
         "  z: f64[2,3] = full[shape=(2, 3), value=-0.0, dtype='f64']\n"
         "  p: bool[2,3] = gt a 0.0\n"
         "  b: f64[2,3] = select p a z\n"
@@ -339,18 +339,20 @@ def test_a_full_is_made_once_never_shared_with_a_result():
         "  o: f64[6] = full[shape=(6,), value=0.0, dtype='f64']\n"
         "  u: f64[2] = full[shape=(2,), value=1.5, dtype='f64']\n"
         "  s: f64[6] = scatter_add[axis=0] o i u\n"
-        "  return b, z, s, q\n")
+        "  w: f64[1,2] = reshape[shape=(1, 2)] u\n"
+        "  return b, z, s, q, w\n")
     a = np.array([[1.0, -2.0, np.nan], [0.0, 3.0, -0.0]])
     i = np.array([5, -6])
     p = a > 0.0
-    want = [np.where(p, a, -0.0), np.full((2, 3), -0.0), np.zeros(6), p]
+    want = [np.where(p, a, -0.0), np.full((2, 3), -0.0), np.zeros(6), p, np.full((1, 2), 1.5)]
     np.add.at(want[2], i, 1.5)
     plan = Plan(g)
     for k in range(4):  # the loop, then the generated function
         got = plan([a, i], [])
         _same_bits(got, want, k)
-        got[1][:] = 7.0  # a result of a `full` is the caller's: the next call is unchanged
-        got[2][:] = 7.0
+        for r in got[1:3] + got[4:]:  # a result made from a `full` is the caller's
+            assert r.flags.writeable and r.base is None
+            r[...] = 7.0  # and the next call is unchanged
     src = plan.fn.source
     assert "_full(" not in src, src
 

@@ -241,6 +241,8 @@ FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, 
 SCALAR = "scalar"  # a 0-d result of NumPy (a NumPy scalar or a 0-d array) this call made
 VIEW = "view"  # an ndarray (ndim >= 1) made by a view function: never an argument or constant
 BVIEW = "bview"  # an elided broadcast_in_dim: smaller than its type, only ufuncs read it
+CONST = "const"  # a read-only array of the namespace (a `full`'s template): never written,
+# never returned (a result that is one is copied: `_fr` copies read-only arrays)
 
 
 class _Gen:
@@ -513,7 +515,7 @@ def _em_reduce(fn):
 
 def _known(gen, x):
     """Whether operand x is certainly a NumPy array or scalar (it has NumPy's methods)."""
-    return type(x) is not Lit and gen.prov.get(x) in (FRESH, VIEW, SCALAR)
+    return type(x) is not Lit and gen.prov.get(x) in (FRESH, VIEW, SCALAR, CONST)
 
 
 def _em_view(fn, param):
@@ -537,8 +539,9 @@ FULL_TEMPLATE = 4096  # a `full` of at most this many elements is a copy of a te
 def _em_full(gen, e, ops, dts):
     """`full`: np.full costs ~1 us of Python; when every reader broadcasts its operands itself
     (elementwise NumPy calls, see plan_broadcasts) a read-only 0-d array of the value made once
-    (the readers' results have the dtype and shape they would have had), else a copy of a
-    read-only template made once (small shapes), else np.full. The same bits either way."""
+    (the readers' results have the dtype and shape they would have had), else a read-only
+    template made once (small shapes; copied when it is a result of the graph), else np.full.
+    The same bits either way."""
     p = e.params
     shape, dt = tuple(p["shape"]), DTYPES[p["dtype"]]
     if gen.elided.get(e.outvars[0]) == ():
@@ -548,7 +551,9 @@ def _em_full(gen, e, ops, dts):
     if shape and math.prod(shape) <= FULL_TEMPLATE:
         k = np.full(shape, p["value"], dt)
         k.flags.writeable = False
-        return f"{gen.const(k, 'k')}.copy()", FRESH
+        if e.outvars[0] in gen.outset:
+            return f"{gen.const(k, 'k')}.copy()", FRESH
+        return gen.const(k, "k"), CONST  # its readers only read it (no `out=` into it)
     call = f"_full({shape!r}, {gen.const(p['value'], 'k')}, {gen.const(dt, 'd')})"
     return call, FRESH if shape else None
 
