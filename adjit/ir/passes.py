@@ -298,14 +298,19 @@ def _dot_identity(e, ins, defs, out):
 
 
 def _simplify_eqn(e, ins, defs):
-    name, p = e.prim.name, e.params
     if len(e.outvars) != 1:
         return None
+    # the identities first (`mul (broadcast b) 1.0` is the broadcast, not a product to move)
+    r = _identities(e, ins, defs)
+    if r is None:
+        r = _sink_shape_op(e, ins, defs, "broadcast_in_dim") or \
+            _sink_shape_op(e, ins, defs, "reshape")
+    return r
+
+
+def _identities(e, ins, defs):
+    name, p = e.prim.name, e.params
     out = e.outvars[0]
-    sunk = _sink_shape_op(e, ins, defs, "broadcast_in_dim") or \
-        _sink_shape_op(e, ins, defs, "reshape")
-    if sunk is not None:
-        return sunk
     val = [_value(x, defs) for x in ins]
     if name == "mul":  # x*0 stays: it is nan for x = nan or inf
         return (_same(ins[0], out) if val[1] == 1 else None) or \
