@@ -323,3 +323,69 @@ def test_scatter_add_on_any_axis_and_its_range_error(axis):
     i[1, 1] = xs[axis]
     with pytest.raises(IndexError, match="out of range"):
         plan([x, i, u], [])
+
+
+def test_a_full_is_made_once_never_shared_with_a_result():
+    # np.full costs ~1 us: a `full` that only elementwise calls read is a 0-d constant NumPy
+    # broadcasts, another small one a copy of a template; a result is always its own array
+    from adjit.ir import parse_graph
+    g = parse_graph(
+        "def f(a: f64[2,3], i: i64[2]) -> (f64[2,3], f64[2,3], f64[6], bool[2,3], f64[1,2]):\n"
+        "  z: f64[2,3] = full[shape=(2, 3), value=-0.0, dtype='f64']\n"
+        "  p: bool[2,3] = gt a 0.0\n"
+        "  b: f64[2,3] = select p a z\n"
+        "  t: bool[2,3] = full[shape=(2, 3), value=True, dtype='bool']\n"
+        "  q: bool[2,3] = and p t\n"
+        "  o: f64[6] = full[shape=(6,), value=0.0, dtype='f64']\n"
+        "  u: f64[2] = full[shape=(2,), value=1.5, dtype='f64']\n"
+        "  s: f64[6] = scatter_add[axis=0] o i u\n"
+        "  w: f64[1,2] = reshape[shape=(1, 2)] u\n"
+        "  return b, z, s, q, w\n")
+    a = np.array([[1.0, -2.0, np.nan], [0.0, 3.0, -0.0]])
+    i = np.array([5, -6])
+    p = a > 0.0
+    want = [np.where(p, a, -0.0), np.full((2, 3), -0.0), np.zeros(6), p, np.full((1, 2), 1.5)]
+    np.add.at(want[2], i, 1.5)
+    plan = Plan(g)
+    for k in range(4):  # the loop, then the generated function
+        got = plan([a, i], [])
+        _same_bits(got, want, k)
+        for r in got[1:3] + got[4:]:  # a result made from a `full` is the caller's
+            assert r.flags.writeable and r.base is None
+            r[...] = 7.0  # and the next call is unchanged
+    src = plan.fn.source
+    assert "_full(" not in src, src
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_gather_is_numpys_indexing_with_take_s_range_rule(axis):
+    # np.take costs ~0.8 us of Python and dispatch on W2's labels, x[..., idx] ~0.1: the same
+    # values, shapes and range rule (an index in [-n, n)), the implementation's error
+    from adjit.ir import parse_graph
+    xs = [3, 4]
+    ish = [2, 2]
+    out = xs[:axis] + ish + xs[axis + 1:]
+    t = lambda s: "f64[" + ",".join(map(str, s)) + "]"  # noqa: E731
+    g = parse_graph(f"def f(a: {t(xs)}, i: i64[2,2]) -> {t(out)}:\n"
+                    f"  b: {t(xs)} = exp a\n"
+                    f"  c: {t(out)} = gather[axis={axis}] b i\n"
+                    f"  return c\n")
+    x = np.linspace(-1.0, 1.0, 12).reshape(xs)
+    n = xs[axis]
+    i = np.array([[0, -1], [n - 1, -n]])
+    plan = Plan(g)
+    for k in range(3):
+        got = plan([x, i], [])[0]
+        _same_bits([got], [np.take(np.exp(x), i, axis=axis)], k)
+        assert got.base is None and got.flags.writeable
+    calls = []
+    sys.setprofile(lambda frame, event, arg: calls.append(frame.f_code.co_name)
+                   if event == "call" else None)
+    try:
+        plan([x, i], [])
+    finally:
+        sys.setprofile(None)
+    assert "take" not in calls, calls
+    for bad in (n, -n - 1):
+        with pytest.raises(IndexError, match="out of range in gather"):
+            plan([x, np.array([[0, 0], [bad, 0]])], [])

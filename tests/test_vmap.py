@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from adjit import grad, jacfwd, jacrev, jit, make_ir, value_and_grad, vmap
+from adjit import grad, hessian, jacfwd, jacrev, jit, make_ir, value_and_grad, vmap
 from adjit.ir import REGISTRY
 from adjit.ir import batching  # noqa: F401  (fills the batch slots)
 from adjit.ir.core import bind
@@ -187,3 +187,53 @@ def test_per_example_gradients_vs_jax():
         theirs = jax.vmap(jax.grad(lambda w, x, t: loss(jnp, w, x, t)),
                           in_axes=(None, 0, 0))(w, X, y)
     np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-10)
+
+
+def test_hessian_of_a_scalar_function_records_its_bases_so_the_passes_see_them():
+    # jacrev of a scalar function seeds its vjp with a basis of one element: a `full` of ones,
+    # recorded (and what an inlined graph computes from a `full` is recorded too), so the
+    # optimised graph multiplies by no constant array of ones (W5)
+    from adjit.ir import print_graph
+    from adjit.ir.passes import optimize
+    jax = require("jax")
+    import jax.numpy as jnp
+    rng = np.random.default_rng(5)
+    x, A = rng.standard_normal(6), rng.standard_normal((6, 6)) / 3
+
+    def f(x, A, tanh=np.tanh):
+        return (tanh(A @ x) ** 2).sum()
+    g = optimize(make_ir(hessian(f))(x, A))
+    consts = [np.asarray(getattr(c, "val", c)) for c in g.consts]
+    assert not any(c.size > 1 and np.all(c == 1.0) for c in consts), print_graph(g)
+    # jacfwd's basis is `ops.eye`, recorded: the product A @ eye is gone, no constant is left
+    assert not g.consts and [e.prim.name for e in g.eqns].count("dot_general") == 2, \
+        print_graph(g)
+    with jax.enable_x64(True):
+        want = np.asarray(jax.hessian(lambda x, A: f(x, A, jnp.tanh))(x, A))
+    for h in (hessian(f), jit(hessian(f))):
+        for _ in range(3):
+            np.testing.assert_allclose(h(x, A), want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("shapes", [[(3,)], [(2, 2), (3,)], [(), (2,)]])
+def test_jacobians_over_several_arguments_with_recorded_bases(shapes):
+    # the bases are identity matrices made of primitives (ops.eye), sliced per argument:
+    # jacfwd and jacrev, inside jit and not, against JAX
+    jax = require("jax")
+    import jax.numpy as jnp
+    rng = np.random.default_rng(len(shapes))
+    args = [rng.standard_normal(s) for s in shapes]
+    W = rng.standard_normal((4, sum(int(np.prod(s)) for s in shapes)))
+
+    def f(*xs, np_=np):
+        flat = np_.concatenate([np_.reshape(x, (-1,)) for x in xs])
+        return np_.tanh(W @ flat) * flat[0]
+    nums = tuple(range(len(shapes)))
+    with jax.enable_x64(True):
+        for ours, theirs in ((jacfwd, jax.jacfwd), (jacrev, jax.jacrev)):
+            want = theirs(lambda *xs: f(*xs, np_=jnp), argnums=nums)(*args)
+            for fn in (ours(f, argnums=nums), jit(ours(f, argnums=nums))):
+                for _ in range(2):
+                    got = fn(*args)
+                    for g_, w in zip(got, want):
+                        np.testing.assert_allclose(g_, np.asarray(w), rtol=1e-12, atol=1e-14)

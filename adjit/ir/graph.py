@@ -171,7 +171,10 @@ def eval_graph(g: Graph, args, consts=None):
         env[v] = c.val if isinstance(c, Node) and c.rec is None and not c.requires_grad else c
     for e in g.eqns:
         ins = [x.value if type(x) is Lit else env[x] for x in e.inputs]
-        out = bind(e.prim, *ins, **e.params) if e.inputs else e.prim.impl(**e.params)
+        # a constant-maker (`full`) too: inside a trace bind records it, so what an inlined
+        # graph computes from it is recorded (and simplified by the passes: `x * 1`), not
+        # computed here into an opaque constant of the enclosing trace
+        out = bind(e.prim, *ins, **e.params)
         bind_outputs(env, e, out)
     return [o.value if type(o) is Lit else env[o] for o in g.outvars]
 

@@ -76,6 +76,18 @@ def zeros(shp, dt):
     return full(shp, 0.0 if dtype_name(dt) in ("f32", "f64") else 0, dt)
 
 
+def eye(n, dt):
+    """The n x n identity matrix, made from primitives (`full` of ones spread by `pad`'s
+    interior padding of n zeros, reshaped): inside a trace it is recorded, and the passes
+    recognise it (adjit.ir.passes.is_identity)."""
+    dt = dtype_name(dt)
+    one = full((n,), 1.0 if dt in ("f32", "f64") else 1, dt)
+    if n == 1:
+        return reshape(one, (1, 1))
+    spread = bind(REGISTRY["pad"], one, low=(0,), high=(0,), interior=(n,))
+    return reshape(spread, (n, n))
+
+
 def reshape(x, shp):
     shp = tuple(shp)
     if shape(x) == shp:

@@ -194,10 +194,122 @@ def _same(x, out):
     return x if isinstance(x, Var) and x.type == out.type else None
 
 
+# elementwise kinds whose result at each index is a function of the operands at that index alone
+_ELEMENTWISE = ("unary", "binary", "elementwise")
+
+
+def _sink_shape_op(e, ins, defs, shape_op):
+    """op(S x, S y, literals...) -> S(op(x, y, ...)) for S a broadcast_in_dim (or reshape) when
+    every variable operand is an S with the same parameters of operands of one shape: each
+    result element is op of the same operand values, so the bits are the same, and the
+    operation runs on the smaller shape (W2's isnan test of a row max: `ne m m` on the
+    broadcast row maxima) or next to the operands' other shape operations, which then merge."""
+    if e.prim.kind not in _ELEMENTWISE or e.prim.name == "bitcast_convert_type":
+        return None
+    out = e.outvars[0]
+    inner, params = [], None
+    for x in ins:
+        if isinstance(x, Lit):
+            inner.append(x)
+            continue
+        b = _producer(x, defs, shape_op)
+        if b is None:
+            return None
+        if params is None:
+            params, shape = b.params, b.inputs[0].type.shape
+        elif b.params != params or b.inputs[0].type.shape != shape:
+            return None
+        inner.append(b.inputs[0])
+    if params is None or tuple(params["shape"]) != tuple(out.type.shape):
+        return None
+    try:
+        t = e.prim.shape_rule(*[x.type for x in inner], **e.params)
+    except Exception:
+        return None
+    if t != AType(shape, out.type.dtype):
+        return None
+    v = Var(t)
+    return [Eqn(e.prim, inner, e.params, [v], e.loc),
+            Eqn(REGISTRY[shape_op], [v], params, [out], e.loc)]
+
+
+def _bcast_of_reshape(inner, p):
+    """The dims that broadcast the operand x of `inner` (a reshape that only inserts or drops
+    size-1 axes) as broadcast_in_dim[p] broadcasts the reshape's result, or None: x's other
+    axes keep their targets, a size-1 axis of x takes a free axis between its neighbours'."""
+    xs, ys = inner.inputs[0].type.shape, inner.outvars[0].type.shape
+    if [d for d in xs if d != 1] != [d for d in ys if d != 1]:
+        return None
+    targets = [d for d, n in zip(p["dims"], ys) if n != 1]  # x's non-1 axes, in order
+    used = set(targets)
+    dims, k, prev = [], 0, -1
+    for j, n in enumerate(xs):
+        if n != 1:
+            d = targets[k]
+            k += 1
+        else:
+            nxt = targets[k] if k < len(targets) else len(p["shape"])
+            d = next((c for c in range(prev + 1, nxt) if c not in used), None)
+            if d is None:
+                return None
+            used.add(d)
+        dims.append(d)
+        prev = d
+    return tuple(dims)
+
+
+def is_identity(x, defs):
+    """Whether x is certainly an n x n identity matrix as `ops.eye` records it (reshape[(n, n)]
+    of pad[interior=n] of a `full` of ones: the ones n + 1 apart, zeros between)."""
+    r = _producer(x, defs, "reshape")
+    if r is None or len(x.type.shape) != 2 or x.type.shape[0] != x.type.shape[1]:
+        return False
+    n = x.type.shape[0]
+    pd = _producer(r.inputs[0], defs, "pad")
+    if pd is None or (tuple(pd.params["low"]), tuple(pd.params["high"]),
+                      tuple(pd.params["interior"])) != ((0,), (0,), (n,)):
+        return False
+    one = pd.inputs[0]
+    return isinstance(one, Var) and one.type.shape == (n,) and _value(one, defs) == 1
+
+
+def _dot_identity(e, ins, defs, out):
+    """dot_general of a matrix operand and an identity matrix -> the operand, its contracted
+    axis moved where the identity's free axis lands (a transpose, or nothing). Exact for finite
+    values up to the sign of zero (as x + 0 -> x): x[..., j] * 1 plus products with 0. Where
+    the operand holds inf or nan the product would also spread nan along the contraction
+    (inf * 0); the rewrite keeps the value itself, which is the exact product with the
+    identity (docs/ir.md, "Rewrites exact up to")."""
+    (lc, rc), (lb, rb) = e.params["contract"], e.params["batch"]
+    if lb or rb or len(lc) != 1 or not all(isinstance(x, Var) for x in ins):
+        return None
+    x, y = ins
+    if is_identity(y, defs):  # out = x's free axes, then the identity's free axis (= c)
+        c, nd = lc[0], len(x.type.shape)
+        perm, src = tuple([a for a in range(nd) if a != c] + [c]), x
+    elif is_identity(x, defs):  # out = the identity's free axis (= c), then y's free axes
+        c, nd = rc[0], len(y.type.shape)
+        perm, src = tuple([c] + [a for a in range(nd) if a != c]), y
+    else:
+        return None
+    if perm == tuple(range(nd)):
+        return _same(src, out)
+    return [Eqn(REGISTRY["transpose"], [src], {"perm": perm}, [out], e.loc)]
+
+
 def _simplify_eqn(e, ins, defs):
-    name, p = e.prim.name, e.params
     if len(e.outvars) != 1:
         return None
+    # the identities first (`mul (broadcast b) 1.0` is the broadcast, not a product to move)
+    r = _identities(e, ins, defs)
+    if r is None:
+        r = _sink_shape_op(e, ins, defs, "broadcast_in_dim") or \
+            _sink_shape_op(e, ins, defs, "reshape")
+    return r
+
+
+def _identities(e, ins, defs):
+    name, p = e.prim.name, e.params
     out = e.outvars[0]
     val = [_value(x, defs) for x in ins]
     if name == "mul":  # x*0 stays: it is nan for x = nan or inf
@@ -222,6 +334,8 @@ def _simplify_eqn(e, ins, defs):
     if name == "neg":
         inner = _producer(ins[0], defs, "neg")
         return _same(inner.inputs[0], out) if inner else None
+    if name == "dot_general":
+        return _dot_identity(e, ins, defs, out)
     if name == "convert_element_type":
         return _same(ins[0], out)
     if name == "reshape":
@@ -247,13 +361,24 @@ def _simplify_eqn(e, ins, defs):
             dims = tuple(p["dims"][d] for d in inner.params["dims"])
             return [Eqn(e.prim, [inner.inputs[0]], {"shape": p["shape"], "dims": dims}, [out],
                         e.loc)]
+        inner = _producer(ins[0], defs, "reshape")
+        if inner:  # a reshape that only adds or drops size-1 axes: broadcast its operand
+            dims = _bcast_of_reshape(inner, p)
+            if dims is not None:
+                return [Eqn(e.prim, [inner.inputs[0]], {"shape": p["shape"], "dims": dims},
+                            [out], e.loc)]
     return None
 
 
 def simplify(g: Graph) -> Graph:
     """Algebraic identities: x*1, 1*x, x+0, 0+x, x-0, x/1 -> x; neg(neg x) -> x; pow x 1 -> x;
     pow x 2 -> mul x x; pow x 0 -> full 1 (floats: nan**0 and inf**0 are 1 too); reshape/broadcast_in_dim/convert_element_type to the same type -> x;
-    reshape of reshape, broadcast of broadcast, transpose of transpose -> one (or none)."""
+    reshape of reshape, broadcast of broadcast, transpose of transpose -> one (or none);
+    broadcast of a reshape that only adds or drops size-1 axes -> one broadcast; an elementwise
+    operation of broadcasts (or reshapes) with the same parameters -> the broadcast (reshape)
+    of the operation on their operands. Each gives the same bits. dot_general with an identity
+    matrix (`ops.eye`) -> the other operand (transposed as the contraction requires): exact for
+    finite values up to the sign of zero (see `_dot_identity` for inf and nan)."""
     return _rebuild(g, _simplify_eqn)
 
 

@@ -241,6 +241,8 @@ FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, 
 SCALAR = "scalar"  # a 0-d result of NumPy (a NumPy scalar or a 0-d array) this call made
 VIEW = "view"  # an ndarray (ndim >= 1) made by a view function: never an argument or constant
 BVIEW = "bview"  # an elided broadcast_in_dim: smaller than its type, only ufuncs read it
+CONST = "const"  # a read-only array of the namespace (a `full`'s template): never written,
+# never returned (a result that is one is copied: `_fr` copies read-only arrays)
 
 
 class _Gen:
@@ -324,13 +326,17 @@ class _Gen:
         shape, and the value is not a result of the graph. {Var: keep shape}."""
         cand = {}
         for e in self.g.eqns:
-            if e.prim.name != "broadcast_in_dim" or not _plain(e) or type(e.inputs[0]) is Lit:
+            if e.prim.name == "full" and _plain(e):
+                shape = ()  # a 0-d array of the value and dtype, made once (`_em_full`)
+            elif e.prim.name != "broadcast_in_dim" or not _plain(e) or type(e.inputs[0]) is Lit:
                 continue
+            else:
+                shape = None
             v = e.outvars[0]
-            if v in self.outset or not all(self.broadcasts_itself(u)
-                                           for u in self.users.get(v, ())):
+            if v in self.outset or not self.users.get(v) or \
+                    not all(self.broadcasts_itself(u) for u in self.users[v]):
                 continue
-            cand[v] = _bcast_runtime_shape(e)
+            cand[v] = _bcast_runtime_shape(e) if shape is None else shape
         changed = True
         while changed:
             changed = False
@@ -509,7 +515,7 @@ def _em_reduce(fn):
 
 def _known(gen, x):
     """Whether operand x is certainly a NumPy array or scalar (it has NumPy's methods)."""
-    return type(x) is not Lit and gen.prov.get(x) in (FRESH, VIEW, SCALAR)
+    return type(x) is not Lit and gen.prov.get(x) in (FRESH, VIEW, SCALAR, CONST)
 
 
 def _em_view(fn, param):
@@ -527,11 +533,29 @@ def _em_stop_gradient(gen, e, ops, dts):
     return ops[0], None  # the operand itself (an alias: reused only if nothing else holds it)
 
 
+FULL_TEMPLATE = 4096  # a `full` of at most this many elements is a copy of a template made once
+
+
 def _em_full(gen, e, ops, dts):
+    """`full`: np.full costs ~1 us of Python; when every reader broadcasts its operands itself
+    (elementwise NumPy calls, see plan_broadcasts) a read-only 0-d array of the value made once
+    (the readers' results have the dtype and shape they would have had), else a read-only
+    template made once (small shapes; copied when it is a result of the graph), else np.full.
+    The same bits either way."""
     p = e.params
-    call = (f"_full({tuple(p['shape'])!r}, {gen.const(p['value'], 'k')}, "
-            f"{gen.const(DTYPES[p['dtype']], 'd')})")
-    return call, FRESH if tuple(p["shape"]) else None
+    shape, dt = tuple(p["shape"]), DTYPES[p["dtype"]]
+    if gen.elided.get(e.outvars[0]) == ():
+        k = np.full((), p["value"], dt)
+        k.flags.writeable = False
+        return gen.const(k, "k"), BVIEW
+    if shape and math.prod(shape) <= FULL_TEMPLATE:
+        k = np.full(shape, p["value"], dt)
+        k.flags.writeable = False
+        if e.outvars[0] in gen.outset:
+            return f"{gen.const(k, 'k')}.copy()", FRESH
+        return gen.const(k, "k"), CONST  # its readers only read it (no `out=` into it)
+    call = f"_full({shape!r}, {gen.const(p['value'], 'k')}, {gen.const(dt, 'd')})"
+    return call, FRESH if shape else None
 
 
 def _em_convert(gen, e, ops, dts):
@@ -646,6 +670,8 @@ def _loop_fn(e):
     if name == "dot_general":
         recipe = _dot_recipe(e)
         return None if recipe is None else _dot_fn(recipe)
+    if name == "gather":
+        return _gather_fn(e)
     if name == "scatter_add":
         r = _scatter_perms(e)
         if r is not None:
@@ -695,7 +721,30 @@ def _em_scatter(gen, e, ops, dts):
         FRESH if e.outvars[0].type.shape else None
 
 
-_EMIT = {"scatter_add": _em_scatter, "select": _em_select, "reduce_sum": _em_reduce("_addr"),
+def _gather_fn(e):
+    """gather as NumPy's indexing `x[:, ..., idx]` (np.take(mode="raise")'s values, shape and
+    range rule: an index in [-n, n), a negative one counted from the end; ~0.1 us where np.take
+    costs ~0.8), its error the implementation's; None when the implementation must run."""
+    if not _plain(e) or any(type(v) is Lit for v in e.inputs):
+        return None
+    key = (slice(None),) * e.params["axis"]
+
+    def gather(x, idx):
+        try:
+            return x[key + (idx,)]
+        except IndexError:
+            raise IndexError(_OUT_OF_RANGE) from None
+    return gather
+
+
+def _em_gather(gen, e, ops, dts):
+    fn = _gather_fn(e)
+    if fn is None:
+        return None
+    return f"{gen.const(fn, 'g')}({ops[0]}, {ops[1]})", None  # a view? checked where it matters
+
+
+_EMIT = {"gather": _em_gather, "scatter_add": _em_scatter, "select": _em_select, "reduce_sum": _em_reduce("_addr"),
          "reduce_max": _em_reduce("_maxr"), "reduce_min": _em_reduce("_minr"),
          "reshape": _em_view("reshape", "shape"), "transpose": _em_view("transpose", "perm"),
          "stop_gradient": _em_stop_gradient,

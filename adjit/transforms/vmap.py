@@ -154,11 +154,22 @@ def _setup(f, args, kwargs, argnums, has_aux, what):
 
 
 def _basis(types):
+    """The standard basis of the space of values of `types`, split per value: (n, [array of
+    shape (n,) + type.shape]). A basis of one element (a scalar's: jacrev of a scalar function)
+    is a `full` of ones, a bigger one made of identity matrices (`ops.eye`), recorded when a
+    trace is active (bind records a constant-maker into the innermost trace), so that what is
+    computed from them stays visible to the passes (`x * 1` and `x @ eye` simplify away)
+    instead of becoming an opaque constant bound by reference."""
     n = sum(tp.size for tp in types)
+    if n == 1:
+        return n, [ops.full((1,) + tp.shape, 1.0 if tp.dtype in FLOATS else 1, tp.dtype)
+                   if tp.size else np.zeros((1,) + tp.shape, tp.np_dtype) for tp in types]
     out, off = [], 0
     for tp in types:
-        e = np.eye(n, dtype=tp.np_dtype)[:, off:off + tp.size]
-        out.append(e.reshape((n,) + tp.shape))
+        e = ops.eye(n, tp.dtype)  # recorded in a trace: `x @ eye` simplifies (ir/passes.py)
+        if tp.size != n:
+            e = ops.slice(e, start=(0, off), limit=(n, off + tp.size), strides=(1, 1))
+        out.append(ops.reshape(e, (n,) + tp.shape))
         off += tp.size
     return n, out
 
