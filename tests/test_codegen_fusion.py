@@ -204,3 +204,19 @@ def test_reshape_of_a_buffer_is_an_alias():
     a, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5))
     np.testing.assert_allclose(compile_graph(parse_graph(src))([a, b])[0], np.exp(a) @ b,
                                rtol=1e-13)
+
+
+def test_broadcast_of_a_strided_view_with_a_wider_dtypes_strides():
+    # The interpreter's broadcast_in_dim caches the view strides by the operand's shape and
+    # strides: a float32 x[::2] has the strides of a contiguous float64 array of its shape, so
+    # after one of those it reused them and asked NumPy for a view of a non-contiguous buffer
+    # ("ndarray is not contiguous", at random in test_random_fused_programs' "strided" layout)
+    src = ("def f(a: {t}[3]) -> {t}[2,3]:\n"
+           "  b: {t}[2,3] = broadcast_in_dim[shape=(2, 3), dims=(1,)] a\n  return b\n")
+    wide = np.arange(3.0)
+    narrow = np.arange(6, dtype=np.float32)[::2]
+    assert narrow.shape == wide.shape and narrow.strides == wide.strides
+    for x, t in ((wide, "f64"), (narrow, "f32"), (np.arange(12, dtype=np.int32)[::4], "i32")):
+        (out,) = eval_graph(parse_graph(src.format(t=t)), [x])
+        np.testing.assert_array_equal(out, np.broadcast_to(x, (2, 3)))
+        assert out.dtype == x.dtype
