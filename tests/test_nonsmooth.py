@@ -241,3 +241,39 @@ def test_jacrev_zero_signs_match_torch(name):
     got = adjit.jacrev(lambda a: f(np, a))(x)
     np.testing.assert_allclose(got, want, rtol=1e-12)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+CLIP_X = np.array([-0.0, 0.0, -0.0, 1.0, -1.0, 2.0, nan, 0.5])
+CLIP_BOUNDS = [(0, 1), (0.0, -0.0), (-0.0, 0.0), (0.0, 0.0), (-0.0, -0.0), (nan, 1.0),
+               (0.0, nan), (None, -0.0), (0.0, None), (-1, 1)]
+
+
+def _clip_cases(dt):
+    # NumPy's own rule at a tie depends on the bounds' kind: both broadcast (scalars, a 0-d or
+    # a size-1 bound against a longer x) keep x, so np.clip(-0.0, 0, 1) is -0.0; array bounds
+    # or one bound None take the bound (minimum(maximum(x, lo), hi))
+    for lo, hi in CLIP_BOUNDS:
+        yield lo, hi
+        yield tuple(None if b is None else np.full(CLIP_X.size, b, dt) for b in (lo, hi))
+        yield (None if lo is None else np.full(1, lo, dt)), hi
+        yield (None if lo is None else dt(lo)), (None if hi is None else np.full(1, hi, dt))
+
+
+@pytest.mark.parametrize("compile", ["auto", "eager"])
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_clip_signed_zeros_and_nan_as_numpy(dt, compile):
+    # np.clip(-0.0, 0, 1) is -0.0 in NumPy; adjit gave +0.0 (maximum(x, lo) takes lo at a tie)
+    x = CLIP_X.astype(dt)
+    for lo, hi in _clip_cases(dt):
+        want = np.clip(x, lo, hi)
+        f = jit(lambda a, lo, hi: np.clip(a, lo, hi), compile=compile)
+        g = jit(lambda a: np.clip(a, lo, hi), compile=compile)  # bounds as literals
+        for k in range(3):  # the trace, then the interpreter or native code
+            for got in (f(x, lo, hi), g(x)):
+                label = f"clip({lo}, {hi}) {dt.__name__} call {k + 1}"
+                assert got.dtype == want.dtype, label
+                np.testing.assert_array_equal(got, want, err_msg=label)
+                np.testing.assert_array_equal(np.signbit(got), np.signbit(want), err_msg=label)
+    # a scalar x (0-d), as in the issue
+    s = jit(lambda a: np.clip(a, 0, 1))(np.float64(-0.0))
+    assert np.signbit(s) and np.signbit(np.clip(np.float64(-0.0), 0, 1))

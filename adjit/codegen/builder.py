@@ -43,6 +43,26 @@ BIG_SECTION_INSNS = 1000
 SECTIONED = "; adjit: sectioned\n"
 
 
+class _WsOffset(ir.Constant):
+    """A workspace slice's offset: an i64 constant whose value is set after the code using it
+    was emitted (FnBuilder._place_temps). llvmlite caches a constant's text and hashes by it,
+    so this one renders its current value every time and hashes by identity."""
+
+    def __str__(self):
+        return self._to_string()
+
+    def get_reference(self):
+        return self._get_reference()
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other):
+        return self is other
+
+    def __ne__(self, other):
+        return self is not other
+
+
 class _SectionBufs(dict):
     """`FnBuilder.bufs` inside one function of a split body: every buffer of the graph, its
     pointer translated into this function (a parameter of the same position, or a fresh
@@ -66,7 +86,7 @@ class _SectionBufs(dict):
         p = self.ws_ptrs.get(k)
         if p is None:
             bb = ir.IRBuilder(self.c.alloca_bb)
-            p = self.ws_ptrs[k] = bb.gep(self.args[-1], [i64(k)], inbounds=True,
+            p = self.ws_ptrs[k] = bb.gep(self.args[-1], [k], inbounds=True,
                                          source_etype=I8)
             self.c.origin[id(p)] = origin
         return Buf(p, b.type)
@@ -99,8 +119,9 @@ class FnBuilder:
         self.plan = plan(g, lowerings)
         self.module = ir.Module(name=symbol)
         self.imports = set()          # external symbols the runtime binds at link time
-        self.ws_bytes = 0
-        self._free = []               # released workspace slices (offset, size)
+        self.ws_bytes = 0             # set by _place_temps when the body is built
+        self._temps = []              # [offset constant, size, first tick, last tick]
+        self._tick = 0
         self.bufs = {}
         self._flat = {}
         self._start = None
@@ -203,6 +224,7 @@ class FnBuilder:
         ir.IRBuilder(self.alloca_bb).branch(start)
         self._entry(body, n_args)
         mathlib.keep_alive(self.module, self.math_keep)
+        self._place_temps()
         return (SECTIONED if self.n_sections else "") + str(self.module)
 
     @staticmethod
@@ -347,30 +369,40 @@ class FnBuilder:
         return last
 
     def temp(self, nbytes):
-        """(pointer, offset, size) of a workspace slice: first fit among released slices,
-        else appended to the workspace."""
+        """(pointer, handle, size) of a workspace slice, live until `release(handle, size)`
+        (or the end). Its offset is a constant placed when the body is built
+        (`_place_temps`), knowing every slice's lifetime: deciding it here, first fit among
+        released slices, let small temporaries split the hole a big one had left, and the
+        next big one was appended (W3: 2 MB of workspace for 1.5 MB live at once)."""
         size = -(-max(nbytes, 1) // ALIGN) * ALIGN
-        for k, (off, n) in enumerate(self._free):
-            if n >= size:
-                self._free[k:k + 1] = [(off + size, n - size)] if n > size else []
-                break
-        else:
-            off = self.ws_bytes
-            self.ws_bytes += size
-        p = self.b.gep(self.ws, [i64(off)], inbounds=True, source_etype=I8)
+        off = _WsOffset(I64, 0)
+        self._tick += 1
+        self._temps.append([off, size, self._tick, None])
+        p = self.b.gep(self.ws, [off], inbounds=True, source_etype=I8)
         self.origin[id(p)] = ("ws", off)
-        return p, off, size
+        return p, len(self._temps) - 1, size
 
-    def release(self, off, size):
-        blocks = sorted(self._free + [(off, size)])
-        merged = [blocks[0]]
-        for o, n in blocks[1:]:
-            po, pn = merged[-1]
-            if po + pn == o:
-                merged[-1] = (po, pn + n)
-            else:
-                merged.append((o, n))
-        self._free = merged
+    def release(self, handle, size):
+        self._tick += 1
+        self._temps[handle][3] = self._tick
+
+    def _place_temps(self):
+        """Offsets of the workspace slices: biggest first, each at the lowest offset where
+        it overlaps no placed slice live at the same time (slices live at disjoint times may
+        share bytes). Sets ws_bytes."""
+        end = self._tick + 1
+        placed = []  # (offset, size, first, last)
+        for t in sorted(self._temps, key=lambda t: (-t[1], t[2])):
+            first, last = t[2], t[3] or end
+            busy = sorted((o, o + n) for o, n, f, la in placed if f < last and first < la)
+            off = 0
+            for lo, hi in busy:
+                if off + t[1] <= lo:
+                    break
+                off = max(off, hi)
+            t[0].constant = off
+            placed.append((off, t[1], first, last))
+            self.ws_bytes = max(self.ws_bytes, off + t[1])
 
     def alloca(self, typ, count=None):
         b = ir.IRBuilder(self.alloca_bb)

@@ -236,12 +236,32 @@ def logaddexp(a, b):
     return ops.select(isnan(diff), ops.add(a, b), ops.add(m, ops.log1p(ops.exp(d))))
 
 
-def clip(x, lo=None, hi=None):
+def clip(x, lo=None, hi=None, keep_x=None):
+    """np.clip, bit for bit (signed zeros included). NumPy has two rules. With both bounds
+    broadcast along the innermost axis (scalars: `np.clip(x, 0, 1)`) it keeps x where
+    lo <= x <= hi, so -0.0 stays -0.0 at a bound 0.0; otherwise (array bounds, or one bound
+    None) it is minimum(maximum(x, lo), hi), which takes the bound at a tie. `maximum` and
+    `minimum` return their second operand at a tie (NumPy's rule, kept by both tiers), so the
+    operand order gives either rule; their derivative splits a tie evenly in either order
+    (docs/ir.md). NaN in x or a bound gives NaN. `keep_x`: the caller's decision, made on the
+    operands' shapes before it broadcast them (else decided here)."""
+    if keep_x is None:
+        keep_x = all(b is not None and inner_broadcast(shape(b), shape(x))
+                     for b in (lo, hi))
     if lo is not None:
-        x = ops.maximum(*broadcast_arrays(x, lo))
+        lo, x = broadcast_arrays(lo, x)
+        x = ops.maximum(lo, x) if keep_x else ops.maximum(x, lo)
     if hi is not None:
-        x = ops.minimum(*broadcast_arrays(x, hi))
+        hi, x = broadcast_arrays(hi, x)
+        x = ops.minimum(hi, x) if keep_x else ops.minimum(x, hi)
     return x
+
+
+def inner_broadcast(bs, xs):
+    """Whether an operand of shape bs is broadcast along the innermost axis of the result
+    shape xs (NumPy's loop sees it with stride 0): a scalar, a 0-d array, a last axis of 1
+    against a longer one (C order)."""
+    return len(bs) == 0 or (bs[-1] == 1 and len(xs) > 0 and xs[-1] != 1)
 
 
 def where(c, x, y, dtype=None):

@@ -183,12 +183,86 @@ def full_like(t, fill_value, dtype=None, requires_grad=False):
     return _make(np.full(t._n.val.shape, fill_value, _dt(dtype, t._n.val.dtype)), requires_grad)
 
 
+# PyTorch's device types (a device string names one of these before an optional ":index")
+_DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve",
+                 "fpga", "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia",
+                 "privateuseone")
+
+
+def _check_device(device, fn, size):
+    """adjit's tensors live on the CPU: device=None, 'cpu', 'cpu:N' or a device object of
+    type 'cpu' is accepted; any other is refused with the error PyTorch raises on a CPU-only
+    build (an unknown name, a CUDA or accelerator index), or, for a type PyTorch has but adjit
+    has not ('meta', 'mps', ...), a RuntimeError that says so."""
+    if device is None:
+        return
+    if isinstance(device, bool) or not isinstance(device, (str, int)) and \
+            not isinstance(getattr(device, "type", None), str):
+        raise TypeError(f"{fn}() received an invalid combination of arguments - got "
+                        f"({', '.join(type(d).__name__ for d in size)}, device="
+                        f"{type(device).__name__}), but expected a str, an int or a device")
+    if isinstance(device, int):
+        raise RuntimeError("Cannot access accelerator device when none is available.")
+    kind = device if isinstance(device, str) else device.type
+    kind = kind.split(":", 1)[0]
+    if kind == "cpu":
+        return
+    if kind not in _DEVICE_TYPES:
+        raise RuntimeError(f"Expected one of {', '.join(_DEVICE_TYPES)} device type at start "
+                           f"of device string: {device}")
+    if kind == "cuda":
+        raise AssertionError("adjit is not compiled with CUDA: its tensors live on "
+                             "the CPU (device='cpu')")
+    raise RuntimeError(f"{fn}(): device {str(device)!r} is not supported: adjit's tensors live "
+                       "on the CPU (device='cpu')")
+
+
+class Generator(np.random.Generator):
+    """torch.Generator for adjit's random factories (randn, rand: `generator=`): a NumPy
+    Generator (PCG64), so its draws are NumPy's, not PyTorch's bits. manual_seed(seed) resets
+    it (and returns it), initial_seed() gives that seed, seed() reseeds it from the OS."""
+
+    def __init__(self, device="cpu"):
+        _check_device(device, "Generator", ())
+        super().__init__(np.random.PCG64())
+        self.device = "cpu"
+        self.seed()
+
+    def manual_seed(self, seed):
+        self._seed = int(seed)
+        self.bit_generator.state = np.random.PCG64(self._seed).state
+        return self
+
+    def initial_seed(self):
+        return self._seed
+
+    def seed(self):
+        self.manual_seed(int(np.random.SeedSequence().entropy) % 2**63)
+        return self._seed
+
+
+def _generator(generator, fn, size):
+    """The NumPy generator to draw from: adjit's (manual_seed) or the one given (an
+    adjit.Generator, or any numpy.random.Generator)."""
+    if generator is None:
+        return _rng
+    if isinstance(generator, np.random.Generator):
+        return generator
+    raise TypeError(f"{fn}() received an invalid combination of arguments - got "
+                    f"({', '.join(type(d).__name__ for d in size)}, generator="
+                    f"{type(generator).__name__}), but expected an adjit.Generator")
+
+
 def randn(*size, dtype=None, requires_grad=False, generator=None, device=None):
-    return _make(_rng.standard_normal(_size(size)).astype(_dt(dtype)), requires_grad)
+    _check_device(device, "randn", size)
+    rng = _generator(generator, "randn", size)
+    return _make(rng.standard_normal(_size(size)).astype(_dt(dtype)), requires_grad)
 
 
 def rand(*size, dtype=None, requires_grad=False, generator=None, device=None):
-    return _make(_rng.random(_size(size)).astype(_dt(dtype)), requires_grad)
+    _check_device(device, "rand", size)
+    rng = _generator(generator, "rand", size)
+    return _make(rng.random(_size(size)).astype(_dt(dtype)), requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None, requires_grad=False):

@@ -449,10 +449,14 @@ def _clip(a, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002
     lo = a_min if a_min is not None else min
     hi = a_max if a_max is not None else max
     parts = [a] + [v for v in (lo, hi) if v is not None]
+    shapes = [tuple(getattr(v, "shape", None) or np.shape(v)) for v in parts]
     xs, _, _ = promote(parts, "np.clip")
+    # NumPy's rule at a tie depends on whether both bounds are broadcast (composites.clip)
+    out = np.broadcast_shapes(*shapes)
+    keep_x = len(parts) == 3 and all(ir_composites.inner_broadcast(s, out) for s in shapes[1:])
     it = iter(xs[1:])
     return wrap(ir_composites.clip(xs[0], next(it) if lo is not None else None,
-                       next(it) if hi is not None else None))
+                                   next(it) if hi is not None else None, keep_x=keep_x))
 
 
 @func("where")

@@ -133,10 +133,17 @@ def _dot_ct(ct, other, own_ndim, own_c, own_b, oth_c, oth_b, oth_ndim, ct_free_o
     then put the dims back in the operand's order."""
     nb = len(own_b)
     oth_free = _free(oth_ndim, oth_c, oth_b)
+    own_free = _free(own_ndim, own_c, own_b)
+    own_from_oth = [own_c[i] for i in np.argsort(oth_c)]
+    if not nb and own_from_oth + own_free == list(range(own_ndim)):
+        # the product with the operands swapped comes out in the operand's own order (the
+        # weight's gradient X.T @ dz of a matmul): no transpose, whose copy the interpreter
+        # would make (W3: a second 1.6 MB buffer per call)
+        return o.dot_general(other, ct, contract=(tuple(oth_free), tuple(ct_free_other)),
+                             batch=((), ()))
     r = o.dot_general(ct, other, contract=(tuple(ct_free_other), tuple(oth_free)),
                       batch=(tuple(range(nb)), tuple(oth_b)))
-    own_free = _free(own_ndim, own_c, own_b)
-    order = list(own_b) + own_free + [own_c[i] for i in np.argsort(oth_c)]
+    order = list(own_b) + own_free + own_from_oth
     return o.transpose(r, tuple(order.index(d) for d in range(own_ndim)))
 
 

@@ -39,7 +39,10 @@ def _bcast_rule(x, *, shape, dims):
     return AType(shape, x.dtype)
 
 
-_BCAST_STRIDES: dict = {}  # (x.shape, x.strides, shape, dims) -> strides of the view, or None
+# (x.itemsize, x.shape, x.strides, shape, dims) -> strides of the view, or None. The itemsize
+# is part of the key: the same strides are contiguous for one dtype and a strided view for a
+# narrower one (a float32 x[::2] has a float64 array's strides)
+_BCAST_STRIDES: dict = {}
 
 
 def _bcast_strides(x, shape, dims):
@@ -59,7 +62,7 @@ def _bcast_strides(x, shape, dims):
 
 
 def _bcast_impl(x, *, shape, dims):
-    key = (x.shape, x.strides, shape, dims)
+    key = (x.itemsize, x.shape, x.strides, shape, dims)
     st = _BCAST_STRIDES.get(key, False)
     if st is False:
         st = _bcast_strides(x, shape, dims)
