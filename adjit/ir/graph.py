@@ -173,7 +173,8 @@ def eval_graph(g: Graph, args, consts=None):
         ins = [x.value if type(x) is Lit else env[x] for x in e.inputs]
         # a constant-maker (`full`) too: inside a trace bind records it, so what an inlined
         # graph computes from it is recorded (and simplified by the passes: `x * 1`), not
-        # computed here into an opaque constant of the enclosing trace (nor kept alive by it: W3's adjoint constants)
+        # computed here into an opaque constant of the enclosing trace (which kept it alive:
+        # W3's adjoint constants)
         out = bind(e.prim, *ins, **e.params)
         bind_outputs(env, e, out)
     return [o.value if type(o) is Lit else env[o] for o in g.outvars]
