@@ -34,8 +34,8 @@ STATUS_MESSAGES = {
 }
 
 # the routines compiled code may import (engine.import_address: "lapack_<routine>")
-ROUTINES = ("dgesv", "dgetrf", "dpotrf", "dsyevd", "dtrsm", "dgesdd", "dgeqrf", "dorgqr",
-            "dgelsd")
+ROUTINES = ("dgesv", "dgetrf", "dpotrf", "dsyevd", "dtrsm", "dtrmm", "dgesdd", "dgeqrf",
+            "dorgqr", "dgelsd")
 
 # routine name -> its address, for the workspace queries made while lowering (lwork = -1, as
 # NumPy queries before its loop). The runtime installs runtime/blas.lapack_address here
@@ -330,31 +330,64 @@ def eigh(c, e, outs):
     c.loops.for_range(nb, one)
 
 
-def triangular_solve(c, e, out):
-    """trsm('L', uplo, trans, diag) on column-major copies (scipy's solve_triangular without
-    its singularity check: a zero pivot gives inf/NaN)."""
+def _tri_blas(c, e, out, routine):
+    """trsm or trmm per matrix, on the row-major operands in place: a C-order matrix read as
+    column-major is its transpose, so op(A) X = B (or op(A) B) is X^T op(A^T) = B^T (B^T
+    op(A^T)): side and uplo flipped, trans kept, A^T the operand's own buffer (lda = n) and
+    B^T (k x m, ldb = k) the output, into which the right-hand side is first copied (trsm and
+    trmm work in place). f32 operands are widened into f64 scratch and the result narrowed.
+    The interpreter (ir/prims/linalg.py `_blas_tri`) makes the same call."""
     b = c.b
     a, rhs = e.inputs
     p = e.params
-    n, k = rhs.type.shape[-2], rhs.type.shape[-1]
+    left = p.get("left_side", True)
+    m, k = rhs.type.shape[-2], rhs.type.shape[-1]
+    n = a.type.shape[-1]
     nb = _batches(a.type.shape, 2)
-    if nb * n * k == 0:
+    if nb * m * k == 0:
         return
+    dt = a.type.dtype
     ab, bb = c.buffer(a), c.buffer(rhs)
-    fa, fb = _f64_temp(c, n * n), _f64_temp(c, n * k)
+    wide = dt != "f64"
+    fa, fb = (_f64_temp(c, n * n), _f64_temp(c, m * k)) if wide else (None, None)
     L = _Call(c)
-    side, uplo = L.char("L"), L.char("L" if p["lower"] else "U")
+    side, uplo = L.char("R" if left else "L"), L.char("U" if p["lower"] else "L")
     trans, dg = L.char("T" if p.get("trans") else "N"), L.char(
         "U" if p.get("unit_diagonal") else "N")
-    sn, sk, one_ = L.int(n), L.int(k), L.f64(1.0)
-    c.work += nb * n * n * k
+    sm, sn, sa, one_ = L.int(k), L.int(m), L.int(n), L.f64(1.0)
+    c.work += nb * n * m * k // (1 if routine == "dtrsm" else 2)
+
+    def copy(n_el, load, store):
+        c.loops.for_range(n_el, lambda j, _: [store(j, load(j))][:0])
 
     def one(i, _):
-        to_fortran(c, ab, b.mul(i, i64(n * n)), n, n, fa)
-        to_fortran(c, bb, b.mul(i, i64(n * k)), n, k, fb)
-        L.call("dtrsm", [side, uplo, trans, dg, sn, sk, one_, fa, sn, fb, sn], nchar=4)
-        from_fortran(c, fb, n, out, b.mul(i, i64(n * k)), n, k)
+        oa, ob = b.mul(i, i64(n * n)), b.mul(i, i64(m * k))
+        if wide:
+            copy(n * n, lambda j: _widen(b, b.load(ab.addr(b, b.add(oa, j)), typ=MEM[dt]), dt),
+                 lambda j, v: b.store(v, _at(b, fa, j)))
+            copy(m * k, lambda j: _widen(b, b.load(bb.addr(b, b.add(ob, j)), typ=MEM[dt]), dt),
+                 lambda j, v: b.store(v, _at(b, fb, j)))
+            pa, pb = fa, fb
+        else:
+            copy(m * k, lambda j: b.load(bb.addr(b, b.add(ob, j)), typ=F64),
+                 lambda j, v: b.store(v, out.addr(b, b.add(ob, j))))
+            pa, pb = ab.addr(b, oa), out.addr(b, ob)
+        L.call(routine, [side, uplo, trans, dg, sm, sn, one_, pa, sa, pb, sm], nchar=4)
+        if wide:
+            copy(m * k, lambda j: _narrow(b, b.load(_at(b, fb, j), typ=F64), dt),
+                 lambda j, v: b.store(v, out.addr(b, b.add(ob, j))))
     c.loops.for_range(nb, one)
+
+
+def triangular_solve(c, e, out):
+    """trsm (scipy's solve_triangular without its singularity check: a zero pivot gives
+    inf/NaN), on the row-major data in place (`_tri_blas`)."""
+    _tri_blas(c, e, out, "dtrsm")
+
+
+def triangular_matmul(c, e, out):
+    """trmm: op(T) @ B with T one triangle of A (half a GEMM's multiply-adds)."""
+    _tri_blas(c, e, out, "dtrmm")
 
 
 def _gesdd_lwork_max(m, n, vectors):
@@ -574,4 +607,5 @@ KERNELS = {
     "eigh": (eigh, ("buffer",)),
     "eigvalsh": (eigvalsh, ("buffer",)),
     "triangular_solve": (triangular_solve, ("buffer", "buffer")),
+    "triangular_matmul": (triangular_matmul, ("buffer", "buffer")),
 }
