@@ -807,7 +807,7 @@ def _cols(x, lo, hi):
 
 
 def _thin_qr_jvp(q, r, ta):
-    x = mT(o.triangular_solve(r, mT(ta), lower=False, trans=True, unit_diagonal=False))
+    x = triangular_solve(r, ta, False, left_side=False)  # ta R^-1
     at = mm(mT(q), x)
     lo = tril(at, -1)
     om = o.sub(lo, mT(lo))
@@ -823,7 +823,7 @@ def _thin_qr_vjp(q, r, cq, cr):
         m_ = o.neg(t) if m_ is None else o.sub(m_, t)
     nn = o.sub(tril(o.sub(m_, mT(m_)), -1), m_)
     cx = mm(q, nn) if cq is None else o.add(cq, mm(q, nn))
-    return mT(o.triangular_solve(r, mT(cx), lower=False, trans=False, unit_diagonal=False))
+    return triangular_solve(r, cx, False, trans=True, left_side=False)  # cx R^-T
 
 
 def _block(x, r0, r1, c0, c1):
