@@ -158,6 +158,19 @@ def test_expensive_value_under_an_expanding_broadcast_is_materialised():
     assert len(temps) == 1 and ws == 64
 
 
+def test_broadcast_of_a_computed_scalar_is_never_materialised():
+    # z = exp(b) is read through one expanding broadcast c by two loop nests (before and after
+    # a GEMM; W10's amplitude): z gets a buffer, c none (each nest reads z)
+    temps, ws = _temps("def f(a: f64[100,4], b: f64[], w: f64[4,4]) -> f64[100,4]:\n"
+                       "  z: f64[] = exp b\n"
+                       "  c: f64[100,4] = broadcast_in_dim[shape=(100, 4), dims=()] z\n"
+                       "  d: f64[100,4] = mul a c\n"
+                       "  m: f64[100,4] = dot_general[contract=((1,), (0,)), "
+                       "batch=((), ())] d w\n"
+                       "  g: f64[100,4] = mul c m\n  return g\n")
+    assert sorted(v.name for v in temps) == ["d", "m", "z"], temps
+
+
 def test_transposed_product_is_written_by_gemm_directly():
     src = ("def f(a: f64[5,3], b: f64[5,4]) -> f64[4,3]:\n"
            "  c: f64[3,4] = dot_general[contract=((0,), (0,)), batch=((), ())] a b\n"

@@ -211,3 +211,137 @@ def test_scipy_linalg_vs_jax():
     # plain scipy.linalg on a traced array: the error names adjit.scipy.linalg
     with pytest.raises(TypeError, match=r"adjit\.scipy\.linalg\.solve_triangular"):
         adjit.grad(lambda x: sl.solve_triangular(x, b).sum())(L)
+
+
+# --- triangular_matmul (BLAS trmm) and right-side triangular solves (trsm side 'R') ----------
+# Used by Cholesky's derivative rules; called in place on the row-major buffers (no
+# column-major copies), big ones as two halves on adjit's threads. NumPy front: the
+# primitives through ops (they have no NumPy name of their own).
+def _tri_op(kind, lower, trans):
+    from adjit.ir.prims import linalg as la
+    from adjit.tracer.ndarray import wrap
+    from adjit.tracer.promote import promote_nobroadcast
+
+    def f(a, b):
+        (x, y), _, _ = promote_nobroadcast([a, b], to_float=True)
+        if kind == "trmm":
+            return wrap(la.triangular_matmul(x, y, lower, trans))
+        return wrap(la.triangular_solve(x, y, lower, trans, left_side=kind == "left"))
+    return f
+
+
+def _tri_jax(kind, lower, trans):
+    def f(a, b):
+        if kind == "trmm":
+            t = jnp.tril(a) if lower else jnp.triu(a)
+            return (jnp.swapaxes(t, -1, -2) if trans else t) @ b
+        return jax.lax.linalg.triangular_solve(a, b, left_side=kind == "left", lower=lower,
+                                               transpose_a=trans)
+    return f
+
+
+def _tri_ref(kind, a, b, lower, trans):
+    """NumPy/SciPy: op(T) @ b, or scipy's solve_triangular (a right solve x op(T) = b is the
+    left solve op(T)^T x^T = b^T)."""
+    import scipy.linalg as sl
+    out = np.empty(b.shape, np.float64)
+    for i in np.ndindex(a.shape[:-2]):
+        t = np.tril(a[i]) if lower else np.triu(a[i])
+        if kind == "trmm":
+            out[i] = (t.T if trans else t).astype(np.float64) @ b[i]
+        elif kind == "left":
+            out[i] = sl.solve_triangular(a[i], b[i], lower=lower, trans=int(trans))
+        else:
+            out[i] = sl.solve_triangular(a[i], b[i].T, lower=lower, trans=int(not trans)).T
+    return out
+
+
+TRI_KINDS = [(k, lo, tr) for k in ("trmm", "left", "right") for lo in (True, False)
+             for tr in (False, True)]
+
+
+def _tri_args(kind, shape, k, dt, rng):
+    a = (rng.standard_normal(shape) + 3 * np.eye(shape[-1])).astype(dt)
+    bs = shape[:-1] + (k,) if kind != "right" else shape[:-2] + (k, shape[-1])
+    return a, rng.standard_normal(bs).astype(dt)
+
+
+@pytest.mark.parametrize("kind,lower,trans", TRI_KINDS)
+@pytest.mark.parametrize("shape", [(4, 4), (2, 3, 3)])
+def test_triangular_matmul_and_right_solve_vs_jax(kind, lower, trans, shape):
+    rng = np.random.default_rng(61)
+    a, b = _tri_args(kind, shape, 2, np.float64, rng)
+    fa, fj = _tri_op(kind, lower, trans), _tri_jax(kind, lower, trans)
+    w = rng.standard_normal(b.shape)
+    sa = lambda f: lambda x, y: ((f(x, y) ** 2) * w).sum()  # noqa: E731
+    _close(adjit.jit(fa)(a, b), fj(a, b))
+    _close(adjit.jit(fa)(a, b), _tri_ref(kind, a, b, lower, trans))
+    gj = jax.grad(sa(fj), (0, 1))(a, b)
+    for g in (adjit.grad(sa(fa), (0, 1))(a, b), adjit.jit(adjit.grad(sa(fa), (0, 1)))(a, b)):
+        for x, y in zip(g, gj):
+            _close(x, y)
+    ta, tb = rng.standard_normal(a.shape), rng.standard_normal(b.shape)
+    _close(adjit.jvp(sa(fa), (a, b), (ta, tb))[1], jax.jvp(sa(fj), (a, b), (ta, tb))[1])
+    # second order: forward-over-reverse and reverse-over-reverse Hessian-vector products
+    hv = jax.jvp(jax.grad(sa(fj), (0, 1)), (a, b), (ta, tb))[1]
+    ours = adjit.jvp(adjit.grad(sa(fa), (0, 1)), (a, b), (ta, tb))[1]
+    for x, y in zip(ours, hv):
+        _close(x, y, rtol=1e-7, atol=1e-8)
+    rr = adjit.grad(lambda x, y: sum((g * t).sum() for g, t in zip(
+        adjit.grad(sa(fa), (0, 1))(x, y), (ta, tb))), (0, 1))(a, b)
+    for x, y in zip(rr, hv):
+        _close(x, y, rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("kind,lower,trans", TRI_KINDS)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_triangular_kernels_native_vs_interpreter_and_scipy(kind, lower, trans, dt):
+    """Big enough to run as two halves on adjit's threads (n^2 k >= 2^22): bit for bit the
+    interpreter's (SciPy's dtrsm/dtrmm, one call), and NumPy/SciPy to rounding."""
+    from adjit.ir.prims import linalg as la
+    rng = np.random.default_rng(62)
+    a, b = _tri_args(kind, (2, 170, 170), 161, dt, rng)
+    got = adjit.jit(_tri_op(kind, lower, trans))(a, b)
+    assert got.dtype == dt
+    ref = la._trmm_impl(a, b, lower=lower, trans=trans) if kind == "trmm" else \
+        la._tri_impl(a, b, lower=lower, trans=trans, left_side=kind == "left")
+    np.testing.assert_array_equal(got, ref)
+    # against NumPy/SciPy in f64: the summation order differs (trsm's blocking, trmm vs a
+    # GEMM), so rounding differs: 1e-10 of the largest entry (these solves' inverses grow, so
+    # a relative bound per entry is too strict); f32 is computed in f64 and rounded once, so
+    # within 2 f32 ulp of the f64 result
+    want = _tri_ref(kind, a.astype(np.float64), b.astype(np.float64), lower, trans)
+    if dt == np.float32:
+        np.testing.assert_allclose(got, want, rtol=2.4e-7, atol=1e-30)
+    else:
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * np.abs(want).max())
+
+
+def test_cholesky_vjp_uses_trmm_and_right_solves():
+    """Cholesky's vjp: L^T @ L-bar as trmm (no GEMM), the second solve as trsm side 'R' (no
+    transposes around it); the trsm kernel works on the row-major buffers in place (no
+    scratch workspace) and splits big right-hand sides over adjit's threads."""
+    from adjit.codegen.lower import lower
+    from adjit.ir import parse_graph
+    from adjit.ir.autodiff import vjp_graph
+    from adjit.ir.passes import optimize
+    g = parse_graph("def f(a: f64[300,300]) -> f64[300,300]:\n"
+                    "  b: f64[300,300] = cholesky a\n  return b\n")
+    names = [e.prim.name for e in optimize(vjp_graph(g)).eqns]
+    assert names.count("triangular_matmul") == 1 and "dot_general" not in names, names
+    assert names.count("transpose") == 1, names  # sym(S) = (S + S^T) / 2 only
+    assert names.count("triangular_solve") == 2, names
+    _, meta = lower(optimize(vjp_graph(g)))
+    assert {"lapack_dtrsm", "lapack_dtrmm", "parallel_for"} <= set(meta["imports"]), meta
+    t = parse_graph("def f(a: f64[300,300], b: f64[300,300]) -> f64[300,300]:\n"
+                    "  c: f64[300,300] = triangular_solve[lower=True, trans=True, "
+                    "unit_diagonal=False, left_side=False] a b\n"
+                    "  d: f64[300,300] = triangular_matmul[lower=True, trans=True] a c\n"
+                    "  return d\n")
+    _, meta = lower(t)
+    assert meta["workspace"] == 8 * 300 * 300, meta  # c only: no column-major scratch copies
+    # and its values: the gradient of a W10-sized problem against JAX x64
+    s = _spd((300, 300))
+    w = np.random.default_rng(3).standard_normal((300, 300))
+    f = lambda np_: lambda x: (np_.linalg.cholesky(x) * w).sum()  # noqa: E731
+    _close(adjit.jit(adjit.grad(f(np)))(s), jax.grad(f(jnp))(s), rtol=1e-8, atol=1e-11)

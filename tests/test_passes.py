@@ -503,3 +503,21 @@ def test_only_an_identity_matrix_is_recognised():
     np.testing.assert_array_equal(got[0], a @ np.eye(3))
     np.testing.assert_array_equal(got[1], a @ (2 * np.eye(3)))
     np.testing.assert_array_equal(got[2], a @ np.array([[1.0, 0, 0], [1, 0, 0], [1, 0, 0]]))
+
+
+def test_simplify_outer_product_is_a_product_of_broadcasts():
+    # a dot_general contracting only extent-1 axes (an outer product, here batched): no GEMM
+    # writing a buffer, an elementwise mul that fusion inlines into its consumer
+    src = ("def f(a: f64[2,5,1], b: f64[2,1,4]) -> f64[2,5,4]:\n"
+           "  c: f64[2,5,4] = dot_general[contract=((2,), (1,)), batch=((0,), (0,))] a b\n"
+           "  d: f64[2,5,4] = exp c\n  return d\n")
+    out = optimize(verify(parse_graph(src)))
+    verify(out)
+    assert [e.prim.name for e in out.eqns].count("dot_general") == 0, print_graph(out)
+    assert "mul" in [e.prim.name for e in out.eqns]
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((2, 5, 1)), rng.standard_normal((2, 1, 4))
+    np.testing.assert_array_equal(eval_graph(out, [a, b])[0], np.exp(a @ b))
+    # a contraction of extent > 1 stays a product
+    src2 = src.replace("f64[2,5,1]", "f64[2,5,3]").replace("f64[2,1,4]", "f64[2,3,4]")
+    assert "dot_general" in [e.prim.name for e in optimize(parse_graph(src2)).eqns]

@@ -129,8 +129,11 @@ def plan(g, lowerings) -> Plan:
         pos[e] = i
         for v in e.outvars:
             p.producer[v] = e
-            p.cheap[v] = e.prim.name in CHEAP and all(
-                isinstance(x, Lit) or p.cheap.get(x, True) for x in e.inputs)
+            # an expanding broadcast is cheap whatever its operand: that operand is read
+            # 'repeat' (_policy), so it gets a buffer unless it is cheap itself
+            p.cheap[v] = e.prim.name in CHEAP and (all(
+                isinstance(x, Lit) or p.cheap.get(x, True) for x in e.inputs) or (
+                e.prim.name == "broadcast_in_dim" and v.type.size > e.inputs[0].type.size))
     consumers = {}
     for e in g.eqns:
         for k, x in enumerate(e.inputs):

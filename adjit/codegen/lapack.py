@@ -22,6 +22,7 @@ from llvmlite import ir
 
 from .emit import F64, I32, I64, I8, MEM, PTR, const, i64
 from .errors import CompileError
+from .parallel import _opaque
 
 # status codes returned by compiled code -> NumPy's LinAlgError message (runtime/call.py)
 STATUS_SINGULAR, STATUS_NOT_PD, STATUS_EIG, STATUS_SVD, STATUS_LSTSQ = 3, 4, 5, 6, 7
@@ -34,14 +35,18 @@ STATUS_MESSAGES = {
 }
 
 # the routines compiled code may import (engine.import_address: "lapack_<routine>")
-ROUTINES = ("dgesv", "dgetrf", "dpotrf", "dsyevd", "dtrsm", "dgesdd", "dgeqrf", "dorgqr",
-            "dgelsd")
+ROUTINES = ("dgesv", "dgetrf", "dpotrf", "dsyevd", "dtrsm", "dtrmm", "dgesdd", "dgeqrf",
+            "dorgqr", "dgelsd")
 
 # routine name -> its address, for the workspace queries made while lowering (lwork = -1, as
 # NumPy queries before its loop). The runtime installs runtime/blas.lapack_address here
 # (runtime/engine.py): codegen does not import the runtime layer.
 ADDRESS = None
 _QUERIED = {}
+# trsm/trmm with n * n * k >= TRI_SPLIT (n the triangle's order, k right-hand sides) and at
+# least TRI_SPLIT_MIN right-hand sides: two halves on adjit's threads (`_tri_halves`), the
+# GEMMs' thresholds (runtime/native.py BLAS_SPLIT, BLAS_SPLIT_MIN_N)
+TRI_SPLIT, TRI_SPLIT_MIN = 1 << 22, 64
 
 
 def _prod(xs):
@@ -330,31 +335,128 @@ def eigh(c, e, outs):
     c.loops.for_range(nb, one)
 
 
-def triangular_solve(c, e, out):
-    """trsm('L', uplo, trans, diag) on column-major copies (scipy's solve_triangular without
-    its singularity check: a zero pivot gives inf/NaN)."""
+def _tri_blas(c, e, out, routine):
+    """trsm or trmm per matrix, on the row-major operands in place: a C-order matrix read as
+    column-major is its transpose, so op(A) X = B (or op(A) B) is X^T op(A^T) = B^T (B^T
+    op(A^T)): side and uplo flipped, trans kept, A^T the operand's own buffer (lda = n) and
+    B^T (k x m, ldb = k) the output, into which the right-hand side is first copied (trsm and
+    trmm work in place). f32 operands are widened into f64 scratch and the result narrowed.
+    The interpreter (ir/prims/linalg.py `_blas_tri`) makes the same call."""
     b = c.b
     a, rhs = e.inputs
     p = e.params
-    n, k = rhs.type.shape[-2], rhs.type.shape[-1]
+    left = p.get("left_side", True)
+    m, k = rhs.type.shape[-2], rhs.type.shape[-1]
+    n = a.type.shape[-1]
     nb = _batches(a.type.shape, 2)
-    if nb * n * k == 0:
+    if nb * m * k == 0:
         return
+    dt = a.type.dtype
     ab, bb = c.buffer(a), c.buffer(rhs)
-    fa, fb = _f64_temp(c, n * n), _f64_temp(c, n * k)
+    wide = dt != "f64"
+    fa, fb = (_f64_temp(c, n * n), _f64_temp(c, m * k)) if wide else (None, None)
     L = _Call(c)
-    side, uplo = L.char("L"), L.char("L" if p["lower"] else "U")
+    side, uplo = L.char("R" if left else "L"), L.char("U" if p["lower"] else "L")
     trans, dg = L.char("T" if p.get("trans") else "N"), L.char(
         "U" if p.get("unit_diagonal") else "N")
-    sn, sk, one_ = L.int(n), L.int(k), L.f64(1.0)
-    c.work += nb * n * n * k
+    sm, sn, sa, one_ = L.int(k), L.int(m), L.int(n), L.f64(1.0)
+    c.work += nb * n * m * k // 2
+    # the right-hand sides are independent: big ones as two halves on adjit's threads
+    halves = n * m * k >= TRI_SPLIT and (k if left else m) >= TRI_SPLIT_MIN
+
+    def copy(n_el, load, store):
+        c.loops.for_range(n_el, lambda j, _: [store(j, load(j))][:0])
 
     def one(i, _):
-        to_fortran(c, ab, b.mul(i, i64(n * n)), n, n, fa)
-        to_fortran(c, bb, b.mul(i, i64(n * k)), n, k, fb)
-        L.call("dtrsm", [side, uplo, trans, dg, sn, sk, one_, fa, sn, fb, sn], nchar=4)
-        from_fortran(c, fb, n, out, b.mul(i, i64(n * k)), n, k)
+        oa, ob = b.mul(i, i64(n * n)), b.mul(i, i64(m * k))
+        if wide:
+            copy(n * n, lambda j: _widen(b, b.load(ab.addr(b, b.add(oa, j)), typ=MEM[dt]), dt),
+                 lambda j, v: b.store(v, _at(b, fa, j)))
+            copy(m * k, lambda j: _widen(b, b.load(bb.addr(b, b.add(ob, j)), typ=MEM[dt]), dt),
+                 lambda j, v: b.store(v, _at(b, fb, j)))
+            pa, pb = fa, fb
+        else:
+            copy(m * k, lambda j: b.load(bb.addr(b, b.add(ob, j)), typ=F64),
+                 lambda j, v: b.store(v, out.addr(b, b.add(ob, j))))
+            pa, pb = ab.addr(b, oa), out.addr(b, ob)
+        args = [side, uplo, trans, dg, sm, sn, one_, pa, sa, pb, sm]
+        if halves:
+            _tri_halves(c, routine, args, left, k, m)
+        else:
+            L.call(routine, args, nchar=4)
+        if wide:
+            copy(m * k, lambda j: _narrow(b, b.load(_at(b, fb, j), typ=F64), dt),
+                 lambda j, v: b.store(v, out.addr(b, b.add(ob, j))))
     c.loops.for_range(nb, one)
+
+
+def _tri_halves(c, routine, args, left, k, m):
+    """One trsm/trmm call as two calls on halves of the independent right-hand sides, run
+    through adjit_parallel_for (as the big GEMMs: runtime/ll/gemm.ll), with the BLAS pool at
+    one thread around both. BLAS's side 'R' (a left solve in row-major terms) splits its m
+    (rows of B^T: d0 elements further), side 'L' its n (columns: d0 * ldb further). Each
+    right-hand side's result is computed by the same operations either way."""
+    b = c.b
+    d = k if left else m
+    d0 = d // 2
+    h0, h1 = _Call(c).int(d0), _Call(c).int(d - d0)
+    pb = args[9]
+    pb1 = b.gep(pb, [i64(d0 if left else d0 * k)], inbounds=True, source_etype=F64)
+    rec0 = list(args)
+    rec1 = list(args)
+    if left:
+        rec0[4], rec1[4] = h0, h1
+    else:
+        rec0[5], rec1[5] = h0, h1
+    rec1[9] = pb1
+    ctx = _opaque(c, c.alloca(ir.ArrayType(I64, 22)))
+    for i, v in enumerate(rec0 + rec1):
+        b.store(v, b.gep(ctx, [i64(8 * i)], inbounds=True, source_etype=I8))
+    helper = c.module.globals.get("adjit_parallel_for")
+    if helper is None:
+        helper = ir.Function(c.module, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64]),
+                             "adjit_parallel_for")
+    c.imports.add("parallel_for")
+    enter, leave = (_helper(c, f"adjit_blas_single_{w}") for w in ("enter", "leave"))
+    b.call(enter, [])
+    b.call(helper, [_half_function(c, routine), ctx, i64(2)])
+    b.call(leave, [])
+
+
+def _half_function(c, routine):
+    """void adjit_<routine>_half(ptr ctx, i64 i): the call whose 11 argument pointers are
+    record i of ctx (the 4 CHARACTER lengths appended)."""
+    name = f"adjit_{routine}_half"
+    fn = c.module.globals.get(name)
+    if fn is not None:
+        return fn
+    blas = c.module.globals.get(f"adjit_lapack_{routine}")
+    if blas is None:
+        blas = ir.Function(c.module, ir.FunctionType(ir.VoidType(), [PTR] * 11 + [I64] * 4),
+                           f"adjit_lapack_{routine}")
+    c.imports.add(f"lapack_{routine}")
+    fn = ir.Function(c.module, ir.FunctionType(ir.VoidType(), [PTR, I64]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    ctx, i = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    base = b.mul(i, i64(8 * 11))
+    vals = [b.load(b.gep(ctx, [b.add(base, i64(8 * j))], inbounds=True, source_etype=I8),
+                   typ=PTR) for j in range(11)]
+    b.call(blas, vals + [i64(1)] * 4)
+    b.ret_void()
+    return fn
+
+
+def triangular_solve(c, e, out):
+    """trsm (scipy's solve_triangular without its singularity check: a zero pivot gives
+    inf/NaN), on the row-major data in place (`_tri_blas`)."""
+    _tri_blas(c, e, out, "dtrsm")
+
+
+def triangular_matmul(c, e, out):
+    """trmm: op(T) @ B with T one triangle of A (half a GEMM's multiply-adds)."""
+    _tri_blas(c, e, out, "dtrmm")
 
 
 def _gesdd_lwork_max(m, n, vectors):
@@ -574,4 +676,5 @@ KERNELS = {
     "eigh": (eigh, ("buffer",)),
     "eigvalsh": (eigvalsh, ("buffer",)),
     "triangular_solve": (triangular_solve, ("buffer", "buffer")),
+    "triangular_matmul": (triangular_matmul, ("buffer", "buffer")),
 }

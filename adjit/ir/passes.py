@@ -353,6 +353,8 @@ def _identities(e, ins, defs):
                 return _same(x, out)
             return [Eqn(e.prim, [x], {"perm": perm}, [out], e.loc)]
         return None
+    if name == "dot_general":
+        return _outer_product(e, ins, out)
     if name == "broadcast_in_dim":
         if tuple(p["dims"]) == tuple(range(len(p["shape"]))) and _same(ins[0], out):
             return ins[0]  # same shape, axes in place: the identity
@@ -370,6 +372,42 @@ def _identities(e, ins, defs):
     return None
 
 
+def _outer_product(e, ins, out):
+    """A dot_general whose contracted axes all have extent 1 (an outer product, batched over
+    leading batch axes) -> mul of two broadcasts: elementwise, so fusion can inline it into
+    its consumer instead of a GEMM writing a buffer. Each result is the one product x*y either
+    way (BLAS: 0 + 1 * x*y)."""
+    (lc, rc), (lb, rb) = e.params["contract"], e.params["batch"]
+    x, y = ins
+    if not (isinstance(x, Var) and isinstance(y, Var)):
+        return None
+    xs, ys = x.type.shape, y.type.shape
+    nb = len(lb)
+    if any(xs[a] != 1 for a in lc) or tuple(lb) != tuple(range(nb)) or \
+            tuple(rb) != tuple(range(nb)):
+        return None
+    xk = [a for a in range(len(xs)) if a not in lc]
+    yk = [a for a in range(len(ys)) if a not in rc]
+    shape, dt = out.type.shape, out.type.dtype
+    nxf = len(xk) - nb
+    eqns = []
+
+    def operand(v, keep, dims):
+        kept = tuple(v.type.shape[a] for a in keep)
+        if kept != v.type.shape:
+            r = Var(AType(kept, dt))
+            eqns.append(Eqn(REGISTRY["reshape"], [v], {"shape": kept}, [r], e.loc))
+            v = r
+        b = Var(AType(shape, dt))
+        eqns.append(Eqn(REGISTRY["broadcast_in_dim"], [v], {"shape": shape, "dims": dims}, [b],
+                        e.loc))
+        return b
+    bx = operand(x, xk, tuple(range(nb + nxf)))
+    by = operand(y, yk, tuple(range(nb)) + tuple(range(nb + nxf, len(shape))))
+    eqns.append(Eqn(REGISTRY["mul"], [bx, by], {}, [out], e.loc))
+    return eqns
+
+
 def simplify(g: Graph) -> Graph:
     """Algebraic identities: x*1, 1*x, x+0, 0+x, x-0, x/1 -> x; neg(neg x) -> x; pow x 1 -> x;
     pow x 2 -> mul x x; pow x 0 -> full 1 (floats: nan**0 and inf**0 are 1 too); reshape/broadcast_in_dim/convert_element_type to the same type -> x;
@@ -378,7 +416,8 @@ def simplify(g: Graph) -> Graph:
     operation of broadcasts (or reshapes) with the same parameters -> the broadcast (reshape)
     of the operation on their operands. Each gives the same bits. dot_general with an identity
     matrix (`ops.eye`) -> the other operand (transposed as the contraction requires): exact for
-    finite values up to the sign of zero (see `_dot_identity` for inf and nan)."""
+    finite values up to the sign of zero (see `_dot_identity` for inf and nan). A
+    dot_general whose contracted axes have extent 1 -> mul of two broadcasts (fusable)."""
     return _rebuild(g, _simplify_eqn)
 
 

@@ -234,25 +234,35 @@ prim("linalg_slogdet", _slogdet_rule, _slogdet_impl, _slogdet_vjp, _slogdet_jvp,
 
 
 # --- triangular_solve ---------------------------------------------------------------------------
-def _tri_rule(a, b, *, lower, trans, unit_diagonal):
+def _tri_rule(a, b, *, lower, trans, unit_diagonal, left_side=True):
     _square("triangular_solve", a)
-    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1] or \
+    k = -2 if left_side else -1
+    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[k] != a.shape[-1] or \
             b.dtype != a.dtype:
         raise ValueError(f"triangular_solve: right-hand sides {b} do not match {a}")
     return AType(b.shape, b.dtype)
 
 
-def _tri_impl(a, b, *, lower, trans=False, unit_diagonal=False):
-    """op(A) x = b reading one triangle of A (no singularity check: a zero pivot gives
-    inf/NaN, as BLAS trsm and JAX)."""
+def _blas_tri(routine, a, b, lower, trans, unit_diagonal, left_side):
+    """scipy.linalg.blas d<routine> (trsm or trmm) per matrix of the batch, called as the
+    compiled kernel calls it (codegen/lapack.py): the C-order operands are read in place as
+    the column-major transposes A^T and B^T, so op(A) X = B is X^T op(A^T) = B^T: side and
+    uplo flipped, trans kept. f64 throughout (f32 widened, the result narrowed)."""
     from scipy.linalg import blas
+    fn = getattr(blas, routine)
     out = np.empty(b.shape, b.dtype)
     for i in np.ndindex(a.shape[:-2]):
-        ai = np.asfortranarray(a[i], np.float64)
-        bi = np.asfortranarray(b[i], np.float64)
-        out[i] = blas.dtrsm(1.0, ai, bi, side=0, lower=int(lower), trans_a=int(trans),
-                            diag=int(unit_diagonal))
+        at = np.asarray(a[i], np.float64).T      # Fortran order: no copy for C-order f64
+        bt = np.array(b[i], np.float64).T
+        out[i] = fn(1.0, at, bt, side=int(bool(left_side)), lower=int(not lower),
+                    trans_a=int(bool(trans)), diag=int(bool(unit_diagonal))).T
     return out
+
+
+def _tri_impl(a, b, *, lower, trans=False, unit_diagonal=False, left_side=True):
+    """op(A) x = b (left_side) or x op(A) = b, reading one triangle of A (no singularity
+    check: a zero pivot gives inf/NaN, as BLAS trsm and JAX)."""
+    return _blas_tri("dtrsm", a, b, lower, trans, unit_diagonal, left_side)
 
 
 def _tri_mask(a, lower, unit):
@@ -260,26 +270,33 @@ def _tri_mask(a, lower, unit):
     return tril(a, k) if lower else triu(a, -k)
 
 
-def triangular_solve(a, b, lower, trans=False, unit_diagonal=False):
-    return o.triangular_solve(a, b, lower=lower, trans=trans, unit_diagonal=unit_diagonal)
+def triangular_solve(a, b, lower, trans=False, unit_diagonal=False, left_side=True):
+    if left_side:  # the parameter is written only when it is not the default
+        return o.triangular_solve(a, b, lower=lower, trans=trans, unit_diagonal=unit_diagonal)
+    return o.triangular_solve(a, b, lower=lower, trans=trans, unit_diagonal=unit_diagonal,
+                              left_side=False)
 
 
-def _tri_vjp(ct, a, b, out, *, lower, trans=False, unit_diagonal=False):
-    cb = triangular_solve(a, ct, lower, not trans, unit_diagonal)
-    ca = o.neg(mm(out, mT(cb)) if trans else mm(cb, mT(out)))
+def _tri_vjp(ct, a, b, out, *, lower, trans=False, unit_diagonal=False, left_side=True):
+    cb = triangular_solve(a, ct, lower, not trans, unit_diagonal, left_side)
+    if left_side:   # op(A) X = B: dA-part -op(dA) X
+        ca = o.neg(mm(out, mT(cb)) if trans else mm(cb, mT(out)))
+    else:           # X op(A) = B: dX = -X op(dA) op(A)^-1
+        ca = o.neg(mm(mT(cb), out) if trans else mm(mT(out), cb))
     return [_tri_mask(ca, lower, unit_diagonal), cb]
 
 
-def _tri_jvp(tangents, a, b, out, *, lower, trans=False, unit_diagonal=False):
+def _tri_jvp(tangents, a, b, out, *, lower, trans=False, unit_diagonal=False, left_side=True):
     ta, tb = tangents
     if ta is None and tb is None:
         return None
     rhs = tb
     if ta is not None:
         tm = _tri_mask(ta, lower, unit_diagonal)
-        d = mm(mT(tm) if trans else tm, out)
+        op = mT(tm) if trans else tm
+        d = mm(op, out) if left_side else mm(out, op)
         rhs = o.neg(d) if tb is None else o.sub(tb, d)
-    return triangular_solve(a, rhs, lower, trans, unit_diagonal)
+    return triangular_solve(a, rhs, lower, trans, unit_diagonal, left_side)
 
 
 def _tri_samples(dt, rng):
@@ -288,12 +305,62 @@ def _tri_samples(dt, rng):
             ([_wellcond(rng, (2, 3, 3), dt), _s(rng, (2, 3, 2), dt)],
              {"lower": False, "trans": True, "unit_diagonal": False}),
             ([_wellcond(rng, (3, 3), dt), _s(rng, (3, 1), dt)],
-             {"lower": True, "trans": False, "unit_diagonal": True})]
+             {"lower": True, "trans": False, "unit_diagonal": True}),
+            ([_wellcond(rng, (2, 3, 3), dt), _s(rng, (2, 4, 3), dt)],
+             {"lower": True, "trans": True, "unit_diagonal": False, "left_side": False}),
+            ([_wellcond(rng, (3, 3), dt), _s(rng, (2, 3), dt)],
+             {"lower": False, "trans": False, "unit_diagonal": False, "left_side": False})]
 
 
 prim("triangular_solve", _tri_rule, _tri_impl, _tri_vjp, _tri_jvp, _tri_samples,
      batch=_batch_leading("triangular_solve"),
-     doc="x with op(a) x = b, a triangular (BLAS trsm): scipy.linalg.solve_triangular")
+     doc="x with op(a) x = b (left_side, the default) or x op(a) = b, a triangular (BLAS "
+         "trsm): scipy.linalg.solve_triangular")
+
+
+# --- triangular_matmul --------------------------------------------------------------------------
+def _trmm_rule(a, b, *, lower, trans):
+    _square("triangular_matmul", a)
+    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1] or \
+            b.dtype != a.dtype:
+        raise ValueError(f"triangular_matmul: right-hand operand {b} does not match {a}")
+    return AType(b.shape, b.dtype)
+
+
+def _trmm_impl(a, b, *, lower, trans=False):
+    """op(tril(a) or triu(a)) @ b: only one triangle of a is read (BLAS trmm)."""
+    return _blas_tri("dtrmm", a, b, lower, trans, False, True)
+
+
+def triangular_matmul(a, b, lower, trans=False):
+    """op(T) @ b with T the lower (or upper) triangle of a: half a GEMM's multiply-adds."""
+    return o.triangular_matmul(a, b, lower=lower, trans=trans)
+
+
+def _trmm_vjp(ct, a, b, out, *, lower, trans=False):
+    # C = op(T) B: dB = op(T)^T ct, dT = the triangle of ct B^T (or of B ct^T when op = ^T)
+    cb = triangular_matmul(a, ct, lower, not trans)
+    ca = mm(b, mT(ct)) if trans else mm(ct, mT(b))
+    return [_tri_mask(ca, lower, False), cb]
+
+
+def _trmm_jvp(tangents, a, b, out, *, lower, trans=False):
+    ta, tb = tangents
+    t = None if tb is None else triangular_matmul(a, tb, lower, trans)
+    if ta is not None:
+        tm = _tri_mask(ta, lower, False)
+        d = mm(mT(tm) if trans else tm, b)
+        t = d if t is None else o.add(t, d)
+    return t
+
+
+prim("triangular_matmul", _trmm_rule, _trmm_impl, _trmm_vjp, _trmm_jvp,
+     lambda dt, rng: [([_s(rng, (3, 3), dt), _s(rng, (3, 2), dt)],
+                       {"lower": True, "trans": True}),
+                      ([_s(rng, (2, 4, 4), dt), _s(rng, (2, 4, 3), dt)],
+                       {"lower": False, "trans": False})],
+     batch=_batch_leading("triangular_matmul"),
+     doc="op(t) @ b with t one triangle of a (BLAS trmm): the Cholesky derivative rules")
 
 
 # --- cholesky -----------------------------------------------------------------------------------
@@ -319,18 +386,18 @@ def _chol_jvp(tangents, a, out):
     if ta is None:
         return None
     L = out
-    # L^{-1} sym(dA) L^{-T}
+    # L^{-1} sym(dA) L^{-T}: a left solve, then a right one
     t1 = triangular_solve(L, sym(ta), True)
-    t2 = mT(triangular_solve(L, mT(t1), True))
-    return mm(L, _phi(t2))
+    t2 = triangular_solve(L, t1, True, trans=True, left_side=False)
+    return triangular_matmul(L, _phi(t2), True)
 
 
 def _chol_vjp(ct, a, out):
     L = out
-    p = _phi(mm(mT(L), ct))
-    # S = L^{-T} P L^{-1}
+    p = _phi(triangular_matmul(L, ct, True, trans=True))
+    # S = L^{-T} P L^{-1}: a left solve, then a right one
     s1 = triangular_solve(L, p, True, trans=True)
-    s = mT(triangular_solve(L, mT(s1), True, trans=True))
+    s = triangular_solve(L, s1, True, left_side=False)
     return [sym(s)]
 
 
@@ -740,7 +807,7 @@ def _cols(x, lo, hi):
 
 
 def _thin_qr_jvp(q, r, ta):
-    x = mT(o.triangular_solve(r, mT(ta), lower=False, trans=True, unit_diagonal=False))
+    x = triangular_solve(r, ta, False, left_side=False)  # ta R^-1
     at = mm(mT(q), x)
     lo = tril(at, -1)
     om = o.sub(lo, mT(lo))
@@ -756,7 +823,7 @@ def _thin_qr_vjp(q, r, cq, cr):
         m_ = o.neg(t) if m_ is None else o.sub(m_, t)
     nn = o.sub(tril(o.sub(m_, mT(m_)), -1), m_)
     cx = mm(q, nn) if cq is None else o.add(cq, mm(q, nn))
-    return mT(o.triangular_solve(r, mT(cx), lower=False, trans=False, unit_diagonal=False))
+    return triangular_solve(r, cx, False, trans=True, left_side=False)  # cx R^-T
 
 
 def _block(x, r0, r1, c0, c1):
