@@ -458,8 +458,12 @@ def bind(prim: Primitive, *args, **params):
     """Apply a primitive: compute its value and record it at the deepest active level."""
     trace = None
     rg = False
+    plain = True  # every operand an ndarray (the eager tier's derivative rules)
     for a in args:
         ta = type(a)
+        if ta is np.ndarray:
+            continue
+        plain = False
         if ta is TAPE_NODE or ta is Node:
             t = a.trace
             if not t.active:
@@ -475,8 +479,11 @@ def bind(prim: Primitive, *args, **params):
         trace = STATE.stack[-1]  # a constant-maker (full, iota) inside a trace is recorded
     if trace is None or trace is EAGER:
         # Nothing to record: a plain NumPy computation.
-        litdt = _lit_dtype(args)
-        vals = [_as_array(a, litdt) for a in args]
+        if plain:
+            vals = args
+        else:
+            litdt = _lit_dtype(args)
+            vals = [_as_array(a, litdt) for a in args]
         if prim.fp_warns:
             token = _fp_set(FP_QUIET)  # nan/inf silently, as native code (adjit/_fp.py)
             try:
@@ -492,6 +499,8 @@ def bind(prim: Primitive, *args, **params):
                     return outs
                 return tuple(TAPE_NODE(o, atype_of(o), None, EAGER) for o in outs)
             out = np.asarray(out)
+        if plain:
+            return out
         if trace is None:
             for a in args:
                 if isinstance(a, Node):

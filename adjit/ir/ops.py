@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Node, REGISTRY, bind
+from .core import Node, REGISTRY, bind, on_register
 from .types import AType, dtype_name
 
 
@@ -30,11 +30,21 @@ def _b(name):
     return lambda *args, **params: bind(p, *args, **params)
 
 
+_BOUND: dict = {}  # name -> its function, made once (dropped when the primitive is unregistered)
+
+
 def __getattr__(name):
     # ops.exp(x), ops.mul(x, y), ... for every registered primitive
+    f = _BOUND.get(name)
+    if f is not None:
+        return f
     if name in REGISTRY:
-        return _b(name)
+        f = _BOUND[name] = _b(name)
+        return f
     raise AttributeError(name)
+
+
+on_register(lambda p: None, lambda p: _BOUND.pop(p.name, None))
 
 
 def add(x, y):
