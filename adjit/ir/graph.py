@@ -108,8 +108,11 @@ def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), r
             constvars.append(v)
             consts.append(n)
             continue
-        recs[n.rec.seq] = (n.rec, n)
-        stack.extend(i for i in n.rec.inputs if isinstance(i, Node))
+        rec = n.rec
+        recs[rec.seq] = (rec, n)
+        for i in rec.inputs:
+            if isinstance(i, Node):
+                stack.append(i)
     eqns = []
     for seq in sorted(recs):
         rec, node = recs[seq]
