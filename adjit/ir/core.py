@@ -168,6 +168,11 @@ class _State(threading.local):
         self._anomaly = False
         self.anomaly_nan = True
         self.loc = None  # set by graph transforms: derived equations keep the source location
+        # set by the NumPy front's entry points (TracedArray.__array_ufunc__ and
+        # __array_function__, whose implementations are adjit's own code down to `bind`): the
+        # user's location, found once from the entry's caller, which every equation recorded
+        # inside takes instead of walking the implementation's frames to the same place
+        self.entry_loc = None
         # record without computing (values None): a transform that computed a graph's results
         # another way (the interpreter tier) records its equations this way (see `recording`)
         self.abstract = False
@@ -599,9 +604,12 @@ def _record(prim, trace, args, params):
             out = prim.impl(*vals, **params) if params else prim.impl(*vals)
         if type(out) is not np.ndarray and type(typ) is not tuple:
             out = np.asarray(out)
-    loc = STATE.loc
+    st = STATE
+    loc = st.loc
     if loc is None:
-        loc = user_location(3)
+        loc = st.entry_loc
+        if loc is None:
+            loc = user_location(3)
     if type(typ) is tuple:
         return _record_outputs(prim, trace, inputs, params, loc, typ, out)
     rec = Rec(prim, inputs, params, loc, key)
