@@ -21,7 +21,7 @@ import numpy as np
 
 from .._fp import FP_QUIET, FP_STATE, fp_reset as _fp_reset, fp_set as _fp_set
 from .._frames import is_adjit_file
-from .types import AType, DTYPES, dtype_name
+from .types import AType, DTYPES, NAME_OF, dtype_name
 
 _seq = itertools.count()
 
@@ -487,8 +487,10 @@ def bind(prim: Primitive, *args, **params):
         if plain:
             vals = args
         else:
-            litdt = _lit_dtype(args)
-            vals = [_as_array(a, litdt) for a in args]
+            vals = _lit_pair(prim, args) if trace is None and len(args) == 2 else None
+            if vals is None:
+                litdt = _lit_dtype(args)
+                vals = [_as_array(a, litdt) for a in args]
         if prim.fp_warns:
             token = _fp_set(FP_QUIET)  # nan/inf silently, as native code (adjit/_fp.py)
             try:
@@ -514,6 +516,41 @@ def bind(prim: Primitive, *args, **params):
                 return out
         return TAPE_NODE(out, atype_of(out), None, EAGER)
     return _record(prim, trace, args, params)
+
+
+def _lit_array(dt, v):
+    """The shared read-only array of Python number `v` as a literal next to an array of NumPy
+    dtype `dt` (`_as_array(v, dtype name)`'s value), or None for a dtype the IR lacks."""
+    name = NAME_OF.get(dt)
+    if name is None:
+        return None
+    tv = type(v)
+    lk = (name, tv, v if tv is not float or (v == v and v) else v.hex())
+    hit = _LITS.get(lk)
+    if hit is None:
+        arr = np.asarray(v, DTYPES[name])
+        arr.flags.writeable = False
+        hit = (Lit(v, name), arr)
+        if len(_LITS) >= 1024:
+            _LITS.clear()
+        _LITS[lk] = hit
+    return hit[1]
+
+
+def _lit_pair(prim, args):
+    """The operands of a binary elementwise primitive on an ndarray and a Python number, the
+    number as its shared array (a ufunc's result never aliases an operand); else None."""
+    if prim.kind != "binary":
+        return None
+    a, b = args
+    ta, tb = type(a), type(b)
+    if ta is np.ndarray and (tb is float or tb is int):
+        lv = _lit_array(a.dtype, b)
+        return None if lv is None else (a, lv)
+    if tb is np.ndarray and (ta is float or ta is int):
+        lv = _lit_array(b.dtype, a)
+        return None if lv is None else (lv, b)
+    return None
 
 
 def _record(prim, trace, args, params):

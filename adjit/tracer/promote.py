@@ -230,6 +230,23 @@ def matmul(a, b):
 
 
 def promote_nobroadcast(xs, to_float=False):
+    # non-weak traced arrays of one active trace and one dtype (a float one if `to_float`):
+    # their Nodes, as below (no conversion)
+    n0 = None
+    for x in xs:
+        tx = type(x)
+        if (tx is not _nd.TracedNDArray and tx is not _nd.TracedArray) or x.weak:
+            break
+        n = x._n
+        if n0 is None:
+            n0 = n
+            if not n.trace.active or (to_float and n.type.dtype not in FLOATS):
+                break
+        elif n.trace is not n0.trace or n.type.dtype != n0.type.dtype:
+            break
+    else:
+        if n0 is not None:
+            return [x._n for x in xs], n0.type.dtype, False
     trace = deepest(*xs)
     dt = result_dtype(*xs)
     if to_float and dt not in FLOATS:
