@@ -51,9 +51,15 @@ def _active_vars(g: Graph, seeds):
     """Vars through which a derivative of `seeds` can flow."""
     active = set(seeds)
     for e in g.eqns:
-        if e.outvars and e.prim.vjp is not None and any(
-                (not isinstance(x, Lit)) and x in active for x in e.inputs):
-            active.update(v for v in e.outvars if _differentiable(v))
+        outs = e.outvars
+        if not outs or e.prim.vjp is None:
+            continue
+        for x in e.inputs:
+            if not isinstance(x, Lit) and x in active:
+                for v in outs:
+                    if _differentiable(v):
+                        active.add(v)
+                break
     return active
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._fp import FP_QUIET, FP_STATE, fp_reset as _fp_reset, fp_set as _fp_set
 from .._frames import is_adjit_file
-from .types import AType, DTYPES, dtype_name
+from .types import AType, DTYPES, NAME_OF, dtype_name
 
 _seq = itertools.count()
 
@@ -168,6 +168,11 @@ class _State(threading.local):
         self._anomaly = False
         self.anomaly_nan = True
         self.loc = None  # set by graph transforms: derived equations keep the source location
+        # set by the NumPy front's entry points (TracedArray.__array_ufunc__ and
+        # __array_function__, whose implementations are adjit's own code down to `bind`): the
+        # user's location, found once from the entry's caller, which every equation recorded
+        # inside takes instead of walking the implementation's frames to the same place
+        self.entry_loc = None
         # record without computing (values None): a transform that computed a graph's results
         # another way (the interpreter tier) records its equations this way (see `recording`)
         self.abstract = False
@@ -458,8 +463,12 @@ def bind(prim: Primitive, *args, **params):
     """Apply a primitive: compute its value and record it at the deepest active level."""
     trace = None
     rg = False
+    plain = True  # every operand an ndarray (the eager tier's derivative rules)
     for a in args:
         ta = type(a)
+        if ta is np.ndarray:
+            continue
+        plain = False
         if ta is TAPE_NODE or ta is Node:
             t = a.trace
             if not t.active:
@@ -475,8 +484,13 @@ def bind(prim: Primitive, *args, **params):
         trace = STATE.stack[-1]  # a constant-maker (full, iota) inside a trace is recorded
     if trace is None or trace is EAGER:
         # Nothing to record: a plain NumPy computation.
-        litdt = _lit_dtype(args)
-        vals = [_as_array(a, litdt) for a in args]
+        if plain:
+            vals = args
+        else:
+            vals = _lit_pair(prim, args) if trace is None and len(args) == 2 else None
+            if vals is None:
+                litdt = _lit_dtype(args)
+                vals = [_as_array(a, litdt) for a in args]
         if prim.fp_warns:
             token = _fp_set(FP_QUIET)  # nan/inf silently, as native code (adjit/_fp.py)
             try:
@@ -492,6 +506,8 @@ def bind(prim: Primitive, *args, **params):
                     return outs
                 return tuple(TAPE_NODE(o, atype_of(o), None, EAGER) for o in outs)
             out = np.asarray(out)
+        if plain:
+            return out
         if trace is None:
             for a in args:
                 if isinstance(a, Node):
@@ -500,6 +516,41 @@ def bind(prim: Primitive, *args, **params):
                 return out
         return TAPE_NODE(out, atype_of(out), None, EAGER)
     return _record(prim, trace, args, params)
+
+
+def _lit_array(dt, v):
+    """The shared read-only array of Python number `v` as a literal next to an array of NumPy
+    dtype `dt` (`_as_array(v, dtype name)`'s value), or None for a dtype the IR lacks."""
+    name = NAME_OF.get(dt)
+    if name is None:
+        return None
+    tv = type(v)
+    lk = (name, tv, v if tv is not float or (v == v and v) else v.hex())
+    hit = _LITS.get(lk)
+    if hit is None:
+        arr = np.asarray(v, DTYPES[name])
+        arr.flags.writeable = False
+        hit = (Lit(v, name), arr)
+        if len(_LITS) >= 1024:
+            _LITS.clear()
+        _LITS[lk] = hit
+    return hit[1]
+
+
+def _lit_pair(prim, args):
+    """The operands of a binary elementwise primitive on an ndarray and a Python number, the
+    number as its shared array (a ufunc's result never aliases an operand); else None."""
+    if prim.kind != "binary":
+        return None
+    a, b = args
+    ta, tb = type(a), type(b)
+    if ta is np.ndarray and (tb is float or tb is int):
+        lv = _lit_array(a.dtype, b)
+        return None if lv is None else (a, lv)
+    if tb is np.ndarray and (ta is float or ta is int):
+        lv = _lit_array(b.dtype, a)
+        return None if lv is None else (lv, b)
+    return None
 
 
 def _record(prim, trace, args, params):
@@ -590,9 +641,12 @@ def _record(prim, trace, args, params):
             out = prim.impl(*vals, **params) if params else prim.impl(*vals)
         if type(out) is not np.ndarray and type(typ) is not tuple:
             out = np.asarray(out)
-    loc = STATE.loc
+    st = STATE
+    loc = st.loc
     if loc is None:
-        loc = user_location(3)
+        loc = st.entry_loc
+        if loc is None:
+            loc = user_location(3)
     if type(typ) is tuple:
         return _record_outputs(prim, trace, inputs, params, loc, typ, out)
     rec = Rec(prim, inputs, params, loc, key)

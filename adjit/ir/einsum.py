@@ -215,6 +215,9 @@ def pair(x, xl, y, yl, keep):
     return r, batch + xf + yf
 
 
+_PATHS: dict = {}  # (spec, operand shapes, optimize) -> the validated steps of np.einsum_path
+
+
 def path_for(labels, shapes, sizes, optimize, dtype="f64"):
     """The contraction order np.einsum_path picks on zero-stride dummies of these shapes."""
     n = len(labels)
@@ -236,8 +239,15 @@ def path_for(labels, shapes, sizes, optimize, dtype="f64"):
     if None in names.values():
         raise ValueError("einsum: more than 52 distinct subscripts")
     spec = ",".join("".join(names[c] for c in ls) for ls in labels)
-    dummies = [np.broadcast_to(np.empty((), np.float64), tuple(sizes[c] for c in ls))
-               for ls in labels]
+    dims = tuple(tuple(sizes[c] for c in ls) for ls in labels)
+    # np.einsum_path is a pure function of (spec, shapes, optimize) and costs tens of
+    # microseconds; every dot, matmul and outer of a trace asks it. A path given as a list is
+    # validated every time and not cached.
+    key = (spec, dims, optimize) if type(optimize) is str else None
+    hit = _PATHS.get(key) if key is not None else None
+    if hit is not None:
+        return list(hit)
+    dummies = [np.broadcast_to(np.empty((), np.float64), d) for d in dims]
     steps = np.einsum_path(spec, *dummies, optimize=optimize)[0][1:]
     left = n
     for s in steps:
@@ -246,7 +256,12 @@ def path_for(labels, shapes, sizes, optimize, dtype="f64"):
         left -= len(s) - 1
     if left != 1:
         raise ValueError("einsum: the optimize path does not contract every operand")
-    return [tuple(int(i) for i in s) for s in steps]
+    steps = [tuple(int(i) for i in s) for s in steps]
+    if key is not None:
+        if len(_PATHS) >= 1024:
+            _PATHS.clear()
+        _PATHS[key] = tuple(steps)
+    return steps
 
 
 def contract(xs, labels, out, optimize="greedy"):

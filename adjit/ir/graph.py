@@ -108,8 +108,11 @@ def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), r
             constvars.append(v)
             consts.append(n)
             continue
-        recs[n.rec.seq] = (n.rec, n)
-        stack.extend(i for i in n.rec.inputs if isinstance(i, Node))
+        rec = n.rec
+        recs[rec.seq] = (rec, n)
+        for i in rec.inputs:
+            if isinstance(i, Node):
+                stack.append(i)
     eqns = []
     for seq in sorted(recs):
         rec, node = recs[seq]
@@ -121,11 +124,19 @@ def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), r
                 m = w()
                 if m is not None:
                     env[id(m)] = v
+                    if values is not None:
+                        values[v] = m.val
+                        if nodes is not None:
+                            nodes[v] = m
                 outs.append(v)
         elif node is not None:
             v = Var(node.type)
             env[id(node)] = v
             outs = [v]
+            if values is not None:
+                values[v] = node.val
+                if nodes is not None:
+                    nodes[v] = node
         eqns.append(Eqn(rec.prim, ins, rec.params, outs, rec.loc))
     outvars = []
     for o in outputs:
@@ -134,30 +145,12 @@ def extract(outputs, trace, inputs=(), guards=None, name="f", const_inputs=(), r
         else:
             raise TypeError(f"graph output must be a recorded value, got {type(o).__name__}")
     g = Graph(invars, constvars, eqns, outvars, consts, name)
-    if values is not None:
-        _values(g, inputs, recs, env, values, nodes)
+    if values is not None:  # (the equations' results were entered above)
+        for v, n in zip(invars, inputs):
+            values[v] = n.val
+        for v, c in zip(constvars, consts):
+            values[v] = c.val if isinstance(c, Node) else c
     return (g, env) if return_env else g
-
-
-def _values(g, inputs, recs, env, values, nodes):
-    """Var -> recorded value (and Node) for extract(values=..., nodes=...)."""
-    for v, n in zip(g.invars, inputs):
-        values[v] = n.val
-    for v, c in zip(g.constvars, g.consts):
-        values[v] = c.val if isinstance(c, Node) else c
-    for seq in recs:
-        rec, node = recs[seq]
-        if type(rec) is MultiRec:
-            for w in rec.outs:
-                m = w()
-                if m is not None:
-                    values[env[id(m)]] = m.val
-                    if nodes is not None:
-                        nodes[env[id(m)]] = m
-        elif node is not None:
-            values[env[id(node)]] = node.val
-            if nodes is not None:
-                nodes[env[id(node)]] = node
 
 
 def eval_graph(g: Graph, args, consts=None):

@@ -5,9 +5,11 @@ written with these functions is ordinary IR when recorded and plain NumPy when n
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from .core import Node, REGISTRY, bind
+from .core import Node, REGISTRY, bind, on_register
 from .types import AType, dtype_name
 
 
@@ -30,11 +32,30 @@ def _b(name):
     return lambda *args, **params: bind(p, *args, **params)
 
 
+_BOUND: dict = {}  # name -> its function, made once (dropped when the primitive is unregistered)
+
+
 def __getattr__(name):
-    # ops.exp(x), ops.mul(x, y), ... for every registered primitive
+    # ops.exp(x), ops.mul(x, y), ... for every registered primitive: made on first use, then a
+    # module attribute (found without this call), `bind` with the primitive bound (no frame)
+    # (called explicitly too, `ops.__getattr__("reshape")`: a name this module defines keeps
+    # its function)
     if name in REGISTRY:
-        return _b(name)
+        f = _BOUND.get(name)
+        if f is None:
+            f = _BOUND[name] = functools.partial(bind, REGISTRY[name])
+        globals().setdefault(name, f)
+        return f
     raise AttributeError(name)
+
+
+def _unbind(p):
+    f = _BOUND.pop(p.name, None)
+    if f is not None and globals().get(p.name) is f:
+        del globals()[p.name]
+
+
+on_register(lambda p: None, _unbind)
 
 
 def add(x, y):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ir import ops
 from ..ir import composites
-from ..ir.core import Node, REGISTRY, bind, user_location
+from ..ir.core import Node, REGISTRY, STATE, bind, user_location
 from ..ir.types import DTYPES, FLOATS, dtype_name
 
 # kinds of trace whose values carry a derivative (float() of them would drop it)
@@ -266,11 +266,26 @@ class TracedArray:
         return self
 
     # --- NumPy protocols --------------------------------------------------------------------
+    # entry points: the user's location is found here once (core._State.entry_loc); an entry
+    # nested in another (NumPy code between them) finds its own
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        return _np().array_ufunc(ufunc, method, inputs, kwargs)
+        st = STATE
+        prev = st.entry_loc
+        st.entry_loc = user_location(2)
+        try:
+            return _np().array_ufunc(ufunc, method, inputs, kwargs)
+        finally:
+            st.entry_loc = prev
 
     def __array_function__(self, func, types, args, kwargs):
-        return _np().array_function(func, args, kwargs)
+        st = STATE
+        prev = st.entry_loc
+        # np.piecewise runs the user's functions: what they record is located by its own walk
+        st.entry_loc = user_location(2) if func is not np.piecewise else None
+        try:
+            return _np().array_function(func, args, kwargs)
+        finally:
+            st.entry_loc = prev
 
 
 def _scipy_caller():
@@ -351,8 +366,14 @@ class TracedNDArray(TracedArray):
         return wrap(getitem(self, key), self.weak)
 
 
+_NP = []  # the np_dispatch module once imported (an import statement per call costs ~1 us)
+
+
 def _np():
+    if _NP:
+        return _NP[0]
     from . import np_dispatch
+    _NP.append(np_dispatch)
     return np_dispatch
 
 

@@ -15,9 +15,9 @@ from ..ir import composites as ir_composites
 from ..ir import ops
 from ..ir.core import REGISTRY, bind, on_register
 from ..ir.prims import special as _special
-from ..ir.types import DTYPES, INTS
-from .ndarray import (TracedArray, binary, deepest, promote, promote_nobroadcast, unary, where_str,
-                      wrap)
+from ..ir.types import DTYPES, INTS, NAME_OF
+from .ndarray import (TracedArray, TracedNDArray, binary, deepest, promote, promote_nobroadcast,
+                      unary, where_str, wrap)
 
 FUNCS: dict = {}
 UFUNCS: dict = {}
@@ -69,10 +69,67 @@ def refuse(name, key, value):
                      f"{where_str()}")
 
 
+# (name, implementation, number of positional arguments, keyword names) -> what binding such a
+# call to NumPy's signature gives, per argument: (parameter name, position or keyword, whether
+# our implementation takes it, NumPy's default); False when the call needs the general path
+# (*args, **kwargs, an argument that is not a plain parameter, a required one missing)
+_PLANS: dict = {}
+
+
+def _plan(name, fn, nargs, keys):
+    sig, ours = _signatures(name, fn)
+    if sig is None or "**" in ours:
+        return False
+    params = list(sig.parameters.values())
+    if nargs > len(params):
+        return False
+    plan, bound = [], set()
+    for i in range(nargs):
+        p = params[i]
+        if p.kind is not p.POSITIONAL_ONLY and p.kind is not p.POSITIONAL_OR_KEYWORD:
+            return False
+        plan.append((p.name, i, p.name in ours and p.name != "out", p.default))
+        bound.add(p.name)
+    for k in keys:
+        p = sig.parameters.get(k)
+        if p is None or k in bound or (p.kind is not p.POSITIONAL_OR_KEYWORD and
+                                       p.kind is not p.KEYWORD_ONLY):
+            return False
+        plan.append((k, k, k in ours and k != "out", p.default))
+        bound.add(k)
+    for p in params:
+        if p.name not in bound and p.default is p.empty and \
+                p.kind is not p.VAR_POSITIONAL and p.kind is not p.VAR_KEYWORD:
+            return False  # a required argument missing: the general path says so
+    return tuple(plan)
+
+
 def _dispatch(name, fn, args, kwargs, bind=True):
     """Bind the call to NumPy's own signature (so positions mean what they mean to NumPy), then
     pass every argument our implementation takes; any other one that is not at NumPy's default
     is refused, never ignored."""
+    if bind:
+        # the common call (plain parameters by position or keyword): the binding worked out
+        # once per call shape, then each argument passed or checked against NumPy's default
+        # as below; anything else (out=, a value to refuse) takes the general path
+        key = (name, fn, len(args), tuple(kwargs) if kwargs else ())
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = _PLANS[key] = _plan(name, fn, len(args), key[3])
+        if plan:
+            kw = {}
+            for k, src, take, default in plan:
+                v = args[src] if type(src) is int else kwargs[src]
+                if take:
+                    if v is not _NO:
+                        kw[k] = v
+                elif k == "out":
+                    if v is not None:
+                        break
+                elif not _is_default(v, default):
+                    break
+            else:
+                return _call(name, fn, (), kw)
     sig, ours = _signatures(name, fn) if bind else (None, ())
     if sig is None:
         pos, kw = args, {k: v for k, v in kwargs.items() if v is not _NO}
@@ -98,6 +155,10 @@ def _dispatch(name, fn, args, kwargs, bind=True):
                 elif not _is_default(val, p.default if k == key else _NO):
                     raise refuse(name, k, val)
     kw.pop("out", None)
+    return _call(name, fn, pos, kw)
+
+
+def _call(name, fn, pos, kw):
     try:
         return fn(*pos, **kw)
     except (ValueError, TypeError, NotImplementedError, IndexError) as e:
@@ -142,7 +203,40 @@ def _ufunc_dt(x):
 _LOOPS: dict = {}
 
 
+# (ufunc, per operand its dtype name or Python number type) -> (implementation, NumPy's name
+# for it, the result dtype names NumPy's loop gives): a call of NumPy's own ufunc without
+# keywords on non-weak traced arrays and Python numbers that `array_ufunc` has resolved and
+# accepted once; a later one with the same key skips the keyword checks and loop resolution
+_UFAST: dict = {}
+
+
+def _fast_key(uf, inputs):
+    key = [uf]
+    for x in inputs:
+        tx = type(x)
+        if (tx is TracedNDArray or tx is TracedArray) and not x.weak:
+            key.append(x._n.type.dtype)
+        elif tx is float or tx is int:
+            key.append(tx)
+        else:
+            return None
+    return tuple(key)
+
+
 def array_ufunc(uf, method, inputs, kwargs):
+    fast = None
+    if method == "__call__" and not kwargs:
+        fast = _fast_key(uf, inputs)
+        hit = _UFAST.get(fast) if fast is not None else None
+        if hit is not None:
+            fn, name, want = hit
+            out = _call(name, fn, inputs, {})
+            outs = out if uf.nout > 1 else (out,)
+            for o, w in zip(outs, want):
+                if type(o) is not TracedNDArray and type(o) is not TracedArray or \
+                        o._n.type.dtype != w:
+                    _check_results(uf, "np." + name, inputs, outs, _UFAST_LOOPS[fast])
+            return out
     name = uf.__name__
     # a ufunc that is not NumPy's own: scipy.special's (scipy.special.log1p is not np.log1p)
     ours = getattr(np, name, None) is uf
@@ -208,14 +302,29 @@ def array_ufunc(uf, method, inputs, kwargs):
                 raise
             raise type(e)(f"{e} in {label}{where_str()}") from None
     outs = out if uf.nout > 1 else (out,)
+    _check_results(uf, label, inputs, outs, loop)
+    if fast is not None and ours and dtype is None and \
+            all(d in NAME_OF for d in loop[uf.nin:]):
+        if len(_UFAST) >= 4096:
+            _UFAST.clear()
+            _UFAST_LOOPS.clear()
+        _UFAST_LOOPS[fast] = loop
+        _UFAST[fast] = (fn, name, tuple(NAME_OF[d] for d in loop[uf.nin:]))
+    return out
+
+
+_UFAST_LOOPS: dict = {}  # the same keys -> NumPy's resolved loop (for the error message)
+
+
+def _check_results(uf, label, inputs, outs, loop):
     for got, want in zip((np.dtype(getattr(o, "dtype", type(o))) for o in outs),
                          loop[uf.nin:]):
         if got == want:
             continue
         # a rule that disagrees with NumPy: refuse rather than answer differently
+        dts = tuple(_ufunc_dt(x) for x in inputs)
         raise NotImplementedError(f"{label} on {dts} would give {got} where NumPy gives "
                                   f"{want}; not supported on traced arrays{where_str()}")
-    return out
 
 
 def _ufunc_module(uf):
@@ -249,12 +358,14 @@ def _ufunc(p):
 
 
 def _add_ufuncs(p):
+    _UFAST.clear()
     if p.kind in ("unary", "binary"):
         for n in p.numpy:
             UFUNCS[n] = _ufunc(p)
 
 
 def _remove_ufuncs(p):
+    _UFAST.clear()
     for n in p.numpy:
         UFUNCS.pop(n, None)
 

@@ -159,7 +159,46 @@ _LABEL = {"add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "n
           "minimum": "np.minimum"}
 
 
+_BITWISE = ("and", "or", "xor")
+
+
+def _fast_operand(x, trace, dt, shp):
+    """x as `promote` would give it when that needs no conversion, no broadcast and no
+    constant: a traced array of `trace` with dtype `dt` and shape `shp` (its Node), or a
+    Python number next to a float dtype (as a float); else None."""
+    tx = type(x)
+    if tx is _nd.TracedNDArray or tx is _nd.TracedArray:
+        n = x._n
+        if x.weak or n.trace is not trace or n.type.dtype != dt or n.type.shape != shp:
+            return None
+        return n
+    if tx is float:
+        return x
+    if tx is int or tx is bool:
+        return float(x)
+    return None
+
+
 def binary(name, a, b, sym=None):
+    # the common case without `promote`: non-weak traced arrays of one active trace, one float
+    # dtype and one shape, or one of them with a Python number (which a float dtype keeps);
+    # what is recorded is what `promote` would record (no conversion, no broadcast)
+    ta = type(a)
+    n = a._n if ta is _nd.TracedNDArray or ta is _nd.TracedArray else None
+    if n is None:
+        tb = type(b)
+        n = b._n if (tb is _nd.TracedNDArray or tb is _nd.TracedArray) and \
+            name != "pow" else None  # (pow of a number: `full` below)
+    if n is not None and n.trace.active and name not in _BITWISE:
+        typ = n.type
+        dt = typ.dtype
+        if dt in FLOATS:
+            tr, shp = n.trace, typ.shape
+            x = _fast_operand(a, tr, dt, shp)
+            if x is not None:
+                y = _fast_operand(b, tr, dt, shp)
+                if y is not None:
+                    return _nd.TracedArray(bind(REGISTRY[name], x, y), False)
     label = f"`{sym}` ({_LABEL.get(name, name)})" if sym else _LABEL.get(name, name)
     (x, y), dt, weak = promote([a, b], label, to_float=name == "div")
     if name in ("and", "or", "xor") and dt in FLOATS:  # bitwise: NumPy has no float loop either
@@ -172,6 +211,12 @@ def binary(name, a, b, sym=None):
 
 
 def unary(name, a, to_float=False):
+    ta = type(a)
+    if (ta is _nd.TracedNDArray or ta is _nd.TracedArray) and not a.weak:
+        n = a._n
+        # a float traced array: `promote` changes nothing (see binary)
+        if n.trace.active and n.type.dtype in FLOATS and name != "not":
+            return _nd.TracedArray(bind(REGISTRY[name], n), False)
     (x,), dt, weak = promote([a], _LABEL.get(name, name), to_float)
     if name == "not" and dt in FLOATS:
         raise TypeError(f"~ (np.invert) is not supported for float operands{where_str()}; "
@@ -185,6 +230,23 @@ def matmul(a, b):
 
 
 def promote_nobroadcast(xs, to_float=False):
+    # non-weak traced arrays of one active trace and one dtype (a float one if `to_float`):
+    # their Nodes, as below (no conversion)
+    n0 = None
+    for x in xs:
+        tx = type(x)
+        if (tx is not _nd.TracedNDArray and tx is not _nd.TracedArray) or x.weak:
+            break
+        n = x._n
+        if n0 is None:
+            n0 = n
+            if not n.trace.active or (to_float and n.type.dtype not in FLOATS):
+                break
+        elif n.trace is not n0.trace or n.type.dtype != n0.type.dtype:
+            break
+    else:
+        if n0 is not None:
+            return [x._n for x in xs], n0.type.dtype, False
     trace = deepest(*xs)
     dt = result_dtype(*xs)
     if to_float and dt not in FLOATS:

@@ -8,12 +8,11 @@ the outermost level, gradients shaped and typed like their arguments.
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 
 import numpy as np
 
-from ..ir.core import EAGER, Node, const_node, new_trace, user_location
+from ..ir.core import EAGER, Node, atype_of, const_node, new_trace, user_location
 from ..ir.types import AType, dtype_name
 from . import pytree
 from .ndarray import _CONSTS, TracedArray
@@ -25,14 +24,20 @@ def _live(x):
 
 
 # --- arguments: leaves, tracing ---------------------------------------------------------------
+_TENSOR = []  # the Tensor class once imported (an import statement per call costs ~1 us)
+
+
 def tensor_cls():
     """The Tensor front's class; transforms rely only on Tensor._n and Tensor._wrap."""
+    if _TENSOR:
+        return _TENSOR[0]
     try:
         from .tensor import Tensor
     except ModuleNotFoundError as e:  # pragma: no cover - adapter while the front is absent
         if e.name != __name__.rsplit(".", 1)[0] + ".tensor":
             raise
         return None
+    _TENSOR.append(Tensor)
     return Tensor
 
 
@@ -45,6 +50,8 @@ class Leaf:
 
 
 def leaf_info(x):
+    if type(x) is np.ndarray:  # the common leaf first (one shared AType per shape and dtype)
+        return Leaf("np", x, atype_of(x), False, x)
     if isinstance(x, TracedArray):
         if x._n.trace.active:
             return Leaf("traced", x._n, x._n.type, x.weak, x)
@@ -72,14 +79,18 @@ def make_input(leaf, tr):
     return node, TracedArray(node, leaf.weak)
 
 
-@contextlib.contextmanager
-def tracing(kind):
-    with new_trace(kind) as tr:
+class tracing(new_trace):
+    """Context manager: a new trace (core.new_trace) with its table of constant leaves."""
+    __slots__ = ()
+
+    def __enter__(self):
+        tr = super().__enter__()
         _CONSTS[id(tr)] = {}
-        try:
-            yield tr
-        finally:
-            _CONSTS.pop(id(tr), None)
+        return tr
+
+    def __exit__(self, *exc):
+        _CONSTS.pop(id(self.trace), None)
+        return super().__exit__(*exc)
 
 
 class Traced:
