@@ -41,6 +41,48 @@ SECTION_INSNS = 3000
 BIG_GRAPH = 400
 BIG_SECTION_INSNS = 1000
 SECTIONED = "; adjit: sectioned\n"
+# In a big graph, a loop nest whose computation occurs at least OUTLINE_REPEATS times (the same
+# primitives, parameters, literals, shapes and dtypes over other buffers: an MLP stack's layers,
+# an unrolled RNN's steps) is built once, as an internal `noinline` function taking its
+# buffers as `noalias` pointer parameters, and called at each place (FnBuilder._emit_shared).
+# LLVM optimises one loop per distinct computation instead of one per occurrence (mlp-128:
+# ~500 loops, most of its -O3 time in LoopVectorize, became a handful).
+OUTLINE_REPEATS = 2
+
+
+class _NotPassed(Exception):
+    """A shared nest's code asked for a buffer it was not given (builder._emit_shared builds
+    it inline instead)."""
+
+
+class _NestBufs(dict):
+    """`FnBuilder.bufs` inside a shared nest's function: exactly the buffers it was passed. A
+    value that has a buffer in the calling function but was not passed raises _NotPassed
+    (never silently recomputed); values without a buffer are computed as usual."""
+
+    def __init__(self, passed, outer):
+        super().__init__(passed)
+        self.outer = outer
+
+    def _check(self, v):
+        if v in self.outer:
+            raise _NotPassed(v)
+
+    def __missing__(self, v):
+        self._check(v)
+        raise KeyError(v)
+
+    def __contains__(self, v):
+        if dict.__contains__(self, v):
+            return True
+        self._check(v)
+        return False
+
+    def get(self, v, default=None):
+        if dict.__contains__(self, v):
+            return dict.__getitem__(self, v)
+        self._check(v)
+        return default
 
 
 class _SectionBufs(dict):
@@ -111,6 +153,7 @@ class FnBuilder:
         self.math_uses = _math_uses(g, self.plan)   # (function, dtype) -> equations
         self.big = sum(1 for e in g.eqns if e not in self.plan.dead) >= BIG_GRAPH
         self.math_keep = []           # outlined math functions' vector variants
+        self._shared = {}             # nest key -> (function, work, whether it checks)
 
     # --- function skeleton ------------------------------------------------------------------
     def build(self) -> str:
@@ -158,6 +201,7 @@ class FnBuilder:
                 seen.add(lid)
                 units.append((lid, self.plan.loops[lid]))
         last = self._last_uses([u for _, u in units], alias)
+        shared = self._repeated_nests(units, alias) if self.big else {}
         limit = BIG_SECTION_INSNS if self.big else SECTION_INSNS
         temps = {}
         every = self.bufs   # every buffer, whichever function created its pointer
@@ -176,7 +220,9 @@ class FnBuilder:
             split = None
             if dom is not None and not (len(unit) == 1 and unit[0].outvars[0] in alias):
                 split = parallel.plan_split(self, unit, dom)
-            if split is not None or (len(unit) > 1 and self.vectorises(unit, dom)):
+            if split is None and lid in shared and self._emit_shared(unit, dom, *shared[lid]):
+                pass  # a call of the nest's shared function
+            elif split is not None or (len(unit) > 1 and self.vectorises(unit, dom)):
                 self.emit_loop(unit, dom, split)
             else:  # each root its own nest (in program order: they read each other's buffers)
                 for e in unit:
@@ -204,6 +250,121 @@ class FnBuilder:
         self._entry(body, n_args)
         mathlib.keep_alive(self.module, self.math_keep)
         return (SECTIONED if self.n_sections else "") + str(self.module)
+
+    # --- shared nests (OUTLINE_REPEATS) ----------------------------------------------------------
+    def _repeated_nests(self, units, alias):
+        """{loop id: (key, buffer vars)} of the units whose computation (`_nest_key`) occurs
+        at least OUTLINE_REPEATS times: elementwise, index-map and reduction roots only (no
+        kernel, guard or several results)."""
+        pos = {e: i for i, e in enumerate(self.g.eqns)}
+        keys, count = {}, {}
+        for lid, unit in units:
+            if not all(len(e.outvars) == 1 and e.outvars[0] not in alias and
+                       (self.low[e.prim.name].kind in ("ew", "index") or e.prim.name in REDUCE)
+                       for e in unit):
+                continue
+            key, vs = self._nest_key(unit, self.plan.domain[lid], pos)
+            keys[lid] = (key, vs)
+            count[key] = count.get(key, 0) + 1
+        return {lid: kv for lid, kv in keys.items() if count[kv[0]] >= OUTLINE_REPEATS}
+
+    def _nest_key(self, unit, domain, pos):
+        """(text, buffer vars) naming what the nest of `unit` computes with its buffers
+        renamed in order of first use: equal texts build the same code over the buffers
+        listed (in that order)."""
+        plan = self.plan
+
+        def has_buffer(v):
+            return v in plan.materialised or v not in plan.producer or v in self.bufs
+        cone, stack = set(), [x for e in unit for x in e.inputs]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, Lit) or has_buffer(x):
+                continue
+            e = plan.producer[x]
+            if e not in cone:
+                cone.add(e)
+                stack.extend(e.inputs)
+        names, bufs = {}, []
+
+        def name(x):
+            if isinstance(x, Lit):
+                return f"#{x.value!r}:{x.dtype}"
+            n = names.get(x)
+            if n is None:
+                if has_buffer(x):
+                    n = f"B{len(bufs)}:{x.type}"
+                    bufs.append(x)
+                else:
+                    n = f"t{len(names)}:{x.type}"
+                names[x] = n
+            return n
+        lines = [repr(domain)]
+        roots = set(unit)
+        for e in sorted(cone, key=pos.get) + list(unit):
+            ins = " ".join(name(x) for x in e.inputs)
+            outs = " ".join(name(v) for v in e.outvars)
+            lines.append(f"{'*' if e in roots else ''}{e.prim.name}"
+                         f"{_params_key(e.params)} {ins} -> {outs}")
+        return "\n".join(lines), bufs
+
+    def _emit_shared(self, unit, domain, key, vs):
+        """Call the shared function of the nest `key` (built on first use) on this unit's
+        buffers `vs`. False (nothing emitted) when it cannot: two of the buffers are one, or
+        the nest's code needs what a shared function does not have (then it is built
+        inline)."""
+        ptrs, seen = [], set()
+        for v in vs:
+            buf = self.bufs.get(v)
+            if buf is None:
+                return False
+            o = self.origin.get(id(buf.ptr), ("ptr", id(buf.ptr)))
+            if o in seen:  # one buffer under two names: noalias would be wrong
+                return False
+            seen.add(o)
+            ptrs.append(buf.ptr)
+        if key not in self._shared:
+            fn = ir.Function(self.module, ir.FunctionType(I32, [PTR] * len(vs)),
+                             f"{self.symbol}_nest{len(self._shared)}")
+            fn.linkage = "internal"
+            fn.attributes.add("noinline")
+            fn.attributes.add("nounwind")
+            for a in fn.args:
+                a.add_attribute("noalias")
+            outer = self.bufs
+            saved = self.enter_function(fn)
+            saved_ws, self.ws = self.ws, None  # no workspace slices of its own
+            work = self.work
+            self.bufs = _NestBufs({v: Buf(a, v.type) for v, a in zip(vs, fn.args)}, outer)
+            try:
+                if len(unit) > 1 and self.vectorises(unit, domain):
+                    self.loop_unit(unit, domain)
+                else:
+                    for e in unit:
+                        self.emit_eqn(e, self.bufs[e.outvars[0]])
+                checks = bool(self._fail_bbs)
+                self.b.ret(ir.Constant(I32, STATUS_OK))
+            except Exception:  # noqa: BLE001 - built inline instead (the same code as before)
+                self.leave_function(saved)
+                self.ws = saved_ws
+                self.work = work
+                del self.module.globals[fn.name]
+                self._shared[key] = None
+                return False
+            self.leave_function(saved)
+            self.ws = saved_ws
+            self._shared[key] = (fn, self.work - work, checks)
+            self.work -= self._shared[key][1]  # counted below, as for every later call
+        hit = self._shared[key]
+        if hit is None:
+            return False
+        fn, work, checks = hit
+        self.work += work
+        st = self.b.call(fn, ptrs)
+        if checks:
+            self.fail_unless(self.b.icmp_unsigned("==", st, ir.Constant(I32, STATUS_OK)), None,
+                             status_value=st)
+        return True
 
     @staticmethod
     def _insns(fn):
@@ -685,6 +846,21 @@ def _math_uses(g, plan):
             key = (name, operand_dtypes(e)[0] if e.inputs else None)
             uses[key] = uses.get(key, 0) + 1
     return uses
+
+
+def _params_key(params):
+    """Equation parameters as text for a nest key (arrays by their bytes: repr elides)."""
+    if not params:
+        return ""
+    parts = []
+    for k in sorted(params):
+        v = params[k]
+        if isinstance(v, np.ndarray):
+            import hashlib
+            v = (v.dtype.str, v.shape, hashlib.sha256(np.ascontiguousarray(v).tobytes())
+                 .hexdigest())
+        parts.append(f"{k}={v!r}")
+    return "[" + ", ".join(parts) + "]"
 
 
 def _itemsize(v):
