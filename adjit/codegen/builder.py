@@ -41,6 +41,12 @@ SECTION_INSNS = 3000
 BIG_GRAPH = 400
 BIG_SECTION_INSNS = 1000
 SECTIONED = "; adjit: sectioned\n"
+# A graph with more than WIDE_ARGS buffers (inputs, constants, outputs, workspace) is built
+# with a body taking the `void **args` array, its code in sections that get only the buffers
+# they use: thousands of parameters (an MLP of 1,000 layers: a weight and a gradient each) made
+# code generation quadratic (instruction selection clusters every load of an incoming
+# argument with every other: mlp-1000 3.1 s of 3.6 s; the entries' loads likewise).
+WIDE_ARGS = 128
 # In a big graph, a loop nest whose computation occurs at least OUTLINE_REPEATS times (the same
 # primitives, parameters, literals, shapes and dtypes over other buffers: an MLP stack's layers,
 # an unrolled RNN's steps) is built once, as an internal `noinline` function taking its
@@ -159,7 +165,11 @@ class FnBuilder:
     def build(self) -> str:
         g = self.g
         n_args = len(g.invars) + len(g.constvars) + len(g.outvars) + 1
-        body_ty = ir.FunctionType(I32, [PTR] * n_args)
+        # a graph of more than WIDE_ARGS buffers: the body takes the `void **args` array and
+        # its code runs in sections (each given, as noalias parameters, the buffers it uses)
+        wide = self.wide = n_args > WIDE_ARGS
+        self._sec_type = ir.FunctionType(I32, [PTR] * n_args)
+        body_ty = ir.FunctionType(I32, [PTR]) if wide else self._sec_type
         body = ir.Function(self.module, body_ty, f"{self.symbol}_body")
         body.linkage = "internal"
         body.attributes.add("noinline")  # one copy, shared by both entries
@@ -173,7 +183,8 @@ class FnBuilder:
         self.loops = Loops(self.b, self.big)
         self.math = mathlib.Math(self.b)
         self._fail_bbs = {}
-        args = list(body.args)
+        # wide: placeholders, never in the code (sections translate them to their parameters)
+        args = [ir.Argument(body, PTR) for _ in range(n_args)] if wide else list(body.args)
         vs = list(g.invars) + list(g.constvars)
         for k, a in enumerate(args):
             self.origin[id(a)] = ("arg", k)
@@ -207,7 +218,7 @@ class FnBuilder:
         every = self.bufs   # every buffer, whichever function created its pointer
         section = None      # (function, what enter_function saved) while building a section
         for i, (lid, unit) in enumerate(units):
-            if section is None and (self.n_sections or self._insns(body) > limit):
+            if section is None and (wide or self.n_sections or self._insns(body) > limit):
                 section = self._open_section(body, every)
             for e in unit:
                 for v in e.outvars:  # several: a kernel with several results
@@ -237,14 +248,21 @@ class FnBuilder:
             if section is not None and self._insns(self.fn) > limit:
                 self._close_section(section, every)
                 section = None
-        if section is not None:
+        if wide:  # the copies below run in a section too
+            if section is None:
+                section = self._open_section(body, every)
+        elif section is not None:
             self._close_section(section, every)
-        if self.n_sections:
+            section = None
+        if self.n_sections and section is None:
             self.bufs = _SectionBufs(self, every, list(body.args))
         for i, v in enumerate(g.outvars):
-            if isinstance(v, Lit) or self.bufs[v].ptr is not outs[i]:
+            if isinstance(v, Lit) or every[v].ptr is not outs[i]:
                 # an input, a constant, a literal or a value returned twice: copy it
-                self.copy_into(v, Buf(outs[i], out_type(v)))
+                out = Buf(outs[i], out_type(v))
+                self.copy_into(v, self.bufs._translate(out) if wide else out)
+        if section is not None:
+            self._close_section(section, every)
         self.b.ret(ir.Constant(I32, STATUS_OK))
         ir.IRBuilder(self.alloca_bb).branch(start)
         self._entry(body, n_args)
@@ -374,7 +392,7 @@ class FnBuilder:
         """Continue the body in a new section function (same parameters, noalias, status)."""
         k = self.n_sections
         self.n_sections += 1
-        fn = ir.Function(self.module, body.function_type, f"{self.symbol}_sec{k}")
+        fn = ir.Function(self.module, self._sec_type, f"{self.symbol}_sec{k}")
         fn.linkage = "internal"
         fn.attributes.add("noinline")  # else -O3 inlines it back (one caller)
         fn.attributes.add("nounwind")
@@ -395,11 +413,23 @@ class FnBuilder:
         self.ws = saved_ws
         self.bufs = every
         body = self.fn
-        st = self.b.call(fn, list(body.args))
+        keep = _used_args(fn)
+        fn.args = tuple(fn.args[k] for k in keep)
+        fn.ftype = ir.FunctionType(I32, [a.type for a in fn.args])
+        fn.type = fn.ftype.as_pointer()
+        if self.wide:  # the pointers it uses, read from the args array just before the call
+            arr = body.args[0]
+            ptrs = [self.b.load(self.b.gep(arr, [i64(k)], inbounds=True, source_etype=PTR),
+                                typ=PTR) for k in keep]
+        else:
+            ptrs = [body.args[k] for k in keep]
+        st = self.b.call(fn, ptrs)
         self.fail_unless(self.b.icmp_unsigned("==", st, ir.Constant(I32, STATUS_OK)), None,
                          status_value=st)
 
     def _entry(self, body, n_args):
+        if self.wide:
+            return self._wide_entry(body, n_args)
         # <symbol>(void **args): the documented ABI.
         fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), self.symbol)
         fn.attributes.add("nounwind")
@@ -446,6 +476,61 @@ class FnBuilder:
             b.call(restore, [ts])
         else:
             st = b.call(body, ptrs)
+        res = b.load(b.gep(fn.args[0], [b.add(i64(items), b.mul(b.zext(st, I64), i64(8)))],
+                           inbounds=True, source_etype=I8), typ=PTR)
+        b.store(b.add(b.load(res, typ=I64), i64(1)), res)   # Py_INCREF
+        b.ret(res)
+
+    def _wide_entry(self, body, n_args):
+        """The three entries of a wide graph (WIDE_ARGS): the body takes the pointer array;
+        the tuple and fastcall entries fill one on their stack in a loop (not thousands of
+        loads in one block)."""
+        fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), self.symbol)
+        fn.attributes.add("nounwind")
+        b = ir.IRBuilder(fn.append_basic_block())
+        b.ret(b.call(body, [fn.args[0]]))
+        items, data = PY_ABI
+
+        def gather(fn, b, objs):
+            """A stack array of the arrays' data pointers; objs: PyObject *[n_args]."""
+            arr = b.alloca(PTR, size=i64(n_args))
+            head = fn.append_basic_block("copy")
+            loop = fn.append_basic_block("copy.body")
+            done = fn.append_basic_block("copy.done")
+            entry = b.block
+            b.branch(head)
+            b.position_at_end(head)
+            i = b.phi(I64)
+            i.add_incoming(i64(0), entry)
+            b.cbranch(b.icmp_signed("<", i, i64(n_args)), loop, done)
+            b.position_at_end(loop)
+            obj = b.load(b.gep(objs, [i], inbounds=True, source_etype=PTR), typ=PTR)
+            ptr = b.load(b.gep(obj, [i64(data)], inbounds=True, source_etype=I8), typ=PTR)
+            b.store(ptr, b.gep(arr, [i], inbounds=True, source_etype=PTR))
+            i.add_incoming(b.add(i, i64(1)), loop)
+            b.branch(head)
+            b.position_at_end(done)
+            return arr
+        fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), self.symbol + "_py")
+        fn.attributes.add("nounwind")
+        b = ir.IRBuilder(fn.append_basic_block())
+        objs = b.gep(fn.args[0], [i64(items)], inbounds=True, source_etype=I8)
+        b.ret(b.call(body, [gather(fn, b, objs)]))
+        fn = ir.Function(self.module, ir.FunctionType(PTR, [PTR, PTR, I64]),
+                         self.symbol + "_fc")
+        fn.attributes.add("nounwind")
+        b = ir.IRBuilder(fn.append_basic_block())
+        arr = gather(fn, b, fn.args[1])
+        if self.releases_gil():
+            save = ir.Function(self.module, ir.FunctionType(PTR, []), "adjit_PyEval_SaveThread")
+            restore = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR]),
+                                  "adjit_PyEval_RestoreThread")
+            self.imports.update(("PyEval_SaveThread", "PyEval_RestoreThread"))
+            ts = b.call(save, [])
+            st = b.call(body, [arr])
+            b.call(restore, [ts])
+        else:
+            st = b.call(body, [arr])
         res = b.load(b.gep(fn.args[0], [b.add(i64(items), b.mul(b.zext(st, I64), i64(8)))],
                            inbounds=True, source_etype=I8), typ=PTR)
         b.store(b.add(b.load(res, typ=I64), i64(1)), res)   # Py_INCREF
@@ -846,6 +931,26 @@ def _math_uses(g, plan):
             key = (name, operand_dtypes(e)[0] if e.inputs else None)
             uses[key] = uses.get(key, 0) + 1
     return uses
+
+
+def _used_args(fn):
+    """Positions of the parameters of `fn` its code uses. A section is built with every
+    parameter of the body and keeps only these: thousands of unused pointer parameters (an
+    MLP of 1,000 layers: one per weight and gradient) in each section and call made LLVM's
+    interprocedural passes superlinear (CalledValuePropagation 8.3 s of mlp-1000's 10.9 s)."""
+    pos = {id(a): k for k, a in enumerate(fn.args)}
+    used = set()
+    for bb in fn.blocks:
+        for ins in bb.instructions:
+            for op in ins.operands:
+                k = pos.get(id(op))
+                if k is not None:
+                    used.add(k)
+            for val, _ in getattr(ins, "incomings", ()):
+                k = pos.get(id(val))
+                if k is not None:
+                    used.add(k)
+    return sorted(used)
 
 
 def _params_key(params):
