@@ -47,13 +47,17 @@ SECTIONED = "; adjit: sectioned\n"
 # code generation quadratic (instruction selection clusters every load of an incoming
 # argument with every other: mlp-1000 3.1 s of 3.6 s; the entries' loads likewise).
 WIDE_ARGS = 128
-# In a big graph, a loop nest whose computation occurs at least OUTLINE_REPEATS times (the same
-# primitives, parameters, literals, shapes and dtypes over other buffers: an MLP stack's layers,
-# an unrolled RNN's steps) is built once, as an internal `noinline` function taking its
-# buffers as `noalias` pointer parameters, and called at each place (FnBuilder._emit_shared).
+# In a graph of at least SHARE_MIN live equations, a loop nest whose computation occurs at
+# least OUTLINE_REPEATS times (the same primitives, parameters, literals, shapes and dtypes
+# over other buffers: an MLP stack's layers, an unrolled RNN's steps) is built once, as an
+# internal `noinline` function taking its buffers as `noalias` pointer parameters, and called
+# at each place (FnBuilder._emit_shared).
 # LLVM optimises one loop per distinct computation instead of one per occurrence (mlp-128:
 # ~500 loops, most of its -O3 time in LoopVectorize, became a handful).
+# Graphs of fewer live equations (every `adjit bench` workload: 6-87) keep every nest inline:
+# their compile is short, and their lowered code stays what it was (no call per nest).
 OUTLINE_REPEATS = 2
+SHARE_MIN = 100
 
 
 class _NotPassed(Exception):
@@ -157,7 +161,8 @@ class FnBuilder:
         self.origin = {}              # id(buffer pointer) -> ("arg", i) | ("ws", offset)
         self.n_sections = 0
         self.math_uses = _math_uses(g, self.plan)   # (function, dtype) -> equations
-        self.big = sum(1 for e in g.eqns if e not in self.plan.dead) >= BIG_GRAPH
+        self.live = sum(1 for e in g.eqns if e not in self.plan.dead)
+        self.big = self.live >= BIG_GRAPH
         self.math_keep = []           # outlined math functions' vector variants
         self._shared = {}             # nest key -> (function, work, whether it checks)
 
@@ -212,7 +217,7 @@ class FnBuilder:
                 seen.add(lid)
                 units.append((lid, self.plan.loops[lid]))
         last = self._last_uses([u for _, u in units], alias)
-        shared = self._repeated_nests(units, alias) if self.big else {}
+        shared = self._repeated_nests(units, alias) if self.live >= SHARE_MIN else {}
         limit = BIG_SECTION_INSNS if self.big else SECTION_INSNS
         temps = {}
         every = self.bufs   # every buffer, whichever function created its pointer
