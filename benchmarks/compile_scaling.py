@@ -122,7 +122,7 @@ def lstm(n, xp):
 
 FAMILIES = {"chain": chain, "mlp": mlp, "lstm": lstm}
 # sizes are the builders' parameter: chain equations, MLP layers, LSTM steps; bench: workloads
-SIZES = {"chain": [100, 300, 1000, 3000, 10000], "mlp": [2, 8, 32, 128, 256],
+SIZES = {"chain": [100, 300, 1000, 3000, 10000], "mlp": [2, 8, 32, 128, 256, 1000],
          "lstm": [5, 15, 50, 150],
          "bench": ["W1", "W2", "W3", "W3g", "W4", "W5", "W6", "W7", "W8", "W9", "W10"]}
 ALL_FAMILIES = ("chain", "mlp", "lstm", "bench")
