@@ -14,6 +14,8 @@ entries (`void **args`, a Python tuple, METH_FASTCALL) only unpack their argumen
 """
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 from llvmlite import ir
 
@@ -220,6 +222,7 @@ class FnBuilder:
         shared = self._repeated_nests(units, alias) if self.live >= SHARE_MIN else {}
         limit = BIG_SECTION_INSNS if self.big else SECTION_INSNS
         temps = {}
+        dies = {}           # unit index -> temporaries whose last use it is
         every = self.bufs   # every buffer, whichever function created its pointer
         section = None      # (function, what enter_function saved) while building a section
         for i, (lid, unit) in enumerate(units):
@@ -232,6 +235,7 @@ class FnBuilder:
                     elif v not in self.bufs:
                         temps[v] = self.temp(v.type.size * _itemsize(v))
                         self.bufs[v] = Buf(temps[v][0], v.type)
+                        dies.setdefault(max(last.get(v, i), i), []).append(v)
             dom = self.plan.domain[lid]
             split = None
             if dom is not None and not (len(unit) == 1 and unit[0].outvars[0] in alias):
@@ -248,7 +252,7 @@ class FnBuilder:
                         self.low[e.prim.name].fn(self, e, [self.bufs[v] for v in e.outvars])
                     elif e.outvars[0] not in alias:
                         self.emit_eqn(e, self.bufs[e.outvars[0]])
-            for v in [v for v in temps if last.get(v, i) <= i]:
+            for v in dies.pop(i, ()):  # (by the unit of their last use: not a scan of all)
                 self.release(*temps.pop(v)[1:])  # its space serves later temporaries
             if section is not None and self._insns(self.fn) > limit:
                 self._close_section(section, every)
@@ -613,15 +617,17 @@ class FnBuilder:
         return p, off, size
 
     def release(self, off, size):
-        blocks = sorted(self._free + [(off, size)])
-        merged = [blocks[0]]
-        for o, n in blocks[1:]:
-            po, pn = merged[-1]
-            if po + pn == o:
-                merged[-1] = (po, pn + n)
-            else:
-                merged.append((o, n))
-        self._free = merged
+        """Return a slice to the free list (sorted by offset, neighbours merged: only the new
+        slice can touch one, so it is merged with them alone)."""
+        free = self._free
+        k = bisect.bisect_left(free, (off, size))
+        if k < len(free) and off + size == free[k][0]:
+            size += free.pop(k)[1]
+        if k and free[k - 1][0] + free[k - 1][1] == off:
+            off, size = free[k - 1][0], free[k - 1][1] + size
+            free[k - 1] = (off, size)
+        else:
+            free.insert(k, (off, size))
 
     def alloca(self, typ, count=None):
         b = ir.IRBuilder(self.alloca_bb)
