@@ -376,3 +376,25 @@ def test_index_check_inside_a_shared_nest_fails_the_call():
     bad[3] = 99
     with pytest.raises(IndexError):
         cg([x, bad])
+
+
+def test_unused_math_vector_variants_are_dropped_before_code_generation():
+    """Outlined math functions keep their 128/256/512-bit variants alive only until the loop
+    vectoriser has picked one: the variants nothing calls are deleted before code generation;
+    values stay NumPy's."""
+    from adjit.runtime import engine
+
+    def f(x):
+        for i in range(6):
+            x = np.sin(x) * (1.0 + 1e-3 * i) + 0.25
+        return x
+    x = np.linspace(-2, 2, 256)
+    g = optimize(adjit.make_ir(f)(x))
+    text, _ = lower(g)
+    assert text.count('define internal <') == 3  # v2, v4, v8 of sin
+    opt = str(engine.optimize(text, "variants"))
+    defined = set(re.findall(r"define internal <\d+ x double> @\"?(adjit_math_sin_f64_v\d)", opt))
+    called = set(re.findall(r"call [^@]*@\"?(adjit_math_sin_f64_v\d)", opt))
+    assert called and defined == called, (defined, called)
+    assert "llvm.compiler.used" not in opt
+    np.testing.assert_allclose(compile_graph(g)([x])[0], f(x), rtol=1e-12, atol=1e-14)
