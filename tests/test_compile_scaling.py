@@ -291,3 +291,110 @@ def test_graph_calls_outlined_math_when_it_uses_a_function_often(monkeypatch):
     inlined = compile_graph(g2)([a, b])[0]
     np.testing.assert_array_equal(got.view(np.uint64), inlined.view(np.uint64))
     np.testing.assert_allclose(got, f(a, b), rtol=1e-12, atol=3e-7)  # (f32 tanh: its ulps)
+
+
+# --- repeated nests built once, wide graphs (compile time of MLP stacks) -----------------------
+def _mlp_stack(xp, layers):
+    def f(Ws, X, T):
+        h = X
+        for W in Ws:
+            h = xp.tanh(h @ W)
+        return xp.sum((h - T) ** 2)
+    return f
+
+
+def _mlp_inputs(layers, width=8, batch=4):
+    rng = np.random.default_rng(3)
+    Ws = tuple(rng.standard_normal((width, width)) / 2 for _ in range(layers))
+    return Ws, rng.standard_normal((batch, width)), rng.standard_normal((batch, width))
+
+
+def _mlp_check_against_jax(layers, cg, g, Ws, X, T):
+    jax = require("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    jv, jgs = jax.value_and_grad(_mlp_stack(jnp, layers))(Ws, X, T)
+    args = [*Ws, X, T, np.array(1.0)][:len(g.invars)]
+    for outs in (cg(args), cg._call(args), cg.run_pointers(args)):  # the three entries
+        np.testing.assert_allclose(outs[0], float(jv), rtol=1e-12)
+        for a, b in zip(outs[1:], jgs):
+            np.testing.assert_allclose(a, np.asarray(b), rtol=1e-10, atol=1e-13)
+
+
+def test_repeated_nests_are_built_once_and_called():
+    """An MLP stack's layers are the same loop nests over other buffers: each distinct nest is
+    one internal function, called once per layer (LLVM optimises a handful of loops instead of
+    several per layer); results stay JAX's."""
+    layers = 24
+    Ws, X, T = _mlp_inputs(layers)
+    g = optimize(vjp_graph(adjit.make_ir(_mlp_stack(np, layers))(Ws, X, T),
+                           wrt=list(range(layers))))
+    assert len(g.eqns) >= builder.SHARE_MIN
+    text, _ = lower(g)
+    nests = [n for n in _function_sizes(text) if "_nest" in n]
+    calls = sum(text.count(f'call i32 @"{n}"') for n in nests)
+    assert 2 <= len(nests) <= 8, nests
+    assert calls >= 3 * layers // 2, calls  # (the first and last layers differ)
+    _mlp_check_against_jax(layers, compile_graph(g), g, Ws, X, T)
+
+
+def test_wide_graph_body_takes_the_argument_array():
+    """More than WIDE_ARGS buffers (here 2 per layer): the body takes the `void **args`
+    array and each section only the buffers it uses, instead of every section and call
+    carrying thousands of parameters (LLVM's time was quadratic in them)."""
+    layers = 80
+    Ws, X, T = _mlp_inputs(layers)
+    g = optimize(vjp_graph(adjit.make_ir(_mlp_stack(np, layers))(Ws, X, T),
+                           wrt=list(range(layers))))
+    n_args = len(g.invars) + len(g.constvars) + len(g.outvars) + 1
+    assert n_args > builder.WIDE_ARGS
+    text, _ = lower(g)
+    head = next(line for line in text.splitlines() if '@"adjit_entry_body"(' in line)
+    assert head.count("ptr") == 1, head[:200]
+    sections = [line for line in text.splitlines()
+                if line.startswith("define") and "_sec" in line]
+    assert sections and all(line.count("ptr noalias") < n_args // 2 for line in sections)
+    _mlp_check_against_jax(layers, compile_graph(g), g, Ws, X, T)
+
+
+def test_index_check_inside_a_shared_nest_fails_the_call():
+    """A repeated nest that gathers checks its indices in the shared function: an index out
+    of range still fails the call (IndexError), in range the values are NumPy's."""
+    def f(x, idx):
+        for _ in range(40):
+            x = np.tanh(x[idx] * 1.5 + 0.5)
+        return x
+    x = np.linspace(-1, 1, 16)
+    idx = np.arange(16)[::-1].copy()
+    g = optimize(adjit.make_ir(f)(x, idx))
+    assert len(g.eqns) >= builder.SHARE_MIN
+    text, _ = lower(g)
+    assert '_nest0"' in text
+    cg = compile_graph(g)
+    np.testing.assert_allclose(cg([x, idx])[0], f(x, idx), rtol=1e-13)
+    bad = idx.copy()
+    bad[3] = 99
+    with pytest.raises(IndexError):
+        cg([x, bad])
+
+
+def test_unused_math_vector_variants_are_dropped_before_code_generation():
+    """Outlined math functions keep their 128/256/512-bit variants alive only until the loop
+    vectoriser has picked one: the variants nothing calls are deleted before code generation;
+    values stay NumPy's."""
+    from adjit.runtime import engine
+
+    def f(x):
+        for i in range(6):
+            x = np.sin(x) * (1.0 + 1e-3 * i) + 0.25
+        return x
+    x = np.linspace(-2, 2, 256)
+    g = optimize(adjit.make_ir(f)(x))
+    text, _ = lower(g)
+    assert text.count('define internal <') == 3  # v2, v4, v8 of sin
+    opt = str(engine.optimize(text, "variants"))
+    defined = set(re.findall(r"define internal <\d+ x double> @\"?(adjit_math_sin_f64_v\d)", opt))
+    called = set(re.findall(r"call [^@]*@\"?(adjit_math_sin_f64_v\d)", opt))
+    assert called and defined == called, (defined, called)
+    assert "llvm.compiler.used" not in opt
+    np.testing.assert_allclose(compile_graph(g)([x])[0], f(x), rtol=1e-12, atol=1e-14)

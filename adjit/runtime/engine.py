@@ -153,10 +153,28 @@ def optimize(ir_text: str, what: str):
             mod.verify()
             pb = e.pass_builder(sectioned)
             pb.getModulePassManager().run(mod, pb)
+            _drop_unused_kept(e, mod, pb)
             mod.adjit_sectioned = sectioned
             return mod
         except Exception as exc:  # llvmlite raises RuntimeError with LLVM's message
             raise CompileError(what, _first_lines(exc)) from None
+
+
+def _drop_unused_kept(e, mod, pb):
+    """The vector variants of outlined math functions are kept alive through the pipeline
+    (`@llvm.compiler.used`, codegen/mathlib.py keep_alive) only so that the loop vectoriser
+    can call them: once it has, the list is released and the variants nothing calls are
+    deleted before code generation (chain-100: code generation 30 -> 18 ms, half the object
+    code)."""
+    try:
+        gv = mod.get_global_variable("llvm.compiler.used")
+    except NameError:
+        return
+    gv.name = "adjit.kept"
+    gv.linkage = "private"
+    mpm = e.llvm.create_new_module_pass_manager()
+    mpm.add_global_dead_code_eliminate_pass()
+    mpm.run(mod, pb)
 
 
 def emit_object(mod, what: str) -> bytes:
