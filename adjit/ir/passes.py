@@ -335,7 +335,7 @@ def _identities(e, ins, defs):
         inner = _producer(ins[0], defs, "neg")
         return _same(inner.inputs[0], out) if inner else None
     if name == "dot_general":
-        return _dot_identity(e, ins, defs, out)
+        return _dot_identity(e, ins, defs, out) or _outer_product(e, ins, out)
     if name == "convert_element_type":
         return _same(ins[0], out)
     if name == "reshape":
@@ -353,8 +353,6 @@ def _identities(e, ins, defs):
                 return _same(x, out)
             return [Eqn(e.prim, [x], {"perm": perm}, [out], e.loc)]
         return None
-    if name == "dot_general":
-        return _outer_product(e, ins, out)
     if name == "broadcast_in_dim":
         if tuple(p["dims"]) == tuple(range(len(p["shape"]))) and _same(ins[0], out):
             return ins[0]  # same shape, axes in place: the identity
