@@ -613,3 +613,48 @@ def test_native_tier_compiles_here_when_the_worker_cannot_run(monkeypatch, tmp_p
     assert cache.STATS["compiles"] == before["compiles"] + 1
     assert background._SYNC_COMPILER.started >= 1
     _close(runtime.run_graph(g, args), want)
+
+
+def test_sending_while_the_worker_writes_answers_does_not_deadlock(monkeypatch):
+    # A worker that reads two requests, then writes both answers (the second bigger than a
+    # pipe's buffer) before reading more; meanwhile a third, big request is being written.
+    # With the compiler's bookkeeping lock held across that write, the reader thread (which
+    # needs the lock after the first answer) stopped draining the worker's output, the worker
+    # blocked writing the second answer and never read the third request: every thread of
+    # the process that touched the compiler hung (seen in a full test run).
+    import sys
+    import threading
+    import time
+    from adjit.runtime import background
+    code = ("import sys, time\n"
+            "from adjit.runtime.worker import read_message, write_message\n"
+            "inp, out = sys.stdin.buffer, sys.stdout.buffer\n"
+            "a, b = read_message(inp), read_message(inp)\n"
+            "time.sleep(0.5)\n"
+            "write_message(out, (a[0], 'ok', a[1], b'x', {}))\n"
+            "write_message(out, (b[0], 'ok', b[1], b'y' * (1 << 21), {}))\n"
+            "while True:\n"
+            "    m = read_message(inp)\n"
+            "    if m is None:\n"
+            "        break\n"
+            "    write_message(out, (m[0], 'ok', m[1][1], b'z', {}))\n")
+    monkeypatch.setattr(background, "WORKER_COMMAND", [sys.executable, "-c", code])
+    comp = background.Compiler(nice=0)
+    try:
+        got = {}
+
+        def ask(name, payload=None):
+            got[name] = comp.request(name, payload)  # as compile_llvm / compile_graph_object
+        threads = []
+        for name, payload in (("a", None), ("b", None), ("c", ("llvm", "c", "p" * (1 << 21), {}))):
+            threads.append(threading.Thread(target=ask, args=(name, payload), daemon=True))
+            threads[-1].start()
+            time.sleep(0.1)  # sent in this order
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads), "a request never answered: deadlock"
+        assert [got[k].state for k in "abc"] == ["ready"] * 3
+        assert len(got["b"].obj) == 1 << 21 and got["c"].obj == b"z"
+    finally:
+        if comp._proc is not None:  # not comp.kill(): a deadlocked compiler holds its lock
+            comp._proc.kill()

@@ -89,8 +89,7 @@ class Job:
                 # again by the worker (the job stays pending: a waiting caller gets the code)
                 cache._reject(cache._path(cache.disk_key(okey)), exc)
                 self.fresh = True
-                with owner._lock:
-                    owner._send(self)
+                owner._send(self)
                 return
             self.finish("error", message=f"linking failed: {exc}")
             return
@@ -131,7 +130,8 @@ def _worker_usable():
 class Compiler:
     def __init__(self, nice=10):
         self.nice = nice     # the worker's niceness (10: background; 0: a caller waits)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()    # bookkeeping: never held while writing to the worker
+        self._wlock = threading.Lock()   # one message at a time on the worker's input
         self._proc = None
         self._ids = itertools.count()
         self._waiting = {}   # request id -> Job
@@ -155,8 +155,7 @@ class Compiler:
         the finished _Request."""
         for _ in range(2):
             req = _Request(skey, payload)
-            with self._lock:
-                self._send(req)
+            self._send(req)
             req.done.wait()
             if req.state != "lost":
                 break
@@ -178,8 +177,7 @@ class Compiler:
             # the entry is keyed by the optimised structure, which the worker computes: it
             # looks the entry up itself (this process then needs no cache key, so no
             # digest of the code generator's files and no CPU probe)
-            with self._lock:
-                self._send(job)
+            self._send(job)
             return
         key = cache.disk_key(job.skey)
         hit = cache.read_entry(key)
@@ -193,26 +191,34 @@ class Compiler:
             else:
                 job.finish("ready", cg)
                 return
-        with self._lock:
-            self._send(job)
+        self._send(job)
 
     def _send(self, job):
+        """Send `job` (or a request) to the worker. `_lock` guards only the bookkeeping: the
+        write, which blocks while the worker's pipe is full, holds `_wlock` alone. Holding
+        `_lock` there deadlocked: the worker, blocked writing an answer, stops reading its
+        input, and the reader thread that would drain that answer waits for `_lock`."""
         from .cache import trusted_cache_dir
+        folder = trusted_cache_dir()
         for _ in range(2):
-            proc = self._proc
-            if proc is None or proc.poll() is not None:
-                proc = self._start()
-            rid = next(self._ids)
-            self._waiting[rid] = job
+            with self._lock:
+                proc = self._proc
+                if proc is None or proc.poll() is not None:
+                    proc = self._start()
+                rid = next(self._ids)
+                self._waiting[rid] = job
             try:
                 # the cache folder of this request: ADJIT_CACHE_DIR may change after the
                 # worker started (tests do), and the worker writes the entry there; None
                 # when this process does not trust it (then nothing is written)
-                write_message(proc.stdin, (rid, job.payload, trusted_cache_dir()))
+                with self._wlock:
+                    write_message(proc.stdin, (rid, job.payload, folder))
                 return
             except (BrokenPipeError, OSError, ValueError):
-                self._waiting.pop(rid, None)
-                self._proc = None
+                with self._lock:
+                    self._waiting.pop(rid, None)
+                    if self._proc is proc:
+                        self._proc = None
         job.finish("lost", message="the compile worker could not be started")
 
     def _start(self):
