@@ -47,9 +47,12 @@ def test_bad_sizes_are_refused(cs, spec, match):
 
 
 def test_bad_sizes_exit_with_a_usage_error(cs, capsys):
+    import os
+    tier = os.environ.get("ADJIT_TIER")
     with pytest.raises(SystemExit):
         cs.main(["--families", "chain,mlp", "--sizes", "8,32", "--no-jax"])
     assert "name the family" in capsys.readouterr().err
+    assert os.environ.get("ADJIT_TIER") == tier  # main() refused before touching the process
 
 
 def test_bench_family_compiles_the_workloads_steady_state_graphs(cs):
