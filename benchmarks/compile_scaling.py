@@ -173,8 +173,7 @@ def adjit_compile(f, args, grad, profile=None):
     import adjit
     from adjit.ir.autodiff import vjp_graph
     from adjit.ir.passes import optimize
-    from adjit.codegen.lower import lower
-    from adjit.runtime import engine, cache_clear
+    from adjit.runtime import cache_clear
     cache_clear()
     gc.collect()  # the garbage of what ran before (JAX's compile) is not this compile's cost
     t = {}
@@ -196,15 +195,7 @@ def adjit_compile(f, args, grad, profile=None):
     t0 = clock()
     opt = optimize(g)
     t["passes"] = clock() - t0
-    t0 = clock()
-    text, meta = lower(opt)
-    t["lower"] = clock() - t0
-    t0 = clock()
-    mod = engine.optimize(text, "scaling")
-    t["llvm"] = clock() - t0
-    t0 = clock()
-    engine.emit_object(mod, "scaling")
-    t["codegen"] = clock() - t0
+    t.update(adjit_stages(opt))
     if prof is not None:
         prof.disable()
         import pstats

@@ -499,20 +499,7 @@ class FnBuilder:
                          typ=PTR)
             ptrs.append(b.load(b.gep(obj, [i64(data)], inbounds=True, source_etype=I8),
                                typ=PTR))
-        if self.releases_gil():
-            save = ir.Function(self.module, ir.FunctionType(PTR, []), "adjit_PyEval_SaveThread")
-            restore = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR]),
-                                  "adjit_PyEval_RestoreThread")
-            self.imports.update(("PyEval_SaveThread", "PyEval_RestoreThread"))
-            ts = b.call(save, [])
-            st = b.call(body, ptrs)
-            b.call(restore, [ts])
-        else:
-            st = b.call(body, ptrs)
-        res = b.load(b.gep(fn.args[0], [b.add(i64(items), b.mul(b.zext(st, I64), i64(8)))],
-                           inbounds=True, source_etype=I8), typ=PTR)
-        b.store(b.add(b.load(res, typ=I64), i64(1)), res)   # Py_INCREF
-        b.ret(res)
+        self._fastcall_return(fn, b, body, ptrs)
 
     def _wide_entry(self, body, n_args):
         """The three entries of a wide graph (WIDE_ARGS): the body takes the pointer array;
@@ -554,16 +541,23 @@ class FnBuilder:
         fn.attributes.add("nounwind")
         b = ir.IRBuilder(fn.append_basic_block())
         arr = gather(fn, b, fn.args[1])
+        self._fastcall_return(fn, b, body, [arr])
+
+    def _fastcall_return(self, fn, b, body, ptrs):
+        """The end of a `_fc` entry: call `body` on `ptrs` (releasing the GIL around it when
+        `releases_gil`) and return the status's object of the `self` tuple, its reference
+        count raised."""
+        items = PY_ABI[0]
         if self.releases_gil():
             save = ir.Function(self.module, ir.FunctionType(PTR, []), "adjit_PyEval_SaveThread")
             restore = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR]),
                                   "adjit_PyEval_RestoreThread")
             self.imports.update(("PyEval_SaveThread", "PyEval_RestoreThread"))
             ts = b.call(save, [])
-            st = b.call(body, [arr])
+            st = b.call(body, ptrs)
             b.call(restore, [ts])
         else:
-            st = b.call(body, [arr])
+            st = b.call(body, ptrs)
         res = b.load(b.gep(fn.args[0], [b.add(i64(items), b.mul(b.zext(st, I64), i64(8)))],
                            inbounds=True, source_etype=I8), typ=PTR)
         b.store(b.add(b.load(res, typ=I64), i64(1)), res)   # Py_INCREF
