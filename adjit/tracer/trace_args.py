@@ -98,13 +98,17 @@ class Traced:
     __slots__ = ("trace", "inputs", "leaves", "groups", "out")
 
 
-def trace_call(f, args, kwargs, select, kind):
+def trace_call(f, args, kwargs, select, kind, share=False):
     """Run f with the selected array leaves of `args` as inputs of a new trace.
 
     `select(argpos, leaf) -> bool`. `groups[argpos] = (treedef, [leaf index or None])`.
+    share=True (jit): an array (or Tensor) object selected at several places is one traced
+    value in `f` (each place is still an input), so identity (`x is y`) in `f` is identity
+    outside; the caller keys its traces by where arguments are the same object.
     """
     t = Traced()
     t.inputs, t.leaves, t.groups = [], [], {}
+    memo = {} if share else None  # id of an array object -> its traced value
     with tracing(kind) as tr:
         new_args = []
         for i, a in enumerate(args):
@@ -118,6 +122,9 @@ def trace_call(f, args, kwargs, select, kind):
                                     f"{fname(f)}: {exc}{_at()}") from None
                 if info is not None and select(i, info):
                     node, w = make_input(info, tr)
+                    if memo is not None and info.kind != "py" and \
+                            not isinstance(info.orig, np.generic):
+                        w = memo.setdefault(id(info.orig), w)
                     idx.append(len(t.inputs))
                     t.inputs.append(node)
                     t.leaves.append(info)

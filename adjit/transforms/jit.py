@@ -38,7 +38,8 @@ from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nod
                                  positional_params, to_user, trace_call)
 from .autodiff import run_graph
 from .jitargs import MAX_LEAVES, assembler, flattener, leaf_kind
-from .live import _EMPTY, Slots, random_sources, random_state, self_arrays
+from .live import (_EMPTY, NO_ARRAYS, Slots, is_tree, random_sources, random_state,
+                   self_arrays, slot_key, tree_build, tree_flat)
 from ..runtime import (Interpreted, compile_now, count_traced_call, fresh,
                        run_graph as _run_concrete)
 from .._traceback import filter_traceback
@@ -160,9 +161,17 @@ class Jitted:
                     sv = self._slots.gather()
                     if sv is None:
                         break
-                    fkey += tuple([(v.shape, v.dtype) if type(v) is _nd else _MISS
-                                   for v in sv])
+                    if self._slots.trees:  # containers: their arrays, keyed with their structure
+                        lk, sv = _tree_key(sv)
+                        if lk is None:
+                            break
+                        fkey += lk
+                    else:
+                        fkey += tuple([(v.shape, v.dtype) if type(v) is _nd else _MISS
+                                       for v in sv])
                     vals = vals + tuple(sv)
+                if len(vals) > 1 and len({*map(id, vals)}) < len(vals):
+                    fkey += (_aliases(vals),)  # an array reached twice: keyed by where
                 branches = self.fast.get(fkey)
                 if branches is None:
                     break
@@ -239,7 +248,7 @@ class Jitted:
         first = 1 if has_self else 0
         dyn = [(i, a) for i, a in enumerate(args) if i not in static and i >= first] + \
             [(k, kwargs[k]) for k in dkw]
-        tds, spec, vals, fkinds = [], [], [], []
+        tds, spec, vals, fkinds, ids = [], [], [], [], []
         for where, a in dyn:
             leaves, td = pytree.flatten(a)
             tds.append(td)
@@ -257,30 +266,48 @@ class Jitted:
                     spec.append((info.kind, type(lf) if info.kind == "py" else None,
                                  info.type.shape, info.type.dtype))
                     vals.append(info.outer)
+                    ids.append(_ident(info))
         live, skey = self._live(args, has_self)
-        lspec = []
+        lspec, lleaves = [], []  # lleaves: per live slot, the values the trace takes for it
         for where, v in live:
-            info = leaf_info(v) if v is not None and v is not _EMPTY else None
-            if info is None or info.kind == "py":
-                lspec.append(("static", ("unbound" if v is _EMPTY else type(v), None)))
+            if is_tree(v):  # a container: its arrays are inputs, its structure is keyed
+                tl = []
+                lspec.append(("tree", slot_key(v, tl, static_key)))
             else:
-                lspec.append((info.kind, "live", info.type.shape, info.type.dtype))
-                vals.append(info.outer)
+                tl = [v]
+            lleaves.append(tl)
+            for lf in tl:
+                info = leaf_info(lf) if lf is not None and lf is not _EMPTY else None
+                if info is None or info.kind == "py":
+                    lspec.append(("static", ("unbound" if lf is _EMPTY else type(lf), None)))
+                else:
+                    lspec.append((info.kind, "live", info.type.shape, info.type.dtype))
+                    vals.append(info.outer)
+                    ids.append(_ident(info))
+        # where the same array object is reached twice (two arguments, an argument and a
+        # global, two containers): the trace gives it one traced value, so it is keyed
+        al = _aliases(ids)
         key = (tuple(tds), tuple(spec), tuple(lspec), skey, tuple(sorted(static)), tuple(dkw),
                tuple(static_key(args[i], f"static argument {i}") for i in sorted(static)),
                tuple(sorted((k, static_key(v, f"static argument {k!r}"))
-                            for k, v in skw.items())))
+                            for k, v in skw.items())), al)
         branches = self.cache.setdefault(key, [])
-        if not kwargs and not has_self and all(type(v) is _nd for _, v in live):
-            fkey = self._fast_key(args, static, tds, fkinds)
+        if not kwargs and not has_self:
+            sv = [v for _, v in live]
+            if self._slots.trees:
+                lk = _tree_key(sv)[0]
+            else:
+                lk = tuple((v.shape, v.dtype) for v in sv) \
+                    if all(type(v) is _nd for v in sv) else None
+            fkey = self._fast_key(args, static, tds, fkinds) if lk is not None else None
             if fkey is not None:
-                self.fast[fkey + tuple((v.shape, v.dtype) for _, v in live)] = branches
+                self.fast[fkey + lk + ((al,) if al else ())] = branches
         hit = self._replay(branches, vals, run_graph)
         if hit is not None:
             _name_on_tape(hit[1], vals)
             return _assemble(*hit)
         self._note_retrace(branches, spec + lspec)
-        return self._trace(args, kwargs, static, dkw, skw, branches, live)
+        return self._trace(args, kwargs, static, dkw, skw, branches, live, lleaves)
 
     def _fast_key(self, args, static, tds, fkinds):
         """The hot path's key of these arguments, from their structure's generated flattener
@@ -354,7 +381,7 @@ class Jitted:
                 "variants": sum(len(b) for b in self.cache.values()),
                 "compile_seconds": secs}
 
-    def _trace(self, args, kwargs, static, dkw, skw, branches, live):
+    def _trace(self, args, kwargs, static, dkw, skw, branches, live, lleaves):
         self.traces += 1
         n, nk = len(args), len(dkw)
         f = self._func
@@ -363,7 +390,16 @@ class Jitted:
         def flat(*a):
             pos = list(a[:n])
             subst, attrs = {}, {}
-            for (where, _), v in zip(live, a[n + nk:]):
+            it, memo = iter(a[n + nk:]), {}
+            for (where, v), tl in zip(live, lleaves):
+                if is_tree(v):  # a copy of the container holding the traced values
+                    if not tl:  # no arrays: f sees the container itself
+                        continue
+                    v = tree_build(v, it, memo)
+                else:
+                    v = next(it)
+                    if v is _EMPTY:  # unbound: f's own NameError, not the sentinel
+                        continue
                 if isinstance(where, str):
                     attrs[where] = v
                 else:
@@ -383,9 +419,9 @@ class Jitted:
         rng = random_sources(f, args)
         before = [random_state(r) for _, r in rng]
         t = trace_call(flat, tuple(args) + tuple(kwargs[k] for k in dkw) +
-                       tuple(v for _, v in live),
+                       tuple(lf for tl in lleaves for lf in tl),
                        {}, lambda i, info: i not in static if i < n + nk else info.kind != "py",
-                       "jit")
+                       "jit", share=True)
         drawn = [nm for (nm, r), s in zip(rng, before) if random_state(r) != s]
         if drawn:
             warnings.warn(
@@ -446,6 +482,36 @@ class _Method:
 _NO_SELF = object()
 
 
+def _tree_key(sv):
+    """The hot path's key of the live slots' values when some may be containers, and their
+    arrays; (None, ...) when a leaf is not a plain ndarray (the general path then)."""
+    leaves = []
+    k = tuple([slot_key(v, leaves, static_key) if is_tree(v) else
+               tree_flat(v, leaves, static_key) for v in sv])
+    for lf in leaves:
+        if type(lf) is not _nd:
+            return None, leaves
+    return k, leaves
+
+
+def _ident(info):
+    """The object whose identity a leaf has in the trace (arrays and Tensors; None for
+    scalars, which are values)."""
+    return None if info.kind == "py" or isinstance(info.orig, np.generic) else info.orig
+
+
+def _aliases(objs):
+    """((position, first position of the same object), ...) of the objects reached more
+    than once (None entries skipped): () when every object is reached once."""
+    seen, out = {}, []
+    for i, v in enumerate(objs):
+        if v is not None:
+            j = seen.setdefault(id(v), i)
+            if j != i:
+                out.append((i, j))
+    return tuple(out)
+
+
 def _name_on_tape(outs, inputs):
     """A call replayed on the eager tape (Tensor arguments requiring grad) records its
     equations there, so backward works through it; name its outputs as torch.compile does:
@@ -459,6 +525,9 @@ def _name_on_tape(outs, inputs):
 def _spec_str(s):
     if s[0] == "static":
         return _key_str(s[1])
+    if s[0] == "tree":
+        return "a container without arrays" if s[1] is NO_ARRAYS else \
+            f"a {s[1][0].__name__} of another structure"
     return f"{s[3]}[{','.join(map(str, s[2]))}]"
 
 

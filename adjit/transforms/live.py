@@ -11,8 +11,17 @@ inputs of the trace, keyed by shape and dtype like arguments, and while tracing 
 runs a copy of the function whose cells / globals dict / `self` attributes hold the traced
 values instead, so `np.sum(X)` of such an array is recorded, not computed by NumPy.
 
+A slot (or an attribute of `self`) may hold a container: a tuple, list, dict or namedtuple,
+nested, of at most `MAX_TREE_LEAVES` leaves and holding an array when planned. Its arrays are
+live like a plain slot's: `tree_flat` reads them on every call, and while tracing `tree_build`
+gives the function a copy of the container (one per container object) holding the traced
+values; its other leaves are keyed by value (jit's static key). A container holding no array
+(a list `f` appends to) is never copied: `f` sees it itself, as before. jit gives every array object one traced value, however it is reached
+(an argument, two names, a container), so identity (`args[0] is a`) inside the trace is
+identity outside.
+
 Not reached (frozen: constants of the trace, bound by reference): arrays held by other
-objects or containers, and the globals of helper functions that `f` calls by name.
+objects, and the globals of helper functions that `f` calls by name.
 """
 from __future__ import annotations
 
@@ -28,14 +37,112 @@ from .._frames import is_adjit_file
 _EMPTY = object()     # an empty cell / an undefined global
 _STORES = {"STORE_GLOBAL", "DELETE_GLOBAL"}
 MAX_DEPTH = 8   # functions held in cells followed this deep (adjit wraps its transforms twice)
+MAX_TREE_LEAVES = 256  # a larger container (when planned) is not a slot: it stays frozen
+_nd = np.ndarray
 
 
 def _candidate(v):
-    """Can this slot hold a live array? Arrays and array-like NumPy scalars, and (so that a
+    """Can this slot hold a live array? Arrays and array-like NumPy scalars, containers
+    (tuple, list, dict, namedtuple, nested) of at most MAX_TREE_LEAVES leaves, and (so that a
     name bound later is seen) None and unbound slots; functions, modules, classes, numbers
     and strings are structure."""
     return v is _EMPTY or v is None or isinstance(v, (np.ndarray, np.generic)) or \
-        _is_tensor(v)
+        _is_tensor(v) or (is_tree(v) and holds_array(v) and _small_tree(v, [0], 0))
+
+
+def _live_leaf(v):
+    return isinstance(v, (np.ndarray, np.generic)) or _is_tensor(v)
+
+
+def is_tree(v):
+    """Is v a container whose arrays are live (tuple, list, dict, namedtuple)?"""
+    t = type(v)
+    return t is tuple or t is list or t is dict or (isinstance(v, tuple) and
+                                                    hasattr(t, "_fields"))
+
+
+def _children(v):
+    return v.values() if type(v) is dict else v
+
+
+def _small_tree(v, count, depth):
+    """Has container v at most MAX_TREE_LEAVES leaves, nested at most MAX_DEPTH deep?"""
+    if depth > MAX_DEPTH:
+        return False
+    for c in _children(v):
+        if is_tree(c):
+            if not _small_tree(c, count, depth + 1):
+                return False
+        else:
+            count[0] += 1
+            if count[0] > MAX_TREE_LEAVES:
+                return False
+    return True
+
+
+def holds_array(v, depth=0):
+    """Does container v hold an array (or NumPy scalar, or Tensor) somewhere inside?"""
+    if depth > MAX_DEPTH:
+        return False
+    for c in _children(v):
+        if _live_leaf(c) or (is_tree(c) and holds_array(c, depth + 1)):
+            return True
+    return False
+
+
+def tree_flat(v, leaves, static_key, depth=0):
+    """The key of container v's structure, and its live leaves appended to `leaves` (in the
+    order `tree_build` takes them). An ndarray is keyed by its shape and dtype, another live
+    leaf (NumPy scalar, ndarray subclass, Tensor) by its type (jit keys its leaves' shapes
+    and dtypes besides), any other leaf by `static_key` of its value (its identity when it
+    is not hashable); a container nested deeper than MAX_DEPTH is such a leaf."""
+    t = type(v)
+    if t is _nd:
+        leaves.append(v)
+        return (v.shape, v.dtype)
+    if depth <= MAX_DEPTH and (t is tuple or t is list or (isinstance(v, tuple) and
+                                                         hasattr(t, "_fields"))):
+        return (t, tuple([tree_flat(c, leaves, static_key, depth + 1) for c in v]))
+    if depth <= MAX_DEPTH and t is dict:
+        return (t, tuple(v), tuple([tree_flat(c, leaves, static_key, depth + 1)
+                                    for c in v.values()]))
+    if _live_leaf(v):
+        leaves.append(v)
+        return (t, None)
+    try:
+        return static_key(v, "a leaf of a container")
+    except TypeError:
+        return ("id", id(v))
+
+
+NO_ARRAYS = ("no arrays",)
+
+
+def slot_key(v, leaves, static_key):
+    """`tree_flat` of a slot's container, NO_ARRAYS when it holds no array now (then the
+    function sees the container itself, unkeyed, as it sees a global of scalars)."""
+    n = len(leaves)
+    k = tree_flat(v, leaves, static_key)
+    return k if len(leaves) > n else NO_ARRAYS
+
+
+def tree_build(v, it, memo, depth=0):
+    """A copy of container v (as `tree_flat` walked it) whose live leaves are the next values
+    of iterator `it`; `memo` (id of a container -> its copy) gives a container reached twice
+    one copy, so container identity holds inside the trace too."""
+    t = type(v)
+    if t is _nd:
+        return next(it)
+    if depth <= MAX_DEPTH and is_tree(v):
+        if t is dict:
+            new = dict(zip(v, [tree_build(c, it, memo, depth + 1) for c in v.values()]))
+        else:
+            kids = [tree_build(c, it, memo, depth + 1) for c in v]
+            new = kids if t is list else tuple(kids) if t is tuple else t(*kids)
+        return memo.setdefault(id(v), new)
+    if _live_leaf(v):
+        return next(it)
+    return v
 
 
 def _is_tensor(v):
@@ -84,6 +191,7 @@ class Slots:
 
     def __init__(self, f):
         self.readers = []   # ("cell", cell, None) | ("global", dict, name)
+        self.trees = False  # a slot held a container when planned (jit's hot path flattens)
         self.checks = []    # (reader, the function / rule object it held when planned)
         self.plan = self._plan(f, 0, set()) if isinstance(f, types.FunctionType) else None
         self.n = len(self.readers)
@@ -121,6 +229,7 @@ class Slots:
             if sub is not None:
                 p.cells.append((i, sub))
             elif _candidate(v):
+                self.trees = self.trees or is_tree(v)
                 p.cells.append((i, len(self.readers)))
                 self.readers.append(("cell", c, None))
         names, stores = [], set()
@@ -139,6 +248,7 @@ class Slots:
             if sub is not None:
                 p.gnames.append((nm, sub))
             elif _candidate(v):
+                self.trees = self.trees or is_tree(v)
                 p.gnames.append((nm, len(self.readers)))
                 self.readers.append(("global", g, nm))
         return p
@@ -216,14 +326,15 @@ def _build(p, subst):
 
 
 def self_arrays(obj, static_key):
-    """The array attributes of `self` (name -> value) and the key of the rest: its type and,
-    per other attribute, `static_key` of its value when hashable, else its identity."""
+    """The array attributes of `self` (name -> value; small containers holding arrays,
+    live as a slot's) and the key of the rest: its type and, per other attribute,
+    `static_key` of its value when hashable, else its identity."""
     d = getattr(obj, "__dict__", None)
     if not isinstance(d, dict):
         return {}, (type(obj), id(obj))
     arrays, rest = {}, []
     for k, v in d.items():
-        if isinstance(v, (np.ndarray, np.generic)) or _is_tensor(v):
+        if _live_leaf(v) or (is_tree(v) and holds_array(v) and _small_tree(v, [0], 0)):
             arrays[k] = v
         else:
             try:
