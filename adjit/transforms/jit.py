@@ -37,9 +37,9 @@ from ..tracer.frozen import FOUND
 from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nodes,
                                  positional_params, to_user, trace_call)
 from .autodiff import run_graph
-from .jitargs import MAX_LEAVES, assembler, flattener, leaf_kind
+from .jitargs import MAX_LEAVES, aliases, assembler, flattener, leaf_kind
 from .live import (_EMPTY, NO_ARRAYS, Slots, is_tree, random_sources, random_state,
-                   self_arrays, slot_key, tree_build, tree_flat)
+                   self_arrays, slot_key, tree_build)
 from ..runtime import (Interpreted, compile_now, count_traced_call, fresh,
                        run_graph as _run_concrete)
 from .._traceback import filter_traceback
@@ -121,7 +121,7 @@ class Jitted:
         # jit(obj.method): the function, with obj as its `self` (whose arrays are inputs)
         self._self = f.__self__ if isinstance(f, types.MethodType) else _NO_SELF
         self._func = f.__func__ if isinstance(f, types.MethodType) else f
-        self._slots = Slots(self._func)
+        self._slots = Slots(self._func, static_key)
         self._nslots = self._slots.n
         self.cache = {}
         self.fast = {}
@@ -157,21 +157,12 @@ class Jitted:
                 if fl is not self._flats[0]:  # a new list: other threads may iterate
                     self._flats = [fl] + [f for f in self._flats if f is not fl]
                 fkey, vals = hit
-                if self._nslots:
-                    sv = self._slots.gather()
-                    if sv is None:
+                if self._nslots:  # the live slots' arrays (live.py: generated per plan)
+                    hit = self._slots.read(vals)
+                    if hit is None:
                         break
-                    if self._slots.trees:  # containers: their arrays, keyed with their structure
-                        lk, sv = _tree_key(sv)
-                        if lk is None:
-                            break
-                        fkey += lk
-                    else:
-                        fkey += tuple([(v.shape, v.dtype) if type(v) is _nd else _MISS
-                                       for v in sv])
-                    vals = vals + tuple(sv)
-                if len(vals) > 1 and len({*map(id, vals)}) < len(vals):
-                    fkey += (_aliases(vals),)  # an array reached twice: keyed by where
+                    fkey += hit[0]
+                    vals = hit[1]
                 branches = self.fast.get(fkey)
                 if branches is None:
                     break
@@ -226,7 +217,7 @@ class Jitted:
         if self._nslots:
             sv = self._slots.gather()
             if sv is None:  # a function held in a closure cell was rebound: plan again
-                self._slots = Slots(self._func)
+                self._slots = Slots(self._func, static_key)
                 self._nslots = self._slots.n
                 sv = self._slots.gather()
             live = list(zip(self._slots.order(), sv))
@@ -286,22 +277,21 @@ class Jitted:
                     ids.append(_ident(info))
         # where the same array object is reached twice (two arguments, an argument and a
         # global, two containers): the trace gives it one traced value, so it is keyed
-        al = _aliases(ids)
+        al = aliases(ids)
         key = (tuple(tds), tuple(spec), tuple(lspec), skey, tuple(sorted(static)), tuple(dkw),
                tuple(static_key(args[i], f"static argument {i}") for i in sorted(static)),
                tuple(sorted((k, static_key(v, f"static argument {k!r}"))
                             for k, v in skw.items())), al)
         branches = self.cache.setdefault(key, [])
         if not kwargs and not has_self:
-            sv = [v for _, v in live]
-            if self._slots.trees:
-                lk = _tree_key(sv)[0]
-            else:
-                lk = tuple((v.shape, v.dtype) for v in sv) \
-                    if all(type(v) is _nd for v in sv) else None
-            fkey = self._fast_key(args, static, tds, fkinds) if lk is not None else None
-            if fkey is not None:
-                self.fast[fkey + lk + ((al,) if al else ())] = branches
+            hit = self._fast_key(args, static, tds, fkinds)
+            if hit is not None and self._nslots:  # the hot path's own reading of the slots
+                n, fkey = len(hit[1]), hit[0]
+                hit = self._slots.read(hit[1])
+                if hit is not None:
+                    hit = (fkey + hit[0],) if all(type(v) is _nd for v in hit[1][n:]) else None
+            if hit is not None:
+                self.fast[hit[0]] = branches
         hit = self._replay(branches, vals, run_graph)
         if hit is not None:
             _name_on_tape(hit[1], vals)
@@ -310,8 +300,9 @@ class Jitted:
         return self._trace(args, kwargs, static, dkw, skw, branches, live, lleaves)
 
     def _fast_key(self, args, static, tds, fkinds):
-        """The hot path's key of these arguments, from their structure's generated flattener
-        (made once per structure, see jitargs.py); None when the structure has none."""
+        """The hot path's (key, leaves) of these arguments, from their structure's generated
+        flattener (made once per structure, see jitargs.py); None when the structure has
+        none."""
         sig = (len(args), tuple((i, type(args[i])) for i in sorted(static)), tuple(tds),
                tuple(fkinds))
         fl = self._flat_sigs.get(sig, _MISS)
@@ -325,8 +316,7 @@ class Jitted:
             return None
         if fl not in self._flats:  # a new list: other threads may iterate the old one
             self._flats = ([fl] + self._flats)[:MAX_STRUCTURES]
-        hit = fl(args)
-        return hit[0] if hit is not None else None
+        return fl(args)
 
     def _replay(self, branches, vals, run):
         """(branch, outputs) of the first branch whose guards hold (moved to the front), or
@@ -482,34 +472,10 @@ class _Method:
 _NO_SELF = object()
 
 
-def _tree_key(sv):
-    """The hot path's key of the live slots' values when some may be containers, and their
-    arrays; (None, ...) when a leaf is not a plain ndarray (the general path then)."""
-    leaves = []
-    k = tuple([slot_key(v, leaves, static_key) if is_tree(v) else
-               tree_flat(v, leaves, static_key) for v in sv])
-    for lf in leaves:
-        if type(lf) is not _nd:
-            return None, leaves
-    return k, leaves
-
-
 def _ident(info):
     """The object whose identity a leaf has in the trace (arrays and Tensors; None for
     scalars, which are values)."""
     return None if info.kind == "py" or isinstance(info.orig, np.generic) else info.orig
-
-
-def _aliases(objs):
-    """((position, first position of the same object), ...) of the objects reached more
-    than once (None entries skipped): () when every object is reached once."""
-    seen, out = {}, []
-    for i, v in enumerate(objs):
-        if v is not None:
-            j = seen.setdefault(id(v), i)
-            if j != i:
-                out.append((i, j))
-    return tuple(out)
 
 
 def _name_on_tape(outs, inputs):

@@ -48,6 +48,19 @@ def _define(src, env, name):
     return env[name]
 
 
+def aliases(objs):
+    """((position, first position of the same object), ...) of the objects reached more
+    than once (None entries skipped): () when every object is reached once. jit traces an
+    array object as one value however often it is reached, so its keys include this."""
+    seen, out = {}, []
+    for i, v in enumerate(objs):
+        if v is not None:
+            j = seen.setdefault(id(v), i)
+            if j != i:
+                out.append((i, j))
+    return tuple(out)
+
+
 def leaf_kind(lf, info):
     """How the generated flattener tests and passes one leaf: "nd" (an ndarray, keyed by its
     shape and dtype), ("py", type, dtype) for a Python scalar, ("gen", type) for a NumPy
@@ -144,7 +157,16 @@ def flattener(tag, n, static, tds, kinds):
     # positional arrays only: the leaves are `args` itself
     same = not static and leaves == names
     out = "args" if same else "(" + "".join(f"{v}, " for v in leaves) + ")"
-    body.append(f"return ({', '.join(key)},), {out}")
+    nds = [lf for lf, k in zip(leaves, kinds) if k == "nd"]
+    if len(nds) < 2:
+        body.append(f"return ({', '.join(key)},), {out}")
+    else:  # one array object passed twice: keyed by where (jit traces it as one value)
+        dup = " or ".join(f"{p} is {q}" for i, p in enumerate(nds) for q in nds[i + 1:]) \
+            if len(nds) <= 6 else f"len({{*map(id, ({', '.join(nds)},))}}) < {len(nds)}"
+        g.env["aliases"] = aliases
+        body += [f"if {dup}:", f"    lv = {out}",
+                 f"    return ({', '.join(key)}, aliases(lv)), lv",
+                 f"return ({', '.join(key)},), {out}"]
     src = ["def flat(args):", "    try:"] + [ind + ln for ln in body] + \
         ["    except Exception:",  # a missing dict key, a key that cannot be hashed...
          "        return None"]

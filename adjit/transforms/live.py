@@ -33,8 +33,10 @@ import types
 import numpy as np
 
 from .._frames import is_adjit_file
+from .jitargs import _define, aliases
 
 _EMPTY = object()     # an empty cell / an undefined global
+_MISS = object()      # a hot-path key entry jit never files (a slot holding no array)
 _STORES = {"STORE_GLOBAL", "DELETE_GLOBAL"}
 MAX_DEPTH = 8   # functions held in cells followed this deep (adjit wraps its transforms twice)
 MAX_TREE_LEAVES = 256  # a larger container (when planned) is not a slot: it stays frozen
@@ -189,7 +191,7 @@ def _custom():
 class Slots:
     """The live slots of a function (see the module doc)."""
 
-    def __init__(self, f):
+    def __init__(self, f, static_key=None):
         self.readers = []   # ("cell", cell, None) | ("global", dict, name)
         self.trees = False  # a slot held a container when planned (jit's hot path flattens)
         self.checks = []    # (reader, the function / rule object it held when planned)
@@ -197,6 +199,21 @@ class Slots:
         self.n = len(self.readers)
         self.cells = [w for k, w, _ in self.readers if k == "cell"]
         self.globs = [(w, nm) for k, w, nm in self.readers if k == "global"]
+        self.static_key = static_key
+        self.read = self._read_trees if self.trees or not self.n else _reader(self)
+
+    def _read_trees(self, leaves):
+        """`read` when a slot may hold a container (see `_reader`)."""
+        sv = self.gather()
+        if sv is None:
+            return None
+        sl = []
+        k = tuple([slot_key(v, sl, self.static_key) if is_tree(v) else
+                   tree_flat(v, sl, self.static_key) for v in sv])
+        lv = leaves + tuple(sl)
+        if len({*map(id, lv)}) < len(lv):
+            k += (aliases(lv),)
+        return k, lv
 
     def _sub(self, v, depth, seen, reader):
         """A sub-plan for a function or custom-rule object held in a slot, or None."""
@@ -278,6 +295,46 @@ class Slots:
         """A copy of the planned function whose slots (slot number -> value) hold the given
         values; the function itself when there is nothing to substitute."""
         return _build(self.plan, subst) if self.plan is not None and subst else None
+
+
+def _reader(slots):
+    """jit's hot path over plain slots, generated once per plan: `read(leaves)` -> (key, leaves
+    + the slots' values in `order()`), or None when a function held in a slot changed (plan
+    again). The key holds each value's shape and dtype (a placeholder for a non-array, which
+    jit never files) and, when an array object is also an argument or another slot, where
+    (jit traces it as one value)."""
+    env = {"E": _EMPTY, "nd": _nd, "MISS": _MISS, "aliases": aliases}
+    lines = ["def read(leaves):"]
+
+    def const(v):
+        name = f"k{len(env)}"
+        env[name] = v
+        return name
+
+    for (k, w, nm), v in slots.checks:
+        if k == "cell":
+            lines += ["    try:", f"        if {const(w)}.cell_contents is not {const(v)}:",
+                      "            return None", "    except ValueError:", "        return None"]
+        else:
+            lines += [f"    if {const(w)}.get({const(nm)}, E) is not {const(v)}:",
+                      "        return None"]
+    vs = []
+    for c in slots.cells:
+        vs.append(f"v{len(vs)}")
+        lines += ["    try:", f"        {vs[-1]} = {const(c)}.cell_contents",
+                  "    except ValueError:", f"        {vs[-1]} = E"]
+    for g, nm in slots.globs:
+        vs.append(f"v{len(vs)}")
+        lines.append(f"    {vs[-1]} = {const(g)}.get({const(nm)}, E)")
+    lines.append("    k = (" + "".join(f"({v}.shape, {v}.dtype) if type({v}) is nd else MISS, "
+                                       for v in vs) + ")")
+    lines.append("    lv = leaves + (" + "".join(f"{v}, " for v in vs) + ")")
+    pairs = [f"{p} is {q}" for i, p in enumerate(vs) for q in vs[i + 1:]]
+    if pairs:
+        lines += [f"    if {' or '.join(pairs)}:", "        return k + (aliases(lv),), lv"]
+    lines += ["    for a in leaves:", f"        if {' or '.join(f'a is {v}' for v in vs)}:",
+              "            return k + (aliases(lv),), lv", "    return k, lv"]
+    return _define("\n".join(lines), env, "read")
 
 
 def _build(p, subst):
