@@ -247,3 +247,57 @@ def test_method_self_containers_are_live_and_keep_identity():
     _check(m, want, x0)
     m.shared = np.arange(3.0)   # equal values, another object: the else branch
     _check(m, want, x0)
+
+
+PARAMS: dict = {}
+
+
+@adjit.jit
+def step_params(v):  # jitted while PARAMS is empty, filled before the first call
+    return v * PARAMS["w"] + (1.0 if PARAMS["w"] is PARAMS["alias"] else 0.0)
+
+
+def test_container_filled_after_jit_and_a_global_defined_later():
+    PARAMS.update(w=np.arange(3.0), alias=None)
+    want = step_params.__wrapped__
+    _check(step_params, want, x0)
+    PARAMS["alias"] = PARAMS["w"]
+    _check(step_params, want, x0)
+    PARAMS["w"] = np.full(3, 9.0)
+    _check(step_params, want, x0)
+    glob = {"np": np}
+    exec("def f(v):\n    return v * LATER[0]\n", glob)
+    jf = adjit.jit(glob["f"])  # LATER unbound when jitted
+    glob["LATER"] = [np.arange(3.0)]
+    _check(jf, glob["f"], x0)
+    glob["LATER"][0] = np.ones(3)
+    for _ in range(3):
+        _check(jf, glob["f"], x0)
+
+
+def test_a_list_without_arrays_is_the_functions_own():
+    log = []
+
+    def f(v):
+        log.append("traced")
+        return v * 2.0
+    jf = adjit.jit(f)
+    jf(x0)
+    assert log == ["traced"]  # the append reached the caller's list (no copy)
+
+
+def test_tensor_front_one_tensor_twice_as_in_pytorch():
+    torch = require("torch")
+
+    def f(u, v, w):
+        return u * 2.0 + w[0] if u is v and w[0] is u else u - v
+
+    def run(lib, fn):
+        a = lib.tensor([0.5, -1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        b = lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64)
+        outs = [fn(a, a, [a]), fn(a, b, [a]), fn(a, a, (b,))]
+        sum(o.sum() for o in outs).backward()
+        return [o.detach().numpy() for o in outs] + [a.grad.numpy()]
+    jf = adjit.jit(f)
+    for got, want in zip(run(adjit, jf), run(torch, f)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)

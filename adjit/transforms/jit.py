@@ -8,11 +8,13 @@ next branch, and when none fits the function is traced again and the new branch 
 a silently wrong answer.
 
 Arrays the function reads without being passed them - its closure cells, the module globals
-its code names, the array attributes of `self` for a method (see live.py) - are inputs too,
-gathered on every call and keyed by shape and dtype: a call sees their current values (a new
-shape traces again). Arrays it cannot reach (attributes of other objects, containers, globals
-of helper functions) are constants of the trace, bound by reference; a constant computed
-during the trace from such data is frozen, and jit warns once per trace (live.py).
+its code names, the array attributes of `self` for a method, and the arrays in containers held
+there (see live.py) - are inputs too, gathered on every call and keyed by shape and dtype: a
+call sees their current values (a new shape traces again). Every array object is one traced
+value however it is reached (trace_call's share=True), and where one object is reached twice
+is part of the key, so identity in the trace is NumPy's. Arrays it cannot reach (attributes of
+other objects, globals of helper functions) are constants of the trace, bound by reference; a
+constant computed during the trace from such data is frozen, and jit warns once per trace.
 
 Called on traced values of an enclosing transform (or inside one), jit inlines: the function
 simply runs on the traced values, so the enclosing trace records it.
@@ -216,7 +218,9 @@ class Jitted:
         live, skey = [], None
         if self._nslots:
             sv = self._slots.gather()
-            if sv is None:  # a function held in a closure cell was rebound: plan again
+            # a function held in a closure cell was rebound, or a slot planned for an array
+            # holds a container now (the hot path reads containers otherwise): plan again
+            if sv is None or (not self._slots.trees and any(is_tree(v) for v in sv)):
                 self._slots = Slots(self._func, static_key)
                 self._nslots = self._slots.n
                 sv = self._slots.gather()
@@ -425,7 +429,8 @@ class Jitted:
             warnings.warn(
                 f"adjit.jit: {fname(self.f)}: {where[0]}:{where[1]} computes a value from the "
                 f"array `{where[2]}`, which jit does not make an input (only the arrays of the "
-                "function's closure, the globals it names and self's attributes are): the "
+                "function's closure, the globals it names, self's attributes and the "
+                "containers held there are): the "
                 "value is a constant of this trace, and later changes to the array are not "
                 "seen. Pass the array as an argument, or read it in the jitted function.",
                 RuntimeWarning, stacklevel=4)

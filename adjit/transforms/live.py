@@ -12,16 +12,19 @@ runs a copy of the function whose cells / globals dict / `self` attributes hold 
 values instead, so `np.sum(X)` of such an array is recorded, not computed by NumPy.
 
 A slot (or an attribute of `self`) may hold a container: a tuple, list, dict or namedtuple,
-nested, of at most `MAX_TREE_LEAVES` leaves and holding an array when planned. Its arrays are
-live like a plain slot's: `tree_flat` reads them on every call, and while tracing `tree_build`
-gives the function a copy of the container (one per container object) holding the traced
-values; its other leaves are keyed by value (jit's static key). A container holding no array
-(a list `f` appends to) is never copied: `f` sees it itself, as before. jit gives every array object one traced value, however it is reached
-(an argument, two names, a container), so identity (`args[0] is a`) inside the trace is
-identity outside.
+nested, of at most `MAX_TREE_LEAVES` leaves, holding an array (or empty) when planned. Its
+arrays are live like a plain slot's: `tree_flat` reads them on every call, and while tracing
+`tree_build` gives the function a copy of the container (one per container object) holding
+the traced values; its other leaves are keyed by value (jit's static key). A container that
+holds no array at a call (a list `f` appends to) is not copied: `f` sees it itself.
+
+jit gives every array object one traced value, however it is reached (an argument, two
+names, a container, `self`), so identity (`args[0] is a`) inside the trace is identity
+outside.
 
 Not reached (frozen: constants of the trace, bound by reference): arrays held by other
-objects, and the globals of helper functions that `f` calls by name.
+objects, by larger containers or by containers of other values only when planned, and the
+globals of helper functions that `f` calls by name.
 """
 from __future__ import annotations
 
@@ -45,11 +48,12 @@ _nd = np.ndarray
 
 def _candidate(v):
     """Can this slot hold a live array? Arrays and array-like NumPy scalars, containers
-    (tuple, list, dict, namedtuple, nested) of at most MAX_TREE_LEAVES leaves, and (so that a
-    name bound later is seen) None and unbound slots; functions, modules, classes, numbers
-    and strings are structure."""
+    (tuple, list, dict, namedtuple, nested) of at most MAX_TREE_LEAVES leaves holding an
+    array, and (so that a name bound or filled later is seen) None, unbound slots and empty
+    containers; functions, modules, classes, numbers, strings and containers of those are
+    structure."""
     return v is _EMPTY or v is None or isinstance(v, (np.ndarray, np.generic)) or \
-        _is_tensor(v) or (is_tree(v) and holds_array(v) and _small_tree(v, [0], 0))
+        _is_tensor(v) or (is_tree(v) and (not v or holds_array(v)) and _small_tree(v, [0], 0))
 
 
 def _live_leaf(v):
