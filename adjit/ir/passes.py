@@ -15,6 +15,8 @@ rest. A `const #i` value is bound at run time and is never folded into the code.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .core import Lit, REGISTRY
@@ -106,10 +108,13 @@ def cse(g: Graph) -> Graph:
 # ---------------------------------------------------------------------- constant folding
 
 def _as_full(r: np.ndarray, out: Var, loc):
-    """`full` for a uniform, finite array, else None (a non-uniform constant has no IR form
-    but its equations; non-finite values stay computed so nan/inf are never params)."""
+    """`full` for a uniform (the same bits everywhere), finite array, else None (a non-uniform
+    constant has no IR form but its equations; non-finite values stay computed so nan/inf are
+    never params)."""
     if r.size and not (np.all(r == r.flat[0]) and np.all(np.isfinite(r))):
         return None
+    if r.size and r.dtype.kind == "f" and not np.all(np.signbit(r) == np.signbit(r.flat[0])):
+        return None  # 0.0 == -0.0: a mix of both signs of zero is not one `full`
     value = (r.flat[0] if r.size else r.dtype.type(0)).item()
     return Eqn(REGISTRY["full"], [], {"shape": out.type.shape, "value": value,
                                       "dtype": out.type.dtype}, [out], loc)
@@ -194,6 +199,31 @@ def _same(x, out):
     return x if isinstance(x, Var) and x.type == out.type else None
 
 
+_FLOATS = ("f32", "f64")
+
+
+def _is_zero(v):
+    return v is not None and v == 0
+
+
+def _pos_zero(v):
+    """v is +0.0 (an int 0 is +0.0 in a float slot)."""
+    return v is not None and v == 0 and math.copysign(1.0, v) > 0
+
+
+def _neg_zero(v):
+    return v is not None and v == 0 and math.copysign(1.0, v) < 0
+
+
+def _plus_zero(x, defs):
+    """x is certainly `a + 0.0` (never -0.0: -0.0 + 0.0 is 0.0), as the exact forms of the
+    identity and outer products end."""
+    e = defs.get(x) if isinstance(x, Var) else None
+    if e is None or e.prim.name != "add" or x.type.dtype not in _FLOATS:
+        return False
+    return any(_pos_zero(_value(a, defs)) for a in e.inputs)
+
+
 # elementwise kinds whose result at each index is a function of the operands at that index alone
 _ELEMENTWISE = ("unary", "binary", "elementwise")
 
@@ -204,8 +234,9 @@ def _sink_shape_op(e, ins, defs, shape_op):
     result element is op of the same operand values, so the bits are the same, and the
     operation runs on the smaller shape (W2's isnan test of a row max: `ne m m` on the
     broadcast row maxima) or next to the operands' other shape operations, which then merge."""
-    if e.prim.kind not in _ELEMENTWISE or e.prim.name == "bitcast_convert_type":
-        return None
+    if e.prim.kind not in _ELEMENTWISE or e.prim.name in ("bitcast_convert_type", "pow"):
+        return None  # pow: NumPy squares (0.5: sqrt) for an exponent broadcast along its loop
+        # (stride 0) and calls pow for one laid out in memory: moving the broadcast changes bits
     out = e.outvars[0]
     inner, params = [], None
     for x in ins:
@@ -275,11 +306,12 @@ def is_identity(x, defs):
 
 def _dot_identity(e, ins, defs, out):
     """dot_general of a matrix operand and an identity matrix -> the operand, its contracted
-    axis moved where the identity's free axis lands (a transpose, or nothing). Exact for finite
-    values up to the sign of zero (as x + 0 -> x): x[..., j] * 1 plus products with 0. Where
-    the operand holds inf or nan the product would also spread nan along the contraction
-    (inf * 0); the rewrite keeps the value itself, which is the exact product with the
-    identity (docs/ir.md, "Rewrites exact up to")."""
+    axis moved where the identity's free axis lands (a transpose, or nothing), with the bits
+    of the product NumPy (BLAS) computes. Each result is x[.., j] * 1 plus the products of the
+    fibre's other elements with 0, summed from +0.0: for integers that is x; for floats it is
+    x + 0.0 (-0.0 becomes 0.0), except that a non-finite element k (inf * 0 is nan) makes
+    every other result of its fibre nan. `_exact_identity_product` computes that elementwise:
+    no GEMM, and fusable."""
     (lc, rc), (lb, rb) = e.params["contract"], e.params["batch"]
     if lb or rb or len(lc) != 1 or not all(isinstance(x, Var) for x in ins):
         return None
@@ -292,9 +324,39 @@ def _dot_identity(e, ins, defs, out):
         perm, src = tuple([c] + [a for a in range(nd) if a != c]), y
     else:
         return None
+    eqns = []
+    if src.type.dtype in _FLOATS:
+        src = _exact_identity_product(src, c, e.loc, eqns)
     if perm == tuple(range(nd)):
-        return _same(src, out)
-    return [Eqn(REGISTRY["transpose"], [src], {"perm": perm}, [out], e.loc)]
+        if not eqns:
+            return _same(src, out)
+        eqns[-1] = Eqn(eqns[-1].prim, eqns[-1].inputs, eqns[-1].params, [out], e.loc)
+        return eqns
+    return eqns + [Eqn(REGISTRY["transpose"], [src], {"perm": perm}, [out], e.loc)]
+
+
+def _exact_identity_product(x, c, loc, eqns):
+    """x + q with q = nan where another element of x's fibre along axis c is not finite, else
+    +0.0: the bits of the product of x with an identity matrix over axis c (see
+    `_dot_identity`), in six elementwise operations and a reduction. n = fmin(x - x, 1) is 1
+    for a non-finite element (x - x is nan; fmin takes the number) and 0 for a finite one; the
+    fibre's count of them minus the element's own is 0 or more, and sqrt(n - count) is +0.0
+    for 0, nan for more (IEEE sqrt: the same bits in every tier); x + (+0.0) gives 0.0 for
+    -0.0 as the sum from +0.0 does."""
+    t, dt = x.type, x.type.dtype
+
+    def emit(name, ins, params, typ):
+        v = Var(typ)
+        eqns.append(Eqn(REGISTRY[name], ins, params, [v], loc))
+        return v
+    zero_or_nan = emit("sub", [x, x], {}, t)  # inf - inf and nan - nan are nan, else +0.0
+    own = emit("fmin", [zero_or_nan, Lit(1.0, dt)], {}, t)
+    kept = tuple(a for a in range(len(t.shape)) if a != c)
+    count = emit("reduce_sum", [own], {"axes": (c,)}, AType(tuple(t.shape[a] for a in kept), dt))
+    counts = emit("broadcast_in_dim", [count], {"shape": t.shape, "dims": kept}, t)
+    others = emit("sub", [own, counts], {}, t)  # minus the non-finite elements besides this one
+    q = emit("sqrt", [others], {}, t)
+    return emit("add", [x, q], {}, t)
 
 
 def _simplify_eqn(e, ins, defs):
@@ -315,20 +377,31 @@ def _identities(e, ins, defs):
     if name == "mul":  # x*0 stays: it is nan for x = nan or inf
         return (_same(ins[0], out) if val[1] == 1 else None) or \
             (_same(ins[1], out) if val[0] == 1 else None)
-    if name == "add":
-        return (_same(ins[0], out) if val[1] == 0 else None) or \
-            (_same(ins[1], out) if val[0] == 0 else None)
-    if name == "sub":
-        return _same(ins[0], out) if val[1] == 0 else None
+    if name == "add":  # floats: x + (-0.0) is x for every x; x + 0.0 is 0.0 for x = -0.0
+        flt = out.type.dtype in _FLOATS
+        zero = _neg_zero if flt else _is_zero
+        r = (_same(ins[0], out) if zero(val[1]) else None) or \
+            (_same(ins[1], out) if zero(val[0]) else None)
+        if r is None and flt:  # (x + 0.0) + 0.0 is x + 0.0: x + 0.0 is never -0.0
+            for k in (0, 1):
+                if _pos_zero(val[1 - k]) and _plus_zero(ins[k], defs):
+                    return _same(ins[k], out)
+        return r
+    if name == "sub":  # floats: x - 0.0 is x for every x; x - (-0.0) is x + 0.0
+        zero = _pos_zero if out.type.dtype in _FLOATS else _is_zero
+        return _same(ins[0], out) if zero(val[1]) else None
     if name == "div":
         return _same(ins[0], out) if val[1] == 1 else None
     if name == "pow":
+        # x**1 and x**0 are exact in any pow (x and 1 are representable: a result within an ulp
+        # is them); x**2 is x*x only where NumPy squares: a scalar exponent (a literal), not an
+        # array of twos (its pow rounds x**2 on its own: up to an ulp away)
         if val[1] == 1:
             return _same(ins[0], out)
-        if val[1] == 0 and out.type.dtype in ("f32", "f64"):  # x**0 is 1, nan and inf too
+        if val[1] == 0 and out.type.dtype in _FLOATS:  # x**0 is 1, nan and inf too
             return [Eqn(REGISTRY["full"], [], {"shape": out.type.shape, "value": 1.0,
                                                "dtype": out.type.dtype}, [out], e.loc)]
-        if val[1] == 2 and isinstance(ins[0], Var):
+        if val[1] == 2 and isinstance(ins[0], Var) and isinstance(ins[1], Lit):
             return [Eqn(REGISTRY["mul"], [ins[0], ins[0]], {}, [out], e.loc)]
         return None
     if name == "neg":
@@ -373,8 +446,9 @@ def _identities(e, ins, defs):
 def _outer_product(e, ins, out):
     """A dot_general whose contracted axes all have extent 1 (an outer product, batched over
     leading batch axes) -> mul of two broadcasts: elementwise, so fusion can inline it into
-    its consumer instead of a GEMM writing a buffer. Each result is the one product x*y either
-    way (BLAS: 0 + 1 * x*y)."""
+    its consumer instead of a GEMM writing a buffer. Each result is the one product summed
+    from +0.0, as BLAS and NumPy's own loops compute it: x*y + 0.0 for floats (a -0.0 product
+    gives 0.0), x*y for integers."""
     (lc, rc), (lb, rb) = e.params["contract"], e.params["batch"]
     x, y = ins
     if not (isinstance(x, Var) and isinstance(y, Var)):
@@ -402,20 +476,29 @@ def _outer_product(e, ins, out):
         return b
     bx = operand(x, xk, tuple(range(nb + nxf)))
     by = operand(y, yk, tuple(range(nb)) + tuple(range(nb + nxf, len(shape))))
-    eqns.append(Eqn(REGISTRY["mul"], [bx, by], {}, [out], e.loc))
+    if dt not in _FLOATS:
+        eqns.append(Eqn(REGISTRY["mul"], [bx, by], {}, [out], e.loc))
+        return eqns
+    m = Var(AType(shape, dt))  # BLAS sums from +0.0: x*y + 0.0 (-0.0 becomes 0.0)
+    eqns.append(Eqn(REGISTRY["mul"], [bx, by], {}, [m], e.loc))
+    eqns.append(Eqn(REGISTRY["add"], [m, Lit(0.0, dt)], {}, [out], e.loc))
     return eqns
 
 
 def simplify(g: Graph) -> Graph:
-    """Algebraic identities: x*1, 1*x, x+0, 0+x, x-0, x/1 -> x; neg(neg x) -> x; pow x 1 -> x;
-    pow x 2 -> mul x x; pow x 0 -> full 1 (floats: nan**0 and inf**0 are 1 too); reshape/broadcast_in_dim/convert_element_type to the same type -> x;
+    """Algebraic identities, each giving the bits NumPy gives for the equation it replaces
+    (NaN for NaN): x*1, 1*x, x/1, pow x 1 -> x; floats: x + (-0.0), (-0.0) + x, x - 0.0 -> x
+    (x + 0.0 stays: it is 0.0 for x = -0.0; (x + 0.0) + 0.0 -> x + 0.0), integers: x+0, 0+x,
+    x-0 -> x; neg(neg x) -> x; pow x 2 -> mul x x for a literal exponent (NumPy squares for a
+    scalar one); pow x 0 -> full 1 (floats: nan**0 and inf**0 are 1 too);
+    reshape/broadcast_in_dim/convert_element_type to the same type -> x;
     reshape of reshape, broadcast of broadcast, transpose of transpose -> one (or none);
     broadcast of a reshape that only adds or drops size-1 axes -> one broadcast; an elementwise
-    operation of broadcasts (or reshapes) with the same parameters -> the broadcast (reshape)
-    of the operation on their operands. Each gives the same bits. dot_general with an identity
-    matrix (`ops.eye`) -> the other operand (transposed as the contraction requires): exact for
-    finite values up to the sign of zero (see `_dot_identity` for inf and nan). A
-    dot_general whose contracted axes have extent 1 -> mul of two broadcasts (fusable)."""
+    operation (not pow) of broadcasts (or reshapes) with the same parameters -> the broadcast
+    (reshape) of the operation on their operands. dot_general with an identity matrix
+    (`ops.eye`) -> the other operand (transposed as the contraction requires), with the
+    product's own nan spread and signed zeros for floats (`_dot_identity`). A dot_general whose
+    contracted axes have extent 1 -> mul of two broadcasts (+ 0.0 for floats; fusable)."""
     return _rebuild(g, _simplify_eqn)
 
 

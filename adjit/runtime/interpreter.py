@@ -317,6 +317,8 @@ class _Gen:
         return None, [litdt if type(x) is Lit else x.type.dtype for x in e.inputs]
 
     def broadcasts_itself(self, e):
+        if e.prim.name == "pow":  # NumPy's power squares (0.5: sqrt) for an exponent broadcast
+            return False  # along its loop, calls pow for one laid out in memory: other bits
         return e.prim.name == "select" and _plain(e) or self.direct_ufunc(e) is not None
 
     def plan_broadcasts(self):
