@@ -234,7 +234,8 @@ _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_where": getattr(np.where, "_implementation", np.where),
             "_dot": getattr(np.dot, "_implementation", np.dot),
             "_reshape": np.reshape, "_transpose": np.transpose, "_full": np.full,
-            "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce}
+            "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce,
+            "_cnz": np.count_nonzero, "_ge": np.greater_equal, "_U64": np.dtype(np.uint64)}
 
 # provenance of a value, what the generated code may assume about it:
 FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, writeable
@@ -354,10 +355,109 @@ class _Gen:
                                 changed = True
         return cand
 
+    # --- integer indices wrapped and bounds-checked (indexing.wrap_traced_index) ---
+    def plan_index_wraps(self):
+        """The index normalisations the generated code runs behind one range check:
+        `wrap_traced_index` records, for an integer index i into an axis of size n,
+            h = lt i 0; w = add i n; j = select h w i; k = lt j 0; l = ge j n; m = or k l;
+            r = select m P j
+        (P the poison); where every i is in [0, n) (the common case: labels, arange) r is i
+        itself, so one test, `count_nonzero(i as uint64 >= n) == 0` (a negative i is a huge
+        uint64), replaces the six operations; otherwise they run as recorded. Same bits either
+        way. {index of r's equation: (indices of the other six, i, n)}."""
+        g = self.g
+        pos = {}
+        for q, e in enumerate(g.eqns):
+            for v in e.outvars:
+                pos[v] = q
+
+        def prod(x, name):  # the equation of `name` that defines Var x, read only in the group
+            q = pos.get(x) if type(x) is not Lit else None
+            if q is None or g.eqns[q].prim.name != name or not _plain(g.eqns[q]) or \
+                    x in self.outset:
+                return None
+            return q
+
+        def lit(x, v):
+            return type(x) is Lit and type(x.value) is int and x.value == v
+
+        groups = {}
+        for q, e in enumerate(g.eqns):
+            if e.prim.name != "select" or not _plain(e):
+                continue
+            m, poison, j = e.inputs
+            r = e.outvars[0]
+            t = r.type
+            if t.dtype != "i64" or not t.shape or type(j) is Lit or j.type != t or \
+                    type(m) is Lit or m.type.shape != t.shape or \
+                    (type(poison) is not Lit and poison.type.shape != t.shape):
+                continue
+            qm, qj = prod(m, "or"), prod(j, "select")
+            if qm is None or qj is None:
+                continue
+            k, lv = g.eqns[qm].inputs
+            qk, ql = prod(k, "lt"), prod(lv, "ge")
+            if qk is None or ql is None or g.eqns[qk].inputs[0] is not j or \
+                    g.eqns[ql].inputs[0] is not j or not lit(g.eqns[qk].inputs[1], 0):
+                continue
+            n = g.eqns[ql].inputs[1]
+            if type(n) is not Lit or type(n.value) is not int or n.value <= 0:
+                continue
+            n = n.value
+            h, w, i = g.eqns[qj].inputs
+            qh, qw = prod(h, "lt"), prod(w, "add")
+            if qh is None or qw is None or type(i) is Lit or i.type != t or \
+                    g.eqns[qh].inputs[0] is not i or not lit(g.eqns[qh].inputs[1], 0) or \
+                    g.eqns[qw].inputs[0] is not i or not lit(g.eqns[qw].inputs[1], n):
+                continue
+            members = {qh: h, qw: w, qj: j, qk: k, ql: lv, qm: m}
+            if len(members) != 6 or any(x in self.outset for x in members.values()):
+                continue
+            readers = {h: {qj}, w: {qj}, j: {qk, ql, q}, k: {qm}, lv: {qm}, m: {q}}
+            if any({pos[u.outvars[0]] if u.outvars else -1 for u in self.users.get(x, ())}
+                   != want for x, want in readers.items()):
+                continue
+            groups[q] = (sorted(members), i, n)
+        return groups
+
+    def index_wrap(self, q, e, members, i, n):
+        """The source of index-wrap group `q` (see plan_index_wraps)."""
+        eqns = self.g.eqns
+        r = e.outvars[0]
+        poison = e.inputs[1]
+        # i and the poison stay alive through the group (freed after it, on both branches)
+        hold = list(dict.fromkeys(x for x in (i, poison) if type(x) is not Lit and
+                                  x not in self.pset and x not in self.outset))
+        dead_after = [x for x in hold if self.last.get(x, -1) <= q]
+        saved = {x: self.last.get(x) for x in hold}
+        for x in hold:
+            self.last[x] = len(eqns) + 1
+        slow = []
+        for k in members + [q]:
+            slow.extend(self.eqn(k, eqns[k]))
+        for x, v in saved.items():
+            if v is None:
+                del self.last[x]
+            else:
+                self.last[x] = v
+        self.prov[r] = None  # i itself (whatever i is) or a fresh array
+        nm, iv = self.name[r], self.name[i]
+        lines = [f"if type({iv}) is _nd and not _cnz(_ge({iv}.view(_U64), "
+                 f"{self.const(np.asarray(n, np.uint64), 'n')})):",
+                 f"    {nm} = {iv}", "else:"]
+        lines += ["    " + ln for ln in slow]
+        if dead_after:
+            lines.append("del " + ", ".join(self.name[x] for x in dead_after))
+        return lines
+
     # --- source ---
     def source(self):
         g = self.g
         self.elided = self.plan_broadcasts()
+        wraps = self.plan_index_wraps()
+        deferred = {k for ms, _, _ in wraps.values() for k in ms}
+        for q, (_, i, _) in wraps.items():  # i is read at the group's last equation
+            self.last[i] = max(self.last.get(i, -1), q)
         eqns = g.eqns
         n = len(eqns)
         chunks = []
@@ -375,7 +475,12 @@ class _Gen:
                 body.append(", ".join(self.name[v] for v in entering) + ", = S")
                 body.append("S.clear()  # only this function's locals hold them now")
             for i in range(start, stop):
-                body.extend(self.eqn(i, eqns[i]))
+                if i in deferred:  # run with its group's last equation
+                    continue
+                if i in wraps:
+                    body.extend(self.index_wrap(i, eqns[i], *wraps[i]))
+                else:
+                    body.extend(self.eqn(i, eqns[i]))
                 alive.extend(eqns[i].outvars)
             if stop >= n:
                 body.extend(self.results())

@@ -1,0 +1,109 @@
+"""The interpreter tier's generated function takes shortcuts that must give the bits of the
+graph as traced (`eval_graph` of the unoptimised graph, each equation's NumPy implementation) and
+NumPy's own answer, for every input, special values included (adjit/runtime/interpreter.py):
+- an integer index wrapped and bounds-checked (`indexing.wrap_traced_index`) is the index
+  itself behind one range test when every index is in [0, n);
+- a chain of reshapes and transposes of a dot_general's result that only reshapes it in C order
+  is the product itself (a fresh array: no copy of a view at the end)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import adjit
+from adjit.ir import eval_graph
+from adjit.ir.passes import optimize
+from adjit.runtime import interpreter
+from adjit.runtime.interpreter import Plan
+
+I64 = np.iinfo(np.int64)
+
+
+@pytest.fixture(autouse=True)
+def generate_at_once(monkeypatch):
+    monkeypatch.setattr(interpreter, "GEN_SECONDS_PER_EQN", 0.0)
+
+
+def _bits(a):
+    a = np.asarray(a)
+    return a.dtype, a.shape, a.tobytes()
+
+
+def _outcome(f):
+    """f()'s results as bits, or the type of the error it raised."""
+    try:
+        return [_bits(r) for r in f()]
+    except IndexError:
+        return IndexError
+
+
+def _plan_runs(g, args):
+    """(the generated function, the plan's loop's outcome, the generated function's outcome)
+    of graph g on args."""
+    fn = interpreter.generate(g)
+    return fn, _outcome(lambda: Plan(g)(args, g.consts)), _outcome(lambda: fn(args, g.consts))
+
+
+LABELS = [
+    [0, 1, 2, 4, 3, 0],  # all in range: the shortcut
+    [0, -1, -5, 4, 3, -2],  # negative: wrapped
+    [0, 1, 5, 4, 3, 0],  # out of range: IndexError
+    [0, 1, -6, 4, 3, 0],
+    [0, I64.max, 2, 4, 3, 0],
+    [0, I64.min, 2, 4, 3, 0],
+    [I64.min + 4, 0, 0, 0, 0, 0],  # i + n stays negative
+]
+
+
+@pytest.mark.parametrize("chunk", [400, 2])  # 2: the group spans several generated functions
+@pytest.mark.parametrize("labels", LABELS)
+def test_wrapped_integer_indices_match_numpy_and_the_traced_graph(monkeypatch, chunk, labels):
+    monkeypatch.setattr(interpreter, "CHUNK", chunk)
+    z = np.array([[0.5, -0.0, np.inf, np.nan, -1.5]] * 6) * np.arange(1, 7)[:, None]
+
+    def f(z, y):  # W2's cross-entropy pick, and the label array's own arithmetic
+        return z[np.arange(6), y] * 2.0, y * 3
+
+    g = adjit.make_ir(f)(z, np.zeros(6, np.int64))  # traced once; replayed on the labels
+    y = np.array(labels, np.int64)
+    opt = optimize(g)
+    fn, loop, gen = _plan_runs(opt, [z, y])
+    assert "_cnz(" in fn.source  # the range test replaces the six operations
+
+    def numpy():
+        return z[np.arange(6), y] * 2.0, y * 3
+    want = _outcome(numpy)
+    assert _outcome(lambda: eval_graph(g, [z, y])) == want
+    assert loop == want
+    assert gen == want
+    if want is not IndexError:
+        r = fn([z, y], opt.consts)
+        assert all(a is not y and a.base is None for a in r)  # fresh, never the argument
+
+
+def test_a_wrapped_intermediate_index_is_freed_and_never_written(monkeypatch):
+    # the index is an intermediate (y + 0 * y) that dies at the group: freed on both branches;
+    # the result aliases it on the shortcut, so the later `add` must not write into it
+    from adjit.ir import parse_graph
+    g = parse_graph(
+        "def f(y: i64[4], k: i64[4]) -> (i64[4], i64[4]):\n"
+        "  i: i64[4] = mul y 1\n"
+        "  h: bool[4] = lt i 0\n"
+        "  w: i64[4] = add i 4\n"
+        "  j: i64[4] = select h w i\n"
+        "  a: bool[4] = lt j 0\n"
+        "  b: bool[4] = ge j 4\n"
+        "  m: bool[4] = or a b\n"
+        "  p: i64[4] = full[shape=(4,), value=9, dtype='i64']\n"
+        "  r: i64[4] = select m p j\n"
+        "  s: i64[4] = add r k\n"
+        "  return s, r\n")
+    k = np.array([10, 20, 30, 40])
+    for y in ([0, 1, 2, 3], [-1, -4, 3, 9], [I64.min, I64.max, 0, 4]):
+        y = np.array(y, np.int64)
+        fn, loop, gen = _plan_runs(g, [y, k])
+        want = _outcome(lambda: eval_graph(g, [y, k]))
+        assert loop == want and gen == want, (y, fn.source)
+        assert "_cnz(" in fn.source
+        s, r = fn([y, k], [])
+        assert s is not r and r.base is None and np.shares_memory(s, r) is False
