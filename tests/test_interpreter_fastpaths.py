@@ -107,3 +107,79 @@ def test_a_wrapped_intermediate_index_is_freed_and_never_written(monkeypatch):
         assert "_cnz(" in fn.source
         s, r = fn([y, k], [])
         assert s is not r and r.base is None and np.shares_memory(s, r) is False
+
+
+SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e308, -5e-324, 2.5])
+
+
+def _special(shape, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(shape)
+    flat = a.reshape(-1)
+    flat[rng.choice(flat.size, size=min(flat.size, SPECIAL.size), replace=False)] = \
+        SPECIAL[:min(flat.size, SPECIAL.size)]
+    return a
+
+
+def test_a_hessian_result_is_the_product_itself_not_a_copy_of_a_view():
+    # W5: jit(hessian) ends in dot_general -> transpose -> reshape -> transpose, which is the
+    # product reshaped in C order
+    def f(x, A):
+        return (np.tanh(A @ x) ** 2).sum()
+    x, A = _special(16, 0), _special((16, 16), 1) / 4
+    g = adjit.make_ir(adjit.hessian(f))(x, A)
+    opt = optimize(g)
+    fn, loop, gen = _plan_runs(opt, [x, A])
+    want = _outcome(lambda: eval_graph(g, [x, A]))
+    assert loop == want and gen == want
+    assert ".copy()" not in fn.source and "transpose((1, 2, 0))" not in fn.source, fn.source
+    (h,) = fn([x, A], opt.consts)
+    assert h.base is None and h.flags.c_contiguous and h.flags.writeable
+    xs, As = np.random.default_rng(2).standard_normal(16), np.random.default_rng(3).standard_normal((16, 16)) / 4
+    t = np.tanh(As @ xs)  # NumPy by hand: H = A^T diag(2 (1 - t^2)(1 - 3 t^2)) A
+    np.testing.assert_allclose(fn([xs, As], opt.consts)[0],
+                               As.T @ ((2 * (1 - t * t) * (1 - 3 * t * t))[:, None] * As),
+                               rtol=1e-12, atol=1e-12)
+
+
+CHAINS = [
+    # the product w, reshaped back in C order through transposes of size-1 axes
+    ("f64[4,3,1]", "  x: f64[4,1,3] = transpose[perm=(0, 2, 1)] w\n"
+                   "  y: f64[12] = reshape[shape=(12,)] x\n"
+                   "  z: f64[2,6] = reshape[shape=(2, 6)] y\n", "z", "f64[2,6]"),
+    # a real transpose: not a reshape, made as recorded
+    ("f64[4,3,1]", "  x: f64[3,1,4] = transpose[perm=(1, 2, 0)] w\n"
+                   "  z: f64[3,4] = reshape[shape=(3, 4)] x\n", "z", "f64[3,4]"),
+    # transposed twice back: the product itself
+    ("f64[4,3,1]", "  x: f64[3,4,1] = transpose[perm=(1, 0, 2)] w\n"
+                   "  z: f64[4,3,1] = transpose[perm=(1, 0, 2)] x\n", "z", "f64[4,3,1]"),
+]
+
+
+@pytest.mark.parametrize("wt,body,res,rt", CHAINS, ids=["reshape", "transpose", "back"])
+@pytest.mark.parametrize("also", [False, True])  # True: a link is a result too
+def test_view_chains_of_a_product_give_the_recorded_bits(wt, body, res, rt, also):
+    from adjit.ir import parse_graph
+    link = body.split(":")[0].strip()
+    lt = body.split(":")[1].split("=")[0].strip()
+    outs = f"({rt}, {lt})" if also else rt
+    ret = f"{res}, {link}" if also else res
+    g = parse_graph(
+        f"def f(a: f64[4,2], b: f64[2,3,1]) -> {outs}:\n"
+        f"  w: {wt} = dot_general[contract=((1,), (0,)), batch=((), ())] a b\n"
+        f"{body}  return {ret}\n")
+    a, b = _special((4, 2), 4), _special((2, 3, 1), 5)
+    fn, loop, gen = _plan_runs(g, [a, b])
+    want = _outcome(lambda: eval_graph(g, [a, b]))
+    assert loop == want and gen == want, fn.source
+    with np.errstate(all="ignore"):
+        w = np.tensordot(a, b, ((1,), (0,)))  # NumPy: the same product, the chain by hand
+    r = fn([a, b], [])
+    assert r[0].base is None
+    assert len({id(o) for o in r}) == len(r)
+    for o in r:
+        assert o.base is None and o.flags.writeable
+    if "(12,)" in body:
+        assert _bits(r[0]) == _bits(w.transpose(0, 2, 1).reshape(12).reshape(2, 6))
+        if not also:  # the product reshaped once, its links never made
+            assert "transpose" not in fn.source and fn.source.count(".reshape(") == 2

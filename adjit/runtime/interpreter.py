@@ -176,6 +176,7 @@ def _into(reuse, vals):
 # dying intermediate behind the same ownership test as the loop's (a local's reference count).
 # tests/test_interpreter_codegen.py checks the bits against `eval_graph` on every primitive.
 
+VIEW_CHAIN_MAX = 1 << 16  # elements of a reshape/transpose chain the generator follows
 CHUNK = 400  # equations per generated function (a long graph runs as several, called in turn)
 # Generating costs ~20 us per equation (source and `compile`): a plan generates its function once
 # its loop has run that long (from the second call for a graph whose call takes longer than
@@ -450,10 +451,102 @@ class _Gen:
             lines.append("del " + ", ".join(self.name[x] for x in dead_after))
         return lines
 
+    # --- reshapes and transposes that only reshape in C order ---
+    def plan_view_chains(self):
+        """Chains of reshape/transpose equations whose last result is its first operand (the
+        root) reshaped in C order: that result is the root's `reshape` (the root itself when
+        the shapes agree), and the links between, each read only by the next, are never made.
+        A dot_general whose result only such a chain reads is a root as NumPy's product (2-D)
+        before its final reshape: W5's Hessian `z = transpose(reshape(transpose(w)))` of the
+        product w is the product itself, a fresh array (no copy of a view as the result).
+        Pure data movement: the same bits. Returns ({link Var: root}, {final Var: root}, {dot
+        result Var: 2-D shape}) for chains of at most VIEW_CHAIN_MAX elements (the index map is
+        worked out on an arange of that size)."""
+        g = self.g
+        info = {}  # Var -> (root Var, root's flat indices in this value's shape, raw root?)
+        raw = {}  # dot_general result -> the product's own 2-D shape
+        final = {}
+        prev = {}  # chain value -> the value it was made from
+
+        def single(x):  # x may be skipped: read only by one chain equation, not a result
+            return type(x) is not Lit and x not in self.outset and x not in self.pset and \
+                len(self.users.get(x, ())) == 1
+
+        for e in g.eqns:
+            nm = e.prim.name
+            if nm == "dot_general" and _plain(e):
+                rec = _dot_recipe(e)
+                v = e.outvars[0]
+                if rec is None or rec == "matmul" or rec[4] is None:
+                    continue
+                x = e.inputs[0]
+                lc = e.params["contract"][0]
+                sa0 = math.prod(d for a, d in enumerate(x.type.shape) if a not in lc)
+                n = math.prod(v.type.shape)
+                if not sa0 or n > VIEW_CHAIN_MAX:
+                    continue
+                raw[v] = (sa0, n // sa0)
+                info[v] = (v, np.arange(n).reshape(raw[v]).reshape(v.type.shape), True)
+                continue
+            if nm not in ("reshape", "transpose") or not _plain(e) or type(e.inputs[0]) is Lit:
+                continue
+            x, v = e.inputs[0], e.outvars[0]
+            if x in info and single(x):
+                root, idx, rm = info[x]
+            elif math.prod(x.type.shape) <= VIEW_CHAIN_MAX:
+                root, idx, rm = x, np.arange(math.prod(x.type.shape)).reshape(x.type.shape), False
+            else:
+                continue
+            prev[v] = x
+            idx = idx.reshape(tuple(e.params["shape"])) if nm == "reshape" else \
+                idx.transpose(tuple(e.params["perm"]))
+            info[v] = (root, idx, rm)
+            if np.array_equal(idx.ravel(), np.arange(idx.size)):
+                final[v] = (root, rm)
+        links = {}
+        for v, (root, _) in final.items():
+            x = prev[v]
+            while x is not root:
+                links[x] = root
+                x = prev[x]
+        final = {v: r for v, r in final.items() if v not in links}  # inside a longer chain
+        raw = {root: raw[root] for root, rm in final.values() if rm}
+        return links, {v: r for v, (r, _) in final.items()}, raw
+
+    def view_final(self, i, e):
+        """A chain's last result from its root (see plan_view_chains)."""
+        v = e.outvars[0]
+        root = self.vfinal[v]
+        self.name[v] = f"v{i}"
+        rn = self.name[root]
+        shape = tuple(v.type.shape)
+        own = self.vraw.get(root, tuple(root.type.shape))
+        dies = self.last.get(root) == i and root not in self.outset and root not in self.pset
+        if shape == own:
+            expr = rn
+            prov = self.prov.get(root) if dies else None
+        else:
+            expr = f"{rn}.reshape({shape!r})" if _known(self, root) else \
+                f"_reshape({rn}, {shape!r})"
+            prov = VIEW if self.prov.get(root) in (FRESH, VIEW) else None
+        self.prov[v] = prov
+        lines = [f"{self.name[v]} = {expr}"]
+        if dies:
+            lines.append(f"del {rn}")
+        if v not in self.last:
+            lines.append(f"del {self.name[v]}")
+        return lines
+
     # --- source ---
     def source(self):
         g = self.g
         self.elided = self.plan_broadcasts()
+        self.vlinks, self.vfinal, self.vraw = self.plan_view_chains()
+        for i, e in enumerate(g.eqns):  # a chain's root is read at its last equation
+            for v in e.outvars:
+                if v in self.vfinal:
+                    r = self.vfinal[v]
+                    self.last[r] = max(self.last.get(r, -1), i)
         wraps = self.plan_index_wraps()
         deferred = {k for ms, _, _ in wraps.values() for k in ms}
         for q, (_, i, _) in wraps.items():  # i is read at the group's last equation
@@ -477,7 +570,12 @@ class _Gen:
             for i in range(start, stop):
                 if i in deferred:  # run with its group's last equation
                     continue
-                if i in wraps:
+                outs = eqns[i].outvars
+                if len(outs) == 1 and outs[0] in self.vlinks:  # never made (a chain's link)
+                    continue
+                if len(outs) == 1 and outs[0] in self.vfinal:
+                    body.extend(self.view_final(i, eqns[i]))
+                elif i in wraps:
                     body.extend(self.index_wrap(i, eqns[i], *wraps[i]))
                 else:
                     body.extend(self.eqn(i, eqns[i]))
@@ -756,6 +854,8 @@ def _em_dot(gen, e, ops, dts):
     if recipe == "matmul":
         return f"({ops[0]} @ {ops[1]})", FRESH
     pa, ra, pb, rb, ro = recipe
+    if e.outvars[0] in gen.vraw:  # a view chain's root: the product as NumPy makes it
+        ro = None
 
     def side(o, perm, shp):
         if perm is not None:
