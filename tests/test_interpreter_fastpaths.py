@@ -183,3 +183,54 @@ def test_view_chains_of_a_product_give_the_recorded_bits(wt, body, res, rt, also
         assert _bits(r[0]) == _bits(w.transpose(0, 2, 1).reshape(12).reshape(2, 6))
         if not also:  # the product reshaped once, its links never made
             assert "transpose" not in fn.source and fn.source.count(".reshape(") == 2
+
+
+LAZY = (
+    "def f(p: f32[4,3], c: f32[4,3]) -> (f32[4,3], f32[3]):\n"
+    "  z: f32[4,3] = full[shape=(4, 3), value=0.0, dtype='f32']\n"
+    "  m: bool[4,3] = eq p 0.0\n"
+    "  h: f32[4,3] = mul c 0.5\n"
+    "  q: f32[4,3] = select m h z\n"
+    "  k: bool[4,3] = gt p 0.0\n"
+    "  s: f32[4,3] = select k c q\n"
+    "  t: f32[3] = reduce_sum[axes=(0,)] s\n"
+    "  return s, t\n")
+
+
+@pytest.mark.parametrize("zeros", [[], [(0, 0)], [(1, 2), (3, 0)]])
+@pytest.mark.parametrize("special", [False, True])
+def test_relu_derivative_select_matches_numpy_and_the_graph(zeros, special):
+    # relu's derivative at 0 (docs/ir.md: half the cotangent); the mask is usually all false
+    from adjit.ir import parse_graph
+    g = parse_graph(LAZY)
+    rng = np.random.default_rng(len(zeros))
+    p = rng.standard_normal((4, 3)).astype(np.float32)
+    c = rng.standard_normal((4, 3)).astype(np.float32)
+    if special:
+        p[0, 1], p[2, 2], p[3, 1] = np.nan, np.inf, -np.inf
+        c[1, 1], c[2, 0], c[0, 2] = np.nan, -0.0, np.inf
+    for i, j in zeros:
+        p[i, j] = -0.0 if special else 0.0  # -0.0 == 0 too
+    fn, loop, gen = _plan_runs(g, [p, c])
+    assert "_cnz(" in fn.source  # the half-cotangent is made only when p has a zero
+    want = _outcome(lambda: eval_graph(g, [p, c]))
+    # NumPy by hand: the relu derivative PyTorch takes (0 at 0) plus half at exact zeros
+    s = np.where(p > 0, c, np.where(p == 0, c * np.float32(0.5), np.float32(0.0)))
+    assert want == [_bits(s), _bits(s.sum(axis=0))]
+    assert loop == want and gen == want
+
+
+def test_mlp_step_plan_matches_the_traced_graph_bitwise():
+    from adjit.bench.workloads import _mlp
+    inp = list(_mlp.make_inputs(32, 20, 16, 5)(0))
+    g = adjit.make_ir(adjit.value_and_grad(_mlp.loss, argnums=(0, 1, 2, 3)))(*inp)
+    opt = optimize(g)
+    for zero_pre_activation in (False, True):
+        if zero_pre_activation:  # a hidden pre-activation exactly 0: relu's derivative 1/2
+            inp[1] = inp[1].copy()
+            inp[1][3] = -(inp[4] @ inp[0])[0, 3]
+            assert ((inp[4] @ inp[0] + inp[1]) == 0).any()
+        fn, loop, gen = _plan_runs(opt, inp)
+        assert "_cnz(" in fn.source
+        want = _outcome(lambda: eval_graph(g, inp))
+        assert loop == want and gen == want

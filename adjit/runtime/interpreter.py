@@ -451,6 +451,85 @@ class _Gen:
             lines.append("del " + ", ".join(self.name[x] for x in dead_after))
         return lines
 
+    # --- a select whose mask is often all false ---
+    def plan_lazy_selects(self):
+        """Selects `r = select m x y` whose mask is an equality test (rarely true on floating-point
+        data) and whose x is an elementwise NumPy call read by r alone: the
+        generated code tests the mask first (`count_nonzero`), and where it holds no true
+        element r is y itself and x is never computed; otherwise both run as recorded. Same
+        bits (a select of an all-false mask is y, broadcast by r's readers when y is smaller:
+        every reader broadcasts its operands itself). The rare branch of a non-smooth point:
+        relu's derivative at 0, `select (eq p 0) (mul ct 0.5) 0`. {index of r: index of x}."""
+        g = self.g
+        pos = {}
+        for q, e in enumerate(g.eqns):
+            for v in e.outvars:
+                pos[v] = q
+        out = {}
+        for q, e in enumerate(g.eqns):
+            if e.prim.name != "select" or not _plain(e) or any(type(a) is Lit for a in e.inputs):
+                continue
+            m, x, y = e.inputs
+            r = e.outvars[0]
+            qx = pos.get(x)
+            if qx is None or r in self.outset or x in self.outset or \
+                    len(self.users.get(x, ())) != 1 or m.type.dtype != "bool" or \
+                    m.type.shape != r.type.shape or y.type.dtype != r.type.dtype:
+                continue
+            ex = g.eqns[qx]
+            qm = pos.get(m)
+            if len(ex.outvars) != 1 or self.direct_ufunc(ex) is None or qx in out.values() or \
+                    qm is None or g.eqns[qm].prim.name != "eq":
+                continue
+            ys = tuple(self.elided.get(y, y.type.shape))
+            if ys != tuple(r.type.shape):
+                ok = bool(self.users.get(r))
+                for u in self.users.get(r, ()):
+                    if not self.broadcasts_itself(u) or u.prim.name == "select" and \
+                            u.inputs[0] is r:
+                        ok = False
+                        break
+                    shapes = [ys if a is r else tuple(self.elided.get(a, a.type.shape))
+                              for a in u.inputs if type(a) is not Lit]
+                    try:
+                        ok = np.broadcast_shapes(*shapes) == tuple(u.outvars[0].type.shape)
+                    except ValueError:
+                        ok = False
+                    if not ok:
+                        break
+                if not ok:
+                    continue
+            out[q] = qx
+        return out
+
+    def lazy_select(self, q, e, qx):
+        """The source of lazy select `q` (see plan_lazy_selects)."""
+        eqns = self.g.eqns
+        m, x, y = e.inputs
+        r = e.outvars[0]
+        ex = eqns[qx]
+        hold = list(dict.fromkeys(a for a in list(ex.inputs) + [m, y] if type(a) is not Lit
+                                  and a is not x and a not in self.pset and
+                                  a not in self.outset))
+        dead_after = [a for a in hold if self.last.get(a, -1) <= q]
+        saved = {a: self.last.get(a) for a in hold}
+        for a in hold:
+            self.last[a] = len(eqns) + 1
+        slow = self.eqn(qx, ex) + self.eqn(q, e)
+        for a, v in saved.items():
+            if v is None:
+                del self.last[a]
+            else:
+                self.last[a] = v
+        ys = tuple(self.elided.get(y, y.type.shape))
+        # y itself (never written through r when it is smaller than r) or a fresh array
+        self.prov[r] = None if ys == tuple(r.type.shape) else BVIEW
+        lines = [f"if not _cnz({self.name[m]}):", f"    {self.name[r]} = {self.name[y]}", "else:"]
+        lines += ["    " + ln for ln in slow]
+        if dead_after:
+            lines.append("del " + ", ".join(self.name[a] for a in dead_after))
+        return lines
+
     # --- reshapes and transposes that only reshape in C order ---
     def plan_view_chains(self):
         """Chains of reshape/transpose equations whose last result is its first operand (the
@@ -549,6 +628,13 @@ class _Gen:
                     self.last[r] = max(self.last.get(r, -1), i)
         wraps = self.plan_index_wraps()
         deferred = {k for ms, _, _ in wraps.values() for k in ms}
+        lazy = {q: qx for q, qx in self.plan_lazy_selects().items()
+                if q not in deferred and q not in wraps and qx not in deferred}
+        deferred.update(lazy.values())
+        for q, qx in lazy.items():  # x's operands are read at the select
+            for a in g.eqns[qx].inputs:
+                if type(a) is not Lit:
+                    self.last[a] = max(self.last.get(a, -1), q)
         for q, (_, i, _) in wraps.items():  # i is read at the group's last equation
             self.last[i] = max(self.last.get(i, -1), q)
         eqns = g.eqns
@@ -577,6 +663,8 @@ class _Gen:
                     body.extend(self.view_final(i, eqns[i]))
                 elif i in wraps:
                     body.extend(self.index_wrap(i, eqns[i], *wraps[i]))
+                elif i in lazy:
+                    body.extend(self.lazy_select(i, eqns[i], lazy[i]))
                 else:
                     body.extend(self.eqn(i, eqns[i]))
                 alive.extend(eqns[i].outvars)
