@@ -176,6 +176,7 @@ def _into(reuse, vals):
 # dying intermediate behind the same ownership test as the loop's (a local's reference count).
 # tests/test_interpreter_codegen.py checks the bits against `eval_graph` on every primitive.
 
+SMALL_LAYOUT = 4096  # elements: a broadcast or transpose this small is made C-contiguous
 VIEW_CHAIN_MAX = 1 << 16  # elements of a reshape/transpose chain the generator follows
 CHUNK = 400  # equations per generated function (a long graph runs as several, called in turn)
 # Generating costs ~20 us per equation (source and `compile`): a plan generates its function once
@@ -236,7 +237,7 @@ _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_dot": getattr(np.dot, "_implementation", np.dot),
             "_reshape": np.reshape, "_transpose": np.transpose, "_full": np.full,
             "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce,
-            "_cnz": np.count_nonzero, "_ge": np.greater_equal, "_U64": np.dtype(np.uint64)}
+            "_cnz": np.count_nonzero, "_empty": np.empty, "_ge": np.greater_equal, "_U64": np.dtype(np.uint64)}
 
 # provenance of a value, what the generated code may assume about it:
 FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, writeable
@@ -451,6 +452,47 @@ class _Gen:
             lines.append("del " + ", ".join(self.name[x] for x in dead_after))
         return lines
 
+    # --- small operands in the layout NumPy's fast loop wants ---
+    def plan_small_layouts(self):
+        """For values of at most SMALL_LAYOUT elements: NumPy runs an elementwise call whose
+        operands all have the result's shape and one contiguous layout through its trivial loop
+        (~0.3 us at 256 elements), a call that broadcasts an operand or mixes C and Fortran
+        order through its iterator (~0.8 us). So an elided broadcast whose readers are
+        elementwise NumPy calls with operands otherwise of the full shape (or single elements)
+        is made as an array of its own shape (an empty array, the operand assigned into it,
+        ~0.2 us), and a transpose read only by such calls as a C-ordered copy. The same
+        values either way. ({broadcast Var: its operand's shape in the result}, {transpose
+        Var})."""
+        g = self.g
+        small = {}
+        ccopy = set()
+        for e in g.eqns:
+            if len(e.outvars) != 1 or not _plain(e) or not e.inputs or \
+                    type(e.inputs[0]) is Lit:
+                continue
+            v = e.outvars[0]
+            n = math.prod(v.type.shape)
+            if not v.type.shape or n > SMALL_LAYOUT or not self.users.get(v) or \
+                    not all(self.direct_ufunc(u) is not None for u in self.users[v]):
+                continue
+            if e.prim.name == "broadcast_in_dim" and v in self.elided and \
+                    math.prod(self.elided[v]) not in (1, n):
+                small[v] = self.elided[v]
+            elif e.prim.name == "transpose" and len(v.type.shape) >= 2 and n > 1:
+                ccopy.add(v)
+        changed = True
+        while changed:  # a reader must end up with full-shaped (or single-element) operands
+            changed = False
+            for v in list(small):
+                for u in self.users[v]:
+                    n = math.prod(u.outvars[0].type.shape)
+                    if any(type(a) is not Lit and a in self.elided and a not in small and
+                           math.prod(self.elided[a]) not in (1, n) for a in u.inputs):
+                        del small[v]
+                        changed = True
+                        break
+        return small, ccopy
+
     # --- a select whose mask is often all false ---
     def plan_lazy_selects(self):
         """Selects `r = select m x y` whose mask is an equality test (rarely true on floating-point
@@ -620,6 +662,7 @@ class _Gen:
     def source(self):
         g = self.g
         self.elided = self.plan_broadcasts()
+        self.small, self.ccopy = self.plan_small_layouts()
         self.vlinks, self.vfinal, self.vraw = self.plan_view_chains()
         for i, e in enumerate(g.eqns):  # a chain's root is read at its last equation
             for v in e.outvars:
@@ -724,7 +767,12 @@ class _Gen:
         if not outs:
             lines.append(expr)
         elif len(outs) == 1:
-            lines.append(f"{self.name[outs[0]]} = {expr}")
+            if type(expr) is tuple:  # an array made, then filled (see _em_bcast)
+                expr, fill = expr
+                lines.append(f"{self.name[outs[0]]} = {expr}")
+                lines.append(f"{self.name[outs[0]]}[...] = {fill}")
+            else:
+                lines.append(f"{self.name[outs[0]]} = {expr}")
             self.prov[outs[0]] = prov
         else:
             lines.append(", ".join(self.name[v] for v in outs) + f", = {expr}")
@@ -814,6 +862,8 @@ def _em_view(fn, param):
     def em(gen, e, ops, dts):
         arg = repr(tuple(e.params[param]))
         prov = VIEW if e.outvars[0].type.shape else None
+        if e.outvars[0] in gen.ccopy:  # a C-ordered copy (see _Gen.plan_small_layouts)
+            return f"_{fn}({ops[0]}, {arg}).copy()", FRESH
         if _known(gen, e.inputs[0]):
             return f"{ops[0]}.{fn}({arg})", prov
         return f"_{fn}({ops[0]}, {arg})", prov
@@ -871,9 +921,19 @@ def _bcast_runtime_shape(e):
 
 
 def _em_bcast(gen, e, ops, dts):
-    shp = gen.elided.get(e.outvars[0])
+    v = e.outvars[0]
+    shp = gen.elided.get(v)
     if shp is None:
         return None
+    if v in gen.small:  # an array of its own: made empty, the operand assigned into it
+        dt = gen.const(np.dtype(DTYPES[v.type.dtype]), "d")
+        if shp == tuple(e.inputs[0].type.shape):
+            fill = ops[0]  # NumPy aligns trailing axes
+        elif _known(gen, e.inputs[0]):
+            fill = f"{ops[0]}.reshape({shp!r})"
+        else:
+            fill = f"_reshape({ops[0]}, {shp!r})"
+        return (f"_empty({tuple(v.type.shape)!r}, {dt})", fill), FRESH
     if shp == tuple(e.inputs[0].type.shape):
         return ops[0], BVIEW  # NumPy aligns trailing axes: the operand itself broadcasts
     if _known(gen, e.inputs[0]):
