@@ -862,11 +862,13 @@ def _em_view(fn, param):
     def em(gen, e, ops, dts):
         arg = repr(tuple(e.params[param]))
         prov = VIEW if e.outvars[0].type.shape else None
-        if e.outvars[0] in gen.ccopy:  # a C-ordered copy (see _Gen.plan_small_layouts)
-            return f"_{fn}({ops[0]}, {arg}).copy()", FRESH
         if _known(gen, e.inputs[0]):
-            return f"{ops[0]}.{fn}({arg})", prov
-        return f"_{fn}({ops[0]}, {arg})", prov
+            expr = f"{ops[0]}.{fn}({arg})"
+        else:  # an argument or constant: an ndarray's method, else NumPy's function
+            expr = f"({ops[0]}.{fn}({arg}) if type({ops[0]}) is _nd else _{fn}({ops[0]}, {arg}))"
+        if e.outvars[0] in gen.ccopy:  # a C-ordered copy (see _Gen.plan_small_layouts)
+            return f"{expr}.copy()", FRESH
+        return expr, prov
     return em
 
 
@@ -963,9 +965,10 @@ def _dot_recipe(e):
     sb = (math.prod(ys[a] for a in rc), math.prod(ys[a] for a in notin_b))
 
     def side(perm, shp, own):
+        moved = tuple(own[a] for a in perm)
         if perm == list(range(len(own))):
             return None, (None if own == shp else shp)
-        return tuple(perm), shp
+        return tuple(perm), (None if moved == shp else shp)  # a 2-D transpose: no reshape
     pa, ra = side(notin + lc, sa, xs)
     pb, rb = side(rc + notin_b, sb, ys)
     return pa, ra, pb, rb, (None if (sa[0], sb[1]) == out else out)
@@ -1006,7 +1009,9 @@ def _em_dot(gen, e, ops, dts):
         ro = None
 
     def side(o, perm, shp):
-        if perm is not None:
+        if perm == (1, 0):
+            o = f"{o}.T"
+        elif perm is not None:
             o = f"{o}.transpose({perm!r})"
         return o if shp is None else f"{o}.reshape({shp!r})"
     r = f"_dot({side(ops[0], pa, ra)}, {side(ops[1], pb, rb)})"
