@@ -266,3 +266,30 @@ def test_small_broadcasts_and_transposes_made_contiguous_give_the_same_bits():
     assert loop == want and gen == want
     for r in fn([a, b, c], []):
         assert r.base is None and r.flags.c_contiguous
+
+
+@pytest.mark.parametrize("xs,ys,lc,rc", [((16, 16), (16,), 1, 0), ((7,), (7, 5), 0, 0),
+                                         ((3, 40), (40,), 1, 0), ((40, 3), (40,), 0, 0),
+                                         ((2, 3, 9), (9,), 2, 0), ((9,), (4, 9), 0, 1)])
+@pytest.mark.parametrize("dt", ["f64", "f32"])
+def test_a_product_with_a_vector_is_numpys_vector_product(xs, ys, lc, rc, dt):
+    # the vector is not reshaped into a column: np.dot's gemv either way, the same bits as
+    # the implementation (np.tensordot), special values included
+    from adjit.ir import parse_graph
+    out = tuple(d for a, d in enumerate(xs) if a != lc) + tuple(d for a, d in enumerate(ys)
+                                                              if a != rc)
+    fmt = lambda s: f"{dt}[{','.join(map(str, s))}]"  # noqa: E731
+    g = parse_graph(
+        f"def f(a: {fmt(xs)}, b: {fmt(ys)}) -> {fmt(out)}:\n"
+        f"  c: {fmt(out)} = dot_general[contract=(({lc},), ({rc},)), batch=((), ())] a b\n"
+        f"  return c\n")
+    npdt = np.float64 if dt == "f64" else np.float32
+    for seed in range(3):
+        with np.errstate(over="ignore"):  # 1e308 is inf in f32
+            a, b = _special(xs, seed).astype(npdt), _special(ys, seed + 10).astype(npdt)
+        fn, loop, gen = _plan_runs(g, [a, b])
+        want = _outcome(lambda: eval_graph(g, [a, b]))
+        assert loop == want and gen == want
+        with np.errstate(all="ignore"):
+            assert want == [_bits(np.tensordot(a, b, ((lc,), (rc,))))]
+    assert "reshape" not in fn.source.split("_dot(")[1].split("\n")[0] or len(xs) == 3

@@ -606,7 +606,9 @@ class _Gen:
                 n = math.prod(v.type.shape)
                 if not sa0 or n > VIEW_CHAIN_MAX:
                     continue
-                raw[v] = (sa0, n // sa0)
+                xs, ys = x.type.shape, e.inputs[1].type.shape
+                raw[v] = (sa0,) if len(ys) == 1 and len(xs) > 1 else \
+                    (n,) if len(xs) == 1 and len(ys) > 1 else (sa0, n // sa0)  # see _dot_recipe
                 info[v] = (v, np.arange(n).reshape(raw[v]).reshape(v.type.shape), True)
                 continue
             if nm not in ("reshape", "transpose") or not _plain(e) or type(e.inputs[0]) is Lit:
@@ -971,7 +973,14 @@ def _dot_recipe(e):
         return tuple(perm), (None if moved == shp else shp)  # a 2-D transpose: no reshape
     pa, ra = side(notin + lc, sa, xs)
     pb, rb = side(rc + notin_b, sb, ys)
-    return pa, ra, pb, rb, (None if (sa[0], sb[1]) == out else out)
+    raw = (sa[0], sb[1])
+    # a vector contracted whole stays a vector: np.dot of a matrix and a vector is the same
+    # BLAS gemv call as of the matrix and the vector as a column (or row), without the reshapes
+    if len(ys) == 1 and len(xs) > 1:
+        pb, rb, raw = None, None, (sa[0],)
+    elif len(xs) == 1 and len(ys) > 1:
+        pa, ra, raw = None, None, (sb[1],)
+    return pa, ra, pb, rb, (None if raw == out else out)
 
 
 def _dot_fn(recipe):
