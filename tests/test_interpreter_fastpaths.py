@@ -102,7 +102,7 @@ def test_a_wrapped_intermediate_index_is_freed_and_never_written(monkeypatch):
     for y in ([0, 1, 2, 3], [-1, -4, 3, 9], [I64.min, I64.max, 0, 4]):
         y = np.array(y, np.int64)
         fn, loop, gen = _plan_runs(g, [y, k])
-        want = _outcome(lambda: eval_graph(g, [y, k]))
+        want = _outcome(lambda y=y: eval_graph(g, [y, k]))
         assert loop == want and gen == want, (y, fn.source)
         assert "_cnz(" in fn.source
         s, r = fn([y, k], [])
@@ -145,15 +145,15 @@ def test_a_hessian_result_is_the_product_itself_not_a_copy_of_a_view():
 
 CHAINS = [
     # the product w, reshaped back in C order through transposes of size-1 axes
-    ("f64[4,3,1]", "  x: f64[4,1,3] = transpose[perm=(0, 2, 1)] w\n"
-                   "  y: f64[12] = reshape[shape=(12,)] x\n"
-                   "  z: f64[2,6] = reshape[shape=(2, 6)] y\n", "z", "f64[2,6]"),
+    ("f64[4,3,1]", ("  x: f64[4,1,3] = transpose[perm=(0, 2, 1)] w\n"
+                    "  y: f64[12] = reshape[shape=(12,)] x\n"
+                    "  z: f64[2,6] = reshape[shape=(2, 6)] y\n"), "z", "f64[2,6]"),
     # a real transpose: not a reshape, made as recorded
-    ("f64[4,3,1]", "  x: f64[3,1,4] = transpose[perm=(1, 2, 0)] w\n"
-                   "  z: f64[3,4] = reshape[shape=(3, 4)] x\n", "z", "f64[3,4]"),
+    ("f64[4,3,1]", ("  x: f64[3,1,4] = transpose[perm=(1, 2, 0)] w\n"
+                    "  z: f64[3,4] = reshape[shape=(3, 4)] x\n"), "z", "f64[3,4]"),
     # transposed twice back: the product itself
-    ("f64[4,3,1]", "  x: f64[3,4,1] = transpose[perm=(1, 0, 2)] w\n"
-                   "  z: f64[4,3,1] = transpose[perm=(1, 0, 2)] x\n", "z", "f64[4,3,1]"),
+    ("f64[4,3,1]", ("  x: f64[3,4,1] = transpose[perm=(1, 0, 2)] w\n"
+                    "  z: f64[4,3,1] = transpose[perm=(1, 0, 2)] x\n"), "z", "f64[4,3,1]"),
 ]
 
 
@@ -278,7 +278,7 @@ def test_a_product_with_a_vector_is_numpys_vector_product(xs, ys, lc, rc, dt):
     from adjit.ir import parse_graph
     out = tuple(d for a, d in enumerate(xs) if a != lc) + tuple(d for a, d in enumerate(ys)
                                                               if a != rc)
-    fmt = lambda s: f"{dt}[{','.join(map(str, s))}]"  # noqa: E731
+    fmt = lambda s: f"{dt}[{','.join(map(str, s))}]"
     g = parse_graph(
         f"def f(a: {fmt(xs)}, b: {fmt(ys)}) -> {fmt(out)}:\n"
         f"  c: {fmt(out)} = dot_general[contract=(({lc},), ({rc},)), batch=((), ())] a b\n"
@@ -288,7 +288,7 @@ def test_a_product_with_a_vector_is_numpys_vector_product(xs, ys, lc, rc, dt):
         with np.errstate(over="ignore"):  # 1e308 is inf in f32
             a, b = _special(xs, seed).astype(npdt), _special(ys, seed + 10).astype(npdt)
         fn, loop, gen = _plan_runs(g, [a, b])
-        want = _outcome(lambda: eval_graph(g, [a, b]))
+        want = _outcome(lambda a=a, b=b: eval_graph(g, [a, b]))
         assert loop == want and gen == want
         with np.errstate(all="ignore"):
             assert want == [_bits(np.tensordot(a, b, ((lc,), (rc,))))]

@@ -175,6 +175,12 @@ def _into(reuse, vals):
 # that only ufuncs read left to NumPy's broadcasting as a view with size-1 axes). `out=` into a
 # dying intermediate behind the same ownership test as the loop's (a local's reference count).
 # tests/test_interpreter_codegen.py checks the bits against `eval_graph` on every primitive.
+# Shortcuts that give the same bits (tests/test_interpreter_fastpaths.py, special values): small
+# broadcasts and transposes made C-contiguous for NumPy's trivial loop (`plan_small_layouts`), a
+# reshape/transpose chain that is a C-order reshape as one reshape of its root, a product read
+# only by one as NumPy's product (`plan_view_chains`), a wrapped integer index behind one range
+# test (`plan_index_wraps`), a select of an equality mask behind a test of the mask
+# (`plan_lazy_selects`), a matrix-vector product as np.dot of the vector (`_dot_recipe`).
 
 SMALL_LAYOUT = 4096  # elements: a broadcast or transpose this small is made C-contiguous
 VIEW_CHAIN_MAX = 1 << 16  # elements of a reshape/transpose chain the generator follows
@@ -237,7 +243,8 @@ _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_dot": getattr(np.dot, "_implementation", np.dot),
             "_reshape": np.reshape, "_transpose": np.transpose, "_full": np.full,
             "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce,
-            "_cnz": np.count_nonzero, "_empty": np.empty, "_ge": np.greater_equal, "_U64": np.dtype(np.uint64)}
+            "_cnz": np.count_nonzero, "_empty": np.empty, "_ge": np.greater_equal,
+            "_U64": np.dtype(np.uint64)}
 
 # provenance of a value, what the generated code may assume about it:
 FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, writeable
@@ -408,7 +415,7 @@ class _Gen:
             n = n.value
             h, w, i = g.eqns[qj].inputs
             qh, qw = prod(h, "lt"), prod(w, "add")
-            if qh is None or qw is None or type(i) is Lit or i.type != t or \
+            if qh is None or qw is None or type(i) is Lit or i.type != t or i in self.elided or \
                     g.eqns[qh].inputs[0] is not i or not lit(g.eqns[qh].inputs[1], 0) or \
                     g.eqns[qw].inputs[0] is not i or not lit(g.eqns[qw].inputs[1], n):
                 continue
@@ -444,8 +451,8 @@ class _Gen:
                 self.last[x] = v
         self.prov[r] = None  # i itself (whatever i is) or a fresh array
         nm, iv = self.name[r], self.name[i]
-        lines = [f"if type({iv}) is _nd and not _cnz(_ge({iv}.view(_U64), "
-                 f"{self.const(np.asarray(n, np.uint64), 'n')})):",
+        kn = self.const(np.asarray(n, np.uint64), "n")
+        lines = [f"if type({iv}) is _nd and not _cnz(_ge({iv}.view(_U64), {kn})):",
                  f"    {nm} = {iv}", "else:"]
         lines += ["    " + ln for ln in slow]
         if dead_after:
