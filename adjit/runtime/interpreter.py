@@ -175,7 +175,15 @@ def _into(reuse, vals):
 # that only ufuncs read left to NumPy's broadcasting as a view with size-1 axes). `out=` into a
 # dying intermediate behind the same ownership test as the loop's (a local's reference count).
 # tests/test_interpreter_codegen.py checks the bits against `eval_graph` on every primitive.
+# Shortcuts that give the same bits (tests/test_interpreter_fastpaths.py, special values): small
+# broadcasts and transposes made C-contiguous for NumPy's trivial loop (`plan_small_layouts`), a
+# reshape/transpose chain that is a C-order reshape as one reshape of its root, a product read
+# only by one as NumPy's product (`plan_view_chains`), a wrapped integer index behind one range
+# test (`plan_index_wraps`), a select of an equality mask behind a test of the mask
+# (`plan_lazy_selects`), a matrix-vector product as np.dot of the vector (`_dot_recipe`).
 
+SMALL_LAYOUT = 4096  # elements: a broadcast or transpose this small is made C-contiguous
+VIEW_CHAIN_MAX = 1 << 16  # elements of a reshape/transpose chain the generator follows
 CHUNK = 400  # equations per generated function (a long graph runs as several, called in turn)
 # Generating costs ~20 us per equation (source and `compile`): a plan generates its function once
 # its loop has run that long (from the second call for a graph whose call takes longer than
@@ -234,7 +242,9 @@ _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_where": getattr(np.where, "_implementation", np.where),
             "_dot": getattr(np.dot, "_implementation", np.dot),
             "_reshape": np.reshape, "_transpose": np.transpose, "_full": np.full,
-            "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce}
+            "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce,
+            "_cnz": np.count_nonzero, "_empty": np.empty, "_ge": np.greater_equal,
+            "_U64": np.dtype(np.uint64)}
 
 # provenance of a value, what the generated code may assume about it:
 FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, writeable
@@ -356,10 +366,331 @@ class _Gen:
                                 changed = True
         return cand
 
+    # --- integer indices wrapped and bounds-checked (indexing.wrap_traced_index) ---
+    def plan_index_wraps(self):
+        """The index normalisations the generated code runs behind one range check:
+        `wrap_traced_index` records, for an integer index i into an axis of size n,
+            h = lt i 0; w = add i n; j = select h w i; k = lt j 0; l = ge j n; m = or k l;
+            r = select m P j
+        (P the poison); where every i is in [0, n) (the common case: labels, arange) r is i
+        itself, so one test, `count_nonzero(i as uint64 >= n) == 0` (a negative i is a huge
+        uint64), replaces the six operations; otherwise they run as recorded. Same bits either
+        way. {index of r's equation: (indices of the other six, i, n)}."""
+        g = self.g
+        pos = {}
+        for q, e in enumerate(g.eqns):
+            for v in e.outvars:
+                pos[v] = q
+
+        def prod(x, name):  # the equation of `name` that defines Var x, read only in the group
+            q = pos.get(x) if type(x) is not Lit else None
+            if q is None or g.eqns[q].prim.name != name or not _plain(g.eqns[q]) or \
+                    x in self.outset:
+                return None
+            return q
+
+        def lit(x, v):
+            return type(x) is Lit and type(x.value) is int and x.value == v
+
+        groups = {}
+        for q, e in enumerate(g.eqns):
+            if e.prim.name != "select" or not _plain(e):
+                continue
+            m, poison, j = e.inputs
+            r = e.outvars[0]
+            t = r.type
+            if t.dtype != "i64" or not t.shape or type(j) is Lit or j.type != t or \
+                    type(m) is Lit or m.type.shape != t.shape or \
+                    (type(poison) is not Lit and poison.type.shape != t.shape):
+                continue
+            qm, qj = prod(m, "or"), prod(j, "select")
+            if qm is None or qj is None:
+                continue
+            k, lv = g.eqns[qm].inputs
+            qk, ql = prod(k, "lt"), prod(lv, "ge")
+            if qk is None or ql is None or g.eqns[qk].inputs[0] is not j or \
+                    g.eqns[ql].inputs[0] is not j or not lit(g.eqns[qk].inputs[1], 0):
+                continue
+            n = g.eqns[ql].inputs[1]
+            if type(n) is not Lit or type(n.value) is not int or n.value <= 0:
+                continue
+            n = n.value
+            h, w, i = g.eqns[qj].inputs
+            qh, qw = prod(h, "lt"), prod(w, "add")
+            if qh is None or qw is None or type(i) is Lit or i.type != t or i in self.elided or \
+                    g.eqns[qh].inputs[0] is not i or not lit(g.eqns[qh].inputs[1], 0) or \
+                    g.eqns[qw].inputs[0] is not i or not lit(g.eqns[qw].inputs[1], n):
+                continue
+            members = {qh: h, qw: w, qj: j, qk: k, ql: lv, qm: m}
+            if len(members) != 6 or any(x in self.outset for x in members.values()):
+                continue
+            readers = {h: {qj}, w: {qj}, j: {qk, ql, q}, k: {qm}, lv: {qm}, m: {q}}
+            if any({pos[u.outvars[0]] if u.outvars else -1 for u in self.users.get(x, ())}
+                   != want for x, want in readers.items()):
+                continue
+            groups[q] = (sorted(members), i, n)
+        return groups
+
+    def index_wrap(self, q, e, members, i, n):
+        """The source of index-wrap group `q` (see plan_index_wraps)."""
+        eqns = self.g.eqns
+        r = e.outvars[0]
+        poison = e.inputs[1]
+        # i and the poison stay alive through the group (freed after it, on both branches)
+        hold = list(dict.fromkeys(x for x in (i, poison) if type(x) is not Lit and
+                                  x not in self.pset and x not in self.outset))
+        dead_after = [x for x in hold if self.last.get(x, -1) <= q]
+        saved = {x: self.last.get(x) for x in hold}
+        for x in hold:
+            self.last[x] = len(eqns) + 1
+        slow = []
+        for k in members + [q]:
+            slow.extend(self.eqn(k, eqns[k]))
+        for x, v in saved.items():
+            if v is None:
+                del self.last[x]
+            else:
+                self.last[x] = v
+        self.prov[r] = None  # i itself (whatever i is) or a fresh array
+        nm, iv = self.name[r], self.name[i]
+        kn = self.const(np.asarray(n, np.uint64), "n")
+        lines = [f"if type({iv}) is _nd and not _cnz(_ge({iv}.view(_U64), {kn})):",
+                 f"    {nm} = {iv}", "else:"]
+        lines += ["    " + ln for ln in slow]
+        if dead_after:
+            lines.append("del " + ", ".join(self.name[x] for x in dead_after))
+        return lines
+
+    # --- small operands in the layout NumPy's fast loop wants ---
+    def plan_small_layouts(self):
+        """For values of at most SMALL_LAYOUT elements: NumPy runs an elementwise call whose
+        operands all have the result's shape and one contiguous layout through its trivial loop
+        (~0.3 us at 256 elements), a call that broadcasts an operand or mixes C and Fortran
+        order through its iterator (~0.8 us). So an elided broadcast whose readers are
+        elementwise NumPy calls with operands otherwise of the full shape (or single elements)
+        is made as an array of its own shape (an empty array, the operand assigned into it,
+        ~0.2 us), and a transpose read only by such calls as a C-ordered copy. The same
+        values either way. ({broadcast Var: its operand's shape in the result}, {transpose
+        Var})."""
+        g = self.g
+        small = {}
+        ccopy = set()
+        for e in g.eqns:
+            if len(e.outvars) != 1 or not _plain(e) or not e.inputs or \
+                    type(e.inputs[0]) is Lit:
+                continue
+            v = e.outvars[0]
+            n = math.prod(v.type.shape)
+            if not v.type.shape or n > SMALL_LAYOUT or not self.users.get(v) or \
+                    not all(self.direct_ufunc(u) is not None for u in self.users[v]):
+                continue
+            if e.prim.name == "broadcast_in_dim" and v in self.elided and \
+                    math.prod(self.elided[v]) not in (1, n):
+                small[v] = self.elided[v]
+            elif e.prim.name == "transpose" and len(v.type.shape) >= 2 and n > 1:
+                ccopy.add(v)
+        changed = True
+        while changed:  # a reader must end up with full-shaped (or single-element) operands
+            changed = False
+            for v in list(small):
+                for u in self.users[v]:
+                    n = math.prod(u.outvars[0].type.shape)
+                    if any(type(a) is not Lit and a in self.elided and a not in small and
+                           math.prod(self.elided[a]) not in (1, n) for a in u.inputs):
+                        del small[v]
+                        changed = True
+                        break
+        return small, ccopy
+
+    # --- a select whose mask is often all false ---
+    def plan_lazy_selects(self):
+        """Selects `r = select m x y` whose mask is an equality test (rarely true on floating-point
+        data) and whose x is an elementwise NumPy call read by r alone: the
+        generated code tests the mask first (`count_nonzero`), and where it holds no true
+        element r is y itself and x is never computed; otherwise both run as recorded. Same
+        bits (a select of an all-false mask is y, broadcast by r's readers when y is smaller:
+        every reader broadcasts its operands itself). The rare branch of a non-smooth point:
+        relu's derivative at 0, `select (eq p 0) (mul ct 0.5) 0`. {index of r: index of x}."""
+        g = self.g
+        pos = {}
+        for q, e in enumerate(g.eqns):
+            for v in e.outvars:
+                pos[v] = q
+        out = {}
+        for q, e in enumerate(g.eqns):
+            if e.prim.name != "select" or not _plain(e) or any(type(a) is Lit for a in e.inputs):
+                continue
+            m, x, y = e.inputs
+            r = e.outvars[0]
+            qx = pos.get(x)
+            if qx is None or r in self.outset or x in self.outset or \
+                    len(self.users.get(x, ())) != 1 or m.type.dtype != "bool" or \
+                    m.type.shape != r.type.shape or y.type.dtype != r.type.dtype:
+                continue
+            ex = g.eqns[qx]
+            qm = pos.get(m)
+            if len(ex.outvars) != 1 or self.direct_ufunc(ex) is None or qx in out.values() or \
+                    qm is None or g.eqns[qm].prim.name != "eq":
+                continue
+            ys = tuple(self.elided.get(y, y.type.shape))
+            if ys != tuple(r.type.shape):
+                ok = bool(self.users.get(r))
+                for u in self.users.get(r, ()):
+                    if not self.broadcasts_itself(u) or u.prim.name == "select" and \
+                            u.inputs[0] is r:
+                        ok = False
+                        break
+                    shapes = [ys if a is r else tuple(self.elided.get(a, a.type.shape))
+                              for a in u.inputs if type(a) is not Lit]
+                    try:
+                        ok = np.broadcast_shapes(*shapes) == tuple(u.outvars[0].type.shape)
+                    except ValueError:
+                        ok = False
+                    if not ok:
+                        break
+                if not ok:
+                    continue
+            out[q] = qx
+        return out
+
+    def lazy_select(self, q, e, qx):
+        """The source of lazy select `q` (see plan_lazy_selects)."""
+        eqns = self.g.eqns
+        m, x, y = e.inputs
+        r = e.outvars[0]
+        ex = eqns[qx]
+        hold = list(dict.fromkeys(a for a in list(ex.inputs) + [m, y] if type(a) is not Lit
+                                  and a is not x and a not in self.pset and
+                                  a not in self.outset))
+        dead_after = [a for a in hold if self.last.get(a, -1) <= q]
+        saved = {a: self.last.get(a) for a in hold}
+        for a in hold:
+            self.last[a] = len(eqns) + 1
+        slow = self.eqn(qx, ex) + self.eqn(q, e)
+        for a, v in saved.items():
+            if v is None:
+                del self.last[a]
+            else:
+                self.last[a] = v
+        ys = tuple(self.elided.get(y, y.type.shape))
+        # y itself (never written through r when it is smaller than r) or a fresh array
+        self.prov[r] = None if ys == tuple(r.type.shape) else BVIEW
+        lines = [f"if not _cnz({self.name[m]}):", f"    {self.name[r]} = {self.name[y]}", "else:"]
+        lines += ["    " + ln for ln in slow]
+        if dead_after:
+            lines.append("del " + ", ".join(self.name[a] for a in dead_after))
+        return lines
+
+    # --- reshapes and transposes that only reshape in C order ---
+    def plan_view_chains(self):
+        """Chains of reshape/transpose equations whose last result is its first operand (the
+        root) reshaped in C order: that result is the root's `reshape` (the root itself when
+        the shapes agree), and the links between, each read only by the next, are never made.
+        A dot_general whose result only such a chain reads is a root as NumPy's product (2-D)
+        before its final reshape: W5's Hessian `z = transpose(reshape(transpose(w)))` of the
+        product w is the product itself, a fresh array (no copy of a view as the result).
+        Pure data movement: the same bits. Returns ({link Var: root}, {final Var: root}, {dot
+        result Var: 2-D shape}) for chains of at most VIEW_CHAIN_MAX elements (the index map is
+        worked out on an arange of that size)."""
+        g = self.g
+        info = {}  # Var -> (root Var, root's flat indices in this value's shape, raw root?)
+        raw = {}  # dot_general result -> the product's own 2-D shape
+        final = {}
+        prev = {}  # chain value -> the value it was made from
+
+        def single(x):  # x may be skipped: read only by one chain equation, not a result
+            return type(x) is not Lit and x not in self.outset and x not in self.pset and \
+                len(self.users.get(x, ())) == 1
+
+        for e in g.eqns:
+            nm = e.prim.name
+            if nm == "dot_general" and _plain(e):
+                rec = _dot_recipe(e)
+                v = e.outvars[0]
+                if rec is None or rec == "matmul" or rec[4] is None:
+                    continue
+                x = e.inputs[0]
+                lc = e.params["contract"][0]
+                sa0 = math.prod(d for a, d in enumerate(x.type.shape) if a not in lc)
+                n = math.prod(v.type.shape)
+                if not sa0 or n > VIEW_CHAIN_MAX:
+                    continue
+                xs, ys = x.type.shape, e.inputs[1].type.shape
+                raw[v] = (sa0,) if len(ys) == 1 and len(xs) > 1 else \
+                    (n,) if len(xs) == 1 and len(ys) > 1 else (sa0, n // sa0)  # see _dot_recipe
+                info[v] = (v, np.arange(n).reshape(raw[v]).reshape(v.type.shape), True)
+                continue
+            if nm not in ("reshape", "transpose") or not _plain(e) or type(e.inputs[0]) is Lit:
+                continue
+            x, v = e.inputs[0], e.outvars[0]
+            if x in info and single(x):
+                root, idx, rm = info[x]
+            elif math.prod(x.type.shape) <= VIEW_CHAIN_MAX:
+                root, idx, rm = x, np.arange(math.prod(x.type.shape)).reshape(x.type.shape), False
+            else:
+                continue
+            prev[v] = x
+            idx = idx.reshape(tuple(e.params["shape"])) if nm == "reshape" else \
+                idx.transpose(tuple(e.params["perm"]))
+            info[v] = (root, idx, rm)
+            if np.array_equal(idx.ravel(), np.arange(idx.size)):
+                final[v] = (root, rm)
+        links = {}
+        for v, (root, _) in final.items():
+            x = prev[v]
+            while x is not root:
+                links[x] = root
+                x = prev[x]
+        final = {v: r for v, r in final.items() if v not in links}  # inside a longer chain
+        raw = {root: raw[root] for root, rm in final.values() if rm}
+        return links, {v: r for v, (r, _) in final.items()}, raw
+
+    def view_final(self, i, e):
+        """A chain's last result from its root (see plan_view_chains)."""
+        v = e.outvars[0]
+        root = self.vfinal[v]
+        self.name[v] = f"v{i}"
+        rn = self.name[root]
+        shape = tuple(v.type.shape)
+        own = self.vraw.get(root, tuple(root.type.shape))
+        dies = self.last.get(root) == i and root not in self.outset and root not in self.pset
+        if shape == own:
+            expr = rn
+            prov = self.prov.get(root) if dies else None
+        else:
+            expr = f"{rn}.reshape({shape!r})" if _known(self, root) else \
+                f"_reshape({rn}, {shape!r})"
+            prov = VIEW if self.prov.get(root) in (FRESH, VIEW) else None
+        self.prov[v] = prov
+        lines = [f"{self.name[v]} = {expr}"]
+        if dies:
+            lines.append(f"del {rn}")
+        if v not in self.last:
+            lines.append(f"del {self.name[v]}")
+        return lines
+
     # --- source ---
     def source(self):
         g = self.g
         self.elided = self.plan_broadcasts()
+        self.small, self.ccopy = self.plan_small_layouts()
+        self.vlinks, self.vfinal, self.vraw = self.plan_view_chains()
+        for i, e in enumerate(g.eqns):  # a chain's root is read at its last equation
+            for v in e.outvars:
+                if v in self.vfinal:
+                    r = self.vfinal[v]
+                    self.last[r] = max(self.last.get(r, -1), i)
+        wraps = self.plan_index_wraps()
+        deferred = {k for ms, _, _ in wraps.values() for k in ms}
+        lazy = {q: qx for q, qx in self.plan_lazy_selects().items()
+                if q not in deferred and q not in wraps and qx not in deferred}
+        deferred.update(lazy.values())
+        for q, qx in lazy.items():  # x's operands are read at the select
+            for a in g.eqns[qx].inputs:
+                if type(a) is not Lit:
+                    self.last[a] = max(self.last.get(a, -1), q)
+        for q, (_, i, _) in wraps.items():  # i is read at the group's last equation
+            self.last[i] = max(self.last.get(i, -1), q)
         eqns = g.eqns
         n = len(eqns)
         chunks = []
@@ -377,7 +708,19 @@ class _Gen:
                 body.append(", ".join(self.name[v] for v in entering) + ", = S")
                 body.append("S.clear()  # only this function's locals hold them now")
             for i in range(start, stop):
-                body.extend(self.eqn(i, eqns[i]))
+                if i in deferred:  # run with its group's last equation
+                    continue
+                outs = eqns[i].outvars
+                if len(outs) == 1 and outs[0] in self.vlinks:  # never made (a chain's link)
+                    continue
+                if len(outs) == 1 and outs[0] in self.vfinal:
+                    body.extend(self.view_final(i, eqns[i]))
+                elif i in wraps:
+                    body.extend(self.index_wrap(i, eqns[i], *wraps[i]))
+                elif i in lazy:
+                    body.extend(self.lazy_select(i, eqns[i], lazy[i]))
+                else:
+                    body.extend(self.eqn(i, eqns[i]))
                 alive.extend(eqns[i].outvars)
             if stop >= n:
                 body.extend(self.results())
@@ -435,7 +778,12 @@ class _Gen:
         if not outs:
             lines.append(expr)
         elif len(outs) == 1:
-            lines.append(f"{self.name[outs[0]]} = {expr}")
+            if type(expr) is tuple:  # an array made, then filled (see _em_bcast)
+                expr, fill = expr
+                lines.append(f"{self.name[outs[0]]} = {expr}")
+                lines.append(f"{self.name[outs[0]]}[...] = {fill}")
+            else:
+                lines.append(f"{self.name[outs[0]]} = {expr}")
             self.prov[outs[0]] = prov
         else:
             lines.append(", ".join(self.name[v] for v in outs) + f", = {expr}")
@@ -526,8 +874,12 @@ def _em_view(fn, param):
         arg = repr(tuple(e.params[param]))
         prov = VIEW if e.outvars[0].type.shape else None
         if _known(gen, e.inputs[0]):
-            return f"{ops[0]}.{fn}({arg})", prov
-        return f"_{fn}({ops[0]}, {arg})", prov
+            expr = f"{ops[0]}.{fn}({arg})"
+        else:  # an argument or constant: an ndarray's method, else NumPy's function
+            expr = f"({ops[0]}.{fn}({arg}) if type({ops[0]}) is _nd else _{fn}({ops[0]}, {arg}))"
+        if e.outvars[0] in gen.ccopy:  # a C-ordered copy (see _Gen.plan_small_layouts)
+            return f"{expr}.copy()", FRESH
+        return expr, prov
     return em
 
 
@@ -582,9 +934,19 @@ def _bcast_runtime_shape(e):
 
 
 def _em_bcast(gen, e, ops, dts):
-    shp = gen.elided.get(e.outvars[0])
+    v = e.outvars[0]
+    shp = gen.elided.get(v)
     if shp is None:
         return None
+    if v in gen.small:  # an array of its own: made empty, the operand assigned into it
+        dt = gen.const(np.dtype(DTYPES[v.type.dtype]), "d")
+        if shp == tuple(e.inputs[0].type.shape):
+            fill = ops[0]  # NumPy aligns trailing axes
+        elif _known(gen, e.inputs[0]):
+            fill = f"{ops[0]}.reshape({shp!r})"
+        else:
+            fill = f"_reshape({ops[0]}, {shp!r})"
+        return (f"_empty({tuple(v.type.shape)!r}, {dt})", fill), FRESH
     if shp == tuple(e.inputs[0].type.shape):
         return ops[0], BVIEW  # NumPy aligns trailing axes: the operand itself broadcasts
     if _known(gen, e.inputs[0]):
@@ -614,12 +976,20 @@ def _dot_recipe(e):
     sb = (math.prod(ys[a] for a in rc), math.prod(ys[a] for a in notin_b))
 
     def side(perm, shp, own):
+        moved = tuple(own[a] for a in perm)
         if perm == list(range(len(own))):
             return None, (None if own == shp else shp)
-        return tuple(perm), shp
+        return tuple(perm), (None if moved == shp else shp)  # a 2-D transpose: no reshape
     pa, ra = side(notin + lc, sa, xs)
     pb, rb = side(rc + notin_b, sb, ys)
-    return pa, ra, pb, rb, (None if (sa[0], sb[1]) == out else out)
+    raw = (sa[0], sb[1])
+    # a vector contracted whole stays a vector: np.dot of a matrix and a vector is the same
+    # BLAS gemv call as of the matrix and the vector as a column (or row), without the reshapes
+    if len(ys) == 1 and len(xs) > 1:
+        pb, rb, raw = None, None, (sa[0],)
+    elif len(xs) == 1 and len(ys) > 1:
+        pa, ra, raw = None, None, (sb[1],)
+    return pa, ra, pb, rb, (None if raw == out else out)
 
 
 def _dot_fn(recipe):
@@ -653,9 +1023,13 @@ def _em_dot(gen, e, ops, dts):
     if recipe == "matmul":
         return f"({ops[0]} @ {ops[1]})", FRESH
     pa, ra, pb, rb, ro = recipe
+    if e.outvars[0] in gen.vraw:  # a view chain's root: the product as NumPy makes it
+        ro = None
 
     def side(o, perm, shp):
-        if perm is not None:
+        if perm == (1, 0):
+            o = f"{o}.T"
+        elif perm is not None:
             o = f"{o}.transpose({perm!r})"
         return o if shp is None else f"{o}.reshape({shp!r})"
     r = f"_dot({side(ops[0], pa, ra)}, {side(ops[1], pb, rb)})"

@@ -1,0 +1,295 @@
+"""The interpreter tier's generated function takes shortcuts that must give the bits of the
+graph as traced (`eval_graph` of the unoptimised graph, each equation's NumPy implementation) and
+NumPy's own answer, for every input, special values included (adjit/runtime/interpreter.py):
+- an integer index wrapped and bounds-checked (`indexing.wrap_traced_index`) is the index
+  itself behind one range test when every index is in [0, n);
+- a chain of reshapes and transposes of a dot_general's result that only reshapes it in C order
+  is the product itself (a fresh array: no copy of a view at the end)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import adjit
+from adjit.ir import eval_graph
+from adjit.ir.passes import optimize
+from adjit.runtime import interpreter
+from adjit.runtime.interpreter import Plan
+
+I64 = np.iinfo(np.int64)
+
+
+@pytest.fixture(autouse=True)
+def generate_at_once(monkeypatch):
+    monkeypatch.setattr(interpreter, "GEN_SECONDS_PER_EQN", 0.0)
+
+
+def _bits(a):
+    a = np.asarray(a)
+    return a.dtype, a.shape, a.tobytes()
+
+
+def _outcome(f):
+    """f()'s results as bits, or the type of the error it raised."""
+    try:
+        return [_bits(r) for r in f()]
+    except IndexError:
+        return IndexError
+
+
+def _plan_runs(g, args):
+    """(the generated function, the plan's loop's outcome, the generated function's outcome)
+    of graph g on args."""
+    fn = interpreter.generate(g)
+    return fn, _outcome(lambda: Plan(g)(args, g.consts)), _outcome(lambda: fn(args, g.consts))
+
+
+LABELS = [
+    [0, 1, 2, 4, 3, 0],  # all in range: the shortcut
+    [0, -1, -5, 4, 3, -2],  # negative: wrapped
+    [0, 1, 5, 4, 3, 0],  # out of range: IndexError
+    [0, 1, -6, 4, 3, 0],
+    [0, I64.max, 2, 4, 3, 0],
+    [0, I64.min, 2, 4, 3, 0],
+    [I64.min + 4, 0, 0, 0, 0, 0],  # i + n stays negative
+]
+
+
+@pytest.mark.parametrize("chunk", [400, 2])  # 2: the group spans several generated functions
+@pytest.mark.parametrize("labels", LABELS)
+def test_wrapped_integer_indices_match_numpy_and_the_traced_graph(monkeypatch, chunk, labels):
+    monkeypatch.setattr(interpreter, "CHUNK", chunk)
+    z = np.array([[0.5, -0.0, np.inf, np.nan, -1.5]] * 6) * np.arange(1, 7)[:, None]
+
+    def f(z, y):  # W2's cross-entropy pick, and the label array's own arithmetic
+        return z[np.arange(6), y] * 2.0, y * 3
+
+    g = adjit.make_ir(f)(z, np.zeros(6, np.int64))  # traced once; replayed on the labels
+    y = np.array(labels, np.int64)
+    opt = optimize(g)
+    fn, loop, gen = _plan_runs(opt, [z, y])
+    assert "_cnz(" in fn.source  # the range test replaces the six operations
+
+    def numpy():
+        return z[np.arange(6), y] * 2.0, y * 3
+    want = _outcome(numpy)
+    assert _outcome(lambda: eval_graph(g, [z, y])) == want
+    assert loop == want
+    assert gen == want
+    if want is not IndexError:
+        r = fn([z, y], opt.consts)
+        assert all(a is not y and a.base is None for a in r)  # fresh, never the argument
+
+
+def test_a_wrapped_intermediate_index_is_freed_and_never_written(monkeypatch):
+    # the index is an intermediate (y + 0 * y) that dies at the group: freed on both branches;
+    # the result aliases it on the shortcut, so the later `add` must not write into it
+    from adjit.ir import parse_graph
+    g = parse_graph(
+        "def f(y: i64[4], k: i64[4]) -> (i64[4], i64[4]):\n"
+        "  i: i64[4] = mul y 1\n"
+        "  h: bool[4] = lt i 0\n"
+        "  w: i64[4] = add i 4\n"
+        "  j: i64[4] = select h w i\n"
+        "  a: bool[4] = lt j 0\n"
+        "  b: bool[4] = ge j 4\n"
+        "  m: bool[4] = or a b\n"
+        "  p: i64[4] = full[shape=(4,), value=9, dtype='i64']\n"
+        "  r: i64[4] = select m p j\n"
+        "  s: i64[4] = add r k\n"
+        "  return s, r\n")
+    k = np.array([10, 20, 30, 40])
+    for y in ([0, 1, 2, 3], [-1, -4, 3, 9], [I64.min, I64.max, 0, 4]):
+        y = np.array(y, np.int64)
+        fn, loop, gen = _plan_runs(g, [y, k])
+        want = _outcome(lambda y=y: eval_graph(g, [y, k]))
+        assert loop == want and gen == want, (y, fn.source)
+        assert "_cnz(" in fn.source
+        s, r = fn([y, k], [])
+        assert s is not r and r.base is None and np.shares_memory(s, r) is False
+
+
+SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e308, -5e-324, 2.5])
+
+
+def _special(shape, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(shape)
+    flat = a.reshape(-1)
+    flat[rng.choice(flat.size, size=min(flat.size, SPECIAL.size), replace=False)] = \
+        SPECIAL[:min(flat.size, SPECIAL.size)]
+    return a
+
+
+def test_a_hessian_result_is_the_product_itself_not_a_copy_of_a_view():
+    # W5: jit(hessian) ends in dot_general -> transpose -> reshape -> transpose, which is the
+    # product reshaped in C order
+    def f(x, A):
+        return (np.tanh(A @ x) ** 2).sum()
+    x, A = _special(16, 0), _special((16, 16), 1) / 4
+    g = adjit.make_ir(adjit.hessian(f))(x, A)
+    opt = optimize(g)
+    fn, loop, gen = _plan_runs(opt, [x, A])
+    want = _outcome(lambda: eval_graph(g, [x, A]))
+    assert loop == want and gen == want
+    results = fn.source.split("return [")[-1].split("]")[0]
+    assert ".copy()" not in results and "transpose((1, 2, 0))" not in fn.source, fn.source
+    (h,) = fn([x, A], opt.consts)
+    assert h.base is None and h.flags.c_contiguous and h.flags.writeable
+    xs, As = np.random.default_rng(2).standard_normal(16), np.random.default_rng(3).standard_normal((16, 16)) / 4
+    t = np.tanh(As @ xs)  # NumPy by hand: H = A^T diag(2 (1 - t^2)(1 - 3 t^2)) A
+    np.testing.assert_allclose(fn([xs, As], opt.consts)[0],
+                               As.T @ ((2 * (1 - t * t) * (1 - 3 * t * t))[:, None] * As),
+                               rtol=1e-12, atol=1e-12)
+
+
+CHAINS = [
+    # the product w, reshaped back in C order through transposes of size-1 axes
+    ("f64[4,3,1]", ("  x: f64[4,1,3] = transpose[perm=(0, 2, 1)] w\n"
+                    "  y: f64[12] = reshape[shape=(12,)] x\n"
+                    "  z: f64[2,6] = reshape[shape=(2, 6)] y\n"), "z", "f64[2,6]"),
+    # a real transpose: not a reshape, made as recorded
+    ("f64[4,3,1]", ("  x: f64[3,1,4] = transpose[perm=(1, 2, 0)] w\n"
+                    "  z: f64[3,4] = reshape[shape=(3, 4)] x\n"), "z", "f64[3,4]"),
+    # transposed twice back: the product itself
+    ("f64[4,3,1]", ("  x: f64[3,4,1] = transpose[perm=(1, 0, 2)] w\n"
+                    "  z: f64[4,3,1] = transpose[perm=(1, 0, 2)] x\n"), "z", "f64[4,3,1]"),
+]
+
+
+@pytest.mark.parametrize("wt,body,res,rt", CHAINS, ids=["reshape", "transpose", "back"])
+@pytest.mark.parametrize("also", [False, True])  # True: a link is a result too
+def test_view_chains_of_a_product_give_the_recorded_bits(wt, body, res, rt, also):
+    from adjit.ir import parse_graph
+    link = body.split(":")[0].strip()
+    lt = body.split(":")[1].split("=")[0].strip()
+    outs = f"({rt}, {lt})" if also else rt
+    ret = f"{res}, {link}" if also else res
+    g = parse_graph(
+        f"def f(a: f64[4,2], b: f64[2,3,1]) -> {outs}:\n"
+        f"  w: {wt} = dot_general[contract=((1,), (0,)), batch=((), ())] a b\n"
+        f"{body}  return {ret}\n")
+    a, b = _special((4, 2), 4), _special((2, 3, 1), 5)
+    fn, loop, gen = _plan_runs(g, [a, b])
+    want = _outcome(lambda: eval_graph(g, [a, b]))
+    assert loop == want and gen == want, fn.source
+    with np.errstate(all="ignore"):
+        w = np.tensordot(a, b, ((1,), (0,)))  # NumPy: the same product, the chain by hand
+    r = fn([a, b], [])
+    assert r[0].base is None
+    assert len({id(o) for o in r}) == len(r)
+    for o in r:
+        assert o.base is None and o.flags.writeable
+    if "(12,)" in body:
+        assert _bits(r[0]) == _bits(w.transpose(0, 2, 1).reshape(12).reshape(2, 6))
+        if not also:  # the product reshaped once, its links never made
+            assert "transpose" not in fn.source and fn.source.count(".reshape(") == 2
+
+
+LAZY = (
+    "def f(p: f32[4,3], c: f32[4,3]) -> (f32[4,3], f32[3]):\n"
+    "  z: f32[4,3] = full[shape=(4, 3), value=0.0, dtype='f32']\n"
+    "  m: bool[4,3] = eq p 0.0\n"
+    "  h: f32[4,3] = mul c 0.5\n"
+    "  q: f32[4,3] = select m h z\n"
+    "  k: bool[4,3] = gt p 0.0\n"
+    "  s: f32[4,3] = select k c q\n"
+    "  t: f32[3] = reduce_sum[axes=(0,)] s\n"
+    "  return s, t\n")
+
+
+@pytest.mark.parametrize("zeros", [[], [(0, 0)], [(1, 2), (3, 0)]])
+@pytest.mark.parametrize("special", [False, True])
+def test_relu_derivative_select_matches_numpy_and_the_graph(zeros, special):
+    # relu's derivative at 0 (docs/ir.md: half the cotangent); the mask is usually all false
+    from adjit.ir import parse_graph
+    g = parse_graph(LAZY)
+    rng = np.random.default_rng(len(zeros))
+    p = rng.standard_normal((4, 3)).astype(np.float32)
+    c = rng.standard_normal((4, 3)).astype(np.float32)
+    if special:
+        p[0, 1], p[2, 2], p[3, 1] = np.nan, np.inf, -np.inf
+        c[1, 1], c[2, 0], c[0, 2] = np.nan, -0.0, np.inf
+    for i, j in zeros:
+        p[i, j] = -0.0 if special else 0.0  # -0.0 == 0 too
+    fn, loop, gen = _plan_runs(g, [p, c])
+    assert "_cnz(" in fn.source  # the half-cotangent is made only when p has a zero
+    want = _outcome(lambda: eval_graph(g, [p, c]))
+    # NumPy by hand: the relu derivative PyTorch takes (0 at 0) plus half at exact zeros
+    s = np.where(p > 0, c, np.where(p == 0, c * np.float32(0.5), np.float32(0.0)))
+    assert want == [_bits(s), _bits(s.sum(axis=0))]
+    assert loop == want and gen == want
+
+
+def test_mlp_step_plan_matches_the_traced_graph_bitwise():
+    from adjit.bench.workloads import _mlp
+    inp = list(_mlp.make_inputs(32, 20, 16, 5)(0))
+    g = adjit.make_ir(adjit.value_and_grad(_mlp.loss, argnums=(0, 1, 2, 3)))(*inp)
+    opt = optimize(g)
+    for zero_pre_activation in (False, True):
+        if zero_pre_activation:  # a hidden pre-activation exactly 0: relu's derivative 1/2
+            inp[1] = inp[1].copy()
+            inp[1][3] = -(inp[4] @ inp[0])[0, 3]
+            assert ((inp[4] @ inp[0] + inp[1]) == 0).any()
+        fn, loop, gen = _plan_runs(opt, inp)
+        assert "_cnz(" in fn.source
+        want = _outcome(lambda: eval_graph(g, inp))
+        assert loop == want and gen == want
+
+
+SMALL = (
+    "def f(a: f64[5,4], b: f64[4], c: f64[4,5]) -> (f64[4,5], f64[5,1,4], f64[4,5]):\n"
+    "  d: f64[4,5] = transpose[perm=(1, 0)] a\n"
+    "  e: f64[4,5] = broadcast_in_dim[shape=(4, 5), dims=(0,)] b\n"
+    "  m: f64[4,5] = mul d e\n"
+    "  s: f64[4,5] = sub c e\n"
+    "  k: f64[5,1,4] = broadcast_in_dim[shape=(5, 1, 4), dims=(2,)] b\n"
+    "  r: f64[5,4] = exp a\n"
+    "  q: f64[5,1,4] = reshape[shape=(5, 1, 4)] r\n"
+    "  t: f64[5,1,4] = add q k\n"
+    "  return m, t, s\n")
+
+
+def test_small_broadcasts_and_transposes_made_contiguous_give_the_same_bits():
+    # the broadcasts and the transpose are made as C-ordered arrays of their own (NumPy's
+    # trivial loop); the values are those NumPy's broadcasting gives
+    from adjit.ir import parse_graph
+    g = parse_graph(SMALL)
+    a, b, c = _special((5, 4), 6), _special(4, 7), _special((4, 5), 8)
+    fn, loop, gen = _plan_runs(g, [a, b, c])
+    assert fn.source.count("_empty(") == 2, fn.source
+    assert all(ln.endswith(".copy()") for ln in fn.source.splitlines() if "transpose" in ln)
+    want = _outcome(lambda: eval_graph(g, [a, b, c]))
+    with np.errstate(all="ignore"):
+        by_hand = [a.T * b[:, None], (np.exp(a) + b).reshape(5, 1, 4), c - b[:, None]]
+    assert want == [_bits(r) for r in by_hand]
+    assert loop == want and gen == want
+    for r in fn([a, b, c], []):
+        assert r.base is None and r.flags.c_contiguous
+
+
+@pytest.mark.parametrize("xs,ys,lc,rc", [((16, 16), (16,), 1, 0), ((7,), (7, 5), 0, 0),
+                                         ((3, 40), (40,), 1, 0), ((40, 3), (40,), 0, 0),
+                                         ((2, 3, 9), (9,), 2, 0), ((9,), (4, 9), 0, 1)])
+@pytest.mark.parametrize("dt", ["f64", "f32"])
+def test_a_product_with_a_vector_is_numpys_vector_product(xs, ys, lc, rc, dt):
+    # the vector is not reshaped into a column: np.dot's gemv either way, the same bits as
+    # the implementation (np.tensordot), special values included
+    from adjit.ir import parse_graph
+    out = tuple(d for a, d in enumerate(xs) if a != lc) + tuple(d for a, d in enumerate(ys)
+                                                              if a != rc)
+    fmt = lambda s: f"{dt}[{','.join(map(str, s))}]"
+    g = parse_graph(
+        f"def f(a: {fmt(xs)}, b: {fmt(ys)}) -> {fmt(out)}:\n"
+        f"  c: {fmt(out)} = dot_general[contract=(({lc},), ({rc},)), batch=((), ())] a b\n"
+        f"  return c\n")
+    npdt = np.float64 if dt == "f64" else np.float32
+    for seed in range(3):
+        with np.errstate(over="ignore"):  # 1e308 is inf in f32
+            a, b = _special(xs, seed).astype(npdt), _special(ys, seed + 10).astype(npdt)
+        fn, loop, gen = _plan_runs(g, [a, b])
+        want = _outcome(lambda a=a, b=b: eval_graph(g, [a, b]))
+        assert loop == want and gen == want
+        with np.errstate(all="ignore"):
+            assert want == [_bits(np.tensordot(a, b, ((lc,), (rc,))))]
+    assert "reshape" not in fn.source.split("_dot(")[1].split("\n")[0] or len(xs) == 3
