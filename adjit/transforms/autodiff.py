@@ -20,8 +20,8 @@ import time
 import numpy as np
 
 from ..ir import literals, ops
-from ..ir.autodiff import (adjoint_graph, backward_pass, eager_vjp, jvp_graph, recorded,
-                           replay_with_values, vjp_graph)
+from ..ir.autodiff import (adjoint_graph, backward_pass, eager_backward, eager_vjp, jvp_graph,
+                           recorded, replay_with_values, vjp_graph)
 from ..ir.core import EAGER, STATE, GuardFailed, Lit, Node, recording_only
 from ..ir.graph import eval_graph, extract
 from ..ir.types import DTYPES, FLOATS
@@ -268,6 +268,20 @@ def _eager_grads(g, vals, cts, t):
     return fresh(outs + grads, args + list(cts), g.consts)
 
 
+def _eager_backward(t, n):
+    """(output, gradients of every input) of grad's eager tier as fresh arrays: the adjoint run
+    on the trace's records (`eager_backward`, no graph extracted), or None when it cannot serve
+    (see there: the caller derives the graph)."""
+    ct = np.ones(n.type.shape, n.type.np_dtype)
+    r = eager_backward([n], t.trace, t.inputs, [ct], INTERPRET_MIN_SIZE)
+    if r is None:
+        return None
+    grads, leaves = r
+    EAGER_STATS["calls"] += 1
+    args = [getattr(lf.outer, "val", lf.outer) for lf in t.leaves]  # a Tensor's array too
+    return fresh([n.val] + grads, args + [ct], leaves)
+
+
 # --- grad / value_and_grad ------------------------------------------------------------------
 def _argnums(argnums, nargs, f):
     single = isinstance(argnums, int)
@@ -364,8 +378,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
         n, kind = _scalar_out(out, f, "grad")
         entry = _tier_entry("grad", f, t)
         if _cold(entry):
-            rec = _eager_record(t, [n])
-            res = rec and _eager_grads(rec[0], rec[1], [np.ones(n.type.shape, n.type.np_dtype)], t)
+            res = _eager_backward(t, n)
             if res is not None:
                 grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
                 value = to_user(res[0], kind)
