@@ -6,6 +6,8 @@ ordinary IR: it prints, parses, verifies, optimises, compiles, and can be differ
 """
 from __future__ import annotations
 
+from math import prod
+
 from .core import EAGER, Lit, MultiRec, NoDerivative, Node, STATE, new_trace
 from .graph import Graph, bind_outputs, extract
 from . import ops
@@ -156,7 +158,7 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
     derives the graph. Returns (cotangents, the values read that are not recorded at `trace`:
     the graph's constants)."""
     for n in inputs:
-        if n.val is None or n.type.size >= max_size:
+        if n.val is None or prod(n.type.shape) >= max_size:
             return None
     seen = {id(n) for n in inputs}
     recs = {}  # seq -> (record, its result Node, or the tuple of them; None for a guard)
@@ -170,7 +172,7 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
         if id(n) in seen:
             continue
         seen.add(id(n))
-        if n.val is None or n.type.size >= max_size:
+        if n.val is None or prod(n.type.shape) >= max_size:
             return None
         rec = n.rec
         if rec is None or n.trace is not trace:
@@ -186,7 +188,7 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
                 continue
             outs = tuple(w() for w in rec.outs)  # every result: `out` of its rule
             for m, t in zip(outs, rec.types):
-                if m is None or m.val is None or t.size >= max_size:
+                if m is None or m.val is None or prod(t.shape) >= max_size:
                     return None
             recs[rec.seq] = (rec, outs)
         else:

@@ -32,6 +32,9 @@ class WeakType(AType):
     weak = True
 
 
+_WEAK_TYPES: dict = {}
+
+
 class Lit:
     """A Python scalar operand of an equation; takes the other operand's dtype."""
     __slots__ = ("value", "dtype")
@@ -42,7 +45,10 @@ class Lit:
 
     @property
     def type(self):
-        return WeakType((), self.dtype)
+        t = _WEAK_TYPES.get(self.dtype)
+        if t is None:  # types are immutable: one per dtype (a shape rule asks on every miss)
+            t = _WEAK_TYPES[self.dtype] = WeakType((), self.dtype)
+        return t
 
     def array(self):
         return np.asarray(self.value, DTYPES[self.dtype])
