@@ -198,3 +198,46 @@ def test_literal_operands_against_jax_and_torch():
         y = T.maximum(2.0 * t / 3.0 - 1.0, T.tensor(0.1, dtype=T.float64)) + 1.0 / (1.0 + T.exp(-t))
         y.sum().backward()
     np.testing.assert_allclose(ta.grad.numpy(), tt.grad.numpy(), rtol=1e-13, atol=1e-15)
+
+
+GEMM_SHAPES = [((6,), (6,)), ((2, 3), (3,)), ((3,), (3, 4)), ((2, 3), (3, 4)),
+               ((1, 3), (3, 1)), ((0, 3), (3, 2)), ((2, 0), (0, 3))]
+
+
+def _contract_gemm(a, b):
+    """The general path: the contraction planned by ir/einsum.py."""
+    from adjit.ir import einsum
+    from adjit.ir.composites_products import ndim
+    la = [("a", i) for i in range(ndim(a))]
+    lb = [la[-1]] + ([("b", 1)] if ndim(b) == 2 else [])
+    return einsum.contract([a, b], [la, lb], la[:-1] + lb[1:])
+
+
+@pytest.mark.parametrize("sa,sb", GEMM_SHAPES)
+@pytest.mark.parametrize("op", ["dot", "matmul"])
+def test_dot_and_matmul_of_matrices_record_what_the_contraction_records(sa, sb, op, monkeypatch):
+    """np.dot / @ of 1-D and 2-D operands record one dot_general directly: the same graph as
+    the planned contraction (text), NumPy's values, JAX's gradients."""
+    jax = require("jax")
+    jax.config.update("jax_enable_x64", True)
+    from adjit.ir import composites_products
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=sa), rng.normal(size=sb)
+    fn = (lambda x, y: np.dot(x, y)) if op == "dot" else (lambda x, y: x @ y)
+    from adjit.ir import einsum
+    planned = []
+    contract = einsum.contract
+    monkeypatch.setattr(einsum, "contract", lambda *a, **k: planned.append(1) or
+                        contract(*a, **k))
+    fast = str(adjit.make_ir(fn)(a, b))
+    assert planned == []  # no contraction planned
+    np.testing.assert_allclose(adjit.jit(fn)(a, b), fn(a, b), rtol=1e-13, atol=1e-14)
+    monkeypatch.setattr(composites_products, "_gemm", _contract_gemm)
+    assert str(adjit.make_ir(fn)(a, b)) == fast
+    monkeypatch.undo()
+    loss = (lambda x, y, m: m.sum(m.sin(m.dot(x, y)))) if op == "dot" else \
+        (lambda x, y, m: m.sum(m.sin(x @ y)))
+    got = adjit.grad(lambda x, y: loss(x, y, np), argnums=(0, 1))(a, b)
+    want = jax.grad(lambda x, y: loss(x, y, jax.numpy), argnums=(0, 1))(a, b)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, np.asarray(w), rtol=1e-12, atol=1e-14)
