@@ -160,18 +160,18 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
     for n in inputs:
         if n.val is None or prod(n.type.shape) >= max_size:
             return None
-    seen = {id(n) for n in inputs}
+    seen = set(inputs)  # (Nodes hash by identity)
     recs = {}  # seq -> (record, its result Node, or the tuple of them; None for a guard)
     leaves = []
     stack = [r for r in roots if isinstance(r, Node)]
     for gd in trace.guards:
         recs[gd.seq] = (gd, None)
-        stack.extend(i for i in gd.inputs if type(i) is not Lit)
+        stack.extend(gd.inputs)
     while stack:
         n = stack.pop()
-        if id(n) in seen:
+        if type(n) is Lit or n in seen:
             continue
-        seen.add(id(n))
+        seen.add(n)
         if n.val is None or prod(n.type.shape) >= max_size:
             return None
         rec = n.rec
@@ -193,9 +193,7 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
             recs[rec.seq] = (rec, outs)
         else:
             recs[rec.seq] = (rec, n)
-        for i in rec.inputs:
-            if type(i) is not Lit:
-                stack.append(i)
+        stack.extend(rec.inputs)
     order = sorted(recs)
     # the values a derivative of the inputs flows through (`_active_vars`)
     active = set(inputs)
@@ -233,8 +231,10 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
                 outval = out.val
             ins = rec.inputs
             st.loc = rec.loc
-            in_cts = rec.prim.vjp(ct, *[x.value if type(x) is Lit else x.val for x in ins],
-                                  out=outval, **rec.params)
+            vals = [x.value if type(x) is Lit else x.val for x in ins]
+            p = rec.params
+            in_cts = rec.prim.vjp(ct, *vals, out=outval, **p) if p else \
+                rec.prim.vjp(ct, *vals, out=outval)
             for x, c in zip(ins, in_cts):
                 if c is None or type(x) is Lit or x not in active:
                     continue

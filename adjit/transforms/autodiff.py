@@ -311,7 +311,8 @@ def _diff_select(nums, what):
 
 def _check_floats(f, nums, args, what):
     for i in nums:
-        leaves = pytree.flatten(args[i])[0]
+        a = args[i]
+        leaves = (a,) if type(a) is np.ndarray else pytree.flatten(a)[0]
         for lf in leaves:
             try:
                 info = leaf_info(lf)
@@ -376,7 +377,12 @@ def _seed(dtype, shape=()):
 
 def value_and_grad(f, argnums=0, has_aux=False):
     """f's value and its gradient w.r.t. argnums (an int or a tuple of ints)."""
-    @functools.wraps(f)
+    return functools.wraps(f)(_value_and_grad(f, argnums, has_aux))
+
+
+def _value_and_grad(f, argnums, has_aux):
+    """value_and_grad's function, without f's name and docstring copied onto it (grad's own
+    wrapper carries them: this one is never seen)."""
     def vg(*args, **kwargs):
         t0 = time.perf_counter()
         nums, single = _argnums(argnums, len(args), f)
@@ -429,7 +435,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
 
 def grad(f, argnums=0, has_aux=False):
     """The gradient of scalar-valued f w.r.t. argnums; with has_aux, (gradient, aux)."""
-    vg = value_and_grad(f, argnums, has_aux)
+    vg = _value_and_grad(f, argnums, has_aux)
 
     @functools.wraps(f)
     def g(*args, **kwargs):
