@@ -18,7 +18,9 @@ def _npfn(f):
     # keep the operand's dtype (NumPy would promote an int32 array op a python int to int64 etc.)
     def impl(*args, **_):
         out = f(*args)
-        return out.astype(args[0].dtype, copy=False) if out.dtype != args[0].dtype else out
+        dt, want = out.dtype, args[0].dtype
+        # (NumPy's builtin dtypes are singletons: the identity test settles the common case)
+        return out if dt is want or dt == want else out.astype(want, copy=False)
     impl.ufunc = f  # the interpreter tier may write the result into a dead operand (`out=`)
     return impl
 
