@@ -6,7 +6,9 @@ ordinary IR: it prints, parses, verifies, optimises, compiles, and can be differ
 """
 from __future__ import annotations
 
-from .core import Lit, NoDerivative, Node, STATE, new_trace
+from math import prod
+
+from .core import EAGER, Lit, MultiRec, NoDerivative, Node, STATE, new_trace
 from .graph import Graph, bind_outputs, extract
 from . import ops
 from .types import FLOATS
@@ -143,6 +145,109 @@ def eager_vjp(g: Graph, values, out_cts, wrt):
         c = cts.get(v)
         res.append(ops.zeros(v.type.shape, v.type.dtype) if c is None else c)
     return res
+
+
+def eager_backward(roots, trace, inputs, out_cts, max_size):
+    """`eager_vjp` on the records themselves: the cotangents of `inputs` (Nodes of `trace`)
+    given one array per root, each vjp rule run on the values the records hold, in reverse
+    recording order (a record's `seq`), with no Graph extracted (grad's eager tier). The
+    equations are those `extract(roots, trace, inputs=inputs)` would take (the trace's guards
+    and what they read included), so the same conditions refuse: None when a value is abstract
+    or has `max_size` elements or more, a value read is live in an enclosing recorder (a Tensor
+    requiring grad), or a rule needs residuals (a custom_vjp's forward); the caller then
+    derives the graph. Returns (cotangents, the values read that are not recorded at `trace`:
+    the graph's constants)."""
+    for n in inputs:
+        if n.val is None or prod(n.type.shape) >= max_size:
+            return None
+    seen = set(inputs)  # (Nodes hash by identity)
+    recs = {}  # seq -> (record, its result Node, or the tuple of them; None for a guard)
+    leaves = []
+    stack = [r for r in roots if isinstance(r, Node)]
+    for gd in trace.guards:
+        recs[gd.seq] = (gd, None)
+        stack.extend(gd.inputs)
+    while stack:
+        n = stack.pop()
+        if type(n) is Lit or n in seen:
+            continue
+        seen.add(n)
+        if n.val is None or prod(n.type.shape) >= max_size:
+            return None
+        rec = n.rec
+        if rec is None or n.trace is not trace:
+            t = n.trace
+            if t.active and (t is not EAGER or n.requires_grad):
+                return None
+            leaves.append(n)
+            continue
+        if rec.prim.residual_vjp is not None:
+            return None
+        if type(rec) is MultiRec:
+            if rec.seq in recs:
+                continue
+            outs = tuple(w() for w in rec.outs)  # every result: `out` of its rule
+            for m, t in zip(outs, rec.types):
+                if m is None or m.val is None or prod(t.shape) >= max_size:
+                    return None
+            recs[rec.seq] = (rec, outs)
+        else:
+            recs[rec.seq] = (rec, n)
+        stack.extend(rec.inputs)
+    order = sorted(recs)
+    # the values a derivative of the inputs flows through (`_active_vars`)
+    active = set(inputs)
+    for seq in order:
+        rec, out = recs[seq]
+        if out is None or rec.prim.vjp is None:
+            continue
+        for x in rec.inputs:
+            if type(x) is not Lit and x in active:
+                if type(out) is tuple:
+                    active.update(m for m in out if m.type.dtype in FLOATS)
+                elif out.type.dtype in FLOATS:
+                    active.add(out)
+                break
+    cts = {}
+    for n, c in zip(roots, out_cts):
+        if n in active:
+            cts[n] = c if n not in cts else ops.add(cts[n], c)
+    st = STATE
+    prev = st.loc
+    try:
+        for seq in reversed(order):
+            rec, out = recs[seq]
+            if out is None:
+                continue
+            if type(out) is tuple:  # one cotangent per result, None for one nothing used
+                if not any(m in cts for m in out):
+                    continue
+                ct = tuple(cts.pop(m, None) for m in out)
+                outval = tuple(m.val for m in out)
+            else:
+                ct = cts.pop(out, None)
+                if ct is None:
+                    continue
+                outval = out.val
+            ins = rec.inputs
+            st.loc = rec.loc
+            vals = [x.value if type(x) is Lit else x.val for x in ins]
+            p = rec.params
+            in_cts = rec.prim.vjp(ct, *vals, out=outval, **p) if p else \
+                rec.prim.vjp(ct, *vals, out=outval)
+            for x, c in zip(ins, in_cts):
+                if c is None or type(x) is Lit or x not in active:
+                    continue
+                if isinstance(c, NoDerivative):
+                    c.fail()
+                cts[x] = c if x not in cts else ops.add(cts[x], c)
+    finally:
+        st.loc = prev
+    res = []
+    for n in inputs:
+        c = cts.get(n)
+        res.append(ops.zeros(n.type.shape, n.type.dtype) if c is None else c)
+    return res, leaves
 
 
 def replay_with_values(g: Graph, ins, cs, values):

@@ -45,6 +45,8 @@ def matmul(a, b):
         raise ValueError(f"matmul: Input operand 1 has a mismatch in its core dimension 0, "
                          f"with gufunc signature {_GUFUNC} (size {kb} is different from "
                          f"{sa[-1]}; shapes {sa} and {sb})")
+    if len(sa) <= 2 and len(sb) <= 2:
+        return _gemm(a, b)
     ba, bb = sa[:-2], sb[:-2]
     try:
         bs = tuple(np.broadcast_shapes(ba, bb))
@@ -56,6 +58,13 @@ def matmul(a, b):
     out = [("b", r) for r in reversed(range(len(bs)))] + (["i"] if len(sa) > 1 else []) + \
         (["j"] if len(sb) > 1 else [])
     return ir_einsum.contract([a, b], [la, lb], out)
+
+
+def _gemm(a, b):
+    """a's last axis with b's first, both of 1 or 2 axes (matmul and dot agree there): the one
+    dot_general that `ir_einsum.contract` records for it (free axes of a, then of b: no
+    transpose, nothing summed first, no batch axis), without planning the contraction."""
+    return ops.dot_general(a, b, contract=((ndim(a) - 1,), (0,)), batch=((), ()))
 
 
 def _labelled(a, b, ca, cb):
@@ -83,6 +92,8 @@ def dot(a, b):
     kb = 0 if len(sb) == 1 else len(sb) - 2
     if sa[-1] != sb[kb]:
         raise _not_aligned(sa, sb, len(sa) - 1, kb)
+    if len(sa) <= 2 and len(sb) <= 2:
+        return _gemm(a, b)
     return _labelled(a, b, (len(sa) - 1,), (kb,))
 
 

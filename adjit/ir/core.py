@@ -32,6 +32,9 @@ class WeakType(AType):
     weak = True
 
 
+_WEAK_TYPES: dict = {}
+
+
 class Lit:
     """A Python scalar operand of an equation; takes the other operand's dtype."""
     __slots__ = ("value", "dtype")
@@ -42,7 +45,10 @@ class Lit:
 
     @property
     def type(self):
-        return WeakType((), self.dtype)
+        t = _WEAK_TYPES.get(self.dtype)
+        if t is None:  # types are immutable: one per dtype (a shape rule asks on every miss)
+            t = _WEAK_TYPES[self.dtype] = WeakType((), self.dtype)
+        return t
 
     def array(self):
         return np.asarray(self.value, DTYPES[self.dtype])
@@ -457,6 +463,7 @@ def atype_of(arr) -> AType:
 _RULES: dict = {}
 _LITS: dict = {}  # literal signature -> (Lit, read-only array of its value)
 _UNSET = object()
+_NDARRAY = np.ndarray  # (a global read, not np's attribute, per operand of every bind)
 
 
 def bind(prim: Primitive, *args, **params):
@@ -466,7 +473,7 @@ def bind(prim: Primitive, *args, **params):
     plain = True  # every operand an ndarray (the eager tier's derivative rules)
     for a in args:
         ta = type(a)
-        if ta is np.ndarray:
+        if ta is _NDARRAY:
             continue
         plain = False
         if ta is TAPE_NODE or ta is Node:
@@ -499,7 +506,7 @@ def bind(prim: Primitive, *args, **params):
                 _fp_reset(token)
         else:
             out = prim.impl(*vals, **params)
-        if type(out) is not np.ndarray and out is not None:
+        if type(out) is not _NDARRAY and out is not None:
             if prim.nout != 1:  # several results: a tuple of them
                 outs = tuple(np.asarray(o) for o in out)
                 if trace is None and not any(isinstance(a, Node) for a in args):

@@ -67,12 +67,41 @@ HOT_SECONDS = 1.0
 TIERS = ("native", "auto", "deterministic", "interp")
 
 
-def tier_mode() -> str:
-    if not jit_enabled():
+def _tier_of(tier, disable):
+    """The mode for the values of ADJIT_TIER and ADJIT_DISABLE_JIT (None when unset)."""
+    if (disable or "") not in ("", "0"):
         return "interp"
-    mode = os.environ.get("ADJIT_TIER", "") or "auto"
+    mode = tier or "auto"
     if mode not in TIERS:
         raise ValueError(f"ADJIT_TIER={mode!r}: expected one of {', '.join(TIERS)}")
+    return mode
+
+
+# tier_mode runs on every grad call and graph run: `os.environ.get` costs ~0.5 us a variable
+# (Mapping.get, key and value encoding), so the mode is kept with the raw values it came from
+# in os.environ's own table (`os._Environ._data`, which every os.environ write updates): an
+# unchanged variable is the very same object there, so two dict reads and identity tests find
+# the mode; any change (monkeypatch.setenv, a new value equal to the old) decodes again. The
+# memo holds the raw values, so an id is never reused while they are compared.
+try:
+    _ENV_RAW = (os.environ._data, os.environ.encodekey("ADJIT_TIER"),
+                os.environ.encodekey("ADJIT_DISABLE_JIT"), os.environ.decodevalue)
+except AttributeError:  # pragma: no cover - an os.environ without CPython's table
+    _ENV_RAW = None
+_TIER_MEMO = (object(), object(), None)  # (raw ADJIT_TIER, raw ADJIT_DISABLE_JIT, mode)
+
+
+def tier_mode() -> str:
+    global _TIER_MEMO
+    if _ENV_RAW is None or _ENV_RAW[0] is not getattr(os.environ, "_data", None):
+        return _tier_of(os.environ.get("ADJIT_TIER"), os.environ.get("ADJIT_DISABLE_JIT"))
+    data, kt, kd, decode = _ENV_RAW
+    t, d = data.get(kt), data.get(kd)
+    memo = _TIER_MEMO
+    if t is memo[0] and d is memo[1]:
+        return memo[2]
+    mode = _tier_of(None if t is None else decode(t), None if d is None else decode(d))
+    _TIER_MEMO = (t, d, mode)
     return mode
 
 

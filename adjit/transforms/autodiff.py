@@ -20,8 +20,8 @@ import time
 import numpy as np
 
 from ..ir import literals, ops
-from ..ir.autodiff import (adjoint_graph, backward_pass, eager_vjp, jvp_graph, recorded,
-                           replay_with_values, vjp_graph)
+from ..ir.autodiff import (adjoint_graph, backward_pass, eager_backward, eager_vjp, jvp_graph,
+                           recorded, replay_with_values, vjp_graph)
 from ..ir.core import EAGER, STATE, GuardFailed, Lit, Node, recording_only
 from ..ir.graph import eval_graph, extract
 from ..ir.types import DTYPES, FLOATS
@@ -219,7 +219,10 @@ def _tier_entry(kind, f, t):
     codes = _code_key(f)
     # by identity (equal code compiled twice, e.g. from two files, compares equal); the entry
     # holds the code objects, so an id is not reused while its entry exists
-    key = (kind, tuple(map(id, codes)), tuple(lf.type for lf in t.leaves))
+    # the arguments' types as (shape, dtype) pairs: hashed in C, where AType's __hash__ is a
+    # Python call per leaf (twice: lookup and insertion of a new entry)
+    key = (kind, tuple(map(id, codes)), tuple([(lf.type.shape, lf.type.dtype)
+                                               for lf in t.leaves]))
     e = _COLD.get(key)
     if e is None:
         e = _COLD[key] = [0, 0.0, codes]
@@ -268,6 +271,21 @@ def _eager_grads(g, vals, cts, t):
     return fresh(outs + grads, args + list(cts), g.consts)
 
 
+def _eager_backward(t, n):
+    """(output, gradients of every input) of grad's eager tier as fresh arrays: the adjoint run
+    on the trace's records (`eager_backward`, no graph extracted), or None when it cannot serve
+    (see there: the caller derives the graph)."""
+    shp, dt = n.type.shape, n.type.np_dtype
+    ct = np.array(1.0, dt) if shp == () else np.ones(shp, dt)  # (np.ones: ~0.5 us more)
+    r = eager_backward([n], t.trace, t.inputs, [ct], INTERPRET_MIN_SIZE)
+    if r is None:
+        return None
+    grads, leaves = r
+    EAGER_STATS["calls"] += 1
+    args = [getattr(lf.outer, "val", lf.outer) for lf in t.leaves]  # a Tensor's array too
+    return fresh([n.val] + grads, args + [ct], leaves)
+
+
 # --- grad / value_and_grad ------------------------------------------------------------------
 def _argnums(argnums, nargs, f):
     single = isinstance(argnums, int)
@@ -293,7 +311,8 @@ def _diff_select(nums, what):
 
 def _check_floats(f, nums, args, what):
     for i in nums:
-        leaves = pytree.flatten(args[i])[0]
+        a = args[i]
+        leaves = (a,) if type(a) is np.ndarray else pytree.flatten(a)[0]
         for lf in leaves:
             try:
                 info = leaf_info(lf)
@@ -306,7 +325,11 @@ def _check_floats(f, nums, args, what):
 
 
 def _scalar_out(out, f, what):
-    nodes, kinds, _ = out_nodes(out, f"{what}: {fname(f)}") if out is not None else (0, 0, 0)
+    if isinstance(out, TracedArray):  # the common output (out_nodes' answer; fname on errors)
+        nodes, kinds = [out._n], ["weak" if out.weak else "np"]
+    else:
+        nodes, kinds, _ = out_nodes(out, f"{what}: {fname(f)}") if out is not None else \
+            (0, 0, 0)
     if out is None or len(nodes) != 1 or isinstance(out, (tuple, list, dict)):
         raise TypeError(f"{what} needs {fname(f)} to return a scalar array, got "
                         f"{'None' if out is None else type(out).__name__}{_at()}")
@@ -354,7 +377,12 @@ def _seed(dtype, shape=()):
 
 def value_and_grad(f, argnums=0, has_aux=False):
     """f's value and its gradient w.r.t. argnums (an int or a tuple of ints)."""
-    @functools.wraps(f)
+    return functools.wraps(f)(_value_and_grad(f, argnums, has_aux))
+
+
+def _value_and_grad(f, argnums, has_aux):
+    """value_and_grad's function, without f's name and docstring copied onto it (grad's own
+    wrapper carries them: this one is never seen)."""
     def vg(*args, **kwargs):
         t0 = time.perf_counter()
         nums, single = _argnums(argnums, len(args), f)
@@ -364,8 +392,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
         n, kind = _scalar_out(out, f, "grad")
         entry = _tier_entry("grad", f, t)
         if _cold(entry):
-            rec = _eager_record(t, [n])
-            res = rec and _eager_grads(rec[0], rec[1], [np.ones(n.type.shape, n.type.np_dtype)], t)
+            res = _eager_backward(t, n)
             if res is not None:
                 grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
                 value = to_user(res[0], kind)
@@ -408,7 +435,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
 
 def grad(f, argnums=0, has_aux=False):
     """The gradient of scalar-valued f w.r.t. argnums; with has_aux, (gradient, aux)."""
-    vg = value_and_grad(f, argnums, has_aux)
+    vg = _value_and_grad(f, argnums, has_aux)
 
     @functools.wraps(f)
     def g(*args, **kwargs):

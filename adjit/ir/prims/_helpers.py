@@ -29,16 +29,21 @@ def unary_rule(x, **_):
 
 def binary_rule(name, out_dtype=None):
     def rule(x, y, **_):
-        if x.weak:
-            x = AType(y.shape, x.dtype)
-        if y.weak:
-            y = AType(x.shape, y.dtype)
-        if x.shape != y.shape:
-            raise ValueError(f"{name}: operand shapes {x.shape} and {y.shape} differ "
+        xw, yw = x.weak, y.weak
+        xs = y.shape if xw else x.shape  # a weak (literal) operand takes the other's shape
+        ys = x.shape if yw else y.shape
+        if xs != ys:
+            raise ValueError(f"{name}: operand shapes {xs} and {ys} differ "
                              "(broadcasting is explicit in the IR)")
         if x.dtype != y.dtype:
             raise TypeError(f"{name}: operand dtypes {x.dtype} and {y.dtype} differ")
-        return AType(x.shape, out_dtype or x.dtype)
+        dt = out_dtype or x.dtype
+        if dt == x.dtype:  # the type of a non-weak operand (types are immutable, unary_rule's way)
+            if not xw:
+                return x
+            if not yw:
+                return y
+        return AType(xs, dt)
     return rule
 
 

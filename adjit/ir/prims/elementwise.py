@@ -18,7 +18,9 @@ def _npfn(f):
     # keep the operand's dtype (NumPy would promote an int32 array op a python int to int64 etc.)
     def impl(*args, **_):
         out = f(*args)
-        return out.astype(args[0].dtype, copy=False) if out.dtype != args[0].dtype else out
+        dt, want = out.dtype, args[0].dtype
+        # (NumPy's builtin dtypes are singletons: the identity test settles the common case)
+        return out if dt is want or dt == want else out.astype(want, copy=False)
     impl.ufunc = f  # the interpreter tier may write the result into a dead operand (`out=`)
     return impl
 
@@ -33,14 +35,26 @@ def _math(fn, cost, torch_saves="inputs", grad_fn=None, numpy=None, torch=None):
 
 
 # --- binary arithmetic -------------------------------------------------------------------
+def _lit(v):
+    """Is this operand of a rule a literal (an equation's Python number, `Lit.value`)? A
+    literal has no derivative: every caller drops its cotangent, so a rule returns None for it
+    rather than computing it (`2.0 * x`'s rule computes no `ct * x`)."""
+    t = type(v)
+    return t is float or t is int or t is bool
+
+
 binary("add", _npfn(np.add), lambda ct, x, y, out: [ct, ct], dtypes=NUMERIC, saves=False,
        lowering=("instr", "fadd", "add"), numpy=("add",))
-binary("sub", _npfn(np.subtract), lambda ct, x, y, out: [ct, o.neg(ct)], dtypes=NUMERIC,
+binary("sub", _npfn(np.subtract),
+       lambda ct, x, y, out: [ct, None if _lit(y) else o.neg(ct)], dtypes=NUMERIC,
        saves=False, lowering=("instr", "fsub", "sub"), numpy=("subtract",))
-binary("mul", _npfn(np.multiply), lambda ct, x, y, out: [o.mul(ct, y), o.mul(ct, x)],
+binary("mul", _npfn(np.multiply),
+       lambda ct, x, y, out: [None if _lit(x) else o.mul(ct, y),
+                              None if _lit(y) else o.mul(ct, x)],
        dtypes=NUMERIC, lowering=("instr", "fmul", "mul"), numpy=("multiply",))
 binary("div", _npfn(np.divide),
-       lambda ct, x, y, out: [o.div(ct, y), o.neg(o.div(o.mul(ct, out), y))],
+       lambda ct, x, y, out: [None if _lit(x) else o.div(ct, y),
+                              None if _lit(y) else o.neg(o.div(o.mul(ct, out), y))],
        domain=("any", "nonzero"), lowering=("instr", "fdiv", "sdiv"), cost=4, numpy=("divide",))
 
 
@@ -70,7 +84,8 @@ def _maxmin_vjp(cmp):
     def vjp(ct, x, y, out):
         z = o.zeros(o.shape(ct), o.dtype(ct))
         half = o.select(o.eq(x, y), o.mul(ct, 0.5), z)
-        return [o.select(cmp(x, y), ct, half), o.select(cmp(y, x), ct, half)]
+        return [None if _lit(x) else o.select(cmp(x, y), ct, half),
+                None if _lit(y) else o.select(cmp(y, x), ct, half)]
     return vjp
 
 
