@@ -473,9 +473,10 @@ def _gemms(xp):
 
 
 def test_few_products_call_blas_at_the_site_without_zero_offset_geps():
-    """A graph of at most GEMM_INLINE_MAX products calls BLAS where each product is (no helper
-    function per signature: every function of a module costs LLVM ~0.5 ms however small),
-    on its buffers' pointers themselves (no `getelementptr ..., i64 0`). Results: NumPy's."""
+    """A graph of only products (at most GEMM_INLINE_MAX) calls BLAS where each product is
+    (no helper function per signature: every function of a module costs LLVM ~0.5 ms however
+    small), on its buffers' pointers themselves (no `getelementptr ..., i64 0`); with loops
+    too, or more products, one helper per signature. Results: NumPy's."""
     from adjit.codegen import kernels
     f, args = _gemms(np)
     g = optimize(adjit.make_ir(f)(*args))
@@ -486,6 +487,9 @@ def test_few_products_call_blas_at_the_site_without_zero_offset_geps():
                          text, re.M)
     for got, want in zip(compile_graph(g)(list(args)), f(*args)):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+    # a graph with loops too: helpers, as before
+    h, _ = lower(optimize(adjit.make_ir(lambda a, b, c: np.tanh(f(a, b, c)[1]))(*args)))
+    assert 'define internal void @"adjit_gemm_' in h
     # more products: one helper per signature, as before
     assert len([e for e in g.eqns if e.prim.name == "dot_general"]) > 1
     old = kernels.GEMM_INLINE_MAX

@@ -575,16 +575,19 @@ def _dot_gemm(c, x, y, dims, lay, out):
     c.work += nbatch * M * N * K
     ptrs = [c.buffer(y).ptr, c.buffer(x).ptr, out.ptr]  # (no zero-offset GEPs: an MLP stack's
     # thousands of products made a third of its lowered instructions of them)
-    if c.n_products <= GEMM_INLINE_MAX:  # a few products: the BLAS call at the site
+    if c.n_products <= GEMM_INLINE_MAX and c.n_products == c.live:  # only a few products:
+        # the BLAS calls at their sites
         _gemm_calls(c, b, dt, xl, yl, dims, *ptrs)
     else:
         b.call(_gemm_helper(c, dt, xl, yl, dims), ptrs)
 
 
-# A graph of at most this many products (dot_general equations) calls BLAS at each site; more
-# go through one helper function per signature (_gemm_helper). Each function of a module costs
-# LLVM ~0.1 ms of -O3 and ~0.4 ms of code generation however small it is: W3g's five distinct
-# products were five helpers, more than half of its compile time.
+# A graph whose live equations are all products (dot_general), at most this many, calls BLAS
+# at each site; other graphs go through one helper function per signature (_gemm_helper).
+# Each function of a module costs LLVM ~0.1 ms of -O3 and ~0.4 ms of code generation however
+# small it is: W3g's five distinct products were five helpers, half of its compile time.
+# Not in graphs with loops: W7's step (3.3 us) took 0.45 us more with its two products at
+# their sites (a body with a frame and more live registers around its loops).
 GEMM_INLINE_MAX = 8
 
 
