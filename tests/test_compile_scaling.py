@@ -398,3 +398,146 @@ def test_unused_math_vector_variants_are_dropped_before_code_generation():
     assert called and defined == called, (defined, called)
     assert "llvm.compiler.used" not in opt
     np.testing.assert_allclose(compile_graph(g)([x])[0], f(x), rtol=1e-12, atol=1e-14)
+
+
+def _wide_mlp(layers=80, width=64, batch=32):
+    """value_and_grad of a BLAS-sized MLP stack with more than WIDE_ARGS buffers."""
+    rng = np.random.default_rng(5)
+    Ws = tuple(rng.standard_normal((width, width)) / 8 for _ in range(layers))
+    X, T = rng.standard_normal((batch, width)), rng.standard_normal((batch, width))
+    g = optimize(vjp_graph(adjit.make_ir(_mlp_stack(np, layers))(Ws, X, T),
+                           wrt=list(range(layers))))
+    assert len(g.invars) + len(g.constvars) + len(g.outvars) + 1 > builder.WIDE_ARGS
+    return g, Ws, X, T
+
+
+def _sections(text):
+    """{section name: its lines} of a lowered module."""
+    out, cur = {}, None
+    for line in text.splitlines():
+        m = re.match(r'define .*@"(\w+_sec\d+)"\(', line)
+        if m:
+            cur = out[m.group(1)] = []
+        elif line.startswith("}"):
+            cur = None
+        elif cur is not None:
+            cur.append(line)
+    return out
+
+
+def test_section_parameters_are_made_on_first_use(monkeypatch):
+    """A section of a wide graph gets a parameter for each buffer its code uses, made when
+    first used: not every one of the body's buffers made and most dropped (mlp-1000: 2,005
+    per section, most of the lowering's llvmlite objects)."""
+    from llvmlite.ir import values
+    g, Ws, X, T = _wide_mlp(layers=250)
+    n_args = len(g.invars) + len(g.constvars) + len(g.outvars) + 1
+    made = []
+    real = values.Argument.__init__
+
+    def counting(self, *a, **kw):
+        made.append(1)
+        real(self, *a, **kw)
+    monkeypatch.setattr(values.Argument, "__init__", counting)
+    text, _ = lower(g)
+    monkeypatch.undo()
+    n_sections = len(_sections(text))
+    assert n_sections >= 4
+    # the body's placeholders (n_args) and the parameters sections use (each buffer is used
+    # by one or two sections), not n_args per section
+    assert len(made) < 4 * n_args, (len(made), n_args, n_sections)
+
+
+def test_big_graph_sections_hold_a_bounded_number_of_nests():
+    """A big graph's sections hold at most BIG_SECTION_UNITS loop nests (each a GEMM call or
+    a shared nest's call in an MLP stack): code generation was quadratic in a section's calls
+    (mlp-1000, sections of 1,000 instructions: 0.8 s; of 64 nests: 0.3-0.5 s); results stay
+    JAX's."""
+    g, Ws, X, T = _wide_mlp()
+    text, _ = lower(g)
+    secs = _sections(text)
+    assert secs
+    for name, lines in secs.items():
+        calls = sum(1 for line in lines if re.search(r'call (void|i32) @"adjit_(gemm|entry_nest)',
+                                                     line))
+        assert calls <= builder.BIG_SECTION_UNITS, (name, calls)
+    _mlp_check_against_jax(len(Ws), compile_graph(g), g, Ws, X, T)
+
+
+def _gemms(xp):
+    def f(a, b, c):
+        return a @ b, (a @ b) @ c.T, a.T @ (a @ b)
+    rng = np.random.default_rng(2)
+    return f, (rng.standard_normal((40, 30)), rng.standard_normal((30, 50)),
+               rng.standard_normal((20, 50)))
+
+
+def test_few_products_call_blas_at_the_site_without_zero_offset_geps():
+    """A graph of only products (at most GEMM_INLINE_MAX) calls BLAS where each product is
+    (no helper function per signature: every function of a module costs LLVM ~0.5 ms however
+    small), on its buffers' pointers themselves (no `getelementptr ..., i64 0`); with loops
+    too, or more products, one helper per signature. Results: NumPy's."""
+    from adjit.codegen import kernels
+    f, args = _gemms(np)
+    g = optimize(adjit.make_ir(f)(*args))
+    text, _ = lower(g)
+    assert "call void @\"adjit_dgemm\"" in text
+    assert 'define internal void @"adjit_gemm_' not in text
+    assert not re.search(r"getelementptr inbounds (double|float), ptr %\"?[.\w]+\"?, i64 0$",
+                         text, re.M)
+    for got, want in zip(compile_graph(g)(list(args)), f(*args)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    # a graph with loops too: helpers, as before
+    h, _ = lower(optimize(adjit.make_ir(lambda a, b, c: np.tanh(f(a, b, c)[1]))(*args)))
+    assert 'define internal void @"adjit_gemm_' in h
+    # more products: one helper per signature, as before
+    assert len([e for e in g.eqns if e.prim.name == "dot_general"]) > 1
+    old = kernels.GEMM_INLINE_MAX
+    try:
+        kernels.GEMM_INLINE_MAX = 1
+        text, _ = lower(g)
+    finally:
+        kernels.GEMM_INLINE_MAX = old
+    assert 'define internal void @"adjit_gemm_' in text
+
+
+def test_loop_free_module_gets_the_O1_pipeline(monkeypatch):
+    """A module without loops (BLAS calls, scalar code) is optimised with LLVM's -O1
+    pipeline, which gives it the same object code as -O3 in less time; a module with loops
+    keeps -O3."""
+    from adjit.runtime import engine
+    e = engine.engine()
+    levels = []
+    real = e.llvm.create_pipeline_tuning_options
+
+    def recording(*a, **kw):
+        levels.append(kw.get("speed_level", a[0] if a else None))
+        return real(*a, **kw)
+    f, args = _gemms(np)
+    text, _ = lower(optimize(adjit.make_ir(f)(*args)))
+    loop_text, _ = lower(optimize(adjit.make_ir(lambda x: np.tanh(x) * 2.0)(args[0])))
+    assert engine.straight_line(text) and not engine.straight_line(loop_text)
+    monkeypatch.setattr(e.llvm, "create_pipeline_tuning_options", recording)
+    fast = engine.emit_object(engine.optimize(text, "gemms"), "gemms")
+    engine.optimize(loop_text, "tanh")
+    assert levels == [1, 3]
+    monkeypatch.setattr(engine, "straight_line", lambda t: False)
+    assert engine.emit_object(engine.optimize(text, "gemms"), "gemms") == fast
+    assert levels == [1, 3, 3]
+
+
+def test_lowering_leaves_no_cyclic_garbage():
+    """A finished lowering's llvmlite objects are freed by reference counting (its cycles
+    broken), not left to the garbage collector: mlp-1000's ~130,000 cost 0.1-0.3 s of
+    collections after lowering."""
+    import gc
+    g, Ws, X, T = _wide_mlp()
+    gc.collect()
+    gc.disable()
+    try:
+        text, meta = lower(g)
+        found = gc.collect()
+    finally:
+        gc.enable()
+    assert text.startswith(builder.SECTIONED) and meta["workspace"] > 0
+    assert found < 200, found

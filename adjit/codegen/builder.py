@@ -42,6 +42,7 @@ SECTION_INSNS = 3000
 # Smaller graphs (every `adjit bench` workload) are lowered as before.
 BIG_GRAPH = 400
 BIG_SECTION_INSNS = 1000
+BIG_SECTION_UNITS = 64
 # workspace slices placed by the quadratic biggest-first search up to this many (_place_temps)
 PLACE_EXACT_MAX = 400
 SECTIONED = "; adjit: sectioned\n"
@@ -119,6 +120,27 @@ class _WsOffset(ir.Constant):
         return self is not other
 
 
+class _SectionArgs:
+    """The parameters of a section function, made on first use: `args[k]` is the parameter
+    standing for the body's k-th buffer (`args[-1]`: the workspace), a `noalias` pointer.
+    `made`: {position: parameter} (FnBuilder._close_section gives the function those its
+    code uses, in order of position)."""
+
+    def __init__(self, fn, n):
+        self.fn = fn
+        self.n = n
+        self.made = {}
+
+    def __getitem__(self, k):
+        k = k % self.n
+        a = self.made.get(k)
+        if a is None:
+            a = ir.Argument(self.fn, PTR)
+            a.add_attribute("noalias")
+            self.made[k] = a
+        return a
+
+
 class _SectionBufs(dict):
     """`FnBuilder.bufs` inside one function of a split body: every buffer of the graph, its
     pointer translated into this function (a parameter of the same position, or a fresh
@@ -187,6 +209,8 @@ class FnBuilder:
         self.n_sections = 0
         self.math_uses = _math_uses(g, self.plan)   # (function, dtype) -> equations
         self.live = sum(1 for e in g.eqns if e not in self.plan.dead)
+        self.n_products = sum(1 for e in g.eqns if e.prim.name == "dot_general" and
+                              e not in self.plan.dead)  # (kernels.GEMM_INLINE_MAX)
         self.big = self.live >= BIG_GRAPH
         self.math_keep = []           # outlined math functions' vector variants
         self._shared = {}             # nest key -> (function, work, whether it checks)
@@ -248,9 +272,12 @@ class FnBuilder:
         dies = {}           # unit index -> temporaries whose last use it is
         every = self.bufs   # every buffer, whichever function created its pointer
         section = None      # (function, what enter_function saved) while building a section
+        in_section = 0      # loop nests (units) in the open section
         for i, (lid, unit) in enumerate(units):
             if section is None and (wide or self.n_sections or self._insns(body) > limit):
                 section = self._open_section(body, every)
+                in_section = 0
+            in_section += 1
             for e in unit:
                 for v in e.outvars:  # several: a kernel with several results
                     if v in alias:
@@ -277,7 +304,8 @@ class FnBuilder:
                         self.emit_eqn(e, self.bufs[e.outvars[0]])
             for v in dies.pop(i, ()):  # (by the unit of their last use: not a scan of all)
                 self.release(*temps.pop(v)[1:])  # its space serves later temporaries
-            if section is not None and self._insns(self.fn) > limit:
+            if section is not None and (self._insns(self.fn) > limit or
+                                        (self.big and in_section >= BIG_SECTION_UNITS)):
                 self._close_section(section, every)
                 section = None
         if wide:  # the copies below run in a section too
@@ -425,16 +453,18 @@ class FnBuilder:
         """Continue the body in a new section function (same parameters, noalias, status)."""
         k = self.n_sections
         self.n_sections += 1
-        fn = ir.Function(self.module, self._sec_type, f"{self.symbol}_sec{k}")
+        # its parameters are made as its code first uses them (_SectionArgs): creating every
+        # one of the body's (mlp-1000: 2,005 pointers per section) and keeping the used ones
+        # was most of the lowering's llvmlite objects (and of its garbage collection)
+        fn = ir.Function(self.module, ir.FunctionType(I32, []), f"{self.symbol}_sec{k}")
         fn.linkage = "internal"
         fn.attributes.add("noinline")  # else -O3 inlines it back (one caller)
         fn.attributes.add("nounwind")
-        for a in fn.args:
-            a.add_attribute("noalias")
+        args = fn.adjit_args = _SectionArgs(fn, len(self._sec_type.args))
         saved = self.enter_function(fn)
         saved_ws = self.ws
-        self.ws = fn.args[-1]
-        self.bufs = _SectionBufs(self, every, list(fn.args))
+        self.ws = args[-1]
+        self.bufs = _SectionBufs(self, every, args)
         return fn, saved, saved_ws
 
     def _close_section(self, section, every):
@@ -446,8 +476,11 @@ class FnBuilder:
         self.ws = saved_ws
         self.bufs = every
         body = self.fn
-        keep = _used_args(fn)
-        fn.args = tuple(fn.args[k] for k in keep)
+        made = dict(sorted(fn.adjit_args.made.items()))  # {body position: parameter}
+        fn.args = tuple(made.values())
+        pos = list(made)
+        keep = [pos[k] for k in _used_args(fn)]
+        fn.args = tuple(made[k] for k in keep)
         fn.ftype = ir.FunctionType(I32, [a.type for a in fn.args])
         fn.type = fn.ftype.as_pointer()
         if self.wide:  # the pointers it uses, read from the args array just before the call

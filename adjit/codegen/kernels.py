@@ -573,8 +573,22 @@ def _dot_gemm(c, x, y, dims, lay, out):
         return
     xl, yl = lay
     c.work += nbatch * M * N * K
-    fn = _gemm_helper(c, dt, xl, yl, dims)
-    b.call(fn, [c.buffer(y).addr(b, i64(0)), c.buffer(x).addr(b, i64(0)), out.addr(b, i64(0))])
+    ptrs = [c.buffer(y).ptr, c.buffer(x).ptr, out.ptr]  # (no zero-offset GEPs: an MLP stack's
+    # thousands of products made a third of its lowered instructions of them)
+    if c.n_products <= GEMM_INLINE_MAX and c.n_products == c.live:  # only a few products:
+        # the BLAS calls at their sites
+        _gemm_calls(c, b, dt, xl, yl, dims, *ptrs)
+    else:
+        b.call(_gemm_helper(c, dt, xl, yl, dims), ptrs)
+
+
+# A graph whose live equations are all products (dot_general), at most this many, calls BLAS
+# at each site; other graphs go through one helper function per signature (_gemm_helper).
+# Each function of a module costs LLVM ~0.1 ms of -O3 and ~0.4 ms of code generation however
+# small it is: W3g's five distinct products were five helpers, half of its compile time.
+# Not in graphs with loops: W7's step (3.3 us) took 0.45 us more with its two products at
+# their sites (a body with a frame and more live registers around its loops).
+GEMM_INLINE_MAX = 8
 
 
 def _gemm_helper(c, dt, xl, yl, dims):
@@ -582,44 +596,56 @@ def _gemm_helper(c, dt, xl, yl, dims):
     sizes) from its operands' pointers (y, x, out): its BLAS arguments are constants stored
     once there instead of at every use, which keeps a graph of many matrix products (an MLP
     stack's forward and backward) small for LLVM. Bit for bit the same ?gemm calls."""
-    nbatch, M, N, K = dims
+    nbatch, M, N, K = dims  # noqa: F841 (the helper's name)
     helper = f"adjit_gemm_{dt}_{yl}{xl}_{nbatch}x{M}x{N}x{K}"
     fn = c.module.globals.get(helper)
     if fn is not None:
         return fn
-    name = "sgemm" if dt == "f32" else "dgemm"
-    blas = c.module.globals.get(f"adjit_{name}")
-    if blas is None:
-        blas = ir.Function(c.module, ir.FunctionType(ir.VoidType(), [PTR] * 13), f"adjit_{name}")
-    c.imports.add(name)
     fn = ir.Function(c.module, ir.FunctionType(ir.VoidType(), [PTR] * 3), helper)
     fn.linkage = "internal"
     fn.attributes.add("noinline")
     fn.attributes.add("nounwind")
     for a in fn.args:
         a.add_attribute("noalias")
-    yp, xp, op = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    _gemm_calls(c, b, dt, xl, yl, dims, *fn.args, alloca=b.alloca)
+    b.ret_void()
+    return fn
+
+
+def _gemm_calls(c, b, dt, xl, yl, dims, yp, xp, op, alloca=None):
+    """Emit with builder `b` the ?gemm call(s) of one product signature on the pointers yp,
+    xp, op: its constant Fortran arguments in stack slots (`alloca`: where they are made,
+    else the function's entry block), one call per batch."""
+    nbatch, M, N, K = dims
+    name = "sgemm" if dt == "f32" else "dgemm"
+    blas = c.module.globals.get(f"adjit_{name}")
+    if blas is None:
+        blas = ir.Function(c.module, ir.FunctionType(ir.VoidType(), [PTR] * 13), f"adjit_{name}")
+    c.imports.add(name)
+    alloca = alloca or (lambda typ: c.alloca(typ))
     t = REG[dt]
     slots = {}
     for key, typ, val in (("ta", I8, ord(yl)), ("tb", I8, ord(xl)), ("m", I32, N),
                           ("n", I32, M), ("k", I32, K), ("lda", I32, N if yl == "N" else K),
                           ("ldb", I32, K if xl == "N" else M), ("ldc", I32, N),
                           ("alpha", t, 1.0), ("beta", t, 0.0)):
-        slots[key] = b.alloca(typ)
+        slots[key] = alloca(typ)
         b.store(ir.Constant(typ, val), slots[key])
     mem = MEM[dt]
 
     def call(i):
         def at(p, per):
+            if nbatch == 1:
+                return p
             return b.gep(p, [b.mul(i, i64(per))], inbounds=True, source_etype=mem)
         b.call(blas, [slots["ta"], slots["tb"], slots["m"], slots["n"], slots["k"],
                       slots["alpha"], at(yp, K * N), slots["lda"], at(xp, M * K), slots["ldb"],
                       slots["beta"], at(op, M * N), slots["ldc"]])
     if nbatch == 1:
         call(i64(0))
-        b.ret_void()
-        return fn
+        return
+    fn = b.function
     entry = b.block
     loop, body, done = (fn.append_basic_block(n) for n in ("loop", "body", "done"))
     b.branch(loop)
@@ -633,5 +659,3 @@ def _gemm_helper(c, dt, xl, yl, dims):
     k.add_incoming(nxt, b.block)
     b.branch(loop)
     b.position_at_end(done)
-    b.ret_void()
-    return fn

@@ -392,9 +392,28 @@ def lower(g):
             raise
         except Exception as exc:  # a bug in a lowering: say where, not a raw traceback
             raise CompileError(f"graph {g.name}", f"lowering failed: {exc!r}") from exc
+        meta = {"symbol": SYMBOL, "workspace": fb.ws_bytes, "imports": sorted(fb.imports),
+                "fastcall": SYMBOL + "_fc"}
+        _dismantle(fb)
     finally:
         if collect:
             gc.enable()
-    return text, {"symbol": SYMBOL, "workspace": fb.ws_bytes, "imports": sorted(fb.imports),
-                  "fastcall": SYMBOL + "_fc"}
+    return text, meta
+
+
+def _dismantle(fb):
+    """Break the reference cycles of a finished lowering (instructions and their block,
+    blocks and their function, functions and the module, the builder and its tables), so that
+    its llvmlite objects (~130,000 for mlp-1000) are freed by reference counting as it goes,
+    not left to the cyclic garbage collector (whose passes over them took 0.1-0.15 s there)."""
+    for fn in fb.module.functions:
+        for bb in fn.blocks:
+            for ins in bb.instructions:
+                ins.__dict__.clear()  # (a phi and the update of its loop's counter: a cycle)
+            bb.__dict__.clear()
+        for a in fn.args:
+            a.__dict__.clear()
+        fn.__dict__.clear()
+    fb.module.__dict__.clear()  # (a loop's metadata refers to itself)
+    fb.__dict__.clear()
 

@@ -52,9 +52,13 @@ class _Engine:
                          f"llvmlite={llvmlite.__version__}")
         self.jit = llvm.create_lljit_compiler(self.tm)
 
-    def pass_builder(self, sectioned=False):
-        pto = self.llvm.create_pipeline_tuning_options(speed_level=3)
-        pto.slp_vectorization = True  # off by default; loop vectorisation is on
+    def pass_builder(self, sectioned=False, straight=False):
+        # `straight`: a module without loops (straight_line) gets the -O1 pipeline: its code
+        # is calls (BLAS, LAPACK) and scalar arithmetic, for which -O3's loop and
+        # vectorisation passes do nothing (W3g's object code: the same bytes; -O3 4.6 ms,
+        # -O1 2.9 ms)
+        pto = self.llvm.create_pipeline_tuning_options(speed_level=1 if straight else 3)
+        pto.slp_vectorization = not straight  # off by default; loop vectorisation is on
         # No loop unrolling (vectorised loops are still interleaved): it halved optimisation
         # and code generation time of the MLP step (W2: 280+220 ms -> 140+60 ms) and made
         # no measurable difference to run time (docs/codegen.md, Performance).
@@ -145,19 +149,28 @@ def optimize(ir_text: str, what: str):
     from ..codegen.builder import SECTIONED
     e = engine()
     sectioned = ir_text.startswith(SECTIONED)
+    straight = straight_line(ir_text)
     with LOCK:
         try:
             mod = e.llvm.parse_assembly(ir_text)
             mod.triple = e.triple
             mod.data_layout = e.data_layout
             mod.verify()
-            pb = e.pass_builder(sectioned)
+            pb = e.pass_builder(sectioned, straight)
             pb.getModulePassManager().run(mod, pb)
             _drop_unused_kept(e, mod, pb)
             mod.adjit_sectioned = sectioned
             return mod
         except Exception as exc:  # llvmlite raises RuntimeError with LLVM's message
             raise CompileError(what, _first_lines(exc)) from None
+
+
+def straight_line(ir_text: str) -> bool:
+    """Whether LLVM IR text has no loop: every loop the lowering builds (codegen/emit.py
+    Loops, the GEMM batch loop, the wide entries' copy loops, kernels' own loops) carries an
+    induction variable in a phi node, so no phi means no loop (a phi without a loop only
+    keeps the full pipeline)."""
+    return " = phi " not in ir_text
 
 
 def _drop_unused_kept(e, mod, pb):
