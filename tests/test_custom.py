@@ -214,6 +214,10 @@ def _softplus_loss(x, w):
     return np.sum(softplus(x * w) * w)
 
 
+def _log1pexp_loss(x, w):
+    return np.sum(log1pexp(x * w) * w)
+
+
 def _fd_grad(f, x, w, eps=1e-6):
     g = np.empty_like(x)
     for i in range(x.size):
@@ -240,12 +244,15 @@ def test_jit_of_a_custom_vjp_function_compiles(monkeypatch, mode):
     want_g = jit(grad(_softplus_loss))(x, w)
     np.testing.assert_allclose(want_v, _numpy_loss(x, w), rtol=1e-13)
     np.testing.assert_allclose(want_g, _fd_grad(_numpy_loss, x, w), rtol=1e-7, atol=1e-9)
+    want_jv = jit(_log1pexp_loss)(x, w)  # a custom_jvp_call in the graph: inlined the same way
+    np.testing.assert_allclose(want_jv, want_v, rtol=1e-13)
     monkeypatch.setenv("ADJIT_TIER", mode)
     # native: the first call traces, the second compiles; deterministic: the HOT_CALLS-th
     calls = 2 if mode == "native" else adjit.runtime.HOT_CALLS
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for fn, want in ((jit(_softplus_loss), want_v), (jit(grad(_softplus_loss)), want_g)):
+        for fn, want in ((jit(_softplus_loss), want_v), (jit(grad(_softplus_loss)), want_g),
+                         (jit(_log1pexp_loss), want_jv)):
             for _ in range(calls):
                 got = fn(x, w)
             (br,) = next(iter(fn.cache.values()))
