@@ -56,3 +56,14 @@ def test_devices_torch_has_and_adjit_has_not_are_refused(name):
     for d in ("meta", "mps"):
         with pytest.raises(RuntimeError, match="live on the CPU"):
             FACTORIES[name](adjit, device=d)
+
+
+def test_pin_memory_is_refused_as_in_torch():
+    # a CPU-only build has no pinned memory: PyTorch refuses pin_memory=True (adjit ignored it)
+    for lib in (torch, adjit):
+        assert lib.tensor([1.0], pin_memory=False).tolist() == [1.0]
+    with pytest.raises(RuntimeError) as want:
+        torch.tensor([1.0], pin_memory=True)
+    with pytest.raises(RuntimeError) as got:
+        adjit.tensor([1.0], pin_memory=True)
+    assert str(got.value) == str(want.value)

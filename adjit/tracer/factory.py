@@ -91,6 +91,9 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False)
     if isinstance(data, str):
         raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
     _check_device(device, "tensor", (data,))
+    if pin_memory:
+        raise RuntimeError("pin_memory=True requires a CUDA or other accelerator backend; no "
+                           "pinned memory allocator is available on this system.")
     shape = _sizes(data)
     kind = _infer_kind(data)
     _check_ragged(data, shape)
