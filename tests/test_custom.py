@@ -2,6 +2,8 @@
 traced graphs), composed with grad (to second order), jvp, jacobians, vmap and jit."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -190,3 +192,98 @@ def test_custom_primitives_registered_with_samples():
     back = parse_graph(print_graph(g))  # the held graphs print as text and parse back
     assert print_graph(back) == print_graph(g)
     np.testing.assert_allclose(eval_graph(back, [np.ones(2)])[0], eval_graph(g, [np.ones(2)])[0])
+
+
+@custom_vjp
+def softplus(x):
+    return np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0.0)
+
+
+def softplus_fwd(x):
+    return softplus(x), x
+
+
+def softplus_bwd(x, g):
+    return (g / (1.0 + np.exp(-x)),)
+
+
+softplus.defvjp(softplus_fwd, softplus_bwd)
+
+
+def _softplus_loss(x, w):
+    return np.sum(softplus(x * w) * w)
+
+
+def _log1pexp_loss(x, w):
+    return np.sum(log1pexp(x * w) * w)
+
+
+def _fd_grad(f, x, w, eps=1e-6):
+    g = np.empty_like(x)
+    for i in range(x.size):
+        d = np.zeros_like(x)
+        d.flat[i] = eps
+        g.flat[i] = (f(x + d, w) - f(x - d, w)) / (2 * eps)
+    return g
+
+
+def _numpy_loss(x, w):
+    return np.sum(np.logaddexp(0.0, x * w) * w)
+
+
+@pytest.mark.parametrize("mode", ["native", "deterministic"])
+def test_jit_of_a_custom_vjp_function_compiles(monkeypatch, mode):
+    # The compile worker reads the graph as IR text: a custom_vjp_call's `fun` came back as its
+    # text, codegen's inliner read `.graph` of it, and jit fell back to the interpreter with
+    # "could not compile ... running it in the interpreter".
+    from adjit.runtime.call import CompiledGraph
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(7) * 3, rng.uniform(0.5, 1.5, 7)
+    monkeypatch.setenv("ADJIT_TIER", "interp")
+    want_v = jit(_softplus_loss)(x, w)
+    want_g = jit(grad(_softplus_loss))(x, w)
+    np.testing.assert_allclose(want_v, _numpy_loss(x, w), rtol=1e-13)
+    np.testing.assert_allclose(want_g, _fd_grad(_numpy_loss, x, w), rtol=1e-7, atol=1e-9)
+    want_jv = jit(_log1pexp_loss)(x, w)  # a custom_jvp_call in the graph: inlined the same way
+    np.testing.assert_allclose(want_jv, want_v, rtol=1e-13)
+    monkeypatch.setenv("ADJIT_TIER", mode)
+    # native: the first call traces, the second compiles; deterministic: the HOT_CALLS-th
+    calls = 2 if mode == "native" else adjit.runtime.HOT_CALLS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for fn, want in ((jit(_softplus_loss), want_v), (jit(grad(_softplus_loss)), want_g),
+                         (jit(_log1pexp_loss), want_jv)):
+            for _ in range(calls):
+                got = fn(x, w)
+            (br,) = next(iter(fn.cache.values()))
+            assert isinstance(br.graph.native, CompiledGraph), br.graph.native
+            np.testing.assert_allclose(fn(x, w), want, rtol=1e-13)
+            np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+def test_graph_parameter_with_constants_compiles_in_process(native_tier):
+    # a graph parameter holding constants prints their digest, not their values: the worker
+    # cannot rebuild it from the text, so such a graph is compiled here (not an error)
+    import warnings as w_
+    from adjit.ir import ops as o
+    from adjit.ir.core import Node, new_trace
+    from adjit.ir.graph import extract
+    from adjit.ir.prims.custom import bind_vjp, graph_of
+    from adjit.runtime import run_graph
+    from adjit.runtime.call import CompiledGraph
+    t = adjit.ir.types.AType((3,), "float64")
+    scale = np.array([1.0, -2.0, 0.5])
+    fun = parse_graph("def f(a: f64[3]) -> f64[3]:\n  c: f64[3] = const #0\n"
+                      "  b: f64[3] = mul a c\n  return b\n")
+    fun.consts = [scale]
+    fwd = graph_of(lambda a: (o.mul(a, scale), a), [t])
+    bwd = graph_of(lambda a, ct: o.mul(ct, scale), [t, t])
+    with new_trace("t") as tr:
+        a = Node(None, t, None, tr)
+        g = extract([bind_vjp([a], fun, fwd, bwd, (0, 0, 0))], tr, inputs=[a])
+    x = np.array([0.5, 1.5, -3.0])
+    with w_.catch_warnings():
+        w_.simplefilter("error")
+        (out,) = run_graph(g, [x])
+    assert isinstance(g.native, CompiledGraph)
+    np.testing.assert_allclose(out, x * scale, rtol=0, atol=0)

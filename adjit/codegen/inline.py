@@ -14,6 +14,8 @@ import numpy as np
 
 from ..ir.core import Lit, Node
 from ..ir.graph import Eqn, Graph, Var
+from ..ir.prims.custom import graph_param
+from .errors import CompileError
 
 INLINE = ("custom_vjp_call", "custom_jvp_call")
 
@@ -56,10 +58,15 @@ def inline_calls(g: Graph):
         if e.prim.name not in INLINE:
             eqns.append(Eqn(e.prim, ins, e.params, e.outvars, e.loc))
             continue
-        inner, emb = inline_calls(e.params["fun"].graph)
+        # a GraphParam, or its printed text when the graph was parsed (the compile worker
+        # reads the caller's graph as text)
+        inner, emb = inline_calls(graph_param(e.params["fun"]).graph)
         embedded.update(emb)
         env = dict(zip(inner.invars, _fun_operands(Eqn(e.prim, ins, e.params, []))))
         for v, c in zip(inner.constvars, inner.consts):
+            if c is None:  # parsed from text, which carries a digest of the values only
+                raise CompileError(f"graph {g.name}", f"the values of {e.prim.name}'s "
+                                   "constants are not known (a graph read from its text)")
             w = Var(v.type)
             embedded[w] = np.ascontiguousarray(c.val if isinstance(c, Node) else c)
             env[v] = w

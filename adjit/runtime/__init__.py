@@ -27,6 +27,12 @@ import numpy as np
 from ..codegen.errors import CompileError  # noqa: F401
 from .cache import cache_clear, cache_info  # noqa: F401
 from .compile import compile_graph  # noqa: F401
+# What links native code, imported here, in the importing thread: a promotion links in a
+# background thread (background.py), and importing there put these modules' objects in that
+# thread's malloc arena (glibc gives each new thread its own), ~1.4 MB resident for the rest of
+# the process at W3 (docs/speed.md F9). Any graph that runs hot needs them anyway; ~6 ms of
+# `import adjit`.
+from . import call, elfload, native  # noqa: F401,E402
 
 _CANNOT_COMPILE_WARNED = set()
 

@@ -173,6 +173,9 @@ class Compiler:
             # worker could not parse it, so the caller compiles it itself
             job.finish("mismatch", message="a primitive the worker does not know")
             return
+        if not cache.text_carries(job.graph):
+            job.finish("mismatch", message="constants the IR text does not carry")
+            return
         if job.optimize:
             # the entry is keyed by the optimised structure, which the worker computes: it
             # looks the entry up itself (this process then needs no cache key, so no

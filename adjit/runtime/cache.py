@@ -322,7 +322,7 @@ def _build(g, skey):
     # compiled by the worker, which writes the entry (this process never loads LLVM); in this
     # process only when the worker cannot run or could not take the text
     from .background import compile_graph_object
-    done = compile_graph_object(skey, f"graph {g.name}")
+    done = compile_graph_object(skey, f"graph {g.name}") if text_carries(g) else None
     if done is not None:
         return CompiledGraph(g, *done)
     from .compile import compile_object  # a hit does not need the lowering
@@ -385,6 +385,19 @@ def disk_cacheable(g):
     part of the key."""
     from ..ir.core import TRANSIENT
     return not (TRANSIENT and any(e.prim.name in TRANSIENT for e in g.eqns))
+
+
+def text_carries(g):
+    """False when g's printed text (what the compile worker parses) does not carry all of g: a
+    graph parameter (custom_vjp_call's `fun`, ...) holding constants prints their digest, not
+    their values, so such a graph is compiled in this process."""
+    for e in g.eqns:
+        for p in e.params.values():
+            inner = getattr(p, "graph", None)
+            if inner is not None and (any(c is not None for c in inner.consts)
+                                      or not text_carries(inner)):
+                return False
+    return True
 
 
 def install(g, skey, obj, meta, stat="background_compiles"):

@@ -90,6 +90,10 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False)
                       "torch.tensor(sourceTensor).", UserWarning, stacklevel=2)
     if isinstance(data, str):
         raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    _check_device(device, "tensor", (data,))
+    if pin_memory:
+        raise RuntimeError("pin_memory=True requires a CUDA or other accelerator backend; no "
+                           "pinned memory allocator is available on this system.")
     shape = _sizes(data)
     kind = _infer_kind(data)
     _check_ragged(data, shape)
@@ -112,7 +116,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False)
     return Tensor._from_array(arr, requires_grad=requires_grad)
 
 
-def as_tensor(data, dtype=None):
+def as_tensor(data, dtype=None, device=None):
+    _check_device(device, "as_tensor", (data,))
     if isinstance(data, Tensor) and dtype is None:
         return data
     return tensor(data, dtype=dtype)
@@ -152,34 +157,41 @@ def _dt(dtype, default=np.float32):
 
 
 def zeros(*size, dtype=None, requires_grad=False, device=None):
+    _check_device(device, "zeros", size)
     return _make(np.zeros(_size(size, "zeros"), _dt(dtype)), requires_grad)
 
 
 def ones(*size, dtype=None, requires_grad=False, device=None):
+    _check_device(device, "ones", size)
     return _make(np.ones(_size(size, "ones"), _dt(dtype)), requires_grad)
 
 
 @quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def full(size, fill_value, dtype=None, requires_grad=False, device=None):
+    _check_device(device, "full", (size, fill_value))
     default = np.float32 if isinstance(fill_value, float) else np.int64 if isinstance(
         fill_value, int) and not isinstance(fill_value, bool) else np.bool_
     return _make(np.full(_size((size,)), fill_value, _dt(dtype, default)), requires_grad)
 
 
 def empty(*size, dtype=None, requires_grad=False, device=None):
+    _check_device(device, "empty", size)
     return zeros(*size, dtype=dtype, requires_grad=requires_grad)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
+def zeros_like(t, dtype=None, requires_grad=False, device=None):
+    _check_device(device, "zeros_like", (t,))
     return _make(np.zeros(t._n.val.shape, _dt(dtype, t._n.val.dtype)), requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
+def ones_like(t, dtype=None, requires_grad=False, device=None):
+    _check_device(device, "ones_like", (t,))
     return _make(np.ones(t._n.val.shape, _dt(dtype, t._n.val.dtype)), requires_grad)
 
 
 @quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
-def full_like(t, fill_value, dtype=None, requires_grad=False):
+def full_like(t, fill_value, dtype=None, requires_grad=False, device=None):
+    _check_device(device, "full_like", (t, fill_value))
     return _make(np.full(t._n.val.shape, fill_value, _dt(dtype, t._n.val.dtype)), requires_grad)
 
 
@@ -265,19 +277,22 @@ def rand(*size, dtype=None, requires_grad=False, generator=None, device=None):
     return _make(rng.random(_size(size)).astype(_dt(dtype)), requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=None, requires_grad=False):
+def randint(low, high=None, size=(), dtype=None, requires_grad=False, device=None):
+    _check_device(device, "randint", (low, high, size))
     if high is None:
         low, high = 0, low
     return _make(_rng.integers(low, high, _size((size,))).astype(_dt(dtype, np.int64)),
                  requires_grad)
 
 
-def randn_like(t, dtype=None, requires_grad=False):
+def randn_like(t, dtype=None, requires_grad=False, device=None):
+    _check_device(device, "randn_like", (t,))
     return randn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
 @quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
+    _check_device(device, "arange", (start,) if end is None else (start, end))
     if end is None:
         start, end = 0, start
     isfloat = any(isinstance(v, float) for v in (start, end, step))
@@ -287,10 +302,12 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None
 
 @quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
+    _check_device(device, "linspace", (start, end, steps))
     return _make(np.linspace(start, end, int(steps)).astype(_dt(dtype)), requires_grad)
 
 
-def eye(n, m=None, dtype=None, requires_grad=False):
+def eye(n, m=None, dtype=None, requires_grad=False, device=None):
+    _check_device(device, "eye", (n,) if m is None else (n, m))
     return _make(np.eye(n, m, dtype=_dt(dtype)), requires_grad)
 
 
@@ -389,7 +406,7 @@ FUNCTIONS = {name: _fn(name) for name in (
     "sigmoid", "relu", "sign", "neg", "sum", "mean", "max", "min", "argmax", "argmin", "norm",
     "var", "std", "prod", "softmax", "log_softmax", "matmul", "mm", "dot", "reshape",
     "transpose", "permute", "squeeze", "unsqueeze", "flatten", "t", "clamp", "clip", "cumsum",
-    "logsumexp",
+    "logsumexp", "all", "any",
     "pow", "add", "sub", "mul", "div", "clone", "detach", "eq", "ne", "lt", "le", "gt", "ge",
     "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "unbind", "flatten", "expand",
     "view_as", "numel")}

@@ -314,6 +314,9 @@ def install():
     t.min = lambda s, dim=None, keepdim=False: tensor_ops.extremum(s, dim, keepdim, False)
     t.argmax = lambda s, dim=None, keepdim=False: torch_composites.targ(s, dim, keepdim, True)
     t.argmin = lambda s, dim=None, keepdim=False: torch_composites.targ(s, dim, keepdim, False)
+    t.all = lambda s, dim=None, keepdim=False: torch_composites.tall(s, dim, keepdim)
+    t.any = lambda s, dim=None, keepdim=False: torch_composites.tall(s, dim, keepdim,
+                                                                     is_all=False)
     t.norm = torch_composites.norm
     t.var = torch_composites.var
     t.std = torch_composites.std

@@ -276,6 +276,9 @@ def _axes(dim, ndim):
         return tuple(range(ndim))  # PyTorch reduces every dimension for dim=() too
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
     out = tuple(wrap_dim(d, ndim) for d in dims)
+    for k, d in enumerate(out):
+        if d in out[:k]:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
     return out if ndim else ()
 
 

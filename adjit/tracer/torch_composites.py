@@ -196,6 +196,17 @@ def cumsum(x, dim, dtype=None):
     return _wrap(ops.cumsum(n, axis=axis, reverse=False), "CumsumBackward0", x)
 
 
+def tall(x, dim=None, keepdim=False, *, is_all=True):
+    """Tensor.all / Tensor.any as PyTorch's: over `dim` (an int, a tuple of ints, or None: every
+    dimension), `keepdim` kept as size-1 dimensions; a bool tensor without a gradient."""
+    n = x._n
+    # dim=() or [] reduces nothing here (sum's reduces every dimension), as in PyTorch
+    empty = isinstance(dim, (tuple, list)) and not dim
+    axes = () if empty else tracer_tensor_ops._axes(dim, n.type.ndim)
+    with no_grad():  # a comparison's result: never part of a gradient
+        return Tensor._wrap((IC.all_ if is_all else IC.any_)(n, axes, keepdim))
+
+
 def targ(x, dim, keepdim, is_max):
     v = x._n.val
     f = np.argmax if is_max else np.argmin
