@@ -293,3 +293,21 @@ def test_a_product_with_a_vector_is_numpys_vector_product(xs, ys, lc, rc, dt):
         with np.errstate(all="ignore"):
             assert want == [_bits(np.tensordot(a, b, ((lc,), (rc,))))]
     assert "reshape" not in fn.source.split("_dot(")[1].split("\n")[0] or len(xs) == 3
+
+
+@pytest.mark.parametrize("xs,ys", [((4, 1), (3,)), ((3,), (2, 2)), ((2, 3), (5,))])
+def test_an_outer_product_with_a_vector_keeps_the_vector_uncontracted(xs, ys):
+    # a vector that is contracted nowhere (an outer product, what jacrev of `M @ v` and vmap
+    # of `einsum(',ab')` record) is not the vector case of np.dot
+    from adjit.ir import parse_graph
+    fmt = lambda s: f"f64[{','.join(map(str, s))}]"
+    g = parse_graph(
+        f"def f(a: {fmt(xs)}, b: {fmt(ys)}) -> {fmt(xs + ys)}:\n"
+        f"  c: {fmt(xs + ys)} = dot_general[contract=((), ()), batch=((), ())] a b\n"
+        f"  return c\n")
+    a, b = _special(xs, 1), _special(ys, 2)
+    fn, loop, gen = _plan_runs(g, [a, b])
+    want = _outcome(lambda: eval_graph(g, [a, b]))
+    with np.errstate(all="ignore"):
+        assert want == [_bits(np.tensordot(a, b, 0))]
+    assert loop == want and gen == want

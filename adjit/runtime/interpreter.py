@@ -615,9 +615,8 @@ class _Gen:
                 n = math.prod(v.type.shape)
                 if not sa0 or n > VIEW_CHAIN_MAX:
                     continue
-                xs, ys = x.type.shape, e.inputs[1].type.shape
-                raw[v] = (sa0,) if len(ys) == 1 and len(xs) > 1 else \
-                    (n,) if len(xs) == 1 and len(ys) > 1 else (sa0, n // sa0)  # see _dot_recipe
+                vec = _vector_side(x.type.shape, e.inputs[1].type.shape, e.params["contract"])
+                raw[v] = (sa0,) if vec == "y" else (n,) if vec == "x" else (sa0, n // sa0)
                 info[v] = (v, np.arange(n).reshape(raw[v]).reshape(v.type.shape), True)
                 continue
             if nm not in ("reshape", "transpose") or not _plain(e) or type(e.inputs[0]) is Lit:
@@ -985,11 +984,24 @@ def _dot_recipe(e):
     raw = (sa[0], sb[1])
     # a vector contracted whole stays a vector: np.dot of a matrix and a vector is the same
     # BLAS gemv call as of the matrix and the vector as a column (or row), without the reshapes
-    if len(ys) == 1 and len(xs) > 1:
+    vec = _vector_side(xs, ys, (lc, rc))
+    if vec == "y":
         pb, rb, raw = None, None, (sa[0],)
-    elif len(xs) == 1 and len(ys) > 1:
+    elif vec == "x":
         pa, ra, raw = None, None, (sb[1],)
     return pa, ra, pb, rb, (None if raw == out else out)
+
+
+def _vector_side(xs, ys, contract):
+    """Which operand of a dot_general (no batch axes) is a vector contracted whole against a
+    higher-rank operand ("y" or "x"), so np.dot takes it as it is; None otherwise (an outer
+    product contracts nothing: its vector is not contracted)."""
+    lc, rc = contract
+    if len(ys) == 1 and len(xs) > 1 and tuple(rc) == (0,):
+        return "y"
+    if len(xs) == 1 and len(ys) > 1 and tuple(lc) == (0,):
+        return "x"
+    return None
 
 
 def _dot_fn(recipe):
