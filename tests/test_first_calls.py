@@ -168,3 +168,32 @@ def test_a_killed_worker_is_reaped(monkeypatch):
     assert proc.poll() is not None  # (-9; -1 when the reader thread reaped it first)
     with pytest.raises(ChildProcessError):  # no zombie left
         os.waitpid(proc.pid, os.WNOHANG)
+
+
+def test_the_tracing_call_generates_no_flattener_or_assembler(monkeypatch):
+    # generated argument flatteners and result assemblers (compiled Python) are made by the
+    # third and fifth calls: the tracing call, the most expensive of a step, makes neither, nor
+    # the second, which makes the interpreter's plan
+    from adjit.transforms import jitargs
+    made = []
+    define = jitargs._define
+    monkeypatch.setattr(jitargs, "_define", lambda src, env, name: (made.append(name),
+                                                                    define(src, env, name))[1])
+    rng = np.random.default_rng(1)
+    W, b, X = rng.standard_normal((3, next(_SHAPES))), rng.standard_normal(1), \
+        rng.standard_normal((7, 3))
+
+    def loss(W, b, X):
+        return np.mean(np.tanh(X @ W + b) ** 2)
+    step = adjit.jit(adjit.value_and_grad(loss, argnums=(0, 1)))
+    t = np.tanh(X @ W + b)
+    d = 2 * t * (1 - t ** 2) / t.size
+    for k in range(6):
+        val, (dW, db) = step(W, b, X)
+        np.testing.assert_allclose(val, np.mean(t ** 2), rtol=1e-12)
+        np.testing.assert_allclose(dW, X.T @ d, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(db, d.sum(axis=(0, 1), keepdims=False).reshape(1),
+                                   rtol=1e-12, atol=1e-15)
+        assert type(val) is np.float64 and type(dW) is np.ndarray
+        assert made == [[], [], ["flat"], ["flat"], ["flat", "asm"], ["flat", "asm"]][k], k
+    assert step.traces == 1 and step.hits == 5
