@@ -29,7 +29,7 @@ from .cache import cache_clear, cache_info  # noqa: F401
 from .compile import compile_graph  # noqa: F401
 # the compile worker's client, imported now rather than by the call that first finds a graph
 # hot (no subprocess module: ~0.3 ms here against ~6 ms on that call, tests/test_first20.py)
-from . import background  # noqa: F401,E402
+from . import background
 
 _CANNOT_COMPILE_WARNED = set()
 
@@ -352,7 +352,6 @@ def compile_now(g, opt=None):
 def wait_for_compiles(timeout=None):
     """Wait for the background compiles asked for so far (benchmarks: time the steady state,
     not the switch). A graph switches to its code on its next call."""
-    from . import background
     if background._COMPILER is not None:
         background._COMPILER.wait_idle(timeout)
 
@@ -361,7 +360,6 @@ def _background_result(opt, job=None):
     """The worker's code for `opt` if the worker has (or is compiling) it, waiting for it; None
     when no job for that structure exists or it did not succeed. `job`: the job of the graph
     as traced (an Interpreted tier's), waited for first."""
-    from . import background
     comp = background._COMPILER
     if job is None or job.state == "lost":
         job = comp.job(opt.structure_key()) if comp is not None else None

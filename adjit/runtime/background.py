@@ -324,7 +324,7 @@ class Compiler:
         # the worker is gone (killed, crashed, or closed at exit): what it had is lost
         try:
             proc.wait()  # reaped (an exited worker is no zombie)
-        except Exception:  # noqa: BLE001
+        except OSError:
             pass
         with self._lock:
             if self._proc is proc:

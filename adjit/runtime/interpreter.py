@@ -9,8 +9,9 @@ while a graph is not (yet) native code, in two forms that give the same bits:
   value dropped as soon as its last reader has run (so peak memory follows the live set, not
   the whole graph);
 - the generated function (`generate`, once the loop has run about as long as generating takes,
-  see GEN_SECONDS_PER_EQN): straight-line Python made from the equations, each value a local,
-  each equation one direct call of the NumPy function its implementation calls, `del` after the
+  see GEN_SECONDS_PER_EQN; a held plan, one native code will serve soon, only once one loop
+  call takes that long, see `Plan.hold`): straight-line Python made from the equations, each
+  value a local, each equation one direct call of the NumPy function its implementation calls, `del` after the
   last reader; no per-equation dispatch.
 NumPy's floating-point warnings are off in both (native code never warns either). Results are
 fresh arrays (`runtime.fresh`), as native code's are.
