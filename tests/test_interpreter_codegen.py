@@ -199,7 +199,7 @@ def test_an_interpreted_call_runs_no_python_per_equation(interp):
     rng = np.random.default_rng(2)
     x, A = rng.standard_normal(16), rng.standard_normal((16, 16)) / 4
     h = adjit.jit(adjit.hessian(lambda x, A: (np.tanh(A @ x) ** 2).sum()))
-    for _ in range(3):
+    for _ in range(5):  # (jit's hot-path flattener and result assembler: made by calls 3 and 5)
         h(x, A)
     calls = []
 

@@ -33,6 +33,9 @@ from .compile import compile_graph  # noqa: F401
 # the process at W3 (docs/speed.md F9). Any graph that runs hot needs them anyway; ~6 ms of
 # `import adjit`.
 from . import call, elfload, native  # noqa: F401,E402
+# the compile worker's client, imported now rather than by the call that first finds a graph
+# hot (no subprocess module: ~0.3 ms here against ~6 ms on that call, tests/test_first_calls.py)
+from . import background  # noqa: E402
 
 _CANNOT_COMPILE_WARNED = set()
 
@@ -184,6 +187,9 @@ class Interpreted:
                 plan = Plan(self.opt)
             else:
                 plan = Plan(self.src)
+            # no generated function for a graph native code will serve soon, until its compile
+            # is under way (`_install`) or it stays here (Plan.hold)
+            plan.hold = not self.final and self.job is None
             self._plan = plan
         return plan
 
@@ -267,6 +273,8 @@ class Interpreted:
                 # the graph as traced: the worker optimises it (off this thread) and keys
                 # the disk entry by the optimised structure
                 job = self.job = compiler().submit(rkey, self.src, optimize=True)
+                if self._plan is not None:  # interpreted until the code is linked
+                    self._plan.release()
             if wait:
                 job.done.wait()
                 if job.state == "lost":  # the worker died: once more, then in this process
@@ -298,6 +306,8 @@ class Interpreted:
         self.final = True
         if self._plan is not None and self._plan.graph is self.src:
             self._plan = None  # interpreted for good: the optimised graph from now on
+        elif self._plan is not None:
+            self._plan.release()
         _warn_cannot_compile(g, exc)
         return None
 
@@ -377,7 +387,6 @@ def compile_now(g, opt=None):
 def wait_for_compiles(timeout=None):
     """Wait for the background compiles asked for so far (benchmarks: time the steady state,
     not the switch). A graph switches to its code on its next call."""
-    from . import background
     if background._COMPILER is not None:
         background._COMPILER.wait_idle(timeout)
 
@@ -386,7 +395,6 @@ def _background_result(opt, job=None):
     """The worker's code for `opt` if the worker has (or is compiling) it, waiting for it; None
     when no job for that structure exists or it did not succeed. `job`: the job of the graph
     as traced (an Interpreted tier's), waited for first."""
-    from . import background
     comp = background._COMPILER
     if job is None or job.state == "lost":
         job = comp.job(opt.structure_key()) if comp is not None else None

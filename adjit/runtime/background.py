@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
 import sys
 import threading
 
@@ -125,6 +124,60 @@ class _Request:
 def _worker_usable():
     # not inside the worker itself (it compiles in its own process), and a Python to run it
     return not os.environ.get("ADJIT_IN_WORKER") and bool(sys.executable)
+
+
+class _Proc:
+    """The worker process, started by os.posix_spawn with two pipes: what the compiler needs
+    of a subprocess.Popen (stdin, stdout, pid, poll, kill, wait) without importing `subprocess`
+    (~3 ms, paid by the call that first asked for a compile; this module is imported with the
+    runtime so that no call pays for it, see runtime/__init__.py). The pipes' own descriptors
+    are not inherited (Python opens them close-on-exec); the worker gets them as its standard
+    input and output, /dev/null as its standard error."""
+
+    def __init__(self, argv, env):
+        r_in, w_in = os.pipe()
+        r_out, w_out = os.pipe()
+        try:
+            acts = [(os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1),
+                    (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
+            spawn = os.posix_spawn if os.path.dirname(argv[0]) else os.posix_spawnp
+            self.pid = spawn(argv[0], argv, env, file_actions=acts)
+        except BaseException:
+            for fd in (w_in, r_out):
+                os.close(fd)
+            raise
+        finally:
+            os.close(r_in)
+            os.close(w_out)
+        self.returncode = None
+        self.stdin = os.fdopen(w_in, "wb")
+        self.stdout = os.fdopen(r_out, "rb")
+
+    def _reaped(self, flags):
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, flags)
+            except ChildProcessError:  # reaped elsewhere (a SIGCHLD handler)
+                self.returncode = -1
+                return
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+
+    def poll(self):
+        """The exit code, or None while the worker runs (an exited worker is reaped)."""
+        self._reaped(os.WNOHANG)
+        return self.returncode
+
+    def wait(self):
+        self._reaped(0)
+        return self.returncode
+
+    def kill(self):
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, 9)  # SIGKILL
+            except ProcessLookupError:
+                pass
 
 
 class Compiler:
@@ -231,9 +284,13 @@ class Compiler:
         env["ADJIT_IN_WORKER"] = "1"
         env["ADJIT_WORKER_NICE"] = str(self.nice)
         argv = list(WORKER_COMMAND or [sys.executable, "-m", "adjit.runtime.worker"])
-        proc = subprocess.Popen(argv,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env=env, close_fds=True)
+        if hasattr(os, "posix_spawn"):
+            proc = _Proc(argv, env)
+        else:  # pragma: no cover - not POSIX
+            import subprocess
+            proc = subprocess.Popen(argv,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, env=env, close_fds=True)
         self._proc = proc
         self.started += 1
         threading.Thread(target=self._read, args=(proc,), name="adjit-compile-reader",
@@ -268,6 +325,10 @@ class Compiler:
             else:
                 job.finish("error", message=rest[0])
         # the worker is gone (killed, crashed, or closed at exit): what it had is lost
+        try:
+            proc.wait()  # reaped (an exited worker is no zombie)
+        except OSError:
+            pass
         with self._lock:
             if self._proc is proc:
                 self._proc = None

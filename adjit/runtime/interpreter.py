@@ -9,8 +9,9 @@ while a graph is not (yet) native code, in two forms that give the same bits:
   value dropped as soon as its last reader has run (so peak memory follows the live set, not
   the whole graph);
 - the generated function (`generate`, once the loop has run about as long as generating takes,
-  see GEN_SECONDS_PER_EQN): straight-line Python made from the equations, each value a local,
-  each equation one direct call of the NumPy function its implementation calls, `del` after the
+  see GEN_SECONDS_PER_EQN; a held plan, one native code will serve soon, only once one loop
+  call takes that long, see `Plan.hold`): straight-line Python made from the equations, each
+  value a local, each equation one direct call of the NumPy function its implementation calls, `del` after the
   last reader; no per-equation dispatch.
 NumPy's floating-point warnings are off in both (native code never warns either). Results are
 fresh arrays (`runtime.fresh`), as native code's are.
@@ -44,10 +45,12 @@ class Plan:
         "due",
         "fn",
         "graph",
+        "hold",
         "n_const",
         "n_in",
         "name",
         "outs",
+        "runs",
         "size",
         "spent",
         "steps",
@@ -86,7 +89,21 @@ class Plan:
         self.graph = g
         self.fn = None  # the generated function (see GEN_SECONDS_PER_EQN)
         self.spent = None  # seconds the loop has run (None: never)
+        self.runs = 0  # calls the loop has served
         self.due = GEN_SECONDS_PER_EQN * max(1, len(g.eqns))
+        # held (runtime.Interpreted: a graph that native code will serve soon): the function is
+        # generated only once one loop call takes about as long as generating it (a big
+        # graph), not on the call of a small one that has run `due` seconds in all: that call
+        # would pay the generation (0.5-3 ms for W2's 76 equations) for code native code soon
+        # replaces. `release()` (the graph is hot, its compile under way) lifts the hold.
+        self.hold = False
+
+    def release(self):
+        """Generate on the usual rule from now on: once the loop has run `due` more seconds."""
+        if self.hold:
+            self.hold = False
+            self.spent = 0.0 if self.spent is not None else None
+            self.runs = 0
 
     def __call__(self, args, consts):
         """The graph's results on `args` (by position) and `consts` (the constvars' bindings:
@@ -94,11 +111,12 @@ class Plan:
         fn = self.fn
         if fn is None:
             spent = self.spent
-            if spent is None or spent < self.due:
+            if spent is None or spent < self.due * (self.runs if self.hold else 1):
                 from . import fresh
                 t0 = time.perf_counter()
                 outs = fresh(self.loop(args, consts), args, consts)
                 self.spent = (spent or 0.0) + time.perf_counter() - t0
+                self.runs += 1
                 return outs
             fn = self.fn = generate(self.graph)
         return fn(args, consts)

@@ -28,6 +28,7 @@ import struct
 import threading
 import types
 import warnings
+import weakref
 
 import numpy as np
 
@@ -53,15 +54,40 @@ RETRACE_WARN = 8  # warn (once per function) when it has been traced this many t
 
 
 class _Branch:
-    __slots__ = ("graph", "kinds", "otd", "pyvals", "assemble", "direct")
+    __slots__ = ("graph", "kinds", "otd", "pyvals", "assemble", "direct", "ndims", "replays",
+                 "__weakref__")
 
     def __init__(self, graph, kinds, otd, pyvals, ndims):
         self.graph, self.kinds, self.otd, self.pyvals = graph, kinds, otd, pyvals
+        self.ndims = ndims
+        self.replays = 0  # calls of the general path it served
         self.direct = None  # the compiled code's generated entry, once it exists
-        # the result pytree from the outputs in one generated expression (jitargs.py)
-        # (the general fallback holds no reference to the branch: no cycle keeps code alive)
-        self.assemble = assembler(otd, kinds, pyvals, ndims) or functools.partial(
-            _unflatten, otd, kinds, pyvals)
+        # the result pytree from the outputs in one generated expression (jitargs.py), made
+        # by the branch's second replay (_LazyAssembler): not by the call that traced it
+        self.assemble = _LazyAssembler(self)
+
+
+class _LazyAssembler:
+    """A branch's `assemble` until its generated assembler exists: the first replay assembles
+    in general (generating and compiling the assembler costs about as much as an interpreted
+    call of a small step; the tracing call, the most expensive of all, pays none of it); the
+    second makes the assembler and puts it in the branch's `assemble`. It holds the branch
+    weakly, and the assembler (or the general fallback) holds no reference to the branch: no
+    cycle keeps code alive."""
+    __slots__ = ("br", "used")
+
+    def __init__(self, br):
+        self.br = weakref.ref(br)
+        self.used = False
+
+    def __call__(self, outs):
+        br = self.br()
+        if not self.used:
+            self.used = True
+            return _unflatten(br.otd, br.kinds, br.pyvals, outs)
+        asm = br.assemble = assembler(br.otd, br.kinds, br.pyvals, br.ndims) or \
+            functools.partial(_unflatten, br.otd, br.kinds, br.pyvals)
+        return asm(outs)
 
 
 _MISS = object()
@@ -287,7 +313,10 @@ class Jitted:
                tuple(sorted((k, static_key(v, f"static argument {k!r}"))
                             for k, v in skw.items())), al)
         branches = self.cache.setdefault(key, [])
-        if not kwargs and not has_self:
+        # the hot path's key once a branch for these arguments has been replayed (its flattener
+        # is generated code: neither the call that traces, the most expensive of all, nor the
+        # next one, which makes the interpreter's plan, makes it)
+        if branches and branches[0].replays and not kwargs and not has_self:
             hit = self._fast_key(args, static, tds, fkinds)
             if hit is not None and self._nslots:  # the hot path's own reading of the slots
                 n, fkey = len(hit[1]), hit[0]
@@ -333,6 +362,7 @@ class Jitted:
             if k:
                 branches.insert(0, branches.pop(k))
             self.hits += 1
+            br.replays += 1
             if (self._compiling and type(br.graph.native) is Interpreted and
                     _get_ident() in self._compiling):
                 compile_now(br.graph)  # f.compile(*args): this variant, native now

@@ -471,8 +471,32 @@ def random_sources(f, args=()):
     return list(out.values())
 
 
+_MT_BYTES = 624 * 4 + 4  # numpy's mt19937_state: uint32 key[624], int pos
+_MT_RAW = None  # whether the raw bytes at an MT19937's state address are that state (checked once)
+
+
+def _mt_raw(bg):
+    """The raw bytes of MT19937 `bg`'s state (its key and position), or None when this NumPy's
+    layout is not the one checked here. ~0.3 us, where the state's dict costs ~75 us: jit
+    snapshots np.random's global RandomState twice per trace."""
+    global _MT_RAW
+    import ctypes
+    raw = ctypes.string_at(bg.ctypes.state_address, _MT_BYTES)
+    if _MT_RAW is None:
+        st = bg.state["state"]
+        want = np.asarray(st["key"], np.uint32).tobytes() + np.int32(st["pos"]).tobytes()
+        _MT_RAW = raw == want
+    return raw if _MT_RAW else None
+
+
 def random_state(r):
     """A comparable snapshot of a generator's state."""
+    bg = r._bit_generator if isinstance(r, np.random.RandomState) else \
+        getattr(r, "bit_generator", None)
+    if type(bg) is np.random.MT19937:
+        raw = _mt_raw(bg)
+        if raw is not None:
+            return raw
     def frozen(s):
         if isinstance(s, dict):
             return tuple((k, frozen(v)) for k, v in sorted(s.items()))
