@@ -326,3 +326,29 @@ def test_tiers_give_the_same_bits_end_to_end(tmp_path, mode, calls):
         for k in (2, calls):  # the interpreter, and (native, deterministic) native code
             assert same_bits(first, got[f"{name}_{k}"]), (mode, name, k,
                                                           _explain(first, got[f"{name}_{k}"]))
+
+
+@pytest.mark.parametrize("op,value,gone", [("mul", 1.0, True), ("div", 1.0, True),
+                                           ("add", -0.0, True), ("add", 0.0, False),
+                                           ("sub", 0.0, True), ("pow", 1.0, True)])
+@pytest.mark.parametrize("via", ["broadcast", "reshape"])
+def test_identities_see_through_a_broadcast_or_reshape_of_a_constant(op, value, gone, via):
+    # above FOLD_LIMIT the broadcast of a scalar `full` is not folded into one `full`, so the
+    # identity must look through it (W4's `mul (broadcast 1.0) f` at 1M elements), keeping
+    # NumPy's bits: x + 0.0 stays
+    n = 5000
+    shape_op = (f"broadcast_in_dim[shape=({n},), dims=()] s" if via == "broadcast"
+                else f"reshape[shape=({n},)] s")
+    src, sshape = (f"f64[{n}]", f"({n},)") if via == "reshape" else ("f64[]", "()")
+    g = parse_graph(
+        f"def f(a: f64[{n}]) -> f64[{n}]:\n"
+        f"  s: {src} = full[shape={sshape}, value={value!r}, dtype='f64']\n"
+        f"  c: f64[{n}] = {shape_op}\n  d: f64[{n}] = {op} a c\n  return d\n")
+    verify(g)
+    opt = optimize(g)
+    assert (op not in [e.prim.name for e in opt.eqns]) == gone, print_graph(opt)
+    rng = np.random.default_rng(0)
+    with np.errstate(over="ignore"):
+        a = rng.choice(np.array(SPECIAL["f64"]), n) * rng.choice([1.0, 3.7, -0.1], n)
+    a[:len(SPECIAL["f64"])] = SPECIAL["f64"]
+    check_tiers(g, opt, [a], native=_compiled(opt))

@@ -176,12 +176,19 @@ def fold_constants(g: Graph) -> Graph:
 # ------------------------------------------------------------------ algebraic simplification
 
 def _value(x, defs):
-    """The scalar an operand is known to hold everywhere (a literal or a `full`), else None."""
-    if isinstance(x, Lit):
-        return None if isinstance(x.value, bool) else x.value
-    e = defs.get(x)
-    if e is not None and e.prim.name == "full" and not isinstance(e.params["value"], bool):
-        return e.params["value"]
+    """The scalar an operand is known to hold everywhere (a literal or a `full`, or a
+    broadcast or reshape of one: every element is that value), else None."""
+    for _ in range(8):
+        if isinstance(x, Lit):
+            return None if isinstance(x.value, bool) else x.value
+        e = defs.get(x)
+        if e is None:
+            return None
+        if e.prim.name == "full" and not isinstance(e.params["value"], bool):
+            return e.params["value"]
+        if e.prim.name not in ("broadcast_in_dim", "reshape"):
+            return None
+        x = e.inputs[0]
     return None
 
 
