@@ -220,7 +220,9 @@ class Jitted:
             sv = self._slots.gather()
             # a function held in a closure cell was rebound, or a slot planned for an array
             # holds a container now (the hot path reads containers otherwise): plan again
-            if sv is None or (not self._slots.trees and any(is_tree(v) for v in sv)):
+            # or a slot holds a scalar where the plan has an array or the reverse
+            if sv is None or (not self._slots.trees and any(is_tree(v) for v in sv)) or \
+                    self._slots.stale(sv):
                 self._slots = Slots(self._func, static_key)
                 self._nslots = self._slots.n
                 sv = self._slots.gather()
@@ -274,7 +276,10 @@ class Jitted:
             for lf in tl:
                 info = leaf_info(lf) if lf is not None and lf is not _EMPTY else None
                 if info is None or info.kind == "py":
-                    lspec.append(("static", ("unbound" if lf is _EMPTY else type(lf), None)))
+                    # a scalar (a global `lr = 0.2`) is keyed by value, floats by bit pattern:
+                    # a changed value traces again
+                    lspec.append(("static", ("unbound", None) if lf is _EMPTY else
+                                  static_key(lf, "a global or closure value")))
                 else:
                     lspec.append((info.kind, "live", info.type.shape, info.type.dtype))
                     vals.append(info.outer)
