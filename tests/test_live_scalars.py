@@ -45,7 +45,8 @@ def test_global_float_changed_between_calls():
             lr = v
             for _ in range(3):   # the hot path too
                 _same(jf, step, w0, g0)
-        assert jf.traces == 3   # one per distinct value
+        # the first value is folded; the second promotes the slot to a scalar input
+        assert jf.traces == 2
     finally:
         lr = 0.2
 
@@ -198,3 +199,37 @@ def test_string_and_complex_globals():
             _same(jf, by_mode, w0)
     finally:
         mode, shift = "sum", 1 + 2j
+
+
+def test_decaying_global_traces_twice_then_is_an_input():
+    global lr
+    try:
+        jf = adjit.jit(step)
+        for k in range(60):
+            lr = 0.5 * 0.97 ** k
+            _same(jf, step, w0, g0)
+        assert jf.traces == 2
+        # float32 arrays with a promoted Python float: NumPy's weak scalar rules
+        lr = 0.3
+        _same(jf, step, w0.astype(np.float32), g0.astype(np.float32))
+    finally:
+        lr = 0.2
+
+
+fmt = 0.25
+
+
+def needs_the_float(x):
+    return x * float(repr(fmt))   # repr of a traced value is no number: cannot be an input
+
+
+def test_float_slot_that_must_stay_a_float_is_keyed_by_value():
+    global fmt
+    try:
+        jf = adjit.jit(needs_the_float)
+        for v in (0.25, 0.5, 0.75, 0.5):
+            fmt = v
+            _same(jf, needs_the_float, w0)
+            _same(jf, needs_the_float, w0)
+    finally:
+        fmt = 0.25

@@ -211,7 +211,7 @@ def _custom():
 class Slots:
     """The live slots of a function (see the module doc)."""
 
-    def __init__(self, f, static_key=None):
+    def __init__(self, f, static_key=None, promoted=frozenset()):
         self.readers = []   # ("cell", cell, None) | ("global", dict, name)
         self.scalar = []    # per reader: it held a Python scalar (SCALARS) when planned
         self.trees = False  # a slot held a container when planned (jit's hot path flattens)
@@ -223,6 +223,10 @@ class Slots:
         self.static_key = static_key
         # per slot in gather() order: held a scalar when planned (the hot path keys it by value)
         self.scalars = [self.scalar[i] for i in self.order()]
+        # per slot in gather() order: a float slot that has seen a second value is a scalar
+        # input (jit's `promoted`, by `rid`): keyed by its type, its value passed each call
+        self.promoted = [self.scalar[i] and not self.trees and self.rid(i) in promoted
+                         for i in self.order()]
         self.read = self._read_trees if self.trees or not self.n else _reader(self)
 
     def _read_trees(self, leaves):
@@ -311,6 +315,11 @@ class Slots:
             vals.append(g.get(nm, _EMPTY))
         return vals
 
+    def rid(self, i):
+        """Slot i's identity across plans: its cell, or its globals dict and name."""
+        k, w, nm = self.readers[i]
+        return (id(w), nm)
+
     def stale(self, vals):
         """Does a slot hold a scalar where the plan has none, or the reverse (plan again: the
         hot path reads scalar slots apart)?"""
@@ -358,15 +367,24 @@ def _reader(slots):
         lines.append(f"    {vs[-1]} = {const(g)}.get({const(nm)}, E)")
     # a slot that held a scalar when planned is keyed by its value (None when it holds
     # something else now: jit plans again); its value is no input
-    env["SC"], env["sk"] = SCALARS, scalar_key
-    for v, sc in zip(vs, slots.scalars):
-        if sc:
-            lines += [f"    if type({v}) not in SC:", "        return None"]
+    # (a promoted float slot: None unless it holds a float; keyed by `float`, its value an
+    # input)
+    env["SC"], env["sk"], env["asarray"], env["f64"], env["pk"] = \
+        SCALARS, scalar_key, np.asarray, np.dtype(np.float64), _pack_d
+    for v, sc, pr in zip(vs, slots.scalars, slots.promoted):
+        if pr:
+            lines += [f"    if type({v}) is not float:", "        return None"]
+        elif sc:
+            lines += [f"    t{v} = type({v})", f"    if t{v} not in SC:", "        return None"]
     lines.append("    k = (" + "".join(
-        f"sk({v}), " if sc else f"({v}.shape, {v}.dtype) if type({v}) is nd else MISS, "
-        for v, sc in zip(vs, slots.scalars)) + ")")
+        "float, " if pr else f"pk({v}) if t{v} is float else sk({v}), " if sc else
+        f"({v}.shape, {v}.dtype) if type({v}) is nd else MISS, "
+        for v, sc, pr in zip(vs, slots.scalars, slots.promoted)) + ")")
+    ins = [f"asarray({v}, f64)" if pr else v
+           for v, sc, pr in zip(vs, slots.scalars, slots.promoted) if pr or not sc]
     vs = [v for v, sc in zip(vs, slots.scalars) if not sc]
-    lines.append("    lv = leaves + (" + "".join(f"{v}, " for v in vs) + ")")
+    lines.append("    lv = leaves + (" + "".join(f"{v}, " for v in ins) + ")" if ins else
+                 "    lv = leaves")
     if not vs:
         lines.append("    return k, lv")
         return _define("\n".join(lines), env, "read")
