@@ -16,6 +16,10 @@ is part of the key, so identity in the trace is NumPy's. Arrays it cannot reach 
 other objects, globals of helper functions) are constants of the trace, bound by reference; a
 constant computed during the trace from such data is frozen, and jit warns once per trace.
 
+Python scalars in those cells and globals are keyed by value (floats by bit pattern); a float
+slot that shows a second value becomes a scalar input (`_promote`), so a decaying learning
+rate read as a global traces twice, not on every call.
+
 Called on traced values of an enclosing transform (or inside one), jit inlines: the function
 simply runs on the traced values, so the enclosing trace records it.
 """

@@ -22,6 +22,10 @@ jit gives every array object one traced value, however it is reached (an argumen
 names, a container, `self`), so identity (`args[0] is a`) inside the trace is identity
 outside.
 
+A slot holding a Python scalar (SCALARS: a global `lr = 0.2`) is keyed by value, floats by bit
+pattern (`scalar_key`), so a changed value traces again; jit promotes a float slot that shows
+a second value to a scalar input (`promoted`: the reader passes it as a float64 0-d array).
+
 Not reached (frozen: constants of the trace, bound by reference): arrays held by other
 objects, by larger containers or by containers of other values only when planned, and the
 globals of helper functions that `f` calls by name.
@@ -142,7 +146,7 @@ NO_ARRAYS = ("no arrays",)
 
 def slot_key(v, leaves, static_key):
     """`tree_flat` of a slot's container, NO_ARRAYS when it holds no array now (then the
-    function sees the container itself, unkeyed, as it sees a global of scalars)."""
+    function sees the container itself, unkeyed)."""
     n = len(leaves)
     k = tree_flat(v, leaves, static_key)
     return k if len(leaves) > n else NO_ARRAYS
