@@ -321,7 +321,7 @@ class Slots:
 
     def rid(self, i):
         """Slot i's identity across plans: its cell, or its globals dict and name."""
-        k, w, nm = self.readers[i]
+        _, w, nm = self.readers[i]
         return (id(w), nm)
 
     def stale(self, vals):
@@ -381,7 +381,8 @@ def _reader(slots):
         elif sc:
             lines += [f"    t{v} = type({v})", f"    if t{v} not in SC:", "        return None"]
     lines.append("    k = (" + "".join(
-        "float, " if pr else f"pk({v}) if t{v} is float else sk({v}), " if sc else
+        "float, " if pr else f"pk({v}) if t{v} is float else sk({v}) if t{v} is complex else (t{v}, {v}), "
+        if sc else
         f"({v}.shape, {v}.dtype) if type({v}) is nd else MISS, "
         for v, sc, pr in zip(vs, slots.scalars, slots.promoted)) + ")")
     ins = [f"asarray({v}, f64)" if pr else v
