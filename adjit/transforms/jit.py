@@ -16,6 +16,10 @@ is part of the key, so identity in the trace is NumPy's. Arrays it cannot reach 
 other objects, globals of helper functions) are constants of the trace, bound by reference; a
 constant computed during the trace from such data is frozen, and jit warns once per trace.
 
+Python scalars in those cells and globals are keyed by value (floats by bit pattern); a float
+slot that shows a second value becomes a scalar input (`_promote`), so a decaying learning
+rate read as a global traces twice, not on every call.
+
 Called on traced values of an enclosing transform (or inside one), jit inlines: the function
 simply runs on the traced values, so the enclosing trace records it.
 """
@@ -42,7 +46,7 @@ from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nod
 from .autodiff import run_graph
 from .jitargs import MAX_LEAVES, aliases, assembler, flattener, leaf_kind
 from .live import (_EMPTY, NO_ARRAYS, Slots, is_tree, random_sources, random_state,
-                   self_arrays, slot_key, tree_build)
+                   scalar_key, self_arrays, slot_key, tree_build)
 from ..runtime import (Interpreted, compile_now, count_traced_call, fresh,
                        run_graph as _run_concrete)
 from .._traceback import filter_traceback
@@ -151,6 +155,10 @@ class Jitted:
         self._func = f.__func__ if isinstance(f, types.MethodType) else f
         self._slots = Slots(self._func, static_key)
         self._nslots = self._slots.n
+        # float slots (a global `lr`): the first value's bits by slot (Slots.rid); a slot that
+        # shows a second value is promoted to a scalar input (as a Python float argument is),
+        # unless a trace with it promoted failed (`_lnever`: it stays keyed by value)
+        self._lfirst, self._lpromoted, self._lnever = {}, set(), set()
         self.cache = {}
         self.fast = {}
         self._flats = []  # generated flatteners (jitargs.py), most recently used first
@@ -246,8 +254,10 @@ class Jitted:
             sv = self._slots.gather()
             # a function held in a closure cell was rebound, or a slot planned for an array
             # holds a container now (the hot path reads containers otherwise): plan again
-            if sv is None or (not self._slots.trees and any(is_tree(v) for v in sv)):
-                self._slots = Slots(self._func, static_key)
+            # or a slot holds a scalar where the plan has an array or the reverse
+            if sv is None or (not self._slots.trees and any(is_tree(v) for v in sv)) or \
+                    self._slots.stale(sv) or self._promote(sv):
+                self._slots = Slots(self._func, static_key, self._lpromoted)
                 self._nslots = self._slots.n
                 sv = self._slots.gather()
             live = list(zip(self._slots.order(), sv))
@@ -255,6 +265,21 @@ class Jitted:
             arrays, skey = self_arrays(args[0], static_key)
             live += sorted(arrays.items())
         return live, skey
+
+    def _promote(self, sv):
+        """Note the first value of each float slot; promote (to a scalar input) those that
+        show a second value. True when one was promoted now (plan again)."""
+        sl, new = self._slots, False
+        if sl.trees:
+            return False
+        for i, v, pr in zip(sl.order(), sv, sl.promoted):
+            if type(v) is float and not pr:
+                rid = sl.rid(i)
+                first = self._lfirst.setdefault(rid, scalar_key(v))
+                if first != scalar_key(v) and rid not in self._lnever:
+                    self._lpromoted.add(rid)
+                    new = True
+        return new
 
     def _call(self, args, kwargs, has_self=False, shift=0):
         if self._inline(args, kwargs):
@@ -289,8 +314,19 @@ class Jitted:
                     vals.append(info.outer)
                     ids.append(_ident(info))
         live, skey = self._live(args, has_self)
+        promo = dict(zip(self._slots.order(), self._slots.promoted)) if self._nslots else {}
+        pidx = {}  # trace leaf index of a promoted float slot -> its Slots.rid
         lspec, lleaves = [], []  # lleaves: per live slot, the values the trace takes for it
         for where, v in live:
+            if type(v) is float and not isinstance(where, str) and promo.get(where):
+                # a promoted float slot: a scalar input, as a Python float argument is
+                info = leaf_info(v)
+                pidx[len(args) + len(dkw) + sum(map(len, lleaves))] = self._slots.rid(where)
+                lleaves.append([v])
+                lspec.append(("py", "live", info.type.shape, info.type.dtype))
+                vals.append(info.outer)
+                ids.append(None)
+                continue
             if is_tree(v):  # a container: its arrays are inputs, its structure is keyed
                 tl = []
                 lspec.append(("tree", slot_key(v, tl, static_key)))
@@ -300,7 +336,10 @@ class Jitted:
             for lf in tl:
                 info = leaf_info(lf) if lf is not None and lf is not _EMPTY else None
                 if info is None or info.kind == "py":
-                    lspec.append(("static", ("unbound" if lf is _EMPTY else type(lf), None)))
+                    # a scalar (a global `lr = 0.2`) is keyed by value, floats by bit pattern:
+                    # a changed value traces again
+                    lspec.append(("static", ("unbound", None) if lf is _EMPTY else
+                                  static_key(lf, "a global or closure value")))
                 else:
                     lspec.append((info.kind, "live", info.type.shape, info.type.dtype))
                     vals.append(info.outer)
@@ -330,7 +369,18 @@ class Jitted:
             _name_on_tape(hit[1], vals)
             return _assemble(*hit)
         self._note_retrace(branches, spec + lspec)
-        return self._trace(args, kwargs, static, dkw, skw, branches, live, lleaves)
+        try:
+            return self._trace(args, kwargs, static, dkw, skw, branches, live, lleaves, pidx)
+        except Exception:
+            if not pidx:
+                raise
+        # f could not run with a promoted float slot traced (it needs the float itself):
+        # those slots stay keyed by value
+        self._lnever.update(pidx.values())
+        self._lpromoted.difference_update(pidx.values())
+        self._slots = Slots(self._func, static_key, self._lpromoted)
+        self._nslots = self._slots.n
+        return self._call(args, kwargs, has_self, shift)
 
     def _fast_key(self, args, static, tds, fkinds):
         """The hot path's (key, leaves) of these arguments, from their structure's generated
@@ -405,7 +455,7 @@ class Jitted:
                 "variants": sum(len(b) for b in self.cache.values()),
                 "compile_seconds": secs}
 
-    def _trace(self, args, kwargs, static, dkw, skw, branches, live, lleaves):
+    def _trace(self, args, kwargs, static, dkw, skw, branches, live, lleaves, pidx=()):
         self.traces += 1
         n, nk = len(args), len(dkw)
         f = self._func
@@ -444,7 +494,8 @@ class Jitted:
         before = [random_state(r) for _, r in rng]
         t = trace_call(flat, tuple(args) + tuple(kwargs[k] for k in dkw) +
                        tuple(lf for tl in lleaves for lf in tl),
-                       {}, lambda i, info: i not in static if i < n + nk else info.kind != "py",
+                       {}, lambda i, info: i not in static if i < n + nk else
+                       info.kind != "py" or i in pidx,
                        "jit", share=True)
         drawn = [nm for (nm, r), s in zip(rng, before) if random_state(r) != s]
         if drawn:

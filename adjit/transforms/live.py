@@ -22,6 +22,10 @@ jit gives every array object one traced value, however it is reached (an argumen
 names, a container, `self`), so identity (`args[0] is a`) inside the trace is identity
 outside.
 
+A slot holding a Python scalar (SCALARS: a global `lr = 0.2`) is keyed by value, floats by bit
+pattern (`scalar_key`), so a changed value traces again; jit promotes a float slot that shows
+a second value to a scalar input (`promoted`: the reader passes it as a float64 0-d array).
+
 Not reached (frozen: constants of the trace, bound by reference): arrays held by other
 objects, by larger containers or by containers of other values only when planned, and the
 globals of helper functions that `f` calls by name.
@@ -31,6 +35,7 @@ from __future__ import annotations
 import builtins
 import copy
 import dis
+import struct
 import types
 
 import numpy as np
@@ -44,15 +49,30 @@ _STORES = {"STORE_GLOBAL", "DELETE_GLOBAL"}
 MAX_DEPTH = 8   # functions held in cells followed this deep (adjit wraps its transforms twice)
 MAX_TREE_LEAVES = 256  # a larger container (when planned) is not a slot: it stays frozen
 _nd = np.ndarray
+# Python scalars a slot may hold: keyed by value (floats by bit pattern), never inputs
+SCALARS = frozenset((bool, int, float, complex, str))
+_pack_d = struct.Struct("<d").pack
+
+
+def scalar_key(v):
+    """The hot path's key of a scalar slot's value: its type and value, floats (and complex
+    numbers) by bit pattern, so 0.0 and -0.0 differ and a NaN matches itself."""
+    t = type(v)
+    if t is float:
+        return _pack_d(v)
+    if t is complex:
+        return (t, _pack_d(v.real), _pack_d(v.imag))
+    return (t, v)
 
 
 def _candidate(v):
     """Can this slot hold a live array? Arrays and array-like NumPy scalars, containers
     (tuple, list, dict, namedtuple, nested) of at most MAX_TREE_LEAVES leaves holding an
     array, and (so that a name bound or filled later is seen) None, unbound slots and empty
-    containers; functions, modules, classes, numbers, strings and containers of those are
-    structure."""
-    return v is _EMPTY or v is None or isinstance(v, (np.ndarray, np.generic)) or \
+    containers; and the scalars of SCALARS (keyed by value: a changed `lr = 0.1` traces
+    again); functions, modules, classes and containers without arrays are structure."""
+    return v is _EMPTY or v is None or type(v) in SCALARS or \
+        isinstance(v, (np.ndarray, np.generic)) or \
         _is_tensor(v) or (is_tree(v) and (not v or holds_array(v)) and _small_tree(v, [0], 0))
 
 
@@ -126,7 +146,7 @@ NO_ARRAYS = ("no arrays",)
 
 def slot_key(v, leaves, static_key):
     """`tree_flat` of a slot's container, NO_ARRAYS when it holds no array now (then the
-    function sees the container itself, unkeyed, as it sees a global of scalars)."""
+    function sees the container itself, unkeyed)."""
     n = len(leaves)
     k = tree_flat(v, leaves, static_key)
     return k if len(leaves) > n else NO_ARRAYS
@@ -195,8 +215,9 @@ def _custom():
 class Slots:
     """The live slots of a function (see the module doc)."""
 
-    def __init__(self, f, static_key=None):
+    def __init__(self, f, static_key=None, promoted=frozenset()):
         self.readers = []   # ("cell", cell, None) | ("global", dict, name)
+        self.scalar = []    # per reader: it held a Python scalar (SCALARS) when planned
         self.trees = False  # a slot held a container when planned (jit's hot path flattens)
         self.checks = []    # (reader, the function / rule object it held when planned)
         self.plan = self._plan(f, 0, set()) if isinstance(f, types.FunctionType) else None
@@ -204,6 +225,12 @@ class Slots:
         self.cells = [w for k, w, _ in self.readers if k == "cell"]
         self.globs = [(w, nm) for k, w, nm in self.readers if k == "global"]
         self.static_key = static_key
+        # per slot in gather() order: held a scalar when planned (the hot path keys it by value)
+        self.scalars = [self.scalar[i] for i in self.order()]
+        # per slot in gather() order: a float slot that has seen a second value is a scalar
+        # input (jit's `promoted`, by `rid`): keyed by its type, its value passed each call
+        self.promoted = [self.scalar[i] and not self.trees and self.rid(i) in promoted
+                         for i in self.order()]
         self.read = self._read_trees if self.trees or not self.n else _reader(self)
 
     def _read_trees(self, leaves):
@@ -253,6 +280,7 @@ class Slots:
                 self.trees = self.trees or is_tree(v)
                 p.cells.append((i, len(self.readers)))
                 self.readers.append(("cell", c, None))
+                self.scalar.append(type(v) in SCALARS)
         names, stores = [], set()
         _global_names(fn.__code__, names, stores)
         if stores:  # f writes module globals: a copy of the dict would lose the writes
@@ -272,6 +300,7 @@ class Slots:
                 self.trees = self.trees or is_tree(v)
                 p.gnames.append((nm, len(self.readers)))
                 self.readers.append(("global", g, nm))
+                self.scalar.append(type(v) in SCALARS)
         return p
 
     def gather(self):
@@ -289,6 +318,16 @@ class Slots:
         for g, nm in self.globs:
             vals.append(g.get(nm, _EMPTY))
         return vals
+
+    def rid(self, i):
+        """Slot i's identity across plans: its cell, or its globals dict and name."""
+        _, w, nm = self.readers[i]
+        return (id(w), nm)
+
+    def stale(self, vals):
+        """Does a slot hold a scalar where the plan has none, or the reverse (plan again: the
+        hot path reads scalar slots apart)?"""
+        return not self.trees and [type(v) in SCALARS for v in vals] != self.scalars
 
     def order(self):
         """Slot numbers in the order `gather` returns them."""
@@ -330,9 +369,30 @@ def _reader(slots):
     for g, nm in slots.globs:
         vs.append(f"v{len(vs)}")
         lines.append(f"    {vs[-1]} = {const(g)}.get({const(nm)}, E)")
-    lines.append("    k = (" + "".join(f"({v}.shape, {v}.dtype) if type({v}) is nd else MISS, "
-                                       for v in vs) + ")")
-    lines.append("    lv = leaves + (" + "".join(f"{v}, " for v in vs) + ")")
+    # a slot that held a scalar when planned is keyed by its value (None when it holds
+    # something else now: jit plans again); its value is no input
+    # (a promoted float slot: None unless it holds a float; keyed by `float`, its value an
+    # input)
+    env["SC"], env["sk"], env["asarray"], env["f64"], env["pk"] = \
+        SCALARS, scalar_key, np.asarray, np.dtype(np.float64), _pack_d
+    for v, sc, pr in zip(vs, slots.scalars, slots.promoted):
+        if pr:
+            lines += [f"    if type({v}) is not float:", "        return None"]
+        elif sc:
+            lines += [f"    t{v} = type({v})", f"    if t{v} not in SC:", "        return None"]
+    lines.append("    k = (" + "".join(
+        "float, " if pr else f"pk({v}) if t{v} is float else sk({v}) if t{v} is complex else (t{v}, {v}), "
+        if sc else
+        f"({v}.shape, {v}.dtype) if type({v}) is nd else MISS, "
+        for v, sc, pr in zip(vs, slots.scalars, slots.promoted)) + ")")
+    ins = [f"asarray({v}, f64)" if pr else v
+           for v, sc, pr in zip(vs, slots.scalars, slots.promoted) if pr or not sc]
+    vs = [v for v, sc in zip(vs, slots.scalars) if not sc]
+    lines.append("    lv = leaves + (" + "".join(f"{v}, " for v in ins) + ")" if ins else
+                 "    lv = leaves")
+    if not vs:
+        lines.append("    return k, lv")
+        return _define("\n".join(lines), env, "read")
     pairs = [f"{p} is {q}" for i, p in enumerate(vs) for q in vs[i + 1:]]
     if pairs:
         lines += [f"    if {' or '.join(pairs)}:", "        return k + (aliases(lv),), lv"]
