@@ -262,7 +262,7 @@ _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_reshape": np.reshape, "_transpose": np.transpose, "_full": np.full,
             "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce,
             "_cnz": np.count_nonzero, "_empty": np.empty, "_ge": np.greater_equal,
-            "_U64": np.dtype(np.uint64)}
+            "_U64": np.dtype(np.uint64), "_isfin": np.isfinite}
 
 # provenance of a value, what the generated code may assume about it:
 FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, writeable
@@ -599,6 +599,97 @@ class _Gen:
             lines.append("del " + ", ".join(self.name[a] for a in dead_after))
         return lines
 
+    # --- the exact product with an identity matrix (passes._exact_identity_product) ---
+    def plan_exact_identities(self):
+        """`r = add x q` where q is the chain sub(x, x) -> fmin(., 1) -> reduce_sum ->
+        broadcast_in_dim -> sub(own, counts) -> sqrt that `passes._dot_identity` emits for
+        `x @ eye` (floats), each link read only by the chain. The generated code tests
+        `isfinite(x).all()` first: where every element is finite, each link is +0.0 (x - x is
+        +0.0, fmin(+0.0, 1) is +0.0, a sum of +0.0 is +0.0, +0.0 - +0.0 is +0.0, sqrt(+0.0) is
+        +0.0), so q is a read-only 0-d +0.0 and r = x + 0.0, the same bits; otherwise the chain
+        runs as recorded. {index of r: (indices of the links, in order)}."""
+        g = self.g
+        pos = {}
+        for q, e in enumerate(g.eqns):
+            for v in e.outvars:
+                pos[v] = q
+        out = {}
+
+        def link(v, name, nin=1):  # the equation defining Var v, a plain `name` read by one
+            k = pos.get(v) if type(v) is not Lit else None
+            if k is None:
+                return None
+            e = g.eqns[k]
+            if e.prim.name != name or not _plain(e) or len(e.outvars) != 1 or \
+                    len(e.inputs) != nin or v in self.outset or v in self.pset:
+                return None
+            return k, e
+
+        for q, e in enumerate(g.eqns):
+            if e.prim.name != "add" or not _plain(e) or len(e.inputs) != 2:
+                continue
+            x, qv = e.inputs
+            r = e.outvars[0]
+            if type(x) is Lit or type(qv) is Lit or x.type != r.type or qv.type != r.type or \
+                    r.type.dtype not in ("f32", "f64") or not r.type.shape:
+                continue
+            chain = []
+            ok = True
+            # q <- sqrt(others) <- sub(own, counts) <- broadcast(count) <- reduce_sum(own)
+            # <- fmin(zz, 1) <- sub(x, x)
+            t = link(qv, "sqrt")
+            ok = t is not None and len(self.users.get(qv, ())) == 1
+            if ok:
+                chain.append(t[0])
+                others = t[1].inputs[0]
+                t = link(others, "sub", 2)
+                ok = t is not None and len(self.users.get(others, ())) == 1 and \
+                    others.type == r.type
+            if ok:
+                chain.append(t[0])
+                own, counts = t[1].inputs
+                tb = link(counts, "broadcast_in_dim")
+                tm = link(own, "fmin", 2)
+                ok = tb is not None and tm is not None and own.type == r.type and \
+                    counts.type == r.type and len(self.users.get(counts, ())) == 1 and \
+                    len(self.users.get(own, ())) == 2
+            if ok:
+                count = tb[1].inputs[0]
+                tr = link(count, "reduce_sum")
+                ok = tr is not None and tr[1].inputs[0] is own and \
+                    len(self.users.get(count, ())) == 1 and \
+                    count.type.dtype == r.type.dtype
+            if ok:
+                zz, one = tm[1].inputs
+                ok = type(one) is Lit and one.value == 1 and type(zz) is not Lit
+            if ok:
+                tz = link(zz, "sub", 2)
+                ok = tz is not None and tz[1].inputs[0] is x and tz[1].inputs[1] is x and \
+                    zz.type == r.type and len(self.users.get(zz, ())) == 1
+            if not ok:
+                continue
+            users_of_own = {id(u) for u in self.users.get(own, ())}
+            if users_of_own != {id(tr[1]), id(t[1])}:
+                continue
+            links = sorted([tz[0], tm[0], tr[0], tb[0], t[0], chain[0]])
+            if links[-1] >= q:
+                continue
+            out[q] = tuple(links)
+        return out
+
+    def exact_identity(self, q, e, links):
+        """The source of exact-identity add `q` (see plan_exact_identities)."""
+        eqns = self.g.eqns
+        x, qv = e.inputs
+        slow = []
+        for k in links:
+            slow += self.eqn(k, eqns[k])
+        zero = self.const(np.zeros((), DTYPES[e.outvars[0].type.dtype]), "z")
+        self.prov[qv] = CONST  # the add never writes into q (a 0-d constant on the fast path)
+        lines = [f"if _isfin({self.name[x]}).all():", f"    {self.name[qv]} = {zero}", "else:"]
+        lines += ["    " + ln for ln in slow]
+        return lines + self.eqn(q, e)
+
     # --- reshapes and transposes that only reshape in C order ---
     def plan_view_chains(self):
         """Chains of reshape/transpose equations whose last result is its first operand (the
@@ -702,6 +793,16 @@ class _Gen:
         lazy = {q: qx for q, qx in self.plan_lazy_selects().items()
                 if q not in deferred and q not in wraps and qx not in deferred}
         deferred.update(lazy.values())
+        taken = deferred | set(wraps) | set(lazy)
+        idents = {}
+        for q, links in self.plan_exact_identities().items():
+            if q not in taken and not taken.intersection(links) and not any(
+                    eqns_k.outvars[0] in self.vlinks or eqns_k.outvars[0] in self.vfinal
+                    for eqns_k in (g.eqns[k] for k in links)):
+                idents[q] = links
+                deferred.update(links)
+                taken.update(links)
+                taken.add(q)
         for q, qx in lazy.items():  # x's operands are read at the select
             for a in g.eqns[qx].inputs:
                 if type(a) is not Lit:
@@ -736,6 +837,8 @@ class _Gen:
                     body.extend(self.index_wrap(i, eqns[i], *wraps[i]))
                 elif i in lazy:
                     body.extend(self.lazy_select(i, eqns[i], lazy[i]))
+                elif i in idents:
+                    body.extend(self.exact_identity(i, eqns[i], idents[i]))
                 else:
                     body.extend(self.eqn(i, eqns[i]))
                 alive.extend(eqns[i].outvars)
