@@ -7,7 +7,9 @@ NumPy's own answer, for every input, special values included (adjit/runtime/inte
   is the product itself (a fresh array: no copy of a view at the end);
 - the exact product with an identity matrix (`passes._exact_identity_product`) is x + 0.0
   behind one `isfinite(x).all()` test, the six-operation form only when x has a non-finite
-  element."""
+  element;
+- equations of constants only (the identity's full -> pad -> reshape in the graph as traced)
+  run once per plan, their results kept read-only, not on every call of the loop."""
 from __future__ import annotations
 
 import numpy as np
@@ -369,3 +371,34 @@ def _nan_bits(a):
     a = np.array(a)
     a[np.isnan(a)] = np.nan
     return _bits(a)
+
+
+@pytest.mark.parametrize("case", list(EYE_ROWS))
+def test_the_traced_identity_is_built_once_per_plan(monkeypatch, case):
+    from adjit.ir import parse_graph
+    from adjit.ir.prims import structural
+    monkeypatch.setattr(interpreter, "GEN_SECONDS_PER_EQN", 1e9)  # the loop on every call
+    n = 6
+    text = _eye_graph(n, "f64", False).replace(
+        "-> f64[6,6]:", "-> (f64[6,6], f64[6,6]):").replace("return c", "return c, eye")
+    g = parse_graph(text)  # as traced: not optimised
+    builds = []
+    rule = structural._pad_rule
+    monkeypatch.setattr(structural, "_pad_rule", lambda *a, **k: builds.append(1) or rule(*a, **k))
+    plan = Plan(g)
+    x = np.random.default_rng(5).standard_normal((n, n))
+    x[1, 1] = -0.0
+    for i, j, v in EYE_ROWS[case]:
+        x[i, j] = v
+    with np.errstate(invalid="ignore"):
+        ref = [_nan_bits(x @ np.eye(n)), _nan_bits(np.eye(n))]
+    monkeypatch.setattr(structural, "_pad_rule", rule)
+    assert [_nan_bits(r) for r in eval_graph(g, [x])] == ref
+    monkeypatch.setattr(structural, "_pad_rule", lambda *a, **k: builds.append(1) or rule(*a, **k))
+    for call in range(4):
+        got = plan([x], g.consts)
+        assert [_nan_bits(r) for r in got] == ref
+        assert all(r.flags.writeable for r in got)
+        got[1][...] = 7.0  # the caller's own array: the kept identity is not it
+    monkeypatch.setattr(structural, "_pad_rule", rule)
+    assert len(builds) == 1  # the pad ran on the first call only

@@ -7,7 +7,9 @@ while a graph is not (yet) native code, in two forms that give the same bits:
 - the loop (`Plan.loop`, a plan's first calls): the optimised graph's equations as a flat list
   of (implementation, operand slots, parameters, result slots), operands read from a list, each
   value dropped as soon as its last reader has run (so peak memory follows the live set, not
-  the whole graph);
+  the whole graph); equations of constants only (`HOISTED`: the identity matrix a graph as
+  traced builds by full -> pad -> reshape) run on the first call only, their small results
+  kept read-only (`Plan._constants`);
 - the generated function (`generate`, once the loop has run about as long as generating takes,
   see GEN_SECONDS_PER_EQN; a held plan, one native code will serve soon, only once one loop
   call takes that long, see `Plan.hold`): straight-line Python made from the equations, each
@@ -45,7 +47,9 @@ class Plan:
         "due",
         "fn",
         "graph",
+        "hoisted",
         "hold",
+        "kept",
         "n_const",
         "n_in",
         "name",
@@ -67,10 +71,17 @@ class Plan:
                 if type(x) is not Lit:
                     last[x] = i
         keep = {v for v in g.outvars if type(v) is not Lit}
-        steps = []
+        steps, hoisted, known = [], [], set()
         for i, e in enumerate(g.eqns):
             for v in e.outvars:
                 slot[v] = len(slot)
+            # an equation of constants only (the identity's full -> pad -> reshape): computed
+            # once (`_constants`), its small result kept read-only, not run on every call
+            const = e.prim.name in HOISTED and _plain(e) and len(e.outvars) == 1 and \
+                e.outvars[0].type.size <= FULL_TEMPLATE and \
+                all(type(x) is Lit or x in known for x in e.inputs)
+            if const:
+                known.add(e.outvars[0])
             # a literal takes the dtype of the last array operand (as `bind` converts it)
             litdt = next((x.type.dtype for x in reversed(e.inputs) if type(x) is not Lit), None)
             ins = tuple((True, slot[x]) if type(x) is not Lit else
@@ -80,9 +91,22 @@ class Plan:
                                  if type(x) is not Lit and last.get(x) == i and x not in keep}))
             outs = tuple(slot[v] for v in e.outvars)
             fn = _loop_fn(e)
-            steps.append((fn or e.prim.impl, ins, {} if fn else e.params, outs, dead,
-                          _reuse(e, ins, dead, self.n_in + self.n_const)))
+            step = (fn or e.prim.impl, ins, {} if fn else e.params, outs, dead,
+                    _reuse(e, ins, dead, self.n_in + self.n_const))
+            if const:
+                hoisted.append(step[:4])
+                if dead:  # the constants read only by constants are dropped once computed
+                    hoisted.append((None, (), {}, dead))
+            else:
+                steps.append(step)
         self.steps = steps
+        # a constant a per-call step or a result reads stays, though a constant read it last
+        read = {s for st in steps for is_slot, s in st[1] if is_slot}
+        read.update(s for is_slot, s in ((type(o) is not Lit, slot.get(o)) for o in g.outvars)
+                    if is_slot)
+        self.hoisted = [(f, ins, p, tuple(s for s in outs if s not in read)) if f is None
+                        else (f, ins, p, outs) for f, ins, p, outs in hoisted]
+        self.kept = None  # [(slot, read-only value)]: the hoisted equations' results, once run
         self.size = len(slot)
         self.outs = [(False, o.value) if type(o) is Lit else (True, slot[o]) for o in g.outvars]
         self.name = g.name
@@ -129,6 +153,12 @@ class Plan:
         env[self.n_in:self.n_in + self.n_const] = [getattr(c, "val", c) for c in consts]
         token = FP_STATE.set(FP_QUIET)  # NumPy's warnings off (see adjit/_fp.py)
         try:
+            kept = self.kept
+            if kept is None and self.hoisted:
+                kept = self.kept = self._constants()
+            if kept:
+                for s, v in kept:
+                    env[s] = v
             for impl, ins, params, outs, dead, reuse in self.steps:
                 vals = [env[s] if is_slot else s for is_slot, s in ins]
                 if reuse is not None:
@@ -149,6 +179,29 @@ class Plan:
             FP_STATE.reset(token)
         return [np.asarray(env[s]) if is_slot else s for is_slot, s in self.outs]
 
+    def _constants(self):
+        """The hoisted equations run once: [(slot, value)] of those a per-call step reads,
+        each array made read-only (never written in place: `_into` and `fresh` test the flag;
+        a result that is one is copied)."""
+        env = {}
+        for impl, ins, params, outs in self.hoisted:
+            if impl is None:  # slots dead once the constants are made
+                for s in outs:
+                    env.pop(s, None)
+                continue
+            vals = [env[s] if is_slot else s for is_slot, s in ins]
+            r = impl(*vals, **params) if params else impl(*vals)
+            if type(r) is _nd:
+                r.flags.writeable = False
+            env[outs[0]] = r
+        return list(env.items())
+
+
+# the equations of constants a Plan runs once (`Plan._constants`): no operand but literals and
+# other such results, a result of at most FULL_TEMPLATE elements (the identity of jacfwd/jacrev
+# bases and ops.eye is full -> pad -> reshape: ~8 us a call on 16 elements)
+HOISTED = frozenset({"full", "iota", "pad", "reshape", "broadcast_in_dim", "transpose",
+                     "convert_element_type", "concatenate", "slice", "eq"})
 
 _getrefcount = sys.getrefcount
 _nd = np.ndarray
@@ -198,7 +251,9 @@ def _into(reuse, vals):
 # reshape/transpose chain that is a C-order reshape as one reshape of its root, a product read
 # only by one as NumPy's product (`plan_view_chains`), a wrapped integer index behind one range
 # test (`plan_index_wraps`), a select of an equality mask behind a test of the mask
-# (`plan_lazy_selects`), a matrix-vector product as np.dot of the vector (`_dot_recipe`).
+# (`plan_lazy_selects`), a matrix-vector product as np.dot of the vector (`_dot_recipe`), the
+# exact identity product x + sqrt(n - count) as x + 0.0 behind one isfinite(x).all() test
+# (`plan_exact_identities`).
 
 SMALL_LAYOUT = 4096  # elements: a broadcast or transpose this small is made C-contiguous
 VIEW_CHAIN_MAX = 1 << 16  # elements of a reshape/transpose chain the generator follows
