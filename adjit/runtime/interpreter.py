@@ -200,7 +200,7 @@ class Plan:
 # the equations of constants a Plan runs once (`Plan._constants`): no operand but literals and
 # other such results, a result of at most FULL_TEMPLATE elements (the identity of jacfwd/jacrev
 # bases and ops.eye is full -> pad -> reshape: ~8 us a call on 16 elements)
-HOISTED = frozenset({"full", "iota", "pad", "reshape", "broadcast_in_dim", "transpose",
+HOISTED = frozenset({"full", "pad", "reshape", "broadcast_in_dim", "transpose",
                      "convert_element_type", "concatenate", "slice", "eq"})
 
 _getrefcount = sys.getrefcount
