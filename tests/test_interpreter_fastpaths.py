@@ -4,7 +4,12 @@ NumPy's own answer, for every input, special values included (adjit/runtime/inte
 - an integer index wrapped and bounds-checked (`indexing.wrap_traced_index`) is the index
   itself behind one range test when every index is in [0, n);
 - a chain of reshapes and transposes of a dot_general's result that only reshapes it in C order
-  is the product itself (a fresh array: no copy of a view at the end)."""
+  is the product itself (a fresh array: no copy of a view at the end);
+- the exact product with an identity matrix (`passes._exact_identity_product`) is x + 0.0
+  behind one `isfinite(x).all()` test, the six-operation form only when x has a non-finite
+  element;
+- equations of constants only (the identity's full -> pad -> reshape in the graph as traced)
+  run once per plan, their results kept read-only, not on every call of the loop."""
 from __future__ import annotations
 
 import numpy as np
@@ -311,3 +316,89 @@ def test_an_outer_product_with_a_vector_keeps_the_vector_uncontracted(xs, ys):
     with np.errstate(all="ignore"):
         assert want == [_bits(np.tensordot(a, b, 0))]
     assert loop == want and gen == want
+
+
+def _eye_graph(n, dt, eye_left):
+    """x @ eye(n) (or eye(n) @ x, contracting x's first axis), the identity as traced."""
+    prod = "eye x" if eye_left else "x eye"
+    return (f"def f(x: {dt}[{n},{n}]) -> {dt}[{n},{n}]:\n"
+            f"  ones: {dt}[{n}] = full[shape=({n},), value=1.0, dtype='{dt}']\n"
+            f"  spread: {dt}[{n * n}] = pad[low=(0,), high=(0,), interior=({n},)] ones\n"
+            f"  eye: {dt}[{n},{n}] = reshape[shape=({n}, {n})] spread\n"
+            f"  c: {dt}[{n},{n}] = dot_general[contract=((1,), (0,)), batch=((), ())] {prod}\n"
+            "  return c\n")
+
+
+EYE_ROWS = {
+    "finite": [],
+    "inf alone": [(1, 2, np.inf)],
+    "-inf alone": [(0, 0, -np.inf)],
+    "two infs": [(2, 0, np.inf), (2, 3, -np.inf)],
+    "nan": [(3, 1, np.nan)],
+    "nan and inf": [(0, 1, np.nan), (0, 2, np.inf), (3, 3, -np.inf)],
+}
+
+
+@pytest.mark.parametrize("dt", ["f32", "f64"])
+@pytest.mark.parametrize("eye_left", [False, True])
+@pytest.mark.parametrize("case", list(EYE_ROWS))
+def test_identity_product_fast_path_keeps_blas_bits(dt, eye_left, case):
+    from adjit.ir import parse_graph
+    n = 4
+    g = parse_graph(_eye_graph(n, dt, eye_left))
+    opt = optimize(g)
+    npdt = np.float32 if dt == "f32" else np.float64
+    x = np.random.default_rng(3).standard_normal((n, n)).astype(npdt)
+    x[1, 1], x[2, 2] = -0.0, 0.0  # -0.0 becomes 0.0
+    for i, j, v in EYE_ROWS[case]:
+        x[i, j] = v
+    fn = interpreter.generate(opt)
+    loop = [_nan_bits(r) for r in Plan(opt)([x], opt.consts)]
+    gen = [_nan_bits(r) for r in fn([x], opt.consts)]
+    # one test of x on the common all-finite path, the six operations only behind it
+    assert "_isfin(" in fn.source and "else:" in fn.source, fn.source
+    assert fn.source.index("_isfin(") < fn.source.index("_addr("), fn.source
+    want = [_nan_bits(r) for r in eval_graph(g, [x])]
+    with np.errstate(invalid="ignore"):
+        ref = np.eye(n, dtype=npdt) @ x if eye_left else x @ np.eye(n, dtype=npdt)
+    assert want == [_nan_bits(ref)]
+    assert loop == want and gen == want  # the loop runs the six operations: the reference
+
+
+def _nan_bits(a):
+    """The bits of `a`, every NaN as one (NaN equals NaN whatever its payload, as
+    tests/test_exact_rewrites.py compares)."""
+    a = np.array(a)
+    a[np.isnan(a)] = np.nan
+    return _bits(a)
+
+
+@pytest.mark.parametrize("case", list(EYE_ROWS))
+def test_the_traced_identity_is_built_once_per_plan(monkeypatch, case):
+    from adjit.ir import parse_graph
+    from adjit.ir.prims import structural
+    monkeypatch.setattr(interpreter, "GEN_SECONDS_PER_EQN", 1e9)  # the loop on every call
+    n = 6
+    text = _eye_graph(n, "f64", False).replace(
+        "-> f64[6,6]:", "-> (f64[6,6], f64[6,6]):").replace("return c", "return c, eye")
+    g = parse_graph(text)  # as traced: not optimised
+    builds = []
+    rule = structural._pad_rule
+    monkeypatch.setattr(structural, "_pad_rule", lambda *a, **k: builds.append(1) or rule(*a, **k))
+    plan = Plan(g)
+    x = np.random.default_rng(5).standard_normal((n, n))
+    x[1, 1] = -0.0
+    for i, j, v in EYE_ROWS[case]:
+        x[i, j] = v
+    with np.errstate(invalid="ignore"):
+        ref = [_nan_bits(x @ np.eye(n)), _nan_bits(np.eye(n))]
+    monkeypatch.setattr(structural, "_pad_rule", rule)
+    assert [_nan_bits(r) for r in eval_graph(g, [x])] == ref
+    monkeypatch.setattr(structural, "_pad_rule", lambda *a, **k: builds.append(1) or rule(*a, **k))
+    for call in range(4):
+        got = plan([x], g.consts)
+        assert [_nan_bits(r) for r in got] == ref
+        assert all(r.flags.writeable for r in got)
+        got[1][...] = 7.0  # the caller's own array: the kept identity is not it
+    monkeypatch.setattr(structural, "_pad_rule", rule)
+    assert len(builds) == 1  # the pad ran on the first call only

@@ -7,7 +7,9 @@ while a graph is not (yet) native code, in two forms that give the same bits:
 - the loop (`Plan.loop`, a plan's first calls): the optimised graph's equations as a flat list
   of (implementation, operand slots, parameters, result slots), operands read from a list, each
   value dropped as soon as its last reader has run (so peak memory follows the live set, not
-  the whole graph);
+  the whole graph); equations of constants only (`HOISTED`: the identity matrix a graph as
+  traced builds by full -> pad -> reshape) run on the first call only, their small results
+  kept read-only (`Plan._constants`);
 - the generated function (`generate`, once the loop has run about as long as generating takes,
   see GEN_SECONDS_PER_EQN; a held plan, one native code will serve soon, only once one loop
   call takes that long, see `Plan.hold`): straight-line Python made from the equations, each
@@ -45,7 +47,9 @@ class Plan:
         "due",
         "fn",
         "graph",
+        "hoisted",
         "hold",
+        "kept",
         "n_const",
         "n_in",
         "name",
@@ -67,10 +71,17 @@ class Plan:
                 if type(x) is not Lit:
                     last[x] = i
         keep = {v for v in g.outvars if type(v) is not Lit}
-        steps = []
+        steps, hoisted, known = [], [], set()
         for i, e in enumerate(g.eqns):
             for v in e.outvars:
                 slot[v] = len(slot)
+            # an equation of constants only (the identity's full -> pad -> reshape): computed
+            # once (`_constants`), its small result kept read-only, not run on every call
+            const = e.prim.name in HOISTED and _plain(e) and len(e.outvars) == 1 and \
+                e.outvars[0].type.size <= FULL_TEMPLATE and \
+                all(type(x) is Lit or x in known for x in e.inputs)
+            if const:
+                known.add(e.outvars[0])
             # a literal takes the dtype of the last array operand (as `bind` converts it)
             litdt = next((x.type.dtype for x in reversed(e.inputs) if type(x) is not Lit), None)
             ins = tuple((True, slot[x]) if type(x) is not Lit else
@@ -80,9 +91,22 @@ class Plan:
                                  if type(x) is not Lit and last.get(x) == i and x not in keep}))
             outs = tuple(slot[v] for v in e.outvars)
             fn = _loop_fn(e)
-            steps.append((fn or e.prim.impl, ins, {} if fn else e.params, outs, dead,
-                          _reuse(e, ins, dead, self.n_in + self.n_const)))
+            step = (fn or e.prim.impl, ins, {} if fn else e.params, outs, dead,
+                    _reuse(e, ins, dead, self.n_in + self.n_const))
+            if const:
+                hoisted.append(step[:4])
+                if dead:  # the constants read only by constants are dropped once computed
+                    hoisted.append((None, (), {}, dead))
+            else:
+                steps.append(step)
         self.steps = steps
+        # a constant a per-call step or a result reads stays, though a constant read it last
+        read = {s for st in steps for is_slot, s in st[1] if is_slot}
+        read.update(s for is_slot, s in ((type(o) is not Lit, slot.get(o)) for o in g.outvars)
+                    if is_slot)
+        self.hoisted = [(f, ins, p, tuple(s for s in outs if s not in read)) if f is None
+                        else (f, ins, p, outs) for f, ins, p, outs in hoisted]
+        self.kept = None  # [(slot, read-only value)]: the hoisted equations' results, once run
         self.size = len(slot)
         self.outs = [(False, o.value) if type(o) is Lit else (True, slot[o]) for o in g.outvars]
         self.name = g.name
@@ -129,6 +153,12 @@ class Plan:
         env[self.n_in:self.n_in + self.n_const] = [getattr(c, "val", c) for c in consts]
         token = FP_STATE.set(FP_QUIET)  # NumPy's warnings off (see adjit/_fp.py)
         try:
+            kept = self.kept
+            if kept is None and self.hoisted:
+                kept = self.kept = self._constants()
+            if kept:
+                for s, v in kept:
+                    env[s] = v
             for impl, ins, params, outs, dead, reuse in self.steps:
                 vals = [env[s] if is_slot else s for is_slot, s in ins]
                 if reuse is not None:
@@ -149,6 +179,29 @@ class Plan:
             FP_STATE.reset(token)
         return [np.asarray(env[s]) if is_slot else s for is_slot, s in self.outs]
 
+    def _constants(self):
+        """The hoisted equations run once: [(slot, value)] of those a per-call step reads,
+        each array made read-only (never written in place: `_into` and `fresh` test the flag;
+        a result that is one is copied)."""
+        env = {}
+        for impl, ins, params, outs in self.hoisted:
+            if impl is None:  # slots dead once the constants are made
+                for s in outs:
+                    env.pop(s, None)
+                continue
+            vals = [env[s] if is_slot else s for is_slot, s in ins]
+            r = impl(*vals, **params) if params else impl(*vals)
+            if type(r) is _nd:
+                r.flags.writeable = False
+            env[outs[0]] = r
+        return list(env.items())
+
+
+# the equations of constants a Plan runs once (`Plan._constants`): no operand but literals and
+# other such results, a result of at most FULL_TEMPLATE elements (the identity of jacfwd/jacrev
+# bases and ops.eye is full -> pad -> reshape: ~8 us a call on 16 elements)
+HOISTED = frozenset({"full", "pad", "reshape", "broadcast_in_dim", "transpose",
+                     "convert_element_type", "concatenate", "slice", "eq"})
 
 _getrefcount = sys.getrefcount
 _nd = np.ndarray
@@ -198,7 +251,9 @@ def _into(reuse, vals):
 # reshape/transpose chain that is a C-order reshape as one reshape of its root, a product read
 # only by one as NumPy's product (`plan_view_chains`), a wrapped integer index behind one range
 # test (`plan_index_wraps`), a select of an equality mask behind a test of the mask
-# (`plan_lazy_selects`), a matrix-vector product as np.dot of the vector (`_dot_recipe`).
+# (`plan_lazy_selects`), a matrix-vector product as np.dot of the vector (`_dot_recipe`), the
+# exact identity product x + sqrt(n - count) as x + 0.0 behind one isfinite(x).all() test
+# (`plan_exact_identities`).
 
 SMALL_LAYOUT = 4096  # elements: a broadcast or transpose this small is made C-contiguous
 VIEW_CHAIN_MAX = 1 << 16  # elements of a reshape/transpose chain the generator follows
@@ -262,7 +317,7 @@ _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_reshape": np.reshape, "_transpose": np.transpose, "_full": np.full,
             "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce,
             "_cnz": np.count_nonzero, "_empty": np.empty, "_ge": np.greater_equal,
-            "_U64": np.dtype(np.uint64)}
+            "_U64": np.dtype(np.uint64), "_isfin": np.isfinite}
 
 # provenance of a value, what the generated code may assume about it:
 FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, writeable
@@ -599,6 +654,97 @@ class _Gen:
             lines.append("del " + ", ".join(self.name[a] for a in dead_after))
         return lines
 
+    # --- the exact product with an identity matrix (passes._exact_identity_product) ---
+    def plan_exact_identities(self):
+        """`r = add x q` where q is the chain sub(x, x) -> fmin(., 1) -> reduce_sum ->
+        broadcast_in_dim -> sub(own, counts) -> sqrt that `passes._dot_identity` emits for
+        `x @ eye` (floats), each link read only by the chain. The generated code tests
+        `isfinite(x).all()` first: where every element is finite, each link is +0.0 (x - x is
+        +0.0, fmin(+0.0, 1) is +0.0, a sum of +0.0 is +0.0, +0.0 - +0.0 is +0.0, sqrt(+0.0) is
+        +0.0), so q is a read-only 0-d +0.0 and r = x + 0.0, the same bits; otherwise the chain
+        runs as recorded. {index of r: (indices of the links, in order)}."""
+        g = self.g
+        pos = {}
+        for q, e in enumerate(g.eqns):
+            for v in e.outvars:
+                pos[v] = q
+        out = {}
+
+        def link(v, name, nin=1):  # the equation defining Var v, a plain `name` read by one
+            k = pos.get(v) if type(v) is not Lit else None
+            if k is None:
+                return None
+            e = g.eqns[k]
+            if e.prim.name != name or not _plain(e) or len(e.outvars) != 1 or \
+                    len(e.inputs) != nin or v in self.outset or v in self.pset:
+                return None
+            return k, e
+
+        for q, e in enumerate(g.eqns):
+            if e.prim.name != "add" or not _plain(e) or len(e.inputs) != 2:
+                continue
+            x, qv = e.inputs
+            r = e.outvars[0]
+            if type(x) is Lit or type(qv) is Lit or x.type != r.type or qv.type != r.type or \
+                    r.type.dtype not in ("f32", "f64") or not r.type.shape:
+                continue
+            chain = []
+            ok = True
+            # q <- sqrt(others) <- sub(own, counts) <- broadcast(count) <- reduce_sum(own)
+            # <- fmin(zz, 1) <- sub(x, x)
+            t = link(qv, "sqrt")
+            ok = t is not None and len(self.users.get(qv, ())) == 1
+            if ok:
+                chain.append(t[0])
+                others = t[1].inputs[0]
+                t = link(others, "sub", 2)
+                ok = t is not None and len(self.users.get(others, ())) == 1 and \
+                    others.type == r.type
+            if ok:
+                chain.append(t[0])
+                own, counts = t[1].inputs
+                tb = link(counts, "broadcast_in_dim")
+                tm = link(own, "fmin", 2)
+                ok = tb is not None and tm is not None and own.type == r.type and \
+                    counts.type == r.type and len(self.users.get(counts, ())) == 1 and \
+                    len(self.users.get(own, ())) == 2
+            if ok:
+                count = tb[1].inputs[0]
+                tr = link(count, "reduce_sum")
+                ok = tr is not None and tr[1].inputs[0] is own and \
+                    len(self.users.get(count, ())) == 1 and \
+                    count.type.dtype == r.type.dtype
+            if ok:
+                zz, one = tm[1].inputs
+                ok = type(one) is Lit and one.value == 1 and type(zz) is not Lit
+            if ok:
+                tz = link(zz, "sub", 2)
+                ok = tz is not None and tz[1].inputs[0] is x and tz[1].inputs[1] is x and \
+                    zz.type == r.type and len(self.users.get(zz, ())) == 1
+            if not ok:
+                continue
+            users_of_own = {id(u) for u in self.users.get(own, ())}
+            if users_of_own != {id(tr[1]), id(t[1])}:
+                continue
+            links = sorted([tz[0], tm[0], tr[0], tb[0], t[0], chain[0]])
+            if links[-1] >= q:
+                continue
+            out[q] = tuple(links)
+        return out
+
+    def exact_identity(self, q, e, links):
+        """The source of exact-identity add `q` (see plan_exact_identities)."""
+        eqns = self.g.eqns
+        x, qv = e.inputs
+        slow = []
+        for k in links:
+            slow += self.eqn(k, eqns[k])
+        zero = self.const(np.zeros((), DTYPES[e.outvars[0].type.dtype]), "z")
+        self.prov[qv] = CONST  # the add never writes into q (a 0-d constant on the fast path)
+        lines = [f"if _isfin({self.name[x]}).all():", f"    {self.name[qv]} = {zero}", "else:"]
+        lines += ["    " + ln for ln in slow]
+        return lines + self.eqn(q, e)
+
     # --- reshapes and transposes that only reshape in C order ---
     def plan_view_chains(self):
         """Chains of reshape/transpose equations whose last result is its first operand (the
@@ -702,6 +848,16 @@ class _Gen:
         lazy = {q: qx for q, qx in self.plan_lazy_selects().items()
                 if q not in deferred and q not in wraps and qx not in deferred}
         deferred.update(lazy.values())
+        taken = deferred | set(wraps) | set(lazy)
+        idents = {}
+        for q, links in self.plan_exact_identities().items():
+            if q not in taken and not taken.intersection(links) and not any(
+                    eqns_k.outvars[0] in self.vlinks or eqns_k.outvars[0] in self.vfinal
+                    for eqns_k in (g.eqns[k] for k in links)):
+                idents[q] = links
+                deferred.update(links)
+                taken.update(links)
+                taken.add(q)
         for q, qx in lazy.items():  # x's operands are read at the select
             for a in g.eqns[qx].inputs:
                 if type(a) is not Lit:
@@ -736,6 +892,8 @@ class _Gen:
                     body.extend(self.index_wrap(i, eqns[i], *wraps[i]))
                 elif i in lazy:
                     body.extend(self.lazy_select(i, eqns[i], lazy[i]))
+                elif i in idents:
+                    body.extend(self.exact_identity(i, eqns[i], idents[i]))
                 else:
                     body.extend(self.eqn(i, eqns[i]))
                 alive.extend(eqns[i].outvars)
