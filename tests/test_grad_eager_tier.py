@@ -14,21 +14,13 @@ from adjit.runtime import HOT_CALLS, interpreter
 from adjit.runtime.call import CompiledGraph
 from adjit.transforms import autodiff
 from peers import require
+from peers import central_diff as fd_grad
 
 
 def _jax():
     jax = require("jax")
     jax.config.update("jax_enable_x64", True)
     return jax
-
-
-def fd_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in range(x.size):
-        d = np.zeros_like(x)
-        d.flat[i] = eps
-        g.flat[i] = (f(x + d) - f(x - d)) / (2 * eps)
-    return g
 
 
 # (source of the body in terms of the module `m`, argument) - written once, run on NumPy

@@ -11,18 +11,9 @@ from adjit import (grad, hessian, jacfwd, jacrev, jvp, make_ir, stop_gradient, v
                    vjp, vmap)
 from adjit.runtime import HOT_CALLS
 from adjit.transforms.autodiff import CACHE_STATS
+from peers import central_diff as fd_grad
 
 X3 = np.array([0.3, -1.2, 2.0])
-
-
-def fd_grad(f, x, eps=1e-6):
-    x = np.asarray(x, np.float64)
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        e = np.zeros_like(x)
-        e[i] = eps
-        g[i] = (f(x + e) - f(x - e)) / (2 * eps)
-    return g
 
 
 # --- closed forms ------------------------------------------------------------------------------
