@@ -455,3 +455,33 @@ def test_compile_errors_fall_back_to_the_interpreter_once(cache_dir, monkeypatch
     finally:
         if where == "worker":
             next(stop, None)
+
+
+def test_adjits_parses_hold_one_lock(monkeypatch):
+    # CPython 3.11 fails two threads that build `ast` trees at once ("AST constructor recursion
+    # depth mismatch", gh-106905: seen when test_four_threads_with_different_shapes parsed IR
+    # text in four threads): every ast.parse adjit makes, and inspect.signature of a builtin
+    # (which parses its text signature), runs under adjit._ast.LOCK
+    import ast
+    import inspect
+
+    from adjit import _ast
+    from adjit.tracer import np_dispatch, trace_args
+    seen = []
+    real_parse, real_sig = ast.parse, inspect.signature
+
+    def parse(*a, **k):
+        seen.append(("parse", _ast.LOCK._is_owned()))
+        return real_parse(*a, **k)
+
+    def signature(*a, **k):
+        seen.append(("signature", _ast.LOCK._is_owned()))
+        return real_sig(*a, **k)
+    monkeypatch.setattr(ast, "parse", parse)
+    monkeypatch.setattr(inspect, "signature", signature)
+    parse_graph("def f(a: f64[3]) -> f64[3]:\n"
+                "  b: f64[3] = broadcast_in_dim[shape=(3,), dims=(0,)] a\n  return b\n")
+    np_dispatch._signatures.__wrapped__("concatenate", np_dispatch.numpy_function("sum"))
+    trace_args.positional_params(np.add)
+    assert {k for k, _ in seen} == {"parse", "signature"}
+    assert all(held for _, held in seen), seen

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import re
 
+from .. import _ast
 from .core import Lit, REGISTRY
 from .graph import Eqn, Graph, Var
 from .types import parse_type
@@ -34,7 +35,7 @@ def _split_types(text):
 
 def _parse_params(text, lineno, col):
     try:
-        call = ast.parse(f"f({text})", mode="eval").body
+        call = _ast.parse(f"f({text})", mode="eval").body
         return {kw.arg: _param_value(kw.value) for kw in call.keywords}
     except (SyntaxError, ValueError) as exc:
         raise ParseError(f"bad parameters [{text}]: {exc}", lineno, col) from None

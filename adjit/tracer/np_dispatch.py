@@ -6,11 +6,11 @@ function not in the tables raises NotImplementedError naming it and the user's l
 from __future__ import annotations
 
 import functools
-import inspect
 import operator
 
 import numpy as np
 
+from .. import _ast
 from ..ir import composites as ir_composites
 from ..ir import ops
 from ..ir.core import REGISTRY, bind, on_register
@@ -49,10 +49,10 @@ def numpy_function(name):
 def _signatures(name, fn):
     """(NumPy's signature of np.<name>, the parameter names our implementation takes)."""
     try:
-        sig = inspect.signature(numpy_function(name))
+        sig = _ast.signature(numpy_function(name))
     except (ValueError, TypeError, AttributeError):
         sig = None
-    params = inspect.signature(fn).parameters.values()
+    params = _ast.signature(fn).parameters.values()
     # "**": the implementation takes NumPy's **kwargs itself (np.pad's mode keywords)
     return sig, frozenset(p.name if p.kind is not p.VAR_KEYWORD else "**" for p in params)
 

@@ -8,10 +8,10 @@ the outermost level, gradients shaped and typed like their arguments.
 """
 from __future__ import annotations
 
-import inspect
 
 import numpy as np
 
+from .. import _ast
 from ..ir.core import EAGER, Node, atype_of, const_node, new_trace, user_location
 from ..ir.types import AType, dtype_name
 from . import pytree
@@ -170,7 +170,7 @@ def _at():
 def positional_params(f):
     """Names of f's parameters that can be passed by position, in order ([] if unknown)."""
     try:
-        sig = inspect.signature(f)
+        sig = _ast.signature(f)
     except (TypeError, ValueError):
         return []
     return [p.name for p in sig.parameters.values()
