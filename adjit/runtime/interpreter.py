@@ -450,10 +450,7 @@ class _Gen:
         uint64), replaces the six operations; otherwise they run as recorded. Same bits either
         way. {index of r's equation: (indices of the other six, i, n)}."""
         g = self.g
-        pos = {}
-        for q, e in enumerate(g.eqns):
-            for v in e.outvars:
-                pos[v] = q
+        pos = _defining_index(g)
 
         def prod(x, name):  # the equation of `name` that defines Var x, read only in the group
             q = pos.get(x) if type(x) is not Lit else None
@@ -585,10 +582,7 @@ class _Gen:
         every reader broadcasts its operands itself). The rare branch of a non-smooth point:
         relu's derivative at 0, `select (eq p 0) (mul ct 0.5) 0`. {index of r: index of x}."""
         g = self.g
-        pos = {}
-        for q, e in enumerate(g.eqns):
-            for v in e.outvars:
-                pos[v] = q
+        pos = _defining_index(g)
         out = {}
         for q, e in enumerate(g.eqns):
             if e.prim.name != "select" or not _plain(e) or any(type(a) is Lit for a in e.inputs):
@@ -664,10 +658,7 @@ class _Gen:
         +0.0), so q is a read-only 0-d +0.0 and r = x + 0.0, the same bits; otherwise the chain
         runs as recorded. {index of r: (indices of the links, in order)}."""
         g = self.g
-        pos = {}
-        for q, e in enumerate(g.eqns):
-            for v in e.outvars:
-                pos[v] = q
+        pos = _defining_index(g)
         out = {}
 
         def link(v, name, nin=1):  # the equation defining Var v, a plain `name` read by one
@@ -1178,6 +1169,11 @@ def _vector_side(xs, ys, contract):
     if len(xs) == 1 and len(ys) > 1 and tuple(lc) == (0,):
         return "x"
     return None
+
+
+def _defining_index(g):
+    """{Var: the index of the equation in g that defines it}."""
+    return {v: q for q, e in enumerate(g.eqns) for v in e.outvars}
 
 
 def _dot_fn(recipe):
