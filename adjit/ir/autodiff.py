@@ -211,7 +211,7 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
     cts = {}
     for n, c in zip(roots, out_cts):
         if n in active:
-            cts[n] = c if n not in cts else ops.add(cts[n], c)
+            _accumulate(cts, n, c)
     st = STATE
     prev = st.loc
     try:
@@ -240,7 +240,7 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
                     continue
                 if isinstance(c, NoDerivative):
                     c.fail()
-                cts[x] = c if x not in cts else ops.add(cts[x], c)
+                _accumulate(cts, x, c)
     finally:
         st.loc = prev
     res = []
