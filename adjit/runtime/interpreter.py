@@ -252,8 +252,8 @@ def _into(reuse, vals):
 # only by one as NumPy's product (`plan_view_chains`), a wrapped integer index behind one range
 # test (`plan_index_wraps`), a select of an equality mask behind a test of the mask
 # (`plan_lazy_selects`), a matrix-vector product as np.dot of the vector (`_dot_recipe`), the
-# exact identity product x + sqrt(n - count) as x + 0.0 behind one isfinite(x).all() test
-# (`plan_exact_identities`).
+# exact identity product x + sqrt(n - count) as x + 0.0 behind one test that isfinite(x) holds
+# everywhere (`plan_exact_identities`).
 
 SMALL_LAYOUT = 4096  # elements: a broadcast or transpose this small is made C-contiguous
 VIEW_CHAIN_MAX = 1 << 16  # elements of a reshape/transpose chain the generator follows
@@ -308,6 +308,12 @@ def _ufunc_keeps(uf, dts):
     return r
 
 
+# np.count_nonzero(a) without axis is this C function behind a Python wrapper (~0.2 us)
+try:
+    from numpy._core.multiarray import count_nonzero as _count_nonzero
+except ImportError:  # pragma: no cover - NumPy 1.x
+    _count_nonzero = np.count_nonzero
+
 # names the generated code reads (as globals of its own namespace)
 _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_taken": _taken, "_FP": FP_STATE, "_Q": FP_QUIET,
@@ -316,7 +322,7 @@ _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_dot": getattr(np.dot, "_implementation", np.dot),
             "_reshape": np.reshape, "_transpose": np.transpose, "_full": np.full,
             "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce,
-            "_cnz": np.count_nonzero, "_empty": np.empty, "_ge": np.greater_equal,
+            "_cnz": _count_nonzero, "_empty": np.empty, "_ge": np.greater_equal,
             "_U64": np.dtype(np.uint64), "_isfin": np.isfinite}
 
 # provenance of a value, what the generated code may assume about it:
@@ -653,9 +659,9 @@ class _Gen:
         """`r = add x q` where q is the chain sub(x, x) -> fmin(., 1) -> reduce_sum ->
         broadcast_in_dim -> sub(own, counts) -> sqrt that `passes._dot_identity` emits for
         `x @ eye` (floats), each link read only by the chain. The generated code tests
-        `isfinite(x).all()` first: where every element is finite, each link is +0.0 (x - x is
-        +0.0, fmin(+0.0, 1) is +0.0, a sum of +0.0 is +0.0, +0.0 - +0.0 is +0.0, sqrt(+0.0) is
-        +0.0), so q is a read-only 0-d +0.0 and r = x + 0.0, the same bits; otherwise the chain
+        `count_nonzero(isfinite(x)) == x.size` first: where every element is finite, each link
+        is +0.0 (x - x is +0.0, fmin(+0.0, 1) is +0.0, a sum of +0.0 is +0.0, +0.0 - +0.0 is
+        +0.0, sqrt(+0.0) is +0.0), so q is a read-only 0-d +0.0 and r = x + 0.0, the same bits; otherwise the chain
         runs as recorded. {index of r: (indices of the links, in order)}."""
         g = self.g
         pos = _defining_index(g)
@@ -732,7 +738,10 @@ class _Gen:
             slow += self.eqn(k, eqns[k])
         zero = self.const(np.zeros((), DTYPES[e.outvars[0].type.dtype]), "z")
         self.prov[qv] = CONST  # the add never writes into q (a 0-d constant on the fast path)
-        lines = [f"if _isfin({self.name[x]}).all():", f"    {self.name[qv]} = {zero}", "else:"]
+        # every element finite: a count of the isfinite mask (~0.3 us; `.all()` ~1 us)
+        n = math.prod(x.type.shape)
+        lines = [f"if _cnz(_isfin({self.name[x]})) == {n}:", f"    {self.name[qv]} = {zero}",
+                 "else:"]
         lines += ["    " + ln for ln in slow]
         return lines + self.eqn(q, e)
 
@@ -1039,10 +1048,12 @@ def _em_view(fn, param):
     def em(gen, e, ops, dts):
         arg = repr(tuple(e.params[param]))
         prov = VIEW if e.outvars[0].type.shape else None
+        # a 2-D array's transpose (1, 0) is its `.T` (~0.1 us less than the method call)
+        meth = "T" if fn == "transpose" and arg == "(1, 0)" else f"{fn}({arg})"
         if _known(gen, e.inputs[0]):
-            expr = f"{ops[0]}.{fn}({arg})"
+            expr = f"{ops[0]}.{meth}"
         else:  # an argument or constant: an ndarray's method, else NumPy's function
-            expr = f"({ops[0]}.{fn}({arg}) if type({ops[0]}) is _nd else _{fn}({ops[0]}, {arg}))"
+            expr = f"({ops[0]}.{meth} if type({ops[0]}) is _nd else _{fn}({ops[0]}, {arg}))"
         if e.outvars[0] in gen.ccopy:  # a C-ordered copy (see _Gen.plan_small_layouts)
             return f"{expr}.copy()", FRESH
         return expr, prov
