@@ -250,7 +250,8 @@ def _into(reuse, vals):
 # broadcasts and transposes made C-contiguous for NumPy's trivial loop (`plan_small_layouts`), a
 # reshape/transpose chain that is a C-order reshape as one reshape of its root, a product read
 # only by one as NumPy's product (`plan_view_chains`), a wrapped integer index behind one range
-# test (`plan_index_wraps`), a select of an equality mask behind a test of the mask
+# test (`plan_index_wraps`), small broadcasts of one operand with the same elements made once
+# (`plan_shared_broadcasts`), a select of an equality mask behind a test of the mask
 # (`plan_lazy_selects`), a matrix-vector product as np.dot of the vector (`_dot_recipe`), the
 # exact identity product x + sqrt(n - count) as x + 0.0 behind one test that isfinite(x) holds
 # everywhere (`plan_exact_identities`).
@@ -578,6 +579,31 @@ class _Gen:
                         break
         return small, ccopy
 
+    def plan_shared_broadcasts(self, taken):
+        """Small broadcasts (`plan_small_layouts`, made as arrays of their own) of one operand
+        whose elements lie in the same C order (W5's `1 - t*t` as f64[16,16] rows and as
+        f64[16,1,16]): the later ones are a reshape of the first, made once (~0.4 us each), which
+        stays alive (and is never written: a view of it exists, see the reference-count test of
+        `out=`) until the last of them is made. Equations of groups (`taken`) are not shared.
+        {later broadcast Var: the first one}."""
+        first, out = {}, {}
+        for i, e in enumerate(self.g.eqns):
+            if i in taken or e.prim.name != "broadcast_in_dim" or len(e.outvars) != 1:
+                continue
+            v = e.outvars[0]
+            keep = self.small.get(v)
+            if keep is None:
+                continue
+            x = e.inputs[0]
+            idx = np.broadcast_to(np.arange(math.prod(keep)).reshape(keep), v.type.shape)
+            key = (x, v.type.dtype, idx.ravel().tobytes())
+            b = first.get(key)
+            if b is None:
+                first[key] = v
+            else:
+                out[v] = b
+        return out
+
     # --- a select whose mask is often all false ---
     def plan_lazy_selects(self):
         """Selects `r = select m x y` whose mask is an equality test (rarely true on floating-point
@@ -864,6 +890,16 @@ class _Gen:
                     self.last[a] = max(self.last.get(a, -1), q)
         for q, (_, i, _) in wraps.items():  # i is read at the group's last equation
             self.last[i] = max(self.last.get(i, -1), q)
+        self.shared = self.plan_shared_broadcasts(taken)
+        self.also_dead = {}  # equation index -> Vars read last there though not its operands
+        for i, e in enumerate(g.eqns):
+            b = self.shared.get(e.outvars[0]) if len(e.outvars) == 1 else None
+            if b is not None:
+                self.last[b] = max(self.last.get(b, -1), i)
+        for b in set(self.shared.values()):
+            k = self.last[b]
+            if b not in g.eqns[k].inputs:
+                self.also_dead.setdefault(k, []).append(b)
         eqns = g.eqns
         n = len(eqns)
         chunks = []
@@ -969,6 +1005,7 @@ class _Gen:
             if self.last.get(x) == i and x not in self.outset and x not in self.pset:
                 dead.append(self.name[x])
         dead += [self.name[v] for v in outs if v not in self.last]
+        dead += [self.name[x] for x in self.also_dead.get(i, ())]
         if dead:
             lines.append("del " + ", ".join(dead))
         return lines
@@ -1115,6 +1152,9 @@ def _em_bcast(gen, e, ops, dts):
     shp = gen.elided.get(v)
     if shp is None:
         return None
+    b = gen.shared.get(v)
+    if b is not None:  # a reshape of an earlier broadcast (see _Gen.plan_shared_broadcasts)
+        return f"{gen.name[b]}.reshape({tuple(v.type.shape)!r})", VIEW
     if v in gen.small:  # an array of its own: made empty, the operand assigned into it
         dt = gen.const(np.dtype(DTYPES[v.type.dtype]), "d")
         if shp == tuple(e.inputs[0].type.shape):
