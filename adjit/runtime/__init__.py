@@ -226,7 +226,10 @@ class Interpreted:
         plan = self.plan
 
         def run(args, consts=None):
-            return plan(args, g.consts if consts is None else consts)
+            fn = plan.fn  # the generated function, once it exists: called without Plan's test
+            if fn is None:
+                return plan(args, g.consts if consts is None else consts)
+            return fn(args, g.consts if consts is None else consts)
         return run
 
     def _check(self, g):
