@@ -311,6 +311,64 @@ def test_broadcasts_of_one_operand_in_one_order_are_made_once(late):
         assert _outcome(lambda: fn(args, [])) == want
 
 
+def test_made_broadcasts_reuse_a_pooled_buffer_never_shared_or_returned():
+    # each small made broadcast takes a buffer from its plan's pool and gives it back at the
+    # end of the call when nothing else holds it: results never alias one, a later call never
+    # changes an earlier call's results, and threads calling at once each get their own
+    import threading
+    import time
+    from adjit.ir import parse_graph
+    g = parse_graph(SHARED)
+    fn = interpreter.generate(g)
+    assert fn.source.count(".pop()") == 2 and fn.source.count(".append(") == 2, fn.source
+
+    def by_hand(a, b, c, d, w):
+        with np.errstate(all="ignore"):
+            return [c + b[None, None, :], a * b[None, :] + (d - b[None, :]) * w[:, None]]
+
+    def inputs(seed):
+        return [_special((4, 5), seed), _special(5, seed + 1), _special((4, 1, 5), seed + 2),
+                _special((4, 5), seed + 3), _special(4, seed + 4)]
+    kept = []
+    for seed in range(4):  # the pool's buffers are reused from the second call on
+        args = inputs(seed)
+        got = fn(args, [])
+        assert [_bits(r) for r in got] == [_bits(r) for r in by_hand(*args)]
+        assert [_bits(r) for r in got] == _outcome(lambda: eval_graph(g, args))
+        kept.append(([_bits(r) for r in got], got))
+    for want, got in kept:  # unchanged by the later calls
+        assert [_bits(r) for r in got] == want
+    pools = [v for k, v in fn.__globals__.items() if k.startswith("_pool")]
+    assert pools and all(len(p) == 1 for p in pools)  # one buffer each, given back
+    errors = []
+
+    class Yielding(np.ndarray):  # lets another thread run inside a call (the GIL is released)
+        def __array_ufunc__(self, uf, method, *ins, **kw):
+            time.sleep(0)
+            if "out" in kw:
+                kw["out"] = tuple(np.asarray(o) for o in kw["out"])
+            return getattr(uf, method)(*[np.asarray(x) for x in ins], **kw)
+
+    def worker(seed):
+        try:
+            for k in range(100):
+                args = inputs(seed + k % 3)
+                args[0] = args[0].view(Yielding)  # read with the first made broadcast
+                got = fn(args, [])
+                want = by_hand(*map(np.asarray, args))
+                if [_bits(r) for r in got] != [_bits(r) for r in want]:
+                    errors.append(seed)
+                    return
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+    threads = [threading.Thread(target=worker, args=(10 * t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
 @pytest.mark.parametrize("xs,ys,lc,rc", [((16, 16), (16,), 1, 0), ((7,), (7, 5), 0, 0),
                                          ((3, 40), (40,), 1, 0), ((40, 3), (40,), 0, 0),
                                          ((2, 3, 9), (9,), 2, 0), ((9,), (4, 9), 0, 1)])

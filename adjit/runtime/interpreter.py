@@ -251,7 +251,7 @@ def _into(reuse, vals):
 # reshape/transpose chain that is a C-order reshape as one reshape of its root, a product read
 # only by one as NumPy's product (`plan_view_chains`), a wrapped integer index behind one range
 # test (`plan_index_wraps`), small broadcasts of one operand with the same elements made once
-# (`plan_shared_broadcasts`), a select of an equality mask behind a test of the mask
+# (`plan_shared_broadcasts`) into a buffer of the plan's pool (`_em_bcast`), a select of an equality mask behind a test of the mask
 # (`plan_lazy_selects`), a matrix-vector product as np.dot of the vector (`_dot_recipe`), the
 # exact identity product x + sqrt(n - count) as x + 0.0 behind one test that isfinite(x) holds
 # everywhere (`plan_exact_identities`).
@@ -331,6 +331,8 @@ FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, 
 SCALAR = "scalar"  # a 0-d result of NumPy (a NumPy scalar or a 0-d array) this call made
 VIEW = "view"  # an ndarray (ndim >= 1) made by a view function: never an argument or constant
 BVIEW = "bview"  # an elided broadcast_in_dim: smaller than its type, only ufuncs read it
+POOL = "pool"  # a small materialised broadcast in a buffer reused across calls (see
+# _em_bcast): an ndarray, never written after it is filled, kept by its `P` local to the end
 CONST = "const"  # a read-only array of the namespace (a `full`'s template): never written,
 # never returned (a result that is one is copied: `_fr` copies read-only arrays)
 
@@ -340,6 +342,7 @@ class _Gen:
 
     def __init__(self, g):
         self.g = g
+        self.pools = None
         self.ns = dict(_BASE_NS)
         self.keep = []  # the constants the namespace names (their ids stay unique)
         self.kname = {}
@@ -902,6 +905,8 @@ class _Gen:
                 self.also_dead.setdefault(k, []).append(b)
         eqns = g.eqns
         n = len(eqns)
+        # pooled broadcast buffers (see _em_bcast) for a graph generated as one function
+        self.pools = [] if n <= CHUNK else None
         chunks = []
         alive = list(self.params)  # values defined so far, in definition order
         entering = None
@@ -924,12 +929,15 @@ class _Gen:
                     continue
                 if len(outs) == 1 and outs[0] in self.vfinal:
                     body.extend(self.view_final(i, eqns[i]))
-                elif i in wraps:
-                    body.extend(self.index_wrap(i, eqns[i], *wraps[i]))
-                elif i in lazy:
-                    body.extend(self.lazy_select(i, eqns[i], lazy[i]))
-                elif i in idents:
-                    body.extend(self.exact_identity(i, eqns[i], idents[i]))
+                elif i in wraps or i in lazy or i in idents:
+                    pools, self.pools = self.pools, None  # in a branch: no pooled buffer
+                    if i in wraps:
+                        body.extend(self.index_wrap(i, eqns[i], *wraps[i]))
+                    elif i in lazy:
+                        body.extend(self.lazy_select(i, eqns[i], lazy[i]))
+                    else:
+                        body.extend(self.exact_identity(i, eqns[i], idents[i]))
+                    self.pools = pools
                 else:
                     body.extend(self.eqn(i, eqns[i]))
                 alive.extend(eqns[i].outvars)
@@ -1019,6 +1027,9 @@ class _Gen:
     def results(self):
         g = self.g
         lines, exprs, dyn = [], [], False
+        for keep, pool in self.pools or ():  # nothing else holds it: the next call's buffer
+            lines.append(f"if _rc({keep}) == {_RC}:")
+            lines.append(f"    {pool}.append({keep})")
         seen = set()
         for k, v in enumerate(g.outvars):
             if type(v) is Lit:
@@ -1038,7 +1049,7 @@ class _Gen:
                 exprs.append(None)
                 dyn = True
         if not dyn:
-            return ["return [" + ", ".join(exprs) + "]"]
+            return lines + ["return [" + ", ".join(exprs) + "]"]
         for k, ex in enumerate(exprs):
             if ex is not None:
                 lines.append(f"o{k} = {ex}")
@@ -1083,7 +1094,7 @@ def _em_reduce(fn):
 
 def _known(gen, x):
     """Whether operand x is certainly a NumPy array or scalar (it has NumPy's methods)."""
-    return type(x) is not Lit and gen.prov.get(x) in (FRESH, VIEW, SCALAR, CONST)
+    return type(x) is not Lit and gen.prov.get(x) in (FRESH, VIEW, SCALAR, CONST, POOL)
 
 
 def _em_view(fn, param):
@@ -1169,7 +1180,18 @@ def _em_bcast(gen, e, ops, dts):
             fill = f"{ops[0]}.reshape({shp!r})"
         else:
             fill = f"_reshape({ops[0]}, {shp!r})"
-        return (f"_empty({tuple(v.type.shape)!r}, {dt})", fill), FRESH
+        make = f"_empty({tuple(v.type.shape)!r}, {dt})"
+        if gen.pools is None:
+            return (make, fill), FRESH
+        # a buffer of the plan's pool (np.empty costs ~0.15 us of the ~0.35 a made broadcast
+        # costs), held by a `P` local to the end of the call and given back to the pool only
+        # if nothing else holds it then (no view, result or alias of it): never written by
+        # `out=` (its reference count is never the one the test wants), never shared by two
+        # calls running at once (each pops its own or makes one)
+        pool = gen.const([], "pool")
+        keep = f"P{len(gen.pools)}"
+        gen.pools.append((keep, pool))
+        return (f"({keep} := ({pool}.pop() if {pool} else {make}))", fill), POOL
     if shp == tuple(e.inputs[0].type.shape):
         return ops[0], BVIEW  # NumPy aligns trailing axes: the operand itself broadcasts
     if _known(gen, e.inputs[0]):
