@@ -369,6 +369,38 @@ def test_made_broadcasts_reuse_a_pooled_buffer_never_shared_or_returned():
     assert not errors
 
 
+@pytest.mark.parametrize("op,derived", [("mul 2.0 l", True), ("mul l -0.5", True),
+                                        ("add l 0.0", True), ("sub 1.0 l", True),
+                                        ("div l 3.0", True), ("div 1.0 l", True),
+                                        ("neg l", True), ("exp l", False), ("sqrt l", False)])
+def test_a_broadcast_of_an_ieee_op_is_computed_on_the_operands_broadcast(op, derived):
+    # q = op(l) broadcast like an earlier made broadcast of l: op on that array (W5's
+    # `2 * t`), the bits of op on the vector then broadcast, special values included; ops
+    # outside add, sub, mul, div, neg (exp, sqrt) stay as recorded
+    from adjit.ir import parse_graph
+    g = parse_graph(
+        "def f(a: f64[4,5], l: f64[5], c: f64[4,1,5]) -> (f64[4,5], f64[4,1,5]):\n"
+        "  e: f64[4,5] = broadcast_in_dim[shape=(4, 5), dims=(1,)] l\n"
+        "  m: f64[4,5] = mul a e\n"
+        f"  q: f64[5] = {op}\n"
+        "  k: f64[4,1,5] = broadcast_in_dim[shape=(4, 1, 5), dims=(2,)] q\n"
+        "  t: f64[4,1,5] = mul c k\n"
+        "  return m, t\n")
+    for seed in range(3):
+        args = [_special((4, 5), seed), _special(5, seed + 1), _special((4, 1, 5), seed + 2)]
+        fn, loop, gen = _plan_runs(g, args)
+        lines = [ln.strip() for ln in fn.source.splitlines()]
+        assert any(ln.startswith("v2 =") for ln in lines) != derived, fn.source  # q's eqn
+        want = _outcome(lambda: eval_graph(g, args))
+        assert loop == want and gen == want
+        a, l, c = args
+        with np.errstate(all="ignore"):
+            q = {"mul 2.0 l": 2.0 * l, "mul l -0.5": l * -0.5, "add l 0.0": l + 0.0,
+                 "sub 1.0 l": 1.0 - l, "div l 3.0": l / 3.0, "div 1.0 l": 1.0 / l,
+                 "neg l": -l, "exp l": np.exp(l), "sqrt l": np.sqrt(l)}[op]
+            assert want == [_bits(a * l[None, :]), _bits(c * q[None, None, :])]
+
+
 @pytest.mark.parametrize("xs,ys,lc,rc", [((16, 16), (16,), 1, 0), ((7,), (7, 5), 0, 0),
                                          ((3, 40), (40,), 1, 0), ((40, 3), (40,), 0, 0),
                                          ((2, 3, 9), (9,), 2, 0), ((9,), (4, 9), 0, 1)])

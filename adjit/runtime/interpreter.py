@@ -251,7 +251,9 @@ def _into(reuse, vals):
 # reshape/transpose chain that is a C-order reshape as one reshape of its root, a product read
 # only by one as NumPy's product (`plan_view_chains`), a wrapped integer index behind one range
 # test (`plan_index_wraps`), small broadcasts of one operand with the same elements made once
-# (`plan_shared_broadcasts`) into a buffer of the plan's pool (`_em_bcast`), a select of an equality mask behind a test of the mask
+# (`plan_shared_broadcasts`) into a buffer of the plan's pool (`_em_bcast`), the broadcast of
+# an IEEE operation of a vector computed on the vector's made broadcast
+# (`plan_derived_broadcasts`), a select of an equality mask behind a test of the mask
 # (`plan_lazy_selects`), a matrix-vector product as np.dot of the vector (`_dot_recipe`), the
 # exact identity product x + sqrt(n - count) as x + 0.0 behind one test that isfinite(x) holds
 # everywhere (`plan_exact_identities`).
@@ -607,6 +609,61 @@ class _Gen:
                 out[v] = b
         return out
 
+    def plan_derived_broadcasts(self, taken):
+        """A small broadcast (`plan_small_layouts`) of `q = op(l, literals)`, q read by that
+        broadcast alone, op an IEEE operation (add, sub, mul, div, neg: correctly rounded, the
+        same bits in any layout), where an earlier small broadcast of l has the same elements
+        in the same C order: the broadcast is op on (a reshape of) that one, one call on the
+        made array instead of op on the vector plus the filled broadcast (W5: `2 * t`
+        broadcast like t). {broadcast Var: (the earlier broadcast, index of q's equation)}."""
+        g = self.g
+        pos = _defining_index(g)
+        first, out = {}, {}
+        for i, e in enumerate(g.eqns):
+            if i in taken or e.prim.name != "broadcast_in_dim" or len(e.outvars) != 1:
+                continue
+            v = e.outvars[0]
+            keep = self.small.get(v)
+            if keep is None or v in self.shared:
+                continue
+            x = e.inputs[0]
+            idx = np.broadcast_to(np.arange(math.prod(keep)).reshape(keep), v.type.shape)
+            key = (idx.ravel().tobytes(), v.type.dtype)
+            first.setdefault((x,) + key, v)
+            q = pos.get(x)
+            if q is None or q in taken or x in self.outset or \
+                    [u for u in self.users.get(x, ())] != [e]:
+                continue
+            eq = g.eqns[q]
+            uf = self.direct_ufunc(eq)
+            vs = [a for a in eq.inputs if type(a) is not Lit]
+            if uf not in _EXACT_UFUNCS or len(vs) != 1 or vs[0].type != x.type:
+                continue
+            b = first.get((vs[0],) + key)
+            if b is not None and b not in out:
+                out[v] = (self.shared.get(b, b), q)
+        return out
+
+    def derived_bcast(self, i, e):
+        """The source of derived broadcast `e` (see plan_derived_broadcasts)."""
+        v = e.outvars[0]
+        b, q = self.derived[v]
+        eq = self.g.eqns[q]
+        self.name[v] = f"v{i}"
+        arg = self.name[b]
+        if tuple(b.type.shape) != tuple(v.type.shape):
+            arg = f"{arg}.reshape({tuple(v.type.shape)!r})"
+        ops, _ = self.operands(eq) if any(type(a) is Lit for a in eq.inputs) else ([], None)
+        ops = [arg if type(a) is not Lit else o for a, o in zip(eq.inputs, ops or eq.inputs)]
+        self.prov[v] = FRESH
+        lines = [f"{self.name[v]} = {self.const(self.direct_ufunc(eq), 'u')}({', '.join(ops)})"]
+        dead = [self.name[x] for x in self.also_dead.get(i, ())]
+        if v not in self.last:
+            dead.append(self.name[v])
+        if dead:
+            lines.append("del " + ", ".join(dead))
+        return lines
+
     # --- a select whose mask is often all false ---
     def plan_lazy_selects(self):
         """Selects `r = select m x y` whose mask is an equality test (rarely true on floating-point
@@ -894,12 +951,15 @@ class _Gen:
         for q, (_, i, _) in wraps.items():  # i is read at the group's last equation
             self.last[i] = max(self.last.get(i, -1), q)
         self.shared = self.plan_shared_broadcasts(taken)
+        self.derived = self.plan_derived_broadcasts(taken)
+        skipped = {q for _, q in self.derived.values()}  # made from the broadcast instead
         self.also_dead = {}  # equation index -> Vars read last there though not its operands
         for i, e in enumerate(g.eqns):
-            b = self.shared.get(e.outvars[0]) if len(e.outvars) == 1 else None
+            v = e.outvars[0] if len(e.outvars) == 1 else None
+            b = self.shared.get(v) or self.derived.get(v, (None,))[0]
             if b is not None:
                 self.last[b] = max(self.last.get(b, -1), i)
-        for b in set(self.shared.values()):
+        for b in set(self.shared.values()) | {b for b, _ in self.derived.values()}:
             k = self.last[b]
             if b not in g.eqns[k].inputs:
                 self.also_dead.setdefault(k, []).append(b)
@@ -924,11 +984,21 @@ class _Gen:
             for i in range(start, stop):
                 if i in deferred:  # run with its group's last equation
                     continue
+                if i in skipped:  # a vector op computed on its broadcast (derived)
+                    dead = [self.name[x] for x in dict.fromkeys(
+                        x for x in eqns[i].inputs if type(x) is not Lit)
+                        if self.last.get(x) == i and x not in self.outset and
+                        x not in self.pset]
+                    if dead:
+                        body.append("del " + ", ".join(dead))
+                    continue
                 outs = eqns[i].outvars
                 if len(outs) == 1 and outs[0] in self.vlinks:  # never made (a chain's link)
                     continue
                 if len(outs) == 1 and outs[0] in self.vfinal:
                     body.extend(self.view_final(i, eqns[i]))
+                elif len(outs) == 1 and outs[0] in self.derived:
+                    body.extend(self.derived_bcast(i, eqns[i]))
                 elif i in wraps or i in lazy or i in idents:
                     pools, self.pools = self.pools, None  # in a branch: no pooled buffer
                     if i in wraps:
@@ -1067,6 +1137,9 @@ def _plain(e):
     name is run through its implementation)."""
     return REGISTRY.get(e.prim.name) is e.prim
 
+
+# correctly rounded IEEE operations: the same bits whatever the layout or loop NumPy takes
+_EXACT_UFUNCS = frozenset({np.add, np.subtract, np.multiply, np.true_divide, np.negative})
 
 # comparisons and bitwise operations: the implementation is this ufunc called on the operands
 _PLAIN_UFUNC = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
