@@ -537,6 +537,8 @@ def absorb_negations(g: Graph) -> Graph:
     bit (IEEE subtraction is addition of the negation), so one elementwise operation goes
     (jacrev of tanh's derivative `1 - t*t` records `neg (add u u)` added to the other term of
     W5's Hessian). The sign of a NaN may change: NaN is NaN in the value model."""
+    if not any(e.prim.name == "neg" for e in g.eqns):
+        return g  # nothing to absorb (most graphs: no walk, no rebuild)
     uses = _uses(g)
     sub_, add_ = REGISTRY["sub"], REGISTRY["add"]
 
