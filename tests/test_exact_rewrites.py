@@ -158,6 +158,33 @@ RULES = {
                           "  b: f64[3] = full[shape=(3,), value=-0.0, dtype='f64']\n"
                           "  c: f64[5] = pad[low=(0,), high=(0,), interior=(1,)] b\n"
                           "  d: f64[5] = mul a c\n  return d\n", "+pad"),
+    # a negation absorbed into the add or sub that reads it (a + -t is a - t, a - -t is a + t)
+    "add_neg": ("def f(a: f64[5], b: f64[5]) -> f64[5]:\n  c: f64[5] = neg b\n"
+                "  d: f64[5] = add a c\n  return d\n", "-neg"),
+    "neg_add": ("def f(a: f64[5], b: f64[5]) -> f64[5]:\n  c: f64[5] = neg a\n"
+                "  d: f64[5] = add c b\n  return d\n", "-neg"),
+    "sub_neg": ("def f(a: f64[5], b: f64[5]) -> f64[5]:\n  c: f64[5] = neg b\n"
+                "  d: f64[5] = sub a c\n  return d\n", lambda opt: [e.prim.name for e in
+                                                                  opt.eqns] == ["add"]),
+    "lit_add_neg": ("def f(a: f64[5]) -> f64[5]:\n  c: f64[5] = neg a\n"
+                    "  d: f64[5] = add 1.5 c\n  return d\n", "-neg"),
+    # through data movement and products: W5's Hessian, `neg (add u u)` broadcast, multiplied
+    # and added
+    "neg_through": ("def f(a: f64[4,3], b: f64[3], c: f64[3,1,4], d: f64[3,1,4]) -> "
+                    "f64[3,1,4]:\n  e: f64[4,3] = add a a\n  g: f64[4,3] = neg e\n"
+                    "  h: f64[3,4] = transpose[perm=(1, 0)] g\n"
+                    "  i: f64[3,1,4] = broadcast_in_dim[shape=(3, 1, 4), dims=(0, 2)] h\n"
+                    "  j: f64[3,1,4] = broadcast_in_dim[shape=(3, 1, 4), dims=(0,)] b\n"
+                    "  k: f64[3,1,4] = mul j i\n  l: f64[3,1,4] = div k d\n"
+                    "  m: f64[3,1,4] = add c l\n  return m\n", "-neg"),
+    "neg_denominator": ("def f(a: f64[6], b: f64[6], c: f64[2,3]) -> f64[2,3]:\n"
+                        "  g: f64[6] = neg b\n  h: f64[6] = div a g\n"
+                        "  i: f64[2,3] = reshape[shape=(2, 3)] h\n"
+                        "  m: f64[2,3] = sub c i\n  return m\n", "-neg"),
+    # a negation read twice stays (dropping it from one reader would add an equation)
+    "neg_shared": ("def f(a: f64[5], b: f64[5]) -> (f64[5], f64[5]):\n  c: f64[5] = neg b\n"
+                   "  d: f64[5] = add a c\n  e: f64[5] = mul c a\n  return d, e\n",
+                   "1neg"),
     "cse": ("def f(a: f64[5]) -> (f64[5], f64[5]):\n  b: f64[5] = add a 0.0\n"
             "  c: f64[5] = add a -0.0\n  d: f64[5] = add a 0.0\n  return b, d\n", "1add"),
 }

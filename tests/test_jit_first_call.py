@@ -223,3 +223,43 @@ def test_code_linked_for_a_structure_serves_a_new_function_from_its_first_run(mo
     assert isinstance(br1.graph.native, CompiledGraph)
     assert cache.STATS["hits"] == before["hits"] + 1
     assert cache.STATS["background_compiles"] == before["background_compiles"]
+
+
+def test_interp_mode_calls_the_plan_directly_guards_and_constants_included(monkeypatch):
+    # ADJIT_TIER=interp: a branch's hot path calls its plan (Interpreted.direct), not
+    # run_graph with its counts and promotion test; a failing guard still finds the other
+    # branch, a constant bound by reference is read on every call, results are fresh
+    import sys
+    from test_guards import collatz_like
+    monkeypatch.setenv("ADJIT_TIER", "interp")
+
+    class Held:  # an attribute of another object: a constant bound by reference
+        scale = np.array([2.0, -1.0])
+    held = Held()
+
+    def f(x):
+        return collatz_like(x) * held.scale
+
+    def by_hand(x):
+        return collatz_like(x) * held.scale
+    jf = adjit.jit(f)
+    jit_mod = sys.modules[type(jf).__module__]
+    xs = [np.array([3.0, 1.0]), np.array([-3.0, -1.0]), np.array([0.5, 0.2])]
+    for x in xs * 3:  # each path traced, then replayed
+        np.testing.assert_array_equal(jf(x), by_hand(x))
+    jf(xs[0])  # its branch first again (the others' guards fail on the way)
+    general = []
+    run = jit_mod._run_concrete
+    monkeypatch.setattr(jit_mod, "_run_concrete", lambda *a: general.append(1) or run(*a))
+    for _ in range(3):
+        x = xs[0]
+        a, b = jf(x), jf(x)
+        np.testing.assert_array_equal(a, by_hand(x))
+        assert a is not b and a.base is None and a.flags.writeable
+    assert not general  # served by the plan directly
+    (br,) = [b for brs in jf.fast.values() for b in brs][:1]
+    assert br.direct is not None
+    held.scale[...] = [5.0, 0.5]  # written in place: shows through
+    for x in xs * 2:  # guards fail between the paths: another branch serves, none retraced
+        np.testing.assert_array_equal(jf(x), by_hand(x))
+    assert jf.traces == 3

@@ -1,5 +1,5 @@
-"""IR passes, each Graph -> Graph: dce, cse, fold_constants, simplify, and `optimize` (all of
-them to a fixed point).
+"""IR passes, each Graph -> Graph: dce, cse, fold_constants, simplify, absorb_negations, and
+`optimize` (all of them to a fixed point).
 
 A pass never mutates its input: it builds new equations (sharing the Var objects) and returns a
 new Graph. Invars, constvars and their bindings (`consts`) are kept exactly as they are, all of
@@ -509,9 +509,85 @@ def simplify(g: Graph) -> Graph:
     return _rebuild(g, _simplify_eqn)
 
 
+# ------------------------------------------------------------------- negations absorbed
+
+_SIGN_THROUGH = ("broadcast_in_dim", "reshape", "transpose")  # data movement: -x moves as x
+_NEG_DEPTH = 8
+
+
+def _uses(g: Graph):
+    """{Var: how many operand slots read it}, a result of the graph counting as two."""
+    n = {}
+    for e in g.eqns:
+        for x in e.inputs:
+            if isinstance(x, Var):
+                n[x] = n.get(x, 0) + 1
+    for v in g.outvars:
+        if isinstance(v, Var):
+            n[v] = n.get(v, 0) + 2
+    return n
+
+
+def absorb_negations(g: Graph) -> Graph:
+    """Floats: `add a t` / `add t a` -> `sub a t'` and `sub a t` -> `add a t'` where t is -t'
+    computed with one `neg` inside: t = neg t', or t made from a neg by data movement
+    (broadcast_in_dim, reshape, transpose) and `mul` / `div` operands (-x * y is -(x * y),
+    x / -y is -(x / y): IEEE rounding is symmetric in sign), each link read only by the next.
+    t' is the same chain without the neg; a + (-t') is a - t' and a - (-t') is a + t' bit for
+    bit (IEEE subtraction is addition of the negation), so one elementwise operation goes
+    (jacrev of tanh's derivative `1 - t*t` records `neg (add u u)` added to the other term of
+    W5's Hessian). The sign of a NaN may change: NaN is NaN in the value model."""
+    if not any(e.prim.name == "neg" for e in g.eqns):
+        return g  # nothing to absorb (most graphs: no walk, no rebuild)
+    uses = _uses(g)
+    sub_, add_ = REGISTRY["sub"], REGISTRY["add"]
+
+    def positive(x, defs, new, depth):
+        # a Var holding -x with the chain's neg dropped (new equations appended), or None
+        if not isinstance(x, Var) or uses.get(x, 0) != 1 or depth > _NEG_DEPTH or \
+                x.type.dtype not in _FLOATS:
+            return None
+        e = defs.get(x)
+        if e is None or len(e.outvars) != 1:
+            return None
+        name, ins = e.prim.name, e.inputs
+        if name == "neg":
+            return ins[0] if isinstance(ins[0], Var) and ins[0].type == x.type else None
+        if name in _SIGN_THROUGH:
+            ks = (0,)
+        elif name in ("mul", "div") and len(ins) == 2:
+            ks = (0, 1)
+        else:
+            return None
+        for k in ks:
+            y = positive(ins[k], defs, new, depth + 1)
+            if y is not None:
+                v = Var(x.type)
+                new.append(Eqn(e.prim, [y if j == k else a for j, a in enumerate(ins)],
+                               e.params, [v], e.loc))
+                return v
+        return None
+
+    def rewrite(e, ins, defs):
+        name = e.prim.name
+        if name not in ("add", "sub") or len(ins) != 2 or len(e.outvars) != 1 or \
+                e.outvars[0].type.dtype not in _FLOATS or REGISTRY.get(name) is not e.prim:
+            return None
+        for k in ((1, 0) if name == "add" else (1,)):
+            new = []
+            y = positive(ins[k], defs, new, 0)
+            if y is None:
+                continue
+            a = ins[1 - k]
+            return new + [Eqn(sub_ if name == "add" else add_, [a, y], {}, e.outvars, e.loc)]
+        return None
+
+    return _rebuild(g, rewrite)
+
+
 # --------------------------------------------------------------------------- the pipeline
 
-PASSES = (simplify, fold_constants, cse, dce)
+PASSES = (simplify, absorb_negations, fold_constants, cse, dce)
 
 
 def optimize(g: Graph, max_rounds=20) -> Graph:

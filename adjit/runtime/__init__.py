@@ -216,6 +216,22 @@ class Interpreted:
         self.calls += 1
         return outs
 
+    def direct(self, g):
+        """jit's entry for a branch whose graph `g` stays on this tier (ADJIT_TIER=interp, a
+        graph that cannot compile): fn(args, consts) -> the plan's fresh results, without
+        run_graph, the counts and the promotion test that only a graph that may still be
+        compiled needs (~0.5 us of a small graph's call). None while `g` may be compiled."""
+        if not self.final:
+            return None
+        plan = self.plan
+
+        def run(args, consts=None):
+            fn = plan.fn  # the generated function, once it exists: called without Plan's test
+            if fn is None:
+                return plan(args, g.consts if consts is None else consts)
+            return fn(args, g.consts if consts is None else consts)
+        return run
+
     def _check(self, g):
         """ADJIT_TIER=auto, on the first run: code already linked in this process for this
         structure, or the disk-cache entry of a structure an earlier process made hot (its

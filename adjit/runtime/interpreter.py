@@ -250,10 +250,13 @@ def _into(reuse, vals):
 # broadcasts and transposes made C-contiguous for NumPy's trivial loop (`plan_small_layouts`), a
 # reshape/transpose chain that is a C-order reshape as one reshape of its root, a product read
 # only by one as NumPy's product (`plan_view_chains`), a wrapped integer index behind one range
-# test (`plan_index_wraps`), a select of an equality mask behind a test of the mask
+# test (`plan_index_wraps`), small broadcasts of one operand with the same elements made once
+# (`plan_shared_broadcasts`) into a buffer of the plan's pool (`_em_bcast`), the broadcast of
+# an IEEE operation of a vector computed on the vector's made broadcast
+# (`plan_derived_broadcasts`), a select of an equality mask behind a test of the mask
 # (`plan_lazy_selects`), a matrix-vector product as np.dot of the vector (`_dot_recipe`), the
-# exact identity product x + sqrt(n - count) as x + 0.0 behind one isfinite(x).all() test
-# (`plan_exact_identities`).
+# exact identity product x + sqrt(n - count) as x + 0.0 behind one test that isfinite(x) holds
+# everywhere (`plan_exact_identities`).
 
 SMALL_LAYOUT = 4096  # elements: a broadcast or transpose this small is made C-contiguous
 VIEW_CHAIN_MAX = 1 << 16  # elements of a reshape/transpose chain the generator follows
@@ -308,6 +311,12 @@ def _ufunc_keeps(uf, dts):
     return r
 
 
+# np.count_nonzero(a) without axis is this C function behind a Python wrapper (~0.2 us)
+try:
+    from numpy._core.multiarray import count_nonzero as _count_nonzero
+except ImportError:  # pragma: no cover - NumPy 1.x
+    _count_nonzero = np.count_nonzero
+
 # names the generated code reads (as globals of its own namespace)
 _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_taken": _taken, "_FP": FP_STATE, "_Q": FP_QUIET,
@@ -316,7 +325,7 @@ _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_dot": getattr(np.dot, "_implementation", np.dot),
             "_reshape": np.reshape, "_transpose": np.transpose, "_full": np.full,
             "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce,
-            "_cnz": np.count_nonzero, "_empty": np.empty, "_ge": np.greater_equal,
+            "_cnz": _count_nonzero, "_empty": np.empty, "_ge": np.greater_equal,
             "_U64": np.dtype(np.uint64), "_isfin": np.isfinite}
 
 # provenance of a value, what the generated code may assume about it:
@@ -324,6 +333,8 @@ FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, 
 SCALAR = "scalar"  # a 0-d result of NumPy (a NumPy scalar or a 0-d array) this call made
 VIEW = "view"  # an ndarray (ndim >= 1) made by a view function: never an argument or constant
 BVIEW = "bview"  # an elided broadcast_in_dim: smaller than its type, only ufuncs read it
+POOL = "pool"  # a small materialised broadcast in a buffer reused across calls (see
+# _em_bcast): an ndarray, never written after it is filled, kept by its `P` local to the end
 CONST = "const"  # a read-only array of the namespace (a `full`'s template): never written,
 # never returned (a result that is one is copied: `_fr` copies read-only arrays)
 
@@ -333,6 +344,7 @@ class _Gen:
 
     def __init__(self, g):
         self.g = g
+        self.pools = None
         self.ns = dict(_BASE_NS)
         self.keep = []  # the constants the namespace names (their ids stay unique)
         self.kname = {}
@@ -572,6 +584,86 @@ class _Gen:
                         break
         return small, ccopy
 
+    def plan_shared_broadcasts(self, taken):
+        """Small broadcasts (`plan_small_layouts`, made as arrays of their own) of one operand
+        whose elements lie in the same C order (W5's `1 - t*t` as f64[16,16] rows and as
+        f64[16,1,16]): the later ones are a reshape of the first, made once (~0.4 us each), which
+        stays alive (and is never written: a view of it exists, see the reference-count test of
+        `out=`) until the last of them is made. Equations of groups (`taken`) are not shared.
+        {later broadcast Var: the first one}."""
+        first, out = {}, {}
+        for i, e in enumerate(self.g.eqns):
+            if i in taken or e.prim.name != "broadcast_in_dim" or len(e.outvars) != 1:
+                continue
+            v = e.outvars[0]
+            keep = self.small.get(v)
+            if keep is None:
+                continue
+            x = e.inputs[0]
+            idx = np.broadcast_to(np.arange(math.prod(keep)).reshape(keep), v.type.shape)
+            key = (x, v.type.dtype, idx.ravel().tobytes())
+            b = first.get(key)
+            if b is None:
+                first[key] = v
+            else:
+                out[v] = b
+        return out
+
+    def plan_derived_broadcasts(self, taken):
+        """A small broadcast (`plan_small_layouts`) of `q = op(l, literals)`, q read by that
+        broadcast alone, op an IEEE operation (add, sub, mul, div, neg: correctly rounded, the
+        same bits in any layout), where an earlier small broadcast of l has the same elements
+        in the same C order: the broadcast is op on (a reshape of) that one, one call on the
+        made array instead of op on the vector plus the filled broadcast (W5: `2 * t`
+        broadcast like t). {broadcast Var: (the earlier broadcast, index of q's equation)}."""
+        g = self.g
+        pos = _defining_index(g)
+        first, out = {}, {}
+        for i, e in enumerate(g.eqns):
+            if i in taken or e.prim.name != "broadcast_in_dim" or len(e.outvars) != 1:
+                continue
+            v = e.outvars[0]
+            keep = self.small.get(v)
+            if keep is None or v in self.shared:
+                continue
+            x = e.inputs[0]
+            idx = np.broadcast_to(np.arange(math.prod(keep)).reshape(keep), v.type.shape)
+            key = (idx.ravel().tobytes(), v.type.dtype)
+            first.setdefault((x,) + key, v)
+            q = pos.get(x)
+            if q is None or q in taken or x in self.outset or \
+                    [u for u in self.users.get(x, ())] != [e]:
+                continue
+            eq = g.eqns[q]
+            uf = self.direct_ufunc(eq)
+            vs = [a for a in eq.inputs if type(a) is not Lit]
+            if uf not in _EXACT_UFUNCS or len(vs) != 1 or vs[0].type != x.type:
+                continue
+            b = first.get((vs[0],) + key)
+            if b is not None and b not in out:
+                out[v] = (self.shared.get(b, b), q)
+        return out
+
+    def derived_bcast(self, i, e):
+        """The source of derived broadcast `e` (see plan_derived_broadcasts)."""
+        v = e.outvars[0]
+        b, q = self.derived[v]
+        eq = self.g.eqns[q]
+        self.name[v] = f"v{i}"
+        arg = self.name[b]
+        if tuple(b.type.shape) != tuple(v.type.shape):
+            arg = f"{arg}.reshape({tuple(v.type.shape)!r})"
+        ops, _ = self.operands(eq) if any(type(a) is Lit for a in eq.inputs) else ([], None)
+        ops = [arg if type(a) is not Lit else o for a, o in zip(eq.inputs, ops or eq.inputs)]
+        self.prov[v] = FRESH
+        lines = [f"{self.name[v]} = {self.const(self.direct_ufunc(eq), 'u')}({', '.join(ops)})"]
+        dead = [self.name[x] for x in self.also_dead.get(i, ())]
+        if v not in self.last:
+            dead.append(self.name[v])
+        if dead:
+            lines.append("del " + ", ".join(dead))
+        return lines
+
     # --- a select whose mask is often all false ---
     def plan_lazy_selects(self):
         """Selects `r = select m x y` whose mask is an equality test (rarely true on floating-point
@@ -653,9 +745,9 @@ class _Gen:
         """`r = add x q` where q is the chain sub(x, x) -> fmin(., 1) -> reduce_sum ->
         broadcast_in_dim -> sub(own, counts) -> sqrt that `passes._dot_identity` emits for
         `x @ eye` (floats), each link read only by the chain. The generated code tests
-        `isfinite(x).all()` first: where every element is finite, each link is +0.0 (x - x is
-        +0.0, fmin(+0.0, 1) is +0.0, a sum of +0.0 is +0.0, +0.0 - +0.0 is +0.0, sqrt(+0.0) is
-        +0.0), so q is a read-only 0-d +0.0 and r = x + 0.0, the same bits; otherwise the chain
+        `count_nonzero(isfinite(x)) == x.size` first: where every element is finite, each link
+        is +0.0 (x - x is +0.0, fmin(+0.0, 1) is +0.0, a sum of +0.0 is +0.0, +0.0 - +0.0 is
+        +0.0, sqrt(+0.0) is +0.0), so q is a read-only 0-d +0.0 and r = x + 0.0, the same bits; otherwise the chain
         runs as recorded. {index of r: (indices of the links, in order)}."""
         g = self.g
         pos = _defining_index(g)
@@ -732,7 +824,10 @@ class _Gen:
             slow += self.eqn(k, eqns[k])
         zero = self.const(np.zeros((), DTYPES[e.outvars[0].type.dtype]), "z")
         self.prov[qv] = CONST  # the add never writes into q (a 0-d constant on the fast path)
-        lines = [f"if _isfin({self.name[x]}).all():", f"    {self.name[qv]} = {zero}", "else:"]
+        # every element finite: a count of the isfinite mask (~0.3 us; `.all()` ~1 us)
+        n = math.prod(x.type.shape)
+        lines = [f"if _cnz(_isfin({self.name[x]})) == {n}:", f"    {self.name[qv]} = {zero}",
+                 "else:"]
         lines += ["    " + ln for ln in slow]
         return lines + self.eqn(q, e)
 
@@ -855,8 +950,23 @@ class _Gen:
                     self.last[a] = max(self.last.get(a, -1), q)
         for q, (_, i, _) in wraps.items():  # i is read at the group's last equation
             self.last[i] = max(self.last.get(i, -1), q)
+        self.shared = self.plan_shared_broadcasts(taken)
+        self.derived = self.plan_derived_broadcasts(taken)
+        skipped = {q for _, q in self.derived.values()}  # made from the broadcast instead
+        self.also_dead = {}  # equation index -> Vars read last there though not its operands
+        for i, e in enumerate(g.eqns):
+            v = e.outvars[0] if len(e.outvars) == 1 else None
+            b = self.shared.get(v) or self.derived.get(v, (None,))[0]
+            if b is not None:
+                self.last[b] = max(self.last.get(b, -1), i)
+        for b in set(self.shared.values()) | {b for b, _ in self.derived.values()}:
+            k = self.last[b]
+            if b not in g.eqns[k].inputs:
+                self.also_dead.setdefault(k, []).append(b)
         eqns = g.eqns
         n = len(eqns)
+        # pooled broadcast buffers (see _em_bcast) for a graph generated as one function
+        self.pools = [] if n <= CHUNK else None
         chunks = []
         alive = list(self.params)  # values defined so far, in definition order
         entering = None
@@ -874,17 +984,30 @@ class _Gen:
             for i in range(start, stop):
                 if i in deferred:  # run with its group's last equation
                     continue
+                if i in skipped:  # a vector op computed on its broadcast (derived)
+                    dead = [self.name[x] for x in dict.fromkeys(
+                        x for x in eqns[i].inputs if type(x) is not Lit)
+                        if self.last.get(x) == i and x not in self.outset and
+                        x not in self.pset]
+                    if dead:
+                        body.append("del " + ", ".join(dead))
+                    continue
                 outs = eqns[i].outvars
                 if len(outs) == 1 and outs[0] in self.vlinks:  # never made (a chain's link)
                     continue
                 if len(outs) == 1 and outs[0] in self.vfinal:
                     body.extend(self.view_final(i, eqns[i]))
-                elif i in wraps:
-                    body.extend(self.index_wrap(i, eqns[i], *wraps[i]))
-                elif i in lazy:
-                    body.extend(self.lazy_select(i, eqns[i], lazy[i]))
-                elif i in idents:
-                    body.extend(self.exact_identity(i, eqns[i], idents[i]))
+                elif len(outs) == 1 and outs[0] in self.derived:
+                    body.extend(self.derived_bcast(i, eqns[i]))
+                elif i in wraps or i in lazy or i in idents:
+                    pools, self.pools = self.pools, None  # in a branch: no pooled buffer
+                    if i in wraps:
+                        body.extend(self.index_wrap(i, eqns[i], *wraps[i]))
+                    elif i in lazy:
+                        body.extend(self.lazy_select(i, eqns[i], lazy[i]))
+                    else:
+                        body.extend(self.exact_identity(i, eqns[i], idents[i]))
+                    self.pools = pools
                 else:
                     body.extend(self.eqn(i, eqns[i]))
                 alive.extend(eqns[i].outvars)
@@ -893,7 +1016,13 @@ class _Gen:
             else:
                 alive = entering = [v for v in alive if self.last.get(v, -1) >= stop]
                 body.append("return [" + ", ".join(self.name[v] for v in entering) + "]")
-            chunks.append(f"def _c{ci}(S, args, consts):\n    " + "\n    ".join(body))
+            chunks.append(body)
+        if len(chunks) == 1:  # the one chunk is the function (no call of it, ~0.05 us)
+            return ("def _run(args, consts):\n    fp_ = _FP.set(_Q)  # NumPy's warnings off\n"
+                    "    try:\n        " + "\n        ".join(chunks[0]) +
+                    "\n    finally:\n        _FP.reset(fp_)\n")
+        chunks = [f"def _c{ci}(S, args, consts):\n    " + "\n    ".join(body)
+                  for ci, body in enumerate(chunks)]
         drv = ["def _run(args, consts):", "    t = _FP.set(_Q)  # NumPy's warnings off",
                "    try:", "        S = None"]
         drv += [f"        S = _c{ci}(S, args, consts)" for ci in range(len(chunks))]
@@ -960,6 +1089,7 @@ class _Gen:
             if self.last.get(x) == i and x not in self.outset and x not in self.pset:
                 dead.append(self.name[x])
         dead += [self.name[v] for v in outs if v not in self.last]
+        dead += [self.name[x] for x in self.also_dead.get(i, ())]
         if dead:
             lines.append("del " + ", ".join(dead))
         return lines
@@ -967,6 +1097,9 @@ class _Gen:
     def results(self):
         g = self.g
         lines, exprs, dyn = [], [], False
+        for keep, pool in self.pools or ():  # nothing else holds it: the next call's buffer
+            lines.append(f"if _rc({keep}) == {_RC}:")
+            lines.append(f"    {pool}.append({keep})")
         seen = set()
         for k, v in enumerate(g.outvars):
             if type(v) is Lit:
@@ -986,7 +1119,7 @@ class _Gen:
                 exprs.append(None)
                 dyn = True
         if not dyn:
-            return ["return [" + ", ".join(exprs) + "]"]
+            return lines + ["return [" + ", ".join(exprs) + "]"]
         for k, ex in enumerate(exprs):
             if ex is not None:
                 lines.append(f"o{k} = {ex}")
@@ -1004,6 +1137,9 @@ def _plain(e):
     name is run through its implementation)."""
     return REGISTRY.get(e.prim.name) is e.prim
 
+
+# correctly rounded IEEE operations: the same bits whatever the layout or loop NumPy takes
+_EXACT_UFUNCS = frozenset({np.add, np.subtract, np.multiply, np.true_divide, np.negative})
 
 # comparisons and bitwise operations: the implementation is this ufunc called on the operands
 _PLAIN_UFUNC = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
@@ -1031,7 +1167,7 @@ def _em_reduce(fn):
 
 def _known(gen, x):
     """Whether operand x is certainly a NumPy array or scalar (it has NumPy's methods)."""
-    return type(x) is not Lit and gen.prov.get(x) in (FRESH, VIEW, SCALAR, CONST)
+    return type(x) is not Lit and gen.prov.get(x) in (FRESH, VIEW, SCALAR, CONST, POOL)
 
 
 def _em_view(fn, param):
@@ -1039,10 +1175,12 @@ def _em_view(fn, param):
     def em(gen, e, ops, dts):
         arg = repr(tuple(e.params[param]))
         prov = VIEW if e.outvars[0].type.shape else None
+        # a 2-D array's transpose (1, 0) is its `.T` (~0.1 us less than the method call)
+        meth = "T" if fn == "transpose" and arg == "(1, 0)" else f"{fn}({arg})"
         if _known(gen, e.inputs[0]):
-            expr = f"{ops[0]}.{fn}({arg})"
+            expr = f"{ops[0]}.{meth}"
         else:  # an argument or constant: an ndarray's method, else NumPy's function
-            expr = f"({ops[0]}.{fn}({arg}) if type({ops[0]}) is _nd else _{fn}({ops[0]}, {arg}))"
+            expr = f"({ops[0]}.{meth} if type({ops[0]}) is _nd else _{fn}({ops[0]}, {arg}))"
         if e.outvars[0] in gen.ccopy:  # a C-ordered copy (see _Gen.plan_small_layouts)
             return f"{expr}.copy()", FRESH
         return expr, prov
@@ -1104,6 +1242,9 @@ def _em_bcast(gen, e, ops, dts):
     shp = gen.elided.get(v)
     if shp is None:
         return None
+    b = gen.shared.get(v)
+    if b is not None:  # a reshape of an earlier broadcast (see _Gen.plan_shared_broadcasts)
+        return f"{gen.name[b]}.reshape({tuple(v.type.shape)!r})", VIEW
     if v in gen.small:  # an array of its own: made empty, the operand assigned into it
         dt = gen.const(np.dtype(DTYPES[v.type.dtype]), "d")
         if shp == tuple(e.inputs[0].type.shape):
@@ -1112,7 +1253,18 @@ def _em_bcast(gen, e, ops, dts):
             fill = f"{ops[0]}.reshape({shp!r})"
         else:
             fill = f"_reshape({ops[0]}, {shp!r})"
-        return (f"_empty({tuple(v.type.shape)!r}, {dt})", fill), FRESH
+        make = f"_empty({tuple(v.type.shape)!r}, {dt})"
+        if gen.pools is None:
+            return (make, fill), FRESH
+        # a buffer of the plan's pool (np.empty costs ~0.15 us of the ~0.35 a made broadcast
+        # costs), held by a `P` local to the end of the call and given back to the pool only
+        # if nothing else holds it then (no view, result or alias of it): never written by
+        # `out=` (its reference count is never the one the test wants), never shared by two
+        # calls running at once (each pops its own or makes one)
+        pool = gen.const([], "pool")
+        keep = f"P{len(gen.pools)}"
+        gen.pools.append((keep, pool))
+        return (f"({keep} := ({pool}.pop() if {pool} else {make}))", fill), POOL
     if shp == tuple(e.inputs[0].type.shape):
         return ops[0], BVIEW  # NumPy aligns trailing axes: the operand itself broadcasts
     if _known(gen, e.inputs[0]):

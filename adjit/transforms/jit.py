@@ -65,7 +65,9 @@ class _Branch:
         self.graph, self.kinds, self.otd, self.pyvals = graph, kinds, otd, pyvals
         self.ndims = ndims
         self.replays = 0  # calls of the general path it served
-        self.direct = None  # the compiled code's generated entry, once it exists
+        # the compiled code's generated entry, once it exists (or the interpreter's plan of a
+        # graph that is never compiled: Interpreted.direct)
+        self.direct = None
         # the result pytree from the outputs in one generated expression (jitargs.py), made
         # by the branch's second replay (_LazyAssembler): not by the call that traced it
         self.assemble = _LazyAssembler(self)
@@ -215,7 +217,10 @@ class Jitted:
                 hit = self._replay(branches, vals, _run_concrete)
                 if hit is not None:
                     br, outs = hit
-                    br.direct = getattr(br.graph.native, "_fast", None)
+                    nat = br.graph.native
+                    # native code's generated entry, or the plan of a graph never compiled
+                    br.direct = nat.direct(br.graph) if type(nat) is Interpreted else \
+                        getattr(nat, "_fast", None)
                     return br.assemble(outs)
                 break
         try:

@@ -271,11 +271,17 @@ class Slots:
     def _plan(self, fn, depth, seen):
         seen.add(id(fn))
         p = _Plan(fn)
+        # adjit's own wrappers (grad's, jacrev's, ...): the package rebinds no cell (no
+        # `nonlocal`), so a scalar they hold (argnums, has_aux) is structure, fixed when the
+        # wrapper was made and traced as such, not a slot read and keyed on every call
+        mine = is_adjit_file(fn.__code__.co_filename)
         for i, c in enumerate(fn.__closure__ or ()):
             v = _cell(c)
             sub = self._sub(v, depth, seen, ("cell", c, None))
             if sub is not None:
                 p.cells.append((i, sub))
+            elif mine and type(v) in SCALARS:
+                continue
             elif _candidate(v):
                 self.trees = self.trees or is_tree(v)
                 p.cells.append((i, len(self.readers)))
