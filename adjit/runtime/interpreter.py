@@ -45,6 +45,7 @@ class Plan:
 
     __slots__ = (
         "due",
+        "eqns",
         "fn",
         "graph",
         "hoisted",
@@ -54,6 +55,7 @@ class Plan:
         "n_in",
         "name",
         "outs",
+        "pool",
         "runs",
         "size",
         "spent",
@@ -71,7 +73,7 @@ class Plan:
                 if type(x) is not Lit:
                     last[x] = i
         keep = {v for v in g.outvars if type(v) is not Lit}
-        steps, hoisted, known = [], [], set()
+        steps, hoisted, known, eqns = [], [], set(), []
         for i, e in enumerate(g.eqns):
             for v in e.outvars:
                 slot[v] = len(slot)
@@ -92,14 +94,16 @@ class Plan:
             outs = tuple(slot[v] for v in e.outvars)
             fn = _loop_fn(e)
             step = (fn or e.prim.impl, ins, {} if fn else e.params, outs, dead,
-                    _reuse(e, ins, dead, self.n_in + self.n_const))
+                    _reuse(e, ins, dead, self.n_in, self.n_in + self.n_const))
             if const:
                 hoisted.append(step[:4])
                 if dead:  # the constants read only by constants are dropped once computed
                     hoisted.append((None, (), {}, dead))
             else:
                 steps.append(step)
+                eqns.append(e)
         self.steps = steps
+        self.eqns = eqns  # each step's equation
         # a constant a per-call step or a result reads stays, though a constant read it last
         read = {s for st in steps for is_slot, s in st[1] if is_slot}
         read.update(s for is_slot, s in ((type(o) is not Lit, slot.get(o)) for o in g.outvars)
@@ -111,6 +115,7 @@ class Plan:
         self.outs = [(False, o.value) if type(o) is Lit else (True, slot[o]) for o in g.outvars]
         self.name = g.name
         self.graph = g
+        self.pool = None  # what `donated` needs, made on its first call (`_pool_info`)
         self.fn = None  # the generated function (see GEN_SECONDS_PER_EQN)
         self.spent = None  # seconds the loop has run (None: never)
         self.runs = 0  # calls the loop has served
@@ -179,6 +184,87 @@ class Plan:
             FP_STATE.reset(token)
         return [np.asarray(env[s]) if is_slot else s for is_slot, s in self.outs]
 
+    def donated(self, args, consts, donate):
+        """The graph's results as fresh arrays (see runtime.fresh), run by the loop on `args`, a
+        list the caller hands over: the arrays at the positions in `donate` become the loop's
+        own (their entries in `args` are cleared; the caller keeps no other reference to them:
+        forward values a trace computed, handed to the adjoint that reads them, jit of grad's
+        first call). An argument is written into (`out=`) at its last reader like an
+        intermediate, and a float elementwise result takes the buffer of a donated or
+        intermediate array that has died (`out=`: the same bits) before asking for a new one,
+        so the call touches no fresh memory where a buffer of its result's shape is free. A
+        buffer is kept for that only while a later equation may take it (so peak memory stays
+        that of the donated arrays and the loop's live values). Any other reference to an
+        array (a view, a Node, the caller) keeps it from being written or pooled."""
+        from . import fresh
+        keys, need, unread = self._pool_info()
+        env = [None] * self.size
+        env[:self.n_in] = args
+        for i in donate:
+            args[i] = None
+        env[self.n_in:self.n_in + self.n_const] = [getattr(c, "val", c) for c in consts]
+        pool = {}
+        for s in donate:
+            if s in unread:  # read by nothing: a spare buffer from the start
+                _pool_put(pool, env, s, need[0])
+        token = FP_STATE.set(FP_QUIET)  # NumPy's warnings off (see adjit/_fp.py)
+        try:
+            kept = self.kept
+            if kept is None and self.hoisted:
+                kept = self.kept = self._constants()
+            if kept:
+                for s, v in kept:
+                    env[s] = v
+            for i, (impl, ins, params, outs, dead, reuse) in enumerate(self.steps):
+                vals = [env[s] if is_slot else s for is_slot, s in ins]
+                r = None
+                if reuse is not None:
+                    r = _into(reuse, vals)
+                if r is None:
+                    k = keys[i]
+                    spare = pool.get(k[1]) if k is not None else None
+                    if spare:
+                        b = spare.pop()
+                        r = k[0](*vals, out=b)
+                        b = None
+                    else:
+                        r = impl(*vals, **params) if params else impl(*vals)
+                vals = None
+                if len(outs) == 1:
+                    env[outs[0]] = r
+                elif outs:  # several results (a guard has none)
+                    for s, v in zip(outs, r):
+                        env[s] = v
+                r = None  # no stray reference: the next step may reuse its buffer
+                for s in dead:
+                    if env[s] is not None:
+                        _pool_put(pool, env, s, need[i + 1])
+        finally:
+            FP_STATE.reset(token)
+        pool = None
+        outs = [np.asarray(env[s]) if is_slot else s for is_slot, s in self.outs]
+        env = None
+        return fresh(outs, [a for a in args if a is not None], consts)
+
+    def _pool_info(self):
+        """For `donated`: (per step, (ufunc, (shape, dtype)) of a float elementwise result a
+        pooled buffer may take, or None; per step index, the number of such results of each
+        (shape, dtype) from that step on; the argument slots nothing reads)."""
+        info = self.pool
+        if info is None:
+            keys = [_pool_key(e) for e in self.eqns]
+            need, acc = [None] * len(keys) + [{}], {}
+            for i in range(len(keys) - 1, -1, -1):
+                k = keys[i]
+                if k is not None:
+                    acc = dict(acc)
+                    acc[k[1]] = acc.get(k[1], 0) + 1
+                need[i] = acc
+            read = {s for st in self.steps for is_slot, s in st[1] if is_slot}
+            read.update(s for is_slot, s in self.outs if is_slot)
+            info = self.pool = (keys, need, frozenset(range(self.n_in)) - read)
+        return info
+
     def _constants(self):
         """The hoisted equations run once: [(slot, value)] of those a per-call step reads,
         each array made read-only (never written in place: `_into` and `fresh` test the flag;
@@ -207,9 +293,11 @@ _getrefcount = sys.getrefcount
 _nd = np.ndarray
 
 
-def _reuse(e, ins, dead, first_step_slot):
+def _reuse(e, ins, dead, n_in, first_step_slot):
     """(ufunc, ((operand position, expected reference count), ...)) when equation `e` may write
-    its result into an operand that dies at it, else None."""
+    its result into an operand that dies at it, else None. An argument (slot < n_in) is a
+    candidate too: the caller's list of arguments holds another reference, so it is written
+    into only when handed over (`Plan.donated`)."""
     uf = getattr(e.prim.impl, "ufunc", None)
     if uf is None or len(e.outvars) != 1 or uf.nout != 1 or uf.nin != len(e.inputs):
         return None
@@ -219,13 +307,44 @@ def _reuse(e, ins, dead, first_step_slot):
         return None
     cands = []
     for k, ((is_slot, s), x) in enumerate(zip(ins, e.inputs)):
-        if is_slot and s in dead and s >= first_step_slot and x.type.shape == t.shape and \
+        if is_slot and s in dead and (s < n_in or s >= first_step_slot) and \
+                x.type.shape == t.shape and \
                 all(c[0] != s for c in cands):
             # references while it runs: its env slot, each occurrence in the operand list,
             # `_into`'s local name, getrefcount's own argument
             n = sum(1 for b, s2 in ins if b and s2 == s)
             cands.append((s, k, 3 + n))
     return (uf, tuple((k, n) for _, k, n in cands)) if cands else None
+
+
+def _pool_key(e):
+    """(ufunc, (shape, dtype)) when `e` is a float elementwise ufunc equation whose result may
+    be written into a spare buffer of that shape and dtype (`Plan.donated`), else None: the
+    same bits as its implementation, as for `_reuse`."""
+    uf = getattr(e.prim.impl, "ufunc", None)
+    if uf is None or len(e.outvars) != 1 or uf.nout != 1 or uf.nin != len(e.inputs):
+        return None
+    t = e.outvars[0].type
+    if t.dtype not in ("f32", "f64") or not t.shape or \
+            any(type(x) is not Lit and x.type.dtype != t.dtype for x in e.inputs):
+        return None
+    return uf, (tuple(t.shape), np.dtype(DTYPES[t.dtype]))
+
+
+def _pool_put(pool, env, s, need):
+    """Slot `s` dies: its array joins `pool` (key (shape, dtype) -> spare buffers) when it is
+    the loop's alone (owning, writable, C-ordered, no other reference) and a later equation
+    (`need`: how many of each key remain) may take it; the slot is cleared either way."""
+    b = env[s]
+    env[s] = None
+    if type(b) is _nd and b.base is None and b.flags.writeable and b.flags.c_contiguous and \
+            _getrefcount(b) == _RC:
+        k = (b.shape, b.dtype)
+        spare = pool.get(k)
+        if spare is None:
+            spare = pool[k] = []
+        if len(spare) < need.get(k, 0):
+            spare.append(b)
 
 
 def _into(reuse, vals):
