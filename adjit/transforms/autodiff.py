@@ -103,8 +103,9 @@ def _inline_vjp(g, vals, nodes, t, ct):
     each derivative rule as it runs (computed by `bind`); on arrays of at least
     INTERPRET_MIN_SIZE elements the adjoint's values come from the interpreter tier's
     optimised plan of `adjoint_graph(g)` (no `pow x 1.0`, no materialised broadcasts, buffers
-    freed and reused), fed the forward's values. None when it does not apply (a value
-    unknown, a value on the eager tape, a custom rule's residuals): the caller derives."""
+    freed and reused), fed the forward's values. `ct`: grad's seed (`_seed`: ones), which
+    that graph has as a `full` of 1.0. None when it does not apply (a value unknown, a value
+    on the eager tape, a custom rule's residuals): the caller derives."""
     if STATE.stack[-1].kind not in _INLINE_KINDS:
         return None
     outer = [lf.outer for lf in t.leaves]
@@ -125,7 +126,8 @@ def _inline_vjp(g, vals, nodes, t, ct):
         return out + [cts[v] if v in cts else ops.zeros(v.type.shape, v.type.dtype)
                       for v in g.invars]
     text, bs, _ = literals.slots(g)
-    a = derived("adjoint", g, lambda: adjoint_graph(g, wrt), tuple(bs), text=text)
+    # grad's seed is 1.0 (`_seed`): the adjoint multiplies by no broadcast 1.0
+    a = derived("adjoint", g, lambda: adjoint_graph(g, wrt, seed=1.0), tuple(bs), text=text)
     # forward values that are no output are released at both levels. Inside jit (every
     # enclosing level a jit trace: nothing reads a value of g's forward again but the adjoint)
     # they are handed to the adjoint's plan, which writes its results into the buffers of
