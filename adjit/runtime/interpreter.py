@@ -21,10 +21,13 @@ fresh arrays (`runtime.fresh`), as native code's are.
 In-place reuse: a float elementwise equation whose implementation is a NumPy ufunc writes its
 result into an operand that dies at that equation (`ufunc(..., out=operand)`), when that operand
 has the result's shape and dtype and is a buffer the interpreter itself allocated and nothing
-else holds: an intermediate (never an argument, a constant or an output slot of the graph),
-owning its memory, writable, and with no other reference (CPython's reference count: no view of
-it, no other slot or local, no caller holds it). A ufunc gives the same bits with or without
-`out=`.
+else holds: an intermediate (never a constant or an output slot of the graph; an argument
+only when the caller handed it over, `Plan.donated`), owning its memory, writable, and with no
+other reference (CPython's reference count: no view of it, no other slot or local, no caller
+holds it). A ufunc gives the same bits with or without `out=`. `Plan.donated` (jit of grad's
+first call: the adjoint fed the forward values the trace computed) also keeps the buffers of
+dead values for later float elementwise results of their shape, while a later equation may
+take them, instead of allocating.
 """
 from __future__ import annotations
 
