@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from bisect import bisect_left
 
 import numpy as np
 
@@ -97,7 +98,7 @@ class Plan:
             outs = tuple(slot[v] for v in e.outvars)
             fn = _loop_fn(e)
             step = (fn or e.prim.impl, ins, {} if fn else e.params, outs, dead,
-                    _reuse(e, ins, dead, self.n_in, self.n_in + self.n_const))
+                    _reuse(e, ins, dead, self.n_in + self.n_const))
             if const:
                 hoisted.append(step[:4])
                 if dead:  # the constants read only by constants are dropped once computed
@@ -200,7 +201,7 @@ class Plan:
         that of the donated arrays and the loop's live values). Any other reference to an
         array (a view, a Node, the caller) keeps it from being written or pooled."""
         from . import fresh
-        keys, need, unread = self._pool_info()
+        keys, need, unread, reuses = self._pool_info()
         env = [None] * self.size
         env[:self.n_in] = args
         for i in donate:
@@ -209,7 +210,7 @@ class Plan:
         pool = {}
         for s in donate:
             if s in unread:  # read by nothing: a spare buffer from the start
-                _pool_put(pool, env, s, need[0])
+                _pool_put(pool, env, s, need, 0)
         token = FP_STATE.set(FP_QUIET)  # NumPy's warnings off (see adjit/_fp.py)
         try:
             kept = self.kept
@@ -218,9 +219,10 @@ class Plan:
             if kept:
                 for s, v in kept:
                     env[s] = v
-            for i, (impl, ins, params, outs, dead, reuse) in enumerate(self.steps):
+            for i, (impl, ins, params, outs, dead, _) in enumerate(self.steps):
                 vals = [env[s] if is_slot else s for is_slot, s in ins]
                 r = None
+                reuse = reuses[i]
                 if reuse is not None:
                     r = _into(reuse, vals)
                 if r is None:
@@ -241,7 +243,7 @@ class Plan:
                 r = None  # no stray reference: the next step may reuse its buffer
                 for s in dead:
                     if env[s] is not None:
-                        _pool_put(pool, env, s, need[i + 1])
+                        _pool_put(pool, env, s, need, i + 1)
         finally:
             FP_STATE.reset(token)
         pool = None
@@ -251,21 +253,22 @@ class Plan:
 
     def _pool_info(self):
         """For `donated`: (per step, (ufunc, (shape, dtype)) of a float elementwise result a
-        pooled buffer may take, or None; per step index, the number of such results of each
-        (shape, dtype) from that step on; the argument slots nothing reads)."""
+        pooled buffer may take, or None; per (shape, dtype), the indices of those steps in
+        order; the argument slots nothing reads; per step, its
+        `_reuse` with the arguments that die there as candidates)."""
         info = self.pool
         if info is None:
             keys = [_pool_key(e) for e in self.eqns]
-            need, acc = [None] * len(keys) + [{}], {}
-            for i in range(len(keys) - 1, -1, -1):
-                k = keys[i]
+            need = {}  # (shape, dtype) -> the steps whose result may take such a buffer
+            for i, k in enumerate(keys):
                 if k is not None:
-                    acc = dict(acc)
-                    acc[k[1]] = acc.get(k[1], 0) + 1
-                need[i] = acc
+                    need.setdefault(k[1], []).append(i)
             read = {s for st in self.steps for is_slot, s in st[1] if is_slot}
             read.update(s for is_slot, s in self.outs if is_slot)
-            info = self.pool = (keys, need, frozenset(range(self.n_in)) - read)
+            first = self.n_in + self.n_const
+            reuses = [_reuse(e, st[1], st[4], first, self.n_in)
+                      for e, st in zip(self.eqns, self.steps)]
+            info = self.pool = (keys, need, frozenset(range(self.n_in)) - read, reuses)
         return info
 
     def _constants(self):
@@ -296,11 +299,10 @@ _getrefcount = sys.getrefcount
 _nd = np.ndarray
 
 
-def _reuse(e, ins, dead, n_in, first_step_slot):
+def _reuse(e, ins, dead, first_step_slot, n_in=0):
     """(ufunc, ((operand position, expected reference count), ...)) when equation `e` may write
-    its result into an operand that dies at it, else None. An argument (slot < n_in) is a
-    candidate too: the caller's list of arguments holds another reference, so it is written
-    into only when handed over (`Plan.donated`)."""
+    its result into an operand that dies at it, else None: an intermediate, or (`Plan.donated`)
+    an argument (slot < n_in) the caller handed over."""
     uf = getattr(e.prim.impl, "ufunc", None)
     if uf is None or len(e.outvars) != 1 or uf.nout != 1 or uf.nin != len(e.inputs):
         return None
@@ -334,10 +336,12 @@ def _pool_key(e):
     return uf, (tuple(t.shape), np.dtype(DTYPES[t.dtype]))
 
 
-def _pool_put(pool, env, s, need):
-    """Slot `s` dies: its array joins `pool` (key (shape, dtype) -> spare buffers) when it is
-    the loop's alone (owning, writable, C-ordered, no other reference) and a later equation
-    (`need`: how many of each key remain) may take it; the slot is cleared either way."""
+def _pool_put(pool, env, s, need, j):
+    """Slot `s` dies before step `j`: its array joins `pool` (key (shape, dtype) -> spare
+    buffers) when it is the loop's alone (owning, writable, C-ordered, no other reference) and
+    a step from `j` on may take it (`need`: key -> indices of the steps whose result may take
+    such a buffer), no more buffers of a key than such steps remain; the slot is cleared
+    either way."""
     b = env[s]
     env[s] = None
     if type(b) is _nd and b.base is None and b.flags.writeable and b.flags.c_contiguous and \
@@ -346,7 +350,8 @@ def _pool_put(pool, env, s, need):
         spare = pool.get(k)
         if spare is None:
             spare = pool[k] = []
-        if len(spare) < need.get(k, 0):
+        steps = need.get(k)
+        if steps and len(spare) < len(steps) - bisect_left(steps, j):
             spare.append(b)
 
 
