@@ -3,17 +3,19 @@ interpreted call (issue 18: <= 1.5x NumPy).
 
     python benchmarks/interp_tier.py [W2 W3 W4 W5] [--n4 10000000] [--calls 5]
 
-Each (workload, implementation) runs in a fresh process under `/usr/bin/time -v` (its maximum
-resident set size) with ADJIT_TIER=interp, so every adjit call after the first is interpreted:
+Each (workload, implementation) runs in a fresh process with ADJIT_TIER=interp, so every
+adjit call after the first is interpreted:
 - `first`: the first call (adjit.jit: the trace, which evaluates while recording);
 - `early`: the median of the next `--calls` calls (a plan's first calls run its loop);
 - `interp`: the median of `--calls` calls after a warm-up (calls until 0.3 s or 200 calls have
   run: a plan generates its straight-line function once its loop has run about as long as
   generating takes), the steady interpreted call;
 - `numpy`: the median of NumPy by hand (the workload's reference), measured the same way;
-- `extra MB: first`: the process's maximum RSS (/usr/bin/time -v) minus the RSS right before
-  the first call; `interp` / `numpy`: the high-water mark during the steady calls above the
-  RSS before them (Linux: reset through /proc/self/clear_refs).
+- `extra MB: first`: the high-water mark of the RSS during the first call above the RSS right
+  before it; `interp` / `numpy`: the high-water mark during the steady calls above the RSS
+  before them (Linux: the mark is reset through /proc/self/clear_refs before each; that reset
+  also resets what `/usr/bin/time -v` reports as the process's maximum RSS, so that figure is
+  the steady calls' high-water mark, and it is not used).
 `--n4` sets W4's element count (its default is 1,000,000).
 """
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -56,10 +57,12 @@ def child(name, impl, calls, n4):
         mod.N = n4
     w = mod.workload()
     run = w.impls[impl](w.inputs(0))
+    _hwm_reset()
     base = _rss_mb()
     t0 = time.perf_counter()
     run()
     first = time.perf_counter() - t0
+    first_extra = _status_mb("VmHWM") - base
 
     def timed(n):
         ts = []
@@ -77,20 +80,17 @@ def child(name, impl, calls, n4):
     _hwm_reset()
     steady = statistics.median(timed(calls))
     print(json.dumps({"first": first, "early": early, "next": steady, "base": base,
-                      "next_extra": _status_mb("VmHWM") - base2}))
+                      "first_extra": first_extra, "next_extra": _status_mb("VmHWM") - base2}))
 
 
 def measure(name, impl, calls, n4):
     env = dict(os.environ, ADJIT_TIER="interp", OMP_NUM_THREADS="2",
                OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
-    r = subprocess.run(["/usr/bin/time", "-v", sys.executable, __file__, "--child", name, impl,
+    r = subprocess.run([sys.executable, __file__, "--child", name, impl,
                         str(calls), str(n4 or 0)], capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise RuntimeError(r.stderr[-2000:])
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))
-    out["peak"] = peak / 1024
-    out["extra"] = out["peak"] - out["base"]
     return out
 
 
@@ -115,7 +115,7 @@ def main(argv=None):
         print(f"{label:10} {ad['first'] * 1e3:10.2f}ms {ad['early'] * 1e3:8.3f}ms "
               f"{ad['next'] * 1e3:8.3f}ms {npy['next'] * 1e3:8.3f}ms "
               f"{ad['next'] / npy['next']:8.2f}x {ad['early'] / npy['next']:7.2f}x "
-              f"{ad['first'] / npy['next']:7.1f}x {ad['extra']:15.1f} {ad['next_extra']:7.1f} "
+              f"{ad['first'] / npy['next']:7.1f}x {ad['first_extra']:15.1f} {ad['next_extra']:7.1f} "
               f"{npy['next_extra']:7.1f}",
               flush=True)
 

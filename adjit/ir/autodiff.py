@@ -266,11 +266,13 @@ def replay_with_values(g: Graph, ins, cs, values):
     return env
 
 
-def adjoint_graph(g: Graph, wrt) -> Graph:
+def adjoint_graph(g: Graph, wrt, seed=None) -> Graph:
     """The adjoint half of `vjp_graph(g, wrt)`: (g's invars..., the results of g's equations in
     order..., one ct per output) -> (d/d invars[wrt]...). It reads the forward's values as
     inputs instead of computing them, for a caller that has them (grad inside jit: the values
-    computed while tracing). g's constvars stay its leading constvars (same binding)."""
+    computed while tracing). g's constvars stay its leading constvars (same binding). `seed`: a
+    number every ct is filled with (grad's 1.0), recorded as a `full` the passes can read
+    (`x * 1.0` is x: no product by a broadcast seed), the ct inputs then unread."""
     with new_trace("vjp") as tr:
         env = {v: _abstract(v, tr) for v in g.invars}
         cs = [_abstract(v, tr) for v in g.constvars]
@@ -279,7 +281,9 @@ def adjoint_graph(g: Graph, wrt) -> Graph:
         env.update((v, _abstract(v, tr)) for v in fwd)
         ct_nodes = [_abstract(v, tr) for v in g.outvars]
         wrt_vars = [g.invars[i] for i in wrt]
-        cts = backward_pass(g, env, list(zip(g.outvars, ct_nodes)), wrt_vars)
+        seeds = ct_nodes if seed is None else \
+            [ops.full(v.type.shape, seed, v.type.dtype) for v in g.outvars]
+        cts = backward_pass(g, env, list(zip(g.outvars, seeds)), wrt_vars)
         grads = []
         for v in wrt_vars:
             c = cts.get(v)

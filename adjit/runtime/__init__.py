@@ -434,11 +434,13 @@ def run_graph(g, args, consts=None):
 _TRACE_PLANS: "dict" = {}  # id(graph) -> (graph, Plan of its optimised graph): see interpret
 
 
-def interpret(g, args, consts=None):
+def interpret(g, args, consts=None, donate=()):
     """Evaluate `g` on NumPy arrays on the interpreter tier (its optimised graph), never
     compiling and without counting a call of `g`: how a transform computes, while tracing, the
     values of a derived graph it records into an enclosing trace (jit of grad). Native code
-    already linked for `g` serves instead. Returns a list of fresh arrays."""
+    already linked for `g` serves instead. Returns a list of fresh arrays. `donate`: positions
+    of `args` (a list handed over) whose arrays the caller no longer holds, which the plan may
+    write into and reuse (`Plan.donated`)."""
     cs = g.consts if consts is None else consts
     cg = g.native
     if cg is not None and type(cg) is not Interpreted:
@@ -454,6 +456,8 @@ def interpret(g, args, consts=None):
                 _TRACE_PLANS.pop(next(iter(_TRACE_PLANS)))
             hit = _TRACE_PLANS[id(g)] = (g, Plan(optimize(g)))
         plan = hit[1]
+    if donate:
+        return plan.donated(args, cs, donate)  # fresh arrays
     return plan(args, cs)  # fresh arrays
 
 

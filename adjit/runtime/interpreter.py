@@ -21,16 +21,20 @@ fresh arrays (`runtime.fresh`), as native code's are.
 In-place reuse: a float elementwise equation whose implementation is a NumPy ufunc writes its
 result into an operand that dies at that equation (`ufunc(..., out=operand)`), when that operand
 has the result's shape and dtype and is a buffer the interpreter itself allocated and nothing
-else holds: an intermediate (never an argument, a constant or an output slot of the graph),
-owning its memory, writable, and with no other reference (CPython's reference count: no view of
-it, no other slot or local, no caller holds it). A ufunc gives the same bits with or without
-`out=`.
+else holds: an intermediate (never a constant or an output slot of the graph; an argument
+only when the caller handed it over, `Plan.donated`), owning its memory, writable, and with no
+other reference (CPython's reference count: no view of it, no other slot or local, no caller
+holds it). A ufunc gives the same bits with or without `out=`. `Plan.donated` (jit of grad's
+first call: the adjoint fed the forward values the trace computed) also keeps the buffers of
+dead values for later float elementwise results of their shape, while a later equation may
+take them, instead of allocating.
 """
 from __future__ import annotations
 
 import math
 import sys
 import time
+from bisect import bisect_left
 
 import numpy as np
 
@@ -45,6 +49,7 @@ class Plan:
 
     __slots__ = (
         "due",
+        "eqns",
         "fn",
         "graph",
         "hoisted",
@@ -54,6 +59,7 @@ class Plan:
         "n_in",
         "name",
         "outs",
+        "pool",
         "runs",
         "size",
         "spent",
@@ -71,7 +77,7 @@ class Plan:
                 if type(x) is not Lit:
                     last[x] = i
         keep = {v for v in g.outvars if type(v) is not Lit}
-        steps, hoisted, known = [], [], set()
+        steps, hoisted, known, eqns = [], [], set(), []
         for i, e in enumerate(g.eqns):
             for v in e.outvars:
                 slot[v] = len(slot)
@@ -99,7 +105,9 @@ class Plan:
                     hoisted.append((None, (), {}, dead))
             else:
                 steps.append(step)
+                eqns.append(e)
         self.steps = steps
+        self.eqns = eqns  # each step's equation
         # a constant a per-call step or a result reads stays, though a constant read it last
         read = {s for st in steps for is_slot, s in st[1] if is_slot}
         read.update(s for is_slot, s in ((type(o) is not Lit, slot.get(o)) for o in g.outvars)
@@ -111,6 +119,7 @@ class Plan:
         self.outs = [(False, o.value) if type(o) is Lit else (True, slot[o]) for o in g.outvars]
         self.name = g.name
         self.graph = g
+        self.pool = None  # what `donated` needs, made on its first call (`_pool_info`)
         self.fn = None  # the generated function (see GEN_SECONDS_PER_EQN)
         self.spent = None  # seconds the loop has run (None: never)
         self.runs = 0  # calls the loop has served
@@ -179,6 +188,89 @@ class Plan:
             FP_STATE.reset(token)
         return [np.asarray(env[s]) if is_slot else s for is_slot, s in self.outs]
 
+    def donated(self, args, consts, donate):
+        """The graph's results as fresh arrays (see runtime.fresh), run by the loop on `args`, a
+        list the caller hands over: the arrays at the positions in `donate` become the loop's
+        own (their entries in `args` are cleared; the caller keeps no other reference to them:
+        forward values a trace computed, handed to the adjoint that reads them, jit of grad's
+        first call). An argument is written into (`out=`) at its last reader like an
+        intermediate, and a float elementwise result takes the buffer of a donated or
+        intermediate array that has died (`out=`: the same bits) before asking for a new one,
+        so the call touches no fresh memory where a buffer of its result's shape is free. A
+        buffer is kept for that only while a later equation may take it (so peak memory stays
+        that of the donated arrays and the loop's live values). Any other reference to an
+        array (a view, a Node, the caller) keeps it from being written or pooled."""
+        from . import fresh
+        keys, need, unread, reuses = self._pool_info()
+        env = [None] * self.size
+        env[:self.n_in] = args
+        for i in donate:
+            args[i] = None
+        env[self.n_in:self.n_in + self.n_const] = [getattr(c, "val", c) for c in consts]
+        pool = {}
+        for s in donate:
+            if s in unread:  # read by nothing: a spare buffer from the start
+                _pool_put(pool, env, s, need, 0)
+        token = FP_STATE.set(FP_QUIET)  # NumPy's warnings off (see adjit/_fp.py)
+        try:
+            kept = self.kept
+            if kept is None and self.hoisted:
+                kept = self.kept = self._constants()
+            if kept:
+                for s, v in kept:
+                    env[s] = v
+            for i, (impl, ins, params, outs, dead, _) in enumerate(self.steps):
+                vals = [env[s] if is_slot else s for is_slot, s in ins]
+                r = None
+                reuse = reuses[i]
+                if reuse is not None:
+                    r = _into(reuse, vals)
+                if r is None:
+                    k = keys[i]
+                    spare = pool.get(k[1]) if k is not None else None
+                    if spare:
+                        b = spare.pop()
+                        r = k[0](*vals, out=b)
+                        b = None
+                    else:
+                        r = impl(*vals, **params) if params else impl(*vals)
+                vals = None
+                if len(outs) == 1:
+                    env[outs[0]] = r
+                elif outs:  # several results (a guard has none)
+                    for s, v in zip(outs, r):
+                        env[s] = v
+                r = None  # no stray reference: the next step may reuse its buffer
+                for s in dead:
+                    if env[s] is not None:
+                        _pool_put(pool, env, s, need, i + 1)
+        finally:
+            FP_STATE.reset(token)
+        pool = None
+        outs = [np.asarray(env[s]) if is_slot else s for is_slot, s in self.outs]
+        env = None
+        return fresh(outs, [a for a in args if a is not None], consts)
+
+    def _pool_info(self):
+        """For `donated`: (per step, (ufunc, (shape, dtype)) of a float elementwise result a
+        pooled buffer may take, or None; per (shape, dtype), the indices of those steps in
+        order; the argument slots nothing reads; per step, its
+        `_reuse` with the arguments that die there as candidates)."""
+        info = self.pool
+        if info is None:
+            keys = [_pool_key(e) for e in self.eqns]
+            need = {}  # (shape, dtype) -> the steps whose result may take such a buffer
+            for i, k in enumerate(keys):
+                if k is not None:
+                    need.setdefault(k[1], []).append(i)
+            read = {s for st in self.steps for is_slot, s in st[1] if is_slot}
+            read.update(s for is_slot, s in self.outs if is_slot)
+            first = self.n_in + self.n_const
+            reuses = [_reuse(e, st[1], st[4], first, self.n_in)
+                      for e, st in zip(self.eqns, self.steps)]
+            info = self.pool = (keys, need, frozenset(range(self.n_in)) - read, reuses)
+        return info
+
     def _constants(self):
         """The hoisted equations run once: [(slot, value)] of those a per-call step reads,
         each array made read-only (never written in place: `_into` and `fresh` test the flag;
@@ -207,9 +299,10 @@ _getrefcount = sys.getrefcount
 _nd = np.ndarray
 
 
-def _reuse(e, ins, dead, first_step_slot):
+def _reuse(e, ins, dead, first_step_slot, n_in=0):
     """(ufunc, ((operand position, expected reference count), ...)) when equation `e` may write
-    its result into an operand that dies at it, else None."""
+    its result into an operand that dies at it, else None: an intermediate, or (`Plan.donated`)
+    an argument (slot < n_in) the caller handed over."""
     uf = getattr(e.prim.impl, "ufunc", None)
     if uf is None or len(e.outvars) != 1 or uf.nout != 1 or uf.nin != len(e.inputs):
         return None
@@ -219,13 +312,47 @@ def _reuse(e, ins, dead, first_step_slot):
         return None
     cands = []
     for k, ((is_slot, s), x) in enumerate(zip(ins, e.inputs)):
-        if is_slot and s in dead and s >= first_step_slot and x.type.shape == t.shape and \
+        if is_slot and s in dead and (s < n_in or s >= first_step_slot) and \
+                x.type.shape == t.shape and \
                 all(c[0] != s for c in cands):
             # references while it runs: its env slot, each occurrence in the operand list,
             # `_into`'s local name, getrefcount's own argument
             n = sum(1 for b, s2 in ins if b and s2 == s)
             cands.append((s, k, 3 + n))
     return (uf, tuple((k, n) for _, k, n in cands)) if cands else None
+
+
+def _pool_key(e):
+    """(ufunc, (shape, dtype)) when `e` is a float elementwise ufunc equation whose result may
+    be written into a spare buffer of that shape and dtype (`Plan.donated`), else None: the
+    same bits as its implementation, as for `_reuse`."""
+    uf = getattr(e.prim.impl, "ufunc", None)
+    if uf is None or len(e.outvars) != 1 or uf.nout != 1 or uf.nin != len(e.inputs):
+        return None
+    t = e.outvars[0].type
+    if t.dtype not in ("f32", "f64") or not t.shape or \
+            any(type(x) is not Lit and x.type.dtype != t.dtype for x in e.inputs):
+        return None
+    return uf, (tuple(t.shape), np.dtype(DTYPES[t.dtype]))
+
+
+def _pool_put(pool, env, s, need, j):
+    """Slot `s` dies before step `j`: its array joins `pool` (key (shape, dtype) -> spare
+    buffers) when it is the loop's alone (owning, writable, C-ordered, no other reference) and
+    a step from `j` on may take it (`need`: key -> indices of the steps whose result may take
+    such a buffer), no more buffers of a key than such steps remain; the slot is cleared
+    either way."""
+    b = env[s]
+    env[s] = None
+    if type(b) is _nd and b.base is None and b.flags.writeable and b.flags.c_contiguous and \
+            _getrefcount(b) == _RC:
+        k = (b.shape, b.dtype)
+        spare = pool.get(k)
+        if spare is None:
+            spare = pool[k] = []
+        steps = need.get(k)
+        if steps and len(spare) < len(steps) - bisect_left(steps, j):
+            spare.append(b)
 
 
 def _into(reuse, vals):

@@ -69,14 +69,19 @@ def _interpretable(g, args, consts):
                for v in itertools.chain(g.invars, g.outvars) if type(v) is not Lit)
 
 
-def _record_interpreted(g, args, consts):
+def _record_interpreted(g, args, consts, donate=()):
     """g's results inside an enclosing trace: its equations recorded there without computing,
     their values computed once by the interpreter tier on the optimised graph (no `pow x 1.0`,
     no materialised broadcasts, each intermediate freed after its last use). A guard of g is
-    checked by that run."""
+    checked by that run. `donate`: positions of `args`, Nodes whose values nothing else will
+    read: their values are handed to the plan (the Nodes' `val` cleared), which writes into
+    and reuses those buffers (runtime.interpret)."""
     vals = [a.val if isinstance(a, Node) else a for a in args]
+    for i in donate:
+        if isinstance(args[i], Node):
+            args[i].val = None
     cvals = [c.val if isinstance(c, Node) else c for c in consts]
-    outs = _interpret(g, vals, cvals)
+    outs = _interpret(g, vals, cvals, donate)
     with recording_only():
         res = eval_graph(g, args, consts)
     for r, o in zip(res, outs):
@@ -98,8 +103,9 @@ def _inline_vjp(g, vals, nodes, t, ct):
     each derivative rule as it runs (computed by `bind`); on arrays of at least
     INTERPRET_MIN_SIZE elements the adjoint's values come from the interpreter tier's
     optimised plan of `adjoint_graph(g)` (no `pow x 1.0`, no materialised broadcasts, buffers
-    freed and reused), fed the forward's values. None when it does not apply (a value
-    unknown, a value on the eager tape, a custom rule's residuals): the caller derives."""
+    freed and reused), fed the forward's values. `ct`: grad's seed (`_seed`: ones), which
+    that graph has as a `full` of 1.0. None when it does not apply (a value unknown, a value
+    on the eager tape, a custom rule's residuals): the caller derives."""
     if STATE.stack[-1].kind not in _INLINE_KINDS:
         return None
     outer = [lf.outer for lf in t.leaves]
@@ -120,22 +126,40 @@ def _inline_vjp(g, vals, nodes, t, ct):
         return out + [cts[v] if v in cts else ops.zeros(v.type.shape, v.type.dtype)
                       for v in g.invars]
     text, bs, _ = literals.slots(g)
-    a = derived("adjoint", g, lambda: adjoint_graph(g, wrt), tuple(bs), text=text)
-    # forward values the adjoint does not read (and that are no output) are dropped before it
-    # runs, at both levels: peak memory is the values the adjoint needs, not the whole forward
+    # grad's seed is 1.0 (`_seed`): the adjoint multiplies by no broadcast 1.0
+    a = derived("adjoint", g, lambda: adjoint_graph(g, wrt, seed=1.0), tuple(bs), text=text)
+    # forward values that are no output are released at both levels. Inside jit (every
+    # enclosing level a jit trace: nothing reads a value of g's forward again but the adjoint)
+    # they are handed to the adjoint's plan, which writes its results into the buffers of
+    # those it has read for the last time and of those it does not read, instead of touching
+    # fresh memory (runtime.interpret's `donate`); elsewhere those the adjoint does not read
+    # are dropped before it runs. Peak memory is the forward's, not the forward's plus the
+    # adjoint's.
     used = {x for e in a.eqns for x in e.inputs if type(x) is not Lit}
     used.update(a.outvars)
     fvars = [v for e in g.eqns for v in e.outvars]
     keep = set(g.outvars)
-    for v, av in zip(fvars, a.invars[len(g.invars):]):
-        if av not in used and v not in keep:
-            for m in (env[v], nodes.get(v)):
-                if isinstance(m, Node):
-                    m.val = None
-            vals.pop(v, None)
+    give = all(tr.kind == "jit" for tr in STATE.stack[1:])
+    donate = []
+    for k, (v, av) in enumerate(zip(fvars, a.invars[len(g.invars):])):
+        if v in keep:
+            continue
+        if give:
+            donate.append(len(g.invars) + k)
+        elif av in used:
+            continue
+        else:
+            m = env[v]
+            if isinstance(m, Node):
+                m.val = None
+        m = nodes.get(v)
+        if isinstance(m, Node):
+            m.val = None
+        vals.pop(v, None)
     fwd = [env[v] for v in fvars]
+    m = None
     return out + _record_interpreted(a, [env[v] for v in g.invars] + fwd + [ct],
-                                     cs + list(a.consts[len(cs):]))
+                                     cs + list(a.consts[len(cs):]), donate)
 
 
 _CACHE: "collections.OrderedDict" = collections.OrderedDict()
