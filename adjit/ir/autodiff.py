@@ -156,7 +156,19 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
     or has `max_size` elements or more, a value read is live in an enclosing recorder (a Tensor
     requiring grad), or a rule needs residuals (a custom_vjp's forward); the caller then
     derives the graph. Returns (cotangents, the values read that are not recorded at `trace`:
-    the graph's constants)."""
+    the graph's constants). `eager_plan` + `eager_run`."""
+    plan = eager_plan(roots, trace, inputs, max_size)
+    if plan is None:
+        return None
+    return eager_run(plan, roots, inputs, out_cts), plan[2]
+
+
+def eager_plan(roots, trace, inputs, max_size):
+    """What `eager_backward` runs, found once (vjp's pullback may run it several times):
+    (the (record, result Node or tuple of them) pairs in reverse recording order, the Nodes
+    a derivative of `inputs` flows through, the values read that are not recorded at
+    `trace`), or None where `eager_backward` refuses. The pairs read their operands' values
+    (`Node.val`) when run."""
     for n in inputs:
         if n.val is None or prod(n.type.shape) >= max_size:
             return None
@@ -208,6 +220,13 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
                 elif out.type.dtype in FLOATS:
                     active.add(out)
                 break
+    return [recs[seq] for seq in reversed(order)], active, leaves
+
+
+def eager_run(plan, roots, inputs, out_cts):
+    """The cotangents of `inputs` given one array per root: `plan`'s (`eager_plan`) vjp rules
+    run on the values its records hold now (zeros for an input no derivative reaches)."""
+    items, active, _ = plan
     cts = {}
     for n, c in zip(roots, out_cts):
         if n in active:
@@ -215,8 +234,7 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
     st = STATE
     prev = st.loc
     try:
-        for seq in reversed(order):
-            rec, out = recs[seq]
+        for rec, out in items:
             if out is None:
                 continue
             if type(out) is tuple:  # one cotangent per result, None for one nothing used
@@ -247,7 +265,7 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
     for n in inputs:
         c = cts.get(n)
         res.append(ops.zeros(n.type.shape, n.type.dtype) if c is None else c)
-    return res, leaves
+    return res
 
 
 def replay_with_values(g: Graph, ins, cs, values):
