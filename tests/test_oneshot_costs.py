@@ -1,0 +1,72 @@
+"""What grad's eager tier pays per equation (issue 18's one-shot target): implementations that
+skip NumPy's Python wrappers compute what those wrappers compute, bit for bit (NumPy or JAX as
+the reference), and the wrappers are no longer called."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adjit.ir.core import REGISTRY
+from adjit.ir.prims import structural
+from peers import require
+
+DOTS = [((6,), (6,), (0,), (0,)), ((3, 4), (4,), (1,), (0,)), ((4,), (4, 5), (0,), (0,)),
+        ((4, 3), (5, 4), (0,), (1,)), ((2, 3, 4), (4, 3, 5), (1, 2), (1, 0)),
+        ((6,), (2,), (), ()), ((7, 9), (9, 33), (1,), (0,)), ((3, 0), (0, 2), (1,), (0,))]
+
+
+@pytest.mark.parametrize("dt", ["float64", "float32", "int64", "int32"])
+@pytest.mark.parametrize("xs,ys,lc,rc", DOTS)
+def test_dot_general_is_tensordots_product_without_its_wrapper(xs, ys, lc, rc, dt, monkeypatch):
+    rng = np.random.default_rng(len(xs) * 10 + len(ys))
+    x = (rng.standard_normal(xs) * 10).astype(dt)
+    y = (rng.standard_normal(ys) * 10).astype(dt)
+    want = np.tensordot(x, y, axes=(lc, rc))
+    calls = []
+    real = np.tensordot
+    monkeypatch.setattr(np, "tensordot", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for _ in range(2):  # the first call works the shapes out, the second reads them
+        got = REGISTRY["dot_general"].impl(x, y, contract=(lc, rc), batch=((), ()))
+        assert got.shape == want.shape and got.dtype == want.dtype
+        assert got.tobytes() == want.tobytes()
+    assert calls == []
+
+
+@pytest.mark.parametrize("shape,axis", [((6,), 0), ((3, 4), 0), ((3, 4), 1), ((2, 3, 4), 2),
+                                        ((0, 3), 1)])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("dt", ["float64", "float32", "int64"])
+def test_cumsum_matches_numpy_without_its_wrappers(shape, axis, reverse, dt, monkeypatch):
+    x = (np.random.default_rng(3).standard_normal(shape) * 10).astype(dt)
+    if reverse:
+        want = np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=x.dtype), axis)
+    else:
+        want = np.cumsum(x, axis=axis, dtype=x.dtype)
+    calls = []
+    for name in ("cumsum", "flip"):
+        real = getattr(np, name)
+        monkeypatch.setattr(np, name, (lambda r: lambda *a, **k: calls.append(1) or r(*a, **k))(
+            real))
+    got = REGISTRY["cumsum"].impl(x, axis=axis, reverse=reverse)
+    assert calls == []
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("shape,low,high,interior", [
+    ((4,), (1,), (0,), (0,)), ((5,), (0,), (1,), (0,)), ((3, 2), (1, 0), (0, 2), (1, 0)),
+    ((3,), (0,), (0,), (3,)), ((0,), (2,), (1,), (0,)), ((2, 3), (0, 0), (0, 0), (0, 0))])
+def test_pad_matches_jax_without_a_shape_rule(shape, low, high, interior, monkeypatch):
+    jax = require("jax")
+    jax.config.update("jax_enable_x64", True)
+    x = np.random.default_rng(5).standard_normal(shape)
+    want = np.asarray(jax.lax.pad(jax.numpy.asarray(x), 0.0, list(zip(low, high, interior))))
+    asked = []
+    real = structural._pad_rule
+    monkeypatch.setattr(structural, "_pad_rule", lambda *a, **k: asked.append(1) or real(*a, **k))
+    got = REGISTRY["pad"].impl(x, low=low, high=high, interior=interior)
+    assert asked == []  # (the rule built two ATypes per call of the impl)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == x.dtype
+    with pytest.raises(ValueError, match="negative padding"):
+        REGISTRY["pad"].impl(x, low=(-1,) * len(shape), high=high, interior=interior)
