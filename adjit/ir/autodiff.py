@@ -175,7 +175,7 @@ def eager_plan(roots, trace, inputs, max_size):
     seen = set(inputs)  # (Nodes hash by identity)
     recs = {}  # seq -> (record, its result Node, or the tuple of them; None for a guard)
     leaves = []
-    stack = [r for r in roots if isinstance(r, Node)]
+    stack = list(filter(_is_node, roots))
     for gd in trace.guards:
         recs[gd.seq] = (gd, None)
         stack.extend(gd.inputs)
@@ -220,7 +220,11 @@ def eager_plan(roots, trace, inputs, max_size):
                 elif out.type.dtype in FLOATS:
                     active.add(out)
                 break
-    return [recs[seq] for seq in reversed(order)], active, leaves
+    return list(map(recs.__getitem__, reversed(order))), active, leaves
+
+
+def _is_node(x):
+    return isinstance(x, Node)
 
 
 def eager_run(plan, roots, inputs, out_cts):
@@ -230,7 +234,8 @@ def eager_run(plan, roots, inputs, out_cts):
     cts = {}
     for n, c in zip(roots, out_cts):
         if n in active:
-            _accumulate(cts, n, c)
+            prev_c = cts.get(n)  # (_accumulate inlined, as below)
+            cts[n] = c if prev_c is None else ops.add(prev_c, c)
     st = STATE
     prev = st.loc
     try:
@@ -249,16 +254,28 @@ def eager_run(plan, roots, inputs, out_cts):
                 outval = out.val
             ins = rec.inputs
             st.loc = rec.loc
-            vals = [x.value if type(x) is Lit else x.val for x in ins]
             p = rec.params
-            in_cts = rec.prim.vjp(ct, *vals, out=outval, **p) if p else \
-                rec.prim.vjp(ct, *vals, out=outval)
+            vjp = rec.prim.vjp
+            if len(ins) == 1:  # (the common arities without a list comprehension's frame)
+                x = ins[0]
+                in_cts = vjp(ct, x.value if type(x) is Lit else x.val, out=outval, **p) if p \
+                    else vjp(ct, x.value if type(x) is Lit else x.val, out=outval)
+            elif len(ins) == 2:
+                x, y = ins
+                in_cts = vjp(ct, x.value if type(x) is Lit else x.val,
+                             y.value if type(y) is Lit else y.val, out=outval, **p) if p \
+                    else vjp(ct, x.value if type(x) is Lit else x.val,
+                             y.value if type(y) is Lit else y.val, out=outval)
+            else:
+                vals = [x.value if type(x) is Lit else x.val for x in ins]
+                in_cts = vjp(ct, *vals, out=outval, **p) if p else vjp(ct, *vals, out=outval)
             for x, c in zip(ins, in_cts):
                 if c is None or type(x) is Lit or x not in active:
                     continue
                 if isinstance(c, NoDerivative):
                     c.fail()
-                _accumulate(cts, x, c)
+                prev_c = cts.get(x)  # (_accumulate inlined)
+                cts[x] = c if prev_c is None else ops.add(prev_c, c)
     finally:
         st.loc = prev
     res = []

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from .._traceback import wraps
 from ..ir import literals, ops
 from ..ir.autodiff import (adjoint_graph, backward_pass, eager_backward, eager_plan,
                            eager_run, jvp_graph,
@@ -175,10 +176,11 @@ def consts_for(d, g):
 # calls and HOT_SECONDS of its time so far, counted per code and argument types), its adjoint
 # is computed directly on those values (`eager_backward`: each derivative rule run on the
 # trace's records, as HIPS autograd does; vjp finds the records once, `eager_plan`, and runs
-# them per pullback call, `eager_run`) and no graph is extracted, derived, optimised or planned. Once it is hot, calls take
-# the structured path (the vjp graph cached by structure, `run_graph`'s tiers: the interpreter
-# plan of the optimised graph, then native code), its tier counting the eager calls, so native
-# code is requested as soon as the function is hot. Only small graphs (every value under
+# them per pullback call, `eager_run`) and no graph is extracted, derived, optimised or
+# planned. Once it is hot, calls take the structured path (the vjp graph cached by
+# structure, `run_graph`'s tiers: the interpreter plan of the optimised graph, then native
+# code), its tier counting the eager calls, so native code is requested as soon as the
+# function is hot. Only small graphs (every value under
 # INTERPRET_MIN_SIZE elements) at the outermost level (no enclosing trace) take the eager tier;
 # large ones gain from the passes (no materialised broadcasts, buffers freed and reused) and
 # start on the interpreter plan. ADJIT_TIER=native skips it (compiled before the first return).
@@ -410,7 +412,7 @@ def grad(f, argnums=0, has_aux=False):
     """The gradient of scalar-valued f w.r.t. argnums; with has_aux, (gradient, aux)."""
     vg = _value_and_grad(f, argnums, has_aux)
 
-    @functools.wraps(f)
+    @wraps(f)
     def g(*args, **kwargs):
         value, gr = vg(*args, **kwargs)
         return (gr, value[1]) if has_aux else gr
