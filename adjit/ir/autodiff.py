@@ -175,7 +175,10 @@ def eager_plan(roots, trace, inputs, max_size):
     seen = set(inputs)  # (Nodes hash by identity)
     recs = {}  # seq -> (record, its result Node, or the tuple of them; None for a guard)
     leaves = []
-    stack = list(filter(_is_node, roots))
+    stack = []
+    for r in roots:
+        if isinstance(r, Node):
+            stack.append(r)
     for gd in trace.guards:
         recs[gd.seq] = (gd, None)
         stack.extend(gd.inputs)
@@ -221,10 +224,6 @@ def eager_plan(roots, trace, inputs, max_size):
                     active.add(out)
                 break
     return list(map(recs.__getitem__, reversed(order))), active, leaves
-
-
-def _is_node(x):
-    return isinstance(x, Node)
 
 
 def eager_run(plan, roots, inputs, out_cts):

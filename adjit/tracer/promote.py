@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir import composites
 from ..ir import ops
-from ..ir.core import EAGER, Node, REGISTRY, _record, bind
+from ..ir.core import EAGER, Node, REGISTRY, _record, atype_of, bind
 from .tape import TapeNode
 from ..ir.types import AType, DTYPES, FLOATS, dtype_name
 from . import ndarray as _nd
@@ -43,7 +43,8 @@ def const_leaf(arr, trace):
         return table[id(arr)][1]
     a = np.asarray(arr)
     dtype_name(a.dtype)
-    n = (TapeNode if trace is EAGER else Node)(a, AType(a.shape, a.dtype), None, trace)
+    # (the shared AType of its shape and dtype, as arguments' leaves take)
+    n = (TapeNode if trace is EAGER else Node)(a, atype_of(a), None, trace)
     if table is not None:
         table[id(arr)] = (arr, n)
     return n

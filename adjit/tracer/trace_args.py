@@ -240,6 +240,10 @@ def to_user_like(x, leaf):
 
 def _regroup(t, argnums, values, single):
     """Per-argnum pytrees of per-leaf values (values indexed like t.inputs)."""
+    if single:  # one argument, an array itself: its value (what unflatten of a leaf gives)
+        td, idx = t.groups[argnums[0]]
+        if td.kind == "leaf":
+            return values[idx[0]] if idx[0] is not None else None
     res = []
     for i in argnums:
         td, idx = t.groups[i]

@@ -263,6 +263,8 @@ def _eager_backward(t, n):
 
 # --- grad / value_and_grad ------------------------------------------------------------------
 def _argnums(argnums, nargs, f):
+    if type(argnums) is int and 0 <= argnums < nargs:  # (grad(f)(x): no generator frames)
+        return (argnums,), True
     single = isinstance(argnums, int)
     nums = (argnums,) if single else tuple(argnums)
     for a in nums:
@@ -287,7 +289,9 @@ def _diff_select(nums, what):
 def _check_floats(f, nums, args, what):
     for i in nums:
         a = args[i]
-        leaves = (a,) if type(a) is np.ndarray else pytree.flatten(a)[0]
+        if type(a) is np.ndarray:  # (leaf_info accepts every ndarray: nothing to check)
+            continue
+        leaves = pytree.flatten(a)[0]
         for lf in leaves:
             try:
                 info = leaf_info(lf)
