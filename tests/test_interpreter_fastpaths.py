@@ -17,6 +17,7 @@ import pytest
 
 import adjit
 from adjit.ir import eval_graph
+from adjit.ir.core import REGISTRY
 from adjit.ir.passes import optimize
 from adjit.runtime import interpreter
 from adjit.runtime.interpreter import Plan
@@ -506,15 +507,16 @@ def _nan_bits(a):
 @pytest.mark.parametrize("case", list(EYE_ROWS))
 def test_the_traced_identity_is_built_once_per_plan(monkeypatch, case):
     from adjit.ir import parse_graph
-    from adjit.ir.prims import structural
     monkeypatch.setattr(interpreter, "GEN_SECONDS_PER_EQN", 1e9)  # the loop on every call
     n = 6
     text = _eye_graph(n, "f64", False).replace(
         "-> f64[6,6]:", "-> (f64[6,6], f64[6,6]):").replace("return c", "return c, eye")
     g = parse_graph(text)  # as traced: not optimised
-    builds = []
-    rule = structural._pad_rule
-    monkeypatch.setattr(structural, "_pad_rule", lambda *a, **k: builds.append(1) or rule(*a, **k))
+    builds, counting = [], [False]
+    pad = REGISTRY["pad"]
+    impl = pad.impl  # (counted while the plan runs: the pad impl no longer asks the rule)
+    monkeypatch.setattr(pad, "impl", lambda *a, **k: (counting[0] and builds.append(1)) or
+                        impl(*a, **k))
     plan = Plan(g)
     x = np.random.default_rng(5).standard_normal((n, n))
     x[1, 1] = -0.0
@@ -522,13 +524,12 @@ def test_the_traced_identity_is_built_once_per_plan(monkeypatch, case):
         x[i, j] = v
     with np.errstate(invalid="ignore"):
         ref = [_nan_bits(x @ np.eye(n)), _nan_bits(np.eye(n))]
-    monkeypatch.setattr(structural, "_pad_rule", rule)
     assert [_nan_bits(r) for r in eval_graph(g, [x])] == ref
-    monkeypatch.setattr(structural, "_pad_rule", lambda *a, **k: builds.append(1) or rule(*a, **k))
+    counting[0] = True
     for call in range(4):
         got = plan([x], g.consts)
         assert [_nan_bits(r) for r in got] == ref
         assert all(r.flags.writeable for r in got)
         got[1][...] = 7.0  # the caller's own array: the kept identity is not it
-    monkeypatch.setattr(structural, "_pad_rule", rule)
+    counting[0] = False
     assert len(builds) == 1  # the pad ran on the first call only

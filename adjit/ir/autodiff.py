@@ -156,14 +156,29 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
     or has `max_size` elements or more, a value read is live in an enclosing recorder (a Tensor
     requiring grad), or a rule needs residuals (a custom_vjp's forward); the caller then
     derives the graph. Returns (cotangents, the values read that are not recorded at `trace`:
-    the graph's constants)."""
+    the graph's constants). `eager_plan` + `eager_run`."""
+    plan = eager_plan(roots, trace, inputs, max_size)
+    if plan is None:
+        return None
+    return eager_run(plan, roots, inputs, out_cts), plan[2]
+
+
+def eager_plan(roots, trace, inputs, max_size):
+    """What `eager_backward` runs, found once (vjp's pullback may run it several times):
+    (the (record, result Node or tuple of them) pairs in reverse recording order, the Nodes
+    a derivative of `inputs` flows through, the values read that are not recorded at
+    `trace`), or None where `eager_backward` refuses. The pairs read their operands' values
+    (`Node.val`) when run."""
     for n in inputs:
         if n.val is None or prod(n.type.shape) >= max_size:
             return None
     seen = set(inputs)  # (Nodes hash by identity)
     recs = {}  # seq -> (record, its result Node, or the tuple of them; None for a guard)
     leaves = []
-    stack = [r for r in roots if isinstance(r, Node)]
+    stack = []
+    for r in roots:
+        if isinstance(r, Node):
+            stack.append(r)
     for gd in trace.guards:
         recs[gd.seq] = (gd, None)
         stack.extend(gd.inputs)
@@ -208,15 +223,22 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
                 elif out.type.dtype in FLOATS:
                     active.add(out)
                 break
+    return list(map(recs.__getitem__, reversed(order))), active, leaves
+
+
+def eager_run(plan, roots, inputs, out_cts):
+    """The cotangents of `inputs` given one array per root: `plan`'s (`eager_plan`) vjp rules
+    run on the values its records hold now (zeros for an input no derivative reaches)."""
+    items, active, _ = plan
     cts = {}
     for n, c in zip(roots, out_cts):
         if n in active:
-            _accumulate(cts, n, c)
+            prev_c = cts.get(n)  # (_accumulate inlined, as below)
+            cts[n] = c if prev_c is None else ops.add(prev_c, c)
     st = STATE
     prev = st.loc
     try:
-        for seq in reversed(order):
-            rec, out = recs[seq]
+        for rec, out in items:
             if out is None:
                 continue
             if type(out) is tuple:  # one cotangent per result, None for one nothing used
@@ -231,23 +253,35 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
                 outval = out.val
             ins = rec.inputs
             st.loc = rec.loc
-            vals = [x.value if type(x) is Lit else x.val for x in ins]
             p = rec.params
-            in_cts = rec.prim.vjp(ct, *vals, out=outval, **p) if p else \
-                rec.prim.vjp(ct, *vals, out=outval)
+            vjp = rec.prim.vjp
+            if len(ins) == 1:  # (the common arities without a list comprehension's frame)
+                x = ins[0]
+                in_cts = vjp(ct, x.value if type(x) is Lit else x.val, out=outval, **p) if p \
+                    else vjp(ct, x.value if type(x) is Lit else x.val, out=outval)
+            elif len(ins) == 2:
+                x, y = ins
+                in_cts = vjp(ct, x.value if type(x) is Lit else x.val,
+                             y.value if type(y) is Lit else y.val, out=outval, **p) if p \
+                    else vjp(ct, x.value if type(x) is Lit else x.val,
+                             y.value if type(y) is Lit else y.val, out=outval)
+            else:
+                vals = [x.value if type(x) is Lit else x.val for x in ins]
+                in_cts = vjp(ct, *vals, out=outval, **p) if p else vjp(ct, *vals, out=outval)
             for x, c in zip(ins, in_cts):
                 if c is None or type(x) is Lit or x not in active:
                     continue
                 if isinstance(c, NoDerivative):
                     c.fail()
-                _accumulate(cts, x, c)
+                prev_c = cts.get(x)  # (_accumulate inlined)
+                cts[x] = c if prev_c is None else ops.add(prev_c, c)
     finally:
         st.loc = prev
     res = []
     for n in inputs:
         c = cts.get(n)
         res.append(ops.zeros(n.type.shape, n.type.dtype) if c is None else c)
-    return res, leaves
+    return res
 
 
 def replay_with_values(g: Graph, ins, cs, values):

@@ -466,8 +466,9 @@ def fresh(outs, args=(), consts=()):
     an argument or constant itself, a view of one (reshape, slice, transpose, a read-only
     broadcast), or one array named by several outputs. Each such output is copied, so every
     output is a writable array of its own that no argument, constant or other output shares."""
-    taken = {id(a) for a in args}
-    taken.update(id(getattr(c, "val", c)) for c in consts)
+    taken = set(map(id, args))
+    for c in consts:
+        taken.add(id(getattr(c, "val", c)))
     res = []
     for o in outs:
         if isinstance(o, np.ndarray) and (id(o) in taken or o.base is not None or

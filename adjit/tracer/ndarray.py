@@ -25,6 +25,9 @@ def where_str(loc=None):
     return f" (at {loc[0]}:{loc[1]})" if loc else ""
 
 
+_new = object.__new__
+
+
 class TracedArray:
     """An array being traced by a transform. Behaves like a NumPy array; see module doc."""
     __slots__ = ("_n", "weak")
@@ -35,11 +38,11 @@ class TracedArray:
         # assigned into an ndarray (out[i] = t), which gives a clear error instead of its own.
         if cls is TracedArray and node.type.shape:
             cls = TracedNDArray
-        return object.__new__(cls)
-
-    def __init__(self, node, weak=False):
+        # the fields are set here (no __init__: one Python frame per traced value, not two)
+        self = _new(cls)
         self._n = node
         self.weak = weak
+        return self
 
     # --- static facts -------------------------------------------------------------------
     @property
@@ -273,7 +276,7 @@ class TracedArray:
         prev = st.entry_loc
         st.entry_loc = user_location(2)
         try:
-            return _np().array_ufunc(ufunc, method, inputs, kwargs)
+            return (_NP[0] if _NP else _np()).array_ufunc(ufunc, method, inputs, kwargs)
         finally:
             st.entry_loc = prev
 
@@ -283,7 +286,7 @@ class TracedArray:
         # np.piecewise runs the user's functions: what they record is located by its own walk
         st.entry_loc = user_location(2) if func is not np.piecewise else None
         try:
-            return _np().array_function(func, args, kwargs)
+            return (_NP[0] if _NP else _np()).array_function(func, args, kwargs)
         finally:
             st.entry_loc = prev
 

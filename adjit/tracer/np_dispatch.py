@@ -230,7 +230,12 @@ def array_ufunc(uf, method, inputs, kwargs):
         hit = _UFAST.get(fast) if fast is not None else None
         if hit is not None:
             fn, name, want = hit
-            out = _call(name, fn, inputs, {})
+            try:  # (_call inlined)
+                out = fn(*inputs)
+            except (ValueError, TypeError, NotImplementedError, IndexError) as e:
+                if "(at " in str(e):
+                    raise
+                raise type(e)(f"{e} in np.{name}{where_str()}") from None
             outs = out if uf.nout > 1 else (out,)
             for o, w in zip(outs, want):
                 if type(o) is not TracedNDArray and type(o) is not TracedArray or \

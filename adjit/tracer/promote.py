@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir import composites
 from ..ir import ops
-from ..ir.core import EAGER, Node, REGISTRY, bind
+from ..ir.core import EAGER, Node, REGISTRY, _record, atype_of, bind
 from .tape import TapeNode
 from ..ir.types import AType, DTYPES, FLOATS, dtype_name
 from . import ndarray as _nd
@@ -43,7 +43,8 @@ def const_leaf(arr, trace):
         return table[id(arr)][1]
     a = np.asarray(arr)
     dtype_name(a.dtype)
-    n = (TapeNode if trace is EAGER else Node)(a, AType(a.shape, a.dtype), None, trace)
+    # (the shared AType of its shape and dtype, as arguments' leaves take)
+    n = (TapeNode if trace is EAGER else Node)(a, atype_of(a), None, trace)
     if table is not None:
         table[id(arr)] = (arr, n)
     return n
@@ -198,7 +199,9 @@ def binary(name, a, b, sym=None):
             if x is not None:
                 y = _fast_operand(b, tr, dt, shp)
                 if y is not None:
-                    return _nd.TracedArray(bind(REGISTRY[name], x, y), False)
+                    # what `bind` would do: record at `tr` (the eager tape's own path for it)
+                    return _nd.TracedArray(bind(REGISTRY[name], x, y) if tr is EAGER else
+                                           _record(REGISTRY[name], tr, (x, y), {}), False)
     label = f"`{sym}` ({_LABEL.get(name, name)})" if sym else _LABEL.get(name, name)
     (x, y), dt, weak = promote([a, b], label, to_float=name == "div")
     if name in ("and", "or", "xor") and dt in FLOATS:  # bitwise: NumPy has no float loop either
@@ -215,8 +218,10 @@ def unary(name, a, to_float=False):
     if (ta is _nd.TracedNDArray or ta is _nd.TracedArray) and not a.weak:
         n = a._n
         # a float traced array: `promote` changes nothing (see binary)
-        if n.trace.active and n.type.dtype in FLOATS and name != "not":
-            return _nd.TracedArray(bind(REGISTRY[name], n), False)
+        tr = n.trace
+        if tr.active and n.type.dtype in FLOATS and name != "not":
+            return _nd.TracedArray(bind(REGISTRY[name], n) if tr is EAGER else
+                                   _record(REGISTRY[name], tr, (n,), {}), False)
     (x,), dt, weak = promote([a], _LABEL.get(name, name), to_float)
     if name == "not" and dt in FLOATS:
         raise TypeError(f"~ (np.invert) is not supported for float operands{where_str()}; "

@@ -48,6 +48,10 @@ def _sort_key(k):
 
 def flatten(tree, is_leaf=None):
     """(leaves, treedef) of a pytree; `is_leaf(x)` may stop the descent early."""
+    t = type(tree)
+    if is_leaf is None and tree is not None and t is not tuple and t is not list and \
+            t is not dict and not isinstance(tree, tuple):
+        return [tree], LEAF  # a leaf itself (every transform's array argument): no descent
     leaves = []
 
     def rec(x):
@@ -79,6 +83,8 @@ def flatten(tree, is_leaf=None):
 def unflatten(td: TreeDef, leaves):
     """Rebuild the tree `td` describes from an iterable of leaves (in flatten's order)."""
     it = iter(leaves)
+    if td.kind == "leaf":
+        return next(it)
 
     def rec(d):
         if d.kind == "leaf":

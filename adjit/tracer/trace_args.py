@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _ast
-from ..ir.core import EAGER, Node, atype_of, const_node, new_trace, user_location
+from ..ir.core import EAGER, STATE, Node, Trace, atype_of, const_node, new_trace, user_location
 from ..ir.types import AType, dtype_name
 from . import pytree
 from .ndarray import _CONSTS, TracedArray
@@ -83,14 +83,19 @@ class tracing(new_trace):
     """Context manager: a new trace (core.new_trace) with its table of constant leaves."""
     __slots__ = ()
 
+    # (new_trace's entry and exit written out: no super() frames on every transform call)
     def __enter__(self):
-        tr = super().__enter__()
+        tr = self.trace = Trace(len(STATE.stack), self.kind)
+        STATE.stack.append(tr)
         _CONSTS[id(tr)] = {}
         return tr
 
     def __exit__(self, *exc):
-        _CONSTS.pop(id(self.trace), None)
-        return super().__exit__(*exc)
+        tr = self.trace
+        _CONSTS.pop(id(tr), None)
+        tr.active = False
+        STATE.stack.remove(tr)
+        return False
 
 
 class Traced:
@@ -235,6 +240,10 @@ def to_user_like(x, leaf):
 
 def _regroup(t, argnums, values, single):
     """Per-argnum pytrees of per-leaf values (values indexed like t.inputs)."""
+    if single:  # one argument, an array itself: its value (what unflatten of a leaf gives)
+        td, idx = t.groups[argnums[0]]
+        if td.kind == "leaf":
+            return values[idx[0]] if idx[0] is not None else None
     res = []
     for i in argnums:
         td, idx = t.groups[i]

@@ -19,8 +19,10 @@ import time
 
 import numpy as np
 
+from .._traceback import wraps
 from ..ir import literals, ops
-from ..ir.autodiff import (adjoint_graph, backward_pass, eager_backward, eager_vjp, jvp_graph,
+from ..ir.autodiff import (adjoint_graph, backward_pass, eager_backward, eager_plan,
+                           eager_run, jvp_graph,
                            recorded, replay_with_values, vjp_graph)
 from ..ir.core import EAGER, STATE, GuardFailed, Lit, Node, recording_only
 from ..ir.graph import eval_graph, extract
@@ -196,11 +198,13 @@ def consts_for(d, g):
 # grad, value_and_grad and vjp without jit run the user's Python on every call, so the forward
 # values are computed anyway while tracing. While a function is cold (fewer than HOT_CALLS - 1
 # calls and HOT_SECONDS of its time so far, counted per code and argument types), its adjoint
-# is computed directly on those values (`eager_vjp`: each derivative rule run on arrays, as HIPS
-# autograd does) and no derived graph is built, optimised or planned. Once it is hot, calls take
-# the structured path (the vjp graph cached by structure, `run_graph`'s tiers: the interpreter
-# plan of the optimised graph, then native code), its tier counting the eager calls, so native
-# code is requested as soon as the function is hot. Only small graphs (every value under
+# is computed directly on those values (`eager_backward`: each derivative rule run on the
+# trace's records, as HIPS autograd does; vjp finds the records once, `eager_plan`, and runs
+# them per pullback call, `eager_run`) and no graph is extracted, derived, optimised or
+# planned. Once it is hot, calls take the structured path (the vjp graph cached by
+# structure, `run_graph`'s tiers: the interpreter plan of the optimised graph, then native
+# code), its tier counting the eager calls, so native code is requested as soon as the
+# function is hot. Only small graphs (every value under
 # INTERPRET_MIN_SIZE elements) at the outermost level (no enclosing trace) take the eager tier;
 # large ones gain from the passes (no materialised broadcasts, buffers freed and reused) and
 # start on the interpreter plan. ADJIT_TIER=native skips it (compiled before the first return).
@@ -266,35 +270,6 @@ def _count_hot(entry, d):
         count_traced_call(d, min(entry[0], HOT_CALLS - 1), entry[1])
 
 
-def _eager_record(t, nodes):
-    """(graph, Var -> value) of the trace's values `nodes`, or None when the eager tier cannot
-    serve it (a value too large, abstract, or of an enclosing recorder)."""
-    vals = {}
-    g = extract(nodes, t.trace, inputs=t.inputs, values=vals)
-    for e in g.eqns:
-        for v in e.outvars:
-            if v.type.size >= INTERPRET_MIN_SIZE:
-                return None
-    for v in itertools.chain(g.invars, g.constvars):
-        if v.type.size >= INTERPRET_MIN_SIZE:
-            return None
-    for c in g.consts:
-        if _live(c):
-            return None
-    return g, vals
-
-
-def _eager_grads(g, vals, cts, t):
-    """(outputs..., cotangents of every input...) as fresh arrays, or None (see eager_vjp)."""
-    grads = eager_vjp(g, vals, cts, range(len(g.invars)))
-    if grads is None:
-        return None
-    EAGER_STATS["calls"] += 1
-    outs = [vals[v] for v in g.outvars]
-    args = [getattr(lf.outer, "val", lf.outer) for lf in t.leaves]  # a Tensor's array too
-    return fresh(outs + grads, args + list(cts), g.consts)
-
-
 def _eager_backward(t, n):
     """(output, gradients of every input) of grad's eager tier as fresh arrays: the adjoint run
     on the trace's records (`eager_backward`, no graph extracted), or None when it cannot serve
@@ -312,6 +287,8 @@ def _eager_backward(t, n):
 
 # --- grad / value_and_grad ------------------------------------------------------------------
 def _argnums(argnums, nargs, f):
+    if type(argnums) is int and 0 <= argnums < nargs:  # (grad(f)(x): no generator frames)
+        return (argnums,), True
     single = isinstance(argnums, int)
     nums = (argnums,) if single else tuple(argnums)
     for a in nums:
@@ -336,7 +313,9 @@ def _diff_select(nums, what):
 def _check_floats(f, nums, args, what):
     for i in nums:
         a = args[i]
-        leaves = (a,) if type(a) is np.ndarray else pytree.flatten(a)[0]
+        if type(a) is np.ndarray:  # (leaf_info accepts every ndarray: nothing to check)
+            continue
+        leaves = pytree.flatten(a)[0]
         for lf in leaves:
             try:
                 info = leaf_info(lf)
@@ -461,7 +440,7 @@ def grad(f, argnums=0, has_aux=False):
     """The gradient of scalar-valued f w.r.t. argnums; with has_aux, (gradient, aux)."""
     vg = _value_and_grad(f, argnums, has_aux)
 
-    @functools.wraps(f)
+    @wraps(f)
     def g(*args, **kwargs):
         value, gr = vg(*args, **kwargs)
         return (gr, value[1]) if has_aux else gr
@@ -480,20 +459,21 @@ def vjp(f, *primals, has_aux=False):
     out, aux = _split_aux(t.out, has_aux, f)
     nodes, kinds, otd = out_nodes(out, f"vjp: {fname(f)}")
     entry = _tier_entry("vjp", f, t)
-    rec = _eager_record(t, nodes) if _cold(entry) else None
-    if rec is not None and all(rec[1].get(v) is not None for v in rec[0].outvars):
-        g, vals = rec
-        for v in g.invars:  # the pullback reads the arguments as they were at this call
-            vals[v] = np.array(vals[v])
-        outs = fresh([vals[v] for v in g.outvars],
-                     [getattr(lf.outer, "val", lf.outer) for lf in t.leaves], g.consts)
+    # the eager tier (as grad's): the rules run over the records when the pullback is called
+    plan = eager_plan(nodes, t.trace, t.inputs, INTERPRET_MIN_SIZE) if _cold(entry) else None
+    outer = [lf.outer for lf in t.leaves]
+    if plan is not None:
+        args = [getattr(lf.outer, "val", lf.outer) for lf in t.leaves]  # a Tensor's array too
+        aux_value = realize(t, aux, eager=True) if has_aux else None
+        for n in t.inputs:  # the pullback reads the arguments as they were at this call
+            n.val = np.array(n.val)
+        outs = fresh([n.val for n in nodes], args, plan[2])
         entry[0] += 1
         entry[1] += time.perf_counter() - t0
+        g = None
     else:
-        rec = None
         g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
-        outs = run_graph(g, [lf.outer for lf in t.leaves], g.consts)
-    outer = [lf.outer for lf in t.leaves]
+        outs = run_graph(g, outer, g.consts)
     value = pytree.unflatten(otd, [to_user(v, k) for v, k in zip(outs, kinds)])
 
     def pullback(ct):
@@ -508,18 +488,33 @@ def vjp(f, *primals, has_aux=False):
                                  f"output of shape {n.type.shape}{_at()}")
             cn.append(info.outer if isinstance(info.outer, Node) else
                       np.asarray(info.outer, n.type.np_dtype))
-        res = None
-        if rec is not None and not any(_live(c) for c in cn):  # the eager tier (above)
-            res = _eager_grads(g, rec[1], [getattr(c, "val", c) for c in cn], t)
-        if res is None:
-            d = derived("vjp", g, lambda: vjp_graph(g))
-            res = run_graph(d, outer + cn, consts_for(d, g))
+        if plan is not None and not any(_live(c) for c in cn):  # the eager tier (above)
+            res = _eager_run(plan, nodes, t, [getattr(c, "val", c) for c in cn])
+        else:
+            gr = g if g is not None else _extract_vjp(t, nodes, f)
+            d = derived("vjp", gr, lambda: vjp_graph(gr))
+            res = run_graph(d, outer + cn, consts_for(d, gr))
         grads = [to_user_like(x, lf) for x, lf in zip(res[len(nodes):], t.leaves)]
         return _regroup_all(t, primals, grads)
 
     if has_aux:
-        return value, pullback, realize(t, aux, eager=rec is not None)
+        return value, pullback, (aux_value if plan is not None else realize(t, aux))
     return value, pullback
+
+
+def _extract_vjp(t, nodes, f):
+    """The graph of a vjp's trace, for a pullback the eager tier does not serve (a cotangent
+    live in an enclosing recorder). Its arguments' values are read when the graph runs."""
+    return extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
+
+
+def _eager_run(plan, nodes, t, cts):
+    """(outputs..., cotangents of every input...) of vjp's eager tier as fresh arrays: the
+    rules of `plan` (`eager_plan`) run on the records' values."""
+    grads = eager_run(plan, nodes, t.inputs, cts)
+    EAGER_STATS["calls"] += 1
+    args = [getattr(lf.outer, "val", lf.outer) for lf in t.leaves]  # a Tensor's array too
+    return fresh([n.val for n in nodes] + grads, args + list(cts), plan[2])
 
 
 def _regroup_all(t, args, values):

@@ -1,6 +1,8 @@
 """gather / scatter_add, dot_general, dtype conversion, stop_gradient, full and guard."""
 from __future__ import annotations
 
+from math import prod
+
 import numpy as np
 
 from .. import ops as o
@@ -106,12 +108,39 @@ def _dot_rule(x, y, *, contract, batch):
     return AType(shp, x.dtype)
 
 
+# (x's shape, y's shape, contracted dims of each) -> how np.tensordot computes that product:
+# (x's axis order, its 2-D shape, y's axis order, its 2-D shape, the result's shape)
+_TENSORDOT: dict = {}
+
+
+def _tensordot(x, y, lc, rc):
+    """np.tensordot(x, y, axes=(lc, rc)): the same transposes, reshapes and np.dot call,
+    worked out once per shapes (np.tensordot's Python bookkeeping costs several times the
+    product of a small vector), so the same bits."""
+    if type(x) is not np.ndarray or type(y) is not np.ndarray or min(lc + rc, default=0) < 0:
+        return np.tensordot(x, y, axes=(lc, rc))
+    key = (x.shape, y.shape, tuple(lc), tuple(rc))
+    how = _TENSORDOT.get(key)
+    if how is None:
+        xs, ys = x.shape, y.shape
+        xfree = [k for k in range(x.ndim) if k not in lc]
+        yfree = [k for k in range(y.ndim) if k not in rc]
+        how = (tuple(xfree) + tuple(lc), (prod(xs[a] for a in xfree), prod(xs[a] for a in lc)),
+               tuple(rc) + tuple(yfree), (prod(ys[a] for a in rc), prod(ys[a] for a in yfree)),
+               tuple(xs[a] for a in xfree) + tuple(ys[a] for a in yfree))
+        if len(_TENSORDOT) >= 1024:
+            _TENSORDOT.clear()
+        _TENSORDOT[key] = how
+    return np.dot(x.transpose(how[0]).reshape(how[1]),
+                  y.transpose(how[2]).reshape(how[3])).reshape(how[4])
+
+
 def _dot_impl(x, y, *, contract, batch):
     (lc, rc), (lb, rb) = contract, batch
     if not lb:
         if x.ndim == 2 and y.ndim == 2 and lc == (1,) and rc == (0,):
             return x @ y
-        return np.tensordot(x, y, axes=(lc, rc)).astype(x.dtype, copy=False)
+        return _tensordot(x, y, lc, rc).astype(x.dtype, copy=False)
     letters = iter("abcdefghijklmnopqrstuvwxyz")
     xs = [None] * x.ndim
     ys = [None] * y.ndim

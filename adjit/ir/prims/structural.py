@@ -190,9 +190,11 @@ for _n, _f in (("argmax", np.argmax), ("argmin", np.argmin)):
 
 
 def _cumsum_impl(x, *, axis, reverse=False):
+    # the ndarray method np.cumsum calls, and np.flip's view, without their Python wrappers
     if reverse:
-        return np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=x.dtype), axis)
-    return np.cumsum(x, axis=axis, dtype=x.dtype)
+        flip = (slice(None),) * axis + (slice(None, None, -1),)
+        return x[flip].cumsum(axis=axis, dtype=x.dtype)[flip]
+    return x.cumsum(axis=axis, dtype=x.dtype)
 
 
 prim("cumsum", lambda x, *, axis, reverse=False: AType(x.shape, x.dtype), _cumsum_impl,
@@ -244,8 +246,11 @@ def _pad_rule(x, *, low, high, interior):
 
 
 def _pad_impl(x, *, low, high, interior):
-    out = np.zeros(_pad_rule(AType(x.shape, x.dtype), low=low, high=high,
-                             interior=interior).shape, x.dtype)
+    # (the shape and check of _pad_rule, without an AType)
+    if min(low + high + interior, default=0) < 0:
+        raise ValueError("pad: negative padding")
+    out = np.zeros(tuple(lo + hi + (d + max(d - 1, 0) * it)
+                         for d, lo, hi, it in zip(x.shape, low, high, interior)), x.dtype)
     idx = tuple(slice(lo, lo + (d - 1) * (it + 1) + 1 if d else lo, it + 1)
                 for d, lo, it in zip(x.shape, low, interior))
     out[idx] = x
