@@ -35,6 +35,7 @@ from __future__ import annotations
 import builtins
 import copy
 import dis
+import itertools
 import struct
 import types
 
@@ -66,14 +67,14 @@ def scalar_key(v):
 
 
 def _candidate(v):
-    """Can this slot hold a live array? Arrays and array-like NumPy scalars, containers
-    (tuple, list, dict, namedtuple, nested) of at most MAX_TREE_LEAVES leaves holding an
-    array, and (so that a name bound or filled later is seen) None, unbound slots and empty
-    containers; and the scalars of SCALARS (keyed by value: a changed `lr = 0.1` traces
-    again); functions, modules, classes and containers without arrays are structure."""
+    """Is this slot live? Arrays and array-like NumPy scalars, containers (tuple, list, dict,
+    namedtuple, nested) of at most MAX_TREE_LEAVES leaves (their arrays inputs, their other
+    leaves keyed by value: a changed `cfg["k"] = 3.0` traces again), and (so that a name bound
+    or filled later is seen) None and unbound slots; and the scalars of SCALARS (keyed by
+    value: a changed `lr = 0.1` traces again); functions, modules and classes are structure."""
     return v is _EMPTY or v is None or type(v) in SCALARS or \
         isinstance(v, (np.ndarray, np.generic)) or \
-        _is_tensor(v) or (is_tree(v) and (not v or holds_array(v)) and _small_tree(v, [0], 0))
+        _is_tensor(v) or (is_tree(v) and _small_tree(v, [0], 0))
 
 
 def _live_leaf(v):
@@ -144,12 +145,14 @@ def tree_flat(v, leaves, static_key, depth=0):
 NO_ARRAYS = ("no arrays",)
 
 
-def slot_key(v, leaves, static_key):
-    """`tree_flat` of a slot's container, NO_ARRAYS when it holds no array now (then the
-    function sees the container itself, unkeyed)."""
+def slot_key(v, leaves, static_key, written=False):
+    """`tree_flat` of a slot's container (its scalar leaves keyed by value). The function
+    sees a container that holds no array itself (no copy); one it changed while jit traced
+    it (`written`: a list it appends to) is keyed NO_ARRAYS while it holds no array (its
+    contents are the function's side effect, not an input)."""
     n = len(leaves)
     k = tree_flat(v, leaves, static_key)
-    return k if len(leaves) > n else NO_ARRAYS
+    return NO_ARRAYS if written and len(leaves) == n else k
 
 
 def tree_build(v, it, memo, depth=0):
@@ -215,10 +218,14 @@ def _custom():
 class Slots:
     """The live slots of a function (see the module doc)."""
 
-    def __init__(self, f, static_key=None, promoted=frozenset()):
+    def __init__(self, f, static_key=None, promoted=frozenset(), written=frozenset()):
         self.readers = []   # ("cell", cell, None) | ("global", dict, name)
+        self.names = []     # per reader: how a message names it ("global `cfg`")
         self.scalar = []    # per reader: it held a Python scalar (SCALARS) when planned
-        self.trees = False  # a slot held a container when planned (jit's hot path flattens)
+        self.trees = False  # a slot held a container of arrays when planned (the hot path
+        # flattens in general: `_read_trees`)
+        self.ctree = []     # per reader: it held a container without arrays when planned
+        self._planned = []  # per reader: that container (else None)
         self.checks = []    # (reader, the function / rule object it held when planned)
         self.plan = self._plan(f, 0, set()) if isinstance(f, types.FunctionType) else None
         self.n = len(self.readers)
@@ -227,10 +234,15 @@ class Slots:
         self.static_key = static_key
         # per slot in gather() order: held a scalar when planned (the hot path keys it by value)
         self.scalars = [self.scalar[i] for i in self.order()]
+        self.ctrees = [self.ctree[i] for i in self.order()]
+        # per slot in gather() order: the value it held when planned, for a container of
+        # scalars (the hot path's key is generated for its structure)
+        self.planned = [self._planned[i] for i in self.order()]
         # per slot in gather() order: a float slot that has seen a second value is a scalar
         # input (jit's `promoted`, by `rid`): keyed by its type, its value passed each call
-        self.promoted = [self.scalar[i] and not self.trees and self.rid(i) in promoted
-                         for i in self.order()]
+        self.promoted = [self.scalar[i] and self.rid(i) in promoted for i in self.order()]
+        # per slot in gather() order: a container the function changed while jit traced it
+        self.written = [self.rid(i) in written for i in self.order()]
         self.read = self._read_trees if self.trees or not self.n else _reader(self)
 
     def _read_trees(self, leaves):
@@ -238,9 +250,17 @@ class Slots:
         sv = self.gather()
         if sv is None:
             return None
-        sl = []
-        k = tuple([slot_key(v, sl, self.static_key) if is_tree(v) else
-                   tree_flat(v, sl, self.static_key) for v in sv])
+        sl, k = [], []
+        for v, pr, w in zip(sv, self.promoted, self.written):
+            if pr:  # a promoted float slot: keyed by its type, its value an input
+                if type(v) is not float:
+                    return None
+                k.append(float)
+                sl.append(np.asarray(v, np.float64))
+            else:
+                k.append(slot_key(v, sl, self.static_key, w) if is_tree(v) else
+                         tree_flat(v, sl, self.static_key))
+        k = tuple(k)
         lv = leaves + tuple(sl)
         if len({*map(id, lv)}) < len(lv):
             k += (aliases(lv),)
@@ -277,9 +297,10 @@ class Slots:
             if sub is not None:
                 p.cells.append((i, sub))
             elif _candidate(v):
-                self.trees = self.trees or is_tree(v)
+                self._note_tree(v)
                 p.cells.append((i, len(self.readers)))
                 self.readers.append(("cell", c, None))
+                self.names.append(f"closure variable `{fn.__code__.co_freevars[i]}`")
                 self.scalar.append(type(v) in SCALARS)
         names, stores = [], set()
         _global_names(fn.__code__, names, stores)
@@ -297,11 +318,31 @@ class Slots:
             if sub is not None:
                 p.gnames.append((nm, sub))
             elif _candidate(v):
-                self.trees = self.trees or is_tree(v)
+                self._note_tree(v)
                 p.gnames.append((nm, len(self.readers)))
                 self.readers.append(("global", g, nm))
+                self.names.append(f"global `{nm}`")
                 self.scalar.append(type(v) in SCALARS)
         return p
+
+    def _note_tree(self, v):
+        t = is_tree(v)
+        arrays = t and holds_array(v)
+        self.trees = self.trees or arrays
+        self.ctree.append(t and not arrays)
+        self._planned.append(v if t and not arrays else None)
+
+    def replan(self, vals):
+        """Must jit plan again for these slot values? A slot holds a container where the plan
+        has none or the reverse, or a container planned without arrays holds one now (the
+        generated hot path reads only scalar containers), or a scalar slot changed kind
+        (`stale`)."""
+        if self.trees:
+            return False
+        for v, c in zip(vals, self.ctrees):
+            if (c and not is_tree(v)) or (is_tree(v) and (not c or holds_array(v))):
+                return True
+        return self.stale(vals)
 
     def gather(self):
         """The current value of every slot (None when a function held in a cell changed:
@@ -323,6 +364,10 @@ class Slots:
         """Slot i's identity across plans: its cell, or its globals dict and name."""
         _, w, nm = self.readers[i]
         return (id(w), nm)
+
+    def name(self, i):
+        """How a message names slot i."""
+        return self.names[i]
 
     def stale(self, vals):
         """Does a slot hold a scalar where the plan has none, or the reverse (plan again: the
@@ -375,19 +420,25 @@ def _reader(slots):
     # input)
     env["SC"], env["sk"], env["asarray"], env["f64"], env["pk"] = \
         SCALARS, scalar_key, np.asarray, np.dtype(np.float64), _pack_d
+    env["slow"], env["skey"] = _slow_ckey, slots.static_key
+    for v, c, w, pv in zip(vs, slots.ctrees, slots.written, slots.planned):
+        if c:  # a container of scalars: keyed by value, no input
+            lines += _ctree_lines(pv, v, w, const)
     for v, sc, pr in zip(vs, slots.scalars, slots.promoted):
         if pr:
             lines += [f"    if type({v}) is not float:", "        return None"]
         elif sc:
             lines += [f"    t{v} = type({v})", f"    if t{v} not in SC:", "        return None"]
     lines.append("    k = (" + "".join(
+        f"c{v}, " if c else
         "float, " if pr else f"pk({v}) if t{v} is float else sk({v}) if t{v} is complex else (t{v}, {v}), "
         if sc else
         f"({v}.shape, {v}.dtype) if type({v}) is nd else MISS, "
-        for v, sc, pr in zip(vs, slots.scalars, slots.promoted)) + ")")
+        for v, sc, pr, c in zip(vs, slots.scalars, slots.promoted, slots.ctrees)) + ")")
     ins = [f"asarray({v}, f64)" if pr else v
-           for v, sc, pr in zip(vs, slots.scalars, slots.promoted) if pr or not sc]
-    vs = [v for v, sc in zip(vs, slots.scalars) if not sc]
+           for v, sc, pr, c in zip(vs, slots.scalars, slots.promoted, slots.ctrees)
+           if pr or not (sc or c)]
+    vs = [v for v, sc, c in zip(vs, slots.scalars, slots.ctrees) if not (sc or c)]
     lines.append("    lv = leaves + (" + "".join(f"{v}, " for v in ins) + ")" if ins else
                  "    lv = leaves")
     if not vs:
@@ -399,6 +450,69 @@ def _reader(slots):
     lines += ["    for a in leaves:", f"        if {' or '.join(f'a is {v}' for v in vs)}:",
               "            return k + (aliases(lv),), lv", "    return k, lv"]
     return _define("\n".join(lines), env, "read")
+
+
+_CTAGS = itertools.count()  # a fresh tag per generated container key: two never collide
+
+
+class _NoGen(Exception):
+    pass
+
+
+def _slow_ckey(v, static_key, written):
+    """The hot path's key of a slot planned as a container of scalars when it no longer has
+    the planned structure or leaf types: its general key; None when it holds an array now
+    (jit plans again)."""
+    leaves = []
+    k = slot_key(v, leaves, static_key, written) if is_tree(v) else \
+        tree_flat(v, leaves, static_key)
+    return None if leaves else ("slow", k)
+
+
+def _ctree_lines(planned, v, written, const):
+    """Generated lines computing `c{v}`: the key of slot value `v` (planned as a container of
+    scalars: `planned`) by value. While it has the planned structure and leaf types (checked
+    inline), the key is a fresh tag, the float leaves' bits packed at once (0.0 and -0.0
+    apart, a NaN matching itself) and the other leaves' values; otherwise `_slow_ckey`."""
+    slow = [f"    c{v} = slow({v}, skey, {bool(written)})", f"    if c{v} is None:",
+            "        return None"]
+    if written:
+        return slow
+    conds, floats, others, n = [], [], [], [0]
+
+    def name():
+        n[0] += 1
+        return f"l{v}_{n[0]}"
+
+    def walk(x, expr, depth):
+        t = type(x)
+        if depth <= MAX_DEPTH and is_tree(x):
+            nm = name()
+            conds.append(f"type({nm} := {expr}) is {const(t)}")
+            if t is dict:
+                conds.append(f"tuple({nm}) == {const(tuple(x))}")
+                for k, c in x.items():
+                    walk(c, f"{nm}[{const(k)}]", depth + 1)
+            else:
+                conds.append(f"len({nm}) == {len(x)}")
+                for j, c in enumerate(x):
+                    walk(c, f"{nm}[{j}]", depth + 1)
+        elif t in (float, int, bool, str) or x is None:
+            nm = name()
+            conds.append(f"type({nm} := {expr}) is {const(t)}")
+            (floats if t is float else others).append(nm)
+        else:
+            raise _NoGen
+    try:
+        walk(planned, v, 0)
+    except _NoGen:
+        return slow
+    parts = [const(next(_CTAGS))]
+    if floats:
+        parts.append(f"{const(struct.Struct(f'<{len(floats)}d').pack)}({', '.join(floats)})")
+    parts += others
+    return [f"    if {' and '.join(conds)}:", f"        c{v} = ({', '.join(parts)},)",
+            "    else:"] + ["    " + ln for ln in slow]
 
 
 def _build(p, subst):
@@ -455,7 +569,7 @@ def self_arrays(obj, static_key):
         return {}, (type(obj), id(obj))
     arrays, rest = {}, []
     for k, v in d.items():
-        if _live_leaf(v) or (is_tree(v) and holds_array(v) and _small_tree(v, [0], 0)):
+        if _live_leaf(v) or (is_tree(v) and _small_tree(v, [0], 0)):
             arrays[k] = v
         else:
             try:

@@ -1,0 +1,172 @@
+"""Containers of Python scalars a jitted function reads without being passed them (a global
+`cfg = {"k": 2.0}`, a closure cell, an attribute of `self`, a default argument value, the
+arguments of a `functools.partial`) are keyed by value like a plain scalar global: a changed
+`cfg["k"] = 3.0` traces again instead of replaying the trace that folded 2.0 (a silent wrong
+answer before). The trace cache is bounded per function (least recently used out) and a
+function that keeps tracing is told which value changed. Every test compares the jitted
+function with the same function run by NumPy."""
+from __future__ import annotations
+
+import collections
+import functools
+import warnings
+
+import numpy as np
+import pytest
+
+import adjit
+from adjit.transforms import jit as jitmod
+
+x0 = np.array([0.5, -1.0, 2.0])
+Cfg = collections.namedtuple("Cfg", "scale shift")
+
+
+def _same(jf, f, *args):
+    got, want = np.asarray(jf(*args)), np.asarray(f(*args))
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
+
+
+CFG = {"k": 2.0, "mode": "sin", "opts": (1, {"deep": 0.5})}
+
+
+def by_cfg(x):
+    y = np.sin(x) if CFG["mode"] == "sin" else np.cos(x)
+    return y * CFG["k"] + CFG["opts"][0] - CFG["opts"][1]["deep"] * x
+
+
+def test_global_dict_of_scalars_changed_in_place():
+    saved = {**CFG}
+    try:
+        jf = adjit.jit(by_cfg)
+        for change in ({"k": 3.0}, {"mode": "cos"}, {"opts": (2, {"deep": 0.5})},
+                       {"opts": (2, {"deep": -0.0})}, {"k": 2.0}, {"mode": "sin"}):
+            CFG.update(change)
+            for _ in range(3):  # the hot path too
+                _same(jf, by_cfg, x0)
+        CFG["opts"][1]["deep"] = 7.0   # a nested dict changed in place
+        _same(jf, by_cfg, x0)
+    finally:
+        CFG.clear()
+        CFG.update(saved)
+
+
+def test_closure_containers_tuple_list_namedtuple():
+    def make():
+        lst = [2.0, 1]
+        nt = Cfg(1.5, -0.5)
+        tup = ((0.25,), "a")
+
+        def f(x):
+            r = x * lst[0] + lst[1] + x * nt.scale + nt.shift
+            return r * tup[0][0] if tup[1] == "a" else r
+
+        def set_nt(v):
+            nonlocal nt, tup
+            nt, tup = v
+        return f, lst, set_nt
+    f, lst, set_nt = make()
+    jf = adjit.jit(f)
+    _same(jf, f, x0)
+    lst[0] = -3.0
+    _same(jf, f, x0)
+    lst.append(9)          # a new structure
+    _same(jf, f, x0)
+    set_nt((Cfg(0.0, 4.0), ((0.25,), "a")))
+    _same(jf, f, x0)
+    set_nt((Cfg(0.0, 4.0), ((0.75,), "b")))
+    _same(jf, f, x0)
+    lst[1] = True          # 1 and True are keyed apart, as NumPy computes them apart
+    _same(jf, f, x0)
+
+
+class Model:
+    def __init__(self):
+        self.cfg = {"scale": 2.0, "act": "tanh"}
+        self.sizes = [3]
+
+    @adjit.jit
+    def __call__(self, x):
+        y = np.tanh(x) if self.cfg["act"] == "tanh" else np.sin(x)
+        return y * self.cfg["scale"] + len(self.sizes)
+
+
+def test_self_attribute_dict_of_scalars():
+    m = Model()
+    want = lambda x: Model.__call__.__wrapped__(m, x)  # noqa: E731
+    _same(m, want, x0)
+    m.cfg["scale"] = -1.0
+    _same(m, want, x0)
+    m.cfg["act"] = "sin"
+    _same(m, want, x0)
+    m.sizes.append(4)
+    _same(m, want, x0)
+
+
+HIST: list = []
+
+
+def reads_history(x):
+    return x * (HIST[-1] if HIST else 1.0) + len(HIST)
+
+
+def test_history_list_appended_outside_is_seen():
+    try:
+        jf = adjit.jit(reads_history)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # it retraces on every append
+            for k in range(6):
+                _same(jf, reads_history, x0)
+                HIST.append(0.5 * k)
+    finally:
+        HIST.clear()
+
+
+LOG: list = []
+
+
+def appends_to_log(x):
+    LOG.append("called")
+    return x * 2.0 + len(LOG)
+
+
+def test_container_the_function_appends_to_warns_and_is_traced_once():
+    # jit does not repeat a trace's Python side effects: the append happens once (as in
+    # JAX), and jit says so instead of tracing on every call
+    try:
+        jf = adjit.jit(appends_to_log)
+        with pytest.warns(RuntimeWarning, match=r"changes global `LOG`.*once, when jit traces"):
+            first = jf(x0)
+        np.testing.assert_allclose(first, x0 * 2.0 + 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for _ in range(4):
+                np.testing.assert_allclose(jf(x0), first)
+        assert LOG == ["called"] and jf.traces == 1
+    finally:
+        LOG.clear()
+
+
+def test_signed_zero_in_a_container_is_keyed_by_bits():
+    box = [0.0]
+
+    def f(x):
+        return 1.0 / (x * 0.0 + box[0])
+    jf = adjit.jit(f)
+    with np.errstate(divide="ignore"):
+        for v in (0.0, -0.0, 0.0):
+            box[0] = v
+            _same(jf, f, x0)
+
+
+def test_jit_grad_sees_a_changed_container_scalar():
+    from peers import central_diff
+    cfg = {"c": 1.5}
+
+    def loss(w):
+        return np.sum(np.sin(w) * cfg["c"])
+    jg = adjit.jit(adjit.grad(loss))
+    for v in (1.5, -2.0, 0.25):
+        cfg["c"] = v
+        np.testing.assert_allclose(jg(x0), central_diff(loss, x0), rtol=1e-7, atol=1e-8)
