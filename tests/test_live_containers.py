@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import collections
 import functools
+import sys
 import warnings
 
 import numpy as np
 import pytest
 
 import adjit
-from adjit.transforms import jit as jitmod
+import adjit.transforms.jit  # noqa: F401
+
+jitmod = sys.modules["adjit.transforms.jit"]  # the module (adjit.transforms.jit is the function)
 
 x0 = np.array([0.5, -1.0, 2.0])
 Cfg = collections.namedtuple("Cfg", "scale shift")
@@ -170,3 +173,93 @@ def test_jit_grad_sees_a_changed_container_scalar():
     for v in (1.5, -2.0, 0.25):
         cfg["c"] = v
         np.testing.assert_allclose(jg(x0), central_diff(loss, x0), rtol=1e-7, atol=1e-8)
+
+
+# --- the trace cache is bounded per function, least recently used out -------------------------
+N = 0
+
+
+def adds_n(x):
+    return x * 2.0 + N
+
+
+def test_cache_is_bounded_and_an_evicted_variant_traces_again(monkeypatch):
+    global N
+    monkeypatch.setattr(jitmod, "MAX_VARIANTS", 4)
+    try:
+        jf = adjit.jit(adds_n)
+        with pytest.warns(RuntimeWarning, match="more than 4 variants"):
+            for v in range(10):
+                N = v
+                for _ in range(3):  # the hot path too
+                    _same(jf, adds_n, x0)
+                assert len(jf.cache) <= 4 and len({id(b) for b in jf.fast.values()}) <= 4
+        assert jf.traces == 10
+        N = 0                      # evicted long ago: traced again, the right answer
+        for _ in range(3):
+            _same(jf, adds_n, x0)
+        assert jf.traces == 11
+        # the most recently used variant is kept: 0 used between new values never retraces
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for v in range(100, 110):
+                N = v
+                _same(jf, adds_n, x0)
+                N = 0
+                _same(jf, adds_n, x0)
+        assert jf.traces == 21
+    finally:
+        N = 0
+
+
+def test_static_argument_values_are_bounded_too(monkeypatch):
+    monkeypatch.setattr(jitmod, "MAX_VARIANTS", 3)
+
+    def f(x, s):
+        return x * s
+    jf = adjit.jit(f, static_argnums=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for s in [1, 2, 3, 4, 5, 1, 2, 5, 4]:
+            _same(jf, f, x0, s)
+            assert len(jf.cache) <= 3
+
+
+def test_retrace_warning_names_the_global_and_its_old_and_new_values():
+    global N
+    try:
+        jf = adjit.jit(adds_n)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for v in range(12):
+                N = v
+                _same(jf, adds_n, x0)
+        msgs = [str(w.message) for w in caught if "traced" in str(w.message)]
+        assert len(msgs) == 1, msgs
+        assert "because global `N` changed from 7 to 8" in msgs[0], msgs[0]
+    finally:
+        N = 0
+
+
+def test_retrace_warning_names_the_container_entry_and_the_static_argument():
+    cfg = {"steps": 0, "lr": 0.5}
+
+    def f(x, mode):
+        return x * cfg["steps"] if mode == "a" else x
+    jf = adjit.jit(f, static_argnames="mode")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for v in range(10):
+            cfg["steps"] = v
+            _same(jf, f, x0, "a")
+    msgs = [str(w.message) for w in caught if "traced" in str(w.message)]
+    assert len(msgs) == 1 and "closure variable `cfg`['steps'] changed from 7 to 8" in msgs[0], \
+        msgs
+    jf = adjit.jit(f, static_argnames="mode")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for v in range(10):
+            _same(jf, f, x0, f"m{v}")
+    msgs = [str(w.message) for w in caught if "traced" in str(w.message)]
+    assert len(msgs) == 1 and \
+        "static argument 'mode' (position 1) changed from 'm7' to 'm8'" in msgs[0], msgs
