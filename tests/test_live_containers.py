@@ -263,3 +263,70 @@ def test_retrace_warning_names_the_container_entry_and_the_static_argument():
     msgs = [str(w.message) for w in caught if "traced" in str(w.message)]
     assert len(msgs) == 1 and \
         "static argument 'mode' (position 1) changed from 'm7' to 'm8'" in msgs[0], msgs
+
+
+# --- other places jit read values from without keying them ------------------------------------
+def test_mutable_default_argument_values():
+    def f(x, cfg={"k": 2.0}, w=np.ones(3), *, shift=0.5, opts=[1.0]):  # noqa: B006
+        return x * cfg["k"] * w + shift + opts[0]
+    jf = adjit.jit(f)
+    _same(jf, f, x0)
+    f.__defaults__[0]["k"] = -3.0        # the default dict changed in place
+    _same(jf, f, x0)
+    f.__defaults__[1][:] = 4.0           # the default array written in place
+    _same(jf, f, x0)
+    f.__kwdefaults__["opts"].append(2)   # a keyword-only default list changed
+    _same(jf, f, x0)
+    f.__kwdefaults__["shift"] = 1.25     # a keyword-only default rebound
+    _same(jf, f, x0)
+    f.__defaults__ = ({"k": 9.0}, np.full(3, 2.0))   # the defaults tuple replaced
+    _same(jf, f, x0)
+
+
+def test_partial_arguments_are_read_every_call():
+    def g(x, cfg, w, mode="a"):
+        return x * cfg["k"] * w if mode == "a" else x - w
+    def h(cfg, w, x):
+        return g(x, cfg, w)
+    cfg, w = {"k": 2.0}, np.ones(3)
+    p = functools.partial(g, w=w, mode="a")
+    p2 = functools.partial(h, cfg, w)
+    jp, jp2 = adjit.jit(p), adjit.jit(p2)
+    _same(jp, p, x0, cfg)
+    _same(jp2, p2, x0)
+    cfg["k"] = 5.0
+    w[:] = -1.0
+    _same(jp, p, x0, cfg)
+    _same(jp2, p2, x0)
+    p.keywords["mode"] = "b"
+    _same(jp, p, x0, cfg)
+
+
+SCALE = 2.0
+
+
+class Scaled:
+    def __init__(self):
+        self.k = 2.0
+        self.cfg = {"bias": 1.0}
+
+    def __call__(self, x):
+        return x * SCALE * self.k + self.cfg["bias"]
+
+    def method(self, x):
+        return x * self.k - self.cfg["bias"]
+
+
+def test_callable_object_and_bound_method_read_their_scalars_every_call():
+    global SCALE
+    obj = Scaled()
+    jc, jm = adjit.jit(obj), adjit.jit(obj.method)
+    try:
+        for change in (lambda: None, lambda: setattr(obj, "k", -1.5),
+                       lambda: obj.cfg.update(bias=4.0), lambda: globals().update(SCALE=3.0)):
+            change()
+            for _ in range(2):
+                _same(jc, obj, x0)
+                _same(jm, obj.method, x0)
+    finally:
+        SCALE = 2.0

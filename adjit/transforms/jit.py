@@ -49,6 +49,7 @@ from .live import (_EMPTY, NO_ARRAYS, Slots, is_tree, random_sources, random_sta
                    scalar_key, self_arrays, slot_key, tree_build, tree_flat)
 from ..runtime import (Interpreted, compile_now, count_traced_call, fresh,
                        run_graph as _run_concrete)
+from .._frames import is_adjit_file
 from .._traceback import filter_traceback
 
 MAX_BRANCHES = 32
@@ -156,6 +157,12 @@ class Jitted:
         # jit(obj.method): the function, with obj as its `self` (whose arrays are inputs)
         self._self = f.__self__ if isinstance(f, types.MethodType) else _NO_SELF
         self._func = f.__func__ if isinstance(f, types.MethodType) else f
+        call = getattr(type(f), "__call__", None)
+        if self._self is _NO_SELF and not isinstance(f, (types.FunctionType, functools.partial)) \
+                and isinstance(call, types.FunctionType) and \
+                not is_adjit_file(call.__code__.co_filename):
+            # jit(obj) of a user's class defining __call__: as jit(obj.__call__), a method
+            self._self, self._func = f, call
         self._slots = Slots(self._func, static_key)
         self._nslots = self._slots.n
         # float slots (a global `lr`): the first value's bits by slot (Slots.rid); a slot that

@@ -35,6 +35,7 @@ from __future__ import annotations
 import builtins
 import copy
 import dis
+import functools
 import itertools
 import struct
 import types
@@ -201,13 +202,17 @@ class _Plan:
     """Where one function (or custom_vjp / custom_jvp object: its rules) reads values:
     cells [(index, slot number | sub-plan)], globals [(name, slot number | sub-plan)],
     rules [(attribute, sub-plan)]."""
-    __slots__ = ("fn", "cells", "gnames", "rules")
+    __slots__ = ("fn", "cells", "gnames", "rules", "defs", "kwdefs", "pargs", "pkw")
 
     def __init__(self, fn):
         self.fn, self.cells, self.gnames, self.rules = fn, [], [], []
+        # default values [(index in __defaults__ | name in __kwdefaults__, slot)]; for a
+        # functools.partial, its arguments [(index | keyword, slot)] (fn is the partial)
+        self.defs, self.kwdefs, self.pargs, self.pkw = [], [], [], []
 
     def __bool__(self):
-        return bool(self.cells or self.gnames or self.rules)
+        return bool(self.cells or self.gnames or self.rules or self.defs or self.kwdefs or
+                    self.pargs or self.pkw)
 
 
 def _custom():
@@ -227,9 +232,12 @@ class Slots:
         self.ctree = []     # per reader: it held a container without arrays when planned
         self._planned = []  # per reader: that container (else None)
         self.checks = []    # (reader, the function / rule object it held when planned)
-        self.plan = self._plan(f, 0, set()) if isinstance(f, types.FunctionType) else None
+        self.plan = self._plan(f, 0, set()) if isinstance(f, types.FunctionType) else \
+            self._partial(f) if isinstance(f, functools.partial) and \
+            isinstance(f.func, types.FunctionType) else None
         self.n = len(self.readers)
         self.cells = [w for k, w, _ in self.readers if k == "cell"]
+        self.consts = [w for k, w, _ in self.readers if k == "const"]
         self.globs = [(w, nm) for k, w, nm in self.readers if k == "global"]
         self.static_key = static_key
         # per slot in gather() order: held a scalar when planned (the hot path keys it by value)
@@ -288,9 +296,61 @@ class Slots:
         self.checks.append((reader, v))
         return sub
 
+    def _add(self, kind, w, nm, v, name):
+        """A new slot reading v (kind "cell" | "global": a dict entry | "const": an object
+        reached through an immutable tuple the plan checks); its number."""
+        self._note_tree(v)
+        self.readers.append((kind, w, nm))
+        self.names.append(name)
+        self.scalar.append(type(v) in SCALARS)
+        return len(self.readers) - 1
+
+    def _defaults(self, fn, p):
+        """The default values of fn's parameters: a mutable one (an array, a container: `def
+        f(x, cfg={"k": 2.0})`) is read on every call like a global (its tuple is checked:
+        assigning `f.__defaults__` plans again); keyword-only defaults live in a dict, read
+        entry by entry (scalars keyed by value)."""
+        d, code = fn.__defaults__, fn.__code__
+        if d:
+            names = code.co_varnames[code.co_argcount - len(d):code.co_argcount]
+            for i, (nm, v) in enumerate(zip(names, d)):
+                if type(v) not in SCALARS and v is not None and _candidate(v):
+                    p.defs.append((i, self._add("const", v, None, v,
+                                                f"default value of `{nm}`")))
+            if p.defs:
+                self.checks.append((("attr", fn, "__defaults__"), d))
+        kw = fn.__kwdefaults__
+        if kw:
+            for nm, v in kw.items():
+                if _candidate(v):
+                    p.kwdefs.append((nm, self._add("global", kw, nm, v,
+                                                   f"default value of `{nm}`")))
+            if p.kwdefs:
+                self.checks.append((("attr", fn, "__kwdefaults__"), kw))
+
+    def _partial(self, f):
+        """A plan for functools.partial(fn, *args, **keywords): fn's, and its arguments
+        read on every call like globals (mutable positional ones; keywords entry by
+        entry, from the partial's own dict)."""
+        p = self._plan(f.func, 0, set())
+        pp = _Plan(f)
+        pp.cells = [(0, p)] if p else []
+        for i, v in enumerate(f.args):
+            if type(v) not in SCALARS and v is not None and _candidate(v):
+                pp.pargs.append((i, self._add("const", v, None, v,
+                                              f"argument {i} of the partial")))
+        for nm, v in f.keywords.items():
+            if _candidate(v):
+                pp.pkw.append((nm, self._add("global", f.keywords, nm, v,
+                                             f"keyword `{nm}` of the partial")))
+        if pp.pargs:
+            self.checks.append((("attr", f, "args"), f.args))
+        return pp
+
     def _plan(self, fn, depth, seen):
         seen.add(id(fn))
         p = _Plan(fn)
+        self._defaults(fn, p)
         for i, c in enumerate(fn.__closure__ or ()):
             v = _cell(c)
             sub = self._sub(v, depth, seen, ("cell", c, None))
@@ -348,7 +408,8 @@ class Slots:
         """The current value of every slot (None when a function held in a cell changed:
         plan again)."""
         for (k, w, nm), v in self.checks:
-            if (_cell(w) if k == "cell" else w.get(nm, _EMPTY)) is not v:
+            if (_cell(w) if k == "cell" else getattr(w, nm, _EMPTY) if k == "attr" else
+                    w.get(nm, _EMPTY)) is not v:
                 return None
         vals = []
         for c in self.cells:
@@ -358,6 +419,7 @@ class Slots:
                 vals.append(_EMPTY)
         for g, nm in self.globs:
             vals.append(g.get(nm, _EMPTY))
+        vals.extend(self.consts)
         return vals
 
     def rid(self, i):
@@ -376,8 +438,8 @@ class Slots:
 
     def order(self):
         """Slot numbers in the order `gather` returns them."""
-        cells = [i for i, (k, _, _) in enumerate(self.readers) if k == "cell"]
-        return cells + [i for i, (k, _, _) in enumerate(self.readers) if k == "global"]
+        return [i for kind in ("cell", "global", "const")
+                for i, (k, _, _) in enumerate(self.readers) if k == kind]
 
     def substitute(self, subst):
         """A copy of the planned function whose slots (slot number -> value) hold the given
@@ -403,6 +465,9 @@ def _reader(slots):
         if k == "cell":
             lines += ["    try:", f"        if {const(w)}.cell_contents is not {const(v)}:",
                       "            return None", "    except ValueError:", "        return None"]
+        elif k == "attr":
+            lines += [f"    if getattr({const(w)}, {const(nm)}, E) is not {const(v)}:",
+                      "        return None"]
         else:
             lines += [f"    if {const(w)}.get({const(nm)}, E) is not {const(v)}:",
                       "        return None"]
@@ -414,6 +479,9 @@ def _reader(slots):
     for g, nm in slots.globs:
         vs.append(f"v{len(vs)}")
         lines.append(f"    {vs[-1]} = {const(g)}.get({const(nm)}, E)")
+    for c in slots.consts:
+        vs.append(f"v{len(vs)}")
+        lines.append(f"    {vs[-1]} = {const(c)}")
     # a slot that held a scalar when planned is keyed by its value (None when it holds
     # something else now: jit plans again); its value is no input
     # (a promoted float slot: None unless it holds a float; keyed by `float`, its value an
@@ -517,6 +585,16 @@ def _ctree_lines(planned, v, written, const):
 
 def _build(p, subst):
     fn = p.fn
+    if isinstance(fn, functools.partial):  # its function and arguments, substituted
+        func = _build(p.cells[0][1], subst) if p.cells else fn.func
+        args, kw = list(fn.args), dict(fn.keywords)
+        for i, s in p.pargs:
+            if s in subst:
+                args[i] = subst[s]
+        for nm, s in p.pkw:
+            if s in subst:
+                kw[nm] = subst[s]
+        return functools.partial(func, *args, **kw)
     if p.rules:  # a custom_vjp / custom_jvp object: a copy with its rules rebuilt
         new = {a: _build(rp, subst) for a, rp in p.rules}
         new = {a: r for a, r in new.items() if r is not getattr(fn, a)}
@@ -550,10 +628,24 @@ def _build(p, subst):
         g = dict(g)
         g.update(gsub)
         changed = True
+    defaults, kwdefaults = fn.__defaults__, fn.__kwdefaults__
+    if any(s in subst for _, s in p.defs):
+        defaults = list(defaults)
+        for i, s in p.defs:
+            if s in subst:
+                defaults[i] = subst[s]
+        defaults = tuple(defaults)
+        changed = True
+    if any(s in subst for _, s in p.kwdefs):
+        kwdefaults = dict(kwdefaults)
+        for nm, s in p.kwdefs:
+            if s in subst:
+                kwdefaults[nm] = subst[s]
+        changed = True
     if not changed:
         return fn
-    nf = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, tuple(closure))
-    nf.__kwdefaults__ = fn.__kwdefaults__
+    nf = types.FunctionType(fn.__code__, g, fn.__name__, defaults, tuple(closure))
+    nf.__kwdefaults__ = kwdefaults
     nf.__qualname__ = fn.__qualname__
     nf.__module__ = fn.__module__
     nf.__dict__.update(fn.__dict__)
