@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import functools
 import sys
+import types
 import warnings
 
 import numpy as np
@@ -330,3 +331,70 @@ def test_callable_object_and_bound_method_read_their_scalars_every_call():
                 _same(jm, obj.method, x0)
     finally:
         SCALE = 2.0
+
+
+# --- values read where jit cannot substitute traced ones: keyed on every call -----------------
+EPS = 1e-3
+OPTS = {"power": 2, "offset": 0.5}
+NS = types.SimpleNamespace(lr=0.1, sched={"warm": 1.0}, data=np.arange(3.0))
+TRACE_LOG: list = []
+
+
+def _normalize(x):
+    return x / (np.sum(x ** OPTS["power"]) + EPS) + OPTS["offset"]
+
+
+def _log_shape(x):
+    TRACE_LOG.append(x.shape)
+
+
+def uses_helpers(x):
+    _log_shape(x)
+    return _normalize(x) * NS.lr * NS.sched["warm"] + NS.data
+
+
+def test_helper_globals_and_global_object_attributes_are_keyed():
+    global EPS
+    saved = (EPS, dict(OPTS), NS.lr, NS.data)
+    try:
+        jf = adjit.jit(uses_helpers)
+        with pytest.warns(RuntimeWarning, match="changes global `TRACE_LOG`"):
+            _same(jf, uses_helpers, x0)
+        steps = (lambda: globals().update(EPS=0.25), lambda: OPTS.update(power=4),
+                 lambda: OPTS.update(offset=-0.0), lambda: setattr(NS, "lr", 3.0),
+                 lambda: NS.sched.update(warm=0.5), lambda: setattr(NS, "data", np.ones(3)))
+        for step in steps:
+            step()
+            for _ in range(2):
+                _same(jf, uses_helpers, x0)
+        assert jf.traces == 1 + len(steps)
+        NS.data[:] = 7.0    # an array bound by reference: in-place writes show
+        _same(jf, uses_helpers, x0)
+        assert jf.traces == 1 + len(steps)
+    finally:
+        EPS, NS.lr, NS.data = saved[0], saved[2], saved[3]
+        OPTS.clear()
+        OPTS.update(saved[1])
+        NS.sched["warm"] = 1.0
+        TRACE_LOG.clear()
+
+
+CALLS = 0
+SCALE2 = 2.0
+
+
+def assigns_a_global(x):
+    global CALLS
+    CALLS += 1
+    return x * SCALE2
+
+
+def test_function_that_assigns_a_global_still_sees_the_others():
+    global SCALE2
+    try:
+        jf = adjit.jit(assigns_a_global)
+        _same(jf, lambda x: x * SCALE2, x0)
+        SCALE2 = -4.0
+        _same(jf, lambda x: x * SCALE2, x0)
+    finally:
+        SCALE2 = 2.0

@@ -46,7 +46,7 @@ from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nod
 from .autodiff import run_graph
 from .jitargs import MAX_LEAVES, aliases, assembler, flattener, leaf_kind
 from .live import (_EMPTY, NO_ARRAYS, Slots, is_tree, random_sources, random_state,
-                   scalar_key, self_arrays, slot_key, tree_build, tree_flat)
+                   scalar_key, self_arrays, slot_key, tree_build, tree_flat, kkey, _kread)
 from ..runtime import (Interpreted, compile_now, count_traced_call, fresh,
                        run_graph as _run_concrete)
 from .._frames import is_adjit_file
@@ -335,7 +335,9 @@ class Jitted:
         promo = dict(zip(self._slots.order(), self._slots.promoted)) if self._nslots else {}
         pidx = {}  # trace leaf index of a promoted float slot -> its Slots.rid
         lspec, lleaves = [], []  # lleaves: per live slot, the values the trace takes for it
-        watch = []  # containers the function sees itself: (lspec index, wid, container, key)
+        # containers the function sees itself: (lspec index, wid, their key now, the key,
+        # how a message names them)
+        watch = []
         for where, v in live:
             swhere.append(("live", where))
             if type(v) is float and not isinstance(where, str) and promo.get(where):
@@ -353,7 +355,10 @@ class Jitted:
                 written = wid in (self._wself if isinstance(where, str) else self._lwritten)
                 lspec.append(("tree", slot_key(v, tl, static_key, written)))
                 if not tl and not written:
-                    watch.append((len(lspec) - 1, wid, v, lspec[-1][1], where))
+                    watch.append((len(lspec) - 1, wid,
+                                  functools.partial(tree_flat, v, [], static_key),
+                                  lspec[-1][1], f"attribute `self.{where}`" if
+                                  isinstance(where, str) else self._slots.name(where)))
             else:
                 tl = [v]
             lleaves.append(tl)
@@ -369,6 +374,15 @@ class Jitted:
                     lspec.append((info.kind, "live", info.type.shape, info.type.dtype))
                     vals.append(info.outer)
                     ids.append(_ident(info))
+        if self._nslots:  # key-only slots (live.Slots.kreaders): keyed, never inputs
+            sl = self._slots
+            for j, kp in enumerate(sl.kparts()):
+                swhere.append(("key", j))
+                lspec.append(("tree", NO_ARRAYS) if kp is NO_ARRAYS else ("key", kp))
+                if sl.kplanned[j] is not None and kp is not NO_ARRAYS:
+                    watch.append((len(lspec) - 1, sl.krid(j),
+                                  functools.partial(kkey, _kread(*sl.kreaders[j]), static_key),
+                                  kp, sl.knames[j]))
         # where the same array object is reached twice (two arguments, an argument and a
         # global, two containers): the trace gives it one traced value, so it is keyed
         al = aliases(ids)
@@ -454,13 +468,12 @@ class Jitted:
         calls do not repeat; key them NO_ARRAYS from now on (instead of by their contents,
         which would trace every call) and warn once per container."""
         changed, names, replan = [], [], False
-        for i, wid, v, k, where in watch:
-            if tree_flat(v, [], static_key) != k:
+        for i, wid, now, k, name in watch:
+            if now() != k:
                 changed.append(i)
                 (self._wself if wid[0] == "self" else self._lwritten).add(wid)
                 replan = replan or wid[0] != "self"
-                names.append(f"attribute `self.{where}`" if isinstance(where, str) else
-                             self._slots.name(where))
+                names.append(name)
         if not changed:
             return
         warnings.warn(
@@ -561,6 +574,11 @@ class Jitted:
             return "static " + arg_name(self._params, where)
         if kind == "self":
             return "an attribute of `self` that holds no array"
+        if kind == "key":
+            try:
+                return self._slots.knames[where]
+            except IndexError:
+                return "a value a helper function reads"
         if isinstance(where, str):
             return f"attribute `self.{where}`"
         try:
@@ -709,7 +727,7 @@ def _key_diff(a, b, path=""):
     """(path, old, new): where two key parts first differ (`['k']`, `[0]`: inside a
     container) and the values they stand for."""
     if type(a) is tuple and type(b) is tuple and a[:1] == b[:1] and \
-            a[:1] in (("tree",), ("static",)):
+            a[:1] in (("tree",), ("static",), ("key",)):
         return _key_diff(a[1], b[1], path)
     if type(a) is tuple and type(b) is tuple and a and b and a[0] is b[0] and \
             isinstance(a[0], type):
@@ -735,6 +753,8 @@ def _part_str(k):
             return "a float (an input)"
         if k is NO_ARRAYS:
             return "a container the function writes"
+        if type(k) is tuple and len(k) == 2 and k[0] == "id":
+            return "another object (keyed by identity)"
         if type(k) is tuple and len(k) == 2 and type(k[0]) is tuple and \
                 isinstance(k[1], np.dtype):
             return f"{k[1]}[{','.join(map(str, k[0]))}]"

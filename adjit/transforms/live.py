@@ -35,6 +35,9 @@ from __future__ import annotations
 import builtins
 import copy
 import dis
+import os
+import sys
+import sysconfig
 import functools
 import itertools
 import struct
@@ -180,15 +183,79 @@ def _is_tensor(v):
     return n is not None and type(getattr(v, "_n", None)).__name__ == "Node"
 
 
-def _global_names(code, out, stores):
+def _global_names(code, out, stores, attrs=None):
+    """The globals `code` (and the code defined in it) loads and stores; with `attrs`, the
+    attributes it reads of a global or closure variable (`cfg.lr`: ("global" | "deref",
+    name, attribute)), method calls left out."""
+    prev = None
     for ins in dis.get_instructions(code):
         if ins.opname == "LOAD_GLOBAL":
             out.append(ins.argval)
         elif ins.opname in _STORES:
             stores.add(ins.argval)
+        elif attrs is not None and ins.opname == "LOAD_ATTR" and prev is not None and \
+                prev.opname in ("LOAD_GLOBAL", "LOAD_DEREF") and \
+                (sys.version_info < (3, 12) or not ins.arg & 1):
+            attrs.append(("global" if prev.opname == "LOAD_GLOBAL" else "deref",
+                          prev.argval, ins.argval))
+        if ins.opname != "CACHE":
+            prev = ins
     for c in code.co_consts:
         if isinstance(c, types.CodeType):
-            _global_names(c, out, stores)
+            _global_names(c, out, stores, attrs)
+
+
+# code outside the user's: Python's and installed packages' (a helper function from there is
+# not followed for the values it reads)
+_LIBDIRS = tuple(sorted({os.path.realpath(p) for k in ("stdlib", "platstdlib", "purelib",
+                                                       "platlib")
+                         for p in [sysconfig.get_paths().get(k)] if p}))
+
+
+def _user_code(filename):
+    if filename.startswith("<"):
+        return not filename.startswith("<frozen")
+    return not is_adjit_file(filename) and \
+        not os.path.realpath(filename).startswith(_LIBDIRS)
+
+
+def _kread(kind, w, nm):
+    """The value a key-only reader reads (see Slots.kreaders)."""
+    if kind == "cell":
+        return _cell(w)
+    if kind == "global":
+        return w.get(nm, _EMPTY)
+    if kind == "const":
+        return w
+    o = w[0].get(w[1], _EMPTY) if kind == "gattr" else _cell(w)  # "gattr" | "dattr"
+    d = getattr(o, "__dict__", None)
+    return d.get(nm, _EMPTY) if type(d) is dict else _EMPTY
+
+
+def kkey(v, static_key, written=False):
+    """The key of a key-only slot's value: scalars by value (floats by bit pattern), NumPy
+    scalars by value, an array by identity (bound by reference: in-place writes show,
+    another array traces again), a container by its structure and leaves so (NO_ARRAYS when
+    the function writes it and it holds no array), anything else by static_key or identity."""
+    t = type(v)
+    if t is float:
+        return _pack_d(v)
+    if t in SCALARS:
+        return scalar_key(v)
+    if t is _nd:
+        return ("id", id(v))
+    if is_tree(v):
+        leaves = []
+        k = tree_flat(v, leaves, static_key)
+        if leaves:
+            return (k, tuple(map(id, leaves)))
+        return NO_ARRAYS if written else k
+    if v is _EMPTY:
+        return ("unbound",)
+    try:
+        return static_key(v, "a value")
+    except TypeError:
+        return ("id", id(v))
 
 
 def _cell(c):
@@ -224,8 +291,16 @@ class Slots:
     """The live slots of a function (see the module doc)."""
 
     def __init__(self, f, static_key=None, promoted=frozenset(), written=frozenset()):
+        self.static_key = static_key
         self.readers = []   # ("cell", cell, None) | ("global", dict, name)
         self.names = []     # per reader: how a message names it ("global `cfg`")
+        # key-only readers: values the function reads where jit cannot give it traced values
+        # (the globals and cells of helper functions it calls by name, attributes of global
+        # objects `cfg.lr`, the globals of a function that assigns globals): keyed on every
+        # call (`kkey`), never inputs; ("cell", cell, None) | ("global", dict, name) |
+        # ("gattr", (dict, name), attribute) | ("dattr", cell, attribute) | ("const", v, None)
+        self.kreaders, self.knames, self.kplanned, self.kwritten = [], [], [], []
+        self._kseen = set()
         self.scalar = []    # per reader: it held a Python scalar (SCALARS) when planned
         self.trees = False  # a slot held a container of arrays when planned (the hot path
         # flattens in general: `_read_trees`)
@@ -251,6 +326,8 @@ class Slots:
         self.promoted = [self.scalar[i] and self.rid(i) in promoted for i in self.order()]
         # per slot in gather() order: a container the function changed while jit traced it
         self.written = [self.rid(i) in written for i in self.order()]
+        self.kwritten = [self.krid(i) in written for i in range(len(self.kreaders))]
+        self.n += len(self.kreaders)  # jit reads the slots when there is any
         self.read = self._read_trees if self.trees or not self.n else _reader(self)
 
     def _read_trees(self, leaves):
@@ -268,7 +345,7 @@ class Slots:
             else:
                 k.append(slot_key(v, sl, self.static_key, w) if is_tree(v) else
                          tree_flat(v, sl, self.static_key))
-        k = tuple(k)
+        k = tuple(k) + tuple(self.kparts())
         lv = leaves + tuple(sl)
         if len({*map(id, lv)}) < len(lv):
             k += (aliases(lv),)
@@ -347,6 +424,91 @@ class Slots:
             self.checks.append((("attr", f, "args"), f.args))
         return pp
 
+    def _kadd(self, reader, v, name):
+        self.kreaders.append(reader)
+        self.knames.append(name)
+        self.kplanned.append(v if is_tree(v) and not holds_array(v) else None)
+
+    def _kfollow(self, reader, v, depth, seen, via):
+        """Follow function v (held in a cell or global `reader`) for key-only slots; when it
+        added any, check on every call that the reader still holds it (plan again)."""
+        n = len(self.kreaders)
+        self._keyplan(v, depth, seen, via)
+        if len(self.kreaders) > n:
+            self.checks.append((reader, v))
+
+    def _kattrs(self, fn, attrs, via, skip=()):
+        """Key-only slots for `obj.attr` reads of a global or closure object (not a module,
+        class or function of a library: a config namespace, a user's module, an instance)."""
+        free = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
+        for kind, nm, attr in dict.fromkeys(attrs):
+            if nm in skip:
+                continue
+            if kind == "global":
+                w, o = (fn.__globals__, nm), fn.__globals__.get(nm, _EMPTY)
+            elif nm in free:
+                w, o = free[nm], _cell(free[nm])
+            else:
+                continue
+            if isinstance(o, (type, types.FunctionType, types.BuiltinFunctionType)) or \
+                    (isinstance(o, types.ModuleType) and
+                     not _user_code(getattr(o, "__file__", None) or "<lib>")):
+                continue
+            d = getattr(o, "__dict__", None)
+            if type(d) is not dict or attr not in d:
+                continue
+            v = d[attr]
+            if _candidate(v) and not (is_tree(v) and holds_array(v)):
+                self._kadd(("gattr" if kind == "global" else "dattr", w, attr), v,
+                           f"`{nm}.{attr}`{via}")
+
+    def _keyplan(self, fn, depth, seen, via):
+        """Key-only slots for the values helper function fn (user code) reads: its closure
+        cells and globals, the attributes of global objects it reads, its mutable defaults,
+        and the same for the helper functions it names (MAX_DEPTH deep)."""
+        if depth > MAX_DEPTH or id(fn) in seen or not _user_code(fn.__code__.co_filename):
+            return
+        seen.add(id(fn))
+        via = f" (read by `{fn.__name__}`)"
+        for i, c in enumerate(fn.__closure__ or ()):
+            v = _cell(c)
+            if isinstance(v, types.FunctionType):
+                self._kfollow(("cell", c, None), v, depth + 1, seen, via)
+            elif _candidate(v) and not (is_tree(v) and holds_array(v)):
+                self._kadd(("cell", c, None), v, f"closure variable "
+                           f"`{fn.__code__.co_freevars[i]}`{via}")
+        names, stores, attrs = [], set(), []
+        _global_names(fn.__code__, names, stores, attrs)
+        self._kglobals(fn, names, stores, depth, seen, via)
+        self._kattrs(fn, attrs, via, stores)
+        for i, v in enumerate(fn.__defaults__ or ()):
+            if type(v) not in SCALARS and v is not None and _candidate(v) and \
+                    not (is_tree(v) and holds_array(v)):
+                self._kadd(("const", v, None), v, f"a default value{via}")
+
+    def _kglobals(self, fn, names, stores, depth, seen, via):
+        g = fn.__globals__
+        for nm in dict.fromkeys(names):
+            if nm in stores:
+                continue
+            v = g.get(nm, _EMPTY)
+            if v is _EMPTY and hasattr(builtins, nm):
+                continue
+            if isinstance(v, types.FunctionType):
+                self._kfollow(("global", g, nm), v, depth + 1, seen, via)
+            elif _candidate(v) and not (is_tree(v) and holds_array(v)):
+                self._kadd(("global", g, nm), v, f"global `{nm}`{via}")
+
+    def krid(self, j):
+        """Key-only slot j's identity across plans."""
+        _, w, nm = self.kreaders[j]
+        return (id(w) if not isinstance(w, tuple) else (id(w[0]), w[1]), nm, "k")
+
+    def kparts(self):
+        """The key of every key-only slot now (general; the hot path's is generated)."""
+        sk = self.static_key
+        return [kkey(_kread(*r), sk, w) for r, w in zip(self.kreaders, self.kwritten)]
+
     def _plan(self, fn, depth, seen):
         seen.add(id(fn))
         p = _Plan(fn)
@@ -362,9 +524,13 @@ class Slots:
                 self.readers.append(("cell", c, None))
                 self.names.append(f"closure variable `{fn.__code__.co_freevars[i]}`")
                 self.scalar.append(type(v) in SCALARS)
-        names, stores = [], set()
-        _global_names(fn.__code__, names, stores)
-        if stores:  # f writes module globals: a copy of the dict would lose the writes
+        names, stores, attrs = [], set(), []
+        _global_names(fn.__code__, names, stores, attrs)
+        here = f" (read by `{fn.__name__}`)" if depth else ""
+        self._kattrs(fn, attrs, here, stores)
+        if stores:  # f writes module globals: a copy of the dict would lose the writes; the
+            # values it reads there are keyed (key-only slots)
+            self._kglobals(fn, names, stores, depth, seen, here)
             return p
         g = fn.__globals__
         for nm in dict.fromkeys(names):
@@ -377,6 +543,9 @@ class Slots:
                 if isinstance(v, _custom()) else None
             if sub is not None:
                 p.gnames.append((nm, sub))
+            elif isinstance(v, types.FunctionType):
+                # a helper called by name: the values it reads are keyed, not inputs
+                self._kfollow(("global", g, nm), v, depth + 1, seen, f" (read by `{nm}`)")
             elif _candidate(v):
                 self._note_tree(v)
                 p.gnames.append((nm, len(self.readers)))
@@ -497,7 +666,34 @@ def _reader(slots):
             lines += [f"    if type({v}) is not float:", "        return None"]
         elif sc:
             lines += [f"    t{v} = type({v})", f"    if t{v} not in SC:", "        return None"]
-    lines.append("    k = (" + "".join(
+    # key-only slots (Slots.kreaders): their values keyed, never inputs
+    env["kk"], env["EMPTYD"] = kkey, {}
+    kvs = []
+    for j, ((kind, w, nm), pv, wr) in enumerate(zip(slots.kreaders, slots.kplanned,
+                                                   slots.kwritten)):
+        q = f"q{j}"
+        kvs.append(f"c{q}")
+        if kind == "cell":
+            lines += ["    try:", f"        {q} = {const(w)}.cell_contents",
+                      "    except ValueError:", f"        {q} = E"]
+        elif kind == "global":
+            lines.append(f"    {q} = {const(w)}.get({const(nm)}, E)")
+        elif kind == "const":
+            lines.append(f"    {q} = {const(w)}")
+        else:
+            obj = f"{const(w[0])}.get({const(w[1])}, E)" if kind == "gattr" else \
+                f"getattr({const(w)}, 'cell_contents', E)"
+            lines.append(f"    {q} = getattr({obj}, '__dict__', EMPTYD).get({const(nm)}, E)")
+        general = [f"    c{q} = kk({q}, skey, {bool(wr)})"]
+        if pv is not None and not wr:
+            lines += _ctree_lines(pv, q, False, const, general)
+        elif wr:
+            lines += general
+        else:
+            lines += [f"    t{q} = type({q})",
+                      f"    c{q} = pk({q}) if t{q} is float else ({q}, t{q}) if t{q} is int or "
+                      f"t{q} is str or t{q} is bool else kk({q}, skey, False)"]
+    lines.append("    k = (" + "".join(f"{c}, " for c in kvs) + "".join(
         f"c{v}, " if c else
         "float, " if pr else f"pk({v}) if t{v} is float else sk({v}) if t{v} is complex else (t{v}, {v}), "
         if sc else
@@ -537,13 +733,13 @@ def _slow_ckey(v, static_key, written):
     return None if leaves else ("slow", k)
 
 
-def _ctree_lines(planned, v, written, const):
+def _ctree_lines(planned, v, written, const, fallback=None):
     """Generated lines computing `c{v}`: the key of slot value `v` (planned as a container of
     scalars: `planned`) by value. While it has the planned structure and leaf types (checked
     inline), the key is a fresh tag, the float leaves' bits packed at once (0.0 and -0.0
     apart, a NaN matching itself) and the other leaves' values; otherwise `_slow_ckey`."""
-    slow = [f"    c{v} = slow({v}, skey, {bool(written)})", f"    if c{v} is None:",
-            "        return None"]
+    slow = fallback or [f"    c{v} = slow({v}, skey, {bool(written)})", f"    if c{v} is None:",
+                        "        return None"]
     if written:
         return slow
     conds, floats, others, n = [], [], [], [0]
