@@ -26,9 +26,17 @@ A slot holding a Python scalar (SCALARS: a global `lr = 0.2`) is keyed by value,
 pattern (`scalar_key`), so a changed value traces again; jit promotes a float slot that shows
 a second value to a scalar input (`promoted`: the reader passes it as a float64 0-d array).
 
-Not reached (frozen: constants of the trace, bound by reference): arrays held by other
-objects, by larger containers or by containers of other values only when planned, and the
-globals of helper functions that `f` calls by name.
+A container of scalars only is keyed by value (a generated hot-path key per planned
+structure, `_ctree_lines`); one the function changes while traced is its side effect (jit
+keys it NO_ARRAYS). Mutable defaults and a functools.partial's arguments are slots too.
+
+Key-only slots (`kreaders`): values read where jit cannot substitute traced ones (globals,
+cells and defaults of helper functions called by name, `cfg.lr` of a global object, globals
+of a function that assigns globals) are keyed on every call (`kkey`: scalars by value,
+arrays by identity), never inputs.
+
+Not reached (frozen: constants of the trace, bound by reference): values behind two
+attribute reads, arrays of larger containers, and arrays of containers a helper reads.
 """
 from __future__ import annotations
 
