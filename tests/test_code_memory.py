@@ -84,6 +84,8 @@ def test_rss_of_400_shapes_is_returned(tmp_path):
     # cache_clear(). The first pass fills the disk cache (compiled in the worker, where LLVM's
     # optimisation pipeline keeps ~80 KB per compile: docs/speed.md F9); the second loads.
     r = _run(_RSS + """
+        import sys
+        sys.modules["adjit.transforms.jit"].MAX_VARIANTS = 1000  # keep all 400 shapes
         def sweep():
             jf = adjit.jit(f)
             for n in range(100, 500):

@@ -35,7 +35,7 @@ def test_retrace_warning_names_the_changed_argument_once():
             f(np.ones(n))
     msgs = [str(w.message) for w in caught if "traced" in str(w.message)]
     assert len(msgs) == 1
-    assert "argument 0 changed from f64[" in msgs[0]
+    assert "argument 'x' (position 0) changed from f64[8] to f64[9]" in msgs[0]
 
 
 def test_retrace_warning_names_the_guard():

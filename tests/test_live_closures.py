@@ -197,8 +197,14 @@ def test_unreachable_data_is_frozen_and_warned_once():
     msgs = [str(w.message) for w in rec if "HELD.data" in str(w.message)]
     assert len(msgs) == 1 and f"{__file__}:" in msgs[0], [str(w.message) for w in rec]
     np.testing.assert_allclose(first, x * np.sum(HELD.data) + 1.0)
-    HELD.data = HELD.data + 100    # the documented boundary: not seen (frozen)
-    np.testing.assert_allclose(jf(x), first)
+    saved = HELD.data
+    try:
+        HELD.data = HELD.data + 100    # rebound: keyed by identity, so traced again
+        np.testing.assert_allclose(jf(x), x * np.sum(HELD.data) + 1.0)
+        HELD.data += 1                 # the documented boundary: a value computed from it
+        np.testing.assert_allclose(jf(x), x * np.sum(HELD.data - 1) + 1.0)  # is frozen
+    finally:
+        HELD.data = saved
 
 
 def test_literals_do_not_warn():
@@ -234,8 +240,14 @@ def test_helper_global_is_frozen_and_warned_once():
     msgs = [str(w.message) for w in rec if "`HG`" in str(w.message)]
     assert len(msgs) == 1 and "computes a value from the array" in msgs[0]
     np.testing.assert_allclose(first, x * np.sum(HG) - 1.0)
-    HG = HG + 1.0   # a global of a helper function: frozen (the README's boundary)
-    np.testing.assert_allclose(jf(x), first)
+    saved = HG
+    try:
+        HG = HG + 1.0   # a helper's global rebound: keyed by identity, traced again
+        np.testing.assert_allclose(jf(x), x * np.sum(HG) - 1.0)
+        HG += 1.0       # in place: the value computed from it is frozen (the boundary)
+        np.testing.assert_allclose(jf(x), x * np.sum(HG - 1.0) - 1.0)
+    finally:
+        HG = saved
 
 
 RNG = np.random.default_rng(3)

@@ -46,15 +46,19 @@ from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nod
 from .autodiff import run_graph
 from .jitargs import MAX_LEAVES, aliases, assembler, flattener, leaf_kind
 from .live import (_EMPTY, NO_ARRAYS, Slots, is_tree, random_sources, random_state,
-                   scalar_key, self_arrays, slot_key, tree_build)
+                   scalar_key, self_arrays, slot_key, tree_build, tree_flat, kkey, _kread)
 from ..runtime import (Interpreted, compile_now, count_traced_call, fresh,
                        run_graph as _run_concrete)
+from .._frames import is_adjit_file
 from .._traceback import filter_traceback
 
 MAX_BRANCHES = 32
 MAX_STRUCTURES = 8  # generated argument flatteners kept per function
 COMPILE_MODES = ("auto", "eager")
 RETRACE_WARN = 8  # warn (once per function) when it has been traced this many times
+# variants (cache keys: shapes, dtypes, static values, scalar globals) kept per function; the
+# least recently used is dropped beyond this (and traced again if it comes back)
+MAX_VARIANTS = 128
 
 
 class _Branch:
@@ -155,13 +159,25 @@ class Jitted:
         # jit(obj.method): the function, with obj as its `self` (whose arrays are inputs)
         self._self = f.__self__ if isinstance(f, types.MethodType) else _NO_SELF
         self._func = f.__func__ if isinstance(f, types.MethodType) else f
+        call = getattr(type(f), "__call__", None)
+        if self._self is _NO_SELF and not isinstance(f, (types.FunctionType, functools.partial)) \
+                and isinstance(call, types.FunctionType) and \
+                not is_adjit_file(call.__code__.co_filename):
+            # jit(obj) of a user's class defining __call__: as jit(obj.__call__), a method
+            self._self, self._func = f, call
         self._slots = Slots(self._func, static_key)
         self._nslots = self._slots.n
         # float slots (a global `lr`): the first value's bits by slot (Slots.rid); a slot that
         # shows a second value is promoted to a scalar input (as a Python float argument is),
         # unless a trace with it promoted failed (`_lnever`: it stays keyed by value)
         self._lfirst, self._lpromoted, self._lnever = {}, set(), set()
+        # containers the function changed while jit traced it (slot rids; self's attribute
+        # names): their contents are its side effect, not keyed (see live.slot_key)
+        self._lwritten, self._wself = set(), set()
         self.cache = {}
+        # least recently used variant first out (MAX_VARIANTS): the clock of each branch
+        # list's last use (by id), stamped when the list served differs from the last one
+        self._clock, self._mru, self._stamps = 0, None, {}
         self.fast = {}
         self._flats = []  # generated flatteners (jitargs.py), most recently used first
         self._flat_sigs = {}  # argument structure -> its flattener (or None: it has none)
@@ -170,6 +186,7 @@ class Jitted:
         self.retraces = 0
         self._last_spec = None
         self._warned = False
+        self._evicted = False
 
     def __get__(self, obj, objtype=None):  # jit on methods
         return self if obj is None else _Method(self, obj)
@@ -204,6 +221,8 @@ class Jitted:
                 branches = self.fast.get(fkey)
                 if branches is None:
                     break
+                if branches is not self._mru:
+                    self._touch(branches)
                 direct = branches[0].direct if branches else None
                 if direct is not None:
                     # the most recent branch's generated entry: checks, one foreign call
@@ -260,9 +279,8 @@ class Jitted:
             # a function held in a closure cell was rebound, or a slot planned for an array
             # holds a container now (the hot path reads containers otherwise): plan again
             # or a slot holds a scalar where the plan has an array or the reverse
-            if sv is None or (not self._slots.trees and any(is_tree(v) for v in sv)) or \
-                    self._slots.stale(sv) or self._promote(sv):
-                self._slots = Slots(self._func, static_key, self._lpromoted)
+            if sv is None or self._slots.replan(sv) or self._promote(sv):
+                self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten)
                 self._nslots = self._slots.n
                 sv = self._slots.gather()
             live = list(zip(self._slots.order(), sv))
@@ -275,8 +293,6 @@ class Jitted:
         """Note the first value of each float slot; promote (to a scalar input) those that
         show a second value. True when one was promoted now (plan again)."""
         sl, new = self._slots, False
-        if sl.trees:
-            return False
         for i, v, pr in zip(sl.order(), sv, sl.promoted):
             if type(v) is float and not pr:
                 rid = sl.rid(i)
@@ -300,10 +316,12 @@ class Jitted:
         dyn = [(i, a) for i, a in enumerate(args) if i not in static and i >= first] + \
             [(k, kwargs[k]) for k in dkw]
         tds, spec, vals, fkinds, ids = [], [], [], [], []
+        swhere = []  # per spec / lspec entry: where it comes from (a retrace warning names it)
         for where, a in dyn:
             leaves, td = pytree.flatten(a)
             tds.append(td)
             for lf in leaves:
+                swhere.append(("arg", where))
                 try:
                     info = leaf_info(lf)
                 except TypeError as exc:
@@ -322,7 +340,11 @@ class Jitted:
         promo = dict(zip(self._slots.order(), self._slots.promoted)) if self._nslots else {}
         pidx = {}  # trace leaf index of a promoted float slot -> its Slots.rid
         lspec, lleaves = [], []  # lleaves: per live slot, the values the trace takes for it
+        # containers the function sees itself: (lspec index, wid, their key now, the key,
+        # how a message names them)
+        watch = []
         for where, v in live:
+            swhere.append(("live", where))
             if type(v) is float and not isinstance(where, str) and promo.get(where):
                 # a promoted float slot: a scalar input, as a Python float argument is
                 info = leaf_info(v)
@@ -334,11 +356,19 @@ class Jitted:
                 continue
             if is_tree(v):  # a container: its arrays are inputs, its structure is keyed
                 tl = []
-                lspec.append(("tree", slot_key(v, tl, static_key)))
+                wid = ("self", where) if isinstance(where, str) else self._slots.rid(where)
+                written = wid in (self._wself if isinstance(where, str) else self._lwritten)
+                lspec.append(("tree", slot_key(v, tl, static_key, written)))
+                if not tl and not written:
+                    watch.append((len(lspec) - 1, wid,
+                                  functools.partial(tree_flat, v, [], static_key),
+                                  lspec[-1][1], f"attribute `self.{where}`" if
+                                  isinstance(where, str) else self._slots.name(where)))
             else:
                 tl = [v]
             lleaves.append(tl)
             for lf in tl:
+                swhere.append(("live", where))
                 info = leaf_info(lf) if lf is not None and lf is not _EMPTY else None
                 if info is None or info.kind == "py":
                     # a scalar (a global `lr = 0.2`) is keyed by value, floats by bit pattern:
@@ -349,6 +379,15 @@ class Jitted:
                     lspec.append((info.kind, "live", info.type.shape, info.type.dtype))
                     vals.append(info.outer)
                     ids.append(_ident(info))
+        if self._nslots:  # key-only slots (live.Slots.kreaders): keyed, never inputs
+            sl = self._slots
+            for j, kp in enumerate(sl.kparts()):
+                swhere.append(("key", j))
+                lspec.append(("tree", NO_ARRAYS) if kp is NO_ARRAYS else ("key", kp))
+                if sl.kplanned[j] is not None and kp is not NO_ARRAYS:
+                    watch.append((len(lspec) - 1, sl.krid(j),
+                                  functools.partial(kkey, _kread(*sl.kreaders[j]), static_key),
+                                  kp, sl.knames[j]))
         # where the same array object is reached twice (two arguments, an argument and a
         # global, two containers): the trace gives it one traced value, so it is keyed
         al = aliases(ids)
@@ -356,7 +395,13 @@ class Jitted:
                tuple(static_key(args[i], f"static argument {i}") for i in sorted(static)),
                tuple(sorted((k, static_key(v, f"static argument {k!r}"))
                             for k, v in skw.items())), al)
-        branches = self.cache.setdefault(key, [])
+        branches = self.cache.get(key)
+        if branches is None:
+            branches = self.cache.setdefault(key, [])
+            if len(self.cache) > MAX_VARIANTS:
+                self._evict(branches)
+        if branches is not self._mru:
+            self._touch(branches)
         # the hot path's key once a branch for these arguments has been replayed (its flattener
         # is generated code: neither the call that traces, the most expensive of all, nor the
         # next one, which makes the interpreter's plan, makes it)
@@ -373,19 +418,90 @@ class Jitted:
         if hit is not None:
             _name_on_tape(hit[1], vals)
             return _assemble(*hit)
-        self._note_retrace(branches, spec + lspec)
+        self._note_retrace(branches, list(zip(swhere, spec + lspec)) + [
+            (("static", i), key[6][j]) for j, i in enumerate(sorted(static))] + [
+            (("static", k), kv) for k, kv in key[7]] + [(("self", None), skey)])
         try:
-            return self._trace(args, kwargs, static, dkw, skw, branches, live, lleaves, pidx)
+            out = self._trace(args, kwargs, static, dkw, skw, branches, live, lleaves, pidx)
         except Exception:
             if not pidx:
                 raise
+        else:
+            if watch:
+                self._check_written(watch, key)
+            return out
         # f could not run with a promoted float slot traced (it needs the float itself):
         # those slots stay keyed by value
         self._lnever.update(pidx.values())
         self._lpromoted.difference_update(pidx.values())
-        self._slots = Slots(self._func, static_key, self._lpromoted)
+        self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten)
         self._nslots = self._slots.n
         return self._call(args, kwargs, has_self, shift)
+
+    def _touch(self, branches):
+        """Note that this variant's branch list served a call (for MAX_VARIANTS)."""
+        self._mru = branches
+        self._clock += 1
+        self._stamps[id(branches)] = self._clock
+
+    def _evict(self, keep):
+        """Drop the least recently used variants beyond MAX_VARIANTS (never `keep`, the one
+        being added): their graphs, code and hot-path keys. A dropped variant that comes back
+        traces again."""
+        items = list(self.cache.items())
+        items.sort(key=lambda kv: self._stamps.get(id(kv[1]), 0))
+        drop = [kv for kv in items if kv[1] is not keep][:len(items) - MAX_VARIANTS]
+        gone = set()
+        for k, brs in drop:
+            if self.cache.get(k) is brs:
+                del self.cache[k]
+            self._stamps.pop(id(brs), None)
+            gone.add(id(brs))
+        if gone:
+            self.fast = {fk: brs for fk, brs in list(self.fast.items()) if id(brs) not in gone}
+        if not self._evicted:
+            self._evicted = True
+            warnings.warn(
+                f"adjit.jit: {fname(self.f)} has more than {MAX_VARIANTS} variants (shapes, "
+                "dtypes, static arguments or scalar globals seen): the least recently used are "
+                "dropped and traced again if they come back. Pass a value that changes every "
+                "call as an argument.", RuntimeWarning, stacklevel=4)
+
+    def _check_written(self, watch, key):
+        """Containers the function sees itself (they held no array) and changed while jit
+        traced it (`hist.append(...)`): the change is a side effect of the trace, which later
+        calls do not repeat; key them NO_ARRAYS from now on (instead of by their contents,
+        which would trace every call) and warn once per container."""
+        changed, names, replan = [], [], False
+        for i, wid, now, k, name in watch:
+            if now() != k:
+                changed.append(i)
+                (self._wself if wid[0] == "self" else self._lwritten).add(wid)
+                replan = replan or wid[0] != "self"
+                names.append(name)
+        if not changed:
+            return
+        warnings.warn(
+            f"adjit.jit: {fname(self.f)} changes {', '.join(names)} (a container it reads "
+            "without being passed it) while jit traces it: the change is made once, when jit "
+            "traces, and not by later calls, which run the recorded arrays only. Return the "
+            "values instead (and append them outside the jitted function).",
+            RuntimeWarning, stacklevel=4)
+        if replan:
+            self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten)
+            self._nslots = self._slots.n
+        # file the branch just traced under the key later calls compute
+        lk = list(key[2])
+        for i in changed:
+            lk[i] = ("tree", NO_ARRAYS)
+        new = key[:2] + (tuple(lk),) + key[3:]
+        brs = self.cache.pop(key, None)
+        if brs is not None:
+            old = self.cache.get(new)
+            if old is None:
+                self.cache[new] = brs
+            else:
+                old[:0] = brs
 
     def _fast_key(self, args, static, tds, fkinds):
         """The hot path's (key, leaves) of these arguments, from their structure's generated
@@ -426,19 +542,22 @@ class Jitted:
 
     def _note_retrace(self, branches, spec):
         """Why this call traces again; warn once when a function keeps retracing (as PyTorch
-        warns about recompiles), naming the guard or the argument that changed."""
+        warns about recompiles), naming the guard, or the argument, static argument, global,
+        closure variable or attribute of `self` that changed and its old and new key parts.
+        `spec`: [(where, key part)] of this call."""
         reason = None
         if branches:
             locs = sorted({f"{os.path.basename(e.loc[0])}:{e.loc[1]}" for br in branches
                            for e in br.graph.eqns if e.prim.name == "guard" and e.loc})
             reason = "a guard failed (recorded at " + (", ".join(locs) or "?") + ")"
         elif self._last_spec is not None:
-            for i, (a, b) in enumerate(zip(self._last_spec, spec)):
-                if a != b:
-                    reason = f"argument {i} changed from {_spec_str(a)} to {_spec_str(b)}"
-                    break
-            else:
-                reason = "a static argument or the arguments' structure changed"
+            if [w for w, _ in self._last_spec] == [w for w, _ in spec]:
+                for (w, a), (_, b) in zip(self._last_spec, spec):
+                    if a != b:
+                        path, a, b = _key_diff(a, b)
+                        reason = (f"{self._where_str(w)}{path} changed from {a} to {b}")
+                        break
+            reason = reason or "the arguments' structure or the values jit reads changed"
         self._last_spec = spec
         if reason is None:
             return
@@ -450,6 +569,27 @@ class Jitted:
                 f"time because {reason}. Every new shape, dtype or failed guard traces and "
                 "compiles a new variant: pass such values as static arguments, or keep shapes "
                 "fixed.", RuntimeWarning, stacklevel=3)
+
+    def _where_str(self, w):
+        """How the retrace warning names where a key part comes from."""
+        kind, where = w
+        if kind == "arg":
+            return arg_name(self._params, where)
+        if kind == "static":
+            return "static " + arg_name(self._params, where)
+        if kind == "self":
+            return "an attribute of `self` that holds no array"
+        if kind == "key":
+            try:
+                return self._slots.knames[where]
+            except IndexError:
+                return "a value a helper function reads"
+        if isinstance(where, str):
+            return f"attribute `self.{where}`"
+        try:
+            return self._slots.name(where)
+        except IndexError:
+            return "a global or closure variable"
 
     def stats(self):
         """Calls served by a cached variant (hits), traces (misses), retraces and the seconds
@@ -586,6 +726,54 @@ def _spec_str(s):
         return "a container without arrays" if s[1] is NO_ARRAYS else \
             f"a {s[1][0].__name__} of another structure"
     return f"{s[3]}[{','.join(map(str, s[2]))}]"
+
+
+def _key_diff(a, b, path=""):
+    """(path, old, new): where two key parts first differ (`['k']`, `[0]`: inside a
+    container) and the values they stand for."""
+    if type(a) is tuple and type(b) is tuple and a[:1] == b[:1] and \
+            a[:1] in (("tree",), ("static",), ("key",)):
+        return _key_diff(a[1], b[1], path)
+    if type(a) is tuple and type(b) is tuple and a and b and a[0] is b[0] and \
+            isinstance(a[0], type):
+        t = a[0]
+        if t is dict and len(a) == len(b) == 3 and a[1] == b[1]:
+            for k, x, y in zip(a[1], a[2], b[2]):
+                if x != y:
+                    return _key_diff(x, y, f"{path}[{k!r}]")
+        elif issubclass(t, (tuple, list)) and len(a) == len(b) == 2 and \
+                type(a[1]) is tuple and type(b[1]) is tuple and len(a[1]) == len(b[1]):
+            for j, (x, y) in enumerate(zip(a[1], b[1])):
+                if x != y:
+                    return _key_diff(x, y, f"{path}[{j}]")
+    return path, _part_str(a), _part_str(b)
+
+
+def _part_str(k):
+    """A key part shown as what it stands for."""
+    try:
+        if type(k) is bytes:
+            return repr(struct.unpack("<d", k)[0])
+        if k is float:
+            return "a float (an input)"
+        if k is NO_ARRAYS:
+            return "a container the function writes"
+        if type(k) is tuple and len(k) == 2 and k[0] == "id":
+            return "another object (keyed by identity)"
+        if type(k) is tuple and len(k) == 2 and type(k[0]) is tuple and \
+                isinstance(k[1], np.dtype):
+            return f"{k[1]}[{','.join(map(str, k[0]))}]"
+        if type(k) is tuple and k and (k[0] in ("static", "tree") or (
+                len(k) == 4 and type(k[2]) is tuple)):
+            return _spec_str(k)
+        if type(k) is tuple and len(k) in (2, 3) and isinstance(k[0], type):
+            if k[0] in (dict, list) or issubclass(k[0], tuple) and type(k[-1]) is tuple \
+                    and k[-1] and type(k[-1][0]) is tuple:
+                return f"a {k[0].__name__} of another structure"
+            return _key_str(k)
+    except Exception:  # noqa: BLE001 - a message: never fail the call over it
+        pass
+    return "another value"
 
 
 def _assemble(br, outs):

@@ -26,15 +26,28 @@ A slot holding a Python scalar (SCALARS: a global `lr = 0.2`) is keyed by value,
 pattern (`scalar_key`), so a changed value traces again; jit promotes a float slot that shows
 a second value to a scalar input (`promoted`: the reader passes it as a float64 0-d array).
 
-Not reached (frozen: constants of the trace, bound by reference): arrays held by other
-objects, by larger containers or by containers of other values only when planned, and the
-globals of helper functions that `f` calls by name.
+A container of scalars only is keyed by value (a generated hot-path key per planned
+structure, `_ctree_lines`); one the function changes while traced is its side effect (jit
+keys it NO_ARRAYS). Mutable defaults and a functools.partial's arguments are slots too.
+
+Key-only slots (`kreaders`): values read where jit cannot substitute traced ones (globals,
+cells and defaults of helper functions called by name, `cfg.lr` of a global object, globals
+of a function that assigns globals) are keyed on every call (`kkey`: scalars by value,
+arrays by identity), never inputs.
+
+Not reached (frozen: constants of the trace, bound by reference): values behind two
+attribute reads, arrays of larger containers, and arrays of containers a helper reads.
 """
 from __future__ import annotations
 
 import builtins
 import copy
 import dis
+import os
+import sys
+import sysconfig
+import functools
+import itertools
 import struct
 import types
 
@@ -66,14 +79,14 @@ def scalar_key(v):
 
 
 def _candidate(v):
-    """Can this slot hold a live array? Arrays and array-like NumPy scalars, containers
-    (tuple, list, dict, namedtuple, nested) of at most MAX_TREE_LEAVES leaves holding an
-    array, and (so that a name bound or filled later is seen) None, unbound slots and empty
-    containers; and the scalars of SCALARS (keyed by value: a changed `lr = 0.1` traces
-    again); functions, modules, classes and containers without arrays are structure."""
+    """Is this slot live? Arrays and array-like NumPy scalars, containers (tuple, list, dict,
+    namedtuple, nested) of at most MAX_TREE_LEAVES leaves (their arrays inputs, their other
+    leaves keyed by value: a changed `cfg["k"] = 3.0` traces again), and (so that a name bound
+    or filled later is seen) None and unbound slots; and the scalars of SCALARS (keyed by
+    value: a changed `lr = 0.1` traces again); functions, modules and classes are structure."""
     return v is _EMPTY or v is None or type(v) in SCALARS or \
         isinstance(v, (np.ndarray, np.generic)) or \
-        _is_tensor(v) or (is_tree(v) and (not v or holds_array(v)) and _small_tree(v, [0], 0))
+        _is_tensor(v) or (is_tree(v) and _small_tree(v, [0], 0))
 
 
 def _live_leaf(v):
@@ -144,12 +157,14 @@ def tree_flat(v, leaves, static_key, depth=0):
 NO_ARRAYS = ("no arrays",)
 
 
-def slot_key(v, leaves, static_key):
-    """`tree_flat` of a slot's container, NO_ARRAYS when it holds no array now (then the
-    function sees the container itself, unkeyed)."""
+def slot_key(v, leaves, static_key, written=False):
+    """`tree_flat` of a slot's container (its scalar leaves keyed by value). The function
+    sees a container that holds no array itself (no copy); one it changed while jit traced
+    it (`written`: a list it appends to) is keyed NO_ARRAYS while it holds no array (its
+    contents are the function's side effect, not an input)."""
     n = len(leaves)
     k = tree_flat(v, leaves, static_key)
-    return k if len(leaves) > n else NO_ARRAYS
+    return NO_ARRAYS if written and len(leaves) == n else k
 
 
 def tree_build(v, it, memo, depth=0):
@@ -176,15 +191,79 @@ def _is_tensor(v):
     return n is not None and type(getattr(v, "_n", None)).__name__ == "Node"
 
 
-def _global_names(code, out, stores):
+def _global_names(code, out, stores, attrs=None):
+    """The globals `code` (and the code defined in it) loads and stores; with `attrs`, the
+    attributes it reads of a global or closure variable (`cfg.lr`: ("global" | "deref",
+    name, attribute)), method calls left out."""
+    prev = None
     for ins in dis.get_instructions(code):
         if ins.opname == "LOAD_GLOBAL":
             out.append(ins.argval)
         elif ins.opname in _STORES:
             stores.add(ins.argval)
+        elif attrs is not None and ins.opname == "LOAD_ATTR" and prev is not None and \
+                prev.opname in ("LOAD_GLOBAL", "LOAD_DEREF") and \
+                (sys.version_info < (3, 12) or not ins.arg & 1):
+            attrs.append(("global" if prev.opname == "LOAD_GLOBAL" else "deref",
+                          prev.argval, ins.argval))
+        if ins.opname != "CACHE":
+            prev = ins
     for c in code.co_consts:
         if isinstance(c, types.CodeType):
-            _global_names(c, out, stores)
+            _global_names(c, out, stores, attrs)
+
+
+# code outside the user's: Python's and installed packages' (a helper function from there is
+# not followed for the values it reads)
+_LIBDIRS = tuple(sorted({os.path.realpath(p) for k in ("stdlib", "platstdlib", "purelib",
+                                                       "platlib")
+                         for p in [sysconfig.get_paths().get(k)] if p}))
+
+
+def _user_code(filename):
+    if filename.startswith("<"):
+        return not filename.startswith("<frozen")
+    return not is_adjit_file(filename) and \
+        not os.path.realpath(filename).startswith(_LIBDIRS)
+
+
+def _kread(kind, w, nm):
+    """The value a key-only reader reads (see Slots.kreaders)."""
+    if kind == "cell":
+        return _cell(w)
+    if kind == "global":
+        return w.get(nm, _EMPTY)
+    if kind == "const":
+        return w
+    o = w[0].get(w[1], _EMPTY) if kind == "gattr" else _cell(w)  # "gattr" | "dattr"
+    d = getattr(o, "__dict__", None)
+    return d.get(nm, _EMPTY) if type(d) is dict else _EMPTY
+
+
+def kkey(v, static_key, written=False):
+    """The key of a key-only slot's value: scalars by value (floats by bit pattern), NumPy
+    scalars by value, an array by identity (bound by reference: in-place writes show,
+    another array traces again), a container by its structure and leaves so (NO_ARRAYS when
+    the function writes it and it holds no array), anything else by static_key or identity."""
+    t = type(v)
+    if t is float:
+        return _pack_d(v)
+    if t in SCALARS:
+        return scalar_key(v)
+    if t is _nd:
+        return ("id", id(v))
+    if is_tree(v):
+        leaves = []
+        k = tree_flat(v, leaves, static_key)
+        if leaves:
+            return (k, tuple(map(id, leaves)))
+        return NO_ARRAYS if written else k
+    if v is _EMPTY:
+        return ("unbound",)
+    try:
+        return static_key(v, "a value")
+    except TypeError:
+        return ("id", id(v))
 
 
 def _cell(c):
@@ -198,13 +277,17 @@ class _Plan:
     """Where one function (or custom_vjp / custom_jvp object: its rules) reads values:
     cells [(index, slot number | sub-plan)], globals [(name, slot number | sub-plan)],
     rules [(attribute, sub-plan)]."""
-    __slots__ = ("fn", "cells", "gnames", "rules")
+    __slots__ = ("fn", "cells", "gnames", "rules", "defs", "kwdefs", "pargs", "pkw")
 
     def __init__(self, fn):
         self.fn, self.cells, self.gnames, self.rules = fn, [], [], []
+        # default values [(index in __defaults__ | name in __kwdefaults__, slot)]; for a
+        # functools.partial, its arguments [(index | keyword, slot)] (fn is the partial)
+        self.defs, self.kwdefs, self.pargs, self.pkw = [], [], [], []
 
     def __bool__(self):
-        return bool(self.cells or self.gnames or self.rules)
+        return bool(self.cells or self.gnames or self.rules or self.defs or self.kwdefs or
+                    self.pargs or self.pkw)
 
 
 def _custom():
@@ -215,22 +298,44 @@ def _custom():
 class Slots:
     """The live slots of a function (see the module doc)."""
 
-    def __init__(self, f, static_key=None, promoted=frozenset()):
+    def __init__(self, f, static_key=None, promoted=frozenset(), written=frozenset()):
+        self.static_key = static_key
         self.readers = []   # ("cell", cell, None) | ("global", dict, name)
+        self.names = []     # per reader: how a message names it ("global `cfg`")
+        # key-only readers: values the function reads where jit cannot give it traced values
+        # (the globals and cells of helper functions it calls by name, attributes of global
+        # objects `cfg.lr`, the globals of a function that assigns globals): keyed on every
+        # call (`kkey`), never inputs; ("cell", cell, None) | ("global", dict, name) |
+        # ("gattr", (dict, name), attribute) | ("dattr", cell, attribute) | ("const", v, None)
+        self.kreaders, self.knames, self.kplanned, self.kwritten = [], [], [], []
+        self._kseen = set()
         self.scalar = []    # per reader: it held a Python scalar (SCALARS) when planned
-        self.trees = False  # a slot held a container when planned (jit's hot path flattens)
+        self.trees = False  # a slot held a container of arrays when planned (the hot path
+        # flattens in general: `_read_trees`)
+        self.ctree = []     # per reader: it held a container without arrays when planned
+        self._planned = []  # per reader: that container (else None)
         self.checks = []    # (reader, the function / rule object it held when planned)
-        self.plan = self._plan(f, 0, set()) if isinstance(f, types.FunctionType) else None
+        self.plan = self._plan(f, 0, set()) if isinstance(f, types.FunctionType) else \
+            self._partial(f) if isinstance(f, functools.partial) and \
+            isinstance(f.func, types.FunctionType) else None
         self.n = len(self.readers)
         self.cells = [w for k, w, _ in self.readers if k == "cell"]
+        self.consts = [w for k, w, _ in self.readers if k == "const"]
         self.globs = [(w, nm) for k, w, nm in self.readers if k == "global"]
         self.static_key = static_key
         # per slot in gather() order: held a scalar when planned (the hot path keys it by value)
         self.scalars = [self.scalar[i] for i in self.order()]
+        self.ctrees = [self.ctree[i] for i in self.order()]
+        # per slot in gather() order: the value it held when planned, for a container of
+        # scalars (the hot path's key is generated for its structure)
+        self.planned = [self._planned[i] for i in self.order()]
         # per slot in gather() order: a float slot that has seen a second value is a scalar
         # input (jit's `promoted`, by `rid`): keyed by its type, its value passed each call
-        self.promoted = [self.scalar[i] and not self.trees and self.rid(i) in promoted
-                         for i in self.order()]
+        self.promoted = [self.scalar[i] and self.rid(i) in promoted for i in self.order()]
+        # per slot in gather() order: a container the function changed while jit traced it
+        self.written = [self.rid(i) in written for i in self.order()]
+        self.kwritten = [self.krid(i) in written for i in range(len(self.kreaders))]
+        self.n += len(self.kreaders)  # jit reads the slots when there is any
         self.read = self._read_trees if self.trees or not self.n else _reader(self)
 
     def _read_trees(self, leaves):
@@ -238,9 +343,17 @@ class Slots:
         sv = self.gather()
         if sv is None:
             return None
-        sl = []
-        k = tuple([slot_key(v, sl, self.static_key) if is_tree(v) else
-                   tree_flat(v, sl, self.static_key) for v in sv])
+        sl, k = [], []
+        for v, pr, w in zip(sv, self.promoted, self.written):
+            if pr:  # a promoted float slot: keyed by its type, its value an input
+                if type(v) is not float:
+                    return None
+                k.append(float)
+                sl.append(np.asarray(v, np.float64))
+            else:
+                k.append(slot_key(v, sl, self.static_key, w) if is_tree(v) else
+                         tree_flat(v, sl, self.static_key))
+        k = tuple(k) + tuple(self.kparts())
         lv = leaves + tuple(sl)
         if len({*map(id, lv)}) < len(lv):
             k += (aliases(lv),)
@@ -268,28 +381,171 @@ class Slots:
         self.checks.append((reader, v))
         return sub
 
+    def _add(self, kind, w, nm, v, name):
+        """A new slot reading v (kind "cell" | "global": a dict entry | "const": an object
+        reached through an immutable tuple the plan checks); its number."""
+        self._note_tree(v)
+        self.readers.append((kind, w, nm))
+        self.names.append(name)
+        self.scalar.append(type(v) in SCALARS)
+        return len(self.readers) - 1
+
+    def _defaults(self, fn, p):
+        """The default values of fn's parameters: a mutable one (an array, a container: `def
+        f(x, cfg={"k": 2.0})`) is read on every call like a global (its tuple is checked:
+        assigning `f.__defaults__` plans again); keyword-only defaults live in a dict, read
+        entry by entry (scalars keyed by value)."""
+        d, code = fn.__defaults__, fn.__code__
+        if d:
+            names = code.co_varnames[code.co_argcount - len(d):code.co_argcount]
+            for i, (nm, v) in enumerate(zip(names, d)):
+                if type(v) not in SCALARS and v is not None and _candidate(v):
+                    p.defs.append((i, self._add("const", v, None, v,
+                                                f"default value of `{nm}`")))
+            if p.defs:
+                self.checks.append((("attr", fn, "__defaults__"), d))
+        kw = fn.__kwdefaults__
+        if kw:
+            for nm, v in kw.items():
+                if _candidate(v):
+                    p.kwdefs.append((nm, self._add("global", kw, nm, v,
+                                                   f"default value of `{nm}`")))
+            if p.kwdefs:
+                self.checks.append((("attr", fn, "__kwdefaults__"), kw))
+
+    def _partial(self, f):
+        """A plan for functools.partial(fn, *args, **keywords): fn's, and its arguments
+        read on every call like globals (mutable positional ones; keywords entry by
+        entry, from the partial's own dict)."""
+        p = self._plan(f.func, 0, set())
+        pp = _Plan(f)
+        pp.cells = [(0, p)] if p else []
+        for i, v in enumerate(f.args):
+            if type(v) not in SCALARS and v is not None and _candidate(v):
+                pp.pargs.append((i, self._add("const", v, None, v,
+                                              f"argument {i} of the partial")))
+        for nm, v in f.keywords.items():
+            if _candidate(v):
+                pp.pkw.append((nm, self._add("global", f.keywords, nm, v,
+                                             f"keyword `{nm}` of the partial")))
+        if pp.pargs:
+            self.checks.append((("attr", f, "args"), f.args))
+        return pp
+
+    def _kadd(self, reader, v, name):
+        self.kreaders.append(reader)
+        self.knames.append(name)
+        self.kplanned.append(v if is_tree(v) and not holds_array(v) else None)
+
+    def _kfollow(self, reader, v, depth, seen, via):
+        """Follow function v (held in a cell or global `reader`) for key-only slots; when it
+        added any, check on every call that the reader still holds it (plan again)."""
+        n = len(self.kreaders)
+        self._keyplan(v, depth, seen, via)
+        if len(self.kreaders) > n:
+            self.checks.append((reader, v))
+
+    def _kattrs(self, fn, attrs, via, skip=()):
+        """Key-only slots for `obj.attr` reads of a global or closure object (not a module,
+        class or function of a library: a config namespace, a user's module, an instance)."""
+        free = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
+        for kind, nm, attr in dict.fromkeys(attrs):
+            if nm in skip:
+                continue
+            if kind == "global":
+                w, o = (fn.__globals__, nm), fn.__globals__.get(nm, _EMPTY)
+            elif nm in free:
+                w, o = free[nm], _cell(free[nm])
+            else:
+                continue
+            if isinstance(o, (type, types.FunctionType, types.BuiltinFunctionType)) or \
+                    (isinstance(o, types.ModuleType) and
+                     not _user_code(getattr(o, "__file__", None) or "<lib>")):
+                continue
+            d = getattr(o, "__dict__", None)
+            if type(d) is not dict or attr not in d:
+                continue
+            v = d[attr]
+            if _candidate(v) and not (is_tree(v) and holds_array(v)):
+                self._kadd(("gattr" if kind == "global" else "dattr", w, attr), v,
+                           f"`{nm}.{attr}`{via}")
+
+    def _keyplan(self, fn, depth, seen, via):
+        """Key-only slots for the values helper function fn (user code) reads: its closure
+        cells and globals, the attributes of global objects it reads, its mutable defaults,
+        and the same for the helper functions it names (MAX_DEPTH deep)."""
+        if depth > MAX_DEPTH or id(fn) in seen or not _user_code(fn.__code__.co_filename):
+            return
+        seen.add(id(fn))
+        via = f" (read by `{fn.__name__}`)"
+        for i, c in enumerate(fn.__closure__ or ()):
+            v = _cell(c)
+            if isinstance(v, types.FunctionType):
+                self._kfollow(("cell", c, None), v, depth + 1, seen, via)
+            elif _candidate(v) and not (is_tree(v) and holds_array(v)):
+                self._kadd(("cell", c, None), v, f"closure variable "
+                           f"`{fn.__code__.co_freevars[i]}`{via}")
+        names, stores, attrs = [], set(), []
+        _global_names(fn.__code__, names, stores, attrs)
+        self._kglobals(fn, names, stores, depth, seen, via)
+        self._kattrs(fn, attrs, via, stores)
+        for i, v in enumerate(fn.__defaults__ or ()):
+            if type(v) not in SCALARS and v is not None and _candidate(v) and \
+                    not (is_tree(v) and holds_array(v)):
+                self._kadd(("const", v, None), v, f"a default value{via}")
+
+    def _kglobals(self, fn, names, stores, depth, seen, via):
+        g = fn.__globals__
+        for nm in dict.fromkeys(names):
+            if nm in stores:
+                continue
+            v = g.get(nm, _EMPTY)
+            if v is _EMPTY and hasattr(builtins, nm):
+                continue
+            if isinstance(v, types.FunctionType):
+                self._kfollow(("global", g, nm), v, depth + 1, seen, via)
+            elif _candidate(v) and not (is_tree(v) and holds_array(v)):
+                self._kadd(("global", g, nm), v, f"global `{nm}`{via}")
+
+    def krid(self, j):
+        """Key-only slot j's identity across plans."""
+        _, w, nm = self.kreaders[j]
+        return (id(w) if not isinstance(w, tuple) else (id(w[0]), w[1]), nm, "k")
+
+    def kparts(self):
+        """The key of every key-only slot now (general; the hot path's is generated)."""
+        sk = self.static_key
+        return [kkey(_kread(*r), sk, w) for r, w in zip(self.kreaders, self.kwritten)]
+
     def _plan(self, fn, depth, seen):
         seen.add(id(fn))
         p = _Plan(fn)
         # adjit's own wrappers (grad's, jacrev's, ...): the package rebinds no cell (no
-        # `nonlocal`), so a scalar they hold (argnums, has_aux) is structure, fixed when the
-        # wrapper was made and traced as such, not a slot read and keyed on every call
+        # `nonlocal`), so a scalar or a container of scalars they hold (argnums, has_aux) is
+        # structure, fixed when the wrapper was made and traced as such, not a slot read and
+        # keyed on every call
         mine = is_adjit_file(fn.__code__.co_filename)
+        self._defaults(fn, p)
         for i, c in enumerate(fn.__closure__ or ()):
             v = _cell(c)
             sub = self._sub(v, depth, seen, ("cell", c, None))
             if sub is not None:
                 p.cells.append((i, sub))
-            elif mine and type(v) in SCALARS:
+            elif mine and (type(v) in SCALARS or (is_tree(v) and not holds_array(v))):
                 continue
             elif _candidate(v):
-                self.trees = self.trees or is_tree(v)
+                self._note_tree(v)
                 p.cells.append((i, len(self.readers)))
                 self.readers.append(("cell", c, None))
+                self.names.append(f"closure variable `{fn.__code__.co_freevars[i]}`")
                 self.scalar.append(type(v) in SCALARS)
-        names, stores = [], set()
-        _global_names(fn.__code__, names, stores)
-        if stores:  # f writes module globals: a copy of the dict would lose the writes
+        names, stores, attrs = [], set(), []
+        _global_names(fn.__code__, names, stores, attrs)
+        here = f" (read by `{fn.__name__}`)" if depth else ""
+        self._kattrs(fn, attrs, here, stores)
+        if stores:  # f writes module globals: a copy of the dict would lose the writes; the
+            # values it reads there are keyed (key-only slots)
+            self._kglobals(fn, names, stores, depth, seen, here)
             return p
         g = fn.__globals__
         for nm in dict.fromkeys(names):
@@ -302,18 +558,42 @@ class Slots:
                 if isinstance(v, _custom()) else None
             if sub is not None:
                 p.gnames.append((nm, sub))
+            elif isinstance(v, types.FunctionType):
+                # a helper called by name: the values it reads are keyed, not inputs
+                self._kfollow(("global", g, nm), v, depth + 1, seen, f" (read by `{nm}`)")
             elif _candidate(v):
-                self.trees = self.trees or is_tree(v)
+                self._note_tree(v)
                 p.gnames.append((nm, len(self.readers)))
                 self.readers.append(("global", g, nm))
+                self.names.append(f"global `{nm}`")
                 self.scalar.append(type(v) in SCALARS)
         return p
+
+    def _note_tree(self, v):
+        t = is_tree(v)
+        arrays = t and holds_array(v)
+        self.trees = self.trees or arrays
+        self.ctree.append(t and not arrays)
+        self._planned.append(v if t and not arrays else None)
+
+    def replan(self, vals):
+        """Must jit plan again for these slot values? A slot holds a container where the plan
+        has none or the reverse, or a container planned without arrays holds one now (the
+        generated hot path reads only scalar containers), or a scalar slot changed kind
+        (`stale`)."""
+        if self.trees:
+            return False
+        for v, c in zip(vals, self.ctrees):
+            if (c and not is_tree(v)) or (is_tree(v) and (not c or holds_array(v))):
+                return True
+        return self.stale(vals)
 
     def gather(self):
         """The current value of every slot (None when a function held in a cell changed:
         plan again)."""
         for (k, w, nm), v in self.checks:
-            if (_cell(w) if k == "cell" else w.get(nm, _EMPTY)) is not v:
+            if (_cell(w) if k == "cell" else getattr(w, nm, _EMPTY) if k == "attr" else
+                    w.get(nm, _EMPTY)) is not v:
                 return None
         vals = []
         for c in self.cells:
@@ -323,12 +603,17 @@ class Slots:
                 vals.append(_EMPTY)
         for g, nm in self.globs:
             vals.append(g.get(nm, _EMPTY))
+        vals.extend(self.consts)
         return vals
 
     def rid(self, i):
         """Slot i's identity across plans: its cell, or its globals dict and name."""
         _, w, nm = self.readers[i]
         return (id(w), nm)
+
+    def name(self, i):
+        """How a message names slot i."""
+        return self.names[i]
 
     def stale(self, vals):
         """Does a slot hold a scalar where the plan has none, or the reverse (plan again: the
@@ -337,8 +622,8 @@ class Slots:
 
     def order(self):
         """Slot numbers in the order `gather` returns them."""
-        cells = [i for i, (k, _, _) in enumerate(self.readers) if k == "cell"]
-        return cells + [i for i, (k, _, _) in enumerate(self.readers) if k == "global"]
+        return [i for kind in ("cell", "global", "const")
+                for i, (k, _, _) in enumerate(self.readers) if k == kind]
 
     def substitute(self, subst):
         """A copy of the planned function whose slots (slot number -> value) hold the given
@@ -364,6 +649,9 @@ def _reader(slots):
         if k == "cell":
             lines += ["    try:", f"        if {const(w)}.cell_contents is not {const(v)}:",
                       "            return None", "    except ValueError:", "        return None"]
+        elif k == "attr":
+            lines += [f"    if getattr({const(w)}, {const(nm)}, E) is not {const(v)}:",
+                      "        return None"]
         else:
             lines += [f"    if {const(w)}.get({const(nm)}, E) is not {const(v)}:",
                       "        return None"]
@@ -375,25 +663,61 @@ def _reader(slots):
     for g, nm in slots.globs:
         vs.append(f"v{len(vs)}")
         lines.append(f"    {vs[-1]} = {const(g)}.get({const(nm)}, E)")
+    for c in slots.consts:
+        vs.append(f"v{len(vs)}")
+        lines.append(f"    {vs[-1]} = {const(c)}")
     # a slot that held a scalar when planned is keyed by its value (None when it holds
     # something else now: jit plans again); its value is no input
     # (a promoted float slot: None unless it holds a float; keyed by `float`, its value an
     # input)
     env["SC"], env["sk"], env["asarray"], env["f64"], env["pk"] = \
         SCALARS, scalar_key, np.asarray, np.dtype(np.float64), _pack_d
+    env["slow"], env["skey"] = _slow_ckey, slots.static_key
+    for v, c, w, pv in zip(vs, slots.ctrees, slots.written, slots.planned):
+        if c:  # a container of scalars: keyed by value, no input
+            lines += _ctree_lines(pv, v, w, const)
     for v, sc, pr in zip(vs, slots.scalars, slots.promoted):
         if pr:
             lines += [f"    if type({v}) is not float:", "        return None"]
         elif sc:
             lines += [f"    t{v} = type({v})", f"    if t{v} not in SC:", "        return None"]
-    lines.append("    k = (" + "".join(
+    # key-only slots (Slots.kreaders): their values keyed, never inputs
+    env["kk"], env["EMPTYD"] = kkey, {}
+    kvs = []
+    for j, ((kind, w, nm), pv, wr) in enumerate(zip(slots.kreaders, slots.kplanned,
+                                                   slots.kwritten)):
+        q = f"q{j}"
+        kvs.append(f"c{q}")
+        if kind == "cell":
+            lines += ["    try:", f"        {q} = {const(w)}.cell_contents",
+                      "    except ValueError:", f"        {q} = E"]
+        elif kind == "global":
+            lines.append(f"    {q} = {const(w)}.get({const(nm)}, E)")
+        elif kind == "const":
+            lines.append(f"    {q} = {const(w)}")
+        else:
+            obj = f"{const(w[0])}.get({const(w[1])}, E)" if kind == "gattr" else \
+                f"getattr({const(w)}, 'cell_contents', E)"
+            lines.append(f"    {q} = getattr({obj}, '__dict__', EMPTYD).get({const(nm)}, E)")
+        general = [f"    c{q} = kk({q}, skey, {bool(wr)})"]
+        if pv is not None and not wr:
+            lines += _ctree_lines(pv, q, False, const, general)
+        elif wr:
+            lines += general
+        else:
+            lines += [f"    t{q} = type({q})",
+                      f"    c{q} = pk({q}) if t{q} is float else ({q}, t{q}) if t{q} is int or "
+                      f"t{q} is str or t{q} is bool else kk({q}, skey, False)"]
+    lines.append("    k = (" + "".join(f"{c}, " for c in kvs) + "".join(
+        f"c{v}, " if c else
         "float, " if pr else f"pk({v}) if t{v} is float else sk({v}) if t{v} is complex else (t{v}, {v}), "
         if sc else
         f"({v}.shape, {v}.dtype) if type({v}) is nd else MISS, "
-        for v, sc, pr in zip(vs, slots.scalars, slots.promoted)) + ")")
+        for v, sc, pr, c in zip(vs, slots.scalars, slots.promoted, slots.ctrees)) + ")")
     ins = [f"asarray({v}, f64)" if pr else v
-           for v, sc, pr in zip(vs, slots.scalars, slots.promoted) if pr or not sc]
-    vs = [v for v, sc in zip(vs, slots.scalars) if not sc]
+           for v, sc, pr, c in zip(vs, slots.scalars, slots.promoted, slots.ctrees)
+           if pr or not (sc or c)]
+    vs = [v for v, sc, c in zip(vs, slots.scalars, slots.ctrees) if not (sc or c)]
     lines.append("    lv = leaves + (" + "".join(f"{v}, " for v in ins) + ")" if ins else
                  "    lv = leaves")
     if not vs:
@@ -407,8 +731,81 @@ def _reader(slots):
     return _define("\n".join(lines), env, "read")
 
 
+_CTAGS = itertools.count()  # a fresh tag per generated container key: two never collide
+
+
+class _NoGen(Exception):
+    pass
+
+
+def _slow_ckey(v, static_key, written):
+    """The hot path's key of a slot planned as a container of scalars when it no longer has
+    the planned structure or leaf types: its general key; None when it holds an array now
+    (jit plans again)."""
+    leaves = []
+    k = slot_key(v, leaves, static_key, written) if is_tree(v) else \
+        tree_flat(v, leaves, static_key)
+    return None if leaves else ("slow", k)
+
+
+def _ctree_lines(planned, v, written, const, fallback=None):
+    """Generated lines computing `c{v}`: the key of slot value `v` (planned as a container of
+    scalars: `planned`) by value. While it has the planned structure and leaf types (checked
+    inline), the key is a fresh tag, the float leaves' bits packed at once (0.0 and -0.0
+    apart, a NaN matching itself) and the other leaves' values; otherwise `_slow_ckey`."""
+    slow = fallback or [f"    c{v} = slow({v}, skey, {bool(written)})", f"    if c{v} is None:",
+                        "        return None"]
+    if written:
+        return slow
+    conds, floats, others, n = [], [], [], [0]
+
+    def name():
+        n[0] += 1
+        return f"l{v}_{n[0]}"
+
+    def walk(x, expr, depth):
+        t = type(x)
+        if depth <= MAX_DEPTH and is_tree(x):
+            nm = name()
+            conds.append(f"type({nm} := {expr}) is {const(t)}")
+            if t is dict:
+                conds.append(f"tuple({nm}) == {const(tuple(x))}")
+                for k, c in x.items():
+                    walk(c, f"{nm}[{const(k)}]", depth + 1)
+            else:
+                conds.append(f"len({nm}) == {len(x)}")
+                for j, c in enumerate(x):
+                    walk(c, f"{nm}[{j}]", depth + 1)
+        elif t in (float, int, bool, str) or x is None:
+            nm = name()
+            conds.append(f"type({nm} := {expr}) is {const(t)}")
+            (floats if t is float else others).append(nm)
+        else:
+            raise _NoGen
+    try:
+        walk(planned, v, 0)
+    except _NoGen:
+        return slow
+    parts = [const(next(_CTAGS))]
+    if floats:
+        parts.append(f"{const(struct.Struct(f'<{len(floats)}d').pack)}({', '.join(floats)})")
+    parts += others
+    return [f"    if {' and '.join(conds)}:", f"        c{v} = ({', '.join(parts)},)",
+            "    else:"] + ["    " + ln for ln in slow]
+
+
 def _build(p, subst):
     fn = p.fn
+    if isinstance(fn, functools.partial):  # its function and arguments, substituted
+        func = _build(p.cells[0][1], subst) if p.cells else fn.func
+        args, kw = list(fn.args), dict(fn.keywords)
+        for i, s in p.pargs:
+            if s in subst:
+                args[i] = subst[s]
+        for nm, s in p.pkw:
+            if s in subst:
+                kw[nm] = subst[s]
+        return functools.partial(func, *args, **kw)
     if p.rules:  # a custom_vjp / custom_jvp object: a copy with its rules rebuilt
         new = {a: _build(rp, subst) for a, rp in p.rules}
         new = {a: r for a, r in new.items() if r is not getattr(fn, a)}
@@ -442,10 +839,24 @@ def _build(p, subst):
         g = dict(g)
         g.update(gsub)
         changed = True
+    defaults, kwdefaults = fn.__defaults__, fn.__kwdefaults__
+    if any(s in subst for _, s in p.defs):
+        defaults = list(defaults)
+        for i, s in p.defs:
+            if s in subst:
+                defaults[i] = subst[s]
+        defaults = tuple(defaults)
+        changed = True
+    if any(s in subst for _, s in p.kwdefs):
+        kwdefaults = dict(kwdefaults)
+        for nm, s in p.kwdefs:
+            if s in subst:
+                kwdefaults[nm] = subst[s]
+        changed = True
     if not changed:
         return fn
-    nf = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, tuple(closure))
-    nf.__kwdefaults__ = fn.__kwdefaults__
+    nf = types.FunctionType(fn.__code__, g, fn.__name__, defaults, tuple(closure))
+    nf.__kwdefaults__ = kwdefaults
     nf.__qualname__ = fn.__qualname__
     nf.__module__ = fn.__module__
     nf.__dict__.update(fn.__dict__)
@@ -461,7 +872,7 @@ def self_arrays(obj, static_key):
         return {}, (type(obj), id(obj))
     arrays, rest = {}, []
     for k, v in d.items():
-        if _live_leaf(v) or (is_tree(v) and holds_array(v) and _small_tree(v, [0], 0)):
+        if _live_leaf(v) or (is_tree(v) and _small_tree(v, [0], 0)):
             arrays[k] = v
         else:
             try:
