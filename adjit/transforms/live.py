@@ -539,6 +539,8 @@ class Slots:
                 self.readers.append(("cell", c, None))
                 self.names.append(f"closure variable `{fn.__code__.co_freevars[i]}`")
                 self.scalar.append(type(v) in SCALARS)
+        if mine:  # adjit's own module globals (its state, its constants) are not the user's
+            return p
         names, stores, attrs = [], set(), []
         _global_names(fn.__code__, names, stores, attrs)
         here = f" (read by `{fn.__name__}`)" if depth else ""
