@@ -225,3 +225,53 @@ def test_jit_still_warns_about_a_draw_from_the_global_generator():
         return x * np.random.rand()
     with pytest.warns(RuntimeWarning, match="draws random numbers"):
         adjit.jit(f)(np.ones(next(_SHAPES)))
+
+
+def test_a_submit_never_waits_for_another_thread(monkeypatch):
+    # a structure's first run with a hot mark submits its job (runtime._check): the submit
+    # started its thread with threading.Thread.start, which waits until the new thread has
+    # run (an OS wake-up, then that thread's Python under the GIL: 0.2-26 ms measured)
+    import threading
+    caller = threading.get_ident()
+    waits = []
+    for cls in (threading.Event, threading.Condition):
+        orig = cls.wait
+
+        def wait(self, *a, _orig=orig, **k):
+            if threading.get_ident() == caller:
+                waits.append(self)
+            return _orig(self, *a, **k)
+        monkeypatch.setattr(cls, "wait", wait)
+    ran = threading.Event()
+    monkeypatch.setattr(background.Compiler, "_start_job", lambda c, job: ran.set())
+    comp = background.Compiler()
+    g, _ = _step_graph(1.5)
+    comp.submit(g.structure_key(), g, optimize=True)
+    assert waits == []
+    monkeypatch.undo()
+    assert ran.wait(30)  # the job's thread still runs
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_spawn") or not hasattr(os, "getpriority"),
+                    reason="POSIX only")
+def test_the_worker_lowers_its_priority_before_importing_adjit(monkeypatch, tmp_path):
+    # `python -m adjit.runtime.worker` imported adjit (0.3-0.8 s of CPU) at the caller's
+    # priority, competing with the user's calls; the worker's niceness is read by a stand-in
+    # `adjit` package that the worker imports first
+    fake = tmp_path / "adjit"
+    fake.mkdir()
+    out = tmp_path / "nice"
+    (fake / "__init__.py").write_text(
+        "import os\n"
+        f"open({str(out)!r}, 'w').write(str(os.getpriority(os.PRIO_PROCESS, 0)))\n"
+        "raise SystemExit(0)\n")
+    monkeypatch.setattr(background, "_PACKAGE_PARENT", str(tmp_path))
+    monkeypatch.setattr(background, "WORKER_COMMAND", None)
+    monkeypatch.chdir(tmp_path)
+    comp = background.Compiler(nice=7)
+    proc = comp._start()
+    try:
+        assert proc.wait() is not None
+    finally:
+        comp.kill()
+    assert int(out.read_text()) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)

@@ -60,9 +60,10 @@ def get_compiled(g):
 #                  OPTIMIZE_MIN_WORK) until HOT_CALLS calls or HOT_SECONDS of interpreted
 #                  time, then compiled in the background; calls switch when the code is
 #                  ready (the call that traced a graph counts as its first). Code already linked in
-#                  this process is used at once, and so is a disk-cache entry an earlier
-#                  process wrote (its hot mark, cache.was_hot): linked by the first run. No
-#                  call waits for a compile.
+#                  this process is used at once; a disk-cache entry an earlier process
+#                  wrote (its hot mark, cache.was_hot) is asked of the worker by the first
+#                  run and linked off the caller's path (LOAD_AT_ONCE_WORK: a big graph links
+#                  it on its first run). No call waits for a compile.
 #   deterministic  interpreted for exactly HOT_CALLS - 1 calls; the HOT_CALLS-th waits for the
 #                  code: which call runs which tier never depends on timing or the cache.
 #                  The compiles run in a low-priority worker process (runtime/background.py)
@@ -130,6 +131,16 @@ def _warn_cannot_compile(g, exc):
 OPTIMIZE_MIN_WORK = 1 << 15
 
 
+# A disk-cache hit (a structure an earlier process made hot) is linked on the caller's thread
+# only for a graph whose equations write at least LOAD_AT_ONCE_WORK elements per call: its
+# interpreted call (~2 ns an element: W4's 15M elements, 30 ms) costs more than reading and
+# linking the entry here (the passes, the cache key, the link: 5-15 ms, the first of a
+# process). A smaller graph's entry is read by the compile worker and linked off the
+# caller's path while its calls run interpreted (65 us for W2): linking it on the caller's
+# thread made its second call the slowest of all (10 ms, docs/speed.md).
+LOAD_AT_ONCE_WORK = 1 << 22
+
+
 def _work(g):
     """The elements g's equations write per call: the estimate of its array work."""
     n = 0
@@ -148,7 +159,7 @@ class Interpreted:
     pays none of it."""
 
     __slots__ = ("src", "_opt", "_plan", "_key", "mode", "calls", "seconds", "job", "final",
-                 "checked", "_lock")
+                 "checked", "early", "_lock")
 
     def __init__(self, g, mode, opt=None):
         from ..ir.graph import Graph
@@ -164,6 +175,7 @@ class Interpreted:
         self.job = None
         self.final = mode == "interp"  # never leaves this tier
         self.checked = mode != "auto"  # caches looked up (only auto loads code before hot)
+        self.early = False  # its job reads a disk-cache entry (asked for before hot)
         self._lock = threading.Lock()
 
     @property
@@ -189,7 +201,8 @@ class Interpreted:
                 plan = Plan(self.src)
             # no generated function for a graph native code will serve soon, until its compile
             # is under way (`_install`) or it stays here (Plan.hold)
-            plan.hold = not self.final and self.job is None
+            # (nor while the worker reads a disk-cache entry for it: `_check`)
+            plan.hold = not self.final and (self.job is None or self.early)
             self._plan = plan
         return plan
 
@@ -235,13 +248,20 @@ class Interpreted:
     def _check(self, g):
         """ADJIT_TIER=auto, on the first run: code already linked in this process for this
         structure, or the disk-cache entry of a structure an earlier process made hot (its
-        hot mark, cache.was_hot), linked now. None otherwise."""
+        hot mark, cache.was_hot). A graph whose interpreted call costs more than linking the
+        entry here (LOAD_AT_ONCE_WORK) links it now; any other asks the worker for it at once
+        (it reads the entry: `_install`) and runs interpreted until the code is linked, off
+        this thread. None unless native code serves this call."""
         from . import cache
         self.checked = True
         rkey = self.key()
         try:
             cg = cache.lookup(self.src, rkey, disk=False)
             if cg is None and cache.was_hot(rkey):
+                if _work(self.src) < LOAD_AT_ONCE_WORK:
+                    # the plan stays held (no generated function: the code comes soon)
+                    self.early = True
+                    return self._install(g, wait=False, release=False)
                 t0 = time.perf_counter()
                 opt = self.opt
                 cg = _from_disk(opt, opt.structure_key())
@@ -269,7 +289,7 @@ class Interpreted:
                 return None
         return self._install(g, wait=False)
 
-    def _install(self, g, wait):
+    def _install(self, g, wait, release=True):
         from . import cache
         from .background import compiler
         with self._lock:
@@ -289,7 +309,7 @@ class Interpreted:
                 # the graph as traced: the worker optimises it (off this thread) and keys
                 # the disk entry by the optimised structure
                 job = self.job = compiler().submit(rkey, self.src, optimize=True)
-                if self._plan is not None:  # interpreted until the code is linked
+                if self._plan is not None and release:  # interpreted until linked
                     self._plan.release()
             if wait:
                 job.done.wait()

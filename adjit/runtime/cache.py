@@ -20,9 +20,10 @@ file + os.replace), so concurrent processes see either no file or a whole one.
 Hot marks: `<root>/hot/<sha256 of the structure key>` (an empty file) is written with each entry.
 It says "this structure was compiled in an earlier process" without starting LLVM (the entry's
 name needs the host signature, which does): under ADJIT_TIER=auto a structure's first run
-checks its mark (a hash and a stat, ~10 us) and only then reads and links the entry (see
-`was_hot`, runtime/__init__.py `_first`). A mark without a usable entry (another version, CPU)
-only costs that check.
+checks its mark (a hash and a stat, ~10 us) and only then has the entry read and linked (by
+the worker and a background thread; a big graph on its first run: see `was_hot`,
+runtime/__init__.py `Interpreted._check`). A mark without a usable entry (another version,
+CPU) gets the structure compiled by the worker before it is hot.
 
 Trust: the cache root and its subfolders are created with mode 0700, entries with 0600. An
 entry is loaded only when the root, its subfolder and the file itself are owned by this user

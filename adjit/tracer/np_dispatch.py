@@ -6,7 +6,9 @@ function not in the tables raises NotImplementedError naming it and the user's l
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
+import types
 
 import numpy as np
 
@@ -45,14 +47,91 @@ def numpy_function(name):
     return getattr(np.linalg, name[7:]) if name.startswith("linalg.") else getattr(np, name)
 
 
+_P = inspect.Parameter
+_CO_VARARGS, _CO_VARKEYWORDS = inspect.CO_VARARGS, inspect.CO_VARKEYWORDS
+
+
+class _Param:
+    """What this module reads of an inspect.Parameter: name, kind, default (and the kinds and
+    `empty` as attributes, as inspect.Parameter has them)."""
+    __slots__ = ("name", "kind", "default")
+    empty = _P.empty
+    POSITIONAL_ONLY, POSITIONAL_OR_KEYWORD = _P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD
+    VAR_POSITIONAL, KEYWORD_ONLY, VAR_KEYWORD = _P.VAR_POSITIONAL, _P.KEYWORD_ONLY, _P.VAR_KEYWORD
+
+    def __init__(self, name, kind, default=_P.empty):
+        self.name, self.kind, self.default = name, kind, default
+
+
+class _Signature:
+    """inspect.signature(f) as this module reads it, for f a plain Python function or one that
+    wraps one (`__wrapped__`: NumPy's public functions): `parameters` read from the code object,
+    `bind` inspect's own (made when first needed: the general path only). inspect.signature
+    costs 20-100 us a function (the first of a process the most), 5-25 us this way; the
+    first trace of a process reads two per NumPy function it calls (W2's step: six)."""
+    __slots__ = ("parameters", "_f", "_sig")
+
+    def __init__(self, parameters, f):
+        self.parameters, self._f, self._sig = parameters, f, None
+
+    def bind(self, *args, **kwargs):
+        sig = self._sig
+        if sig is None:
+            sig = self._sig = _ast.signature(self._f)
+        return sig.bind(*args, **kwargs)
+
+    @classmethod
+    def of(cls, f):
+        """The signature of `f` read from its code object, or None when inspect.signature has
+        to read it (a builtin, a ufunc, an object with `__signature__`, a method, a partial)."""
+        g = f
+        for _ in range(100):  # inspect.unwrap, as inspect.signature follows it
+            if hasattr(g, "__signature__") or isinstance(g, types.MethodType):
+                return None  # where inspect.signature stops: it reads the rest
+            w = getattr(g, "__wrapped__", None)
+            if w is None:
+                break
+            g = w
+        else:
+            return None
+        if type(g) is not types.FunctionType:
+            return None
+        c = g.__code__
+        names = c.co_varnames
+        npos, nposonly, nkw = c.co_argcount, c.co_posonlyargcount, c.co_kwonlyargcount
+        defaults = g.__defaults__ or ()
+        kwdefaults = g.__kwdefaults__ or {}
+        first_default = npos - len(defaults)
+        params = {}
+        for i in range(npos):
+            kind = _P.POSITIONAL_ONLY if i < nposonly else _P.POSITIONAL_OR_KEYWORD
+            params[names[i]] = _Param(names[i], kind, defaults[i - first_default]
+                                      if i >= first_default else _P.empty)
+        k = npos
+        if c.co_flags & _CO_VARARGS:
+            params[names[npos + nkw]] = _Param(names[npos + nkw], _P.VAR_POSITIONAL)
+        for nm in names[k:k + nkw]:
+            params[nm] = _Param(nm, _P.KEYWORD_ONLY, kwdefaults.get(nm, _P.empty))
+        if c.co_flags & _CO_VARKEYWORDS:
+            j = npos + nkw + (1 if c.co_flags & _CO_VARARGS else 0)
+            params[names[j]] = _Param(names[j], _P.VAR_KEYWORD)
+        return cls(params, f)
+
+
+def signature(f):
+    """inspect.signature(f) as this module reads it (see _Signature)."""
+    sig = _Signature.of(f)
+    return sig if sig is not None else _ast.signature(f)
+
+
 @functools.lru_cache(maxsize=None)
 def _signatures(name, fn):
     """(NumPy's signature of np.<name>, the parameter names our implementation takes)."""
     try:
-        sig = _ast.signature(numpy_function(name))
+        sig = signature(numpy_function(name))
     except (ValueError, TypeError, AttributeError):
         sig = None
-    params = _ast.signature(fn).parameters.values()
+    params = signature(fn).parameters.values()
     # "**": the implementation takes NumPy's **kwargs itself (np.pad's mode keywords)
     return sig, frozenset(p.name if p.kind is not p.VAR_KEYWORD else "**" for p in params)
 
