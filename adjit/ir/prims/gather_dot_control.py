@@ -1,6 +1,8 @@
 """gather / scatter_add, dot_general, dtype conversion, stop_gradient, full and guard."""
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from .. import ops as o
@@ -106,11 +108,23 @@ def _dot_rule(x, y, *, contract, batch):
     return AType(shp, x.dtype)
 
 
+# 2-D products of arrays: `x @ y`, or what the runtime installs (`set_matmul`: runtime/native.py
+# `matmul` for products OpenBLAS would run on its own thread pool)
+_MATMUL = operator.matmul
+
+
+def set_matmul(fn):
+    """Make `fn(x, y)` compute dot_general's 2-D matrix products (x @ y) of arrays."""
+    global _MATMUL
+    _MATMUL = fn
+
+
 def _dot_impl(x, y, *, contract, batch):
     (lc, rc), (lb, rb) = contract, batch
     if not lb:
-        if x.ndim == 2 and y.ndim == 2 and lc == (1,) and rc == (0,):
-            return x @ y
+        if x.ndim == 2 and y.ndim == 2 and len(lc) == 1:
+            # np.tensordot's 2-D cases are these transposed products (the same BLAS call)
+            return _MATMUL(x if lc == (1,) else x.T, y if rc == (0,) else y.T)
         return np.tensordot(x, y, axes=(lc, rc)).astype(x.dtype, copy=False)
     letters = iter("abcdefghijklmnopqrstuvwxyz")
     xs = [None] * x.ndim
