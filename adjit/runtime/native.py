@@ -252,17 +252,21 @@ def matmul(x, y):
     float64 operands of the same dtype whose product OpenBLAS would run on its pool (more than
     BLAS_SMALL multiply-adds); None otherwise (the caller uses NumPy). The same BLAS routine as
     NumPy's `@`."""
+    if type(x) is not np.ndarray or type(y) is not np.ndarray:
+        return None  # subclasses keep their own `@`
     m, k = x.shape
     n = y.shape[1]
     if m * n * k <= BLAS_SMALL or y.shape[0] != k or max(m, n, k) >= 1 << 31:
         return None
     dt = x.dtype
-    if dt != y.dtype or dt.char not in "fd":
+    if dt != y.dtype or dt.char not in "fd" or not dt.isnative:
         return None
     if _GEMM_STATE["state"] != "ready" and not gemm_ready():
         return None
     # row-major out = x @ y is column-major out' = y' x': y (k x n) is the first operand
     fy, fx = y.flags, x.flags
+    if not (fx.aligned and fy.aligned):
+        return None
     if fy.c_contiguous:
         ta, lda = b"N", n
     elif fy.f_contiguous:
