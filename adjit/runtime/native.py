@@ -226,7 +226,8 @@ def _gemm_link():
 
 def gemm_ready() -> bool:
     """True when `matmul` may run products; the first call links the helpers (from the disk
-    cache now, else compiled by the worker in the background)."""
+    cache now, else compiled by the worker in the background; neither in the worker itself, and
+    ADJIT_TIER=interp only takes them from the disk cache)."""
     st = _GEMM_STATE["state"]
     if st is None:
         with _LOCK:
@@ -236,7 +237,13 @@ def gemm_ready() -> bool:
                     now = "blas" in _LIBS or _helpers_on_disk()
                 except Exception:
                     now = False
-                if not now:
+                from . import tier_mode
+                if os.environ.get("ADJIT_IN_WORKER") or (not now and tier_mode() == "interp"):
+                    # the compile worker (its passes fold constants) links nothing; the
+                    # interpreter-only mode starts no compile for them
+                    _GEMM_STATE["state"] = "failed"
+                    now = False
+                elif not now:
                     threading.Thread(target=_gemm_link, name="adjit-helpers",
                                      daemon=True).start()
             else:
