@@ -84,3 +84,35 @@ def test_the_wheel_ships_the_helper_ir(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     want = {f"adjit/runtime/ll/{f}" for f in os.listdir(native.LL_DIR) if f.endswith(".ll")}
     assert want and want <= names, want - names
+
+
+def test_matmul_is_numpys_product_for_every_layout_or_declines():
+    # runtime/native.py `matmul` (the interpreter's and the registry's 2-D products): NumPy's
+    # product for C- and Fortran-ordered operands of both float dtypes (float64: the same
+    # bits), None (NumPy's own `@`) for what it does not take
+    import numpy as np
+    if not native.gemm_ready():
+        native._gemm_link()
+    assert native.gemm_ready()
+    rng = np.random.default_rng(3)
+    for dt, tol in ((np.float64, 0), (np.float32, 1e-4)):
+        for m, k, n in ((256, 784, 512), (784, 256, 512), (256, 512, 10), (70, 90, 50)):
+            x = rng.standard_normal((m, k)).astype(dt)
+            y = rng.standard_normal((k, n)).astype(dt)
+            want = x.astype(np.float64) @ y.astype(np.float64)
+            for a in (x, np.asfortranarray(x)):
+                for b in (y, np.asfortranarray(y)):
+                    got = native.matmul(a, b)
+                    assert got is not None and got.dtype == dt and got.flags.c_contiguous
+                    if dt is np.float64:
+                        assert np.array_equal(got, a @ b)
+                    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 30)
+    x, y = rng.standard_normal((100, 100)), rng.standard_normal((100, 100))
+    declined = [x[:, ::2], x.astype(">f8"), x.astype(np.int64), np.asmatrix(x),
+                x[:8, :8]]  # strided, byte-swapped, integer, a subclass, small
+    for a in declined:
+        b = y[:a.shape[1]].astype(a.dtype) if a.dtype.kind == "i" else y[:a.shape[1]]
+        assert native.matmul(a, np.ascontiguousarray(b)) is None, a
+    buf = np.zeros(100 * 100 * 8 + 1, np.uint8)[1:].view(np.float64).reshape(100, 100)
+    assert not buf.flags.aligned and native.matmul(buf, y) is None
+    assert native.matmul(x, y[:50]) is None  # shapes that do not chain: NumPy's own error

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+import weakref
 
 import numpy as np
 
@@ -90,3 +91,45 @@ def test_interpreted_weight_gradient_peak_is_numpys_by_hand(monkeypatch):
     np.testing.assert_allclose(gw, want_gw, rtol=1e-12)
     mine, by_hand = _peak(step, X, W), _peak(_sq_loss_by_hand, X, W)
     assert mine <= 1.25 * by_hand, (mine / 2**20, by_hand / 2**20)
+
+
+def _user_function(i, body):
+    # a distinct code object per call, as a notebook cell or a test defines its functions
+    ns = {"np": np}
+    exec(compile(f"def f(x):\n    return {body}\n", f"<user cell {i}>", "exec"), ns)
+    return ns["f"]
+
+
+def test_a_traced_function_that_is_dropped_is_collected():
+    # core._INTERNAL (user_location's per-code cache, on every equation), its line table and grad's
+    # cold-function counters (autodiff._COLD) held every user code object they saw, so a
+    # long-running process that defines many functions kept all of them: now they hold weak
+    # references whose callbacks drop the entries. Expected values: the derivative by hand.
+    from adjit.ir import core
+    from adjit.transforms import autodiff
+    x = np.linspace(0.1, 1.0, 5)
+    dfdx = np.cos(x) * x + np.sin(x)
+    refs = []
+    for i in range(3):
+        f = _user_function(i, "np.sum(np.sin(x) * x)")
+        np.testing.assert_allclose(adjit.grad(f)(x), dfdx, rtol=1e-13)
+        v, d = adjit.value_and_grad(f)(x)
+        np.testing.assert_allclose(v, np.sum(np.sin(x) * x), rtol=1e-13)
+        jf = adjit.jit(f)
+        for _ in range(3):
+            np.testing.assert_allclose(jf(x), np.sum(np.sin(x) * x), rtol=1e-13)
+        np.testing.assert_allclose(adjit.vmap(adjit.grad(f))(np.stack([x, x])),
+                                   np.stack([dfdx, dfdx]), rtol=1e-13)
+        g = _user_function(100 + i, "(x.sin() * x).sum()")  # the Tensor front's eager backward
+        t = adjit.tensor(x, requires_grad=True)
+        g(t).backward()
+        np.testing.assert_allclose(np.asarray(t.grad), dfdx, rtol=1e-13)
+        refs += [(weakref.ref(f), weakref.ref(f.__code__)), (weakref.ref(g), weakref.ref(g.__code__))]
+        codes = {id(f.__code__), id(g.__code__)}
+        assert codes <= set(core._INTERNAL)  # the cache saw them
+        del f, g, jf, t, v, d
+    gc.collect()
+    alive = [(fn() is not None, code() is not None) for fn, code in refs]
+    assert alive == [(False, False)] * len(refs), alive
+    # grad's counters of dropped functions are gone with them
+    assert all(r() is not None for e in autodiff._COLD.values() for r in e[2])

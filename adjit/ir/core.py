@@ -368,10 +368,24 @@ TRANSIENT: set = set()
 
 # ---------------------------------------------------------------------------------- bind
 
-# Both keyed by id(code): hashing a code object hashes its constants and bytecode every time.
-# The entries hold their code object, so an id is never reused while its entry exists.
-_INTERNAL = {}  # id(code) -> (code, is it adjit's own code): this runs on every equation
-_LINES = {}     # (id(code), f_lasti) -> (code, (filename, lineno)): f_lineno decodes a table
+# Keyed by id(code): hashing a code object hashes its constants and bytecode every time. An
+# entry holds a weak reference to its code, whose callback drops the entry when the code dies
+# (a notebook or test suite that defines many functions would otherwise keep every one's code
+# alive), so an id is never reused while its entry exists. Per code: (weakref, is it adjit's
+# own code, {f_lasti: (filename, lineno)} for user code: f_lineno decodes a table).
+_INTERNAL = {}  # this runs on every equation
+
+
+def _code_entry(c):
+    k = id(c)
+
+    def drop(r, k=k):
+        e = _INTERNAL.get(k)
+        if e is not None and e[0] is r:
+            del _INTERNAL[k]
+
+    e = _INTERNAL[k] = (weakref.ref(c, drop), is_adjit_file(c.co_filename), {})
+    return e
 
 
 def user_location(depth=2):
@@ -381,15 +395,13 @@ def user_location(depth=2):
         c = f.f_code
         e = _INTERNAL.get(id(c))
         if e is None:
-            e = _INTERNAL[id(c)] = (c, is_adjit_file(c.co_filename))
+            e = _code_entry(c)
         if not e[1]:
-            key = (id(c), f.f_lasti)
-            e = _LINES.get(key)
-            if e is None:
-                if len(_LINES) >= 4096:
-                    _LINES.clear()
-                e = _LINES[key] = (c, (c.co_filename, f.f_lineno))
-            return e[1]
+            lines = e[2]
+            loc = lines.get(f.f_lasti)
+            if loc is None:
+                loc = lines[f.f_lasti] = (c.co_filename, f.f_lineno)
+            return loc
         f = f.f_back
     return None
 

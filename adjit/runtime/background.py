@@ -127,6 +127,23 @@ def _worker_usable():
     return not os.environ.get("ADJIT_IN_WORKER") and bool(sys.executable)
 
 
+UNKNOWN_EXIT = -256  # a worker's exit status nobody could read (no signal number is 256)
+
+
+def exit_note(code):
+    """' (exit status N)' / ' (killed by signal NAME)' for a worker's exit code, as Popen's."""
+    if code is None or code == UNKNOWN_EXIT:
+        return ""
+    if code < 0:
+        import signal
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return f" (killed by signal {name})"
+    return f" (exit status {code})"
+
+
 class _Proc:
     """The worker process, started by os.posix_spawn with two pipes: what the compiler needs
     of a subprocess.Popen (stdin, stdout, pid, poll, kill, wait) without importing `subprocess`
@@ -151,21 +168,36 @@ class _Proc:
             os.close(r_in)
             os.close(w_out)
         self.returncode = None
+        self._reaping = threading.Lock()
         self.stdin = os.fdopen(w_in, "wb")
         self.stdout = os.fdopen(r_out, "rb")
 
     def _reaped(self, flags):
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, flags)
-            except ChildProcessError:  # reaped elsewhere (a SIGCHLD handler)
-                self.returncode = -1
-                return
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
+        # One waitpid at a time: the reader thread (which sees the worker's output end) and
+        # kill() both wait for the worker, and the second waitpid of a pid fails (ECHILD). That
+        # used to overwrite the status the first had read with -1. A poll finding a wait under
+        # way reports the worker as running until that wait has read its status.
+        if self.returncode is not None:
+            return
+        if not self._reaping.acquire(blocking=not flags & os.WNOHANG):
+            return
+        try:
+            if self.returncode is None:
+                try:
+                    pid, status = os.waitpid(self.pid, flags)
+                except ChildProcessError:
+                    # reaped outside this object (SIGCHLD ignored, or a handler that waits for
+                    # any child): the status is lost
+                    self.returncode = UNKNOWN_EXIT
+                    return
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            self._reaping.release()
 
     def poll(self):
-        """The exit code, or None while the worker runs (an exited worker is reaped)."""
+        """The exit code (-N: killed by signal N; UNKNOWN_EXIT when something outside reaped
+        it), or None while the worker runs (an exited worker is reaped)."""
         self._reaped(os.WNOHANG)
         return self.returncode
 
@@ -329,16 +361,16 @@ class Compiler:
                 job.finish("error", message=rest[0])
         # the worker is gone (killed, crashed, or closed at exit): what it had is lost
         try:
-            proc.wait()  # reaped (an exited worker is no zombie)
+            code = proc.wait()  # reaped (an exited worker is no zombie)
         except OSError:
-            pass
+            code = None
         with self._lock:
             if self._proc is proc:
                 self._proc = None
             lost = [j for r, j in list(self._waiting.items())]
             self._waiting.clear()
         for job in lost:
-            job.finish("lost", message="the compile worker exited")
+            job.finish("lost", message="the compile worker exited" + exit_note(code))
 
     def kill(self):
         """Stop the worker (tests; interpreter exit closes its input and it exits itself)."""

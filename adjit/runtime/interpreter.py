@@ -40,8 +40,9 @@ import numpy as np
 
 from .._fp import FP_QUIET, FP_STATE
 from ..ir.core import REGISTRY, Lit
-from ..ir.prims.gather_dot_control import _OUT_OF_RANGE
+from ..ir.prims.gather_dot_control import _OUT_OF_RANGE, set_matmul
 from ..ir.types import DTYPES
+from . import native
 
 
 class Plan:
@@ -449,7 +450,6 @@ _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_taken": _taken, "_FP": FP_STATE, "_Q": FP_QUIET,
             # NumPy's C functions without their __array_function__ dispatch (plain arrays)
             "_where": getattr(np.where, "_implementation", np.where),
-            "_dot": getattr(np.dot, "_implementation", np.dot),
             "_reshape": np.reshape, "_transpose": np.transpose, "_full": np.full,
             "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce,
             "_cnz": _count_nonzero, "_empty": np.empty, "_ge": np.greater_equal,
@@ -1475,8 +1475,44 @@ def _dot_fn(recipe):
     return dot
 
 
-_matmul = np.matmul
-_dot = getattr(np.dot, "_implementation", np.dot)
+_np_dot = getattr(np.dot, "_implementation", np.dot)
+_native_matmul = native.matmul
+_BLAS_SMALL = native.BLAS_SMALL
+
+
+def _gemm_route():
+    """May a product go through adjit's GEMM helper? Not under ADJIT_TIER=deterministic: the
+    helpers are linked when they are ready (a background compile in a cold-cache process), and
+    float32 products through them can differ in the last bits from NumPy's `@` (another split of
+    the work over threads), so which products took which route would depend on timing."""
+    from . import tier_mode
+    return tier_mode() != "deterministic"
+
+
+def _matmul(x, y):
+    """x @ y; a 2-D float product that OpenBLAS would run on its own pool goes through adjit's
+    GEMM helper as native code's does (runtime/native.py `matmul`: no second OpenBLAS packing
+    buffer kept resident, the native tier's bits)."""
+    if x.ndim == 2 and y.ndim == 2 and x.shape[0] * x.shape[1] * y.shape[1] > _BLAS_SMALL \
+            and _gemm_route():
+        r = _native_matmul(x, y)
+        if r is not None:
+            return r
+    return x @ y
+
+
+def _dot(x, y):
+    """np.dot (without its dispatch), 2-D products as `_matmul`."""
+    if x.ndim == 2 and y.ndim == 2 and x.shape[0] * x.shape[1] * y.shape[1] > _BLAS_SMALL \
+            and _gemm_route():
+        r = _native_matmul(x, y)
+        if r is not None:
+            return r
+    return _np_dot(x, y)
+
+
+_BASE_NS.update(_dot=_dot, _mm=_matmul)  # the generated code's products
+set_matmul(_matmul)  # and the registry's implementation (traces, eval_graph, the eager tiers)
 
 
 def _em_dot(gen, e, ops, dts):
@@ -1484,7 +1520,7 @@ def _em_dot(gen, e, ops, dts):
     if recipe is None:
         return None
     if recipe == "matmul":
-        return f"({ops[0]} @ {ops[1]})", FRESH
+        return f"_mm({ops[0]}, {ops[1]})", FRESH
     pa, ra, pb, rb, ro = recipe
     if e.outvars[0] in gen.vraw:  # a view chain's root: the product as NumPy makes it
         ro = None

@@ -53,6 +53,8 @@ import os
 import string
 import threading
 
+import numpy as np
+
 from . import blas, engine
 
 # imported by compiled code as adjit_<name>
@@ -181,6 +183,116 @@ def _blas_lib():
                                       "adjit_blas_single_leave"], imports)
                 BLAS_INFO.update(library=path, ilp64=ilp64, thread_control=control)
     return _LIBS["blas"]
+
+
+# --- products of the interpreter tier through the same helpers (issue 18 item 7) ------------
+# NumPy's `@` on a product of more than BLAS_SMALL multiply-adds runs OpenBLAS's own pool, whose
+# worker packs into a buffer of its own that stays resident (~0.9 MB at W3's sizes). Native code
+# runs such products as adjit_sgemm/dgemm do: the pool at one thread, large ones as two halves
+# on the caller and adjit's helper thread, each packing into a buffer OpenBLAS hands to whoever
+# asks (its memory table is process-wide: the buffers are reused, whichever thread asks). A
+# process whose interpreted or traced products had used OpenBLAS's pool kept its worker's
+# buffer *and* needed a second one for adjit's helper: one buffer more than NumPy by hand
+# (W3's native phase 6.4 MB against NumPy's 4.9; with OPENBLAS_NUM_THREADS=1 everywhere 5.4
+# against 4.0). So the interpreter's 2-D float products call the helpers too, once they are
+# linked: `matmul` links them from the disk cache at the first large product (~ms), or has the
+# worker compile them in the background (cold cache: NumPy serves the products meanwhile).
+_GEMM_STATE = {"state": None}  # None: not tried; "building"; "ready"; "failed"
+_GEMM = {}                     # dtype char -> (ctypes entry, ctypes scalar type)
+_GEMM_FN = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * 13))
+
+
+def _helpers_on_disk():
+    """True when both helper libraries' object code is in the disk cache (linking them is then
+    a read and a load, no compile)."""
+    from . import cache
+    ilp64, s, d, get, set_, path = blas.provider()
+    texts = (("threads", threads_ir(engine.process_triple())),
+             ("blas", blas_ir(ilp64, get is not None and set_ is not None)))
+    return all(cache.read_entry(cache.disk_key(f"runtime helpers {kind}\n{text}")) is not None
+               for kind, text in texts)
+
+
+def _gemm_link():
+    try:
+        _blas_lib()
+        for ch, name, scalar in (("f", "adjit_sgemm", ctypes.c_float),
+                                 ("d", "adjit_dgemm", ctypes.c_double)):
+            _GEMM[ch] = (_GEMM_FN(_ADDR[name]), scalar)
+        _GEMM_STATE["state"] = "ready"
+    except Exception:  # no BLAS library, no compiler: NumPy serves every product
+        _GEMM_STATE["state"] = "failed"
+
+
+def gemm_ready() -> bool:
+    """True when `matmul` may run products; the first call links the helpers (from the disk
+    cache now, else compiled by the worker in the background; neither in the worker itself, and
+    ADJIT_TIER=interp only takes them from the disk cache)."""
+    st = _GEMM_STATE["state"]
+    if st is None:
+        with _LOCK:
+            if _GEMM_STATE["state"] is None:
+                _GEMM_STATE["state"] = "building"
+                try:
+                    now = "blas" in _LIBS or _helpers_on_disk()
+                except Exception:
+                    now = False
+                from . import tier_mode
+                if os.environ.get("ADJIT_IN_WORKER") or (not now and tier_mode() == "interp"):
+                    # the compile worker (its passes fold constants) links nothing; the
+                    # interpreter-only mode starts no compile for them
+                    _GEMM_STATE["state"] = "failed"
+                    now = False
+                elif not now:
+                    threading.Thread(target=_gemm_link, name="adjit-helpers",
+                                     daemon=True).start()
+            else:
+                now = False
+        if now:
+            _gemm_link()  # (outside _LOCK: _blas_lib takes it)
+        st = _GEMM_STATE["state"]
+    return st == "ready"
+
+
+def matmul(x, y):
+    """x @ y through adjit_sgemm / adjit_dgemm for C- or Fortran-contiguous 2-D float32 /
+    float64 operands of the same dtype whose product OpenBLAS would run on its pool (more than
+    BLAS_SMALL multiply-adds); None otherwise (the caller uses NumPy). The same BLAS routine as
+    NumPy's `@`."""
+    if type(x) is not np.ndarray or type(y) is not np.ndarray:
+        return None  # subclasses keep their own `@`
+    m, k = x.shape
+    n = y.shape[1]
+    if m * n * k <= BLAS_SMALL or y.shape[0] != k or max(m, n, k) >= 1 << 31:
+        return None
+    dt = x.dtype
+    if dt != y.dtype or dt.char not in "fd" or not dt.isnative:
+        return None
+    if _GEMM_STATE["state"] != "ready" and not gemm_ready():
+        return None
+    # row-major out = x @ y is column-major out' = y' x': y (k x n) is the first operand
+    fy, fx = y.flags, x.flags
+    if not (fx.aligned and fy.aligned):
+        return None
+    if fy.c_contiguous:
+        ta, lda = b"N", n
+    elif fy.f_contiguous:
+        ta, lda = b"T", k
+    else:
+        return None
+    if fx.c_contiguous:
+        tb, ldb = b"N", k
+    elif fx.f_contiguous:
+        tb, ldb = b"T", m
+    else:
+        return None
+    fn, scalar = _GEMM[dt.char]
+    out = np.empty((m, n), dt)
+    i32, ref = ctypes.c_int32, ctypes.byref
+    fn(ref(ctypes.c_char(ta)), ref(ctypes.c_char(tb)), ref(i32(n)), ref(i32(m)), ref(i32(k)),
+       ref(scalar(1.0)), y.ctypes.data, ref(i32(lda)), x.ctypes.data, ref(i32(ldb)),
+       ref(scalar(0.0)), out.ctypes.data, ref(i32(n)))
+    return out
 
 
 def _call(name, n):

@@ -16,6 +16,7 @@ import collections
 import functools
 import itertools
 import time
+import weakref
 
 import numpy as np
 
@@ -246,14 +247,19 @@ def _tier_entry(kind, f, t):
         return None
     codes = _code_key(f)
     # by identity (equal code compiled twice, e.g. from two files, compares equal); the entry
-    # holds the code objects, so an id is not reused while its entry exists
+    # holds weak references to the code objects whose callbacks drop it, so a function that is
+    # gone (a notebook's, a test's) is not kept alive and an id is not reused while its entry
+    # exists
     # the arguments' types as (shape, dtype) pairs: hashed in C, where AType's __hash__ is a
     # Python call per leaf (twice: lookup and insertion of a new entry)
     key = (kind, tuple(map(id, codes)), tuple([(lf.type.shape, lf.type.dtype)
                                                for lf in t.leaves]))
     e = _COLD.get(key)
     if e is None:
-        e = _COLD[key] = [0, 0.0, codes]
+        def drop(r, key=key):
+            _COLD.pop(key, None)
+
+        e = _COLD[key] = [0, 0.0, [weakref.ref(c, drop) for c in codes]]
         if len(_COLD) > 4096:
             _COLD.popitem(last=False)
     return e

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from math import prod
+import operator
 
 import numpy as np
 
@@ -135,11 +136,23 @@ def _tensordot(x, y, lc, rc):
                   y.transpose(how[2]).reshape(how[3])).reshape(how[4])
 
 
+# 2-D products of arrays: `x @ y`, or what the runtime installs (`set_matmul`: runtime/native.py
+# `matmul` for products OpenBLAS would run on its own thread pool)
+_MATMUL = operator.matmul
+
+
+def set_matmul(fn):
+    """Make `fn(x, y)` compute dot_general's 2-D matrix products (x @ y) of arrays."""
+    global _MATMUL
+    _MATMUL = fn
+
+
 def _dot_impl(x, y, *, contract, batch):
     (lc, rc), (lb, rb) = contract, batch
     if not lb:
-        if x.ndim == 2 and y.ndim == 2 and lc == (1,) and rc == (0,):
-            return x @ y
+        if x.ndim == 2 and y.ndim == 2 and len(lc) == 1:
+            # np.tensordot's 2-D cases are these transposed products (the same BLAS call)
+            return _MATMUL(x if lc == (1,) else x.T, y if rc == (0,) else y.T)
         return _tensordot(x, y, lc, rc).astype(x.dtype, copy=False)
     letters = iter("abcdefghijklmnopqrstuvwxyz")
     xs = [None] * x.ndim
