@@ -16,7 +16,8 @@ from .tracer import methods as _methods
 from .tracer.grad_mode import (no_grad, enable_grad, set_grad_enabled, is_grad_enabled,
                                inference_mode, is_inference_mode_enabled)
 from .tracer.factory import (tensor, as_tensor, from_numpy, zeros, ones, full, empty, zeros_like,
-                             ones_like, full_like, randn, rand, randint, randn_like, arange,
+                             ones_like, full_like, randn, rand, randint, randn_like, rand_like,
+                             empty_like, arange,
                              linspace, eye, is_tensor, numel, cat, concat, stack, where,
                              manual_seed, Generator, FUNCTIONS as _FUNCTIONS)
 from .viz.make_dot import make_dot

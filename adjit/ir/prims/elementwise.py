@@ -170,7 +170,8 @@ unary("logistic", lambda x, **_: _logistic(x),
 unary("sqrt", _npfn(np.sqrt), lambda ct, x, out: o.div(o.mul(ct, 0.5), out), domain="positive",
       **_math("sqrt", 4, "result"))
 unary("rsqrt", lambda x, **_: (1.0 / np.sqrt(x)).astype(x.dtype, copy=False),
-      lambda ct, x, out: o.mul(o.mul(ct, -0.5), o.div(out, x)), domain="positive",
+      # -ct/2 * out**3 (PyTorch's formula): +inf at x = -0.0 (out = -inf), where out / x gave -inf
+      lambda ct, x, out: o.mul(o.mul(ct, -0.5), o.mul(out, o.mul(out, out))), domain="positive",
       **_math("rsqrt", 5, "result", numpy=()))
 
 
