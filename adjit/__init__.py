@@ -42,6 +42,7 @@ from .runtime.cache import cache_info, cache_clear  # noqa: E402
 
 from ._version import __version__  # noqa: E402,F401
 from . import linalg  # noqa: E402,F401  (torch.linalg)
+from . import flatten_util  # noqa: E402,F401  (jax.flatten_util: ravel_pytree)
 
 # Loaded with adjit rather than by the first traced call or the first interpreted run: the
 # NumPy front's dispatch tables (np_dispatch and the modules it registers) and the interpreter
