@@ -343,3 +343,18 @@ def test_a_draw_from_the_cached_second_gaussian_is_seen(source):
     np.testing.assert_array_equal(a, want[0])
     assert len(msgs) == 1 and ("`np.random`" if source == "np.random" else "`draw`") in msgs[0]
     np.testing.assert_array_equal(x + draw(), want[1])  # the stream goes on where NumPy's does
+
+
+def test_grad_draws_numpys_sequence_with_a_cached_gaussian():
+    """grad runs the Python on every call: after an odd number of legacy normal draws, the
+    draws inside the differentiated function are NumPy's next numbers, call after call."""
+    def f(v):
+        return np.sum(v * np.random.standard_normal(3))
+    np.random.seed(11)
+    np.random.standard_normal()
+    want = [np.random.standard_normal(3) for _ in range(3)]
+    np.random.seed(11)
+    np.random.standard_normal()
+    g = adjit.grad(f)
+    for w in want:
+        np.testing.assert_array_equal(g(np.ones(3)), w)
