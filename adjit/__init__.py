@@ -16,7 +16,8 @@ from .tracer import methods as _methods
 from .tracer.grad_mode import (no_grad, enable_grad, set_grad_enabled, is_grad_enabled,
                                inference_mode, is_inference_mode_enabled)
 from .tracer.factory import (tensor, as_tensor, from_numpy, zeros, ones, full, empty, zeros_like,
-                             ones_like, full_like, randn, rand, randint, randn_like, arange,
+                             ones_like, full_like, randn, rand, randint, randn_like, rand_like,
+                             empty_like, arange,
                              linspace, eye, is_tensor, numel, cat, concat, stack, where,
                              manual_seed, Generator, FUNCTIONS as _FUNCTIONS)
 from .viz.make_dot import make_dot
@@ -41,6 +42,7 @@ from .runtime.cache import cache_info, cache_clear  # noqa: E402
 
 from ._version import __version__  # noqa: E402,F401
 from . import linalg  # noqa: E402,F401  (torch.linalg)
+from . import flatten_util  # noqa: E402,F401  (jax.flatten_util: ravel_pytree)
 
 # Loaded with adjit rather than by the first traced call or the first interpreted run: the
 # NumPy front's dispatch tables (np_dispatch and the modules it registers) and the interpreter

@@ -379,3 +379,107 @@ def test_identities_see_through_a_broadcast_or_reshape_of_a_constant(op, value, 
         a = rng.choice(np.array(SPECIAL["f64"]), n) * rng.choice([1.0, 3.7, -0.1], n)
     a[:len(SPECIAL["f64"])] = SPECIAL["f64"]
     check_tiers(g, opt, [a], native=_compiled(opt))
+
+
+# ------------------------------------- pow: NumPy's fast paths for one exponent, in every tier
+
+_POW_FAST = (0.5, 2.0, -1.0, 1.0, 0.0)
+# bases where C99 fixes pow's result exactly (any correct pow gives these bits)
+_POW_EXACT_BASES = (0.0, -0.0, np.inf, -np.inf, 1.0, -1.0)
+
+
+def _pow_case(form, dt, ev):
+    """(graph, arguments, NumPy's own result for the user's arrays, whether NumPy takes its
+    fast path): `a ** e` with the exponent `ev` given as `form`."""
+    a = np.array(SPECIAL[dt], DTYPES[dt])  # 16 values: +-0, +-inf, nan, subnormals, ...
+    t = DTYPES[dt]
+    head = f"def f(a: {dt}[16]"
+    if form == "literal":
+        body = f"  c: {dt}[16] = pow a {ev!r}\n"
+        args, e = [a], t.type(ev)
+    elif form == "scalar":  # np.power(a, s) for a 0-d array s: broadcast by the front
+        head += f", s: {dt}[]"
+        body = (f"  b: {dt}[16] = broadcast_in_dim[shape=(16,), dims=()] s\n"
+                f"  c: {dt}[16] = pow a b\n")
+        args, e = [a, np.array(ev, t)], np.array(ev, t)
+    elif form == "one_reshaped":  # a [1,1] array broadcast, then reshaped and transposed
+        head += f", s: {dt}[1,1]"
+        body = (f"  b: {dt}[2,8] = broadcast_in_dim[shape=(2, 8), dims=(0, 1)] s\n"
+                f"  d: {dt}[8,2] = transpose[perm=(1, 0)] b\n"
+                f"  g: {dt}[16] = reshape[shape=(16,)] d\n  c: {dt}[16] = pow a g\n")
+        args, e = [a, np.full((1, 1), ev, t)], np.array(ev, t)
+    elif form == "full":  # an array of one value in memory: NumPy calls pow
+        body = (f"  b: {dt}[16] = full[shape=(16,), value={ev!r}, dtype='{dt}']\n"
+                f"  c: {dt}[16] = pow a b\n")
+        args, e = [a], np.full(16, ev, t)
+    elif form == "array":
+        head += f", s: {dt}[16]"
+        body = f"  c: {dt}[16] = pow a s\n"
+        args, e = [a, np.full(16, ev, t)], np.full(16, ev, t)
+    else:  # "rows": an exponent per row, broadcast along the rows: pow (adjit's rule)
+        head = f"def f(a: {dt}[2,8], s: {dt}[2,1]"
+        body = (f"  b: {dt}[2,8] = broadcast_in_dim[shape=(2, 8), dims=(0, 1)] s\n"
+                f"  c: {dt}[2,8] = pow a b\n")
+        a = a.reshape(2, 8)
+        args, e = [a, np.full((2, 1), ev, t)], np.full((2, 8), ev, t)
+    out = "[2,8]" if form == "rows" else "[16]"
+    g = verify(parse_graph(f"{head}) -> {dt}{out}:\n{body}  return c\n"))
+    with np.errstate(all="ignore"):
+        want = np.power(a, e)
+    return g, args, want, form in ("literal", "scalar", "one_reshaped")
+
+
+@pytest.mark.parametrize("dt", ["f64", "f32"])
+@pytest.mark.parametrize("form", ["literal", "scalar", "one_reshaped", "full", "array", "rows"])
+@pytest.mark.parametrize("ev", _POW_FAST + (3.0, -0.5, -2.0, 1.0 / 3.0))
+def test_pow_takes_numpys_fast_paths_in_every_tier(form, dt, ev):
+    # NumPy's power takes x*x, sqrt, 1/x, 1, x for an exponent it reads with stride 0 and pow
+    # otherwise: sqrt(-0.0) is -0.0 where pow gives 0.0, sqrt(-inf) nan where pow gives inf.
+    # Native code followed pow for an exponent broadcast at run time (not a literal)
+    g, args, want, fast = _pow_case(form, dt, ev)
+    opt = verify(optimize(g))
+    check_tiers(g, opt, args)  # NumPy's evaluators of the graph agree with each other
+    with np.errstate(all="ignore"):
+        ref = eval_graph(g, args)[0]
+    assert same_bits(want, ref), _explain(want, ref)  # NumPy's own choice (rows: pow)
+    native = _compiled(opt)
+    if native is None:
+        return
+    got = native(args)[0]
+    if fast and ev in _POW_FAST:  # exact operations: every bit, subnormals included
+        assert same_bits(want, got), f"{form} {ev}\n{_explain(want, got)}"
+    else:  # pow in both: C99's special cases exactly (math functions differ by ulps elsewhere)
+        m = np.isin(args[0], _POW_EXACT_BASES) | np.isnan(args[0])
+        assert same_bits(want[m], got[m]), f"{form} {ev}\n{_explain(want[m], got[m])}"
+
+
+@pytest.mark.parametrize("dt", ["f64", "f32"])
+@pytest.mark.parametrize("ev", _POW_FAST)
+def test_pow_of_0d_values_takes_numpys_fast_paths_natively(dt, ev):
+    # a 0-d pow: NumPy reads both operands with stride 0, so its fast paths apply
+    g = verify(parse_graph(f"def f(a: {dt}[], s: {dt}[]) -> {dt}[]:\n  c: {dt}[] = pow a s\n"
+                           "  return c\n"))
+    native = _compiled(g)
+    t = DTYPES[dt]
+    for x in SPECIAL[dt]:
+        args = [np.array(x, t), np.array(ev, t)]
+        with np.errstate(all="ignore"):
+            want = np.power(*args)
+            ref = eval_graph(g, args)[0]
+        assert same_bits(want, ref), (x, _explain(want, ref))
+        if native is not None:
+            got = native(args)[0]
+            assert same_bits(want, got), (x, _explain(want, got))
+
+
+def test_jit_pow_by_a_traced_scalar_matches_numpy(native_tier):
+    import adjit
+    a = np.array(SPECIAL["f64"])
+    f = adjit.jit(lambda x, s: np.power(x, s))
+    for ev in (0.5, 2.0, -1.0, 0.5):
+        s = np.array(ev)
+        for _ in range(2):  # the trace's own NumPy call, then native code
+            with np.errstate(all="ignore"):
+                want = np.power(a, s)
+                got = f(a, s)
+            assert same_bits(want, got), (ev, _explain(want, got))

@@ -332,3 +332,41 @@ def test_tensor_front_random_draws_while_tracing_are_warned():
     (a, b), msgs = _draws(adjit.jit(f), t)
     np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert len(msgs) == 1 and "`adjit.randn/rand/randint`" in msgs[0]
+
+
+@pytest.mark.parametrize("source", ["np.random", "RandomState"])
+def test_a_draw_from_the_cached_second_gaussian_is_seen(source):
+    """Legacy normal draws come in pairs: after an odd number of them, the next one is the
+    cached second value (`has_gauss` in `get_state()`) and leaves the bit generator as it was.
+    A trace that draws it takes a constant all the same: jit must say so, and the trace's
+    draw is NumPy's next number in the sequence."""
+    rs = np.random.RandomState(7)
+    draw = np.random.standard_normal if source == "np.random" else rs.standard_normal
+    seed = np.random.seed if source == "np.random" else rs.seed
+
+    def f(v):
+        return v + draw()
+    seed(7)
+    draw()  # one: the second of the pair is cached
+    want = [x + draw(), x + draw()]  # NumPy's next numbers, without adjit
+    seed(7)
+    draw()
+    (a, b), msgs = _draws(adjit.jit(f), x)
+    np.testing.assert_array_equal(a, want[0])
+    assert len(msgs) == 1 and ("`np.random`" if source == "np.random" else "`draw`") in msgs[0]
+    np.testing.assert_array_equal(x + draw(), want[1])  # the stream goes on where NumPy's does
+
+
+def test_grad_draws_numpys_sequence_with_a_cached_gaussian():
+    """grad runs the Python on every call: after an odd number of legacy normal draws, the
+    draws inside the differentiated function are NumPy's next numbers, call after call."""
+    def f(v):
+        return np.sum(v * np.random.standard_normal(3))
+    np.random.seed(11)
+    np.random.standard_normal()
+    want = [np.random.standard_normal(3) for _ in range(3)]
+    np.random.seed(11)
+    np.random.standard_normal()
+    g = adjit.grad(f)
+    for w in want:
+        np.testing.assert_array_equal(g(np.ones(3)), w)

@@ -32,6 +32,7 @@ import gc
 from llvmlite import ir
 
 from ..ir.core import Lit, Primitive, on_register
+from ..ir.prims.elementwise import uniform_exponent
 from .errors import CompileError
 from . import kernels, lapack, mathlib, special
 from .builder import FnBuilder
@@ -101,7 +102,18 @@ def _pow(c, e, dt, v):
             return mathlib.call(c.b, "sqrt", dt, x)
         if ev == -1.0:
             return c.b.fdiv(const(dt, 1.0), x)
-    return c.math_call("pow", dt, v)
+    r = c.math_call("pow", dt, v)
+    if y is None or isinstance(y, Lit) or not uniform_exponent(y, c.plan.producer):
+        return r
+    # one exponent value for the whole result, known at run time: NumPy's fast paths by value
+    # (the pow primitive's rule, elementwise._pow_impl)
+    b, yv = c.b, v[1]
+    for ev, fast in ((2.0, lambda: b.fmul(x, x)), (1.0, lambda: x),
+                     (0.0, lambda: const(dt, 1.0)),
+                     (0.5, lambda: mathlib.call(b, "sqrt", dt, x)),
+                     (-1.0, lambda: b.fdiv(const(dt, 1.0), x))):
+        r = b.select(b.fcmp_ordered("==", yv, const(dt, ev)), fast(), r)
+    return r
 
 
 def _neg(c, e, dt, v):

@@ -252,6 +252,27 @@ class Generator(np.random.Generator):
         self.manual_seed(int(np.random.SeedSequence().entropy) % 2**63)
         return self._seed
 
+    # copy.copy, copy.deepcopy and pickle give a Generator of its own with this one's state and
+    # initial seed, as torch.Generator's do (NumPy's would give a numpy Generator, and
+    # copy.copy one sharing this bit generator)
+    def __reduce__(self):
+        return _rebuild_generator, (self.bit_generator.state, self._seed)
+
+    def __copy__(self):
+        return _rebuild_generator(self.bit_generator.state, self._seed)
+
+    def __deepcopy__(self, memo):
+        return _rebuild_generator(self.bit_generator.state, self._seed)
+
+
+def _rebuild_generator(state, seed):
+    g = Generator.__new__(Generator)
+    np.random.Generator.__init__(g, np.random.PCG64())
+    g.device = "cpu"
+    g._seed = seed
+    g.bit_generator.state = state
+    return g
+
 
 def _generator(generator, fn, size):
     """The NumPy generator to draw from: adjit's (manual_seed) or the one given (an
@@ -265,16 +286,28 @@ def _generator(generator, fn, size):
                     f"{type(generator).__name__}), but expected an adjit.Generator")
 
 
+_KERNEL_DTYPE = {"int64": "Long", "int32": "Int", "bool": "Bool"}
+
+
+def _float_dtype(dt, kernel):
+    """PyTorch draws normal and uniform numbers in a floating dtype only (its error)."""
+    if dt.kind != "f":
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{_KERNEL_DTYPE[dt.name]}\'')
+    return dt
+
+
 def randn(*size, dtype=None, requires_grad=False, generator=None, device=None):
     _check_device(device, "randn", size)
+    dt = _float_dtype(_dt(dtype), "normal_kernel_cpu")
     rng = _generator(generator, "randn", size)
-    return _make(rng.standard_normal(_size(size)).astype(_dt(dtype)), requires_grad)
+    return _make(rng.standard_normal(_size(size)).astype(dt), requires_grad)
 
 
 def rand(*size, dtype=None, requires_grad=False, generator=None, device=None):
     _check_device(device, "rand", size)
+    dt = _float_dtype(_dt(dtype), "check_uniform_bounds")
     rng = _generator(generator, "rand", size)
-    return _make(rng.random(_size(size)).astype(_dt(dtype)), requires_grad)
+    return _make(rng.random(_size(size)).astype(dt), requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None, requires_grad=False, device=None):
@@ -285,9 +318,22 @@ def randint(low, high=None, size=(), dtype=None, requires_grad=False, device=Non
                  requires_grad)
 
 
-def randn_like(t, dtype=None, requires_grad=False, device=None):
+def randn_like(t, dtype=None, requires_grad=False, device=None, generator=None):
     _check_device(device, "randn_like", (t,))
-    return randn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+    return randn(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad,
+                 generator=generator)
+
+
+def rand_like(t, dtype=None, requires_grad=False, device=None, generator=None):
+    _check_device(device, "rand_like", (t,))
+    return rand(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad,
+                generator=generator)
+
+
+def empty_like(t, dtype=None, requires_grad=False, device=None):
+    """torch.empty_like: uninitialised in PyTorch; adjit's are zeros (as `empty`)."""
+    _check_device(device, "empty_like", (t,))
+    return _make(np.zeros(t._n.val.shape, _dt(dtype, t._n.val.dtype)), requires_grad)
 
 
 @quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
@@ -416,4 +462,7 @@ FUNCTIONS.update((name, _fn(name)) for p in REGISTRY.values()
 FUNCTIONS["maximum"] = _tensor_fn("maximum")
 FUNCTIONS["minimum"] = _tensor_fn("minimum")
 FUNCTIONS.update(einsum_torch.FUNCTIONS)
+FUNCTIONS["prod"] = torch_composites.prod_function
+FUNCTIONS["amax"] = tensor_ops.amax_call(True, True)
+FUNCTIONS["amin"] = tensor_ops.amax_call(False, True)
 FUNCTIONS["relu"] = torch_composites.relu  # calls bind itself (one frame less to look through)

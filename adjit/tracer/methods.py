@@ -312,6 +312,8 @@ def install():
     t.mean = tensor_ops.mean
     t.max = lambda s, dim=None, keepdim=False: tensor_ops.extremum(s, dim, keepdim, True)
     t.min = lambda s, dim=None, keepdim=False: tensor_ops.extremum(s, dim, keepdim, False)
+    t.amax = tensor_ops.amax_call(True, False)
+    t.amin = tensor_ops.amax_call(False, False)
     t.argmax = lambda s, dim=None, keepdim=False: torch_composites.targ(s, dim, keepdim, True)
     t.argmin = lambda s, dim=None, keepdim=False: torch_composites.targ(s, dim, keepdim, False)
     t.all = lambda s, dim=None, keepdim=False: torch_composites.tall(s, dim, keepdim)

@@ -356,6 +356,73 @@ def extremum(x, dim=None, keepdim=False, is_max=True):
     return res(Tensor._wrap(tag(vals, name + "0", [n])), Tensor._from_array(ind))
 
 
+def amax(x, dim=(), keepdim=False, is_max=True, pos=None):
+    """torch.amax / amin (and the methods): the largest (smallest) value over `dim` (an int or
+    a tuple; () and None reduce every dim), the gradient shared evenly among ties (the
+    reduce_max / reduce_min primitives; AmaxBackward0 / AminBackward0). `pos`: the positions
+    of dim and keepdim in the user's call (None: given by keyword), for PyTorch's errors."""
+    fn = "amax" if is_max else "amin"
+    at = [f" (position {p})" if p else "" for p in (pos or (None, None))]
+    if isinstance(dim, bool) or dim is not None and not isinstance(
+            dim, (int, np.integer, tuple, list)):
+        raise TypeError(f"{fn}(): argument 'dim'{at[0]} must be tuple of ints, not "
+                        f"{type(dim).__name__}")
+    for i, d in enumerate(dim if isinstance(dim, (tuple, list)) else ()):
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"{fn}(): argument 'dim'{at[0]} must be tuple of ints, but found "
+                            f"element of type {type(d).__name__} at pos {i}")
+    if not isinstance(keepdim, (bool, np.bool_)):
+        raise TypeError(f"{fn}(): argument 'keepdim'{at[1]} must be bool, not "
+                        f"{type(keepdim).__name__}")
+    n = x._n
+    shp = n.type.shape
+    axes = _axes(dim, n.type.ndim)
+    if n.val.size == 0:
+        if dim is None or isinstance(dim, (tuple, list)) and not dim:
+            raise RuntimeError(f"{fn}(): Expected reduction dim to be specified for "
+                               "input.numel() == 0. Specify the reduction dim with the 'dim' "
+                               "argument.")
+        for a in axes:
+            if shp[a] == 0:
+                raise IndexError(f"{fn}(): Expected reduction dim {a} to have non-zero size.")
+    if not axes:  # a 0-d tensor: the value itself, as a node of its own
+        out = fresh(n, n)
+    else:
+        src = ops.convert(n, "i32") if n.type.dtype == "bool" else n
+        out = (ops.reduce_max if is_max else ops.reduce_min)(src, axes=axes)
+        if n.type.dtype == "bool":
+            out = ops.convert(out, "bool")
+        out = _keep(out, shp, axes, keepdim)
+    return Tensor._wrap(tag(out, "AmaxBackward0" if is_max else "AminBackward0", [n]))
+
+
+def amax_call(is_max, function):
+    """Tensor.amax / amin (function=False) or torch.amax / amin: (input,) dim=(), keepdim=False
+    by position or keyword."""
+    first = 2 if function else 1
+
+    def call(x, *args, **kwargs):
+        fn = "amax" if is_max else "amin"
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not "
+                            f"{type(x).__name__}")
+        names = ("dim", "keepdim")
+        if len(args) > 2 or set(kwargs) - set(names) or any(
+                n in kwargs for n in names[:len(args)]):
+            raise TypeError(f"{fn}() received an invalid combination of arguments")
+        vals = dict(zip(names, args), **kwargs)
+        pos = tuple(first + i if i < len(args) else None for i in range(2))
+        return amax(x, vals.get("dim", ()), vals.get("keepdim", False), is_max, pos)
+    call.__name__ = "amax" if is_max else "amin"
+    import inspect
+    P = inspect.Parameter
+    call.__signature__ = inspect.Signature([
+        P("input" if function else "self", P.POSITIONAL_OR_KEYWORD),
+        P("dim", P.POSITIONAL_OR_KEYWORD, default=()),
+        P("keepdim", P.POSITIONAL_OR_KEYWORD, default=False)])
+    return call
+
+
 _RESHAPE = REGISTRY["reshape"]
 _DIV = REGISTRY["div"]
 _REDUCE_SUM = REGISTRY["reduce_sum"]

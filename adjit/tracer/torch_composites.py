@@ -91,8 +91,28 @@ def std(x, dim=None, unbiased=True, keepdim=False, correction=None):
     return _wrap(_root_or_zero(v._n, 0.5), "StdBackward0", x)  # gradient 0 at std 0
 
 
+def _prod_dim(dim, function):
+    """PyTorch's prod takes one dim (an int), not a tuple of dims: its argument parser's
+    TypeError, worded for the method or for torch.prod."""
+    if dim is None or not isinstance(dim, bool) and isinstance(dim, (int, np.integer)):
+        return
+    t, ti = ("Tensor input, ", "Tensor, ") if function else ("", "")
+    raise TypeError(f"prod() received an invalid combination of arguments - got "
+                    f"({ti}{type(dim).__name__}), but expected one of:\n"
+                    f" * ({t}*, torch.dtype dtype = None)\n"
+                    f" * ({t}int dim, bool keepdim = False, *, torch.dtype dtype = None"
+                    f"{', Tensor out = None' if function else ''})\n")
+
+
+def prod_function(input, dim=None, keepdim=False):
+    """torch.prod(input, dim=None, keepdim=False)."""
+    _prod_dim(dim, True)
+    return input.prod(dim, keepdim)
+
+
 def prod(x, dim=None, keepdim=False):
     # product as exp(sum(log|x|)) loses signs and zeros; use a cumulative product by repeated mul
+    _prod_dim(dim, False)
     n = x._n
     axes = tracer_tensor_ops._axes(dim, n.type.ndim)
     if not axes:  # a 0-d tensor: the value itself, as a node of its own
@@ -157,10 +177,10 @@ def logsumexp(x, dim, keepdim=False):
     nd = n.type.ndim
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
     if nd == 0:  # a 0-d tensor is one element along its dimension 0
-        for d in dims:
-            tracer_tensor_ops.wrap_dim(d, 0)
+        tracer_tensor_ops._axes(dims, 0)  # a repeated dim is refused there too
         return _wrap(n, "LogsumexpBackward0", x)
-    axes = tuple(sorted({tracer_tensor_ops.wrap_dim(d, nd) for d in dims}))
+    # a repeated dim is refused (PyTorch's error); dim=() reduces nothing here, as in PyTorch
+    axes = tuple(sorted(tracer_tensor_ops._axes(dims, nd))) if dims else ()
     return _wrap(IC.logsumexp(n, axes, bool(keepdim)), "LogsumexpBackward0", x)
 
 

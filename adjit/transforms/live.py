@@ -968,14 +968,62 @@ def _mt_raw(bg):
     return raw if _MT_RAW else None
 
 
+_GAUSS_AT = None  # offset of a RandomState's cached gaussian (has_gauss, gauss), or False
+
+
+def _gauss_offsets():
+    """Where a RandomState object keeps its cached second gaussian (legacy normal draws come
+    in pairs: `has_gauss`, `gauss` in `get_state()`), found once on a private RandomState by
+    the bytes of a known cached value and checked against `get_state` through a draw and a
+    set_state; False when that layout is not found (then the state's dict is compared)."""
+    global _GAUSS_AT
+    if _GAUSS_AT is not None:
+        return _GAUSS_AT
+    import ctypes
+    import struct
+    _GAUSS_AT = False
+    rs = np.random.RandomState(12345)
+    rs.standard_normal()
+    size = type(rs).__basicsize__
+    g = rs.get_state(legacy=False)["gauss"]
+    mem = ctypes.string_at(id(rs), size)
+    at = mem.find(struct.pack("d", g))
+    if at < 8 or mem.find(struct.pack("d", g), at + 1) != -1:
+        return _GAUSS_AT
+    h = at - 8  # aug_bitgen_t: the bit generator's pointer, int has_gauss, double gauss
+
+    def read(r):
+        raw = ctypes.string_at(id(r) + h, 16)
+        return struct.unpack("i", raw[:4])[0], struct.unpack("d", raw[8:])[0]
+    checks = []
+    for step in range(3):
+        st = rs.get_state(legacy=False)
+        checks.append(read(rs) == (st["has_gauss"], st["gauss"]) or
+                      not st["has_gauss"] and read(rs)[0] == 0)
+        if step == 0:
+            rs.standard_normal()  # uses the cached value: has_gauss 0
+        elif step == 1:
+            st["has_gauss"], st["gauss"] = 1, 0.25
+            rs.set_state(st)
+    if all(checks) and read(rs) == (1, 0.25):
+        _GAUSS_AT = h
+    return _GAUSS_AT
+
+
 def random_state(r):
-    """A comparable snapshot of a generator's state."""
-    bg = r._bit_generator if isinstance(r, np.random.RandomState) else \
-        getattr(r, "bit_generator", None)
+    """A comparable snapshot of a generator's state (a RandomState's cached second gaussian
+    included: a draw that uses it leaves the bit generator as it was)."""
+    legacy = isinstance(r, np.random.RandomState)
+    bg = r._bit_generator if legacy else getattr(r, "bit_generator", None)
     if type(bg) is np.random.MT19937:
         raw = _mt_raw(bg)
-        if raw is not None:
+        if raw is not None and not legacy:
             return raw
+        if raw is not None:
+            h = _gauss_offsets()
+            if h:  # has_gauss (an int) and gauss (a double after 4 bytes of padding)
+                import ctypes
+                return raw + ctypes.string_at(id(r) + h, 4) + ctypes.string_at(id(r) + h + 8, 8)
     def frozen(s):
         if isinstance(s, dict):
             return tuple((k, frozen(v)) for k, v in sorted(s.items()))

@@ -75,7 +75,42 @@ def _pow_vjp(ct, x, y, out):
     return [cx, cy]
 
 
-binary("pow", _npfn(np.power), _pow_vjp, domain=("positive", "any"), cost=60, numpy=("power",))
+# NumPy's float power squares (0.5: sqrt, -1: 1/x, 0: 1, 1: x) where its inner loop reads the
+# exponent with stride 0, and calls pow otherwise, so its bits at -0.0 and -inf (and by an ulp
+# elsewhere) depend on the exponent's memory layout and, for one broadcast along some axes only,
+# on NumPy's buffer size. adjit's rule, the same in every tier (codegen `_pow`): the fast paths
+# apply where the exponent is one value for the whole result (a literal, a single element, or
+# a broadcast of one: `uniform_exponent`), pow everywhere else.
+def _pow_impl(x, y, **_):
+    if type(y) is np.ndarray and y.ndim:
+        if y.size <= 1 or not any(s for s, n in zip(y.strides, y.shape) if n != 1):
+            y = y.reshape(-1)[:1].reshape(())  # one value: NumPy's stride-0 loop
+        elif 0 in y.strides:
+            y = np.ascontiguousarray(y)  # broadcast along some axes: pow, whatever the sizes
+    out = np.power(x, y)
+    dt, want = out.dtype, x.dtype
+    return out if dt is want or dt == want else out.astype(want, copy=False)
+
+
+_VIEWS = ("broadcast_in_dim", "reshape", "transpose", "slice")
+
+
+def uniform_exponent(y, producer):
+    """Is pow's exponent `y` (a Lit or a Var; `producer`: Var -> Eqn) one value for the whole
+    result, so NumPy's fast paths apply (`_pow_impl`)? A single element, or a view NumPy makes
+    of one (broadcast_in_dim, then reshape / transpose / slice): every stride 0."""
+    while True:
+        if not hasattr(y, "type"):  # a literal
+            return True
+        if math.prod(y.type.shape) <= 1:
+            return True
+        e = producer.get(y)
+        if e is None or e.prim.name not in _VIEWS or not hasattr(e.inputs[0], "type"):
+            return False
+        y = e.inputs[0]
+
+
+binary("pow", _pow_impl, _pow_vjp, domain=("positive", "any"), cost=60, numpy=("power",))
 
 
 def _maxmin_vjp(cmp):
@@ -135,7 +170,8 @@ unary("logistic", lambda x, **_: _logistic(x),
 unary("sqrt", _npfn(np.sqrt), lambda ct, x, out: o.div(o.mul(ct, 0.5), out), domain="positive",
       **_math("sqrt", 4, "result"))
 unary("rsqrt", lambda x, **_: (1.0 / np.sqrt(x)).astype(x.dtype, copy=False),
-      lambda ct, x, out: o.mul(o.mul(ct, -0.5), o.div(out, x)), domain="positive",
+      # -ct/2 * out**3 (PyTorch's formula): +inf at x = -0.0 (out = -inf), where out / x gave -inf
+      lambda ct, x, out: o.mul(o.mul(ct, -0.5), o.mul(out, o.mul(out, out))), domain="positive",
       **_math("rsqrt", 5, "result", numpy=()))
 
 

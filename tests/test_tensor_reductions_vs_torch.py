@@ -1,0 +1,109 @@
+"""Reductions and a few elementwise edges of the Tensor front against PyTorch 2.13: amax / amin
+(dims, keepdim, ties share the gradient evenly, errors), logsumexp and prod's refused dims,
+rsqrt's derivative at +-0.0 and inf (same_as_torch compares values, dtypes, requires_grad and
+exceptions with their messages)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from peers import require, same_as_torch
+
+torch = require("torch")
+
+X = np.array([[1.0, 3.0, 3.0, -2.0], [2.0, 2.0, 0.0, 2.0], [-1.0, -1.0, -1.0, -1.0]])
+
+
+@pytest.mark.parametrize("fn", ["amax", "amin"])
+@pytest.mark.parametrize("dim", [(), None, 0, 1, -1, (0, 1), (1, 0), (-1, 0), [1]])
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_amax_amin_values_and_gradients_match_torch(fn, dim, keepdim, dtype):
+    def scenario(T):
+        x = T.tensor(X, dtype=getattr(T, dtype), requires_grad=True)
+        y = getattr(x, fn)(dim, keepdim) if dim is not None else getattr(x, fn)(dim=None)
+        f = getattr(T, fn)(x, () if dim is None else dim, keepdim)
+        w = T.tensor(np.arange(1.0, 1.0 + y.numel()).reshape(tuple(y.shape)),
+                     dtype=getattr(T, dtype))
+        (y * w).sum().backward()
+        return y, f, type(y.grad_fn).__name__, x.grad
+    same_as_torch(scenario, rtol=1e-6)
+
+
+def test_amax_gradient_matches_finite_differences():
+    # no ties: the gradient is the indicator of the maximum, by central differences
+    x0 = np.array([[0.3, -1.2, 2.5], [1.1, 0.7, -0.4]])
+    import adjit
+    x = adjit.tensor(x0, requires_grad=True)
+    x.amax(1).sum().backward()
+    fd = np.zeros_like(x0)
+    for i in np.ndindex(x0.shape):
+        e = np.zeros_like(x0)
+        e[i] = 1e-6
+        fd[i] = ((x0 + e).max(1).sum() - (x0 - e).max(1).sum()) / 2e-6
+    np.testing.assert_allclose(x.grad.numpy(), fd, atol=1e-8)
+
+
+@pytest.mark.parametrize("case", ["repeat", "repeat_neg", "float_dim", "bool_dim", "bad_dim",
+                                  "empty_dim", "empty_all", "empty_other", "bool", "int",
+                                  "scalar", "scalar_dim", "scalar_bad", "fn_float_dim",
+                                  "kw_float_dim", "keepdim_int", "fn_not_tensor"])
+@pytest.mark.parametrize("fn", ["amax", "amin"])
+def test_amax_amin_edges_match_torch(case, fn):
+    def scenario(T):
+        x = T.tensor(X)
+        call = {
+            "repeat": lambda: getattr(x, fn)((0, 0)),
+            "repeat_neg": lambda: getattr(x, fn)((1, -1)),
+            "float_dim": lambda: getattr(x, fn)(1.0),
+            "bool_dim": lambda: getattr(x, fn)((True,)),
+            "bad_dim": lambda: getattr(x, fn)(2),
+            "empty_dim": lambda: getattr(T.zeros(0, 2), fn)(0),
+            "empty_all": lambda: getattr(T.zeros(0, 2), fn)(),
+            "empty_other": lambda: getattr(T.zeros(0, 2), fn)(1),
+            "bool": lambda: getattr(T.tensor([True, False]), fn)(),
+            "int": lambda: getattr(T.tensor([[4, -7], [2, 9]]), fn)(0),
+            "scalar": lambda: getattr(T.tensor(2.5, requires_grad=True), fn)(),
+            "scalar_dim": lambda: getattr(T.tensor(2.5), fn)(-1, True),
+            "scalar_bad": lambda: getattr(T.tensor(2.5), fn)(1),
+            "fn_float_dim": lambda: getattr(T, fn)(x, 1.0),
+            "kw_float_dim": lambda: getattr(x, fn)(dim=1.0),
+            "keepdim_int": lambda: getattr(x, fn)(0, 1),
+            "fn_not_tensor": lambda: getattr(T, fn)([1.0]),
+        }[case]
+        r = call()
+        return r, str(r.dtype).split(".")[-1]
+    got = same_as_torch(scenario)
+    if case in ("repeat", "repeat_neg", "bad_dim", "empty_dim", "empty_all"):
+        assert isinstance(got[0], str) and got[0].endswith("Error"), got  # an error, as torch
+
+
+@pytest.mark.parametrize("dims", [(0, 0), (1, -1), [0, 0], (0, -2)])
+def test_logsumexp_refuses_a_repeated_dim_as_torch(dims):
+    got = same_as_torch(lambda T: T.tensor(X).logsumexp(dims))
+    assert got[0] == "RuntimeError"
+    got = same_as_torch(lambda T: T.logsumexp(T.tensor(X), dims, keepdim=True))
+    assert got[0] == "RuntimeError"
+    got = same_as_torch(lambda T: T.tensor(1.5).logsumexp((0, -1)))
+    assert got[0] == "RuntimeError"
+
+
+@pytest.mark.parametrize("dim", [(0, 1), [0], (0,), 1.0, True])
+def test_prod_refuses_a_tuple_of_dims_as_torch(dim):
+    got = same_as_torch(lambda T: T.tensor(X).prod(dim))
+    assert got[0] == "TypeError"
+    got = same_as_torch(lambda T: T.prod(T.tensor(X), dim))
+    assert got[0] == "TypeError"
+    same_as_torch(lambda T: (T.tensor(X).prod(1), T.prod(T.tensor(X), -1, True)))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_rsqrt_value_and_derivative_at_the_edges_match_torch(dtype):
+    def scenario(T):
+        x = T.tensor([0.0, -0.0, np.inf, -1.0, 4.0, 1e-30, np.nan], dtype=getattr(T, dtype),
+                     requires_grad=True)
+        y = x.rsqrt()
+        y.backward(T.ones_like(y))
+        g = x.grad.numpy()
+        return y, x.grad, tuple(np.signbit(g).tolist()), T.rsqrt(x.detach())
+    same_as_torch(scenario, rtol=1e-6)
