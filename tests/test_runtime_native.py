@@ -116,3 +116,23 @@ def test_matmul_is_numpys_product_for_every_layout_or_declines():
     buf = np.zeros(100 * 100 * 8 + 1, np.uint8)[1:].view(np.float64).reshape(100, 100)
     assert not buf.flags.aligned and native.matmul(buf, y) is None
     assert native.matmul(x, y[:50]) is None  # shapes that do not chain: NumPy's own error
+
+
+def test_deterministic_mode_keeps_numpys_products(monkeypatch):
+    # the GEMM helper route (float32 bits may differ from NumPy's `@`) is taken only once the
+    # helpers are linked, which is timing-dependent: ADJIT_TIER=deterministic never takes it,
+    # so its interpreted float32 products are NumPy's bit for bit
+    import numpy as np
+    from adjit.runtime import interpreter
+    calls = []
+    monkeypatch.setattr(interpreter, "_native_matmul", lambda x, y: calls.append(1) or None)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 784)).astype(np.float32)
+    y = rng.standard_normal((784, 512)).astype(np.float32)
+    monkeypatch.setenv("ADJIT_TIER", "deterministic")
+    assert np.array_equal(interpreter._matmul(x, y), x @ y)
+    assert np.array_equal(interpreter._dot(x, y), np.dot(x, y))
+    assert calls == []
+    monkeypatch.setenv("ADJIT_TIER", "auto")
+    interpreter._matmul(x, y)
+    assert calls == [1]
