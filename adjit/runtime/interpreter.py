@@ -1480,21 +1480,11 @@ _native_matmul = native.matmul
 _BLAS_SMALL = native.BLAS_SMALL
 
 
-def _gemm_route():
-    """May a product go through adjit's GEMM helper? Not under ADJIT_TIER=deterministic: the
-    helpers are linked when they are ready (a background compile in a cold-cache process), and
-    float32 products through them can differ in the last bits from NumPy's `@` (another split of
-    the work over threads), so which products took which route would depend on timing."""
-    from . import tier_mode
-    return tier_mode() != "deterministic"
-
-
 def _matmul(x, y):
     """x @ y; a 2-D float product that OpenBLAS would run on its own pool goes through adjit's
     GEMM helper as native code's does (runtime/native.py `matmul`: no second OpenBLAS packing
     buffer kept resident, the native tier's bits)."""
-    if x.ndim == 2 and y.ndim == 2 and x.shape[0] * x.shape[1] * y.shape[1] > _BLAS_SMALL \
-            and _gemm_route():
+    if x.ndim == 2 and y.ndim == 2 and x.shape[0] * x.shape[1] * y.shape[1] > _BLAS_SMALL:
         r = _native_matmul(x, y)
         if r is not None:
             return r
@@ -1503,8 +1493,7 @@ def _matmul(x, y):
 
 def _dot(x, y):
     """np.dot (without its dispatch), 2-D products as `_matmul`."""
-    if x.ndim == 2 and y.ndim == 2 and x.shape[0] * x.shape[1] * y.shape[1] > _BLAS_SMALL \
-            and _gemm_route():
+    if x.ndim == 2 and y.ndim == 2 and x.shape[0] * x.shape[1] * y.shape[1] > _BLAS_SMALL:
         r = _native_matmul(x, y)
         if r is not None:
             return r

@@ -226,8 +226,9 @@ def _gemm_link():
 
 def gemm_ready() -> bool:
     """True when `matmul` may run products; the first call links the helpers (from the disk
-    cache now, else compiled by the worker in the background; neither in the worker itself, and
-    ADJIT_TIER=interp only takes them from the disk cache)."""
+    cache now, else compiled by the worker in the background, or now under
+    ADJIT_TIER=deterministic; neither in the worker itself, and ADJIT_TIER=interp only takes
+    them from the disk cache)."""
     st = _GEMM_STATE["state"]
     if st is None:
         with _LOCK:
@@ -243,6 +244,12 @@ def gemm_ready() -> bool:
                     # interpreter-only mode starts no compile for them
                     _GEMM_STATE["state"] = "failed"
                     now = False
+                elif not now and tier_mode() == "deterministic":
+                    # linked (compiled if need be) before this product: which products take
+                    # the helpers must not depend on when a background compile finished
+                    # (float32 products through them may differ from NumPy's `@` in the
+                    # last bits: another split of the work over threads)
+                    now = True
                 elif not now:
                     threading.Thread(target=_gemm_link, name="adjit-helpers",
                                      daemon=True).start()
