@@ -155,20 +155,29 @@ class Plan:
             fn = self.fn = generate(self.graph)
         return fn(args, consts)
 
-    def loop(self, args, consts):
-        """A plan's first calls: the equations run in a loop (no code generated for a graph
-        that runs briefly); results as the implementations return them."""
+    def _env(self, args, consts):
+        """The loop's value table: the arguments and constants in their slots."""
         env = [None] * self.size
         env[:self.n_in] = args
         env[self.n_in:self.n_in + self.n_const] = [getattr(c, "val", c) for c in consts]
+        return env
+
+    def _fill_kept(self, env):
+        """The hoisted constant equations' values (computed once per plan) into env."""
+        kept = self.kept
+        if kept is None and self.hoisted:
+            kept = self.kept = self._constants()
+        if kept:
+            for s, v in kept:
+                env[s] = v
+
+    def loop(self, args, consts):
+        """A plan's first calls: the equations run in a loop (no code generated for a graph
+        that runs briefly); results as the implementations return them."""
+        env = self._env(args, consts)
         token = FP_STATE.set(FP_QUIET)  # NumPy's warnings off (see adjit/_fp.py)
         try:
-            kept = self.kept
-            if kept is None and self.hoisted:
-                kept = self.kept = self._constants()
-            if kept:
-                for s, v in kept:
-                    env[s] = v
+            self._fill_kept(env)
             for impl, ins, params, outs, dead, reuse in self.steps:
                 vals = [env[s] if is_slot else s for is_slot, s in ins]
                 if reuse is not None:
@@ -203,23 +212,16 @@ class Plan:
         array (a view, a Node, the caller) keeps it from being written or pooled."""
         from . import fresh
         keys, need, unread, reuses = self._pool_info()
-        env = [None] * self.size
-        env[:self.n_in] = args
+        env = self._env(args, consts)
         for i in donate:
             args[i] = None
-        env[self.n_in:self.n_in + self.n_const] = [getattr(c, "val", c) for c in consts]
         pool = {}
         for s in donate:
             if s in unread:  # read by nothing: a spare buffer from the start
                 _pool_put(pool, env, s, need, 0)
         token = FP_STATE.set(FP_QUIET)  # NumPy's warnings off (see adjit/_fp.py)
         try:
-            kept = self.kept
-            if kept is None and self.hoisted:
-                kept = self.kept = self._constants()
-            if kept:
-                for s, v in kept:
-                    env[s] = v
+            self._fill_kept(env)
             for i, (impl, ins, params, outs, dead, _) in enumerate(self.steps):
                 vals = [env[s] if is_slot else s for is_slot, s in ins]
                 r = None

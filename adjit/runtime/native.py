@@ -261,6 +261,16 @@ def gemm_ready() -> bool:
     return st == "ready"
 
 
+def _blas_layout(flags, cols, rows):
+    """(transpose flag, leading dimension) of a row-major operand of `rows` x `cols` read as
+    column-major by BLAS; (None, None) when it is neither C- nor Fortran-contiguous."""
+    if flags.c_contiguous:
+        return b"N", cols
+    if flags.f_contiguous:
+        return b"T", rows
+    return None, None
+
+
 def matmul(x, y):
     """x @ y through adjit_sgemm / adjit_dgemm for C- or Fortran-contiguous 2-D float32 /
     float64 operands of the same dtype whose product OpenBLAS would run on its pool (more than
@@ -281,17 +291,9 @@ def matmul(x, y):
     fy, fx = y.flags, x.flags
     if not (fx.aligned and fy.aligned):
         return None
-    if fy.c_contiguous:
-        ta, lda = b"N", n
-    elif fy.f_contiguous:
-        ta, lda = b"T", k
-    else:
-        return None
-    if fx.c_contiguous:
-        tb, ldb = b"N", k
-    elif fx.f_contiguous:
-        tb, ldb = b"T", m
-    else:
+    ta, lda = _blas_layout(fy, n, k)
+    tb, ldb = _blas_layout(fx, k, m)
+    if ta is None or tb is None:
         return None
     fn, scalar = _GEMM[dt.char]
     out = np.empty((m, n), dt)
