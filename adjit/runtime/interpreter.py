@@ -1502,7 +1502,19 @@ def _dot(x, y):
     return _np_dot(x, y)
 
 
-_BASE_NS.update(_dot=_dot, _mm=_matmul)  # the generated code's products
+_BASE_NS.update(_dot=_dot, _mm=_matmul, _npdot=_np_dot)  # the generated code's products
+
+
+def _madds(e):
+    """The multiply-adds of dot_general equation e: its result's elements times the size of
+    the contracted dimensions."""
+    n = 1
+    for d in e.outvars[0].type.shape:
+        n *= d
+    xs = e.inputs[0].type.shape
+    for a in e.params["contract"][0]:
+        n *= xs[a]
+    return n
 set_matmul(_matmul)  # and the registry's implementation (traces, eval_graph, the eager tiers)
 
 
@@ -1510,8 +1522,11 @@ def _em_dot(gen, e, ops, dts):
     recipe = _dot_recipe(e)
     if recipe is None:
         return None
+    # a product no bigger than BLAS_SMALL multiply-adds never takes the GEMM helper (`_matmul`,
+    # `_dot`): the generated code calls NumPy's directly (no wrapper call)
+    small = _madds(e) <= _BLAS_SMALL
     if recipe == "matmul":
-        return f"_mm({ops[0]}, {ops[1]})", FRESH
+        return (f"({ops[0]} @ {ops[1]})" if small else f"_mm({ops[0]}, {ops[1]})"), FRESH
     pa, ra, pb, rb, ro = recipe
     if e.outvars[0] in gen.vraw:  # a view chain's root: the product as NumPy makes it
         ro = None
@@ -1522,7 +1537,7 @@ def _em_dot(gen, e, ops, dts):
         elif perm is not None:
             o = f"{o}.transpose({perm!r})"
         return o if shp is None else f"{o}.reshape({shp!r})"
-    r = f"_dot({side(ops[0], pa, ra)}, {side(ops[1], pb, rb)})"
+    r = f"{'_npdot' if small else '_dot'}({side(ops[0], pa, ra)}, {side(ops[1], pb, rb)})"
     if ro is not None:
         return f"{r}.reshape({ro!r})", VIEW if ro else None
     return r, FRESH
