@@ -11,11 +11,15 @@ adjit call after the first is interpreted:
   run: a plan generates its straight-line function once its loop has run about as long as
   generating takes), the steady interpreted call;
 - `numpy`: the median of NumPy by hand (the workload's reference), measured the same way;
+- `np first`: NumPy by hand's own first call in its fresh process (at 10M elements both first
+  calls are dominated by the kernel's page faults for fresh memory, which vary several-fold
+  between runs on a shared machine: `1st/np 1st` compares like with like);
 - `extra MB: first`: the high-water mark of the RSS during the first call above the RSS right
   before it; `interp` / `numpy`: the high-water mark during the steady calls above the RSS
   before them (Linux: the mark is reset through /proc/self/clear_refs before each; that reset
   also resets what `/usr/bin/time -v` reports as the process's maximum RSS, so that figure is
-  the steady calls' high-water mark, and it is not used).
+  the steady calls' high-water mark, and it is not used); the last `np first` column is NumPy
+  by hand's first-call high-water mark.
 `--n4` sets W4's element count (its default is 1,000,000).
 """
 from __future__ import annotations
@@ -106,8 +110,8 @@ def main(argv=None):
         child(name, impl, int(calls), int(n4))
         return
     print(f"{'workload':10} {'adjit first':>12} {'early':>10} {'interp':>10} {'numpy':>10} "
-          f"{'interp/np':>9} {'early/np':>8} {'first/np':>8} {'extra MB: first':>15} "
-          f"{'interp':>7} {'numpy':>7}")
+          f"{'interp/np':>9} {'early/np':>8} {'first/np':>8} {'np first':>10} {'1st/np 1st':>10} "
+          f"{'extra MB: first':>15} {'interp':>7} {'numpy':>7} {'np first':>8}")
     for name in a.names:
         ad = measure(name, "adjit", a.calls, a.n4)
         npy = measure(name, "numpy", a.calls, a.n4)
@@ -115,8 +119,9 @@ def main(argv=None):
         print(f"{label:10} {ad['first'] * 1e3:10.2f}ms {ad['early'] * 1e3:8.3f}ms "
               f"{ad['next'] * 1e3:8.3f}ms {npy['next'] * 1e3:8.3f}ms "
               f"{ad['next'] / npy['next']:8.2f}x {ad['early'] / npy['next']:7.2f}x "
-              f"{ad['first'] / npy['next']:7.1f}x {ad['first_extra']:15.1f} {ad['next_extra']:7.1f} "
-              f"{npy['next_extra']:7.1f}",
+              f"{ad['first'] / npy['next']:7.1f}x {npy['first'] * 1e3:8.2f}ms "
+              f"{ad['first'] / npy['first']:9.2f}x {ad['first_extra']:15.1f} {ad['next_extra']:7.1f} "
+              f"{npy['next_extra']:7.1f} {npy['first_extra']:8.1f}",
               flush=True)
 
 
