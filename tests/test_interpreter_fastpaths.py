@@ -536,12 +536,15 @@ def test_the_traced_identity_is_built_once_per_plan(monkeypatch, case):
 
 
 @pytest.mark.parametrize("m,k,n", [(16, 16, 16), (300, 300, 300)])
-def test_only_a_large_product_calls_the_gemm_helper_wrapper(m, k, n):
+def test_only_a_large_product_calls_the_gemm_helper_wrapper(m, k, n, monkeypatch):
     # runtime/native.py `matmul` takes products of more than BLAS_SMALL multiply-adds (the rest
     # is NumPy's own `@`): the generated code of a smaller one calls NumPy's directly, with no
-    # wrapper call per product; the bits are NumPy's either way
+    # wrapper call per product. A large one gives the helper's bits (native code's: NumPy's
+    # OpenBLAS at one thread, halves on adjit's helper thread; they may differ from NumPy's
+    # threaded `@` in the last bits), linked before the first product under deterministic
     from adjit.ir import parse_graph
     from adjit.runtime import native
+    monkeypatch.setenv("ADJIT_TIER", "deterministic")
     g = parse_graph(
         f"def f(a: f64[{m},{k}], b: f64[{k},{n}]) -> f64[{m},{n}]:\n"
         f"  c: f64[{m},{n}] = dot_general[contract=((1,), (0,)), batch=((), ())] a b\n"
@@ -549,6 +552,8 @@ def test_only_a_large_product_calls_the_gemm_helper_wrapper(m, k, n):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
     fn, loop, gen = _plan_runs(g, [a, b])
-    assert loop == gen == [_bits(a @ b)]
     big = m * k * n > native.BLAS_SMALL
+    assert loop == gen == [_bits(native.matmul(a, b) if big else a @ b)]
+    np.testing.assert_allclose(native.matmul(a, b) if big else a @ b, a @ b, rtol=1e-12,
+                               atol=1e-12)
     assert ("_mm(" in fn.source) == big and ("@" in fn.source) == (not big), fn.source
