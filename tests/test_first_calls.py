@@ -248,6 +248,67 @@ def test_rng_snapshots_see_every_draw_and_are_cheap():
     assert min(times) < 5e-6, min(times)  # (the dict: 25-90 us)
 
 
+def _np_state(r):
+    """NumPy's own account of a generator's state (the cached gaussian of a RandomState
+    included), as comparable bytes."""
+    def frozen(s):
+        if isinstance(s, dict):
+            return tuple((k, frozen(v)) for k, v in sorted(s.items()))
+        return (s.dtype.str, s.tobytes()) if isinstance(s, np.ndarray) else s
+    return frozen(r.get_state(legacy=False) if isinstance(r, np.random.RandomState)
+                  else r.bit_generator.state)
+
+
+def test_rng_snapshots_agree_with_numpys_state_in_every_state():
+    # jit's snapshot of a generator (the warning about draws while tracing) reads the
+    # generator's own bytes: equal snapshots exactly when NumPy's get_state / .state agree,
+    # for every bit generator, through the cached gaussian (has_gauss 0 and 1), set_state,
+    # reseeding and every kind of draw
+    from adjit.transforms.live import random_state
+    bitgens = [np.random.MT19937, np.random.PCG64, np.random.PCG64DXSM, np.random.Philox,
+               np.random.SFC64]
+    draws = [lambda r: r.standard_normal(), lambda r: r.standard_normal(3),
+             lambda r: r.random(), lambda r: r.integers(0, 7) if hasattr(r, "integers")
+             else r.randint(0, 7), lambda r: r.binomial(20, 0.3),
+             lambda r: r.standard_normal(), lambda r: r.standard_gamma(0.5)]
+    for k, bg in enumerate(bitgens):
+        for r in (np.random.RandomState(bg(k)), np.random.Generator(bg(k))):
+            snaps = [(random_state(r), _np_state(r))]
+            for j, d in enumerate(draws * 2):
+                d(r)
+                if j == 4 and isinstance(r, np.random.RandomState):
+                    r.set_state(r.get_state())  # the same state set again: no change
+                snaps.append((random_state(r), _np_state(r)))
+            if isinstance(r, np.random.RandomState):
+                st = r.get_state(legacy=False)
+                st["has_gauss"], st["gauss"] = 1, 0.25  # only the cached gaussian differs
+                r.set_state(st)
+                snaps.append((random_state(r), _np_state(r)))
+                if bg is np.random.MT19937:  # (only a legacy MT19937 can be reseeded)
+                    r.seed(k)
+                    snaps.append((random_state(r), _np_state(r)))
+                    r.seed(k)  # the same seed again: the same state, a new SeedSequence
+                    snaps.append((random_state(r), _np_state(r)))
+            for a, sa in snaps:
+                for b, sb in snaps:
+                    assert (a == b) == (sa == sb), (bg.__name__, type(r).__name__)
+                    assert (a != b) == (sa != sb)
+
+
+def test_rng_snapshot_leaves_the_generator_alone():
+    # the snapshot found a RandomState's fields through `bit_generator.ctypes`, which caches an
+    # interface on the user's bit generator; a cached interface (the user's `.ctypes` between
+    # two snapshots) is not a draw
+    from adjit.transforms.live import random_state
+    r = np.random.RandomState(7)
+    a = random_state(r)
+    assert r._bit_generator._ctypes is None
+    r._bit_generator.ctypes
+    assert random_state(r) == a
+    r.standard_normal()
+    assert random_state(r) != a
+
+
 def test_jit_still_warns_about_a_draw_from_the_global_generator():
     def f(x):
         return x * np.random.rand()
