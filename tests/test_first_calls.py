@@ -364,3 +364,24 @@ def test_the_worker_lowers_its_priority_before_importing_adjit(monkeypatch, tmp_
     finally:
         comp.kill()
     assert int(out.read_text()) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
+
+
+def test_structure_key_compiles_no_regular_expression(monkeypatch):
+    # a graph's structure key (its text, a jitted function's second call) cleaned the name with
+    # re.sub(r"\W", ...), whose pattern compile was the process's first print's one-off
+    # (0.1-0.15 ms); the name is cleaned as that regular expression did, over all of Unicode
+    import re
+    from adjit.ir.printer import print_graph
+    g, _ = _step_graph(2.0)
+    names = ["loss", "<lambda>", "my-fn", "h\u00e9llo", "x.y z", "\u0663abc", "a\u203fb", "",
+             "1st", "\u01c5", "\u0301x", "".join(map(chr, range(0, 0x3000, 7)))]
+    want = {n: re.sub(r"\W", "_", n) or "f" for n in names}
+
+    def no_regex(*a, **k):
+        raise AssertionError("a regular expression compiled while printing")
+    monkeypatch.setattr(re, "_compile", no_regex)
+    for n in names:
+        g.name = n
+        head = print_graph(g).split("(", 1)[0]
+        clean = want[n] if want[n][0].isalpha() or want[n][0] == "_" else "f_" + want[n]
+        assert head == "def " + clean, n
