@@ -385,3 +385,21 @@ def test_structure_key_compiles_no_regular_expression(monkeypatch):
         head = print_graph(g).split("(", 1)[0]
         clean = want[n] if want[n][0].isalpha() or want[n][0] == "_" else "f_" + want[n]
         assert head == "def " + clean, n
+
+
+def test_hot_mark_check_uses_no_openssl_hash(monkeypatch, tmp_path):
+    # a structure's first run checks its hot mark (cache.was_hot): its name was OpenSSL's
+    # sha256, whose first use in a process cost ~50 us on a jitted function's second call
+    import hashlib
+    from adjit.runtime import cache
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))
+
+    def no_openssl(*a, **k):
+        raise AssertionError("OpenSSL's sha256 on a first run")
+    monkeypatch.setattr(hashlib, "sha256", no_openssl)
+    monkeypatch.setattr(hashlib, "new", no_openssl)
+    key = "def f(a: f64[3]) -> f64[3]:\n  b: f64[3] = sin a\n  return b\n"
+    assert not cache.was_hot(key)
+    cache.mark_hot(key)
+    assert cache.was_hot(key) and not cache.was_hot(key + " ")
+    assert len(list((tmp_path / "hot").iterdir())) == 1
