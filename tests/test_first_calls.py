@@ -403,3 +403,43 @@ def test_hot_mark_check_uses_no_openssl_hash(monkeypatch, tmp_path):
     cache.mark_hot(key)
     assert cache.was_hot(key) and not cache.was_hot(key + " ")
     assert len(list((tmp_path / "hot").iterdir())) == 1
+
+
+def test_grad_fn_kinds_from_one_index_of_the_registry(monkeypatch):
+    # what a grad_fn saves (the Tensor front's version checks) came from a pass over the whole
+    # registry per new grad_fn name (~14 us each in a process's first backward); an index
+    # made once and kept current by on_register answers the same for every name
+    from adjit.ir.core import Primitive, registered
+    from adjit.tracer import grad_fn as G
+    from adjit.ir.core import REGISTRY
+
+    def scan(name):
+        for p in REGISTRY.values():
+            if p.grad_fn == name:
+                return G._RECORD_SAVES[p.torch_saves]
+        return None
+    names = sorted({p.grad_fn for p in REGISTRY.values() if p.grad_fn} |
+                   {"MulBackward0", "DivBackward0", "ReluBackward0", "NoSuchBackward0"})
+    want = {n: scan(n) for n in names}
+    G._kind("ExpBackward0")  # the index exists from here on
+
+    class NoScan(dict):
+        def values(self):
+            raise AssertionError("a pass over the registry for one grad_fn name")
+    monkeypatch.setattr(G, "REGISTRY", NoScan(REGISTRY))
+    for n in names:
+        monkeypatch.delitem(G._KINDS, n, raising=False)
+        k = G._kind(n)
+        assert want[n] is None or k == want[n], n
+    monkeypatch.setattr(G, "REGISTRY", REGISTRY)
+    # a primitive registered later (and removed) is seen by the index
+    base = REGISTRY["exp"]
+    p = Primitive("exp_saves_result_test", base.shape_rule, base.impl, base.vjp, base.jvp,
+                  base.samples, grad_fn="ExpSavesResultTestBackward0", torch_saves="result",
+                  dtypes=base.dtypes, kind=base.kind, lowering=base.lowering)
+    with registered(p):
+        monkeypatch.delitem(G._KINDS, "ExpSavesResultTestBackward0", raising=False)
+        assert G._kind("ExpSavesResultTestBackward0") is G.Saves.RESULT
+    G._KINDS.pop("ExpSavesResultTestBackward0", None)
+    assert G._kind("ExpSavesResultTestBackward0") is G.Saves.INPUTS
+    G._KINDS.pop("ExpSavesResultTestBackward0", None)
