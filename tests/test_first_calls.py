@@ -443,3 +443,35 @@ def test_grad_fn_kinds_from_one_index_of_the_registry(monkeypatch):
     G._KINDS.pop("ExpSavesResultTestBackward0", None)
     assert G._kind("ExpSavesResultTestBackward0") is G.Saves.INPUTS
     G._KINDS.pop("ExpSavesResultTestBackward0", None)
+
+
+def test_a_first_run_with_nothing_to_find_prints_no_structure_key(monkeypatch, tmp_path):
+    # a structure's first run (ADJIT_TIER=auto) looked for code linked in this process or a hot
+    # mark on disk by its structure key (its printed text: ~0.2 ms for W2's 76 equations, on a
+    # jitted function's second call), also with nothing linked and a cold cache (no hot mark:
+    # no `hot` folder), where nothing can be found; with a hot folder it still looks
+    from collections import OrderedDict
+    from adjit.ir.graph import Graph
+    from adjit.runtime import cache
+    monkeypatch.setenv("ADJIT_TIER", "auto")
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cache, "_MEM", OrderedDict())
+    monkeypatch.setattr(cache, "_FAILED", {})
+    keys = []
+    orig = Graph.structure_key
+
+    def structure_key(self):
+        keys.append(self)
+        return orig(self)
+    monkeypatch.setattr(Graph, "structure_key", structure_key)
+    g, args = _step_graph(1.75)
+    want = eval_graph(g, args)
+    for k in range(3):
+        outs = runtime.run_graph(g, args)
+        for a, b in zip(outs, want):
+            np.testing.assert_array_equal(a, b)
+    assert keys == [] and g.native.checked
+    (tmp_path / "hot").mkdir()
+    g, args = _step_graph(1.75)
+    runtime.run_graph(g, args)
+    assert len(keys) == 1
