@@ -475,3 +475,24 @@ def test_a_first_run_with_nothing_to_find_prints_no_structure_key(monkeypatch, t
     g, args = _step_graph(1.75)
     runtime.run_graph(g, args)
     assert len(keys) == 1
+
+
+def test_reshape_rule_accepts_exactly_what_numpy_reshapes():
+    # the rule compared element counts as an int64 product (np.prod), which wraps: an empty
+    # array "reshaped" to (2**32, 2**32) (2**64 elements, 0 after the wrap) was accepted
+    from adjit.ir.core import REGISTRY
+    from adjit.ir.types import AType
+    rule = REGISTRY["reshape"].shape_rule
+    cases = [((0,), (2**32, 2**32)), ((0,), (2**31, 2**31, 4)), ((0,), (0, 2**40)),
+             ((6,), (2, 3)), ((6,), (4, 2)), ((2, 3), (3, 2)), ((1,), ()), ((0, 3), (3, 0))]
+    for src, dst in cases:
+        try:
+            np.zeros(src).reshape(dst)
+            ok = True
+        except ValueError:
+            ok = False
+        try:
+            typ = rule(AType(src, "f64"), shape=dst)
+            assert ok and typ == AType(dst, "f64"), (src, dst)
+        except ValueError:
+            assert not ok, (src, dst)
