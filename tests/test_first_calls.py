@@ -496,3 +496,28 @@ def test_reshape_rule_accepts_exactly_what_numpy_reshapes():
             assert ok and typ == AType(dst, "f64"), (src, dst)
         except ValueError:
             assert not ok, (src, dst)
+
+
+def test_index_bounds_check_agrees_with_numpy():
+    # first_out_of_bounds checks small indices in Python (no NumPy comparison's first use in
+    # a process): the first element, in NumPy's flat order, outside [-n, n), or None
+    from adjit.ir.indexing import _SMALL_INDEX, first_out_of_bounds
+    rng = np.random.default_rng(3)
+
+    def numpy_answer(a, n):
+        a = np.asarray(a)
+        flat = a.ravel()
+        bad = np.flatnonzero((flat >= n) | (flat < -n))
+        return int(flat[bad[0]]) if bad.size else None
+    for size in (0, 1, 5, _SMALL_INDEX - 1, _SMALL_INDEX, _SMALL_INDEX + 1, 300):
+        for dt in (np.int64, np.int32, np.uint8, np.uint64, np.float64, np.bool_):
+            for n in (1, 5, 40):
+                a = rng.integers(-2 * n, 2 * n, size)
+                a = np.abs(a) if np.dtype(dt).kind in "ub" else a
+                a = a.astype(dt)
+                for arr in (a, a.reshape(-1, 1) if size else a, a[::-1], a.tolist()):
+                    got = first_out_of_bounds(arr, n)
+                    assert got == numpy_answer(arr, n) and type(got) in (int, type(None))
+    x = np.array([np.nan, 3.0, -7.5, 100.0])  # nan is never out of bounds
+    assert first_out_of_bounds(x, 5) == numpy_answer(x, 5) == -7
+    assert first_out_of_bounds(np.array(7), 5) == 7 and first_out_of_bounds(4, 5) is None
