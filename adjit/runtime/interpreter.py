@@ -1518,6 +1518,21 @@ def _madds(e):
 set_matmul(_matmul)  # and the registry's implementation (traces, eval_graph, the eager tiers)
 
 
+def _first_products():
+    """NumPy's first product of each kind in a process costs 15-70 us (its matmul loop's first
+    use, the BLAS library's lazy symbol binding and buffer): ~0.1-0.2 ms of a process's first
+    trace, paid by whichever call of the user's first function runs a product first. A
+    per-process cost: paid once here, at import (~0.15 ms, ~0.6 MB), with tiny products of
+    every kind a trace or a tier runs (float32 and float64: matrix x matrix, a transposed
+    product (BLAS's syrk), matrix x vector)."""
+    for dt in (np.float32, np.float64):
+        a = np.ones((2, 3), dt)
+        a @ a.T, a.T @ a, a @ a[0]
+
+
+_first_products()
+
+
 def _em_dot(gen, e, ops, dts):
     recipe = _dot_recipe(e)
     if recipe is None:
