@@ -521,3 +521,26 @@ def test_index_bounds_check_agrees_with_numpy():
     x = np.array([np.nan, 3.0, -7.5, 100.0])  # nan is never out of bounds
     assert first_out_of_bounds(x, 5) == numpy_answer(x, 5) == -7
     assert first_out_of_bounds(np.array(7), 5) == 7 and first_out_of_bounds(4, 5) is None
+
+
+def test_types_from_every_kind_of_shape_and_dtype():
+    # AType's constructor and dtype_name take fast paths (a tuple through map(int), a dtype
+    # object looked up directly): the same type as NumPy's account of the shape and dtype
+    from adjit.ir.types import AType, dtype_name
+    shapes = [(), (3, 4), [2, 5], (np.int64(3), np.int32(2)), np.array([4, 1]),
+              range(3)]
+    dts = ["f32", "f64", "i32", "i64", "bool", np.float32, np.dtype("float64"), "float32",
+           float, int, bool, np.dtype("<i8"), np.bool_]
+    for shp in shapes:
+        for dt in dts:
+            t = AType(shp, dt)
+            ref = np.empty(tuple(shp), np.float32 if dt == "f32" else np.float64
+                           if dt == "f64" else np.int32 if dt == "i32" else np.int64
+                           if dt == "i64" else np.bool_ if dt == "bool" else dt)
+            assert t.shape == ref.shape and all(type(d) is int for d in t.shape)
+            assert t.np_dtype == ref.dtype and t == AType(ref.shape, ref.dtype)
+            assert hash(t) == hash(AType(ref.shape, ref.dtype))
+    for bad in (np.dtype(">f8") if np.little_endian else np.dtype("<f8"), np.complex128,
+                "f16", [("a", "f4")], np.dtype([("a", "f4")]), None.__class__):
+        with pytest.raises(TypeError, match="adjit supports"):
+            dtype_name(bad)
