@@ -321,6 +321,8 @@ def _reuse(e, ins, dead, first_step_slot, n_in=0):
     """(ufunc, ((operand position, expected reference count), ...)) when equation `e` may write
     its result into an operand that dies at it, else None: an intermediate, or (`Plan.donated`)
     an argument (slot < n_in) the caller handed over."""
+    if not dead:  # no operand dies here: nothing to write into
+        return None
     uf = getattr(e.prim.impl, "ufunc", None)
     if uf is None or len(e.outvars) != 1 or uf.nout != 1 or uf.nin != len(e.inputs):
         return None
