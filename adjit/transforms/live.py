@@ -974,24 +974,28 @@ class _RawState:
 
     def __init__(self, objs):
         import ctypes
-        self.raw = b"".join(ctypes.string_at(id(o) + _HEAD, type(o).__basicsize__ - _HEAD)
-                            for o in objs)
+        self.raw = tuple(ctypes.string_at(id(o) + _HEAD, type(o).__basicsize__ - _HEAD)
+                         for o in objs)
         self.ptrs = {id(x) for o in objs for x in gc.get_referents(o)}
 
     def __eq__(self, other):
         if type(other) is not _RawState:
             return NotImplemented
-        a, b = self.raw, other.raw
-        if a == b:
+        if self.raw == other.raw:
             return True
-        if len(a) != len(b):
+        if len(self.raw) != len(other.raw):
             return False
-        for k in range(0, len(a) - len(a) % 8, 8):
-            if a[k:k + 8] != b[k:k + 8] and not (
-                    int.from_bytes(a[k:k + 8], sys.byteorder) in self.ptrs and
-                    int.from_bytes(b[k:k + 8], sys.byteorder) in other.ptrs):
+        for a, b in zip(self.raw, other.raw):  # each object's words from its own start
+            if len(a) != len(b):
                 return False
-        return a[len(a) - len(a) % 8:] == b[len(b) - len(b) % 8:]
+            for k in range(0, len(a) - len(a) % 8, 8):
+                if a[k:k + 8] != b[k:k + 8] and not (
+                        int.from_bytes(a[k:k + 8], sys.byteorder) in self.ptrs and
+                        int.from_bytes(b[k:k + 8], sys.byteorder) in other.ptrs):
+                    return False
+            if a[len(a) - len(a) % 8:] != b[len(b) - len(b) % 8:]:
+                return False
+        return True
 
 
 def random_state(r):
