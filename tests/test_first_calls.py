@@ -248,6 +248,67 @@ def test_rng_snapshots_see_every_draw_and_are_cheap():
     assert min(times) < 5e-6, min(times)  # (the dict: 25-90 us)
 
 
+def _np_state(r):
+    """NumPy's own account of a generator's state (the cached gaussian of a RandomState
+    included), as comparable bytes."""
+    def frozen(s):
+        if isinstance(s, dict):
+            return tuple((k, frozen(v)) for k, v in sorted(s.items()))
+        return (s.dtype.str, s.tobytes()) if isinstance(s, np.ndarray) else s
+    return frozen(r.get_state(legacy=False) if isinstance(r, np.random.RandomState)
+                  else r.bit_generator.state)
+
+
+def test_rng_snapshots_agree_with_numpys_state_in_every_state():
+    # jit's snapshot of a generator (the warning about draws while tracing) reads the
+    # generator's own bytes: equal snapshots exactly when NumPy's get_state / .state agree,
+    # for every bit generator, through the cached gaussian (has_gauss 0 and 1), set_state,
+    # reseeding and every kind of draw
+    from adjit.transforms.live import random_state
+    bitgens = [np.random.MT19937, np.random.PCG64, np.random.PCG64DXSM, np.random.Philox,
+               np.random.SFC64]
+    draws = [lambda r: r.standard_normal(), lambda r: r.standard_normal(3),
+             lambda r: r.random(), lambda r: r.integers(0, 7) if hasattr(r, "integers")
+             else r.randint(0, 7), lambda r: r.binomial(20, 0.3),
+             lambda r: r.standard_normal(), lambda r: r.standard_gamma(0.5)]
+    for k, bg in enumerate(bitgens):
+        for r in (np.random.RandomState(bg(k)), np.random.Generator(bg(k))):
+            snaps = [(random_state(r), _np_state(r))]
+            for j, d in enumerate(draws * 2):
+                d(r)
+                if j == 4 and isinstance(r, np.random.RandomState):
+                    r.set_state(r.get_state())  # the same state set again: no change
+                snaps.append((random_state(r), _np_state(r)))
+            if isinstance(r, np.random.RandomState):
+                st = r.get_state(legacy=False)
+                st["has_gauss"], st["gauss"] = 1, 0.25  # only the cached gaussian differs
+                r.set_state(st)
+                snaps.append((random_state(r), _np_state(r)))
+                if bg is np.random.MT19937:  # (only a legacy MT19937 can be reseeded)
+                    r.seed(k)
+                    snaps.append((random_state(r), _np_state(r)))
+                    r.seed(k)  # the same seed again: the same state, a new SeedSequence
+                    snaps.append((random_state(r), _np_state(r)))
+            for a, sa in snaps:
+                for b, sb in snaps:
+                    assert (a == b) == (sa == sb), (bg.__name__, type(r).__name__)
+                    assert (a != b) == (sa != sb)
+
+
+def test_rng_snapshot_leaves_the_generator_alone():
+    # the snapshot found a RandomState's fields through `bit_generator.ctypes`, which caches an
+    # interface on the user's bit generator; a cached interface (the user's `.ctypes` between
+    # two snapshots) is not a draw
+    from adjit.transforms.live import random_state
+    r = np.random.RandomState(7)
+    a = random_state(r)
+    assert r._bit_generator._ctypes is None
+    r._bit_generator.ctypes
+    assert random_state(r) == a
+    r.standard_normal()
+    assert random_state(r) != a
+
+
 def test_jit_still_warns_about_a_draw_from_the_global_generator():
     def f(x):
         return x * np.random.rand()
@@ -303,3 +364,183 @@ def test_the_worker_lowers_its_priority_before_importing_adjit(monkeypatch, tmp_
     finally:
         comp.kill()
     assert int(out.read_text()) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
+
+
+def test_structure_key_compiles_no_regular_expression(monkeypatch):
+    # a graph's structure key (its text, a jitted function's second call) cleaned the name with
+    # re.sub(r"\W", ...), whose pattern compile was the process's first print's one-off
+    # (0.1-0.15 ms); the name is cleaned as that regular expression did, over all of Unicode
+    import re
+    from adjit.ir.printer import print_graph
+    g, _ = _step_graph(2.0)
+    names = ["loss", "<lambda>", "my-fn", "h\u00e9llo", "x.y z", "\u0663abc", "a\u203fb", "",
+             "1st", "\u01c5", "\u0301x", "".join(map(chr, range(0, 0x3000, 7)))]
+    want = {n: re.sub(r"\W", "_", n) or "f" for n in names}
+
+    def no_regex(*a, **k):
+        raise AssertionError("a regular expression compiled while printing")
+    monkeypatch.setattr(re, "_compile", no_regex)
+    for n in names:
+        g.name = n
+        head = print_graph(g).split("(", 1)[0]
+        clean = want[n] if want[n][0].isalpha() or want[n][0] == "_" else "f_" + want[n]
+        assert head == "def " + clean, n
+
+
+def test_hot_mark_check_uses_no_openssl_hash(monkeypatch, tmp_path):
+    # a structure's first run checks its hot mark (cache.was_hot): its name was OpenSSL's
+    # sha256, whose first use in a process cost ~50 us on a jitted function's second call
+    import hashlib
+    from adjit.runtime import cache
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))
+
+    def no_openssl(*a, **k):
+        raise AssertionError("OpenSSL's sha256 on a first run")
+    monkeypatch.setattr(hashlib, "sha256", no_openssl)
+    monkeypatch.setattr(hashlib, "new", no_openssl)
+    key = "def f(a: f64[3]) -> f64[3]:\n  b: f64[3] = sin a\n  return b\n"
+    assert not cache.was_hot(key)
+    cache.mark_hot(key)
+    assert cache.was_hot(key) and not cache.was_hot(key + " ")
+    assert len(list((tmp_path / "hot").iterdir())) == 1
+
+
+def test_grad_fn_kinds_from_one_index_of_the_registry(monkeypatch):
+    # what a grad_fn saves (the Tensor front's version checks) came from a pass over the whole
+    # registry per new grad_fn name (~14 us each in a process's first backward); an index
+    # made once and kept current by on_register answers the same for every name
+    from adjit.ir.core import Primitive, registered
+    from adjit.tracer import grad_fn as G
+    from adjit.ir.core import REGISTRY
+
+    def scan(name):
+        for p in REGISTRY.values():
+            if p.grad_fn == name:
+                return G._RECORD_SAVES[p.torch_saves]
+        return None
+    names = sorted({p.grad_fn for p in REGISTRY.values() if p.grad_fn} |
+                   {"MulBackward0", "DivBackward0", "ReluBackward0", "NoSuchBackward0"})
+    want = {n: scan(n) for n in names}
+    G._kind("ExpBackward0")  # the index exists from here on
+
+    class NoScan(dict):
+        def values(self):
+            raise AssertionError("a pass over the registry for one grad_fn name")
+    monkeypatch.setattr(G, "REGISTRY", NoScan(REGISTRY))
+    for n in names:
+        monkeypatch.delitem(G._KINDS, n, raising=False)
+        k = G._kind(n)
+        assert want[n] is None or k == want[n], n
+    monkeypatch.setattr(G, "REGISTRY", REGISTRY)
+    # a primitive registered later (and removed) is seen by the index
+    base = REGISTRY["exp"]
+    p = Primitive("exp_saves_result_test", base.shape_rule, base.impl, base.vjp, base.jvp,
+                  base.samples, grad_fn="ExpSavesResultTestBackward0", torch_saves="result",
+                  dtypes=base.dtypes, kind=base.kind, lowering=base.lowering)
+    with registered(p):
+        monkeypatch.delitem(G._KINDS, "ExpSavesResultTestBackward0", raising=False)
+        assert G._kind("ExpSavesResultTestBackward0") is G.Saves.RESULT
+    G._KINDS.pop("ExpSavesResultTestBackward0", None)
+    assert G._kind("ExpSavesResultTestBackward0") is G.Saves.INPUTS
+    G._KINDS.pop("ExpSavesResultTestBackward0", None)
+
+
+def test_a_first_run_with_nothing_to_find_prints_no_structure_key(monkeypatch, tmp_path):
+    # a structure's first run (ADJIT_TIER=auto) looked for code linked in this process or a hot
+    # mark on disk by its structure key (its printed text: ~0.2 ms for W2's 76 equations, on a
+    # jitted function's second call), also with nothing linked and a cold cache (no hot mark:
+    # no `hot` folder), where nothing can be found; with a hot folder it still looks
+    from collections import OrderedDict
+    from adjit.ir.graph import Graph
+    from adjit.runtime import cache
+    monkeypatch.setenv("ADJIT_TIER", "auto")
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cache, "_MEM", OrderedDict())
+    monkeypatch.setattr(cache, "_FAILED", {})
+    keys = []
+    orig = Graph.structure_key
+
+    def structure_key(self):
+        keys.append(self)
+        return orig(self)
+    monkeypatch.setattr(Graph, "structure_key", structure_key)
+    g, args = _step_graph(1.75)
+    want = eval_graph(g, args)
+    for k in range(3):
+        outs = runtime.run_graph(g, args)
+        for a, b in zip(outs, want):
+            np.testing.assert_array_equal(a, b)
+    assert keys == [] and g.native.checked
+    (tmp_path / "hot").mkdir()
+    g, args = _step_graph(1.75)
+    runtime.run_graph(g, args)
+    assert len(keys) == 1
+
+
+def test_reshape_rule_accepts_exactly_what_numpy_reshapes():
+    # the rule compared element counts as an int64 product (np.prod), which wraps: an empty
+    # array "reshaped" to (2**32, 2**32) (2**64 elements, 0 after the wrap) was accepted
+    from adjit.ir.core import REGISTRY
+    from adjit.ir.types import AType
+    rule = REGISTRY["reshape"].shape_rule
+    cases = [((0,), (2**32, 2**32)), ((0,), (2**31, 2**31, 4)), ((0,), (0, 2**40)),
+             ((6,), (2, 3)), ((6,), (4, 2)), ((2, 3), (3, 2)), ((1,), ()), ((0, 3), (3, 0))]
+    for src, dst in cases:
+        try:
+            np.zeros(src).reshape(dst)
+            ok = True
+        except ValueError:
+            ok = False
+        try:
+            typ = rule(AType(src, "f64"), shape=dst)
+            assert ok and typ == AType(dst, "f64"), (src, dst)
+        except ValueError:
+            assert not ok, (src, dst)
+
+
+def test_index_bounds_check_agrees_with_numpy():
+    # first_out_of_bounds checks small indices in Python (no NumPy comparison's first use in
+    # a process): the first element, in NumPy's flat order, outside [-n, n), or None
+    from adjit.ir.indexing import _SMALL_INDEX, first_out_of_bounds
+    rng = np.random.default_rng(3)
+
+    def numpy_answer(a, n):
+        a = np.asarray(a)
+        flat = a.ravel()
+        bad = np.flatnonzero((flat >= n) | (flat < -n))
+        return int(flat[bad[0]]) if bad.size else None
+    for size in (0, 1, 5, _SMALL_INDEX - 1, _SMALL_INDEX, _SMALL_INDEX + 1, 300):
+        for dt in (np.int64, np.int32, np.uint8, np.uint64, np.float64, np.bool_):
+            for n in (1, 5, 40):
+                a = rng.integers(-2 * n, 2 * n, size)
+                a = np.abs(a) if np.dtype(dt).kind in "ub" else a
+                a = a.astype(dt)
+                for arr in (a, a.reshape(-1, 1) if size else a, a[::-1], a.tolist()):
+                    got = first_out_of_bounds(arr, n)
+                    assert got == numpy_answer(arr, n) and type(got) in (int, type(None))
+    x = np.array([np.nan, 3.0, -7.5, 100.0])  # nan is never out of bounds
+    assert first_out_of_bounds(x, 5) == numpy_answer(x, 5) == -7
+    assert first_out_of_bounds(np.array(7), 5) == 7 and first_out_of_bounds(4, 5) is None
+
+
+def test_types_from_every_kind_of_shape_and_dtype():
+    # AType's constructor and dtype_name take fast paths (a tuple through map(int), a dtype
+    # object looked up directly): the same type as NumPy's account of the shape and dtype
+    from adjit.ir.types import AType, dtype_name
+    shapes = [(), (3, 4), [2, 5], (np.int64(3), np.int32(2)), np.array([4, 1]),
+              range(3)]
+    dts = ["f32", "f64", "i32", "i64", "bool", np.float32, np.dtype("float64"), "float32",
+           float, int, bool, np.dtype("<i8"), np.bool_]
+    for shp in shapes:
+        for dt in dts:
+            t = AType(shp, dt)
+            ref = np.empty(tuple(shp), np.float32 if dt == "f32" else np.float64
+                           if dt == "f64" else np.int32 if dt == "i32" else np.int64
+                           if dt == "i64" else np.bool_ if dt == "bool" else dt)
+            assert t.shape == ref.shape and all(type(d) is int for d in t.shape)
+            assert t.np_dtype == ref.dtype and t == AType(ref.shape, ref.dtype)
+            assert hash(t) == hash(AType(ref.shape, ref.dtype))
+    for bad in (np.dtype(">f8") if np.little_endian else np.dtype("<f8"), np.complex128,
+                "f16", [("a", "f4")], np.dtype([("a", "f4")]), None.__class__):
+        with pytest.raises(TypeError, match="adjit supports"):
+            dtype_name(bad)

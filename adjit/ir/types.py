@@ -24,7 +24,9 @@ def dtype_name(dt) -> str:
     if isinstance(dt, str) and dt in DTYPES:
         return dt
     try:
-        return NAME_OF[np.dtype(dt)]
+        # a NumPy dtype object (the common case) found without np.dtype(dt) (~0.15 us)
+        name = NAME_OF.get(dt)
+        return name if name is not None else NAME_OF[np.dtype(dt)]
     except (KeyError, TypeError):
         raise TypeError(f"adjit supports float32, float64, int32, int64 and bool arrays, "
                         f"not {dt!r}") from None
@@ -40,8 +42,10 @@ class AType:
     weak = False
 
     def __init__(self, shape, dtype):
-        self.shape = tuple(int(d) for d in shape)
-        self.dtype = dtype_name(dtype)
+        # (map, not a generator expression: half the cost of a new type, which every new
+        # shape's rule makes)
+        self.shape = tuple(map(int, shape))
+        self.dtype = dtype if dtype.__class__ is str and dtype in DTYPES else dtype_name(dtype)
 
     @property
     def ndim(self):

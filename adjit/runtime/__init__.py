@@ -251,9 +251,12 @@ class Interpreted:
         hot mark, cache.was_hot). A graph whose interpreted call costs more than linking the
         entry here (LOAD_AT_ONCE_WORK) links it now; any other asks the worker for it at once
         (it reads the entry: `_install`) and runs interpreted until the code is linked, off
-        this thread. None unless native code serves this call."""
+        this thread. None unless native code serves this call. Nothing to find (a cold cache and
+        nothing linked in this process: `cache.may_find`): no structure key is made."""
         from . import cache
         self.checked = True
+        if not cache.may_find():  # a cold cache, nothing linked here: no key to look up
+            return None
         rkey = self.key()
         try:
             cg = cache.lookup(self.src, rkey, disk=False)

@@ -89,14 +89,29 @@ class Plan:
                 all(type(x) is Lit or x in known for x in e.inputs)
             if const:
                 known.add(e.outvars[0])
-            # a literal takes the dtype of the last array operand (as `bind` converts it)
-            litdt = next((x.type.dtype for x in reversed(e.inputs) if type(x) is not Lit), None)
-            ins = tuple((True, slot[x]) if type(x) is not Lit else
-                        (False, np.asarray(x.value, DTYPES[litdt] if litdt else None))
-                        for x in e.inputs)
-            dead = tuple(sorted({slot[x] for x in e.inputs
-                                 if type(x) is not Lit and last.get(x) == i and x not in keep}))
-            outs = tuple(slot[v] for v in e.outvars)
+            # the operands in one pass (a plan is made on a new function's second call: ~3 us
+            # an equation with generator expressions): slots, the slots that die here, and
+            # whether a literal needs the dtype of the last array operand (as `bind` converts it)
+            ins, dl, litdt, lit = [], [], None, False
+            for x in e.inputs:
+                if type(x) is Lit:
+                    ins.append(x)
+                    lit = True
+                    continue
+                sx = slot[x]
+                ins.append((True, sx))
+                litdt = x.type.dtype
+                if last.get(x) == i and sx not in dl and x not in keep:
+                    dl.append(sx)
+            if lit:
+                ldt = DTYPES[litdt] if litdt else None
+                ins = tuple((False, np.asarray(x.value, ldt)) if type(x) is Lit else x
+                            for x in ins)
+            else:
+                ins = tuple(ins)
+            dl.sort()
+            dead = tuple(dl)
+            outs = tuple([slot[v] for v in e.outvars])
             fn = _loop_fn(e)
             step = (fn or e.prim.impl, ins, {} if fn else e.params, outs, dead,
                     _reuse(e, ins, dead, self.n_in + self.n_const))
@@ -306,6 +321,8 @@ def _reuse(e, ins, dead, first_step_slot, n_in=0):
     """(ufunc, ((operand position, expected reference count), ...)) when equation `e` may write
     its result into an operand that dies at it, else None: an intermediate, or (`Plan.donated`)
     an argument (slot < n_in) the caller handed over."""
+    if not dead:  # no operand dies here: nothing to write into
+        return None
     uf = getattr(e.prim.impl, "ufunc", None)
     if uf is None or len(e.outvars) != 1 or uf.nout != 1 or uf.nin != len(e.inputs):
         return None
@@ -1516,6 +1533,21 @@ def _madds(e):
         n *= xs[a]
     return n
 set_matmul(_matmul)  # and the registry's implementation (traces, eval_graph, the eager tiers)
+
+
+def _first_products():
+    """NumPy's first product of each kind in a process costs 15-70 us (its matmul loop's first
+    use, the BLAS library's lazy symbol binding and buffer): ~0.1-0.2 ms of a process's first
+    trace, paid by whichever call of the user's first function runs a product first. A
+    per-process cost: paid once here, at import (~0.15 ms, ~0.6 MB), with tiny products of
+    every kind a trace or a tier runs (float32 and float64: matrix x matrix, a transposed
+    product (BLAS's syrk), matrix x vector)."""
+    for dt in (np.float32, np.float64):
+        a = np.ones((2, 3), dt)
+        a @ a.T, a.T @ a, a @ a[0]
+
+
+_first_products()
 
 
 def _em_dot(gen, e, ops, dts):

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from ..ir.core import EAGER, MODES_ON, REGISTRY, STATE, bind
+from ..ir.core import EAGER, MODES_ON, REGISTRY, STATE, bind, on_register
 from .tape import TapeNode
 
 
@@ -136,12 +136,36 @@ class Saves(enum.Enum):
 _RECORD_SAVES = {"nothing": Saves.NOTHING, "result": Saves.RESULT, "inputs": Saves.INPUTS}
 
 
+# grad_fn name -> the first registered primitive that names it (made on the first `_kind`
+# and kept current by on_register): one pass over the registry per process, where `_kind`
+# made one per new grad_fn name (~14 us each in a process's first backward)
+_PRIM_OF: dict = {}
+_PRIM_INDEXED = []
+
+
+def _index_add(p):
+    if p.grad_fn is not None:
+        _PRIM_OF.setdefault(p.grad_fn, p)
+
+
+def _index_remove(p):
+    if _PRIM_OF.get(p.grad_fn) is p:
+        del _PRIM_OF[p.grad_fn]
+        for q in REGISTRY.values():  # the next one in registration order, if any
+            if q.grad_fn == p.grad_fn:
+                _PRIM_OF[p.grad_fn] = q
+                break
+
+
 def _kind(name):
     # the grad_fns of primitive records (ExpBackward0, SignBackward0, ...) say it themselves
-    for p in REGISTRY.values():
-        if p.grad_fn == name:
-            _KINDS[name] = k = _RECORD_SAVES[p.torch_saves]
-            return k
+    if not _PRIM_INDEXED:
+        _PRIM_INDEXED.append(True)
+        on_register(_index_add, _index_remove)
+    p = _PRIM_OF.get(name)
+    if p is not None:
+        _KINDS[name] = k = _RECORD_SAVES[p.torch_saves]
+        return k
     k = (Saves.NOTHING if name in _SAVES_NOTHING else Saves.RESULT if name in _RESULT_ONLY
          else Saves.CROSS if name in _CROSS else Saves.DIV if name == "DivBackward0"
          else Saves.INPUTS_AND_RESULT if name in _INPUTS_AND_RESULT else Saves.INPUTS)

@@ -47,6 +47,7 @@ import os
 import sys
 import sysconfig
 import functools
+import gc
 import itertools
 import struct
 import types
@@ -950,80 +951,60 @@ def random_sources(f, args=()):
     return list(out.values())
 
 
-_MT_BYTES = 624 * 4 + 4  # numpy's mt19937_state: uint32 key[624], int pos
-_MT_RAW = None  # whether the raw bytes at an MT19937's state address are that state (checked once)
+# NumPy's own generators and bit generators (Cython classes) keep their whole state in the
+# object's own memory: a RandomState's cached gaussian and binomial set-up, an MT19937's key
+# and position, a PCG64's 128-bit state and buffered half-word, ... (no __dict__, no weakref
+# slot). A snapshot of those bytes costs ~1 us and needs no knowledge of the layout (no probe:
+# locating fields through get_state / a private RandomState / `.ctypes` cost ~0.5 ms in a
+# process's first trace and set the user's generator's cached `.ctypes`).
+_RAW_GENERATORS = (np.random.RandomState, np.random.Generator)
+_RAW_BITGENS = (np.random.MT19937, np.random.PCG64, getattr(np.random, "PCG64DXSM", None),
+                np.random.Philox, np.random.SFC64)
+_HEAD = object.__basicsize__  # PyObject_HEAD: the reference count and type, not state
 
 
-def _mt_raw(bg):
-    """The raw bytes of MT19937 `bg`'s state (its key and position), or None when this NumPy's
-    layout is not the one checked here. ~0.3 us, where the state's dict costs ~75 us: jit
-    snapshots np.random's global RandomState twice per trace."""
-    global _MT_RAW
-    import ctypes
-    raw = ctypes.string_at(bg.ctypes.state_address, _MT_BYTES)
-    if _MT_RAW is None:
-        st = bg.state["state"]
-        want = np.asarray(st["key"], np.uint32).tobytes() + np.int32(st["pos"]).tobytes()
-        _MT_RAW = raw == want
-    return raw if _MT_RAW else None
+class _RawState:
+    """A generator's state as the raw bytes of the generator and of its bit generator, and the
+    addresses of the Python objects those hold (gc.get_referents: the bit generator, its lock,
+    seed sequence, capsule, cached `.ctypes` / `.cffi` interfaces or None). Two snapshots are
+    equal when their bytes are, except 8-byte words that hold an object in both (an attribute
+    cached meanwhile, `bit_generator.ctypes`: not a draw)."""
+    __slots__ = ("raw", "ptrs")
+    __hash__ = None
 
+    def __init__(self, objs):
+        import ctypes
+        self.raw = tuple(ctypes.string_at(id(o) + _HEAD, type(o).__basicsize__ - _HEAD)
+                         for o in objs)
+        self.ptrs = {id(x) for o in objs for x in gc.get_referents(o)}
 
-_GAUSS_AT = None  # offset of a RandomState's cached gaussian (has_gauss, gauss), or False
-
-
-def _gauss_offsets():
-    """Where a RandomState object keeps its cached second gaussian (legacy normal draws come
-    in pairs: `has_gauss`, `gauss` in `get_state()`), found once on a private RandomState by
-    the bytes of a known cached value and checked against `get_state` through a draw and a
-    set_state; False when that layout is not found (then the state's dict is compared)."""
-    global _GAUSS_AT
-    if _GAUSS_AT is not None:
-        return _GAUSS_AT
-    import ctypes
-    import struct
-    _GAUSS_AT = False
-    rs = np.random.RandomState(12345)
-    rs.standard_normal()
-    size = type(rs).__basicsize__
-    g = rs.get_state(legacy=False)["gauss"]
-    mem = ctypes.string_at(id(rs), size)
-    at = mem.find(struct.pack("d", g))
-    if at < 8 or mem.find(struct.pack("d", g), at + 1) != -1:
-        return _GAUSS_AT
-    h = at - 8  # aug_bitgen_t: the bit generator's pointer, int has_gauss, double gauss
-
-    def read(r):
-        raw = ctypes.string_at(id(r) + h, 16)
-        return struct.unpack("i", raw[:4])[0], struct.unpack("d", raw[8:])[0]
-    checks = []
-    for step in range(3):
-        st = rs.get_state(legacy=False)
-        checks.append(read(rs) == (st["has_gauss"], st["gauss"]) or
-                      not st["has_gauss"] and read(rs)[0] == 0)
-        if step == 0:
-            rs.standard_normal()  # uses the cached value: has_gauss 0
-        elif step == 1:
-            st["has_gauss"], st["gauss"] = 1, 0.25
-            rs.set_state(st)
-    if all(checks) and read(rs) == (1, 0.25):
-        _GAUSS_AT = h
-    return _GAUSS_AT
+    def __eq__(self, other):
+        if type(other) is not _RawState:
+            return NotImplemented
+        if self.raw == other.raw:
+            return True
+        if len(self.raw) != len(other.raw):
+            return False
+        for a, b in zip(self.raw, other.raw):  # each object's words from its own start
+            if len(a) != len(b):
+                return False
+            for k in range(0, len(a) - len(a) % 8, 8):
+                if a[k:k + 8] != b[k:k + 8] and not (
+                        int.from_bytes(a[k:k + 8], sys.byteorder) in self.ptrs and
+                        int.from_bytes(b[k:k + 8], sys.byteorder) in other.ptrs):
+                    return False
+            if a[len(a) - len(a) % 8:] != b[len(b) - len(b) % 8:]:
+                return False
+        return True
 
 
 def random_state(r):
     """A comparable snapshot of a generator's state (a RandomState's cached second gaussian
     included: a draw that uses it leaves the bit generator as it was)."""
-    legacy = isinstance(r, np.random.RandomState)
-    bg = r._bit_generator if legacy else getattr(r, "bit_generator", None)
-    if type(bg) is np.random.MT19937:
-        raw = _mt_raw(bg)
-        if raw is not None and not legacy:
-            return raw
-        if raw is not None:
-            h = _gauss_offsets()
-            if h:  # has_gauss (an int) and gauss (a double after 4 bytes of padding)
-                import ctypes
-                return raw + ctypes.string_at(id(r) + h, 4) + ctypes.string_at(id(r) + h + 8, 8)
+    bg = getattr(r, "_bit_generator", None)
+    if type(r) in _RAW_GENERATORS and type(bg) in _RAW_BITGENS:
+        return _RawState((r, bg))
+
     def frozen(s):
         if isinstance(s, dict):
             return tuple((k, frozen(v)) for k, v in sorted(s.items()))
