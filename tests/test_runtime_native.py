@@ -105,6 +105,7 @@ def test_matmul_is_native_codes_product_for_every_layout_or_declines():
     # within k eps (|a| @ |b|) (not its bits: NumPy's threaded `@` may split the work
     # otherwise, e.g. float64 at 300x300x300); None (NumPy's own `@`) for what it does not take
     import numpy as np
+
     import adjit
     from adjit.runtime.call import CompiledGraph
     if not native.gemm_ready():

@@ -99,7 +99,7 @@ LSE = {"2d": X, "1d": X[0], "3d": X.reshape(3, 2, 2), "0d": np.array(1.5),
 def test_logsumexp_over_no_dims_reduces_every_dim_as_torch(dim, case, dtype, form):
     # dim=() and dim=[] reduce every dimension (PyTorch: logsumexp(x, (), keepdim=True), and
     # keepdim=False on an empty tensor); values, dtype, grad_fn name and gradient as torch's
-    import adjit.special  # noqa: F401  (torch.special)
+    import adjit.special  # (adjit.special: torch.special)
 
     def call(T, x, keepdim):
         if form == "method":
@@ -130,6 +130,7 @@ def test_logsumexp_over_no_dims_reduces_every_dim_as_torch(dim, case, dtype, for
 
 def test_logsumexp_over_no_dims_gradient_matches_finite_differences():
     from peers import central_diff
+
     import adjit
     x = adjit.tensor(X, requires_grad=True)
     adjit.logsumexp(x, ()).backward()
