@@ -255,6 +255,7 @@ class Compiler:
         # START_BACKOFF to START_BACKOFF_MAX seconds, and resets once a worker answers.
         self._down_until = 0.0
         self._backoff = 0.0
+        self._down_reason = "the compile worker could not be started"
 
     def submit(self, skey, graph, optimize=False) -> Job:
         """The job compiling structure `skey` (`graph`: a graph of that structure); with
@@ -285,8 +286,9 @@ class Compiler:
         """True while a failed worker start holds off the next one."""
         return self._down_until and time.monotonic() < self._down_until
 
-    def _start_failed(self):
+    def _start_failed(self, reason):
         with self._lock:
+            self._down_reason = reason
             self._backoff = min(START_BACKOFF_MAX, max(START_BACKOFF, 2 * self._backoff))
             self._down_until = time.monotonic() + self._backoff
 
@@ -341,11 +343,9 @@ class Compiler:
                         break
                     try:
                         proc = self._start()
-                    except OSError:  # no such executable, no process left, ...
-                        proc = None
-                if proc is None:
-                    failed = True
-                    break
+                    except OSError as exc:  # no such executable, no process left, ...
+                        failed = f"the compile worker could not be started: {exc}"
+                        break
                 rid = next(self._ids)
                 self._waiting[rid] = job
             try:
@@ -361,8 +361,10 @@ class Compiler:
                     if self._proc is proc:
                         self._proc = None
         if failed:
-            self._start_failed()
-        job.finish("lost", message="the compile worker could not be started")
+            self._start_failed(failed)
+        # (while a failed start holds the next one off: why that start failed)
+        job.finish("lost", message=self._down_reason if self._down() or failed else
+                   "the compile worker could not be started")
 
     def _start(self):
         env = dict(os.environ)
@@ -425,7 +427,7 @@ class Compiler:
         if not answered and code is not None and code >= 0:
             # exited by itself before any answer: it cannot start (a worker killed by a
             # signal, or one that answered, is simply started again on demand)
-            self._start_failed()
+            self._start_failed("the compile worker exited" + exit_note(code))
         with self._lock:
             if self._proc is proc:
                 self._proc = None
