@@ -101,8 +101,6 @@ def log_softmax(input, dim, dtype=None):
 def logsumexp(input, dim, keepdim=False):
     """log(sum(exp(input))) over `dim` (an int or a tuple of ints), without overflow."""
     _check(input, "logsumexp")
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    nd = input._n.type.ndim
-    axes = tuple(_T.wrap_dim(d, nd) for d in dims)
+    axes = torch_composites.logsumexp_axes(dim, input._n.type.ndim)  # dim=(): every one
     return _T.unary(lambda x: _C.logsumexp(x, axes, keepdim), _T._float(input),
                     "LogsumexpBackward0")

@@ -94,3 +94,58 @@ def test_a_generator_drawn_from_in_jit_is_seen_as_a_random_source():
         return x + adjit.randn(3, dtype=adjit.float64, generator=g).numpy()
     with pytest.warns(RuntimeWarning, match="random|generator|draw"):
         adjit.jit(f)(np.zeros(3))
+
+
+def _state_behaviour(t):
+    """get_state / set_state as torch.Generator's: a 1-D state of byte values (torch: uint8;
+    adjit, without a uint8 dtype: int64), a new tensor each time, that
+    set_state restores exactly (draws, half-used normal pairs, the initial seed), also into
+    another generator; foreign or garbled states are refused with torch's exception types."""
+    g = t.Generator().manual_seed(11)
+    t.randn(3, generator=g)
+    s = g.get_state()
+    a = [t.randn(5, generator=g).tolist(), t.rand(2, generator=g).tolist()]
+    g.manual_seed(99)
+    t.rand(7, generator=g)
+    g.set_state(s)
+    b = [t.randn(5, generator=g).tolist(), t.rand(2, generator=g).tolist()]
+    h = t.Generator().manual_seed(5)
+    h.set_state(s)
+    c = [t.randn(5, generator=h).tolist(), t.rand(2, generator=h).tolist()]
+    out = [s.ndim, s.requires_grad, a == b == c, 0 <= int(s.min()) <= int(s.max()) <= 255,
+           h.initial_seed(), g.get_state() is not g.get_state(),
+           g.set_state(s) is None or g.set_state(s) is g]
+
+    def refused(bad):
+        try:
+            g.set_state(bad)
+        except Exception as exc:  # noqa: BLE001 - the type is what is compared
+            return type(exc).__name__
+        return "accepted"
+    out += [refused(s.float()), refused(s.bool()), refused(s[:-1]), refused(s.tolist()),
+            refused(np.asarray(s)), refused(t.zeros_like(s))]
+    return out
+
+
+def test_generator_state_round_trips_and_refuses_what_is_no_state_as_in_torch():
+    torch = require("torch")
+    assert _state_behaviour(adjit) == _state_behaviour(torch)
+
+
+def test_a_torch_generator_state_is_refused_by_an_adjit_generator():
+    torch = require("torch")
+    foreign = adjit.tensor(torch.Generator().manual_seed(1).get_state().numpy().astype(np.int64))
+    with pytest.raises(RuntimeError, match="size"):
+        adjit.Generator().set_state(foreign)
+    g = adjit.Generator().manual_seed(2)
+    s = g.get_state()
+    before = g.get_state().tolist()
+    with pytest.raises(RuntimeError, match="Invalid"):
+        g.set_state(adjit.tensor(np.roll(s.numpy(), 1)))
+    garbled = s.clone()  # (torch takes any mt19937 state but all-zero; adjit checks its sum)
+    garbled[len(s) // 2] = (int(garbled[len(s) // 2]) + 1) % 256
+    for bad in (garbled, s + 256):  # one byte changed; no byte values
+        with pytest.raises(RuntimeError, match="Invalid"):
+            g.set_state(bad)
+    assert g.get_state().tolist() == before  # a refused state changes nothing
+    assert s.dtype == adjit.int64 and tuple(s.shape) == (len(s),)

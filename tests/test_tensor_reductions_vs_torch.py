@@ -88,6 +88,62 @@ def test_logsumexp_refuses_a_repeated_dim_as_torch(dims):
     assert got[0] == "RuntimeError"
 
 
+LSE = {"2d": X, "1d": X[0], "3d": X.reshape(3, 2, 2), "0d": np.array(1.5),
+       "empty": np.zeros((0, 3)), "infs": np.array([[np.inf, 1.0], [-np.inf, 2.0]])}
+
+
+@pytest.mark.parametrize("dim", [(), []])
+@pytest.mark.parametrize("case", sorted(LSE))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("form", ["method", "function", "special"])
+def test_logsumexp_over_no_dims_reduces_every_dim_as_torch(dim, case, dtype, form):
+    # dim=() and dim=[] reduce every dimension (PyTorch: logsumexp(x, (), keepdim=True), and
+    # keepdim=False on an empty tensor); values, dtype, grad_fn name and gradient as torch's
+    import adjit.special  # (adjit.special: torch.special)
+
+    def call(T, x, keepdim):
+        if form == "method":
+            return x.logsumexp(dim, keepdim=keepdim)
+        fn = T.special.logsumexp if form == "special" else T.logsumexp
+        return fn(x, dim, keepdim)
+
+    def scenario(T, keepdim=True):
+        x = T.tensor(LSE[case], dtype=getattr(T, dtype), requires_grad=True)
+        y = call(T, x, keepdim)
+        if x.numel():
+            (y * 3.0).sum().backward()
+        return y, type(y.grad_fn).__name__, x.grad, str(y.dtype).split(".")[-1]
+    same_as_torch(scenario, rtol=1e-6)
+    if case in ("empty", "0d"):  # torch gives keepdim=False too
+        same_as_torch(lambda T: scenario(T, keepdim=False), rtol=1e-6)
+    else:
+        # PyTorch 2.13 raises there (its out-shape check); adjit gives torch's keepdim=True
+        # reduction as a 0-d tensor, with the same gradient
+        import adjit
+        got = scenario(adjit, keepdim=False)
+        want = scenario(torch)
+        assert tuple(got[0].shape) == ()
+        np.testing.assert_allclose(got[0].detach().numpy(), want[0].detach().numpy()[(0,) *
+                                   want[0].ndim], rtol=1e-6)
+        np.testing.assert_allclose(got[2].numpy(), want[2].numpy(), rtol=1e-6)
+
+
+def test_logsumexp_over_no_dims_gradient_matches_finite_differences():
+    from peers import central_diff
+
+    import adjit
+    x = adjit.tensor(X, requires_grad=True)
+    adjit.logsumexp(x, ()).backward()
+    want = central_diff(lambda a: np.log(np.exp(a).sum()), X)
+    np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("dim", [None, True, 1.0, (0, 1.0), "a"])
+def test_logsumexp_refuses_a_dim_that_is_no_int_or_tuple_of_ints_as_torch(dim):
+    got = same_as_torch(lambda T: T.logsumexp(T.tensor(X), dim))
+    assert got[0] == "TypeError"
+
+
 @pytest.mark.parametrize("dim", [(0, 1), [0], (0,), 1.0, True])
 def test_prod_refuses_a_tuple_of_dims_as_torch(dim):
     got = same_as_torch(lambda T: T.tensor(X).prod(dim))

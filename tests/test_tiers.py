@@ -678,3 +678,109 @@ def test_sending_while_the_worker_writes_answers_does_not_deadlock(monkeypatch):
     finally:
         if comp._proc is not None:  # not comp.kill(): a deadlocked compiler holds its lock
             comp._proc.kill()
+
+
+# --- a worker that cannot start: backed off, not started again on every call ----------------
+
+def _count_spawns(monkeypatch):
+    """The list of worker starts tried from now on (failed ones included)."""
+    spawns = []
+
+    class Counted(background._Proc):
+        def __init__(self, *a):
+            spawns.append(a)
+            super().__init__(*a)
+    monkeypatch.setattr(background, "_Proc", Counted)
+    return spawns
+
+
+@pytest.mark.parametrize("command", ["exits", "missing"])
+def test_an_unstartable_worker_is_not_started_again_on_every_call(monkeypatch, tmp_path,
+                                                                  command):
+    # A worker that exits at once with a status (adjit not importable there, say) or whose
+    # executable does not exist: its jobs are lost; the graph's next calls used to submit
+    # them again, a new thread and process each (a missing executable: an OSError traceback
+    # from the job's thread and a job pending for ever). Now the start is tried again only
+    # after a delay (background.START_BACKOFF), and every call answers, interpreted.
+    import sys
+    monkeypatch.setenv("ADJIT_TIER", "auto")
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))  # no entry: the worker is needed
+    argv = ([sys.executable, "-c", "import sys; sys.exit(3)"] if command == "exits" else
+            [str(tmp_path / "no-such-python"), "-c", "pass"])
+    monkeypatch.setattr(background, "WORKER_COMMAND", argv)
+    monkeypatch.setattr(background, "START_BACKOFF", 3.0, raising=False)
+    comp = background.Compiler()
+    monkeypatch.setattr(background, "_COMPILER", comp)
+    spawns = _count_spawns(monkeypatch)
+    g, args = _graph(6.25)
+    want = _want(g, args)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.5:  # hot from the 20th call, then ~1.5 s of calls
+        _close(runtime.run_graph(g, args), want)
+        time.sleep(0.002)
+    assert isinstance(g.native, runtime.Interpreted)
+    assert len(spawns) == 1, len(spawns)
+    (job,) = comp._jobs.values()
+    assert job.state == "lost"
+    # the delay over, a worker that can start is tried again and the graph turns native
+    monkeypatch.setattr(background, "WORKER_COMMAND", None)
+    time.sleep(max(0.0, t0 + 3.2 - time.monotonic()))
+    try:
+        _until_native(g, args)
+        assert len(spawns) == 2
+    finally:
+        comp.kill()
+
+
+def test_a_synchronous_compile_with_an_unstartable_worker_compiles_here(monkeypatch,
+                                                                        tmp_path):
+    # ADJIT_TIER=native with a worker whose executable is missing: compiled in this process
+    # (it used to raise the spawn's FileNotFoundError into the user's call)
+    monkeypatch.setenv("ADJIT_TIER", "native")
+    monkeypatch.setenv("ADJIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(background, "WORKER_COMMAND", [str(tmp_path / "no-such-python")])
+    monkeypatch.setattr(background, "_SYNC_COMPILER", background.Compiler(nice=0))
+    spawns = _count_spawns(monkeypatch)
+    for scale in (6.5, 6.75):  # two graphs: the second does not try the worker again
+        g, args = _graph(scale)
+        want = _want(g, args)
+        for _ in range(3):
+            _close(runtime.run_graph(g, args), want)
+        assert isinstance(g.native, CompiledGraph)
+    assert len(spawns) == 1
+
+
+def test_kill_never_signals_a_worker_already_reaped(monkeypatch):
+    # _Proc.kill used to check "not exited" without the reaping lock, then signal the pid: a
+    # thread reaping the worker meanwhile freed the pid, which the system may give to another
+    # process, which got the SIGKILL. Now the check and the signal hold the lock reaping takes.
+    import os
+    import sys
+    import threading
+    proc = background._Proc([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                            dict(os.environ))
+    reaped = threading.Event()
+    real_waitpid, real_kill = os.waitpid, os.kill
+    signals = []
+
+    def waitpid(pid, flags):
+        r = real_waitpid(pid, flags)
+        if pid == proc.pid and r[0] == pid:
+            reaped.set()  # the pid is free (and may be reused) from here on
+            time.sleep(0.3)
+        return r
+
+    def kill(pid, sig):
+        signals.append((pid, reaped.is_set()))
+        if not reaped.is_set():
+            real_kill(pid, sig)
+    monkeypatch.setattr(os, "waitpid", waitpid)
+    monkeypatch.setattr(os, "kill", kill)
+    t = threading.Thread(target=proc.wait, daemon=True)
+    t.start()
+    proc.stdin.close()  # the worker exits; the thread above reaps it
+    assert reaped.wait(30)
+    proc.kill()
+    t.join(30)
+    assert not [s for s in signals if s[1]], signals  # no signal after the pid was freed
+    assert proc.returncode == 0

@@ -120,6 +120,11 @@ def prod(x, axis=None, keepdims=False):
 
 
 def logsumexp(x, axis=None, keepdims=False):
+    if 0 in [shape(x)[a] for a in norm_axes(axis, ndim(x))]:
+        # an empty sum: log 0 = -inf (max, the shift, has no identity there)
+        r = ops.log(sum(ops.exp(x), axis, keepdims=True))
+        return r if keepdims else ops.reshape(r, tuple(
+            d for i, d in enumerate(shape(x)) if i not in norm_axes(axis, ndim(x))))
     m = ops.stop_gradient(max(x, axis, keepdims=True))
     m = ops.select(isfinite(m), m, ops.zeros(shape(m), ops.dtype(m)))
     s = sum(ops.exp(ops.sub(x, ops.broadcast_to(m, shape(x)))), axis, keepdims=True)

@@ -27,6 +27,7 @@ import itertools
 import os
 import sys
 import threading
+import time
 import _thread
 
 from .worker import read_message, write_message
@@ -173,18 +174,20 @@ class _Proc:
         self.stdout = os.fdopen(r_out, "rb")
 
     def _reaped(self, flags):
-        # One waitpid at a time: the reader thread (which sees the worker's output end) and
-        # kill() both wait for the worker, and the second waitpid of a pid fails (ECHILD). That
-        # used to overwrite the status the first had read with -1. A poll finding a wait under
-        # way reports the worker as running until that wait has read its status.
+        # One waitpid at a time, and only under `_reaping`: the reader thread (which sees the
+        # worker's output end) and kill() both wait for the worker, and the second waitpid of
+        # a pid fails (ECHILD); kill() signals under the same lock, so it never signals a pid
+        # reaped meanwhile (which the system may have given to another process). A blocking
+        # wait first waits for the exit without reaping (waitid WNOWAIT, outside the lock),
+        # then reaps under the lock.
         if self.returncode is not None:
             return
-        if not self._reaping.acquire(blocking=not flags & os.WNOHANG):
-            return
-        try:
+        if not flags & os.WNOHANG:
+            self._exited()
+        with self._reaping:
             if self.returncode is None:
                 try:
-                    pid, status = os.waitpid(self.pid, flags)
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
                 except ChildProcessError:
                     # reaped outside this object (SIGCHLD ignored, or a handler that waits for
                     # any child): the status is lost
@@ -192,8 +195,26 @@ class _Proc:
                     return
                 if pid:
                     self.returncode = os.waitstatus_to_exitcode(status)
-        finally:
-            self._reaping.release()
+
+    def _exited(self):
+        """Return once the worker has exited (it stays unreaped: its pid is still ours)."""
+        if hasattr(os, "waitid"):
+            try:
+                os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                pass
+            return
+        import time  # pragma: no cover - no waitid
+        while self.returncode is None:
+            with self._reaping:
+                try:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:
+                    return
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+                    return
+            time.sleep(0.01)
 
     def poll(self):
         """The exit code (-N: killed by signal N; UNKNOWN_EXIT when something outside reaped
@@ -206,11 +227,13 @@ class _Proc:
         return self.returncode
 
     def kill(self):
-        if self.poll() is None:
-            try:
-                os.kill(self.pid, 9)  # SIGKILL
-            except ProcessLookupError:
-                pass
+        with self._reaping:
+            if self.returncode is None:
+                # not reaped yet (at worst a zombie): the pid is still this worker's
+                try:
+                    os.kill(self.pid, 9)  # SIGKILL
+                except ProcessLookupError:
+                    pass
 
 
 class Compiler:
@@ -223,14 +246,24 @@ class Compiler:
         self._waiting = {}   # request id -> Job
         self._jobs = {}      # structure key -> Job (pending or finished)
         self.started = 0     # workers started (tests: a killed worker is restarted)
+        self.start_attempts = 0  # starts tried, failed ones included (tests: the back-off)
+        # A worker that cannot start (spawn fails, or it exits with a status before answering
+        # anything: no Python, adjit not importable there) is not started again before
+        # `_down_until` (time.monotonic()); meanwhile jobs end "lost" at once without a new
+        # thread or process (graphs stay interpreted; a caller that waits compiles in its own
+        # process, as when the worker cannot run). The delay doubles per failed start, from
+        # START_BACKOFF to START_BACKOFF_MAX seconds, and resets once a worker answers.
+        self._down_until = 0.0
+        self._backoff = 0.0
+        self._down_reason = "the compile worker could not be started"
 
     def submit(self, skey, graph, optimize=False) -> Job:
         """The job compiling structure `skey` (`graph`: a graph of that structure); with
         `optimize`, the worker optimises the graph before compiling it."""
         with self._lock:
             job = self._jobs.get(skey)
-            if job is not None and job.state != "lost":
-                return job
+            if job is not None and (job.state != "lost" or self._down()):
+                return job  # (lost while the worker cannot start: tried again after the delay)
             job = self._jobs[skey] = Job(skey, graph, self, optimize)
         # not threading.Thread.start: it waits until the new thread has run (an OS wake-up,
         # then the new thread's first stretch of Python under the GIL), 0.2-26 ms measured
@@ -248,6 +281,16 @@ class Compiler:
             if req.state != "lost":
                 break
         return req
+
+    def _down(self):
+        """True while a failed worker start holds off the next one."""
+        return self._down_until and time.monotonic() < self._down_until
+
+    def _start_failed(self, reason):
+        with self._lock:
+            self._down_reason = reason
+            self._backoff = min(START_BACKOFF_MAX, max(START_BACKOFF, 2 * self._backoff))
+            self._down_until = time.monotonic() + self._backoff
 
     def job(self, skey):
         """The job for structure `skey` (pending or finished), or None."""
@@ -291,11 +334,18 @@ class Compiler:
         input, and the reader thread that would drain that answer waits for `_lock`."""
         from .cache import trusted_cache_dir
         folder = trusted_cache_dir()
+        failed = False
         for _ in range(2):
             with self._lock:
                 proc = self._proc
                 if proc is None or proc.poll() is not None:
-                    proc = self._start()
+                    if self._down():
+                        break
+                    try:
+                        proc = self._start()
+                    except OSError as exc:  # no such executable, no process left, ...
+                        failed = f"the compile worker could not be started: {exc}"
+                        break
                 rid = next(self._ids)
                 self._waiting[rid] = job
             try:
@@ -310,7 +360,11 @@ class Compiler:
                     self._waiting.pop(rid, None)
                     if self._proc is proc:
                         self._proc = None
-        job.finish("lost", message="the compile worker could not be started")
+        if failed:
+            self._start_failed(failed)
+        # (while a failed start holds the next one off: why that start failed)
+        job.finish("lost", message=self._down_reason if self._down() or failed else
+                   "the compile worker could not be started")
 
     def _start(self):
         env = dict(os.environ)
@@ -319,6 +373,7 @@ class Compiler:
         env["ADJIT_IN_WORKER"] = "1"
         env["ADJIT_WORKER_NICE"] = str(self.nice)
         argv = list(WORKER_COMMAND or [sys.executable, "-c", _WORKER_BOOT])
+        self.start_attempts += 1
         if hasattr(os, "posix_spawn"):
             proc = _Proc(argv, env)
         else:  # pragma: no cover - not POSIX
@@ -333,6 +388,7 @@ class Compiler:
         return proc
 
     def _read(self, proc):
+        answered = False
         while True:
             try:
                 msg = read_message(proc.stdout)
@@ -340,6 +396,10 @@ class Compiler:
                 msg = None
             if msg is None:
                 break
+            if not answered:
+                answered = True
+                with self._lock:
+                    self._backoff = self._down_until = 0.0
             rid, status, *rest = msg
             with self._lock:
                 job = self._waiting.pop(rid, None)
@@ -364,6 +424,10 @@ class Compiler:
             code = proc.wait()  # reaped (an exited worker is no zombie)
         except OSError:
             code = None
+        if not answered and code is not None and code >= 0:
+            # exited by itself before any answer: it cannot start (a worker killed by a
+            # signal, or one that answered, is simply started again on demand)
+            self._start_failed("the compile worker exited" + exit_note(code))
         with self._lock:
             if self._proc is proc:
                 self._proc = None
@@ -398,6 +462,8 @@ class Compiler:
 _COMPILER = None
 _COMPILER_LOCK = threading.Lock()
 WORKER_COMMAND = None   # argv of the worker (None: python -c _WORKER_BOOT); tests
+START_BACKOFF = 2.0       # seconds without a start attempt after a failed one (doubling)
+START_BACKOFF_MAX = 120.0
 # The worker lowers its priority before it imports adjit: `python -m adjit.runtime.worker`
 # ran `import adjit` (0.3-0.8 s of CPU) at the caller's priority, competing with the calls
 # the user's process makes meanwhile (worker.main lowers it too, for a worker started by hand).

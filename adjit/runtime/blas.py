@@ -33,6 +33,18 @@ def _addr(fn):
     return ctypes.cast(fn, ctypes.c_void_p).value
 
 
+_DLLS = {}
+
+
+def _dll(path):
+    """ctypes.CDLL(path), one per path and process: a CDLL dropped is cyclic garbage (its own
+    function-pointer class), which would feed the collector at every link."""
+    lib = _DLLS.get(path)
+    if lib is None:
+        lib = _DLLS[path] = ctypes.CDLL(path)
+    return lib
+
+
 def numpy_blas():
     """NumPy's own OpenBLAS (ILP64, loaded with NumPy, so nothing to import and one thread
     pool shared with NumPy's matmul): (ilp64, sgemm, dgemm, get, set, path) or None."""
@@ -44,7 +56,7 @@ def numpy_blas():
         return None
     for path in paths:
         try:
-            lib = ctypes.CDLL(path)
+            lib = _dll(path)
         except OSError:
             continue
         for names in _ILP64:
@@ -63,11 +75,11 @@ def scipy_blas():
     get = set_ = None
     path = "scipy.linalg.cython_blas"
     try:
-        libc = ctypes.CDLL(None)
+        libc = _dll(None)
         info = _DlInfo()
         if libc.dladdr(ctypes.c_void_p(d), ctypes.byref(info)):
             path = info.dli_fname.decode()
-            lib = ctypes.CDLL(path)
+            lib = _dll(path)
             for prefix in ("scipy_openblas", "openblas"):
                 try:
                     get = _addr(getattr(lib, f"{prefix}_get_num_threads"))
@@ -150,7 +162,7 @@ def lapack_address(routine: str) -> int:
                                "native LAPACK calls need NumPy's 64-bit-integer (ILP64) "
                                f"OpenBLAS; the BLAS in use is {path} (ADJIT_BLAS=scipy or a "
                                "NumPy without scipy-openblas64)")
-        lib = ctypes.CDLL(path)
+        lib = _dll(path)
         for name in (f"scipy_{routine}_64_", f"{routine}_64_"):
             try:
                 addr = _addr(getattr(lib, name))

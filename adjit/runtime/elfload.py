@@ -108,6 +108,20 @@ def _c():
     return _libc
 
 
+_memview = None
+
+
+def _view(addr, size):
+    """A writable memoryview of `size` bytes at `addr` (PyMemoryView_FromMemory)."""
+    global _memview
+    if _memview is None:
+        fn = ctypes.pythonapi.PyMemoryView_FromMemory
+        fn.restype = ctypes.py_object
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int]
+        _memview = fn
+    return _memview(addr, size, 0x200)  # PyBUF_WRITE
+
+
 def _process_symbol(name):
     """Address of `name` among the symbols of the process (dlsym(RTLD_DEFAULT)), or None."""
     global _process
@@ -336,7 +350,10 @@ def load(obj: bytes, symbols, imports: dict, what: str = "object", keep=False) -
         raise MemoryError(f"{what}: mmap of {size} bytes failed (errno {ctypes.get_errno()})")
     mapped = Mapped(base, size, {"": base}, "")  # unmapped if anything below fails
     try:
-        mem = (ctypes.c_char * size).from_address(base)
+        # a writable view of the mapping, made without a ctypes array type: `c_char * size`
+        # would create a class per size (ctypes keeps them weakly), cyclic garbage per link
+        # that feeds the collector's generations on the caller's thread
+        mem = _view(base, size)
         for s in loaded:
             if s.type == SHT_PROGBITS and s.size:
                 mem[s.at:s.at + s.size] = obj[s.offset:s.offset + s.size]

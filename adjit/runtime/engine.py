@@ -286,7 +286,11 @@ def import_address(name: str) -> int:
     if special.is_special(name):  # SciPy's scalar special functions (codegen/special.py)
         return special.address(name)
     if name.startswith("libm_"):  # the C library's math (NumPy's npy_log & co)
-        return ctypes.cast(getattr(ctypes.CDLL(None), name[5:]), ctypes.c_void_p).value
+        from .elfload import _process_symbol  # (one CDLL: each new one is cyclic garbage)
+        addr = _process_symbol(name[5:])
+        if addr is None:
+            raise AttributeError(f"the C library has no {name[5:]}")
+        return addr
     from .blas import blas_address, lapack_address
     if name.startswith("lapack_"):
         return lapack_address(name[7:])

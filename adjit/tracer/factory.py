@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+import zlib
 
 import numpy as np
 
@@ -252,6 +253,50 @@ class Generator(np.random.Generator):
         self.manual_seed(int(np.random.SeedSequence().entropy) % 2**63)
         return self._seed
 
+    def get_state(self):
+        """The generator's state as a new 1-D Tensor of byte values (torch.Generator.get_state
+        gives a uint8 one; adjit has no uint8 dtype: int64 here). Not torch's bytes: adjit's
+        own record of the PCG64 state and the initial seed, with a tag and a checksum;
+        set_state of it restores this generator (or another adjit.Generator) exactly."""
+        st = self.bit_generator.state
+        inner = st["state"]
+        body = b"".join((_STATE_TAG, int(inner["state"]).to_bytes(16, "little"),
+                         int(inner["inc"]).to_bytes(16, "little"), bytes([st["has_uint32"]]),
+                         int(st["uinteger"]).to_bytes(4, "little"),
+                         int(self._seed).to_bytes(16, "little", signed=True)))
+        data = body + zlib.crc32(body).to_bytes(4, "little")
+        return tensor(np.frombuffer(data, np.uint8).astype(np.int64))
+
+    def set_state(self, new_state):
+        """Restore a state get_state gave (of any adjit.Generator); returns this generator.
+        Anything else raises, with torch.Generator.set_state's exception types: TypeError for
+        a non-Tensor or a tensor of another dtype than get_state's, RuntimeError for a state of
+        another size or a garbled one (values outside 0..255, tag, checksum)."""
+        if not isinstance(new_state, Tensor):
+            raise TypeError(f"expected a torch.ByteTensor, but got {type(new_state).__name__}")
+        raw = np.asarray(new_state.detach().numpy())
+        if raw.dtype != np.int64:
+            raise TypeError(f"RNG state must be an int64 tensor of bytes (what "
+                            f"adjit.Generator.get_state gives), not {raw.dtype}")
+        raw = raw.reshape(-1)
+        if raw.size != _STATE_SIZE:
+            raise RuntimeError(f"Expected an adjit.Generator state of size {_STATE_SIZE} but "
+                               f"found the input RNG state size to be {raw.size}")
+        ok = bool(((raw >= 0) & (raw < 256)).all())
+        data = raw.astype(np.uint8).tobytes()
+        body, crc = data[:-4], int.from_bytes(data[-4:], "little")
+        if not ok or not body.startswith(_STATE_TAG) or zlib.crc32(body) != crc:
+            raise RuntimeError("Invalid adjit.Generator state: not one get_state() gave "
+                               "(adjit's states are its own, not torch.Generator's bytes)")
+        at = len(_STATE_TAG)
+        state, inc = (int.from_bytes(body[at + i:at + i + 16], "little") for i in (0, 16))
+        self.bit_generator.state = {
+            "bit_generator": "PCG64", "state": {"state": state, "inc": inc},
+            "has_uint32": body[at + 32], "uinteger": int.from_bytes(body[at + 33:at + 37],
+                                                                    "little")}
+        self._seed = int.from_bytes(body[at + 37:at + 53], "little", signed=True)
+        return self
+
     # copy.copy, copy.deepcopy and pickle give a Generator of its own with this one's state and
     # initial seed, as torch.Generator's do (NumPy's would give a numpy Generator, and
     # copy.copy one sharing this bit generator)
@@ -263,6 +308,10 @@ class Generator(np.random.Generator):
 
     def __deepcopy__(self, memo):
         return _rebuild_generator(self.bit_generator.state, self._seed)
+
+
+_STATE_TAG = b"adjit.Generator PCG64 v1\0"
+_STATE_SIZE = len(_STATE_TAG) + 16 + 16 + 1 + 4 + 16 + 4
 
 
 def _rebuild_generator(state, seed):

@@ -175,13 +175,34 @@ def logsumexp(x, dim, keepdim=False):
     if n.val.dtype.kind != "f":
         n = ops.convert(n, "f32")
     nd = n.type.ndim
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    axes = logsumexp_axes(dim, nd)
     if nd == 0:  # a 0-d tensor is one element along its dimension 0
-        tracer_tensor_ops._axes(dims, 0)  # a repeated dim is refused there too
         return _wrap(n, "LogsumexpBackward0", x)
-    # a repeated dim is refused (PyTorch's error); dim=() reduces nothing here, as in PyTorch
-    axes = tuple(sorted(tracer_tensor_ops._axes(dims, nd))) if dims else ()
     return _wrap(IC.logsumexp(n, axes, bool(keepdim)), "LogsumexpBackward0", x)
+
+
+def logsumexp_axes(dim, nd):
+    """The sorted axes torch.logsumexp reduces for `dim` (an int, or a tuple or list of ints)
+    on a tensor of `nd` dimensions. dim=() and dim=[] reduce every dimension, as PyTorch
+    does (its sum(dim=()) and its logsumexp(dim=(), keepdim=True)); PyTorch 2.13 raises
+    for logsumexp(dim=(), keepdim=False) on a non-empty tensor (an internal out-shape check,
+    while its empty tensor gives the reduction), adjit gives the reduction there too. A
+    repeated or out-of-range dim is refused with PyTorch's error."""
+    def is_int(d):
+        return isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+    if is_int(dim):
+        dims = (dim,)
+    elif isinstance(dim, (tuple, list)):
+        dims = tuple(dim)
+        for i, d in enumerate(dims):
+            if not is_int(d):
+                raise TypeError(f"logsumexp(): argument 'dim' failed to unpack the object at "
+                                f"pos {i + 1} with error \"type must be tuple of ints,but got "
+                                f"{type(d).__name__}\"")
+    else:
+        raise TypeError(f"logsumexp(): argument 'dim' (position 2) must be tuple of ints, "
+                        f"not {type(dim).__name__}")
+    return tuple(sorted(tracer_tensor_ops._axes(dims, nd)))
 
 
 def clamp(x, min=None, max=None):

@@ -154,6 +154,7 @@ def flattener(tag, n, static, tds, kinds):
         return None
     for i, td in zip(dyn, tds):
         rec(f"a{i}", td)
+    rec = None  # (a recursive closure is a cycle: cyclic garbage per branch otherwise)
     # positional arrays only: the leaves are `args` itself
     same = not static and leaves == names
     out = "args" if same else "(" + "".join(f"{v}, " for v in leaves) + ")"
@@ -205,6 +206,7 @@ def assembler(otd, kinds, pyvals, ndims):
         return f"{g.const(td.meta)}({', '.join(kids)})"
 
     expr = rec(otd)
+    rec = None  # (a recursive closure is a cycle: cyclic garbage per branch otherwise)
     m = len(kinds)
     src = ["def asm(outs):"]
     if m:

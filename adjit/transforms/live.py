@@ -942,6 +942,7 @@ def random_sources(f, args=()):
 
     if isinstance(f, types.FunctionType):
         walk(f, 0)
+    walk = None  # (a recursive closure is a cycle: cyclic garbage per trace otherwise)
     for i, a in enumerate(args):
         add(f"argument {i}", a)
         d = getattr(a, "__dict__", None)
@@ -1015,5 +1016,7 @@ def random_state(r):
         return s
     # (a RandomState's state as its bit generator's dict: the same values as the legacy
     # tuple, ~4x cheaper to get; jit takes two snapshots of np.random's per trace)
-    return frozen(r.get_state(legacy=False) if isinstance(r, np.random.RandomState)
-                  else r.bit_generator.state)
+    state = frozen(r.get_state(legacy=False) if isinstance(r, np.random.RandomState)
+                   else r.bit_generator.state)
+    frozen = None  # (a recursive closure is a cycle: cyclic garbage per trace otherwise)
+    return state
