@@ -308,6 +308,7 @@ def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
         sub[m] = o
     recs = {}
     seen = set(inputs)
+    leaves = seen.copy()
     stack = [root]
     for gd in trace.guards:
         recs[gd.seq] = (gd, None)
@@ -344,29 +345,31 @@ def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
             recs[rec.seq] = (rec, n)
         stack.extend(rec.inputs)
     order = sorted(recs)
-    leaves = set(inputs)
     for seq in order:  # each equation reads a value recorded at dest after the move
-        rec = recs[seq][0]
-        if rec.inputs and not any(
-                type(x) is not Lit and (x in leaves or
-                                        (x.trace is trace and x.rec is not None) or
-                                        (x.trace is not trace and x.trace is not EAGER))
-                for x in rec.inputs):
+        ins = recs[seq][0].inputs
+        if not ins:
+            continue
+        for x in ins:
+            if type(x) is not Lit:
+                t = x.trace
+                if x in leaves or (x.rec is not None if t is trace else t is not EAGER):
+                    break
+        else:
             return None
-    # the move: results to dest, inputs read at dest, guards kept by dest
-    for seq in order:
-        rec, out = recs[seq]
+    # the move (results to dest, guards kept by dest), and the values a derivative of the
+    # inputs flows through
+    items = [recs[seq] for seq in order]
+    active = leaves
+    for rec, out in items:
         if out is None:
             dest.guards.append(rec)
-        elif type(out) is tuple:
+            continue
+        if type(out) is tuple:
             for m in out:
                 m.trace = dest
         else:
             out.trace = dest
-    active = set(inputs)  # the values a derivative of the inputs flows through
-    for seq in order:
-        rec, out = recs[seq]
-        if out is None or rec.prim.vjp is None:
+        if rec.prim.vjp is None:
             continue
         for x in rec.inputs:
             if type(x) is not Lit and x in active:
@@ -382,8 +385,7 @@ def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
     st = STATE
     prev = st.loc
     try:
-        for seq in reversed(order):
-            rec, out = recs[seq]
+        for rec, out in reversed(items):
             if out is None:
                 continue
             if type(out) is tuple:
@@ -395,7 +397,9 @@ def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
                 if ct is None:
                     continue
             ins = rec.inputs
-            vals = [x.value if type(x) is Lit else sub.get(x, x) for x in ins]
+            vals = []
+            for x in ins:
+                vals.append(x.value if type(x) is Lit else sub.get(x, x))
             st.loc = rec.loc
             p = rec.params
             in_cts = rec.prim.vjp(ct, *vals, out=out, **p) if p else \
@@ -409,10 +413,12 @@ def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
                 cts[x] = c if prev_c is None else ops.add(prev_c, c)
     finally:
         st.loc = prev
-        for seq in order:
-            rec = recs[seq][0]
-            if any(type(x) is not Lit and x in sub for x in rec.inputs):
-                rec.inputs = [x if type(x) is Lit else sub.get(x, x) for x in rec.inputs]
+        for rec, _ in items:  # reads of the inputs and constant leaves: their values at dest
+            ins = rec.inputs
+            for j, x in enumerate(ins):
+                if type(x) is not Lit and x in sub:
+                    rec.inputs = [y if type(y) is Lit else sub.get(y, y) for y in ins]
+                    break
     res = [sub.get(root, root)]
     for m in inputs:
         c = cts.get(m)
