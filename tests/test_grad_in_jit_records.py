@@ -107,11 +107,12 @@ def test_a_guard_recorded_in_the_forward_holds_at_jit():
 def test_aux_and_integer_operands(has_aux):
     idx = np.array([2, 0, 1])
 
+    # aux: a value the output shares, one of its own records, a copy of an argument
     def f(x, i):
         v = np.sum(x[np.arange(3), i] ** 2)
-        return (v, x.shape[0] * v) if has_aux else v
+        return (v, (x.shape[0] * v, np.mean(np.cos(x), axis=0), x, v)) if has_aux else v
 
     def f_j(x, i):
         v = jnp.sum(x[jnp.arange(3), i] ** 2)
-        return (v, x.shape[0] * v) if has_aux else v
+        return (v, (x.shape[0] * v, jnp.mean(jnp.cos(x), axis=0), x, v)) if has_aux else v
     _check(f, f_j, (P, idx), has_aux=has_aux)

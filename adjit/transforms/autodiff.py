@@ -411,7 +411,7 @@ def _value_and_grad(f, argnums, has_aux):
                 entry[0] += 1
                 entry[1] += time.perf_counter() - t0
                 return value, gr
-        if len(STATE.stack) > 1 and not has_aux and STATE.stack[-1].kind in _INLINE_KINDS:
+        if len(STATE.stack) > 1 and STATE.stack[-1].kind in _INLINE_KINDS:
             # inside jit / another grad, small values: the forward's records move to the
             # enclosing trace and the adjoint is recorded there (no graph, no replay)
             res = rehome_backward(n, t.trace, t.inputs, [lf.outer for lf in t.leaves],
@@ -419,7 +419,11 @@ def _value_and_grad(f, argnums, has_aux):
                                   lambda: _seed(n.type.dtype, n.type.shape))
             if res is not None:
                 grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
-                return to_user(res[0], kind), _regroup(t, nums, grads, single)
+                value = to_user(res[0], kind)
+                # aux: its own records are replayed at the enclosing level; those it shares
+                # with the output have moved there and are read as they are
+                return ((value, realize(t, aux)) if has_aux else value), \
+                    _regroup(t, nums, grads, single)
         vals, nodes = {}, {}
         g = extract([n], t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"),
                     values=vals, nodes=nodes)
