@@ -173,3 +173,39 @@ def test_float32_with_python_scalars_stays_float32_like_numpy():
     assert g.dtype == np.float32
     want = 2.5 - 1 / 3 + 2 * np.sin(x.astype(np.float64)) * np.cos(x.astype(np.float64))
     np.testing.assert_allclose(g, want, rtol=2e-6)
+
+
+def test_broadcasting_binary_ops_of_traced_arrays_skip_promote(monkeypatch):
+    """A bias add or a row-max subtraction between two traced float arrays of one trace (W2's
+    step) records what `promote` records (a broadcast_in_dim of each operand not of the
+    result's shape) without calling it; values, gradients (central differences) and the
+    refusal of shapes that do not broadcast are NumPy's."""
+    from adjit.tracer import promote
+    from peers import central_diff
+    calls = _count_calls(monkeypatch, promote, "promote")
+    rng = np.random.default_rng(3)
+    W = rng.normal(size=(5, 4))
+    b = rng.normal(size=(4,))
+    c = rng.normal(size=(5, 1))
+
+    def f(W, b, c):
+        z = W * 0.5 + b                      # (5, 4) + (4,)
+        z = z - np.max(z, axis=1, keepdims=True)
+        z = c * z                            # (5, 1) * (5, 4)
+        return np.sum(b[None, :] / (2.0 + z ** 2)) + np.sum(np.maximum(c, z))
+
+    val, grads = adjit.jit(adjit.value_and_grad(f, argnums=(0, 1, 2)))(W, b, c)
+    assert calls == []
+    np.testing.assert_allclose(val, f(W, b, c), rtol=1e-13)
+    for i, (x, gx) in enumerate(zip((W, b, c), grads)):
+        args = [W, b, c]
+
+        def fi(v, i=i):
+            a = list(args)
+            a[i] = v
+            return f(*a)
+        np.testing.assert_allclose(gx, central_diff(fi, x), rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match=r"could not be broadcast together with shapes "
+                                         r"\(5, 4\) \(3,\)") as ei:
+        adjit.grad(lambda W, d: np.sum(W + d))(W, np.ones(3))
+    assert "test_front_fast_paths.py" in str(ei.value)

@@ -284,6 +284,148 @@ def eager_run(plan, roots, inputs, out_cts):
     return res
 
 
+def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
+    """grad inside an enclosing trace (`dest`: jit's, another grad's) without a Graph: the
+    records of `trace` that `root` and the trace's guards depend on move to `dest` as they
+    are (no replay: the same equations, sequence numbers and values), each read of an input
+    (a Node of `inputs`) becomes a read of its value at `dest` (`outer`, a Node of `dest`) and
+    a constant leaf of `trace` its array; then the adjoint is recorded at `dest` by each
+    equation's vjp rule in reverse order (as `backward_pass` over `replay_with_values` would:
+    the same equations in the same order). Cotangents are keyed by `trace`'s own values, so
+    two inputs bound to one value (`f(p, p)`) or an input whose value the function also reads
+    directly keep apart. `seed()` makes root's cotangent. Returns [root's value at dest,
+    cotangent of each input], or None (nothing changed) where a value is abstract or has
+    `max_size` elements or more, an outer value is not a Node of `dest`, a rule needs
+    residuals (a custom_vjp's forward), a value read is live on the eager tape, or an
+    equation reads only constants (a replay computes that one at once, unrecorded)."""
+    from .core import atype_of
+    from . import core as _core
+    sub = {}
+    for m, o in zip(inputs, outer):
+        if type(o) is not Node or o.trace is not dest or o.val is None or m.val is None or \
+                prod(m.type.shape) >= max_size:
+            return None
+        sub[m] = o
+    recs = {}
+    seen = set(inputs)
+    leaves = seen.copy()
+    stack = [root]
+    for gd in trace.guards:
+        recs[gd.seq] = (gd, None)
+        stack.extend(gd.inputs)
+    while stack:
+        n = stack.pop()
+        if type(n) is Lit or n in seen:
+            continue
+        seen.add(n)
+        if n.val is None or prod(n.type.shape) >= max_size:
+            return None
+        rec = n.rec
+        t = n.trace
+        if t is not trace:
+            if t is EAGER and n.requires_grad:
+                return None
+            continue
+        if rec is None:  # a constant leaf of the trace: its array, as a replay binds it
+            if n.requires_grad:
+                return None
+            sub[n] = _core.TAPE_NODE(n.val, atype_of(n.val), None, EAGER)
+            continue
+        if rec.prim.residual_vjp is not None:
+            return None
+        if type(rec) is MultiRec:
+            if rec.seq in recs:
+                continue
+            outs = tuple(w() for w in rec.outs)
+            for m, ty in zip(outs, rec.types):
+                if m is None or m.val is None or prod(ty.shape) >= max_size:
+                    return None
+            recs[rec.seq] = (rec, outs)
+        else:
+            recs[rec.seq] = (rec, n)
+        stack.extend(rec.inputs)
+    order = sorted(recs)
+    for seq in order:  # each equation reads a value recorded at dest after the move
+        ins = recs[seq][0].inputs
+        if not ins:
+            continue
+        for x in ins:
+            if type(x) is not Lit:
+                t = x.trace
+                if x in leaves or (x.rec is not None if t is trace else t is not EAGER):
+                    break
+        else:
+            return None
+    # the move (results to dest, guards kept by dest), and the values a derivative of the
+    # inputs flows through
+    items = [recs[seq] for seq in order]
+    active = leaves
+    for rec, out in items:
+        if out is None:
+            dest.guards.append(rec)
+            continue
+        if type(out) is tuple:
+            for m in out:
+                m.trace = dest
+        else:
+            out.trace = dest
+        if rec.prim.vjp is None:
+            continue
+        for x in rec.inputs:
+            if type(x) is not Lit and x in active:
+                if type(out) is tuple:
+                    active.update(m for m in out if m.type.dtype in FLOATS)
+                elif out.type.dtype in FLOATS:
+                    active.add(out)
+                break
+    cts = {}
+    ct0 = seed()
+    if root in active:
+        cts[root] = ct0
+    st = STATE
+    prev = st.loc
+    try:
+        for rec, out in reversed(items):
+            if out is None:
+                continue
+            if type(out) is tuple:
+                if not any(m in cts for m in out):
+                    continue
+                ct = tuple(cts.pop(m, None) for m in out)
+            else:
+                ct = cts.pop(out, None)
+                if ct is None:
+                    continue
+            ins = rec.inputs
+            vals = []
+            for x in ins:
+                vals.append(x.value if type(x) is Lit else sub.get(x, x))
+            st.loc = rec.loc
+            p = rec.params
+            in_cts = rec.prim.vjp(ct, *vals, out=out, **p) if p else \
+                rec.prim.vjp(ct, *vals, out=out)
+            for x, c in zip(ins, in_cts):
+                if c is None or type(x) is Lit or x not in active:
+                    continue
+                if isinstance(c, NoDerivative):
+                    c.fail()
+                prev_c = cts.get(x)
+                cts[x] = c if prev_c is None else ops.add(prev_c, c)
+    finally:
+        st.loc = prev
+        for rec, _ in items:  # reads of the inputs and constant leaves: their values at dest
+            ins = rec.inputs
+            for j, x in enumerate(ins):
+                if type(x) is not Lit and x in sub:
+                    rec.inputs = [y if type(y) is Lit else sub.get(y, y) for y in ins]
+                    break
+    res = [sub.get(root, root)]
+    for m in inputs:
+        c = cts.get(m)
+        res.append(ops.zeros(m.type.shape, m.type.dtype) if c is None else c)
+    return res
+
+
 def replay_with_values(g: Graph, ins, cs, values):
     """g's equations recorded again at the level of `ins` / `cs` (Nodes of an enclosing trace,
     or arrays) without computing them: each result takes the value `values` (Var -> array,

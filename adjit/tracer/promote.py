@@ -180,6 +180,40 @@ def _fast_operand(x, trace, dt, shp):
     return None
 
 
+def _broadcast_pair(s, t):
+    """NumPy's broadcast shape of shapes s and t, or None when they do not broadcast."""
+    if len(s) < len(t):
+        s, t = t, s
+    d = len(s) - len(t)
+    out = list(s)
+    for i, b in enumerate(t):
+        a = s[d + i]
+        if a == b or b == 1:
+            continue
+        if a != 1:
+            return None
+        out[d + i] = b
+    return tuple(out)
+
+
+def _fast_pair(a, b, trace, dt):
+    """(x, y): a and b, non-weak traced arrays of `trace` with dtype `dt`, broadcast to their
+    common shape as `promote` would; else None (`promote` decides, and words the error)."""
+    ta, tb = type(a), type(b)
+    if (ta is not _nd.TracedNDArray and ta is not _nd.TracedArray) or \
+            (tb is not _nd.TracedNDArray and tb is not _nd.TracedArray) or a.weak or b.weak:
+        return None
+    x, y = a._n, b._n
+    if x.trace is not trace or y.trace is not trace or y.type.dtype != dt:
+        return None
+    sx, sy = x.type.shape, y.type.shape
+    shp = _broadcast_pair(sx, sy)
+    if shp is None:
+        return None
+    return (x if sx == shp else ops.broadcast_to(x, shp),
+            y if sy == shp else ops.broadcast_to(y, shp))
+
+
 def binary(name, a, b, sym=None):
     # the common case without `promote`: non-weak traced arrays of one active trace, one float
     # dtype and one shape, or one of them with a Python number (which a float dtype keeps);
@@ -202,6 +236,13 @@ def binary(name, a, b, sym=None):
                     # what `bind` would do: record at `tr` (the eager tape's own path for it)
                     return _nd.TracedArray(bind(REGISTRY[name], x, y) if tr is EAGER else
                                            _record(REGISTRY[name], tr, (x, y), {}), False)
+            if tr is not EAGER:
+                # two traced arrays of `tr` and dtype `dt` whose shapes broadcast (a bias, a
+                # row max): what `promote` records (no conversion; a broadcast_in_dim of each
+                # operand not of the result's shape, in order), without its general steps
+                y = _fast_pair(a, b, tr, dt)
+                if y is not None:
+                    return _nd.TracedArray(_record(REGISTRY[name], tr, y, {}), False)
     label = f"`{sym}` ({_LABEL.get(name, name)})" if sym else _LABEL.get(name, name)
     (x, y), dt, weak = promote([a, b], label, to_float=name == "div")
     if name in ("and", "or", "xor") and dt in FLOATS:  # bitwise: NumPy has no float loop either

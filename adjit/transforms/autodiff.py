@@ -24,7 +24,7 @@ from .._traceback import wraps
 from ..ir import literals, ops
 from ..ir.autodiff import (adjoint_graph, backward_pass, eager_backward, eager_plan,
                            eager_run, jvp_graph,
-                           recorded, replay_with_values, vjp_graph)
+                           recorded, rehome_backward, replay_with_values, vjp_graph)
 from ..ir.core import EAGER, STATE, GuardFailed, Lit, Node, recording_only
 from ..ir.graph import eval_graph, extract
 from ..ir.types import DTYPES, FLOATS
@@ -411,6 +411,19 @@ def _value_and_grad(f, argnums, has_aux):
                 entry[0] += 1
                 entry[1] += time.perf_counter() - t0
                 return value, gr
+        if len(STATE.stack) > 1 and STATE.stack[-1].kind in _INLINE_KINDS:
+            # inside jit / another grad, small values: the forward's records move to the
+            # enclosing trace and the adjoint is recorded there (no graph, no replay)
+            res = rehome_backward(n, t.trace, t.inputs, [lf.outer for lf in t.leaves],
+                                  STATE.stack[-1], INTERPRET_MIN_SIZE,
+                                  lambda: _seed(n.type.dtype, n.type.shape))
+            if res is not None:
+                grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
+                value = to_user(res[0], kind)
+                # aux: its own records are replayed at the enclosing level; those it shares
+                # with the output have moved there and are read as they are
+                return ((value, realize(t, aux)) if has_aux else value), \
+                    _regroup(t, nums, grads, single)
         vals, nodes = {}, {}
         g = extract([n], t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"),
                     values=vals, nodes=nodes)

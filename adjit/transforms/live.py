@@ -192,10 +192,9 @@ def _is_tensor(v):
     return n is not None and type(getattr(v, "_n", None)).__name__ == "Node"
 
 
-def _global_names(code, out, stores, attrs=None):
-    """The globals `code` (and the code defined in it) loads and stores; with `attrs`, the
-    attributes it reads of a global or closure variable (`cfg.lr`: ("global" | "deref",
-    name, attribute)), method calls left out."""
+def _global_names_dis(code, out, stores, attrs=None):
+    """`_global_names` by `dis.get_instructions` (the reference, and the route on a Python
+    whose bytecode layout `_global_names` does not know)."""
     prev = None
     for ins in dis.get_instructions(code):
         if ins.opname == "LOAD_GLOBAL":
@@ -207,10 +206,78 @@ def _global_names(code, out, stores, attrs=None):
                 (sys.version_info < (3, 12) or not ins.arg & 1):
             attrs.append(("global" if prev.opname == "LOAD_GLOBAL" else "deref",
                           prev.argval, ins.argval))
-        if ins.opname != "CACHE":
+        if ins.opname not in ("CACHE", "EXTENDED_ARG"):
             prev = ins
     for c in code.co_consts:
         if isinstance(c, types.CodeType):
+            _global_names_dis(c, out, stores, attrs)
+
+
+def _cache_sizes():
+    """Inline cache code units after each opcode (3.11-3.13 bytecode), or None."""
+    if not (3, 11) <= sys.version_info[:2] <= (3, 13):
+        return None
+    ce = getattr(dis, "_inline_cache_entries", None)
+    if isinstance(ce, dict):  # keyed by name (3.13)
+        sizes = [0] * 256
+        for name, n in ce.items():
+            op = dis.opmap.get(name) if isinstance(name, str) else name
+            if op is not None and op < 256:
+                sizes[op] = n
+        return sizes
+    if isinstance(ce, (list, tuple)) and len(ce) >= 256:
+        return list(ce[:256])
+    return None
+
+
+_CACHES = _cache_sizes()
+_OP_LG = dis.opmap["LOAD_GLOBAL"]
+_OP_LA = dis.opmap["LOAD_ATTR"]
+_OP_LD = dis.opmap["LOAD_DEREF"]
+_OP_ST = {dis.opmap[n] for n in _STORES}
+_OP_EXT = dis.EXTENDED_ARG
+_OP_CACHE = dis.opmap.get("CACHE", -1)
+_ATTR_SHIFT = 1 if sys.version_info >= (3, 12) else 0  # 3.12+: the low bit marks a method
+
+
+def _global_names(code, out, stores, attrs=None):
+    """The globals `code` (and the code defined in it) loads and stores; with `attrs`, the
+    attributes it reads of a global or closure variable (`cfg.lr`: ("global" | "deref",
+    name, attribute)), method calls left out. The result of `_global_names_dis`, read off
+    the raw bytecode (dis builds an object per instruction: this runs once per new function
+    a transform traces)."""
+    caches = _CACHES
+    if caches is None:
+        return _global_names_dis(code, out, stores, attrs)
+    b = code.co_code
+    names = code.co_names
+    n = len(b)
+    i = 0
+    ext = 0
+    prev = -1  # the previous instruction's opcode (EXTENDED_ARG and caches skipped)
+    parg = 0
+    while i < n:
+        op = b[i]
+        arg = b[i + 1] | ext
+        i += 2 + 2 * caches[op]
+        if op == _OP_EXT:
+            ext = arg << 8
+            continue
+        ext = 0
+        if op == _OP_LG:
+            out.append(names[arg >> 1])
+        elif op in _OP_ST:
+            stores.add(names[arg])
+        elif op == _OP_LA and attrs is not None and (prev == _OP_LG or prev == _OP_LD) and \
+                not (_ATTR_SHIFT and arg & 1):
+            attrs.append(("global", names[parg >> 1], names[arg >> _ATTR_SHIFT])
+                         if prev == _OP_LG else
+                         ("deref", code._varname_from_oparg(parg), names[arg >> _ATTR_SHIFT]))
+        if op != _OP_CACHE:
+            prev = op
+            parg = arg
+    for c in code.co_consts:
+        if type(c) is types.CodeType:
             _global_names(c, out, stores, attrs)
 
 
