@@ -398,3 +398,418 @@ def test_function_that_assigns_a_global_still_sees_the_others():
         _same(jf, lambda x: x * SCALE2, x0)
     finally:
         SCALE2 = 2.0
+
+
+# --- Python floats in containers are scalar inputs: a schedule changed every step traces once --
+SCHED = {"lr": 0.1, "mom": 0.9, "steps": 3, "tag": "sgd"}
+SCHED_NEST = {"opt": (0.1, [0.9, {"wd": 1e-4}]), "n": 2}
+w0 = np.array([1.0, -2.0, 0.5])
+g0 = np.array([0.3, 0.25, -4.0])
+
+
+def _bits(got, want):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(np.atleast_1d(got).view(np.uint8),
+                                  np.atleast_1d(want).view(np.uint8))
+
+
+def by_sched(w, g):
+    return (w - SCHED["lr"] * g) * SCHED["mom"] + SCHED["steps"] * (SCHED["tag"] == "sgd")
+
+
+def by_nested(w, g):
+    lr, (mom, wd) = SCHED_NEST["opt"][0], (SCHED_NEST["opt"][1][0],
+                                           SCHED_NEST["opt"][1][1]["wd"])
+    return w * (1.0 - wd) - lr * g * mom * SCHED_NEST["n"]
+
+
+Opt = collections.namedtuple("Opt", "lr mom")
+
+
+class Stepper:
+    def __init__(self):
+        self.opt = Opt(0.1, 0.9)
+
+    def __call__(self, w, g):
+        return (w - self.opt.lr * g) * self.opt.mom
+
+
+def _schedules():
+    """(name, function, set(k): the container's floats for step k)."""
+    def set_dict(k):
+        SCHED["lr"] = 0.1 * 0.97 ** k
+        SCHED["mom"] = 0.9 - 0.001 * k
+
+    def set_nested(k):
+        SCHED_NEST["opt"][1][1]["wd"] = 1e-4 * (k + 1)
+        SCHED_NEST["opt"] = (0.5 / (k + 1), SCHED_NEST["opt"][1])
+
+    lst = [0.1, 2.0]
+
+    def by_list(w, g):
+        return w - lst[0] * g + lst[1]
+
+    def set_list(k):
+        lst[0], lst[1] = 0.1 + 0.01 * k, np.float64(2.0 - k)  # a NumPy float too
+
+    obj = Stepper()
+
+    def set_obj(k):
+        obj.opt = Opt(1.0 / (k + 3), 0.5 + k / 100)
+    return [("global dict", by_sched, set_dict), ("global nested", by_nested, set_nested),
+            ("closure list", by_list, set_list), ("self namedtuple", obj, set_obj)]
+
+
+@pytest.mark.parametrize("case", range(4), ids=[s[0] for s in _schedules()])
+def test_a_schedule_in_a_container_changed_every_step_traces_once(case):
+    saved, saved_n = dict(SCHED), {k: v for k, v in SCHED_NEST.items()}
+    try:
+        _, f, setk = _schedules()[case]
+        jf = adjit.jit(f)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")   # no retrace warning either
+            for k in range(50):
+                setk(k)
+                _bits(jf(w0, g0), f(w0, g0))
+        assert jf.traces == 1
+    finally:
+        SCHED.clear()
+        SCHED.update(saved)
+        SCHED_NEST.clear()
+        SCHED_NEST.update(saved_n)
+        SCHED_NEST["opt"] = (0.1, [0.9, {"wd": 1e-4}])
+
+
+def test_value_and_grad_of_a_container_schedule_traces_once():
+    from peers import central_diff
+    cfg = {"c": 1.5, "d": [0.25, 2]}
+
+    def loss(w):
+        return np.sum(np.sin(w) * cfg["c"] + cfg["d"][0] * w * w) * cfg["d"][1]
+    jv = adjit.jit(adjit.value_and_grad(loss))
+    jf = adjit.jit(loss)
+    for k in range(50):
+        cfg["c"], cfg["d"][0] = 1.5 - 0.07 * k, 0.25 * (-1) ** k
+        v, g = jv(w0)
+        np.testing.assert_allclose(v, loss(w0), rtol=1e-14)
+        _bits(jf(w0), loss(w0))
+        np.testing.assert_allclose(g, central_diff(loss, w0), rtol=1e-7, atol=1e-8)
+    assert jv.traces == 1 and jf.traces == 1
+
+
+def test_a_guard_on_a_container_float_takes_the_other_branch():
+    cfg = {"lr": 0.2}
+
+    def f(w, g):
+        if cfg["lr"] > 0.5:
+            return w - g
+        return w - cfg["lr"] * g
+    jf = adjit.jit(f)
+    for k in range(20):
+        cfg["lr"] = (0.1, 0.7, 0.3, 0.9)[k % 4] + k * 1e-3
+        _bits(jf(w0, g0), f(w0, g0))
+    assert jf.traces == 2  # one per branch
+
+
+def test_signed_zero_and_nan_in_a_container_are_values_of_one_trace():
+    box = {"z": 0.0, "n": [1.0]}
+
+    def f(x):
+        return 1.0 / (x * 0.0 + box["z"]) + box["n"][0]
+    jf = adjit.jit(f)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for z, n in ((0.0, 1.0), (-0.0, 1.0), (0.0, float("nan")), (-0.0, -0.0),
+                     (float("nan"), 2.0), (0.0, 1.0)):
+            box["z"], box["n"][0] = z, n
+            _bits(jf(x0), f(x0))
+    assert jf.traces == 1
+
+
+def test_a_container_structure_change_traces_again():
+    cfg = {"lr": 0.5}
+
+    def f(x):
+        r = x * cfg["lr"]
+        return r + len(cfg) + (cfg["extra"] if "extra" in cfg else 0) + \
+            (7 if type(cfg["lr"]) is int else 0)
+    jf = adjit.jit(f)
+    traces = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for change in (lambda: None, lambda: cfg.update(lr=0.25),    # a value: no retrace
+                       lambda: cfg.update(extra=1.0),                 # a new key
+                       lambda: cfg.update(extra=3.0),                 # a value again
+                       lambda: cfg.update(lr=2),                      # float -> int
+                       lambda: cfg.update(lr=3),                      # an int: by value
+                       lambda: (cfg.pop("extra"), cfg.update(lr=0.75))):  # back: cached
+            change()
+            for _ in range(2):
+                _bits(jf(x0), f(x0))
+            traces.append(jf.traces)
+    assert traces == [1, 1, 2, 2, 3, 4, 4], traces
+    lst = [0.5, 1.5]
+    jl = adjit.jit(lambda x: x * lst[0] + len(lst))
+    for v in ([0.5, 1.5], [0.25, 1.5], [0.25, 1.5, 2.0], [1.0, 1.5, 2.0]):
+        lst[:] = v
+        np.testing.assert_array_equal(jl(x0), x0 * v[0] + len(v))
+    assert jl.traces == 2
+
+
+def test_dict_keys_one_true_and_one_point_zero_are_keyed_apart():
+    def make():
+        d = {1: 2.0}
+
+        def f(x):
+            return x * d[1] + sum(k is True for k in d) + 10 * sum(type(k) is float for k in d)
+
+        def rebind(v):
+            nonlocal d
+            d = v
+        return f, rebind
+    f, rebind = make()
+    jf = adjit.jit(f)
+    for d in ({1: 2.0}, {True: 2.0}, {1.0: 2.0}, {1: 3.0}, {True: 0.5}):
+        rebind(d)
+        for _ in range(3):  # the hot path too
+            _bits(jf(x0), f(x0))
+    assert jf.traces == 3
+
+
+FLOG = [0.5]
+FCFG = {"calls": 0.0, "k": 2.0}
+
+
+def changes_float_containers(x):
+    FLOG.append(1.0)
+    FCFG["calls"] = FCFG["calls"] + 1.0
+    return x * FCFG["k"] + len(FLOG)
+
+
+def test_a_float_container_the_function_changes_is_changed_once_and_warned():
+    try:
+        jf = adjit.jit(changes_float_containers)
+        with pytest.warns(RuntimeWarning, match=r"changes global `FLOG`, global `FCFG`.*once"):
+            first = jf(x0)
+        np.testing.assert_array_equal(first, x0 * 2.0 + 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for _ in range(4):
+                np.testing.assert_array_equal(jf(x0), first)
+        assert FLOG == [0.5, 1.0] and FCFG["calls"] == 1.0
+    finally:
+        FLOG[:] = [0.5]
+        FCFG.update(calls=0.0, k=2.0)
+
+
+def test_a_container_float_the_function_needs_as_a_float_stays_keyed():
+    cfg = {"fmt": 0.25}
+
+    def f(x):
+        return x * float(repr(cfg["fmt"]))   # repr of a traced value is no number
+    jf = adjit.jit(f)
+    for v in (0.25, 0.5, 0.75, 0.5):
+        cfg["fmt"] = v
+        for _ in range(2):
+            _bits(jf(x0), f(x0))
+
+
+# --- Python floats in containers are scalar inputs: a schedule changed every step -------------
+def _bits(jf, f, *args):
+    """jf(*args) has f(*args)'s dtype, shape and bits (NumPy running f is the reference)."""
+    with np.errstate(all="ignore"):
+        got, want = np.asarray(jf(*args)), np.asarray(f(*args))
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert got.tobytes() == want.tobytes(), (got, want)
+
+
+Sched = collections.namedtuple("Sched", "lr mom")
+SCHED = {"lr": 0.1, "mom": 0.9, "steps": 3, "name": "sgd"}
+
+
+def step_by_global_dict(x):
+    return (x * SCHED["lr"] - SCHED["mom"] * x * x) * SCHED["steps"] if \
+        SCHED["name"] == "sgd" else x
+
+
+def _holders():
+    """(function, how to set the schedule's two floats) for each kind of container and each
+    place jit reads it from: a global dict, a closure list, a closure namedtuple, a nested
+    closure container, and a dict attribute of `self`."""
+    lst = [0.1, 0.9]
+    nt = [Sched(0.1, 0.9)]
+    nest = {"opt": ({"lr": 0.1}, [0.9, 2]), "tag": "a"}
+
+    def by_list(x):
+        return x * lst[0] - lst[1] * x * x
+
+    def by_namedtuple(x):
+        s = nt[0]
+        return x * s.lr - s.mom * x * x
+
+    def by_nested(x):
+        o = nest["opt"]
+        return (x * o[0]["lr"] - o[1][0] * x * x) * o[1][1]
+
+    class Opt:
+        def __init__(self):
+            self.cfg = {"lr": 0.1, "mom": 0.9}
+
+        def step(self, x):
+            return x * self.cfg["lr"] - self.cfg["mom"] * x * x
+    opt = Opt()
+
+    def set_nt(a, b):
+        nt[0] = Sched(a, b)  # a new namedtuple in the closure list each step
+    return [(step_by_global_dict, lambda a, b: SCHED.update(lr=a, mom=b)),
+            (by_list, lambda a, b: lst.__setitem__(slice(None), [a, b])),
+            (by_namedtuple, set_nt),
+            (by_nested, lambda a, b: (nest["opt"][0].update(lr=a),
+                                      nest["opt"][1].__setitem__(0, b))),
+            (opt.step, lambda a, b: opt.cfg.update(lr=a, mom=b))]
+
+
+def test_a_schedule_in_a_container_changed_every_step_traces_once():
+    saved = dict(SCHED)
+    try:
+        for f, set_sched in _holders():
+            jf = adjit.jit(f)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # no retrace warning
+                for step in range(50):
+                    set_sched(0.1 / (1 + step), 0.9 - step * 1e-3)
+                    _bits(jf, f, x0)
+                    _bits(jf, f, x0.astype(np.float32))  # weak, as the float itself
+            assert jf.traces == 2, (f, jf.traces)  # one per argument dtype
+    finally:
+        SCHED.update(saved)
+
+
+def test_jit_value_and_grad_with_a_schedule_traces_once():
+    from peers import central_diff
+    saved = dict(SCHED)
+    try:
+        for f, set_sched in _holders():
+            def loss(w, f=f):
+                return np.sum(np.sin(f(w)))
+            jvg = adjit.jit(adjit.value_and_grad(loss))
+            for step in range(50):
+                set_sched(0.1 / (1 + step), 0.9 - step * 1e-3)
+                v, g = jvg(x0)
+                np.testing.assert_allclose(v, loss(x0), rtol=1e-14, atol=0)
+                np.testing.assert_allclose(g, central_diff(loss, x0), rtol=1e-7, atol=1e-9)
+            assert jvg.traces == 1, (f, jvg.traces)
+    finally:
+        SCHED.update(saved)
+
+
+def test_a_guard_on_a_container_float_takes_each_branch():
+    cfg = {"lr": 0.1}
+
+    def f(x):
+        return x * 2.0 if cfg["lr"] > 0.5 else x - cfg["lr"]
+    jf = adjit.jit(f)
+    for v in (0.1, 0.2, 0.9, 0.7, 0.3, 0.6, 0.05):
+        cfg["lr"] = v
+        _bits(jf, f, x0)
+    assert jf.traces == 2  # one per branch, each replayed on new values
+
+
+def test_signed_zero_and_nan_in_a_container_are_passed_as_they_are():
+    cfg = {"d": 0.0}
+
+    def f(x):
+        return 1.0 / (x * 0.0 + cfg["d"]) + (x if cfg["d"] == 0.0 else -x)
+    jf = adjit.jit(f)
+    for v in (0.0, -0.0, float("nan"), 0.0, -0.0, float("-inf"), float("nan")):
+        cfg["d"] = v
+        _bits(jf, f, x0)
+    assert jf.traces == 2  # the branch `cfg["d"] == 0.0` flips for nan and -inf only
+
+
+def test_structure_changes_of_a_container_trace_again():
+    cfg = {"lr": 0.5, "n": 2}
+
+    def f(x):
+        y = x * cfg["lr"] + cfg["n"]
+        return y + cfg["extra"] if "extra" in cfg else y
+    jf = adjit.jit(f)
+    _bits(jf, f, x0)
+    for change, traces in ((lambda: cfg.update(lr=0.25), 1), (lambda: cfg.update(n=3), 2),
+                           (lambda: cfg.update(lr=1), 3), (lambda: cfg.update(lr=2), 4),
+                           (lambda: cfg.update(lr=True), 5), (lambda: cfg.update(lr=0.75), 6),
+                           (lambda: cfg.update(extra=1.5), 7), (lambda: cfg.update(extra=2.5), 7),
+                           (lambda: cfg.pop("extra"), 7)):
+        change()
+        _bits(jf, f, x0)
+        assert jf.traces == traces, (cfg, jf.traces)
+    lst = [0.5]
+
+    def g(x):
+        return x * sum(lst) + len(lst)
+    jg = adjit.jit(g)
+    for k in range(4):
+        lst[-1] = 0.25 * k       # a new value: no trace
+        _bits(jg, g, x0)
+        lst.append(1.5)          # a new length: traced again
+        _bits(jg, g, x0)
+    assert jg.traces == 5
+
+
+def test_dict_keys_equal_across_types_are_keyed_apart():
+    box = [{1: 2.0}]
+
+    def f(x):
+        k = next(iter(box[0]))
+        return x * box[0][k] + (10.0 if type(k) is bool else 20.0 if type(k) is int else 30.0)
+    jf = adjit.jit(f)
+    for d in ({1: 2.0}, {True: 2.0}, {1.0: 2.0}, {1: 3.0}, {True: 4.0}):
+        box[0] = d
+        for _ in range(3):  # the hot path too
+            _bits(jf, f, x0)
+    assert jf.traces == 3
+
+
+def test_a_float_the_function_needs_as_a_python_float_stays_keyed():
+    cfg = {"lr": 0.125}
+
+    def f(x):
+        return x * float(f"{cfg['lr']:.3f}")  # formatting needs the float itself
+    jf = adjit.jit(f)
+    for v in (0.125, 0.25, 0.5, 0.25):
+        cfg["lr"] = v
+        _bits(jf, f, x0)
+    assert jf.traces == 4  # the traced attempt, then one per value (keyed by value)
+
+
+def test_a_float_container_the_function_changes_is_its_side_effect():
+    hist, cfg = [0.5], {"lr": 0.5}
+
+    def f(x):
+        hist.append(2.0)
+        cfg["lr"] = cfg["lr"] * 0.5
+        return x * hist[0] * cfg["lr"]
+    jf = adjit.jit(f)
+    with pytest.warns(RuntimeWarning, match=r"changes closure variable `(hist|cfg)`.*"
+                                            r"once, when jit traces"):
+        first = jf(x0)
+    np.testing.assert_array_equal(first, x0 * 0.5 * 0.25)
+    assert hist == [0.5, 2.0] and cfg == {"lr": 0.25}   # made once, on the containers
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            np.testing.assert_array_equal(jf(x0), first)
+    assert hist == [0.5, 2.0] and cfg == {"lr": 0.25}
+
+
+def test_numpy_float_scalars_in_a_container_are_inputs():
+    cfg = {"lr": np.float64(0.5), "w": np.float32(2.0)}
+
+    def f(x):
+        return x * cfg["lr"] + cfg["w"]
+    jf = adjit.jit(f)
+    for k in range(10):
+        cfg["lr"], cfg["w"] = np.float64(0.5 / (k + 1)), np.float32(k)
+        _bits(jf, f, x0)
+        _bits(jf, f, x0.astype(np.float32))
+    assert jf.traces == 2

@@ -764,7 +764,7 @@ def _reader(slots):
     ins = [f"asarray({v}, f64)" if pr else f"*f{v}" if c and cf and not w else v
            for v, sc, pr, c, cf, w in zip(vs, slots.scalars, slots.promoted, slots.ctrees,
                                           slots.cfloats, slots.written)
-           if pr or not sc or (c and cf and not w)]
+           if pr or not (sc or c) or (c and cf and not w)]
     vs = [v for v, sc, c in zip(vs, slots.scalars, slots.ctrees) if not (sc or c)]
     lines.append("    lv = leaves + (" + "".join(f"{v}, " for v in ins) + ")" if ins else
                  "    lv = leaves")
@@ -857,7 +857,8 @@ def _ctree_lines(planned, v, written, const, fallback=None, floats=False):
     parts = [const(next(_CTAGS))]
     live = []
     if floats and live_floats:
-        live = [f"        f{v} = ({''.join(f'asarray({f}, f64), ' for f in floats)})"]
+        # (each checked a float above: asarray gives a float64 0-d array, as with f64)
+        live = [f"        f{v} = ({''.join(f'asarray({f}), ' for f in floats)})"]
     elif live_floats:
         live = [f"        f{v} = ()"]
     elif floats:
