@@ -657,14 +657,19 @@ def _holders():
             (opt.step, lambda a, b: opt.cfg.update(lr=a, mom=b))]
 
 
+def _sum_sin(f):
+    def loss(w):  # f in a closure cell: followed (its slots are loss's)
+        return np.sum(np.sin(f(w)))
+    return loss
+
+
 def test_container_floats_are_weak_inputs_in_every_place():
     from peers import central_diff
     x32 = x0.astype(np.float32)
     for f, set_sched in _holders():
         jf = adjit.jit(f)
 
-        def loss(w, f=f):
-            return np.sum(np.sin(f(w)))
+        loss = _sum_sin(f)
         jvg = adjit.jit(adjit.value_and_grad(loss))
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # no retrace warning
