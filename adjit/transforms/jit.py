@@ -18,7 +18,9 @@ constant computed during the trace from such data is frozen, and jit warns once 
 
 Python scalars in those cells and globals are keyed by value (floats by bit pattern); a float
 slot that shows a second value becomes a scalar input (`_promote`), so a decaying learning
-rate read as a global traces twice, not on every call.
+rate read as a global traces twice, not on every call. The Python floats inside containers
+held there (`cfg["lr"]`) are scalar inputs from the first trace (a schedule in a dict traces
+once); the containers' structure and other leaves are keyed.
 
 Called on traced values of an enclosing transform (or inside one), jit inlines: the function
 simply runs on the traced values, so the enclosing trace records it.
