@@ -685,3 +685,28 @@ def test_container_floats_are_weak_inputs_in_every_place():
                 np.testing.assert_allclose(v, loss(x0), rtol=1e-14, atol=0)
                 np.testing.assert_allclose(g, central_diff(loss, x0), rtol=1e-7, atol=1e-9)
         assert jf.traces == 2 and (jvg is None or jvg.traces == 1), f
+
+
+def test_a_container_of_arrays_the_function_appends_to_is_changed_not_its_copy():
+    # jit gives f a copy holding the traced arrays; what f appends to the copy is made on
+    # the container itself (as NumPy's run makes it), not lost with the copy
+    def make():
+        box = {"w": np.array([1.0, 2.0, -1.0]), "hist": []}
+        lst = [np.ones(3)]
+
+        def f(x):
+            y = x * box["w"]
+            box["hist"].append(np.sum(y))
+            lst.append("seen")
+            return y + len(lst)
+        return f, box, lst
+    f, box, lst = make()
+    g, gbox, glst = make()
+    jf = adjit.jit(f)
+    with pytest.warns(RuntimeWarning, match=r"changes closure variable `box`, closure "
+                                            r"variable `lst`.*once, when jit traces"):
+        for _ in range(3):
+            _bits(jf(x0), g(x0))
+    assert len(lst) == len(glst) == 4 and lst[0] is not glst[0]
+    assert all(type(a) is type(b) and a == b for a, b in zip(box["hist"], gbox["hist"]))
+    assert len(box["hist"]) == 3 and box.keys() == gbox.keys()

@@ -49,7 +49,7 @@ from .autodiff import run_graph
 from .jitargs import MAX_LEAVES, aliases, assembler, flattener, leaf_kind
 from .live import (_EMPTY, NO_ARRAYS, Slots, is_tree, random_sources, random_state,
                    scalar_key, self_arrays, slot_key, tree_build, tree_changed, tree_flat,
-                   tree_snapshot, kkey, _kread)
+                   tree_pairs, tree_snapshot, tree_write_back, kkey, _kread)
 from ..runtime import (Interpreted, compile_now, count_traced_call, fresh,
                        run_graph as _run_concrete)
 from .._frames import is_adjit_file
@@ -640,11 +640,16 @@ class Jitted:
                 if is_tree(v):  # a copy of the container holding the traced values
                     if not tl:  # no arrays: f sees the container itself
                         continue
-                    had = len(memo)
+                    had, orig = len(memo), v
                     v = tree_build(v, it, memo, 0, cf)
+                    back, pairs = {}, []
+                    tree_pairs(orig, v, back, pairs)
                     copies.append((("self", where) if isinstance(where, str) else
                                    slots.rid(where), all(type(x) is float for x in tl),
-                                   tree_snapshot(list(memo.values())[had:])))
+                                   tree_snapshot(list(memo.values())[had:]),
+                                   (pairs, tree_snapshot([c for _, c in pairs]), back),
+                                   f"attribute `self.{where}`" if isinstance(where, str)
+                                   else slots.name(where)))
                 else:
                     v = next(it)
                     if v is _EMPTY:  # unbound: f's own NameError, not the sentinel
@@ -672,9 +677,20 @@ class Jitted:
                        {}, lambda i, info: i not in static if i < n + nk else
                        info.kind != "py" or i in pidx,
                        "jit", share=True)
-        rewritten = [wid for wid, fl, snap in copies if fl and tree_changed(snap)]
+        rewritten = [c[0] for c in copies if c[1] and tree_changed(c[2])]
         if rewritten:
             raise _Rewritten(rewritten)
+        # a container holding arrays f changed (`hist.append(...)`): f changed jit's copy;
+        # the change is made on the container itself, once (as for a container f sees itself)
+        names = [nm for _, fl, _, wb, nm in copies if not fl and tree_write_back(*wb, _concrete)]
+        if names:
+            warnings.warn(
+                f"adjit.jit: {fname(self.f)} changes {', '.join(names)} (a container it reads "
+                "without being passed it) while jit traces it: the change is made once, when "
+                "jit traces (traced values as their values then), and not by later calls, "
+                "which run the recorded arrays only (a new structure traces again). Return the "
+                "values instead (and append them outside the jitted function).",
+                RuntimeWarning, stacklevel=4)
         drawn = [nm for (nm, r), s in zip(rng, before) if random_state(r) != s]
         if drawn:
             warnings.warn(
@@ -734,6 +750,21 @@ class _Method:
 
 
 _NO_SELF = object()
+
+
+def _concrete(x):
+    """A value f put into a container while traced, as the container keeps it: a traced
+    array as its value at the trace (NumPy's: 0-d as a NumPy scalar), anything else itself."""
+    n = getattr(x, "_n", None)
+    if isinstance(n, Node):
+        return to_user(n, "tensor" if _is_tensor_obj(x) else
+                       "weak" if getattr(x, "weak", False) else "np")
+    return x
+
+
+def _is_tensor_obj(x):
+    T = getattr(type(x), "_wrap", None)
+    return T is not None
 
 
 class _Rewritten(Exception):

@@ -222,6 +222,51 @@ def tree_changed(snap):
     return False
 
 
+def tree_pairs(v, c, back, pairs, depth=0):
+    """Pair container v with its copy c (`tree_build`'s, before the function runs): `back`
+    maps the id of each copy and of each traced leaf to the object it stands for, `pairs`
+    lists (container, its list / dict copy)."""
+    if v is c:
+        return
+    back[id(c)] = v
+    if depth <= MAX_DEPTH and is_tree(v) and type(c) is type(v):
+        if type(c) in (list, dict):
+            pairs.append((v, c))
+        for a, b in zip(_children(v), _children(c)):
+            tree_pairs(a, b, back, pairs, depth + 1)
+
+
+def tree_write_back(pairs, snap, back, concrete):
+    """Make the changes the function made, while traced, to the copies of `pairs` (compared
+    with their `tree_snapshot` `snap`) on the containers themselves: an entry that is a copy
+    or a traced leaf jit gave it stands for its original, another traced value for its
+    concrete value at the trace (`concrete`), anything else is itself. True when a copy was
+    changed."""
+    def conv(x, depth):
+        o = back.get(id(x), _EMPTY)
+        if o is not _EMPTY:
+            return o
+        t = type(x)
+        if depth <= MAX_DEPTH and t in (list, tuple):
+            return t([conv(e, depth + 1) for e in x])
+        if depth <= MAX_DEPTH and t is dict:
+            return {k: conv(e, depth + 1) for k, e in x.items()}
+        return concrete(x)
+
+    changed = False
+    for (o, c), one in zip(pairs, snap):
+        if not tree_changed([one]):
+            continue
+        changed = True
+        if type(c) is list:
+            o[:] = [conv(e, 0) for e in c]
+        else:
+            new = {k: conv(e, 0) for k, e in c.items()}
+            o.clear()
+            o.update(new)
+    return changed
+
+
 def _is_tensor(v):
     n = getattr(type(v), "_wrap", None)
     return n is not None and type(getattr(v, "_n", None)).__name__ == "Node"
