@@ -44,7 +44,7 @@ from ..tracer import pytree
 from ..tracer.grad_fn import tag_outputs
 from ..tracer.frozen import FOUND
 from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nodes,
-                                 positional_params, to_user, trace_call)
+                                 positional_params, tensor_cls, to_user, trace_call)
 from .autodiff import run_graph
 from .jitargs import MAX_LEAVES, aliases, assembler, flattener, leaf_kind
 from .live import (_EMPTY, NO_ARRAYS, Slots, is_tree, random_sources, random_state,
@@ -449,9 +449,20 @@ class Jitted:
             if not pidx:
                 raise
             # f could not run with a promoted float slot (or a container's floats) traced (it
-            # needs the float itself): those slots stay keyed by value
-            self._lnever.update(pidx.values())
-            self._lpromoted.difference_update(pidx.values())
+            # needs the float itself): those slots stay keyed by value, unless f fails with
+            # them keyed too (its error is not theirs: they stay inputs, the error is raised)
+            rids = set(pidx.values())
+            fresh, promoted = rids - self._lnever, rids & self._lpromoted
+            self._lnever.update(rids)
+            self._lpromoted.difference_update(rids)
+            self._replan()
+            try:
+                return self._call(args, kwargs, has_self, shift)
+            except Exception:
+                self._lnever.difference_update(fresh)
+                self._lpromoted.update(promoted)
+                self._replan()
+                raise
         else:
             if watch:
                 self._check_written(watch, key)
@@ -460,6 +471,11 @@ class Jitted:
                             self._lnever)
         self._nslots = self._slots.n
         return self._call(args, kwargs, has_self, shift)
+
+    def _replan(self):
+        self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten,
+                            self._lnever)
+        self._nslots = self._slots.n
 
     def _touch(self, branches):
         """Note that this variant's branch list served a call (for MAX_VARIANTS)."""
@@ -757,14 +773,10 @@ def _concrete(x):
     array as its value at the trace (NumPy's: 0-d as a NumPy scalar), anything else itself."""
     n = getattr(x, "_n", None)
     if isinstance(n, Node):
-        return to_user(n, "tensor" if _is_tensor_obj(x) else
+        T = tensor_cls()
+        return to_user(n, "tensor" if T is not None and isinstance(x, T) else
                        "weak" if getattr(x, "weak", False) else "np")
     return x
-
-
-def _is_tensor_obj(x):
-    T = getattr(type(x), "_wrap", None)
-    return T is not None
 
 
 class _Rewritten(Exception):
