@@ -710,3 +710,64 @@ def test_a_container_of_arrays_the_function_appends_to_is_changed_not_its_copy()
     assert len(lst) == len(glst) == 4 and lst[0] is not glst[0]
     assert all(type(a) is type(b) and a == b for a, b in zip(box["hist"], gbox["hist"]))
     assert len(box["hist"]) == 3 and box.keys() == gbox.keys()
+
+
+def test_an_error_of_the_function_keeps_container_floats_inputs():
+    # f fails for another reason than its traced floats (a wrong argument): the error is
+    # raised, and the floats stay inputs (a schedule changed later still runs one trace)
+    cfg = {"lr": 0.5}
+    M = np.ones((3, 2))
+
+    def f(x):
+        return (x @ M) * cfg["lr"]
+    jf = adjit.jit(f)
+    with pytest.raises(ValueError):
+        jf(np.ones(4))
+    n = jf.traces
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(12):
+            cfg["lr"] = 0.5 / (k + 1)
+            _same_bits(jf, f, x0)
+    assert jf.traces == n + 1
+
+
+def test_retrace_warning_names_the_container_after_an_array_slot():
+    # each live slot names its own key parts: an array slot before the container does not
+    # shift the names (the warning named `M` for `cfg`'s entry)
+    M = np.ones(3)
+    lr = 0.5
+    cfg = {"steps": 0}
+
+    def f(x):
+        return x * M * lr + cfg["steps"]
+    jf = adjit.jit(f)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for v in range(10):
+            cfg["steps"] = v
+            _same_bits(jf, f, x0)
+    msgs = [str(w.message) for w in caught if "traced" in str(w.message)]
+    assert len(msgs) == 1 and "closure variable `cfg`['steps'] changed from 7 to 8" in msgs[0], \
+        msgs
+
+
+def test_floats_of_default_and_partial_containers_are_inputs_too():
+    def f(x, cfg={"k": 2.0, "n": 1}):  # noqa: B006
+        return x * cfg["k"] + cfg["n"]
+
+    def g(x, opts):
+        return x - opts[0] * x
+
+    opts = [0.5]
+    p = functools.partial(g, opts=opts)
+    jf, jp = adjit.jit(f), adjit.jit(p)
+    for k in range(20):
+        f.__defaults__[0]["k"] = 2.0 + k / 7
+        opts[0] = -0.5 + k / 3
+        _bits(jf(x0), f(x0))
+        _bits(jp(x0), p(x0))
+    assert jf.traces == 1 and jp.traces == 1
+    f.__defaults__[0]["n"] = 2          # an int: keyed by value
+    _bits(jf(x0), f(x0))
+    assert jf.traces == 2

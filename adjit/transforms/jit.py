@@ -378,6 +378,7 @@ class Jitted:
                                   isinstance(where, str) else self._slots.name(where)))
             else:
                 tl = [v]
+                swhere.pop()  # (one key part: its leaf's, named below)
             lleaves.append(tl)
             for lf in tl:
                 swhere.append(("live", where))
