@@ -771,3 +771,15 @@ def test_floats_of_default_and_partial_containers_are_inputs_too():
     f.__defaults__[0]["n"] = 2          # an int: keyed by value
     _bits(jf(x0), f(x0))
     assert jf.traces == 2
+
+
+def test_a_container_float_that_sets_a_shape_is_a_guard_on_its_value():
+    cfg = {"n": 3.0, "s": 0.5}
+
+    def f(x):
+        return np.sum(np.ones(int(cfg["n"])) * cfg["s"]) + x
+    jf = adjit.jit(f)
+    for n, s in ((3.0, 0.5), (4.0, 0.5), (3.0, 0.25), (4.0, -1.0), (3.0, 0.5)):
+        cfg["n"], cfg["s"] = n, s
+        _bits(jf(x0), f(x0))
+    assert jf.traces == 2  # one per length; `s` an input of both

@@ -696,6 +696,7 @@ class Jitted:
                        "jit", share=True)
         rewritten = [c[0] for c in copies if c[1] and tree_changed(c[2])]
         if rewritten:
+            FOUND.pop(id(t.trace), None)  # (this trace is dropped: no note of it may stay)
             raise _Rewritten(rewritten)
         # a container holding arrays f changed (`hist.append(...)`): f changed jit's copy;
         # the change is made on the container itself, once (as for a container f sees itself)
