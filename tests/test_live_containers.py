@@ -783,3 +783,24 @@ def test_a_container_float_that_sets_a_shape_is_a_guard_on_its_value():
         cfg["n"], cfg["s"] = n, s
         _bits(jf(x0), f(x0))
     assert jf.traces == 2  # one per length; `s` an input of both
+
+
+HELD2 = types.SimpleNamespace(data=np.arange(3.0))
+
+
+def test_a_dropped_trace_leaves_no_frozen_value_note():
+    # f changes a float container (its first trace, on jit's copy, is dropped) and computes
+    # a constant from an array jit does not reach: only the kept trace's note is used (a
+    # dropped trace's note would stay, under an id a later trace may get)
+    from adjit.tracer.frozen import FOUND
+    cfg = {"lr": 0.5}
+
+    def f(x):
+        cfg["lr"] = cfg["lr"] + 1.0
+        return x * np.sum(HELD2.data)
+    jf = adjit.jit(f)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.testing.assert_array_equal(jf(x0), x0 * 3.0)
+    assert sum("computes a value from the array" in str(w.message) for w in caught) == 1
+    assert cfg == {"lr": 1.5} and not FOUND
