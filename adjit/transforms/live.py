@@ -15,8 +15,15 @@ A slot (or an attribute of `self`) may hold a container: a tuple, list, dict or 
 nested, of at most `MAX_TREE_LEAVES` leaves, holding an array (or empty) when planned. Its
 arrays are live like a plain slot's: `tree_flat` reads them on every call, and while tracing
 `tree_build` gives the function a copy of the container (one per container object) holding
-the traced values; its other leaves are keyed by value (jit's static key). A container that
-holds no array at a call (a list `f` appends to) is not copied: `f` sees it itself.
+the traced values; its Python floats are live leaves too (scalar inputs, weakly typed as a
+Python float argument: `slot_key(..., floats=True)`), its other leaves are keyed by value
+(jit's static key), its dict keys with their types (`_dkeys`: 1, True and 1.0 apart). A
+container that holds no array or float at a call (a list `f` appends to) is not copied: `f`
+sees it itself. One whose floats a trace failed to take traced (`repr(cfg["lr"])`) or that
+the function changed (`Slots(written=..., keyed=...)`) has its floats keyed by value. A copy
+the function changed (`tree_snapshot`, `tree_changed`) makes jit trace again with the
+container itself (floats only) or make the change on the container (`tree_pairs`,
+`tree_write_back`: arrays).
 
 jit gives every array object one traced value, however it is reached (an argument, two
 names, a container, `self`), so identity (`args[0] is a`) inside the trace is identity
@@ -26,14 +33,16 @@ A slot holding a Python scalar (SCALARS: a global `lr = 0.2`) is keyed by value,
 pattern (`scalar_key`), so a changed value traces again; jit promotes a float slot that shows
 a second value to a scalar input (`promoted`: the reader passes it as a float64 0-d array).
 
-A container of scalars only is keyed by value (a generated hot-path key per planned
-structure, `_ctree_lines`); one the function changes while traced is its side effect (jit
-keys it NO_ARRAYS). Mutable defaults and a functools.partial's arguments are slots too.
+A container of scalars only is keyed by its structure and non-float leaves, its floats
+passed as inputs (a generated hot-path reader per planned structure, `_ctree_lines`); one
+the function changes while traced is its side effect (jit keys it NO_ARRAYS). Mutable defaults and a functools.partial's arguments are slots too.
 
 Key-only slots (`kreaders`): values read where jit cannot substitute traced ones (globals,
 cells and defaults of helper functions called by name, `cfg.lr` of a global object, globals
 of a function that assigns globals) are keyed on every call (`kkey`: scalars by value,
-arrays by identity), never inputs.
+floats in containers included, arrays by identity), never inputs: jit cannot hand a helper
+traced values without rebuilding it and every function that names it (the frozen boundary
+below).
 
 Not reached (frozen: constants of the trace, bound by reference): values behind two
 attribute reads, arrays of larger containers, and arrays of containers a helper reads.
