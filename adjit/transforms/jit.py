@@ -18,7 +18,9 @@ constant computed during the trace from such data is frozen, and jit warns once 
 
 Python scalars in those cells and globals are keyed by value (floats by bit pattern); a float
 slot that shows a second value becomes a scalar input (`_promote`), so a decaying learning
-rate read as a global traces twice, not on every call.
+rate read as a global traces twice, not on every call. The Python floats inside containers
+held there (`cfg["lr"]`) are scalar inputs from the first trace (a schedule in a dict traces
+once); the containers' structure and other leaves are keyed.
 
 Called on traced values of an enclosing transform (or inside one), jit inlines: the function
 simply runs on the traced values, so the enclosing trace records it.
@@ -42,11 +44,12 @@ from ..tracer import pytree
 from ..tracer.grad_fn import tag_outputs
 from ..tracer.frozen import FOUND
 from ..tracer.trace_args import (_at, _live, arg_name, fname, leaf_info, out_nodes,
-                                 positional_params, to_user, trace_call)
+                                 positional_params, tensor_cls, to_user, trace_call)
 from .autodiff import run_graph
 from .jitargs import MAX_LEAVES, aliases, assembler, flattener, leaf_kind
 from .live import (_EMPTY, NO_ARRAYS, Slots, is_tree, random_sources, random_state,
-                   scalar_key, self_arrays, slot_key, tree_build, tree_flat, kkey, _kread)
+                   scalar_key, self_arrays, slot_key, tree_build, tree_changed, tree_flat,
+                   tree_pairs, tree_snapshot, tree_write_back, kkey, _kread)
 from ..runtime import (Interpreted, compile_now, count_traced_call, fresh,
                        run_graph as _run_concrete)
 from .._frames import is_adjit_file
@@ -280,7 +283,8 @@ class Jitted:
             # holds a container now (the hot path reads containers otherwise): plan again
             # or a slot holds a scalar where the plan has an array or the reverse
             if sv is None or self._slots.replan(sv) or self._promote(sv):
-                self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten)
+                self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten,
+                                self._lnever)
                 self._nslots = self._slots.n
                 sv = self._slots.gather()
             live = list(zip(self._slots.order(), sv))
@@ -343,8 +347,10 @@ class Jitted:
         # containers the function sees itself: (lspec index, wid, their key now, the key,
         # how a message names them)
         watch = []
+        cfl = []  # per live slot: the Python floats of its container are live (inputs)
         for where, v in live:
             swhere.append(("live", where))
+            cfl.append(False)
             if type(v) is float and not isinstance(where, str) and promo.get(where):
                 # a promoted float slot: a scalar input, as a Python float argument is
                 info = leaf_info(v)
@@ -354,11 +360,17 @@ class Jitted:
                 vals.append(info.outer)
                 ids.append(None)
                 continue
-            if is_tree(v):  # a container: its arrays are inputs, its structure is keyed
+            if is_tree(v):  # a container: its arrays and Python floats are inputs, its
+                # structure and other leaves are keyed
                 tl = []
                 wid = ("self", where) if isinstance(where, str) else self._slots.rid(where)
                 written = wid in (self._wself if isinstance(where, str) else self._lwritten)
-                lspec.append(("tree", slot_key(v, tl, static_key, written)))
+                cf = cfl[-1] = not written and wid not in self._lnever
+                lspec.append(("tree", slot_key(v, tl, static_key, written, cf)))
+                base = len(args) + len(dkw) + sum(map(len, lleaves))
+                for j, lf in enumerate(tl):
+                    if type(lf) is float:  # a live float: a scalar input (as a promoted slot)
+                        pidx[base + j] = wid
                 if not tl and not written:
                     watch.append((len(lspec) - 1, wid,
                                   functools.partial(tree_flat, v, [], static_key),
@@ -366,11 +378,16 @@ class Jitted:
                                   isinstance(where, str) else self._slots.name(where)))
             else:
                 tl = [v]
+                swhere.pop()  # (one key part: its leaf's, named below)
             lleaves.append(tl)
             for lf in tl:
                 swhere.append(("live", where))
                 info = leaf_info(lf) if lf is not None and lf is not _EMPTY else None
-                if info is None or info.kind == "py":
+                if info is not None and info.kind == "py" and cfl[-1] and type(lf) is float:
+                    lspec.append(("py", "live", info.type.shape, info.type.dtype))
+                    vals.append(info.outer)
+                    ids.append(None)
+                elif info is None or info.kind == "py":
                     # a scalar (a global `lr = 0.2`) is keyed by value, floats by bit pattern:
                     # a changed value traces again
                     lspec.append(("static", ("unbound", None) if lf is _EMPTY else
@@ -422,21 +439,44 @@ class Jitted:
             (("static", i), key[6][j]) for j, i in enumerate(sorted(static))] + [
             (("static", k), kv) for k, kv in key[7]] + [(("self", None), skey)])
         try:
-            out = self._trace(args, kwargs, static, dkw, skw, branches, live, lleaves, pidx)
+            out = self._trace(args, kwargs, static, dkw, skw, branches, live, lleaves, pidx,
+                              cfl)
+        except _Rewritten as exc:
+            # f changes a container whose floats it saw traced (in a copy): it is f's side
+            # effect; trace again with f seeing the container itself (its floats keyed by
+            # value, its change made once and warned about, as for any container f changes)
+            self._lnever.update(exc.args[0])
         except Exception:
             if not pidx:
+                raise
+            # f could not run with a promoted float slot (or a container's floats) traced (it
+            # needs the float itself): those slots stay keyed by value, unless f fails with
+            # them keyed too (its error is not theirs: they stay inputs, the error is raised)
+            rids = set(pidx.values())
+            fresh, promoted = rids - self._lnever, rids & self._lpromoted
+            self._lnever.update(rids)
+            self._lpromoted.difference_update(rids)
+            self._replan()
+            try:
+                return self._call(args, kwargs, has_self, shift)
+            except Exception:
+                self._lnever.difference_update(fresh)
+                self._lpromoted.update(promoted)
+                self._replan()
                 raise
         else:
             if watch:
                 self._check_written(watch, key)
             return out
-        # f could not run with a promoted float slot traced (it needs the float itself):
-        # those slots stay keyed by value
-        self._lnever.update(pidx.values())
-        self._lpromoted.difference_update(pidx.values())
-        self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten)
+        self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten,
+                            self._lnever)
         self._nslots = self._slots.n
         return self._call(args, kwargs, has_self, shift)
+
+    def _replan(self):
+        self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten,
+                            self._lnever)
+        self._nslots = self._slots.n
 
     def _touch(self, branches):
         """Note that this variant's branch list served a call (for MAX_VARIANTS)."""
@@ -488,7 +528,8 @@ class Jitted:
             "values instead (and append them outside the jitted function).",
             RuntimeWarning, stacklevel=4)
         if replan:
-            self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten)
+            self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten,
+                                self._lnever)
             self._nslots = self._slots.n
         # file the branch just traced under the key later calls compute
         lk = list(key[2])
@@ -600,21 +641,32 @@ class Jitted:
                 "variants": sum(len(b) for b in self.cache.values()),
                 "compile_seconds": secs}
 
-    def _trace(self, args, kwargs, static, dkw, skw, branches, live, lleaves, pidx=()):
+    def _trace(self, args, kwargs, static, dkw, skw, branches, live, lleaves, pidx=(),
+               cfl=()):
         self.traces += 1
         n, nk = len(args), len(dkw)
         f = self._func
         slots = self._slots
+        copies = []  # (wid, it holds floats only, snapshot of its copies)
 
         def flat(*a):
             pos = list(a[:n])
             subst, attrs = {}, {}
             it, memo = iter(a[n + nk:]), {}
-            for (where, v), tl in zip(live, lleaves):
+            for (where, v), tl, cf in zip(live, lleaves, cfl or [False] * len(live)):
                 if is_tree(v):  # a copy of the container holding the traced values
                     if not tl:  # no arrays: f sees the container itself
                         continue
-                    v = tree_build(v, it, memo)
+                    had, orig = len(memo), v
+                    v = tree_build(v, it, memo, 0, cf)
+                    back, pairs = {}, []
+                    tree_pairs(orig, v, back, pairs)
+                    copies.append((("self", where) if isinstance(where, str) else
+                                   slots.rid(where), all(type(x) is float for x in tl),
+                                   tree_snapshot(list(memo.values())[had:]),
+                                   (pairs, tree_snapshot([c for _, c in pairs]), back),
+                                   f"attribute `self.{where}`" if isinstance(where, str)
+                                   else slots.name(where)))
                 else:
                     v = next(it)
                     if v is _EMPTY:  # unbound: f's own NameError, not the sentinel
@@ -642,6 +694,21 @@ class Jitted:
                        {}, lambda i, info: i not in static if i < n + nk else
                        info.kind != "py" or i in pidx,
                        "jit", share=True)
+        rewritten = [c[0] for c in copies if c[1] and tree_changed(c[2])]
+        if rewritten:
+            FOUND.pop(id(t.trace), None)  # (this trace is dropped: no note of it may stay)
+            raise _Rewritten(rewritten)
+        # a container holding arrays f changed (`hist.append(...)`): f changed jit's copy;
+        # the change is made on the container itself, once (as for a container f sees itself)
+        names = [nm for _, fl, _, wb, nm in copies if not fl and tree_write_back(*wb, _concrete)]
+        if names:
+            warnings.warn(
+                f"adjit.jit: {fname(self.f)} changes {', '.join(names)} (a container it reads "
+                "without being passed it) while jit traces it: the change is made once, when "
+                "jit traces (traced values as their values then), and not by later calls, "
+                "which run the recorded arrays only (a new structure traces again). Return the "
+                "values instead (and append them outside the jitted function).",
+                RuntimeWarning, stacklevel=4)
         drawn = [nm for (nm, r), s in zip(rng, before) if random_state(r) != s]
         if drawn:
             warnings.warn(
@@ -703,6 +770,21 @@ class _Method:
 _NO_SELF = object()
 
 
+def _concrete(x):
+    """A value f put into a container while traced, as the container keeps it: a traced
+    array as its value at the trace (NumPy's: 0-d as a NumPy scalar), anything else itself."""
+    n = getattr(x, "_n", None)
+    if isinstance(n, Node):
+        T = tensor_cls()
+        return to_user(n, "tensor" if T is not None and isinstance(x, T) else
+                       "weak" if getattr(x, "weak", False) else "np")
+    return x
+
+
+class _Rewritten(Exception):
+    """A trace changed the copies of containers whose floats it saw traced (their wids)."""
+
+
 def _ident(info):
     """The object whose identity a leaf has in the trace (arrays and Tensors; None for
     scalars, which are values)."""
@@ -737,7 +819,7 @@ def _key_diff(a, b, path=""):
     if type(a) is tuple and type(b) is tuple and a and b and a[0] is b[0] and \
             isinstance(a[0], type):
         t = a[0]
-        if t is dict and len(a) == len(b) == 3 and a[1] == b[1]:
+        if t is dict and len(a) == len(b) == 4 and a[1] == b[1] and a[3] == b[3]:
             for k, x, y in zip(a[1], a[2], b[2]):
                 if x != y:
                     return _key_diff(x, y, f"{path}[{k!r}]")
@@ -766,7 +848,7 @@ def _part_str(k):
         if type(k) is tuple and k and (k[0] in ("static", "tree") or (
                 len(k) == 4 and type(k[2]) is tuple)):
             return _spec_str(k)
-        if type(k) is tuple and len(k) in (2, 3) and isinstance(k[0], type):
+        if type(k) is tuple and len(k) in (2, 3, 4) and isinstance(k[0], type):
             if k[0] in (dict, list) or issubclass(k[0], tuple) and type(k[-1]) is tuple \
                     and k[-1] and type(k[-1][0]) is tuple:
                 return f"a {k[0].__name__} of another structure"

@@ -15,8 +15,15 @@ A slot (or an attribute of `self`) may hold a container: a tuple, list, dict or 
 nested, of at most `MAX_TREE_LEAVES` leaves, holding an array (or empty) when planned. Its
 arrays are live like a plain slot's: `tree_flat` reads them on every call, and while tracing
 `tree_build` gives the function a copy of the container (one per container object) holding
-the traced values; its other leaves are keyed by value (jit's static key). A container that
-holds no array at a call (a list `f` appends to) is not copied: `f` sees it itself.
+the traced values; its Python floats are live leaves too (scalar inputs, weakly typed as a
+Python float argument: `slot_key(..., floats=True)`), its other leaves are keyed by value
+(jit's static key), its dict keys with their types (`_dkeys`: 1, True and 1.0 apart). A
+container that holds no array or float at a call (a list `f` appends to) is not copied: `f`
+sees it itself. One whose floats a trace failed to take traced (`repr(cfg["lr"])`) or that
+the function changed (`Slots(written=..., keyed=...)`) has its floats keyed by value. A copy
+the function changed (`tree_snapshot`, `tree_changed`) makes jit trace again with the
+container itself (floats only) or make the change on the container (`tree_pairs`,
+`tree_write_back`: arrays).
 
 jit gives every array object one traced value, however it is reached (an argument, two
 names, a container, `self`), so identity (`args[0] is a`) inside the trace is identity
@@ -26,14 +33,16 @@ A slot holding a Python scalar (SCALARS: a global `lr = 0.2`) is keyed by value,
 pattern (`scalar_key`), so a changed value traces again; jit promotes a float slot that shows
 a second value to a scalar input (`promoted`: the reader passes it as a float64 0-d array).
 
-A container of scalars only is keyed by value (a generated hot-path key per planned
-structure, `_ctree_lines`); one the function changes while traced is its side effect (jit
-keys it NO_ARRAYS). Mutable defaults and a functools.partial's arguments are slots too.
+A container of scalars only is keyed by its structure and non-float leaves, its floats
+passed as inputs (a generated hot-path reader per planned structure, `_ctree_lines`); one
+the function changes while traced is its side effect (jit keys it NO_ARRAYS). Mutable defaults and a functools.partial's arguments are slots too.
 
 Key-only slots (`kreaders`): values read where jit cannot substitute traced ones (globals,
 cells and defaults of helper functions called by name, `cfg.lr` of a global object, globals
 of a function that assigns globals) are keyed on every call (`kkey`: scalars by value,
-arrays by identity), never inputs.
+floats in containers included, arrays by identity), never inputs: jit cannot hand a helper
+traced values without rebuilding it and every function that names it (the frozen boundary
+below).
 
 Not reached (frozen: constants of the trace, bound by reference): values behind two
 attribute reads, arrays of larger containers, and arrays of containers a helper reads.
@@ -130,22 +139,38 @@ def holds_array(v, depth=0):
     return False
 
 
-def tree_flat(v, leaves, static_key, depth=0):
+def _dkeys(d):
+    """The key of a dict's keys: the keys themselves, with their types when any is not a str
+    (`{1: a}`, `{True: a}` and `{1.0: a}` have equal keys but the function can tell them
+    apart: `list(d)`, `type(k)`)."""
+    ks = tuple(d)
+    for k in ks:
+        if type(k) is not str:
+            return ks, tuple(map(type, ks))
+    return ks, None
+
+
+def tree_flat(v, leaves, static_key, depth=0, floats=False):
     """The key of container v's structure, and its live leaves appended to `leaves` (in the
     order `tree_build` takes them). An ndarray is keyed by its shape and dtype, another live
     leaf (NumPy scalar, ndarray subclass, Tensor) by its type (jit keys its leaves' shapes
-    and dtypes besides), any other leaf by `static_key` of its value (its identity when it
-    is not hashable); a container nested deeper than MAX_DEPTH is such a leaf."""
+    and dtypes besides), with `floats` a Python float by its type (`float`: the float is a
+    live leaf, a scalar input), any other leaf by `static_key` of its value (its identity
+    when it is not hashable); a container nested deeper than MAX_DEPTH is such a leaf."""
     t = type(v)
     if t is _nd:
         leaves.append(v)
         return (v.shape, v.dtype)
+    if t is float and floats:
+        leaves.append(v)
+        return float
     if depth <= MAX_DEPTH and (t is tuple or t is list or (isinstance(v, tuple) and
                                                          hasattr(t, "_fields"))):
-        return (t, tuple([tree_flat(c, leaves, static_key, depth + 1) for c in v]))
+        return (t, tuple([tree_flat(c, leaves, static_key, depth + 1, floats) for c in v]))
     if depth <= MAX_DEPTH and t is dict:
-        return (t, tuple(v), tuple([tree_flat(c, leaves, static_key, depth + 1)
-                                    for c in v.values()]))
+        ks, kt = _dkeys(v)
+        return (t, ks, tuple([tree_flat(c, leaves, static_key, depth + 1, floats)
+                              for c in v.values()]), kt)
     if _live_leaf(v):
         leaves.append(v)
         return (t, None)
@@ -158,33 +183,98 @@ def tree_flat(v, leaves, static_key, depth=0):
 NO_ARRAYS = ("no arrays",)
 
 
-def slot_key(v, leaves, static_key, written=False):
-    """`tree_flat` of a slot's container (its scalar leaves keyed by value). The function
-    sees a container that holds no array itself (no copy); one it changed while jit traced
-    it (`written`: a list it appends to) is keyed NO_ARRAYS while it holds no array (its
-    contents are the function's side effect, not an input)."""
+def slot_key(v, leaves, static_key, written=False, floats=False):
+    """`tree_flat` of a slot's container (its Python floats live leaves with `floats`, its
+    other scalar leaves keyed by value). The function sees a container that holds no live
+    leaf itself (no copy); one it changed while jit traced it (`written`: a list it appends
+    to) is keyed NO_ARRAYS while it holds no array (its contents are the function's side
+    effect, not an input; its floats are not live then)."""
     n = len(leaves)
-    k = tree_flat(v, leaves, static_key)
+    k = tree_flat(v, leaves, static_key, 0, floats and not written)
     return NO_ARRAYS if written and len(leaves) == n else k
 
 
-def tree_build(v, it, memo, depth=0):
-    """A copy of container v (as `tree_flat` walked it) whose live leaves are the next values
-    of iterator `it`; `memo` (id of a container -> its copy) gives a container reached twice
-    one copy, so container identity holds inside the trace too."""
+def tree_build(v, it, memo, depth=0, floats=False):
+    """A copy of container v (as `tree_flat` walked it, `floats` as there) whose live leaves
+    are the next values of iterator `it`; `memo` (id of a container -> its copy) gives a
+    container reached twice one copy, so container identity holds inside the trace too."""
     t = type(v)
-    if t is _nd:
+    if t is _nd or (t is float and floats):
         return next(it)
     if depth <= MAX_DEPTH and is_tree(v):
         if t is dict:
-            new = dict(zip(v, [tree_build(c, it, memo, depth + 1) for c in v.values()]))
+            new = dict(zip(v, [tree_build(c, it, memo, depth + 1, floats)
+                               for c in v.values()]))
         else:
-            kids = [tree_build(c, it, memo, depth + 1) for c in v]
+            kids = [tree_build(c, it, memo, depth + 1, floats) for c in v]
             new = kids if t is list else tuple(kids) if t is tuple else t(*kids)
         return memo.setdefault(id(v), new)
     if _live_leaf(v):
         return next(it)
     return v
+
+
+def tree_snapshot(copies):
+    """What container copies hold now (each copy, its keys, its children), to tell whether
+    the function changed one (`tree_changed`)."""
+    return [(c, tuple(c), tuple(c.values())) if type(c) is dict else (c, None, tuple(c))
+            for c in copies]
+
+
+def tree_changed(snap):
+    """Has the function changed one of the (mutable) copies of `tree_snapshot`: an entry
+    rebound, added or removed?"""
+    for c, ks, kids in snap:
+        now = tuple(c.values()) if ks is not None else tuple(c)
+        if len(now) != len(kids) or (ks is not None and tuple(c) != ks) or \
+                any(a is not b for a, b in zip(now, kids)):
+            return True
+    return False
+
+
+def tree_pairs(v, c, back, pairs, depth=0):
+    """Pair container v with its copy c (`tree_build`'s, before the function runs): `back`
+    maps the id of each copy and of each traced leaf to the object it stands for, `pairs`
+    lists (container, its list / dict copy)."""
+    if v is c:
+        return
+    back[id(c)] = v
+    if depth <= MAX_DEPTH and is_tree(v) and type(c) is type(v):
+        if type(c) in (list, dict):
+            pairs.append((v, c))
+        for a, b in zip(_children(v), _children(c)):
+            tree_pairs(a, b, back, pairs, depth + 1)
+
+
+def tree_write_back(pairs, snap, back, concrete):
+    """Make the changes the function made, while traced, to the copies of `pairs` (compared
+    with their `tree_snapshot` `snap`) on the containers themselves: an entry that is a copy
+    or a traced leaf jit gave it stands for its original, another traced value for its
+    concrete value at the trace (`concrete`), anything else is itself. True when a copy was
+    changed."""
+    def conv(x, depth):
+        o = back.get(id(x), _EMPTY)
+        if o is not _EMPTY:
+            return o
+        t = type(x)
+        if depth <= MAX_DEPTH and t in (list, tuple):
+            return t([conv(e, depth + 1) for e in x])
+        if depth <= MAX_DEPTH and t is dict:
+            return {k: conv(e, depth + 1) for k, e in x.items()}
+        return concrete(x)
+
+    changed = False
+    for (o, c), one in zip(pairs, snap):
+        if not tree_changed([one]):
+            continue
+        changed = True
+        if type(c) is list:
+            o[:] = [conv(e, 0) for e in c]
+        else:
+            new = {k: conv(e, 0) for k, e in c.items()}
+            o.clear()
+            o.update(new)
+    return changed
 
 
 def _is_tensor(v):
@@ -366,7 +456,8 @@ def _custom():
 class Slots:
     """The live slots of a function (see the module doc)."""
 
-    def __init__(self, f, static_key=None, promoted=frozenset(), written=frozenset()):
+    def __init__(self, f, static_key=None, promoted=frozenset(), written=frozenset(),
+                 keyed=frozenset()):
         self.static_key = static_key
         self.readers = []   # ("cell", cell, None) | ("global", dict, name)
         self.names = []     # per reader: how a message names it ("global `cfg`")
@@ -402,6 +493,11 @@ class Slots:
         self.promoted = [self.scalar[i] and self.rid(i) in promoted for i in self.order()]
         # per slot in gather() order: a container the function changed while jit traced it
         self.written = [self.rid(i) in written for i in self.order()]
+        # per slot in gather() order: the Python floats of a container held there are live
+        # leaves (scalar inputs), unless the function changes the container or a trace with
+        # them traced failed (`keyed`: jit's `_lnever`): then keyed by value
+        self.cfloats = [self.rid(i) not in written and self.rid(i) not in keyed
+                        for i in self.order()]
         self.kwritten = [self.krid(i) in written for i in range(len(self.kreaders))]
         self.n += len(self.kreaders)  # jit reads the slots when there is any
         self.read = self._read_trees if self.trees or not self.n else _reader(self)
@@ -412,17 +508,19 @@ class Slots:
         if sv is None:
             return None
         sl, k = [], []
-        for v, pr, w in zip(sv, self.promoted, self.written):
+        for v, pr, w, cf in zip(sv, self.promoted, self.written, self.cfloats):
             if pr:  # a promoted float slot: keyed by its type, its value an input
                 if type(v) is not float:
                     return None
                 k.append(float)
-                sl.append(np.asarray(v, np.float64))
+                sl.append(v)
             else:
-                k.append(slot_key(v, sl, self.static_key, w) if is_tree(v) else
+                k.append(slot_key(v, sl, self.static_key, w, cf) if is_tree(v) else
                          tree_flat(v, sl, self.static_key))
         k = tuple(k) + tuple(self.kparts())
-        lv = leaves + tuple(sl)
+        # (Python floats: promoted slots' and containers' live floats, float64 0-d inputs)
+        lv = leaves + tuple([np.asarray(x, np.float64) if type(x) is float else x
+                             for x in sl])
         if len({*map(id, lv)}) < len(lv):
             k += (aliases(lv),)
         return k, lv
@@ -743,9 +841,10 @@ def _reader(slots):
     env["SC"], env["sk"], env["asarray"], env["f64"], env["pk"] = \
         SCALARS, scalar_key, np.asarray, np.dtype(np.float64), _pack_d
     env["slow"], env["skey"] = _slow_ckey, slots.static_key
-    for v, c, w, pv in zip(vs, slots.ctrees, slots.written, slots.planned):
-        if c:  # a container of scalars: keyed by value, no input
-            lines += _ctree_lines(pv, v, w, const)
+    env["slowf"] = _slow_fkey
+    for v, c, w, pv, cf in zip(vs, slots.ctrees, slots.written, slots.planned, slots.cfloats):
+        if c:  # a container of scalars: keyed by value (its floats inputs: `f{v}`)
+            lines += _ctree_lines(pv, v, w, const, None, cf and not w)
     for v, sc, pr in zip(vs, slots.scalars, slots.promoted):
         if pr:
             lines += [f"    if type({v}) is not float:", "        return None"]
@@ -784,9 +883,10 @@ def _reader(slots):
         if sc else
         f"({v}.shape, {v}.dtype) if type({v}) is nd else MISS, "
         for v, sc, pr, c in zip(vs, slots.scalars, slots.promoted, slots.ctrees)) + ")")
-    ins = [f"asarray({v}, f64)" if pr else v
-           for v, sc, pr, c in zip(vs, slots.scalars, slots.promoted, slots.ctrees)
-           if pr or not (sc or c)]
+    ins = [f"asarray({v}, f64)" if pr else f"*f{v}" if c and cf and not w else v
+           for v, sc, pr, c, cf, w in zip(vs, slots.scalars, slots.promoted, slots.ctrees,
+                                          slots.cfloats, slots.written)
+           if pr or not (sc or c) or (c and cf and not w)]
     vs = [v for v, sc, c in zip(vs, slots.scalars, slots.ctrees) if not (sc or c)]
     lines.append("    lv = leaves + (" + "".join(f"{v}, " for v in ins) + ")" if ins else
                  "    lv = leaves")
@@ -818,15 +918,32 @@ def _slow_ckey(v, static_key, written):
     return None if leaves else ("slow", k)
 
 
-def _ctree_lines(planned, v, written, const, fallback=None):
+def _slow_fkey(v, static_key):
+    """`_slow_ckey` for a slot whose container's floats are live: (its general key, its
+    floats as float64 0-d inputs); (None, None) when it holds an array now (plan again)."""
+    leaves = []
+    k = tree_flat(v, leaves, static_key, 0, True)
+    if any(type(x) is not float for x in leaves):
+        return None, None
+    return ("slow", k), tuple([np.asarray(x, np.float64) for x in leaves])
+
+
+def _ctree_lines(planned, v, written, const, fallback=None, floats=False):
     """Generated lines computing `c{v}`: the key of slot value `v` (planned as a container of
     scalars: `planned`) by value. While it has the planned structure and leaf types (checked
     inline), the key is a fresh tag, the float leaves' bits packed at once (0.0 and -0.0
-    apart, a NaN matching itself) and the other leaves' values; otherwise `_slow_ckey`."""
-    slow = fallback or [f"    c{v} = slow({v}, skey, {bool(written)})", f"    if c{v} is None:",
-                        "        return None"]
+    apart, a NaN matching itself) and the other leaves' values; otherwise `_slow_ckey`.
+    With `floats` (its floats are live), the key holds the other leaves only and `f{v}` the
+    floats as float64 0-d inputs (`_slow_fkey` otherwise)."""
+    if floats:
+        slow = [f"    c{v}, f{v} = slowf({v}, skey)", f"    if c{v} is None:",
+                "        return None"]
+    else:
+        slow = fallback or [f"    c{v} = slow({v}, skey, {bool(written)})",
+                            f"    if c{v} is None:", "        return None"]
     if written:
         return slow
+    live_floats = floats
     conds, floats, others, n = [], [], [], [0]
 
     def name():
@@ -840,6 +957,9 @@ def _ctree_lines(planned, v, written, const, fallback=None):
             conds.append(f"type({nm} := {expr}) is {const(t)}")
             if t is dict:
                 conds.append(f"tuple({nm}) == {const(tuple(x))}")
+                kt = _dkeys(x)[1]
+                if kt is not None:  # 1, True and 1.0 are equal keys of other types
+                    conds.append(f"tuple(map(type, {nm})) == {const(kt)}")
                 for k, c in x.items():
                     walk(c, f"{nm}[{const(k)}]", depth + 1)
             else:
@@ -857,11 +977,17 @@ def _ctree_lines(planned, v, written, const, fallback=None):
     except _NoGen:
         return slow
     parts = [const(next(_CTAGS))]
-    if floats:
+    live = []
+    if floats and live_floats:
+        # (each checked a float above: asarray gives a float64 0-d array, as with f64)
+        live = [f"        f{v} = ({''.join(f'asarray({f}), ' for f in floats)})"]
+    elif live_floats:
+        live = [f"        f{v} = ()"]
+    elif floats:
         parts.append(f"{const(struct.Struct(f'<{len(floats)}d').pack)}({', '.join(floats)})")
     parts += others
-    return [f"    if {' and '.join(conds)}:", f"        c{v} = ({', '.join(parts)},)",
-            "    else:"] + ["    " + ln for ln in slow]
+    return [f"    if {' and '.join(conds)}:", f"        c{v} = ({', '.join(parts)},)"] + live + \
+        ["    else:"] + ["    " + ln for ln in slow]
 
 
 def _build(p, subst):
