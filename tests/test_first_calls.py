@@ -227,10 +227,11 @@ def test_the_tracing_call_generates_no_flattener_or_assembler(monkeypatch):
     assert step.traces == 1 and step.hits == 5
 
 
-def test_rng_snapshots_see_every_draw_and_are_cheap():
+def test_rng_snapshots_see_every_draw_without_reading_the_state_dict():
     # jit snapshots np.random's global RandomState twice per trace (the warning about random
-    # draws made while tracing): its state's dict cost 25-90 us each time
-    import time
+    # draws made while tracing): its state's dict cost 25-90 us each time. The snapshot must
+    # see every draw, and NumPy's generators must be snapshotted without building that dict
+    # (checked structurally, not by timing)
     from adjit.transforms.live import random_state
     gens = [np.random.mtrand._rand, np.random.RandomState(3),
             np.random.Generator(np.random.MT19937(4)), np.random.default_rng(5)]
@@ -240,12 +241,10 @@ def test_rng_snapshots_see_every_draw_and_are_cheap():
         (r.random_sample if isinstance(r, np.random.RandomState) else r.random)()
         b = random_state(r)
         assert b != a and random_state(r) == b
-    times = []
-    for _ in range(50):
-        t0 = time.perf_counter()
-        random_state(np.random.mtrand._rand)
-        times.append(time.perf_counter() - t0)
-    assert min(times) < 5e-6, min(times)  # (the dict: 25-90 us)
+
+    from adjit.transforms.live import _RawState
+    for r in gens:  # NumPy's own generators: the objects' bytes, never the state's dict
+        assert type(random_state(r)) is _RawState
 
 
 def _np_state(r):
