@@ -370,3 +370,93 @@ def test_grad_draws_numpys_sequence_with_a_cached_gaussian():
     g = adjit.grad(f)
     for w in want:
         np.testing.assert_array_equal(g(np.ones(3)), w)
+
+
+# --- helpers held where jit reads no slot: a default value, a partial's argument, a bound
+# method in a global or closure cell. What they read is keyed (a changed value traces
+# again); before, nothing was followed and a changed value was silently not seen.
+
+_HELD_SCALE = np.array([2.0])
+
+
+def _held_helper(w):
+    return np.sum(w * _HELD_SCALE)
+
+
+class _HeldModel:
+    def __init__(self):
+        self.k = 2.0
+        self.bias = np.array([0.5, -1.0, 2.0])
+
+    def step(self, w):
+        return w * self.k + self.bias
+
+
+def _check_tracks(f, change, n=3):
+    import adjit
+    jf = adjit.jit(f)
+    vg = adjit.jit(adjit.value_and_grad(f))
+    w = np.array([1.0, -2.0, 0.5])
+    for k in range(n):
+        want = f(w)
+        assert jf(w) == want, k
+        val, g = vg(w)
+        assert val == want
+        eps = 1e-6
+        fd = np.array([(f(w + eps * e) - f(w - eps * e)) / (2 * eps) for e in np.eye(3)])
+        np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-6)
+        change(k)
+
+
+def test_a_helper_held_as_a_default_value_is_followed():
+    global _HELD_SCALE
+
+    def loss(w, f=_held_helper):
+        return f(w) ** 2
+
+    def change(k):
+        global _HELD_SCALE
+        _HELD_SCALE = np.array([3.0 + k])  # rebinding the global the helper reads
+    keep = _HELD_SCALE
+    try:
+        _check_tracks(loss, change)
+    finally:
+        _HELD_SCALE = keep
+
+
+def test_a_helper_held_by_a_partial_is_followed():
+    import functools
+    global _HELD_SCALE
+
+    def loss(f, w):
+        return f(w) ** 2
+    p = functools.partial(loss, _held_helper)
+
+    def change(k):
+        global _HELD_SCALE
+        _HELD_SCALE = np.array([3.0 + k])
+    keep = _HELD_SCALE
+    try:
+        _check_tracks(p, change)
+    finally:
+        _HELD_SCALE = keep
+
+
+def test_a_bound_method_in_a_cell_global_or_default_reads_its_objects_attributes():
+    m = _HeldModel()
+    step = m.step
+
+    def in_cell(w):
+        return np.sum(step(w) ** 2)
+
+    def in_default(w, s=m.step):
+        return np.sum(s(w) ** 2)
+
+    def change(k):
+        m.k = 3.0 + k                            # a scalar attribute
+        m.bias = m.bias + 1.0                    # a rebound array attribute
+    for f in (in_cell, in_default):
+        _check_tracks(f, change)
+    g = {"np": np, "step": m.step}
+    exec("def in_global(w):\n    return np.sum(step(w) ** 2)\n", g)
+    _check_tracks(g["in_global"], change)

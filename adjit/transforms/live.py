@@ -385,6 +385,18 @@ def _user_code(filename):
         not os.path.realpath(filename).startswith(_LIBDIRS)
 
 
+def _self_attrs(code):
+    """The attributes a method's code reads of its first argument (`self.k`), in order."""
+    me, out, prev = code.co_varnames[0], [], None
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and prev is not None and \
+                prev.opname in ("LOAD_FAST", "LOAD_FAST_CHECK") and prev.argval == me:
+            out.append(ins.argval)
+        if ins.opname != "CACHE":
+            prev = ins
+    return list(dict.fromkeys(out))
+
+
 def _kread(kind, w, nm):
     """The value a key-only reader reads (see Slots.kreaders)."""
     if kind == "cell":
@@ -565,6 +577,9 @@ class Slots:
         if d:
             names = code.co_varnames[code.co_argcount - len(d):code.co_argcount]
             for i, (nm, v) in enumerate(zip(names, d)):
+                if not is_adjit_file(code.co_filename) and \
+                        self._kcallable(None, v, 1, {id(fn)}, f" (default value of `{nm}`)"):
+                    continue  # a helper held as a default: what it reads is keyed
                 if type(v) not in SCALARS and v is not None and _candidate(v):
                     p.defs.append((i, self._add("const", v, None, v,
                                                 f"default value of `{nm}`")))
@@ -587,10 +602,15 @@ class Slots:
         pp = _Plan(f)
         pp.cells = [(0, p)] if p else []
         for i, v in enumerate(f.args):
+            if self._kcallable(None, v, 1, {id(f.func)}, f" (argument {i} of the partial)"):
+                continue  # (a partial's arguments are immutable: a new one is a new partial)
             if type(v) not in SCALARS and v is not None and _candidate(v):
                 pp.pargs.append((i, self._add("const", v, None, v,
                                               f"argument {i} of the partial")))
         for nm, v in f.keywords.items():
+            if self._kcallable(("global", f.keywords, nm), v, 1, {id(f.func)},
+                               f" (keyword `{nm}` of the partial)"):
+                continue
             if _candidate(v):
                 pp.pkw.append((nm, self._add("global", f.keywords, nm, v,
                                              f"keyword `{nm}` of the partial")))
@@ -610,6 +630,55 @@ class Slots:
         self._keyplan(v, depth, seen, via)
         if len(self.kreaders) > n:
             self.checks.append((reader, v))
+
+    def _kcallable(self, reader, v, depth, seen, via):
+        """Follow a callable held where jit reads no slot (a default value, a partial's
+        argument, a cell or global holding a bound method): a user function's reads become
+        key-only slots (`_kfollow`); a bound method's too, and the attributes of its object
+        that the method reads (`self.k`). True when v was such a callable."""
+        if isinstance(v, types.FunctionType):
+            if reader is None:
+                self._keyplan(v, depth, seen, via)
+            else:
+                self._kfollow(reader, v, depth, seen, via)
+            return True
+        if isinstance(v, functools.partial):  # its function and its arguments, keyed
+            if id(v) in seen:
+                return True
+            seen.add(id(v))
+            n = len(self.kreaders)
+            self._kcallable(None, v.func, depth, seen, via)
+            for i, a in enumerate(v.args):
+                if not self._kcallable(None, a, depth, seen, via) and _candidate(a) and \
+                        type(a) not in SCALARS and a is not None and \
+                        not (is_tree(a) and holds_array(a)):
+                    self._kadd(("const", a, None), a, f"argument {i} of a partial{via}")
+            for nm, a in v.keywords.items():
+                if not self._kcallable(None, a, depth, seen, via) and _candidate(a) and \
+                        not (is_tree(a) and holds_array(a)):
+                    self._kadd(("global", v.keywords, nm), a, f"keyword `{nm}` of a partial{via}")
+            if len(self.kreaders) > n and reader is not None:
+                self.checks.append((reader, v))
+            return True
+        if not (isinstance(v, types.MethodType) and isinstance(v.__func__, types.FunctionType)):
+            return False
+        fn, obj = v.__func__, v.__self__
+        if not _user_code(fn.__code__.co_filename) or id(v) in seen:
+            return True
+        n = len(self.kreaders)
+        self._keyplan(fn, depth, seen, via)
+        d = getattr(obj, "__dict__", None)
+        if type(d) is dict and fn.__code__.co_argcount:
+            cell = types.CellType(obj)  # a private cell holding the object: a "dattr" reader
+            mname = f"{type(obj).__name__}.{fn.__name__}"
+            for attr in _self_attrs(fn.__code__):
+                w = d.get(attr, _EMPTY)
+                if w is not _EMPTY and _candidate(w) and not (is_tree(w) and holds_array(w)):
+                    self._kadd(("dattr", cell, attr), w,
+                               f"attribute `{attr}` of the object of `{mname}`{via}")
+        if len(self.kreaders) > n and reader is not None:
+            self.checks.append((reader, v))
+        return True
 
     def _kattrs(self, fn, attrs, via, skip=()):
         """Key-only slots for `obj.attr` reads of a global or closure object (not a module,
@@ -646,8 +715,8 @@ class Slots:
         via = f" (read by `{fn.__name__}`)"
         for i, c in enumerate(fn.__closure__ or ()):
             v = _cell(c)
-            if isinstance(v, types.FunctionType):
-                self._kfollow(("cell", c, None), v, depth + 1, seen, via)
+            if self._kcallable(("cell", c, None), v, depth + 1, seen, via):
+                pass
             elif _candidate(v) and not (is_tree(v) and holds_array(v)):
                 self._kadd(("cell", c, None), v, f"closure variable "
                            f"`{fn.__code__.co_freevars[i]}`{via}")
@@ -656,6 +725,8 @@ class Slots:
         self._kglobals(fn, names, stores, depth, seen, via)
         self._kattrs(fn, attrs, via, stores)
         for i, v in enumerate(fn.__defaults__ or ()):
+            if self._kcallable(None, v, depth + 1, seen, via):
+                continue  # (the defaults tuple is immutable: a new one is a new function)
             if type(v) not in SCALARS and v is not None and _candidate(v) and \
                     not (is_tree(v) and holds_array(v)):
                 self._kadd(("const", v, None), v, f"a default value{via}")
@@ -668,8 +739,8 @@ class Slots:
             v = g.get(nm, _EMPTY)
             if v is _EMPTY and hasattr(builtins, nm):
                 continue
-            if isinstance(v, types.FunctionType):
-                self._kfollow(("global", g, nm), v, depth + 1, seen, via)
+            if self._kcallable(("global", g, nm), v, depth + 1, seen, via):
+                pass
             elif _candidate(v) and not (is_tree(v) and holds_array(v)):
                 self._kadd(("global", g, nm), v, f"global `{nm}`{via}")
 
@@ -699,6 +770,9 @@ class Slots:
                 p.cells.append((i, sub))
             elif mine and (type(v) in SCALARS or (is_tree(v) and not holds_array(v))):
                 continue
+            elif isinstance(v, (types.MethodType, functools.partial)):
+                self._kcallable(("cell", c, None), v, depth + 1, seen,
+                                f" (read by `{fn.__code__.co_freevars[i]}`)")
             elif _candidate(v):
                 self._note_tree(v)
                 p.cells.append((i, len(self.readers)))
@@ -726,9 +800,9 @@ class Slots:
                 if isinstance(v, _custom()) else None
             if sub is not None:
                 p.gnames.append((nm, sub))
-            elif isinstance(v, types.FunctionType):
+            elif isinstance(v, (types.FunctionType, types.MethodType)):
                 # a helper called by name: the values it reads are keyed, not inputs
-                self._kfollow(("global", g, nm), v, depth + 1, seen, f" (read by `{nm}`)")
+                self._kcallable(("global", g, nm), v, depth + 1, seen, f" (read by `{nm}`)")
             elif _candidate(v):
                 self._note_tree(v)
                 p.gnames.append((nm, len(self.readers)))
