@@ -4,7 +4,6 @@ function). It must give what a dis-based scan gives, for every kind of code."""
 from __future__ import annotations
 
 import dis
-import sys
 import types
 
 import numpy as np
@@ -14,24 +13,9 @@ import adjit
 from adjit.transforms import live
 
 
-def _by_dis(code, out, stores, attrs):
-    """The reference: dis's decoded instructions (EXTENDED_ARG is a prefix, not a reader)."""
-    prev = None
-    for ins in dis.get_instructions(code):
-        if ins.opname == "LOAD_GLOBAL":
-            out.append(ins.argval)
-        elif ins.opname in ("STORE_GLOBAL", "DELETE_GLOBAL"):
-            stores.add(ins.argval)
-        elif ins.opname == "LOAD_ATTR" and prev is not None and \
-                prev.opname in ("LOAD_GLOBAL", "LOAD_DEREF") and \
-                (sys.version_info < (3, 12) or not ins.arg & 1):
-            attrs.append(("global" if prev.opname == "LOAD_GLOBAL" else "deref",
-                          prev.argval, ins.argval))
-        if ins.opname not in ("CACHE", "EXTENDED_ARG"):
-            prev = ins
-    for c in code.co_consts:
-        if isinstance(c, types.CodeType):
-            _by_dis(c, out, stores, attrs)
+# The reference: live's dis route (dis's decoded instructions, EXTENDED_ARG a prefix), a path
+# independent of the raw-bytecode scan it checks.
+_by_dis = live._global_names_dis
 
 
 CFG = types.SimpleNamespace(lr=0.5, beta=2.0)
