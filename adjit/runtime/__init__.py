@@ -74,6 +74,11 @@ def get_compiled(g):
 # (`compile_now`) in any mode but interp.
 HOT_CALLS = 20
 HOT_SECONDS = 1.0
+# A graph whose compile is under way keeps to the interpreter's loop (no generated function,
+# Plan.hold) for this long after it was submitted: generating costs a call 1-3 ms (W2's 76
+# equations) to save ~20 us per call for the ~0.6 s until native code serves; a compile
+# still pending after this long (a big graph, a busy machine) lifts the hold.
+PENDING_HOLD_SECONDS = 1.0
 TIERS = ("native", "auto", "deterministic", "interp")
 
 
@@ -159,7 +164,7 @@ class Interpreted:
     pays none of it."""
 
     __slots__ = ("src", "_opt", "_plan", "_key", "mode", "calls", "seconds", "job", "final",
-                 "checked", "early", "_lock")
+                 "checked", "early", "submitted", "_lock")
 
     def __init__(self, g, mode, opt=None):
         from ..ir.graph import Graph
@@ -176,6 +181,7 @@ class Interpreted:
         self.final = mode == "interp"  # never leaves this tier
         self.checked = mode != "auto"  # caches looked up (only auto loads code before hot)
         self.early = False  # its job reads a disk-cache entry (asked for before hot)
+        self.submitted = None  # perf_counter() when its compile was asked for
         self._lock = threading.Lock()
 
     @property
@@ -312,8 +318,7 @@ class Interpreted:
                 # the graph as traced: the worker optimises it (off this thread) and keys
                 # the disk entry by the optimised structure
                 job = self.job = compiler().submit(rkey, self.src, optimize=True)
-                if self._plan is not None and release:  # interpreted until linked
-                    self._plan.release()
+                self.submitted = time.perf_counter()
             if wait:
                 job.done.wait()
                 if job.state == "lost":  # the worker died: once more, then in this process
@@ -321,6 +326,10 @@ class Interpreted:
                     job.done.wait()
             state = job.state
             if state == "pending":
+                plan = self._plan
+                if plan is not None and plan.hold and release and \
+                        time.perf_counter() - self.submitted > PENDING_HOLD_SECONDS:
+                    plan.release()  # the code is late: the loop may generate its function
                 return None
             if state == "ready":
                 return self._use(g, job.cg)
