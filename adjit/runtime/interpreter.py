@@ -68,53 +68,94 @@ class Plan:
     )
 
     def __init__(self, g):
+        # made on a new function's second call (W2's 76 equations): one pass over the
+        # equations after the one that finds each value's last reader; per-primitive work
+        # (the loop's own functions, `out=` candidates) only where the primitive has any
+        invars, constvars, geqns = g.invars, g.constvars, g.eqns
+        n_in, n_const = len(invars), len(constvars)
+        self.n_in, self.n_const = n_in, n_const
+        first = n_in + n_const
         slot = {}
-        for v in list(g.invars) + list(g.constvars):
-            slot[v] = len(slot)
-        self.n_in, self.n_const = len(g.invars), len(g.constvars)
+        n = 0
+        for v in invars:
+            slot[v] = n
+            n += 1
+        for v in constvars:
+            slot[v] = n
+            n += 1
         last = {}
-        for i, e in enumerate(g.eqns):
+        i = 0
+        for e in geqns:
             for x in e.inputs:
                 if type(x) is not Lit:
                     last[x] = i
-        keep = {v for v in g.outvars if type(v) is not Lit}
-        steps, hoisted, known, eqns = [], [], set(), []
-        for i, e in enumerate(g.eqns):
-            for v in e.outvars:
-                slot[v] = len(slot)
+            i += 1
+        for v in g.outvars:  # a result of the graph never dies
+            if type(v) is not Lit:
+                last[v] = -1
+        refs = _slot_refs(n + sum(len(e.outvars) for e in geqns))
+        steps, hoisted, known, eqns, read = [], [], set(), [], set()
+        lget = last.get
+        i = -1
+        for e in geqns:
+            i += 1
+            prim = e.prim
+            pname = prim.name
             # an equation of constants only (the identity's full -> pad -> reshape): computed
             # once (`_constants`), its small result kept read-only, not run on every call
-            const = e.prim.name in HOISTED and _plain(e) and len(e.outvars) == 1 and \
-                e.outvars[0].type.size <= FULL_TEMPLATE and \
-                all(type(x) is Lit or x in known for x in e.inputs)
-            if const:
-                known.add(e.outvars[0])
-            # the operands in one pass (a plan is made on a new function's second call: ~3 us
-            # an equation with generator expressions): slots, the slots that die here, and
-            # whether a literal needs the dtype of the last array operand (as `bind` converts it)
-            ins, dl, litdt, lit = [], [], None, False
+            const = False
+            if pname in HOISTED:
+                for x in e.inputs:
+                    if type(x) is not Lit and x not in known:
+                        break
+                else:
+                    const = _plain(e) and len(e.outvars) == 1 and \
+                        e.outvars[0].type.size <= FULL_TEMPLATE
+                    if const:
+                        known.add(e.outvars[0])
+            # the operands in one pass: slots, the slots that die here, and whether a literal
+            # needs the dtype of the last array operand (as `bind` converts it)
+            ins, dl, litdt, lit = [], None, None, False
             for x in e.inputs:
                 if type(x) is Lit:
                     ins.append(x)
                     lit = True
                     continue
                 sx = slot[x]
-                ins.append((True, sx))
+                ins.append(refs[sx])
                 litdt = x.type.dtype
-                if last.get(x) == i and sx not in dl and x not in keep:
-                    dl.append(sx)
+                if lget(x) == i:
+                    if dl is None:
+                        dl = [sx]
+                    elif sx not in dl:
+                        dl.append(sx)
             if lit:
                 ldt = DTYPES[litdt] if litdt else None
                 ins = tuple((False, np.asarray(x.value, ldt)) if type(x) is Lit else x
                             for x in ins)
             else:
                 ins = tuple(ins)
-            dl.sort()
-            dead = tuple(dl)
-            outs = tuple([slot[v] for v in e.outvars])
-            fn = _loop_fn(e)
-            step = (fn or e.prim.impl, ins, {} if fn else e.params, outs, dead,
-                    _reuse(e, ins, dead, self.n_in + self.n_const))
+            if dl is None:
+                dead = ()
+            else:
+                if len(dl) > 1:
+                    dl.sort()
+                dead = tuple(dl)
+            outvars = e.outvars
+            if len(outvars) == 1:
+                slot[outvars[0]] = n
+                outs = (n,)
+                n += 1
+            else:
+                outs = []
+                for v in outvars:
+                    slot[v] = n
+                    outs.append(n)
+                    n += 1
+                outs = tuple(outs)
+            fn = _loop_fn(e) if pname in _LOOP_FNS else None
+            step = (fn or prim.impl, ins, {} if fn else e.params, outs, dead,
+                    _reuse(e, ins, dead, first) if dead else None)
             if const:
                 hoisted.append(step[:4])
                 if dead:  # the constants read only by constants are dropped once computed
@@ -122,17 +163,21 @@ class Plan:
             else:
                 steps.append(step)
                 eqns.append(e)
+                for x in ins:
+                    if x[0]:
+                        read.add(x[1])
         self.steps = steps
         self.eqns = eqns  # each step's equation
         # a constant a per-call step or a result reads stays, though a constant read it last
-        read = {s for st in steps for is_slot, s in st[1] if is_slot}
-        read.update(s for is_slot, s in ((type(o) is not Lit, slot.get(o)) for o in g.outvars)
-                    if is_slot)
-        self.hoisted = [(f, ins, p, tuple(s for s in outs if s not in read)) if f is None
-                        else (f, ins, p, outs) for f, ins, p, outs in hoisted]
+        self.outs = [(False, o.value) if type(o) is Lit else refs[slot[o]] for o in g.outvars]
+        if hoisted:
+            read.update(s for is_slot, s in self.outs if is_slot)
+            self.hoisted = [(f, ins, p, tuple(s for s in outs if s not in read)) if f is None
+                            else (f, ins, p, outs) for f, ins, p, outs in hoisted]
+        else:
+            self.hoisted = hoisted
+        self.size = n
         self.kept = None  # [(slot, read-only value)]: the hoisted equations' results, once run
-        self.size = len(slot)
-        self.outs = [(False, o.value) if type(o) is Lit else (True, slot[o]) for o in g.outvars]
         self.name = g.name
         self.graph = g
         self.pool = None  # what `donated` needs, made on its first call (`_pool_info`)
@@ -315,6 +360,17 @@ HOISTED = frozenset({"full", "pad", "reshape", "broadcast_in_dim", "transpose",
 
 _getrefcount = sys.getrefcount
 _nd = np.ndarray
+# the primitives `_loop_fn` has a function of the operands for
+_LOOP_FNS = frozenset({"dot_general", "gather", "scatter_add"})
+_SLOT_REFS: list = []  # (True, s) for slot s: a plan's operand of slot s (shared, immutable)
+
+
+def _slot_refs(n):
+    global _SLOT_REFS
+    refs = _SLOT_REFS
+    if len(refs) < n:  # a new list (threads may race: each list they make is right)
+        refs = _SLOT_REFS = refs + [(True, s) for s in range(len(refs), max(n, 2 * len(refs)))]
+    return refs
 
 
 def _reuse(e, ins, dead, first_step_slot, n_in=0):
@@ -327,19 +383,24 @@ def _reuse(e, ins, dead, first_step_slot, n_in=0):
     if uf is None or len(e.outvars) != 1 or uf.nout != 1 or uf.nin != len(e.inputs):
         return None
     t = e.outvars[0].type
-    if t.dtype not in ("f32", "f64") or any(type(x) is not Lit and x.type.dtype != t.dtype
-                                             for x in e.inputs):
+    dt = t.dtype
+    if dt != "f32" and dt != "f64":
         return None
-    cands = []
-    for k, ((is_slot, s), x) in enumerate(zip(ins, e.inputs)):
+    for x in e.inputs:
+        if type(x) is not Lit and x.type.dtype != dt:
+            return None
+    shape = t.shape
+    cands, taken = [], []
+    k = 0
+    for (is_slot, s), x in zip(ins, e.inputs):
         if is_slot and s in dead and (s < n_in or s >= first_step_slot) and \
-                x.type.shape == t.shape and \
-                all(c[0] != s for c in cands):
+                s not in taken and x.type.shape == shape:
+            taken.append(s)
             # references while it runs: its env slot, each occurrence in the operand list,
             # `_into`'s local name, getrefcount's own argument
-            n = sum(1 for b, s2 in ins if b and s2 == s)
-            cands.append((s, k, 3 + n))
-    return (uf, tuple((k, n) for _, k, n in cands)) if cands else None
+            cands.append((k, 3 + ins.count((True, s))))
+        k += 1
+    return (uf, tuple(cands)) if cands else None
 
 
 def _pool_key(e):
@@ -1580,17 +1641,41 @@ def _loop_fn(e):
     depends only on the types worked out once (the loop's dot_general and scatter_add), or
     None: the implementation runs with the parameters."""
     name = e.prim.name
-    if name == "dot_general":
-        recipe = _dot_recipe(e)
-        return None if recipe is None else _dot_fn(recipe)
     if name == "gather":
         return _gather_fn(e)
-    if name == "scatter_add":
+    if name != "dot_general" and name != "scatter_add":
+        return None
+    # the function depends on the parameters and operand types alone: made once per process
+    # for each (a recipe costs 2-4 us: a plan is made on a new function's second call)
+    if any(type(x) is Lit for x in e.inputs) or not _plain(e):
+        return None
+    try:
+        key = (name, tuple(e.params.items()), tuple(x.type.shape for x in e.inputs),
+               e.outvars[0].type.shape)
+        fn = _LOOP_FN_MEMO.get(key, False)
+    except TypeError:  # an unhashable parameter
+        key, fn = None, False
+    if fn is not False:
+        return fn
+    if name == "dot_general":
+        recipe = _dot_recipe(e)
+        fn = None if recipe is None else _dot_fn(recipe)
+    else:
         r = _scatter_perms(e)
+        fn = None
         if r is not None:
             px, pu = r
-            return lambda x, idx, upd: _scatter_at(x, idx, upd, px, pu)
-    return None
+
+            def fn(x, idx, upd):
+                return _scatter_at(x, idx, upd, px, pu)
+    if key is not None:
+        if len(_LOOP_FN_MEMO) >= 4096:
+            _LOOP_FN_MEMO.clear()
+        _LOOP_FN_MEMO[key] = fn
+    return fn
+
+
+_LOOP_FN_MEMO: dict = {}  # (name, params, operand shapes, result shape) -> `_loop_fn`'s result
 
 
 def _scatter_at(x, idx, upd, px, pu):
