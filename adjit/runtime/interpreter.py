@@ -35,6 +35,7 @@ import math
 import sys
 import time
 from bisect import bisect_left
+from operator import itemgetter as _itemgetter
 
 import numpy as np
 
@@ -115,7 +116,7 @@ class Plan:
                         known.add(e.outvars[0])
             # the operands in one pass: slots, the slots that die here, and whether a literal
             # needs the dtype of the last array operand (as `bind` converts it)
-            ins, dl, litdt, lit = [], None, None, False
+            ins, sl, dl, litdt, lit = [], [], None, None, False
             for x in e.inputs:
                 if type(x) is Lit:
                     ins.append(x)
@@ -123,18 +124,25 @@ class Plan:
                     continue
                 sx = slot[x]
                 ins.append(refs[sx])
+                sl.append(sx)
                 litdt = x.type.dtype
                 if lget(x) == i:
                     if dl is None:
                         dl = [sx]
                     elif sx not in dl:
                         dl.append(sx)
+            # the operands' values as one C call when they are all slots (operator.itemgetter;
+            # a 1-slice for one operand: a list), where a list comprehension over `ins` costs
+            # ~0.3 us a step
             if lit:
                 ldt = DTYPES[litdt] if litdt else None
                 ins = tuple((False, np.asarray(x.value, ldt)) if type(x) is Lit else x
                             for x in ins)
+                get = None
             else:
                 ins = tuple(ins)
+                get = _itemgetter(*sl) if len(sl) > 1 else \
+                    _itemgetter(slice(sx, sx + 1)) if sl else _no_operands
             if dl is None:
                 dead = ()
             else:
@@ -155,7 +163,7 @@ class Plan:
                 outs = tuple(outs)
             fn = _loop_fn(e) if pname in _LOOP_FNS else None
             step = (fn or prim.impl, ins, {} if fn else e.params, outs, dead,
-                    _reuse(e, ins, dead, first) if dead else None)
+                    _reuse(e, ins, dead, first) if dead else None, get, None, None)
             if const:
                 hoisted.append(step[:4])
                 if dead:  # the constants read only by constants are dropped once computed
@@ -238,22 +246,7 @@ class Plan:
         token = FP_STATE.set(FP_QUIET)  # NumPy's warnings off (see adjit/_fp.py)
         try:
             self._fill_kept(env)
-            for impl, ins, params, outs, dead, reuse in self.steps:
-                vals = [env[s] if is_slot else s for is_slot, s in ins]
-                if reuse is not None:
-                    r = _into(reuse, vals)
-                    if r is None:
-                        r = impl(*vals, **params) if params else impl(*vals)
-                else:
-                    r = impl(*vals, **params) if params else impl(*vals)
-                if len(outs) == 1:
-                    env[outs[0]] = r
-                elif outs:  # several results (a guard has none)
-                    for s, v in zip(outs, r):
-                        env[s] = v
-                r = None  # no stray reference: the next step may reuse its buffer
-                for s in dead:
-                    env[s] = None
+            _run_steps(env, self.steps)
         finally:
             FP_STATE.reset(token)
         return [np.asarray(env[s]) if is_slot else s for is_slot, s in self.outs]
@@ -271,7 +264,7 @@ class Plan:
         that of the donated arrays and the loop's live values). Any other reference to an
         array (a view, a Node, the caller) keeps it from being written or pooled."""
         from . import fresh
-        keys, need, unread, reuses = self._pool_info()
+        steps, need, unread = self._pool_info()
         env = self._env(args, consts)
         for i in donate:
             args[i] = None
@@ -282,31 +275,7 @@ class Plan:
         token = FP_STATE.set(FP_QUIET)  # NumPy's warnings off (see adjit/_fp.py)
         try:
             self._fill_kept(env)
-            for i, (impl, ins, params, outs, dead, _) in enumerate(self.steps):
-                vals = [env[s] if is_slot else s for is_slot, s in ins]
-                r = None
-                reuse = reuses[i]
-                if reuse is not None:
-                    r = _into(reuse, vals)
-                if r is None:
-                    k = keys[i]
-                    spare = pool.get(k[1]) if k is not None else None
-                    if spare:
-                        b = spare.pop()
-                        r = k[0](*vals, out=b)
-                        b = None
-                    else:
-                        r = impl(*vals, **params) if params else impl(*vals)
-                vals = None
-                if len(outs) == 1:
-                    env[outs[0]] = r
-                elif outs:  # several results (a guard has none)
-                    for s, v in zip(outs, r):
-                        env[s] = v
-                r = None  # no stray reference: the next step may reuse its buffer
-                for s in dead:
-                    if env[s] is not None:
-                        _pool_put(pool, env, s, need, i + 1)
+            _run_steps(env, steps, pool, need)
         finally:
             FP_STATE.reset(token)
         pool = None
@@ -315,10 +284,11 @@ class Plan:
         return fresh(outs, [a for a in args if a is not None], consts)
 
     def _pool_info(self):
-        """For `donated`: (per step, (ufunc, (shape, dtype)) of a float elementwise result a
-        pooled buffer may take, or None; per (shape, dtype), the indices of those steps in
-        order; the argument slots nothing reads; per step, its
-        `_reuse` with the arguments that die there as candidates)."""
+        """For `donated`: (its steps: the loop's with `_reuse`'s arguments that die there as
+        candidates too, the (ufunc, (shape, dtype)) of a float elementwise result a pooled
+        buffer may take, and the index of the next step; per (shape, dtype), the indices of
+        the steps whose result may take such a buffer, in order; the argument slots nothing
+        reads)."""
         info = self.pool
         if info is None:
             keys = [_pool_key(e) for e in self.eqns]
@@ -329,9 +299,9 @@ class Plan:
             read = {s for st in self.steps for is_slot, s in st[1] if is_slot}
             read.update(s for is_slot, s in self.outs if is_slot)
             first = self.n_in + self.n_const
-            reuses = [_reuse(e, st[1], st[4], first, self.n_in)
-                      for e, st in zip(self.eqns, self.steps)]
-            info = self.pool = (keys, need, frozenset(range(self.n_in)) - read, reuses)
+            steps = [st[:5] + (_reuse(e, st[1], st[4], first, self.n_in), st[6], k, i + 1)
+                     for i, (e, st, k) in enumerate(zip(self.eqns, self.steps, keys))]
+            info = self.pool = (steps, need, frozenset(range(self.n_in)) - read)
         return info
 
     def _constants(self):
@@ -363,6 +333,11 @@ _nd = np.ndarray
 # the primitives `_loop_fn` has a function of the operands for
 _LOOP_FNS = frozenset({"dot_general", "gather", "scatter_add"})
 _SLOT_REFS: list = []  # (True, s) for slot s: a plan's operand of slot s (shared, immutable)
+
+
+def _no_operands(env):
+    """The operands of an equation without any (a step's operand getter)."""
+    return ()
 
 
 def _slot_refs(n):
@@ -443,6 +418,38 @@ def _into(reuse, vals):
         if type(b) is _nd and b.base is None and b.flags.writeable and _getrefcount(b) == n:
             return uf(*vals, out=b)
     return None
+
+
+def _run_steps(env, steps, pool=None, need=None):
+    """Run a plan's steps on the value table `env` (`Plan.loop`, and `Plan.donated` with its
+    `pool` of spare buffers and `need`, see `_pool_put`). A step: (implementation, operands
+    ((is a slot, slot or literal array), ...), parameters, result slots, the slots that die
+    there, `_reuse`'s (ufunc, candidates) or None, a function that reads the operands from
+    env or None, the (ufunc, (shape, dtype)) a spare buffer may take or None, the index of
+    the next step). The loop's steps take no spare buffer: it never looks at `pool`."""
+    for impl, ins, params, outs, dead, reuse, get, spare_key, nxt in steps:
+        vals = get(env) if get is not None else [env[s] if is_slot else s for is_slot, s in ins]
+        if reuse is None or (r := _into(reuse, vals)) is None:
+            if spare_key is not None and (spare := pool.get(spare_key[1])):
+                b = spare.pop()
+                r = spare_key[0](*vals, out=b)
+                b = None
+            else:
+                r = impl(*vals, **params) if params else impl(*vals)
+        vals = None  # no stray reference to a dying operand
+        if len(outs) == 1:
+            env[outs[0]] = r
+        elif outs:  # several results (a guard has none)
+            for s, v in zip(outs, r):
+                env[s] = v
+        r = None  # no stray reference: the next step may reuse its buffer
+        if pool is None:
+            for s in dead:
+                env[s] = None
+        else:
+            for s in dead:
+                if env[s] is not None:
+                    _pool_put(pool, env, s, need, nxt)
 
 
 # ------------------------------------------------------------------ the generated function
