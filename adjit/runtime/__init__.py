@@ -17,6 +17,7 @@ pay one attribute read, not a cache lookup by structure.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -149,9 +150,10 @@ LOAD_AT_ONCE_WORK = 1 << 22
 def _work(g):
     """The elements g's equations write per call: the estimate of its array work."""
     n = 0
+    prod = math.prod  # (AType.size without the property's Python frame)
     for e in g.eqns:
         for v in e.outvars:
-            n += v.type.size
+            n += prod(v.type.shape)
     return n
 
 

@@ -50,8 +50,8 @@ class Plan:
     """A graph's equations prepared for repeated interpretation on arrays."""
 
     __slots__ = (
+        "_skipped",
         "due",
-        "eqns",
         "fn",
         "graph",
         "hoisted",
@@ -94,8 +94,11 @@ class Plan:
         for v in g.outvars:  # a result of the graph never dies
             if type(v) is not Lit:
                 last[v] = -1
-        refs = _slot_refs(n + sum(len(e.outvars) for e in geqns))
-        steps, hoisted, known, eqns, read = [], [], set(), [], set()
+        refs = _slot_refs(n + len(geqns) + 8)
+        nrefs = len(refs)
+        # `read`: the hoisted constants a per-call step reads (kept though a constant read
+        # them last); `skipped`: the indices of the hoisted equations (no step of their own)
+        steps, hoisted, known, read, skipped = [], [], set(), set(), []
         lget = last.get
         i = -1
         for e in geqns:
@@ -126,6 +129,8 @@ class Plan:
                 ins.append(refs[sx])
                 sl.append(sx)
                 litdt = x.type.dtype
+                if known and not const and x in known:
+                    read.add(sx)
                 if lget(x) == i:
                     if dl is None:
                         dl = [sx]
@@ -150,6 +155,9 @@ class Plan:
                     dl.sort()
                 dead = tuple(dl)
             outvars = e.outvars
+            if n + len(outvars) > nrefs:
+                refs = _slot_refs(n + len(outvars) + len(geqns) - i)
+                nrefs = len(refs)
             if len(outvars) == 1:
                 slot[outvars[0]] = n
                 outs = (n,)
@@ -162,23 +170,23 @@ class Plan:
                     n += 1
                 outs = tuple(outs)
             fn = _loop_fn(e) if pname in _LOOP_FNS else None
-            step = (fn or prim.impl, ins, {} if fn else e.params, outs, dead,
-                    _reuse(e, ins, dead, first) if dead else None, get, None, None)
+            impl = prim.impl
+            step = (fn or impl, ins, {} if fn else e.params, outs, dead,
+                    _reuse(e, ins, dead, first)
+                    if dead and getattr(impl, "ufunc", None) is not None else None,
+                    get, None, None)
             if const:
                 hoisted.append(step[:4])
+                skipped.append(i)
                 if dead:  # the constants read only by constants are dropped once computed
                     hoisted.append((None, (), {}, dead))
             else:
                 steps.append(step)
-                eqns.append(e)
-                for x in ins:
-                    if x[0]:
-                        read.add(x[1])
         self.steps = steps
-        self.eqns = eqns  # each step's equation
-        # a constant a per-call step or a result reads stays, though a constant read it last
+        self._skipped = skipped
         self.outs = [(False, o.value) if type(o) is Lit else refs[slot[o]] for o in g.outvars]
         if hoisted:
+            # a constant a per-call step or a result reads stays, though a constant read it last
             read.update(s for is_slot, s in self.outs if is_slot)
             self.hoisted = [(f, ins, p, tuple(s for s in outs if s not in read)) if f is None
                             else (f, ins, p, outs) for f, ins, p, outs in hoisted]
@@ -199,6 +207,15 @@ class Plan:
         # would pay the generation (0.5-3 ms for W2's 76 equations) for code native code soon
         # replaces. `release()` (the graph is hot, its compile under way) lifts the hold.
         self.hold = False
+
+    @property
+    def eqns(self):
+        """Each step's equation (the graph's, but the hoisted ones)."""
+        eqns = self.graph.eqns
+        if not self._skipped:
+            return eqns
+        skip = set(self._skipped)
+        return [e for i, e in enumerate(eqns) if i not in skip]
 
     def release(self):
         """Generate on the usual rule from now on: once the loop has run `due` more seconds."""
