@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 
@@ -70,8 +71,8 @@ def _names(n):
     names = _NAMES
     if len(names) < n:
         with _NAMES_LOCK:
-            while len(names) < n:
-                names.append(next(_NAMES_GEN))
+            if len(names) < n:
+                names.extend(itertools.islice(_NAMES_GEN, n - len(names)))
     return names
 
 
