@@ -91,17 +91,9 @@ def _type_text(t):
     return s
 
 
+# parameter types whose text is their repr (format_params' `_param`; a float too, but for a
+# float subclass, whose nan / inf are written by format_literal)
 _PLAIN_PARAM = frozenset({int, bool, str, tuple, list, type(None)})
-
-
-def _params_text(params):
-    """format_params(params) (repr of each value; a float's repr is its text but for a float
-    subclass, whose nan / inf are written by format_literal)."""
-    parts = []
-    for k, v in params.items():
-        t = type(v)
-        parts.append(f"{k}={repr(v) if t in _PLAIN_PARAM or t is float else _param(v)}")
-    return "[" + ", ".join(parts) + "]"
 
 
 def print_graph(g: Graph, locations=False) -> str:
@@ -115,6 +107,7 @@ def print_graph(g: Graph, locations=False) -> str:
     names = {}
     get = names.get
     tt = _type_text
+    tget = _TYPE_TEXT.get
     i = 0
     args = []
     for v in g.invars:
@@ -137,6 +130,7 @@ def print_graph(g: Graph, locations=False) -> str:
         i += 1
         lines.append(f"  {s}: {tt(v.type)} = const #{k}")
     lit = format_literal
+    plain = _PLAIN_PARAM
     for e in g.eqns:
         ins = []
         for x in e.inputs:
@@ -157,7 +151,14 @@ def print_graph(g: Graph, locations=False) -> str:
             lines.append(f"  guard {ins} == {expect}{loc}")
             continue
         params = e.params
-        rhs = f"{pname}{_params_text(params)} {ins}" if params else f"{pname} {ins}"
+        if params:
+            parts = []
+            for k, v in params.items():
+                t = type(v)
+                parts.append(f"{k}={repr(v) if t in plain or t is float else _param(v)}")
+            rhs = f"{pname}[{', '.join(parts)}] {ins}"
+        else:
+            rhs = f"{pname} {ins}"
         if not ins:
             rhs = rhs[:-1]
         outvars = e.outvars
@@ -165,7 +166,9 @@ def print_graph(g: Graph, locations=False) -> str:
             v = outvars[0]
             names[v] = s = pool[i]
             i += 1
-            lhs = f"{s}: {tt(v.type)}"
+            t = v.type
+            ts = tget((t.shape, t.dtype))
+            lhs = f"{s}: {ts if ts is not None else tt(t)}"
         else:
             lhs = []
             for v in outvars:
