@@ -11,10 +11,11 @@ are equal.
 """
 from __future__ import annotations
 
-import math
 import struct
 import warnings
 
+import numpy as np
+import pytest
 import sweep
 
 from adjit.ir import REGISTRY, parse_graph, print_graph
@@ -25,10 +26,10 @@ from adjit.ir.types import AType
 
 
 def _val(v):
-    """A literal or parameter value by type and bits (a NaN as one value: the text has one)."""
+    """A literal or parameter value by type and bits (a NaN's sign and payload included)."""
     t = type(v)
     if t is float:
-        return ("float", "nan" if math.isnan(v) else struct.pack("<d", v))
+        return ("float", struct.pack("<d", v))
     if t in (tuple, list):
         return (t.__name__, tuple(_val(x) for x in v))
     if t in (int, bool, str, type(None)):
@@ -113,11 +114,15 @@ def _edit(g, k, **kw):
     return Graph(g.invars, g.constvars, eqns, g.outvars, g.consts, g.name)
 
 
+def _bits(b):
+    return struct.unpack("<d", struct.pack("<Q", b))[0]
+
+
 def _other(v):
     """A value of another type or bits than v (a parameter or literal mutant)."""
     t = type(v)
-    if t is float:
-        return -v if v != 0.0 else (0.0 if math.copysign(1.0, v) < 0 else -0.0)
+    if t is float:  # the other sign (of a zero, an infinity or a NaN too)
+        return -v
     if t is bool:
         return int(v)
     if t is int:
@@ -140,9 +145,10 @@ def mutants(g):
                     ins = list(e.inputs)
                     ins[j] = Lit(o, x.dtype)
                     out.append(_edit(g, k, inputs=ins))
-                ins = list(e.inputs)
-                ins[j] = Lit(float("nan"), x.dtype)
-                out.append(_edit(g, k, inputs=ins))
+                for nan in (float("nan"), -float("nan"), _bits(0x7ff0000000000001)):
+                    ins = list(e.inputs)
+                    ins[j] = Lit(nan, x.dtype)
+                    out.append(_edit(g, k, inputs=ins))
         for p, v in e.params.items():
             o = _other(v) if e.prim.name != "guard" else None
             if o is not None:
@@ -204,3 +210,53 @@ def test_structure_key_is_the_printed_text():
     # the worker parses the key (background.py): the key is the text print_graph writes
     for g in corpus()[:200]:
         assert g.structure_key() == print_graph(g, locations=False)
+
+
+NEG_NAN = -float("nan")  # x86's default NaN (`inf - inf`): the sign bit set
+
+
+def test_nan_literals_are_keyed_and_printed_by_their_bits():
+    # every NaN printed as `nan` gave a graph adding -nan the key (and the native code) of the
+    # one adding nan: the worker compiles the key's text, which read back as float("nan")
+    from adjit.ir.parser import ParseError
+    text = ("def f(a: f64[3]) -> f64[3]:\n"
+            "  b: f64[3] = add a {}\n"
+            "  c: f64[3] = full[shape=(3,), value={}, dtype='f64']\n"
+            "  d: f64[3] = mul b c\n"
+            "  return d\n")
+    keys = set()
+    for v in (float("nan"), NEG_NAN, _bits(0x7ff0000000000001), _bits(0xfff0000000000abc)):
+        for w in (float("nan"), NEG_NAN):
+            g = parse_graph(text.format("nan", "nan"))
+            g.eqns[0].inputs[1] = Lit(v, "f64")
+            g.eqns[1].params["value"] = w
+            key = g.structure_key()
+            keys.add(key)
+            back = parse_graph(key)
+            assert struct.pack("<d", back.eqns[0].inputs[1].value) == struct.pack("<d", v)
+            assert struct.pack("<d", back.eqns[1].params["value"]) == struct.pack("<d", w)
+            assert back.structure_key() == key
+    assert len(keys) == 8
+    assert "nan(" not in parse_graph(text.format("nan", "nan")).structure_key()
+    for bad in ("nan(0x3ff0000000000000)", "nan(0x7ff8)"):  # 1.0's bits; not 16 digits
+        with pytest.raises(ParseError):
+            parse_graph(text.format(bad, "nan"))
+        with pytest.raises(ParseError):
+            parse_graph(text.format("nan", bad))
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_a_negative_nan_literal_has_its_sign_in_every_tier(native_tier, monkeypatch, dt):
+    import adjit
+    x = np.ones(3, dt)
+    with np.errstate(invalid="ignore"):
+        want = (np.signbit(x + NEG_NAN), np.signbit(np.full(3, NEG_NAN, dt) * x))
+    assert want[0].all() and want[1].all()  # NumPy keeps the sign bit here
+    for tier in ("interp", "native"):
+        monkeypatch.setenv("ADJIT_TIER", tier)
+        f = adjit.jit(lambda x: (np.signbit(x + NEG_NAN),
+                                 np.signbit(np.full(3, NEG_NAN, dt) * x)))
+        for _ in range(3):
+            got = f(x)
+            np.testing.assert_array_equal(got[0], want[0], err_msg=tier)
+            np.testing.assert_array_equal(got[1], want[1], err_msg=tier)

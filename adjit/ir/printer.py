@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import struct
 import threading
 
 from .graph import Graph, Var
@@ -28,6 +29,18 @@ def var_names():
                 yield s
 
 
+# the bits of float("nan"), what the parser reads `nan` as; any other NaN (the sign bit of x86's
+# default NaN, `inf - inf`; a payload) is written with its bits, `nan(0x7ff8000000000001)`, so that
+# a graph's text (its structure key, what the compile worker compiles) keeps the literal's bits
+_NAN_BITS = struct.unpack("<Q", struct.pack("<d", float("nan")))[0]
+
+
+def nan_text(v) -> str:
+    """The text of NaN `v` (a float): `nan`, or `nan(0x<its 64 bits>)` for any other NaN."""
+    bits = struct.unpack("<Q", struct.pack("<d", v))[0]
+    return "nan" if bits == _NAN_BITS else f"nan(0x{bits:016x})"
+
+
 def format_literal(v) -> str:
     if isinstance(v, bool):
         return "True" if v else "False"
@@ -35,7 +48,7 @@ def format_literal(v) -> str:
         return str(v)
     v = float(v)
     if math.isnan(v):
-        return "nan"
+        return nan_text(v)
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
     return repr(v)
@@ -91,8 +104,8 @@ def _type_text(t):
     return s
 
 
-# parameter types whose text is their repr (format_params' `_param`; a float too, but for a
-# float subclass, whose nan / inf are written by format_literal)
+# parameter types whose text is their repr (format_params' `_param`; a float's too, but for a
+# NaN and for a float subclass, whose nan / inf are written by format_literal)
 _PLAIN_PARAM = frozenset({int, bool, str, tuple, list, type(None)})
 
 
@@ -140,8 +153,9 @@ def print_graph(g: Graph, locations=False) -> str:
                     raise KeyError(x)
                 v = x.value
                 t = type(v)
-                # the text of a bool, int or float is its repr (nan, inf, -inf, -0.0 included)
-                s = repr(v) if t is float or t is int or t is bool else lit(v)
+                # the text of a bool, int or float is its repr (inf, -inf, -0.0 included), but
+                # for a NaN's (its bits: format_literal)
+                s = repr(v) if (t is float and v == v) or t is int or t is bool else lit(v)
             ins.append(s)
         ins = " ".join(ins)
         loc = format_loc(e.loc) if locations else ""
@@ -155,7 +169,7 @@ def print_graph(g: Graph, locations=False) -> str:
             parts = []
             for k, v in params.items():
                 t = type(v)
-                parts.append(f"{k}={repr(v) if t in plain or t is float else _param(v)}")
+                parts.append(f"{k}={repr(v) if t in plain or t is float and v == v else _param(v)}")
             rhs = f"{pname}[{', '.join(parts)}] {ins}"
         else:
             rhs = f"{pname} {ins}"
