@@ -64,7 +64,7 @@ def _nan_bits(bits):
     if type(bits) is not int or not 0 <= bits < 1 << 64:
         return None
     v = struct.unpack("<d", struct.pack("<Q", bits))[0]
-    return v if v != v else None
+    return v if v != v else None  # noqa: PLR0124 - a NaN
 
 
 _NAN_TOKEN = re.compile(r"nan\((0x[0-9a-f]{16})\)")

@@ -14,7 +14,7 @@ import math
 import struct
 import threading
 
-from .graph import Graph, Var
+from .graph import Graph
 from .core import Lit
 
 
@@ -155,7 +155,8 @@ def print_graph(g: Graph, locations=False) -> str:
                 t = type(v)
                 # the text of a bool, int or float is its repr (inf, -inf, -0.0 included), but
                 # for a NaN's (its bits: format_literal)
-                s = repr(v) if (t is float and v == v) or t is int or t is bool else lit(v)
+                plain_number = (t is float and v == v) or t is int or t is bool  # noqa: PLR0124
+                s = repr(v) if plain_number else lit(v)
             ins.append(s)
         ins = " ".join(ins)
         loc = format_loc(e.loc) if locations else ""
@@ -169,7 +170,9 @@ def print_graph(g: Graph, locations=False) -> str:
             parts = []
             for k, v in params.items():
                 t = type(v)
-                parts.append(f"{k}={repr(v) if t in plain or t is float and v == v else _param(v)}")
+                own = t in plain or t is float and v == v  # noqa: PLR0124
+                text = repr(v) if own else _param(v)
+                parts.append(f"{k}={text}")
             rhs = f"{pname}[{', '.join(parts)}] {ins}"
         else:
             rhs = f"{pname} {ins}"

@@ -85,12 +85,10 @@ class Plan:
             slot[v] = n
             n += 1
         last = {}
-        i = 0
-        for e in geqns:
+        for i, e in enumerate(geqns):
             for x in e.inputs:
                 if type(x) is not Lit:
                     last[x] = i
-            i += 1
         for v in g.outvars:  # a result of the graph never dies
             if type(v) is not Lit:
                 last[v] = -1
@@ -383,15 +381,13 @@ def _reuse(e, ins, dead, first_step_slot, n_in=0):
             return None
     shape = t.shape
     cands, taken = [], []
-    k = 0
-    for (is_slot, s), x in zip(ins, e.inputs):
+    for k, ((is_slot, s), x) in enumerate(zip(ins, e.inputs)):
         if is_slot and s in dead and (s < n_in or s >= first_step_slot) and \
                 s not in taken and x.type.shape == shape:
             taken.append(s)
             # references while it runs: its env slot, each occurrence in the operand list,
             # `_into`'s local name, getrefcount's own argument
             cands.append((k, 3 + ins.count((True, s))))
-        k += 1
     return (uf, tuple(cands)) if cands else None
 
 
