@@ -50,6 +50,7 @@ class Plan:
     """A graph's equations prepared for repeated interpretation on arrays."""
 
     __slots__ = (
+        "_geqns",
         "_skipped",
         "due",
         "fn",
@@ -181,6 +182,7 @@ class Plan:
             else:
                 steps.append(step)
         self.steps = steps
+        self._geqns = geqns  # the equations the steps were made from
         self._skipped = skipped
         self.outs = [(False, o.value) if type(o) is Lit else refs[slot[o]] for o in g.outvars]
         if hoisted:
@@ -209,7 +211,7 @@ class Plan:
     @property
     def eqns(self):
         """Each step's equation (the graph's, but the hoisted ones)."""
-        eqns = self.graph.eqns
+        eqns = self._geqns
         if not self._skipped:
             return eqns
         skip = set(self._skipped)
