@@ -96,3 +96,28 @@ def test_donated_writes_into_a_handed_over_argument_and_pools_dead_buffers():
     np.testing.assert_array_equal(got, want)
     assert pooled[0] == 1  # b's buffer, kept for exp
     assert got.__array_interface__["data"][0] == addr[0]  # mul wrote into a
+
+
+@pytest.mark.parametrize("c,d", [(0, 0), (0, 1), (1, 1), (1, 0)])
+@pytest.mark.parametrize("sizes", [(3, 4, 5), (1, 4, 1), (2, 2, 2)])
+def test_a_matrix_products_recipe_is_the_general_one(c, d, sizes):
+    # _dot_recipe's shortcut for 2-D operands contracted on one axis each gives the recipe of
+    # the general steps (np.tensordot's transposes and reshapes), and tensordot's bits
+    from adjit.ir import parse_graph
+    m, k, n = sizes
+    xs = (m, k) if c == 1 else (k, m)
+    ys = (k, n) if d == 0 else (n, k)
+    g = parse_graph(f"def f(a: f64[{xs[0]},{xs[1]}], b: f64[{ys[0]},{ys[1]}]) -> f64[{m},{n}]:\n"
+                    f"  c: f64[{m},{n}] = dot_general[contract=(({c},), ({d},)), "
+                    "batch=((), ())] a b\n"
+                    "  return c\n")
+    e = g.eqns[0]
+    got = interpreter._dot_recipe(e)
+    if (c, d) == (1, 0):
+        assert got == "matmul"
+    else:
+        assert got == interpreter._dot_recipe_general(xs, ys, (c,), (d,), (m, n))
+    rng = np.random.default_rng(m * 100 + k * 10 + n)
+    x, y = rng.standard_normal(xs), rng.standard_normal(ys)
+    want = np.tensordot(x, y, axes=((c,), (d,)))
+    _same_bits(Plan(g).loop([x, y], []), [want], (c, d, sizes))

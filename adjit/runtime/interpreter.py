@@ -1514,8 +1514,19 @@ def _dot_recipe(e):
     out = tuple(e.outvars[0].type.shape)
     if batch[0] or not xs or not ys:
         return None
-    if len(xs) == 2 and len(ys) == 2 and tuple(lc) == (1,) and tuple(rc) == (0,):
-        return "matmul"
+    if len(xs) == 2 and len(ys) == 2 and len(lc) == 1 and len(rc) == 1:
+        # a matrix product (a forward's, an adjoint's transposed ones): the general steps
+        # below give x's or y's 2-D transpose, no reshape (what _dot_recipe_general makes)
+        c, d = lc[0], rc[0]
+        if (c, d) == (1, 0):
+            return "matmul"
+        if c in (0, 1) and d in (0, 1) and out == (xs[1 - c], ys[1 - d]):
+            return (None if c == 1 else (1, 0)), None, (None if d == 0 else (1, 0)), None, None
+    return _dot_recipe_general(xs, ys, lc, rc, out)
+
+
+def _dot_recipe_general(xs, ys, lc, rc, out):
+    """_dot_recipe's steps for operand shapes xs, ys contracted on axes lc, rc (no batch)."""
     lc, rc = list(lc), list(rc)
     notin = [k for k in range(len(xs)) if k not in lc]
     sa = (math.prod(xs[a] for a in notin), math.prod(xs[a] for a in lc))
