@@ -121,3 +121,24 @@ def test_a_matrix_products_recipe_is_the_general_one(c, d, sizes):
     x, y = rng.standard_normal(xs), rng.standard_normal(ys)
     want = np.tensordot(x, y, axes=((c,), (d,)))
     _same_bits(Plan(g).loop([x, y], []), [want], (c, d, sizes))
+
+
+def test_the_shared_operand_table_stays_bounded():
+    # the (True, slot) operand tuples plans share are kept for at most SHARED_SLOT_REFS slots:
+    # a plan of a bigger graph makes its own beyond that (no table the size of the largest
+    # graph ever planned, resident for the rest of the process)
+    from adjit.ir import parse_graph
+    from adjit.ir.printer import var_names
+    n = interpreter.SHARED_SLOT_REFS + 500
+    names = var_names()
+    first = next(names)
+    lines, prev = [], first
+    for _ in range(n):
+        v = next(names)
+        lines.append(f"  {v}: f64[2] = add {prev} 1.0")
+        prev = v
+    g = parse_graph(f"def f({first}: f64[2]) -> f64[2]:\n" + "\n".join(lines) +
+                    f"\n  return {prev}\n")
+    x = np.array([0.5, -1.0])
+    _same_bits(Plan(g).loop([x], []), eval_graph(g, [x]), "chain")
+    assert len(interpreter._SLOT_REFS) <= interpreter.SHARED_SLOT_REFS

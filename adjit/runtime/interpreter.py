@@ -357,11 +357,20 @@ def _no_operands(env):
     return ()
 
 
+SHARED_SLOT_REFS = 4096  # the (True, slot) operand tuples kept for all plans (<= ~0.35 MB)
+
+
 def _slot_refs(n):
+    """A list whose item s is (True, s), for s < n at least: the process's shared table, and
+    for a plan of more slots than it keeps, that table and tuples of the plan's own."""
     global _SLOT_REFS
     refs = _SLOT_REFS
-    if len(refs) < n:  # a new list (threads may race: each list they make is right)
-        refs = _SLOT_REFS = refs + [(True, s) for s in range(len(refs), max(n, 2 * len(refs)))]
+    if len(refs) < n:
+        if n > SHARED_SLOT_REFS:
+            return refs + [(True, s) for s in range(len(refs), n)]
+        # a new list (threads may race: each list they make is right)
+        end = min(max(n, 2 * len(refs)), SHARED_SLOT_REFS)
+        refs = _SLOT_REFS = refs + [(True, s) for s in range(len(refs), end)]
     return refs
 
 
