@@ -260,3 +260,20 @@ def test_a_negative_nan_literal_has_its_sign_in_every_tier(native_tier, monkeypa
             got = f(x)
             np.testing.assert_array_equal(got[0], want[0], err_msg=tier)
             np.testing.assert_array_equal(got[1], want[1], err_msg=tier)
+
+
+def test_a_big_graphs_key_keeps_no_name_table():
+    # the printer's shared name table stops at SHARED_NAMES: a bigger graph's names are its own
+    from adjit.ir import printer
+    n = printer.SHARED_NAMES + 300
+    names = printer.var_names()
+    first = next(names)
+    lines, prev = [], first
+    for _ in range(n):
+        v = next(names)
+        lines.append(f"  {v}: f64[2] = mul {prev} 2.0")
+        prev = v
+    text = f"def f({first}: f64[2]) -> f64[2]:\n" + "\n".join(lines) + f"\n  return {prev}\n"
+    g = parse_graph(text)
+    assert g.structure_key() == text
+    assert len(printer._NAMES) <= printer.SHARED_NAMES

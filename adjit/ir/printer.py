@@ -73,16 +73,20 @@ def format_loc(loc) -> str:
     return f'  loc("{fname}":{loc[1]})'
 
 
-# var_names() in order, extended (under the lock) as a graph needs more
+# var_names() in order, extended (under the lock) as graphs need more, up to SHARED_NAMES
+SHARED_NAMES = 4096
 _NAMES: list = []
 _NAMES_GEN = var_names()
 _NAMES_LOCK = threading.Lock()
 
 
 def _names(n):
-    """The first `n` names of var_names() (a shared list: never mutated but by appending)."""
+    """The first `n` names of var_names(): the process's shared list (only ever appended to), or
+    for a graph of more variables than it keeps, a list of its own."""
     names = _NAMES
     if len(names) < n:
+        if n > SHARED_NAMES:
+            return list(itertools.islice(var_names(), n))
         with _NAMES_LOCK:
             if len(names) < n:
                 names.extend(itertools.islice(_NAMES_GEN, n - len(names)))
