@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import re
+import struct
 
 from .. import _ast
 from .core import Lit, REGISTRY
@@ -45,10 +46,28 @@ def _param_value(node):
     """literal_eval plus the float names the printer writes for non-finite values."""
     if isinstance(node, ast.Name) and node.id in ("inf", "nan"):
         return float(node.id)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+            node.func.id == "nan" and len(node.args) == 1 and not node.keywords and \
+            isinstance(node.args[0], ast.Constant):
+        v = _nan_bits(node.args[0].value)
+        if v is None:
+            raise ValueError("nan(BITS): BITS must be the 64 bits of a NaN")
+        return v
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and \
             isinstance(node.operand, ast.Name) and node.operand.id == "inf":
         return float("-inf")
     return ast.literal_eval(node)
+
+
+def _nan_bits(bits):
+    """The NaN whose 64 bits are `bits` (an int), or None when they are not a NaN's."""
+    if type(bits) is not int or not 0 <= bits < 1 << 64:
+        return None
+    v = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    return v if v != v else None  # noqa: PLR0124 - a NaN
+
+
+_NAN_TOKEN = re.compile(r"nan\((0x[0-9a-f]{16})\)")
 
 
 def _literal(tok):
@@ -56,6 +75,9 @@ def _literal(tok):
         return tok == "True"
     if tok in ("inf", "-inf", "nan"):
         return float(tok)
+    m = _NAN_TOKEN.fullmatch(tok)
+    if m:  # a NaN other than float("nan"), by its bits (printer.format_literal)
+        return _nan_bits(int(m.group(1), 16))
     try:
         return int(tok) if re.fullmatch(r"-?\d+", tok) else float(tok)
     except ValueError:

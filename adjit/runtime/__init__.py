@@ -17,6 +17,7 @@ pay one attribute read, not a cache lookup by structure.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -149,9 +150,10 @@ LOAD_AT_ONCE_WORK = 1 << 22
 def _work(g):
     """The elements g's equations write per call: the estimate of its array work."""
     n = 0
+    prod = math.prod  # (AType.size without the property's Python frame)
     for e in g.eqns:
         for v in e.outvars:
-            n += v.type.size
+            n += prod(v.type.shape)
     return n
 
 
@@ -164,7 +166,7 @@ class Interpreted:
     pays none of it."""
 
     __slots__ = ("src", "_opt", "_plan", "_key", "mode", "calls", "seconds", "job", "final",
-                 "checked", "early", "submitted", "_lock")
+                 "checked", "early", "submitted", "_lock", "_work")
 
     def __init__(self, g, mode, opt=None):
         from ..ir.graph import Graph
@@ -183,6 +185,14 @@ class Interpreted:
         self.early = False  # its job reads a disk-cache entry (asked for before hot)
         self.submitted = None  # perf_counter() when its compile was asked for
         self._lock = threading.Lock()
+        self._work = None  # _work(src), once asked for
+
+    def work(self):
+        """The elements the graph's equations write per call (`_work`), computed once."""
+        w = self._work
+        if w is None:
+            w = self._work = _work(self.src)
+        return w
 
     @property
     def opt(self):
@@ -201,7 +211,7 @@ class Interpreted:
         plan = self._plan
         if plan is None:
             from .interpreter import Plan
-            if self.final or self._opt is not None or _work(self.src) >= OPTIMIZE_MIN_WORK:
+            if self.final or self._opt is not None or self.work() >= OPTIMIZE_MIN_WORK:
                 plan = Plan(self.opt)
             else:
                 plan = Plan(self.src)
@@ -267,7 +277,7 @@ class Interpreted:
         try:
             cg = cache.lookup(self.src, rkey, disk=False)
             if cg is None and cache.was_hot(rkey):
-                if _work(self.src) < LOAD_AT_ONCE_WORK:
+                if self.work() < LOAD_AT_ONCE_WORK:
                     # the plan stays held (no generated function: the code comes soon)
                     self.early = True
                     return self._install(g, wait=False, release=False)

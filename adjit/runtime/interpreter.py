@@ -35,6 +35,7 @@ import math
 import sys
 import time
 from bisect import bisect_left
+from operator import itemgetter as _itemgetter
 
 import numpy as np
 
@@ -49,8 +50,9 @@ class Plan:
     """A graph's equations prepared for repeated interpretation on arrays."""
 
     __slots__ = (
+        "_geqns",
+        "_skipped",
         "due",
-        "eqns",
         "fn",
         "graph",
         "hoisted",
@@ -68,71 +70,130 @@ class Plan:
     )
 
     def __init__(self, g):
+        # made on a new function's second call (W2's 76 equations): one pass over the
+        # equations after the one that finds each value's last reader; per-primitive work
+        # (the loop's own functions, `out=` candidates) only where the primitive has any
+        invars, constvars, geqns = g.invars, g.constvars, g.eqns
+        n_in, n_const = len(invars), len(constvars)
+        self.n_in, self.n_const = n_in, n_const
+        first = n_in + n_const
         slot = {}
-        for v in list(g.invars) + list(g.constvars):
-            slot[v] = len(slot)
-        self.n_in, self.n_const = len(g.invars), len(g.constvars)
+        n = 0
+        for v in invars:
+            slot[v] = n
+            n += 1
+        for v in constvars:
+            slot[v] = n
+            n += 1
         last = {}
-        for i, e in enumerate(g.eqns):
+        for i, e in enumerate(geqns):
             for x in e.inputs:
                 if type(x) is not Lit:
                     last[x] = i
-        keep = {v for v in g.outvars if type(v) is not Lit}
-        steps, hoisted, known, eqns = [], [], set(), []
-        for i, e in enumerate(g.eqns):
-            for v in e.outvars:
-                slot[v] = len(slot)
+        for v in g.outvars:  # a result of the graph never dies
+            if type(v) is not Lit:
+                last[v] = -1
+        refs = _slot_refs(n + len(geqns) + 8)
+        nrefs = len(refs)
+        # `read`: the hoisted constants a per-call step reads (kept though a constant read
+        # them last); `skipped`: the indices of the hoisted equations (no step of their own)
+        steps, hoisted, known, read, skipped = [], [], set(), set(), []
+        lget = last.get
+        i = -1
+        for e in geqns:
+            i += 1
+            prim = e.prim
+            pname = prim.name
             # an equation of constants only (the identity's full -> pad -> reshape): computed
             # once (`_constants`), its small result kept read-only, not run on every call
-            const = e.prim.name in HOISTED and _plain(e) and len(e.outvars) == 1 and \
-                e.outvars[0].type.size <= FULL_TEMPLATE and \
-                all(type(x) is Lit or x in known for x in e.inputs)
-            if const:
-                known.add(e.outvars[0])
-            # the operands in one pass (a plan is made on a new function's second call: ~3 us
-            # an equation with generator expressions): slots, the slots that die here, and
-            # whether a literal needs the dtype of the last array operand (as `bind` converts it)
-            ins, dl, litdt, lit = [], [], None, False
+            const = False
+            if pname in HOISTED:
+                for x in e.inputs:
+                    if type(x) is not Lit and x not in known:
+                        break
+                else:
+                    const = _plain(e) and len(e.outvars) == 1 and \
+                        e.outvars[0].type.size <= FULL_TEMPLATE
+                    if const:
+                        known.add(e.outvars[0])
+            # the operands in one pass: slots, the slots that die here, and whether a literal
+            # needs the dtype of the last array operand (as `bind` converts it)
+            ins, sl, dl, litdt, lit = [], [], None, None, False
             for x in e.inputs:
                 if type(x) is Lit:
                     ins.append(x)
                     lit = True
                     continue
                 sx = slot[x]
-                ins.append((True, sx))
+                ins.append(refs[sx])
+                sl.append(sx)
                 litdt = x.type.dtype
-                if last.get(x) == i and sx not in dl and x not in keep:
-                    dl.append(sx)
+                if known and not const and x in known:
+                    read.add(sx)
+                if lget(x) == i:
+                    if dl is None:
+                        dl = [sx]
+                    elif sx not in dl:
+                        dl.append(sx)
+            # the operands' values as one C call when they are all slots (operator.itemgetter;
+            # a 1-slice for one operand: a list), where a list comprehension over `ins` costs
+            # ~0.3 us a step
             if lit:
                 ldt = DTYPES[litdt] if litdt else None
                 ins = tuple((False, np.asarray(x.value, ldt)) if type(x) is Lit else x
                             for x in ins)
+                get = None
             else:
                 ins = tuple(ins)
-            dl.sort()
-            dead = tuple(dl)
-            outs = tuple([slot[v] for v in e.outvars])
-            fn = _loop_fn(e)
-            step = (fn or e.prim.impl, ins, {} if fn else e.params, outs, dead,
-                    _reuse(e, ins, dead, self.n_in + self.n_const))
+                get = _itemgetter(*sl) if len(sl) > 1 else \
+                    _itemgetter(slice(sx, sx + 1)) if sl else _no_operands
+            if dl is None:
+                dead = ()
+            else:
+                if len(dl) > 1:
+                    dl.sort()
+                dead = tuple(dl)
+            outvars = e.outvars
+            if n + len(outvars) > nrefs:
+                refs = _slot_refs(n + len(outvars) + len(geqns) - i)
+                nrefs = len(refs)
+            if len(outvars) == 1:
+                slot[outvars[0]] = n
+                outs = (n,)
+                n += 1
+            else:
+                outs = []
+                for v in outvars:
+                    slot[v] = n
+                    outs.append(n)
+                    n += 1
+                outs = tuple(outs)
+            fn = _loop_fn(e) if pname in _LOOP_FNS else None
+            impl = prim.impl
+            step = (fn or impl, ins, {} if fn else e.params, outs, dead,
+                    _reuse(e, ins, dead, first)
+                    if dead and getattr(impl, "ufunc", None) is not None else None,
+                    get, None, None)
             if const:
                 hoisted.append(step[:4])
+                skipped.append(i)
                 if dead:  # the constants read only by constants are dropped once computed
                     hoisted.append((None, (), {}, dead))
             else:
                 steps.append(step)
-                eqns.append(e)
         self.steps = steps
-        self.eqns = eqns  # each step's equation
-        # a constant a per-call step or a result reads stays, though a constant read it last
-        read = {s for st in steps for is_slot, s in st[1] if is_slot}
-        read.update(s for is_slot, s in ((type(o) is not Lit, slot.get(o)) for o in g.outvars)
-                    if is_slot)
-        self.hoisted = [(f, ins, p, tuple(s for s in outs if s not in read)) if f is None
-                        else (f, ins, p, outs) for f, ins, p, outs in hoisted]
+        self._geqns = geqns  # the equations the steps were made from
+        self._skipped = skipped
+        self.outs = [(False, o.value) if type(o) is Lit else refs[slot[o]] for o in g.outvars]
+        if hoisted:
+            # a constant a per-call step or a result reads stays, though a constant read it last
+            read.update(s for is_slot, s in self.outs if is_slot)
+            self.hoisted = [(f, ins, p, tuple(s for s in outs if s not in read)) if f is None
+                            else (f, ins, p, outs) for f, ins, p, outs in hoisted]
+        else:
+            self.hoisted = hoisted
+        self.size = n
         self.kept = None  # [(slot, read-only value)]: the hoisted equations' results, once run
-        self.size = len(slot)
-        self.outs = [(False, o.value) if type(o) is Lit else (True, slot[o]) for o in g.outvars]
         self.name = g.name
         self.graph = g
         self.pool = None  # what `donated` needs, made on its first call (`_pool_info`)
@@ -146,6 +207,15 @@ class Plan:
         # would pay the generation (0.5-3 ms for W2's 76 equations) for code native code soon
         # replaces. `release()` (the graph is hot, its compile under way) lifts the hold.
         self.hold = False
+
+    @property
+    def eqns(self):
+        """Each step's equation (the graph's, but the hoisted ones)."""
+        eqns = self._geqns
+        if not self._skipped:
+            return eqns
+        skip = set(self._skipped)
+        return [e for i, e in enumerate(eqns) if i not in skip]
 
     def release(self):
         """Generate on the usual rule from now on: once the loop has run `due` more seconds."""
@@ -193,22 +263,7 @@ class Plan:
         token = FP_STATE.set(FP_QUIET)  # NumPy's warnings off (see adjit/_fp.py)
         try:
             self._fill_kept(env)
-            for impl, ins, params, outs, dead, reuse in self.steps:
-                vals = [env[s] if is_slot else s for is_slot, s in ins]
-                if reuse is not None:
-                    r = _into(reuse, vals)
-                    if r is None:
-                        r = impl(*vals, **params) if params else impl(*vals)
-                else:
-                    r = impl(*vals, **params) if params else impl(*vals)
-                if len(outs) == 1:
-                    env[outs[0]] = r
-                elif outs:  # several results (a guard has none)
-                    for s, v in zip(outs, r):
-                        env[s] = v
-                r = None  # no stray reference: the next step may reuse its buffer
-                for s in dead:
-                    env[s] = None
+            _run_steps(env, self.steps)
         finally:
             FP_STATE.reset(token)
         return [np.asarray(env[s]) if is_slot else s for is_slot, s in self.outs]
@@ -226,7 +281,7 @@ class Plan:
         that of the donated arrays and the loop's live values). Any other reference to an
         array (a view, a Node, the caller) keeps it from being written or pooled."""
         from . import fresh
-        keys, need, unread, reuses = self._pool_info()
+        steps, need, unread = self._pool_info()
         env = self._env(args, consts)
         for i in donate:
             args[i] = None
@@ -237,31 +292,7 @@ class Plan:
         token = FP_STATE.set(FP_QUIET)  # NumPy's warnings off (see adjit/_fp.py)
         try:
             self._fill_kept(env)
-            for i, (impl, ins, params, outs, dead, _) in enumerate(self.steps):
-                vals = [env[s] if is_slot else s for is_slot, s in ins]
-                r = None
-                reuse = reuses[i]
-                if reuse is not None:
-                    r = _into(reuse, vals)
-                if r is None:
-                    k = keys[i]
-                    spare = pool.get(k[1]) if k is not None else None
-                    if spare:
-                        b = spare.pop()
-                        r = k[0](*vals, out=b)
-                        b = None
-                    else:
-                        r = impl(*vals, **params) if params else impl(*vals)
-                vals = None
-                if len(outs) == 1:
-                    env[outs[0]] = r
-                elif outs:  # several results (a guard has none)
-                    for s, v in zip(outs, r):
-                        env[s] = v
-                r = None  # no stray reference: the next step may reuse its buffer
-                for s in dead:
-                    if env[s] is not None:
-                        _pool_put(pool, env, s, need, i + 1)
+            _run_steps(env, steps, pool, need)
         finally:
             FP_STATE.reset(token)
         pool = None
@@ -270,10 +301,11 @@ class Plan:
         return fresh(outs, [a for a in args if a is not None], consts)
 
     def _pool_info(self):
-        """For `donated`: (per step, (ufunc, (shape, dtype)) of a float elementwise result a
-        pooled buffer may take, or None; per (shape, dtype), the indices of those steps in
-        order; the argument slots nothing reads; per step, its
-        `_reuse` with the arguments that die there as candidates)."""
+        """For `donated`: (its steps: the loop's with `_reuse`'s arguments that die there as
+        candidates too, the (ufunc, (shape, dtype)) of a float elementwise result a pooled
+        buffer may take, and the index of the next step; per (shape, dtype), the indices of
+        the steps whose result may take such a buffer, in order; the argument slots nothing
+        reads)."""
         info = self.pool
         if info is None:
             keys = [_pool_key(e) for e in self.eqns]
@@ -284,9 +316,9 @@ class Plan:
             read = {s for st in self.steps for is_slot, s in st[1] if is_slot}
             read.update(s for is_slot, s in self.outs if is_slot)
             first = self.n_in + self.n_const
-            reuses = [_reuse(e, st[1], st[4], first, self.n_in)
-                      for e, st in zip(self.eqns, self.steps)]
-            info = self.pool = (keys, need, frozenset(range(self.n_in)) - read, reuses)
+            steps = [st[:5] + (_reuse(e, st[1], st[4], first, self.n_in), st[6], k, i + 1)
+                     for i, (e, st, k) in enumerate(zip(self.eqns, self.steps, keys))]
+            info = self.pool = (steps, need, frozenset(range(self.n_in)) - read)
         return info
 
     def _constants(self):
@@ -315,6 +347,31 @@ HOISTED = frozenset({"full", "pad", "reshape", "broadcast_in_dim", "transpose",
 
 _getrefcount = sys.getrefcount
 _nd = np.ndarray
+# the primitives `_loop_fn` has a function of the operands for
+_LOOP_FNS = frozenset({"dot_general", "gather", "scatter_add"})
+_SLOT_REFS: list = []  # (True, s) for slot s: a plan's operand of slot s (shared, immutable)
+
+
+def _no_operands(env):
+    """The operands of an equation without any (a step's operand getter)."""
+    return ()
+
+
+SHARED_SLOT_REFS = 4096  # the (True, slot) operand tuples kept for all plans (<= ~0.35 MB)
+
+
+def _slot_refs(n):
+    """A list whose item s is (True, s), for s < n at least: the process's shared table, and
+    for a plan of more slots than it keeps, that table and tuples of the plan's own."""
+    global _SLOT_REFS
+    refs = _SLOT_REFS
+    if len(refs) < n:
+        if n > SHARED_SLOT_REFS:
+            return refs + [(True, s) for s in range(len(refs), n)]
+        # a new list (threads may race: each list they make is right)
+        end = min(max(n, 2 * len(refs)), SHARED_SLOT_REFS)
+        refs = _SLOT_REFS = refs + [(True, s) for s in range(len(refs), end)]
+    return refs
 
 
 def _reuse(e, ins, dead, first_step_slot, n_in=0):
@@ -327,19 +384,22 @@ def _reuse(e, ins, dead, first_step_slot, n_in=0):
     if uf is None or len(e.outvars) != 1 or uf.nout != 1 or uf.nin != len(e.inputs):
         return None
     t = e.outvars[0].type
-    if t.dtype not in ("f32", "f64") or any(type(x) is not Lit and x.type.dtype != t.dtype
-                                             for x in e.inputs):
+    dt = t.dtype
+    if dt != "f32" and dt != "f64":
         return None
-    cands = []
+    for x in e.inputs:
+        if type(x) is not Lit and x.type.dtype != dt:
+            return None
+    shape = t.shape
+    cands, taken = [], []
     for k, ((is_slot, s), x) in enumerate(zip(ins, e.inputs)):
         if is_slot and s in dead and (s < n_in or s >= first_step_slot) and \
-                x.type.shape == t.shape and \
-                all(c[0] != s for c in cands):
+                s not in taken and x.type.shape == shape:
+            taken.append(s)
             # references while it runs: its env slot, each occurrence in the operand list,
             # `_into`'s local name, getrefcount's own argument
-            n = sum(1 for b, s2 in ins if b and s2 == s)
-            cands.append((s, k, 3 + n))
-    return (uf, tuple((k, n) for _, k, n in cands)) if cands else None
+            cands.append((k, 3 + ins.count((True, s))))
+    return (uf, tuple(cands)) if cands else None
 
 
 def _pool_key(e):
@@ -382,6 +442,38 @@ def _into(reuse, vals):
         if type(b) is _nd and b.base is None and b.flags.writeable and _getrefcount(b) == n:
             return uf(*vals, out=b)
     return None
+
+
+def _run_steps(env, steps, pool=None, need=None):
+    """Run a plan's steps on the value table `env` (`Plan.loop`, and `Plan.donated` with its
+    `pool` of spare buffers and `need`, see `_pool_put`). A step: (implementation, operands
+    ((is a slot, slot or literal array), ...), parameters, result slots, the slots that die
+    there, `_reuse`'s (ufunc, candidates) or None, a function that reads the operands from
+    env or None, the (ufunc, (shape, dtype)) a spare buffer may take or None, the index of
+    the next step). The loop's steps take no spare buffer: it never looks at `pool`."""
+    for impl, ins, params, outs, dead, reuse, get, spare_key, nxt in steps:
+        vals = get(env) if get is not None else [env[s] if is_slot else s for is_slot, s in ins]
+        if reuse is None or (r := _into(reuse, vals)) is None:
+            if spare_key is not None and (spare := pool.get(spare_key[1])):
+                b = spare.pop()
+                r = spare_key[0](*vals, out=b)
+                b = None
+            else:
+                r = impl(*vals, **params) if params else impl(*vals)
+        vals = None  # no stray reference to a dying operand
+        if len(outs) == 1:
+            env[outs[0]] = r
+        elif outs:  # several results (a guard has none)
+            for s, v in zip(outs, r):
+                env[s] = v
+        r = None  # no stray reference: the next step may reuse its buffer
+        if pool is None:
+            for s in dead:
+                env[s] = None
+        else:
+            for s in dead:
+                if env[s] is not None:
+                    _pool_put(pool, env, s, need, nxt)
 
 
 # ------------------------------------------------------------------ the generated function
@@ -1431,8 +1523,19 @@ def _dot_recipe(e):
     out = tuple(e.outvars[0].type.shape)
     if batch[0] or not xs or not ys:
         return None
-    if len(xs) == 2 and len(ys) == 2 and tuple(lc) == (1,) and tuple(rc) == (0,):
-        return "matmul"
+    if len(xs) == 2 and len(ys) == 2 and len(lc) == 1 and len(rc) == 1:
+        # a matrix product (a forward's, an adjoint's transposed ones): the general steps
+        # below give x's or y's 2-D transpose, no reshape (what _dot_recipe_general makes)
+        c, d = lc[0], rc[0]
+        if (c, d) == (1, 0):
+            return "matmul"
+        if c in (0, 1) and d in (0, 1) and out == (xs[1 - c], ys[1 - d]):
+            return (None if c == 1 else (1, 0)), None, (None if d == 0 else (1, 0)), None, None
+    return _dot_recipe_general(xs, ys, lc, rc, out)
+
+
+def _dot_recipe_general(xs, ys, lc, rc, out):
+    """_dot_recipe's steps for operand shapes xs, ys contracted on axes lc, rc (no batch)."""
     lc, rc = list(lc), list(rc)
     notin = [k for k in range(len(xs)) if k not in lc]
     sa = (math.prod(xs[a] for a in notin), math.prod(xs[a] for a in lc))
@@ -1580,17 +1683,41 @@ def _loop_fn(e):
     depends only on the types worked out once (the loop's dot_general and scatter_add), or
     None: the implementation runs with the parameters."""
     name = e.prim.name
-    if name == "dot_general":
-        recipe = _dot_recipe(e)
-        return None if recipe is None else _dot_fn(recipe)
     if name == "gather":
         return _gather_fn(e)
-    if name == "scatter_add":
+    if name != "dot_general" and name != "scatter_add":
+        return None
+    # the function depends on the parameters and operand types alone: made once per process
+    # for each (a recipe costs 2-4 us: a plan is made on a new function's second call)
+    if any(type(x) is Lit for x in e.inputs) or not _plain(e):
+        return None
+    try:
+        key = (name, tuple(e.params.items()), tuple(x.type.shape for x in e.inputs),
+               e.outvars[0].type.shape)
+        fn = _LOOP_FN_MEMO.get(key, False)
+    except TypeError:  # an unhashable parameter
+        key, fn = None, False
+    if fn is not False:
+        return fn
+    if name == "dot_general":
+        recipe = _dot_recipe(e)
+        fn = None if recipe is None else _dot_fn(recipe)
+    else:
         r = _scatter_perms(e)
+        fn = None
         if r is not None:
             px, pu = r
-            return lambda x, idx, upd: _scatter_at(x, idx, upd, px, pu)
-    return None
+
+            def fn(x, idx, upd):
+                return _scatter_at(x, idx, upd, px, pu)
+    if key is not None:
+        if len(_LOOP_FN_MEMO) >= 4096:
+            _LOOP_FN_MEMO.clear()
+        _LOOP_FN_MEMO[key] = fn
+    return fn
+
+
+_LOOP_FN_MEMO: dict = {}  # (name, params, operand shapes, result shape) -> `_loop_fn`'s result
 
 
 def _scatter_at(x, idx, upd, px, pu):
