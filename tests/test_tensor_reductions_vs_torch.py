@@ -163,3 +163,22 @@ def test_rsqrt_value_and_derivative_at_the_edges_match_torch(dtype):
         g = x.grad.numpy()
         return y, x.grad, tuple(np.signbit(g).tolist()), T.rsqrt(x.detach())
     same_as_torch(scenario, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape,dim", [((3, 0), 1), ((3, 0), -1), ((3, 0), 0), ((0,), 0),
+                                       ((3, 0), (0, 1)), ((2, 0, 3), 1)])
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("form", ["method", "function", "special"])
+def test_logsumexp_over_an_empty_dim_matches_torch(shape, dim, keepdim, form):
+    # an empty sum: -inf (log 0), the gradient the input's (empty) zeros, as torch
+    import adjit.special  # noqa: F401  (adjit.special: torch.special)
+
+    def scenario(T):
+        x = T.zeros(*shape, dtype=T.float64, requires_grad=True)
+        fn = {"method": lambda: x.logsumexp(dim, keepdim),
+              "function": lambda: T.logsumexp(x, dim, keepdim),
+              "special": lambda: T.special.logsumexp(x, dim, keepdim)}[form]
+        y = fn()
+        y.sum().backward()
+        return y, type(y.grad_fn).__name__, x.grad, tuple(x.grad.shape)
+    same_as_torch(scenario)
