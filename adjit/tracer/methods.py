@@ -43,6 +43,8 @@ def _pow(self, other):
             return Tensor._wrap(tag(out, "PowBackward0", (n,)))
     if isinstance(other, Tensor):
         return tensor_ops.binary("pow", self, other, "PowBackward1")
+    if tensor_ops.traced_number(other):  # jit's traced Python number: a 0-d operand
+        return tensor_ops.binary("pow", self, other, "PowBackward0", listed=[self._n])
     dt = tensor_ops.result_dtype(self, other)
     x = ops.convert(self._n, dt)
     if isinstance(other, (int, np.integer)) and dt.kind in "iu" and other < 0:
@@ -51,7 +53,7 @@ def _pow(self, other):
 
 
 def _rpow(self, other):
-    if not isinstance(other, Tensor):
+    if not isinstance(other, Tensor) and not tensor_ops.traced_number(other):
         # the base as an array of the exponent's shape: pow's vjp for the exponent computes
         # log(base) * out, which needs an operand of the output's shape (a literal has none)
         dt = tensor_ops.result_dtype(self, other)
@@ -113,6 +115,9 @@ def _logical_not(self):
 
 def _scaled(other, alpha):
     """`alpha * other` for add/sub(alpha=): folded into the op (no MulBackward0 node)."""
+    if tensor_ops.traced_number(alpha):  # jit's traced Python number
+        return Tensor._wrap(tensor_ops.binary("mul", other, alpha, "MulBackward0")._n) \
+            if isinstance(other, Tensor) else other * alpha
     if alpha == 1:
         return other
     if isinstance(other, Tensor):

@@ -216,9 +216,10 @@ def clamp(x, min=None, max=None):
     for bound, cmp in ((min, ops.lt), (max, ops.gt)):
         if bound is None:
             continue
-        b = bound._n if isinstance(bound, Tensor) else bound
-        bb = ops.broadcast_to(ops.convert(b, n.type.dtype), n.type.shape) if isinstance(
-            bound, Tensor) else ops.full(n.type.shape, bound, n.type.dtype)
+        b = bound._n if isinstance(bound, Tensor) or tracer_tensor_ops.traced_number(
+            bound) else bound  # (jit's traced Python number: its 0-d value)
+        bb = ops.broadcast_to(ops.convert(b, n.type.dtype), n.type.shape) if b is not \
+            bound else ops.full(n.type.shape, bound, n.type.dtype)
         out = ops.select(cmp(out, bb), bb, out)
     if n.type.dtype in FLOATS:  # NaN: the value stays NaN, no gradient passes
         out = ops.select(ops.ne(n, n), ops.stop_gradient(n), out)
