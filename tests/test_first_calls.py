@@ -562,6 +562,12 @@ def test_too_big_reshape_names_the_users_line():
             f.__code__.co_firstlineno + 1)):
         adjit.jit(f)(np.zeros(3))
     assert "too big" in str(info.value) or "cannot reshape" in str(info.value)
+    # the -1 of a reshape resolved by an exact product (an int64 one wrapped: 8 elements to
+    # (-1, 2**62 + 1, 4) became (2, 2**62 + 1, 4)); NumPy refuses it too
+    with pytest.raises(ValueError):
+        np.zeros(8).reshape(-1, 2**62 + 1, 4)
+    with pytest.raises(ValueError, match=r"size 8 into shape \(-1, 4611686018427387905, 4\)"):
+        adjit.jit(lambda x: x.reshape(-1, 2**62 + 1, 4))(np.zeros(8))
 
 
 def test_index_bounds_check_agrees_with_numpy():
