@@ -447,14 +447,14 @@ class Jitted:
             # value, its change made once and warned about, as for any container f changes)
             self._lnever.update(exc.args[0])
         except Exception:
-            nums = [w for w, a in dyn if type(a) in (float, int, bool)]
-            if nums and any(sp[0] == "tensor" for sp in spec):
-                # a Tensor-front call whose Python number arguments f saw traced (scalar
-                # inputs) and could not use so (it needs the number itself: T.full(shape, s),
-                # t.clamp(min=s)): they are static from now on (keyed by value, as
-                # torch.compile specialises a float), unless f fails with them static too
-                return self._call_numbers_static(nums, args, kwargs, has_self, shift)
             if not pidx:
+                nums = [w for w, a in dyn if type(a) in (float, int, bool)]
+                if nums and any(sp[0] == "tensor" for sp in spec):
+                    # a Tensor-front call whose Python number arguments f saw traced (scalar
+                    # inputs) and could not use so (it needs the number itself:
+                    # T.tensor([s])): they are static from now on (keyed by value, as
+                    # torch.compile specialises a float), unless f fails with them static too
+                    return self._call_numbers_static(nums, args, kwargs, has_self, shift)
                 raise
             # f could not run with a promoted float slot (or a container's floats) traced (it
             # needs the float itself): those slots stay keyed by value, unless f fails with
