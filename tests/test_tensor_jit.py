@@ -110,10 +110,13 @@ NUMBER_FNS = {
     "where": lambda T, t, s: T.where(t > 1.5, t, s),
     "full": lambda T, t, s: t * T.full((3,), s),
     "if": lambda T, t, s: t * 2 if s > 0.35 else t,
+    # in place on a tensor made inside f (its old value kept for the recorded op)
+    "mul_": lambda T, t, s: t * s + T.tensor([1.0, 2.0, 3.0], dtype=t.dtype).mul_(s),
+    "add_alpha": lambda T, t, s: T.tensor([1.0, 2.0, 3.0], dtype=t.dtype).add_(t, alpha=s),
 }
 # scalar inputs: one trace for every value of the number
 ONE_TRACE = ("t*s", "s*t", "t/s,s-t", "s/t", "t**s", "s**t", "pow", "alpha", "cmp", "s*s",
-             "clamp", "where", "full")
+             "clamp", "where", "full", "mul_", "add_alpha")
 
 
 @pytest.mark.parametrize("name", sorted(NUMBER_FNS))

@@ -167,9 +167,10 @@ def _inplace(prim, name, true_div=False):
         self._inplace_check()
         src = self
         if n.rec is None and not n.requires_grad and STATE.grad_enabled \
-                and isinstance(other, Tensor) and other._n.requires_grad:
+                and (isinstance(other, Tensor) or tensor_ops.traced_number(other)) \
+                and other._n.requires_grad:
             # the op records the old value of a tensor without history: give it a copy, since
-            # the storage is about to hold the result
+            # the storage is about to hold the result (jit's traced number too)
             src = Tensor._wrap(TapeNode(n.val.copy(), n.type, None, EAGER))
         if listed is not None:
             listed[0] = src._n
