@@ -139,14 +139,16 @@ def _inplace(prim, name, true_div=False):
     ufunc = _UFUNC[prim]
 
     def f(self, other, alpha=1):
-        if alpha == 1 and not STATE.grad_enabled and type(self) is Tensor:
-            # under no_grad nothing is recorded: compute into the storage (an SGD update)
+        if alpha == 1 and not STATE.grad_enabled and type(self) is Tensor and \
+                self._n.trace is EAGER:
+            # under no_grad nothing is recorded: compute into the storage (an SGD update).
+            # (Not on a value a transform traces: jit records it under no_grad too)
             n = self._n
             v = n.val
             to = type(other)
             if to is Tensor:
                 w = other._n.val
-                ok = w.dtype == v.dtype and w.shape == v.shape
+                ok = w.dtype == v.dtype and w.shape == v.shape and other._n.trace is EAGER
             else:
                 ok = (to is float or to is int) and v.dtype.kind == "f"
                 w = np.asarray(other, v.dtype) if ok else None
@@ -166,11 +168,13 @@ def _inplace(prim, name, true_div=False):
         n = self._n
         self._inplace_check()
         src = self
-        if n.rec is None and not n.requires_grad and STATE.grad_enabled \
+        if n.rec is None and not n.requires_grad \
                 and (isinstance(other, Tensor) or tensor_ops.traced_number(other)) \
-                and other._n.requires_grad:
+                and other._n.requires_grad and (STATE.grad_enabled or
+                                                 other._n.trace is not EAGER):
             # the op records the old value of a tensor without history: give it a copy, since
-            # the storage is about to hold the result (jit's traced number too)
+            # the storage is about to hold the result (jit's traced number too; a transform
+            # records under no_grad as well)
             src = Tensor._wrap(TapeNode(n.val.copy(), n.type, None, EAGER))
         if listed is not None:
             listed[0] = src._n
