@@ -50,3 +50,21 @@ from . import flatten_util  # noqa: E402,F401  (jax.flatten_util: ravel_pytree)
 # paid them (issue 18: the slowest of a new step's first 20 calls).
 from .tracer import np_dispatch as _np_dispatch  # noqa: E402,F401
 from .runtime import interpreter as _interpreter  # noqa: E402,F401
+
+# Submodules reached as attributes after `import adjit` alone, as torch's are (`torch.special.
+# expit(x)` with no `import torch.special`), imported on first use so `import adjit` stays cheap
+# (adjit.scipy's submodules import SciPy). Any other missing name is an AttributeError.
+_LAZY_SUBMODULES = ("special", "numpy", "scipy")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        mod = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = mod
+        return mod
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))

@@ -511,19 +511,86 @@ def test_reshape_rule_accepts_exactly_what_numpy_reshapes():
     from adjit.ir.core import REGISTRY
     from adjit.ir.types import AType
     rule = REGISTRY["reshape"].shape_rule
+    # an empty array's other dimensions overflowing (2**62 * 4 elements, 0 after the zero)
+    # were accepted too: NumPy counts itemsize times the nonzero dimensions in an intp
     cases = [((0,), (2**32, 2**32)), ((0,), (2**31, 2**31, 4)), ((0,), (0, 2**40)),
-             ((6,), (2, 3)), ((6,), (4, 2)), ((2, 3), (3, 2)), ((1,), ()), ((0, 3), (3, 0))]
-    for src, dst in cases:
+             ((6,), (2, 3)), ((6,), (4, 2)), ((2, 3), (3, 2)), ((1,), ()), ((0, 3), (3, 0)),
+             ((0,), (2**62, 4, 0)), ((0,), (2**59, 2, 0)), ((0,), (2**59, 0)),
+             ((0,), (2**60, 0)), ((0,), (2**62, 0)), ((0,), (2**31, 2**31, 0)),
+             ((0,), (0, 2**63 - 1))]
+    for dt in ("f64", "f32", "bool"):
+        for src, dst in cases:
+            try:
+                np.zeros(src, dt if dt == "bool" else dt.replace("f", "float")).reshape(dst)
+                ok = True
+            except ValueError:
+                ok = False
+            try:
+                typ = rule(AType(src, dt), shape=dst)
+                assert ok and typ == AType(dst, dt), (src, dst, dt)
+            except ValueError:
+                assert not ok, (src, dst, dt)
+
+
+def test_shape_rules_refuse_what_numpy_cannot_create():
+    # broadcast_to / full / pad / matmul to a shape whose nonzero dimensions times the itemsize
+    # overflow an intp: NumPy raises ("array is too big"), the rules built the type
+    from adjit.ir.core import REGISTRY, Node, new_trace
+    from adjit.ir import ops
+    from adjit.ir.types import AType
+    rules = {n: REGISTRY[n].shape_rule for n in ("broadcast_in_dim", "full", "pad", "dot_general")}
+
+    def numpy_creates(shape, npdt):
         try:
-            np.zeros(src).reshape(dst)
-            ok = True
+            np.broadcast_to(np.zeros((), npdt), shape)
+            return True
         except ValueError:
-            ok = False
-        try:
-            typ = rule(AType(src, "f64"), shape=dst)
-            assert ok and typ == AType(dst, "f64"), (src, dst)
-        except ValueError:
-            assert not ok, (src, dst)
+            return False
+    big = [(2**62, 4, 0), (2**40, 2**40, 0), (2**60, 0), (2**59, 0), (3, 0, 2**61),
+           (2**20, 2**20, 2**20), (2, 3, 0), (2**31, 2**31), (2**30, 2**30), (2**60, 2)]
+    for dt, npdt in (("f64", np.float64), ("f32", np.float32), ("bool", np.bool_)):
+        for shape in big:
+            nd = len(shape)
+            cands = [lambda: rules["broadcast_in_dim"](AType((), dt), shape=shape, dims=()),
+                     lambda: rules["full"](shape=shape, value=0, dtype=dt),
+                     lambda: rules["pad"](AType(tuple(min(d, 1) for d in shape), dt),
+                                          low=(0,) * nd, high=tuple(max(d - 1, 0) for d in shape),
+                                          interior=(0,) * nd)]
+            if nd == 2:  # (a, 0) @ (0, b)
+                cands.append(lambda: rules["dot_general"](
+                    AType((shape[0], 0), dt), AType((0, shape[1]), dt),
+                    contract=((1,), (0,)), batch=((), ())))
+            ok = numpy_creates(shape, npdt)
+            for make in cands:
+                try:
+                    typ = make()
+                    assert ok and typ == AType(shape, dt), (shape, dt)
+                except ValueError as e:
+                    assert not ok and "too big" in str(e), (shape, dt, e)
+    # recording without values (how transforms build derived graphs) asks the same rule
+    with new_trace() as tr:
+        x = Node(None, AType((0,), "f64"), None, tr)
+        with pytest.raises(ValueError, match="too big"):
+            ops.reshape(x, (2**62, 4, 0))
+        with pytest.raises(ValueError, match="too big"):
+            ops.broadcast_to(ops.reshape(x, (0, 1)), (0, 2**62))
+
+
+def test_too_big_reshape_names_the_users_line():
+    def f(x):
+        return x[:0].reshape(2**62, 4, 0)  # the line the error names
+    with pytest.raises(ValueError) as info:
+        np.zeros(0).reshape(2**62, 4, 0)
+    with pytest.raises(ValueError, match=r"too big.*test_first_calls.py:%d" % (
+            f.__code__.co_firstlineno + 1)):
+        adjit.jit(f)(np.zeros(3))
+    assert "too big" in str(info.value) or "cannot reshape" in str(info.value)
+    # the -1 of a reshape resolved by an exact product (an int64 one wrapped: 8 elements to
+    # (-1, 2**62 + 1, 4) became (2, 2**62 + 1, 4)); NumPy refuses it too
+    with pytest.raises(ValueError):
+        np.zeros(8).reshape(-1, 2**62 + 1, 4)
+    with pytest.raises(ValueError, match=r"size 8 into shape \(-1, 4611686018427387905, 4\)"):
+        adjit.jit(lambda x: x.reshape(-1, 2**62 + 1, 4))(np.zeros(8))
 
 
 def test_index_bounds_check_agrees_with_numpy():

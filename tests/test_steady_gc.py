@@ -118,3 +118,45 @@ def test_tracing_a_new_function_makes_no_cyclic_garbage():
     # d/dw sum(tanh(w) @ y) = (1 - tanh(w)^2) * (ones @ y^T): NumPy by hand
     np.testing.assert_allclose(g["w"], (1 - np.tanh(x) ** 2) * y.sum(axis=1), rtol=1e-12)
     assert garbage == 0
+
+
+@pytest.mark.parametrize("entry", ["run_pointers", "no_py_abi"])
+def test_void_pointer_entries_make_no_cyclic_garbage(monkeypatch, entry):
+    # The `void **args` entries (run_pointers; the call path where the compiled `_py` wrapper
+    # cannot read Python objects) built `ctypes.c_void_p * n` per call: an array class, a class
+    # cycle, that ctypes' cache holds only weakly, so each call after a collection made a new
+    # one (cyclic garbage)
+    import ctypes
+    from adjit.ir import parse_graph
+    from adjit.runtime import call, compile_graph
+    if entry == "no_py_abi":
+        monkeypatch.setattr(call, "_PY_ABI_OK", False)
+    g = parse_graph("def f(a: f64[7], b: f64[7]) -> (f64[7], f64[]):\n"
+                    "  c: f64[7] = mul a b\n  d: f64[7] = sin c\n"
+                    "  e: f64[] = reduce_sum[axes=(0,)] d\n  return d, e\n")
+    cg = compile_graph(g)
+    if entry == "no_py_abi":
+        assert cg._fc is None and isinstance(cg._fn, call._FN_PTRS)  # (compiled anew)
+    run = cg.run_pointers if entry == "run_pointers" else cg
+    x, y = np.linspace(-1.0, 2.0, 7), np.linspace(0.5, 3.0, 7)
+    run([x, y])
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(5):
+            got = run([x, y])
+            gc.collect()
+        found = list(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was:
+            gc.enable()
+    np.testing.assert_allclose(got[0], np.sin(x * y), rtol=1e-15)
+    np.testing.assert_allclose(got[1], np.sin(x * y).sum(), rtol=1e-13)
+    # (other threads of the process may leave an unrelated cycle now and then: the call's
+    # own garbage is the ctypes array classes)
+    arrays = [o for o in found if isinstance(o, type) and issubclass(o, ctypes.Array)]
+    assert not arrays, [type(o) for o in found]

@@ -89,3 +89,130 @@ B1, B2 = I1 > 1, I2 > 2
 def test_bitwise_ops_are_recorded(fn):
     _check(fn, [(I1, I2), (I2, I1), (I1 * 3, I2 - 7)])
     _check(fn, [(B1, B2), (B2, B1), (~B1, B2)])
+
+
+# a Tensor and a Python number as arguments (jit(f)(tensor, 0.3)): the number was a traced
+# NumPy scalar, which no Tensor operation took (TypeError). It is a scalar input (one trace for
+# every value) where Tensor operations take numbers; where f needs the number itself it is
+# keyed by value (static), as torch.compile specialises a float
+NUMBER_FNS = {
+    "t*s": lambda T, t, s: (t * s).sin(),
+    "s*t": lambda T, t, s: s * t + t,
+    "t/s,s-t": lambda T, t, s: t / s + (s - t),
+    "s/t": lambda T, t, s: s / t,
+    "t**s": lambda T, t, s: t ** s,
+    "s**t": lambda T, t, s: s ** t,
+    "pow": lambda T, t, s: t.pow(s) + T.mul(t, s),
+    "alpha": lambda T, t, s: t.add(t * t, alpha=s),
+    "cmp": lambda T, t, s: t * (t > s) + t * (s < t),
+    "s*s": lambda T, t, s: t * (s * s + 1),
+    "clamp": lambda T, t, s: t.clamp(min=s),
+    "where": lambda T, t, s: T.where(t > 1.5, t, s),
+    "full": lambda T, t, s: t * T.full((3,), s),
+    "if": lambda T, t, s: t * 2 if s > 0.35 else t,
+    # in place on a tensor made inside f (its old value kept for the recorded op)
+    "mul_": lambda T, t, s: t * s + T.tensor([1.0, 2.0, 3.0], dtype=t.dtype).mul_(s),
+    "add_alpha": lambda T, t, s: T.tensor([1.0, 2.0, 3.0], dtype=t.dtype).add_(t, alpha=s),
+}
+# scalar inputs: one trace for every value of the number
+ONE_TRACE = ("t*s", "s*t", "t/s,s-t", "s/t", "t**s", "s**t", "pow", "alpha", "cmp", "s*s",
+             "clamp", "where", "full", "mul_", "add_alpha")
+
+
+@pytest.mark.parametrize("name", sorted(NUMBER_FNS))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_tensor_and_python_number_arguments_match_torch(name, dtype):
+    fn = NUMBER_FNS[name]
+    jf = adjit.jit(lambda t, s: fn(adjit, t, s))
+    for s in (0.3, 0.4, 2.5, 0.3):
+        x0 = np.array([1.0, 2.0, 3.0])
+        x = adjit.tensor(x0, dtype=getattr(adjit, dtype), requires_grad=True)
+        t = torch.tensor(x0, dtype=getattr(torch, dtype), requires_grad=True)
+        y, r = jf(x, s), fn(torch, t, s)
+        assert type(y) is adjit.Tensor and y.requires_grad
+        assert str(y.dtype).split(".")[-1] == str(r.dtype).split(".")[-1]
+        rtol = 1e-6 if dtype == "float32" else 1e-14
+        np.testing.assert_allclose(y.detach().numpy(), r.detach().numpy(), rtol=rtol)
+        w = np.array([0.5, -1.0, 2.0])
+        (y * adjit.tensor(w, dtype=y.dtype)).sum().backward()
+        (r * torch.tensor(w, dtype=r.dtype)).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=1e-12)
+    if name in ONE_TRACE:
+        assert jf.stats()["misses"] == 1, jf.stats()
+
+
+@pytest.mark.parametrize("s", [0.5, 2, True])
+def test_python_number_argument_promotes_as_torch_with_an_int_tensor(s):
+    for fn in (lambda T, t, s: t * s, lambda T, t, s: s / t, lambda T, t, s: t ** s,
+               lambda T, t, s: T.full((2,), s), lambda T, t, s: T.where(t > 1, t, s)):
+        got = adjit.jit(lambda t, s: fn(adjit, t, s))(adjit.tensor([1, 2, 3]), s)
+        want = fn(torch, torch.tensor([1, 2, 3]), s)
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
+def test_python_number_keyword_and_closure_float_with_tensors():
+    x0 = np.array([0.5, -1.0, 2.0])
+    jf = adjit.jit(lambda t, scale=1.0: (t * scale).exp())
+    for s in (0.25, 0.75):
+        x = adjit.tensor(x0, requires_grad=True)
+        t = torch.tensor(x0, requires_grad=True)
+        y, r = jf(x, scale=s), (t * s).exp()
+        y.sum().backward()
+        r.sum().backward()
+        np.testing.assert_allclose(y.detach().numpy(), r.detach().numpy(), rtol=1e-6)
+        np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+    assert jf.stats()["misses"] == 1
+    # a closure float that changes is promoted to a scalar input (README): with Tensors too,
+    # not keyed by value on every new value
+    lr = 0.1
+
+    def step(t):
+        return t * lr
+    js = adjit.jit(step)
+    for v in (0.1, 0.2, 0.3, 0.4):
+        lr = v
+        np.testing.assert_allclose(js(adjit.tensor(x0)).numpy(), (torch.tensor(x0) * v).numpy(),
+                                   rtol=1e-6)
+    assert js.stats()["misses"] == 2, js.stats()
+
+
+def test_python_number_argument_f_needs_itself_is_keyed_by_value():
+    # T.linspace(0, s, 3), T.tensor([s, s]): f needs the number itself; jit keys it by value
+    # (each new value traces once; the first call traced once more to find that out)
+    x0 = np.array([1.0, 2.0, 3.0])
+    for fn in (lambda T, t, s: t * T.linspace(0, s, 3),
+               lambda T, t, s: t + T.tensor([s, s, 2 * s], dtype=t.dtype)):
+        jf = adjit.jit(lambda t, s: fn(adjit, t, s))
+        for s in (0.5, 1.5, 0.5, 2.5, 1.5):
+            x = adjit.tensor(x0, requires_grad=True)
+            t = torch.tensor(x0, requires_grad=True)
+            y, r = jf(x, s), fn(torch, t, s)
+            np.testing.assert_allclose(y.detach().numpy(), r.detach().numpy(), rtol=1e-6)
+            y.sum().backward()
+            r.sum().backward()
+            np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+        assert jf.stats()["misses"] == 4, jf.stats()
+    # an error of f's own is raised as it is (the number stays an input)
+    jf = adjit.jit(lambda t, s: t.no_such_method(s))
+    with pytest.raises(AttributeError, match="no_such_method"):
+        jf(adjit.tensor(x0), 0.5)
+    assert not jf._static_pos
+
+
+def test_in_place_under_no_grad_inside_jit_is_recorded():
+    # under no_grad the in-place fast path computed into the storage with the traced values of
+    # the trace's call (a replay returned them for every later argument), and the op recorded
+    # on a tensor made inside f read its storage after the write (a replay applied it twice)
+    def f(T, t):
+        with T.no_grad():
+            c = T.tensor([1.0, 2.0, 3.0])
+            c.mul_(t)
+            u = t * 1.0
+            u.add_(c)
+        return c, u
+    jf = adjit.jit(lambda t: f(adjit, t))
+    for v in ([2.0, 2.0, 2.0], [2.0, 2.0, 2.0], [3.0, -1.0, 0.5]):
+        got, want = jf(adjit.tensor(v)), f(torch, torch.tensor(v))
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g.numpy(), w.numpy())

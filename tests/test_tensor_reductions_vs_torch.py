@@ -163,3 +163,53 @@ def test_rsqrt_value_and_derivative_at_the_edges_match_torch(dtype):
         g = x.grad.numpy()
         return y, x.grad, tuple(np.signbit(g).tolist()), T.rsqrt(x.detach())
     same_as_torch(scenario, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape,dim", [((3, 0), 1), ((3, 0), -1), ((3, 0), 0), ((0,), 0),
+                                       ((3, 0), (0, 1)), ((2, 0, 3), 1)])
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("form", ["method", "function", "special"])
+def test_logsumexp_over_an_empty_dim_matches_torch(shape, dim, keepdim, form):
+    # an empty sum: -inf (log 0), the gradient the input's (empty) zeros, as torch
+    import adjit.special  # noqa: F401  (adjit.special: torch.special)
+
+    def scenario(T):
+        x = T.zeros(*shape, dtype=T.float64, requires_grad=True)
+        fn = {"method": lambda: x.logsumexp(dim, keepdim),
+              "function": lambda: T.logsumexp(x, dim, keepdim),
+              "special": lambda: T.special.logsumexp(x, dim, keepdim)}[form]
+        y = fn()
+        y.sum().backward()
+        return y, type(y.grad_fn).__name__, x.grad, tuple(x.grad.shape)
+    same_as_torch(scenario)
+
+
+CLAMP_CASES = {
+    "int_float_min": lambda T: T.tensor([1, 2, 3]).clamp(min=1.5),
+    "int_int_min": lambda T: T.tensor([1, 2, 3]).clamp(min=2),
+    "int_both": lambda T: T.tensor([1, 2, 3]).clamp(1.5, 2.5),
+    "int_0d_tensor_max": lambda T: T.tensor([1, 2, 3]).clamp(max=T.tensor(2.5)),
+    "bool_float": lambda T: T.clamp(T.tensor([True, False]), min=0.5),
+    "f32_f64_tensor": lambda T: T.tensor([1.0, 2.0, 3.0]).clamp(
+        min=T.tensor([1.5, 1.5, 1.5], dtype=T.float64)),
+    "int_float_tensor": lambda T: T.tensor([1, 2]).clamp(min=T.tensor([1.5, 0.5])),
+    "broadcast_bound": lambda T: T.tensor([1.0, 5.0]).clamp(min=T.tensor([[0.0, 2.0],
+                                                                          [3.0, 6.0]])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLAMP_CASES))
+def test_clamp_promotes_and_broadcasts_as_torch(case):
+    # the bounds were converted to the input's dtype and broadcast to its shape: an int tensor
+    # clamped at 1.5 stayed int64 (values 1, 2, 3), a tensor bound of a bigger shape failed
+    same_as_torch(lambda T: (CLAMP_CASES[case](T), str(CLAMP_CASES[case](T).dtype).split(".")[-1]))
+
+
+def test_clamp_broadcast_bound_gradients_match_torch():
+    def scenario(T):
+        x = T.tensor([1.0, 5.0, -2.0], dtype=T.float64, requires_grad=True)
+        lo = T.tensor([[0.0, 2.0, -3.0], [3.0, 6.0, -1.0]], dtype=T.float64, requires_grad=True)
+        y = x.clamp(min=lo, max=T.tensor(4.0, dtype=T.float64))
+        (y * T.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=T.float64)).sum().backward()
+        return y, x.grad, lo.grad, type(y.grad_fn).__name__
+    same_as_torch(scenario)

@@ -71,3 +71,47 @@ def test_torch_namespace_functions_and_methods():
         np.testing.assert_allclose(ra.detach().numpy(), rt.detach().numpy(), rtol=1e-13)
         np.testing.assert_allclose(getattr(a2, name)().detach().numpy(),
                                    getattr(t2, name)().detach().numpy(), rtol=1e-13)
+
+
+def test_special_and_other_submodules_are_attributes_after_import_adjit_alone():
+    # torch.special.expit(x) works right after `import torch`; adjit.special needed an explicit
+    # `import adjit.special`. A fresh process (this module imported adjit.special already);
+    # `import adjit` itself must not import them (nor SciPy)
+    import subprocess
+    import sys
+    import textwrap
+    code = textwrap.dedent("""
+        import sys
+        import adjit as torch
+        assert "adjit.special" not in sys.modules and "scipy" not in sys.modules
+        x = torch.tensor([-2.0, 0.3, 1.5], dtype=torch.float64, requires_grad=True)
+        y = torch.special.expit(x)
+        y.sum().backward()
+        print(repr(y.detach().numpy().tolist()), repr(x.grad.numpy().tolist()),
+              y.grad_fn.name())
+        # the other torch submodules adjit mirrors, reached the same way
+        print(torch.linalg.norm(x.detach()).item(), torch.autograd.functional.__name__,
+              torch.func.grad.__name__, torch.special.logsumexp.__name__)
+        print(torch.numpy.sin is __import__("numpy").sin,
+              torch.scipy.special.logsumexp.__module__)
+        try:
+            torch.no_such_module
+        except AttributeError as e:
+            print(e)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    t = torch.tensor([-2.0, 0.3, 1.5], dtype=torch.float64, requires_grad=True)
+    ty = torch.special.expit(t)
+    ty.sum().backward()
+    assert lines[0].split(" ")[-1] == type(ty.grad_fn).__name__
+    vals = lines[0].rsplit(" ", 1)[0].split("] ")
+    np.testing.assert_allclose(eval(vals[0] + "]"), ty.detach().numpy(), rtol=1e-15)
+    np.testing.assert_allclose(eval(vals[1]), t.grad.numpy(), rtol=1e-15)
+    norm, fmod, gname, lname = lines[1].split(" ")
+    assert float(norm) == pytest.approx(torch.linalg.norm(t.detach()).item(), rel=1e-15)
+    assert (fmod, gname, lname) == ("adjit.autograd.functional", "grad", "logsumexp")
+    assert lines[2] == "True adjit.scipy.special"
+    assert lines[3] == "module 'adjit' has no attribute 'no_such_module'"

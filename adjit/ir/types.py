@@ -1,6 +1,8 @@
 """IR types: a dtype name and a shape. `f32[3,4]`, `i64[]`, `bool[5]`."""
 from __future__ import annotations
 
+from math import prod
+
 import numpy as np
 
 # IR dtype name <-> NumPy dtype. The IR speaks these five names only.
@@ -32,6 +34,30 @@ def dtype_name(dt) -> str:
                         f"not {dt!r}") from None
 
 
+# an array's byte count is an intp (NumPy's rule, and native code's index arithmetic): the most
+# elements of each dtype, counting only the nonzero dimensions (NumPy's own check in array
+# creation: an empty array's other dimensions may not overflow either)
+_INTP_MAX = 2**63 - 1
+_MAX_ELEMENTS = {name: _INTP_MAX // dt.itemsize for name, dt in DTYPES.items()}
+_SAFE_ELEMENTS = min(_MAX_ELEMENTS.values())  # every dtype holds fewer elements
+
+
+def _check_shape(shape, dtype):
+    """A ValueError when no array of `shape` and `dtype` can exist: a negative dimension, or
+    itemsize times the product of the nonzero dimensions beyond an intp (NumPy: 'array is
+    too big'). Such a type would wrap native code's size arithmetic."""
+    n = 1
+    for d in shape:
+        if d < 0:
+            raise ValueError(f"negative dimensions are not allowed: shape {shape}")
+        if d:
+            n *= d
+    if n > _MAX_ELEMENTS[dtype]:
+        raise ValueError(f"array is too big: shape {shape} of {dtype} is "
+                         f"{n * DTYPES[dtype].itemsize} bytes counting its nonzero dimensions, "
+                         f"beyond the largest intp {_INTP_MAX} (NumPy refuses it too)")
+
+
 def is_float(name: str) -> bool:
     return name in FLOATS
 
@@ -44,8 +70,13 @@ class AType:
     def __init__(self, shape, dtype):
         # (map, not a generator expression: half the cost of a new type, which every new
         # shape's rule makes)
-        self.shape = tuple(map(int, shape))
-        self.dtype = dtype if dtype.__class__ is str and dtype in DTYPES else dtype_name(dtype)
+        self.shape = shape = tuple(map(int, shape))
+        self.dtype = dtype = (dtype if dtype.__class__ is str and dtype in DTYPES
+                              else dtype_name(dtype))
+        # (math.prod, then one comparison with the 8-byte bound: the full check only for a
+        # product that is zero, negative or big)
+        if not 0 < prod(shape) < _SAFE_ELEMENTS:
+            _check_shape(shape, dtype)
 
     @property
     def ndim(self):

@@ -29,6 +29,19 @@ _EMPTY = np.empty(0, np.uint8)
 _FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.py_object)
 _FN_PTRS = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
 WS_POOL = 4               # idle workspaces kept per graph (one per concurrently running call)
+# `void **args` blocks by length: a ctypes array type is a class cycle, which ctypes' own cache
+# holds only weakly, so `c_void_p * n` on every call made cyclic garbage each time the
+# collector had freed the last one; these stay (one per argument count seen)
+_PTR_BLOCKS: dict = {}
+
+
+def _pointer_block(bufs):
+    """The `void **` argument block of the arrays `bufs` (their data pointers)."""
+    n = len(bufs)
+    block = _PTR_BLOCKS.get(n)
+    if block is None:
+        block = _PTR_BLOCKS[n] = ctypes.c_void_p * n
+    return block(*[a.ctypes.data for a in bufs])
 
 
 def _probe_py_abi():
@@ -275,7 +288,7 @@ class CompiledGraph:
         if _PY_ABI_OK:
             status = self._fn(bufs)
         else:  # pragma: no cover - only on interpreters whose object layout we do not know
-            status = self._fn((ctypes.c_void_p * len(bufs))(*[a.ctypes.data for a in bufs]))
+            status = self._fn(_pointer_block(bufs))
         if self.ws_bytes and len(self._ws_pool) < WS_POOL:
             self._ws_pool.append(ws)
         if status:
@@ -290,7 +303,7 @@ class CompiledGraph:
         outs = [np.empty(shape, dt) for shape, dt in self.out_specs]
         ws = np.empty(self.ws_bytes, np.uint8) if self.ws_bytes else _EMPTY
         bufs = (*ins, *cs, *outs, ws)
-        ptrs = (ctypes.c_void_p * len(bufs))(*[a.ctypes.data for a in bufs])
+        ptrs = _pointer_block(bufs)
         status = _FN_PTRS(self._lib.addresses[self.meta["symbol"]])(ptrs)
         if status:
             raise _status_error(self.name, status)

@@ -38,27 +38,46 @@ def softplus(x):
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     """log(sum(b * exp(a))) along `axis` without overflow, as scipy.special.logsumexp; with
     return_sign=True, (log|s|, sign(s)) of s = sum(b * exp(a))."""
-    if not traced(a, b):
+    shape = np.shape(a) if b is None else np.broadcast_shapes(np.shape(a), np.shape(b))
+    empty = 0 in shape
+    if not traced(a, b) and not (empty and len(shape) > 1 and (
+            axis is None or not isinstance(axis, (int, np.integer)))):
         return _sp.logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign)
     if b is not None and np.shape(a) != np.shape(b):  # SciPy broadcasts a and b first
-        shape = np.broadcast_shapes(np.shape(a), np.shape(b))
         a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
+    if empty:
+        # an empty array (SciPy's branch for it): -inf where the sum is empty (log 0), sign
+        # -1 (SciPy's sign of -inf); no max to shift by. Written as log(sum(b * exp(a))), so
+        # the gradient is the input's (empty) zeros. SciPy 1.17 raises IndexError for an
+        # empty array of several dimensions reduced over several axes (its shape arithmetic);
+        # adjit gives the same -inf there, traced or not
+        with np.errstate(divide="ignore"):
+            e = np.exp(a) if b is None else b * np.exp(a)
+            out = np.log(np.sum(e, axis=axis, keepdims=True))
+        sgn = np.sign(out) if return_sign else None
+    else:
+        out, sgn = _shifted_logsumexp(a, b, axis, return_sign)
+    if not keepdims:
+        ax = tuple(range(len(shape))) if axis is None else axis
+        out = np.squeeze(out, axis=ax)
+        if return_sign:
+            sgn = np.squeeze(sgn, axis=ax)
+    return (out, sgn) if return_sign else out
+
+
+def _shifted_logsumexp(a, b, axis, return_sign):
+    """(log|sum(b * exp(a))|, its sign or None) along `axis` (kept), shifted by the max."""
     m = np.max(a, axis=axis, keepdims=True)
     m = stop_gradient(np.where(np.isfinite(m), m, 0.0))
     e = np.exp(a - m)
     if b is not None:
         e = b * e
     s = np.sum(e, axis=axis, keepdims=True)
+    sgn = None
     if return_sign:
         sgn = np.sign(s)
         s = np.abs(s)
-    out = np.log(s) + m
-    if not keepdims:
-        ax = tuple(range(np.ndim(a))) if axis is None else axis
-        out = np.squeeze(out, axis=ax)
-        if return_sign:
-            sgn = np.squeeze(sgn, axis=ax)
-    return (out, sgn) if return_sign else out
+    return np.log(s) + m, sgn
 
 
 def softmax(x, axis=None):

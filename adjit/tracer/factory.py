@@ -170,6 +170,12 @@ def ones(*size, dtype=None, requires_grad=False, device=None):
 @quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def full(size, fill_value, dtype=None, requires_grad=False, device=None):
     _check_device(device, "full", (size, fill_value))
+    if tensor_ops.traced_number(fill_value):  # jit's traced Python number: its value
+        dt = _dt(dtype, {"f": np.float32, "i": np.int64}.get(fill_value.dtype.kind, np.bool_))
+        out = ops.broadcast_to(ops.convert(fill_value._n, dt), _size((size,)))
+        if requires_grad and dt.kind != "f":
+            _make(np.empty(0, dt), True)  # (PyTorch's error)
+        return Tensor._wrap(out)
     default = np.float32 if isinstance(fill_value, float) else np.int64 if isinstance(
         fill_value, int) and not isinstance(fill_value, bool) else np.bool_
     return _make(np.full(_size((size,)), fill_value, _dt(dtype, default)), requires_grad)
@@ -466,7 +472,7 @@ def where(cond, x=None, y=None):
         x.shape if isinstance(x, Tensor) else (), y.shape if isinstance(y, Tensor) else ()))
 
     def prep(v):
-        if isinstance(v, Tensor):
+        if isinstance(v, Tensor) or tensor_ops.traced_number(v):  # (jit's traced number)
             return ops.broadcast_to(ops.convert(v._n, dt), shp)
         return ops.full(shp, v, dt) if not STATE.grad_enabled or True else None
     cn = ops.broadcast_to(cond._n if isinstance(cond, Tensor) else c, shp)

@@ -43,6 +43,8 @@ def _pow(self, other):
             return Tensor._wrap(tag(out, "PowBackward0", (n,)))
     if isinstance(other, Tensor):
         return tensor_ops.binary("pow", self, other, "PowBackward1")
+    if tensor_ops.traced_number(other):  # jit's traced Python number: a 0-d operand
+        return tensor_ops.binary("pow", self, other, "PowBackward0", listed=[self._n])
     dt = tensor_ops.result_dtype(self, other)
     x = ops.convert(self._n, dt)
     if isinstance(other, (int, np.integer)) and dt.kind in "iu" and other < 0:
@@ -51,7 +53,7 @@ def _pow(self, other):
 
 
 def _rpow(self, other):
-    if not isinstance(other, Tensor):
+    if not isinstance(other, Tensor) and not tensor_ops.traced_number(other):
         # the base as an array of the exponent's shape: pow's vjp for the exponent computes
         # log(base) * out, which needs an operand of the output's shape (a literal has none)
         dt = tensor_ops.result_dtype(self, other)
@@ -113,6 +115,9 @@ def _logical_not(self):
 
 def _scaled(other, alpha):
     """`alpha * other` for add/sub(alpha=): folded into the op (no MulBackward0 node)."""
+    if tensor_ops.traced_number(alpha):  # jit's traced Python number
+        return Tensor._wrap(tensor_ops.binary("mul", other, alpha, "MulBackward0")._n) \
+            if isinstance(other, Tensor) else other * alpha
     if alpha == 1:
         return other
     if isinstance(other, Tensor):
@@ -134,14 +139,16 @@ def _inplace(prim, name, true_div=False):
     ufunc = _UFUNC[prim]
 
     def f(self, other, alpha=1):
-        if alpha == 1 and not STATE.grad_enabled and type(self) is Tensor:
-            # under no_grad nothing is recorded: compute into the storage (an SGD update)
+        if alpha == 1 and not STATE.grad_enabled and type(self) is Tensor and \
+                self._n.trace is EAGER:
+            # under no_grad nothing is recorded: compute into the storage (an SGD update).
+            # (Not on a value a transform traces: jit records it under no_grad too)
             n = self._n
             v = n.val
             to = type(other)
             if to is Tensor:
                 w = other._n.val
-                ok = w.dtype == v.dtype and w.shape == v.shape
+                ok = w.dtype == v.dtype and w.shape == v.shape and other._n.trace is EAGER
             else:
                 ok = (to is float or to is int) and v.dtype.kind == "f"
                 w = np.asarray(other, v.dtype) if ok else None
@@ -161,10 +168,13 @@ def _inplace(prim, name, true_div=False):
         n = self._n
         self._inplace_check()
         src = self
-        if n.rec is None and not n.requires_grad and STATE.grad_enabled \
-                and isinstance(other, Tensor) and other._n.requires_grad:
+        if n.rec is None and not n.requires_grad \
+                and (isinstance(other, Tensor) or tensor_ops.traced_number(other)) \
+                and other._n.requires_grad and (STATE.grad_enabled or
+                                                 other._n.trace is not EAGER):
             # the op records the old value of a tensor without history: give it a copy, since
-            # the storage is about to hold the result
+            # the storage is about to hold the result (jit's traced number too; a transform
+            # records under no_grad as well)
             src = Tensor._wrap(TapeNode(n.val.copy(), n.type, None, EAGER))
         if listed is not None:
             listed[0] = src._n

@@ -1,6 +1,8 @@
 """NumPy's shape functions and products on TracedArrays (registered into np_dispatch.FUNCS)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..ir import composites
@@ -17,12 +19,14 @@ def _reshape_shape(size, shape):
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
     if shape.count(-1) > 1:
         raise ValueError("can only specify one unknown dimension")
+    # (math.prod: exact, where an int64 product wraps: (-1, 2**62 + 1, 4) of 8 elements
+    # "resolved" to (2, 2**62 + 1, 4))
     if -1 in shape:
-        known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+        known = math.prod(d for d in shape if d != -1)
         if known == 0 or size % known:
             raise ValueError(f"cannot reshape array of size {size} into shape {shape}")
         shape = tuple(size // known if d == -1 else d for d in shape)
-    if int(np.prod(shape, dtype=np.int64)) != size:
+    if math.prod(shape) != size:
         raise ValueError(f"cannot reshape array of size {size} into shape {shape}")
     return shape
 

@@ -84,6 +84,22 @@ def _tensor_node(x):
     return n if isinstance(n, Node) else None
 
 
+def _is_tensor(x):
+    T = _TENSOR[0] if _TENSOR else _tensor_class()
+    return T is not None and isinstance(x, T)
+
+
+_TENSOR: list = []
+
+
+def _tensor_class():
+    from .trace_args import tensor_cls
+    T = tensor_cls()
+    if T is not None:
+        _TENSOR.append(T)
+    return T
+
+
 def is_weak(x):
     return isinstance(x, (bool, int, float)) or (isinstance(x, _nd.TracedArray) and x.weak)
 
@@ -243,6 +259,8 @@ def binary(name, a, b, sym=None):
                 y = _fast_pair(a, b, tr, dt)
                 if y is not None:
                     return _nd.TracedArray(_record(REGISTRY[name], tr, y, {}), False)
+    if sym is not None and (_is_tensor(a) or _is_tensor(b)):
+        return NotImplemented  # `s * t` of a traced number and a Tensor: Tensor's __rmul__
     label = f"`{sym}` ({_LABEL.get(name, name)})" if sym else _LABEL.get(name, name)
     (x, y), dt, weak = promote([a, b], label, to_float=name == "div")
     if name in ("and", "or", "xor") and dt in FLOATS:  # bitwise: NumPy has no float loop either

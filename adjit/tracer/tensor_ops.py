@@ -15,6 +15,7 @@ from .._fp import FP_QUIET, fp_reset as _fp_reset, fp_set as _fp_set
 from ..ir import ops
 from ..ir.core import EAGER, REGISTRY, STATE, Node, atype_of, bind, record_eager
 from .grad_fn import tag
+from .ndarray import TracedArray
 from .tape import TapeNode
 from .tensor import Tensor, shape_error, to_np_dtype
 from . import views
@@ -32,7 +33,16 @@ def as_tensor_like(x):
         return x
     if isinstance(x, np.ndarray):
         return Tensor._from_array(x)
+    if isinstance(x, TracedArray) and not traced_number(x):
+        return Tensor._wrap(x._n)  # a traced ndarray (jit's ndarray argument): as an ndarray
     return x
+
+
+def traced_number(x):
+    """Is x a traced Python number (a transform's Python scalar argument or a float jit made a
+    scalar input: a weak 0-d TracedArray)? Tensor operations take it as the number it stands
+    for (PyTorch's promotion of a Python scalar; no next_functions entry)."""
+    return type(x) is TracedArray and x.weak and not x._n.type.shape
 
 
 def promote_types(a, b):
@@ -57,8 +67,8 @@ def result_dtype(*xs):
             else:
                 zerod = d if zerod is None or zerod == d else promote_types(zerod, d)
         else:
-            c = 0 if isinstance(x, (bool, np.bool_)) else 2 if isinstance(
-                x, (float, np.floating)) else 1
+            c = _CAT[x.dtype.kind] if isinstance(x, TracedArray) else 0 if isinstance(
+                x, (bool, np.bool_)) else 2 if isinstance(x, (float, np.floating)) else 1
             scalar_cat = c if c > scalar_cat else scalar_cat
     res = dimmed
     if zerod is not None and (res is None or _CAT[zerod.kind] > _CAT[res.kind]):
@@ -113,10 +123,12 @@ def _prep(a, b, dt):
             return ops.convert(x._n, dt)
         if isinstance(x, np.ndarray):
             return x.astype(dt)
+        if isinstance(x, TracedArray):  # a traced Python number: a 0-d operand
+            return ops.convert(x._n, dt)
         return x
     a2, b2 = conv(a), conv(b)
-    sa = ops.shape(a2) if isinstance(a, Tensor) else None
-    sb = ops.shape(b2) if isinstance(b, Tensor) else None
+    sa = ops.shape(a2) if isinstance(a, (Tensor, TracedArray)) else None
+    sb = ops.shape(b2) if isinstance(b, (Tensor, TracedArray)) else None
     if sa is not None and sb is not None and sa != sb:
         shp = broadcast_shapes(sa, sb)
         a2, b2 = ops.broadcast_to(a2, shp), ops.broadcast_to(b2, shp)

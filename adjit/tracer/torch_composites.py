@@ -211,14 +211,22 @@ def clamp(x, min=None, max=None):
     are false there, as in PyTorch's mask)."""
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
-    n = x._n
+    bounds = [(tracer_tensor_ops.as_tensor_like(b), cmp) for b, cmp in
+              ((min, ops.lt), (max, ops.gt)) if b is not None]
+    # PyTorch's promotion of the input with the bounds (an int tensor clamped at 1.5 is
+    # float32) and broadcast of tensor bounds
+    dt = tracer_tensor_ops.result_dtype(x, *[b for b, _ in bounds])
+    shp = x._n.type.shape
+    for b, _ in bounds:
+        if isinstance(b, Tensor):
+            shp = tracer_tensor_ops.broadcast_shapes(shp, b._n.type.shape)
+    n = ops.broadcast_to(ops.convert(x._n, dt), shp)
     out = n
-    for bound, cmp in ((min, ops.lt), (max, ops.gt)):
-        if bound is None:
-            continue
-        b = bound._n if isinstance(bound, Tensor) else bound
-        bb = ops.broadcast_to(ops.convert(b, n.type.dtype), n.type.shape) if isinstance(
-            bound, Tensor) else ops.full(n.type.shape, bound, n.type.dtype)
+    for bound, cmp in bounds:
+        if isinstance(bound, Tensor) or tracer_tensor_ops.traced_number(bound):
+            bb = ops.broadcast_to(ops.convert(bound._n, dt), shp)  # (jit's traced number too)
+        else:
+            bb = ops.full(shp, bound, dt)
         out = ops.select(cmp(out, bb), bb, out)
     if n.type.dtype in FLOATS:  # NaN: the value stays NaN, no gradient passes
         out = ops.select(ops.ne(n, n), ops.stop_gradient(n), out)

@@ -448,6 +448,13 @@ class Jitted:
             self._lnever.update(exc.args[0])
         except Exception:
             if not pidx:
+                nums = [w for w, a in dyn if type(a) in (float, int, bool)]
+                if nums and any(sp[0] == "tensor" for sp in spec):
+                    # a Tensor-front call whose Python number arguments f saw traced (scalar
+                    # inputs) and could not use so (it needs the number itself:
+                    # T.tensor([s])): they are static from now on (keyed by value, as
+                    # torch.compile specialises a float), unless f fails with them static too
+                    return self._call_numbers_static(nums, args, kwargs, has_self, shift)
                 raise
             # f could not run with a promoted float slot (or a container's floats) traced (it
             # needs the float itself): those slots stay keyed by value, unless f fails with
@@ -472,6 +479,18 @@ class Jitted:
                             self._lnever)
         self._nslots = self._slots.n
         return self._call(args, kwargs, has_self, shift)
+
+    def _call_numbers_static(self, nums, args, kwargs, has_self, shift):
+        """_call again with the Python number arguments `nums` (positions in args, names of
+        keywords) static; when that fails too, they stay inputs and its error is raised."""
+        saved = set(self._static_pos), set(self._static_names)
+        self._static_pos |= {w - shift for w in nums if type(w) is int}
+        self._static_names |= {w for w in nums if type(w) is str}
+        try:
+            return self._call(args, kwargs, has_self, shift)
+        except Exception:
+            self._static_pos, self._static_names = saved
+            raise
 
     def _replan(self):
         self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten,

@@ -100,7 +100,10 @@ def _reshape_rule(x, *, shape):
     # (2**32, 2**32)), and without NumPy's reduction: ~10 us of every new shape's rule)
     if math.prod(shape) != x.size:
         raise ValueError(f"reshape: cannot reshape {x.shape} ({x.size} elements) to {shape}")
-    return AType(shape, x.dtype)
+    try:
+        return AType(shape, x.dtype)
+    except ValueError as e:  # an empty array's other dimensions too big (AType's check)
+        raise ValueError(f"reshape: cannot reshape {x.shape} to {shape}: {e}") from None
 
 
 prim("reshape", _reshape_rule, lambda x, *, shape: np.reshape(x, shape),
