@@ -573,6 +573,7 @@ def _lit_pair(prim, args):
 
 
 def _record(prim, trace, args, params):
+    st = STATE  # (a thread-local: read once)
     inputs = []
     vals = []
     key = [prim, prim.shape_rule]
@@ -581,7 +582,8 @@ def _record(prim, trace, args, params):
     for a in args:
         ta = type(a)
         if ta is TAPE_NODE or ta is Node:
-            if a.trace is not trace and a.trace.level > trace.level:
+            t = a.trace
+            if t is not trace and t.level > trace.level:
                 raise AssertionError("value of an inner trace escaped")  # pragma: no cover
             inputs.append(a)
             t = a.type
@@ -647,7 +649,7 @@ def _record(prim, trace, args, params):
             _RULES[key] = (typ, key)
     else:
         typ, key = hit
-    if abstract or (trace is not EAGER and STATE.abstract):
+    if abstract or (trace is not EAGER and st.abstract):
         out = None
     else:
         if prim.fp_warns:
@@ -658,9 +660,8 @@ def _record(prim, trace, args, params):
                 FP_STATE.reset(token)
         else:
             out = prim.impl(*vals, **params) if params else prim.impl(*vals)
-        if type(out) is not np.ndarray and type(typ) is not tuple:
+        if type(out) is not _NDARRAY and type(typ) is not tuple:
             out = np.asarray(out)
-    st = STATE
     loc = st.loc
     if loc is None:
         loc = st.entry_loc
@@ -681,7 +682,7 @@ def _record(prim, trace, args, params):
         trace.guards.append(rec)
         return out
     node = Node(out, typ, rec, trace, True)
-    if not STATE.grad_enabled and prim.name != "stop_gradient":
+    if not st.grad_enabled and prim.name != "stop_gradient":
         # no_grad inside a transform: keep the value on the trace (so guards computed from it can
         # be re-checked when replayed) but let no derivative through.
         return bind(REGISTRY["stop_gradient"], node)
