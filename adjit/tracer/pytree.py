@@ -115,7 +115,37 @@ def tree_map(fn, tree, *rest, is_leaf=None):
 
 
 def leaves(tree):
-    return flatten(tree)[0]
+    """`flatten(tree)[0]`: the leaves in the same order, without building the treedef."""
+    t = type(tree)
+    if tree is not None and t is not tuple and t is not list and t is not dict and \
+            not isinstance(tree, tuple):
+        return [tree]
+    out = []
+    _gather(tree, out)
+    return out
+
+
+def _gather(x, out):
+    """Append the leaves of pytree `x` to `out` (flatten's order)."""
+    t = type(x)
+    if t is tuple or t is list:
+        kids = x
+    elif t is dict:
+        kids = [x[k] for k in sorted(x, key=_sort_key)]
+    elif x is None:
+        return
+    elif isinstance(x, tuple) and hasattr(x, "_fields"):
+        kids = x
+    else:
+        out.append(x)
+        return
+    for c in kids:
+        tc = type(c)
+        if c is not None and tc is not tuple and tc is not list and tc is not dict and \
+                not isinstance(c, tuple):
+            out.append(c)  # a leaf (the common child): no call
+        else:
+            _gather(c, out)
 
 
 def broadcast_prefix(prefix, tree, what="in_axes"):

@@ -1229,6 +1229,13 @@ _RAW_GENERATORS = (np.random.RandomState, np.random.Generator)
 _RAW_BITGENS = (np.random.MT19937, np.random.PCG64, getattr(np.random, "PCG64DXSM", None),
                 np.random.Philox, np.random.SFC64)
 _HEAD = object.__basicsize__  # PyObject_HEAD: the reference count and type, not state
+_string_at = None
+
+
+def _load_string_at():
+    global _string_at
+    import ctypes
+    _string_at = ctypes.string_at
 
 
 class _RawState:
@@ -1237,14 +1244,22 @@ class _RawState:
     seed sequence, capsule, cached `.ctypes` / `.cffi` interfaces or None). Two snapshots are
     equal when their bytes are, except 8-byte words that hold an object in both (an attribute
     cached meanwhile, `bit_generator.ctypes`: not a draw)."""
-    __slots__ = ("raw", "ptrs")
+    __slots__ = ("raw", "refs", "_ptrs")
     __hash__ = None
 
     def __init__(self, objs):
-        import ctypes
-        self.raw = tuple(ctypes.string_at(id(o) + _HEAD, type(o).__basicsize__ - _HEAD)
+        self.raw = tuple(_string_at(id(o) + _HEAD, type(o).__basicsize__ - _HEAD)
                          for o in objs)
-        self.ptrs = {id(x) for o in objs for x in gc.get_referents(o)}
+        # the objects held (kept, so their addresses stay theirs): their addresses are
+        # needed only when the bytes differ (`ptrs`), which no trace that draws nothing sees
+        self.refs = gc.get_referents(*objs)
+        self._ptrs = None
+
+    @property
+    def ptrs(self):
+        if self._ptrs is None:
+            self._ptrs = set(map(id, self.refs))
+        return self._ptrs
 
     def __eq__(self, other):
         if type(other) is not _RawState:
@@ -1271,6 +1286,8 @@ def random_state(r):
     included: a draw that uses it leaves the bit generator as it was)."""
     bg = getattr(r, "_bit_generator", None)
     if type(r) in _RAW_GENERATORS and type(bg) in _RAW_BITGENS:
+        if _string_at is None:
+            _load_string_at()
         return _RawState((r, bg))
 
     def frozen(s):

@@ -1,0 +1,104 @@
+"""The first call of a new jitted step is a trace (issue 18): the pieces made cheaper for it
+keep their results. pytree.leaves (no treedef built) gives flatten's leaves; the one-pass
+graph extraction keeps every equation, guard and constant with the user's source location
+(values and gradients against JAX, x64, and guards re-checked on later calls); the walk
+eager_plan and rehome_backward share keeps grad's eager tier and grad inside jit right."""
+from __future__ import annotations
+
+import collections
+import os
+
+import numpy as np
+
+import adjit
+from adjit.tracer import pytree
+from peers import require
+
+jax = require("jax")
+jax.config.update("jax_enable_x64", True)
+jnp = jax.numpy
+
+NT = collections.namedtuple("NT", "a b")
+
+
+class Pair(tuple):
+    """A tuple subclass that is no namedtuple: a leaf of a pytree."""
+
+
+def test_leaves_are_flattens_leaves():
+    a, b = np.ones(2), np.zeros(3)
+    trees = [a, None, 1.5, "s", [], (), {}, NT(None, None), [[[]]], Pair((a, b)),
+             (a, None, [1, {"b": 2, "a": (3, None)}]),
+             {"x": NT(a, [None, 4]), 1: 5, 2.5: 6, "a": Pair((1, 2)), True: b},
+             ({"k": [a, (b,)]}, {}), NT(a, NT(b, None))]
+    for t in trees:
+        got, want = pytree.leaves(t), pytree.flatten(t)[0]
+        assert len(got) == len(want) and all(x is y for x, y in zip(got, want)), t
+
+
+C = np.linspace(-1.0, 1.0, 6).reshape(2, 3)
+
+
+def _loss_np(x, k):
+    q, r = np.divmod(x, 1.5)  # a primitive with two results
+    if adjit.stop_gradient(x).sum() > 0:  # a guard (on the comparison)
+        y = np.tanh(x @ C.T)
+    else:
+        y = np.sin(x) * 2.0
+    return (q * C).sum() + (r * x).sum() + y.sum() * k
+
+
+def _loss_jax(x, k, positive):
+    q, r = jnp.divmod(x, 1.5)
+    y = jnp.tanh(x @ C.T) if positive else jnp.sin(x) * 2.0
+    return (jax.lax.stop_gradient(q) * C).sum() + (r * x).sum() + y.sum() * k
+
+
+def test_jit_value_and_grad_keeps_equations_guards_and_locations():
+    jf = adjit.jit(adjit.value_and_grad(_loss_np))
+    xs = [np.array([[0.3, 2.0, -0.7], [1.1, 0.2, 0.9]]),
+          np.array([[-0.3, -2.0, 0.7], [-1.1, -0.2, -0.9]]),  # the guard fails: retrace
+          np.array([[0.4, 1.0, -0.2], [1.3, 0.5, 0.1]])]
+    for x in xs * 2:
+        v, g = jf(x, 3.0)
+        pos = float(x.sum()) > 0
+        wv, wg = jax.value_and_grad(_loss_jax)(x, 3.0, pos)
+        np.testing.assert_allclose(v, wv, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g, wg, rtol=1e-12, atol=1e-12)
+    assert jf.traces == 2
+    graphs = [br.graph for brs in jf.cache.values() for br in brs]
+    assert len(graphs) == 2
+    here = os.path.abspath(__file__)
+    for g in graphs:
+        names = [e.prim.name for e in g.eqns]
+        assert "guard" in names
+        # every equation, the adjoint's included, names a line of this file
+        assert all(e.loc is not None and os.path.abspath(e.loc[0]) == here for e in g.eqns)
+
+
+def test_grad_eager_tier_and_vjp_pullback_agree_with_jax():
+    x = np.array([[0.3, 2.0, -0.7], [1.1, 0.2, 0.9]])
+    for k in range(3):  # the eager tier serves the first calls
+        g = adjit.grad(_loss_np)(x * (k + 1), 2.0)
+        want = jax.grad(_loss_jax)(x * (k + 1), 2.0, True)
+        np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
+    out, pull = adjit.vjp(lambda a: np.tanh(a @ C.T) * a.sum(), x)
+    jout, jpull = jax.vjp(lambda a: jnp.tanh(a @ C.T) * a.sum(), x)
+    ct = np.arange(4.0).reshape(2, 2)
+    np.testing.assert_allclose(out, jout, rtol=1e-12)
+    np.testing.assert_allclose(pull(ct)[0], jpull(ct)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_leaves_builds_no_treedef(monkeypatch):
+    # jit's check for traced arguments and its output leaves walk the pytree on every trace;
+    # the treedef (hashed nodes) is not needed there
+    made = []
+    init = pytree.TreeDef.__init__
+
+    def counting(self, *a):
+        made.append(a[0])
+        init(self, *a)
+    monkeypatch.setattr(pytree.TreeDef, "__init__", counting)
+    tree = ({"W1": np.ones(2), "b1": None}, [np.zeros(1), (1.0,)], {})
+    assert len(pytree.leaves(tree)) == 3
+    assert made == []
