@@ -102,3 +102,40 @@ def test_leaves_builds_no_treedef(monkeypatch):
     tree = ({"W1": np.ones(2), "b1": None}, [np.zeros(1), (1.0,)], {})
     assert len(pytree.leaves(tree)) == 3
     assert made == []
+
+
+def test_a_trace_does_not_scan_code_jit_scanned_when_made(monkeypatch):
+    from adjit.transforms import live
+    ns = {"np": np}
+    exec("R = np.random.RandomState(0)\n"
+         "def helper(x):\n    return np.sin(x) * 2.0\n"
+         "def f(x):\n    return helper(x).sum() + R.normal()\n", ns)
+    jf = adjit.jit(ns["f"])  # plans its slots: scans f's and helper's code
+    scans = []
+    orig = live._global_names
+    monkeypatch.setattr(live, "_global_names",
+                        lambda code, *a: (scans.append(code.co_name), orig(code, *a))[1])
+    x = np.linspace(0.0, 1.0, 5)
+    with __import__("warnings").catch_warnings(record=True) as w:
+        __import__("warnings").simplefilter("always")
+        out = jf(x)
+    # the draw made while tracing is still found (random_sources follows helper and R)
+    assert any("draws random numbers" in str(m.message) for m in w)
+    assert scans == []
+    np.testing.assert_allclose(out - np.sin(x).sum() * 2.0,
+                               np.random.RandomState(0).normal(), rtol=1e-12)
+
+
+def test_scanned_code_entry_goes_with_its_code():
+    from adjit.transforms import live
+    ns = {}
+    exec("def g(a):\n    return a + K\n", ns)
+    code = ns["g"].__code__
+    names, stores, _ = live.global_names(code)
+    assert names == ("K",) and not stores
+    assert live.global_names(code)[0] is names  # scanned once
+    key = id(code)
+    del ns, code
+    import gc
+    gc.collect()
+    assert key not in live._SCANNED

@@ -60,6 +60,7 @@ import gc
 import itertools
 import struct
 import types
+import weakref
 
 import numpy as np
 
@@ -369,6 +370,35 @@ def _global_names(code, out, stores, attrs=None):
     for c in code.co_consts:
         if type(c) is types.CodeType:
             _global_names(c, out, stores, attrs)
+
+
+# id(code) -> (weak reference to it, the distinct globals it loads, those it stores, the
+# attributes it reads): code is immutable, and jit scans a function's code when it is made
+# (Slots) and again on each trace (random_sources); the entry goes when its code does
+_SCANNED: dict = {}
+
+
+def global_names(code):
+    """(the globals `code` loads, in order of first load; those it stores; the attributes of
+    globals and closure variables it reads): `_global_names`, scanned once per code object.
+    Shared: the caller does not change them."""
+    k = id(code)
+    e = _SCANNED.get(k)
+    if e is not None and e[0]() is code:
+        return e[1], e[2], e[3]
+    names, stores, attrs = [], set(), []
+    _global_names(code, names, stores, attrs)
+
+    def drop(r, k=k):
+        e = _SCANNED.get(k)
+        if e is not None and e[0] is r:
+            del _SCANNED[k]
+
+    if len(_SCANNED) >= 4096:
+        _SCANNED.clear()
+    e = _SCANNED[k] = (weakref.ref(code, drop), tuple(dict.fromkeys(names)), frozenset(stores),
+                       tuple(attrs))
+    return e[1], e[2], e[3]
 
 
 # code outside the user's: Python's and installed packages' (a helper function from there is
@@ -720,8 +750,7 @@ class Slots:
             elif _candidate(v) and not (is_tree(v) and holds_array(v)):
                 self._kadd(("cell", c, None), v, f"closure variable "
                            f"`{fn.__code__.co_freevars[i]}`{via}")
-        names, stores, attrs = [], set(), []
-        _global_names(fn.__code__, names, stores, attrs)
+        names, stores, attrs = global_names(fn.__code__)
         self._kglobals(fn, names, stores, depth, seen, via)
         self._kattrs(fn, attrs, via, stores)
         for i, v in enumerate(fn.__defaults__ or ()):
@@ -781,8 +810,7 @@ class Slots:
                 self.scalar.append(type(v) in SCALARS)
         if mine:  # adjit's own module globals (its state, its constants) are not the user's
             return p
-        names, stores, attrs = [], set(), []
-        _global_names(fn.__code__, names, stores, attrs)
+        names, stores, attrs = global_names(fn.__code__)
         here = f" (read by `{fn.__name__}`)" if depth else ""
         self._kattrs(fn, attrs, here, stores)
         if stores:  # f writes module globals: a copy of the dict would lose the writes; the
@@ -1199,9 +1227,7 @@ def random_sources(f, args=()):
                 walk(v, depth + 1)
         if is_adjit_file(code.co_filename):  # adjit's wrappers: only what they hold
             return
-        names, _ = [], set()
-        _global_names(code, names, _)
-        for nm in dict.fromkeys(names):
+        for nm in global_names(code)[0]:
             v = fn.__globals__.get(nm, _EMPTY)
             add(nm, v)
             if isinstance(v, types.FunctionType):
