@@ -139,3 +139,16 @@ def test_scanned_code_entry_goes_with_its_code():
     import gc
     gc.collect()
     assert key not in live._SCANNED
+
+
+def test_jit_output_error_still_names_the_function():
+    def f(x):
+        return "not an array"
+    try:
+        adjit.jit(f)(np.ones(2))
+    except TypeError as exc:
+        msg = str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("no error")
+    assert msg.startswith("jit: f (") and os.path.basename(__file__) in msg
+    assert "must return arrays" in msg and "got str" in msg

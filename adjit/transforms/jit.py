@@ -727,7 +727,7 @@ class Jitted:
                 "value is a constant of this trace, and later changes to the array are not "
                 "seen. Pass the array as an argument, or read it in the jitted function.",
                 RuntimeWarning, stacklevel=4)
-        nodes, kinds, otd = out_nodes(t.out, f"jit: {fname(self.f)}")
+        nodes, kinds, otd = out_nodes(t.out, lambda: f"jit: {fname(self.f)}")
         pyvals = [lf if isinstance(lf, (bool, int, float)) else None
                   for lf in pytree.leaves(t.out)]
         g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
