@@ -1255,14 +1255,16 @@ _RAW_GENERATORS = (np.random.RandomState, np.random.Generator)
 _RAW_BITGENS = (np.random.MT19937, np.random.PCG64, getattr(np.random, "PCG64DXSM", None),
                 np.random.Philox, np.random.SFC64)
 _HEAD = object.__basicsize__  # PyObject_HEAD: the reference count and type, not state
-_c_char = None
-_CHARS: dict = {}  # size -> ctypes.c_char * size
+_string_at = None
 
 
-def _load_ctypes():
-    global _c_char
+def _load_string_at():
+    global _string_at
+    # (ctypes.string_at, not a char array type's from_address(...).raw: that reads at a
+    # third of the cost, but making the type costs ~10 us per size, paid by a process's
+    # first trace)
     import ctypes
-    _c_char = ctypes.c_char
+    _string_at = ctypes.string_at
 
 
 class _RawState:
@@ -1275,14 +1277,8 @@ class _RawState:
     __hash__ = None
 
     def __init__(self, objs):
-        raw = []
-        for o in objs:
-            n = type(o).__basicsize__ - _HEAD
-            arr = _CHARS.get(n)
-            if arr is None:  # (a char array type per size: its from_address(...).raw reads
-                arr = _CHARS[n] = _c_char * n  # the bytes at a third of string_at's cost)
-            raw.append(arr.from_address(id(o) + _HEAD).raw)
-        self.raw = tuple(raw)
+        self.raw = tuple(_string_at(id(o) + _HEAD, type(o).__basicsize__ - _HEAD)
+                         for o in objs)
         # the objects held (kept, so their addresses stay theirs): their addresses are
         # needed only when the bytes differ (`ptrs`), which no trace that draws nothing sees
         self.refs = gc.get_referents(*objs)
@@ -1319,8 +1315,8 @@ def random_state(r):
     included: a draw that uses it leaves the bit generator as it was)."""
     bg = getattr(r, "_bit_generator", None)
     if type(r) in _RAW_GENERATORS and type(bg) in _RAW_BITGENS:
-        if _c_char is None:
-            _load_ctypes()
+        if _string_at is None:
+            _load_string_at()
         return _RawState((r, bg))
 
     def frozen(s):
