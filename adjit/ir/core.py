@@ -574,70 +574,99 @@ def _lit_pair(prim, args):
 
 def _record(prim, trace, args, params):
     st = STATE  # (a thread-local: read once)
-    inputs = []
-    vals = []
-    key = [prim, prim.shape_rule]
-    abstract = False
-    litdt = _UNSET
-    for a in args:
-        ta = type(a)
-        if ta is TAPE_NODE or ta is Node:
-            t = a.trace
-            if t is not trace and t.level > trace.level:
-                raise AssertionError("value of an inner trace escaped")  # pragma: no cover
-            inputs.append(a)
-            t = a.type
-            key.append(t.shape)
-            key.append(t.dtype)
-            v = a.val
-            if v is None:
-                abstract = True
-            vals.append(v)
-            continue
-        if litdt is _UNSET:  # (_lit_dtype inlined: one call less per recorded literal)
-            litdt = None
-            for b in reversed(args):
-                tb = type(b)
-                if tb is TAPE_NODE or tb is Node:
-                    litdt = b.type.dtype
-                    break
-                if isinstance(b, (np.ndarray, np.generic)):
-                    litdt = dtype_name(b.dtype)
-                    break
-        if ta is float or ta is int or ta is bool:
-            v = a
-        elif isinstance(a, np.ndarray) or (isinstance(a, np.generic) and litdt is None):
-            arr = np.asarray(a)
-            n = TAPE_NODE(arr, atype_of(arr), None, EAGER)
-            inputs.append(n)
-            key.append(n.type.shape)
-            key.append(n.type.dtype)
-            vals.append(arr)
-            continue
-        elif isinstance(a, (bool, int, float, np.generic)):
-            v = a.item() if isinstance(a, np.generic) else a
-        else:
-            raise TypeError(f"{prim.name}: unsupported operand of type {type(a).__name__}")
-        # a literal: its value is part of the signature (-0.0 and nan by their bits; 1, 1.0
-        # and True apart), and one Lit and one read-only array serve every equal literal
-        tv = type(v)
-        lk = (litdt, tv, v if tv is not float or (v == v and v) else v.hex())
-        hit = _LITS.get(lk)
-        if hit is None:
-            arr = np.asarray(v, DTYPES[litdt]) if litdt else np.asarray(v)
-            arr.flags.writeable = False
-            hit = (Lit(v, litdt), arr)
-            if len(_LITS) >= 1024:
-                _LITS.clear()
-            _LITS[lk] = hit
-        inputs.append(hit[0])
-        vals.append(hit[1])
-        key.append(None)
-        key.append(lk)
-    if params:
-        key.append(tuple(params.items()))
-    try:
+    na = len(args)
+    a = args[0] if na else None
+    ta = type(a)
+    if na == 2 and (ta is TAPE_NODE or ta is Node) and (
+            type(args[1]) is TAPE_NODE or type(args[1]) is Node):
+        # two recorded operands (most equations): the loop below, unrolled
+        b = args[1]
+        t, u = a.trace, b.trace
+        if (t is not trace and t.level > trace.level) or (u is not trace and
+                                                          u.level > trace.level):
+            raise AssertionError("value of an inner trace escaped")  # pragma: no cover
+        inputs = [a, b]
+        vals = (a.val, b.val)
+        abstract = vals[0] is None or vals[1] is None
+        t, u = a.type, b.type
+        key = (prim, prim.shape_rule, t.shape, t.dtype, u.shape, u.dtype,
+               tuple(params.items())) if params else \
+            (prim, prim.shape_rule, t.shape, t.dtype, u.shape, u.dtype)
+    elif na == 1 and (ta is TAPE_NODE or ta is Node):
+        t = a.trace
+        if t is not trace and t.level > trace.level:
+            raise AssertionError("value of an inner trace escaped")  # pragma: no cover
+        inputs = [a]
+        vals = (a.val,)
+        abstract = vals[0] is None
+        t = a.type
+        key = (prim, prim.shape_rule, t.shape, t.dtype, tuple(params.items())) if params \
+            else (prim, prim.shape_rule, t.shape, t.dtype)
+    else:
+        inputs = []
+        vals = []
+        key = [prim, prim.shape_rule]
+        abstract = False
+        litdt = _UNSET
+        for a in args:
+            ta = type(a)
+            if ta is TAPE_NODE or ta is Node:
+                t = a.trace
+                if t is not trace and t.level > trace.level:
+                    raise AssertionError("value of an inner trace escaped")  # pragma: no cover
+                inputs.append(a)
+                t = a.type
+                key.append(t.shape)
+                key.append(t.dtype)
+                v = a.val
+                if v is None:
+                    abstract = True
+                vals.append(v)
+                continue
+            if litdt is _UNSET:  # (_lit_dtype inlined: one call less per recorded literal)
+                litdt = None
+                for b in reversed(args):
+                    tb = type(b)
+                    if tb is TAPE_NODE or tb is Node:
+                        litdt = b.type.dtype
+                        break
+                    if isinstance(b, (np.ndarray, np.generic)):
+                        litdt = dtype_name(b.dtype)
+                        break
+            if ta is float or ta is int or ta is bool:
+                v = a
+            elif isinstance(a, np.ndarray) or (isinstance(a, np.generic) and litdt is None):
+                arr = np.asarray(a)
+                n = TAPE_NODE(arr, atype_of(arr), None, EAGER)
+                inputs.append(n)
+                key.append(n.type.shape)
+                key.append(n.type.dtype)
+                vals.append(arr)
+                continue
+            elif isinstance(a, (bool, int, float, np.generic)):
+                v = a.item() if isinstance(a, np.generic) else a
+            else:
+                raise TypeError(f"{prim.name}: unsupported operand of type {type(a).__name__}")
+            # a literal: its value is part of the signature (-0.0 and nan by their bits; 1, 1.0
+            # and True apart), and one Lit and one read-only array serve every equal literal
+            tv = type(v)
+            lk = (litdt, tv, v if tv is not float or (v == v and v) else v.hex())
+            hit = _LITS.get(lk)
+            if hit is None:
+                arr = np.asarray(v, DTYPES[litdt]) if litdt else np.asarray(v)
+                arr.flags.writeable = False
+                hit = (Lit(v, litdt), arr)
+                if len(_LITS) >= 1024:
+                    _LITS.clear()
+                _LITS[lk] = hit
+            inputs.append(hit[0])
+            vals.append(hit[1])
+            key.append(None)
+            key.append(lk)
+        if params:
+            key.append(tuple(params.items()))
         key = tuple(key)
+    try:
         hit = _RULES.get(key)
     except TypeError:  # an unhashable parameter value: no caching
         key = hit = None
