@@ -152,3 +152,26 @@ def test_jit_output_error_still_names_the_function():
         raise AssertionError("no error")
     assert msg.startswith("jit: f (") and os.path.basename(__file__) in msg
     assert "must return arrays" in msg and "got str" in msg
+
+
+def test_dict_keys_order_and_treedef_identity(monkeypatch):
+    a, b, c, d = (np.full(1, float(i)) for i in range(4))
+    # by type name, then value: float < int < str
+    leaves, td = pytree.flatten({2.5: a, 1: b, "z": c, "a": d})
+    assert [x is y for x, y in zip(leaves, [a, b, d, c])] == [True] * 4
+    assert td.meta == (2.5, 1, "a", "z")
+    leaves, _ = pytree.flatten({3: a, 1: b, 2: c})
+    assert [x is y for x, y in zip(leaves, [b, c, a])] == [True] * 3
+    assert pytree.leaves({3: a, 1: b, 2: c}) == leaves
+    # equal structures built apart: equal and equally hashed; a different one is not equal
+    t1 = pytree.flatten({"W": a, "b": (b, None), "l": [c]})[1]
+    t2 = pytree.flatten({"l": [d], "b": (a, None), "W": b})[1]
+    t3 = pytree.flatten({"W": a, "b": (b, c), "l": [c]})[1]
+    assert t1 == t2 and hash(t1) == hash(t2) and t1.num_leaves == 3
+    assert t1 != t3 and t3.num_leaves == 4
+    assert pytree.unflatten(t1, [a, b, c])["b"][0] is b
+    # keys of one type sort without a Python call per key (a params dict on every trace)
+    calls = []
+    monkeypatch.setattr(pytree, "_sort_key", lambda k: calls.append(k) or (type(k).__name__, k))
+    pytree.flatten({"W1": a, "b1": b, "W2": c, "b2": d})
+    assert calls == []
