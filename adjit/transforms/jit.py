@@ -197,8 +197,11 @@ class Jitted:
     def _inline(self, args, kwargs):
         if len(STATE.stack) > 1:
             return True
-        return any(isinstance(getattr(lf, "_n", None), Node) and lf._n.trace.active and
-                   lf._n.trace.level > 0 for lf in pytree.leaves((args, kwargs)))
+        for lf in pytree.leaves((args, kwargs)):
+            n = getattr(lf, "_n", None)
+            if isinstance(n, Node) and n.trace.active and n.trace.level > 0:
+                return True
+        return False
 
     def __call__(self, *args, **kwargs):
         if self._self is not _NO_SELF:
