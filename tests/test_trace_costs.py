@@ -175,3 +175,32 @@ def test_dict_keys_order_and_treedef_identity(monkeypatch):
     monkeypatch.setattr(pytree, "_sort_key", lambda k: calls.append(k) or (type(k).__name__, k))
     pytree.flatten({"W1": a, "b1": b, "W2": c, "b2": d})
     assert calls == []
+
+
+def test_records_built_inline_have_every_slot():
+    # _record builds Rec and Node, extract builds Var and Eqn, without calling __init__:
+    # every slot __init__ sets must be set there too
+    from adjit.ir.core import Node, Rec, new_trace, REGISTRY, bind
+    from adjit.ir.graph import Eqn, Var, extract
+    from adjit.ir.types import AType
+
+    def slots(o):
+        return [s for s in type(o).__slots__ if s != "__weakref__"]
+
+    ref_rec = Rec(REGISTRY["add"], [], {}, None, None)
+    ref_node = Node(None, AType((), "f64"), None, None)
+    ref_var, ref_eqn = Var(AType((), "f64")), Eqn(REGISTRY["add"], [], {}, [], None)
+    with new_trace("t") as tr:
+        x = Node(np.ones(3), AType((3,), "f64"), None, tr, True)
+        y = bind(REGISTRY["mul"], bind(REGISTRY["exp"], x), x)
+        g = extract([y], tr, inputs=[x])
+    for built, ref in [(y.rec, ref_rec), (y, ref_node), (g.eqns[0], ref_eqn),
+                       (g.eqns[0].outvars[0], ref_var)]:
+        assert type(built) is type(ref)
+        assert slots(built) == slots(ref)
+        for s in slots(ref):
+            getattr(built, s)  # set (an unset slot raises AttributeError)
+    np.testing.assert_allclose(y.val, np.exp(np.ones(3)))
+    assert y.requires_grad and y.trace is tr and y.rec.seq > y.rec.inputs[0].rec.seq
+    assert [e.prim.name for e in g.eqns] == ["exp", "mul"]
+    assert g.eqns[1].inputs[0] is g.eqns[0].outvars[0] and g.eqns[1].inputs[1] is g.invars[0]

@@ -54,8 +54,12 @@ class Lit:
         return np.asarray(self.value, DTYPES[self.dtype])
 
 
+_new = object.__new__
+
+
 class Rec:
-    """One recorded equation: the primitive, its inputs (Node | Lit), params, source location."""
+    """One recorded equation: the primitive, its inputs (Node | Lit), params, source location.
+    (`_record` builds one without calling __init__: keep the two in step.)"""
     __slots__ = ("prim", "inputs", "params", "loc", "seq", "sig", "__weakref__")
 
     def __init__(self, prim, inputs, params, loc, sig=None):
@@ -92,7 +96,8 @@ class Node:
     (level 0) a value requiring grad, so an operation on it is recorded; at a deeper level a
     value computed from the trace's inputs (False for a captured constant). The eager tape's
     values are instances of TAPE_NODE, a subclass the Tensor front supplies (adjit/tracer/
-    tape.py `TapeNode`: grad, grad_fn, version counter); the IR knows nothing of that state."""
+    tape.py `TapeNode`: grad, grad_fn, version counter); the IR knows nothing of that state.
+    (`_record` builds a traced one without calling __init__: keep the two in step.)"""
     __slots__ = ("val", "type", "rec", "trace", "requires_grad", "__weakref__")
 
     def __init__(self, val, typ, rec, trace, requires_grad=False):
@@ -698,7 +703,15 @@ def _record(prim, trace, args, params):
             loc = user_location(3)
     if type(typ) is tuple:
         return _record_outputs(prim, trace, inputs, params, loc, typ, out)
-    rec = Rec(prim, inputs, params, loc, key)
+    # (Rec.__init__ and Node.__init__ written out: a class call runs __init__ in a frame of
+    # its own, ~0.1 us of every equation; keep these in step with those methods)
+    rec = _new(Rec)
+    rec.prim = prim
+    rec.inputs = inputs
+    rec.params = params
+    rec.loc = loc
+    rec.seq = next(_seq)
+    rec.sig = key
     if trace is EAGER:
         if prim.name == "guard":
             trace.guards.append(rec)
@@ -710,7 +723,12 @@ def _record(prim, trace, args, params):
     if prim.name == "guard":
         trace.guards.append(rec)
         return out
-    node = Node(out, typ, rec, trace, True)
+    node = _new(Node)
+    node.val = out
+    node.type = typ
+    node.rec = rec
+    node.trace = trace
+    node.requires_grad = True
     if not st.grad_enabled and prim.name != "stop_gradient":
         # no_grad inside a transform: keep the value on the trace (so guards computed from it can
         # be re-checked when replayed) but let no derivative through.
