@@ -181,8 +181,11 @@ def eager_plan(roots, trace, inputs, max_size):
         leaves.append(n)
         return True
 
-    items = _reach([r for r in roots if isinstance(r, Node)], trace, set(inputs), max_size,
-                   leaf)
+    nodes = []  # (a loop: no comprehension frame on grad's eager tier)
+    for r in roots:
+        if isinstance(r, Node):
+            nodes.append(r)
+    items = _reach(nodes, trace, set(inputs), max_size, leaf)
     if items is None:
         return None
     # the values a derivative of the inputs flows through (`_active_vars`)
@@ -240,7 +243,7 @@ def _reach(roots, trace, seen, max_size, leaf):
         else:
             recs[rec.seq] = (rec, n)
         stack.extend(rec.inputs)
-    return [recs[k] for k in sorted(recs)]
+    return list(map(recs.__getitem__, sorted(recs)))  # (no comprehension frame)
 
 
 def eager_run(plan, roots, inputs, out_cts):
