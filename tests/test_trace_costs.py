@@ -1,8 +1,10 @@
 """The first call of a new jitted step is a trace (issue 18): the pieces made cheaper for it
-keep their results. pytree.leaves (no treedef built) gives flatten's leaves; the one-pass
-graph extraction keeps every equation, guard and constant with the user's source location
-(values and gradients against JAX, x64, and guards re-checked on later calls); the walk
-eager_plan and rehome_backward share keeps grad's eager tier and grad inside jit right."""
+keep their results. pytree.leaves (no treedef built) gives flatten's leaves and dict keys keep
+their order; the one-pass graph extraction keeps every equation and guard with the user's
+source location (values and gradients against JAX, x64, guards re-checked on later calls);
+the walk eager_plan and rehome_backward share keeps grad's eager tier and grad inside jit
+right; objects built without __init__ have every slot; a trace reuses jit's scan of the
+function's code and still finds a random draw."""
 from __future__ import annotations
 
 import collections
