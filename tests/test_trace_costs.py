@@ -31,7 +31,7 @@ def test_leaves_are_flattens_leaves():
     a, b = np.ones(2), np.zeros(3)
     trees = [a, None, 1.5, "s", [], (), {}, NT(None, None), [[[]]], Pair((a, b)),
              (a, None, [1, {"b": 2, "a": (3, None)}]),
-             {"x": NT(a, [None, 4]), 1: 5, 2.5: 6, "a": Pair((1, 2)), True: b},
+             {"x": NT(a, [None, 4]), 1: 5, 2.5: 6, "a": Pair((1, 2)), (0, 1): b},
              ({"k": [a, (b,)]}, {}), NT(a, NT(b, None))]
     for t in trees:
         got, want = pytree.leaves(t), pytree.flatten(t)[0]
@@ -182,7 +182,7 @@ def test_dict_keys_order_and_treedef_identity(monkeypatch):
 def test_records_built_inline_have_every_slot():
     # _record builds Rec and Node, extract builds Var and Eqn, without calling __init__:
     # every slot __init__ sets must be set there too
-    from adjit.ir.core import Node, Rec, new_trace, REGISTRY, bind
+    from adjit.ir.core import REGISTRY, Node, Rec, bind, new_trace
     from adjit.ir.graph import Eqn, Var, extract
     from adjit.ir.types import AType
 
