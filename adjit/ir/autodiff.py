@@ -172,13 +172,49 @@ def eager_plan(roots, trace, inputs, max_size):
     for n in inputs:
         if n.val is None or prod(n.type.shape) >= max_size:
             return None
-    seen = set(inputs)  # (Nodes hash by identity)
-    recs = {}  # seq -> (record, its result Node, or the tuple of them; None for a guard)
     leaves = []
-    stack = []
+
+    def leaf(n):  # a value not recorded at `trace`: a leaf, unless an active recorder's
+        t = n.trace
+        if t.active and (t is not EAGER or n.requires_grad):
+            return False
+        leaves.append(n)
+        return True
+
+    nodes = []  # (a loop: no comprehension frame on grad's eager tier)
     for r in roots:
         if isinstance(r, Node):
-            stack.append(r)
+            nodes.append(r)
+    items = _reach(nodes, trace, set(inputs), max_size, leaf)
+    if items is None:
+        return None
+    # the values a derivative of the inputs flows through (`_active_vars`)
+    active = set(inputs)
+    for rec, out in items:
+        if out is None or rec.prim.vjp is None:
+            continue
+        for x in rec.inputs:
+            if type(x) is not Lit and x in active:
+                if type(out) is tuple:
+                    active.update(m for m in out if m.type.dtype in FLOATS)
+                elif out.type.dtype in FLOATS:
+                    active.add(out)
+                break
+    items.reverse()
+    return items, active, leaves
+
+
+def _reach(roots, trace, seen, max_size, leaf):
+    """The records of `trace` that `roots` and the trace's guards depend on, in recording
+    order (a record's `seq`): [(record, its result Node, or the tuple of them for a primitive
+    with several results; None for a guard)] -- what `eager_plan` and `rehome_backward` run
+    over. A value read that is not recorded at `trace` (a leaf, a constant, a value of another
+    trace) goes to `leaf(n)`, which returns False to refuse. `seen`: values not to descend
+    into (the inputs; filled as the walk goes). None where a value is abstract or has
+    `max_size` elements or more, a rule needs residuals (a custom_vjp's forward), or `leaf`
+    refused."""
+    recs = {}  # seq -> (record, its result Node, or the tuple of them; None for a guard)
+    stack = list(roots)
     for gd in trace.guards:
         recs[gd.seq] = (gd, None)
         stack.extend(gd.inputs)
@@ -191,10 +227,8 @@ def eager_plan(roots, trace, inputs, max_size):
             return None
         rec = n.rec
         if rec is None or n.trace is not trace:
-            t = n.trace
-            if t.active and (t is not EAGER or n.requires_grad):
+            if not leaf(n):
                 return None
-            leaves.append(n)
             continue
         if rec.prim.residual_vjp is not None:
             return None
@@ -209,21 +243,7 @@ def eager_plan(roots, trace, inputs, max_size):
         else:
             recs[rec.seq] = (rec, n)
         stack.extend(rec.inputs)
-    order = sorted(recs)
-    # the values a derivative of the inputs flows through (`_active_vars`)
-    active = set(inputs)
-    for seq in order:
-        rec, out = recs[seq]
-        if out is None or rec.prim.vjp is None:
-            continue
-        for x in rec.inputs:
-            if type(x) is not Lit and x in active:
-                if type(out) is tuple:
-                    active.update(m for m in out if m.type.dtype in FLOATS)
-                elif out.type.dtype in FLOATS:
-                    active.add(out)
-                break
-    return list(map(recs.__getitem__, reversed(order))), active, leaves
+    return list(map(recs.__getitem__, sorted(recs)))  # (no comprehension frame)
 
 
 def eager_run(plan, roots, inputs, out_cts):
@@ -306,47 +326,22 @@ def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
                 prod(m.type.shape) >= max_size:
             return None
         sub[m] = o
-    recs = {}
-    seen = set(inputs)
-    leaves = seen.copy()
-    stack = [root]
-    for gd in trace.guards:
-        recs[gd.seq] = (gd, None)
-        stack.extend(gd.inputs)
-    while stack:
-        n = stack.pop()
-        if type(n) is Lit or n in seen:
-            continue
-        seen.add(n)
-        if n.val is None or prod(n.type.shape) >= max_size:
-            return None
-        rec = n.rec
-        t = n.trace
-        if t is not trace:
-            if t is EAGER and n.requires_grad:
-                return None
-            continue
-        if rec is None:  # a constant leaf of the trace: its array, as a replay binds it
-            if n.requires_grad:
-                return None
-            sub[n] = _core.TAPE_NODE(n.val, atype_of(n.val), None, EAGER)
-            continue
-        if rec.prim.residual_vjp is not None:
-            return None
-        if type(rec) is MultiRec:
-            if rec.seq in recs:
-                continue
-            outs = tuple(w() for w in rec.outs)
-            for m, ty in zip(outs, rec.types):
-                if m is None or m.val is None or prod(ty.shape) >= max_size:
-                    return None
-            recs[rec.seq] = (rec, outs)
-        else:
-            recs[rec.seq] = (rec, n)
-        stack.extend(rec.inputs)
-    order = sorted(recs)
-    for seq in order:  # each equation reads a value recorded at dest after the move
-        ins = recs[seq][0].inputs
+    leaves = set(inputs)
+
+    def leaf(n):  # a value of another trace (read as it is) or a constant leaf of this one
+        if n.trace is not trace:
+            return not (n.trace is EAGER and n.requires_grad)
+        if n.requires_grad:
+            return False
+        # a constant leaf of the trace: its array, as a replay binds it
+        sub[n] = _core.TAPE_NODE(n.val, atype_of(n.val), None, EAGER)
+        return True
+
+    items = _reach([root], trace, leaves.copy(), max_size, leaf)
+    if items is None:
+        return None
+    for rec, _ in items:  # each equation reads a value recorded at dest after the move
+        ins = rec.inputs
         if not ins:
             continue
         for x in ins:
@@ -358,7 +353,6 @@ def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
             return None
     # the move (results to dest, guards kept by dest), and the values a derivative of the
     # inputs flows through
-    items = [recs[seq] for seq in order]
     active = leaves
     for rec, out in items:
         if out is None:

@@ -54,8 +54,12 @@ class Lit:
         return np.asarray(self.value, DTYPES[self.dtype])
 
 
+_new = object.__new__
+
+
 class Rec:
-    """One recorded equation: the primitive, its inputs (Node | Lit), params, source location."""
+    """One recorded equation: the primitive, its inputs (Node | Lit), params, source location.
+    (`_record` builds one without calling __init__: keep the two in step.)"""
     __slots__ = ("prim", "inputs", "params", "loc", "seq", "sig", "__weakref__")
 
     def __init__(self, prim, inputs, params, loc, sig=None):
@@ -92,7 +96,8 @@ class Node:
     (level 0) a value requiring grad, so an operation on it is recorded; at a deeper level a
     value computed from the trace's inputs (False for a captured constant). The eager tape's
     values are instances of TAPE_NODE, a subclass the Tensor front supplies (adjit/tracer/
-    tape.py `TapeNode`: grad, grad_fn, version counter); the IR knows nothing of that state."""
+    tape.py `TapeNode`: grad, grad_fn, version counter); the IR knows nothing of that state.
+    (`_record` builds a traced one without calling __init__: keep the two in step.)"""
     __slots__ = ("val", "type", "rec", "trace", "requires_grad", "__weakref__")
 
     def __init__(self, val, typ, rec, trace, requires_grad=False):
@@ -573,69 +578,100 @@ def _lit_pair(prim, args):
 
 
 def _record(prim, trace, args, params):
-    inputs = []
-    vals = []
-    key = [prim, prim.shape_rule]
-    abstract = False
-    litdt = _UNSET
-    for a in args:
-        ta = type(a)
-        if ta is TAPE_NODE or ta is Node:
-            if a.trace is not trace and a.trace.level > trace.level:
-                raise AssertionError("value of an inner trace escaped")  # pragma: no cover
-            inputs.append(a)
-            t = a.type
-            key.append(t.shape)
-            key.append(t.dtype)
-            v = a.val
-            if v is None:
-                abstract = True
-            vals.append(v)
-            continue
-        if litdt is _UNSET:  # (_lit_dtype inlined: one call less per recorded literal)
-            litdt = None
-            for b in reversed(args):
-                tb = type(b)
-                if tb is TAPE_NODE or tb is Node:
-                    litdt = b.type.dtype
-                    break
-                if isinstance(b, (np.ndarray, np.generic)):
-                    litdt = dtype_name(b.dtype)
-                    break
-        if ta is float or ta is int or ta is bool:
-            v = a
-        elif isinstance(a, np.ndarray) or (isinstance(a, np.generic) and litdt is None):
-            arr = np.asarray(a)
-            n = TAPE_NODE(arr, atype_of(arr), None, EAGER)
-            inputs.append(n)
-            key.append(n.type.shape)
-            key.append(n.type.dtype)
-            vals.append(arr)
-            continue
-        elif isinstance(a, (bool, int, float, np.generic)):
-            v = a.item() if isinstance(a, np.generic) else a
-        else:
-            raise TypeError(f"{prim.name}: unsupported operand of type {type(a).__name__}")
-        # a literal: its value is part of the signature (-0.0 and nan by their bits; 1, 1.0
-        # and True apart), and one Lit and one read-only array serve every equal literal
-        tv = type(v)
-        lk = (litdt, tv, v if tv is not float or (v == v and v) else v.hex())
-        hit = _LITS.get(lk)
-        if hit is None:
-            arr = np.asarray(v, DTYPES[litdt]) if litdt else np.asarray(v)
-            arr.flags.writeable = False
-            hit = (Lit(v, litdt), arr)
-            if len(_LITS) >= 1024:
-                _LITS.clear()
-            _LITS[lk] = hit
-        inputs.append(hit[0])
-        vals.append(hit[1])
-        key.append(None)
-        key.append(lk)
-    if params:
-        key.append(tuple(params.items()))
-    try:
+    st = STATE  # (a thread-local: read once)
+    na = len(args)
+    a = args[0] if na else None
+    ta = type(a)
+    if na == 2 and (ta is TAPE_NODE or ta is Node) and (
+            type(args[1]) is TAPE_NODE or type(args[1]) is Node):
+        # two recorded operands (most equations): the loop below, unrolled
+        b = args[1]
+        t, u = a.trace, b.trace
+        if (t is not trace and t.level > trace.level) or (u is not trace and
+                                                          u.level > trace.level):
+            raise AssertionError("value of an inner trace escaped")  # pragma: no cover
+        inputs = [a, b]
+        vals = (a.val, b.val)
+        abstract = vals[0] is None or vals[1] is None
+        t, u = a.type, b.type
+        key = (prim, prim.shape_rule, t.shape, t.dtype, u.shape, u.dtype,
+               tuple(params.items())) if params else \
+            (prim, prim.shape_rule, t.shape, t.dtype, u.shape, u.dtype)
+    elif na == 1 and (ta is TAPE_NODE or ta is Node):
+        t = a.trace
+        if t is not trace and t.level > trace.level:
+            raise AssertionError("value of an inner trace escaped")  # pragma: no cover
+        inputs = [a]
+        vals = (a.val,)
+        abstract = vals[0] is None
+        t = a.type
+        key = (prim, prim.shape_rule, t.shape, t.dtype, tuple(params.items())) if params \
+            else (prim, prim.shape_rule, t.shape, t.dtype)
+    else:
+        inputs = []
+        vals = []
+        key = [prim, prim.shape_rule]
+        abstract = False
+        litdt = _UNSET
+        for a in args:
+            ta = type(a)
+            if ta is TAPE_NODE or ta is Node:
+                t = a.trace
+                if t is not trace and t.level > trace.level:
+                    raise AssertionError("value of an inner trace escaped")  # pragma: no cover
+                inputs.append(a)
+                t = a.type
+                key.append(t.shape)
+                key.append(t.dtype)
+                v = a.val
+                if v is None:
+                    abstract = True
+                vals.append(v)
+                continue
+            if litdt is _UNSET:  # (_lit_dtype inlined: one call less per recorded literal)
+                litdt = None
+                for b in reversed(args):
+                    tb = type(b)
+                    if tb is TAPE_NODE or tb is Node:
+                        litdt = b.type.dtype
+                        break
+                    if isinstance(b, (np.ndarray, np.generic)):
+                        litdt = dtype_name(b.dtype)
+                        break
+            if ta is float or ta is int or ta is bool:
+                v = a
+            elif isinstance(a, np.ndarray) or (isinstance(a, np.generic) and litdt is None):
+                arr = np.asarray(a)
+                n = TAPE_NODE(arr, atype_of(arr), None, EAGER)
+                inputs.append(n)
+                key.append(n.type.shape)
+                key.append(n.type.dtype)
+                vals.append(arr)
+                continue
+            elif isinstance(a, (bool, int, float, np.generic)):
+                v = a.item() if isinstance(a, np.generic) else a
+            else:
+                raise TypeError(f"{prim.name}: unsupported operand of type {type(a).__name__}")
+            # a literal: its value is part of the signature (-0.0 and nan by their bits; 1, 1.0
+            # and True apart), and one Lit and one read-only array serve every equal literal
+            tv = type(v)
+            lk = (litdt, tv, v if tv is not float or (v == v and v) else v.hex())
+            hit = _LITS.get(lk)
+            if hit is None:
+                arr = np.asarray(v, DTYPES[litdt]) if litdt else np.asarray(v)
+                arr.flags.writeable = False
+                hit = (Lit(v, litdt), arr)
+                if len(_LITS) >= 1024:
+                    _LITS.clear()
+                _LITS[lk] = hit
+            inputs.append(hit[0])
+            vals.append(hit[1])
+            key.append(None)
+            key.append(lk)
+        if params:
+            key.append(tuple(params.items()))
         key = tuple(key)
+    try:
         hit = _RULES.get(key)
     except TypeError:  # an unhashable parameter value: no caching
         key = hit = None
@@ -647,7 +683,7 @@ def _record(prim, trace, args, params):
             _RULES[key] = (typ, key)
     else:
         typ, key = hit
-    if abstract or (trace is not EAGER and STATE.abstract):
+    if abstract or (trace is not EAGER and st.abstract):
         out = None
     else:
         if prim.fp_warns:
@@ -658,9 +694,8 @@ def _record(prim, trace, args, params):
                 FP_STATE.reset(token)
         else:
             out = prim.impl(*vals, **params) if params else prim.impl(*vals)
-        if type(out) is not np.ndarray and type(typ) is not tuple:
+        if type(out) is not _NDARRAY and type(typ) is not tuple:
             out = np.asarray(out)
-    st = STATE
     loc = st.loc
     if loc is None:
         loc = st.entry_loc
@@ -668,7 +703,15 @@ def _record(prim, trace, args, params):
             loc = user_location(3)
     if type(typ) is tuple:
         return _record_outputs(prim, trace, inputs, params, loc, typ, out)
-    rec = Rec(prim, inputs, params, loc, key)
+    # (Rec.__init__ and Node.__init__ written out: a class call runs __init__ in a frame of
+    # its own, ~0.1 us of every equation; keep these in step with those methods)
+    rec = _new(Rec)
+    rec.prim = prim
+    rec.inputs = inputs
+    rec.params = params
+    rec.loc = loc
+    rec.seq = next(_seq)
+    rec.sig = key
     if trace is EAGER:
         if prim.name == "guard":
             trace.guards.append(rec)
@@ -680,8 +723,13 @@ def _record(prim, trace, args, params):
     if prim.name == "guard":
         trace.guards.append(rec)
         return out
-    node = Node(out, typ, rec, trace, True)
-    if not STATE.grad_enabled and prim.name != "stop_gradient":
+    node = _new(Node)
+    node.val = out
+    node.type = typ
+    node.rec = rec
+    node.trace = trace
+    node.requires_grad = True
+    if not st.grad_enabled and prim.name != "stop_gradient":
         # no_grad inside a transform: keep the value on the trace (so guards computed from it can
         # be re-checked when replayed) but let no derivative through.
         return bind(REGISTRY["stop_gradient"], node)

@@ -111,7 +111,8 @@ def transpose(x, perm):
 
 
 def reduce_sum(x, axes):
-    axes = tuple(sorted(a % max(len(shape(x)), 1) for a in axes))
+    n = max(len(shape(x)), 1)
+    axes = tuple(sorted([a % n for a in axes]))
     if not axes:
         return x
     return bind(REGISTRY["reduce_sum"], x, axes=axes)
@@ -126,8 +127,11 @@ def broadcast_to(x, shp):
     if not isinstance(x, (Node, np.ndarray)):
         return full(shp, x, dtype(x) or "f64")
     nd = len(shp) - len(xs)
-    if nd < 0 or any(d not in (1, s) for d, s in zip(xs, shp[nd:])):
+    if nd < 0:
         raise ValueError(f"cannot broadcast shape {xs} to {shp}")
+    for d, s in zip(xs, shp[nd:]):
+        if d != 1 and d != s:
+            raise ValueError(f"cannot broadcast shape {xs} to {shp}")
     return bind(REGISTRY["broadcast_in_dim"], x, shape=shp, dims=tuple(range(nd, len(shp))))
 
 

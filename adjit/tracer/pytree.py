@@ -14,9 +14,15 @@ class TreeDef:
     def __init__(self, kind, meta, children):
         self.kind = kind          # "leaf", "none", "tuple", "list", "dict", "namedtuple"
         self.meta = meta
-        self.children = tuple(children)
-        self.num_leaves = 1 if kind == "leaf" else sum(c.num_leaves for c in self.children)
-        self._hash = hash((kind, meta, self.children))
+        self.children = children = tuple(children)
+        # (the children's own hashes and counts read directly: hashing the tuple of children
+        # would call __hash__, a Python method, once per child)
+        n, hs = 0, []
+        for c in children:
+            n += c.num_leaves
+            hs.append(c._hash)
+        self.num_leaves = 1 if kind == "leaf" else n
+        self._hash = hash((kind, meta, tuple(hs)))
 
     def __hash__(self):
         return self._hash
@@ -46,6 +52,14 @@ def _sort_key(k):
     return (type(k).__name__, k)
 
 
+def _sorted_keys(d):
+    """A dict's keys in pytree order: by type name, then value (`_sort_key`); keys of one
+    type sort the same by value alone, without a Python call per key."""
+    if len(set(map(type, d))) <= 1:
+        return sorted(d)
+    return sorted(d, key=_sort_key)
+
+
 def flatten(tree, is_leaf=None):
     """(leaves, treedef) of a pytree; `is_leaf(x)` may stop the descent early."""
     t = type(tree)
@@ -62,21 +76,34 @@ def flatten(tree, is_leaf=None):
             return TreeDef("none", None, ())
         t = type(x)
         if t is tuple:
-            return TreeDef("tuple", None, [rec(c) for c in x])
+            return TreeDef("tuple", None, kids(x))
         if t is list:
-            return TreeDef("list", None, [rec(c) for c in x])
+            return TreeDef("list", None, kids(x))
         if t is dict:
-            keys = tuple(sorted(x, key=_sort_key))
-            return TreeDef("dict", keys, [rec(x[k]) for k in keys])
+            keys = tuple(_sorted_keys(x))
+            return TreeDef("dict", keys, kids([x[k] for k in keys]))
         if isinstance(x, tuple) and hasattr(x, "_fields"):
-            return TreeDef("namedtuple", t, [rec(c) for c in x])
+            return TreeDef("namedtuple", t, kids(x))
         leaves.append(x)
         return LEAF
+
+    def kids(xs):
+        out = []
+        for c in xs:
+            tc = type(c)
+            if is_leaf is None and c is not None and tc is not tuple and tc is not list and \
+                    tc is not dict and not isinstance(c, tuple):
+                leaves.append(c)  # a leaf (the common child): no call
+                out.append(LEAF)
+            else:
+                out.append(rec(c))
+        return out
 
     try:
         td = rec(tree)
     finally:
-        rec = None  # a nested function naming itself is a cycle that would hold the leaves
+        # nested functions naming each other are a cycle that would hold the leaves
+        rec = kids = None
     return leaves, td
 
 
@@ -115,7 +142,37 @@ def tree_map(fn, tree, *rest, is_leaf=None):
 
 
 def leaves(tree):
-    return flatten(tree)[0]
+    """`flatten(tree)[0]`: the leaves in the same order, without building the treedef."""
+    t = type(tree)
+    if tree is not None and t is not tuple and t is not list and t is not dict and \
+            not isinstance(tree, tuple):
+        return [tree]
+    out = []
+    _gather(tree, out)
+    return out
+
+
+def _gather(x, out):
+    """Append the leaves of pytree `x` to `out` (flatten's order)."""
+    t = type(x)
+    if t is tuple or t is list:
+        kids = x
+    elif t is dict:
+        kids = [x[k] for k in _sorted_keys(x)]
+    elif x is None:
+        return
+    elif isinstance(x, tuple) and hasattr(x, "_fields"):
+        kids = x
+    else:
+        out.append(x)
+        return
+    for c in kids:
+        tc = type(c)
+        if c is not None and tc is not tuple and tc is not list and tc is not dict and \
+                not isinstance(c, tuple):
+            out.append(c)  # a leaf (the common child): no call
+        else:
+            _gather(c, out)
 
 
 def broadcast_prefix(prefix, tree, what="in_axes"):
@@ -134,7 +191,7 @@ def broadcast_prefix(prefix, tree, what="in_axes"):
             raise ValueError(f"{what} keys {sorted(prefix)} differ from the value's "
                              f"{sorted(tree)}")
         out = []
-        for k in sorted(tree, key=_sort_key):
+        for k in _sorted_keys(tree):
             out.extend(broadcast_prefix(prefix[k], tree[k], what))
         return out
     raise ValueError(f"{what} {prefix!r} does not match the structure of the value "

@@ -145,7 +145,8 @@ def trace_call(f, args, kwargs, select, kind, share=False):
 
 
 def out_nodes(out, what):
-    """(Nodes, kinds, treedef) of a function's output pytree."""
+    """(Nodes, kinds, treedef) of a function's output pytree. `what` names the function in
+    an error: a string, or a callable making it (made only for the error)."""
     leaves, td = pytree.flatten(out)
     nodes, kinds = [], []
     T = tensor_cls()
@@ -162,6 +163,8 @@ def out_nodes(out, what):
             nodes.append(const_node(a))
             kinds.append("py" if isinstance(lf, (bool, int, float)) else "np")
         else:
+            if callable(what):
+                what = what()
             raise TypeError(f"{what} must return arrays (or tuples/lists/dicts of them), got "
                             f"{type(lf).__name__}{_at()}")
     return nodes, kinds, td

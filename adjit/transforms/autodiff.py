@@ -321,7 +321,7 @@ def _check_floats(f, nums, args, what):
         a = args[i]
         if type(a) is np.ndarray:  # (leaf_info accepts every ndarray: nothing to check)
             continue
-        leaves = pytree.flatten(a)[0]
+        leaves = pytree.leaves(a)
         for lf in leaves:
             try:
                 info = leaf_info(lf)
@@ -540,7 +540,7 @@ def _regroup_all(t, args, values):
     res = []
     for i, a in enumerate(args):
         td, idx = t.groups[i]
-        leaves = pytree.flatten(a)[0]
+        leaves = pytree.leaves(a)
         res.append(pytree.unflatten(td, [values[j] if j is not None else _zero_like(lf)
                                          for j, lf in zip(idx, leaves)]))
     return tuple(res)

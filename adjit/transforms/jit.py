@@ -197,8 +197,11 @@ class Jitted:
     def _inline(self, args, kwargs):
         if len(STATE.stack) > 1:
             return True
-        return any(isinstance(getattr(lf, "_n", None), Node) and lf._n.trace.active and
-                   lf._n.trace.level > 0 for lf in pytree.leaves((args, kwargs)))
+        for lf in pytree.leaves((args, kwargs)):
+            n = getattr(lf, "_n", None)
+            if isinstance(n, Node) and n.trace.active and n.trace.level > 0:
+                return True
+        return False
 
     def __call__(self, *args, **kwargs):
         if self._self is not _NO_SELF:
@@ -746,7 +749,7 @@ class Jitted:
                 "value is a constant of this trace, and later changes to the array are not "
                 "seen. Pass the array as an argument, or read it in the jitted function.",
                 RuntimeWarning, stacklevel=4)
-        nodes, kinds, otd = out_nodes(t.out, f"jit: {fname(self.f)}")
+        nodes, kinds, otd = out_nodes(t.out, lambda: f"jit: {fname(self.f)}")
         pyvals = [lf if isinstance(lf, (bool, int, float)) else None
                   for lf in pytree.leaves(t.out)]
         g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))

@@ -60,6 +60,7 @@ import gc
 import itertools
 import struct
 import types
+import weakref
 
 import numpy as np
 
@@ -369,6 +370,35 @@ def _global_names(code, out, stores, attrs=None):
     for c in code.co_consts:
         if type(c) is types.CodeType:
             _global_names(c, out, stores, attrs)
+
+
+# id(code) -> (weak reference to it, the distinct globals it loads, those it stores, the
+# attributes it reads): code is immutable, and jit scans a function's code when it is made
+# (Slots) and again on each trace (random_sources); the entry goes when its code does
+_SCANNED: dict = {}
+
+
+def global_names(code):
+    """(the globals `code` loads, in order of first load; those it stores; the attributes of
+    globals and closure variables it reads): `_global_names`, scanned once per code object.
+    Shared: the caller does not change them."""
+    k = id(code)
+    e = _SCANNED.get(k)
+    if e is not None and e[0]() is code:
+        return e[1], e[2], e[3]
+    names, stores, attrs = [], set(), []
+    _global_names(code, names, stores, attrs)
+
+    def drop(r, k=k):
+        e = _SCANNED.get(k)
+        if e is not None and e[0] is r:
+            del _SCANNED[k]
+
+    if len(_SCANNED) >= 4096:
+        _SCANNED.clear()
+    e = _SCANNED[k] = (weakref.ref(code, drop), tuple(dict.fromkeys(names)), frozenset(stores),
+                       tuple(attrs))
+    return e[1], e[2], e[3]
 
 
 # code outside the user's: Python's and installed packages' (a helper function from there is
@@ -720,8 +750,7 @@ class Slots:
             elif _candidate(v) and not (is_tree(v) and holds_array(v)):
                 self._kadd(("cell", c, None), v, f"closure variable "
                            f"`{fn.__code__.co_freevars[i]}`{via}")
-        names, stores, attrs = [], set(), []
-        _global_names(fn.__code__, names, stores, attrs)
+        names, stores, attrs = global_names(fn.__code__)
         self._kglobals(fn, names, stores, depth, seen, via)
         self._kattrs(fn, attrs, via, stores)
         for i, v in enumerate(fn.__defaults__ or ()):
@@ -781,8 +810,7 @@ class Slots:
                 self.scalar.append(type(v) in SCALARS)
         if mine:  # adjit's own module globals (its state, its constants) are not the user's
             return p
-        names, stores, attrs = [], set(), []
-        _global_names(fn.__code__, names, stores, attrs)
+        names, stores, attrs = global_names(fn.__code__)
         here = f" (read by `{fn.__name__}`)" if depth else ""
         self._kattrs(fn, attrs, here, stores)
         if stores:  # f writes module globals: a copy of the dict would lose the writes; the
@@ -1199,9 +1227,7 @@ def random_sources(f, args=()):
                 walk(v, depth + 1)
         if is_adjit_file(code.co_filename):  # adjit's wrappers: only what they hold
             return
-        names, _ = [], set()
-        _global_names(code, names, _)
-        for nm in dict.fromkeys(names):
+        for nm in global_names(code)[0]:
             v = fn.__globals__.get(nm, _EMPTY)
             add(nm, v)
             if isinstance(v, types.FunctionType):
@@ -1229,6 +1255,16 @@ _RAW_GENERATORS = (np.random.RandomState, np.random.Generator)
 _RAW_BITGENS = (np.random.MT19937, np.random.PCG64, getattr(np.random, "PCG64DXSM", None),
                 np.random.Philox, np.random.SFC64)
 _HEAD = object.__basicsize__  # PyObject_HEAD: the reference count and type, not state
+_string_at = None
+
+
+def _load_string_at():
+    global _string_at
+    # (ctypes.string_at, not a char array type's from_address(...).raw: that reads at a
+    # third of the cost, but making the type costs ~10 us per size, paid by a process's
+    # first trace)
+    import ctypes
+    _string_at = ctypes.string_at
 
 
 class _RawState:
@@ -1237,14 +1273,22 @@ class _RawState:
     seed sequence, capsule, cached `.ctypes` / `.cffi` interfaces or None). Two snapshots are
     equal when their bytes are, except 8-byte words that hold an object in both (an attribute
     cached meanwhile, `bit_generator.ctypes`: not a draw)."""
-    __slots__ = ("raw", "ptrs")
+    __slots__ = ("raw", "refs", "_ptrs")
     __hash__ = None
 
     def __init__(self, objs):
-        import ctypes
-        self.raw = tuple(ctypes.string_at(id(o) + _HEAD, type(o).__basicsize__ - _HEAD)
+        self.raw = tuple(_string_at(id(o) + _HEAD, type(o).__basicsize__ - _HEAD)
                          for o in objs)
-        self.ptrs = {id(x) for o in objs for x in gc.get_referents(o)}
+        # the objects held (kept, so their addresses stay theirs): their addresses are
+        # needed only when the bytes differ (`ptrs`), which no trace that draws nothing sees
+        self.refs = gc.get_referents(*objs)
+        self._ptrs = None
+
+    @property
+    def ptrs(self):
+        if self._ptrs is None:
+            self._ptrs = set(map(id, self.refs))
+        return self._ptrs
 
     def __eq__(self, other):
         if type(other) is not _RawState:
@@ -1271,6 +1315,8 @@ def random_state(r):
     included: a draw that uses it leaves the bit generator as it was)."""
     bg = getattr(r, "_bit_generator", None)
     if type(r) in _RAW_GENERATORS and type(bg) in _RAW_BITGENS:
+        if _string_at is None:
+            _load_string_at()
         return _RawState((r, bg))
 
     def frozen(s):

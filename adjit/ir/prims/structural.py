@@ -120,7 +120,9 @@ def _transpose_rule(x, *, perm):
 
 
 prim("transpose", _transpose_rule, lambda x, *, perm: np.transpose(x, perm),
-     lambda ct, x, out, *, perm: [o.transpose(ct, tuple(int(i) for i in np.argsort(perm)))],
+     # (the inverse permutation: the argsort of distinct axes, without NumPy's ~1 us)
+     lambda ct, x, out, *, perm: [o.transpose(ct, tuple(sorted(range(len(perm)),
+                                                               key=list(perm).__getitem__)))],
      linear_jvp("transpose"),
      lambda dt, rng: [([_s(rng, (2, 3, 4), dt)], {"perm": (2, 0, 1)})], dtypes=ALL, saves=False,
      fp_warns=False)
