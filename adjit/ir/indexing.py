@@ -47,6 +47,25 @@ def first_out_of_bounds(a, n):
 _SMALL_INDEX = 64
 
 
+def index_bounds(a, n):
+    """(the first index in integer array `a` outside [-n, n) or None, whether any index of
+    `a` is negative): what an index needs checked, and whether it needs wrapping."""
+    if a.size <= _SMALL_INDEX:
+        neg = False
+        for v in a.ravel().tolist():  # (in Python: see first_out_of_bounds)
+            if v < 0:
+                if v < -n:
+                    return int(v), True
+                neg = True
+            elif v >= n:
+                return int(v), neg
+        return None, neg
+    lo, hi = int(a.min()), int(a.max())
+    if lo >= -n and hi < n:
+        return None, lo < 0
+    return first_out_of_bounds(a, n), lo < 0
+
+
 def wrap_traced_index(i, n, poison):
     """A recorded integer index into an axis of size n, made non-negative for `gather`: i + n
     where -n <= i < 0. An index outside [-n, n) becomes `poison`, which callers choose at least

@@ -365,8 +365,16 @@ class TracedNDArray(TracedArray):
         return (self[i] for i in range(self.shape[0]))
 
     def __getitem__(self, key):
-        from .np_indexing import getitem
-        return wrap(getitem(self, key), self.weak)
+        return wrap((_GETITEM[0] if _GETITEM else _getitem())(self, key), self.weak)
+
+
+_GETITEM = []  # np_indexing.getitem once imported (np_indexing imports this module)
+
+
+def _getitem():
+    from .np_indexing import getitem
+    _GETITEM.append(getitem)
+    return getitem
 
 
 _NP = []  # the np_dispatch module once imported (an import statement per call costs ~1 us)

@@ -10,12 +10,15 @@ the selected positions in the IR, so a replay with a different mask of the same 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..ir import ops
 from ..ir.core import Node, REGISTRY, bind
-from ..ir.indexing import first_out_of_bounds, wrap_traced_index
+from ..ir.indexing import first_out_of_bounds, index_bounds, wrap_traced_index
 from .ndarray import TracedArray, const_leaf, where_str
+from .promote import _broadcast_pair
 
 
 def _is_int(k):
@@ -92,20 +95,26 @@ def _index_operand(k, d, trace, poison=None):
     at least the size of the axis the gather reads, d by default)."""
     if isinstance(k, TracedArray):
         val = k._n.val
-    else:
-        val = k = np.asarray(k, dtype=np.int64)
-    bad = first_out_of_bounds(val, d) if val is not None else None
+        bad = first_out_of_bounds(val, d) if val is not None else None
+        if bad is not None:
+            raise IndexError(f"index {bad} is out of bounds for axis with size {d}{where_str()}")
+        return wrap_traced_index(k._n, d, d if poison is None else poison)
+    k = np.asarray(k, dtype=np.int64)
+    bad, negative = index_bounds(k, d)
     if bad is not None:
         raise IndexError(f"index {bad} is out of bounds for axis with size {d}{where_str()}")
-    if isinstance(k, TracedArray):
-        return wrap_traced_index(k._n, d, d if poison is None else poison)
-    return np.where(k < 0, k + d, k)
+    # (a fresh array either way: the graph's constant is not the caller's array)
+    return np.where(k < 0, k + d, k) if negative else k.copy()
 
 
 def getitem(x: TracedArray, key):
     trace = x._n.trace if x._n.trace.active else None
     items = _classify(x, key)
-    adv = any(it[0] in ("array", "mask") for it in items)
+    adv = False
+    for it in items:
+        if it[0] == "array" or it[0] == "mask":
+            adv = True
+            break
     node = x._n
     shp = list(x.shape)
     # 1. basic slicing over every dim (ints read one element; advanced dims stay whole)
@@ -139,66 +148,53 @@ def getitem(x: TracedArray, key):
     for d, n in flips:
         node = ops.gather(node, np.arange(n - 1, -1, -1, dtype=np.int64), axis=d)
     cur = list(ops.shape(node))
-    # 2. advanced indices: merge their dims into one axis and gather the linear index
-    symbols = []  # the result's dims in order: ("d", size) | ("N",) | ("S",)
-    if adv:
-        advs, dim, positions, last = [], 0, [], None
-        merged = 1  # the size of the one axis the gather reads (poison for bad indices)
+    if not adv:
+        final, dim = [], 0
         for kind, k, m in items:
-            if kind in ("array", "mask", "int"):
-                merged *= int(np.prod(cur[dim:dim + m], dtype=np.int64))
-            dim += m
-        dim = 0
-        for j, (kind, k, m) in enumerate(items):
-            if kind in ("array", "mask", "int"):
-                positions.append(j)
-                dims = list(range(dim, dim + m))
-                if kind == "int":
-                    k = np.asarray(k)
-                if kind == "mask":
-                    advs.append((dims, _mask_nodes(k, trace, [cur[d] for d in dims])))
-                else:
-                    advs.append((dims, _index_operand(k, cur[dim], trace, merged)))
-            dim += m
-        adjacent = positions == list(range(positions[0], positions[-1] + 1))
-        adv_dims = [d for dims, _ in advs for d in dims]
-        rest = [d for d in range(len(cur)) if d not in adv_dims]
-        p = sum(1 for d in rest if d < adv_dims[0]) if adjacent else 0
-        order = rest[:p] + adv_dims + rest[p:]
-        node = ops.transpose(node, tuple(order))
-        sizes = [cur[d] for d in adv_dims]
-        total = int(np.prod(sizes, dtype=np.int64))
-        node = ops.reshape(node, tuple(cur[d] for d in rest[:p]) + (total,) +
-                           tuple(cur[d] for d in rest[p:]))
-        lin = _linear_index(advs, cur)
-        node = ops.gather(node, lin, axis=p)
-        s_nd = len(ops.shape(lin))
-        for j, (kind, k, m) in enumerate(items):
             if kind == "none":
-                symbols.append(("N",))
-            elif j == positions[0] and adjacent:
-                symbols.append(("S",))
-            elif kind == "slice":
-                symbols.append(("d",))
-        if not adjacent:
-            symbols.insert(0, ("S",))
-        final = []
-        it = iter(ops.shape(node))
-        for sym in symbols:
-            if sym[0] == "N":
                 final.append(1)
-            elif sym[0] == "S":
-                final += [next(it) for _ in range(s_nd)]
-            else:
-                final.append(next(it))
+            elif kind == "slice":
+                final.append(cur[dim])
+            dim += m
         return ops.reshape(node, tuple(final))
-    final, dim = [], 0
+    # 2. advanced indices: merge their dims into one axis and gather the linear index
+    advs, dim, positions = [], 0, []
+    merged = 1  # the size of the one axis the gather reads (poison for bad indices)
     for kind, k, m in items:
+        if kind == "array" or kind == "mask" or kind == "int":
+            merged *= math.prod(cur[dim:dim + m])
+        dim += m
+    dim = 0
+    for j, (kind, k, m) in enumerate(items):
+        if kind == "array" or kind == "mask" or kind == "int":
+            positions.append(j)
+            dims = list(range(dim, dim + m))
+            if kind == "mask":
+                advs.append((dims, _mask_nodes(k, trace, [cur[d] for d in dims])))
+            else:
+                advs.append((dims, _index_operand(np.asarray(k) if kind == "int" else k,
+                                                  cur[dim], trace, merged)))
+        dim += m
+    adjacent = positions == list(range(positions[0], positions[-1] + 1))
+    adv_dims = [d for dims, _ in advs for d in dims]
+    rest = [d for d in range(len(cur)) if d not in adv_dims]
+    p = sum(1 for d in rest if d < adv_dims[0]) if adjacent else 0
+    node = ops.transpose(node, tuple(rest[:p] + adv_dims + rest[p:]))
+    node = ops.reshape(node, tuple(cur[d] for d in rest[:p]) + (merged,) +
+                       tuple(cur[d] for d in rest[p:]))
+    lin, S = _linear_index(advs, cur)
+    node = ops.gather(node, lin, axis=p)
+    # the result: the sliced dims and Nones in index order, the advanced block's dims (S) in
+    # place of the first advanced index if they were adjacent, else first
+    final = [] if adjacent else list(S)
+    it = iter(ops.shape(node)[:p] + ops.shape(node)[p + len(S):])
+    for j, (kind, k, m) in enumerate(items):
         if kind == "none":
             final.append(1)
         elif kind == "slice":
-            final.append(cur[dim])
-        dim += m
+            final.append(next(it))
+        elif adjacent and j == positions[0]:
+            final += S
     return ops.reshape(node, tuple(final))
 
 
@@ -213,20 +209,29 @@ def _mask_nodes(k, trace, dims_sizes):
 
 
 def _linear_index(advs, cur):
-    """Broadcast the advanced index arrays together and combine them into one flat index."""
+    """Broadcast the advanced index arrays together and combine them into one flat index:
+    (index, its shape)."""
     shapes = [ops.shape(i) for _, i in advs]
-    try:
-        S = tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
+    S = tuple(shapes[0])
+    for t in shapes[1:]:
+        S = _broadcast_pair(S, tuple(t)) if S is not None else None
+    if S is None:
         raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together "
-                         f"with shapes {' '.join(map(str, shapes))}{where_str()}") from None
+                         f"with shapes {' '.join(map(str, shapes))}{where_str()}")
     lin, stride = None, 1
     for dims, idx in reversed(advs):
-        idx = ops.broadcast_to(idx, S) if ops.shape(idx) != S else idx
-        term = idx if stride == 1 else ops.mul(idx, stride)
-        lin = term if lin is None else ops.add(lin, term)
+        if type(idx) is np.ndarray:  # a constant index: NumPy's arithmetic, not recorded
+            if idx.shape != S:
+                idx = np.broadcast_to(idx, S)
+            term = idx if stride == 1 else idx * stride
+            lin = term if lin is None else (lin + term if type(lin) is np.ndarray else
+                                            ops.add(lin, term))
+        else:
+            idx = ops.broadcast_to(idx, S) if ops.shape(idx) != S else idx
+            term = idx if stride == 1 else ops.mul(idx, stride)
+            lin = term if lin is None else ops.add(lin, term)
         for d in dims:
             stride *= cur[d]
     if not isinstance(lin, Node):
         lin = np.asarray(lin, dtype=np.int64)
-    return lin
+    return lin, S

@@ -1,0 +1,176 @@
+"""The NumPy front's first-call shortcuts (issue 18: a new jitted step's first call is tracing)
+change nothing but cost.
+
+Advanced indexing with constant index arrays (np.arange next to labels, as a cross-entropy
+loss reads `logp[np.arange(n), y]`) checks and combines those arrays in plain Python/NumPy
+without NumPy's Python-level helpers (np.prod, np.broadcast_shapes, np.where when no index is
+negative): the tests check that the helpers are not called, and that values, gradients,
+replays with other labels and every error are what NumPy and finite differences say.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import adjit
+from adjit.ir.indexing import first_out_of_bounds, index_bounds
+from peers import central_diff
+
+RNG = np.random.default_rng(18)
+
+
+def _ce(x, y):
+    """A cross-entropy-like loss that reads one entry per row (advanced indexing)."""
+    z = x - np.max(x, axis=1, keepdims=True)
+    logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+    return -np.mean(logp[np.arange(x.shape[0]), y])
+
+
+@pytest.mark.parametrize("y", [np.array([0, 4, 2, 1, 3, 4]), np.array([-1, 0, -5, 4, 2, -3])])
+def test_arange_and_labels_value_grad_and_replay(y):
+    x = RNG.standard_normal((6, 5))
+    step = adjit.jit(adjit.value_and_grad(_ce))
+    v, g = step(x, y)
+    np.testing.assert_allclose(v, _ce(x, y), rtol=1e-13)
+    np.testing.assert_allclose(g, central_diff(lambda t: _ce(t, y), x), rtol=1e-6, atol=1e-9)
+    # replays with other labels (negative ones too) read other entries, as NumPy
+    for y2 in (np.array([4, 3, 2, 1, 0, -1]), np.array([-5, -4, 0, 1, 2, 3])):
+        v2, g2 = step(x, y2)
+        np.testing.assert_allclose(v2, _ce(x, y2), rtol=1e-13)
+        np.testing.assert_allclose(g2, central_diff(lambda t: _ce(t, y2), x), rtol=1e-6,
+                                   atol=1e-9)
+    # a label outside [-5, 5) on a replay is refused, as NumPy refuses it
+    for bad in (5, -6, 100):
+        yb = y.copy()
+        yb[2] = bad
+        with pytest.raises(IndexError):
+            _ce(x, yb)
+        with pytest.raises(IndexError, match="out of range"):
+            step(x, yb)
+    assert step.traces == 1
+
+
+def test_label_out_of_bounds_at_trace_time_names_the_line():
+    x = RNG.standard_normal((3, 4))
+    y = np.array([0, 4, 1])
+    with pytest.raises(IndexError, match="index 4 is out of bounds"):
+        x[np.arange(3), y]  # NumPy's refusal
+
+    def f(t, y):
+        return np.sum(t[np.arange(3), y])  # the line named
+    with pytest.raises(IndexError, match=r"index 4 is out of bounds for axis with size 4 "
+                                         r"\(at .*test_np_front_first_call.py:\d+\)") as e:
+        adjit.jit(f)(x, y)
+    line = int(re.search(r":(\d+)\)", str(e.value)).group(1))
+    assert "t[np.arange(3), y]" in open(__file__).read().splitlines()[line - 1]
+
+
+# constant index arrays: negative entries, broadcasting, more than 64 entries (NumPy's checks)
+X = RNG.standard_normal((7, 9))
+BIG = np.arange(-63, 70) % 9 - 4      # 133 entries in [-4, 4]
+CONSTANT = [
+    ("arange rows + cols", lambda x: x[np.arange(7), np.arange(7) % 9]),
+    ("negative cols", lambda x: x[np.arange(7), np.array([-1, -9, 0, 8, -2, 3, -5])]),
+    ("negative rows", lambda x: x[np.array([-7, -1, 0]), np.array([2, 2, -9])]),
+    ("broadcast", lambda x: x[np.arange(7)[:, None], np.array([[0, -1, 4]])]),
+    ("int + array", lambda x: x[-2, np.array([-3, 1])]),
+    ("array + slice", lambda x: x[np.array([[-1], [2]]), 1:7:2]),
+    ("separated", lambda x: x.reshape(7, 3, 3)[np.array([1, -1]), :, np.array([-3, 2])]),
+    ("slice between", lambda x: x.reshape(7, 3, 3)[:, np.array([-1, 0]), np.array([2, -2])]),
+    ("none + arrays", lambda x: x[None, np.arange(7), np.arange(7) % 3]),
+    ("big negative", lambda x: x[BIG % 7, BIG]),
+    ("big nonneg", lambda x: x[np.abs(BIG) % 7, np.abs(BIG)]),
+    ("0-d array", lambda x: x[np.array(-1), np.arange(9)]),
+    ("int32 index", lambda x: x[np.arange(7, dtype=np.int32), np.arange(7, dtype=np.int32)]),
+    ("uint8 index", lambda x: x[np.arange(7, dtype=np.uint8), np.array(3, np.uint8)]),
+]
+
+
+@pytest.mark.parametrize("name,f", CONSTANT, ids=[c[0] for c in CONSTANT])
+def test_constant_index_arrays_match_numpy(name, f):
+    want = f(X)
+    jf = adjit.jit(f)
+    for _ in range(2):
+        got = jf(X)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    g = adjit.grad(lambda x: np.sum(f(x) * np.arange(1.0, want.size + 1).reshape(want.shape)))(X)
+    ref = np.zeros_like(X)
+    # NumPy's scatter of the weights through the same index (np.add.at: repeated entries add)
+    np.add.at(ref.reshape(-1), f(np.arange(X.size).reshape(X.shape)).ravel(),
+              np.arange(1.0, want.size + 1))
+    np.testing.assert_array_equal(g, ref)
+
+
+BAD = [
+    ("col too big", lambda x: x[np.arange(7), np.array([0, 9, 1, 2, 3, 4, 5])]),
+    ("col too small", lambda x: x[np.arange(7), np.array([0, 1, -10, 2, 3, 4, 5])]),
+    ("row too big", lambda x: x[np.array([7]), np.array([0])]),
+    ("big", lambda x: x[np.arange(133) % 7, np.concatenate([BIG[:100], [9], BIG[101:]])]),
+    ("big negative", lambda x: x[np.arange(133) % 7, np.concatenate([BIG[:90], [-10], BIG[91:]])]),
+]
+
+
+@pytest.mark.parametrize("name,f", BAD, ids=[c[0] for c in BAD])
+def test_constant_index_out_of_bounds_as_numpy(name, f):
+    with pytest.raises(IndexError) as want:
+        f(X)
+    bad = re.search(r"index (-?\d+) is out of bounds", str(want.value)).group(1)
+    with pytest.raises(IndexError, match=f"index {bad} is out of bounds for axis with size"):
+        adjit.jit(f)(X)
+
+
+def test_index_arrays_that_do_not_broadcast():
+    f = lambda x: x[np.arange(7), np.array([0, 1])]  # noqa: E731
+    with pytest.raises(IndexError, match="could not be broadcast"):
+        f(X)
+    with pytest.raises(IndexError, match=r"shape mismatch: indexing arrays could not be "
+                                         r"broadcast together with shapes \(7,\) \(2,\)"):
+        adjit.jit(f)(X)
+
+
+@pytest.mark.parametrize("size", [0, 1, 5, 64, 65, 300])
+def test_index_bounds_agrees_with_numpy(size):
+    for n in (1, 3, 50):
+        for _ in range(20):
+            a = RNG.integers(-n - 2, n + 2, size) if RNG.random() < 0.5 else \
+                RNG.integers(-n, n, size)
+            bad, neg = index_bounds(a, n)
+            out = (a < -n) | (a >= n)
+            assert bad == (int(a[out][0]) if out.any() else None)
+            assert bad == first_out_of_bounds(a, n)
+            if bad is None:
+                assert neg == bool((a < 0).any())
+
+
+def _spy(monkeypatch, names):
+    calls = []
+    for name in names:
+        orig = getattr(np, name)
+
+        def spy(*a, _orig=orig, _name=name, **k):
+            calls.append(_name)
+            return _orig(*a, **k)
+        monkeypatch.setattr(np, name, spy)
+    return calls
+
+
+def test_advanced_indexing_needs_no_numpy_python_helpers(monkeypatch):
+    """np.prod and np.broadcast_shapes are Python functions whose first use in a process costs
+    10-30 us each: not on the indexing path any more (nor np.where for constant indices none of
+    which is negative: the `select` a traced index records computes with np.where)."""
+    calls = _spy(monkeypatch, ("prod", "broadcast_shapes"))
+    x = RNG.standard_normal((6, 5))
+    y = np.array([0, 4, 2, 1, 3, 4])
+
+    def f(t, y):
+        return np.sum(t[np.arange(6), y][:, None] * t[np.arange(6)[:, None], np.array([[1, 2]])])
+    v, g = adjit.jit(adjit.value_and_grad(f))(x, y)
+    assert calls == []
+    np.testing.assert_allclose(g, central_diff(lambda t: f(t, y), x), rtol=1e-6, atol=1e-9)
+    where = _spy(monkeypatch, ("where",))
+    h = adjit.jit(lambda t: t[np.arange(6), np.array([0, 4, 2, 1, 3, 4])] * 2.0)
+    np.testing.assert_array_equal(h(x), x[np.arange(6), y] * 2.0)
+    assert where == []
