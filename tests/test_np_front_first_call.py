@@ -174,3 +174,50 @@ def test_advanced_indexing_needs_no_numpy_python_helpers(monkeypatch):
     h = adjit.jit(lambda t: t[np.arange(6), np.array([0, 4, 2, 1, 3, 4])] * 2.0)
     np.testing.assert_array_equal(h(x), x[np.arange(6), y] * 2.0)
     assert where == []
+
+
+def test_indexing_finds_the_users_location_once(monkeypatch):
+    """x[...] is an entry point like np.sum(x): its dozen equations (a traced index's wrap,
+    the linear index, the gather) take the user's line found once, not by a frame walk each."""
+    from adjit.ir import core
+    import adjit.tracer.ndarray as nd
+    calls = []
+    orig = core.user_location
+
+    def spy(*a, **k):
+        calls.append(1)
+        return orig(*a, **k)
+    monkeypatch.setattr(core, "user_location", spy)
+    monkeypatch.setattr(nd, "user_location", spy)
+    x = RNG.standard_normal((6, 5))
+    y = np.array([0, 4, 2, 1, 3, 4])
+
+    def f(t, y):
+        return t[np.arange(6), y]  # the indexing line
+    g = adjit.make_ir(f)(x, y)
+    assert len(g.eqns) >= 10 and len(calls) <= 1, (len(g.eqns), len(calls))
+    (line,) = [i + 1 for i, s in enumerate(open(__file__).read().splitlines())
+               if s.endswith("# the indexing line")]
+    assert {e.loc for e in g.eqns} == {(__file__, line)}
+
+
+def test_indexing_inside_numpy_callbacks_keeps_each_line():
+    x = np.linspace(-1.0, 1.0, 6)
+
+    def helper(v):
+        return v[np.array([0, -1, 1])].sum() * v  # callback line
+
+    def f(x):
+        a = np.piecewise(x, [x > 0], [helper, 0.0])  # piecewise line
+        return a[np.array([1, 2])]  # outer line
+    g = adjit.make_ir(f)(x)
+    lines = open(__file__).read().splitlines()
+    want = {tag: i + 1 for i, s in enumerate(lines) for tag in ("callback line", "piecewise line",
+                                                                 "outer line") if s.endswith(tag)}
+    by_prim = {}
+    for e in g.eqns:
+        assert e.loc[0] == __file__
+        by_prim.setdefault(e.prim.name, set()).add(e.loc[1])
+    assert want["callback line"] in by_prim["gather"] and want["outer line"] in by_prim["gather"]
+    assert want["piecewise line"] in by_prim["select"]
+    np.testing.assert_allclose(adjit.jit(f)(x), f(x), rtol=1e-14)

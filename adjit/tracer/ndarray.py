@@ -365,7 +365,16 @@ class TracedNDArray(TracedArray):
         return (self[i] for i in range(self.shape[0]))
 
     def __getitem__(self, key):
-        return wrap((_GETITEM[0] if _GETITEM else _getitem())(self, key), self.weak)
+        # an entry point like __array_function__ (its equations, one to a dozen, take the
+        # user's location found once here); inside another entry, that entry's location stays
+        st = STATE
+        if st.entry_loc is not None:
+            return wrap((_GETITEM[0] if _GETITEM else _getitem())(self, key), self.weak)
+        st.entry_loc = user_location(2)
+        try:
+            return wrap((_GETITEM[0] if _GETITEM else _getitem())(self, key), self.weak)
+        finally:
+            st.entry_loc = None
 
 
 _GETITEM = []  # np_indexing.getitem once imported (np_indexing imports this module)

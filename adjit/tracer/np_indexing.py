@@ -17,6 +17,8 @@ import numpy as np
 from ..ir import ops
 from ..ir.core import Node, REGISTRY, bind
 from ..ir.indexing import first_out_of_bounds, index_bounds, wrap_traced_index
+from ..ir.types import INTS
+from . import ndarray as _nd
 from .ndarray import TracedArray, const_leaf, where_str
 from .promote import _broadcast_pair
 
@@ -25,48 +27,71 @@ def _is_int(k):
     return isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))
 
 
+_ALL = ("slice", slice(None), 1)
+
+
 def _classify(x, key):
     """[(kind, value, ndims consumed)] with Ellipsis expanded."""
-    if not isinstance(key, tuple):
+    if type(key) is not tuple:
         key = (key,)
     items = []
+    used = 0
+    ell = []
     for k in key:
+        tk = type(k)
+        # the common kinds by their exact type; anything else below
+        if tk is slice:
+            items.append(("slice", k, 1))
+            used += 1
+            continue
+        if tk is int:
+            items.append(("int", k, 1))
+            used += 1
+            continue
+        if tk is np.ndarray and k.dtype.kind in "iu":
+            items.append(("array", k, 1))
+            used += 1
+            continue
+        if (tk is _nd.TracedNDArray or tk is TracedArray) and k._n.type.dtype in INTS:
+            items.append(("array", k, 1))
+            used += 1
+            continue
         if isinstance(k, list):
             k = np.asarray(k)
             if k.dtype == object:
                 raise IndexError("ragged or traced lists cannot index a traced array; "
                                  "use np.stack first")
         if k is None:
-            items.append(["none", None, 0])
+            items.append(("none", None, 0))
         elif k is Ellipsis:
-            items.append(["ellipsis", None, 0])
+            ell.append(len(items))
+            items.append(("ellipsis", None, 0))
         elif isinstance(k, slice):
-            items.append(["slice", k, 1])
+            items.append(("slice", k, 1))
         elif _is_int(k):
-            items.append(["int", int(k), 1])
+            items.append(("int", int(k), 1))
         elif isinstance(k, (TracedArray, np.ndarray, np.generic)):
             dt = np.dtype(k.dtype)
             if dt == np.bool_:
-                items.append(["mask", k, max(np.ndim(k) if not isinstance(k, TracedArray)
-                                             else k.ndim, 1)])
+                items.append(("mask", k, max(np.ndim(k) if not isinstance(k, TracedArray)
+                                             else k.ndim, 1)))
                 if (k.ndim if isinstance(k, TracedArray) else np.ndim(k)) == 0:
                     raise IndexError("0-d boolean indices are not supported on traced arrays")
             elif dt.kind in "iu":
-                items.append(["array", k, 1])
+                items.append(("array", k, 1))
             else:
                 raise IndexError(f"arrays used as indices must be of integer (or boolean) "
                                  f"type, not {dt}{where_str()}")
         else:
             raise IndexError(f"unsupported index {k!r} of type {type(k).__name__}{where_str()}")
-    used = sum(it[2] for it in items)
-    nd = len(x.shape)
+        used += items[-1][2]
+    nd = len(x._n.type.shape)
     if used > nd:
         raise IndexError(f"too many indices for array: array is {nd}-dimensional, but {used} "
                          f"were indexed{where_str()}")
-    ell = [i for i, it in enumerate(items) if it[0] == "ellipsis"]
     if len(ell) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    fill = [["slice", slice(None), 1] for _ in range(nd - used)]
+    fill = [_ALL] * (nd - used)
     if ell:
         items[ell[0]:ell[0] + 1] = fill
     else:
