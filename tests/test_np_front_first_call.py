@@ -221,3 +221,80 @@ def test_indexing_inside_numpy_callbacks_keeps_each_line():
     assert want["callback line"] in by_prim["gather"] and want["outer line"] in by_prim["gather"]
     assert want["piecewise line"] in by_prim["select"]
     np.testing.assert_allclose(adjit.jit(f)(x), f(x), rtol=1e-14)
+
+
+# --- binary operators and @ on traced arrays of two transforms (jit's inputs next to grad's) ----
+def _mixed(fn, *args):
+    """fn's value and gradient in its first argument under jit(value_and_grad(fn)): the others
+    are jit's inputs, traced one level below grad's."""
+    return adjit.jit(adjit.value_and_grad(fn))(*args)
+
+
+MIXED = [
+    ("bias row", lambda W, X, b: np.sum(np.tanh(X @ W + b)), (4, 3), (5, 4), (3,)),
+    ("bias first", lambda W, X, b: np.sum(np.tanh(b + X @ W)), (4, 3), (5, 4), (3,)),
+    ("column", lambda W, X, c: np.sum(np.sin((X @ W) * c)), (4, 3), (5, 4), (5, 1)),
+    ("both broadcast", lambda w, X, c: np.sum(np.cos(w - c) * X), (1, 4), (5, 4), (5, 1)),
+    ("same shape", lambda W, X, Y: np.sum((W / (X ** 2 + 1.0)) - Y * W), (5, 4), (5, 4),
+     (5, 4)),
+    ("matvec", lambda v, X, u: np.sum(np.exp(0.1 * (X @ v))) + np.sum((u @ X) * v), (4,), (5, 4),
+     (5,)),
+    ("vecmat", lambda v, X, u: np.sum(np.exp(0.1 * (v @ X.T)) * (u @ X @ v)), (4,), (5, 4),
+     (5,)),
+    ("inner", lambda v, X, u: (v @ X[0]) * (X[1] @ v), (4,), (5, 4), (5,)),
+    ("comparisons", lambda W, X, b: np.sum(np.where(X @ W > b, W.sum() * b, 0.0)), (4, 3),
+     (5, 4), (3,)),
+    ("scalars", lambda W, X, b: np.sum(2.0 - W.sum() * 3 + (X @ W) / 2 + True * b), (4, 3), (5, 4),
+     (3,)),
+]
+
+
+@pytest.mark.parametrize("name,fn,s0,s1,s2", MIXED, ids=[m[0] for m in MIXED])
+def test_operators_across_two_transforms(name, fn, s0, s1, s2):
+    args = [RNG.standard_normal(s) for s in (s0, s1, s2)]
+    v, g = _mixed(fn, *args)
+    np.testing.assert_allclose(v, fn(*args), rtol=1e-13)
+    np.testing.assert_allclose(g, central_diff(lambda t: fn(t, *args[1:]), args[0]), rtol=1e-6,
+                               atol=1e-8)
+    # float32 stays float32, as NumPy
+    a32 = [a.astype(np.float32) for a in args]
+    v32, g32 = _mixed(fn, *a32)
+    assert np.asarray(v32).dtype == np.asarray(fn(*a32)).dtype and g32.dtype == np.float32
+
+
+def test_operators_across_two_transforms_refuse_bad_shapes_at_the_users_line():
+    W, X, b = RNG.standard_normal((4, 3)), RNG.standard_normal((5, 4)), RNG.standard_normal(4)
+
+    def f(W, X, b):
+        return np.sum(X @ W + b)  # bad bias
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        f(W, X, b)
+    with pytest.raises(ValueError, match=r"operands could not be broadcast together with shapes "
+                                         r"\(5, 3\) \(4,\) in `\+` \(np.add\) \(at .*:\d+\)"):
+        _mixed(f, W, X, b)
+
+    def g(W, X, b):
+        return np.sum(X.T @ W)  # bad product
+    with pytest.raises(ValueError, match="matmul"):
+        g(W, X, b)
+    with pytest.raises(ValueError, match=r"matmul.*\(at .*test_np_front_first_call.py:\d+\)"):
+        _mixed(g, W, X, b)
+
+
+def test_operators_across_two_transforms_take_the_short_path(monkeypatch):
+    """`+` of grad's array and jit's bias records without `promote`; `@` of 1-2 axis arrays
+    without `composites.matmul` (the same equations: the tests above check the results)."""
+    from adjit.ir import composites
+    from adjit.tracer import promote as pr
+    calls = []
+    for mod, name in ((pr, "promote"), (pr, "promote_nobroadcast"), (composites, "matmul")):
+        orig = getattr(mod, name)
+
+        def spy(*a, _orig=orig, _name=name, **k):
+            calls.append(_name)
+            return _orig(*a, **k)
+        monkeypatch.setattr(mod, name, spy)
+    W, X, b = RNG.standard_normal((4, 3)), RNG.standard_normal((5, 4)), RNG.standard_normal(3)
+    v, g = _mixed(lambda W, X, b: np.sum(np.exp(0.1 * (X @ W + b) - b)), W, X, b)
+    assert calls == [], calls
+    np.testing.assert_allclose(v, np.sum(np.exp(0.1 * (X @ W + b) - b)), rtol=1e-13)
