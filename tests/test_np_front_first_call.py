@@ -298,3 +298,47 @@ def test_operators_across_two_transforms_take_the_short_path(monkeypatch):
     v, g = _mixed(lambda W, X, b: np.sum(np.exp(0.1 * (X @ W + b) - b)), W, X, b)
     assert calls == [], calls
     np.testing.assert_allclose(v, np.sum(np.exp(0.1 * (X @ W + b) - b)), rtol=1e-13)
+
+
+# --- array functions: the call plan read from code objects -------------------------------------
+def test_call_plans_from_code_objects_equal_the_signature_ones():
+    """`_plan` reads NumPy's and our parameters from their code objects (once per function and
+    call shape, in a process's first trace); for every supported function and call shape it
+    gives what binding to the signature gives (`_plan_from_signature`)."""
+    import itertools
+    from adjit.tracer import np_dispatch as d
+    n = 0
+    for name, fn in sorted(d.FUNCS.items()):
+        try:
+            names = list(d.signature(d.numpy_function(name)).parameters)
+        except (ValueError, TypeError, AttributeError):
+            names = ["axis", "keepdims"]
+        cands = list(dict.fromkeys(names + ["out", "bogus", "axis", "dtype"]))
+        for nargs in range(5):
+            for r in range(3):
+                for keys in itertools.permutations(cands, r):
+                    want = d._plan_from_signature(name, fn, nargs, keys)
+                    assert d._plan(name, fn, nargs, keys) == want, (name, nargs, keys)
+                    n += 1
+    assert n > 10000
+
+
+def test_call_plans_build_no_signature(monkeypatch):
+    from adjit.tracer import np_dispatch as d
+    calls = []
+    orig = d._Signature.of.__func__
+
+    def spy(cls, f):
+        calls.append(f)
+        return orig(cls, f)
+    monkeypatch.setattr(d._Signature, "of", classmethod(spy))
+    monkeypatch.setattr(d, "_PLANS", {})
+    d._signatures.cache_clear()
+    x = RNG.standard_normal((4, 3))
+
+    def f(x):
+        return np.sum(np.max(x, axis=1, keepdims=True) * np.mean(x, 0) + np.sum(x, axis=0))
+    v, g = adjit.value_and_grad(f)(x)
+    assert calls == []
+    np.testing.assert_allclose(g, central_diff(f, x), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(v, f(x), rtol=1e-14)

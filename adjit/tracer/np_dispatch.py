@@ -154,7 +154,74 @@ def refuse(name, key, value):
 _PLANS: dict = {}
 
 
+def _function_of(f):
+    """The plain Python function whose code object `_Signature.of` reads for f, or None."""
+    g = f
+    for _ in range(100):
+        if hasattr(g, "__signature__") or isinstance(g, types.MethodType):
+            return None
+        w = getattr(g, "__wrapped__", None)
+        if w is None:
+            break
+        g = w
+    else:
+        return None
+    return g if type(g) is types.FunctionType else None
+
+
 def _plan(name, fn, nargs, keys):
+    # read from the code objects (what `_Signature.of` reads, without building a signature:
+    # this runs once per NumPy function and call shape, in a process's first trace); anything
+    # `_Signature.of` leaves to inspect takes `_plan_from_signature`
+    try:
+        g = _function_of(numpy_function(name))
+    except AttributeError:
+        g = None
+    h = _function_of(fn)
+    if g is None or h is None:
+        return _plan_from_signature(name, fn, nargs, keys)
+    hc = h.__code__
+    if hc.co_flags & _CO_VARKEYWORDS:
+        return False  # the implementation takes NumPy's **kwargs itself
+    ours = hc.co_varnames[:hc.co_argcount + hc.co_kwonlyargcount +
+                          (1 if hc.co_flags & _CO_VARARGS else 0)]
+    c = g.__code__
+    names = c.co_varnames
+    npos, nposonly, nkw = c.co_argcount, c.co_posonlyargcount, c.co_kwonlyargcount
+    if nargs > npos:
+        return False  # an argument for *args (or too many): the general path
+    defaults = g.__defaults__ or ()
+    kwdefaults = g.__kwdefaults__ or {}
+    first_default = npos - len(defaults)
+    empty = _P.empty
+    plan = []
+    for i in range(nargs):
+        k = names[i]
+        plan.append((k, i, k in ours and k != "out",
+                     defaults[i - first_default] if i >= first_default else empty))
+    kwonly = names[npos:npos + nkw]
+    for k in keys:
+        if k in kwonly:
+            default = kwdefaults.get(k, empty)
+        else:
+            try:
+                i = names.index(k, nposonly, npos)
+            except ValueError:
+                return False  # not a parameter NumPy takes by keyword
+            if i < nargs:
+                return False  # given twice
+            default = defaults[i - first_default] if i >= first_default else empty
+        plan.append((k, k, k in ours and k != "out", default))
+    for i in range(nargs, first_default):  # a required argument missing: the general path
+        if names[i] not in keys:
+            return False
+    for k in kwonly:
+        if k not in kwdefaults and k not in keys:
+            return False
+    return tuple(plan)
+
+
+def _plan_from_signature(name, fn, nargs, keys):
     sig, ours = _signatures(name, fn)
     if sig is None or "**" in ours:
         return False
