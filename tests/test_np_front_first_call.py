@@ -342,3 +342,57 @@ def test_call_plans_build_no_signature(monkeypatch):
     assert calls == []
     np.testing.assert_allclose(g, central_diff(f, x), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(v, f(x), rtol=1e-14)
+
+
+# --- x[i], x[i, j]: integer index arrays on the leading dims ------------------------------------
+LEADING = [
+    ("one array", (6, 5), lambda x, y: x[y % 6]),
+    ("one negative array", (6, 5), lambda x, y: x[np.array([-1, 0, -6, 5])]),
+    ("rows and labels", (6, 5), lambda x, y: x[np.arange(6), y]),
+    ("labels and rows", (5, 6), lambda x, y: x[y, np.arange(6)]),
+    ("two constants", (6, 5), lambda x, y: x[np.array([[0], [-1]]), np.array([1, -2, 4])]),
+    ("traced pair", (6, 5), lambda x, y: x[y, y]),
+    ("3-d, two", (6, 5, 2), lambda x, y: x[np.arange(6), y]),
+    ("3-d, one", (6, 5, 2), lambda x, y: x[y]),
+    ("3-d, three", (6, 5, 2), lambda x, y: x[np.arange(6), y, np.array(-1)]),
+    ("0-d traced", (6, 5), lambda x, y: x[y[2], y]),
+    ("int32 and uint8", (6, 5), lambda x, y: x[np.arange(6, dtype=np.int32),
+                                              np.array([4, 0, 1, 1, 2, 3], np.uint8)]),
+]
+
+
+@pytest.mark.parametrize("name,shape,f", LEADING, ids=[c[0] for c in LEADING])
+def test_leading_index_arrays_record_what_the_general_path_records(name, shape, f, monkeypatch):
+    from adjit.tracer import np_indexing
+    x = RNG.standard_normal(shape)
+    y = np.array([0, 4, 2, 1, 3, 4])
+    short = adjit.make_ir(f)(x, y)
+    monkeypatch.setattr(np_indexing, "_leading_arrays", lambda key, nd: None)
+    general = adjit.make_ir(f)(x, y)
+    assert str(short) == str(general)
+    assert len(short.consts) == len(general.consts)
+    for a, b in zip(short.consts, general.consts):
+        a, b = np.asarray(getattr(a, "val", a)), np.asarray(getattr(b, "val", b))
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype and a.shape == b.shape
+    monkeypatch.undo()
+    want = f(x, y)
+    got = adjit.jit(f)(x, y)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_leading_index_arrays_skip_the_general_classification(monkeypatch):
+    from adjit.tracer import np_indexing
+    calls = []
+    orig = np_indexing._classify
+    monkeypatch.setattr(np_indexing, "_classify", lambda *a: calls.append(1) or orig(*a))
+    x, y = RNG.standard_normal((6, 5)), np.array([0, 4, 2, 1, 3, 4])
+    v, g = adjit.value_and_grad(lambda x: np.sum(x[np.arange(6), y] ** 2) + np.sum(x[y] ** 3))(x)
+    assert calls == []
+    np.testing.assert_allclose(g, central_diff(lambda t: np.sum(t[np.arange(6), y] ** 2) +
+                                               np.sum(t[y] ** 3), x), rtol=1e-6)
+    x[np.arange(6), 1:]  # a slice too: the general path
+    jax_like = adjit.jit(lambda x: x[np.arange(6), 1:])(x)
+    np.testing.assert_array_equal(jax_like, x[np.arange(6), 1:])
+    assert calls == [1]

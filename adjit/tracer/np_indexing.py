@@ -132,8 +132,39 @@ def _index_operand(k, d, trace, poison=None):
     return np.where(k < 0, k + d, k) if negative else k.copy()
 
 
+def _leading_arrays(key, nd):
+    """The index arrays of `key` when it is an integer index array (ndarray or traced) or a
+    tuple of at most `nd` of them: NumPy's advanced indexing of the leading dims, every other
+    dim whole (x[idx], x[rows, cols]); else None."""
+    ks = key if type(key) is tuple else (key,)
+    if not ks or len(ks) > nd:
+        return None
+    for k in ks:
+        tk = type(k)
+        if tk is np.ndarray:
+            if k.dtype.kind not in "iu":
+                return None
+        elif (tk is not _nd.TracedNDArray and tk is not TracedArray) or \
+                k._n.type.dtype not in INTS:
+            return None
+    return ks
+
+
 def getitem(x: TracedArray, key):
-    trace = x._n.trace if x._n.trace.active else None
+    node = x._n
+    trace = node.trace if node.trace.active else None
+    shp = node.type.shape
+    ks = _leading_arrays(key, len(shp))
+    if ks is not None:
+        # what the general path below does for such a key, without its general steps: no
+        # slice, no transpose; the indexed dims merged (a reshape), one gather of the linear
+        # index along axis 0, whose result has the final shape (the broadcast index shape,
+        # then the other dims)
+        n = len(ks)
+        merged = math.prod(shp[:n])
+        advs = [([j], _index_operand(k, shp[j], trace, merged)) for j, k in enumerate(ks)]
+        node = ops.reshape(node, (merged,) + shp[n:])
+        return ops.gather(node, _linear_index(advs, shp)[0], axis=0)
     items = _classify(x, key)
     adv = False
     for it in items:
