@@ -396,3 +396,22 @@ def test_leading_index_arrays_skip_the_general_classification(monkeypatch):
     jax_like = adjit.jit(lambda x: x[np.arange(6), 1:])(x)
     np.testing.assert_array_equal(jax_like, x[np.arange(6), 1:])
     assert calls == [1]
+
+
+# --- reductions: one operand, one int axis ---------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32, np.int64, np.bool_])
+def test_reductions_by_int_axis_match_numpy(dtype):
+    x = (RNG.standard_normal((3, 4, 2)) * 3).astype(dtype)
+    for name in ("sum", "mean", "max", "min", "prod", "var", "argmax", "cumsum", "all", "any"):
+        fn = getattr(np, name)
+        for axis in range(-4, 4):
+            for kw in ({}, {"keepdims": True}) if name != "cumsum" else ({},):
+                try:
+                    want = fn(x, axis=axis, **kw)
+                except Exception as e:  # noqa: BLE001 (NumPy's refusal, e.g. AxisError)
+                    with pytest.raises(type(e) if not isinstance(e, ValueError) else ValueError):
+                        adjit.jit(lambda t: fn(t, axis=axis, **kw))(x)
+                    continue
+                got = adjit.jit(lambda t: fn(t, axis=axis, **kw))(x)
+                assert got.dtype == want.dtype and got.shape == want.shape, (name, axis, kw)
+                np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)

@@ -17,7 +17,7 @@ from ..ir import composites as ir_composites
 from ..ir import ops
 from ..ir.core import REGISTRY, bind, on_register
 from ..ir.prims import special as _special
-from ..ir.types import DTYPES, INTS, NAME_OF
+from ..ir.types import DTYPES, FLOATS, INTS, NAME_OF
 from .ndarray import (TracedArray, TracedNDArray, binary, deepest, promote, promote_nobroadcast,
                       unary, where_str, wrap)
 
@@ -274,7 +274,12 @@ def _dispatch(name, fn, args, kwargs, bind=True):
                 elif not _is_default(v, default):
                     break
             else:
-                return _call(name, fn, (), kw)
+                try:  # (_call inlined: one frame less per NumPy call)
+                    return fn(**kw)
+                except (ValueError, TypeError, NotImplementedError, IndexError) as e:
+                    if "(at " in str(e):
+                        raise
+                    raise type(e)(f"{e} in np.{name}{where_str()}") from None
     sig, ours = _signatures(name, fn) if bind else (None, ())
     if sig is None:
         pos, kw = args, {k: v for k, v in kwargs.items() if v is not _NO}
@@ -312,11 +317,17 @@ def _call(name, fn, pos, kw):
         raise type(e)(f"{e} in np.{name}{where_str()}") from None
 
 
+_NAMES: dict = {}  # NumPy's function object -> the name FUNCS knows it by
+
+
 def array_function(f, args, kwargs):
-    mod = getattr(f, "__module__", "") or ""
-    name = f.__name__
-    if mod.endswith("linalg") or mod.endswith("linalg._linalg"):
-        name = "linalg." + name
+    name = _NAMES.get(f)
+    if name is None:
+        mod = getattr(f, "__module__", "") or ""
+        name = f.__name__
+        if mod.endswith("linalg") or mod.endswith("linalg._linalg"):
+            name = "linalg." + name
+        _NAMES[f] = name
     fn = FUNCS.get(name)
     if fn is None:
         raise NotImplementedError(
@@ -594,6 +605,13 @@ def _bool(a):
 
 # --- reductions ------------------------------------------------------------------------------
 def _one(a, to_float=False, int64=False):
+    ta = type(a)
+    if (ta is TracedNDArray or ta is TracedArray) and not a.weak:
+        # (promote_nobroadcast's short path for one operand)
+        x = a._n
+        dt = x.type.dtype
+        if x.trace.active and (dt in FLOATS or not to_float):
+            return ops.convert(x, "i64") if int64 and dt in ("bool", "i32") else x
     (x,), dt, _ = promote_nobroadcast([a], to_float)
     if int64 and dt in ("bool", "i32"):
         x = ops.convert(x, "i64")
