@@ -415,3 +415,23 @@ def test_reductions_by_int_axis_match_numpy(dtype):
                 got = adjit.jit(lambda t: fn(t, axis=axis, **kw))(x)
                 assert got.dtype == want.dtype and got.shape == want.shape, (name, axis, kw)
                 np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_graph_constants_never_share_the_callers_index_arrays():
+    """An index array the caller made (no negative entry: nothing to wrap) is checked in place;
+    what the graph keeps as a constant is an array of its own, whatever the key's form."""
+    x, y = RNG.standard_normal((6, 5)), np.array([0, 4, 2, 1, 3, 4])
+    i6, i5 = np.arange(6), np.array([4, 3, 2, 1, 0, 0])
+    keys = [lambda: (i6,), lambda: (i6, y), lambda: (y, i5), lambda: (i6, i5),
+            lambda: (i6[:, None], i5[None, :5]), lambda: (i6, slice(1, 3)),
+            lambda: (slice(None), i5[:2]), lambda: (i6[[0, 2]], None, i5[:2])]
+    for key in keys:
+        def f(x, y):
+            k = tuple(y if a is y else a for a in key())
+            return x[k]
+        g = adjit.make_ir(f)(x, y)
+        for c in g.consts:
+            c = np.asarray(getattr(c, "val", c))
+            for a in (i6, i5, y):
+                assert not np.shares_memory(c, a), key()
+        np.testing.assert_array_equal(adjit.jit(f)(x, y), f(x, y))

@@ -114,22 +114,30 @@ def _mask_indices(mask, trace):
     return ops.slice(out, start=(0,), limit=(n,), strides=(1,))
 
 
-def _index_operand(k, d, trace, poison=None):
+def _index_operand(k, d, trace, poison=None, copy=True):
     """An integer index array (ndarray or traced) made non-negative; a Node or ndarray. A
     traced index outside [-d, d) on a later replay becomes `poison` (see wrap_traced_index:
-    at least the size of the axis the gather reads, d by default)."""
+    at least the size of the axis the gather reads, d by default). An ndarray index is a
+    fresh array unless `copy` is False (then it may be the caller's own: the caller copies
+    it before it becomes a graph constant)."""
     if isinstance(k, TracedArray):
         val = k._n.val
         bad = first_out_of_bounds(val, d) if val is not None else None
         if bad is not None:
             raise IndexError(f"index {bad} is out of bounds for axis with size {d}{where_str()}")
         return wrap_traced_index(k._n, d, d if poison is None else poison)
-    k = np.asarray(k, dtype=np.int64)
+    if type(k) is not np.ndarray or k.dtype is not _I64:
+        k = np.asarray(k, dtype=np.int64)
     bad, negative = index_bounds(k, d)
     if bad is not None:
         raise IndexError(f"index {bad} is out of bounds for axis with size {d}{where_str()}")
-    # (a fresh array either way: the graph's constant is not the caller's array)
-    return np.where(k < 0, k + d, k) if negative else k.copy()
+    if negative:
+        return np.where(k < 0, k + d, k)
+    # (the graph's constant is never the caller's array)
+    return k.copy() if copy else k
+
+
+_I64 = np.dtype(np.int64)
 
 
 def _leading_arrays(key, nd):
@@ -162,7 +170,8 @@ def getitem(x: TracedArray, key):
         # then the other dims)
         n = len(ks)
         merged = math.prod(shp[:n])
-        advs = [([j], _index_operand(k, shp[j], trace, merged)) for j, k in enumerate(ks)]
+        advs = [([j], _index_operand(k, shp[j], trace, merged, False))
+                for j, k in enumerate(ks)]
         node = ops.reshape(node, (merged,) + shp[n:])
         return ops.gather(node, _linear_index(advs, shp)[0], axis=0)
     items = _classify(x, key)
@@ -229,7 +238,7 @@ def getitem(x: TracedArray, key):
                 advs.append((dims, _mask_nodes(k, trace, [cur[d] for d in dims])))
             else:
                 advs.append((dims, _index_operand(np.asarray(k) if kind == "int" else k,
-                                                  cur[dim], trace, merged)))
+                                                  cur[dim], trace, merged, False)))
         dim += m
     adjacent = positions == list(range(positions[0], positions[-1] + 1))
     adv_dims = [d for dims, _ in advs for d in dims]
@@ -275,19 +284,26 @@ def _linear_index(advs, cur):
         raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together "
                          f"with shapes {' '.join(map(str, shapes))}{where_str()}")
     lin, stride = None, 1
+    fresh = True  # whether an ndarray `lin` is an array of its own (not an operand's)
     for dims, idx in reversed(advs):
         if type(idx) is np.ndarray:  # a constant index: NumPy's arithmetic, not recorded
+            # (the operand may be the caller's array, see _index_operand: copied before it
+            # becomes a graph constant itself)
             if idx.shape != S:
                 idx = np.broadcast_to(idx, S)
             term = idx if stride == 1 else idx * stride
-            lin = term if lin is None else (lin + term if type(lin) is np.ndarray else
-                                            ops.add(lin, term))
+            if lin is None:
+                lin, fresh = term, stride != 1
+            elif type(lin) is np.ndarray:
+                lin, fresh = lin + term, True
+            else:
+                lin = ops.add(lin, term if stride != 1 else np.array(term))
         else:
             idx = ops.broadcast_to(idx, S) if ops.shape(idx) != S else idx
             term = idx if stride == 1 else ops.mul(idx, stride)
-            lin = term if lin is None else ops.add(lin, term)
+            lin = term if lin is None else ops.add(lin if fresh else np.array(lin), term)
         for d in dims:
             stride *= cur[d]
     if not isinstance(lin, Node):
-        lin = np.asarray(lin, dtype=np.int64)
+        lin = np.asarray(lin, dtype=np.int64) if fresh else np.array(lin, dtype=np.int64)
     return lin, S
