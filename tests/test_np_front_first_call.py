@@ -435,3 +435,43 @@ def test_graph_constants_never_share_the_callers_index_arrays():
             for a in (i6, i5, y):
                 assert not np.shares_memory(c, a), key()
         np.testing.assert_array_equal(adjit.jit(f)(x, y), f(x, y))
+
+
+@pytest.mark.parametrize("where", ["same level", "index below grad", "index in vmap",
+                                   "index below vmap"])
+def test_traced_index_wrap_records_what_bind_records(where, monkeypatch):
+    """wrap_traced_index records its equations at the traces `bind` would pick (the index's;
+    `full`, which has no operand, and the last select at the innermost transform's): the graph
+    equals the one recorded through `bind` (the general form, forced here)."""
+    from adjit.ir import indexing
+    x, y = RNG.standard_normal((6, 5)), np.array([0, 4, -2, 1, 3, 4])
+
+    def loss(x, y):
+        return np.sum(np.exp(x[np.arange(6), y]) * x[y % 6, 1])
+    if where == "same level":
+        def f(x, y):
+            return adjit.grad(lambda t: loss(t, y + 0))(x)  # y's index computed at grad level
+    elif where == "index below grad":
+        f = adjit.value_and_grad(loss)
+    elif where == "index in vmap":
+        def f(x, y):
+            return adjit.vmap(lambda r, i: r[i], in_axes=(0, 0))(x, y % 5)
+    else:
+        def f(x, y):
+            return adjit.vmap(lambda r: r[y % 5] * r[0])(x)
+
+    def graphs():
+        g = adjit.make_ir(f)(x, y)
+        return str(g), [np.asarray(getattr(c, "val", c)).tolist() for c in g.consts]
+    short = graphs()
+
+    class Other:  # no Node is of this type: the general form
+        pass
+    monkeypatch.setattr(indexing, "Node", Other)
+    assert graphs() == short
+    monkeypatch.undo()
+    got = adjit.jit(f)(x, y)
+    if where == "index in vmap":
+        np.testing.assert_array_equal(got, [x[r, (y % 5)[r]] for r in range(6)])
+    if where == "index below vmap":
+        np.testing.assert_array_equal(got, x[:, y % 5] * x[:, :1])
