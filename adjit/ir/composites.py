@@ -29,6 +29,8 @@ def norm_axes(axis, nd):
     """A sorted tuple of non-negative axes for `axis` (None, an int or a sequence)."""
     if axis is None:
         return tuple(range(nd))
+    if type(axis) is int and -nd <= axis < nd:  # (the common case)
+        return (axis % nd,)
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from .core import REGISTRY, Node, bind
+from .core import EAGER, REGISTRY, STATE, Node, _record, bind
 
 
 def _is_array_index(i):
@@ -47,6 +47,25 @@ def first_out_of_bounds(a, n):
 _SMALL_INDEX = 64
 
 
+def index_bounds(a, n):
+    """(the first index in integer array `a` outside [-n, n) or None, whether any index of
+    `a` is negative): what an index needs checked, and whether it needs wrapping."""
+    if a.size <= _SMALL_INDEX:
+        neg = False
+        for v in a.ravel().tolist():  # (in Python: see first_out_of_bounds)
+            if v < 0:
+                if v < -n:
+                    return int(v), True
+                neg = True
+            elif v >= n:
+                return int(v), neg
+        return None, neg
+    lo, hi = int(a.min()), int(a.max())
+    if lo >= -n and hi < n:
+        return None, lo < 0
+    return first_out_of_bounds(a, n), lo < 0
+
+
 def wrap_traced_index(i, n, poison):
     """A recorded integer index into an axis of size n, made non-negative for `gather`: i + n
     where -n <= i < 0. An index outside [-n, n) becomes `poison`, which callers choose at least
@@ -55,6 +74,20 @@ def wrap_traced_index(i, n, poison):
     native code) instead of wrapping it a second time or, once merged with the other indices
     into one linear index, reading a neighbouring row."""
     i = ops.convert(i, "i64")
+    tr = i.trace
+    if type(i) is Node and tr.active and tr is not EAGER:
+        # what the general form below records, each equation where `bind` records it (at
+        # i's trace; `full`, which has no operand, at the innermost transform's, and so the
+        # last `select`), without `bind`'s search for the trace per equation
+        R = REGISTRY
+        j = _record(R["select"], tr, (_record(R["lt"], tr, (i, 0), {}),
+                                      _record(R["add"], tr, (i, n), {}), i), {})
+        bad = _record(R["or"], tr, (_record(R["lt"], tr, (j, 0), {}),
+                                    _record(R["ge"], tr, (j, n), {})), {})
+        top = STATE.stack[-1]
+        full = _record(R["full"], top, (), {"shape": tuple(j.type.shape),
+                                             "value": max(int(poison), n), "dtype": "i64"})
+        return _record(R["select"], top if top.level > tr.level else tr, (bad, full, j), {})
     j = ops.select(ops.lt(i, 0), ops.add(i, n), i)
     bad = bind(REGISTRY["or"], ops.lt(j, 0), ops.ge(j, n))
     return ops.select(bad, ops.full(ops.shape(j), max(int(poison), n), "i64"), j)

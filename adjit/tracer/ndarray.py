@@ -365,8 +365,25 @@ class TracedNDArray(TracedArray):
         return (self[i] for i in range(self.shape[0]))
 
     def __getitem__(self, key):
-        from .np_indexing import getitem
-        return wrap(getitem(self, key), self.weak)
+        # an entry point like __array_function__ (its equations, one to a dozen, take the
+        # user's location found once here); inside another entry, that entry's location stays
+        st = STATE
+        if st.entry_loc is not None:
+            return wrap((_GETITEM[0] if _GETITEM else _getitem())(self, key), self.weak)
+        st.entry_loc = user_location(2)
+        try:
+            return wrap((_GETITEM[0] if _GETITEM else _getitem())(self, key), self.weak)
+        finally:
+            st.entry_loc = None
+
+
+_GETITEM = []  # np_indexing.getitem once imported (np_indexing imports this module)
+
+
+def _getitem():
+    from .np_indexing import getitem
+    _GETITEM.append(getitem)
+    return getitem
 
 
 _NP = []  # the np_dispatch module once imported (an import statement per call costs ~1 us)

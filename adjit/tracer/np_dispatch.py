@@ -17,7 +17,7 @@ from ..ir import composites as ir_composites
 from ..ir import ops
 from ..ir.core import REGISTRY, bind, on_register
 from ..ir.prims import special as _special
-from ..ir.types import DTYPES, INTS, NAME_OF
+from ..ir.types import DTYPES, FLOATS, INTS, NAME_OF
 from .ndarray import (TracedArray, TracedNDArray, binary, deepest, promote, promote_nobroadcast,
                       unary, where_str, wrap)
 
@@ -154,7 +154,74 @@ def refuse(name, key, value):
 _PLANS: dict = {}
 
 
+def _function_of(f):
+    """The plain Python function whose code object `_Signature.of` reads for f, or None."""
+    g = f
+    for _ in range(100):
+        if hasattr(g, "__signature__") or isinstance(g, types.MethodType):
+            return None
+        w = getattr(g, "__wrapped__", None)
+        if w is None:
+            break
+        g = w
+    else:
+        return None
+    return g if type(g) is types.FunctionType else None
+
+
 def _plan(name, fn, nargs, keys):
+    # read from the code objects (what `_Signature.of` reads, without building a signature:
+    # this runs once per NumPy function and call shape, in a process's first trace); anything
+    # `_Signature.of` leaves to inspect takes `_plan_from_signature`
+    try:
+        g = _function_of(numpy_function(name))
+    except AttributeError:
+        g = None
+    h = _function_of(fn)
+    if g is None or h is None:
+        return _plan_from_signature(name, fn, nargs, keys)
+    hc = h.__code__
+    if hc.co_flags & _CO_VARKEYWORDS:
+        return False  # the implementation takes NumPy's **kwargs itself
+    ours = hc.co_varnames[:hc.co_argcount + hc.co_kwonlyargcount +
+                          (1 if hc.co_flags & _CO_VARARGS else 0)]
+    c = g.__code__
+    names = c.co_varnames
+    npos, nposonly, nkw = c.co_argcount, c.co_posonlyargcount, c.co_kwonlyargcount
+    if nargs > npos:
+        return False  # an argument for *args (or too many): the general path
+    defaults = g.__defaults__ or ()
+    kwdefaults = g.__kwdefaults__ or {}
+    first_default = npos - len(defaults)
+    empty = _P.empty
+    plan = []
+    for i in range(nargs):
+        k = names[i]
+        plan.append((k, i, k in ours and k != "out",
+                     defaults[i - first_default] if i >= first_default else empty))
+    kwonly = names[npos:npos + nkw]
+    for k in keys:
+        if k in kwonly:
+            default = kwdefaults.get(k, empty)
+        else:
+            try:
+                i = names.index(k, nposonly, npos)
+            except ValueError:
+                return False  # not a parameter NumPy takes by keyword
+            if i < nargs:
+                return False  # given twice
+            default = defaults[i - first_default] if i >= first_default else empty
+        plan.append((k, k, k in ours and k != "out", default))
+    for i in range(nargs, first_default):  # a required argument missing: the general path
+        if names[i] not in keys:
+            return False
+    for k in kwonly:
+        if k not in kwdefaults and k not in keys:
+            return False
+    return tuple(plan)
+
+
+def _plan_from_signature(name, fn, nargs, keys):
     sig, ours = _signatures(name, fn)
     if sig is None or "**" in ours:
         return False
@@ -207,7 +274,12 @@ def _dispatch(name, fn, args, kwargs, bind=True):
                 elif not _is_default(v, default):
                     break
             else:
-                return _call(name, fn, (), kw)
+                try:  # (_call inlined: one frame less per NumPy call)
+                    return fn(**kw)
+                except (ValueError, TypeError, NotImplementedError, IndexError) as e:
+                    if "(at " in str(e):
+                        raise
+                    raise type(e)(f"{e} in np.{name}{where_str()}") from None
     sig, ours = _signatures(name, fn) if bind else (None, ())
     if sig is None:
         pos, kw = args, {k: v for k, v in kwargs.items() if v is not _NO}
@@ -245,11 +317,17 @@ def _call(name, fn, pos, kw):
         raise type(e)(f"{e} in np.{name}{where_str()}") from None
 
 
+_NAMES: dict = {}  # NumPy's function object -> the name FUNCS knows it by
+
+
 def array_function(f, args, kwargs):
-    mod = getattr(f, "__module__", "") or ""
-    name = f.__name__
-    if mod.endswith("linalg") or mod.endswith("linalg._linalg"):
-        name = "linalg." + name
+    name = _NAMES.get(f)
+    if name is None:
+        mod = getattr(f, "__module__", "") or ""
+        name = f.__name__
+        if mod.endswith("linalg") or mod.endswith("linalg._linalg"):
+            name = "linalg." + name
+        _NAMES[f] = name
     fn = FUNCS.get(name)
     if fn is None:
         raise NotImplementedError(
@@ -527,6 +605,13 @@ def _bool(a):
 
 # --- reductions ------------------------------------------------------------------------------
 def _one(a, to_float=False, int64=False):
+    ta = type(a)
+    if (ta is TracedNDArray or ta is TracedArray) and not a.weak:
+        # (promote_nobroadcast's short path for one operand)
+        x = a._n
+        dt = x.type.dtype
+        if x.trace.active and (dt in FLOATS or not to_float):
+            return ops.convert(x, "i64") if int64 and dt in ("bool", "i32") else x
     (x,), dt, _ = promote_nobroadcast([a], to_float)
     if int64 and dt in ("bool", "i32"):
         x = ops.convert(x, "i64")

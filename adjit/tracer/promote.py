@@ -179,23 +179,6 @@ _LABEL = {"add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "n
 _BITWISE = ("and", "or", "xor")
 
 
-def _fast_operand(x, trace, dt, shp):
-    """x as `promote` would give it when that needs no conversion, no broadcast and no
-    constant: a traced array of `trace` with dtype `dt` and shape `shp` (its Node), or a
-    Python number next to a float dtype (as a float); else None."""
-    tx = type(x)
-    if tx is _nd.TracedNDArray or tx is _nd.TracedArray:
-        n = x._n
-        if x.weak or n.trace is not trace or n.type.dtype != dt or n.type.shape != shp:
-            return None
-        return n
-    if tx is float:
-        return x
-    if tx is int or tx is bool:
-        return float(x)
-    return None
-
-
 def _broadcast_pair(s, t):
     """NumPy's broadcast shape of shapes s and t, or None when they do not broadcast."""
     if len(s) < len(t):
@@ -212,53 +195,65 @@ def _broadcast_pair(s, t):
     return tuple(out)
 
 
-def _fast_pair(a, b, trace, dt):
-    """(x, y): a and b, non-weak traced arrays of `trace` with dtype `dt`, broadcast to their
-    common shape as `promote` would; else None (`promote` decides, and words the error)."""
-    ta, tb = type(a), type(b)
-    if (ta is not _nd.TracedNDArray and ta is not _nd.TracedArray) or \
-            (tb is not _nd.TracedNDArray and tb is not _nd.TracedArray) or a.weak or b.weak:
-        return None
-    x, y = a._n, b._n
-    if x.trace is not trace or y.trace is not trace or y.type.dtype != dt:
-        return None
-    sx, sy = x.type.shape, y.type.shape
-    shp = _broadcast_pair(sx, sy)
-    if shp is None:
-        return None
-    return (x if sx == shp else ops.broadcast_to(x, shp),
-            y if sy == shp else ops.broadcast_to(y, shp))
+_BCAST = [None]  # REGISTRY["broadcast_in_dim"] (found once)
+
+
+def _bcast(x, shp):
+    """Node x (of an active trace, not the eager tape) broadcast to `shp`, a shape x
+    broadcasts to: the equation `ops.broadcast_to` records (at x's own trace, as `bind`)."""
+    p = _BCAST[0]
+    if p is None:
+        p = _BCAST[0] = REGISTRY["broadcast_in_dim"]
+    return _record(p, x.trace, (x,), {"shape": shp,
+                                      "dims": tuple(range(len(shp) - len(x.type.shape),
+                                                          len(shp)))})
 
 
 def binary(name, a, b, sym=None):
-    # the common case without `promote`: non-weak traced arrays of one active trace, one float
-    # dtype and one shape, or one of them with a Python number (which a float dtype keeps);
-    # what is recorded is what `promote` would record (no conversion, no broadcast)
-    ta = type(a)
-    n = a._n if ta is _nd.TracedNDArray or ta is _nd.TracedArray else None
-    if n is None:
-        tb = type(b)
-        n = b._n if (tb is _nd.TracedNDArray or tb is _nd.TracedArray) and \
-            name != "pow" else None  # (pow of a number: `full` below)
-    if n is not None and n.trace.active and name not in _BITWISE:
-        typ = n.type
-        dt = typ.dtype
-        if dt in FLOATS:
-            tr, shp = n.trace, typ.shape
-            x = _fast_operand(a, tr, dt, shp)
-            if x is not None:
-                y = _fast_operand(b, tr, dt, shp)
-                if y is not None:
-                    # what `bind` would do: record at `tr` (the eager tape's own path for it)
+    # the common cases without `promote`: non-weak traced arrays of active traces and one float
+    # dtype whose shapes broadcast, or one of them with a Python number (which a float dtype
+    # keeps); what is recorded is what `promote` would record (no conversion; a
+    # broadcast_in_dim of each operand not of the result's shape, in order, at its own trace),
+    # then the operation at the deeper trace (where `bind` records it)
+    if name not in _BITWISE:
+        ta, tb = type(a), type(b)
+        if ta is _nd.TracedNDArray or ta is _nd.TracedArray:
+            x = a._n
+            tr = x.trace
+            typ = x.type
+            dt = typ.dtype
+            if not a.weak and tr.active and dt in FLOATS:
+                if tb is _nd.TracedNDArray or tb is _nd.TracedArray:
+                    y = b._n
+                    ty = y.trace
+                    if not b.weak and ty.active and y.type.dtype == dt:
+                        if ty.level > tr.level:
+                            tr = ty
+                        sx, sy = typ.shape, y.type.shape
+                        if sx == sy:
+                            # (the eager tape's own path for it: `bind`)
+                            return _nd.TracedArray(bind(REGISTRY[name], x, y) if tr is EAGER
+                                                   else _record(REGISTRY[name], tr, (x, y), {}),
+                                                   False)
+                        if x.trace is not EAGER and y.trace is not EAGER:
+                            shp = _broadcast_pair(sx, sy)
+                            if shp is not None:
+                                return _nd.TracedArray(_record(
+                                    REGISTRY[name], tr, (x if sx == shp else _bcast(x, shp),
+                                                         y if sy == shp else _bcast(y, shp)),
+                                    {}), False)
+                elif tb is float or tb is int or tb is bool:
+                    y = b if tb is float else float(b)
                     return _nd.TracedArray(bind(REGISTRY[name], x, y) if tr is EAGER else
                                            _record(REGISTRY[name], tr, (x, y), {}), False)
-            if tr is not EAGER:
-                # two traced arrays of `tr` and dtype `dt` whose shapes broadcast (a bias, a
-                # row max): what `promote` records (no conversion; a broadcast_in_dim of each
-                # operand not of the result's shape, in order), without its general steps
-                y = _fast_pair(a, b, tr, dt)
-                if y is not None:
-                    return _nd.TracedArray(_record(REGISTRY[name], tr, y, {}), False)
+        elif (tb is _nd.TracedNDArray or tb is _nd.TracedArray) and name != "pow" and \
+                (ta is float or ta is int or ta is bool):  # (pow of a number: `full` below)
+            y = b._n
+            tr = y.trace
+            if not b.weak and tr.active and y.type.dtype in FLOATS:
+                x = a if ta is float else float(a)
+                return _nd.TracedArray(bind(REGISTRY[name], x, y) if tr is EAGER else
+                                       _record(REGISTRY[name], tr, (x, y), {}), False)
     if sym is not None and (_is_tensor(a) or _is_tensor(b)):
         return NotImplemented  # `s * t` of a traced number and a Tensor: Tensor's __rmul__
     label = f"`{sym}` ({_LABEL.get(name, name)})" if sym else _LABEL.get(name, name)
@@ -288,7 +283,29 @@ def unary(name, a, to_float=False):
     return wrap(bind(REGISTRY[name], x), weak and name in ("neg", "abs"))
 
 
+_DOT = [None]  # REGISTRY["dot_general"] (found once)
+
+
 def matmul(a, b):
+    # the common case: non-weak traced arrays of active traces (not the eager tape) and one
+    # dtype, of 1 or 2 axes each, whose inner extents agree: the one dot_general that
+    # `composites.matmul` records for them (its `_gemm`), recorded here at once at the deeper
+    # trace (where `bind` records it)
+    ta, tb = type(a), type(b)
+    if (ta is _nd.TracedNDArray and tb is _nd.TracedNDArray) and not a.weak and not b.weak:
+        x, y = a._n, b._n
+        tr, ty_ = x.trace, y.trace
+        if ty_.level > tr.level:
+            tr = ty_
+        tx, ty = x.type, y.type
+        sx, sy = tx.shape, ty.shape
+        if x.trace.active and ty_.active and tr is not EAGER and tx.dtype == ty.dtype and \
+                len(sx) <= 2 and len(sy) <= 2 and sx[-1] == sy[0]:
+            p = _DOT[0]
+            if p is None:
+                p = _DOT[0] = REGISTRY["dot_general"]
+            return _nd.TracedArray(_record(p, tr, (x, y), {"contract": ((len(sx) - 1,), (0,)),
+                                                            "batch": ((), ())}), False)
     (x, y), dt, _ = promote_nobroadcast([a, b])
     return wrap(_shape_errors(composites.matmul, "np.matmul (@)", x, y))
 
