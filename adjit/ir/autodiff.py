@@ -409,7 +409,7 @@ def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
         st.loc = prev
         for rec, _ in items:  # reads of the inputs and constant leaves: their values at dest
             ins = rec.inputs
-            for j, x in enumerate(ins):
+            for x in ins:
                 if type(x) is not Lit and x in sub:
                     rec.inputs = [y if type(y) is Lit else sub.get(y, y) for y in ins]
                     break

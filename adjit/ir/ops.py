@@ -13,17 +13,20 @@ from .core import Node, REGISTRY, bind, on_register
 from .types import AType, dtype_name
 
 
+_ND = np.ndarray
+
+
 def shape(x):
     tx = type(x)
-    if tx is np.ndarray:  # (the derivative rules' operands on grad's eager tier)
+    if tx is _ND:  # (the derivative rules' operands on grad's eager tier)
         return x.shape
-    if isinstance(x, Node):
+    if tx is Node or isinstance(x, Node):  # (a traced value: no isinstance call)
         return x.type.shape
     return np.shape(x)
 
 
 def dtype(x):
-    if isinstance(x, Node):
+    if type(x) is Node or isinstance(x, Node):
         return x.type.dtype
     if isinstance(x, (np.ndarray, np.generic)):
         return dtype_name(x.dtype)
@@ -81,7 +84,9 @@ def full(shp, value, dt):
 
 
 def zeros(shp, dt):
-    return full(shp, 0.0 if dtype_name(dt) in ("f32", "f64") else 0, dt)
+    dt = dtype_name(dt)
+    return bind(REGISTRY["full"], shape=tuple(shp), value=0.0 if dt in ("f32", "f64") else 0,
+                dtype=dt)
 
 
 def eye(n, dt):
