@@ -124,12 +124,12 @@ def test_a_matrix_products_recipe_is_the_general_one(c, d, sizes):
 
 
 def test_the_shared_operand_table_stays_bounded():
-    # the (True, slot) operand tuples plans share are kept for at most SHARED_SLOT_REFS slots:
-    # a plan of a bigger graph makes its own beyond that (no table the size of the largest
-    # graph ever planned, resident for the rest of the process)
+    # the per-slot objects plans share are kept for at most SHARED_SLOTS slots: a plan of a
+    # bigger graph makes its own beyond that (no table the size of the largest graph ever
+    # planned, resident for the rest of the process)
     from adjit.ir import parse_graph
     from adjit.ir.printer import var_names
-    n = interpreter.SHARED_SLOT_REFS + 500
+    n = interpreter.SHARED_SLOTS + 500
     names = var_names()
     first = next(names)
     lines, prev = [], first
@@ -141,4 +141,4 @@ def test_the_shared_operand_table_stays_bounded():
                     f"\n  return {prev}\n")
     x = np.array([0.5, -1.0])
     _same_bits(Plan(g).loop([x], []), eval_graph(g, [x]), "chain")
-    assert len(interpreter._SLOT_REFS) <= interpreter.SHARED_SLOT_REFS
+    assert all(len(t) <= interpreter.SHARED_SLOTS for t in interpreter._SLOTS)

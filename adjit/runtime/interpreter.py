@@ -93,7 +93,7 @@ class Plan:
         for v in g.outvars:  # a result of the graph never dies
             if type(v) is not Lit:
                 last[v] = -1
-        refs = _slot_refs(n + len(geqns) + 8)
+        refs, outs1, get1 = _slot_tables(n + len(geqns) + 8)
         nrefs = len(refs)
         # `read`: the hoisted constants a per-call step reads (kept though a constant read
         # them last); `skipped`: the indices of the hoisted equations (no step of their own)
@@ -145,8 +145,7 @@ class Plan:
                 get = None
             else:
                 ins = tuple(ins)
-                get = _itemgetter(*sl) if len(sl) > 1 else \
-                    _itemgetter(slice(sx, sx + 1)) if sl else _no_operands
+                get = _itemgetter(*sl) if len(sl) > 1 else get1[sx] if sl else _no_operands
             if dl is None:
                 dead = ()
             else:
@@ -155,11 +154,11 @@ class Plan:
                 dead = tuple(dl)
             outvars = e.outvars
             if n + len(outvars) > nrefs:
-                refs = _slot_refs(n + len(outvars) + len(geqns) - i)
+                refs, outs1, get1 = _slot_tables(n + len(outvars) + len(geqns) - i)
                 nrefs = len(refs)
             if len(outvars) == 1:
                 slot[outvars[0]] = n
-                outs = (n,)
+                outs = outs1[n]
                 n += 1
             else:
                 outs = []
@@ -349,7 +348,6 @@ _getrefcount = sys.getrefcount
 _nd = np.ndarray
 # the primitives `_loop_fn` has a function of the operands for
 _LOOP_FNS = frozenset({"dot_general", "gather", "scatter_add"})
-_SLOT_REFS: list = []  # (True, s) for slot s: a plan's operand of slot s (shared, immutable)
 
 
 def _no_operands(env):
@@ -357,21 +355,30 @@ def _no_operands(env):
     return ()
 
 
-SHARED_SLOT_REFS = 4096  # the (True, slot) operand tuples kept for all plans (<= ~0.35 MB)
+# Per slot s, what plans share (made once per process, never changed): (True, s), a step's
+# operand of slot s; (s,), a step's results when it has the one; the getter of one operand in
+# slot s (a 1-slice of the value table: a list). A plan made on a new function's second call
+# allocates none of these (W2: ~200 objects a plan, the cyclic GC's count: its collections
+# fall on later calls, less often). Kept for at most SHARED_SLOTS slots (~0.5 MB); a bigger
+# plan makes its own beyond that.
+SHARED_SLOTS = 2048
+_SLOTS: tuple = ([], [], [])
 
 
-def _slot_refs(n):
-    """A list whose item s is (True, s), for s < n at least: the process's shared table, and
-    for a plan of more slots than it keeps, that table and tuples of the plan's own."""
-    global _SLOT_REFS
-    refs = _SLOT_REFS
-    if len(refs) < n:
-        if n > SHARED_SLOT_REFS:
-            return refs + [(True, s) for s in range(len(refs), n)]
-        # a new list (threads may race: each list they make is right)
-        end = min(max(n, 2 * len(refs)), SHARED_SLOT_REFS)
-        refs = _SLOT_REFS = refs + [(True, s) for s in range(len(refs), end)]
-    return refs
+def _slot_tables(n):
+    """([(True, s)], [(s,)], [getter of slot s]) for s < n at least."""
+    global _SLOTS
+    tables = _SLOTS
+    have = len(tables[0])
+    if have < n:
+        end = n if n > SHARED_SLOTS else min(max(n, 2 * have), SHARED_SLOTS)
+        new = range(have, end)
+        made = (tables[0] + [(True, s) for s in new], tables[1] + [(s,) for s in new],
+                tables[2] + [_itemgetter(slice(s, s + 1)) for s in new])
+        if n > SHARED_SLOTS:
+            return made
+        tables = _SLOTS = made  # a new tuple of lists (threads may race: each one is right)
+    return tables
 
 
 def _reuse(e, ins, dead, first_step_slot, n_in=0):
