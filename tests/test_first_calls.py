@@ -4,6 +4,7 @@ not do: import the compile worker's client on the call that finds a graph hot, g
 interpreter's function for a small graph native code will serve soon."""
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -392,6 +393,35 @@ def test_the_worker_runs_at_its_priority_from_its_first_instruction(monkeypatch,
     nice, asked = out.read_text().split()
     assert int(nice) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
     assert asked == "0"  # (the boot code's os.nice adds nothing more)
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="POSIX only")
+@pytest.mark.parametrize("libc", [True, False], ids=["ctypes", "os.posix_spawn"])
+def test_the_worker_process_is_spawned_as_os_posix_spawn_does(monkeypatch, tmp_path, libc):
+    # the worker is spawned through libc by ctypes (which releases the GIL: os.posix_spawn
+    # held it until the child had executed, stalling the user's calls): both routes give the
+    # child the pipes as its standard input and output, /dev/null as its error, the
+    # environment given, a PATH lookup for a bare name, and OSError for a missing program
+    if libc:
+        assert background._LIBC_SPAWN is not None
+    else:
+        monkeypatch.setattr(background, "_LIBC_SPAWN", None)
+    code = ("import os, sys; data = sys.stdin.buffer.read(); os.write(2, b'noise');"
+            "sys.stdout.write(os.environ['ADJIT_T'] + ':' + data.decode().upper())")
+    exe = os.path.basename(sys.executable)
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep +
+                       os.environ.get("PATH", ""))
+    for argv0 in (sys.executable, exe):
+        proc = background._Proc([argv0, "-c", code], {**os.environ, "ADJIT_T": "\u00e9t\u00e9"})
+        proc.stdin.write(b"abc")
+        proc.stdin.close()
+        assert proc.stdout.read().decode() == "\u00e9t\u00e9:ABC"
+        proc.stdout.close()
+        assert proc.wait() == 0
+    for argv0 in (str(tmp_path / "no-such-program"), "no-such-program-adjit"):
+        with pytest.raises(OSError) as info:
+            background._Proc([argv0], dict(os.environ))
+        assert info.value.errno == errno.ENOENT
 
 
 def test_structure_key_compiles_no_regular_expression(monkeypatch):
