@@ -1,6 +1,8 @@
 """IR types: a dtype name and a shape. `f32[3,4]`, `i64[]`, `bool[5]`."""
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 # IR dtype name <-> NumPy dtype. The IR speaks these five names only.
@@ -30,6 +32,12 @@ def dtype_name(dt) -> str:
     except (KeyError, TypeError):
         raise TypeError(f"adjit supports float32, float64, int32, int64 and bool arrays, "
                         f"not {dt!r}") from None
+
+
+# A Python float's 8 bytes: the key of a float literal where its value alone would merge what
+# must stay apart (0.0 and -0.0 compare equal; float.hex gives "nan" for every NaN, whatever
+# its sign bit or payload, which NumPy's arithmetic carries into results)
+float_bits = struct.Struct("<d").pack
 
 
 def is_float(name: str) -> bool:
