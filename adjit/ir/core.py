@@ -21,7 +21,7 @@ import numpy as np
 
 from .._fp import FP_QUIET, FP_STATE, fp_reset as _fp_reset, fp_set as _fp_set
 from .._frames import is_adjit_file
-from .types import AType, DTYPES, NAME_OF, dtype_name
+from .types import AType, DTYPES, NAME_OF, dtype_name, float_bits
 
 _seq = itertools.count()
 
@@ -549,7 +549,7 @@ def _lit_array(dt, v):
     if name is None:
         return None
     tv = type(v)
-    lk = (name, tv, v if tv is not float or (v == v and v) else v.hex())
+    lk = (name, tv, v if tv is not float or (v == v and v) else float_bits(v))
     hit = _LITS.get(lk)
     if hit is None:
         arr = np.asarray(v, DTYPES[name])
@@ -655,7 +655,7 @@ def _record(prim, trace, args, params):
             # a literal: its value is part of the signature (-0.0 and nan by their bits; 1, 1.0
             # and True apart), and one Lit and one read-only array serve every equal literal
             tv = type(v)
-            lk = (litdt, tv, v if tv is not float or (v == v and v) else v.hex())
+            lk = (litdt, tv, v if tv is not float or (v == v and v) else float_bits(v))
             hit = _LITS.get(lk)
             if hit is None:
                 arr = np.asarray(v, DTYPES[litdt]) if litdt else np.asarray(v)
@@ -757,14 +757,15 @@ def _record_eager(prim, args, params):
             if tb is TAPE_NODE:
                 key = (prim, 0, id(a.type), id(b.type), tuple(params.items()) if params else None)
             elif tb is float or tb is int:
-                key = (prim, 1, id(a.type), tb, b if tb is int or b == b and b else b.hex(),
+                key = (prim, 1, id(a.type), tb,
+                       b if tb is int or b == b and b else float_bits(b),
                        tuple(params.items()) if params else None)
             else:
                 return _record(prim, EAGER, args, params)
         elif ta is float or ta is int:
             if tb is not TAPE_NODE:
                 return _record(prim, EAGER, args, params)
-            key = (prim, 2, ta, a if ta is int or a == a and a else a.hex(), id(b.type),
+            key = (prim, 2, ta, a if ta is int or a == a and a else float_bits(a), id(b.type),
                    tuple(params.items()) if params else None)
         else:
             return _record(prim, EAGER, args, params)
@@ -781,7 +782,7 @@ def _record_eager(prim, args, params):
                 key.append(id(a.type))
             elif ta is float or ta is int:
                 key.append(ta)
-                key.append(a if ta is int or a == a and a else a.hex())
+                key.append(a if ta is int or a == a and a else float_bits(a))
             else:
                 return _record(prim, EAGER, args, params)
         key.append(tuple(params.items()) if params else None)

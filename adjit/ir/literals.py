@@ -15,7 +15,7 @@ import collections
 
 from .core import Lit
 from .graph import Eqn, Graph, Var
-from .types import AType, DTYPES
+from .types import AType, DTYPES, float_bits
 
 POW_SPECIAL = frozenset((0.0, 1.0, -1.0, 2.0, 0.5))
 
@@ -28,7 +28,7 @@ def promotable(prim, j, lit, elementwise):
 
 def bits(v):
     """A literal's value as a key: floats by their bits (-0.0 and nan apart), 1 and 1.0 apart."""
-    return v.hex() if type(v) is float else (v, type(v))
+    return float_bits(v) if type(v) is float else (v, type(v))
 
 
 def slots(g: Graph):

@@ -1,6 +1,7 @@
 """IR types: a dtype name and a shape. `f32[3,4]`, `i64[]`, `bool[5]`."""
 from __future__ import annotations
 
+import struct
 from math import prod
 
 import numpy as np
@@ -56,6 +57,12 @@ def _check_shape(shape, dtype):
         raise ValueError(f"array is too big: shape {shape} of {dtype} is "
                          f"{n * DTYPES[dtype].itemsize} bytes counting its nonzero dimensions, "
                          f"beyond the largest intp {_INTP_MAX} (NumPy refuses it too)")
+
+
+# A Python float's 8 bytes: the key of a float literal where its value alone would merge what
+# must stay apart (0.0 and -0.0 compare equal; float.hex gives "nan" for every NaN, whatever
+# its sign bit or payload, which NumPy's arithmetic carries into results)
+float_bits = struct.Struct("<d").pack
 
 
 def is_float(name: str) -> bool:

@@ -25,7 +25,7 @@ from ..ir import core as _core
 from ..ir.core import (EAGER, REGISTRY, STATE, Lit, MultiRec, Node, Primitive, bind, new_trace,
                        output_index)
 from ..ir.graph import Graph, Var, extract
-from ..ir.types import AType, DTYPES, FLOATS
+from ..ir.types import AType, DTYPES, FLOATS, float_bits
 from .grad_fn import _SUCCESSOR, HOOKS, POST_HOOKS
 from .tape import TapeNode
 
@@ -105,7 +105,7 @@ def _lit_key(x):
     if type(x) is TapeNode:
         return None
     v = x.value  # -0.0 and nan by their bits, 1 and 1.0 and True apart
-    return v.hex() if type(v) is float else (v, type(v))
+    return float_bits(v) if type(v) is float else (v, type(v))
 
 
 _RETAINED = object()  # marks a retained node in a structure key
