@@ -1,7 +1,7 @@
 """First call in a fresh process, and peak memory: what `adjit bench` cannot measure in-process.
 
     python benchmarks/cold_start.py [W2 W3 ...] [--impls adjit,jax] [--repeat 3] [--cold-cache]
-                                    [--calls 10] [--json OUT]
+                                    [--calls 10] [--new-steps 5] [--json OUT]
 
 For every workload and implementation it starts `--repeat` + 1 fresh Python processes (the first
 one only warms the disk caches: adjit's ADJIT_CACHE_DIR, the OS page cache of every library;
@@ -35,6 +35,12 @@ implementation, calls it once (the *first call*), then `--calls` more times. It 
 - `base`: RSS right before the first call; `extra1`: the peak during the first two calls above
   `base`; `extra`: the peak during the following calls above `base` (Linux: the high-water
   mark is reset through /proc/self/clear_refs before each phase).
+
+- `new step` / `new 20` (`--new-steps K`): afterwards, in the same (now warm) process, K new
+  steps: the workload's modules loaded again from their files as a package of their own (new
+  function and code objects, as a notebook cell or a test that defines a new step), each set up
+  and called 20 times: the median over the K steps of the first call / of the slowest of the
+  20 (every implementation: HIPS autograd's too).
 
 `--cold-cache` gives every adjit process an empty ADJIT_CACHE_DIR (a cold disk cache).
 Times are medians over the repeats; RSS in MB. Thread variables are set as `adjit bench` sets
@@ -159,7 +165,21 @@ class _JaxCompiles:
 NATIVE_WAIT = 10.0  # seconds of calls the child waits at most for adjit's native code
 
 
-def child(name, impl, calls):
+def _fresh_workload(name, k):
+    """Workload `name` from a new copy of the workloads package (its modules executed again
+    from their files under the package name `_cold_start_fresh<k>`): new functions, new code."""
+    import types
+    from adjit import bench
+    import adjit.bench.workloads as wl
+    pkg_name = f"_cold_start_fresh{k}"
+    pkg = types.ModuleType(pkg_name)
+    pkg.__path__ = list(wl.__path__)
+    pkg.__package__ = pkg_name
+    sys.modules[pkg_name] = pkg
+    return bench.discover(pkg_name)[name]
+
+
+def child(name, impl, calls, new_steps=0):
     t0 = time.perf_counter()
     import adjit  # noqa: F401
     from adjit import bench
@@ -218,6 +238,20 @@ def child(name, impl, calls):
     if tiers is not None:
         out["compile"] = tiers.compile
         out["worker"] = tiers.worker
+    firsts, slowest = [], []
+    for k in range(new_steps):  # new steps in this warm process
+        fw = _fresh_workload(name, k)
+        frun = fw.impls[impl](fw.inputs(0))
+        ts = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            frun()
+            ts.append(time.perf_counter() - t0)
+        firsts.append(ts[0])
+        slowest.append(max(ts))
+    if firsts:
+        out["new_first"] = statistics.median(firsts)
+        out["new20"] = statistics.median(slowest)
     if jaxc is not None:
         out["compile"] = jaxc.seconds
         out["compile_first"] = jax_first
@@ -229,8 +263,9 @@ def child(name, impl, calls):
 
 # ------------------------------------------------------------------------------ the parent
 
-def run_child(name, impl, calls, env):
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", name, impl, str(calls)]
+def run_child(name, impl, calls, env, new_steps=0):
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", name, impl, str(calls),
+           str(new_steps)]
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                          cwd=ROOT, text=True)
@@ -249,7 +284,7 @@ def run_child(name, impl, calls, env):
     return d
 
 
-def measure(name, impl, repeat, calls, cold_cache, inductor_dir):
+def measure(name, impl, repeat, calls, cold_cache, inductor_dir, new_steps=0):
     from adjit import bench
     env = dict(os.environ, **bench.limit_threads())
     env["ADJIT_BENCH_INDUCTOR_CACHE"] = inductor_dir
@@ -259,7 +294,7 @@ def measure(name, impl, repeat, calls, cold_cache, inductor_dir):
         if cold_cache:
             tmp = env["ADJIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="adjit-cold-")
         try:
-            d = run_child(name, impl, calls, env)
+            d = run_child(name, impl, calls, env, new_steps)
         finally:
             if tmp:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -268,7 +303,8 @@ def measure(name, impl, repeat, calls, cold_cache, inductor_dir):
         if k or cold_cache:  # the first process only warms the caches
             runs.append(d)
     keys = ("import", "setup", "first", "second", "next", "total", "peak", "base", "extra1",
-            "extra", "slowest20", "cpu20", "after20", "native_at", "compile", "worker")
+            "extra", "slowest20", "cpu20", "after20", "native_at", "compile", "worker",
+            "new_first", "new20")
     res = {"status": "ok", "workload": name, "impl": impl, "repeat": len(runs)}
     for key in keys:
         vals = [r[key] for r in runs if r.get(key) is not None]
@@ -294,11 +330,13 @@ def main(argv=None):
     ap.add_argument("--calls", type=int, default=10)
     ap.add_argument("--cold-cache", action="store_true",
                     help="an empty ADJIT_CACHE_DIR for every process")
+    ap.add_argument("--new-steps", type=int, default=0,
+                    help="then K new steps (the workload's code loaded again) in the same process")
     ap.add_argument("--json")
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     ns = ap.parse_args(argv)
     if ns.child:
-        child(ns.child[0], ns.child[1], int(ns.child[2]))
+        child(ns.child[0], ns.child[1], int(ns.child[2]), int(ns.child[3]))
         return 0
     from adjit import bench
     found = bench.discover()
@@ -308,7 +346,7 @@ def main(argv=None):
     inductor_dir = tempfile.mkdtemp(prefix="adjit-cold-inductor-")
     header = ("workload", "impl", "import", "setup", "first call", "second", "next", "slowest 20",
               "cpu 20", "after 20", "native at", "compile", "worker", "process", "peak RSS",
-              "base", "extra 1st", "extra")
+              "base", "extra 1st", "extra") + (("new step", "new 20") if ns.new_steps else ())
     rows = [header]
     try:
         for name in names:
@@ -316,7 +354,8 @@ def main(argv=None):
                 if found[name].impls.get(impl) is None:
                     continue
                 print(f"{name} {impl} ...", file=sys.stderr, flush=True)
-                r = measure(name, impl, ns.repeat, ns.calls, ns.cold_cache, inductor_dir)
+                r = measure(name, impl, ns.repeat, ns.calls, ns.cold_cache, inductor_dir,
+                            ns.new_steps)
                 r.setdefault("workload", name)
                 r.setdefault("impl", impl)
                 results.append(r)
@@ -330,7 +369,9 @@ def main(argv=None):
                              _t(r.get("cpu20")), _t(r.get("after20")),
                              "-" if nat is None else f"#{nat:.0f}", _t(r.get("compile")),
                              _t(r.get("worker")), _t(r["total"]), _mb(r["peak"]),
-                             _mb(r["base"]), _mb(r["extra1"]), _mb(r["extra"])))
+                             _mb(r["base"]), _mb(r["extra1"]), _mb(r["extra"]))
+                            + ((_t(r.get("new_first")), _t(r.get("new20")))
+                               if ns.new_steps else ()))
     finally:
         shutil.rmtree(inductor_dir, ignore_errors=True)
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
@@ -341,6 +382,7 @@ def main(argv=None):
     if ns.json:
         with open(ns.json, "w") as f:
             json.dump({"cold_cache": ns.cold_cache, "repeat": ns.repeat, "calls": ns.calls,
+                       "new_steps": ns.new_steps,
                        "results": results}, f, indent=1)
         print(f"wrote {ns.json}")
     return 0

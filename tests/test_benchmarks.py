@@ -95,3 +95,36 @@ def test_cold_start_script_reports_first_call_and_rss(tmp_path):
     for r in rows.values():
         assert r["status"] == "ok", r
         assert 0 < r["first"] < r["total"] and r["peak"] > 10 and r["import"] > 0
+
+
+def test_cold_start_new_steps_are_new_code_in_the_same_process(tmp_path):
+    # `--new-steps`: the workload's modules executed again (new functions and code objects, as
+    # a user's new step), timed in the warm child process, for every implementation
+    import importlib.util
+    import numpy as np
+    spec = importlib.util.spec_from_file_location(
+        "_cold_start_under_test", os.path.join(ROOT, "benchmarks", "cold_start.py"))
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    w = bench.discover()["W2"]
+    fw = cs._fresh_workload("W2", 901)
+    try:
+        setup, fsetup = w.impls["adjit"], fw.impls["adjit"]
+        assert fsetup is not setup and fsetup.__code__ is not setup.__code__
+        assert fsetup.__module__ == "_cold_start_fresh901._mlp"
+        a, b = w.inputs(0), fw.inputs(0)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    finally:
+        for m in [m for m in sys.modules if m.startswith("_cold_start_fresh901")]:
+            del sys.modules[m]
+    out = tmp_path / "cold.json"
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "cold_start.py"),
+                          "W1", "--impls", "adjit,numpy", "--repeat", "1", "--calls", "3",
+                          "--new-steps", "2", "--json", str(out)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "new step" in res.stdout
+    rows = {r["impl"]: r for r in json.loads(out.read_text())["results"]}
+    for r in rows.values():
+        assert r["status"] == "ok", r
+        assert 0 < r["new_first"] <= r["new20"] < r["total"]
