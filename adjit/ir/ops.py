@@ -89,6 +89,15 @@ def zeros(shp, dt):
                 dtype=dt)
 
 
+def zero_of(x):
+    """A +0 of x's dtype and shape for a `select` branch: the literal 0.0 for a float x (a
+    branch literal takes the other branch's type: no `full` equation per select), else zeros."""
+    dt = dtype(x)
+    if dt == "f32" or dt == "f64":
+        return 0.0
+    return zeros(shape(x), dt or "f64")
+
+
 def eye(n, dt):
     """The n x n identity matrix, made from primitives (`full` of ones spread by `pad`'s
     interior padding of n zeros, reshaped): inside a trace it is recorded, and the passes
@@ -105,7 +114,35 @@ def reshape(x, shp):
     shp = tuple(shp)
     if shape(x) == shp:
         return x
+    if type(x) is Node:
+        # a traced reshape of a reshape's result reshapes the original (the same elements in
+        # the same order): no (32, 1) -> (32,) after (32,) -> (32, 1) in an adjoint
+        r = x.rec
+        if r is not None and r.prim.name == "reshape":
+            y = r.inputs[0]
+            if type(y) is Node and y.trace is x.trace:
+                if y.type.shape == shp:
+                    return y
+                x = y
     return bind(REGISTRY["reshape"], x, shape=shp)
+
+
+def neg(x):
+    """-x; on a traced value that is itself a `neg` (or a `full`), the operand (a `full` of
+    the negated value): the same bits (negation flips the sign bit only, NaN payloads too)."""
+    if type(x) is Node:
+        r = x.rec
+        if r is not None:
+            n = r.prim.name
+            if n == "neg":
+                y = r.inputs[0]
+                if type(y) is Node and y.trace is x.trace:
+                    return y
+            elif n == "full" and r.params["dtype"] in ("f32", "f64"):
+                p = r.params
+                return bind(REGISTRY["full"], shape=p["shape"], value=-p["value"],
+                            dtype=p["dtype"])
+    return bind(REGISTRY["neg"], x)
 
 
 def transpose(x, perm):
