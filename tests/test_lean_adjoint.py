@@ -186,3 +186,26 @@ def test_double_negation_keeps_nan_bits():
     got = adjit.jit(lambda a: -(-a) * 1.0)(x)
     np.testing.assert_array_equal(np.asarray(got).view(np.uint32), (-(-x) * np.float32(1.0))
                                   .view(np.uint32))
+
+
+@pytest.mark.parametrize("tier", ["grad", "jit"])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_constant_seed_folds_keep_ieee_bits_vs_jax(tier, dt):
+    # mean's seed 1/n (inexact for n = 3, 7), a division by 0 (inf) and by -0 (-inf), 0/0 (NaN),
+    # a negated seed: a `full` of the quotient computed in the dtype, as JAX divides
+    jax = require("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    fs = [lambda m, a: m.mean(a), lambda m, a: -m.mean(a, axis=1).sum() / 7.0,
+          lambda m, a: m.sum(a) / 0.0, lambda m, a: -m.sum(a) / -0.0,
+          lambda m, a: (m.sum(a) * 0.0) / 0.0]
+    x = np.linspace(-1.0, 1.0, 6).reshape(2, 3).astype(dt)
+    for k, f in enumerate(fs):
+        g = adjit.grad(lambda a: f(np, a))
+        got = np.asarray((adjit.jit(g) if tier == "jit" else g)(x))
+        want = np.asarray(jax.grad(lambda a: f(jnp, a))(jnp.asarray(x)))
+        if k == 1:  # JAX multiplies by 1/n in f32: NumPy's chain of IEEE divisions instead
+            want = np.full(x.shape, -(dt(1.0) / dt(7.0)) / dt(3.0), dt)
+        assert got.dtype == want.dtype, (k, got.dtype, want.dtype)
+        np.testing.assert_array_equal(got, want, err_msg=str(k))
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want), err_msg=str(k))

@@ -9,8 +9,8 @@ import functools
 
 import numpy as np
 
-from .core import Node, REGISTRY, bind, on_register
-from .types import AType, dtype_name
+from .core import Node, REGISTRY, STATE, bind, on_register
+from .types import AType, DTYPES, dtype_name
 
 
 _ND = np.ndarray
@@ -127,22 +127,47 @@ def reshape(x, shp):
     return bind(REGISTRY["reshape"], x, shape=shp)
 
 
+def full_of(x):
+    """The params of the `full` that made x, a float constant recorded on the innermost
+    trace (where a `full` made now would be recorded), else None."""
+    if type(x) is Node:
+        r = x.rec
+        if r is not None and r.prim.name == "full" and x.trace is STATE.stack[-1]:
+            p = r.params
+            if p["dtype"] == "f32" or p["dtype"] == "f64":
+                return p
+    return None
+
+
 def neg(x):
     """-x; on a traced value that is itself a `neg` (or a `full`), the operand (a `full` of
     the negated value): the same bits (negation flips the sign bit only, NaN payloads too)."""
     if type(x) is Node:
         r = x.rec
         if r is not None:
-            n = r.prim.name
-            if n == "neg":
+            if r.prim.name == "neg":
                 y = r.inputs[0]
                 if type(y) is Node and y.trace is x.trace:
                     return y
-            elif n == "full" and r.params["dtype"] in ("f32", "f64"):
-                p = r.params
-                return bind(REGISTRY["full"], shape=p["shape"], value=-p["value"],
-                            dtype=p["dtype"])
+            else:
+                p = full_of(x)
+                if p is not None:
+                    return bind(REGISTRY["full"], shape=p["shape"], value=-p["value"],
+                                dtype=p["dtype"])
     return bind(REGISTRY["neg"], x)
+
+
+def div(x, y):
+    """x / y; a traced float `full` divided by a Python number is the `full` of the quotient,
+    computed in its dtype as every tier divides (IEEE: the same bits), e.g. mean's seed."""
+    if type(x) is Node and (type(y) is float or type(y) is int):
+        p = full_of(x)
+        if p is not None:
+            dt = DTYPES[p["dtype"]]
+            with np.errstate(all="ignore"):
+                q = np.divide(np.asarray(p["value"], dt), np.asarray(y, dt))
+            return bind(REGISTRY["full"], shape=p["shape"], value=float(q), dtype=p["dtype"])
+    return bind(REGISTRY["div"], x, y)
 
 
 def transpose(x, perm):

@@ -136,8 +136,13 @@ def _reduce_rule(x, *, axes):
 
 
 def _expand(ct, xshape, axes):
+    if not axes:
+        return ct
+    p = o.full_of(ct)
+    if p is not None:  # a constant cotangent (a sum's or mean's seed): one `full`
+        return o.full(xshape, p["value"], p["dtype"])
     kept = tuple(i for i in range(len(xshape)) if i not in axes)
-    return o.broadcast_in_dim(ct, shape=tuple(xshape), dims=kept) if axes else ct
+    return o.broadcast_in_dim(ct, shape=tuple(xshape), dims=kept)
 
 
 def _reduce_samples(dt, rng):
