@@ -114,9 +114,10 @@ def reshape(x, shp):
     shp = tuple(shp)
     if shape(x) == shp:
         return x
-    if type(x) is Node:
+    if type(x) is Node and STATE.grad_enabled:
         # a traced reshape of a reshape's result reshapes the original (the same elements in
-        # the same order): no (32, 1) -> (32,) after (32,) -> (32, 1) in an adjoint
+        # the same order): no (32, 1) -> (32,) after (32,) -> (32, 1) in an adjoint (not under
+        # no_grad, where the result must not carry the original's derivative)
         r = x.rec
         if r is not None and r.prim.name == "reshape":
             y = r.inputs[0]
@@ -146,7 +147,7 @@ def neg(x):
         r = x.rec
         if r is not None:
             if r.prim.name == "neg":
-                y = r.inputs[0]
+                y = r.inputs[0] if STATE.grad_enabled else None
                 if type(y) is Node and y.trace is x.trace:
                     return y
             else:
