@@ -9,8 +9,8 @@ import functools
 
 import numpy as np
 
-from .core import Node, REGISTRY, bind, on_register
-from .types import AType, dtype_name
+from .core import Node, REGISTRY, STATE, bind, on_register
+from .types import AType, DTYPES, dtype_name
 
 
 _ND = np.ndarray
@@ -89,6 +89,15 @@ def zeros(shp, dt):
                 dtype=dt)
 
 
+def zero_of(x):
+    """A +0 of x's dtype and shape for a `select` branch: the literal 0.0 for a float x (a
+    branch literal takes the other branch's type: no `full` equation per select), else zeros."""
+    dt = dtype(x)
+    if dt == "f32" or dt == "f64":
+        return 0.0
+    return zeros(shape(x), dt or "f64")
+
+
 def eye(n, dt):
     """The n x n identity matrix, made from primitives (`full` of ones spread by `pad`'s
     interior padding of n zeros, reshaped): inside a trace it is recorded, and the passes
@@ -105,7 +114,61 @@ def reshape(x, shp):
     shp = tuple(shp)
     if shape(x) == shp:
         return x
+    if type(x) is Node and STATE.grad_enabled:
+        # a traced reshape of a reshape's result reshapes the original (the same elements in
+        # the same order): no (32, 1) -> (32,) after (32,) -> (32, 1) in an adjoint (not under
+        # no_grad, where the result must not carry the original's derivative)
+        r = x.rec
+        if r is not None and r.prim.name == "reshape":
+            y = r.inputs[0]
+            if type(y) is Node and y.trace is x.trace:
+                if y.type.shape == shp:
+                    return y
+                x = y
     return bind(REGISTRY["reshape"], x, shape=shp)
+
+
+def full_of(x):
+    """The params of the `full` that made x, a float constant recorded on the innermost
+    trace (where a `full` made now would be recorded), else None."""
+    if type(x) is Node:
+        r = x.rec
+        if r is not None and r.prim.name == "full" and x.trace is STATE.stack[-1]:
+            p = r.params
+            if p["dtype"] == "f32" or p["dtype"] == "f64":
+                return p
+    return None
+
+
+def neg(x):
+    """-x; on a traced value that is itself a `neg` (or a `full`), the operand (a `full` of
+    the negated value): the same bits (negation flips the sign bit only, NaN payloads too)."""
+    if type(x) is Node:
+        r = x.rec
+        if r is not None:
+            if r.prim.name == "neg":
+                y = r.inputs[0] if STATE.grad_enabled else None
+                if type(y) is Node and y.trace is x.trace:
+                    return y
+            else:
+                p = full_of(x)
+                if p is not None:
+                    return bind(REGISTRY["full"], shape=p["shape"], value=-p["value"],
+                                dtype=p["dtype"])
+    return bind(REGISTRY["neg"], x)
+
+
+def div(x, y):
+    """x / y; a traced float `full` divided by a Python number is the `full` of the quotient,
+    computed in its dtype as every tier divides (IEEE: the same bits), e.g. mean's seed."""
+    if type(x) is Node and (type(y) is float or type(y) is int):
+        p = full_of(x)
+        if p is not None:
+            dt = DTYPES[p["dtype"]]
+            with np.errstate(all="ignore"):
+                q = np.divide(np.asarray(p["value"], dt), np.asarray(y, dt))
+            return bind(REGISTRY["full"], shape=p["shape"], value=float(q), dtype=p["dtype"])
+    return bind(REGISTRY["div"], x, y)
 
 
 def transpose(x, perm):

@@ -117,7 +117,7 @@ def _maxmin_vjp(cmp):
     # ties split the gradient evenly between the two operands (PyTorch and JAX both do); select,
     # not a multiply by a 0/1 mask, so a lost operand gets +0 rather than -0
     def vjp(ct, x, y, out):
-        z = o.zeros(o.shape(ct), o.dtype(ct))
+        z = o.zero_of(ct)
         half = o.select(o.eq(x, y), o.mul(ct, 0.5), z)
         return [None if _lit(x) else o.select(cmp(x, y), ct, half),
                 None if _lit(y) else o.select(cmp(y, x), ct, half)]
@@ -223,7 +223,7 @@ def _select_rule(p, x, y, **_):
 
 
 def _select_vjp(ct, p, x, y, out, **_):
-    z = o.zeros(o.shape(ct), o.dtype(ct))
+    z = o.zero_of(ct)
     return [None, o.select(p, ct, z), o.select(p, z, ct)]
 
 

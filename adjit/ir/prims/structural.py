@@ -136,8 +136,13 @@ def _reduce_rule(x, *, axes):
 
 
 def _expand(ct, xshape, axes):
+    if not axes:
+        return ct
+    p = o.full_of(ct)
+    if p is not None:  # a constant cotangent (a sum's or mean's seed): one `full`
+        return o.full(xshape, p["value"], p["dtype"])
     kept = tuple(i for i in range(len(xshape)) if i not in axes)
-    return o.broadcast_in_dim(ct, shape=tuple(xshape), dims=kept) if axes else ct
+    return o.broadcast_in_dim(ct, shape=tuple(xshape), dims=kept)
 
 
 def _reduce_samples(dt, rng):
@@ -156,10 +161,11 @@ def _extremum_mask(x, out, axes):
     """Where x is the extremum; a NaN extremum (NumPy propagates NaN) is where x is NaN, as
     PyTorch routes the gradient."""
     xs = o.shape(x)
-    big = _expand(out, xs, axes)
-    mask = o.eq(x, big)
+    mask = o.eq(x, _expand(out, xs, axes))
     if o.dtype(x) in ("f32", "f64"):
-        mask = o.__getattr__("or")(mask, o.__getattr__("and")(o.ne(x, x), o.ne(big, big)))
+        # a NaN element makes its slice's extremum NaN (NaN propagates, docs/ir.md), so "x is
+        # NaN" implies "the extremum is NaN": x != x alone marks the NaN positions
+        mask = o.__getattr__("or")(mask, o.ne(x, x))
     return mask
 
 
@@ -169,7 +175,7 @@ def _extremum_vjp(ct, x, out, *, axes):
     mask = _extremum_mask(x, out, axes)
     cnt = o.reduce_sum(o.convert(mask, o.dtype(ct)), axes)
     share = _expand(o.div(ct, cnt), xs, axes)
-    return [o.select(mask, share, o.zeros(xs, o.dtype(ct)))]  # +0 (not -0) off the extremum
+    return [o.select(mask, share, o.zero_of(ct))]  # +0 (not -0) off the extremum
 
 
 def _extremum_jvp(tangents, x, out, *, axes):
