@@ -15,7 +15,7 @@ import numpy as np
 from .. import _ast
 from ..ir import composites as ir_composites
 from ..ir import ops
-from ..ir.core import REGISTRY, bind, on_register
+from ..ir.core import EAGER, REGISTRY, _record, bind, on_register
 from ..ir.prims import special as _special
 from ..ir.types import DTYPES, FLOATS, INTS, NAME_OF
 from .ndarray import (TracedArray, TracedNDArray, binary, deepest, promote, promote_nobroadcast,
@@ -39,7 +39,78 @@ def func(*names):
 
 
 def call(name, *args, **kwargs):
+    if name in _RFAST:
+        r = _reduce_fast(name, args, kwargs)
+        if r is not None:
+            return r
     return _dispatch(name, FUNCS[name], args, kwargs)
+
+
+# np.sum / max / min / mean / prod (and amax, amin, the methods) -> the reducing primitive
+_RFAST = {"sum": "reduce_sum", "mean": "reduce_sum", "max": "reduce_max", "amax": "reduce_max",
+          "min": "reduce_min", "amin": "reduce_min", "prod": None}
+_RKEYS = ("axis", "keepdims")
+
+
+def _reduce_fast(name, args, kwargs):
+    """The common reduction, recorded at once: a non-weak float traced array of an active trace
+    (not the eager tape), `axis` (by position or keyword) None, an int or a tuple of ints that
+    are in range and distinct, `keepdims` a bool, no other argument, nothing empty to reduce.
+    Records what the general path (`_dispatch` -> `_sum` ... -> `ir.composites`) records, in
+    the same order; any other call returns None and takes that path (its checks and errors)."""
+    na = len(args)
+    if na == 0 or na > 2:
+        return None
+    a = args[0]
+    ta = type(a)
+    if (ta is not TracedNDArray and ta is not TracedArray) or a.weak:
+        return None
+    x = a._n
+    tr = x.trace
+    typ = x.type
+    if tr is EAGER or not tr.active or typ.dtype not in FLOATS:
+        return None
+    axis, keep = (args[1] if na == 2 else None), False
+    if kwargs:
+        for k in kwargs:
+            if k not in _RKEYS or (k == "axis" and na == 2):
+                return None
+        axis = kwargs.get("axis", axis)
+        keep = kwargs.get("keepdims", False)
+        if type(keep) is not bool:
+            return None
+    shp = typ.shape
+    nd = len(shp)
+    if axis is None:
+        axes = tuple(range(nd))
+    elif type(axis) is int:
+        if not -nd <= axis < nd:
+            return None
+        axes = (axis % nd,)
+    elif type(axis) is tuple:
+        for ax in axis:
+            if type(ax) is not int or not -nd <= ax < nd:
+                return None
+        axes = tuple(sorted([ax % nd for ax in axis]))
+        if len(set(axes)) != len(axes):
+            return None
+    else:
+        return None
+    prim = _RFAST[name]
+    if prim is None:  # prod: its composite (a tree of products)
+        return TracedArray(ir_composites.prod(x, axes, keep), False)
+    n = 1
+    for ax in axes:
+        n *= shp[ax]
+    if not axes or not n:
+        return None  # nothing reduced, or an empty reduction (NumPy's identity or error)
+    r = _record(REGISTRY[prim], tr, (x,), {"axes": axes})
+    if keep:
+        r = _record(REGISTRY["reshape"], tr, (r,),
+                    {"shape": tuple(1 if i in axes else d for i, d in enumerate(shp))})
+    if name == "mean":
+        r = _record(REGISTRY["div"], tr, (r, float(n)), {})
+    return TracedArray(r, False)
 
 
 def numpy_function(name):
@@ -328,6 +399,10 @@ def array_function(f, args, kwargs):
         if mod.endswith("linalg") or mod.endswith("linalg._linalg"):
             name = "linalg." + name
         _NAMES[f] = name
+    if name in _RFAST:
+        r = _reduce_fast(name, args, kwargs)
+        if r is not None:
+            return r
     fn = FUNCS.get(name)
     if fn is None:
         raise NotImplementedError(
