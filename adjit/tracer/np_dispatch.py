@@ -457,7 +457,13 @@ def _fast_key(uf, inputs):
 def array_ufunc(uf, method, inputs, kwargs):
     fast = None
     if method == "__call__" and not kwargs:
-        fast = _fast_key(uf, inputs)
+        if len(inputs) == 1:  # (_fast_key inlined for one operand)
+            x = inputs[0]
+            tx = type(x)
+            if (tx is TracedNDArray or tx is TracedArray) and not x.weak:
+                fast = (uf, x._n.type.dtype)
+        else:
+            fast = _fast_key(uf, inputs)
         hit = _UFAST.get(fast) if fast is not None else None
         if hit is not None:
             fn, name, want = hit
@@ -467,6 +473,10 @@ def array_ufunc(uf, method, inputs, kwargs):
                 if "(at " in str(e):
                     raise
                 raise type(e)(f"{e} in np.{name}{where_str()}") from None
+            if len(want) == 1:  # one result of the dtype NumPy's loop gives (the common case)
+                to = type(out)
+                if (to is TracedNDArray or to is TracedArray) and out._n.type.dtype == want[0]:
+                    return out
             outs = out if uf.nout > 1 else (out,)
             for o, w in zip(outs, want):
                 if type(o) is not TracedNDArray and type(o) is not TracedArray or \
@@ -588,9 +598,10 @@ def _ufunc(p):
             xs, _, _ = promote(list(args), f"np.{p.numpy[0]}", to_float)
             return tuple(wrap(o) for o in bind(p, *xs))
         return several
+    # (partials: no Python frame of their own between `array_ufunc` and `binary` / `unary`)
     if p.kind == "binary":
-        return lambda a, b: binary(p.name, a, b)
-    return lambda a: unary(p.name, a, to_float=to_float)
+        return functools.partial(binary, p.name)
+    return functools.partial(unary, p.name, to_float=to_float)
 
 
 def _add_ufuncs(p):
