@@ -78,3 +78,19 @@ def test_no_frame_between_the_dispatch_and_the_recording():
     adjit.make_ir(f)(x)
     assert "binary" in seen and "unary" in seen
     assert "<lambda>" not in seen, seen
+
+
+@pytest.mark.parametrize("dt", ["float32", "float64"])
+def test_shape_errors_name_the_ufunc_and_the_users_line_first_and_later(dt):
+    x, y = np.ones((3, 4), dt), np.ones(5, dt)
+    with pytest.raises(ValueError):
+        np.maximum(x, y)
+    for _ in range(2):  # the first call (loop resolution) and a later one (the short path)
+        with pytest.raises(ValueError, match=r"np\.maximum \(at .*test_np_ufunc_fast\.py"):
+            adjit.jit(lambda a, b: np.maximum(a, b))(x, y)
+
+
+def test_scipy_ufunc_errors_name_scipy():
+    sp = pytest.importorskip("scipy.special")
+    with pytest.raises(ValueError, match=r"scipy\.special.* \(at .*test_np_ufunc_fast"):
+        adjit.jit(lambda a, b: sp.xlogy(a, b))(np.ones((3, 4)), np.ones(5))

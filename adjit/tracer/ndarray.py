@@ -215,7 +215,7 @@ class TracedArray:
     # go through the same dispatch: every keyword honoured or refused
     def _method(name):
         def m(self, *args, **kwargs):
-            return _np().call(name, self, *args, **kwargs)
+            return (_NP[0] if _NP else _np()).call(name, self, *args, **kwargs)
         m.__name__ = name
         return m
 

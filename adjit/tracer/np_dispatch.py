@@ -538,15 +538,12 @@ def array_ufunc(uf, method, inputs, kwargs):
         # (SciPy's loops: float32 with a Python float computes in float64)
         inputs = tuple(x if isinstance(x, (bool, int, float)) else _astype(x, loop[i])
                        for i, x in enumerate(inputs))
-    if ours:
-        out = _dispatch(name, fn, inputs, {}, bind=False)
-    else:
-        try:
-            out = fn(*inputs)
-        except (ValueError, TypeError, NotImplementedError) as e:
-            if "(at " in str(e):
-                raise
-            raise type(e)(f"{e} in {label}{where_str()}") from None
+    try:  # (NumPy's own: `_call` inlined, as `_dispatch(..., bind=False)` called it)
+        out = fn(*inputs)
+    except (ValueError, TypeError, NotImplementedError, IndexError) as e:
+        if "(at " in str(e) or (not ours and isinstance(e, IndexError)):
+            raise
+        raise type(e)(f"{e} in {label}{where_str()}") from None
     outs = out if uf.nout > 1 else (out,)
     _check_results(uf, label, inputs, outs, loop)
     if fast is not None and ours and dtype is None and \
