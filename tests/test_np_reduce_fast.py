@@ -41,7 +41,7 @@ def test_reductions_match_numpy_and_the_general_path(dt, monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 4)).astype(dt.replace("f", "float"))
     for name, axis, keep, how in _cases():
-        def f(x):
+        def f(x, name=name, axis=axis, keep=keep, how=how):
             return _call(name, x, axis, keep, how)
         want = _call(name, x, axis, keep, how)
         got = adjit.jit(f)(x)

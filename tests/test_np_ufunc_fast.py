@@ -56,7 +56,7 @@ def test_a_result_of_another_dtype_is_still_refused(monkeypatch):
     x = np.ones(3)
     adjit.jit(lambda x: np.exp(x))(x)
     key = (np.exp, "f64")
-    fn, name, want = np_dispatch._UFAST[key]
+    _, name, want = np_dispatch._UFAST[key]
     monkeypatch.setitem(np_dispatch._UFAST, key, (lambda a: a.astype(np.float32), name, want))
     with pytest.raises(NotImplementedError, match="NumPy gives float64"):
         adjit.jit(lambda x: np.exp(x) * 2)(x)
