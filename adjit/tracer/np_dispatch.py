@@ -50,6 +50,9 @@ def call(name, *args, **kwargs):
 _RFAST = {"sum": "reduce_sum", "mean": "reduce_sum", "max": "reduce_max", "amax": "reduce_max",
           "min": "reduce_min", "amin": "reduce_min", "prod": None}
 _RKEYS = ("axis", "keepdims")
+# NumPy's function objects -> their name here (`TracedArray.__array_function__` tries
+# `_reduce_fast` with it before `array_function`)
+_RFUNCS = {getattr(np, n): n for n in _RFAST if hasattr(np, n)}
 
 
 def _reduce_fast(name, args, kwargs):
@@ -399,10 +402,6 @@ def array_function(f, args, kwargs):
         if mod.endswith("linalg") or mod.endswith("linalg._linalg"):
             name = "linalg." + name
         _NAMES[f] = name
-    if name in _RFAST:
-        r = _reduce_fast(name, args, kwargs)
-        if r is not None:
-            return r
     fn = FUNCS.get(name)
     if fn is None:
         raise NotImplementedError(
