@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import adjit
+from adjit.ir.types import NAME_OF
 from adjit.tracer import np_dispatch
 
 CALLS = [
@@ -94,3 +95,25 @@ def test_scipy_ufunc_errors_name_scipy():
     sp = pytest.importorskip("scipy.special")
     with pytest.raises(ValueError, match=r"scipy\.special.* \(at .*test_np_ufunc_fast"):
         adjit.jit(lambda a, b: sp.xlogy(a, b))(np.ones((3, 4)), np.ones(5))
+
+
+@pytest.mark.parametrize("a,b", [("x", "x"), ("x", 2), ("x", 2.5), (2, "x"), (0.5, "x"),
+                                 ("x", "x32"), ("x32", 3), ("xi", 2.5), ("xi", "xi")])
+def test_two_operand_keys_match_fast_key(a, b):
+    # the inline key of two operands is `_fast_key`'s: every combination of dtypes and Python
+    # numbers resolves once and then answers as NumPy on the short path
+    x = np.random.default_rng(3).standard_normal(4)
+    vals = {"x": x, "x32": x.astype(np.float32), "xi": (x * 10).astype(np.int64)}
+    arrays = [vals[v] for v in (a, b) if isinstance(v, str)]
+
+    def f(*arrs):
+        it = iter(arrs)
+        return np.maximum(*[next(it) if isinstance(v, str) else v for v in (a, b)])
+    want = np.maximum(*[vals[v] if isinstance(v, str) else v for v in (a, b)])
+    for _ in range(2):
+        got = adjit.jit(f)(*arrays)
+        assert np.asarray(got).dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    key = (np.maximum,) + tuple(NAME_OF[vals[v].dtype] if isinstance(v, str) else type(v)
+                                for v in (a, b))
+    assert key in np_dispatch._UFAST

@@ -461,6 +461,19 @@ def array_ufunc(uf, method, inputs, kwargs):
             tx = type(x)
             if (tx is TracedNDArray or tx is TracedArray) and not x.weak:
                 fast = (uf, x._n.type.dtype)
+        elif len(inputs) == 2:  # (and for two: the key `_fast_key` gives)
+            a, b = inputs
+            ta, tb = type(a), type(b)
+            if (ta is TracedNDArray or ta is TracedArray) and not a.weak:
+                ka = a._n.type.dtype
+            else:
+                ka = ta if ta is float or ta is int else None
+            if (tb is TracedNDArray or tb is TracedArray) and not b.weak:
+                kb = b._n.type.dtype
+            else:
+                kb = tb if tb is float or tb is int else None
+            if ka is not None and kb is not None:
+                fast = (uf, ka, kb)
         else:
             fast = _fast_key(uf, inputs)
         hit = _UFAST.get(fast) if fast is not None else None
