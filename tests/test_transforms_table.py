@@ -324,6 +324,21 @@ def test_every_dispatched_function_has_a_gradient_test(monkeypatch):
         used.add(name)
         return real(name, *args, **kwargs)
     monkeypatch.setattr(np_dispatch, "_dispatch", recording)
+    # the reductions' short path and ufunc calls do not go through `_dispatch`: record them too
+    real_fast, real_ufunc = np_dispatch._reduce_fast, np_dispatch.array_ufunc
+
+    def fast(name, *args, **kwargs):
+        r = real_fast(name, *args, **kwargs)
+        if r is not None:
+            used.add(name)
+        return r
+
+    def ufunc(uf, *args, **kwargs):
+        out = real_ufunc(uf, *args, **kwargs)
+        used.add(uf.__name__)
+        return out
+    monkeypatch.setattr(np_dispatch, "_reduce_fast", fast)
+    monkeypatch.setattr(np_dispatch, "array_ufunc", ufunc)
     # a ufunc call accepted once is served without `_dispatch` later: start with none
     monkeypatch.setattr(np_dispatch, "_UFAST", {})
     monkeypatch.setattr(np_dispatch, "_UFAST_LOOPS", {})

@@ -215,7 +215,7 @@ class TracedArray:
     # go through the same dispatch: every keyword honoured or refused
     def _method(name):
         def m(self, *args, **kwargs):
-            return _np().call(name, self, *args, **kwargs)
+            return (_NP[0] if _NP else _np()).call(name, self, *args, **kwargs)
         m.__name__ = name
         return m
 
@@ -286,7 +286,13 @@ class TracedArray:
         # np.piecewise runs the user's functions: what they record is located by its own walk
         st.entry_loc = user_location(2) if func is not np.piecewise else None
         try:
-            return (_NP[0] if _NP else _np()).array_function(func, args, kwargs)
+            d = _NP[0] if _NP else _np()
+            name = d._RFUNCS.get(func)  # np.sum & co: their short path first (np_dispatch)
+            if name is not None:
+                r = d._reduce_fast(name, args, kwargs)
+                if r is not None:
+                    return r
+            return d.array_function(func, args, kwargs)
         finally:
             st.entry_loc = prev
 

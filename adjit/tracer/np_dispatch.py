@@ -15,7 +15,7 @@ import numpy as np
 from .. import _ast
 from ..ir import composites as ir_composites
 from ..ir import ops
-from ..ir.core import REGISTRY, bind, on_register
+from ..ir.core import EAGER, REGISTRY, _record, bind, on_register
 from ..ir.prims import special as _special
 from ..ir.types import DTYPES, FLOATS, INTS, NAME_OF
 from .ndarray import (TracedArray, TracedNDArray, binary, deepest, promote, promote_nobroadcast,
@@ -39,7 +39,81 @@ def func(*names):
 
 
 def call(name, *args, **kwargs):
+    if name in _RFAST:
+        r = _reduce_fast(name, args, kwargs)
+        if r is not None:
+            return r
     return _dispatch(name, FUNCS[name], args, kwargs)
+
+
+# np.sum / max / min / mean / prod (and amax, amin, the methods) -> the reducing primitive
+_RFAST = {"sum": "reduce_sum", "mean": "reduce_sum", "max": "reduce_max", "amax": "reduce_max",
+          "min": "reduce_min", "amin": "reduce_min", "prod": None}
+_RKEYS = ("axis", "keepdims")
+# NumPy's function objects -> their name here (`TracedArray.__array_function__` tries
+# `_reduce_fast` with it before `array_function`)
+_RFUNCS = {getattr(np, n): n for n in _RFAST if hasattr(np, n)}
+
+
+def _reduce_fast(name, args, kwargs):
+    """The common reduction, recorded at once: a non-weak float traced array of an active trace
+    (not the eager tape), `axis` (by position or keyword) None, an int or a tuple of ints that
+    are in range and distinct, `keepdims` a bool, no other argument, nothing empty to reduce.
+    Records what the general path (`_dispatch` -> `_sum` ... -> `ir.composites`) records, in
+    the same order; any other call returns None and takes that path (its checks and errors)."""
+    na = len(args)
+    if na == 0 or na > 2:
+        return None
+    a = args[0]
+    ta = type(a)
+    if (ta is not TracedNDArray and ta is not TracedArray) or a.weak:
+        return None
+    x = a._n
+    tr = x.trace
+    typ = x.type
+    if tr is EAGER or not tr.active or typ.dtype not in FLOATS:
+        return None
+    axis, keep = (args[1] if na == 2 else None), False
+    if kwargs:
+        for k in kwargs:
+            if k not in _RKEYS or (k == "axis" and na == 2):
+                return None
+        axis = kwargs.get("axis", axis)
+        keep = kwargs.get("keepdims", False)
+        if type(keep) is not bool:
+            return None
+    shp = typ.shape
+    nd = len(shp)
+    if axis is None:
+        axes = tuple(range(nd))
+    elif type(axis) is int:
+        if not -nd <= axis < nd:
+            return None
+        axes = (axis % nd,)
+    elif type(axis) is tuple:
+        for ax in axis:
+            if type(ax) is not int or not -nd <= ax < nd:
+                return None
+        axes = tuple(sorted([ax % nd for ax in axis]))
+        if len(set(axes)) != len(axes):
+            return None
+    else:
+        return None
+    prim = _RFAST[name]
+    if prim is None:  # prod: its composite (a tree of products)
+        return TracedArray(ir_composites.prod(x, axes, keep), False)
+    n = 1
+    for ax in axes:
+        n *= shp[ax]
+    if not axes or not n:
+        return None  # nothing reduced, or an empty reduction (NumPy's identity or error)
+    r = _record(REGISTRY[prim], tr, (x,), {"axes": axes})
+    if keep:
+        r = _record(REGISTRY["reshape"], tr, (r,),
+                    {"shape": tuple(1 if i in axes else d for i, d in enumerate(shp))})
+    if name == "mean":
+        r = _record(REGISTRY["div"], tr, (r, float(n)), {})
+    return TracedArray(r, False)
 
 
 def numpy_function(name):
@@ -382,7 +456,26 @@ def _fast_key(uf, inputs):
 def array_ufunc(uf, method, inputs, kwargs):
     fast = None
     if method == "__call__" and not kwargs:
-        fast = _fast_key(uf, inputs)
+        if len(inputs) == 1:  # (_fast_key inlined for one operand)
+            x = inputs[0]
+            tx = type(x)
+            if (tx is TracedNDArray or tx is TracedArray) and not x.weak:
+                fast = (uf, x._n.type.dtype)
+        elif len(inputs) == 2:  # (and for two: the key `_fast_key` gives)
+            a, b = inputs
+            ta, tb = type(a), type(b)
+            if (ta is TracedNDArray or ta is TracedArray) and not a.weak:
+                ka = a._n.type.dtype
+            else:
+                ka = ta if ta is float or ta is int else None
+            if (tb is TracedNDArray or tb is TracedArray) and not b.weak:
+                kb = b._n.type.dtype
+            else:
+                kb = tb if tb is float or tb is int else None
+            if ka is not None and kb is not None:
+                fast = (uf, ka, kb)
+        else:
+            fast = _fast_key(uf, inputs)
         hit = _UFAST.get(fast) if fast is not None else None
         if hit is not None:
             fn, name, want = hit
@@ -392,6 +485,10 @@ def array_ufunc(uf, method, inputs, kwargs):
                 if "(at " in str(e):
                     raise
                 raise type(e)(f"{e} in np.{name}{where_str()}") from None
+            if len(want) == 1:  # one result of the dtype NumPy's loop gives (the common case)
+                to = type(out)
+                if (to is TracedNDArray or to is TracedArray) and out._n.type.dtype == want[0]:
+                    return out
             outs = out if uf.nout > 1 else (out,)
             for o, w in zip(outs, want):
                 if type(o) is not TracedNDArray and type(o) is not TracedArray or \
@@ -453,15 +550,12 @@ def array_ufunc(uf, method, inputs, kwargs):
         # (SciPy's loops: float32 with a Python float computes in float64)
         inputs = tuple(x if isinstance(x, (bool, int, float)) else _astype(x, loop[i])
                        for i, x in enumerate(inputs))
-    if ours:
-        out = _dispatch(name, fn, inputs, {}, bind=False)
-    else:
-        try:
-            out = fn(*inputs)
-        except (ValueError, TypeError, NotImplementedError) as e:
-            if "(at " in str(e):
-                raise
-            raise type(e)(f"{e} in {label}{where_str()}") from None
+    try:  # (NumPy's own: `_call` inlined, as `_dispatch(..., bind=False)` called it)
+        out = fn(*inputs)
+    except (ValueError, TypeError, NotImplementedError, IndexError) as e:
+        if "(at " in str(e) or (not ours and isinstance(e, IndexError)):
+            raise
+        raise type(e)(f"{e} in {label}{where_str()}") from None
     outs = out if uf.nout > 1 else (out,)
     _check_results(uf, label, inputs, outs, loop)
     if fast is not None and ours and dtype is None and \
@@ -513,9 +607,10 @@ def _ufunc(p):
             xs, _, _ = promote(list(args), f"np.{p.numpy[0]}", to_float)
             return tuple(wrap(o) for o in bind(p, *xs))
         return several
+    # (partials: no Python frame of their own between `array_ufunc` and `binary` / `unary`)
     if p.kind == "binary":
-        return lambda a, b: binary(p.name, a, b)
-    return lambda a: unary(p.name, a, to_float=to_float)
+        return functools.partial(binary, p.name)
+    return functools.partial(unary, p.name, to_float=to_float)
 
 
 def _add_ufuncs(p):
