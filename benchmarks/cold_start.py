@@ -40,7 +40,8 @@ implementation, calls it once (the *first call*), then `--calls` more times. It 
   steps: the workload's modules loaded again from their files as a package of their own (new
   function and code objects, as a notebook cell or a test that defines a new step), each set up
   and called 20 times: the median over the K steps of the first call / of the slowest of the
-  20 (every implementation: HIPS autograd's too).
+  20 (every implementation: HIPS autograd's too). The other columns are read before them,
+  except `process` and `peak`, which cover the whole process.
 
 `--cold-cache` gives every adjit process an empty ADJIT_CACHE_DIR (a cold disk cache).
 Times are medians over the repeats; RSS in MB. Thread variables are set as `adjit bench` sets
@@ -238,6 +239,10 @@ def child(name, impl, calls, new_steps=0):
     if tiers is not None:
         out["compile"] = tiers.compile
         out["worker"] = tiers.worker
+    if jaxc is not None:
+        out["compile"] = jaxc.seconds
+        out["compile_first"] = jax_first
+    # (compile and worker times above are the workload's own: read before the new steps)
     firsts, slowest = [], []
     for k in range(new_steps):  # new steps in this warm process
         fw = _fresh_workload(name, k)
@@ -252,9 +257,6 @@ def child(name, impl, calls, new_steps=0):
     if firsts:
         out["new_first"] = statistics.median(firsts)
         out["new20"] = statistics.median(slowest)
-    if jaxc is not None:
-        out["compile"] = jaxc.seconds
-        out["compile_first"] = jax_first
     if can_reset and base is not None:
         out["extra1"] = max(0.0, hwm1 - base)
         out["extra"] = max(0.0, hwm - base)
