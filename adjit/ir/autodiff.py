@@ -163,6 +163,18 @@ def eager_backward(roots, trace, inputs, out_cts, max_size):
     return eager_run(plan, roots, inputs, out_cts), plan[2]
 
 
+def _spread_active(rec, out, active):
+    """Add the float results `out` of record `rec` to `active` when an operand is active (a
+    derivative of the inputs flows through them: `_active_vars` on records)."""
+    for x in rec.inputs:
+        if type(x) is not Lit and x in active:
+            if type(out) is tuple:
+                active.update(m for m in out if m.type.dtype in FLOATS)
+            elif out.type.dtype in FLOATS:
+                active.add(out)
+            return
+
+
 def eager_plan(roots, trace, inputs, max_size):
     """What `eager_backward` runs, found once (vjp's pullback may run it several times):
     (the (record, result Node or tuple of them) pairs in reverse recording order, the Nodes
@@ -191,15 +203,8 @@ def eager_plan(roots, trace, inputs, max_size):
     # the values a derivative of the inputs flows through (`_active_vars`)
     active = set(inputs)
     for rec, out in items:
-        if out is None or rec.prim.vjp is None:
-            continue
-        for x in rec.inputs:
-            if type(x) is not Lit and x in active:
-                if type(out) is tuple:
-                    active.update(m for m in out if m.type.dtype in FLOATS)
-                elif out.type.dtype in FLOATS:
-                    active.add(out)
-                break
+        if out is not None and rec.prim.vjp is not None:
+            _spread_active(rec, out, active)
     items.reverse()
     return items, active, leaves
 
@@ -363,15 +368,8 @@ def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
                 m.trace = dest
         else:
             out.trace = dest
-        if rec.prim.vjp is None:
-            continue
-        for x in rec.inputs:
-            if type(x) is not Lit and x in active:
-                if type(out) is tuple:
-                    active.update(m for m in out if m.type.dtype in FLOATS)
-                elif out.type.dtype in FLOATS:
-                    active.add(out)
-                break
+        if rec.prim.vjp is not None:
+            _spread_active(rec, out, active)
     cts = {}
     ct0 = seed()
     if root in active:

@@ -157,17 +157,8 @@ class _Signature:
     def of(cls, f):
         """The signature of `f` read from its code object, or None when inspect.signature has
         to read it (a builtin, a ufunc, an object with `__signature__`, a method, a partial)."""
-        g = f
-        for _ in range(100):  # inspect.unwrap, as inspect.signature follows it
-            if hasattr(g, "__signature__") or isinstance(g, types.MethodType):
-                return None  # where inspect.signature stops: it reads the rest
-            w = getattr(g, "__wrapped__", None)
-            if w is None:
-                break
-            g = w
-        else:
-            return None
-        if type(g) is not types.FunctionType:
+        g = _function_of(f)
+        if g is None:
             return None
         c = g.__code__
         names = c.co_varnames
@@ -229,7 +220,9 @@ _PLANS: dict = {}
 
 
 def _function_of(f):
-    """The plain Python function whose code object `_Signature.of` reads for f, or None."""
+    """The plain Python function whose code object `_Signature.of` reads for f, or None
+    (inspect.unwrap, as inspect.signature follows it; None where inspect.signature stops and
+    reads the rest: an object with `__signature__`, a method, a builtin, a partial)."""
     g = f
     for _ in range(100):
         if hasattr(g, "__signature__") or isinstance(g, types.MethodType):
