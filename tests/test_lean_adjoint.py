@@ -32,12 +32,9 @@ def _eqns(g):
     return out
 
 
-def _w2_loss(W1, b1, W2, b2, X, y):
-    h = np.maximum(X @ W1 + b1, 0)
-    z = h @ W2 + b2
-    z = z - np.max(z, axis=1, keepdims=True)
-    logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
-    return -np.mean(logp[np.arange(X.shape[0]), y])
+def _w2_loss(*args):
+    from adjit.bench.workloads import _mlp  # W2's own loss, as the benchmark runs it
+    return _mlp.loss(*args)
 
 
 def _w2_inputs():
