@@ -9,6 +9,7 @@ compiled structure made ctypes classes and CDLLs, class cycles) and after each n
 (recursive closures); those are checked here too."""
 from __future__ import annotations
 
+import contextlib
 import gc
 
 import numpy as np
@@ -16,6 +17,25 @@ import pytest
 
 import adjit
 from adjit.bench.workloads import _mlp, w2_mlp_small
+
+
+@contextlib.contextmanager
+def _saved_garbage():
+    """The objects the collector finds inside the block (gc.DEBUG_SAVEALL keeps them), in the
+    list it yields, filled when the block ends; no automatic collection meanwhile."""
+    found = []
+    was = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield found
+        gc.collect()
+        found.extend(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was:
+            gc.enable()
 
 
 @pytest.mark.parametrize("tier", ["auto", "interp"])
@@ -62,20 +82,10 @@ def test_switching_to_native_code_makes_no_cyclic_garbage(monkeypatch, tmp_path)
     for _ in range(30):  # traced, interpreted, hot: a compile is under way
         jf(x, y)
     gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)  # the collected objects kept in gc.garbage, to look at
-    try:
+    with _saved_garbage() as found:
         adjit.runtime.wait_for_compiles()  # (the code is loaded once the worker answers)
         for _ in range(40):
             got = jf(x, y)
-        gc.collect()
-        found = list(gc.garbage)
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        if was:
-            gc.enable()
     np.testing.assert_allclose(got, want, rtol=1e-12)
     natives = [br.graph.native for brs in jf.cache.values() for br in brs]
     assert natives and not any(isinstance(n, adjit.runtime.Interpreted) for n in natives)
@@ -127,6 +137,7 @@ def test_void_pointer_entries_make_no_cyclic_garbage(monkeypatch, entry):
     # cycle, that ctypes' cache holds only weakly, so each call after a collection made a new
     # one (cyclic garbage)
     import ctypes
+
     from adjit.ir import parse_graph
     from adjit.runtime import call, compile_graph
     if entry == "no_py_abi":
@@ -141,19 +152,10 @@ def test_void_pointer_entries_make_no_cyclic_garbage(monkeypatch, entry):
     x, y = np.linspace(-1.0, 2.0, 7), np.linspace(0.5, 3.0, 7)
     run([x, y])
     gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    with _saved_garbage() as found:
         for _ in range(5):
             got = run([x, y])
             gc.collect()
-        found = list(gc.garbage)
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        if was:
-            gc.enable()
     np.testing.assert_allclose(got[0], np.sin(x * y), rtol=1e-15)
     np.testing.assert_allclose(got[1], np.sin(x * y).sum(), rtol=1e-13)
     # (other threads of the process may leave an unrelated cycle now and then: the call's
