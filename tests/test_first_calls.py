@@ -347,6 +347,16 @@ def test_a_submit_never_waits_for_another_thread(monkeypatch):
     assert ran.wait(30)  # the job's thread still runs
 
 
+def _start_worker_at_nice(nice):
+    """Start a worker (background.WORKER_COMMAND, or the boot code) at `nice` and wait for it."""
+    comp = background.Compiler(nice=nice)
+    proc = comp._start()
+    try:
+        assert proc.wait() is not None
+    finally:
+        comp.kill()
+
+
 @pytest.mark.skipif(not hasattr(os, "posix_spawn") or not hasattr(os, "getpriority"),
                     reason="POSIX only")
 def test_the_worker_lowers_its_priority_before_importing_adjit(monkeypatch, tmp_path):
@@ -363,12 +373,7 @@ def test_the_worker_lowers_its_priority_before_importing_adjit(monkeypatch, tmp_
     monkeypatch.setattr(background, "_PACKAGE_PARENT", str(tmp_path))
     monkeypatch.setattr(background, "WORKER_COMMAND", None)
     monkeypatch.chdir(tmp_path)
-    comp = background.Compiler(nice=7)
-    proc = comp._start()
-    try:
-        assert proc.wait() is not None
-    finally:
-        comp.kill()
+    _start_worker_at_nice(7)
     assert int(out.read_text()) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
 
 
@@ -384,12 +389,7 @@ def test_the_worker_runs_at_its_priority_from_its_first_instruction(monkeypatch,
         sys.executable, "-S", "-c",
         f"import os; open({str(out)!r}, 'w').write("
         "str(os.getpriority(os.PRIO_PROCESS, 0)) + ' ' + os.environ['ADJIT_WORKER_NICE'])"])
-    comp = background.Compiler(nice=7)
-    proc = comp._start()
-    try:
-        assert proc.wait() is not None
-    finally:
-        comp.kill()
+    _start_worker_at_nice(7)
     nice, asked = out.read_text().split()
     assert int(nice) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
     assert asked == "0"  # (the boot code's os.nice adds nothing more)
