@@ -1,7 +1,7 @@
 """First call in a fresh process, and peak memory: what `adjit bench` cannot measure in-process.
 
     python benchmarks/cold_start.py [W2 W3 ...] [--impls adjit,jax] [--repeat 3] [--cold-cache]
-                                    [--calls 10] [--new-steps 5] [--json OUT]
+                                    [--calls 10] [--new-steps 5] [--evict-mb 64] [--json OUT]
 
 For every workload and implementation it starts `--repeat` + 1 fresh Python processes (the first
 one only warms the disk caches: adjit's ADJIT_CACHE_DIR, the OS page cache of every library;
@@ -41,7 +41,11 @@ implementation, calls it once (the *first call*), then `--calls` more times. It 
   function and code objects, as a notebook cell or a test that defines a new step), each set up
   and called 20 times: the median over the K steps of the first call / of the slowest of the
   20 (every implementation: HIPS autograd's too). The other columns are read before them,
-  except `process` and `peak`, which cover the whole process.
+  except `process` and `peak`, which cover the whole process. With `--evict-mb M`, the child
+  writes an M-MB array right before each new step's first call (more than the CPU's last-level
+  cache: what a notebook's other work between two cells does to it), so `new step` shows the
+  first call of new code with cold CPU caches, the share of a fresh process's first call that
+  is not process start-up.
 
 `--cold-cache` gives every adjit process an empty ADJIT_CACHE_DIR (a cold disk cache).
 Times are medians over the repeats; RSS in MB. Thread variables are set as `adjit bench` sets
@@ -180,7 +184,7 @@ def _fresh_workload(name, k):
     return bench.discover(pkg_name)[name]
 
 
-def child(name, impl, calls, new_steps=0):
+def child(name, impl, calls, new_steps=0, evict_mb=0):
     t0 = time.perf_counter()
     import adjit  # noqa: F401
     from adjit import bench
@@ -244,10 +248,16 @@ def child(name, impl, calls, new_steps=0):
         out["compile_first"] = jax_first
     # (compile and worker times above are the workload's own: read before the new steps)
     firsts, slowest = [], []
+    evict = None
+    if new_steps and evict_mb:
+        import numpy as np
+        evict = np.zeros(evict_mb << 17)  # float64: evict_mb MB
     for k in range(new_steps):  # new steps in this warm process
         fw = _fresh_workload(name, k)
         frun = fw.impls[impl](fw.inputs(0))
         ts = []
+        if evict is not None:
+            evict += 1.0  # every cache line written: the caches hold this array now
         for _ in range(20):
             t0 = time.perf_counter()
             frun()
@@ -265,9 +275,9 @@ def child(name, impl, calls, new_steps=0):
 
 # ------------------------------------------------------------------------------ the parent
 
-def run_child(name, impl, calls, env, new_steps=0):
+def run_child(name, impl, calls, env, new_steps=0, evict_mb=0):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", name, impl, str(calls),
-           str(new_steps)]
+           str(new_steps), str(evict_mb)]
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                          cwd=ROOT, text=True)
@@ -286,7 +296,7 @@ def run_child(name, impl, calls, env, new_steps=0):
     return d
 
 
-def measure(name, impl, repeat, calls, cold_cache, inductor_dir, new_steps=0):
+def measure(name, impl, repeat, calls, cold_cache, inductor_dir, new_steps=0, evict_mb=0):
     from adjit import bench
     env = dict(os.environ, **bench.limit_threads())
     env["ADJIT_BENCH_INDUCTOR_CACHE"] = inductor_dir
@@ -296,7 +306,7 @@ def measure(name, impl, repeat, calls, cold_cache, inductor_dir, new_steps=0):
         if cold_cache:
             tmp = env["ADJIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="adjit-cold-")
         try:
-            d = run_child(name, impl, calls, env, new_steps)
+            d = run_child(name, impl, calls, env, new_steps, evict_mb)
         finally:
             if tmp:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -334,11 +344,13 @@ def main(argv=None):
                     help="an empty ADJIT_CACHE_DIR for every process")
     ap.add_argument("--new-steps", type=int, default=0,
                     help="then K new steps (the workload's code loaded again) in the same process")
+    ap.add_argument("--evict-mb", type=int, default=0,
+                    help="write an array of this many MB before each new step's first call")
     ap.add_argument("--json")
-    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     ns = ap.parse_args(argv)
     if ns.child:
-        child(ns.child[0], ns.child[1], int(ns.child[2]), int(ns.child[3]))
+        child(ns.child[0], ns.child[1], int(ns.child[2]), int(ns.child[3]), int(ns.child[4]))
         return 0
     from adjit import bench
     found = bench.discover()
@@ -357,7 +369,7 @@ def main(argv=None):
                     continue
                 print(f"{name} {impl} ...", file=sys.stderr, flush=True)
                 r = measure(name, impl, ns.repeat, ns.calls, ns.cold_cache, inductor_dir,
-                            ns.new_steps)
+                            ns.new_steps, ns.evict_mb)
                 r.setdefault("workload", name)
                 r.setdefault("impl", impl)
                 results.append(r)
@@ -384,7 +396,7 @@ def main(argv=None):
     if ns.json:
         with open(ns.json, "w") as f:
             json.dump({"cold_cache": ns.cold_cache, "repeat": ns.repeat, "calls": ns.calls,
-                       "new_steps": ns.new_steps,
+                       "new_steps": ns.new_steps, "evict_mb": ns.evict_mb,
                        "results": results}, f, indent=1)
         print(f"wrote {ns.json}")
     return 0

@@ -120,11 +120,13 @@ def test_cold_start_new_steps_are_new_code_in_the_same_process(tmp_path):
     out = tmp_path / "cold.json"
     res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "cold_start.py"),
                           "W1", "--impls", "adjit,numpy", "--repeat", "1", "--calls", "3",
-                          "--new-steps", "2", "--json", str(out)], capture_output=True,
-                         text=True, cwd=ROOT, timeout=60)
+                          "--new-steps", "2", "--evict-mb", "2", "--json", str(out)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "new step" in res.stdout
-    rows = {r["impl"]: r for r in json.loads(out.read_text())["results"]}
+    data = json.loads(out.read_text())
+    assert data["evict_mb"] == 2
+    rows = {r["impl"]: r for r in data["results"]}
     for r in rows.values():
         assert r["status"] == "ok", r
         assert 0 < r["new_first"] <= r["new20"] < r["total"]
