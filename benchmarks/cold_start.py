@@ -15,7 +15,8 @@ implementation, calls it once (the *first call*), then `--calls` more times. It 
 - `second`: the second call (an implementation that traces on the first call and compiles on
   the second, as adjit.jit does at the moment, pays its compilation here: `first + second` is
   the honest "time to the first compiled result");
-- `next`: the median of the last `--calls` calls after those two;
+- `next`: the median of the last `--calls` calls after those two (adjit: of the `--calls` calls
+  after native code started; earlier stops' tables took the last ones, mostly interpreted);
 - `slowest 20`: the slowest of the first 20 calls; `cpu 20`: the largest CPU time of the
   calling thread (time.thread_time) in one of them, which a busy machine inflates less than
   wall time and which excludes adjit's background threads;
@@ -229,9 +230,12 @@ def child(name, impl, calls, new_steps=0, evict_mb=0):
     _hwm_reset()
     times = []
     t_end = time.perf_counter() + NATIVE_WAIT
-    # at least `calls` more calls; with adjit, on until native code runs (or NATIVE_WAIT)
-    while len(times) < calls or (tiers is not None and native_at is None and
-                                 time.perf_counter() < t_end):
+    # at least `calls` more calls; with adjit, on until native code runs (or NATIVE_WAIT) and
+    # then `calls` more, so that `next` is native code's (the calls served until then were
+    # the interpreter's)
+    while len(times) < calls or (tiers is not None and (
+            native_at is None and time.perf_counter() < t_end or
+            native_at is not None and count - native_at < calls)):
         times.append(call())
     slowest20 = max([t_first, t_second] + times[:18])
     after20 = max(times[18:]) if len(times) > 18 else None
