@@ -24,7 +24,10 @@ has the result's shape and dtype and is a buffer the interpreter itself allocate
 else holds: an intermediate (never a constant or an output slot of the graph; an argument
 only when the caller handed it over, `Plan.donated`), owning its memory, writable, and with no
 other reference (CPython's reference count: no view of it, no other slot or local, no caller
-holds it). A ufunc gives the same bits with or without `out=`. `Plan.donated` (jit of grad's
+holds it). A ufunc gives the same bits with or without `out=`, except on one element: there
+NumPy runs `add`, `fmax` and `fmin` with `out=` the first operand as a reduction, which takes a
+NaN's sign from the other operand (`np.add(a, b, out=a)` with a = [nan], b = [-nan] gives -nan,
+`np.add(a, b)` nan), so a one-element result is never written into an operand. `Plan.donated` (jit of grad's
 first call: the adjoint fed the forward values the trace computed) also keeps the buffers of
 dead values for later float elementwise results of their shape, while a later equation may
 take them, instead of allocating.
@@ -398,6 +401,8 @@ def _reuse(e, ins, dead, first_step_slot, n_in=0):
         if type(x) is not Lit and x.type.dtype != dt:
             return None
     shape = t.shape
+    if math.prod(shape) == 1:  # (NumPy's one-element in-place loops: the module doc)
+        return None
     cands, taken = [], []
     for k, ((is_slot, s), x) in enumerate(zip(ins, e.inputs)):
         if is_slot and s in dead and (s < n_in or s >= first_step_slot) and \
@@ -1290,7 +1295,7 @@ class _Gen:
             cands = []
             for x, o in zip(e.inputs, ops):
                 if type(x) is Lit or x in self.pset or x in cands or self.last.get(x) != i or \
-                        x in self.outset or x.type != t or not t.shape or \
+                        x in self.outset or x.type != t or math.prod(t.shape) <= 1 or \
                         self.prov.get(x) not in (FRESH, None):
                     continue
                 cands.append(x)
