@@ -21,7 +21,9 @@ def is_adjit_file(filename: str) -> bool:
         if filename.startswith(_LITERAL_DIR):
             hit = True
         elif filename.startswith("<"):
-            hit = False
+            # code adjit generates (`<adjit plan f>`, `<adjit.jit flat>`, `<adjit native
+            # entry>`) is adjit's; any other (`<stdin>`, `<ipython-input-...>`) the user's
+            hit = filename.startswith("<adjit")
         else:
             hit = os.path.realpath(filename).startswith(PACKAGE_DIR)
         if len(_CACHE) > 4096:

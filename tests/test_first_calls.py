@@ -669,3 +669,46 @@ def test_types_from_every_kind_of_shape_and_dtype():
                 "f16", [("a", "f4")], np.dtype([("a", "f4")]), None.__class__):
         with pytest.raises(TypeError, match="adjit supports"):
             dtype_name(bad)
+
+
+def test_native_entries_of_one_form_share_their_code_and_keep_their_checks(monkeypatch):
+    # the call that first runs native code generates the graph's entry; its source depends
+    # only on the counts of arguments, constants and results, so a second graph of that form
+    # (a step defined again, other shapes) compiles none of it again
+    from adjit.runtime import call
+    compiled = []
+    real = compile
+    monkeypatch.setattr("builtins.compile", lambda src, fn, *a, **k: (
+        compiled.append(fn), real(src, fn, *a, **k))[1])
+
+    def f(x, y):
+        return np.tanh(x) * y + 1.0, np.sum(x * y)
+    fa = adjit.jit(f, compile="eager")
+    fb = adjit.jit(lambda x, y: f(x, y), compile="eager")  # another graph, another shape
+    xa, ya = np.linspace(-1, 1, 7), np.linspace(0, 2, 7)
+    xb, yb = np.linspace(-1, 1, 12).reshape(3, 4), np.linspace(0, 2, 12).reshape(3, 4)
+    for fn, x, y in ((fa, xa, ya), (fb, xb, yb)):
+        out = fn(x, y)
+        np.testing.assert_allclose(out[0], np.tanh(x) * y + 1.0, rtol=1e-12)
+        np.testing.assert_allclose(out[1], np.sum(x * y), rtol=1e-12)
+    cga, cgb = (br.graph.native for j in (fa, fb) for brs in j.cache.values() for br in brs)
+    assert isinstance(cga, call.CompiledGraph) and isinstance(cgb, call.CompiledGraph)
+    for cg, x, y in ((cga, xa, ya), (cgb, xb, yb)):  # (the entry: made by a call)
+        np.testing.assert_allclose(cg([x, y])[0], np.tanh(x) * y + 1.0, rtol=1e-12)
+    assert cga._fast is not None and cgb._fast is not None and cga._fast is not cgb._fast
+    assert cga._fast.__code__ is cgb._fast.__code__
+    assert compiled.count("<adjit native entry>") <= 1
+    # each entry checks its own graph's shapes: the other's arguments take the slow path,
+    # which names what it expected
+    with pytest.raises(ValueError, match=r"expected \(7,\)"):
+        cga([xb, yb])
+    with pytest.raises(ValueError, match=r"expected \(3, 4\)"):
+        cgb([xa, ya])
+
+
+def test_generated_code_is_adjits_own_in_tracebacks_and_source_locations():
+    from adjit._frames import is_adjit_file
+    for name in ("<adjit plan f>", "<adjit.jit flat>", "<adjit native entry>"):
+        assert is_adjit_file(name)
+    for name in ("<stdin>", "<ipython-input-3-abc>", "<string>", "<f0>"):
+        assert not is_adjit_file(name)

@@ -410,7 +410,7 @@ _LIBDIRS = tuple(sorted({os.path.realpath(p) for k in ("stdlib", "platstdlib", "
 
 def _user_code(filename):
     if filename.startswith("<"):
-        return not filename.startswith("<frozen")
+        return not filename.startswith(("<frozen", "<adjit"))
     return not is_adjit_file(filename) and \
         not os.path.realpath(filename).startswith(_LIBDIRS)
 
