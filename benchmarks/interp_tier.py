@@ -1,7 +1,7 @@
 """The interpreter tier against NumPy by hand: time and peak memory of a first call and of an
 interpreted call (issue 18: <= 1.5x NumPy).
 
-    python benchmarks/interp_tier.py [W2 W3 W4 W5] [--n4 10000000] [--calls 5]
+    python benchmarks/interp_tier.py [W2 W3 W4 W5] [--n4 10000000] [--calls 5] [--repeat 3]
 
 Each (workload, implementation) runs in a fresh process with ADJIT_TIER=interp, so every
 adjit call after the first is interpreted:
@@ -20,7 +20,10 @@ adjit call after the first is interpreted:
   also resets what `/usr/bin/time -v` reports as the process's maximum RSS, so that figure is
   the steady calls' high-water mark, and it is not used); the last `np first` column is NumPy
   by hand's first-call high-water mark.
-`--n4` sets W4's element count (its default is 1,000,000).
+`--n4` sets W4's element count (its default is 1,000,000). `--repeat K` runs K pairs of fresh
+processes, adjit's first in odd pairs and NumPy's first in even ones (a process that starts
+right after another freed its memory touches recycled pages, which on a virtual machine can be
+several times cheaper than the first touch of fresh ones), and prints the medians.
 """
 from __future__ import annotations
 
@@ -103,6 +106,8 @@ def main(argv=None):
     ap.add_argument("names", nargs="*", default=["W2", "W3", "W4", "W5"])
     ap.add_argument("--calls", type=int, default=5)
     ap.add_argument("--n4", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="pairs of fresh processes, in alternating order (medians)")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
@@ -113,8 +118,12 @@ def main(argv=None):
           f"{'interp/np':>9} {'early/np':>8} {'first/np':>8} {'np first':>10} {'1st/np 1st':>10} "
           f"{'extra MB: first':>15} {'interp':>7} {'numpy':>7} {'np first':>8}")
     for name in a.names:
-        ad = measure(name, "adjit", a.calls, a.n4)
-        npy = measure(name, "numpy", a.calls, a.n4)
+        ads, npys = [], []
+        for k in range(a.repeat):
+            for impl in (("adjit", "numpy") if k % 2 == 0 else ("numpy", "adjit")):
+                (ads if impl == "adjit" else npys).append(measure(name, impl, a.calls, a.n4))
+        ad = {key: statistics.median(r[key] for r in ads) for key in ads[0]}
+        npy = {key: statistics.median(r[key] for r in npys) for key in npys[0]}
         label = name + (f"@{a.n4:.0e}" if name == "W4" and a.n4 else "")
         print(f"{label:10} {ad['first'] * 1e3:10.2f}ms {ad['early'] * 1e3:8.3f}ms "
               f"{ad['next'] * 1e3:8.3f}ms {npy['next'] * 1e3:8.3f}ms "

@@ -130,3 +130,14 @@ def test_cold_start_new_steps_are_new_code_in_the_same_process(tmp_path):
     for r in rows.values():
         assert r["status"] == "ok", r
         assert 0 < r["new_first"] <= r["new20"] < r["total"]
+
+
+def test_interp_tier_script_pairs_fresh_processes_in_alternating_order():
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "interp_tier.py"),
+                          "W2", "--calls", "2", "--repeat", "2"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    row = [ln for ln in res.stdout.splitlines() if ln.startswith("W2")]
+    assert len(row) == 1, res.stdout
+    cells = row[0].split()
+    assert float(cells[1].rstrip("ms")) > 0 and cells[5].endswith("x")
