@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from math import prod
 
-from .core import EAGER, Lit, MultiRec, NoDerivative, Node, STATE, new_trace
+from .core import EAGER, Lit, MultiRec, NoDerivative, Node, STATE, new_trace, recording_only
 from .graph import Graph, bind_outputs, extract
 from . import ops
 from .types import FLOATS
@@ -423,7 +423,6 @@ def replay_with_values(g: Graph, ins, cs, values):
     or arrays) without computing them: each result takes the value `values` (Var -> array,
     from `extract(values=...)`) holds from when g was traced, the same bits `bind` would
     compute. Returns the Var -> value environment (for `backward_pass`)."""
-    from .core import recording_only
     with recording_only():
         env, _ = _replay(g, ins, cs)
     for e in g.eqns:
@@ -441,7 +440,7 @@ def adjoint_graph(g: Graph, wrt, seed=None) -> Graph:
     computed while tracing). g's constvars stay its leading constvars (same binding). `seed`: a
     number every ct is filled with (grad's 1.0), recorded as a `full` the passes can read
     (`x * 1.0` is x: no product by a broadcast seed), the ct inputs then unread."""
-    with new_trace("vjp") as tr:
+    with new_trace("vjp") as tr, recording_only():  # (no values: `full` included)
         env = {v: _abstract(v, tr) for v in g.invars}
         cs = [_abstract(v, tr) for v in g.constvars]
         env.update(zip(g.constvars, cs))
@@ -468,7 +467,7 @@ def vjp_graph(g: Graph, wrt=None, extra=(), name=None) -> Graph:
     The forward equations come first, so one graph computes the value and every gradient.
     `g`'s constvars stay constvars of the result, in the same order (same binding)."""
     wrt = list(range(len(g.invars))) if wrt is None else list(wrt)
-    with new_trace("vjp") as tr:
+    with new_trace("vjp") as tr, recording_only():  # (no values: `full` included)
         ins = [_abstract(v, tr) for v in g.invars]
         cs = [_abstract(v, tr) for v in g.constvars]
         wrt_vars = [g.invars[i] for i in wrt]
@@ -491,7 +490,7 @@ def vjp_graph(g: Graph, wrt=None, extra=(), name=None) -> Graph:
 
 def jvp_graph(g: Graph, name=None) -> Graph:
     """(invars..., tangents of invars...) -> (outputs..., tangents of outputs...)."""
-    with new_trace("jvp") as tr:
+    with new_trace("jvp") as tr, recording_only():
         ins = [_abstract(v, tr) for v in g.invars]
         tans = [_abstract(v, tr) for v in g.invars]
         cs = [_abstract(v, tr) for v in g.constvars]

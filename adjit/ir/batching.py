@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from .core import Lit, Node, REGISTRY, bind, new_trace, on_register
+from .core import Lit, Node, REGISTRY, bind, new_trace, on_register, recording_only
 from .graph import Graph, bind_outputs, extract
 from .types import AType
 
@@ -221,7 +221,7 @@ def batch_graph(g: Graph, in_dims, size, force=None, name=None):
     `force` flag is set (default: all) are made batched at axis 0 even if they do not vary.
     g's constvars stay first, in order, among the result's constvars."""
     force = [True] * len(g.outvars) if force is None else list(force)
-    with new_trace("batch") as tr:
+    with new_trace("batch") as tr, recording_only():
         ins = [Node(None, batched_type(v.type, size) if d is not None else v.type, None, tr)
                for v, d in zip(g.invars, in_dims)]
         cs = [Node(None, v.type, None, tr) for v in g.constvars]
