@@ -200,8 +200,12 @@ def _signatures(name, fn):
     return sig, frozenset(p.name if p.kind is not p.VAR_KEYWORD else "**" for p in params)
 
 
-def _is_default(v, default):
+def _is_default(v, default, key=None):
     if v is default or v is _NO:
+        return True
+    if key == "where" and v is True:
+        # where=True (Python's True): every element takes part, as NumPy's default. (NumPy
+        # takes np.True_ or a mask as a mask: max and min then need initial=; refused here)
         return True
     return type(v) in (bool, int, float, str, type(None)) and type(v) is type(default) and \
         v == default
@@ -338,7 +342,7 @@ def _dispatch(name, fn, args, kwargs, bind=True):
                 elif k == "out":
                     if v is not None:
                         break
-                elif not _is_default(v, default):
+                elif not _is_default(v, default, k):
                     break
             else:
                 try:  # (_call inlined: one frame less per NumPy call)
@@ -369,7 +373,7 @@ def _dispatch(name, fn, args, kwargs, bind=True):
                                     f"an ndarray{where_str()}; use the returned value instead")
                 if (k in ours or (k != key and "**" in ours)) and val is not _NO:
                     kw[k] = val
-                elif not _is_default(val, p.default if k == key else _NO):
+                elif not _is_default(val, p.default if k == key else _NO, k):
                     raise refuse(name, k, val)
     kw.pop("out", None)
     return _call(name, fn, pos, kw)
@@ -499,7 +503,8 @@ def array_ufunc(uf, method, inputs, kwargs):
         raise TypeError(f"{label}(..., out=...) cannot write a traced value into an ndarray"
                         f"{where_str()}; use the returned value instead")
     for k, v in kwargs.items():
-        if k in ("out", "dtype") or (k in _UFUNC_DEFAULTS and v == _UFUNC_DEFAULTS[k]):
+        if k in ("out", "dtype") or (k in _UFUNC_DEFAULTS and v == _UFUNC_DEFAULTS[k]) or \
+                _is_default(v, _NO, k):
             continue
         raise TypeError(f"{label}(..., {k}={v!r}) is not supported on traced arrays"
                         f"{where_str()}" + ("" if k not in _UFUNC_DEFAULTS else
@@ -763,7 +768,13 @@ def _std(a, axis=None, dtype=None, ddof=0, keepdims=False):
 @func("cumsum")
 def _cumsum(a, axis=None, dtype=None):
     axis = _int_axis("cumsum", axis)
-    return wrap(ir_composites.cumsum(_acc(a, dtype, name="cumsum"), axis))
+    return wrap(ir_composites.cumsum(as_1d(_acc(a, dtype, name="cumsum"), axis), axis))
+
+
+def as_1d(x, axis):
+    """NumPy's functions along one axis (cumsum, cumprod, argmax, argmin, take, argsort) see
+    a 0-d array with an integer axis as a 1-d array of one element (axis 0 or -1 then)."""
+    return ops.reshape(x, (1,)) if axis is not None and not ops.shape(x) else x
 
 
 def _int_axis(name, axis):
@@ -780,15 +791,19 @@ def _arg(prim):
     def impl(a, axis=None, keepdims=False):
         x = _one(a)
         axis = _int_axis(prim, axis)
+        nd = ir_composites.ndim(x)
         if axis is None:
             x, ax = ops.reshape(x, (ir_composites.count(x),)), 0
         else:
+            x = as_1d(x, axis)
             ax = ir_composites.norm_axes(axis, ir_composites.ndim(x))[0]
         r = ops.__getattr__(prim)(x, axis=ax)
         if keepdims:
-            shp = list(ops.shape(x)) if axis is not None else [1] * len(ops.shape(_one(a)))
-            if axis is not None:
+            shp = list(ops.shape(x)) if axis is not None else [1] * nd
+            if axis is not None and nd:
                 shp[ax] = 1
+            else:
+                shp = shp[:nd]
             r = ops.reshape(r, tuple(shp))
         return wrap(r)
     return impl

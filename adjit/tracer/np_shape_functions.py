@@ -13,7 +13,7 @@ from ..ir import ops
 from ..ir.core import REGISTRY, bind
 from .np_indexing import _mask_indices
 from .ndarray import TracedArray, deepest, promote, promote_nobroadcast, where_str, wrap
-from .np_dispatch import FUNCS, _acc, _dt, _int_axis, _one, func, refuse
+from .np_dispatch import FUNCS, _acc, _dt, _int_axis, _one, as_1d, func, refuse
 
 _NO = np._NoValue
 
@@ -172,6 +172,7 @@ def _cumprod(a, axis=None, dtype=None):
     axis = _int_axis("cumprod", axis)
     if axis is None:
         x, axis = ops.reshape(x, (ir_composites.count(x),)), 0
+    x = as_1d(x, axis)
     return wrap(composites_shape.cumprod(x, ir_composites.norm_axes(axis, ir_composites.ndim(x))[0]))
 
 
@@ -287,8 +288,6 @@ def _sortable(a, name):
     if ops.dtype(x) == "bool":
         x = ops.convert(x, "i32")
         return x, True
-    if ir_composites.ndim(x) == 0:
-        raise ValueError(f"np.{name} of a 0-d array: axis -1 is out of bounds")
     return x, False
 
 
@@ -303,6 +302,7 @@ def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
 @func("argsort")
 def _argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     x, _ = _sortable(a, "argsort")
+    x = as_1d(x, axis)
     x, ax = _sort_axis("argsort", x, axis, kind, order, stable)
     return wrap(composites_shape.argsort(x, ax))
 
