@@ -363,5 +363,5 @@ def install():
     t.maximum = _maxmin("maximum")
     t.minimum = _maxmin("minimum")
     t.clamp = torch_composites.clamp
-    t.clip = torch_composites.clamp
+    t.clip = torch_composites.clip
     t.cumsum = torch_composites.cumsum

@@ -1,0 +1,131 @@
+"""Argument checks of the Tensor front as PyTorch 2.13's: clamp/clip take min and max both
+Tensors or both numbers (one alone either way; a 0-d tensor without requires_grad passes as a
+number), and the factories refuse a storage whose size overflows int64 with PyTorch's
+RuntimeError naming the sizes (the NumPy front keeps NumPy's ValueError)."""
+from __future__ import annotations
+
+import os
+import traceback
+
+import numpy as np
+import pytest
+
+import adjit
+from peers import require
+
+torch = require("torch")
+
+HERE = os.path.basename(__file__)
+X = np.array([-1.5, 0.25, 0.75, 2.0])
+
+
+def _outcome(T, call):
+    t = T.tensor(X, requires_grad=True)
+    try:
+        y = call(T, t)
+    except Exception as e:  # noqa: BLE001 - the exception is the observation
+        return e
+    (g,) = T.autograd.grad((y * y).sum(), (t,))
+    return (y.detach().numpy(), g.numpy(), type(y.grad_fn).__name__, str(y.dtype).split(".")[-1])
+
+
+CLAMP = {
+    # refused by PyTorch: a Tensor bound with a number bound
+    "tensor-min-number-max": lambda T, t: T.clamp(t, min=T.zeros(4), max=1.0),
+    "number-min-tensor-max": lambda T, t: T.clamp(t, min=0.0, max=T.ones(4)),
+    "positional": lambda T, t: T.clamp(t, T.zeros(4), 1.0),
+    "method": lambda T, t: t.clamp(T.zeros(4), 1),
+    "method-keywords": lambda T, t: t.clamp(min=-1, max=T.ones(4)),
+    "clip": lambda T, t: T.clip(t, min=T.zeros(4), max=1.0),
+    "clip-method": lambda T, t: t.clip(0.0, T.ones(4)),
+    "numpy-scalar": lambda T, t: T.clamp(t, np.float64(0.0), T.ones(4)),
+    "0d-requires-grad": lambda T, t: T.clamp(t, T.tensor(0.0, requires_grad=True), 1.0),
+    # taken by PyTorch
+    "tensor-min-only": lambda T, t: T.clamp(t, min=T.zeros(4)),
+    "tensor-max-only": lambda T, t: t.clamp(max=T.ones(4)),
+    "tensor-min-none-max": lambda T, t: T.clamp(t, T.zeros(4), None),
+    "both-tensors": lambda T, t: T.clip(t, T.zeros(4), T.ones(4)),
+    "both-numbers": lambda T, t: t.clip(0, 1.5),
+    "0d-tensor-as-number": lambda T, t: T.clamp(t, T.tensor(0.0), 1.0),
+    "0d-f64-as-number": lambda T, t: T.clamp(t.float(), T.tensor(0.0, dtype=T.float64), 1),
+    "clamp_min-tensor": lambda T, t: T.clamp_min(t, T.zeros(4)),
+}
+
+
+@pytest.mark.parametrize("name", CLAMP)
+def test_clamp_bounds_as_pytorch(name):
+    want = _outcome(torch, CLAMP[name])
+    got = _outcome(adjit, CLAMP[name])
+    if isinstance(want, Exception):
+        assert type(got) is type(want), (got, want)
+        fn = "clip" if "clip" in name else "clamp"
+        assert f"{fn}() received an invalid combination of arguments" in str(got), str(got)
+        # the traceback ends at the user's line (the lambda above), then adjit's frames
+        frames = [f for f in traceback.extract_tb(got.__traceback__)
+                  if "/adjit/" not in f.filename.replace(os.sep, "/")]
+        assert frames[-1].filename.endswith(HERE), frames
+        return
+    assert not isinstance(got, Exception), got
+    for w, g in zip(want[:2], got[:2]):
+        np.testing.assert_allclose(g, w, rtol=1e-6)
+    assert got[2:] == want[2:]
+
+
+def test_clamp_mixed_bounds_refused_under_jit():
+    f = lambda t: adjit.clamp(t, min=adjit.zeros(4), max=1.0)  # noqa: E731
+    with pytest.raises(TypeError) as want:
+        torch.clamp(torch.tensor(X), min=torch.zeros(4), max=1.0)
+    with pytest.raises(want.type, match="invalid combination"):
+        adjit.jit(f)(adjit.tensor(X))
+
+
+BIG = {
+    "empty": lambda T: T.empty(2 ** 62, 2 ** 62),
+    "zeros": lambda T: T.zeros(2 ** 62, 2 ** 62),
+    "ones-tuple": lambda T: T.ones((2 ** 62, 2 ** 62)),
+    "full": lambda T: T.full((2 ** 62, 2 ** 62), 1.0),
+    "full-int": lambda T: T.full((2 ** 61, 4), 3),
+    "randn": lambda T: T.randn(2 ** 62, 2 ** 62),
+    "rand": lambda T: T.rand(2 ** 62, 4),
+    "randint": lambda T: T.randint(0, 3, (2 ** 62, 4)),
+    "zeros-1d": lambda T: T.zeros(2 ** 63 - 1),
+    "zeros-f64": lambda T: T.zeros(2 ** 61, 8, dtype=T.float64),
+    "bool": lambda T: T.zeros(2 ** 62, 2, dtype=T.bool),
+    "empty-3d": lambda T: T.empty(2 ** 31, 2 ** 31, 4),
+    "new_zeros": lambda T: T.zeros(1).new_zeros(2 ** 62, 2 ** 62),
+    "new_full": lambda T: T.zeros(1).new_full((2 ** 62, 2 ** 62), 2.0),
+    "arange": lambda T: T.arange(2 ** 62),
+    "eye": lambda T: T.eye(2 ** 40),
+}
+
+
+@pytest.mark.parametrize("name", BIG)
+def test_overflowing_sizes_raise_pytorchs_runtime_error(name):
+    with pytest.raises(RuntimeError) as want:
+        BIG[name](torch)
+    with pytest.raises(want.type) as got:
+        BIG[name](adjit)
+    assert type(got.value) is type(want.value)
+    if "Storage size calculation overflowed" in str(want.value):
+        assert str(got.value) == str(want.value)
+    else:
+        assert "overflow" in str(got.value)
+
+
+def test_a_traced_fill_value_checks_the_sizes_too():
+    with pytest.raises(RuntimeError) as want:
+        torch.full((2 ** 62, 2 ** 62), torch.tensor(1.0).item())
+    with pytest.raises(want.type, match="Storage size calculation overflowed"):
+        adjit.jit(lambda v: adjit.full((2 ** 62, 2 ** 62), v).sum())(1.0)
+
+
+@pytest.mark.parametrize("call", [
+    lambda np_, x: np_.full((2 ** 62, 2 ** 62), x).sum(),
+    lambda np_, x: np.zeros_like(x, shape=(2 ** 62, 2 ** 62)).sum() + x,
+])
+def test_the_numpy_front_keeps_numpys_value_error(call):
+    import adjit.numpy as anp
+    with pytest.raises(ValueError) as want:
+        call(np, np.float64(1.0))
+    with pytest.raises(want.type, match="too big"):
+        adjit.jit(lambda x: call(anp, x))(1.0)
