@@ -3,7 +3,8 @@ IndexError and a ValueError) naming the function and the user's line; the int ax
 0-d array is taken where NumPy takes it (ufunc reductions: nothing reduced; cumsum, argmax,
 take, argsort: the 0-d array as one element), with NumPy's values and finite-difference
 gradients, and refused (AxisError) where NumPy refuses it; `where=True` (the default) is
-accepted by reductions and ufuncs."""
+accepted by reductions and ufuncs, and reductions take a `where=` mask and `initial=` as NumPy
+(values, finite-difference gradients, errors)."""
 from __future__ import annotations
 
 import os
@@ -177,7 +178,57 @@ def test_where_true_is_numpys_default(k):
     np.testing.assert_allclose(adjit.grad(f)(X), fd, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("where", [False, np.array([True, False, True])])
-def test_other_where_values_are_refused_at_the_users_line(where):
-    with pytest.raises(TypeError, match=f"where=.*{HERE}"):
-        adjit.jit(lambda a: np.sum(a, where=where))(X)
+M = np.array([True, False, True])
+M2 = np.array([[True, False, True], [False, False, True]])
+WHERE_MASK = {
+    "sum": lambda a: np.sum(a, where=M),
+    "sum-axis-keepdims": lambda a: np.sum(a, axis=1, where=M2, keepdims=True),
+    "sum-false": lambda a: np.sum(a * a, where=False) + a.sum(),
+    "sum-traced-mask": lambda a: np.sum(a * a, where=a > 2.5),
+    "sum-initial": lambda a: a.sum(axis=0, where=M2, initial=1.5),
+    "mean": lambda a: np.mean(a, axis=1, where=M),
+    "mean-method": lambda a: (a * a).mean(where=M2),
+    "var": lambda a: np.var(a, where=M, ddof=1),
+    "std": lambda a: np.std(a * a, axis=1, where=M),
+    "max": lambda a: np.max(a, axis=0, where=M, initial=2.5),
+    "min": lambda a: a.min(1, where=M2, initial=3.5),
+    "amax-all": lambda a: np.amax(a * a, where=M2, initial=np.float64(-9.0)),
+    "max-initial": lambda a: np.max(a, axis=1, initial=4.5),
+    "max-empty-initial": lambda a: np.max(a[:, :0], axis=1, initial=5.0) * a.sum(),
+    "prod": lambda a: np.prod(a, where=M, initial=2.0),
+    "any": lambda a: np.any(a > 3, axis=0, where=M) * a.sum(),
+    "all": lambda a: np.all(a > 3, axis=1, where=M2) * a.sum(),
+}
+
+
+@pytest.mark.parametrize("name", WHERE_MASK)
+def test_where_masks_and_initial_as_numpy(name):
+    f = WHERE_MASK[name]
+    want = f(X)
+    got = adjit.jit(f)(X)
+    assert np.shape(got) == np.shape(want) and np.asarray(got).dtype == np.asarray(want).dtype
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    h = 1e-6
+    fd = np.zeros_like(X)
+    for i in np.ndindex(X.shape):
+        e = np.zeros_like(X)
+        e[i] = h
+        fd[i] = (np.sum(f(X + e)) - np.sum(f(X - e))) / (2 * h)
+    np.testing.assert_allclose(adjit.grad(lambda a: np.sum(f(a)))(X), fd, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("call", [
+    lambda a: np.max(a, where=M),  # no identity: initial= needed
+    lambda a: np.sum(a, where=np.array([1, 0, 1])),  # not a bool mask
+    lambda a: np.mean(a, where=np.array([True, False])),  # does not broadcast
+])
+def test_bad_where_masks_raise_numpys_error_type_at_the_users_line(call):
+    with pytest.raises(Exception) as want:
+        call(X)
+    with pytest.raises(want.type, match=HERE):
+        adjit.jit(call)(X)
+
+
+def test_a_traced_initial_is_refused_at_the_users_line():
+    with pytest.raises(TypeError, match=f"initial=.*{HERE}"):
+        adjit.jit(lambda a: np.max(a, initial=a[0, 0]))(X)

@@ -91,8 +91,8 @@ def test_bad_calls_raise_numpys_error_type_at_the_users_line(call):
 
 
 @pytest.mark.parametrize("call", [
-    lambda x: np.max(x, axis=1, where=False),
-    lambda x: np.max(x, axis=1, initial=5.0),
+    lambda x: np.max(x, axis=1, initial=x[0, 0, 0]),
+    lambda x: np.sum(x, axis=1, where=x > 0, initial=x[0, 0, 0]),
     lambda x: np.sum(x, axis=1, out=np.zeros(2)),
     lambda x: x.sum(1, None, np.zeros(2)),
 ])
