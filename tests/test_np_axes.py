@@ -232,3 +232,24 @@ def test_bad_where_masks_raise_numpys_error_type_at_the_users_line(call):
 def test_a_traced_initial_is_refused_at_the_users_line():
     with pytest.raises(TypeError, match=f"initial=.*{HERE}"):
         adjit.jit(lambda a: np.max(a, initial=a[0, 0]))(X)
+
+
+TIES = [
+    lambda np_, a: np_.max(a, axis=1, initial=3.0),
+    lambda np_, a: np_.max(a, axis=1, where=M, initial=3.0),
+    lambda np_, a: np_.min(a, axis=0, where=M2, initial=3.0),
+    lambda np_, a: np_.min(a, where=M2, initial=1.0),
+]
+
+
+@pytest.mark.parametrize("k", range(len(TIES)))
+def test_max_min_ties_with_initial_have_jaxs_gradient(k):
+    from peers import require
+    jax = require("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    x = np.array([[1.0, 2.0, 3.0], [3.0, 0.5, 3.0]])  # ties among x and with initial
+    f = TIES[k]
+    np.testing.assert_allclose(adjit.jit(lambda a: f(np, a))(x), f(np, x))
+    want = jax.grad(lambda a: jnp.sum(f(jnp, a)))(x)
+    np.testing.assert_allclose(adjit.grad(lambda a: np.sum(f(np, a)))(x), want, rtol=1e-12)

@@ -808,7 +808,11 @@ def _extreme(name, a, axis, keepdims, initial, where):
                              f"a where mask one has to specify 'initial'")
         return wrap((ir_composites.max if name == "max" else ir_composites.min)(x, axis, keepdims))
     v = _initial_value(name, initial)
-    x = _masked(x, m, v)
+    # masked-out elements: the reduction's identity (so they tie with nothing), then initial
+    dt = DTYPES[ops.dtype(x)]
+    big = np.inf if dt.kind == "f" else True if dt.kind == "b" else np.iinfo(dt).max
+    low = -np.inf if dt.kind == "f" else False if dt.kind == "b" else np.iinfo(dt).min
+    x = _masked(x, m, low if name == "max" else big)
     axes = ir_composites.norm_axes(axis, ir_composites.ndim(x), scalar_int=True)
     if ir_composites.count(x, axes) == 0:  # nothing to reduce: the initial value
         shp = tuple(1 if i in axes else d for i, d in enumerate(ops.shape(x))) if keepdims \
