@@ -229,16 +229,20 @@ def _clamp_bounds(min, max, fn):  # noqa: A002
 
 def clip(x, min=None, max=None):  # noqa: A002
     """torch.clip / Tensor.clip: clamp, errors worded for clip."""
-    return clamp(x, min, max, _fn="clip")
+    return _clamp(x, min, max, "clip")
 
 
-def clamp(x, min=None, max=None, *, _fn="clamp"):  # noqa: A002
+def clamp(x, min=None, max=None):  # noqa: A002
     """PyTorch's clamp: the gradient passes where min <= x <= max (both ends included), unlike
     maximum/minimum whose ties split it; a NaN stays NaN, with derivative 0 (the comparisons
     are false there, as in PyTorch's mask)."""
+    return _clamp(x, min, max, "clamp")
+
+
+def _clamp(x, min, max, fn):  # noqa: A002
     if min is None and max is None:
-        raise RuntimeError(f"torch.{_fn}: At least one of 'min' or 'max' must not be None")
-    min, max = _clamp_bounds(min, max, _fn)  # noqa: A001
+        raise RuntimeError(f"torch.{fn}: At least one of 'min' or 'max' must not be None")
+    min, max = _clamp_bounds(min, max, fn)  # noqa: A001
     bounds = [(tracer_tensor_ops.as_tensor_like(b), cmp) for b, cmp in
               ((min, ops.lt), (max, ops.gt)) if b is not None]
     # PyTorch's promotion of the input with the bounds (an int tensor clamped at 1.5 is
