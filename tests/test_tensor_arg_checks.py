@@ -1,6 +1,6 @@
-"""Argument checks of the Tensor front as PyTorch 2.13's: clamp/clip take min and max both
-Tensors or both numbers (one alone either way; a 0-d tensor without requires_grad passes as a
-number), and the factories refuse a storage whose size overflows int64 with PyTorch's
+"""Argument checks of the Tensor front as PyTorch 2.13's: clamp/clip (and the in-place
+clamp_/clip_) take min and max both Tensors or both numbers (one alone either way; a 0-d tensor
+without requires_grad passes as a number), and the factories refuse a storage whose size overflows int64 with PyTorch's
 RuntimeError naming the sizes (the NumPy front keeps NumPy's ValueError)."""
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _outcome(T, call):
     return (y.detach().numpy(), g.numpy(), type(y.grad_fn).__name__, str(y.dtype).split(".")[-1])
 
 
-CLAMP = {
+CLAMP = {  # (T, t): t a leaf that requires grad
     # refused by PyTorch: a Tensor bound with a number bound
     "tensor-min-number-max": lambda T, t: T.clamp(t, min=T.zeros(4), max=1.0),
     "number-min-tensor-max": lambda T, t: T.clamp(t, min=0.0, max=T.ones(4)),
@@ -49,6 +49,16 @@ CLAMP = {
     "0d-tensor-as-number": lambda T, t: T.clamp(t, T.tensor(0.0), 1.0),
     "0d-f64-as-number": lambda T, t: T.clamp(t.float(), T.tensor(0.0, dtype=T.float64), 1),
     "clamp_min-tensor": lambda T, t: T.clamp_min(t, T.zeros(4)),
+    # the in-place forms: PyTorch's argument check comes before its leaf check
+    "clamp_-mixed": lambda T, t: t.clamp_(T.zeros(4), 1.0),
+    "clip_-mixed": lambda T, t: (t * 1).clip_(min=0.0, max=T.ones(4)),
+    "torch.clamp_-mixed": lambda T, t: T.clamp_(t * 2, T.zeros(4), 1.0),
+    "clamp_-leaf": lambda T, t: t.clamp_(0.0, 1.0),
+    "clamp_-no-bounds": lambda T, t: (t * 2).clamp_(),
+    "clamp_-numbers": lambda T, t: (t * 2).clamp_(0, 1),
+    "clip_-tensors": lambda T, t: (t * 2).clip_(T.zeros(4), T.ones(4)),
+    "torch.clip_-tensor-min": lambda T, t: T.clip_(t * 2, T.full((4,), 0.6)),
+    "clamp_-0d-as-number": lambda T, t: (t * 2).clamp_(max=1.0, min=T.tensor(0.0)),
 }
 
 
@@ -58,8 +68,12 @@ def test_clamp_bounds_as_pytorch(name):
     got = _outcome(adjit, CLAMP[name])
     if isinstance(want, Exception):
         assert type(got) is type(want), (got, want)
-        fn = "clip" if "clip" in name else "clamp"
-        assert f"{fn}() received an invalid combination of arguments" in str(got), str(got)
+        if isinstance(want, TypeError):
+            fn = "clip" if "clip" in name else "clamp"
+            fn += "_" if "_-" in name else ""
+            assert f"{fn}() received an invalid combination of arguments" in str(got), str(got)
+        else:
+            assert str(got) == str(want)
         # the traceback ends at the user's line (the lambda above), then adjit's frames
         frames = [f for f in traceback.extract_tb(got.__traceback__)
                   if "/adjit/" not in f.filename.replace(os.sep, "/")]
@@ -129,3 +143,79 @@ def test_the_numpy_front_keeps_numpys_value_error(call):
         call(np, np.float64(1.0))
     with pytest.raises(want.type, match="too big"):
         adjit.jit(lambda x: call(anp, x))(1.0)
+
+
+def _inplace_outcome(T, k):
+    x = T.tensor(X, requires_grad=True)
+    lo = T.tensor([0.0, 0.5, 0.0, 0.1], requires_grad=True)
+    try:
+        out = INPLACE[k](T, x, lo)
+    except Exception as e:  # noqa: BLE001 - the exception is the observation
+        return type(e), str(e).split(" - ")[0]
+    obs = [out.detach().numpy(), None if out.grad_fn is None else type(out.grad_fn).__name__]
+    try:
+        grads = T.autograd.grad(out.sum(), (x, lo), allow_unused=True)
+        obs.append([None if g is None else g.numpy() for g in grads])
+    except RuntimeError as e:
+        obs.append((RuntimeError, str(e)[:60]))
+    return obs
+
+
+def _clamped_y(T, x, lo):
+    y = x * 2
+    y.clamp_(0, 1)
+    return y
+
+
+def _clipped_view(T, x, lo):
+    y = x * 1
+    y[1:].clip_(max=0.5)
+    return y
+
+
+def _zeros_clamped_by_bounds(T, x, lo):
+    y = T.zeros(4)
+    T.clamp_(y, lo, T.ones(4))  # the old zeros are read by lo's derivative
+    return y
+
+
+def _saved_then_clamped(T, x, lo):
+    y = x * 2
+    z = y.exp()
+    y.clamp_(lo)
+    return z + y
+
+
+def _clamped_input_of_sin(T, x, lo):
+    y = x * 2
+    s = y.sin()  # saves y, which clamp_ writes: PyTorch's error at backward
+    y.clamp_(0, 1)
+    return s * y
+
+
+def _int_clamped_to_float(T, x, lo):
+    y = T.arange(4)
+    y.clamp_(0.5, 2)
+    return y
+
+
+INPLACE = [_clamped_y, _clipped_view, _zeros_clamped_by_bounds, _saved_then_clamped,
+           _clamped_input_of_sin, _int_clamped_to_float]
+
+
+@pytest.mark.parametrize("k", range(len(INPLACE)), ids=[f.__name__ for f in INPLACE])
+def test_clamp_inplace_as_pytorch(k):
+    want = _inplace_outcome(torch, k)
+    got = _inplace_outcome(adjit, k)
+    if isinstance(want, tuple):
+        assert got[0] is want[0], (got, want)
+        return
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    assert got[1] == want[1]
+    if isinstance(want[2], tuple):
+        assert got[2][0] is want[2][0] and got[2][1] == want[2][1], got[2]
+        return
+    for g, w in zip(got[2], want[2]):
+        assert (g is None) == (w is None)
+        if w is not None:
+            np.testing.assert_allclose(g, w, rtol=1e-6)

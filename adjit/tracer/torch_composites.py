@@ -241,7 +241,7 @@ def clamp(x, min=None, max=None):  # noqa: A002
 
 def _clamp(x, min, max, fn):  # noqa: A002
     if min is None and max is None:
-        raise RuntimeError(f"torch.{fn}: At least one of 'min' or 'max' must not be None")
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     min, max = _clamp_bounds(min, max, fn)  # noqa: A001
     bounds = [(tracer_tensor_ops.as_tensor_like(b), cmp) for b, cmp in
               ((min, ops.lt), (max, ops.gt)) if b is not None]
