@@ -90,6 +90,7 @@ SCALAR_OK = {
     "squeeze": lambda a, ax: np.squeeze(a, ax) * a,
     "stack": lambda a, ax: np.stack([a, a * a], axis=ax).sum(),
     "expand_dims": lambda a, ax: np.expand_dims(a * a, ax).sum(),
+    "repeat": lambda a, ax: np.repeat(a * a, 3, axis=ax).sum(),
 }
 
 
@@ -140,6 +141,27 @@ def test_a_0d_array_refuses_what_numpy_refuses(name):
         adjit.jit(f)(x)
     with pytest.raises(AxisError, match=HERE):
         adjit.grad(f)(x)
+
+
+@pytest.mark.parametrize("call", [
+    lambda a: np.rot90(a, 1, (0, 7)),
+    lambda a: np.rot90(a, 1, (1, -1)),
+    lambda a: np.rot90(a, 1, (0, 1, 2)),
+    lambda a: np.rot90(a[0, 0]),
+    lambda a: np.transpose(a, 7),
+    lambda a: np.transpose(a, (1, 1)),
+    lambda a: a.transpose(0, 1, 2),
+    lambda a: np.moveaxis(a, (0, 1), (1, 1)),
+    lambda a: np.moveaxis(a, (0, 1), 0),
+    lambda a: np.expand_dims(a, (0, 0)),
+])
+def test_other_axis_errors_as_numpy(call):
+    with pytest.raises(Exception) as want:
+        call(X)
+    with pytest.raises(want.type) as got:
+        adjit.jit(lambda a: call(a).sum())(X)
+    assert str(got.value).startswith(str(want.value).split(" (")[0][:20]), (got.value, want.value)
+    assert HERE in str(got.value)
 
 
 def test_concatenating_0d_arrays_is_numpys_value_error():

@@ -62,7 +62,7 @@ def _transpose(a, axes=None):
     nd = composites.ndim(x)
     if axes is None:
         return wrap(ops.transpose(x, tuple(reversed(range(nd)))))
-    axes = tuple(axes)
+    axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
     if len(axes) != nd:
         raise ValueError("axes don't match array")
     perm = tuple(composites.norm_axis(p, nd) for p in axes)

@@ -63,8 +63,13 @@ def _fliplr(m):
 def _rot90(m, k=1, axes=(0, 1)):
     x = _one(m)
     axes = tuple(axes)
-    if len(axes) != 2 or axes[0] % ir_composites.ndim(x) == axes[1] % ir_composites.ndim(x):
-        raise ValueError("len(axes) must be 2 and axes must be different.")
+    nd = ir_composites.ndim(x)
+    if len(axes) != 2:
+        raise ValueError("len(axes) must be 2.")
+    if axes[0] == axes[1] or abs(axes[0] - axes[1]) == nd:
+        raise ValueError("Axes must be different.")
+    if not all(-nd <= a < nd for a in axes):
+        raise ValueError(f"Axes={axes} out of range for array of ndim={nd}.")
     return wrap(composites_shape.rot90(x, operator.index(k), axes))
 
 
@@ -90,7 +95,7 @@ def _rollaxis(a, axis, start=0):
 @func("repeat")
 def _repeat(a, repeats, axis=None):
     _static("repeat", "repeats", repeats)
-    x = _one(a)
+    x = as_1d(_one(a), axis)
     ax = None if axis is None else _axis1("repeat", x, axis)
     return wrap(composites_shape.repeat(x, np.asarray(repeats), ax), _weak(a))
 
