@@ -275,3 +275,13 @@ def test_max_min_ties_with_initial_have_jaxs_gradient(k):
     np.testing.assert_allclose(adjit.jit(lambda a: f(np, a))(x), f(np, x))
     want = jax.grad(lambda a: jnp.sum(f(jnp, a)))(x)
     np.testing.assert_allclose(adjit.grad(lambda a: np.sum(f(np, a)))(x), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("axes", [([5], [0]), ([1], [-7])])
+def test_tensordot_axes_out_of_range(axes):
+    b = np.ones((3, 4))
+    with pytest.raises(IndexError) as want:  # (NumPy's own: "tuple index out of range")
+        np.tensordot(X, b, axes=axes)
+    with pytest.raises(want.type, match=f"out of bounds.*{HERE}") as got:
+        adjit.jit(lambda a: np.tensordot(a, b, axes=axes).sum())(X)
+    assert isinstance(got.value, AxisError)
