@@ -40,6 +40,10 @@ CLAMP = {  # (T, t): t a leaf that requires grad
     "clip-method": lambda T, t: t.clip(0.0, T.ones(4)),
     "numpy-scalar": lambda T, t: T.clamp(t, np.float64(0.0), T.ones(4)),
     "0d-requires-grad": lambda T, t: T.clamp(t, T.tensor(0.0, requires_grad=True), 1.0),
+    "ndarray-min": lambda T, t: T.clamp(t, np.zeros(4)),
+    "ndarray-max-clip-method": lambda T, t: t.clip(max=np.ones(4)),
+    "0d-ndarray": lambda T, t: T.clamp(t, np.array(0.0), 1.0),
+    "clamp_-ndarrays": lambda T, t: (t * 2).clamp_(np.zeros(4), np.ones(4)),
     # taken by PyTorch
     "tensor-min-only": lambda T, t: T.clamp(t, min=T.zeros(4)),
     "tensor-max-only": lambda T, t: t.clamp(max=T.ones(4)),

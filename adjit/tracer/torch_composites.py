@@ -209,7 +209,16 @@ def _clamp_bounds(min, max, fn):  # noqa: A002
     """PyTorch's two overloads of clamp: min and max both Tensors, or both numbers (None: no
     bound). A 0-d tensor without requires_grad also passes as a number (PyTorch's argument
     parser: the number it holds, so a Python scalar's promotion and no input of its own);
-    any other mix is its parser's TypeError."""
+    any other mix is its parser's TypeError, and so is a NumPy array (neither a Tensor nor a
+    number to PyTorch)."""
+    if isinstance(min, np.ndarray) or isinstance(max, np.ndarray):
+        got = ", ".join(f"{k}={type(b).__module__}.{type(b).__name__}" if isinstance(
+            b, np.ndarray) else f"{k}={type(b).__name__}" for k, b in (("min", min), ("max", max))
+            if b is not None)
+        raise TypeError(f"{fn}() received an invalid combination of arguments - got (Tensor, "
+                        f"{got}), but expected one of:\n"
+                        f" * (Tensor input, Tensor min = None, Tensor max = None)\n"
+                        f" * (Tensor input, Number min = None, Number max = None)\n")
     if min is None or max is None:
         return min, max
     is_t = [isinstance(b, Tensor) for b in (min, max)]
