@@ -531,8 +531,8 @@ FUNCTIONS = {name: _fn(name) for name in (
     "exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "rsqrt", "log1p", "expm1", "abs",
     "sigmoid", "relu", "sign", "neg", "sum", "mean", "max", "min", "argmax", "argmin", "norm",
     "var", "std", "prod", "softmax", "log_softmax", "matmul", "mm", "dot", "reshape",
-    "transpose", "permute", "squeeze", "unsqueeze", "flatten", "t", "clamp", "clip", "clamp_", "clip_", "cumsum",
-    "logsumexp", "all", "any",
+    "transpose", "permute", "squeeze", "unsqueeze", "flatten", "t", "clamp", "clip", "cumsum",
+    "clamp_", "clip_", "logsumexp", "all", "any",
     "pow", "add", "sub", "mul", "div", "clone", "detach", "eq", "ne", "lt", "le", "gt", "ge",
     "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "unbind", "flatten", "expand",
     "view_as", "numel")}

@@ -204,8 +204,8 @@ def _is_default(v, default, key=None):
     if v is default or v is _NO:
         return True
     if key == "where" and v is True:
-        # where=True (Python's True): every element takes part, as NumPy's default. (NumPy
-        # takes np.True_ or a mask as a mask: max and min then need initial=; refused here)
+        # where=True (Python's True): every element takes part, as NumPy's default (a mask is
+        # taken only by the reductions whose implementation has where=: `_mask`)
         return True
     return type(v) in (bool, int, float, str, type(None)) and type(v) is type(default) and \
         v == default
@@ -782,9 +782,7 @@ def _sum(a, axis=None, dtype=None, keepdims=False, initial=_NO, where=True):
 
 
 def _count_where(x, m, axis, keepdims):
-    if m is None:
-        n = ir_composites.count(x, axis)
-        return float(n) if n else float("nan")
+    """How many elements the mask m selects per result element (x's dtype)."""
     return ir_composites.sum(ops.convert(m, ops.dtype(x)), axis, keepdims)
 
 
@@ -806,7 +804,8 @@ def _extreme(name, a, axis, keepdims, initial, where):
         if m is not None:
             raise ValueError(f"reduction operation '{op}' does not have an identity, so to use "
                              f"a where mask one has to specify 'initial'")
-        return wrap((ir_composites.max if name == "max" else ir_composites.min)(x, axis, keepdims))
+        r = (ir_composites.max if name == "max" else ir_composites.min)(x, axis, keepdims)
+        return wrap(r)
     v = _initial_value(name, initial)
     # masked-out elements: the reduction's identity (so they tie with nothing), then initial
     dt = DTYPES[ops.dtype(x)]
