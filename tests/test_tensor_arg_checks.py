@@ -1,7 +1,8 @@
 """Argument checks of the Tensor front as PyTorch 2.13's: clamp/clip (and the in-place
 clamp_/clip_) take min and max both Tensors or both numbers (one alone either way; a 0-d tensor
-without requires_grad passes as a number), and the factories refuse a storage whose size overflows int64 with PyTorch's
-RuntimeError naming the sizes (the NumPy front keeps NumPy's ValueError)."""
+without requires_grad passes as a number); the factories refuse a storage whose size overflows
+int64 with PyTorch's RuntimeError naming the sizes, and one no memory can hold with PyTorch's
+RuntimeError too (the NumPy front keeps NumPy's ValueError)."""
 from __future__ import annotations
 
 import os
@@ -128,6 +129,29 @@ def test_overflowing_sizes_raise_pytorchs_runtime_error(name):
         assert str(got.value) == str(want.value)
     else:
         assert "overflow" in str(got.value)
+
+
+# sizes whose storage fits int64 but no memory (4 PiB and more: beyond x86-64's 128 TiB address
+# space, so no allocation succeeds whatever the machine's overcommit)
+UNALLOCATABLE = {
+    "zeros": lambda T: T.zeros(2 ** 40, 2 ** 10),
+    "empty": lambda T: T.empty(2 ** 40, 2 ** 10),
+    "randn": lambda T: T.randn(2 ** 40, 2 ** 10),
+    "full": lambda T: T.full((2 ** 40, 2 ** 10), 1.0),
+    "new_ones": lambda T: T.zeros(1).new_ones(2 ** 40, 2 ** 10),
+    "bool": lambda T: T.ones(2 ** 52, dtype=T.bool),
+    "arange": lambda T: T.arange(2 ** 50),
+    "eye": lambda T: T.eye(2 ** 26),
+}
+
+
+@pytest.mark.parametrize("name", UNALLOCATABLE)
+def test_unallocatable_sizes_raise_pytorchs_runtime_error(name):
+    with pytest.raises(RuntimeError, match="can't allocate memory") as want:
+        UNALLOCATABLE[name](torch)
+    with pytest.raises(want.type, match="can't allocate memory") as got:
+        UNALLOCATABLE[name](adjit)
+    assert type(got.value) is type(want.value) and "PiB" in str(got.value)
 
 
 def test_a_traced_fill_value_checks_the_sizes_too():

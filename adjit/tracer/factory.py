@@ -162,6 +162,20 @@ def _storage(shape, dt):
     return shape
 
 
+def _allocates(f):
+    """A factory whose allocation NumPy cannot make (MemoryError) raises PyTorch's RuntimeError
+    (its CPU allocator's), with NumPy's words for the size."""
+    import functools
+
+    @functools.wraps(f)
+    def factory(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except MemoryError as e:
+            raise RuntimeError(f"DefaultCPUAllocator: can't allocate memory: {e}") from None
+    return factory
+
+
 def _make(arr, requires_grad):
     if requires_grad and arr.dtype.kind != "f":
         raise RuntimeError("Only Tensors of floating point and complex dtype can require "
@@ -173,18 +187,21 @@ def _dt(dtype, default=np.float32):
     return to_np_dtype(dtype) if dtype is not None else np.dtype(default)
 
 
+@_allocates
 def zeros(*size, dtype=None, requires_grad=False, device=None):
     _check_device(device, "zeros", size)
     dt = _dt(dtype)
     return _make(np.zeros(_size(size, "zeros", dt), dt), requires_grad)
 
 
+@_allocates
 def ones(*size, dtype=None, requires_grad=False, device=None):
     _check_device(device, "ones", size)
     dt = _dt(dtype)
     return _make(np.ones(_size(size, "ones", dt), dt), requires_grad)
 
 
+@_allocates
 @quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def full(size, fill_value, dtype=None, requires_grad=False, device=None):
     _check_device(device, "full", (size, fill_value))
@@ -370,6 +387,7 @@ def _float_dtype(dt, kernel):
     return dt
 
 
+@_allocates
 def randn(*size, dtype=None, requires_grad=False, generator=None, device=None):
     _check_device(device, "randn", size)
     dt = _float_dtype(_dt(dtype), "normal_kernel_cpu")
@@ -377,6 +395,7 @@ def randn(*size, dtype=None, requires_grad=False, generator=None, device=None):
     return _make(rng.standard_normal(_size(size, "randn", dt)).astype(dt), requires_grad)
 
 
+@_allocates
 def rand(*size, dtype=None, requires_grad=False, generator=None, device=None):
     _check_device(device, "rand", size)
     dt = _float_dtype(_dt(dtype), "check_uniform_bounds")
@@ -384,6 +403,7 @@ def rand(*size, dtype=None, requires_grad=False, generator=None, device=None):
     return _make(rng.random(_size(size, "rand", dt)).astype(dt), requires_grad)
 
 
+@_allocates
 def randint(low, high=None, size=(), dtype=None, requires_grad=False, device=None):
     _check_device(device, "randint", (low, high, size))
     if high is None:
@@ -411,6 +431,7 @@ def empty_like(t, dtype=None, requires_grad=False, device=None):
     return _make(np.zeros(t._n.val.shape, _dt(dtype, t._n.val.dtype)), requires_grad)
 
 
+@_allocates
 @quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
     _check_device(device, "arange", (start,) if end is None else (start, end))
@@ -424,12 +445,14 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None
     return _make(arr, requires_grad)
 
 
+@_allocates
 @quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
     _check_device(device, "linspace", (start, end, steps))
     return _make(np.linspace(start, end, int(steps)).astype(_dt(dtype)), requires_grad)
 
 
+@_allocates
 def eye(n, m=None, dtype=None, requires_grad=False, device=None):
     _check_device(device, "eye", (n,) if m is None else (n, m))
     dt = _dt(dtype)
