@@ -8,8 +8,6 @@ means every axis.
 """
 from __future__ import annotations
 
-import builtins
-
 import numpy as np
 
 from . import ops
@@ -25,19 +23,41 @@ def ndim(x):
     return len(ops.shape(x))
 
 
-def norm_axes(axis, nd):
-    """A sorted tuple of non-negative axes for `axis` (None, an int or a sequence)."""
+# NumPy's exception for an axis out of range: an IndexError and a ValueError (np.exceptions
+# from NumPy 1.25, np.AxisError before)
+AxisError = getattr(np, "exceptions", np).AxisError
+
+
+def axis_error(a, nd):
+    return AxisError(f"axis {a} is out of bounds for an array of dimension {nd}")
+
+
+def norm_axis(a, nd):
+    """One non-negative axis for an integer axis `a` of an array of `nd` dimensions; AxisError
+    outside [-nd, nd) (NumPy's normalize_axis_index)."""
+    a = int(a)
+    if not -nd <= a < nd:
+        raise axis_error(a, nd)
+    return a % nd
+
+
+def norm_axes(axis, nd, scalar_int=False):
+    """A sorted tuple of non-negative axes for `axis` (None, an int or a sequence): AxisError for
+    an axis outside [-nd, nd), ValueError for a repeated one (NumPy's normalize_axis_tuple).
+    `scalar_int`: NumPy's ufunc reductions (sum, max, min, prod, any, all) take the int axis 0
+    or -1 of a 0-d array and reduce nothing (a legacy rule; a tuple such as (0,) is refused,
+    and so are mean, var, std): () then."""
     if axis is None:
         return tuple(range(nd))
     if type(axis) is int and -nd <= axis < nd:  # (the common case)
         return (axis % nd,)
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    out = []
-    for a in axes:
-        a = int(a)
-        if not -nd <= a < builtins.max(nd, 1):
-            raise ValueError(f"axis {a} is out of bounds for an array of dimension {nd}")
-        out.append(a % builtins.max(nd, 1))
+    if isinstance(axis, (int, np.integer)):
+        if scalar_int and nd == 0 and axis in (0, -1):
+            return ()
+        axes = (axis,)
+    else:
+        axes = tuple(axis)
+    out = [norm_axis(a, nd) for a in axes]
     if len(set(out)) != len(out):
         raise ValueError(f"repeated axis in {axis}")
     return tuple(sorted(out))
@@ -61,7 +81,7 @@ def _is_scalar(x):
 
 # --- reductions ------------------------------------------------------------------------------
 def sum(x, axis=None, keepdims=False):  # noqa: A001
-    axes = norm_axes(axis, ndim(x))
+    axes = norm_axes(axis, ndim(x), scalar_int=True)
     return _keep(ops.reduce_sum(x, axes), shape(x), axes, keepdims)
 
 
@@ -79,12 +99,12 @@ def mean(x, axis=None, keepdims=False):
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001
-    axes = norm_axes(axis, ndim(x))
+    axes = norm_axes(axis, ndim(x), scalar_int=True)
     return _keep(ops.reduce_max(x, axes=axes) if axes else x, shape(x), axes, keepdims)
 
 
 def min(x, axis=None, keepdims=False):  # noqa: A001
-    axes = norm_axes(axis, ndim(x))
+    axes = norm_axes(axis, ndim(x), scalar_int=True)
     return _keep(ops.reduce_min(x, axes=axes) if axes else x, shape(x), axes, keepdims)
 
 
@@ -101,9 +121,9 @@ def std(x, axis=None, ddof=0, keepdims=False):
 def prod(x, axis=None, keepdims=False):
     """Product by a pairwise tree of multiplications: exact, zero-safe, log(n) deep."""
     xs = shape(x)
-    axes = norm_axes(axis, len(xs))
+    axes = norm_axes(axis, len(xs), scalar_int=True)
     rest = [i for i in range(len(xs)) if i not in axes]
-    n = count(x, axis)
+    n = count(x, axes)
     y = ops.reshape(ops.transpose(x, tuple(rest + list(axes))),
                     tuple(xs[i] for i in rest) + (n,))
     lead = tuple(xs[i] for i in rest)
@@ -296,8 +316,7 @@ def any_(x, axis=None, keepdims=False):
 def expand_dims(x, axis):
     xs = list(shape(x))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    nd = len(xs) + len(axes)
-    for a in sorted(int(a) % nd for a in axes):
+    for a in norm_axes(axes, len(xs) + len(axes)):
         xs.insert(a, 1)
     return ops.reshape(x, tuple(xs))
 
@@ -307,7 +326,7 @@ def squeeze(x, axis=None):
     if axis is None:
         axes = tuple(i for i, d in enumerate(xs) if d == 1)
     else:
-        axes = norm_axes(axis, len(xs))
+        axes = norm_axes(axis, len(xs), scalar_int=True)
         for a in axes:
             if xs[a] != 1:
                 raise ValueError(f"cannot squeeze axis {a} of size {xs[a]} (shape {xs})")
@@ -316,8 +335,14 @@ def squeeze(x, axis=None):
 
 def moveaxis(x, src, dst):
     nd = ndim(x)
-    src = [int(a) % nd for a in ((src,) if isinstance(src, (int, np.integer)) else src)]
-    dst = [int(a) % nd for a in ((dst,) if isinstance(dst, (int, np.integer)) else dst)]
+    src = [norm_axis(a, nd) for a in ((src,) if isinstance(src, (int, np.integer)) else src)]
+    dst = [norm_axis(a, nd) for a in ((dst,) if isinstance(dst, (int, np.integer)) else dst)]
+    if len(src) != len(dst):
+        raise ValueError("`source` and `destination` arguments must have the same number of "
+                         "elements")
+    for axes, what in ((src, "source"), (dst, "destination")):
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"repeated axis in `{what}` argument")
     order = [i for i in range(nd) if i not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -327,7 +352,7 @@ def moveaxis(x, src, dst):
 def swapaxes(x, a, b):
     nd = ndim(x)
     perm = list(range(nd))
-    a, b = a % nd, b % nd
+    a, b = norm_axis(a, nd), norm_axis(b, nd)
     perm[a], perm[b] = perm[b], perm[a]
     return ops.transpose(x, tuple(perm))
 

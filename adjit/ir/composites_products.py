@@ -120,12 +120,13 @@ def tensordot(a, b, axes=2):
                              "a, axes of b)") from None
         ca = [ca] if isinstance(ca, (int, np.integer)) else list(ca)
         cb = [cb] if isinstance(cb, (int, np.integer)) else list(cb)
-    if len(ca) != len(cb) or any(not -len(s) <= int(c) < len(s)
-                                 for s, cs in ((sa, ca), (sb, cb)) for c in cs):
+    if len(ca) != len(cb):
         raise ValueError(f"tensordot: shape-mismatch for sum: axes {tuple(ca)} of {sa} and "
                          f"{tuple(cb)} of {sb}")
-    ca = tuple(int(c) % len(sa) for c in ca)
-    cb = tuple(int(c) % len(sb) for c in cb)
+    # an axis out of range: AxisError (NumPy's own tensordot fails with an IndexError there)
+    from .composites import norm_axis  # (composites imports this module)
+    ca = tuple(norm_axis(c, len(sa)) for c in ca)
+    cb = tuple(norm_axis(c, len(sb)) for c in cb)
     if len(set(ca)) != len(ca) or len(set(cb)) != len(cb):
         raise ValueError(f"tensordot: repeated axis in axes={axes!r}")
     if [sa[i] for i in ca] != [sb[i] for i in cb]:

@@ -1,6 +1,7 @@
 """Tensor factories and module-level functions (`adjit.tensor`, `adjit.ones`, `adjit.cat`...)."""
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 import zlib
@@ -128,7 +129,11 @@ def from_numpy(arr):
     return Tensor._from_array(arr)
 
 
-def _size(size, fn="zeros"):
+def _size(size, fn="zeros", dt=None):
+    """The sizes of a factory call (ints, or one tuple or list of them) as a tuple, checked as
+    PyTorch checks them: an int each, none negative, and with `dt` (the tensor's dtype) a
+    storage of at most 2**63 - 1 bytes (PyTorch's RuntimeError before it allocates; NumPy's
+    would be a ValueError, "array is too big")."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = size[0]
     out = []
@@ -143,7 +148,32 @@ def _size(size, fn="zeros"):
     if any(d < 0 for d in out):
         bad = next(d for d in out if d < 0)
         raise RuntimeError(f"Trying to create tensor with negative dimension {bad}: {out}")
+    if dt is not None:
+        _storage(out, dt)
     return tuple(out)
+
+
+def _storage(shape, dt):
+    n = np.dtype(dt).itemsize
+    for d in shape:
+        n *= d
+    if n > 2 ** 63 - 1:
+        raise RuntimeError(f"Storage size calculation overflowed with sizes={list(shape)}")
+    return shape
+
+
+def _allocates(f):
+    """A factory whose allocation NumPy cannot make (MemoryError) raises PyTorch's RuntimeError
+    (its CPU allocator's), with NumPy's words for the size."""
+    import functools
+
+    @functools.wraps(f)
+    def factory(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except MemoryError as e:
+            raise RuntimeError(f"DefaultCPUAllocator: can't allocate memory: {e}") from None
+    return factory
 
 
 def _make(arr, requires_grad):
@@ -157,28 +187,34 @@ def _dt(dtype, default=np.float32):
     return to_np_dtype(dtype) if dtype is not None else np.dtype(default)
 
 
+@_allocates
 def zeros(*size, dtype=None, requires_grad=False, device=None):
     _check_device(device, "zeros", size)
-    return _make(np.zeros(_size(size, "zeros"), _dt(dtype)), requires_grad)
+    dt = _dt(dtype)
+    return _make(np.zeros(_size(size, "zeros", dt), dt), requires_grad)
 
 
+@_allocates
 def ones(*size, dtype=None, requires_grad=False, device=None):
     _check_device(device, "ones", size)
-    return _make(np.ones(_size(size, "ones"), _dt(dtype)), requires_grad)
+    dt = _dt(dtype)
+    return _make(np.ones(_size(size, "ones", dt), dt), requires_grad)
 
 
+@_allocates
 @quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def full(size, fill_value, dtype=None, requires_grad=False, device=None):
     _check_device(device, "full", (size, fill_value))
     if tensor_ops.traced_number(fill_value):  # jit's traced Python number: its value
         dt = _dt(dtype, {"f": np.float32, "i": np.int64}.get(fill_value.dtype.kind, np.bool_))
-        out = ops.broadcast_to(ops.convert(fill_value._n, dt), _size((size,)))
+        out = ops.broadcast_to(ops.convert(fill_value._n, dt), _size((size,), "full", dt))
         if requires_grad and dt.kind != "f":
             _make(np.empty(0, dt), True)  # (PyTorch's error)
         return Tensor._wrap(out)
     default = np.float32 if isinstance(fill_value, float) else np.int64 if isinstance(
         fill_value, int) and not isinstance(fill_value, bool) else np.bool_
-    return _make(np.full(_size((size,)), fill_value, _dt(dtype, default)), requires_grad)
+    dt = _dt(dtype, default)
+    return _make(np.full(_size((size,), "full", dt), fill_value, dt), requires_grad)
 
 
 def empty(*size, dtype=None, requires_grad=False, device=None):
@@ -351,25 +387,29 @@ def _float_dtype(dt, kernel):
     return dt
 
 
+@_allocates
 def randn(*size, dtype=None, requires_grad=False, generator=None, device=None):
     _check_device(device, "randn", size)
     dt = _float_dtype(_dt(dtype), "normal_kernel_cpu")
     rng = _generator(generator, "randn", size)
-    return _make(rng.standard_normal(_size(size)).astype(dt), requires_grad)
+    return _make(rng.standard_normal(_size(size, "randn", dt)).astype(dt), requires_grad)
 
 
+@_allocates
 def rand(*size, dtype=None, requires_grad=False, generator=None, device=None):
     _check_device(device, "rand", size)
     dt = _float_dtype(_dt(dtype), "check_uniform_bounds")
     rng = _generator(generator, "rand", size)
-    return _make(rng.random(_size(size)).astype(dt), requires_grad)
+    return _make(rng.random(_size(size, "rand", dt)).astype(dt), requires_grad)
 
 
+@_allocates
 def randint(low, high=None, size=(), dtype=None, requires_grad=False, device=None):
     _check_device(device, "randint", (low, high, size))
     if high is None:
         low, high = 0, low
-    return _make(_rng.integers(low, high, _size((size,))).astype(_dt(dtype, np.int64)),
+    dt = _dt(dtype, np.int64)
+    return _make(_rng.integers(low, high, _size((size,), "randint", dt)).astype(dt),
                  requires_grad)
 
 
@@ -391,25 +431,33 @@ def empty_like(t, dtype=None, requires_grad=False, device=None):
     return _make(np.zeros(t._n.val.shape, _dt(dtype, t._n.val.dtype)), requires_grad)
 
 
+@_allocates
 @quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
     _check_device(device, "arange", (start,) if end is None else (start, end))
     if end is None:
         start, end = 0, start
     isfloat = any(isinstance(v, float) for v in (start, end, step))
-    arr = np.arange(start, end, step, dtype=_dt(dtype, np.float32 if isfloat else np.int64))
+    dt = _dt(dtype, np.float32 if isfloat else np.int64)
+    if step and all(isinstance(v, numbers.Real) for v in (start, end, step)):
+        _storage((max(math.ceil((end - start) / step), 0),), dt)
+    arr = np.arange(start, end, step, dtype=dt)
     return _make(arr, requires_grad)
 
 
+@_allocates
 @quiet_fp  # a value beyond the dtype's range is inf, silently as in PyTorch
 def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
     _check_device(device, "linspace", (start, end, steps))
     return _make(np.linspace(start, end, int(steps)).astype(_dt(dtype)), requires_grad)
 
 
+@_allocates
 def eye(n, m=None, dtype=None, requires_grad=False, device=None):
     _check_device(device, "eye", (n,) if m is None else (n, m))
-    return _make(np.eye(n, m, dtype=_dt(dtype)), requires_grad)
+    dt = _dt(dtype)
+    _storage((n, n if m is None else m), dt)
+    return _make(np.eye(n, m, dtype=dt), requires_grad)
 
 
 def is_tensor(x):
@@ -507,7 +555,7 @@ FUNCTIONS = {name: _fn(name) for name in (
     "sigmoid", "relu", "sign", "neg", "sum", "mean", "max", "min", "argmax", "argmin", "norm",
     "var", "std", "prod", "softmax", "log_softmax", "matmul", "mm", "dot", "reshape",
     "transpose", "permute", "squeeze", "unsqueeze", "flatten", "t", "clamp", "clip", "cumsum",
-    "logsumexp", "all", "any",
+    "clamp_", "clip_", "logsumexp", "all", "any",
     "pow", "add", "sub", "mul", "div", "clone", "detach", "eq", "ne", "lt", "le", "gt", "ge",
     "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "unbind", "flatten", "expand",
     "view_as", "numel")}

@@ -197,6 +197,38 @@ def _inplace(prim, name, true_div=False):
     return f
 
 
+def _clamp_inplace(fn):
+    """`x.clamp_(min, max)` / `x.clip_(...)` (and `adjit.clamp_`): clamp computed as the
+    out-of-place op (PyTorch's argument checks and ClampBackward0/1), written into x's storage;
+    x then is that result, as the other in-place ops (`_inplace`)."""
+    def f(self, min=None, max=None):  # noqa: A002
+        min, max = torch_composites._clamp_bounds(min, max, fn + "_")  # (PyTorch's parser first)
+        self._inplace_check()
+        n = self._n
+        src = self
+        if n.rec is None and not n.requires_grad and STATE.grad_enabled and any(
+                isinstance(b, Tensor) and b._n.requires_grad for b in (min, max)):
+            # the bound's derivative reads x's old value, which the storage is about to lose
+            src = Tensor._wrap(TapeNode(n.val.copy(), n.type, None, EAGER))
+        res = torch_composites._clamp(src, min, max, fn + "_")
+        rv = res._n.val
+        if rv.dtype != n.val.dtype and not np.can_cast(rv.dtype, n.val.dtype, "same_kind"):
+            raise RuntimeError(f"result type {tensor_ops._tname(res)} can't be cast to the desired "
+                               f"output type {tensor_ops._tname(self)}")
+        if rv.shape != n.val.shape:
+            raise shape_error(f"output with shape {list(n.val.shape)} doesn't match the "
+                              f"broadcast shape {list(rv.shape)}")
+        tensor_ops.write(n, rv)
+        if res._n.rec is not None:
+            adopt_storage(res._n, n)
+            inplace_result(res._n, n)
+            self._n = res._n
+            views.rebase(self)
+        return self
+    f.__name__ = fn + "_"
+    return f
+
+
 def _maxmin(prim):
     """`x.maximum(y)` / `adjit.maximum(x, y)`: elementwise, with PyTorch's promotion; at a tie
     each operand gets half the gradient (as PyTorch's MaximumBackward0 / MinimumBackward0)."""
@@ -363,5 +395,6 @@ def install():
     t.maximum = _maxmin("maximum")
     t.minimum = _maxmin("minimum")
     t.clamp = torch_composites.clamp
-    t.clip = torch_composites.clamp
+    t.clip = torch_composites.clip
+    t.clamp_, t.clip_ = _clamp_inplace("clamp"), _clamp_inplace("clip")
     t.cumsum = torch_composites.cumsum

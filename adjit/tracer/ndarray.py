@@ -263,7 +263,10 @@ class TracedArray:
     flatten = ravel
 
     def squeeze(self, axis=None):
-        return wrap(composites.squeeze(self._n, axis), self.weak)
+        try:
+            return wrap(composites.squeeze(self._n, axis), self.weak)
+        except (ValueError, IndexError) as e:
+            raise type(e)(f"{e} in np.squeeze{where_str()}") from None
 
     def copy(self, order="C"):
         return self

@@ -200,8 +200,12 @@ def _signatures(name, fn):
     return sig, frozenset(p.name if p.kind is not p.VAR_KEYWORD else "**" for p in params)
 
 
-def _is_default(v, default):
+def _is_default(v, default, key=None):
     if v is default or v is _NO:
+        return True
+    if key == "where" and v is True:
+        # where=True (Python's True): every element takes part, as NumPy's default (a mask is
+        # taken only by the reductions whose implementation has where=: `_mask`)
         return True
     return type(v) in (bool, int, float, str, type(None)) and type(v) is type(default) and \
         v == default
@@ -338,7 +342,7 @@ def _dispatch(name, fn, args, kwargs, bind=True):
                 elif k == "out":
                     if v is not None:
                         break
-                elif not _is_default(v, default):
+                elif not _is_default(v, default, k):
                     break
             else:
                 try:  # (_call inlined: one frame less per NumPy call)
@@ -369,7 +373,7 @@ def _dispatch(name, fn, args, kwargs, bind=True):
                                     f"an ndarray{where_str()}; use the returned value instead")
                 if (k in ours or (k != key and "**" in ours)) and val is not _NO:
                     kw[k] = val
-                elif not _is_default(val, p.default if k == key else _NO):
+                elif not _is_default(val, p.default if k == key else _NO, k):
                     raise refuse(name, k, val)
     kw.pop("out", None)
     return _call(name, fn, pos, kw)
@@ -499,7 +503,8 @@ def array_ufunc(uf, method, inputs, kwargs):
         raise TypeError(f"{label}(..., out=...) cannot write a traced value into an ndarray"
                         f"{where_str()}; use the returned value instead")
     for k, v in kwargs.items():
-        if k in ("out", "dtype") or (k in _UFUNC_DEFAULTS and v == _UFUNC_DEFAULTS[k]):
+        if k in ("out", "dtype") or (k in _UFUNC_DEFAULTS and v == _UFUNC_DEFAULTS[k]) or \
+                _is_default(v, _NO, k):
             continue
         raise TypeError(f"{label}(..., {k}={v!r}) is not supported on traced arrays"
                         f"{where_str()}" + ("" if k not in _UFUNC_DEFAULTS else
@@ -725,45 +730,147 @@ def _acc(a, dtype, to_float=False, name="sum"):
     return x
 
 
+def _mask(x, where, name):
+    """`where=` of a reduction: None for True (every element), else the bool mask broadcast to
+    x's shape (a plain or traced array; NumPy's errors for another dtype or shape)."""
+    if where is True:
+        return None
+    m = where._n if isinstance(where, TracedArray) else np.asarray(where)
+    dt = ops.dtype(m) if isinstance(where, TracedArray) else NAME_OF.get(m.dtype, str(m.dtype))
+    if dt != "bool":
+        have = np.dtype(DTYPES[dt]) if dt in DTYPES else np.dtype(dt)
+        raise TypeError(f"np.{name}(..., where=...): cannot cast array data from {have!r} to "
+                        f"dtype('bool') according to the rule 'safe'{where_str()}")
+    xs, ms = ops.shape(x), tuple(ops.shape(m))
+    try:
+        ok = np.broadcast_shapes(ms, xs) == tuple(xs)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"np.{name}(..., where=...): a mask of shape {ms} does not broadcast "
+                         f"to the array's shape {tuple(xs)}{where_str()}")
+    return ops.broadcast_to(m, tuple(xs))
+
+
+def _masked(x, m, fill):
+    """x where the mask holds, `fill` (the reduction's identity) elsewhere."""
+    return x if m is None else ops.select(m, x, ops.full(ops.shape(x), fill, ops.dtype(x)))
+
+
+def _initial_value(name, initial):
+    if isinstance(initial, TracedArray) or np.ndim(initial) != 0 or \
+            isinstance(initial, (str, bytes)):
+        raise TypeError(f"np.{name}(..., initial=...) takes a plain number on traced arrays"
+                        f"{where_str()}")
+    return np.asarray(initial).item()
+
+
+def _initial(name, r, initial, op):
+    """`initial=` folded into a reduction's result r (sum: +, prod: *, max/min: maximum,
+    minimum, whose derivative splits a tie evenly, as JAX's)."""
+    if initial is _NO:
+        return r
+    v = _initial_value(name, initial)
+    return ops.__getattr__(op)(r, ops.full(ops.shape(r), v, ops.dtype(r)))
+
+
 @func("sum")
-def _sum(a, axis=None, dtype=None, keepdims=False):
-    return wrap(ir_composites.sum(_acc(a, dtype), axis, keepdims))
+def _sum(a, axis=None, dtype=None, keepdims=False, initial=_NO, where=True):
+    x = _acc(a, dtype)
+    r = ir_composites.sum(_masked(x, _mask(x, where, "sum"), 0), axis, keepdims)
+    return wrap(_initial("sum", r, initial, "add"))
+
+
+def _count_where(x, m, axis, keepdims):
+    """How many elements the mask m selects per result element (x's dtype)."""
+    return ir_composites.sum(ops.convert(m, ops.dtype(x)), axis, keepdims)
 
 
 @func("mean")
-def _mean(a, axis=None, dtype=None, keepdims=False):
-    return wrap(ir_composites.mean(_acc(a, dtype, True, "mean"), axis, keepdims))
+def _mean(a, axis=None, dtype=None, keepdims=False, *, where=True):
+    x = _acc(a, dtype, True, "mean")
+    m = _mask(x, where, "mean")
+    if m is None:
+        return wrap(ir_composites.mean(x, axis, keepdims))
+    return wrap(ops.div(ir_composites.sum(_masked(x, m, 0), axis, keepdims),
+                        _count_where(x, m, axis, keepdims)))
+
+
+def _extreme(name, a, axis, keepdims, initial, where):
+    x = _one(a)
+    m = _mask(x, where, name)
+    op = "maximum" if name == "max" else "minimum"
+    if initial is _NO:
+        if m is not None:
+            raise ValueError(f"reduction operation '{op}' does not have an identity, so to use "
+                             f"a where mask one has to specify 'initial'")
+        r = (ir_composites.max if name == "max" else ir_composites.min)(x, axis, keepdims)
+        return wrap(r)
+    v = _initial_value(name, initial)
+    # masked-out elements: the reduction's identity (so they tie with nothing), then initial
+    dt = DTYPES[ops.dtype(x)]
+    big = np.inf if dt.kind == "f" else True if dt.kind == "b" else np.iinfo(dt).max
+    low = -np.inf if dt.kind == "f" else False if dt.kind == "b" else np.iinfo(dt).min
+    x = _masked(x, m, low if name == "max" else big)
+    axes = ir_composites.norm_axes(axis, ir_composites.ndim(x), scalar_int=True)
+    if ir_composites.count(x, axes) == 0:  # nothing to reduce: the initial value
+        shp = tuple(1 if i in axes else d for i, d in enumerate(ops.shape(x))) if keepdims \
+            else tuple(d for i, d in enumerate(ops.shape(x)) if i not in axes)
+        return wrap(ops.full(shp, v, ops.dtype(x)))
+    r = (ir_composites.max if name == "max" else ir_composites.min)(x, axes, keepdims)
+    return wrap(_initial(name, r, initial, op))
 
 
 @func("max", "amax")
-def _max(a, axis=None, keepdims=False):
-    return wrap(ir_composites.max(_one(a), axis, keepdims))
+def _max(a, axis=None, keepdims=False, initial=_NO, where=True):
+    return _extreme("max", a, axis, keepdims, initial, where)
 
 
 @func("min", "amin")
-def _min(a, axis=None, keepdims=False):
-    return wrap(ir_composites.min(_one(a), axis, keepdims))
+def _min(a, axis=None, keepdims=False, initial=_NO, where=True):
+    return _extreme("min", a, axis, keepdims, initial, where)
 
 
 @func("prod")
-def _prod(a, axis=None, dtype=None, keepdims=False):
-    return wrap(ir_composites.prod(_acc(a, dtype, name="prod"), axis, keepdims))
+def _prod(a, axis=None, dtype=None, keepdims=False, initial=_NO, where=True):
+    x = _acc(a, dtype, name="prod")
+    r = ir_composites.prod(_masked(x, _mask(x, where, "prod"), 1), axis, keepdims)
+    return wrap(_initial("prod", r, initial, "mul"))
+
+
+def _var_node(a, axis, dtype, ddof, keepdims, where, name):
+    x = _acc(a, dtype, True, name)
+    m = _mask(x, where, name)
+    if m is None:
+        return ir_composites.var(x, axis, ddof, keepdims)
+    n = _count_where(x, m, axis, True)
+    mu = ops.div(ir_composites.sum(_masked(x, m, 0), axis, True), n)
+    d = ops.sub(x, ops.broadcast_to(mu, ops.shape(x)))
+    s = ir_composites.sum(_masked(ops.mul(d, d), m, 0), axis, keepdims)
+    return ops.div(s, ops.maximum(ops.sub(_count_where(x, m, axis, keepdims), float(ddof)),
+                                  0.0))
 
 
 @func("var")
-def _var(a, axis=None, dtype=None, ddof=0, keepdims=False):
-    return wrap(ir_composites.var(_acc(a, dtype, True, "var"), axis, ddof, keepdims))
+def _var(a, axis=None, dtype=None, ddof=0, keepdims=False, *, where=True):
+    return wrap(_var_node(a, axis, dtype, ddof, keepdims, where, "var"))
 
 
 @func("std")
-def _std(a, axis=None, dtype=None, ddof=0, keepdims=False):
-    return wrap(ir_composites.std(_acc(a, dtype, True, "std"), axis, ddof, keepdims))
+def _std(a, axis=None, dtype=None, ddof=0, keepdims=False, *, where=True):
+    return wrap(ops.sqrt(_var_node(a, axis, dtype, ddof, keepdims, where, "std")))
 
 
 @func("cumsum")
 def _cumsum(a, axis=None, dtype=None):
     axis = _int_axis("cumsum", axis)
-    return wrap(ir_composites.cumsum(_acc(a, dtype, name="cumsum"), axis))
+    return wrap(ir_composites.cumsum(as_1d(_acc(a, dtype, name="cumsum"), axis), axis))
+
+
+def as_1d(x, axis):
+    """NumPy's functions along one axis (cumsum, cumprod, argmax, argmin, take, argsort) see
+    a 0-d array with an integer axis as a 1-d array of one element (axis 0 or -1 then)."""
+    return ops.reshape(x, (1,)) if axis is not None and not ops.shape(x) else x
 
 
 def _int_axis(name, axis):
@@ -780,15 +887,19 @@ def _arg(prim):
     def impl(a, axis=None, keepdims=False):
         x = _one(a)
         axis = _int_axis(prim, axis)
+        nd = ir_composites.ndim(x)
         if axis is None:
             x, ax = ops.reshape(x, (ir_composites.count(x),)), 0
         else:
+            x = as_1d(x, axis)
             ax = ir_composites.norm_axes(axis, ir_composites.ndim(x))[0]
         r = ops.__getattr__(prim)(x, axis=ax)
         if keepdims:
-            shp = list(ops.shape(x)) if axis is not None else [1] * len(ops.shape(_one(a)))
-            if axis is not None:
+            shp = list(ops.shape(x)) if axis is not None else [1] * nd
+            if axis is not None and nd:
                 shp[ax] = 1
+            else:
+                shp = shp[:nd]
             r = ops.reshape(r, tuple(shp))
         return wrap(r)
     return impl
@@ -798,13 +909,21 @@ FUNCS["argmax"], FUNCS["argmin"] = _arg("argmax"), _arg("argmin")
 
 
 @func("all")
-def _all(a, axis=None, keepdims=False):
-    return wrap(ir_composites.all_(_one(a), axis, keepdims))
+def _all(a, axis=None, keepdims=False, *, where=True):
+    x = _one(a)
+    if where is not True:
+        x = ops.convert(x, "bool")
+        x = _masked(x, _mask(x, where, "all"), True)
+    return wrap(ir_composites.all_(x, axis, keepdims))
 
 
 @func("any")
-def _any(a, axis=None, keepdims=False):
-    return wrap(ir_composites.any_(_one(a), axis, keepdims))
+def _any(a, axis=None, keepdims=False, *, where=True):
+    x = _one(a)
+    if where is not True:
+        x = ops.convert(x, "bool")
+        x = _masked(x, _mask(x, where, "any"), False)
+    return wrap(ir_composites.any_(x, axis, keepdims))
 
 
 # --- elementwise functions ---------------------------------------------------------------------

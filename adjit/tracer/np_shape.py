@@ -11,7 +11,7 @@ from ..ir import ops
 from ..ir.types import dtype_name
 from .ndarray import deepest, promote_nobroadcast, wrap
 from .ndarray import where_str
-from .np_dispatch import FUNCS, _acc, _dt, _int_axis, _one, func
+from .np_dispatch import FUNCS, _acc, _dt, _int_axis, _one, as_1d, func
 
 
 # --- shape functions ---------------------------------------------------------------------------
@@ -60,7 +60,14 @@ def _reshape(a, shape=None, order="C", copy=None):
 def _transpose(a, axes=None):
     x = _one(a)
     nd = composites.ndim(x)
-    perm = tuple(reversed(range(nd))) if axes is None else tuple(int(p) % nd for p in axes)
+    if axes is None:
+        return wrap(ops.transpose(x, tuple(reversed(range(nd)))))
+    axes = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
+    if len(axes) != nd:
+        raise ValueError("axes don't match array")
+    perm = tuple(composites.norm_axis(p, nd) for p in axes)
+    if len(set(perm)) != nd:
+        raise ValueError("repeated axis in transpose")
     return wrap(ops.transpose(x, perm))
 
 
@@ -108,6 +115,7 @@ def _take(a, indices, axis=None):
     axis = _int_axis("take", axis)
     if axis is None:
         x, axis = ops.reshape(x, (composites.count(x),)), 0
+    x = as_1d(x, axis)
     axis = composites.norm_axes(axis, composites.ndim(x))[0]
     idx = _index_operand(np.asarray(indices) if isinstance(indices, list) else indices,
                          ops.shape(x)[axis], deepest(a))
@@ -137,6 +145,8 @@ def _concatenate(arrays, axis=0, dtype=None, casting="same_kind"):
     if axis is None:
         xs, axis = [ops.reshape(x, (composites.count(x),)) for x in xs], 0
     nd = composites.ndim(xs[0])
+    if nd == 0:
+        raise ValueError("zero-dimensional arrays cannot be concatenated")
     if any(composites.ndim(x) != nd for x in xs):
         raise ValueError("all the input arrays must have the same number of dimensions, got "
                          f"shapes {[ops.shape(x) for x in xs]}")
@@ -153,7 +163,7 @@ def _stack(arrays, axis=0, dtype=None, casting="same_kind"):
     if len(shapes) != 1:
         raise ValueError(f"all input arrays must have the same shape, got "
                          f"{[ops.shape(x) for x in xs]}")
-    ax = int(axis) % (composites.ndim(xs[0]) + 1)
+    ax = composites.norm_axis(axis, composites.ndim(xs[0]) + 1)
     return _dt(wrap(ops.concatenate(*[composites.expand_dims(x, ax) for x in xs], axis=ax)), dtype)
 
 

@@ -13,7 +13,7 @@ from ..ir import ops
 from ..ir.core import REGISTRY, bind
 from .np_indexing import _mask_indices
 from .ndarray import TracedArray, deepest, promote, promote_nobroadcast, where_str, wrap
-from .np_dispatch import FUNCS, _acc, _dt, _int_axis, _one, func, refuse
+from .np_dispatch import FUNCS, _acc, _dt, _int_axis, _one, as_1d, func, refuse
 
 _NO = np._NoValue
 
@@ -63,8 +63,13 @@ def _fliplr(m):
 def _rot90(m, k=1, axes=(0, 1)):
     x = _one(m)
     axes = tuple(axes)
-    if len(axes) != 2 or axes[0] % ir_composites.ndim(x) == axes[1] % ir_composites.ndim(x):
-        raise ValueError("len(axes) must be 2 and axes must be different.")
+    nd = ir_composites.ndim(x)
+    if len(axes) != 2:
+        raise ValueError("len(axes) must be 2.")
+    if axes[0] == axes[1] or abs(axes[0] - axes[1]) == nd:
+        raise ValueError("Axes must be different.")
+    if not all(-nd <= a < nd for a in axes):
+        raise ValueError(f"Axes={axes} out of range for array of ndim={nd}.")
     return wrap(composites_shape.rot90(x, operator.index(k), axes))
 
 
@@ -90,7 +95,7 @@ def _rollaxis(a, axis, start=0):
 @func("repeat")
 def _repeat(a, repeats, axis=None):
     _static("repeat", "repeats", repeats)
-    x = _one(a)
+    x = as_1d(_one(a), axis)
     ax = None if axis is None else _axis1("repeat", x, axis)
     return wrap(composites_shape.repeat(x, np.asarray(repeats), ax), _weak(a))
 
@@ -172,6 +177,7 @@ def _cumprod(a, axis=None, dtype=None):
     axis = _int_axis("cumprod", axis)
     if axis is None:
         x, axis = ops.reshape(x, (ir_composites.count(x),)), 0
+    x = as_1d(x, axis)
     return wrap(composites_shape.cumprod(x, ir_composites.norm_axes(axis, ir_composites.ndim(x))[0]))
 
 
@@ -287,8 +293,6 @@ def _sortable(a, name):
     if ops.dtype(x) == "bool":
         x = ops.convert(x, "i32")
         return x, True
-    if ir_composites.ndim(x) == 0:
-        raise ValueError(f"np.{name} of a 0-d array: axis -1 is out of bounds")
     return x, False
 
 
@@ -303,6 +307,7 @@ def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
 @func("argsort")
 def _argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     x, _ = _sortable(a, "argsort")
+    x = as_1d(x, axis)
     x, ax = _sort_axis("argsort", x, axis, kind, order, stable)
     return wrap(composites_shape.argsort(x, ax))
 

@@ -205,12 +205,53 @@ def logsumexp_axes(dim, nd):
     return tuple(sorted(tracer_tensor_ops._axes(dims, nd)))
 
 
-def clamp(x, min=None, max=None):
+def _clamp_bounds(min, max, fn):  # noqa: A002
+    """PyTorch's two overloads of clamp: min and max both Tensors, or both numbers (None: no
+    bound). A 0-d tensor without requires_grad also passes as a number (PyTorch's argument
+    parser: the number it holds, so a Python scalar's promotion and no input of its own);
+    any other mix is its parser's TypeError, and so is a NumPy array (neither a Tensor nor a
+    number to PyTorch)."""
+    if isinstance(min, np.ndarray) or isinstance(max, np.ndarray):
+        got = ", ".join(f"{k}={type(b).__module__}.{type(b).__name__}" if isinstance(
+            b, np.ndarray) else f"{k}={type(b).__name__}" for k, b in (("min", min), ("max", max))
+            if b is not None)
+        raise TypeError(f"{fn}() received an invalid combination of arguments - got (Tensor, "
+                        f"{got}), but expected one of:\n"
+                        f" * (Tensor input, Tensor min = None, Tensor max = None)\n"
+                        f" * (Tensor input, Number min = None, Number max = None)\n")
+    if min is None or max is None:
+        return min, max
+    is_t = [isinstance(b, Tensor) for b in (min, max)]
+    if is_t[0] == is_t[1]:
+        return min, max
+    t = min if is_t[0] else max
+    if not t._n.type.shape and not t.requires_grad and t._n.trace is EAGER:
+        v = t._n.val.item()
+        return (v, max) if is_t[0] else (min, v)
+    names = ["Tensor" if i else type(b).__name__ for i, b in zip(is_t, (min, max))]
+    raise TypeError(f"{fn}() received an invalid combination of arguments - got (Tensor, "
+                    f"min={names[0]}, max={names[1]}), but expected one of:\n"
+                    f" * (Tensor input, Tensor min = None, Tensor max = None)\n"
+                    f" * (Tensor input, Number min = None, Number max = None)\n"
+                    f"min and max must both be Tensors or both numbers")
+
+
+def clip(x, min=None, max=None):  # noqa: A002
+    """torch.clip / Tensor.clip: clamp, errors worded for clip."""
+    return _clamp(x, min, max, "clip")
+
+
+def clamp(x, min=None, max=None):  # noqa: A002
     """PyTorch's clamp: the gradient passes where min <= x <= max (both ends included), unlike
     maximum/minimum whose ties split it; a NaN stays NaN, with derivative 0 (the comparisons
     are false there, as in PyTorch's mask)."""
+    return _clamp(x, min, max, "clamp")
+
+
+def _clamp(x, min, max, fn):  # noqa: A002
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    min, max = _clamp_bounds(min, max, fn)  # noqa: A001
     bounds = [(tracer_tensor_ops.as_tensor_like(b), cmp) for b, cmp in
               ((min, ops.lt), (max, ops.gt)) if b is not None]
     # PyTorch's promotion of the input with the bounds (an int tensor clamped at 1.5 is
