@@ -2,7 +2,7 @@
 graph as traced (`eval_graph` of the unoptimised graph, each equation's NumPy implementation) and
 NumPy's own answer, for every input, special values included (adjit/runtime/interpreter.py):
 - an integer index wrapped and bounds-checked (`indexing.wrap_traced_index`: one `index_wrap`)
-  gives NumPy's answer, IndexError included, and a fresh array;
+  is the index itself behind one range test when every index is in [0, n);
 - a chain of reshapes and transposes of a dot_general's result that only reshapes it in C order
   is the product itself (a fresh array: no copy of a view at the end);
 - the exact product with an identity matrix (`passes._exact_identity_product`) is x + 0.0
@@ -75,6 +75,7 @@ def test_wrapped_integer_indices_match_numpy_and_the_traced_graph(monkeypatch, c
     opt = optimize(g)
     fn, loop, gen = _plan_runs(opt, [z, y])
     assert [e.prim.name for e in opt.eqns].count("index_wrap") == 1, opt
+    assert "_cnz(" in fn.source  # the range test
 
     def numpy():
         return z[np.arange(6), y] * 2.0, y * 3
@@ -88,9 +89,8 @@ def test_wrapped_integer_indices_match_numpy_and_the_traced_graph(monkeypatch, c
 
 
 def test_a_wrapped_intermediate_index_is_freed_and_never_written(monkeypatch):
-    # the index is an intermediate (y * 1) that dies at the index_wrap: its result is a fresh
-    # array (the index itself where every index is in range), so the later `add` writing into
-    # a dying operand cannot write into the result
+    # the index is an intermediate (y * 1) that dies at the index_wrap: freed on both
+    # branches; the result aliases it on the shortcut, so the later `add` must not write into it
     from adjit.ir import parse_graph
     g = parse_graph(
         "def f(y: i64[4], k: i64[4]) -> (i64[4], i64[4]):\n"
@@ -104,6 +104,7 @@ def test_a_wrapped_intermediate_index_is_freed_and_never_written(monkeypatch):
         fn, loop, gen = _plan_runs(g, [y, k])
         want = _outcome(lambda y=y: eval_graph(g, [y, k]))
         assert loop == want and gen == want, (y, fn.source)
+        assert "_cnz(" in fn.source
         s, r = fn([y, k], [])
         assert s is not r and r.base is None and np.shares_memory(s, r) is False
 
@@ -231,6 +232,7 @@ def test_mlp_step_plan_matches_the_traced_graph_bitwise():
             inp[1][3] = -(inp[4] @ inp[0])[0, 3]
             assert ((inp[4] @ inp[0] + inp[1]) == 0).any()
         fn, loop, gen = _plan_runs(opt, inp)
+        assert "_cnz(" in fn.source
         want = _outcome(lambda: eval_graph(g, inp))
         assert loop == want and gen == want
 

@@ -495,8 +495,8 @@ def _run_steps(env, steps, pool=None, need=None):
 # Shortcuts that give the same bits (tests/test_interpreter_fastpaths.py, special values): small
 # broadcasts and transposes made C-contiguous for NumPy's trivial loop (`plan_small_layouts`), a
 # reshape/transpose chain that is a C-order reshape as one reshape of its root, a product read
-# only by one as NumPy's product (`plan_view_chains`), small broadcasts of one operand with the
-# same elements made once
+# only by one as NumPy's product (`plan_view_chains`), a wrapped integer index behind one range
+# test (`_em_index_wrap`), small broadcasts of one operand with the same elements made once
 # (`plan_shared_broadcasts`) into a buffer of the plan's pool (`_em_bcast`), the broadcast of
 # an IEEE operation of a vector computed on the vector's made broadcast
 # (`plan_derived_broadcasts`), a select of an equality mask behind a test of the mask
@@ -570,7 +570,8 @@ _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_where": getattr(np.where, "_implementation", np.where),
             "_reshape": np.reshape, "_transpose": np.transpose, "_full": np.full,
             "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce,
-            "_cnz": _count_nonzero, "_empty": np.empty, "_isfin": np.isfinite}
+            "_cnz": _count_nonzero, "_empty": np.empty, "_ge": np.greater_equal,
+            "_U64": np.dtype(np.uint64), "_U32": np.dtype(np.uint32), "_isfin": np.isfinite}
 
 # provenance of a value, what the generated code may assume about it:
 FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, writeable
@@ -1332,6 +1333,22 @@ def _em_view(fn, param):
     return em
 
 
+def _em_index_wrap(gen, e, ops, dts):
+    """index_wrap: where every index is in [0, n) (labels, an arange: the common case) the
+    result is the index itself behind one test, `count_nonzero(i as unsigned >= n) == 0` (a
+    negative index is a huge unsigned one); otherwise the implementation. An alias of the
+    operand (as stop_gradient's): reused only if nothing else holds it."""
+    i, n, _ = e.inputs
+    if type(i) is Lit or type(n.value) is not int or n.value < 0 or \
+            not e.outvars[0].type.shape:
+        return None
+    u = "_U64" if dts[0] == "i64" else "_U32"
+    kn = gen.const(np.asarray(n.value, np.uint64 if u == "_U64" else np.uint32), "n")
+    f = gen.const(e.prim.impl, "f")
+    return (f"({ops[0]} if type({ops[0]}) is _nd and not _cnz(_ge({ops[0]}.view({u}), {kn})) "
+            f"else {f}({', '.join(ops)}))"), None
+
+
 def _em_stop_gradient(gen, e, ops, dts):
     return ops[0], None  # the operand itself (an alias: reused only if nothing else holds it)
 
@@ -1694,7 +1711,7 @@ def _em_gather(gen, e, ops, dts):
 _EMIT = {"gather": _em_gather, "scatter_add": _em_scatter, "select": _em_select, "reduce_sum": _em_reduce("_addr"),
          "reduce_max": _em_reduce("_maxr"), "reduce_min": _em_reduce("_minr"),
          "reshape": _em_view("reshape", "shape"), "transpose": _em_view("transpose", "perm"),
-         "stop_gradient": _em_stop_gradient,
+         "stop_gradient": _em_stop_gradient, "index_wrap": _em_index_wrap,
          "full": _em_full, "convert_element_type": _em_convert, "broadcast_in_dim": _em_bcast,
          "dot_general": _em_dot}
 

@@ -286,7 +286,8 @@ def _index_wrap_samples(dt, rng):
     i = rng.integers(-2 * n, 2 * n, (3, 4)).astype(DTYPES[dt])
     return [([edges.reshape(3, 4), n, 100], {}), ([i, n, n], {}),
             ([np.array([big.min, big.max, big.min + 3, 0], DTYPES[dt]), n, 7], {}),
-            ([np.array(-2, DTYPES[dt]), n, 9], {}), ([np.zeros((0,), DTYPES[dt]), n, 9], {})]
+            ([np.array(-2, DTYPES[dt]), n, 9], {}), ([np.zeros((0,), DTYPES[dt]), n, 9], {}),
+            ([np.array([[0, 1, 2], [4, 3, 0]], DTYPES[dt]), n, n], {})]  # all in range
 
 
 register(Primitive("index_wrap", _index_wrap_rule, _index_wrap_impl, None, None,
