@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from peers import require
 
 import adjit
 from adjit.runtime.call import CompiledGraph
-from peers import require
 
-I64, I32 = np.iinfo(np.int64), np.iinfo(np.int32)
+I64 = np.iinfo(np.int64)
 N = 5  # the indexed axis
 X1 = np.arange(N) * 1.5 - 2.0
 X2 = np.arange(4 * N, dtype=np.float64).reshape(4, N) * 0.25 + 1.0
@@ -83,8 +83,8 @@ def test_traced_indices_replay_as_numpy_indexes(name, tier, dt, monkeypatch):
     good = np.array(GOOD, dt)
     np.testing.assert_array_equal(jf(x, good), _numpy(name, x, good))
     for i in _indices(dt):
-        want = _outcome(lambda: _numpy(name, x, i))
-        got = _outcome(lambda: jf(x, i))
+        want = _outcome(lambda i=i: _numpy(name, x, i))
+        got = _outcome(lambda i=i: jf(x, i))
         if want is IndexError:
             assert got is IndexError, (name, i, got)
         else:
