@@ -164,3 +164,42 @@ def test_tensor_front_traced_index_as_pytorch(tier, monkeypatch):
                 assert got is not IndexError, (name, v)
                 np.testing.assert_array_equal(got, want)
         assert jf.traces == 1
+
+
+@pytest.mark.parametrize("prim", ["gather", "scatter_add"])
+def test_batched_gather_and_scatter_take_gathers_own_index_range(prim):
+    """vmap's rule for a gather / scatter_add with batched indices merges the batch axis into
+    the indexed one: an index in [-n, n) still counts from the end of its own row (np.take's
+    rule), one outside raises IndexError, never a neighbouring row's element."""
+    from adjit.ir import eval_graph, parse_graph
+    from adjit.ir.batching import batch_graph
+    if prim == "gather":
+        text = ("def f(x: f64[5], i: i64[3]) -> f64[3]:\n"
+                "  y: f64[3] = gather[axis=0] x i\n  return y\n")
+    else:
+        text = ("def f(x: f64[5], i: i64[3], u: f64[3]) -> f64[5]:\n"
+                "  y: f64[5] = scatter_add[axis=0] x i u\n  return y\n")
+    g = parse_graph(text)
+    bg, _ = batch_graph(g, [0] * len(g.invars), 4)
+    x = np.arange(20.0).reshape(4, 5) * 0.5 - 3.0
+    u = np.arange(12.0).reshape(4, 3) + 1.0
+
+    def numpy(i):
+        if prim == "gather":
+            return np.stack([np.take(r, k, mode="raise") for r, k in zip(x, i)])
+        out = x.copy()
+        for r, k, v in zip(out, i, u):
+            np.add.at(r, k, v)
+        return out
+    rows = [[0, 4, -1], [-5, 2, -2], [1, 1, -3], [3, -4, 0]]
+    for bad in (None, 5, -6, 9, 2 ** 40, I64.min):
+        i = np.array(rows)
+        if bad is not None:
+            i[1, 1] = bad
+        args = [x, i] if prim == "gather" else [x, i, u]
+        want = _outcome(lambda i=i: numpy(i))
+        got = _outcome(lambda args=args: eval_graph(bg, args)[0])
+        if want is IndexError:
+            assert got is IndexError, (bad, got)
+        else:
+            np.testing.assert_array_equal(got, want)

@@ -107,10 +107,10 @@ def _wrapped(idx, d, size):
     offset into a merged axis of `size`, they must be non-negative, and one outside that range
     (a front's poison, see indexing.wrap_traced_index) must stay outside the merged axis, not
     land in another row. One index_wrap: a front's own for this axis (whose poison had only to
-    exceed d) is replaced, not wrapped again."""
+    be outside [-d, d)) is replaced, not wrapped again."""
     r = getattr(idx, "rec", None)
-    if r is not None and r.prim.name == "index_wrap" and type(r.inputs[1]) is Lit and \
-            r.inputs[1].value == d and type(r.inputs[0]) is type(idx):
+    if r is not None and r.prim.name == "index_wrap" and type(r.inputs[0]) is type(idx) and \
+            r.inputs[1].value == d and not -d <= r.inputs[2].value < d:
         idx = r.inputs[0]
     return ops.index_wrap(ops.convert(idx, "i64"), d, size)
 
