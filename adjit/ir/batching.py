@@ -102,6 +102,19 @@ def _concat_rule(args, bd, *, axis):
     return ops.concatenate(*_all_batched(args, bd), axis=axis + 1), 0
 
 
+def _wrapped(idx, d, size):
+    """gather's indices are in [-d, d), a negative one counting from the end of its own row:
+    offset into a merged axis of `size`, they must be non-negative, and one outside that range
+    (a front's poison, see indexing.wrap_traced_index) must stay outside the merged axis, not
+    land in another row. One index_wrap: a front's own for this axis (whose poison had only to
+    be outside [-d, d)) is replaced, not wrapped again."""
+    r = getattr(idx, "rec", None)
+    if r is not None and r.prim.name == "index_wrap" and type(r.inputs[0]) is type(idx) and \
+            r.inputs[1].value == d and not -d <= r.inputs[2].value < d:
+        idx = r.inputs[0]
+    return ops.index_wrap(ops.convert(idx, "i64"), d, size)
+
+
 def _flat_index(x, idx, axis):
     """For a batched x (B, ...) and batched idx (B, ...): x with the batch and `axis` merged
     into one leading axis, and idx offset into it. Returns (x2, idx2, rest_perm info)."""
@@ -112,7 +125,8 @@ def _flat_index(x, idx, axis):
     x2 = ops.reshape(xt, (n * d,) + tuple(xs[i] for i in order[2:]))
     off = np.arange(n, dtype=np.int64) * d
     ish = ops.shape(idx)
-    offb = ops.broadcast_in_dim(ops.convert(off, ops.dtype(idx)), shape=ish, dims=(0,))
+    idx = _wrapped(idx, d, n * d)
+    offb = ops.broadcast_in_dim(off, shape=ish, dims=(0,))
     return x2, ops.add(idx, offb), order
 
 

@@ -203,8 +203,11 @@ def take_along_axis(x, idx, axis):
     if isinstance(ib, np.ndarray):
         pos = base + np.where(ib < 0, ib + n, ib) * strides[axis]
     else:
-        ib = ops.convert(ib, "i64")
-        wrapped = ops.select(ops.lt(ib, 0), ops.add(ib, n), ib)
+        # an index outside [-n, n) (on a replay: the values traced now are checked by the
+        # fronts) becomes a position past the flat x, so the gather raises IndexError rather
+        # than read a neighbouring row
+        from .indexing import wrap_traced_index
+        wrapped = wrap_traced_index(ib, n, int(np.prod(ops.shape(xb), dtype=np.int64)))
         pos = ops.add(ops.mul(wrapped, int(strides[axis])), base)
     return ops.gather(_flat(xb), pos, axis=0)
 

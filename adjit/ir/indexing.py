@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from .core import EAGER, REGISTRY, STATE, Node, _record, bind
+from .core import EAGER, REGISTRY, Node, _record, bind
 
 
 def _is_array_index(i):
@@ -72,25 +72,16 @@ def wrap_traced_index(i, n, poison):
     as large as the axis the gather finally reads (the product of the merged indexed axes), so
     that gather rejects it on replay (IndexError in the interpreter, status 2 -> IndexError in
     native code) instead of wrapping it a second time or, once merged with the other indices
-    into one linear index, reading a neighbouring row."""
+    into one linear index, reading a neighbouring row. One `index_wrap` equation."""
     i = ops.convert(i, "i64")
+    n = int(n)
+    args = (i, n, max(int(poison), n))
     tr = i.trace
     if type(i) is Node and tr.active and tr is not EAGER:
-        # what the general form below records, each equation where `bind` records it (at
-        # i's trace; `full`, which has no operand, at the innermost transform's, and so the
-        # last `select`), without `bind`'s search for the trace per equation
-        R = REGISTRY
-        j = _record(R["select"], tr, (_record(R["lt"], tr, (i, 0), {}),
-                                      _record(R["add"], tr, (i, n), {}), i), {})
-        bad = _record(R["or"], tr, (_record(R["lt"], tr, (j, 0), {}),
-                                    _record(R["ge"], tr, (j, n), {})), {})
-        top = STATE.stack[-1]
-        full = _record(R["full"], top, (), {"shape": tuple(j.type.shape),
-                                             "value": max(int(poison), n), "dtype": "i64"})
-        return _record(R["select"], top if top.level > tr.level else tr, (bad, full, j), {})
-    j = ops.select(ops.lt(i, 0), ops.add(i, n), i)
-    bad = bind(REGISTRY["or"], ops.lt(j, 0), ops.ge(j, n))
-    return ops.select(bad, ops.full(ops.shape(j), max(int(poison), n), "i64"), j)
+        # what `bind` records (at i's trace: n and the poison are literals), without its
+        # search for the trace
+        return _record(REGISTRY["index_wrap"], tr, args, {})
+    return bind(REGISTRY["index_wrap"], *args)
 
 
 def normalize_index(idx, ndim):

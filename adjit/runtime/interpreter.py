@@ -501,7 +501,7 @@ def _run_steps(env, steps, pool=None, need=None):
 # broadcasts and transposes made C-contiguous for NumPy's trivial loop (`plan_small_layouts`), a
 # reshape/transpose chain that is a C-order reshape as one reshape of its root, a product read
 # only by one as NumPy's product (`plan_view_chains`), a wrapped integer index behind one range
-# test (`plan_index_wraps`), small broadcasts of one operand with the same elements made once
+# test (`_em_index_wrap`), small broadcasts of one operand with the same elements made once
 # (`plan_shared_broadcasts`) into a buffer of the plan's pool (`_em_bcast`), the broadcast of
 # an IEEE operation of a vector computed on the vector's made broadcast
 # (`plan_derived_broadcasts`), a select of an equality mask behind a test of the mask
@@ -576,7 +576,7 @@ _BASE_NS = {"_asarray": np.asarray, "_rc": _getrefcount, "_nd": _nd, "_fr": _fr,
             "_reshape": np.reshape, "_transpose": np.transpose, "_full": np.full,
             "_addr": np.add.reduce, "_maxr": np.maximum.reduce, "_minr": np.minimum.reduce,
             "_cnz": _count_nonzero, "_empty": np.empty, "_ge": np.greater_equal,
-            "_U64": np.dtype(np.uint64), "_isfin": np.isfinite}
+            "_U64": np.dtype(np.uint64), "_U32": np.dtype(np.uint32), "_isfin": np.isfinite}
 
 # provenance of a value, what the generated code may assume about it:
 FRESH = "fresh"  # an ndarray (ndim >= 1) this call allocated: owns its memory, writeable
@@ -700,98 +700,6 @@ class _Gen:
                                 del cand[y]
                                 changed = True
         return cand
-
-    # --- integer indices wrapped and bounds-checked (indexing.wrap_traced_index) ---
-    def plan_index_wraps(self):
-        """The index normalisations the generated code runs behind one range check:
-        `wrap_traced_index` records, for an integer index i into an axis of size n,
-            h = lt i 0; w = add i n; j = select h w i; k = lt j 0; l = ge j n; m = or k l;
-            r = select m P j
-        (P the poison); where every i is in [0, n) (the common case: labels, arange) r is i
-        itself, so one test, `count_nonzero(i as uint64 >= n) == 0` (a negative i is a huge
-        uint64), replaces the six operations; otherwise they run as recorded. Same bits either
-        way. {index of r's equation: (indices of the other six, i, n)}."""
-        g = self.g
-        pos = _defining_index(g)
-
-        def prod(x, name):  # the equation of `name` that defines Var x, read only in the group
-            q = pos.get(x) if type(x) is not Lit else None
-            if q is None or g.eqns[q].prim.name != name or not _plain(g.eqns[q]) or \
-                    x in self.outset:
-                return None
-            return q
-
-        def lit(x, v):
-            return type(x) is Lit and type(x.value) is int and x.value == v
-
-        groups = {}
-        for q, e in enumerate(g.eqns):
-            if e.prim.name != "select" or not _plain(e):
-                continue
-            m, poison, j = e.inputs
-            r = e.outvars[0]
-            t = r.type
-            if t.dtype != "i64" or not t.shape or type(j) is Lit or j.type != t or \
-                    type(m) is Lit or m.type.shape != t.shape or \
-                    (type(poison) is not Lit and poison.type.shape != t.shape):
-                continue
-            qm, qj = prod(m, "or"), prod(j, "select")
-            if qm is None or qj is None:
-                continue
-            k, lv = g.eqns[qm].inputs
-            qk, ql = prod(k, "lt"), prod(lv, "ge")
-            if qk is None or ql is None or g.eqns[qk].inputs[0] is not j or \
-                    g.eqns[ql].inputs[0] is not j or not lit(g.eqns[qk].inputs[1], 0):
-                continue
-            n = g.eqns[ql].inputs[1]
-            if type(n) is not Lit or type(n.value) is not int or n.value <= 0:
-                continue
-            n = n.value
-            h, w, i = g.eqns[qj].inputs
-            qh, qw = prod(h, "lt"), prod(w, "add")
-            if qh is None or qw is None or type(i) is Lit or i.type != t or i in self.elided or \
-                    g.eqns[qh].inputs[0] is not i or not lit(g.eqns[qh].inputs[1], 0) or \
-                    g.eqns[qw].inputs[0] is not i or not lit(g.eqns[qw].inputs[1], n):
-                continue
-            members = {qh: h, qw: w, qj: j, qk: k, ql: lv, qm: m}
-            if len(members) != 6 or any(x in self.outset for x in members.values()):
-                continue
-            readers = {h: {qj}, w: {qj}, j: {qk, ql, q}, k: {qm}, lv: {qm}, m: {q}}
-            if any({pos[u.outvars[0]] if u.outvars else -1 for u in self.users.get(x, ())}
-                   != want for x, want in readers.items()):
-                continue
-            groups[q] = (sorted(members), i, n)
-        return groups
-
-    def index_wrap(self, q, e, members, i, n):
-        """The source of index-wrap group `q` (see plan_index_wraps)."""
-        eqns = self.g.eqns
-        r = e.outvars[0]
-        poison = e.inputs[1]
-        # i and the poison stay alive through the group (freed after it, on both branches)
-        hold = list(dict.fromkeys(x for x in (i, poison) if type(x) is not Lit and
-                                  x not in self.pset and x not in self.outset))
-        dead_after = [x for x in hold if self.last.get(x, -1) <= q]
-        saved = {x: self.last.get(x) for x in hold}
-        for x in hold:
-            self.last[x] = len(eqns) + 1
-        slow = []
-        for k in members + [q]:
-            slow.extend(self.eqn(k, eqns[k]))
-        for x, v in saved.items():
-            if v is None:
-                del self.last[x]
-            else:
-                self.last[x] = v
-        self.prov[r] = None  # i itself (whatever i is) or a fresh array
-        nm, iv = self.name[r], self.name[i]
-        kn = self.const(np.asarray(n, np.uint64), "n")
-        lines = [f"if type({iv}) is _nd and not _cnz(_ge({iv}.view(_U64), {kn})):",
-                 f"    {nm} = {iv}", "else:"]
-        lines += ["    " + ln for ln in slow]
-        if dead_after:
-            lines.append("del " + ", ".join(self.name[x] for x in dead_after))
-        return lines
 
     # --- small operands in the layout NumPy's fast loop wants ---
     def plan_small_layouts(self):
@@ -1179,12 +1087,9 @@ class _Gen:
                 if v in self.vfinal:
                     r = self.vfinal[v]
                     self.last[r] = max(self.last.get(r, -1), i)
-        wraps = self.plan_index_wraps()
-        deferred = {k for ms, _, _ in wraps.values() for k in ms}
-        lazy = {q: qx for q, qx in self.plan_lazy_selects().items()
-                if q not in deferred and q not in wraps and qx not in deferred}
-        deferred.update(lazy.values())
-        taken = deferred | set(wraps) | set(lazy)
+        lazy = self.plan_lazy_selects()
+        deferred = set(lazy.values())
+        taken = deferred | set(lazy)
         idents = {}
         for q, links in self.plan_exact_identities().items():
             if q not in taken and not taken.intersection(links) and not any(
@@ -1198,8 +1103,6 @@ class _Gen:
             for a in g.eqns[qx].inputs:
                 if type(a) is not Lit:
                     self.last[a] = max(self.last.get(a, -1), q)
-        for q, (_, i, _) in wraps.items():  # i is read at the group's last equation
-            self.last[i] = max(self.last.get(i, -1), q)
         self.shared = self.plan_shared_broadcasts(taken)
         self.derived = self.plan_derived_broadcasts(taken)
         skipped = {q for _, q in self.derived.values()}  # made from the broadcast instead
@@ -1249,11 +1152,9 @@ class _Gen:
                     body.extend(self.view_final(i, eqns[i]))
                 elif len(outs) == 1 and outs[0] in self.derived:
                     body.extend(self.derived_bcast(i, eqns[i]))
-                elif i in wraps or i in lazy or i in idents:
+                elif i in lazy or i in idents:
                     pools, self.pools = self.pools, None  # in a branch: no pooled buffer
-                    if i in wraps:
-                        body.extend(self.index_wrap(i, eqns[i], *wraps[i]))
-                    elif i in lazy:
+                    if i in lazy:
                         body.extend(self.lazy_select(i, eqns[i], lazy[i]))
                     else:
                         body.extend(self.exact_identity(i, eqns[i], idents[i]))
@@ -1435,6 +1336,22 @@ def _em_view(fn, param):
             return f"{expr}.copy()", FRESH
         return expr, prov
     return em
+
+
+def _em_index_wrap(gen, e, ops, dts):
+    """index_wrap: where every index is in [0, n) (labels, an arange: the common case) the
+    result is the index itself behind one test, `count_nonzero(i as unsigned >= n) == 0` (a
+    negative index is a huge unsigned one); otherwise the implementation. An alias of the
+    operand (as stop_gradient's): reused only if nothing else holds it."""
+    i, n, _ = e.inputs
+    if type(i) is Lit or type(n.value) is not int or n.value < 0 or \
+            not e.outvars[0].type.shape:
+        return None
+    u = "_U64" if dts[0] == "i64" else "_U32"
+    kn = gen.const(np.asarray(n.value, np.uint64 if u == "_U64" else np.uint32), "n")
+    f = gen.const(e.prim.impl, "f")
+    return (f"({ops[0]} if type({ops[0]}) is _nd and not _cnz(_ge({ops[0]}.view({u}), {kn})) "
+            f"else {f}({', '.join(ops)}))"), None
 
 
 def _em_stop_gradient(gen, e, ops, dts):
@@ -1799,7 +1716,7 @@ def _em_gather(gen, e, ops, dts):
 _EMIT = {"gather": _em_gather, "scatter_add": _em_scatter, "select": _em_select, "reduce_sum": _em_reduce("_addr"),
          "reduce_max": _em_reduce("_maxr"), "reduce_min": _em_reduce("_minr"),
          "reshape": _em_view("reshape", "shape"), "transpose": _em_view("transpose", "perm"),
-         "stop_gradient": _em_stop_gradient,
+         "stop_gradient": _em_stop_gradient, "index_wrap": _em_index_wrap,
          "full": _em_full, "convert_element_type": _em_convert, "broadcast_in_dim": _em_bcast,
          "dot_general": _em_dot}
 

@@ -366,9 +366,11 @@ def _take_along_axis(arr, indices, axis=-1):
     if ir_composites.ndim(idx) != ir_composites.ndim(x):
         raise ValueError("`indices` and `arr` must have the same number of dimensions")
     ax = ir_composites.norm_axes(axis, ir_composites.ndim(x))[0]
-    if isinstance(idx, np.ndarray):
+    # the values traced now (a later call's out of range: IndexError from the gather)
+    val = idx if isinstance(idx, np.ndarray) else getattr(idx, "val", None)
+    if val is not None:
         n = ops.shape(x)[ax]
-        if idx.size and (idx.min() < -n or idx.max() >= n):
+        if val.size and (val.min() < -n or val.max() >= n):
             raise IndexError(f"index out of bounds for axis {ax} with size {n}")
     return wrap(composites_shape.take_along_axis(x, idx, ax))
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import ops as o
 from ..core import Primitive, register
-from ..types import AType
+from ..types import DTYPES, AType
 from ._helpers import ALL, FLOATS, NUMERIC, binary, sample_array, unary
 
 
@@ -243,3 +243,54 @@ def _select_samples(dt, rng):
 register(Primitive("select", _select_rule, lambda p, x, y, **_: np.where(p, x, y),
                    _select_vjp, _select_jvp, _select_samples, smooth=False, dtypes=ALL,
                    kind="elementwise", lowering=("instr", "select", "select"), fp_warns=False))
+
+
+# --- index_wrap: an integer index into an axis of n, made non-negative or poisoned -------------
+# `index_wrap i n poison` (n and poison literals): i + n where -n <= i < 0, i where 0 <= i < n,
+# else poison. The fronts record it for a traced integer index (indexing.wrap_traced_index), with
+# a poison outside the range the gather reading it accepts, so that an index out of range on a
+# later call makes that gather raise IndexError rather than wrap a second time or read a
+# neighbouring row. One equation for what is seven elementwise operations.
+def _index_wrap_rule(i, n, poison):
+    if i.dtype not in ("i32", "i64"):
+        raise TypeError(f"index_wrap: the index must be an integer, got {i.dtype}")
+    if not (n.weak and poison.weak):
+        raise TypeError("index_wrap: the axis size and the poison must be literals")
+    return i
+
+
+_UNSIGNED = {np.dtype(np.int64): np.uint64, np.dtype(np.int32): np.uint32}
+
+
+def _index_wrap_impl(i, n, poison):
+    i = np.asarray(i)
+    n, poison = int(n), int(poison)
+    u = _UNSIGNED.get(i.dtype)
+    # every index in [0, n) (labels, an arange: the common case): one test, a negative index
+    # being a huge unsigned one; a fresh array either way
+    if u is not None and not np.count_nonzero(i.view(u) >= n):
+        return i.copy()
+    ok = (i >= -n) & (i < n)
+    return np.where(ok, np.where(i < 0, i + n, i), poison).astype(i.dtype, copy=False)
+
+
+def _index_wrap_lower(o, i, n, poison):
+    j = o.select(o.lt(i, 0), o.add(i, n), i)
+    return o.select(getattr(o, "or")(o.lt(j, 0), o.ge(j, n)), poison, j)
+
+
+def _index_wrap_samples(dt, rng):
+    n = 5
+    edges = np.array([0, 4, -1, -5, 5, -6, 17, -40, 2, -3, 1, 3], DTYPES[dt])
+    big = np.iinfo(DTYPES[dt])
+    i = rng.integers(-2 * n, 2 * n, (3, 4)).astype(DTYPES[dt])
+    return [([edges.reshape(3, 4), n, 100], {}), ([i, n, n], {}),
+            ([np.array([big.min, big.max, big.min + 3, 0], DTYPES[dt]), n, 7], {}),
+            ([np.array(-2, DTYPES[dt]), n, 9], {}), ([np.zeros((0,), DTYPES[dt]), n, 9], {}),
+            ([np.array([[0, 1, 2], [4, 3, 0]], DTYPES[dt]), n, n], {})]  # all in range
+
+
+register(Primitive("index_wrap", _index_wrap_rule, _index_wrap_impl, None, None,
+                   _index_wrap_samples, saves=False, smooth=False, dtypes=("i32", "i64"),
+                   kind="elementwise", lowering=("expr", _index_wrap_lower), cost=5,
+                   fp_warns=False))
