@@ -179,22 +179,28 @@ def _inplace(prim, name, true_div=False):
         if listed is not None:
             listed[0] = src._n
         res = tensor_ops.binary(prim, src, other, name, true_div=true_div, listed=listed)
-        rv = res._n.val
-        if rv.dtype != n.val.dtype and not np.can_cast(rv.dtype, n.val.dtype, "same_kind"):
-            raise RuntimeError(f"result type {tensor_ops._tname(res)} can't be cast to the desired "
-                               f"output type {tensor_ops._tname(self)}")
-        if rv.shape != n.val.shape:
-            raise shape_error(f"output with shape {list(n.val.shape)} doesn't match the "
-                               f"broadcast shape {list(rv.shape)}")
-        tensor_ops.write(n, rv)
-        if res._n.rec is not None:
-            # the tensor now is the op's result (new grad_fn), sharing the mutated storage
-            adopt_storage(res._n, n)
-            inplace_result(res._n, n)
-            self._n = res._n
-            views.rebase(self)
-        return self
+        return _write_back(self, n, res)
     return f
+
+
+def _write_back(self, n, res):
+    """The tail of an in-place op: the out-of-place result `res` written into the storage of
+    `self` (whose node was `n`), with PyTorch's cast and shape checks; `self` then is that
+    result (its grad_fn), sharing the mutated storage."""
+    rv = res._n.val
+    if rv.dtype != n.val.dtype and not np.can_cast(rv.dtype, n.val.dtype, "same_kind"):
+        raise RuntimeError(f"result type {tensor_ops._tname(res)} can't be cast to the desired "
+                           f"output type {tensor_ops._tname(self)}")
+    if rv.shape != n.val.shape:
+        raise shape_error(f"output with shape {list(n.val.shape)} doesn't match the "
+                          f"broadcast shape {list(rv.shape)}")
+    tensor_ops.write(n, rv)
+    if res._n.rec is not None:
+        adopt_storage(res._n, n)
+        inplace_result(res._n, n)
+        self._n = res._n
+        views.rebase(self)
+    return self
 
 
 def _clamp_inplace(fn):
@@ -211,20 +217,7 @@ def _clamp_inplace(fn):
             # the bound's derivative reads x's old value, which the storage is about to lose
             src = Tensor._wrap(TapeNode(n.val.copy(), n.type, None, EAGER))
         res = torch_composites._clamp(src, min, max, fn + "_")
-        rv = res._n.val
-        if rv.dtype != n.val.dtype and not np.can_cast(rv.dtype, n.val.dtype, "same_kind"):
-            raise RuntimeError(f"result type {tensor_ops._tname(res)} can't be cast to the desired "
-                               f"output type {tensor_ops._tname(self)}")
-        if rv.shape != n.val.shape:
-            raise shape_error(f"output with shape {list(n.val.shape)} doesn't match the "
-                              f"broadcast shape {list(rv.shape)}")
-        tensor_ops.write(n, rv)
-        if res._n.rec is not None:
-            adopt_storage(res._n, n)
-            inplace_result(res._n, n)
-            self._n = res._n
-            views.rebase(self)
-        return self
+        return _write_back(self, n, res)
     f.__name__ = fn + "_"
     return f
 

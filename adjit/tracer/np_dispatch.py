@@ -908,22 +908,20 @@ def _arg(prim):
 FUNCS["argmax"], FUNCS["argmin"] = _arg("argmax"), _arg("argmin")
 
 
-@func("all")
-def _all(a, axis=None, keepdims=False, *, where=True):
-    x = _one(a)
-    if where is not True:
-        x = ops.convert(x, "bool")
-        x = _masked(x, _mask(x, where, "all"), True)
-    return wrap(ir_composites.all_(x, axis, keepdims))
+def _bool_reduce(name, fill, reduce):
+    """np.all / np.any: a where= mask fills the elements it leaves out with `fill`, the
+    reduction's identity (True for all, False for any)."""
+    def impl(a, axis=None, keepdims=False, *, where=True):
+        x = _one(a)
+        if where is not True:
+            x = ops.convert(x, "bool")
+            x = _masked(x, _mask(x, where, name), fill)
+        return wrap(reduce(x, axis, keepdims))
+    return impl
 
 
-@func("any")
-def _any(a, axis=None, keepdims=False, *, where=True):
-    x = _one(a)
-    if where is not True:
-        x = ops.convert(x, "bool")
-        x = _masked(x, _mask(x, where, "any"), False)
-    return wrap(ir_composites.any_(x, axis, keepdims))
+FUNCS["all"] = _bool_reduce("all", True, ir_composites.all_)
+FUNCS["any"] = _bool_reduce("any", False, ir_composites.any_)
 
 
 # --- elementwise functions ---------------------------------------------------------------------
