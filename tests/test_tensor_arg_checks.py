@@ -248,3 +248,24 @@ def test_clamp_inplace_as_pytorch(k):
         assert (g is None) == (w is None)
         if w is not None:
             np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dims", [([5], [0]), ([1], [7]), ([-3], [0]), ([0, 1], [0, 2]),
+                                  ([-1], [0]), ([1], [-2])])
+def test_tensordot_dims_checked_as_pytorch(dims):
+    # an out-of-range contracted dim: PyTorch's IndexError and words (was Python's bare
+    # "tuple index out of range"); negative dims in range contract as PyTorch's do
+    a, b = np.linspace(-1.0, 1.0, 6).reshape(2, 3), np.linspace(0.0, 2.0, 12).reshape(3, 4)
+    out = []
+    for T in (torch, adjit):
+        try:
+            r = T.tensordot(T.tensor(a), T.tensor(b), dims=dims)
+            out.append(("ok", r.numpy()))
+        except Exception as e:  # noqa: BLE001 - the exception is the observation
+            out.append((type(e), str(e)))
+    (kt, vt), (ka, va) = out
+    assert kt is ka or (kt == "ok") == (ka == "ok"), out
+    if kt == "ok":
+        np.testing.assert_allclose(va, vt, rtol=1e-12)
+    else:
+        assert kt is ka and va == vt, out

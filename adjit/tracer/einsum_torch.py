@@ -15,7 +15,7 @@ from ..ir import einsum as ir_einsum
 from ..ir import ops
 from .grad_fn import tag
 from .tensor import Tensor, shape_error
-from .tensor_ops import fresh
+from .tensor_ops import fresh, wrap_dim
 
 _NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int",
           "bool": "Bool"}
@@ -111,12 +111,15 @@ def tensordot(a, b, dims=2, out=None):
         ca, cb = list(ca), list(cb)
         if len(ca) != len(cb):
             raise shape_error("both dimension lists should have same length")
-    for i, j in zip(ca, cb):
-        if sa[i] != sb[j]:
+    wa, wb = [], []
+    for i, j in zip(ca, cb):  # pair by pair, as PyTorch checks (its range check and words)
+        wi, wj = wrap_dim(i, len(sa), scalar=False), wrap_dim(j, len(sb), scalar=False)
+        if sa[wi] != sb[wj]:
             raise shape_error(f"contracted dimensions need to match, but first has size "
-                              f"{sa[i]} in dim {i} and second has size {sb[j]} in dim {j}")
-    ca = [int(c) % len(sa) for c in ca]
-    cb = [int(c) % len(sb) for c in cb]
+                              f"{sa[wi]} in dim {i} and second has size {sb[wj]} in dim {j}")
+        wa.append(wi)
+        wb.append(wj)
+    ca, cb = wa, wb
     la = [("a", i) for i in range(len(sa))]
     lb = [("b", j) for j in range(len(sb))]
     for i, j in zip(ca, cb):
