@@ -183,14 +183,14 @@ def test_a_graph_that_cannot_compile_interprets_the_optimised_graph(monkeypatch,
 def test_a_new_step_reuses_the_generated_flattener_and_assembler_code():
     # a second jitted function with the arguments and results of a first one compiles no
     # new flattener or assembler source; each keeps its own key tag and results
-    from adjit.transforms import jitargs
+    from adjit import _gencode  # (the generated sources' code objects, jitargs' included)
     w, x = _inputs(next(_SIZES))
     f1 = adjit.jit(adjit.value_and_grad(lambda w, x: np.sum(np.tanh(x @ w))))
     f2 = adjit.jit(adjit.value_and_grad(lambda w, x: np.sum(np.tanh(x @ w) * 2.0)))
     _check(f1(w, x), w, x)
-    codes = dict(jitargs._CODE)
+    codes = dict(_gencode._CODE)
     v2, g2 = f2(w, x)
-    assert jitargs._CODE == codes  # the same sources: compiled once
+    assert _gencode._CODE == codes  # the same sources: compiled once
     for _ in range(3):  # interleaved: no key of one serves the other
         _check(f1(w, x), w, x)
         v, g = f2(w, x)

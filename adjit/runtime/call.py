@@ -17,6 +17,7 @@ import sys
 
 import numpy as np
 
+from .._gencode import define
 from ..ir.core import GuardFailed, Node
 from ..codegen.abi import out_type
 from ..codegen.lapack import STATUS_MESSAGES
@@ -29,7 +30,6 @@ _EMPTY = np.empty(0, np.uint8)
 _FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.py_object)
 _FN_PTRS = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
 WS_POOL = 4               # idle workspaces kept per graph (one per concurrently running call)
-_FAST_CODE: dict = {}     # generated entry source -> its code object (CompiledGraph._make_fast)
 # `void **args` blocks by length: a ctypes array type is a class cycle, which ctypes' own cache
 # holds only weakly, so `c_void_p * n` on every call made cyclic garbage each time the
 # collector had freed the last one; these stay (one per argument count seen)
@@ -274,14 +274,7 @@ class CompiledGraph:
         # dtypes, strides and the rest are names in `env`): compiled once per such form in a
         # process (~0.3-0.7 ms, paid by the call that first runs native code), then reused by
         # every graph of that form (a step defined again, another structure of the same form)
-        src = "\n".join(lines)
-        code = _FAST_CODE.get(src)
-        if code is None:
-            if len(_FAST_CODE) >= 256:
-                _FAST_CODE.clear()
-            code = _FAST_CODE[src] = compile(src, "<adjit native entry>", "exec")
-        exec(code, env)  # noqa: S102 - source made above from the graph's counts only
-        return env["fast"]
+        return define("\n".join(lines), env, "fast", "<adjit native entry>")
 
     def _call(self, args, consts=None):
         """The general path: any argument kinds and layouts, explicit constants."""

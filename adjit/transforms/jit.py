@@ -40,6 +40,7 @@ import numpy as np
 
 from ..ir.core import EAGER, STATE, GuardFailed, Node
 from ..ir.graph import extract
+from ..ir.types import float_bits
 from ..tracer import pytree
 from ..tracer.grad_fn import tag_outputs
 from ..tracer.frozen import FOUND
@@ -914,7 +915,7 @@ def static_key(v, what):
         raise TypeError(f"jit: {what} of type {type(v).__name__} is not hashable") from None
     t = type(v)
     if isinstance(v, float):
-        return (t, struct.pack("<d", v))
+        return (t, float_bits(v))
     if isinstance(v, complex):
         return (t, struct.pack("<dd", v.real, v.imag))
     if isinstance(v, np.generic):

@@ -23,29 +23,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._gencode import define
 from ..tracer.pytree import TreeDef
 
 _nd = np.ndarray
 # static argument types whose `type(a) is T and a == v` is exactly jit.static_key's equality
 _STATIC_TYPES = (int, bool, str, type(None))
 MAX_LEAVES = 256  # larger structures are flattened by the general path (generated code size)
-_CODE: dict = {}  # generated source -> its code object (compiled once per process)
-MAX_CODE = 512
 
 
 def _define(src, env, name):
-    """The function `name` that source `src` defines, with globals `env`. The source depends
-    only on the structure (its constants are names in `env`), so the compile, most of the cost
-    of a new flattener or assembler, happens once per structure in a process: a new jitted
-    function with the arguments and results of an earlier one (a new training step) reuses
-    it."""
-    code = _CODE.get(src)
-    if code is None:
-        if len(_CODE) >= MAX_CODE:
-            _CODE.clear()
-        code = _CODE[src] = compile(src, f"<adjit.jit {name}>", "exec")
-    exec(code, env)
-    return env[name]
+    """The function `name` that generated source `src` defines (compiled once per source in a
+    process: _gencode.define)."""
+    return define(src, env, name, f"<adjit.jit {name}>")
 
 
 def aliases(objs):

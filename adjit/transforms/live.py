@@ -65,6 +65,7 @@ import weakref
 import numpy as np
 
 from .._frames import is_adjit_file
+from ..ir.types import float_bits
 from .jitargs import _define, aliases
 
 _EMPTY = object()     # an empty cell / an undefined global
@@ -75,7 +76,7 @@ MAX_TREE_LEAVES = 256  # a larger container (when planned) is not a slot: it sta
 _nd = np.ndarray
 # Python scalars a slot may hold: keyed by value (floats by bit pattern), never inputs
 SCALARS = frozenset((bool, int, float, complex, str))
-_pack_d = struct.Struct("<d").pack
+_pack_d = float_bits  # (a float's 8 bytes: 0.0 and -0.0 apart, a NaN by its bits)
 
 
 def scalar_key(v):
@@ -409,10 +410,11 @@ _LIBDIRS = tuple(sorted({os.path.realpath(p) for k in ("stdlib", "platstdlib", "
 
 
 def _user_code(filename):
+    if is_adjit_file(filename):  # (adjit's generated code `<adjit ...>` included)
+        return False
     if filename.startswith("<"):
-        return not filename.startswith(("<frozen", "<adjit"))
-    return not is_adjit_file(filename) and \
-        not os.path.realpath(filename).startswith(_LIBDIRS)
+        return not filename.startswith("<frozen")
+    return not os.path.realpath(filename).startswith(_LIBDIRS)
 
 
 def _self_attrs(code):
