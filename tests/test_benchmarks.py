@@ -141,3 +141,21 @@ def test_interp_tier_script_pairs_fresh_processes_in_alternating_order():
     assert len(row) == 1, res.stdout
     cells = row[0].split()
     assert float(cells[1].rstrip("ms")) > 0 and cells[5].endswith("x")
+
+
+def test_workloads_are_user_code_for_locations():
+    # the workloads are written as users write code: their equations are located at the
+    # workload's own lines (and the walk for a location stops there, as it does in a user's
+    # file), while the benchmark framework beside them stays adjit's
+    import numpy as np
+
+    import adjit
+    from adjit._frames import is_adjit_file
+    from adjit.bench.workloads import _mlp
+    assert not is_adjit_file(_mlp.__file__)
+    assert is_adjit_file(bench.__file__)
+    inp = _mlp.make_inputs(4, 3, 5, 2)(0)
+    g = adjit.make_ir(adjit.value_and_grad(_mlp.loss))(*inp)
+    files = {e.loc[0] for e in g.eqns if e.loc is not None}
+    assert files and all(os.path.basename(f) == "_mlp.py" for f in files), files
+    assert np.isfinite(float(adjit.value_and_grad(_mlp.loss)(*inp)[0]))

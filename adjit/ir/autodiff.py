@@ -371,11 +371,16 @@ def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
         if rec.prim.vjp is not None:
             _spread_active(rec, out, active)
     cts = {}
-    ct0 = seed()
-    if root in active:
-        cts[root] = ct0
     st = STATE
     prev = st.loc
+    if root.rec is not None:  # the seed is located at the root's line (no walk of the stack)
+        st.loc = root.rec.loc
+    try:
+        ct0 = seed()
+    finally:
+        st.loc = prev
+    if root in active:
+        cts[root] = ct0
     try:
         for rec, out in reversed(items):
             if out is None:
