@@ -11,6 +11,7 @@ to the benchmark's caller cost each recorded equation a dozen frames a user's co
 from __future__ import annotations
 
 import os
+import sys
 
 PACKAGE_DIR = os.path.realpath(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _LITERAL_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -38,3 +39,13 @@ def is_adjit_file(filename: str) -> bool:
             _CACHE.clear()
         _CACHE[filename] = hit
     return hit
+
+
+def user_stacklevel() -> int:
+    """`warnings.warn`'s stacklevel naming the innermost frame outside adjit: the user's line
+    that called into adjit, however many of adjit's frames lie between (the caller of the
+    function calling this is stacklevel 1)."""
+    f, level = sys._getframe(2), 2
+    while f is not None and is_adjit_file(f.f_code.co_filename):
+        f, level = f.f_back, level + 1
+    return level

@@ -359,6 +359,7 @@ def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
     # the move (results to dest, guards kept by dest), and the values a derivative of the
     # inputs flows through
     active = leaves
+    dn = dest.nodes
     for rec, out in items:
         if out is None:
             dest.guards.append(rec)
@@ -366,8 +367,12 @@ def rehome_backward(root, trace, inputs, outer, dest, max_size, seed):
         if type(out) is tuple:
             for m in out:
                 m.trace = dest
+            if dn is not None:
+                dn.extend(out)
         else:
             out.trace = dest
+            if dn is not None:
+                dn.append(out)
         if rec.prim.vjp is not None:
             _spread_active(rec, out, active)
     cts = {}

@@ -120,14 +120,18 @@ class Node:
 
 
 class Trace:
-    """A recording level. Level 0 (EAGER) is the Tensor tape; transforms open deeper ones."""
-    __slots__ = ("level", "active", "guards", "kind")
+    """A recording level. Level 0 (EAGER) is the Tensor tape; transforms open deeper ones.
+    `nodes`: None, or (jit's trace, while it records) a list that every Node recorded at this
+    level is appended to, so that jit can drop their values once its first call has returned
+    them and extract the graph later (jit.py `_Branch.graph`)."""
+    __slots__ = ("level", "active", "guards", "kind", "nodes")
 
     def __init__(self, level, kind="trace"):
         self.level = level
         self.active = True
         self.guards = []
         self.kind = kind
+        self.nodes = None
 
 
 EAGER = Trace(0, "eager")
@@ -729,6 +733,9 @@ def _record(prim, trace, args, params):
     node.rec = rec
     node.trace = trace
     node.requires_grad = True
+    ns = trace.nodes
+    if ns is not None:
+        ns.append(node)
     if not st.grad_enabled and prim.name != "stop_gradient":
         # no_grad inside a transform: keep the value on the trace (so guards computed from it can
         # be re-checked when replayed) but let no derivative through.
@@ -915,6 +922,8 @@ def _record_outputs(prim, trace, inputs, params, loc, types, out):
     cls = TAPE_NODE if trace is EAGER else Node
     nodes = tuple(cls(v, t, rec, trace, True) for v, t in zip(vals, types))
     rec.outs = tuple(weakref.ref(n) for n in nodes)
+    if trace.nodes is not None:
+        trace.nodes.extend(nodes)
     if trace is not EAGER and not STATE.grad_enabled:
         return tuple(bind(REGISTRY["stop_gradient"], n) for n in nodes)
     return nodes

@@ -19,6 +19,7 @@ import collections
 import numpy as np
 
 from .._fp import FP_QUIET, FP_STATE
+from .._frames import user_stacklevel
 from ..ir import literals, ops
 from ..ir.autodiff import _own
 from ..ir import core as _core
@@ -732,17 +733,6 @@ def _run_post_hooks(n):
         fn(t)
 
 
-def _user_stacklevel():
-    """warnings.warn's stacklevel of the user's frame that called into adjit (the caller of
-    the caller of this function counts 1)."""
-    import sys
-    from .._frames import is_adjit_file
-    f, level = sys._getframe(2), 2
-    while f is not None and is_adjit_file(f.f_code.co_filename):
-        f, level = f.f_back, level + 1
-    return level
-
-
 def _check_nan(fn, r, in_cts):
     """Anomaly detection: PyTorch's error (and the forward call's stack as a warning) when the
     derivative rule of the op `fn` (the grad_fn the equation `r` belongs to: the op's own
@@ -765,7 +755,7 @@ def _check_nan(fn, r, in_cts):
             else:
                 stack = "Traceback of forward call that caused the error:\n" + stack
             warnings.warn(f"Error detected in {name}. {stack}", UserWarning,
-                          stacklevel=_user_stacklevel())
+                          stacklevel=user_stacklevel())
             raise RuntimeError(f"Function '{name}' returned nan values in its {pos}th output.")
 
 

@@ -103,13 +103,15 @@ class Traced:
     __slots__ = ("trace", "inputs", "leaves", "groups", "out")
 
 
-def trace_call(f, args, kwargs, select, kind, share=False):
+def trace_call(f, args, kwargs, select, kind, share=False, keep_nodes=False):
     """Run f with the selected array leaves of `args` as inputs of a new trace.
 
     `select(argpos, leaf) -> bool`. `groups[argpos] = (treedef, [leaf index or None])`.
     share=True (jit): an array (or Tensor) object selected at several places is one traced
     value in `f` (each place is still an input), so identity (`x is y`) in `f` is identity
     outside; the caller keys its traces by where arguments are the same object.
+    keep_nodes=True (jit): the trace lists the Nodes recorded at it (`Trace.nodes`); the
+    caller sets that list to None when done with it (it is dropped here if f raises).
     """
     t = Traced()
     t.inputs, t.leaves, t.groups = [], [], {}
@@ -140,7 +142,15 @@ def trace_call(f, args, kwargs, select, kind, share=False):
             t.groups[i] = (td, idx)
             new_args.append(pytree.unflatten(td, nl))
         t.trace = tr
-        t.out = f(*new_args, **kwargs)
+        if keep_nodes:
+            tr.nodes = []
+            try:
+                t.out = f(*new_args, **kwargs)
+            except BaseException:
+                tr.nodes = None  # (the list and its Nodes would make a cycle with the trace)
+                raise
+        else:
+            t.out = f(*new_args, **kwargs)
     return t
 
 

@@ -38,7 +38,7 @@ import weakref
 
 import numpy as np
 
-from ..ir.core import EAGER, STATE, GuardFailed, Node
+from ..ir.core import EAGER, STATE, GuardFailed, Lit, Node
 from ..ir.graph import extract
 from ..ir.types import float_bits
 from ..tracer import pytree
@@ -53,7 +53,7 @@ from .live import (_EMPTY, NO_ARRAYS, Slots, is_tree, random_sources, random_sta
                    tree_pairs, tree_snapshot, tree_write_back, kkey, _kread)
 from ..runtime import (Interpreted, compile_now, count_traced_call, fresh,
                        run_graph as _run_concrete)
-from .._frames import is_adjit_file
+from .._frames import is_adjit_file, user_stacklevel
 from .._traceback import filter_traceback
 
 MAX_BRANCHES = 32
@@ -66,11 +66,17 @@ MAX_VARIANTS = 128
 
 
 class _Branch:
-    __slots__ = ("graph", "kinds", "otd", "pyvals", "assemble", "direct", "ndims", "replays",
-                 "__weakref__")
+    """One traced variant: its graph, how its results are assembled, its hot-path entry.
 
-    def __init__(self, graph, kinds, otd, pyvals, ndims):
-        self.graph, self.kinds, self.otd, self.pyvals = graph, kinds, otd, pyvals
+    The call that traced it (the most expensive of all) returns the values computed while
+    recording and extracts no graph: the branch keeps the recorded output Nodes, trace and
+    inputs (`pend`, their values dropped) and the graph is extracted where it is first needed,
+    by the variant's next call (`graph`)."""
+    __slots__ = ("_g", "pend", "kinds", "otd", "pyvals", "assemble", "direct", "ndims",
+                 "replays", "__weakref__")
+
+    def __init__(self, graph, kinds, otd, pyvals, ndims, pend=None):
+        self._g, self.pend, self.kinds, self.otd, self.pyvals = graph, pend, kinds, otd, pyvals
         self.ndims = ndims
         self.replays = 0  # calls of the general path it served
         # the compiled code's generated entry, once it exists (or the interpreter's plan of a
@@ -79,6 +85,22 @@ class _Branch:
         # the result pytree from the outputs in one generated expression (jitargs.py), made
         # by the branch's second replay (_LazyAssembler): not by the call that traced it
         self.assemble = _LazyAssembler(self)
+
+    @property
+    def graph(self):
+        g = self._g
+        if g is None:
+            with _PEND_LOCK:  # (one graph per branch, whichever thread gets here first)
+                g = self._g
+                if g is None:
+                    nodes, trace, inputs, name = self.pend
+                    g = extract(nodes, trace, inputs=inputs, name=name)
+                    count_traced_call(g)  # the tracing call was this variant's first call
+                    self._g, self.pend = g, None
+        return g
+
+
+_PEND_LOCK = threading.Lock()
 
 
 class _LazyAssembler:
@@ -528,7 +550,7 @@ class Jitted:
                 f"adjit.jit: {fname(self.f)} has more than {MAX_VARIANTS} variants (shapes, "
                 "dtypes, static arguments or scalar globals seen): the least recently used are "
                 "dropped and traced again if they come back. Pass a value that changes every "
-                "call as an argument.", RuntimeWarning, stacklevel=4)
+                "call as an argument.", RuntimeWarning, stacklevel=user_stacklevel())
 
     def _check_written(self, watch, key):
         """Containers the function sees itself (they held no array) and changed while jit
@@ -549,7 +571,7 @@ class Jitted:
             "without being passed it) while jit traces it: the change is made once, when jit "
             "traces, and not by later calls, which run the recorded arrays only. Return the "
             "values instead (and append them outside the jitted function).",
-            RuntimeWarning, stacklevel=4)
+            RuntimeWarning, stacklevel=user_stacklevel())
         if replan:
             self._slots = Slots(self._func, static_key, self._lpromoted, self._lwritten,
                                 self._lnever)
@@ -632,7 +654,7 @@ class Jitted:
                 f"adjit.jit: {fname(self.f)} has been traced {self.traces + 1} times; this "
                 f"time because {reason}. Every new shape, dtype or failed guard traces and "
                 "compiles a new variant: pass such values as static arguments, or keep shapes "
-                "fixed.", RuntimeWarning, stacklevel=3)
+                "fixed.", RuntimeWarning, stacklevel=user_stacklevel())
 
     def _where_str(self, w):
         """How the retrace warning names where a key part comes from."""
@@ -716,7 +738,14 @@ class Jitted:
                        tuple(lf for tl in lleaves for lf in tl),
                        {}, lambda i, info: i not in static if i < n + nk else
                        info.kind != "py" or i in pidx,
-                       "jit", share=True)
+                       "jit", share=True, keep_nodes=True)
+        try:
+            return self._traced(t, f, copies, rng, before, branches)
+        finally:
+            t.trace.nodes = None  # (the list holds every Node: a cycle with the trace)
+
+    def _traced(self, t, f, copies, rng, before, branches):
+        """_trace, once f has been traced: its checks, the branch, the call's results."""
         rewritten = [c[0] for c in copies if c[1] and tree_changed(c[2])]
         if rewritten:
             FOUND.pop(id(t.trace), None)  # (this trace is dropped: no note of it may stay)
@@ -731,7 +760,7 @@ class Jitted:
                 "jit traces (traced values as their values then), and not by later calls, "
                 "which run the recorded arrays only (a new structure traces again). Return the "
                 "values instead (and append them outside the jitted function).",
-                RuntimeWarning, stacklevel=4)
+                RuntimeWarning, stacklevel=user_stacklevel())
         drawn = [nm for (nm, r), s in zip(rng, before) if random_state(r) != s]
         if drawn:
             warnings.warn(
@@ -739,7 +768,7 @@ class Jitted:
                 f"{', '.join(f'`{d}`' for d in drawn)} while jit traces it: the draws are "
                 "constants of this trace, and every later call reuses them. Pass the random "
                 "numbers as an argument (draw them outside the jitted function).",
-                RuntimeWarning, stacklevel=4)
+                RuntimeWarning, stacklevel=user_stacklevel())
         where = FOUND.pop(id(t.trace), None)
         if where is not None:
             warnings.warn(
@@ -749,26 +778,50 @@ class Jitted:
                 "containers held there are): the "
                 "value is a constant of this trace, and later changes to the array are not "
                 "seen. Pass the array as an argument, or read it in the jitted function.",
-                RuntimeWarning, stacklevel=4)
+                RuntimeWarning, stacklevel=user_stacklevel())
         nodes, kinds, otd = out_nodes(t.out, lambda: f"jit: {fname(self.f)}")
         pyvals = [lf if isinstance(lf, (bool, int, float)) else None
                   for lf in pytree.leaves(t.out)]
-        g = extract(nodes, t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"))
-        br = _Branch(g, kinds, otd, pyvals, [len(nd.type.shape) for nd in nodes])
-        if self.eager or (self._compiling and _get_ident() in self._compiling):
-            compile_now(g)
-        else:
-            count_traced_call(g)  # the tracing call is this variant's first call
-        branches.insert(0, br)
-        del branches[MAX_BRANCHES:]
+        name = getattr(f, "__name__", "f")
+        ndims = [len(nd.type.shape) for nd in nodes]
         outer = [lf.outer for lf in t.leaves]
-        if any(_live(v) for v in outer):  # e.g. Tensors on the tape: record the call there
-            outs = run_graph(g, outer, g.consts)
-            _name_on_tape(outs, outer)
-            return _assemble(br, outs)
+        now = self.eager or (self._compiling and _get_ident() in self._compiling)
+        if now or any(_live(v) for v in outer):
+            g = extract(nodes, t.trace, inputs=t.inputs, name=name)
+            br = _Branch(g, kinds, otd, pyvals, ndims)
+            if now:
+                compile_now(g)
+            else:
+                count_traced_call(g)  # the tracing call is this variant's first call
+            branches.insert(0, br)
+            del branches[MAX_BRANCHES:]
+            if any(_live(v) for v in outer):  # e.g. Tensors on the tape: record the call there
+                outs = run_graph(g, outer, g.consts)
+                _name_on_tape(outs, outer)
+                return _assemble(br, outs)
+            return _assemble(br, fresh([n.val for n in nodes], outer, g.consts))
         # the trace's own values: copies, as every later call returns (no output aliases an
-        # argument, a closure constant or another output)
-        return _assemble(br, fresh([n.val for n in nodes], outer, g.consts))
+        # argument, a constant or another output). Without the graph's constants at hand: an
+        # output that is not an equation's result (an input, a constant) is copied, and one
+        # that is the very array of one of its equation's operands (an identity's result)
+        kept = []
+        for nd in nodes:
+            r = nd.rec
+            if r is None or nd.trace is not t.trace:
+                kept.append(nd)
+            else:
+                kept.extend(x for x in r.inputs if type(x) is not Lit)
+        outs = fresh([nd.val for nd in nodes], outer, kept)
+        # the graph waits for the next call (_Branch.graph); the values recorded at this trace
+        # are dropped now (the graph's constants are other traces' Nodes: they keep theirs)
+        for nd in t.trace.nodes:
+            nd.val = None
+        for nd in t.inputs:
+            nd.val = None
+        branches.insert(0, _Branch(None, kinds, otd, pyvals, ndims,
+                                   (nodes, t.trace, t.inputs, name)))
+        del branches[MAX_BRANCHES:]
+        return _assemble(branches[0], outs)
 
 
 class _Method:
