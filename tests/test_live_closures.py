@@ -273,7 +273,8 @@ def test_random_draws_while_tracing_are_frozen_and_warned_once():
     plain = adjit.grad(objective)
     assert not np.allclose(plain(x), plain(x))  # NumPy semantics: fresh noise every call
     (a, b), msgs = _draws(adjit.jit(adjit.grad(objective)), x)
-    np.testing.assert_array_equal(a, b)          # the trace's draws, reused
+    # the trace's draws, reused (native code under ADJIT_TIER=native: within its ulp bounds)
+    np.testing.assert_allclose(a, b, rtol=1e-14)
     assert len(msgs) == 1 and "`rs`" in msgs[0] and "Pass the random numbers" in msgs[0]
     _, msgs = _draws(adjit.jit(lambda v: v * np.random.normal(size=4)), x)
     assert len(msgs) == 1 and "`np.random`" in msgs[0]
