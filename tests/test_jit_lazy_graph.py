@@ -179,3 +179,11 @@ def test_a_constant_output_is_a_copy():
     np.testing.assert_array_equal(c2, np.arange(3.0))
     c2[...] = -2.0
     np.testing.assert_array_equal(jf(x)[1], np.arange(3.0))
+
+
+def test_stats_extract_no_waiting_graph():
+    jf = adjit.jit(lambda x: x * 3.0)
+    jf(np.ones(2))
+    s = jf.stats()
+    assert s["misses"] == 1 and s["compile_seconds"] == 0.0
+    assert _branch(jf)._g is None  # asking for the figures traced or extracted nothing

@@ -680,8 +680,9 @@ class Jitted:
     def stats(self):
         """Calls served by a cached variant (hits), traces (misses), retraces and the seconds
         spent compiling this function's variants."""
-        secs = sum(getattr(br.graph.native, "compile_seconds", 0.0) or 0.0
-                   for brs in self.cache.values() for br in brs)
+        # (a branch whose graph waits for its next call has compiled nothing: not extracted)
+        secs = sum(getattr(br._g.native, "compile_seconds", 0.0) or 0.0
+                   for brs in self.cache.values() for br in brs if br._g is not None)
         return {"hits": self.hits, "misses": self.traces, "retraces": self.retraces,
                 "variants": sum(len(b) for b in self.cache.values()),
                 "compile_seconds": secs}
