@@ -203,3 +203,32 @@ def test_batched_gather_and_scatter_take_gathers_own_index_range(prim):
             assert got is IndexError, (bad, got)
         else:
             np.testing.assert_array_equal(got, want)
+
+
+def test_index_checks_agree_with_a_plain_scan():
+    # first_out_of_bounds / index_bounds (small indices take a min/max short cut) against
+    # the definition, over random integer arrays, both sizes, every dtype kind they meet
+    from adjit.ir.indexing import first_out_of_bounds, index_bounds
+    rng = np.random.default_rng(5)
+
+    def scan(a, n):
+        first, neg = None, False
+        for v in a.ravel().tolist():
+            if (v >= n or v < -n) and first is None:
+                first = v
+            neg = neg or v < 0
+        return first, neg
+    for size in (0, 1, 5, 64, 65, 200):
+        for n in (1, 3, 10):
+            for dt in (np.int64, np.int32, np.uint8, np.float64):
+                a = rng.integers(-2 * n, 2 * n, size).astype(dt)
+                if dt is np.float64 and size:
+                    a[0] = np.nan
+                first, neg = scan(a, n)
+                assert first_out_of_bounds(a, n) == first, (a, n)
+                if dt is np.float64:
+                    continue  # (index_bounds sees integer indices only)
+                got = index_bounds(a, n)
+                assert got[0] == first, (a, n)
+                if first is None:
+                    assert got[1] == neg, (a, n)

@@ -36,7 +36,10 @@ def first_out_of_bounds(a, n):
         # a small index (a batch's labels) checked in Python: NumPy's comparisons, `|` and
         # `any` on its dtype, each one's first use in a process ~10-30 us, were ~90 us of a
         # process's first trace (the same test as below: nan is in bounds)
-        for v in a.ravel().tolist():
+        vs = a.ravel().tolist()
+        if vs and a.dtype.kind in "iu" and min(vs) >= -n and max(vs) < n:
+            return None  # (integers in bounds, the common case: no Python loop)
+        for v in vs:
             if v >= n or v < -n:
                 return int(v)
         return None
@@ -51,8 +54,13 @@ def index_bounds(a, n):
     """(the first index in integer array `a` outside [-n, n) or None, whether any index of
     `a` is negative): what an index needs checked, and whether it needs wrapping."""
     if a.size <= _SMALL_INDEX:
+        vs = a.ravel().tolist()  # (in Python: see first_out_of_bounds)
+        if vs and a.dtype.kind in "iu":
+            lo, hi = min(vs), max(vs)
+            if lo >= -n and hi < n:
+                return None, lo < 0
         neg = False
-        for v in a.ravel().tolist():  # (in Python: see first_out_of_bounds)
+        for v in vs:
             if v < 0:
                 if v < -n:
                     return int(v), True
