@@ -19,7 +19,11 @@ adjit call after the first is interpreted:
   before them (Linux: the mark is reset through /proc/self/clear_refs before each; that reset
   also resets what `/usr/bin/time -v` reports as the process's maximum RSS, so that figure is
   the steady calls' high-water mark, and it is not used); the last `np first` column is NumPy
-  by hand's first-call high-water mark.
+  by hand's first-call high-water mark;
+- `1st user/np`, `1st sys ms`, `1st faults`: the first calls' user and system CPU time and minor
+  page faults (getrusage of the process, adjit's then NumPy's): with the same faults, the system
+  time of a first touch varies 10-20x on this VM (docs/speed.md, "W4 at 10M: the first call's
+  system time"), the user time does not.
 `--n4` sets W4's element count (its default is 1,000,000). `--repeat K` runs K pairs of fresh
 processes, adjit's first in odd pairs and NumPy's first in even ones (a process that starts
 right after another freed its memory touches recycled pages, which on a virtual machine can be
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -66,9 +71,11 @@ def child(name, impl, calls, n4):
     run = w.impls[impl](w.inputs(0))
     _hwm_reset()
     base = _rss_mb()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     run()
     first = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     first_extra = _status_mb("VmHWM") - base
 
     def timed(n):
@@ -86,7 +93,10 @@ def child(name, impl, calls, n4):
     base2 = _rss_mb()
     _hwm_reset()
     steady = statistics.median(timed(calls))
-    print(json.dumps({"first": first, "early": early, "next": steady, "base": base,
+    print(json.dumps({"first": first, "first_user": r1.ru_utime - r0.ru_utime,
+                      "first_sys": r1.ru_stime - r0.ru_stime,
+                      "first_faults": r1.ru_minflt - r0.ru_minflt,
+                      "early": early, "next": steady, "base": base,
                       "first_extra": first_extra, "next_extra": _status_mb("VmHWM") - base2}))
 
 
@@ -116,7 +126,8 @@ def main(argv=None):
         return
     print(f"{'workload':10} {'adjit first':>12} {'early':>10} {'interp':>10} {'numpy':>10} "
           f"{'interp/np':>9} {'early/np':>8} {'first/np':>8} {'np first':>10} {'1st/np 1st':>10} "
-          f"{'extra MB: first':>15} {'interp':>7} {'numpy':>7} {'np first':>8}")
+          f"{'extra MB: first':>15} {'interp':>7} {'numpy':>7} {'np first':>8} "
+          f"{'1st user/np':>11} {'1st sys ms':>11} {'np':>6} {'1st faults':>10} {'np':>6}")
     for name in a.names:
         ads, npys = [], []
         for k in range(a.repeat):
@@ -130,7 +141,9 @@ def main(argv=None):
               f"{ad['next'] / npy['next']:8.2f}x {ad['early'] / npy['next']:7.2f}x "
               f"{ad['first'] / npy['next']:7.1f}x {npy['first'] * 1e3:8.2f}ms "
               f"{ad['first'] / npy['first']:9.2f}x {ad['first_extra']:15.1f} {ad['next_extra']:7.1f} "
-              f"{npy['next_extra']:7.1f} {npy['first_extra']:8.1f}",
+              f"{npy['next_extra']:7.1f} {npy['first_extra']:8.1f} "
+              f"{ad['first_user'] / npy['first_user']:10.2f}x {ad['first_sys'] * 1e3:11.0f} "
+              f"{npy['first_sys'] * 1e3:6.0f} {ad['first_faults']:10.0f} {npy['first_faults']:6.0f}",
               flush=True)
 
 
