@@ -141,6 +141,23 @@ def test_interp_tier_script_pairs_fresh_processes_in_alternating_order():
     assert len(row) == 1, res.stdout
     cells = row[0].split()
     assert float(cells[1].rstrip("ms")) > 0 and cells[5].endswith("x")
+    # the first calls' user-time ratio, system times and minor faults (getrusage), last
+    assert cells[-5].endswith("x") and float(cells[-5].rstrip("x")) > 0, cells
+    assert float(cells[-4]) >= 0 and float(cells[-3]) >= 0, cells
+    assert int(cells[-2]) > 0 and int(cells[-1]) > 0, cells
+
+
+def test_first_touch_script_times_both_first_calls():
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "first_touch.py"),
+                          "pairs", "none", "--repeat", "1", "--n4", "100000"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = {ln.split()[1]: ln.split() for ln in res.stdout.splitlines()
+            if ln.startswith("none ") and ln.split()[1] in ("adjit", "numpy")}
+    assert set(rows) == {"adjit", "numpy"}, res.stdout
+    for cells in rows.values():
+        assert cells[2] == "ms" and float(cells[3]) > 0 and cells[8] == "faults", cells
+    assert "adjit/numpy by pair:" in res.stdout
 
 
 def test_workloads_are_user_code_for_locations():
