@@ -291,6 +291,45 @@ def _eager_backward(t, n):
     return fresh([n.val] + grads, args + [ct], leaves)
 
 
+def _outer_adjoint(g, vals, nodes, t, n, aux):
+    """(output, gradients of every input) of a cold call of grad at the outermost level whose
+    values are too big for the eager tier, as fresh arrays: the interpreter tier's plan of
+    `adjoint_graph(g)` fed the forward's values the trace computed (as jit of grad's first
+    call, `_inline_vjp`), instead of the derived vjp graph, which computes the forward a second
+    time. The forward values that are no output (nor part of `aux`) are handed to the plan,
+    which writes its results into their buffers (runtime.interpret's `donate`; the trace's
+    Nodes let go of them). None when it does not apply (a value unknown, a value on the eager
+    tape, a custom rule's residuals, no big value): the caller derives the graph."""
+    cs = [c.val if isinstance(c, Node) and c.rec is None and not c.requires_grad else c
+          for c in g.consts]
+    if any(isinstance(c, Node) for c in cs) or not recorded(g, vals, g.invars):
+        return None
+    fvars = [v for e in g.eqns for v in e.outvars]
+    if not any(v.type.size >= INTERPRET_MIN_SIZE for v in fvars):
+        return None
+    text, bs, _ = literals.slots(g)
+    a = derived("adjoint", g, lambda: adjoint_graph(g, range(len(g.invars)), seed=1.0),
+                tuple(bs), text=text)
+    keep = set(g.outvars)
+    if aux is not None:  # aux's values are read after the adjoint has run
+        auxn = set(map(id, out_nodes(aux, "aux")[0]))
+        keep.update(v for v in fvars if id(nodes.get(v)) in auxn)
+    shp, dt = n.type.shape, n.type.np_dtype
+    ct = np.array(1.0, dt) if shp == () else np.ones(shp, dt)
+    ins = [vals[v] for v in g.invars]
+    args = ins + [vals[v] for v in fvars] + [ct]
+    ni, donate = len(ins), []
+    for k, v in enumerate(fvars):
+        if v not in keep:
+            donate.append(ni + k)
+            m = nodes.get(v)
+            if isinstance(m, Node):
+                m.val = None
+            vals.pop(v, None)
+    grads = _interpret(a, args, cs + list(a.consts[len(cs):]), donate)
+    return fresh([n.val], ins + [ct] + cs) + grads
+
+
 # --- grad / value_and_grad ------------------------------------------------------------------
 def _argnums(argnums, nargs, f):
     if type(argnums) is int and 0 <= argnums < nargs:  # (grad(f)(x): no generator frames)
@@ -427,6 +466,17 @@ def _value_and_grad(f, argnums, has_aux):
         vals, nodes = {}, {}
         g = extract([n], t.trace, inputs=t.inputs, name=getattr(f, "__name__", "f"),
                     values=vals, nodes=nodes)
+        if _cold(entry):  # big values (the eager tier refused): the adjoint on the trace's
+            res = _outer_adjoint(g, vals, nodes, t, n, aux if has_aux else None)
+            if res is not None:
+                grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
+                value = to_user(res[0], kind)
+                gr = _regroup(t, nums, grads, single)
+                if has_aux:
+                    value = (value, realize(t, aux, eager=True))
+                entry[0] += 1
+                entry[1] += time.perf_counter() - t0
+                return value, gr
         if len(STATE.stack) > 1:  # inside jit / another grad: record the adjoint there
             res = _inline_vjp(g, vals, nodes, t, _seed(n.type.dtype, n.type.shape))
             if res is not None:
