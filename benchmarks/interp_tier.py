@@ -143,7 +143,8 @@ def main(argv=None):
               f"{ad['first'] / npy['first']:9.2f}x {ad['first_extra']:15.1f} {ad['next_extra']:7.1f} "
               f"{npy['next_extra']:7.1f} {npy['first_extra']:8.1f} "
               f"{ad['first_user'] / npy['first_user']:10.2f}x {ad['first_sys'] * 1e3:11.0f} "
-              f"{npy['first_sys'] * 1e3:6.0f} {ad['first_faults']:10.0f} {npy['first_faults']:6.0f}",
+              f"{npy['first_sys'] * 1e3:6.0f} {ad['first_faults']:10.0f} "
+              f"{npy['first_faults']:6.0f}",
               flush=True)
 
 

@@ -207,8 +207,9 @@ def consts_for(d, g):
 # code), its tier counting the eager calls, so native code is requested as soon as the
 # function is hot. Only small graphs (every value under
 # INTERPRET_MIN_SIZE elements) at the outermost level (no enclosing trace) take the eager tier;
-# large ones gain from the passes (no materialised broadcasts, buffers freed and reused) and
-# start on the interpreter plan. ADJIT_TIER=native skips it (compiled before the first return).
+# large ones gain from the passes (no materialised broadcasts, buffers freed and reused): while
+# cold they run the interpreter plan of the adjoint on the trace's values (`_outer_adjoint`).
+# ADJIT_TIER=native skips it (compiled before the first return).
 _COLD: "collections.OrderedDict" = collections.OrderedDict()  # key -> [calls, seconds, codes]
 EAGER_STATS = {"calls": 0}
 
