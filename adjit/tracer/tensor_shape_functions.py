@@ -372,47 +372,91 @@ def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
 
 
 # --- indexing ------------------------------------------------------------------------------
+def _index_values(index):
+    """The integer values of an index Tensor now (None if unknown)."""
+    v = getattr(index._n, "val", None)
+    return None if v is None else np.asarray(v)
+
+
+def _gather_bounds(index, axis, n):
+    """torch.gather's check of the values traced now: each index in [0, n), negatives too
+    refused (a later call's out of range: IndexError from the gather)."""
+    v = _index_values(index)
+    if v is None or v.size == 0:
+        return
+    bad = (v < 0) | (v >= n)
+    if bad.any():
+        raise RuntimeError(f"index {int(v[bad].flat[0])} is out of bounds for dimension {axis} "
+                           f"with size {n}")
+
+
 def take_along_dim(self, indices, dim=None):
     _need_tensor("take_along_dim", indices, "indices", 2)
-    if indices._n.type.dtype not in ("i64", "i32"):
-        raise RuntimeError("torch.take_along_dim(): dtype of indices should be int64 but got "
+    if dim is None:  # PyTorch: gather of the flat values (negatives refused)
+        if indices._n.type.dtype not in ("i64", "i32"):
+            raise RuntimeError("gather(): Expected dtype int32/int64 for index")
+        size = int(np.prod(_shape(self), dtype=np.int64))
+        x = ops.reshape(self._n, (size,))
+        idx = ops.reshape(indices._n, (int(np.prod(_shape(indices), dtype=np.int64)),))
+        _gather_bounds(indices, 0, size)
+        return _w(CS.take_along_axis(x, idx, 0, negative=False), "GatherBackward0", self)
+    if _nd(self) != _nd(indices):
+        raise RuntimeError("torch.take_along_dim(): input and indices should have the same "
+                           f"number of dimensions, but got {_nd(self)} dimensions for input,"
+                           f" and {_nd(indices)} dimensions for indices")
+    if indices._n.type.dtype != "i64":
+        raise RuntimeError("torch.take_along_dim(): dtype of indices should be Long but got "
                            f"{tensor_ops._tname(indices)}")
-    x, idx = self._n, indices._n
-    if dim is None:
-        x = ops.reshape(x, (int(np.prod(_shape(self), dtype=np.int64)),))
-        idx = ops.reshape(idx, (int(np.prod(_shape(indices), dtype=np.int64)),))
-        axis = 0
-    else:
-        axis = tensor_ops.wrap_dim(dim, _nd(self))
-        if _nd(self) != _nd(indices):
-            raise RuntimeError("torch.take_along_dim(): input and indices should have the same "
-                               f"number of dimensions, but got {_nd(self)} dimensions for input,"
-                               f" and {_nd(indices)} dimensions for indices")
-    return _w(CS.take_along_axis(x, idx, axis), "GatherBackward0", self)
+    axis = tensor_ops.wrap_dim(dim, _nd(self), scalar=False)
+    xs, ids = _shape(self), _shape(indices)
+    for d in range(_nd(self)):  # the other dims broadcast, worded as PyTorch's broadcast
+        if d != axis and xs[d] != ids[d] and xs[d] != 1 and ids[d] != 1:
+            raise RuntimeError(f"The size of tensor a ({xs[d]}) must match the size of tensor b "
+                               f"({ids[d]}) at non-singleton dimension {d}")
+    n, idx = xs[axis], indices._n
+    if n == 0:
+        if int(np.prod(ids, dtype=np.int64)):
+            raise RuntimeError("ZeroDivisionError")
+    else:  # PyTorch 2.13 takes an index along `dim` modulo the size (-1 is the last, n the first)
+        idx = ops.remainder(idx, n)
+    return _w(CS.take_along_axis(self._n, idx, axis), "GatherBackward0", self)
 
 
 def gather(self, dim, index, *, sparse_grad=False):
     _need_tensor("gather", index, "index", 3)
     if sparse_grad:
         raise TypeError("gather: sparse_grad=True is not supported by adjit")
-    if index._n.type.dtype != "i64":
-        raise RuntimeError("gather(): Expected dtype int64 for index")
     nd = _nd(self)
     axis = tensor_ops.wrap_dim(dim, nd)
-    if _nd(index) != nd:
+    if index._n.type.dtype not in ("i64", "i32"):
+        raise RuntimeError("gather(): Expected dtype int32/int64 for index")
+    # a 0-d input or index counts as one element along one dimension (ensure_nonempty_dim)
+    if max(nd, 1) != max(_nd(index), 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input "
                            "tensor")
-    xs, ids = _shape(self), _shape(index)
-    for d in range(nd):
-        if d != axis and ids[d] > xs[d]:
-            raise RuntimeError(f"Size does not match at dimension {d} expected index "
-                               f"{list(ids)} to be smaller than self {list(xs)} apart from "
-                               f"dimension {axis}")
-    x = self._n
-    if any(d != axis and ids[d] < xs[d] for d in range(nd)):
-        x = ops.slice(x, start=(0,) * nd, limit=tuple(xs[d] if d == axis else ids[d]
-                                                       for d in range(nd)), strides=(1,) * nd)
-    return _w(CS.take_along_axis(x, index._n, axis), "GatherBackward0", self)
+    xs, ids = _shape(self) or (1,), _shape(index) or (1,)
+    numel = int(np.prod(ids, dtype=np.int64))
+    if numel:  # (PyTorch checks nothing for an empty index)
+        for d in range(len(xs)):
+            if d != axis and ids[d] > xs[d]:
+                raise RuntimeError(f"Size does not match at dimension {d} expected index "
+                                   f"{list(_shape(index))} to be no larger than self "
+                                   f"{list(_shape(self))} apart from dimension {axis}")
+    _gather_bounds(index, axis, xs[axis])
+    x, idx = self._n, index._n
+    if not numel:  # no element read: an empty slice of x in the index's shape
+        flat = ops.reshape(x, (int(np.prod(xs, dtype=np.int64)),))
+        empty = ops.slice(flat, start=(0,), limit=(0,), strides=(1,))
+        return _w(ops.reshape(empty, _shape(index)), "GatherBackward0", self)
+    if nd == 0 or _nd(index) == 0:
+        x, idx = ops.reshape(x, xs), ops.reshape(idx, ids)
+    if any(d != axis and ids[d] < xs[d] for d in range(len(xs))):
+        x = ops.slice(x, start=(0,) * len(xs), limit=tuple(
+            xs[d] if d == axis else ids[d] for d in range(len(xs))), strides=(1,) * len(xs))
+    out = CS.take_along_axis(x, idx, axis, negative=False)
+    if _nd(index) == 0:
+        out = ops.reshape(out, ())
+    return _w(out, "GatherBackward0", self)
 
 
 # --- splitting and stacking ----------------------------------------------------------------
