@@ -108,3 +108,70 @@ def test_gather_under_jit_refuses_a_negative_index_on_replay():
         np.testing.assert_array_equal(
             g(x, adjit.tensor(idx)).numpy(),
             torch.take_along_dim(torch.tensor(X23), torch.tensor(idx), 1).numpy())
+
+
+# ------------------------------------------------------------------ 2. sizes that overflow
+BIG = 2 ** 62
+SIZE_CASES = {
+    "expand_overflow": lambda T: T.ones(2, 3).expand(BIG, BIG, 2, 3),
+    "expand_one_overflow": lambda T: T.ones(1).expand(BIG, BIG),
+    "expand_zero_late": lambda T: T.ones(2, 3).expand(BIG, BIG, 0, 2, 3),
+    "expand_negative_new_dim": lambda T: T.ones(2, 3).expand(-2, 2, 3),
+    "expand_minus_one_new_dim": lambda T: T.ones(2, 3).expand(-1, 2, 3),
+    "expand_minus_one_kept": lambda T: T.ones(2, 3).expand(2, -1),
+    "expand_negative_existing": lambda T: T.ones(2, 3).expand(3, -2, 3),
+    "expand_mismatch": lambda T: T.ones(2, 3).expand(2, 3, 4),
+    "expand_fine": lambda T: T.ones(2, 1).expand(2, 2, -1, 3),
+    "reshape_overflow": lambda T: T.ones(2, 3).reshape(BIG, BIG),
+    "reshape_overflow_infer": lambda T: T.ones(2, 3).reshape(BIG, BIG, -1),
+    "reshape_empty_overflow": lambda T: T.ones(0).reshape(BIG, BIG, 0),
+    "reshape_empty_wraps_to_zero": lambda T: T.ones(0).reshape(BIG, BIG, -1),
+    "view_empty_wraps_negative": lambda T: T.ones(0).view(-1, BIG, 2),
+    "view_empty_wraps_zero": lambda T: T.ones(0).view(-1, BIG, 4),
+    "view_overflow": lambda T: T.ones(2, 3).view(BIG, BIG),
+    "view_empty_overflow": lambda T: T.ones(0).view(BIG, BIG, 0),
+    "view_empty_fits": lambda T: T.ones(0).view(2 ** 20, 2 ** 21, 0).shape,
+    "view_empty_u64_overflow": lambda T: T.ones(0).view(2 ** 32, 2 ** 31, 4, 0),
+    "reshape_ambiguous": lambda T: T.ones(0).reshape(-1, 0),
+    "reshape_zero_known": lambda T: T.ones(2, 3).reshape(-1, 0),
+    "reshape_two_inferred": lambda T: T.ones(2, 3).reshape(-1, -1),
+    "reshape_negative": lambda T: T.ones(2, 3).reshape(-1, -2),
+    "reshape_negative_first": lambda T: T.ones(2, 3).reshape(-2, -1),
+    "reshape_fine": lambda T: T.ones(2, 3).reshape(3, -1),
+    "empty_storage_overflow": lambda T: T.empty(BIG, 4),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIZE_CASES))
+def test_sizes_as_torch(case):
+    same_as_torch(SIZE_CASES[case])
+
+
+LONG_CASES = {  # a size outside int64: PyTorch's TypeError (its message carries a C++ trace)
+    "expand": lambda T: T.ones(2, 3).expand(2, 2 ** 64, 3),
+    "expand_tuple": lambda T: T.ones(2, 3).expand((2 ** 63, 2, 3)),
+    "reshape": lambda T: T.ones(2, 3).reshape((6, 2 ** 64)),
+    "reshape_low": lambda T: T.ones(2, 3).reshape(-2 ** 63 - 1),
+    "view": lambda T: T.ones(2, 3).view(6, -2 ** 64),
+    "zeros": lambda T: T.zeros(2 ** 63),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LONG_CASES))
+def test_sizes_outside_int64_as_torch(case):
+    seen = []
+    for T in (adjit, torch):
+        with pytest.raises(TypeError) as info:
+            LONG_CASES[case](T)
+        seen.append(str(info.value).split("long long")[0])
+    assert seen[0] == seen[1] and "Overflow when unpacking" in seen[0]
+
+
+def test_sizes_that_numpy_cannot_hold_are_a_clear_error():
+    # PyTorch makes these empty or expanded views; a NumPy array cannot have such sizes
+    for f in (lambda: adjit.ones(0).view(2 ** 32, 2 ** 31, 0),
+              lambda: adjit.ones(2, 3).expand(0, BIG, BIG, 2, 3),
+              lambda: adjit.ones(1).expand(2 ** 40, 2 ** 21)):  # 2**61 floats
+        with pytest.raises(RuntimeError, match="adjit cannot hold a tensor of sizes"):
+            f()
+    assert tuple(adjit.ones(1).expand(2 ** 30, 2 ** 30).shape) == (2 ** 30, 2 ** 30)
