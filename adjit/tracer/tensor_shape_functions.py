@@ -12,7 +12,7 @@ import numpy as np
 from ..ir import composites as IC
 from ..ir import composites_shape as CS
 from ..ir import ops
-from .grad_fn import tag, tag_outputs
+from .grad_fn import save_extra, tag, tag_outputs
 from .tensor import Tensor, shape_error
 from . import tensor_ops
 
@@ -399,7 +399,9 @@ def take_along_dim(self, indices, dim=None):
         x = ops.reshape(self._n, (size,))
         idx = ops.reshape(indices._n, (int(np.prod(_shape(indices), dtype=np.int64)),))
         _gather_bounds(indices, 0, size)
-        return _w(CS.take_along_axis(x, idx, 0, negative=False), "GatherBackward0", self)
+        out = _w(CS.take_along_axis(x, idx, 0, negative=False), "GatherBackward0", self)
+        save_extra(out._n, [indices._n])  # (PyTorch saves a view of the index)
+        return out
     if _nd(self) != _nd(indices):
         raise RuntimeError("torch.take_along_dim(): input and indices should have the same "
                            f"number of dimensions, but got {_nd(self)} dimensions for input,"
@@ -456,7 +458,9 @@ def gather(self, dim, index, *, sparse_grad=False):
     out = CS.take_along_axis(x, idx, axis, negative=False)
     if _nd(index) == 0:
         out = ops.reshape(out, ())
-    return _w(out, "GatherBackward0", self)
+    out = _w(out, "GatherBackward0", self)
+    save_extra(out._n, [index._n])  # GatherBackward0 saves the index
+    return out
 
 
 # --- splitting and stacking ----------------------------------------------------------------
