@@ -13,7 +13,7 @@ from ..ir import ops
 from ..ir.core import REGISTRY, bind
 from .np_indexing import _mask_indices
 from .ndarray import TracedArray, deepest, promote, promote_nobroadcast, where_str, wrap
-from .np_dispatch import FUNCS, _acc, _dt, _int_axis, _one, as_1d, func, refuse
+from .np_dispatch import FUNCS, _acc, _dt, _int_axis, _one, as_1d, func, reduce_axis, refuse
 
 _NO = np._NoValue
 
@@ -76,7 +76,16 @@ def _rot90(m, k=1, axes=(0, 1)):
 @func("roll")
 def _roll(a, shift, axis=None):
     _static("roll", "shift", shift)
-    return wrap(composites_shape.roll(_one(a), shift, axis), _weak(a))
+    x = _one(a)
+    nd = ir_composites.ndim(x)
+    # NumPy's order: the axes normalized, shift and axis broadcast (1-D at most), then the
+    # rolls; axis=None rolls the flat array along its axis 0
+    axes = (0,) if axis is None else ir_composites.axis_tuple(axis, nd)
+    if np.broadcast(np.asarray(shift), np.asarray(axes, dtype=np.intp)).ndim > 1:
+        raise ValueError("'shift' and 'axis' should be scalars or 1D sequences")
+    if axis is not None and nd == 0:  # (NumPy's loop over a 0-d array's rolls unpacks nothing)
+        raise ValueError("not enough values to unpack (expected 2, got 0)")
+    return wrap(composites_shape.roll(x, shift, None if axis is None else axes), _weak(a))
 
 
 @func("rollaxis")
@@ -776,6 +785,7 @@ def _no_nan(x, fill):
 
 @func("nansum")
 def _nansum(a, axis=None, dtype=None, keepdims=False):
+    axis = reduce_axis(axis)
     x, _ = _no_nan(_acc(a, dtype, name="nansum"), 0.0)
     return wrap(ir_composites.sum(x, axis, keepdims))
 
@@ -788,6 +798,7 @@ def _count(nan, x, axis, keepdims):
 
 @func("nanmean")
 def _nanmean(a, axis=None, dtype=None, keepdims=False):
+    axis = reduce_axis(axis)
     x0 = _acc(a, dtype, True, "nanmean")
     x, nan = _no_nan(x0, 0.0)
     return wrap(ops.div(ir_composites.sum(x, axis, keepdims), _count(nan, x, axis, keepdims)))
@@ -795,6 +806,7 @@ def _nanmean(a, axis=None, dtype=None, keepdims=False):
 
 def _nanext(is_max):
     def impl(a, axis=None, keepdims=False):
+        axis = reduce_axis(axis)
         x0 = _one(a)
         x, nan = _no_nan(x0, -np.inf if is_max else np.inf)
         r = (ir_composites.max if is_max else ir_composites.min)(x, axis, keepdims)
@@ -809,6 +821,7 @@ FUNCS["nanmax"], FUNCS["nanmin"] = _nanext(True), _nanext(False)
 
 
 def _nanvar_node(a, axis, dtype, ddof, keepdims, name):
+    axis = reduce_axis(axis)
     x0 = _acc(a, dtype, True, name)
     x, nan = _no_nan(x0, 0.0)
     cnt = _count(nan, x, axis, True)

@@ -1,0 +1,151 @@
+"""NumPy front parity (traced arrays under adjit.jit / adjit.grad against the installed NumPy):
+np.roll's axes and 0-d arrays, the axis parse of reductions (NumPy's TypeError for a list, a
+bool, a float or a str), the nan-reductions' `where=`, and `**` with a broadcast exponent."""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pytest
+
+import adjit
+from peers import central_diff, require
+
+HERE = os.path.basename(__file__)
+X = np.arange(1.0, 7.0).reshape(2, 3)
+S = np.array(3.0)
+
+
+def _observe(f, *args):
+    try:
+        return ("ok", np.asarray(f(*args)))
+    except Exception as e:  # noqa: BLE001 - the exception is the observation
+        return (type(e), str(e))
+
+
+def _same_as_numpy(f, *args):
+    """f on plain arrays (NumPy) and under adjit.jit: equal values, or the same exception type
+    and NumPy's message (adjit adds the function's name and the user's line)."""
+    want = _observe(f, *args)
+    got = _observe(adjit.jit(f), *args)
+    assert got[0] == want[0], (got, want)
+    if want[0] == "ok":
+        assert got[1].dtype == want[1].dtype and got[1].shape == want[1].shape
+        np.testing.assert_array_equal(got[1], want[1])
+    else:
+        assert HERE in got[1], got[1]
+        assert re.sub(r" in np\.[\w.]+ \(at .*$", "", got[1]) == want[1], (got[1], want[1])
+
+
+# ------------------------------------------------------------------ 4. roll, reduction axes
+ROLL = {
+    "axis_empty": (lambda a: np.roll(a, 1, axis=()), X),
+    "axis_empty_list": (lambda a: np.roll(a, 1, axis=[]), X),
+    "shift_tuple_axis_empty": (lambda a: np.roll(a, (1,), axis=()), X),
+    "both_empty": (lambda a: np.roll(a, (), axis=()), X),
+    "0d": (lambda a: np.roll(a, 1), S),
+    "0d_axis_none": (lambda a: np.roll(a, 1, axis=None), S),
+    "0d_shift_tuple": (lambda a: np.roll(a, (1, 2)), S),
+    "0d_axis_empty": (lambda a: np.roll(a, 1, axis=()), S),
+    "0d_axis_0": (lambda a: np.roll(a, 1, axis=0), S),
+    "0d_axis_minus_1": (lambda a: np.roll(a, 1, axis=-1), S),
+    "shifts_no_axis": (lambda a: np.roll(a, (1, 2)), X),
+    "lists": (lambda a: np.roll(a, [1, 2], axis=[0, 1]), X),
+    "axis_broadcast": (lambda a: np.roll(a, 1, axis=(0, 1)), X),
+    "shift_broadcast": (lambda a: np.roll(a, (1, 2), axis=0), X),
+    "repeated_axis": (lambda a: np.roll(a, 1, axis=(1, 1)), X),
+    "mismatch": (lambda a: np.roll(a, (1, 2, 3), axis=(0, 1)), X),
+    "axis_out_of_range": (lambda a: np.roll(a, 1, axis=2), X),
+    "axis_float": (lambda a: np.roll(a, 1, axis=1.0), X),
+    "axis_str": (lambda a: np.roll(a, 1, axis="a"), X),
+    "shift_2d": (lambda a: np.roll(a, [[1]], axis=0), X),
+    "shift_2d_no_axis": (lambda a: np.roll(a, [[1]]), X),
+    "negative": (lambda a: np.roll(a, -7, axis=1), X),
+    "empty_axis": (lambda a: np.roll(a[:, :0], 2, axis=1), X),
+    "numpy_int": (lambda a: np.roll(a, np.int64(2)), X),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROLL))
+def test_roll_as_numpy(case):
+    f, a = ROLL[case]
+    _same_as_numpy(f, a)
+
+
+def test_roll_gradient_matches_differences():
+    w = np.linspace(-1.0, 1.0, 6).reshape(2, 3)
+    f = lambda a: (np.roll(a, (1, -2, 1), axis=(1, 0, 1)) * w).sum() + np.roll(a, 4).sum() ** 2
+    np.testing.assert_allclose(adjit.grad(f)(X), central_diff(f, X), rtol=1e-7, atol=1e-9)
+    g = lambda a: np.roll(a * a, 2) * 3.0  # 0-d: axis None rolls its single element
+    np.testing.assert_allclose(adjit.grad(g)(S), central_diff(g, S), rtol=1e-7)
+
+
+REDUCTIONS = ["sum", "prod", "max", "min", "amax", "amin", "mean", "var", "std", "any", "all",
+              "nansum", "nanmean", "nanmax", "nanmin", "nanvar", "nanstd"]
+BAD_AXES = {
+    "tuple_str": (0, "a"),
+    "list": [0],
+    "empty_list": [],
+    "tuple_float": (0, 1.0),
+    "float": 1.0,
+    "str": "a",
+    "tuple_none": (0, None),
+    "tuple_bool": (True,),
+    "bool": True,
+    "tuple_of_tuple": ((0,),),
+    "array": np.array([0, 1]),
+}
+
+
+@pytest.mark.parametrize("axis", sorted(BAD_AXES))
+@pytest.mark.parametrize("name", REDUCTIONS)
+def test_reduction_axis_type_errors_as_numpy(name, axis):
+    fn = getattr(np, name)
+    f = lambda a: fn(a, axis=BAD_AXES[axis])  # noqa: E731
+    want = _observe(f, X)
+    got = _observe(adjit.jit(f), X)
+    assert want[0] is TypeError and got[0] is TypeError, (got, want)
+    assert HERE in got[1], got[1]
+
+
+GOOD_AXES = {"int64": np.int64(1), "tuple_int64": (np.int64(0),), "array0": np.array(1),
+             "tuple_array0": (np.array(1),), "empty_tuple": (), "negative": (-1, 0)}
+
+
+@pytest.mark.parametrize("axis", sorted(GOOD_AXES))
+@pytest.mark.parametrize("name", REDUCTIONS)
+def test_reduction_integer_axes_as_numpy(name, axis):
+    fn = getattr(np, name)
+    f = lambda a: fn(a, axis=GOOD_AXES[axis])  # noqa: E731
+    want, got = f(X), adjit.jit(f)(X)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12)
+    assert np.asarray(got).shape == np.shape(want)
+
+
+OTHER_AXES = {
+    "argmax_tuple": lambda a: np.argmax(a, axis=(0, "a")),
+    "argmax_list": lambda a: np.argmax(a, axis=[0]),
+    "argmax_float": lambda a: np.argmax(a, axis=1.0),
+    "cumsum_tuple": lambda a: np.cumsum(a, axis=(0,)),
+    "median_tuple_str": lambda a: np.median(a, axis=(0, "a")),
+    "median_str": lambda a: np.median(a, axis="a"),
+    "norm_list": lambda a: np.linalg.norm(a, axis=[0]),
+    "norm_tuple_str": lambda a: np.linalg.norm(a, axis=(0, "a")),
+    "norm_tuple_none": lambda a: np.linalg.norm(a, axis=(0, None)),
+    "norm_tuple_bool": lambda a: np.linalg.norm(a, axis=(True,)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OTHER_AXES))
+def test_other_axis_type_errors_as_numpy(case):
+    f = OTHER_AXES[case]
+    want = _observe(f, X)
+    got = _observe(adjit.jit(f), X)
+    assert want[0] is TypeError and got[0] is TypeError, (got, want)
+    assert HERE in got[1], got[1]
+
+
+def test_axis_error_in_numpys_words():
+    _same_as_numpy(lambda a: np.sum(a, axis=5), X)
+    _same_as_numpy(lambda a: np.cumsum(a, axis=-3), X)
