@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -82,7 +83,7 @@ def test_roll_gradient_matches_differences():
 
 
 REDUCTIONS = ["sum", "prod", "max", "min", "amax", "amin", "mean", "var", "std", "any", "all",
-              "nansum", "nanmean", "nanmax", "nanmin", "nanvar", "nanstd"]
+              "nansum", "nanmean", "nanmax", "nanmin", "nanvar", "nanstd", "nanprod"]
 BAD_AXES = {
     "tuple_str": (0, "a"),
     "list": [0],
@@ -149,3 +150,98 @@ def test_other_axis_type_errors_as_numpy(case):
 def test_axis_error_in_numpys_words():
     _same_as_numpy(lambda a: np.sum(a, axis=5), X)
     _same_as_numpy(lambda a: np.cumsum(a, axis=-3), X)
+
+
+# ------------------------------------------------------------------ 5. nan-reductions' where=
+XN = np.array([[1.0, np.nan, 3.0], [np.nan, 0.5, 2.0], [4.0, 5.0, -1.0]])
+MN = np.array([[True, True, False], [True, True, False], [True, True, True]])
+XI = np.arange(9).reshape(3, 3)
+NAN_WHERE = {
+    "nansum": (lambda a: np.nansum(a, axis=1, where=MN), XN),
+    "nansum_initial": (lambda a: np.nansum(a, axis=1, where=MN, initial=10), XN),
+    "nansum_f32": (lambda a: np.nansum(a.astype(np.float32), axis=1, where=MN), XN),
+    "nansum_int": (lambda a: np.nansum(a, axis=1, where=MN), XI),
+    "nanprod": (lambda a: np.nanprod(a, axis=1, where=MN), XN),
+    "nanprod_initial": (lambda a: np.nanprod(a, axis=0, where=MN, initial=2.0), XN),
+    "nanprod_plain": (lambda a: np.nanprod(a, axis=0), XN),
+    "nanprod_int": (lambda a: np.nanprod(a, axis=1, where=MN), XI),
+    "nanmean": (lambda a: np.nanmean(a, axis=1, where=MN), XN),
+    "nanmean_all": (lambda a: np.nanmean(a, where=MN), XN),
+    "nanmean_keepdims": (lambda a: np.nanmean(a, axis=1, where=MN, keepdims=True), XN),
+    "nanmean_broadcast_mask": (lambda a: np.nanmean(a, axis=0, where=np.array([True, False, True])),
+                               XN),
+    "nanmean_empty_slice": (lambda a: np.nanmean(a, axis=1, where=~MN), XN),
+    "nanmean_int": (lambda a: np.nanmean(a, axis=1, where=MN), XI),
+    "nanmax_needs_initial": (lambda a: np.nanmax(a, axis=1, where=MN), XN),
+    "nanmax_needs_initial_int": (lambda a: np.nanmax(a, axis=1, where=MN), XI),
+    "nanmax_numpy_true_needs_initial": (lambda a: np.nanmax(a, axis=1, where=np.True_), XN),
+    "nanmax_initial": (lambda a: np.nanmax(a, axis=1, where=MN, initial=-5), XN),
+    "nanmax_initial_no_where": (lambda a: np.nanmax(a, axis=1, initial=2.5), XN),
+    "nanmax_nothing_kept": (lambda a: np.nanmax(a, axis=1, where=np.zeros((3, 3), bool),
+                                                initial=1.0), XN),
+    "nanmax_int": (lambda a: np.nanmax(a, axis=1, where=MN, initial=-1), XI),
+    "nanmin_initial": (lambda a: np.nanmin(a, axis=1, where=MN, initial=5), XN),
+    "nanmin_plain": (lambda a: np.nanmin(a, axis=1), XN),
+    "nanvar": (lambda a: np.nanvar(a, axis=1, where=MN), XN),
+    "nanvar_axis0": (lambda a: np.nanvar(a, axis=0, where=MN), XN),
+    "nanvar_keepdims": (lambda a: np.nanvar(a, axis=(0, 1), where=MN, keepdims=True), XN),
+    "nanvar_ddof_past_count": (lambda a: np.nanvar(a, axis=1, ddof=2), XN),
+    "nanvar_correction": (lambda a: np.nanvar(a, axis=1, where=MN, correction=1), XN),
+    "nanvar_ddof_and_correction": (lambda a: np.nanvar(a, axis=1, ddof=1, correction=1), XN),
+    "nanstd": (lambda a: np.nanstd(a, axis=1, where=MN, ddof=1), XN),
+    "mask_wrong_shape": (lambda a: np.nanmean(a, axis=0, where=np.array([True, False])), XN),
+    "mask_not_bool": (lambda a: np.nansum(a, axis=0, where=np.array([1, 0, 1])), XN),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NAN_WHERE))
+def test_nan_reductions_where_as_numpy(case):
+    f, a = NAN_WHERE[case]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "Mean of empty slice" ...
+        want = _observe(f, a)
+    got = _observe(adjit.jit(f), a)
+    assert got[0] == want[0], (got, want)
+    if want[0] == "ok":
+        assert got[1].dtype == want[1].dtype and got[1].shape == want[1].shape
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-12, equal_nan=True)
+    else:
+        assert HERE in got[1], got[1]
+
+
+W3 = np.linspace(0.5, 2.0, 3)
+
+
+def _nan_losses(N):
+    """Scalar losses of nan-reductions with where= (N: numpy or jax.numpy); each nan-reduction
+    reads the input itself, so a NaN input has derivative 0 in every library."""
+    return {
+        "nansum": lambda a: (N.nansum(a, axis=1, where=MN, initial=1.5) ** 2 * W3).sum(),
+        "nanprod": lambda a: (N.nanprod(a, axis=0, where=MN) * W3).sum(),
+        "nanmean": lambda a: (N.nanmean(a, axis=1, where=MN) ** 3 * W3).sum(),
+        "nanmax": lambda a: (N.nanmax(a, axis=1, where=MN, initial=-3.0) * W3).sum(),
+        "nanmin": lambda a: (N.nanmin(a, axis=0, where=MN, initial=10.0) * W3).sum(),
+        "nanvar": lambda a: (N.nanvar(a, axis=1, where=MN) * W3).sum(),
+        # (every column keeps two numbers: a std of one is sqrt at 0, whose derivative is nan)
+        "nanstd": lambda a: (N.nanstd(a, axis=0, where=MN | np.eye(3, dtype=bool)[::-1])
+                             * W3).sum(),
+        "nanvar_all": lambda a: N.nanvar(a, where=MN),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_nan_losses(np)))
+def test_nan_reductions_where_gradients_match_differences(name):
+    f = _nan_losses(np)[name]
+    g = np.asarray(adjit.grad(f)(XN))
+    np.testing.assert_allclose(float(adjit.jit(f)(XN)), f(XN), rtol=1e-12)
+    np.testing.assert_allclose(g, central_diff(f, XN), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(_nan_losses(np)))
+def test_nan_reductions_where_gradients_match_jax(name):
+    jax = require("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    g = np.asarray(adjit.grad(_nan_losses(np)[name])(XN))
+    want = np.asarray(jax.grad(_nan_losses(jnp)[name])(jnp.asarray(XN)))
+    np.testing.assert_allclose(g, want, rtol=1e-10, atol=1e-12)
