@@ -12,6 +12,7 @@ import numpy as np
 from ..ir import composites as IC
 from ..ir import composites_shape as CS
 from ..ir import ops
+from ..ir.core import EAGER
 from .grad_fn import save_extra, tag, tag_outputs
 from .tensor import Tensor, shape_error
 from . import tensor_ops
@@ -463,6 +464,129 @@ def gather(self, dim, index, *, sparse_grad=False):
     return out
 
 
+def _flat_positions(xs, axis, index):
+    """The flat positions in the values of an x of shape `xs` that `index` (a Tensor) names
+    along `axis`, its other dims at their own coordinates (PyTorch's scatter/gather rule),
+    as a 1-D int64 node. A negative or too large index recorded for replay becomes one the
+    gather/scatter_add refuses (IndexError)."""
+    xs, ids = xs or (1,), _shape(index) or (1,)
+    strides = np.cumprod((tuple(xs) + (1,))[::-1])[::-1][1:]
+    base = np.zeros(ids, np.int64)
+    for i, d in enumerate(ids):
+        if i != axis:
+            base = base + np.arange(d).reshape([d if j == i else 1 for j in range(len(ids))]) \
+                * int(strides[i])
+    idx, n = ops.convert(ops.reshape(index._n, ids), "i64"), xs[axis]
+    if idx.trace is not EAGER:
+        from ..ir.indexing import wrap_traced_index
+        idx = ops.select(ops.lt(idx, 0), ops.sub(idx, n), idx)  # (below -n: poisoned)
+        idx = wrap_traced_index(idx, n, int(np.prod(xs, dtype=np.int64)))
+    pos = ops.add(ops.mul(idx, int(strides[axis])), base)
+    return ops.reshape(pos, (int(np.prod(ids, dtype=np.int64)),))
+
+
+def index_select(self, dim, index):
+    _need_tensor("index_select", index, "index", 2)
+    axis = tensor_ops.wrap_dim(dim, _nd(self))
+    if _nd(index) > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    if index._n.type.dtype not in ("i64", "i32"):
+        raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
+    k = int(np.prod(_shape(index), dtype=np.int64))
+    v = _index_values(index)
+    if _nd(self) == 0:
+        if k != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {k} "
+                               "value(s)")
+        if v is not None and int(v.reshape(-1)[0]) != 0:
+            raise IndexError("index out of range in self")
+        res = _w(self._n, "IndexSelectBackward0", self)  # (tag gives it a node of its own)
+        save_extra(res._n, [index._n])
+        return res
+    n = _shape(self)[axis]
+    if v is not None and v.size:
+        bad = (v < 0) | (v >= n)
+        if bad.any():
+            raise RuntimeError(f"INDICES element is out of DATA bounds, id={int(v[bad].flat[0])} "
+                               f"axis_dim={n}")
+    idx = ops.convert(ops.reshape(index._n, (k,)), "i64")
+    if idx.trace is not EAGER:  # on replay a negative index is refused too
+        from ..ir.indexing import wrap_traced_index
+        idx = wrap_traced_index(ops.select(ops.lt(idx, 0), ops.sub(idx, n), idx), n, n)
+    res = _w(ops.gather(self._n, idx, axis=axis), "IndexSelectBackward0", self)
+    save_extra(res._n, [index._n])  # IndexSelectBackward0 saves the index
+    return res
+
+
+def _scatter_checks(fn, self, dim, index, src):
+    """PyTorch's checks of scatter_add(self, dim, index, src), in its order; returns the dim."""
+    _need_tensor(fn, index, "index", 2)
+    _need_tensor(fn, src, "src", 3)
+    axis = tensor_ops.wrap_dim(dim, _nd(self))
+    if index._n.type.dtype not in ("i64", "i32"):
+        raise RuntimeError("scatter(): Expected dtype int32/int64 for index")
+    if src._n.type.dtype != self._n.type.dtype:
+        raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype")
+    if not int(np.prod(_shape(index), dtype=np.int64)):
+        return axis
+    nd = max(_nd(self), 1)
+    if nd != max(_nd(index), 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
+    xs, ids, ss = _shape(self) or (1,), _shape(index) or (1,), _shape(src)
+    wrong = any(d != axis and ids[d] > xs[d] for d in range(nd))
+    if not wrong:
+        for d in range(nd):
+            if ss and d >= len(ss):  # (PyTorch reads src.size(d))
+                raise IndexError(f"Dimension out of range (expected to be in range of "
+                                 f"[{-len(ss)}, {len(ss) - 1}], but got {d})")
+            if ids[d] > (ss[d] if ss else 1):
+                wrong = True
+                break
+    if wrong:
+        raise RuntimeError(f"Expected index {list(_shape(index))} to be no larger than self "
+                           f"{list(_shape(self))} apart from dimension {axis} and to be no "
+                           f"larger size than src {list(ss)}")
+    if max(len(ss), 1) != nd:
+        raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
+    _gather_bounds(index, axis, xs[axis])
+    return axis
+
+
+def scatter_add(self, dim, index, src):
+    """`self.scatter_add(dim, index, src)`: src's elements (over index's shape) added into a
+    copy of self at the positions index names along dim (ScatterAddBackward0)."""
+    axis = _scatter_checks("scatter_add", self, dim, index, src)
+    xs, ids = _shape(self), _shape(index)
+    k = int(np.prod(ids, dtype=np.int64))
+    x = self._n
+    if k == 0:
+        return _w(x, "ScatterAddBackward0", self, src)  # (a copy: tag gives it its own node)
+    total = int(np.prod(xs, dtype=np.int64))
+    flat = ops.reshape(x, (total,))
+    part = src._n
+    ss, idn = _shape(src) or (1,), ids or (1,)
+    part = ops.reshape(part, ss)
+    if tuple(ss) != tuple(idn):
+        part = ops.slice(part, start=(0,) * len(ss), limit=tuple(idn), strides=(1,) * len(ss))
+    part = ops.reshape(part, (k,))
+    pos = _flat_positions(xs, axis, index)
+    if x.type.dtype == "bool":  # (an OR: the sum of the hits, nonzero)
+        out = ops.ne(ops.scatter_add(ops.convert(flat, "i64"), pos, ops.convert(part, "i64"),
+                                     axis=0), 0)
+    else:
+        out = ops.scatter_add(flat, pos, part, axis=0)
+    res = _w(ops.reshape(out, xs), "ScatterAddBackward0", self, src)
+    save_extra(res._n, [index._n])  # ScatterAddBackward0 saves the index
+    return res
+
+
+def scatter_add_(self, dim, index, src):
+    from .methods import _write_back
+    self._inplace_check()
+    n = self._n
+    return _write_back(self, n, scatter_add(self, dim, index, src))
+
+
 # --- splitting and stacking ----------------------------------------------------------------
 def _pieces(self, bounds, axis, name, grad_fn):
     outs = [CS.slice_axis(self._n, lo, hi, axis) for lo, hi in bounds]
@@ -615,7 +739,8 @@ clamp_min, clamp_max = _clamp_one(True), _clamp_one(False)
 METHODS = {f.__name__: f for f in (
     repeat_interleave, repeat, tile, sort, argsort, msort, roll, flip, fliplr, flipud, rot90,
     diagonal, diag, trace, triu, tril, kron, cross, cumprod, diff, median, quantile,
-    take_along_dim, gather, split, chunk, tensor_split, clamp_min, clamp_max)}
+    take_along_dim, gather, index_select, scatter_add, scatter_add_, split, chunk, tensor_split,
+    clamp_min, clamp_max)}
 
 
 def install():
