@@ -153,6 +153,8 @@ DOMAINS = {
     "cumsum": D(-2, 2, lambda np_, x: np_.cumsum(x, axis=1)),
     "cumprod": D(-2, 2, lambda np_, x: np_.cumprod(x, axis=1)),
     "nansum": D(0.1, 3.9, lambda np_, x: np_.nansum(np_.where(x > 3, np_.nan, x), axis=0), INT),
+    "nanprod": D(0.1, 3.9, lambda np_, x: np_.nanprod(np_.where(x > 3, np_.nan, x), axis=1),
+                 INT),
     "nanmean": D(0.1, 3.9, lambda np_, x: np_.nanmean(np_.where(x > 3, np_.nan, x), axis=1),
                  INT),
     "nanmax": D(0.1, 3.9, lambda np_, x: np_.nanmax(np_.where(x > 3, np_.nan, x), axis=0),

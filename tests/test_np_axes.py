@@ -60,7 +60,7 @@ def test_an_axis_out_of_range_raises_numpys_axis_error(name, transform):
         transform(f)(X)
     assert isinstance(got.value, IndexError) and isinstance(got.value, ValueError)
     msg = str(got.value)
-    assert "out of bounds for an array of dimension" in msg and HERE in msg, msg
+    assert "out of bounds for array of dimension" in msg and HERE in msg, msg
     assert f"np.{name.split('-')[0]}" in msg, msg
 
 

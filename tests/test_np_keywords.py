@@ -61,7 +61,7 @@ SAMPLES = {
     "dstack": ([A, A],), "block": ([[A, A]],), "meshgrid": (A[0], A[1]),
     "put_along_axis": (A, np.argsort(A, axis=-1), 1.0, -1), "nonzero": (B,),
     "argwhere": (B,), "flatnonzero": (B,), "unique": (I,), "linspace": (A[0, 0], A[1, 1]),
-    "nansum": (A,), "nanmean": (A,), "nanmax": (A,), "nanmin": (A,), "nanvar": (A,),
+    "nansum": (A,), "nanprod": (A,), "nanmean": (A,), "nanmax": (A,), "nanmin": (A,), "nanvar": (A,),
     "nanstd": (A,), "copyto": (np.empty((3, 4)), A),
     # issue 15 item 1
     "sinc": (A,), "fix": (A * 3,), "round": (A * 3.3,), "around": (A * 3.3,),

@@ -332,7 +332,7 @@ def _apply_eager(cls, args):
         import weakref
         rec.outs = tuple(weakref.ref(n) for n in nodes)
     _set_saved(ctx, res)
-    saved = []
+    saved, extra = [], []
     for t, v in getattr(ctx, "_saved_pairs", ()):
         if t is None:
             continue
@@ -341,7 +341,12 @@ def _apply_eager(cls, args):
                 saved.append((j, v))
                 break
         else:
-            saved.append((-1, nodes[0].version[0]))
+            if any(t._n is m for m in nodes):
+                saved.append((-1, nodes[0].version[0]))
+            else:  # neither input nor output: checked at the version it was saved at
+                saved.append((-2 - len(extra), v))
+                extra.append(t._n)
+    fn._extra = tuple(extra)
     fn._saved = tuple(saved)
     return res[0] if single else tuple(res)
 

@@ -8,6 +8,8 @@ means every axis.
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from . import ops
@@ -29,13 +31,13 @@ AxisError = getattr(np, "exceptions", np).AxisError
 
 
 def axis_error(a, nd):
-    return AxisError(f"axis {a} is out of bounds for an array of dimension {nd}")
+    return AxisError(f"axis {a} is out of bounds for array of dimension {nd}")
 
 
 def norm_axis(a, nd):
     """One non-negative axis for an integer axis `a` of an array of `nd` dimensions; AxisError
-    outside [-nd, nd) (NumPy's normalize_axis_index)."""
-    a = int(a)
+    outside [-nd, nd), TypeError for a non-integer (NumPy's normalize_axis_index)."""
+    a = operator.index(a)
     if not -nd <= a < nd:
         raise axis_error(a, nd)
     return a % nd
@@ -61,6 +63,17 @@ def norm_axes(axis, nd, scalar_int=False):
     if len(set(out)) != len(out):
         raise ValueError(f"repeated axis in {axis}")
     return tuple(sorted(out))
+
+
+def axis_tuple(axis, nd):
+    """NumPy's normalize_axis_tuple with duplicates allowed: an integer or an iterable of
+    integers (a float is "not iterable", a str's letters are no integers), each normalized."""
+    if type(axis) not in (tuple, list):
+        try:
+            axis = [operator.index(axis)]
+        except TypeError:
+            pass
+    return tuple(norm_axis(a, nd) for a in axis)
 
 
 def _keep(r, xshape, axes, keepdims):

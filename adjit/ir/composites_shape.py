@@ -13,7 +13,7 @@ import numpy as np
 
 from . import composites
 from . import ops
-from .core import REGISTRY, bind
+from .core import EAGER, REGISTRY, bind
 
 
 def _ax(axis, nd):
@@ -185,9 +185,10 @@ def diff(x, n, axis):
 
 
 # --- sorting and order statistics --------------------------------------------------------------
-def take_along_axis(x, idx, axis):
+def take_along_axis(x, idx, axis, negative=True):
     """np.take_along_axis: x[..., idx[..., j, ...], ...] with the other axes broadcast
-    between x and idx; one gather from x's flattened values at computed positions."""
+    between x and idx; one gather from x's flattened values at computed positions. Without
+    `negative` (torch.gather) a negative index recorded for replay is out of range too."""
     xs, ids = ops.shape(x), ops.shape(idx)
     nd = len(xs)
     n = xs[axis]
@@ -207,6 +208,8 @@ def take_along_axis(x, idx, axis):
         # fronts) becomes a position past the flat x, so the gather raises IndexError rather
         # than read a neighbouring row
         from .indexing import wrap_traced_index
+        if not negative and ib.trace is not EAGER:  # below -n: poisoned by index_wrap
+            ib = ops.select(ops.lt(ib, 0), ops.sub(ib, n), ib)
         wrapped = wrap_traced_index(ib, n, int(np.prod(ops.shape(xb), dtype=np.int64)))
         pos = ops.add(ops.mul(wrapped, int(strides[axis])), base)
     return ops.gather(_flat(xb), pos, axis=0)

@@ -82,13 +82,15 @@ def _check(nodes):
         if fn._freed:
             raise RuntimeError(_SECOND_BACKWARD)
         for i, v in fn._saved:
-            m = n if i < 0 else fn._inputs[i]
+            m = n if i == -1 else fn._inputs[i] if i >= 0 else fn._extra[-2 - i]
             if type(m) is TapeNode and m.version[0] != v:
-                raise RuntimeError(_modified_message(m, v, result=i < 0))
+                raise RuntimeError(_modified_message(m, v, result=i == -1))
 
 
 def _modified_message(m, v, result):
-    what = f"[torch.{_TENSOR_TYPE[m.val.dtype.name]}Tensor {list(m.type.shape)}]"
+    kind = m.val.dtype.name  # (PyTorch names a bool tensor by its legacy type)
+    what = "[CPUBoolType" if kind == "bool" else f"[torch.{_TENSOR_TYPE[kind]}Tensor"
+    what += f" {list(m.type.shape)}]"
     # a saved input is named by the op that last wrote it; a saved result by its own op
     while not result and m in _SUCCESSOR and _SUCCESSOR[m]() is not None:
         m = _SUCCESSOR[m]()
@@ -161,7 +163,7 @@ def _scan(root, want_popped=False):
                 else:
                     ins = fn._inputs
                     for i, v in fn._saved:
-                        m = n if i < 0 else ins[i]
+                        m = n if i == -1 else ins[i] if i >= 0 else fn._extra[-2 - i]
                         if type(m) is TapeNode and m.version[0] != v:
                             ok = False
         sig = r.sig  # literals are part of it

@@ -144,6 +144,9 @@ def _size(size, fn="zeros", dt=None):
             raise TypeError(f"{fn}(): argument 'size' failed to unpack the object at pos {k + 1} "
                             f"with error \"type must be tuple of ints,but got "
                             f"{type(d).__name__}\"")
+        if not -2 ** 63 <= d < 2 ** 63:
+            raise TypeError(f"{fn}(): argument 'size' failed to unpack the object at pos {k + 1} "
+                            f"with error \"Overflow when unpacking long long\"")
         out.append(int(d))
     if any(d < 0 for d in out):
         bad = next(d for d in out if d < 0)

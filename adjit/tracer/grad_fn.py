@@ -21,14 +21,16 @@ class Function:
     """A node of the backward graph as PyTorch shows it (`<MulBackward0 object at 0x…>`).
 
     `_saved` lists what PyTorch's node would save, for the version check and for "backward a
-    second time": (input position, version at record time), position -1 being the result.
+    second time": (input position, version at record time), position -1 being the result and
+    -2 - k the k-th of `_extra` (saved tensors that are no differentiable input: an index).
     """
-    __slots__ = ("_inputs", "_saved", "_freed", "__weakref__")
+    __slots__ = ("_inputs", "_saved", "_freed", "_extra", "__weakref__")
 
     def __init__(self, inputs, saved=()):
         self._inputs = inputs  # Nodes (or None for an operand that is not a tensor)
         self._saved = saved
         self._freed = False
+        self._extra = ()
 
     def name(self):
         return type(self).__name__
@@ -299,18 +301,40 @@ def tag_outputs(nodes, name, inputs):
 _SUCCESSOR = weakref.WeakKeyDictionary()
 
 
+def saved_node(fn, node, i):
+    """The tensor that entry position `i` of `fn._saved` (fn: node's grad_fn) names."""
+    return node if i == -1 else fn._inputs[i] if i >= 0 else fn._extra[-2 - i]
+
+
+def save_extra(node, extra):
+    """`node`'s grad_fn also saves the tensors `extra` (Nodes: gather's and indexing's index
+    tensors, as PyTorch's GatherBackward0 and IndexBackward0 do): an in-place write to one
+    before backward is PyTorch's "modified by an inplace operation" error."""
+    fn = getattr(node, "grad_fn", None) if type(node) is TapeNode else None
+    extra = [e for e in extra if type(e) is TapeNode]
+    if fn is None or not extra or type(fn) is AccumulateGrad:
+        return node
+    k0 = len(fn._extra)
+    fn._extra = fn._extra + tuple(extra)
+    fn._saved = fn._saved + tuple((-2 - k0 - k, e.version[0]) for k, e in enumerate(extra))
+    return node
+
+
 def inplace_result(node, old):
     """After an in-place op wrote its result into `old`'s storage: the op's own read of the old
-    value is no saved tensor (PyTorch keeps a copy when it needs one), and the result is saved
-    at the version it now has."""
+    value (its first input) is no saved tensor (PyTorch keeps a copy when it needs one), and
+    the result is saved at the version it now has. The same tensor as another operand
+    (`y.mul_(y)`) stays saved at its old version: backward refuses it, as PyTorch does."""
     if type(node) is not TapeNode:  # an in-place op on a value traced by a transform
         return
     if old.rec is not None:
         _SUCCESSOR[old] = weakref.ref(node)
     fn = node.grad_fn
     if fn is not None and fn._saved:
-        fn._saved = tuple((i, node.version[0]) if i < 0 else (i, v) for i, v in fn._saved
-                          if i < 0 or fn._inputs[i] is not old)
+        ins = fn._inputs
+        own = next((j for j, m in enumerate(ins) if m is old), None)
+        fn._saved = tuple((i, node.version[0]) if i == -1 else (i, v) for i, v in fn._saved
+                          if i != own)
 
 
 def warn_nonleaf_grad():

@@ -203,6 +203,25 @@ def _write_back(self, n, res):
     return self
 
 
+def _copy_(self, src, non_blocking=False):
+    """`x.copy_(src)`: src broadcast to x's shape and cast to x's dtype (any cast, as
+    PyTorch's), written into x's storage; CopyBackwards passes no gradient to x's old value."""
+    if not isinstance(src, Tensor):
+        raise TypeError(f"copy_(): argument 'other' (position 1) must be Tensor, not "
+                        f"{type(src).__name__}")
+    self._inplace_check()
+    n, s = self._n, src._n
+    shp, dt = n.type.shape, n.type.dtype
+    full = tensor_ops.broadcast_shapes(shp, s.type.shape)  # (PyTorch's message if not)
+    if full != tuple(shp):
+        raise shape_error(f"output with shape {list(shp)} doesn't match the broadcast shape "
+                          f"{list(full)}")
+    out = ops.broadcast_to(s if s.type.dtype == dt else ops.convert(s, dt), shp)
+    if n.requires_grad and STATE.grad_enabled:
+        out = ops.select(np.zeros(shp, bool), n, out)  # zero gradient to the old value
+    return _write_back(self, n, Tensor._wrap(tag(out, "CopyBackwards", [n, s])))
+
+
 def _clamp_inplace(fn):
     """`x.clamp_(min, max)` / `x.clip_(...)` (and `adjit.clamp_`): clamp computed as the
     out-of-place op (PyTorch's argument checks and ClampBackward0/1), written into x's storage;
@@ -390,4 +409,5 @@ def install():
     t.clamp = torch_composites.clamp
     t.clip = torch_composites.clip
     t.clamp_, t.clip_ = _clamp_inplace("clamp"), _clamp_inplace("clip")
+    t.copy_ = _copy_
     t.cumsum = torch_composites.cumsum

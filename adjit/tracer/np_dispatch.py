@@ -730,6 +730,22 @@ def _acc(a, dtype, to_float=False, name="sum"):
     return x
 
 
+def reduce_axis(axis):
+    """`axis` of NumPy's ufunc reductions (sum, prod, max, min, any, all, mean, var, std and
+    the nan-reductions): None, an integer or a tuple of integers, with NumPy's TypeError for
+    a list, a bool, a float or a str ("'list' object cannot be interpreted as an integer",
+    "an integer is required")."""
+    if axis is None or type(axis) is int:
+        return axis
+    items = axis if type(axis) is tuple else (axis,)
+    out = []
+    for a in items:
+        if isinstance(a, (bool, np.bool_)):
+            raise TypeError("an integer is required")
+        out.append(operator.index(a))
+    return tuple(out) if type(axis) is tuple else out[0]
+
+
 def _mask(x, where, name):
     """`where=` of a reduction: None for True (every element), else the bool mask broadcast to
     x's shape (a plain or traced array; NumPy's errors for another dtype or shape)."""
@@ -776,6 +792,7 @@ def _initial(name, r, initial, op):
 
 @func("sum")
 def _sum(a, axis=None, dtype=None, keepdims=False, initial=_NO, where=True):
+    axis = reduce_axis(axis)
     x = _acc(a, dtype)
     r = ir_composites.sum(_masked(x, _mask(x, where, "sum"), 0), axis, keepdims)
     return wrap(_initial("sum", r, initial, "add"))
@@ -788,6 +805,7 @@ def _count_where(x, m, axis, keepdims):
 
 @func("mean")
 def _mean(a, axis=None, dtype=None, keepdims=False, *, where=True):
+    axis = reduce_axis(axis)
     x = _acc(a, dtype, True, "mean")
     m = _mask(x, where, "mean")
     if m is None:
@@ -797,6 +815,7 @@ def _mean(a, axis=None, dtype=None, keepdims=False, *, where=True):
 
 
 def _extreme(name, a, axis, keepdims, initial, where):
+    axis = reduce_axis(axis)
     x = _one(a)
     m = _mask(x, where, name)
     op = "maximum" if name == "max" else "minimum"
@@ -833,12 +852,14 @@ def _min(a, axis=None, keepdims=False, initial=_NO, where=True):
 
 @func("prod")
 def _prod(a, axis=None, dtype=None, keepdims=False, initial=_NO, where=True):
+    axis = reduce_axis(axis)
     x = _acc(a, dtype, name="prod")
     r = ir_composites.prod(_masked(x, _mask(x, where, "prod"), 1), axis, keepdims)
     return wrap(_initial("prod", r, initial, "mul"))
 
 
 def _var_node(a, axis, dtype, ddof, keepdims, where, name):
+    axis = reduce_axis(axis)
     x = _acc(a, dtype, True, name)
     m = _mask(x, where, name)
     if m is None:
@@ -874,13 +895,9 @@ def as_1d(x, axis):
 
 
 def _int_axis(name, axis):
-    if axis is None:
-        return None
-    try:
-        return operator.index(axis)
-    except TypeError:
-        raise TypeError(f"np.{name}: axis={axis!r} must be an integer or None"
-                        f"{where_str()}") from None
+    """One integer axis or None (NumPy's TypeError, "'tuple' object cannot be interpreted as
+    an integer", for anything else; the dispatcher adds the function and the user's line)."""
+    return None if axis is None else operator.index(axis)
 
 
 def _arg(prim):
@@ -912,6 +929,7 @@ def _bool_reduce(name, fill, reduce):
     """np.all / np.any: a where= mask fills the elements it leaves out with `fill`, the
     reduction's identity (True for all, False for any)."""
     def impl(a, axis=None, keepdims=False, *, where=True):
+        axis = reduce_axis(axis)
         x = _one(a)
         if where is not True:
             x = ops.convert(x, "bool")

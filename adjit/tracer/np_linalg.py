@@ -2,12 +2,14 @@
 adjit/ir/composites_linalg.py, results wrapped as NumPy returns them (named tuples included)."""
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from ..ir import composites_linalg as ir_composites_linalg
 from .ndarray import wrap
 from ..ir import ops
-from .np_dispatch import _one, func
+from .np_dispatch import _one, func, reduce_axis
 from .promote import promote_nobroadcast
 
 _R = np.linalg._linalg
@@ -80,6 +82,8 @@ def _svdvals(x):
 
 @func("linalg.norm")
 def _norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
+    if type(axis) is tuple:  # NumPy: one axis goes to add.reduce, two are normalized
+        axis = reduce_axis(axis) if len(axis) == 1 else tuple(operator.index(a) for a in axis)
     return wrap(ir_composites_linalg.norm(_one(x, to_float=True), ord, axis, keepdims))
 
 

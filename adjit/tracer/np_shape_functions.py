@@ -13,7 +13,8 @@ from ..ir import ops
 from ..ir.core import REGISTRY, bind
 from .np_indexing import _mask_indices
 from .ndarray import TracedArray, deepest, promote, promote_nobroadcast, where_str, wrap
-from .np_dispatch import FUNCS, _acc, _dt, _int_axis, _one, as_1d, func, refuse
+from . import np_dispatch
+from .np_dispatch import FUNCS, _acc, _dt, _int_axis, _one, as_1d, func, reduce_axis, refuse
 
 _NO = np._NoValue
 
@@ -76,7 +77,16 @@ def _rot90(m, k=1, axes=(0, 1)):
 @func("roll")
 def _roll(a, shift, axis=None):
     _static("roll", "shift", shift)
-    return wrap(composites_shape.roll(_one(a), shift, axis), _weak(a))
+    x = _one(a)
+    nd = ir_composites.ndim(x)
+    # NumPy's order: the axes normalized, shift and axis broadcast (1-D at most), then the
+    # rolls; axis=None rolls the flat array along its axis 0
+    axes = (0,) if axis is None else ir_composites.axis_tuple(axis, nd)
+    if np.broadcast(np.asarray(shift), np.asarray(axes, dtype=np.intp)).ndim > 1:
+        raise ValueError("'shift' and 'axis' should be scalars or 1D sequences")
+    if axis is not None and nd == 0:  # (NumPy's loop over a 0-d array's rolls unpacks nothing)
+        raise ValueError("not enough values to unpack (expected 2, got 0)")
+    return wrap(composites_shape.roll(x, shift, None if axis is None else axes), _weak(a))
 
 
 @func("rollaxis")
@@ -767,6 +777,9 @@ def _unique(ar, return_index=False, return_inverse=False, return_counts=False, a
 
 
 # --- nan-reductions ------------------------------------------------------------------------------
+# NumPy's nan-reductions with where= and initial= (NumPy >= 1.22): NaN and the elements the mask
+# leaves out are replaced by the reduction's identity; counts (nanmean, nanvar) count the
+# elements that are both selected and not NaN.
 def _no_nan(x, fill):
     if not ir_composites.is_float(x):
         return x, None
@@ -774,33 +787,64 @@ def _no_nan(x, fill):
     return ops.select(nan, ops.full(ops.shape(x), fill, ops.dtype(x)), x), nan
 
 
-@func("nansum")
-def _nansum(a, axis=None, dtype=None, keepdims=False):
-    x, _ = _no_nan(_acc(a, dtype, name="nansum"), 0.0)
-    return wrap(ir_composites.sum(x, axis, keepdims))
+def _kept(nan, m):
+    """The elements a nan-reduction reads (a bool node), or None for all of them."""
+    if nan is None:
+        return m
+    ok = ops.__getattr__("not")(nan)
+    return ok if m is None else ops.__getattr__("and")(ok, m)
 
 
-def _count(nan, x, axis, keepdims):
-    ok = ops.convert(ops.__getattr__("not")(nan), ops.dtype(x)) if nan is not None else \
+def _count(ok, x, axis, keepdims):
+    c = ops.convert(ok, ops.dtype(x)) if ok is not None else \
         ops.full(ops.shape(x), 1, ops.dtype(x))
-    return ir_composites.sum(ok, axis, keepdims)
+    return ir_composites.sum(c, axis, keepdims)
+
+
+def _nan_sumprod(name, fill, reduce, op):
+    def impl(a, axis=None, dtype=None, keepdims=False, initial=_NO, where=True):
+        axis = reduce_axis(axis)
+        x, _ = _no_nan(_acc(a, dtype, name=name), fill)
+        x = np_dispatch._masked(x, np_dispatch._mask(x, where, name), fill)
+        return wrap(np_dispatch._initial(name, reduce(x, axis, keepdims), initial, op))
+    return impl
+
+
+FUNCS["nansum"] = _nan_sumprod("nansum", 0.0, ir_composites.sum, "add")
+FUNCS["nanprod"] = _nan_sumprod("nanprod", 1.0, ir_composites.prod, "mul")
 
 
 @func("nanmean")
-def _nanmean(a, axis=None, dtype=None, keepdims=False):
+def _nanmean(a, axis=None, dtype=None, keepdims=False, *, where=True):
+    axis = reduce_axis(axis)
     x0 = _acc(a, dtype, True, "nanmean")
     x, nan = _no_nan(x0, 0.0)
-    return wrap(ops.div(ir_composites.sum(x, axis, keepdims), _count(nan, x, axis, keepdims)))
+    m = np_dispatch._mask(x, where, "nanmean")
+    tot = ir_composites.sum(np_dispatch._masked(x, m, 0.0), axis, keepdims)
+    return wrap(ops.div(tot, _count(_kept(nan, m), x, axis, keepdims)))
 
 
 def _nanext(is_max):
-    def impl(a, axis=None, keepdims=False):
+    name, op = ("nanmax", "fmax") if is_max else ("nanmin", "fmin")
+
+    def impl(a, axis=None, keepdims=False, initial=_NO, where=True):
+        axis = reduce_axis(axis)
         x0 = _one(a)
-        x, nan = _no_nan(x0, -np.inf if is_max else np.inf)
-        r = (ir_composites.max if is_max else ir_composites.min)(x, axis, keepdims)
-        if nan is None:
-            return wrap(r)
-        alln = ir_composites.all_(nan, axis, keepdims)
+        m = np_dispatch._mask(x0, where, name)
+        if m is not None and initial is _NO:
+            raise ValueError(f"reduction operation '{op}' does not have an identity, so to use "
+                             "a where mask one has to specify 'initial'")
+        if not ir_composites.is_float(x0):  # NumPy: np.amax / np.amin
+            return np_dispatch._extreme(name[3:], a, axis, keepdims, initial, where)
+        inf = -np.inf if is_max else np.inf
+        x, nan = _no_nan(x0, inf)
+        x = np_dispatch._masked(x, m, inf)
+        axes = ir_composites.norm_axes(axis, ir_composites.ndim(x), scalar_int=True)
+        r = (ir_composites.max if is_max else ir_composites.min)(x, axes, keepdims)
+        if initial is not _NO:  # fmax(initial, the kept values): initial where none is kept
+            return wrap(np_dispatch._initial(name, r, initial, "maximum" if is_max else
+                                             "minimum"))
+        alln = ir_composites.all_(nan, axes, keepdims)
         return wrap(ops.select(alln, ops.full(ops.shape(r), float("nan"), ops.dtype(r)), r))
     return impl
 
@@ -808,26 +852,35 @@ def _nanext(is_max):
 FUNCS["nanmax"], FUNCS["nanmin"] = _nanext(True), _nanext(False)
 
 
-def _nanvar_node(a, axis, dtype, ddof, keepdims, name):
+def _nanvar_node(a, axis, dtype, ddof, keepdims, where, correction, name):
+    axis = reduce_axis(axis)
+    if correction is not _NO:
+        if ddof != 0:
+            raise ValueError("ddof and correction can't be provided simultaneously.")
+        ddof = correction
     x0 = _acc(a, dtype, True, name)
     x, nan = _no_nan(x0, 0.0)
-    cnt = _count(nan, x, axis, True)
-    mean = ops.div(ir_composites.sum(x, axis, True), cnt)
-    d = ops.sub(x0, ops.broadcast_to(mean, ops.shape(x0)))
-    d2, _ = _no_nan(ops.mul(d, d), 0.0)
-    s = ir_composites.sum(d2, axis, keepdims)
-    c = _count(nan, x, axis, keepdims)
-    return ops.div(s, ops.sub(c, float(ddof)))
+    ok = _kept(nan, np_dispatch._mask(x, where, name))
+    cnt = _count(ok, x, axis, True)
+    mean = ops.div(ir_composites.sum(np_dispatch._masked(x, ok, 0.0), axis, True), cnt)
+    d = np_dispatch._masked(ops.sub(x0, ops.broadcast_to(mean, ops.shape(x0))), ok, 0.0)
+    s = ir_composites.sum(ops.mul(d, d), axis, keepdims)
+    dof = ops.sub(_count(ok, x, axis, keepdims), float(ddof))
+    bad = ops.le(dof, 0.0)  # NumPy: NaN where the degrees of freedom are <= 0
+    one = ops.full(ops.shape(dof), 1.0, ops.dtype(dof))
+    v = ops.div(s, ops.select(bad, one, dof))  # (no 0/0 in the derivative either)
+    return ops.select(bad, ops.full(ops.shape(v), float("nan"), ops.dtype(v)), v)
 
 
 @func("nanvar")
-def _nanvar(a, axis=None, dtype=None, ddof=0, keepdims=False):
-    return wrap(_nanvar_node(a, axis, dtype, ddof, keepdims, "nanvar"))
+def _nanvar(a, axis=None, dtype=None, ddof=0, keepdims=False, *, where=True, correction=_NO):
+    return wrap(_nanvar_node(a, axis, dtype, ddof, keepdims, where, correction, "nanvar"))
 
 
 @func("nanstd")
-def _nanstd(a, axis=None, dtype=None, ddof=0, keepdims=False):
-    return wrap(ops.sqrt(_nanvar_node(a, axis, dtype, ddof, keepdims, "nanstd")))
+def _nanstd(a, axis=None, dtype=None, ddof=0, keepdims=False, *, where=True, correction=_NO):
+    return wrap(ops.sqrt(_nanvar_node(a, axis, dtype, ddof, keepdims, where, correction,
+                                      "nanstd")))
 
 
 # --- constructors with traced values ---------------------------------------------------------

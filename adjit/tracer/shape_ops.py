@@ -27,20 +27,73 @@ def _viewable(arr, shape):
     return True
 
 
-def _shape_arg(self, shape):
+_I64 = 2 ** 64
+
+
+def _wrap64(v):
+    """v as a signed 64-bit integer (PyTorch's size arithmetic wraps)."""
+    v %= _I64
+    return v - _I64 if v >= _I64 // 2 else v
+
+
+def _long_sizes(fn, arg, sizes):
+    """PyTorch's parse of a size list: a size outside int64 is a TypeError."""
+    for k, d in enumerate(sizes):
+        if not -_I64 // 2 <= d < _I64 // 2:
+            raise TypeError(f"{fn}(): argument '{arg}' failed to unpack the object at pos "
+                            f"{k + 1} with error \"Overflow when unpacking long long\"")
+
+
+def _check_numel(shape):
+    """PyTorch's check of a new tensor's element count: the product of the sizes in unsigned
+    64-bit arithmetic (a negative size wraps) must not overflow nor exceed int64."""
+    p, over = 1, False
+    for d in shape:
+        p *= d % _I64
+        if p >= _I64:
+            over, p = True, p % _I64
+    if over or p >= _I64 // 2:
+        raise shape_error("numel: integer multiplication overflow")
+
+
+def _representable(shape, itemsize):
+    """A NumPy array cannot have sizes whose nonzero product times the item size passes
+    2**63 - 1, even with a zero size (PyTorch can: an empty or expanded view)."""
+    p = itemsize
+    for d in shape:
+        p *= d or 1
+    if p >= _I64 // 2:
+        raise shape_error(f"adjit cannot hold a tensor of sizes {list(shape)}: NumPy refuses "
+                          "arrays whose nonzero sizes multiply past 2**63 - 1 bytes")
+
+
+def _shape_arg(self, shape, fn="view", arg="size"):
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     shape = [int(d) for d in shape]
+    _long_sizes(fn, arg, shape)
     size = self._n.val.size
-    if shape.count(-1) > 1:
-        raise shape_error("only one dimension can be inferred")
-    if -1 in shape:
-        known = int(np.prod([d for d in shape if d != -1]))
-        if known == 0 or size % known:
-            raise shape_error(f"shape '{list(shape)}' is invalid for input of size {size}")
-        shape[shape.index(-1)] = size // known
-    if int(np.prod(shape)) != size:
-        raise shape_error(f"shape '{list(shape)}' is invalid for input of size {size}")
-    return tuple(shape)
+    # PyTorch's infer_size: the known sizes' product in int64 (wrapping), -1 at most once
+    known, infer = 1, None
+    for k, d in enumerate(shape):
+        if d == -1:
+            if infer is not None:
+                raise shape_error("only one dimension can be inferred")
+            infer = k
+        elif d >= 0:
+            known = _wrap64(known * d)
+        else:
+            raise shape_error(f"invalid shape dimension {d} at index {k} of shape {shape}")
+    if size == known or (infer is not None and known > 0 and size % known == 0):
+        if infer is not None:
+            if known == 0:
+                raise shape_error(f"cannot reshape tensor of 0 elements into shape {shape} "
+                                  "because the unspecified dimension size -1 can be any value "
+                                  "and is ambiguous")
+            shape[infer] = size // known
+        _check_numel(shape)  # (a product that wrapped to the input's size)
+        _representable(shape, self._n.val.itemsize)
+        return tuple(shape)
+    raise shape_error(f"shape '{list(shape)}' is invalid for input of size {size}")
 
 
 def view(self, *shape):
@@ -53,7 +106,7 @@ def view(self, *shape):
 
 
 def reshape(self, *shape):
-    shape = _shape_arg(self, shape)
+    shape = _shape_arg(self, shape, "reshape", "shape")
     if _viewable(self._n.val, shape):
         return tracer_tensor_ops.view(ops.reshape(self._n, shape), self._n, "ViewBackward0", base=self)
     # PyTorch copies (clone) and views the copy (_unsafe_view)
@@ -156,12 +209,19 @@ def expand(self, *sizes):
         raise shape_error(f"expand(torch.FloatTensor{{{list(shp)}}}, size={list(sizes)}): the "
                            "number of sizes provided ({len(sizes)}) must be greater or equal to "
                            f"the number of dimensions in the tensor ({len(shp)})")
+    _long_sizes("expand", "size", sizes)
+    for i in range(nd):
+        if sizes[i] == -1:
+            raise shape_error(f"The expanded size of the tensor (-1) isn't allowed in a "
+                              f"leading, non-existing dimension {i}")
     target = tuple(s if s != -1 else shp[i - nd] for i, s in enumerate(sizes))
-    for i, (have, want) in enumerate(zip(shp, target[nd:])):
+    for i, (have, want) in reversed(list(enumerate(zip(shp, target[nd:])))):  # last first
         if have != want and have != 1:
             raise shape_error(f"The expanded size of the tensor ({want}) must match the "
                                f"existing size ({have}) at non-singleton dimension {i + nd}.  "
                                f"Target sizes: {list(sizes)}.  Tensor sizes: {list(shp)}")
+    _check_numel(target)  # a negative new size wraps to a huge one, as in PyTorch
+    _representable(target, self._n.val.itemsize)
     return tracer_tensor_ops.view(ops.broadcast_to(self._n, target), self._n, "ExpandBackward0", base=self)
 
 

@@ -131,6 +131,13 @@ class Tensor:
         self._n.val = arr
         self._n.type = AType(arr.shape, arr.dtype)
 
+    @property
+    def _version(self):
+        """PyTorch's version counter: the number of in-place writes to this tensor's storage
+        (shared by a view and its base; a plain traced value inside a transform has none: 0)."""
+        v = getattr(self._n, "version", None)
+        return 0 if v is None else v[0]
+
     def _is_view(self):
         return getattr(self, "_view_base", None) is not None
 

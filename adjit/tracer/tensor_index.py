@@ -17,7 +17,7 @@ from ..ir import ops
 from ..ir.core import EAGER, STATE, Node
 from .tape import TapeNode, adopt_storage
 from ..ir.indexing import index as _index
-from .grad_fn import inplace_result, tag, tag_outputs
+from .grad_fn import inplace_result, save_extra, tag, tag_outputs
 from .tensor import Tensor, shape_error
 from . import tensor_ops
 from . import views
@@ -227,7 +227,10 @@ def getitem(x, idx):
         idx = tuple(idx) if _treat_as_tuple(idx) else (idx,)
     out, adv = _basic(n, idx)
     if adv:
-        return _advanced(out, adv)
+        res = _advanced(out, adv)
+        # IndexBackward0 saves the index tensors (0-d ones were read as numbers)
+        save_extra(res._n, [i._n for i in idx if isinstance(i, Tensor) and i._n.type.ndim])
+        return res
     if out is n:  # x[...]: a new tensor aliasing x
         return tensor_ops.view(n, n, "AliasBackward0", base=x)
     return views.set_base(Tensor._wrap(out), x)

@@ -332,8 +332,12 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     return Tensor._wrap(tag(out, "MeanBackward0" if dim is None else "MeanBackward1", [x._n]))
 
 
+_TNAMES = {"f32": "Float", "f64": "Double", "i32": "Int", "i64": "Long", "bool": "Bool"}
+
+
 def _tname(x):
-    return {"f": "Float", "i": "Long", "b": "Bool"}[x._n.val.dtype.kind]
+    """PyTorch's scalar type name of x's dtype (Float, Double, Int, Long, Bool)."""
+    return _TNAMES[x._n.type.dtype]
 
 
 def extremum(x, dim=None, keepdim=False, is_max=True):

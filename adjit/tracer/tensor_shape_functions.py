@@ -12,7 +12,8 @@ import numpy as np
 from ..ir import composites as IC
 from ..ir import composites_shape as CS
 from ..ir import ops
-from .grad_fn import tag, tag_outputs
+from ..ir.core import EAGER
+from .grad_fn import save_extra, tag, tag_outputs
 from .tensor import Tensor, shape_error
 from . import tensor_ops
 
@@ -372,47 +373,218 @@ def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
 
 
 # --- indexing ------------------------------------------------------------------------------
+def _index_values(index):
+    """The integer values of an index Tensor now (None if unknown)."""
+    v = getattr(index._n, "val", None)
+    return None if v is None else np.asarray(v)
+
+
+def _gather_bounds(index, axis, n):
+    """torch.gather's check of the values traced now: each index in [0, n), negatives too
+    refused (a later call's out of range: IndexError from the gather)."""
+    v = _index_values(index)
+    if v is None or v.size == 0:
+        return
+    bad = (v < 0) | (v >= n)
+    if bad.any():
+        raise RuntimeError(f"index {int(v[bad].flat[0])} is out of bounds for dimension {axis} "
+                           f"with size {n}")
+
+
 def take_along_dim(self, indices, dim=None):
     _need_tensor("take_along_dim", indices, "indices", 2)
-    if indices._n.type.dtype not in ("i64", "i32"):
-        raise RuntimeError("torch.take_along_dim(): dtype of indices should be int64 but got "
+    if dim is None:  # PyTorch: gather of the flat values (negatives refused)
+        if indices._n.type.dtype not in ("i64", "i32"):
+            raise RuntimeError("gather(): Expected dtype int32/int64 for index")
+        size = int(np.prod(_shape(self), dtype=np.int64))
+        x = ops.reshape(self._n, (size,))
+        idx = ops.reshape(indices._n, (int(np.prod(_shape(indices), dtype=np.int64)),))
+        _gather_bounds(indices, 0, size)
+        out = _w(CS.take_along_axis(x, idx, 0, negative=False), "GatherBackward0", self)
+        save_extra(out._n, [indices._n])  # (PyTorch saves a view of the index)
+        return out
+    if _nd(self) != _nd(indices):
+        raise RuntimeError("torch.take_along_dim(): input and indices should have the same "
+                           f"number of dimensions, but got {_nd(self)} dimensions for input,"
+                           f" and {_nd(indices)} dimensions for indices")
+    if indices._n.type.dtype != "i64":
+        raise RuntimeError("torch.take_along_dim(): dtype of indices should be Long but got "
                            f"{tensor_ops._tname(indices)}")
-    x, idx = self._n, indices._n
-    if dim is None:
-        x = ops.reshape(x, (int(np.prod(_shape(self), dtype=np.int64)),))
-        idx = ops.reshape(idx, (int(np.prod(_shape(indices), dtype=np.int64)),))
-        axis = 0
-    else:
-        axis = tensor_ops.wrap_dim(dim, _nd(self))
-        if _nd(self) != _nd(indices):
-            raise RuntimeError("torch.take_along_dim(): input and indices should have the same "
-                               f"number of dimensions, but got {_nd(self)} dimensions for input,"
-                               f" and {_nd(indices)} dimensions for indices")
-    return _w(CS.take_along_axis(x, idx, axis), "GatherBackward0", self)
+    axis = tensor_ops.wrap_dim(dim, _nd(self), scalar=False)
+    xs, ids = _shape(self), _shape(indices)
+    for d in range(_nd(self)):  # the other dims broadcast, worded as PyTorch's broadcast
+        if d != axis and xs[d] != ids[d] and xs[d] != 1 and ids[d] != 1:
+            raise RuntimeError(f"The size of tensor a ({xs[d]}) must match the size of tensor b "
+                               f"({ids[d]}) at non-singleton dimension {d}")
+    n, idx = xs[axis], indices._n
+    if n == 0:
+        if int(np.prod(ids, dtype=np.int64)):
+            raise RuntimeError("ZeroDivisionError")
+    else:  # PyTorch 2.13 takes an index along `dim` modulo the size (-1 is the last, n the first)
+        idx = ops.remainder(idx, n)
+    return _w(CS.take_along_axis(self._n, idx, axis), "GatherBackward0", self)
 
 
 def gather(self, dim, index, *, sparse_grad=False):
     _need_tensor("gather", index, "index", 3)
     if sparse_grad:
         raise TypeError("gather: sparse_grad=True is not supported by adjit")
-    if index._n.type.dtype != "i64":
-        raise RuntimeError("gather(): Expected dtype int64 for index")
     nd = _nd(self)
     axis = tensor_ops.wrap_dim(dim, nd)
-    if _nd(index) != nd:
+    if index._n.type.dtype not in ("i64", "i32"):
+        raise RuntimeError("gather(): Expected dtype int32/int64 for index")
+    # a 0-d input or index counts as one element along one dimension (ensure_nonempty_dim)
+    if max(nd, 1) != max(_nd(index), 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input "
                            "tensor")
+    xs, ids = _shape(self) or (1,), _shape(index) or (1,)
+    numel = int(np.prod(ids, dtype=np.int64))
+    if numel:  # (PyTorch checks nothing for an empty index)
+        for d in range(len(xs)):
+            if d != axis and ids[d] > xs[d]:
+                raise RuntimeError(f"Size does not match at dimension {d} expected index "
+                                   f"{list(_shape(index))} to be no larger than self "
+                                   f"{list(_shape(self))} apart from dimension {axis}")
+    _gather_bounds(index, axis, xs[axis])
+    x, idx = self._n, index._n
+    if not numel:  # no element read: an empty slice of x in the index's shape
+        flat = ops.reshape(x, (int(np.prod(xs, dtype=np.int64)),))
+        empty = ops.slice(flat, start=(0,), limit=(0,), strides=(1,))
+        return _w(ops.reshape(empty, _shape(index)), "GatherBackward0", self)
+    if nd == 0 or _nd(index) == 0:
+        x, idx = ops.reshape(x, xs), ops.reshape(idx, ids)
+    if any(d != axis and ids[d] < xs[d] for d in range(len(xs))):
+        x = ops.slice(x, start=(0,) * len(xs), limit=tuple(
+            xs[d] if d == axis else ids[d] for d in range(len(xs))), strides=(1,) * len(xs))
+    out = CS.take_along_axis(x, idx, axis, negative=False)
+    if _nd(index) == 0:
+        out = ops.reshape(out, ())
+    out = _w(out, "GatherBackward0", self)
+    save_extra(out._n, [index._n])  # GatherBackward0 saves the index
+    return out
+
+
+def _flat_positions(xs, axis, index):
+    """The flat positions in the values of an x of shape `xs` that `index` (a Tensor) names
+    along `axis`, its other dims at their own coordinates (PyTorch's scatter/gather rule),
+    as a 1-D int64 node. A negative or too large index recorded for replay becomes one the
+    gather/scatter_add refuses (IndexError)."""
+    xs, ids = xs or (1,), _shape(index) or (1,)
+    strides = np.cumprod((tuple(xs) + (1,))[::-1])[::-1][1:]
+    base = np.zeros(ids, np.int64)
+    for i, d in enumerate(ids):
+        if i != axis:
+            base = base + np.arange(d).reshape([d if j == i else 1 for j in range(len(ids))]) \
+                * int(strides[i])
+    idx, n = ops.convert(ops.reshape(index._n, ids), "i64"), xs[axis]
+    if idx.trace is not EAGER:
+        from ..ir.indexing import wrap_traced_index
+        idx = ops.select(ops.lt(idx, 0), ops.sub(idx, n), idx)  # (below -n: poisoned)
+        idx = wrap_traced_index(idx, n, int(np.prod(xs, dtype=np.int64)))
+    pos = ops.add(ops.mul(idx, int(strides[axis])), base)
+    return ops.reshape(pos, (int(np.prod(ids, dtype=np.int64)),))
+
+
+def index_select(self, dim, index):
+    _need_tensor("index_select", index, "index", 2)
+    axis = tensor_ops.wrap_dim(dim, _nd(self))
+    if _nd(index) > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    if index._n.type.dtype not in ("i64", "i32"):
+        raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
+    k = int(np.prod(_shape(index), dtype=np.int64))
+    v = _index_values(index)
+    if _nd(self) == 0:
+        if k != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got {k} "
+                               "value(s)")
+        if v is not None and int(v.reshape(-1)[0]) != 0:
+            raise IndexError("index out of range in self")
+        res = _w(self._n, "IndexSelectBackward0", self)  # (tag gives it a node of its own)
+        save_extra(res._n, [index._n])
+        return res
+    n = _shape(self)[axis]
+    if v is not None and v.size:
+        bad = (v < 0) | (v >= n)
+        if bad.any():
+            raise RuntimeError(f"INDICES element is out of DATA bounds, id={int(v[bad].flat[0])} "
+                               f"axis_dim={n}")
+    idx = ops.convert(ops.reshape(index._n, (k,)), "i64")
+    if idx.trace is not EAGER:  # on replay a negative index is refused too
+        from ..ir.indexing import wrap_traced_index
+        idx = wrap_traced_index(ops.select(ops.lt(idx, 0), ops.sub(idx, n), idx), n, n)
+    res = _w(ops.gather(self._n, idx, axis=axis), "IndexSelectBackward0", self)
+    save_extra(res._n, [index._n])  # IndexSelectBackward0 saves the index
+    return res
+
+
+def _scatter_checks(fn, self, dim, index, src):
+    """PyTorch's checks of scatter_add(self, dim, index, src), in its order; returns the dim."""
+    _need_tensor(fn, index, "index", 2)
+    _need_tensor(fn, src, "src", 3)
+    axis = tensor_ops.wrap_dim(dim, _nd(self))
+    if index._n.type.dtype not in ("i64", "i32"):
+        raise RuntimeError("scatter(): Expected dtype int32/int64 for index")
+    if src._n.type.dtype != self._n.type.dtype:
+        raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype")
+    if not int(np.prod(_shape(index), dtype=np.int64)):
+        return axis
+    nd = max(_nd(self), 1)
+    if nd != max(_nd(index), 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
+    xs, ids, ss = _shape(self) or (1,), _shape(index) or (1,), _shape(src)
+    wrong = any(d != axis and ids[d] > xs[d] for d in range(nd))
+    if not wrong:
+        for d in range(nd):
+            if ss and d >= len(ss):  # (PyTorch reads src.size(d))
+                raise IndexError(f"Dimension out of range (expected to be in range of "
+                                 f"[{-len(ss)}, {len(ss) - 1}], but got {d})")
+            if ids[d] > (ss[d] if ss else 1):
+                wrong = True
+                break
+    if wrong:
+        raise RuntimeError(f"Expected index {list(_shape(index))} to be no larger than self "
+                           f"{list(_shape(self))} apart from dimension {axis} and to be no "
+                           f"larger size than src {list(ss)}")
+    if max(len(ss), 1) != nd:
+        raise RuntimeError("Index tensor must have the same number of dimensions as src tensor")
+    _gather_bounds(index, axis, xs[axis])
+    return axis
+
+
+def scatter_add(self, dim, index, src):
+    """`self.scatter_add(dim, index, src)`: src's elements (over index's shape) added into a
+    copy of self at the positions index names along dim (ScatterAddBackward0)."""
+    axis = _scatter_checks("scatter_add", self, dim, index, src)
     xs, ids = _shape(self), _shape(index)
-    for d in range(nd):
-        if d != axis and ids[d] > xs[d]:
-            raise RuntimeError(f"Size does not match at dimension {d} expected index "
-                               f"{list(ids)} to be smaller than self {list(xs)} apart from "
-                               f"dimension {axis}")
+    k = int(np.prod(ids, dtype=np.int64))
     x = self._n
-    if any(d != axis and ids[d] < xs[d] for d in range(nd)):
-        x = ops.slice(x, start=(0,) * nd, limit=tuple(xs[d] if d == axis else ids[d]
-                                                       for d in range(nd)), strides=(1,) * nd)
-    return _w(CS.take_along_axis(x, index._n, axis), "GatherBackward0", self)
+    if k == 0:
+        return _w(x, "ScatterAddBackward0", self, src)  # (a copy: tag gives it its own node)
+    total = int(np.prod(xs, dtype=np.int64))
+    flat = ops.reshape(x, (total,))
+    part = src._n
+    ss, idn = _shape(src) or (1,), ids or (1,)
+    part = ops.reshape(part, ss)
+    if tuple(ss) != tuple(idn):
+        part = ops.slice(part, start=(0,) * len(ss), limit=tuple(idn), strides=(1,) * len(ss))
+    part = ops.reshape(part, (k,))
+    pos = _flat_positions(xs, axis, index)
+    if x.type.dtype == "bool":  # (an OR: the sum of the hits, nonzero)
+        out = ops.ne(ops.scatter_add(ops.convert(flat, "i64"), pos, ops.convert(part, "i64"),
+                                     axis=0), 0)
+    else:
+        out = ops.scatter_add(flat, pos, part, axis=0)
+    res = _w(ops.reshape(out, xs), "ScatterAddBackward0", self, src)
+    save_extra(res._n, [index._n])  # ScatterAddBackward0 saves the index
+    return res
+
+
+def scatter_add_(self, dim, index, src):
+    from .methods import _write_back
+    self._inplace_check()
+    n = self._n
+    return _write_back(self, n, scatter_add(self, dim, index, src))
 
 
 # --- splitting and stacking ----------------------------------------------------------------
@@ -567,7 +739,8 @@ clamp_min, clamp_max = _clamp_one(True), _clamp_one(False)
 METHODS = {f.__name__: f for f in (
     repeat_interleave, repeat, tile, sort, argsort, msort, roll, flip, fliplr, flipud, rot90,
     diagonal, diag, trace, triu, tril, kron, cross, cumprod, diff, median, quantile,
-    take_along_dim, gather, split, chunk, tensor_split, clamp_min, clamp_max)}
+    take_along_dim, gather, index_select, scatter_add, scatter_add_, split, chunk, tensor_split,
+    clamp_min, clamp_max)}
 
 
 def install():
