@@ -244,8 +244,8 @@ CASES = [
                                             enumerate(np.meshgrid(x[:3], x[1:4]))) +
      np.sum(np.linspace(x[0], x[1], 5) ** 2), [(4,)], "any"),
     ("nan_reductions", lambda np, x: np.nansum(x) + np.sum(np.nanmean(x, axis=0) ** 2) +
-     np.nanmax(x) + np.nanmin(x) + np.nanvar(x) + np.sum(np.nanstd(x, axis=1)), [(3, 4)],
-     "any"),
+     np.nanmax(x) + np.nanmin(x) + np.nanvar(x) + np.sum(np.nanstd(x, axis=1)) +
+     np.sum(np.nanprod(x, axis=0)), [(3, 4)], "any"),
     ("data_dependent_sizes", lambda np, x: np.sum(x[np.nonzero(x > 0)] ** 2) +
      np.sum(np.argwhere(x > 0) * 0.0) + np.sum(np.take(x, np.flatnonzero(x < 0))) +
      np.sum(np.unique(x) ** 3), [(3, 4)], "any"),
