@@ -237,3 +237,32 @@ def test_jacobians_over_several_arguments_with_recorded_bases(shapes):
                     got = fn(*args)
                     for g_, w in zip(got, want):
                         np.testing.assert_allclose(g_, np.asarray(w), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("oshape", [(), (1,), (1, 1)])
+def test_jacrev_of_a_one_element_output_is_one_vjp(oshape):
+    # a one-element output is differentiated by one vjp (no batch of one): the Jacobian's
+    # values and shapes as JAX's, with several arguments and aux, and an enclosing jacfwd
+    # (hessian) whose graph carries no unit axis
+    jax = require("jax")
+    jnp = jax.numpy
+
+    def make(xp):
+        def f(x, A):
+            return ((xp.tanh(A @ x) ** 2).sum() + xp.sum(x ** 3)).reshape(oshape), x * 2
+        return f
+    rng = np.random.default_rng(3)
+    x, A = rng.standard_normal(5), rng.standard_normal((5, 5)) / 3
+    jax.config.update("jax_enable_x64", True)
+    want = jax.jacrev(make(jnp), argnums=(0, 1), has_aux=True)(jnp.asarray(x), jnp.asarray(A))
+    want_h = jax.hessian(lambda x, A: make(jnp)(x, A)[0].sum())(jnp.asarray(x), jnp.asarray(A))
+    got = jacrev(make(np), argnums=(0, 1), has_aux=True)(x, A)
+    for gj, wj in zip(got[0], want[0]):
+        assert gj.shape == wj.shape
+        np.testing.assert_allclose(gj, np.asarray(wj), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got[1], 2 * x)
+    h = hessian(lambda x, A: make(np)(x, A)[0].sum())
+    np.testing.assert_allclose(h(x, A), np.asarray(want_h), rtol=1e-12, atol=1e-14)
+    if oshape == ():  # (the others reshape to a unit axis themselves)
+        g = make_ir(h)(x, A)
+        assert all(1 not in v.type.shape for e in g.eqns for v in e.outvars), str(g)

@@ -181,6 +181,18 @@ def jacrev(f, argnums=0, has_aux=False):
         t, nums, single, nodes, otd, aux, g = _setup(f, args, kwargs, argnums, has_aux,
                                                      "jacrev")
         nin, nout = len(t.inputs), len(nodes)
+        if nout == 1 and nodes[0].type.size == 1:
+            # a one-element output (a scalar function's: hessian's jacfwd(jacrev(f))): one vjp
+            # seeded with 1, no batch of one (whose unit axis every equation of an enclosing
+            # jacfwd would carry and reshape away)
+            tp = nodes[0].type
+            bd = derived("vjp", g, lambda: vjp_graph(g))
+            res = run_graph(bd, [lf.outer for lf in t.leaves] + [ops.full(tp.shape, 1.0, tp.dtype)],
+                            consts_for(bd, g))
+            vals = [_jac_user(ops.reshape(gj, tp.shape + lf.type.shape), lf,
+                              tp.shape + lf.type.shape) for gj, lf in zip(res[1:], t.leaves)]
+            jac = pytree.unflatten(otd, [_regroup(t, nums, vals, single)])
+            return (jac, realize(t, aux)) if has_aux else jac
         n, cts = _basis([x.type for x in nodes])
         bd = derived("jacrev", g, lambda: batch_graph(
             vjp_graph(g), [None] * nin + [0] * nout, n, [False] * nout + [True] * nin)[0],
