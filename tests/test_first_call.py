@@ -98,29 +98,33 @@ def test_first_call_computes_the_forward_once(sin_calls, n):
     np.testing.assert_array_equal(gr2, gr)
 
 
+def _by_hand(x):  # W4's gradient, NumPy by hand
+    t = np.tanh(x)
+    return np.cos(x) * x + np.sin(x) + 2 * t * (1 - t * t)
+
+
+def _peak(fn, x):
+    """(peak traced bytes of fn(x) above the start, its result): tracemalloc sees NumPy's
+    buffers."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        r = fn(x)
+        return tracemalloc.get_traced_memory()[1] - base, r
+    finally:
+        tracemalloc.stop()
+
+
 def test_first_call_peak_memory_near_numpy_by_hand():
     """Peak traced memory (tracemalloc sees NumPy's buffers) of jit(grad)'s first call at 1M
     elements against NumPy by hand: within 1.5x (the forward values the adjoint does not
     read are dropped before it runs, and the forward is not recomputed)."""
-    import tracemalloc
     x = np.random.default_rng(2).uniform(-3, 3, 1 << 20)
-
-    def by_hand(x):
-        t = np.tanh(x)
-        return np.cos(x) * x + np.sin(x) + 2 * t * (1 - t * t)
-
-    def peak(fn):
-        tracemalloc.start()
-        try:
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-            r = fn(x)
-            return tracemalloc.get_traced_memory()[1] - base, r
-        finally:
-            tracemalloc.stop()
     j = adjit.jit(adjit.grad(f))
-    ours, gr = peak(j)
-    numpy_peak, want = peak(by_hand)
+    ours, gr = _peak(j, x)
+    numpy_peak, want = _peak(_by_hand, x)
     np.testing.assert_allclose(gr, want, rtol=1e-12, atol=1e-13)
     assert ours <= 1.5 * numpy_peak, (ours / 2**20, numpy_peak / 2**20)
 
@@ -342,24 +346,9 @@ def test_plain_grad_cold_call_peak_memory_is_numpys_by_hand():
     """The first call of grad(f) without jit at 1M elements held the trace's forward values
     while the vjp graph computed them again: nine arrays of x's size at the peak against NumPy
     by hand's five. The adjoint now writes into the forward's dead buffers: the forward's."""
-    import tracemalloc
     x = np.random.default_rng(8).uniform(-3, 3, (1 << 20) + 13)
-
-    def by_hand(x):
-        t = np.tanh(x)
-        return np.cos(x) * x + np.sin(x) + 2 * t * (1 - t * t)
-
-    def peak(fn):
-        tracemalloc.start()
-        try:
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-            r = fn(x)
-            return tracemalloc.get_traced_memory()[1] - base, r
-        finally:
-            tracemalloc.stop()
-    ours, gr = peak(adjit.grad(f))
-    numpy_peak, want = peak(by_hand)
+    ours, gr = _peak(adjit.grad(f), x)
+    numpy_peak, want = _peak(_by_hand, x)
     np.testing.assert_allclose(gr, want, rtol=1e-12, atol=1e-13)
     assert ours <= numpy_peak + x.nbytes // 4, (ours / x.nbytes, numpy_peak / x.nbytes)
 

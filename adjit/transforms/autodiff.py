@@ -429,6 +429,19 @@ def value_and_grad(f, argnums=0, has_aux=False):
     return functools.wraps(f)(_value_and_grad(f, argnums, has_aux))
 
 
+def _cold_result(res, t, kind, nums, single, has_aux, aux, entry, t0):
+    """value_and_grad's result from a cold call's (output, gradients) (`_eager_backward`,
+    `_outer_adjoint`), counted in its tier entry."""
+    grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
+    value = to_user(res[0], kind)
+    gr = _regroup(t, nums, grads, single)
+    if has_aux:
+        value = (value, realize(t, aux, eager=True))
+    entry[0] += 1
+    entry[1] += time.perf_counter() - t0
+    return value, gr
+
+
 def _value_and_grad(f, argnums, has_aux):
     """value_and_grad's function, without f's name and docstring copied onto it (grad's own
     wrapper carries them: this one is never seen)."""
@@ -443,14 +456,7 @@ def _value_and_grad(f, argnums, has_aux):
         if _cold(entry):
             res = _eager_backward(t, n)
             if res is not None:
-                grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
-                value = to_user(res[0], kind)
-                gr = _regroup(t, nums, grads, single)
-                if has_aux:
-                    value = (value, realize(t, aux, eager=True))
-                entry[0] += 1
-                entry[1] += time.perf_counter() - t0
-                return value, gr
+                return _cold_result(res, t, kind, nums, single, has_aux, aux, entry, t0)
         if len(STATE.stack) > 1 and STATE.stack[-1].kind in _INLINE_KINDS:
             # inside jit / another grad, small values: the forward's records move to the
             # enclosing trace and the adjoint is recorded there (no graph, no replay)
@@ -470,14 +476,7 @@ def _value_and_grad(f, argnums, has_aux):
         if _cold(entry):  # big values (the eager tier refused): the adjoint on the trace's
             res = _outer_adjoint(g, vals, nodes, t, n, aux if has_aux else None)
             if res is not None:
-                grads = [to_user_like(x, lf) for x, lf in zip(res[1:], t.leaves)]
-                value = to_user(res[0], kind)
-                gr = _regroup(t, nums, grads, single)
-                if has_aux:
-                    value = (value, realize(t, aux, eager=True))
-                entry[0] += 1
-                entry[1] += time.perf_counter() - t0
-                return value, gr
+                return _cold_result(res, t, kind, nums, single, has_aux, aux, entry, t0)
         if len(STATE.stack) > 1:  # inside jit / another grad: record the adjoint there
             res = _inline_vjp(g, vals, nodes, t, _seed(n.type.dtype, n.type.shape))
             if res is not None:
