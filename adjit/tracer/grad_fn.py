@@ -301,11 +301,6 @@ def tag_outputs(nodes, name, inputs):
 _SUCCESSOR = weakref.WeakKeyDictionary()
 
 
-def saved_node(fn, node, i):
-    """The tensor that entry position `i` of `fn._saved` (fn: node's grad_fn) names."""
-    return node if i == -1 else fn._inputs[i] if i >= 0 else fn._extra[-2 - i]
-
-
 def save_extra(node, extra):
     """`node`'s grad_fn also saves the tensors `extra` (Nodes: gather's and indexing's index
     tensors, as PyTorch's GatherBackward0 and IndexBackward0 do): an in-place write to one
