@@ -266,3 +266,32 @@ def test_jacrev_of_a_one_element_output_is_one_vjp(oshape):
     if oshape == ():  # (the others reshape to a unit axis themselves)
         g = make_ir(h)(x, A)
         assert all(1 not in v.type.shape for e in g.eqns for v in e.outvars), str(g)
+
+
+@pytest.mark.parametrize("ishape", [(), (1,)])
+def test_jacfwd_of_a_one_element_input_is_one_jvp(ishape):
+    # a one-element input is differentiated by one jvp (no batch of one): values and shapes as
+    # JAX's (several outputs, aux, an argument held constant), and the hessian of a scalar
+    # function of a scalar carries no unit axis
+    jax = require("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+
+    def make(xp):
+        def f(x, c):
+            return (xp.sin(x) * c, (x ** 2).sum() * c[:2]), x * 3
+        return f
+    x = np.full(ishape, 0.7)
+    c = np.array([1.0, -2.0, 0.5])
+    got, aux = jacfwd(make(np), has_aux=True)(x, c)
+    want, waux = jax.jacfwd(make(jnp), has_aux=True)(jnp.asarray(x), jnp.asarray(c))
+    for gj, wj in zip(got, want):
+        assert gj.shape == wj.shape
+        np.testing.assert_allclose(gj, np.asarray(wj), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(aux, 3 * x)
+    s = np.float64(0.3)
+    h = hessian(lambda s: np.sin(s) * s ** 3)
+    np.testing.assert_allclose(h(s), float(jax.hessian(lambda s: jnp.sin(s) * s ** 3)(0.3)),
+                               rtol=1e-13)
+    g = make_ir(h)(s)
+    assert all(1 not in v.type.shape for e in g.eqns for v in e.outvars), str(g)

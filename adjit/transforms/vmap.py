@@ -219,6 +219,19 @@ def jacfwd(f, argnums=0, has_aux=False):
         t, nums, single, nodes, otd, aux, g = _setup(f, args, kwargs, argnums, has_aux,
                                                      "jacfwd")
         nin, nout = len(t.inputs), len(nodes)
+        if nin == 1 and t.leaves[0].type.size == 1:
+            # a one-element input (a scalar's): one jvp with tangent 1, no batch of one (as
+            # jacrev of a one-element output)
+            tp = t.leaves[0].type
+            d = derived("jvp", g, lambda: jvp_graph(g))
+            one = ops.full(tp.shape, 1.0 if tp.dtype in FLOATS else 1, tp.dtype)
+            res = run_graph(d, [t.leaves[0].outer, one],
+                            consts_for(d, g))
+            per_out = [_regroup(t, nums, [_jac_user(ops.reshape(tk, node.type.shape + tp.shape),
+                                                    t.leaves[0], node.type.shape + tp.shape)],
+                                single) for node, tk in zip(nodes, res[nout:])]
+            jac = pytree.unflatten(otd, per_out)
+            return (jac, realize(t, aux)) if has_aux else jac
         n, tans = _basis([lf.type for lf in t.leaves])
         bd = derived("jacfwd", g, lambda: batch_graph(
             jvp_graph(g), [None] * nin + [0] * nin, n, [False] * nout + [True] * nout)[0],
@@ -242,5 +255,7 @@ def jacfwd(f, argnums=0, has_aux=False):
 
 
 def hessian(f, argnums=0):
-    """jacfwd(jacrev(f)): forward-over-reverse, each level one batched graph."""
+    """jacfwd(jacrev(f)): forward-over-reverse, each level one batched graph (a level whose
+    basis has one element, a scalar function's or a scalar argument's, one unbatched vjp or
+    jvp)."""
     return jacfwd(jacrev(f, argnums), argnums)
