@@ -671,7 +671,7 @@ def test_types_from_every_kind_of_shape_and_dtype():
             dtype_name(bad)
 
 
-def test_native_entries_of_one_form_share_their_code_and_keep_their_checks(monkeypatch):
+def test_native_entries_of_one_form_share_their_code_and_keep_their_checks(monkeypatch, native_tier):
     # the call that first runs native code generates the graph's entry; its source depends
     # only on the counts of arguments, constants and results, so a second graph of that form
     # (a step defined again, other shapes) compiles none of it again
