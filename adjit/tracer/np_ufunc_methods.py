@@ -1,0 +1,213 @@
+"""A ufunc's methods on traced arrays: `np.add.reduce`, `np.maximum.accumulate`,
+`np.subtract.outer` & co, composed from the dispatched NumPy functions (no primitive of their
+own; gradients follow from the parts).
+
+NumPy itself first runs the method on stand-in arrays of the operands' shapes and dtypes (ones,
+broadcast from one element): that gives NumPy's own errors (bad axes, several axes of a
+non-reorderable ufunc, an empty axis without identity, a unary ufunc) and the result's shape and
+dtype, which the traced result must match (else NotImplementedError, never a different answer).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .ndarray import TracedArray, where_str
+
+_NO = np._NoValue
+_REORDERABLE: dict = {}
+
+
+def _stand_in(x):
+    """x itself when plain; for a traced array, ones of its shape and dtype (no real copy)."""
+    if isinstance(x, TracedArray):
+        return np.broadcast_to(np.ones((), x.dtype), x.shape)
+    return x
+
+
+def _numpy_result(uf, method, label, args, kwargs):
+    """NumPy's method on stand-ins: its error (with the user's line) or its result."""
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return getattr(uf, method)(*[_stand_in(a) for a in args],
+                                       **{k: _stand_in(v) for k, v in kwargs.items()})
+    except (ValueError, TypeError, IndexError) as e:
+        raise type(e)(f"{label}.{method}: {e}{where_str()}") from None
+
+
+def _reorderable(uf):
+    """NumPy's flag: may a reduction combine the elements in any order (add, maximum,
+    logical_and, bitwise_or ...; not subtract, divide, power)."""
+    r = _REORDERABLE.get(uf)
+    if r is None:
+        r = True
+        for dt in ("f8", "i8", "?"):
+            try:
+                with np.errstate(all="ignore"):
+                    uf.reduce(np.ones((1, 1), dt), axis=(0, 1))
+                break
+            except ValueError as e:
+                if "reorderable" in str(e):
+                    r = False
+                    break
+            except TypeError:
+                continue
+        _REORDERABLE[uf] = r
+    return r
+
+
+def ufunc_method(uf, method, inputs, kwargs, label):
+    if method in ("at", "reduceat"):
+        alt = {"at": "write it functionally (x = x + np.bincount(idx, vals, minlength=n) for "
+                     "np.add.at, or x = x.at[...] style updates with np.where)",
+               "reduceat": f"reduce each slice with {label}.reduce(x[i:j], axis) and "
+                           "np.stack the results"}[method]
+        raise NotImplementedError(f"{label}.{method} is not supported on traced arrays"
+                                  f"{where_str()}; {alt}")
+    if method not in ("reduce", "accumulate", "outer"):
+        raise NotImplementedError(f"{label}.{method} is not supported on traced arrays"
+                                  f"{where_str()}")
+    if kwargs.get("out") is not None:
+        raise TypeError(f"{label}.{method}(..., out=...) cannot write a traced value into an "
+                        f"ndarray{where_str()}; use the returned value instead")
+    kwargs = {k: v for k, v in kwargs.items() if k != "out"}
+    if method == "reduce" and "initial" in kwargs and isinstance(kwargs["initial"], TracedArray):
+        raise TypeError(f"{label}.reduce(..., initial=...) takes a plain number on traced "
+                        f"arrays{where_str()}")
+    want = _numpy_result(uf, method, label, inputs, kwargs)
+    if method == "outer":
+        return _outer(uf, inputs, kwargs)
+    (x,) = inputs
+    wants = np.asarray(want)
+    if method == "reduce":
+        out = _reduce(uf, x, wants.dtype, **kwargs)
+    else:
+        out = _accumulate(uf, x, wants.dtype, **kwargs)
+    got = np.dtype(getattr(out, "dtype", type(out)))
+    if got != wants.dtype or np.shape(out) != wants.shape:
+        raise NotImplementedError(
+            f"{label}.{method} on {np.dtype(x.dtype)} would give {got} {np.shape(out)} where "
+            f"NumPy gives {wants.dtype} {wants.shape}; not supported on traced arrays"
+            f"{where_str()}")
+    return out
+
+
+# --- outer: a's axes first, then b's (a.shape + b.shape) ----------------------------------
+def _outer(uf, inputs, kwargs):
+    a, b = inputs
+    nb = np.ndim(b)
+    if not isinstance(a, TracedArray):
+        a = np.asarray(a)
+    return uf(np.reshape(a, np.shape(a) + (1,) * nb), b, **kwargs)
+
+
+# --- reduce ----------------------------------------------------------------------------------
+def _axes(axis, nd):
+    if axis is None:
+        return tuple(range(nd))
+    items = axis if isinstance(axis, tuple) else (axis,)
+    return tuple(sorted(int(a) % nd for a in items)) if nd else ()
+
+
+def _as_loop_dtype(uf, x, want):
+    """x cast to the result's dtype when NumPy's loop computes in it (want, want -> want); else
+    None (a loop such as less's, float, float -> bool)."""
+    if x.dtype == want:
+        return x
+    try:
+        loop = uf.resolve_dtypes((want, want, None))
+    except (TypeError, ValueError):
+        return None
+    return x.astype(want) if loop[2] == want else None
+
+
+def _reduce(uf, x, want, axis=0, dtype=None, keepdims=False, initial=_NO, where=True):
+    name = uf.__name__
+    simple = np.ndim(where) == 0 and not isinstance(where, TracedArray) and bool(where)
+    # the ufuncs NumPy's own reductions are: the dispatched functions
+    if name == "add" and np.dtype(want) != np.bool_:
+        return np.sum(x, axis=axis, dtype=dtype, keepdims=keepdims, initial=initial,
+                      where=where)
+    if name == "multiply" and np.dtype(want) != np.bool_:
+        return np.prod(x, axis=axis, dtype=dtype, keepdims=keepdims, initial=initial,
+                       where=where)
+    if name in ("maximum", "minimum"):
+        f = np.max if name == "maximum" else np.min
+        return f(x if dtype is None else x.astype(dtype), axis=axis, keepdims=keepdims,
+                 initial=initial, where=where)
+    if name in ("logical_and", "logical_or") and initial is _NO:
+        f = np.all if name == "logical_and" else np.any
+        return f(x, axis=axis, keepdims=keepdims, where=where)
+    # any other binary ufunc: a fold along the reduced axes (all moved to the front)
+    x = _as_loop_dtype(uf, x if dtype is None else x.astype(dtype), want)
+    if x is None:
+        return None
+    nd = x.ndim
+    axes = _axes(axis, nd)
+    if nd == 0:
+        x, axes, nd = np.reshape(x, (1,)), (0,), 1
+        keepdims = False
+    shape = x.shape
+    rest = tuple(d for i, d in enumerate(shape) if i not in axes)
+    out_shape = tuple(1 if i in axes else d for i, d in enumerate(shape)) if keepdims else rest
+    n = int(np.prod([shape[i] for i in axes], dtype=np.int64))
+    m = None if simple else np.broadcast_to(where, shape)
+    y = np.reshape(np.moveaxis(x, axes, tuple(range(len(axes)))), (n,) + rest)
+    if m is not None:
+        m = np.reshape(np.moveaxis(m, axes, tuple(range(len(axes)))), (n,) + rest)
+    if n == 0 or (m is not None and not isinstance(m, TracedArray) and not m.any()):
+        # nothing to combine: the initial value or the identity, a constant (as NumPy's)
+        return np.full(out_shape, initial if initial is not _NO else uf.identity, want)
+    if m is None and _reorderable(uf):
+        while y.shape[0] > 1:  # pairwise: log2(n) steps
+            h = y.shape[0] // 2
+            z = uf(y[:h], y[h:2 * h])
+            y = np.concatenate([z, y[2 * h:]], axis=0) if y.shape[0] % 2 else z
+        r = y[0]
+        if initial is not _NO:
+            r = uf(initial, r)
+    else:  # in order, skipping the masked-out elements
+        r = initial
+        for i in range(n):
+            if r is _NO:
+                r = y[i] if m is None else np.where(m[i], y[i], _fill(uf, y[i]))
+                continue
+            step = uf(r, y[i])
+            r = step if m is None else np.where(m[i], step, r)
+    if not isinstance(r, TracedArray) or r.dtype != want:
+        r = np.asarray(r, want) if not isinstance(r, TracedArray) else r.astype(want)
+    return np.reshape(r, out_shape) if r.shape != out_shape else r
+
+
+def _fill(uf, like):
+    return np.zeros_like(like) + uf.identity if uf.identity is not None else like
+
+
+# --- accumulate --------------------------------------------------------------------------------
+def _accumulate(uf, x, want, axis=0, dtype=None):
+    name = uf.__name__
+    if name == "add" and np.dtype(want) != np.bool_:
+        return np.cumsum(x, axis=axis, dtype=dtype if dtype is not None else want)
+    if name == "multiply" and np.dtype(want) != np.bool_:
+        return np.cumprod(x, axis=axis, dtype=dtype if dtype is not None else want)
+    x = _as_loop_dtype(uf, x if dtype is None else x.astype(dtype), want)
+    if x is None:
+        return None
+    ax = int(axis) % x.ndim
+    y = np.moveaxis(x, ax, 0)
+    n = y.shape[0]
+    if n <= 1:
+        return x
+    if _reorderable(uf):  # prefix by doubling steps: log2(n) ufunc calls
+        s = 1
+        while s < n:
+            y = np.concatenate([y[:s], uf(y[:-s], y[s:])], axis=0)
+            s *= 2
+    else:
+        outs = [y[0]]
+        for i in range(1, n):
+            outs.append(uf(outs[-1], y[i]))
+        y = np.stack(outs, axis=0)
+    return np.moveaxis(y, 0, ax)
