@@ -60,8 +60,9 @@ def _reorderable(uf):
 
 def ufunc_method(uf, method, inputs, kwargs, label):
     if method in ("at", "reduceat"):
-        alt = {"at": "write it functionally (x = x + np.bincount(idx, vals, minlength=n) for "
-                     "np.add.at, or x = x.at[...] style updates with np.where)",
+        alt = {"at": "it writes into an array in place; compute a new value instead "
+                     "(for np.add.at(x, idx, v) on a 1-d x: x = x + np.bincount(idx, "
+                     "weights=v, minlength=len(x)); for a mask: x = np.where(mask, ..., x))",
                "reduceat": f"reduce each slice with {label}.reduce(x[i:j], axis) and "
                            "np.stack the results"}[method]
         raise NotImplementedError(f"{label}.{method} is not supported on traced arrays"
@@ -76,30 +77,33 @@ def ufunc_method(uf, method, inputs, kwargs, label):
     if method == "reduce" and "initial" in kwargs and isinstance(kwargs["initial"], TracedArray):
         raise TypeError(f"{label}.reduce(..., initial=...) takes a plain number on traced "
                         f"arrays{where_str()}")
-    want = _numpy_result(uf, method, label, inputs, kwargs)
+    want = np.asarray(_numpy_result(uf, method, label, inputs, kwargs)) \
+        if uf.nout == 1 else None
     if method == "outer":
-        return _outer(uf, inputs, kwargs)
-    (x,) = inputs
-    wants = np.asarray(want)
-    if method == "reduce":
-        out = _reduce(uf, x, wants.dtype, **kwargs)
+        out = _outer(uf, inputs, kwargs)
+        if want is None:  # (divmod & co: each result checked by the ufunc call itself)
+            return out
+        x = inputs[0] if isinstance(inputs[0], TracedArray) else inputs[1]
+    elif method == "reduce":
+        (x,) = inputs
+        out = _reduce(uf, x, want.dtype, **kwargs)
     else:
-        out = _accumulate(uf, x, wants.dtype, **kwargs)
-    got = np.dtype(getattr(out, "dtype", type(out)))
-    if got != wants.dtype or np.shape(out) != wants.shape:
+        (x,) = inputs
+        out = _accumulate(uf, x, want.dtype, **kwargs)
+    got = None if out is None else np.dtype(getattr(out, "dtype", type(out)))
+    if got != want.dtype or np.shape(out) != want.shape:
         raise NotImplementedError(
-            f"{label}.{method} on {np.dtype(x.dtype)} would give {got} {np.shape(out)} where "
-            f"NumPy gives {wants.dtype} {wants.shape}; not supported on traced arrays"
-            f"{where_str()}")
+            f"{label}.{method} on {np.dtype(x.dtype)} would give {got} where NumPy gives "
+            f"{want.dtype} {want.shape}; not supported on traced arrays{where_str()}")
     return out
 
 
 # --- outer: a's axes first, then b's (a.shape + b.shape) ----------------------------------
 def _outer(uf, inputs, kwargs):
-    a, b = inputs
+    # NumPy's outer makes its operands arrays first (a Python number then is an int64 or
+    # float64 array, not a weak scalar)
+    a, b = (v if isinstance(v, TracedArray) else np.asarray(v) for v in inputs)
     nb = np.ndim(b)
-    if not isinstance(a, TracedArray):
-        a = np.asarray(a)
     return uf(np.reshape(a, np.shape(a) + (1,) * nb), b, **kwargs)
 
 
