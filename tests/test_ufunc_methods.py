@@ -12,6 +12,8 @@ import re
 import numpy as np
 import pytest
 
+import scipy.special as SP
+
 import adjit
 
 from peers import require
@@ -53,11 +55,14 @@ VALUE_CASES = [
     ("greater_outer", lambda np, x: np.greater.outer(x[0], x[1])),
     ("outer_plain_left", lambda np, x: np.subtract.outer(np.arange(3.0), x[0])),
     ("outer_scalar_right", lambda np, x: np.multiply.outer(x, 2)),
+    ("reduce_plain_traced_mask", lambda np, x: np.add.reduce(np.arange(12.0).reshape(3, 4),
+                                                             axis=1, where=x > 2)),
+    ("xlogy_outer_reduce", lambda np, x: np.add.reduce(SP.xlogy.outer(x[0] * x[0] + 1, x[1] * x[1] + 1))),
 ]
 FLOAT_ONLY = {"subtract_reduce_initial_where"}  # (integers: the same, but kept quick)
 NO_BOOL = {"add_reduce_initial_where", "subtract_reduce", "subtract_reduce_initial_where",
            "subtract_accumulate", "subtract_outer_2d", "outer_plain_left", "maximum_reduce_initial",
-           "minimum_reduce_where"}
+           "minimum_reduce_where", "xlogy_outer_reduce"}
 
 
 def _input(dtype):

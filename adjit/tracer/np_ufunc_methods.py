@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from .ndarray import TracedArray, where_str
+from .promote import const_leaf, deepest, wrap
 
 _NO = np._NoValue
 _REORDERABLE: dict = {}
@@ -86,6 +87,8 @@ def ufunc_method(uf, method, inputs, kwargs, label):
         x = inputs[0] if isinstance(inputs[0], TracedArray) else inputs[1]
     elif method == "reduce":
         (x,) = inputs
+        if not isinstance(x, TracedArray):  # a plain array with a traced where= mask
+            x = wrap(const_leaf(np.asarray(x), deepest(kwargs.get("where"))))
         out = _reduce(uf, x, want.dtype, **kwargs)
     else:
         (x,) = inputs
