@@ -18,6 +18,8 @@ from .promote import const_leaf, deepest, wrap
 
 _NO = np._NoValue
 _REORDERABLE: dict = {}
+METHODS = ("reduce", "accumulate", "outer")
+REFUSED = ("at", "reduceat")  # (listed in docs/numpy.md by scripts/gen_numpy_table.py)
 
 
 def _stand_in(x):
@@ -60,7 +62,7 @@ def _reorderable(uf):
 
 
 def ufunc_method(uf, method, inputs, kwargs, label):
-    if method in ("at", "reduceat"):
+    if method in REFUSED:
         alt = {"at": "it writes into an array in place; compute a new value instead "
                      "(for np.add.at(x, idx, v) on a 1-d x: x = x + np.bincount(idx, "
                      "weights=v, minlength=len(x)); for a mask: x = np.where(mask, ..., x))",
@@ -68,7 +70,7 @@ def ufunc_method(uf, method, inputs, kwargs, label):
                            "np.stack the results"}[method]
         raise NotImplementedError(f"{label}.{method} is not supported on traced arrays"
                                   f"{where_str()}; {alt}")
-    if method not in ("reduce", "accumulate", "outer"):
+    if method not in METHODS:
         raise NotImplementedError(f"{label}.{method} is not supported on traced arrays"
                                   f"{where_str()}")
     if kwargs.get("out") is not None:
