@@ -248,3 +248,16 @@ def test_out_is_refused():
     with pytest.raises(TypeError, match="out=") as e:
         adjit.jit(f)(np.ones((3, 4)))
     assert "test_ufunc_methods.py" in str(e.value)
+
+
+def test_numpy_result_is_remembered_per_shape_and_dtype():
+    """NumPy's stand-in result is kept per operands' kinds: a new shape (here an empty axis
+    without identity) or dtype is judged afresh, and a remembered error is raised again."""
+    def f(x):
+        return np.maximum.reduce(x, axis=0)
+    _same(adjit.jit(f)(np.ones((2, 3))), f(np.ones((2, 3))))
+    for _ in range(2):
+        with pytest.raises(ValueError, match="no identity") as e:
+            adjit.jit(f)(np.ones((0, 3)))
+        assert "test_ufunc_methods.py" in str(e.value)
+    _same(adjit.jit(f)(np.ones((2, 3), np.int32)), f(np.ones((2, 3), np.int32)))

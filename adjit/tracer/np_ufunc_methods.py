@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from ..ir import ops
 from .ndarray import TracedArray, where_str
 from .promote import const_leaf, deepest, wrap
 
@@ -29,15 +30,43 @@ def _stand_in(x):
     return x
 
 
+_RESULTS: dict = {}  # (ufunc, method, operands' kinds, keywords) -> NumPy's (dtype, shape)
+
+
+def _kind(x):
+    """What NumPy's result dtype, shape and errors depend on: an array's shape and dtype, a
+    number's type and value."""
+    if isinstance(x, (TracedArray, np.ndarray)):
+        return (x.shape, x.dtype)
+    return (type(x), x)
+
+
 def _numpy_result(uf, method, label, args, kwargs):
-    """NumPy's method on stand-ins: its error (with the user's line) or its result."""
+    """NumPy's method on stand-ins: its error (with the user's line) or its result's dtype and
+    shape (remembered for operands of the same kinds)."""
     try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return getattr(uf, method)(*[_stand_in(a) for a in args],
-                                       **{k: _stand_in(v) for k, v in kwargs.items()})
-    except (ValueError, TypeError, IndexError) as e:
-        raise type(e)(f"{label}.{method}: {e}{where_str()}") from None
+        key = (uf, method, tuple(map(_kind, args)),
+               tuple((k, _kind(v)) for k, v in kwargs.items()))
+        hit = _RESULTS.get(key)
+    except TypeError:  # an unhashable keyword value (a list for where=, ...)
+        key = hit = None
+    if hit is None:
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = np.asarray(getattr(uf, method)(
+                    *[_stand_in(a) for a in args],
+                    **{k: _stand_in(v) for k, v in kwargs.items()}))
+            hit = (r.dtype, r.shape)
+        except (ValueError, TypeError, IndexError) as e:
+            hit = (type(e), str(e))
+        if key is not None:
+            if len(_RESULTS) >= 4096:
+                _RESULTS.clear()
+            _RESULTS[key] = hit
+    if isinstance(hit[0], type):
+        raise hit[0](f"{label}.{method}: {hit[1]}{where_str()}") from None
+    return hit
 
 
 def _reorderable(uf):
@@ -80,8 +109,7 @@ def ufunc_method(uf, method, inputs, kwargs, label):
     if method == "reduce" and "initial" in kwargs and isinstance(kwargs["initial"], TracedArray):
         raise TypeError(f"{label}.reduce(..., initial=...) takes a plain number on traced "
                         f"arrays{where_str()}")
-    want = np.asarray(_numpy_result(uf, method, label, inputs, kwargs)) \
-        if uf.nout == 1 else None
+    want = _numpy_result(uf, method, label, inputs, kwargs) if uf.nout == 1 else None
     if method == "outer":
         out = _outer(uf, inputs, kwargs)
         if want is None:  # (divmod & co: each result checked by the ufunc call itself)
@@ -91,15 +119,15 @@ def ufunc_method(uf, method, inputs, kwargs, label):
         (x,) = inputs
         if not isinstance(x, TracedArray):  # a plain array with a traced where= mask
             x = wrap(const_leaf(np.asarray(x), deepest(kwargs.get("where"))))
-        out = _reduce(uf, x, want.dtype, **kwargs)
+        out = _reduce(uf, x, want[0], **kwargs)
     else:
         (x,) = inputs
-        out = _accumulate(uf, x, want.dtype, **kwargs)
+        out = _accumulate(uf, x, want[0], **kwargs)
     got = None if out is None else np.dtype(getattr(out, "dtype", type(out)))
-    if got != want.dtype or np.shape(out) != want.shape:
+    if got != want[0] or np.shape(out) != want[1]:
         raise NotImplementedError(
             f"{label}.{method} on {np.dtype(x.dtype)} would give {got} where NumPy gives "
-            f"{want.dtype} {want.shape}; not supported on traced arrays{where_str()}")
+            f"{want[0]} {want[1]}; not supported on traced arrays{where_str()}")
     return out
 
 
@@ -108,8 +136,10 @@ def _outer(uf, inputs, kwargs):
     # NumPy's outer makes its operands arrays first (a Python number then is an int64 or
     # float64 array, not a weak scalar)
     a, b = (v if isinstance(v, TracedArray) else np.asarray(v) for v in inputs)
-    nb = np.ndim(b)
-    return uf(np.reshape(a, np.shape(a) + (1,) * nb), b, **kwargs)
+    shape = a.shape + (1,) * np.ndim(b)
+    a = wrap(ops.reshape(a._n, shape), a.weak) if isinstance(a, TracedArray) else \
+        a.reshape(shape)
+    return uf(a, b, **kwargs)
 
 
 # --- reduce ----------------------------------------------------------------------------------
