@@ -41,6 +41,9 @@ VALUE_CASES = [
     ("subtract_reduce", lambda np, x: np.subtract.reduce(x, axis=1)),
     ("subtract_reduce_initial_where", lambda np, x: np.subtract.reduce(x, axis=0, initial=5,
                                                                        where=x > 1)),
+    ("subtract_reduce_initial_float", lambda np, x: np.subtract.reduce(x, axis=1,
+                                                                       initial=5.5)),
+    ("divide_accumulate", lambda np, x: np.divide.accumulate(x, axis=0)),
     ("bitwise_or_reduce", lambda np, x: np.bitwise_or.reduce(x > 1, axis=(0, 1))),
     ("add_accumulate", lambda np, x: np.add.accumulate(x)),
     ("add_accumulate1", lambda np, x: np.add.accumulate(x, axis=1)),
@@ -59,8 +62,8 @@ VALUE_CASES = [
                                                              axis=1, where=x > 2)),
     ("xlogy_outer_reduce", lambda np, x: np.add.reduce(SP.xlogy.outer(x[0] * x[0] + 1, x[1] * x[1] + 1))),
 ]
-FLOAT_ONLY = {"subtract_reduce_initial_where"}  # (integers: the same, but kept quick)
-NO_BOOL = {"add_reduce_initial_where", "subtract_reduce", "subtract_reduce_initial_where",
+FLOAT_ONLY = {"subtract_reduce_initial_where", "divide_accumulate"}  # (integers: the same, but kept quick)
+NO_BOOL = {"add_reduce_initial_where", "subtract_reduce_initial_float", "subtract_reduce", "subtract_reduce_initial_where",
            "subtract_accumulate", "subtract_outer_2d", "outer_plain_left", "maximum_reduce_initial",
            "minimum_reduce_where", "xlogy_outer_reduce"}
 
@@ -128,6 +131,11 @@ GRAD_CASES = [
     ("maximum_accumulate", lambda np, x: np.sum(np.maximum.accumulate(x, axis=1) ** 2)),
     ("minimum_accumulate", lambda np, x: np.sum(np.minimum.accumulate(x) * x)),
     ("subtract_accumulate", lambda np, x: np.sum(np.subtract.accumulate(x, axis=1) ** 2)),
+    ("subtract_reduce_where", lambda np, x: np.sum(np.subtract.reduce(x, axis=0, where=x > 1,
+                                                                      initial=1.0) ** 2)),
+    ("divide_accumulate", lambda np, x: np.sum(np.divide.accumulate(x, axis=1)),
+     lambda jnp, x: jnp.sum(x[:, :1] / jnp.concatenate(
+         [jnp.ones((3, 1)), jnp.cumprod(x[:, 1:], axis=1)], axis=1))),
     ("pairwise_distances", lambda np, x: np.sum(np.sqrt(np.sum(
         np.subtract.outer(x, x)[:, :, :, 0] ** 2, axis=-1) + 1.0))),
     ("multiply_outer", lambda np, x: np.sum(np.sin(np.multiply.outer(x[0], x[:, 1])))),

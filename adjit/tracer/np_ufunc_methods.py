@@ -58,7 +58,7 @@ def _numpy_result(uf, method, label, args, kwargs):
                     *[_stand_in(a) for a in args],
                     **{k: _stand_in(v) for k, v in kwargs.items()}))
             hit = (r.dtype, r.shape)
-        except (ValueError, TypeError, IndexError) as e:
+        except (ValueError, TypeError, IndexError, OverflowError) as e:
             hit = (type(e), str(e))
         if key is not None:
             if len(_RESULTS) >= 4096:
@@ -164,6 +164,9 @@ def _as_loop_dtype(uf, x, want):
 
 def _reduce(uf, x, want, axis=0, dtype=None, keepdims=False, initial=_NO, where=True):
     name = uf.__name__
+    if initial is not _NO:  # NumPy casts it to the result's dtype first (5.5 -> 5 for ints)
+        with np.errstate(all="ignore"):
+            initial = np.asarray(initial).astype(want).item()
     simple = np.ndim(where) == 0 and not isinstance(where, TracedArray) and bool(where)
     # the ufuncs NumPy's own reductions are: the dispatched functions
     if name == "add" and np.dtype(want) != np.bool_:
@@ -199,7 +202,14 @@ def _reduce(uf, x, want, axis=0, dtype=None, keepdims=False, initial=_NO, where=
     if n == 0 or (m is not None and not isinstance(m, TracedArray) and not m.any()):
         # nothing to combine: the initial value or the identity, a constant (as NumPy's)
         return np.full(out_shape, initial if initial is not _NO else uf.identity, want)
-    if m is None and _reorderable(uf):
+    if uf is np.subtract and np.dtype(want).kind in "iuf":
+        # ((a - b) - c) ...: the first element (or initial) less the sum of the others (in
+        # adjit's summation order: the last bits may differ from NumPy's loop)
+        if initial is _NO:  # (no where= mask then: subtract has no identity)
+            r = y[0] - np.sum(y[1:], axis=0, dtype=want)
+        else:
+            r = initial - np.sum(y if m is None else np.where(m, y, 0), axis=0, dtype=want)
+    elif m is None and _reorderable(uf):
         while y.shape[0] > 1:  # pairwise: log2(n) steps
             h = y.shape[0] // 2
             z = uf(y[:h], y[h:2 * h])
@@ -239,7 +249,9 @@ def _accumulate(uf, x, want, axis=0, dtype=None):
     n = y.shape[0]
     if n <= 1:
         return x
-    if _reorderable(uf):  # prefix by doubling steps: log2(n) ufunc calls
+    if uf is np.subtract and np.dtype(want).kind in "iuf":  # a running sum of a, -b, -c ...
+        y = np.cumsum(np.concatenate([y[:1], -y[1:]], axis=0), axis=0, dtype=want)
+    elif _reorderable(uf):  # prefix by doubling steps: log2(n) ufunc calls
         s = 1
         while s < n:
             y = np.concatenate([y[:s], uf(y[:-s], y[s:])], axis=0)
