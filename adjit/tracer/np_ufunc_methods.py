@@ -163,24 +163,23 @@ def _as_loop_dtype(uf, x, want):
 
 
 def _reduce(uf, x, want, axis=0, dtype=None, keepdims=False, initial=_NO, where=True):
-    name = uf.__name__
     if initial is not _NO:  # NumPy casts it to the result's dtype first (5.5 -> 5 for ints)
         with np.errstate(all="ignore"):
             initial = np.asarray(initial).astype(want).item()
     simple = np.ndim(where) == 0 and not isinstance(where, TracedArray) and bool(where)
     # the ufuncs NumPy's own reductions are: the dispatched functions
-    if name == "add" and np.dtype(want) != np.bool_:
+    if uf is np.add and np.dtype(want) != np.bool_:
         return np.sum(x, axis=axis, dtype=dtype, keepdims=keepdims, initial=initial,
                       where=where)
-    if name == "multiply" and np.dtype(want) != np.bool_:
+    if uf is np.multiply and np.dtype(want) != np.bool_:
         return np.prod(x, axis=axis, dtype=dtype, keepdims=keepdims, initial=initial,
                        where=where)
-    if name in ("maximum", "minimum"):
-        f = np.max if name == "maximum" else np.min
+    if uf is np.maximum or uf is np.minimum:
+        f = np.max if uf is np.maximum else np.min
         return f(x if dtype is None else x.astype(dtype), axis=axis, keepdims=keepdims,
                  initial=initial, where=where)
-    if name in ("logical_and", "logical_or") and initial is _NO:
-        f = np.all if name == "logical_and" else np.any
+    if (uf is np.logical_and or uf is np.logical_or) and initial is _NO:
+        f = np.all if uf is np.logical_and else np.any
         return f(x, axis=axis, keepdims=keepdims, where=where)
     # any other binary ufunc: a fold along the reduced axes (all moved to the front)
     x = _as_loop_dtype(uf, x if dtype is None else x.astype(dtype), want)
@@ -236,10 +235,9 @@ def _fill(uf, like):
 
 # --- accumulate --------------------------------------------------------------------------------
 def _accumulate(uf, x, want, axis=0, dtype=None):
-    name = uf.__name__
-    if name == "add" and np.dtype(want) != np.bool_:
+    if uf is np.add and np.dtype(want) != np.bool_:
         return np.cumsum(x, axis=axis, dtype=dtype if dtype is not None else want)
-    if name == "multiply" and np.dtype(want) != np.bool_:
+    if uf is np.multiply and np.dtype(want) != np.bool_:
         return np.cumprod(x, axis=axis, dtype=dtype if dtype is not None else want)
     x = _as_loop_dtype(uf, x if dtype is None else x.astype(dtype), want)
     if x is None:
