@@ -60,10 +60,13 @@ VALUE_CASES = [
     ("outer_scalar_right", lambda np, x: np.multiply.outer(x, 2)),
     ("reduce_plain_traced_mask", lambda np, x: np.add.reduce(np.arange(12.0).reshape(3, 4),
                                                              axis=1, where=x > 2)),
-    ("xlogy_outer_reduce", lambda np, x: np.add.reduce(SP.xlogy.outer(x[0] * x[0] + 1, x[1] * x[1] + 1))),
+    ("xlogy_outer_reduce", lambda np, x: np.add.reduce(SP.xlogy.outer(x[0] * x[0] + 1,
+                                                                      x[1] * x[1] + 1))),
 ]
-FLOAT_ONLY = {"subtract_reduce_initial_where", "divide_accumulate"}  # (integers: the same, but kept quick)
-NO_BOOL = {"add_reduce_initial_where", "subtract_reduce_initial_float", "subtract_reduce", "subtract_reduce_initial_where",
+# (the integer inputs hold zeros: division kept to floats; NumPy refuses subtract on bools)
+FLOAT_ONLY = {"divide_accumulate"}
+NO_BOOL = {"add_reduce_initial_where", "subtract_reduce_initial_float", "subtract_reduce",
+           "subtract_reduce_initial_where",
            "subtract_accumulate", "subtract_outer_2d", "outer_plain_left", "maximum_reduce_initial",
            "minimum_reduce_where", "xlogy_outer_reduce"}
 
