@@ -19,7 +19,7 @@ REFUSED = ("copyto", "put_along_axis")
 
 def section():
     sys.path.insert(0, str(ROOT))
-    from adjit.tracer import np_dispatch
+    from adjit.tracer import np_dispatch, np_ufunc_methods
     funcs = sorted(set(np_dispatch.FUNCS) - set(REFUSED))
     ufuncs = sorted(np_dispatch.UFUNCS)
 
@@ -30,6 +30,10 @@ def section():
         f"**Functions** ({len(funcs)}, `np.NAME` or `np.linalg.NAME`): {names(funcs)}.",
         "",
         f"**Ufuncs** ({len(ufuncs)}): {names(ufuncs)}.",
+        "",
+        f"**Ufunc methods** (of every binary ufunc above and scipy.special's): "
+        f"{names(np_ufunc_methods.METHODS)}; refused with a clear error: "
+        f"{names(np_ufunc_methods.REFUSED)} (see Ufunc methods below).",
         "",
         f"Refused with a clear error (they write into an ndarray in place): {names(REFUSED)}.",
         "",

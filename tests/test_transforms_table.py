@@ -149,6 +149,11 @@ CASES = [
     ("tensordot", lambda np, x, y: np.sum(np.tensordot(x, y, axes=([1], [1]))) +
      np.tensordot(x, y), [(3, 4), (3, 4)], "any"),
     ("outer", lambda np, x, y: np.sum(np.outer(x, y) ** 2), [(3,), (4,)], "any"),
+    # a ufunc's methods (np_ufunc_methods: composed from the dispatched functions)
+    ("ufunc_methods", lambda np, x, y: np.sum(np.add.reduce(x, axis=0) *
+                                              np.maximum.accumulate(y, axis=1)[0]) +
+     np.sum(np.subtract.outer(x[0], y[1]) ** 2) + np.multiply.reduce(x[1], axis=None),
+     [(3, 4), (3, 4)], "any"),
     ("inner", lambda np, x, y: np.inner(x, y) + np.sum(np.inner(K, x)), [(4,), (4,)], "any"),
     ("vdot", lambda np, x, y: np.vdot(x, y) ** 2, [(3, 4), (4, 3)], "any"),
     ("einsum", lambda np, x, y: np.einsum("ij,kj->ik", x, y).sum() + np.einsum("ij->", x) +

@@ -496,9 +496,8 @@ def array_ufunc(uf, method, inputs, kwargs):
     # a ufunc that is not NumPy's own: scipy.special's (scipy.special.log1p is not np.log1p)
     ours = getattr(np, name, None) is uf
     label = f"np.{name}" if ours else f"{_ufunc_module(uf)}.{name}"
-    if method != "__call__":
-        raise NotImplementedError(f"{label}.{method} is not supported on traced arrays"
-                                  f"{where_str()}; use the plain {label}(...) or np.sum etc.")
+    if method != "__call__":  # reduce, accumulate, outer (np_ufunc_methods)
+        return np_ufunc_methods.ufunc_method(uf, method, inputs, kwargs, label)
     if kwargs.get("out") is not None:
         raise TypeError(f"{label}(..., out=...) cannot write a traced value into an ndarray"
                         f"{where_str()}; use the returned value instead")
@@ -1000,3 +999,4 @@ def _allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
 from . import np_shape  # noqa: E402,F401  (registers the shape functions and products)
 from . import np_linalg  # noqa: E402,F401  (registers np.linalg)
 from . import np_ufuncs  # noqa: E402,F401  (issue 15: the other ufuncs and ufunc-like functions)
+from . import np_ufunc_methods  # noqa: E402  (a ufunc's reduce, accumulate, outer)
