@@ -9,6 +9,8 @@ refuses (a leaf requiring grad, a view of one) unless grad mode is off.
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from ..ir import ops
@@ -26,6 +28,10 @@ UNARY = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "
          "trunc", "frac", "sign", "square", "erf", "clamp_min", "clamp_max")
 
 
+# PyTorch defines no derivative for these in place (it refuses to record them)
+_NO_INPLACE_DERIVATIVE = frozenset(("asinh", "acosh", "atanh"))
+
+
 def _needs_copy(n, args):
     """A tensor without history whose op also reads an operand requiring grad: the recorded op
     must keep its old value, which the storage is about to lose (as clamp_ does)."""
@@ -36,10 +42,15 @@ def _needs_copy(n, args):
 def inplace_of(name):
     """`x.<name>_(*args)`: x's out-of-place `name` (looked up at the call: the unary methods are
     attached per primitive record), written into x's storage."""
+    refuse = name in _NO_INPLACE_DERIVATIVE
+
     def f(self, *args, **kwargs):
         self._inplace_check()
         n = self._n
         src = self
+        if refuse and n.requires_grad and STATE.grad_enabled:
+            raise NotImplementedError(f"the derivative for 'inplace version of {name}' is not "
+                                      "implemented.")
         if args or kwargs:
             if _needs_copy(n, (*args, *kwargs.values())):
                 src = Tensor._wrap(TapeNode(n.val.copy(), n.type, None, EAGER))
@@ -171,8 +182,9 @@ def _index_mask(self, dim, index, name):
     k = max(idx.type.size, 1)
     flat = ops.reshape(idx, (k,))
     flat = ops.select(ops.lt(flat, 0), ops.add(flat, size), flat)
-    pos = np.arange(size, dtype=np.int64).reshape(size, 1)
-    hit = ops.reduce_sum(ops.convert(ops.eq(pos, ops.reshape(flat, (1, k))), "i64"), (1,))
+    pos = np.broadcast_to(np.arange(size, dtype=np.int64).reshape(size, 1), (size, k))
+    each = ops.broadcast_to(ops.reshape(flat, (1, k)), (size, k))
+    hit = ops.reduce_sum(ops.convert(ops.eq(pos, each), "i64"), (1,))
     return ops.reshape(ops.ne(hit, 0), tuple(shape))
 
 
@@ -228,7 +240,12 @@ METHODS = {"fill_": fill_, "masked_fill": masked_fill, "masked_fill_": masked_fi
 def install():
     for name in UNARY:
         if hasattr(Tensor, name) and not hasattr(Tensor, name + "_"):
-            setattr(Tensor, name + "_", inplace_of(name))
+            f = inplace_of(name)
+            try:  # the out-of-place method's parameters (shown by the stub and help())
+                f.__signature__ = inspect.signature(getattr(Tensor, name))
+            except (TypeError, ValueError):
+                pass
+            setattr(Tensor, name + "_", f)
     for name, fn in METHODS.items():
         setattr(Tensor, name, fn)
 
