@@ -442,3 +442,57 @@ def test_index_fill_under_jit():
         got = float(f(x, adjit.tensor(index)))
         want = float(torch.tensor(x.numpy()).index_fill(1, torch.tensor(index), 0.0).sum())
         assert got == pytest.approx(want)
+
+
+@pytest.mark.parametrize("op", ["sin_", "mul_", "add_", "clamp_min_", "copy_", "setitem",
+                                "add_no_grad"])
+def test_write_to_an_expanded_tensor_refused(op):
+    # elements sharing memory: PyTorch refuses (adjit would otherwise write a copy, not b)
+    def body(lib):
+        b = lib.zeros(3, 1)
+        e = b.expand(3, 4)
+        if op == "sin_":
+            e.sin_()
+        elif op == "mul_":
+            e.mul_(2)
+        elif op == "add_":
+            e.add_(lib.ones(3, 4))
+        elif op == "clamp_min_":
+            e.clamp_min_(0.5)
+        elif op == "copy_":
+            e.copy_(lib.ones(3, 4))
+        elif op == "setitem":
+            e[0] = 5.0
+        else:
+            with lib.no_grad():
+                e.add_(1.0)
+        return {"b": b}
+    t = _same(body)
+    assert t[:2] == ("raised", "RuntimeError") and "single memory location" in t[2]
+
+
+@pytest.mark.parametrize("op", ["fill_", "zero_", "masked_fill_", "index_fill_"])
+def test_fill_of_an_expanded_tensor_refused(op):
+    # PyTorch writes the base here; adjit refuses (its write would reach a copy): the message
+    # is PyTorch's for the other in-place ops
+    b = adjit.zeros(3, 1)
+    e = b.expand(3, 4)
+    args = {"fill_": (2.0,), "zero_": (), "index_fill_": (1, adjit.tensor([0]), 2.0),
+            "masked_fill_": (adjit.ones(3, 4, dtype=adjit.bool), 2.0)}[op]
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        getattr(e, op)(*args)
+    assert b.flatten().tolist() == [0.0, 0.0, 0.0]
+
+
+def test_inplace_on_a_broadcast_gradient_still_works():
+    # adjit may hold a .grad as a read-only broadcast: no user view, so it is copied
+    def body(lib):
+        x = lib.ones(3, requires_grad=True)
+        x.sum().backward()
+        x.grad.mul_(2)
+        x.grad.sin_()
+        with lib.no_grad():
+            x.grad.add_(1.0)
+        # (values only: after the first backward PyTorch's .grad is at version 1, adjit's at 0)
+        return {"g": x.grad.numpy().tolist()}
+    _same(body)
