@@ -526,3 +526,15 @@ def test_inplace_chain_eager_jit_and_torch():
     # without grad: a jitted call equals the eager one (clamp_min under jit: no grad_fn to name)
     plain = adjit.tensor(data)
     assert float(adjit.jit(_chain(adjit))(plain)) == pytest.approx(float(_chain(adjit)(plain)))
+
+
+def test_writes_through_views_of_a_plain_tensor_reach_the_base():
+    def body(lib):
+        b = lib.zeros(2, 3)
+        b[0].fill_(1)
+        b[:, 1].masked_fill_(lib.tensor([True, False]), 5)
+        b.T[2].index_fill_(0, lib.tensor([1]), 7)
+        b[1].exp_()
+        return {"b": b}
+    t = _same(body)
+    assert t["b"][1] == 4
