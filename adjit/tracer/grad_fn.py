@@ -105,7 +105,9 @@ _SAVES_NOTHING = frozenset((
     "TransposeBackward0", "TBackward0", "ExpandBackward0", "AliasBackward0", "CloneBackward0",
     "CatBackward0", "StackBackward0", "ToCopyBackward0", "CumsumBackward0", "CopySlices",
     "UnbindBackward0", "IndexBackward0", "WhereBackward0", "MaxBackward0", "MinBackward0",
-    "AsStridedBackward0", "ZeroBackward0"))
+    "AsStridedBackward0", "ZeroBackward0", "FillBackward2", "FillBackward3",
+    # (these save the mask / index: save_extra)
+    "MaskedFillBackward0", "MaskedFillBackward1", "IndexFillBackward0", "IndexFillBackward1"))
 _RESULT_ONLY = frozenset((
     "ReluBackward0", "SoftmaxBackward0", "LogSoftmaxBackward0", "ReciprocalBackward0",
     "PowBackward2"))

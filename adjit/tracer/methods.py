@@ -154,6 +154,7 @@ def _inplace(prim, name, true_div=False):
                 w = np.asarray(other, v.dtype) if ok else None
             if ok and v.dtype.kind == "f":
                 if not v.flags.writeable:
+                    tensor_ops.refuse_overlap(self, v)
                     n.val = v = v.copy()
                 token = _fp_set(FP_QUIET)  # nan/inf silently (see adjit/_fp.py)
                 try:
@@ -188,6 +189,8 @@ def _write_back(self, n, res):
     `self` (whose node was `n`), with PyTorch's cast and shape checks; `self` then is that
     result (its grad_fn), sharing the mutated storage."""
     rv = res._n.val
+    if not n.val.flags.writeable:
+        tensor_ops.refuse_overlap(self, n.val)
     if rv.dtype != n.val.dtype and not np.can_cast(rv.dtype, n.val.dtype, "same_kind"):
         raise RuntimeError(f"result type {tensor_ops._tname(res)} can't be cast to the desired "
                            f"output type {tensor_ops._tname(self)}")

@@ -411,6 +411,9 @@ class Tensor:
     def zero_(self):
         self._inplace_check()
         n = self._n
+        if not n.val.flags.writeable:
+            from .tensor_ops import refuse_overlap
+            refuse_overlap(self, n.val)
         if n.rec is not None and n.requires_grad and STATE.grad_enabled:
             # PyTorch records ZeroBackward0: the tensor becomes a new result (zeros) whose
             # gradient to the old value is zero; the storage is written, as for any in-place op

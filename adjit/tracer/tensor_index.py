@@ -278,6 +278,7 @@ def setitem(self, idx, value):
     if not STATE.grad_enabled or not (n.requires_grad or value_rg):
         v = value._n.val if isinstance(value, Tensor) else value
         if not n.val.flags.writeable:
+            tensor_ops.refuse_overlap(self, n.val)
             n.val = n.val.copy()
         if isinstance(idx, Tensor) and idx._n.val.ndim == 0 and idx._n.val.dtype.kind in "iu":
             idx = int(idx)

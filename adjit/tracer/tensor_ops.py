@@ -500,6 +500,16 @@ def floordiv(a, b, reverse=False):
 
 
 # ---------------------------------------------------------------------------- in-place support
+def refuse_overlap(self, v):
+    """PyTorch refuses to write a view whose elements share memory (`b.expand(3, 4).sin_()`).
+    (A read-only array without a user view base, as a `.grad` adjit broadcast, is copied.)"""
+    if getattr(self, "_view_base", None) is not None and any(
+            st == 0 and d > 1 for st, d in zip(v.strides, v.shape)):
+        raise RuntimeError("unsupported operation: more than one element of the written-to "
+                           "tensor refers to a single memory location. Please clone() the "
+                           "tensor before performing the operation.")
+
+
 def write(n, value):
     """Store `value` into n's storage (shared with views, detach() and numpy())."""
     if not n.val.flags.writeable:

@@ -726,7 +726,8 @@ def _clamp_one(is_min):
         from .torch_composites import clamp
         out = clamp(self, min=bound) if is_min else clamp(self, max=bound)
         which = "Min" if is_min else "Max"
-        out._n.grad_fn = None
+        if hasattr(out._n, "grad_fn"):  # (a value traced by a transform has none)
+            out._n.grad_fn = None  # renamed below
         return _w(out._n, f"Clamp{which}Backward{1 if isinstance(bound, Tensor) else 0}",
                   self, *([bound] if isinstance(bound, Tensor) else []))
     f.__name__ = name
