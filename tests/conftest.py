@@ -9,6 +9,7 @@
   `import sweep`, `from test_tensor_vs_torch import check`, wherever the checkout lives and
   whatever the working directory.
 - Fixtures: `run_adjit` (the `adjit` command in a subprocess, see peers.run_adjit);
+  `auto_tier` (ADJIT_TIER=auto for one test: grad's eager tier, which native skips);
   `native_tier` (ADJIT_TIER=native for one test, subprocesses included: for tests of native
   code itself - compile counts, the disk cache, compile errors - which must hold whatever mode
   the suite runs in).
@@ -48,6 +49,14 @@ def pytest_unconfigure(config):
 
 def pytest_report_header(config):
     return f"adjit tier: ADJIT_TIER={os.environ.get('ADJIT_TIER') or '(unset: auto)'}"
+
+
+@pytest.fixture
+def auto_tier(monkeypatch):
+    """This test checks the tiers' default path (grad's eager tier for a small graph's first
+    calls), which ADJIT_TIER=native skips by design: it runs under auto whatever the suite's."""
+    monkeypatch.setenv("ADJIT_TIER", "auto")
+    monkeypatch.delenv("ADJIT_DISABLE_JIT", raising=False)
 
 
 @pytest.fixture

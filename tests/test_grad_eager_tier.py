@@ -14,6 +14,9 @@ from adjit.runtime import HOT_CALLS, interpreter
 from adjit.runtime.call import CompiledGraph
 from adjit.transforms import autodiff
 from peers import require
+
+# grad's eager tier, which ADJIT_TIER=native skips by design: these tests run under auto
+pytestmark = pytest.mark.usefixtures("auto_tier")
 from peers import central_diff as fd_grad
 
 

@@ -116,7 +116,7 @@ def test_a_traced_operation_runs_no_bind_dispatch_or_init_frames():
             np.testing.assert_array_equal(out[0]._n.val, op(np, X6))  # NumPy's bits
 
 
-def test_grad_call_frames_without_helpers():
+def test_grad_call_frames_without_helpers(auto_tier):
     """A grad call of f(x) = sum(sin(x) * x): the backward accumulates cotangents and reads
     operands inline (no `_accumulate` or list-comprehension frame per rule), the arithmetic of
     the rules is `bind` itself (no ops.mul frame), an array argument is flattened and rebuilt
