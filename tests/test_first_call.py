@@ -342,7 +342,7 @@ def test_plain_grad_cold_call_computes_the_forward_once(sin_calls, monkeypatch):
     np.testing.assert_allclose(adjit.grad(f)(x0[4:]), want, rtol=1e-12, atol=1e-14)
 
 
-def test_plain_grad_cold_call_peak_memory_is_numpys_by_hand():
+def test_plain_grad_cold_call_peak_memory_is_numpys_by_hand(auto_tier):
     """The first call of grad(f) without jit at 1M elements held the trace's forward values
     while the vjp graph computed them again: nine arrays of x's size at the peak against NumPy
     by hand's five. The adjoint now writes into the forward's dead buffers: the forward's."""
