@@ -87,7 +87,7 @@ def test_closure_guard_and_unused_input_against_finite_differences():
         np.testing.assert_array_equal(gy, np.zeros(3))
 
 
-def test_errors_name_the_users_line_in_the_eager_tier():
+def test_errors_name_the_users_line_in_the_eager_tier(auto_tier):
     """A rule that refuses (no derivative in betainc's a) names the equation's line."""
     sp = require("scipy.special")
 

@@ -92,7 +92,10 @@ def test_eager_and_structured_tiers_agree(src, monkeypatch):
     passes drop only exact identities: x*1, pow x 1, pow x 2 -> x*x, ...); against native code
     within the math library's ulp bounds (docs/codegen.md)."""
     monkeypatch.setenv("ADJIT_TIER", "interp")
-    df = adjit.grad(_fn(src, np, "agree-interp"))
+    # a structure of its own (a derived graph another test ran under another tier keeps its
+    # native code: the interpreted calls must be this tier's)
+    k = 1.0 + np.random.default_rng().uniform()
+    df = adjit.grad(_fn(f"({src}) * {k!r}", np, "agree-interp"))
     eager = autodiff.EAGER_STATS["calls"]
     got = [df(X) for _ in range(HOT_CALLS + 2)]
     assert autodiff.EAGER_STATS["calls"] - eager == HOT_CALLS - 1  # then 3 interpreted calls
