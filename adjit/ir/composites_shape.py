@@ -13,7 +13,7 @@ import numpy as np
 
 from . import composites
 from . import ops
-from .core import EAGER, REGISTRY, bind
+from .core import REGISTRY, bind
 
 
 def _ax(axis, nd):
@@ -208,9 +208,8 @@ def take_along_axis(x, idx, axis, negative=True):
         # fronts) becomes a position past the flat x, so the gather raises IndexError rather
         # than read a neighbouring row
         from .indexing import wrap_traced_index
-        if not negative and ib.trace is not EAGER:  # below -n: poisoned by index_wrap
-            ib = ops.select(ops.lt(ib, 0), ops.sub(ib, n), ib)
-        wrapped = wrap_traced_index(ib, n, int(np.prod(ops.shape(xb), dtype=np.int64)))
+        wrapped = wrap_traced_index(ib, n, int(np.prod(ops.shape(xb), dtype=np.int64)),
+                                    negative)
         pos = ops.add(ops.mul(wrapped, int(strides[axis])), base)
     return ops.gather(_flat(xb), pos, axis=0)
 

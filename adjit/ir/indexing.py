@@ -74,17 +74,21 @@ def index_bounds(a, n):
     return first_out_of_bounds(a, n), lo < 0
 
 
-def wrap_traced_index(i, n, poison):
+def wrap_traced_index(i, n, poison, negative=True):
     """A recorded integer index into an axis of size n, made non-negative for `gather`: i + n
     where -n <= i < 0. An index outside [-n, n) becomes `poison`, which callers choose at least
     as large as the axis the gather finally reads (the product of the merged indexed axes), so
     that gather rejects it on replay (IndexError in the interpreter, status 2 -> IndexError in
     native code) instead of wrapping it a second time or, once merged with the other indices
-    into one linear index, reading a neighbouring row. One `index_wrap` equation."""
+    into one linear index, reading a neighbouring row. One `index_wrap` equation.
+    negative=False (PyTorch's gather, index_select, scatter_add): a negative index recorded
+    for replay is out of range too (moved below -n first, so it is poisoned)."""
     i = ops.convert(i, "i64")
     n = int(n)
-    args = (i, n, max(int(poison), n))
     tr = i.trace
+    if not negative and tr is not EAGER:
+        i = ops.select(ops.lt(i, 0), ops.sub(i, n), i)
+    args = (i, n, max(int(poison), n))
     if type(i) is Node and tr.active and tr is not EAGER:
         # what `bind` records (at i's trace: n and the poison are literals), without its
         # search for the trace

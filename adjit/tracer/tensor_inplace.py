@@ -47,13 +47,10 @@ def inplace_of(name):
     def f(self, *args, **kwargs):
         self._inplace_check()
         n = self._n
-        src = self
         if refuse and n.requires_grad and STATE.grad_enabled:
             raise NotImplementedError(f"the derivative for 'inplace version of {name}' is not "
                                       "implemented.")
-        if args or kwargs:
-            if _needs_copy(n, (*args, *kwargs.values())):
-                src = Tensor._wrap(TapeNode(n.val.copy(), n.type, None, EAGER))
+        src = _copy_if_needed(self, *args, *kwargs.values())
         return _write_back(self, n, getattr(Tensor, name)(src, *args, **kwargs))
     f.__name__ = f.__qualname__ = name + "_"
     f.__doc__ = f"In-place `{name}`: the result written into this tensor's storage."
@@ -124,6 +121,8 @@ def _fill(self, value):
 
 
 def _copy_if_needed(self, *args):
+    """self, or a copy without history when the op's other operands require grad
+    (`_needs_copy`)."""
     n = self._n
     if _needs_copy(n, args):
         return Tensor._wrap(TapeNode(n.val.copy(), n.type, None, EAGER))
@@ -142,14 +141,21 @@ def _masked_fill(self, mask, value, inplace=False):
                  "but got tensor with {nd} dimension(s).", (mask, value), "Tensor mask, ")
     grad_fn = "MaskedFillBackward0" if val[1] is None else "MaskedFillBackward1"
     shp = tensor_ops.broadcast_shapes(self._n.type.shape, mask._n.type.shape)
+    # (MaskedFillBackward saves the mask)
+    return _fill_result(self, mask._n, val, grad_fn, mask._n, value, inplace, shp)
+
+
+def _fill_result(self, mask, val, grad_fn, saved, value, inplace, shape=None):
+    """masked_fill's and index_fill's result (`_filled`), its grad_fn saving `saved` (the
+    mask or the index); in place: written into self's storage."""
     if inplace:
         self._inplace_check()
         n = self._n
-        res = _filled(_copy_if_needed(self, value), mask._n, val, grad_fn, shp)
-        save_extra(res._n, [mask._n])  # MaskedFillBackward saves the mask
+        res = _filled(_copy_if_needed(self, value), mask, val, grad_fn, shape)
+        save_extra(res._n, [saved])
         return _write_back(self, n, res)
-    res = _filled(self, mask._n, val, grad_fn, shp)
-    save_extra(res._n, [mask._n])
+    res = _filled(self, mask, val, grad_fn, shape)
+    save_extra(res._n, [saved])
     return res
 
 
@@ -197,15 +203,8 @@ def _index_fill(self, dim, index, value, inplace=False):
                  "but got tensor with {nd} dimension(s).", (dim, index, value),
                  "int dim, Tensor index, ")
     grad_fn = "IndexFillBackward0" if val[1] is None else "IndexFillBackward1"
-    if inplace:
-        self._inplace_check()
-        n = self._n
-        res = _filled(_copy_if_needed(self, value), mask, val, grad_fn)
-        save_extra(res._n, [index._n])  # IndexFillBackward saves the index
-        return _write_back(self, n, res)
-    res = _filled(self, mask, val, grad_fn)
-    save_extra(res._n, [index._n])
-    return res
+    # (IndexFillBackward saves the index)
+    return _fill_result(self, mask, val, grad_fn, index._n, value, inplace)
 
 
 def masked_fill(self, mask, value):

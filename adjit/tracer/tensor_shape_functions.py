@@ -4,7 +4,6 @@ lower median, `sort` returns values and indices) and PyTorch 2.13's grad_fn name
 done by the node-level composites that the NumPy front uses (adjit/ir/composites_shape.py)."""
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -14,7 +13,7 @@ from ..ir import composites_shape as CS
 from ..ir import ops
 from ..ir.core import EAGER
 from .grad_fn import save_extra, tag, tag_outputs
-from .tensor import Tensor, shape_error
+from .tensor import Tensor
 from . import tensor_ops
 
 
@@ -479,8 +478,7 @@ def _flat_positions(xs, axis, index):
     idx, n = ops.convert(ops.reshape(index._n, ids), "i64"), xs[axis]
     if idx.trace is not EAGER:
         from ..ir.indexing import wrap_traced_index
-        idx = ops.select(ops.lt(idx, 0), ops.sub(idx, n), idx)  # (below -n: poisoned)
-        idx = wrap_traced_index(idx, n, int(np.prod(xs, dtype=np.int64)))
+        idx = wrap_traced_index(idx, n, int(np.prod(xs, dtype=np.int64)), negative=False)
     pos = ops.add(ops.mul(idx, int(strides[axis])), base)
     return ops.reshape(pos, (int(np.prod(ids, dtype=np.int64)),))
 
@@ -512,7 +510,7 @@ def index_select(self, dim, index):
     idx = ops.convert(ops.reshape(index._n, (k,)), "i64")
     if idx.trace is not EAGER:  # on replay a negative index is refused too
         from ..ir.indexing import wrap_traced_index
-        idx = wrap_traced_index(ops.select(ops.lt(idx, 0), ops.sub(idx, n), idx), n, n)
+        idx = wrap_traced_index(idx, n, n, negative=False)
     res = _w(ops.gather(self._n, idx, axis=axis), "IndexSelectBackward0", self)
     save_extra(res._n, [index._n])  # IndexSelectBackward0 saves the index
     return res
